@@ -1,0 +1,162 @@
+//! Site keys: generated on first start, stored only as Argon2 hashes, checked on join.
+//!
+//! A key is the secret part of a site's join link. The plaintext exists only in memory at
+//! generation time, in the printed links and in `<data>/join-links.txt` (mode 0600); the store
+//! keeps the hash. Keys never appear in logs.
+
+use crate::config::Settings;
+use crate::store::{Store, StoreError};
+use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use rand::RngCore;
+use std::path::Path;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccessError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("hashing a key failed: {0}")]
+    Hash(String),
+    #[error("writing join links to {path}: {reason}")]
+    Links { path: String, reason: String },
+}
+
+/// A join link for one site, as printed at first start.
+#[derive(Debug, Clone)]
+pub struct JoinLink {
+    pub site_id: String,
+    pub site_name: String,
+    pub url: String,
+}
+
+/// Makes sure every site has a key hash in the store. Sites with a fixed key in config get
+/// that key's hash; sites with neither get a fresh random key. Returns the links for the keys
+/// generated now (empty on later starts).
+pub fn provision_keys(settings: &Settings, store: &Store, base_url: &str) -> Result<Vec<JoinLink>, AccessError> {
+    let mut links = Vec::new();
+    for site in &settings.sites {
+        let fixed = settings.fixed_keys.iter().find(|(id, _)| id == &site.id).map(|(_, k)| k.clone());
+        let existing = store.key_hash(&site.id)?;
+        let key = match (fixed, existing) {
+            (Some(key), Some(hash)) if verify_key(&key, &hash) => continue,
+            (Some(key), _) => key,
+            (None, Some(_)) => continue,
+            (None, None) => {
+                let key = generate_key();
+                links.push(JoinLink { site_id: site.id.clone(), site_name: site.name.clone(), url: join_url(base_url, &site.id, &key) });
+                key
+            }
+        };
+        store.set_key_hash(&site.id, &hash_key(&key)?)?;
+    }
+    Ok(links)
+}
+
+pub fn join_url(base_url: &str, site_id: &str, key: &str) -> String {
+    // The key rides in the fragment: browsers never send it to the server in the request line,
+    // so it stays out of access logs and Referer headers.
+    format!("{base_url}/site/{site_id}#key={key}")
+}
+
+/// 128 bits of randomness, hex-encoded.
+pub fn generate_key() -> String {
+    let mut bytes = [0u8; 16];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+pub fn hash_key(key: &str) -> Result<String, AccessError> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(key.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| AccessError::Hash(e.to_string()))
+}
+
+pub fn verify_key(key: &str, hash: &str) -> bool {
+    match PasswordHash::new(hash) {
+        Ok(parsed) => Argon2::default().verify_password(key.as_bytes(), &parsed).is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// Writes the links to `<dir>/join-links.txt`, readable by the owner only.
+pub fn write_links_file(dir: &Path, title: &str, links: &[JoinLink]) -> Result<(), AccessError> {
+    use std::io::Write;
+    let path = dir.join("join-links.txt");
+    let err = |e: std::io::Error| AccessError::Links { path: path.display().to_string(), reason: e.to_string() };
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(&path).map_err(err)?;
+    writeln!(f, "# {title}: đường dẫn tham gia của từng điểm cầu (giữ bí mật) / join links (keep secret)").map_err(err)?;
+    for l in links {
+        writeln!(f, "{}\t{}\t{}", l.site_id, l.site_name, l.url).map_err(err)?;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_verifies_against_its_hash_and_nothing_else_does() {
+        let key = generate_key();
+        assert_eq!(key.len(), 32);
+        let hash = hash_key(&key).unwrap();
+        assert!(!hash.contains(&key));
+        assert!(verify_key(&key, &hash));
+        assert!(!verify_key(&generate_key(), &hash));
+        assert!(!verify_key(&key, "not-a-hash"));
+    }
+
+    #[test]
+    fn keys_are_generated_once_and_fixed_keys_are_honoured() {
+        let dir = std::env::temp_dir().join(format!("diemcau-access-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let settings = crate::config::Settings::from_toml(
+            r#"
+            [conference]
+            title = "t"
+            [[sites]]
+            id = "hq"
+            name = "HQ"
+            role = "chair"
+            key = "0123456789abcdef-fixed"
+            [[sites]]
+            id = "hang-gai"
+            name = "Cụm Hàng Gai"
+            role = "site"
+            "#,
+        )
+        .unwrap();
+        let store = Store::open(&dir).unwrap();
+        let links = provision_keys(&settings, &store, "https://localhost:8443").unwrap();
+        assert_eq!(links.len(), 1, "only the site without a fixed key gets a generated link");
+        assert_eq!(links[0].site_id, "hang-gai");
+        let key = links[0].url.split("#key=").nth(1).unwrap();
+        assert!(verify_key(key, &store.key_hash("hang-gai").unwrap().unwrap()));
+        assert!(verify_key("0123456789abcdef-fixed", &store.key_hash("hq").unwrap().unwrap()));
+        // Second start: nothing new is generated, the old key still works.
+        assert!(provision_keys(&settings, &store, "https://localhost:8443").unwrap().is_empty());
+        assert!(verify_key(key, &store.key_hash("hang-gai").unwrap().unwrap()));
+        write_links_file(&dir, "t", &links).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.join("join-links.txt")).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

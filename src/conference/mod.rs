@@ -1,0 +1,11 @@
+//! The conference: one actor task owns who holds each site's seat.
+//!
+//! Others talk to it through a clonable [`ConferenceHandle`]. The actor never touches media
+//! or sockets directly: it answers commands, pushes protocol messages into each session's
+//! outbox, and records events in the store off its own task.
+
+mod actor;
+mod handle;
+
+pub use actor::spawn;
+pub use handle::{ConferenceHandle, JoinRefused, Seat};

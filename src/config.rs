@@ -1,0 +1,345 @@
+//! Typed configuration, read from TOML and validated once at start.
+//!
+//! Everything else receives a [`Config`] that is known to be consistent: unique site ids,
+//! exactly one chair, valid addresses. Validation errors name the offending site or field so
+//! an operator can fix the file without reading code.
+
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub tls: TlsConfig,
+    #[serde(default)]
+    pub media: MediaConfig,
+    pub conference: ConferenceConfig,
+    pub sites: Vec<SiteConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// `ip:port` the HTTPS/WebSocket server listens on; port 0 picks a free one.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Base URL put in join links; empty means `https://localhost:<bound port>`.
+    #[serde(default)]
+    pub public_url: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self { listen: default_listen(), public_url: String::new() }
+    }
+}
+
+fn default_listen() -> String {
+    "0.0.0.0:8443".to_string()
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain; with `key`, replaces the generated self-signed certificate.
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaConfig {
+    /// IP the media sockets bind to; empty = the listen IP.
+    #[serde(default)]
+    pub bind_ip: String,
+    /// Public IP advertised in ICE candidates (1:1 NAT); empty = none.
+    #[serde(default)]
+    pub public_ip: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConferenceConfig {
+    pub title: String,
+}
+
+/// A bridge point as configured.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteConfig {
+    pub id: String,
+    pub name: String,
+    pub role: String,
+    /// Optional fixed join key; when absent the server generates one on first start.
+    #[serde(default)]
+    pub key: Option<String>,
+}
+
+/// What a site may do; decided by config, enforced by the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Chair,
+    Site,
+}
+
+/// A validated site: id, display name and role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Site {
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+}
+
+/// Configuration after validation: what the rest of the server works with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub public_url: Option<String>,
+    pub tls: TlsConfig,
+    /// Media bind IP given in config; `None` follows the listen IP.
+    pub media_bind_ip: Option<IpAddr>,
+    pub media_public_ip: Option<IpAddr>,
+    pub title: String,
+    /// Sites in config order; a site's index here is its compact id on the media path.
+    pub sites: Vec<Site>,
+    /// Fixed keys from config, by site id.
+    pub fixed_keys: Vec<(String, String)>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error("config file is not valid TOML: {0}")]
+    Parse(String),
+    #[error("bad address {field} = {value:?}: {reason}")]
+    BadAddress { field: &'static str, value: String, reason: String },
+    #[error("duplicate site id {0:?}: every site needs its own id")]
+    DuplicateSite(String),
+    #[error("site {site:?} has unknown role {role:?} (expected \"chair\" or \"site\")")]
+    UnknownRole { site: String, role: String },
+    #[error("site id {0:?} is invalid: use lowercase letters, digits and '-' (1-40 characters)")]
+    BadSiteId(String),
+    #[error("site {0:?} has an empty name")]
+    EmptyName(String),
+    #[error("the configuration needs exactly one site with role \"chair\" (found {0})")]
+    ChairCount(usize),
+    #[error("site {0:?} has a key shorter than 16 characters")]
+    WeakKey(String),
+    #[error("tls: give both cert and key, or neither")]
+    TlsHalf,
+    #[error("the configuration has no sites")]
+    NoSites,
+}
+
+impl Settings {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Self::from_toml(&text)
+    }
+
+    /// Parses and validates config text.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let raw: Config = toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        raw.validate()
+    }
+
+    /// The IP media sockets bind to: the configured one, else the listen IP.
+    pub fn media_bind_ip(&self) -> IpAddr {
+        self.media_bind_ip.unwrap_or(self.listen.ip())
+    }
+
+    /// The index of a site on the media path, if configured.
+    pub fn site_index(&self, id: &str) -> Option<usize> {
+        self.sites.iter().position(|s| s.id == id)
+    }
+}
+
+impl Config {
+    pub fn validate(self) -> Result<Settings, ConfigError> {
+        let listen: SocketAddr = self.server.listen.parse().map_err(|e: std::net::AddrParseError| {
+            ConfigError::BadAddress { field: "server.listen", value: self.server.listen.clone(), reason: e.to_string() }
+        })?;
+        let media_bind_ip = match self.media.bind_ip.trim() {
+            "" => None,
+            ip => Some(parse_ip_or("media.bind_ip", ip, listen.ip())?),
+        };
+        let media_public_ip = match self.media.public_ip.trim() {
+            "" => None,
+            ip => Some(parse_ip_or("media.public_ip", ip, listen.ip())?),
+        };
+        if self.tls.cert.is_some() != self.tls.key.is_some() {
+            return Err(ConfigError::TlsHalf);
+        }
+        if self.sites.is_empty() {
+            return Err(ConfigError::NoSites);
+        }
+        let mut seen = HashSet::new();
+        let mut sites = Vec::with_capacity(self.sites.len());
+        let mut fixed_keys = Vec::new();
+        for s in self.sites {
+            if !valid_site_id(&s.id) {
+                return Err(ConfigError::BadSiteId(s.id));
+            }
+            if !seen.insert(s.id.clone()) {
+                return Err(ConfigError::DuplicateSite(s.id));
+            }
+            if s.name.trim().is_empty() {
+                return Err(ConfigError::EmptyName(s.id));
+            }
+            let role = match s.role.as_str() {
+                "chair" => Role::Chair,
+                "site" => Role::Site,
+                other => return Err(ConfigError::UnknownRole { site: s.id, role: other.to_string() }),
+            };
+            if let Some(key) = s.key {
+                if key.len() < 16 {
+                    return Err(ConfigError::WeakKey(s.id));
+                }
+                fixed_keys.push((s.id.clone(), key));
+            }
+            sites.push(Site { id: s.id, name: s.name, role });
+        }
+        let chairs = sites.iter().filter(|s| s.role == Role::Chair).count();
+        if chairs != 1 {
+            return Err(ConfigError::ChairCount(chairs));
+        }
+        let public_url = Some(self.server.public_url.trim().trim_end_matches('/').to_string()).filter(|u| !u.is_empty());
+        Ok(Settings {
+            listen,
+            public_url,
+            tls: self.tls,
+            media_bind_ip,
+            media_public_ip,
+            title: self.conference.title,
+            sites,
+            fixed_keys,
+        })
+    }
+}
+
+fn parse_ip_or(field: &'static str, value: &str, default: IpAddr) -> Result<IpAddr, ConfigError> {
+    match value.trim() {
+        "" => Ok(default),
+        v => v.parse().map_err(|e: std::net::AddrParseError| ConfigError::BadAddress {
+            field,
+            value: v.to_string(),
+            reason: e.to_string(),
+        }),
+    }
+}
+
+/// Site ids appear in URLs, logs and SQL: keep them plain.
+fn valid_site_id(id: &str) -> bool {
+    (1..=40).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+        [conference]
+        title = "Hội nghị"
+        [[sites]]
+        id = "hq"
+        name = "Trụ sở"
+        role = "chair"
+        [[sites]]
+        id = "hang-gai"
+        name = "Cụm Hàng Gai"
+        role = "site"
+    "#;
+
+    #[test]
+    fn bundled_default_config_is_valid_and_names_six_sites() {
+        let text = include_str!("../config/default.toml");
+        let s = Settings::from_toml(text).expect("default config must validate");
+        let ids: Vec<_> = s.sites.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["hq", "cua-nam", "hang-bai", "hang-gai", "trang-tien", "hang-dao"]);
+        assert_eq!(s.sites[0].name, "Trụ sở Quận ủy – 21 Bà Triệu");
+        assert_eq!(s.sites[0].role, Role::Chair);
+        assert!(s.sites[1..].iter().all(|s| s.role == Role::Site));
+        assert_eq!(s.sites[5].name, "Cụm Hàng Đào");
+        assert_eq!(s.listen, "0.0.0.0:8443".parse::<SocketAddr>().unwrap());
+        assert!(s.fixed_keys.is_empty(), "default config must not ship keys");
+    }
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let s = Settings::from_toml(MINIMAL).unwrap();
+        assert_eq!(s.listen.port(), 8443);
+        assert_eq!(s.media_bind_ip(), s.listen.ip());
+        assert_eq!(s.media_public_ip, None);
+        assert_eq!(s.site_index("hang-gai"), Some(1));
+        assert_eq!(s.site_index("nowhere"), None);
+    }
+
+    #[test]
+    fn duplicate_site_id_is_refused() {
+        let text = format!("{MINIMAL}\n[[sites]]\nid = \"hang-gai\"\nname = \"x\"\nrole = \"site\"\n");
+        assert_eq!(Settings::from_toml(&text).unwrap_err(), ConfigError::DuplicateSite("hang-gai".into()));
+    }
+
+    #[test]
+    fn unknown_role_is_refused_with_the_site_named() {
+        let text = MINIMAL.replace("role = \"site\"", "role = \"observer\"");
+        assert_eq!(
+            Settings::from_toml(&text).unwrap_err(),
+            ConfigError::UnknownRole { site: "hang-gai".into(), role: "observer".into() }
+        );
+    }
+
+    #[test]
+    fn bad_listen_address_is_refused() {
+        let text = format!("[server]\nlisten = \"localhost:99999\"\n{MINIMAL}");
+        match Settings::from_toml(&text).unwrap_err() {
+            ConfigError::BadAddress { field, value, .. } => {
+                assert_eq!(field, "server.listen");
+                assert_eq!(value, "localhost:99999");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn bad_media_ip_is_refused() {
+        let text = format!("[media]\npublic_ip = \"1.2.3\"\n{MINIMAL}");
+        assert!(matches!(Settings::from_toml(&text), Err(ConfigError::BadAddress { field: "media.public_ip", .. })));
+    }
+
+    #[test]
+    fn exactly_one_chair_is_required() {
+        let text = MINIMAL.replace("role = \"chair\"", "role = \"site\"");
+        assert_eq!(Settings::from_toml(&text).unwrap_err(), ConfigError::ChairCount(0));
+    }
+
+    #[test]
+    fn site_ids_must_be_url_safe() {
+        let text = MINIMAL.replace("id = \"hang-gai\"", "id = \"Hàng Gai\"");
+        assert_eq!(Settings::from_toml(&text).unwrap_err(), ConfigError::BadSiteId("Hàng Gai".into()));
+    }
+
+    #[test]
+    fn short_fixed_keys_are_refused() {
+        let text = MINIMAL.replace("role = \"site\"", "role = \"site\"\nkey = \"short\"");
+        assert_eq!(Settings::from_toml(&text).unwrap_err(), ConfigError::WeakKey("hang-gai".into()));
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let text = MINIMAL.replace("title = \"Hội nghị\"", "title = \"Hội nghị\"\ntitel = \"typo\"");
+        assert!(matches!(Settings::from_toml(&text), Err(ConfigError::Parse(_))));
+    }
+}

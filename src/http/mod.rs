@@ -1,0 +1,106 @@
+//! The HTTP face of the bridge: pages, static assets, REST and the WebSocket upgrade.
+//!
+//! [`app`] builds the router from shared state so tests can drive it without a socket.
+
+pub mod tls;
+
+use crate::server::Bridge;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use rust_embed::RustEmbed;
+use std::sync::Arc;
+
+/// The web client, compiled into the binary.
+#[derive(RustEmbed)]
+#[folder = "web/"]
+struct Assets;
+
+/// WebSocket frames above this are refused by the socket layer itself (connection closed);
+/// between [`crate::signal::protocol::MAX_MESSAGE_BYTES`] and this, the session replies
+/// `too_large` and carries on.
+const WS_FRAME_LIMIT: usize = 1024 * 1024;
+
+pub fn app(bridge: Arc<Bridge>) -> Router {
+    Router::new()
+        .route("/", get(|| async { asset("index.html") }))
+        .route("/site/{id}", get(site_page))
+        .route("/api/health", get(health))
+        .route("/api/sites", get(sites))
+        .route("/ws", get(ws))
+        .route("/{*path}", get(|Path(path): Path<String>| async move { asset(&path) }))
+        .with_state(bridge)
+}
+
+fn asset(path: &str) -> Response {
+    match Assets::get(path) {
+        Some(file) => {
+            let mime = mime_guess::from_path(path).first_or_octet_stream();
+            let mut resp = (StatusCode::OK, file.data.into_owned()).into_response();
+            let ct = if mime.type_() == "text" || mime.subtype() == "javascript" || mime.subtype() == "json" {
+                format!("{}; charset=utf-8", mime.essence_str())
+            } else {
+                mime.essence_str().to_string()
+            };
+            if let Ok(v) = HeaderValue::from_str(&ct) {
+                resp.headers_mut().insert(header::CONTENT_TYPE, v);
+            }
+            resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            resp
+        }
+        None => (StatusCode::NOT_FOUND, "không tìm thấy / not found").into_response(),
+    }
+}
+
+async fn site_page(State(bridge): State<Arc<Bridge>>, Path(id): Path<String>) -> Response {
+    if bridge.settings.site_index(&id).is_some() {
+        asset("site.html")
+    } else {
+        (StatusCode::NOT_FOUND, format!("không có điểm cầu \"{id}\" / no site \"{id}\"")).into_response()
+    }
+}
+
+#[derive(serde::Serialize)]
+struct PublicSite<'a> {
+    id: &'a str,
+    name: &'a str,
+    role: crate::config::Role,
+}
+
+#[derive(serde::Serialize)]
+struct SitesReply<'a> {
+    title: &'a str,
+    sites: Vec<PublicSite<'a>>,
+}
+
+async fn sites(State(bridge): State<Arc<Bridge>>) -> Response {
+    let s = &bridge.settings;
+    Json(SitesReply {
+        title: &s.title,
+        sites: s.sites.iter().map(|x| PublicSite { id: &x.id, name: &x.name, role: x.role }).collect(),
+    })
+    .into_response()
+}
+
+async fn health(State(bridge): State<Arc<Bridge>>) -> Response {
+    let sites = bridge.conference.presence().await;
+    Json(serde_json::json!({
+        "status": "ok",
+        "version": crate::VERSION,
+        "uptime_s": bridge.started.elapsed().as_secs(),
+        "conference": bridge.settings.title,
+        "sites": sites,
+        "media": bridge.peers.router.counters(),
+    }))
+    .into_response()
+}
+
+async fn ws(State(bridge): State<Arc<Bridge>>, upgrade: WebSocketUpgrade) -> Response {
+    upgrade
+        .max_message_size(WS_FRAME_LIMIT)
+        .max_frame_size(WS_FRAME_LIMIT)
+        .on_upgrade(move |socket| crate::signal::session::run(socket, bridge))
+}

@@ -1,0 +1,25 @@
+//! Điểm Cầu: a video-conference bridge for chaired multi-site meetings.
+//!
+//! One process serves the web client, the WebSocket signalling and a selective forwarding
+//! unit (SFU): every site sends its camera and microphone once, the server forwards them to
+//! the other sites. The modules are named by the domain:
+//! - [`config`]: the typed, validated configuration (sites, roles, addresses);
+//! - [`conference`]: the conference actor, the single owner of who is present;
+//! - [`signal`]: the WebSocket protocol (typed messages) and one task per socket;
+//! - [`peer`]: one WebRTC PeerConnection per site, the only module that drives webrtc-rs;
+//! - [`media`]: the routing table and the RTP forwarding path between peers;
+//! - [`store`]: the embedded SQLite file (site key hashes, event log);
+//! - [`http`]: the axum router (pages, REST, WebSocket upgrade) and TLS.
+
+pub mod access;
+pub mod conference;
+pub mod config;
+pub mod http;
+pub mod media;
+pub mod peer;
+pub mod server;
+pub mod signal;
+pub mod store;
+
+/// The version printed in logs and reported by `GET /api/health`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,41 @@
+//! The forwarding path: which site receives whom, and moving RTP between peers.
+//!
+//! The [`router::Router`] publishes an immutable route table (an `ArcSwap`); every packet a
+//! site sends is offered to each receiving site's bounded queue with one lock-free load of
+//! that table. Control changes (a site joins, a site is muted) build a new table under a
+//! short `std::sync::Mutex` that the packet path never takes. [`rewrite`] makes a forwarded
+//! stream look like one continuous stream to its receiver (SSRC, payload type, sequence
+//! numbers and timestamps across publisher changes).
+//!
+//! Nothing here owns a PeerConnection: `peer/` reads packets from webrtc-rs and writes them.
+
+pub mod rewrite;
+pub mod router;
+
+pub use rtc::rtp::Packet as RtpPacket;
+pub use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec as Codec;
+
+/// The two media kinds a site sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Audio,
+    Video,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Audio => "audio",
+            Kind::Video => "video",
+        }
+    }
+
+    /// Dense index (audio 0, video 1) for per-site arrays on the packet path.
+    pub fn index(self) -> usize {
+        match self {
+            Kind::Audio => 0,
+            Kind::Video => 1,
+        }
+    }
+}

@@ -1,0 +1,296 @@
+//! The route table and the per-packet forwarding decision.
+//!
+//! Sources (a site's published audio or video) and sinks (a site's receiving queue) register
+//! here, each under a generation number so that a replaced site's late unregister cannot
+//! remove its successor. The packet path (`forward`) loads the current [`RouteTable`] once
+//! and offers the packet to each sink with `try_send`: a slow receiver loses its own packets
+//! (counted), it never slows the publisher or the other receivers.
+
+use super::{Codec, Kind, RtpPacket};
+use arc_swap::ArcSwap;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, watch};
+
+/// Depth of each receiver's queue, in packets (≈ 0.5 s of a 6-site meeting's video).
+pub const SINK_QUEUE_PACKETS: usize = 1024;
+
+/// A packet on its way to one receiver.
+#[derive(Debug)]
+pub struct SinkPacket {
+    pub source: usize,
+    pub kind: Kind,
+    pub packet: RtpPacket,
+}
+
+/// A published stream, as peers see it when deciding what to receive.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceInfo {
+    pub site: usize,
+    pub kind: Kind,
+    pub codec: Codec,
+}
+
+/// The immutable snapshot the packet path reads.
+#[derive(Debug, Default)]
+pub struct RouteTable {
+    sinks: Vec<(usize, mpsc::Sender<SinkPacket>)>,
+    /// Per site: its audio is not forwarded (server-enforced mute).
+    audio_blocked: Vec<bool>,
+}
+
+/// Counters of the forwarding path, readable at any time.
+#[derive(Debug, Default)]
+pub struct MediaCounters {
+    pub received_packets: AtomicU64,
+    pub forwarded_packets: AtomicU64,
+    pub dropped_queue_full: AtomicU64,
+    pub blocked_muted: AtomicU64,
+    pub keyframe_requests: AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct CounterSnapshot {
+    pub received_packets: u64,
+    pub forwarded_packets: u64,
+    pub dropped_queue_full: u64,
+    pub blocked_muted: u64,
+    pub keyframe_requests: u64,
+}
+
+struct SourceEntry {
+    generation: u64,
+    codec: Codec,
+    keyframe: mpsc::Sender<()>,
+}
+
+#[derive(Default)]
+struct Control {
+    sinks: HashMap<usize, (u64, mpsc::Sender<SinkPacket>)>,
+    sources: HashMap<(usize, Kind), SourceEntry>,
+    audio_blocked: Vec<bool>,
+}
+
+/// Cheap to clone; one per bridge.
+#[derive(Clone)]
+pub struct Router {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    routes: ArcSwap<RouteTable>,
+    control: Mutex<Control>,
+    sources_tx: watch::Sender<Arc<Vec<SourceInfo>>>,
+    counters: MediaCounters,
+    next_generation: AtomicU64,
+}
+
+impl Router {
+    pub fn new(site_count: usize) -> Self {
+        let control = Control { audio_blocked: vec![false; site_count], ..Default::default() };
+        let (sources_tx, _) = watch::channel(Arc::new(Vec::new()));
+        Router {
+            inner: Arc::new(Inner {
+                routes: ArcSwap::from_pointee(RouteTable { sinks: Vec::new(), audio_blocked: vec![false; site_count] }),
+                control: Mutex::new(control),
+                sources_tx,
+                counters: MediaCounters::default(),
+                next_generation: AtomicU64::new(1),
+            }),
+        }
+    }
+
+    /// A fresh generation number for one peer's registrations.
+    pub fn next_generation(&self) -> u64 {
+        self.inner.next_generation.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The published streams; changes whenever a source appears or goes.
+    pub fn sources(&self) -> watch::Receiver<Arc<Vec<SourceInfo>>> {
+        self.inner.sources_tx.subscribe()
+    }
+
+    /// Registers `site` as a receiver and returns its queue. Replaces an older registration.
+    pub fn register_sink(&self, site: usize, generation: u64) -> mpsc::Receiver<SinkPacket> {
+        let (tx, rx) = mpsc::channel(SINK_QUEUE_PACKETS);
+        let mut c = self.lock();
+        c.sinks.insert(site, (generation, tx));
+        self.publish_routes(&c);
+        rx
+    }
+
+    pub fn unregister_sink(&self, site: usize, generation: u64) {
+        let mut c = self.lock();
+        if c.sinks.get(&site).is_some_and(|(g, _)| *g == generation) {
+            c.sinks.remove(&site);
+            self.publish_routes(&c);
+        }
+    }
+
+    /// Registers a published stream. `keyframe` receives a unit for each keyframe request.
+    pub fn register_source(&self, site: usize, kind: Kind, generation: u64, codec: Codec, keyframe: mpsc::Sender<()>) {
+        let mut c = self.lock();
+        c.sources.insert((site, kind), SourceEntry { generation, codec, keyframe });
+        self.publish_sources(&c);
+    }
+
+    pub fn unregister_source(&self, site: usize, kind: Kind, generation: u64) {
+        let mut c = self.lock();
+        if c.sources.get(&(site, kind)).is_some_and(|e| e.generation == generation) {
+            c.sources.remove(&(site, kind));
+            self.publish_sources(&c);
+        }
+    }
+
+    /// Server-enforced audio mute: while blocked, none of `site`'s audio packets is forwarded.
+    pub fn set_audio_blocked(&self, site: usize, blocked: bool) {
+        let mut c = self.lock();
+        if let Some(b) = c.audio_blocked.get_mut(site) {
+            *b = blocked;
+        }
+        self.publish_routes(&c);
+    }
+
+    /// Asks the publisher of `site`'s video for a keyframe (the publisher rate-limits).
+    pub fn request_keyframe(&self, site: usize) {
+        let c = self.lock();
+        if let Some(e) = c.sources.get(&(site, Kind::Video)) {
+            if e.keyframe.try_send(()).is_ok() {
+                self.inner.counters.keyframe_requests.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The packet path: offer one packet from `source` to every other receiving site.
+    pub fn forward(&self, source: usize, kind: Kind, packet: RtpPacket) {
+        let counters = &self.inner.counters;
+        counters.received_packets.fetch_add(1, Ordering::Relaxed);
+        let table = self.inner.routes.load();
+        if kind == Kind::Audio && table.audio_blocked.get(source).copied().unwrap_or(false) {
+            counters.blocked_muted.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let mut forwarded = 0;
+        let mut dropped = 0;
+        for (site, tx) in table.sinks.iter() {
+            if *site == source {
+                continue;
+            }
+            match tx.try_send(SinkPacket { source, kind, packet: packet.clone() }) {
+                Ok(()) => forwarded += 1,
+                Err(mpsc::error::TrySendError::Full(_)) => dropped += 1,
+                Err(mpsc::error::TrySendError::Closed(_)) => {}
+            }
+        }
+        counters.forwarded_packets.fetch_add(forwarded, Ordering::Relaxed);
+        if dropped > 0 {
+            counters.dropped_queue_full.fetch_add(dropped, Ordering::Relaxed);
+        }
+    }
+
+    pub fn counters(&self) -> CounterSnapshot {
+        let c = &self.inner.counters;
+        CounterSnapshot {
+            received_packets: c.received_packets.load(Ordering::Relaxed),
+            forwarded_packets: c.forwarded_packets.load(Ordering::Relaxed),
+            dropped_queue_full: c.dropped_queue_full.load(Ordering::Relaxed),
+            blocked_muted: c.blocked_muted.load(Ordering::Relaxed),
+            keyframe_requests: c.keyframe_requests.load(Ordering::Relaxed),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Control> {
+        self.inner.control.lock().expect("router control mutex poisoned")
+    }
+
+    fn publish_routes(&self, c: &Control) {
+        let mut sinks: Vec<_> = c.sinks.iter().map(|(site, (_, tx))| (*site, tx.clone())).collect();
+        sinks.sort_by_key(|(site, _)| *site);
+        self.inner.routes.store(Arc::new(RouteTable { sinks, audio_blocked: c.audio_blocked.clone() }));
+    }
+
+    fn publish_sources(&self, c: &Control) {
+        let mut list: Vec<SourceInfo> =
+            c.sources.iter().map(|((site, kind), e)| SourceInfo { site: *site, kind: *kind, codec: e.codec.clone() }).collect();
+        list.sort_by_key(|s| (s.site, s.kind));
+        self.inner.sources_tx.send_replace(Arc::new(list));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn packet(seq: u16) -> RtpPacket {
+        let mut p = RtpPacket::default();
+        p.header.sequence_number = seq;
+        p
+    }
+
+    fn opus() -> Codec {
+        Codec { mime_type: "audio/opus".into(), clock_rate: 48_000, channels: 2, ..Default::default() }
+    }
+
+    #[test]
+    fn a_packet_reaches_every_receiver_but_its_sender() {
+        let router = Router::new(3);
+        let mut rx0 = router.register_sink(0, 1);
+        let mut rx1 = router.register_sink(1, 2);
+        let mut rx2 = router.register_sink(2, 3);
+        router.forward(0, Kind::Video, packet(9));
+        assert!(rx0.try_recv().is_err(), "no echo to the sender");
+        assert_eq!(rx1.try_recv().unwrap().packet.header.sequence_number, 9);
+        let p = rx2.try_recv().unwrap();
+        assert_eq!((p.source, p.kind), (0, Kind::Video));
+        assert_eq!(router.counters().forwarded_packets, 2);
+    }
+
+    #[test]
+    fn blocked_audio_is_not_forwarded_but_video_is() {
+        let router = Router::new(2);
+        let mut rx1 = router.register_sink(1, 1);
+        router.set_audio_blocked(0, true);
+        router.forward(0, Kind::Audio, packet(1));
+        router.forward(0, Kind::Video, packet(2));
+        assert_eq!(rx1.try_recv().unwrap().kind, Kind::Video);
+        assert!(rx1.try_recv().is_err());
+        assert_eq!(router.counters().blocked_muted, 1);
+        router.set_audio_blocked(0, false);
+        router.forward(0, Kind::Audio, packet(3));
+        assert_eq!(rx1.try_recv().unwrap().kind, Kind::Audio);
+    }
+
+    #[test]
+    fn a_full_receiver_loses_its_own_packets_only() {
+        let router = Router::new(3);
+        let _slow = router.register_sink(1, 1);
+        let mut fast = router.register_sink(2, 2);
+        for i in 0..(SINK_QUEUE_PACKETS + 10) as u16 {
+            router.forward(0, Kind::Video, packet(i));
+            assert!(fast.try_recv().is_ok());
+        }
+        assert_eq!(router.counters().dropped_queue_full, 10);
+    }
+
+    #[test]
+    fn a_replaced_registration_survives_its_predecessors_unregister() {
+        let router = Router::new(2);
+        let _old = router.register_sink(1, 1);
+        let mut new = router.register_sink(1, 2);
+        router.unregister_sink(1, 1);
+        router.forward(0, Kind::Audio, packet(1));
+        assert!(new.try_recv().is_ok());
+
+        let (kf_old, _) = mpsc::channel(1);
+        let (kf_new, mut kf_new_rx) = mpsc::channel(1);
+        router.register_source(0, Kind::Video, 1, opus(), kf_old);
+        router.register_source(0, Kind::Video, 2, opus(), kf_new);
+        router.unregister_source(0, Kind::Video, 1);
+        assert_eq!(router.sources().borrow().len(), 1);
+        router.request_keyframe(0);
+        assert!(kf_new_rx.try_recv().is_ok());
+        router.unregister_source(0, Kind::Video, 2);
+        assert!(router.sources().borrow().is_empty());
+    }
+}

@@ -1,0 +1,75 @@
+//! Building one server-side PeerConnection: codecs, interceptors, sockets.
+//!
+//! Only Opus and VP8 are offered, without RTX: every site then publishes the same codecs, so
+//! any publisher's packets can be forwarded to any receiver as they are. Retransmissions are
+//! answered from the NACK interceptor's buffer on each outgoing leg.
+
+use super::tap::KeyframeTap;
+use rtc::interceptor::Slot;
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
+use rtc::rtp_transceiver::rtp_sender::{RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use webrtc::peer_connection::{
+    register_default_interceptors, MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
+    RTCConfigurationBuilder, RTCIceCandidateType, Registry, SettingEngineBuilder,
+};
+
+/// Where media sockets bind and what address is advertised.
+#[derive(Debug, Clone)]
+pub struct MediaNetwork {
+    pub bind_ip: IpAddr,
+    pub public_ip: Option<IpAddr>,
+}
+
+pub fn opus() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_OPUS.to_owned(),
+        clock_rate: 48_000,
+        channels: 2,
+        sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
+        rtcp_feedback: vec![],
+    }
+}
+
+pub fn vp8() -> RTCRtpCodec {
+    let fb = |typ: &str, parameter: &str| RTCPFeedback { typ: typ.to_owned(), parameter: parameter.to_owned() };
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_VP8.to_owned(),
+        clock_rate: 90_000,
+        channels: 0,
+        sdp_fmtp_line: String::new(),
+        rtcp_feedback: vec![fb("ccm", "fir"), fb("nack", ""), fb("nack", "pli")],
+    }
+}
+
+pub async fn build(
+    net: &MediaNetwork,
+    handler: Arc<dyn PeerConnectionEventHandler>,
+    keyframe_requests: mpsc::UnboundedSender<u32>,
+) -> webrtc::error::Result<Arc<dyn PeerConnection>> {
+    let mut media_engine = MediaEngine::default();
+    media_engine.register_codec(RTCRtpCodecParameters { rtp_codec: opus(), payload_type: 111 }, RtpCodecKind::Audio)?;
+    media_engine.register_codec(RTCRtpCodecParameters { rtp_codec: vp8(), payload_type: 96 }, RtpCodecKind::Video)?;
+    let registry = register_default_interceptors(Registry::new(), &mut media_engine)?;
+    // Last in the chain, so it sees inbound RTCP after every other interceptor.
+    let registry = registry.with(Slot::from(14_000), KeyframeTap::new(keyframe_requests));
+
+    let mut settings = SettingEngineBuilder::new()
+        .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
+        .with_include_loopback_candidate(net.bind_ip.is_loopback());
+    if let Some(ip) = net.public_ip {
+        settings = settings.with_nat_1to1_ips(vec![ip.to_string()], RTCIceCandidateType::Host);
+    }
+    let pc = PeerConnectionBuilder::new()
+        .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_media_engine(media_engine)
+        .with_setting_engine(settings.build())
+        .with_interceptor_registry(registry)
+        .with_handler(handler)
+        .with_udp_addrs(vec![SocketAddr::new(net.bind_ip, 0).to_string()])
+        .build()
+        .await?;
+    Ok(Arc::new(pc))
+}

@@ -1,0 +1,548 @@
+//! One WebRTC PeerConnection per joined site: the only module that drives webrtc-rs.
+//!
+//! A peer is a task that owns its PeerConnection and everything negotiated on it. It takes
+//! [`PeerCommand`]s from its signalling session and answers with [`PeerEvent`]s; the session
+//! turns those into protocol messages. The browser offers once (its camera and microphone,
+//! send-only); from then on the server makes every offer, one at a time: whenever another
+//! site publishes for the first time, this peer adds a send-only audio/video pair for it and
+//! renegotiates. A pair is kept when its site leaves and reused when it rejoins, so a meeting
+//! with reconnects does not grow the SDP.
+//!
+//! Packets flow without passing through the peer task: a reader task per received track hands
+//! them to the [`Router`], and a sink task per peer writes what the router queued for it.
+
+mod engine;
+mod sink;
+mod tap;
+
+pub use engine::MediaNetwork;
+
+use crate::media::router::Router;
+use crate::media::{Codec, Kind};
+use crate::signal::protocol::{ErrorCode, IceCandidate, MediaState};
+use rtc::media_stream::MediaStreamTrack;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
+use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use sink::SinkControl;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn, Instrument};
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::peer_connection::{
+    PeerConnection, PeerConnectionEventHandler, RTCIceCandidateInit, RTCPeerConnectionIceEvent, RTCPeerConnectionState,
+    RTCSessionDescription,
+};
+use webrtc::rtp_transceiver::RtpSender;
+
+/// The shortest interval between two keyframe requests sent to one publisher. Requests from
+/// several receivers inside it are coalesced into one.
+pub const KEYFRAME_MIN_INTERVAL: Duration = Duration::from_millis(300);
+
+/// Candidates kept when they arrive before the offer they belong to.
+const MAX_EARLY_CANDIDATES: usize = 32;
+
+/// What a signalling session asks of its peer.
+#[derive(Debug)]
+pub enum PeerCommand {
+    RemoteOffer(String),
+    RemoteAnswer(String),
+    RemoteCandidate(IceCandidate),
+}
+
+/// What a peer tells its signalling session.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PeerEvent {
+    LocalAnswer(String),
+    LocalOffer(String),
+    LocalCandidate(IceCandidate),
+    State(MediaState),
+    Refused { code: ErrorCode, message: String, request: &'static str },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PeerError {
+    #[error("cannot create the media connection: {0}")]
+    Build(#[from] webrtc::error::Error),
+}
+
+/// Everything a peer needs from the bridge.
+#[derive(Clone)]
+pub struct PeerContext {
+    pub router: Router,
+    pub network: MediaNetwork,
+    /// Site ids by index: stream ids of forwarded tracks, so browsers know whose media it is.
+    pub site_ids: Arc<[String]>,
+}
+
+/// The session's handle; dropping it closes the peer.
+pub struct PeerHandle {
+    commands: mpsc::Sender<PeerCommand>,
+    cancel: CancellationToken,
+}
+
+impl PeerHandle {
+    /// Queues a command; false if the peer has stopped.
+    pub async fn send(&self, command: PeerCommand) -> bool {
+        self.commands.send(command).await.is_ok()
+    }
+}
+
+impl Drop for PeerHandle {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+/// Starts the peer for `site`; events arrive on the returned receiver until the peer stops.
+pub async fn spawn(site: usize, ctx: PeerContext) -> Result<(PeerHandle, mpsc::Receiver<PeerEvent>), PeerError> {
+    let (pc_tx, pc_rx) = mpsc::unbounded_channel();
+    let (kf_tx, kf_rx) = mpsc::unbounded_channel();
+    let pc = engine::build(&ctx.network, Arc::new(Handler { tx: pc_tx }), kf_tx).await?;
+    let (commands, cmd_rx) = mpsc::channel(64);
+    let (events_tx, events_rx) = mpsc::channel(256);
+    let cancel = CancellationToken::new();
+    let generation = ctx.router.next_generation();
+    let sink_rx = ctx.router.register_sink(site, generation);
+    let (sink_ctl, sink_ctl_rx) = mpsc::unbounded_channel();
+    let site_id = ctx.site_ids[site].clone();
+    let span = tracing::info_span!("peer", site = %site_id);
+    tokio::spawn(sink::run(sink_rx, sink_ctl_rx, cancel.clone()).instrument(span.clone()));
+    let task = PeerTask {
+        site,
+        generation,
+        sources: ctx.router.sources(),
+        ctx,
+        pc,
+        events: events_tx,
+        sink_ctl,
+        outputs: HashMap::new(),
+        negotiating: false,
+        pending: false,
+        answered_first_offer: false,
+        has_remote_description: false,
+        early_candidates: Vec::new(),
+        connected: false,
+        cancel: cancel.clone(),
+    };
+    tokio::spawn(task.run(cmd_rx, pc_rx, kf_rx).instrument(span));
+    Ok((PeerHandle { commands, cancel }, events_rx))
+}
+
+/// Events from the PeerConnection's driver, moved into the peer task.
+enum PcEvent {
+    Track(Arc<dyn TrackRemote>),
+    Candidate(RTCIceCandidateInit),
+    State(RTCPeerConnectionState),
+}
+
+struct Handler {
+    tx: mpsc::UnboundedSender<PcEvent>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Handler {
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let _ = self.tx.send(PcEvent::Track(track));
+    }
+
+    async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
+        match event.candidate.to_json() {
+            Ok(init) => {
+                let _ = self.tx.send(PcEvent::Candidate(init));
+            }
+            Err(e) => warn!("cannot serialise a local ICE candidate: {e}"),
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        let _ = self.tx.send(PcEvent::State(state));
+    }
+}
+
+/// One forwarded stream towards this peer's browser.
+struct Output {
+    track: Arc<TrackLocalStaticRTP>,
+    sender: Arc<dyn RtpSender>,
+    ssrc: u32,
+    codec: Codec,
+    /// Part of an offer already sent, so the next answer negotiates it.
+    offered: bool,
+    bound_payload_type: Option<u8>,
+}
+
+struct PeerTask {
+    site: usize,
+    generation: u64,
+    ctx: PeerContext,
+    pc: Arc<dyn PeerConnection>,
+    sources: watch::Receiver<Arc<Vec<crate::media::router::SourceInfo>>>,
+    events: mpsc::Sender<PeerEvent>,
+    sink_ctl: mpsc::UnboundedSender<SinkControl>,
+    outputs: HashMap<(usize, Kind), Output>,
+    /// A server offer is waiting for the browser's answer.
+    negotiating: bool,
+    /// Something changed while negotiating: offer again after the answer.
+    pending: bool,
+    answered_first_offer: bool,
+    has_remote_description: bool,
+    early_candidates: Vec<IceCandidate>,
+    connected: bool,
+    cancel: CancellationToken,
+}
+
+impl PeerTask {
+    async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<PeerCommand>,
+        mut pc_events: mpsc::UnboundedReceiver<PcEvent>,
+        mut keyframe_requests: mpsc::UnboundedReceiver<u32>,
+    ) {
+        loop {
+            tokio::select! {
+                _ = self.cancel.cancelled() => break,
+                cmd = commands.recv() => match cmd {
+                    Some(cmd) => self.on_command(cmd).await,
+                    None => break,
+                },
+                Some(ev) = pc_events.recv() => self.on_pc_event(ev).await,
+                Some(ssrc) = keyframe_requests.recv() => self.on_keyframe_request(ssrc),
+                changed = self.sources.changed(), if self.answered_first_offer => {
+                    if changed.is_err() { break; }
+                    self.reconcile().await;
+                }
+            }
+        }
+        self.cancel.cancel();
+        self.ctx.router.unregister_sink(self.site, self.generation);
+        if let Err(e) = self.pc.close().await {
+            debug!("closing the peer connection: {e}");
+        }
+        info!("media connection closed");
+    }
+
+    async fn emit(&self, event: PeerEvent) {
+        let _ = self.events.send(event).await;
+    }
+
+    async fn refuse(&self, code: ErrorCode, message: String, request: &'static str) {
+        warn!(%message, "refused {request}");
+        self.emit(PeerEvent::Refused { code, message, request }).await;
+    }
+
+    async fn on_command(&mut self, cmd: PeerCommand) {
+        match cmd {
+            PeerCommand::RemoteOffer(sdp) => self.on_remote_offer(sdp).await,
+            PeerCommand::RemoteAnswer(sdp) => self.on_remote_answer(sdp).await,
+            PeerCommand::RemoteCandidate(c) => {
+                if !self.has_remote_description {
+                    // Trickled ahead of its offer: keep it for when the offer is applied.
+                    if self.early_candidates.len() < MAX_EARLY_CANDIDATES {
+                        self.early_candidates.push(c);
+                    }
+                    return;
+                }
+                let init = RTCIceCandidateInit {
+                    candidate: c.candidate,
+                    sdp_mid: c.sdp_mid,
+                    sdp_mline_index: c.sdp_m_line_index,
+                    username_fragment: c.username_fragment,
+                    ..Default::default()
+                };
+                if let Err(e) = self.pc.add_ice_candidate(init).await {
+                    self.refuse(ErrorCode::BadCandidate, format!("ICE candidate not accepted: {e}"), "candidate").await;
+                }
+            }
+        }
+    }
+
+    async fn on_remote_offer(&mut self, sdp: String) {
+        if self.negotiating {
+            let msg = "the server's offer is waiting for an answer; answer it before offering".to_string();
+            return self.refuse(ErrorCode::NegotiationFailed, msg, "offer").await;
+        }
+        let result = async {
+            let offer = RTCSessionDescription::offer(sdp).map_err(|e| (ErrorCode::SdpInvalid, e.to_string()))?;
+            self.pc.set_remote_description(offer).await.map_err(|e| (ErrorCode::SdpInvalid, e.to_string()))?;
+            let answer = self.pc.create_answer(None).await.map_err(|e| (ErrorCode::NegotiationFailed, e.to_string()))?;
+            self.pc.set_local_description(answer).await.map_err(|e| (ErrorCode::NegotiationFailed, e.to_string()))?;
+            self.pc.local_description().await.ok_or((ErrorCode::Internal, "no local description".to_string()))
+        }
+        .await;
+        match result {
+            Ok(answer) => {
+                self.emit(PeerEvent::LocalAnswer(answer.sdp)).await;
+                self.has_remote_description = true;
+                for c in std::mem::take(&mut self.early_candidates) {
+                    Box::pin(self.on_command(PeerCommand::RemoteCandidate(c))).await;
+                }
+                self.answered_first_offer = true;
+                self.reconcile().await;
+            }
+            Err((code, message)) => self.refuse(code, format!("offer not accepted: {message}"), "offer").await,
+        }
+    }
+
+    async fn on_remote_answer(&mut self, sdp: String) {
+        if !self.negotiating {
+            let msg = "no server offer is waiting for an answer".to_string();
+            return self.refuse(ErrorCode::NegotiationFailed, msg, "answer").await;
+        }
+        let result = match RTCSessionDescription::answer(sdp) {
+            Ok(answer) => self.pc.set_remote_description(answer).await,
+            Err(e) => Err(e),
+        };
+        self.negotiating = false;
+        match result {
+            Ok(()) => {
+                debug!("answer applied");
+                self.bind_outputs().await;
+                if std::mem::take(&mut self.pending) {
+                    // Outputs were added while that offer was out: they need an offer of their own.
+                    self.offer().await;
+                }
+            }
+            Err(e) => {
+                self.refuse(ErrorCode::SdpInvalid, format!("answer not accepted: {e}; offering again"), "answer").await;
+                self.offer().await;
+            }
+        }
+    }
+
+    async fn on_pc_event(&mut self, ev: PcEvent) {
+        match ev {
+            PcEvent::Track(track) => self.on_remote_track(track).await,
+            PcEvent::Candidate(init) => {
+                let candidate = IceCandidate {
+                    candidate: init.candidate,
+                    sdp_mid: init.sdp_mid,
+                    sdp_m_line_index: init.sdp_mline_index,
+                    username_fragment: init.username_fragment,
+                };
+                self.emit(PeerEvent::LocalCandidate(candidate)).await;
+            }
+            PcEvent::State(state) => {
+                let mapped = match state {
+                    RTCPeerConnectionState::Connected => MediaState::Connected,
+                    RTCPeerConnectionState::Disconnected => MediaState::Disconnected,
+                    RTCPeerConnectionState::Failed => MediaState::Failed,
+                    RTCPeerConnectionState::Closed => MediaState::Closed,
+                    _ => MediaState::Connecting,
+                };
+                info!("media connection {state}");
+                let was_connected = self.connected;
+                self.connected = mapped == MediaState::Connected;
+                let _ = self.sink_ctl.send(SinkControl::Connected(self.connected));
+                if self.connected && !was_connected {
+                    // SRTP keys exist only now: ask every publisher this peer receives for a
+                    // keyframe, or its decoder waits for the next natural one (maybe never).
+                    for (&(source, kind), out) in &self.outputs {
+                        if kind == Kind::Video && out.bound_payload_type.is_some() {
+                            self.ctx.router.request_keyframe(source);
+                        }
+                    }
+                }
+                self.emit(PeerEvent::State(mapped)).await;
+            }
+        }
+    }
+
+    fn on_keyframe_request(&self, ssrc: u32) {
+        if let Some((&(source, _), _)) = self.outputs.iter().find(|((_, k), o)| *k == Kind::Video && o.ssrc == ssrc) {
+            self.ctx.router.request_keyframe(source);
+        }
+    }
+
+    /// A track the browser publishes: register it and start moving its packets.
+    async fn on_remote_track(&mut self, track: Arc<dyn TrackRemote>) {
+        let kind = match track.kind().await {
+            RtpCodecKind::Audio => Kind::Audio,
+            RtpCodecKind::Video => Kind::Video,
+            other => return warn!("ignoring a {other} track"),
+        };
+        let Some(ssrc) = track.ssrcs().await.first().copied() else {
+            return warn!("ignoring a {} track without SSRC", kind.as_str());
+        };
+        let Some(codec) = track.codec(ssrc).await else {
+            return warn!("ignoring a {} track without a negotiated codec", kind.as_str());
+        };
+        info!(codec = %codec.mime_type, ssrc, "receiving {}", kind.as_str());
+        let (kf_tx, kf_rx) = mpsc::channel(1);
+        let router = self.ctx.router.clone();
+        router.register_source(self.site, kind, self.generation, codec, kf_tx);
+        let (site, generation, cancel) = (self.site, self.generation, self.cancel.clone());
+        if kind == Kind::Video {
+            tokio::spawn(request_keyframes(track.clone(), ssrc, kf_rx, cancel.clone()).in_current_span());
+        }
+        tokio::spawn(
+            async move {
+                loop {
+                    let event = tokio::select! {
+                        _ = cancel.cancelled() => break,
+                        ev = track.poll() => ev,
+                    };
+                    match event {
+                        Some(TrackRemoteEvent::OnRtpPacket(mut packet)) => {
+                            // Strip the publisher's extensions once, before the packet is copied
+                            // per receiver: their ids mean nothing on the receivers' legs.
+                            packet.header.extension = false;
+                            packet.header.extensions.clear();
+                            router.forward(site, kind, packet);
+                        }
+                        Some(TrackRemoteEvent::OnEnded) | None => break,
+                        Some(_) => {}
+                    }
+                }
+                router.unregister_source(site, kind, generation);
+                debug!("stopped receiving {}", kind.as_str());
+            }
+            .in_current_span(),
+        );
+    }
+
+    /// Adds an output for every published stream this peer does not receive yet, then offers.
+    async fn reconcile(&mut self) {
+        let sources = self.sources.borrow_and_update().clone();
+        let mut added = 0;
+        for source in sources.iter().filter(|s| s.site != self.site) {
+            if self.outputs.contains_key(&(source.site, source.kind)) {
+                continue;
+            }
+            match self.add_output(source.site, source.kind, source.codec.clone()).await {
+                Ok(output) => {
+                    self.outputs.insert((source.site, source.kind), output);
+                    added += 1;
+                }
+                Err(e) => warn!("cannot forward {} of {}: {e}", source.kind.as_str(), self.ctx.site_ids[source.site]),
+            }
+        }
+        if added > 0 {
+            info!(added, total = self.outputs.len(), "new sites to forward; renegotiating");
+            if self.negotiating {
+                self.pending = true;
+            } else {
+                self.offer().await;
+            }
+        }
+    }
+
+    async fn add_output(&self, source: usize, kind: Kind, codec: Codec) -> webrtc::error::Result<Output> {
+        let source_id = &self.ctx.site_ids[source];
+        let ssrc = rand::random::<u32>();
+        let rtc_kind = match kind {
+            Kind::Audio => RtpCodecKind::Audio,
+            Kind::Video => RtpCodecKind::Video,
+        };
+        let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+            source_id.clone(),
+            format!("{source_id}-{}", kind.as_str()),
+            format!("{source_id}-{}", kind.as_str()),
+            rtc_kind,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
+                codec: codec.clone(),
+                ..Default::default()
+            }],
+        )));
+        let transceiver = self
+            .pc
+            .add_transceiver_from_track(
+                track.clone() as Arc<dyn TrackLocal>,
+                Some(RTCRtpTransceiverInit {
+                    direction: RTCRtpTransceiverDirection::Sendonly,
+                    streams: vec![source_id.clone()],
+                    send_encodings: vec![],
+                }),
+            )
+            .await?;
+        let sender = transceiver
+            .sender()
+            .await?
+            .ok_or_else(|| webrtc::error::Error::Other("transceiver has no sender".into()))?;
+        Ok(Output { track, sender, ssrc, codec, offered: false, bound_payload_type: None })
+    }
+
+    async fn offer(&mut self) {
+        let result = async {
+            let offer = self.pc.create_offer(None).await?;
+            self.pc.set_local_description(offer).await?;
+            self.pc.local_description().await.ok_or_else(|| webrtc::error::Error::Other("no local description".into()))
+        }
+        .await;
+        match result {
+            Ok(offer) => {
+                self.negotiating = true;
+                self.outputs.values_mut().for_each(|o| o.offered = true);
+                self.emit(PeerEvent::LocalOffer(offer.sdp)).await;
+            }
+            Err(e) => warn!("cannot create an offer: {e}"),
+        }
+    }
+
+    /// After an answer: tell the sink each output's negotiated payload type.
+    async fn bind_outputs(&mut self) {
+        for (&(source, kind), out) in self.outputs.iter_mut().filter(|(_, o)| o.offered) {
+            let params = match out.sender.get_parameters().await {
+                Ok(p) => p,
+                Err(e) => {
+                    warn!("no parameters for an output: {e}");
+                    continue;
+                }
+            };
+            let pt = params
+                .rtp_parameters
+                .codecs
+                .iter()
+                .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(&out.codec.mime_type))
+                .map(|c| c.payload_type);
+            let Some(pt) = pt else {
+                warn!("the browser did not accept {} for {}", out.codec.mime_type, self.ctx.site_ids[source]);
+                continue;
+            };
+            if out.bound_payload_type == Some(pt) {
+                continue;
+            }
+            out.bound_payload_type = Some(pt);
+            let _ = self.sink_ctl.send(SinkControl::Bind {
+                source,
+                kind,
+                track: out.track.clone(),
+                ssrc: out.ssrc,
+                payload_type: pt,
+                clock_rate: out.codec.clock_rate,
+            });
+            if kind == Kind::Video && self.connected {
+                self.ctx.router.request_keyframe(source);
+            }
+        }
+    }
+}
+
+/// Sends a PLI to the publisher for each request, at most one per [`KEYFRAME_MIN_INTERVAL`];
+/// the channel holds one pending request, so a burst collapses into one more PLI.
+async fn request_keyframes(
+    track: Arc<dyn TrackRemote>,
+    media_ssrc: u32,
+    mut requests: mpsc::Receiver<()>,
+    cancel: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            r = requests.recv() => if r.is_none() { break },
+        }
+        if let Err(e) = track.write_rtcp(vec![Box::new(PictureLossIndication { sender_ssrc: 0, media_ssrc })]).await {
+            debug!("keyframe request not sent: {e}");
+            break;
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = tokio::time::sleep(KEYFRAME_MIN_INTERVAL) => {}
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! Starting the bridge: config, data directory, store, keys, TLS, actor, router, HTTP.
+//!
+//! [`start`] returns once the socket is bound, with the actual address (port 0 works), so
+//! `main` and tests share one start-up path.
+
+use crate::access;
+use crate::conference::{self, ConferenceHandle};
+use crate::config::Settings;
+use crate::http;
+use crate::media::router::Router;
+use crate::peer::{MediaNetwork, PeerContext};
+use crate::store::Store;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+/// Shared state of a running bridge; handed to every HTTP handler and session.
+pub struct Bridge {
+    pub settings: Arc<Settings>,
+    pub store: Store,
+    pub conference: ConferenceHandle,
+    pub peers: PeerContext,
+    pub started: Instant,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("config: {0}")]
+    Config(#[from] crate::config::ConfigError),
+    #[error("--listen {0:?} is not an ip:port address")]
+    Listen(String),
+    #[error("data directory {path}: {reason}")]
+    DataDir { path: String, reason: String },
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Access(#[from] crate::access::AccessError),
+    #[error(transparent)]
+    Tls(#[from] http::tls::TlsError),
+    #[error("cannot listen on {addr}: {reason}")]
+    Bind { addr: SocketAddr, reason: String },
+}
+
+pub struct Options {
+    pub config: PathBuf,
+    pub listen: Option<String>,
+    pub data: PathBuf,
+}
+
+/// A bridge that is accepting connections.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub base_url: String,
+    pub bridge: Arc<Bridge>,
+    pub shutdown: CancellationToken,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// Serves until `shutdown` is cancelled (or the server fails).
+    pub async fn wait(self) -> std::io::Result<()> {
+        self.server.await.unwrap_or_else(|e| Err(std::io::Error::other(e)))
+    }
+}
+
+pub async fn start(opts: Options) -> Result<Running, StartError> {
+    let mut settings = Settings::load(&opts.config)?;
+    if let Some(listen) = &opts.listen {
+        settings.listen = listen.parse().map_err(|_| StartError::Listen(listen.clone()))?;
+    }
+    let settings = Arc::new(settings);
+    std::fs::create_dir_all(&opts.data)
+        .map_err(|e| StartError::DataDir { path: opts.data.display().to_string(), reason: e.to_string() })?;
+    let store = Store::open(&opts.data)?;
+    let tls = http::tls::load(settings.tls.cert.as_deref(), settings.tls.key.as_deref(), &opts.data, settings.listen.ip()).await?;
+
+    let listener = std::net::TcpListener::bind(settings.listen)
+        .map_err(|e| StartError::Bind { addr: settings.listen, reason: e.to_string() })?;
+    listener.set_nonblocking(true).map_err(|e| StartError::Bind { addr: settings.listen, reason: e.to_string() })?;
+    let addr = listener.local_addr().map_err(|e| StartError::Bind { addr: settings.listen, reason: e.to_string() })?;
+    let base_url = settings.public_url.clone().unwrap_or_else(|| format!("https://localhost:{}", addr.port()));
+
+    let links = access::provision_keys(&settings, &store, &base_url)?;
+    if links.is_empty() {
+        info!("site keys already provisioned; join links are in {}", opts.data.join("join-links.txt").display());
+    } else {
+        access::write_links_file(&opts.data, &settings.title, &links)?;
+        println!("Đường dẫn tham gia / join links (also in {}):", opts.data.join("join-links.txt").display());
+        for l in &links {
+            println!("  {:<12} {:<32} {}", l.site_id, l.site_name, l.url);
+        }
+    }
+
+    let shutdown = CancellationToken::new();
+    let conference = conference::spawn(settings.clone(), store.clone(), shutdown.clone());
+    let peers = PeerContext {
+        router: Router::new(settings.sites.len()),
+        network: MediaNetwork { bind_ip: settings.media_bind_ip(), public_ip: settings.media_public_ip },
+        site_ids: settings.sites.iter().map(|s| s.id.clone()).collect(),
+    };
+    let bridge = Arc::new(Bridge { settings: settings.clone(), store, conference, peers, started: Instant::now() });
+    let app = http::app(bridge.clone());
+
+    let handle = axum_server::Handle::new();
+    let server = axum_server::from_tcp_rustls(listener, tls).handle(handle.clone()).serve(app.into_make_service());
+    let server = tokio::spawn(server);
+    let stopper = shutdown.clone();
+    tokio::spawn(async move {
+        stopper.cancelled().await;
+        handle.graceful_shutdown(Some(std::time::Duration::from_secs(3)));
+    });
+    info!(version = crate::VERSION, "bridge listening on https://{addr} (media on {})", settings.media_bind_ip());
+    Ok(Running { addr, base_url, bridge, shutdown, server })
+}

@@ -1,0 +1,211 @@
+//! One task per WebSocket: parses client messages, checks them against the session's state,
+//! and relays between the client, the conference actor and the site's peer.
+//!
+//! A refused message gets a typed `error` reply and changes nothing; the socket stays open.
+//! The task owns its peer: when the socket goes, the peer and the seat go with it.
+
+use super::protocol::{parse_client, ClientMessage, ConferenceInfo, ErrorCode, ServerMessage, SiteInfo};
+use crate::access;
+use crate::peer::{self, PeerCommand, PeerEvent, PeerHandle};
+use crate::server::Bridge;
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures::{SinkExt, StreamExt};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tracing::{info, warn, Instrument};
+use uuid::Uuid;
+
+/// Outbox depth from the conference actor to this socket.
+const OUTBOX: usize = 64;
+
+struct Joined {
+    site: usize,
+    peer: PeerHandle,
+    events: Option<mpsc::Receiver<PeerEvent>>,
+}
+
+enum Flow {
+    Continue,
+    Close(&'static str),
+}
+
+pub async fn run(socket: WebSocket, bridge: Arc<Bridge>) {
+    let session = Uuid::new_v4();
+    let span = tracing::info_span!("session", %session);
+    Session { bridge, session, joined: None }.run(socket).instrument(span).await
+}
+
+struct Session {
+    bridge: Arc<Bridge>,
+    session: Uuid,
+    joined: Option<Joined>,
+}
+
+impl Session {
+    async fn run(mut self, socket: WebSocket) {
+        let (mut tx, mut rx) = socket.split();
+        let (outbox_tx, mut outbox) = mpsc::channel::<ServerMessage>(OUTBOX);
+        let close_reason = loop {
+            let out = tokio::select! {
+                incoming = rx.next() => match incoming {
+                    Some(Ok(Message::Text(text))) => match self.on_text(text.as_str(), &outbox_tx).await {
+                        (replies, Flow::Continue) => replies,
+                        (replies, Flow::Close(reason)) => {
+                            send_all(&mut tx, replies).await;
+                            break Some(reason);
+                        }
+                    },
+                    Some(Ok(Message::Binary(_))) => vec![ServerMessage::error(
+                        ErrorCode::InvalidMessage, "binary frames are not part of the protocol; send JSON text", None)],
+                    Some(Ok(Message::Close(_))) | None => break None,
+                    Some(Err(e)) => {
+                        warn!("socket error: {e}");
+                        break None;
+                    }
+                    Some(Ok(_)) => continue,
+                },
+                Some(msg) = outbox.recv() => {
+                    if matches!(msg, ServerMessage::Replaced { .. }) {
+                        send_all(&mut tx, vec![msg]).await;
+                        info!("seat taken by a newer session; closing");
+                        break Some("replaced");
+                    }
+                    vec![msg]
+                }
+                Some(ev) = next_peer_event(&mut self.joined) => vec![peer_event_message(ev)],
+            };
+            if !send_all(&mut tx, out).await {
+                break None;
+            }
+        };
+        if let Some(reason) = close_reason {
+            let _ = tx.send(Message::Close(Some(CloseFrame { code: 1000, reason: reason.into() }))).await;
+        }
+        if let Some(j) = self.joined.take() {
+            self.bridge.conference.leave(j.site, self.session).await;
+        }
+    }
+
+    async fn on_text(&mut self, text: &str, outbox: &mpsc::Sender<ServerMessage>) -> (Vec<ServerMessage>, Flow) {
+        let msg = match parse_client(text) {
+            Ok(m) => m,
+            Err(refusal) => {
+                warn!(code = ?refusal.code, "refused a client message: {}", refusal.message);
+                return (vec![refusal.into()], Flow::Continue);
+            }
+        };
+        let kind = msg.kind();
+        match msg {
+            ClientMessage::Ping => (vec![ServerMessage::Pong], Flow::Continue),
+            ClientMessage::Join { site, key } => (self.join(&site, key, outbox).await, Flow::Continue),
+            ClientMessage::Leave => (vec![], Flow::Close("left")),
+            ClientMessage::Offer { sdp } => (self.to_peer(kind, PeerCommand::RemoteOffer(sdp)).await, Flow::Continue),
+            ClientMessage::Answer { sdp } => (self.to_peer(kind, PeerCommand::RemoteAnswer(sdp)).await, Flow::Continue),
+            ClientMessage::Candidate { candidate } => {
+                (self.to_peer(kind, PeerCommand::RemoteCandidate(candidate)).await, Flow::Continue)
+            }
+        }
+    }
+
+    async fn to_peer(&self, kind: &str, cmd: PeerCommand) -> Vec<ServerMessage> {
+        match &self.joined {
+            None => vec![ServerMessage::error(ErrorCode::NotJoined, format!("join before sending {kind}"), Some(kind))],
+            Some(j) => {
+                if j.peer.send(cmd).await {
+                    vec![]
+                } else {
+                    vec![ServerMessage::error(ErrorCode::Internal, "the media connection has stopped; join again", Some(kind))]
+                }
+            }
+        }
+    }
+
+    async fn join(&mut self, site_id: &str, key: String, outbox: &mpsc::Sender<ServerMessage>) -> Vec<ServerMessage> {
+        let refuse = |code, msg: String| vec![ServerMessage::error(code, msg, Some("join"))];
+        if self.joined.is_some() {
+            return refuse(ErrorCode::AlreadyJoined, "this session has already joined; open a new connection to join another site".into());
+        }
+        let bridge = &self.bridge;
+        let Some(site) = bridge.settings.site_index(site_id) else {
+            return refuse(ErrorCode::SiteUnknown, format!("no site with id {:?}", site_id.chars().take(64).collect::<String>()));
+        };
+        let store = bridge.store.clone();
+        let id = site_id.to_string();
+        let key_ok = tokio::task::spawn_blocking(move || match store.key_hash(&id) {
+            Ok(Some(hash)) => access::verify_key(&key, &hash),
+            _ => false,
+        })
+        .await
+        .unwrap_or(false);
+        if !key_ok {
+            warn!(site = site_id, "join refused: wrong key");
+            return refuse(ErrorCode::BadKey, "the key does not match this site; use the site's join link".into());
+        }
+        let seat = match bridge.conference.join(site, self.session, outbox.clone()).await {
+            Ok(seat) => seat,
+            Err(e) => return refuse(ErrorCode::Internal, e.to_string()),
+        };
+        let (peer, events) = match peer::spawn(site, bridge.peers.clone()).await {
+            Ok(p) => p,
+            Err(e) => {
+                bridge.conference.leave(site, self.session).await;
+                return refuse(ErrorCode::Internal, e.to_string());
+            }
+        };
+        let s = &bridge.settings.sites[site];
+        info!(site = %s.id, replaced = seat.replaced_previous, "joined as {}", s.name);
+        self.joined = Some(Joined { site, peer, events: Some(events) });
+        vec![ServerMessage::Joined {
+            session: self.session.to_string(),
+            site: SiteInfo { id: s.id.clone(), name: s.name.clone(), role: s.role },
+            conference: ConferenceInfo { title: bridge.settings.title.clone() },
+            ice_servers: vec![],
+        }]
+    }
+}
+
+/// The next event of the joined peer; never resolves before a join or after the peer stops.
+async fn next_peer_event(joined: &mut Option<Joined>) -> Option<PeerEvent> {
+    let Some(events) = joined.as_mut().and_then(|j| j.events.as_mut()) else {
+        return std::future::pending().await;
+    };
+    match events.recv().await {
+        Some(ev) => Some(ev),
+        None => {
+            if let Some(j) = joined.as_mut() {
+                j.events = None;
+            }
+            std::future::pending().await
+        }
+    }
+}
+
+fn peer_event_message(ev: PeerEvent) -> ServerMessage {
+    match ev {
+        PeerEvent::LocalAnswer(sdp) => ServerMessage::Answer { sdp },
+        PeerEvent::LocalOffer(sdp) => ServerMessage::Offer { sdp },
+        PeerEvent::LocalCandidate(candidate) => ServerMessage::Candidate { candidate },
+        PeerEvent::State(state) => ServerMessage::Media { state },
+        PeerEvent::Refused { code, message, request } => ServerMessage::error(code, message, Some(request)),
+    }
+}
+
+/// Sends each message as a JSON text frame; false once the socket is gone.
+async fn send_all<S>(tx: &mut S, msgs: Vec<ServerMessage>) -> bool
+where
+    S: futures::Sink<Message> + Unpin,
+{
+    for m in msgs {
+        let text = match serde_json::to_string(&m) {
+            Ok(t) => t,
+            Err(e) => {
+                warn!("cannot serialise a server message: {e}");
+                continue;
+            }
+        };
+        if tx.send(Message::Text(text.into())).await.is_err() {
+            return false;
+        }
+    }
+    true
+}

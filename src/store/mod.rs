@@ -1,0 +1,153 @@
+//! The embedded SQLite store: one file under `--data`, opened once, migrated at start.
+//!
+//! It holds what must survive a restart: the hashes of site keys and an append-only event
+//! log (joins, leaves). Calls are short and synchronous behind a `std::sync::Mutex`; the
+//! media path never touches the store, and async callers go through `spawn_blocking`.
+
+use rusqlite::{params, Connection, OptionalExtension};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+/// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: &[&str] = &[
+    // 1: site keys (hash only) and the event log.
+    "CREATE TABLE site_keys (
+        site_id    TEXT PRIMARY KEY,
+        key_hash   TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE events (
+        id      INTEGER PRIMARY KEY AUTOINCREMENT,
+        at_ms   INTEGER NOT NULL,
+        site_id TEXT,
+        kind    TEXT NOT NULL,
+        detail  TEXT NOT NULL DEFAULT ''
+    );",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("database file {path}: {reason}")]
+    Open { path: String, reason: String },
+}
+
+/// A clonable handle to the database.
+#[derive(Clone)]
+pub struct Store {
+    conn: Arc<Mutex<Connection>>,
+}
+
+/// One row of the event log.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Event {
+    pub at_ms: i64,
+    pub site_id: Option<String>,
+    pub kind: String,
+    pub detail: String,
+}
+
+impl Store {
+    /// Opens (creating if needed) `<dir>/diemcau.sqlite3` and applies pending migrations.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let path = dir.join("diemcau.sqlite3");
+        let conn = Connection::open(&path).map_err(|e| StoreError::Open {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let store = Store { conn: Arc::new(Mutex::new(conn)) };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn migrate(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn.lock().expect("store mutex poisoned");
+        let done: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(done) {
+            let tx = conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", i + 1)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    pub fn key_hash(&self, site_id: &str) -> Result<Option<String>, StoreError> {
+        let conn = self.conn.lock().expect("store mutex poisoned");
+        Ok(conn
+            .query_row("SELECT key_hash FROM site_keys WHERE site_id = ?1", params![site_id], |r| r.get(0))
+            .optional()?)
+    }
+
+    pub fn set_key_hash(&self, site_id: &str, hash: &str) -> Result<(), StoreError> {
+        let conn = self.conn.lock().expect("store mutex poisoned");
+        conn.execute(
+            "INSERT INTO site_keys (site_id, key_hash, created_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT(site_id) DO UPDATE SET key_hash = excluded.key_hash, created_at = excluded.created_at",
+            params![site_id, hash, now_ms()],
+        )?;
+        Ok(())
+    }
+
+    /// Appends to the event log.
+    pub fn log_event(&self, site_id: Option<&str>, kind: &str, detail: &str) -> Result<(), StoreError> {
+        let conn = self.conn.lock().expect("store mutex poisoned");
+        conn.execute(
+            "INSERT INTO events (at_ms, site_id, kind, detail) VALUES (?1, ?2, ?3, ?4)",
+            params![now_ms(), site_id, kind, detail],
+        )?;
+        Ok(())
+    }
+
+    /// The most recent events, oldest first.
+    pub fn recent_events(&self, limit: usize) -> Result<Vec<Event>, StoreError> {
+        let conn = self.conn.lock().expect("store mutex poisoned");
+        let mut stmt = conn.prepare(
+            "SELECT at_ms, site_id, kind, detail FROM (SELECT * FROM events ORDER BY id DESC LIMIT ?1) ORDER BY id",
+        )?;
+        let rows = stmt.query_map(params![limit as i64], |r| {
+            Ok(Event { at_ms: r.get(0)?, site_id: r.get(1)?, kind: r.get(2)?, detail: r.get(3)? })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("diemcau-store-{name}-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn key_hashes_and_events_survive_reopening_the_file() {
+        let dir = temp_dir("reopen");
+        {
+            let store = Store::open(&dir).unwrap();
+            store.set_key_hash("hang-gai", "hash-1").unwrap();
+            store.set_key_hash("hang-gai", "hash-2").unwrap();
+            store.log_event(Some("hang-gai"), "join", "Cụm Hàng Gai").unwrap();
+        }
+        let store = Store::open(&dir).unwrap();
+        assert_eq!(store.key_hash("hang-gai").unwrap().as_deref(), Some("hash-2"));
+        assert_eq!(store.key_hash("hq").unwrap(), None);
+        let events = store.recent_events(10).unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].detail, "Cụm Hàng Gai");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,138 @@
+//! Headless Chromium through ../shared/lab/chromium-webrtc.sh, driven over the DevTools
+//! protocol: load a page, evaluate JavaScript, read the browser's own numbers.
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::Message;
+
+pub fn lab_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/lab");
+    assert!(dir.join("chromium-webrtc.sh").exists(), "../shared/lab/chromium-webrtc.sh not found beside the project");
+    dir
+}
+
+/// Writes `<name>.y4m` and `<name>.wav` (solid colour + moving bar, sine tone) into `dir`.
+pub fn fake_media(dir: &Path, name: &str, rgb: (u8, u8, u8), tone_hz: u32) -> (PathBuf, PathBuf) {
+    let status = Command::new("python3")
+        .arg(lab_dir().join("gen-fake-media.py"))
+        .arg(dir)
+        .arg(name)
+        .args(["--rgb", &format!("{},{},{}", rgb.0, rgb.1, rgb.2), "--tone", &tone_hz.to_string()])
+        .stdout(Stdio::null())
+        .status()
+        .expect("run gen-fake-media.py");
+    assert!(status.success());
+    (dir.join(format!("{name}.y4m")), dir.join(format!("{name}.wav")))
+}
+
+pub struct Browser {
+    child: Child,
+    ws: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    next_id: u64,
+    pub name: String,
+}
+
+impl Browser {
+    /// Launches Chromium on `url` with the given fake camera and microphone.
+    pub async fn launch(name: &str, url: &str, media: &(PathBuf, PathBuf), scratch: &Path) -> Browser {
+        let mut child = Command::new("bash")
+            .arg(lab_dir().join("chromium-webrtc.sh"))
+            .arg(url)
+            .env("LAB_DEVTOOLS_PORT", "0")
+            .env("LAB_SCRATCH", scratch)
+            .env("LAB_FAKE_VIDEO", &media.0)
+            .env("LAB_FAKE_AUDIO", &media.1)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("launch chromium-webrtc.sh");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(p) = line.split("profile=").nth(1) {
+                    let _ = tx.send(PathBuf::from(p.trim()));
+                }
+            }
+        });
+        let profile = rx.recv_timeout(Duration::from_secs(20)).expect("chromium-webrtc.sh printed no profile");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let port: u16 = loop {
+            if let Ok(text) = std::fs::read_to_string(profile.join("DevToolsActivePort")) {
+                if let Some(Ok(p)) = text.lines().next().map(str::parse) {
+                    break p;
+                }
+            }
+            assert!(Instant::now() < deadline, "{name}: no DevToolsActivePort within 30 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let ws_url = loop {
+            if let Some(u) = page_target(port, url).await {
+                break u;
+            }
+            assert!(Instant::now() < deadline, "{name}: page target not found");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let (ws, _) = tokio_tungstenite::connect_async(ws_url).await.expect("devtools websocket");
+        Browser { child, ws, next_id: 1, name: name.to_string() }
+    }
+
+    /// Evaluates an expression (promises awaited) and returns its JSON value; `None` on a
+    /// JavaScript exception.
+    pub async fn eval(&mut self, expression: &str) -> Option<Value> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let cmd = json!({"id": id, "method": "Runtime.evaluate", "params": {
+            "expression": expression, "awaitPromise": true, "returnByValue": true}});
+        self.ws.send(Message::Text(cmd.to_string().into())).await.ok()?;
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            let msg = tokio::time::timeout(Duration::from_secs(15), self.ws.next()).await.ok()??.ok()?;
+            let Message::Text(t) = msg else { continue };
+            let v: Value = serde_json::from_str(t.as_str()).ok()?;
+            if v["id"] == id {
+                if v["result"].get("exceptionDetails").is_some() {
+                    return None;
+                }
+                return Some(v["result"]["result"]["value"].clone());
+            }
+        }
+        None
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        // The lab script ends Chromium's whole process group on SIGTERM and removes the profile.
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+    }
+}
+
+/// The DevTools WebSocket URL of the page showing `url`.
+async fn page_target(port: u16, url: &str) -> Option<String> {
+    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+    tcp.write_all(b"GET /json/list HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").await.ok()?;
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut buf)).await.ok()?.ok()?;
+    let text = String::from_utf8_lossy(&buf);
+    let body = text.split_once("\r\n\r\n")?.1;
+    let targets: Vec<Value> = serde_json::from_str(body).ok()?;
+    let prefix = url.split('#').next()?;
+    targets
+        .iter()
+        .find(|t| t["type"] == "page" && t["url"].as_str().is_some_and(|u| u.starts_with(prefix)))
+        .and_then(|t| t["webSocketDebuggerUrl"].as_str().map(str::to_string))
+}

@@ -1,0 +1,138 @@
+//! Shared helpers for the integration tests: start the real binary, talk to it, wait for
+//! conditions with deadlines. Every wait here is bounded.
+#![allow(dead_code)]
+
+pub mod browser;
+pub mod sim;
+pub mod ws;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Polls `check` until it returns `Some`, or panics with `what` after `timeout`.
+pub async fn wait_until<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("diemcau-test-{name}-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The real `diemcau serve` on 127.0.0.1, a free port and a fresh data directory.
+pub struct TestBridge {
+    child: Child,
+    pub port: u16,
+    pub data: PathBuf,
+    /// Join key per site id, from `<data>/join-links.txt` or the config.
+    pub keys: HashMap<String, String>,
+    pub log: PathBuf,
+}
+
+impl TestBridge {
+    /// Starts on the bundled default config (keys generated on first start).
+    pub fn start_default() -> Self {
+        let config = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/default.toml");
+        Self::start_with(config, scratch_dir("bridge"))
+    }
+
+    pub fn start_with(config: PathBuf, data: PathBuf) -> Self {
+        let log = data.join("server.log");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_diemcau"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(&config)
+            .arg("--data")
+            .arg(&data)
+            .env("RUST_LOG", std::env::var("DIEMCAU_TEST_LOG").unwrap_or_else(|_| "info,webrtc=warn,rtc=warn".into()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start diemcau");
+        let stderr = child.stderr.take().unwrap();
+        let (port_tx, port_rx) = std::sync::mpsc::channel();
+        let log_path = log.clone();
+        std::thread::spawn(move || {
+            let mut out = std::fs::File::create(&log_path).unwrap();
+            let mut sent = false;
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                use std::io::Write;
+                let _ = writeln!(out, "{line}");
+                if !sent {
+                    if let Some(rest) = line.split("bridge listening on https://127.0.0.1:").nth(1) {
+                        let port: u16 = rest.split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap();
+                        let _ = port_tx.send(port);
+                        sent = true;
+                    }
+                }
+            }
+        });
+        let port = match port_rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(p) => p,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("bridge did not report its address within 30 s; log: {}", std::fs::read_to_string(&log).unwrap_or_default());
+            }
+        };
+        let keys = std::fs::read_to_string(data.join("join-links.txt"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| {
+                let mut cols = l.split('\t');
+                let site = cols.next()?.to_string();
+                let url = cols.nth(1)?;
+                Some((site, url.split("#key=").nth(1)?.to_string()))
+            })
+            .collect();
+        TestBridge { child, port, data, keys, log }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("https://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn join_url(&self, site: &str) -> String {
+        format!("https://localhost:{}/site/{site}#key={}", self.port, self.keys[site])
+    }
+
+    pub fn key(&self, site: &str) -> &str {
+        &self.keys[site]
+    }
+
+    pub fn cert_pem(&self) -> PathBuf {
+        self.data.join("tls/cert.pem")
+    }
+
+    /// `GET path` over HTTPS, as JSON.
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        ws::https_get_json(&self.cert_pem(), self.port, path).await
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for TestBridge {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,274 @@
+//! A simulated site on webrtc-rs: joins over the real signalling, publishes synthetic Opus
+//! and VP8 RTP, and counts the packets it receives per (site, kind).
+
+use super::ws::Client;
+use futures::{SinkExt, StreamExt};
+use rtc::media_stream::MediaStreamTrack;
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
+use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::peer_connection::{
+    register_default_interceptors, MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
+    RTCConfigurationBuilder, RTCIceCandidateInit, RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription,
+    Registry, SettingEngineBuilder,
+};
+
+pub type Counts = Arc<Mutex<HashMap<(String, String), u64>>>;
+
+pub struct Sim {
+    pub site: String,
+    counts: Counts,
+    /// Every server message received, in order.
+    pub messages: Arc<Mutex<Vec<Value>>>,
+    connected: Arc<Mutex<bool>>,
+    send_audio: Arc<std::sync::atomic::AtomicBool>,
+    cancel: CancellationToken,
+    outgoing: mpsc::UnboundedSender<Value>,
+}
+
+struct Handler {
+    outgoing: mpsc::UnboundedSender<Value>,
+    counts: Counts,
+    connected: Arc<Mutex<bool>>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Handler {
+    async fn on_ice_candidate(&self, ev: RTCPeerConnectionIceEvent) {
+        if let Ok(c) = ev.candidate.to_json() {
+            let _ = self.outgoing.send(json!({"type": "candidate", "candidate": {
+                "candidate": c.candidate, "sdpMid": c.sdp_mid, "sdpMLineIndex": c.sdp_mline_index}}));
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        *self.connected.lock().unwrap() = state == RTCPeerConnectionState::Connected;
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let site = track.stream_id().await.to_string();
+        let kind = track.kind().await.to_string().to_lowercase();
+        let counts = self.counts.clone();
+        tokio::spawn(async move {
+            while let Some(ev) = track.poll().await {
+                match ev {
+                    TrackRemoteEvent::OnRtpPacket(_) => *counts.lock().unwrap().entry((site.clone(), kind.clone())).or_default() += 1,
+                    TrackRemoteEvent::OnEnded => break,
+                    _ => {}
+                }
+            }
+        });
+    }
+}
+
+fn local_track(site: &str, kind: RtpCodecKind, codec: rtc::rtp_transceiver::rtp_sender::RTCRtpCodec, ssrc: u32) -> Arc<TrackLocalStaticRTP> {
+    Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+        site.to_string(),
+        format!("{site}-{kind}"),
+        format!("{site}-{kind}"),
+        kind,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
+            codec,
+            ..Default::default()
+        }],
+    )))
+}
+
+impl Sim {
+    /// Joins `site` and starts publishing once media connects. Panics if the join is refused.
+    pub async fn join(cert_pem: &Path, port: u16, site: &str, key: &str) -> Sim {
+        let mut client = Client::connect(cert_pem, port).await;
+        let joined = client.join(site, key).await;
+        assert_eq!(joined["type"], "joined", "{site} join refused: {joined}");
+        let socket = client.into_socket();
+
+        let counts: Counts = Arc::default();
+        let messages = Arc::new(Mutex::new(vec![joined]));
+        let connected = Arc::new(Mutex::new(false));
+        let (outgoing, mut outgoing_rx) = mpsc::unbounded_channel::<Value>();
+
+        let mut me = MediaEngine::default();
+        me.register_default_codecs().unwrap();
+        let registry = register_default_interceptors(Registry::new(), &mut me).unwrap();
+        let handler = Arc::new(Handler { outgoing: outgoing.clone(), counts: counts.clone(), connected: connected.clone() });
+        let pc: Arc<dyn PeerConnection> = Arc::new(
+            PeerConnectionBuilder::new()
+                .with_configuration(RTCConfigurationBuilder::new().build())
+                .with_media_engine(me)
+                .with_setting_engine(
+                    SettingEngineBuilder::new()
+                        .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
+                        .with_include_loopback_candidate(true)
+                        .build(),
+                )
+                .with_interceptor_registry(registry)
+                .with_handler(handler)
+                .with_udp_addrs(vec!["127.0.0.1:0".to_string()])
+                .build()
+                .await
+                .unwrap(),
+        );
+        let opus = rtc::rtp_transceiver::rtp_sender::RTCRtpCodec {
+            mime_type: "audio/opus".into(),
+            clock_rate: 48_000,
+            channels: 2,
+            sdp_fmtp_line: "minptime=10;useinbandfec=1".into(),
+            rtcp_feedback: vec![],
+        };
+        let vp8 = rtc::rtp_transceiver::rtp_sender::RTCRtpCodec {
+            mime_type: "video/VP8".into(),
+            clock_rate: 90_000,
+            ..Default::default()
+        };
+        let (audio_ssrc, video_ssrc) = (rand::random::<u32>(), rand::random::<u32>());
+        let audio = local_track(site, RtpCodecKind::Audio, opus, audio_ssrc);
+        let video = local_track(site, RtpCodecKind::Video, vp8, video_ssrc);
+        for t in [audio.clone(), video.clone()] {
+            pc.add_transceiver_from_track(
+                t as Arc<dyn TrackLocal>,
+                Some(RTCRtpTransceiverInit { direction: RTCRtpTransceiverDirection::Sendonly, streams: vec![site.to_string()], send_encodings: vec![] }),
+            )
+            .await
+            .unwrap();
+        }
+        let offer = pc.create_offer(None).await.unwrap();
+        pc.set_local_description(offer).await.unwrap();
+        let sdp = pc.local_description().await.unwrap().sdp;
+        outgoing.send(json!({"type": "offer", "sdp": sdp})).unwrap();
+
+        let cancel = CancellationToken::new();
+        let (mut ws_tx, mut ws_rx) = socket.split();
+        // Signalling pump: outgoing JSON to the socket, incoming JSON applied to the PC in order.
+        {
+            let (pc, messages, cancel, outgoing) = (pc.clone(), messages.clone(), cancel.clone(), outgoing.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = cancel.cancelled() => break,
+                        Some(v) = outgoing_rx.recv() => {
+                            if ws_tx.send(Message::Text(v.to_string().into())).await.is_err() { break; }
+                        }
+                        msg = ws_rx.next() => {
+                            let Some(Ok(Message::Text(t))) = msg else {
+                                if matches!(msg, Some(Ok(Message::Ping(_)) | Ok(Message::Pong(_)))) { continue; }
+                                messages.lock().unwrap().push(json!({"type": "closed"}));
+                                break;
+                            };
+                            let v: Value = serde_json::from_str(t.as_str()).unwrap();
+                            messages.lock().unwrap().push(v.clone());
+                            match v["type"].as_str() {
+                                Some("answer") => {
+                                    let d = RTCSessionDescription::answer(v["sdp"].as_str().unwrap().into()).unwrap();
+                                    pc.set_remote_description(d).await.unwrap();
+                                }
+                                Some("offer") => {
+                                    let d = RTCSessionDescription::offer(v["sdp"].as_str().unwrap().into()).unwrap();
+                                    pc.set_remote_description(d).await.unwrap();
+                                    let a = pc.create_answer(None).await.unwrap();
+                                    pc.set_local_description(a).await.unwrap();
+                                    let sdp = pc.local_description().await.unwrap().sdp;
+                                    let _ = outgoing.send(json!({"type": "answer", "sdp": sdp}));
+                                }
+                                Some("candidate") => {
+                                    let c = &v["candidate"];
+                                    let init = RTCIceCandidateInit {
+                                        candidate: c["candidate"].as_str().unwrap().into(),
+                                        sdp_mid: c["sdpMid"].as_str().map(Into::into),
+                                        sdp_mline_index: c["sdpMLineIndex"].as_u64().map(|x| x as u16),
+                                        ..Default::default()
+                                    };
+                                    let _ = pc.add_ice_candidate(init).await;
+                                }
+                                _ => {}
+                            }
+                        }
+                    }
+                }
+                let _ = pc.close().await;
+            });
+        }
+        // Media: 50 audio packets/s, 30 video packets/s, once connected; bounded by `cancel`.
+        let send_audio = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        {
+            let (cancel, connected, send_audio) = (cancel.clone(), connected.clone(), send_audio.clone());
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_millis(20));
+                let (mut aseq, mut vseq, mut ats, mut vts) = (0u16, 0u16, 0u32, 0u32);
+                for i in 0u64.. {
+                    tokio::select! { _ = cancel.cancelled() => break, _ = tick.tick() => {} }
+                    if !*connected.lock().unwrap() {
+                        continue;
+                    }
+                    if send_audio.load(std::sync::atomic::Ordering::Relaxed) {
+                        let mut p = rtc::rtp::Packet::default();
+                        p.header.version = 2;
+                        p.header.payload_type = 111;
+                        p.header.ssrc = audio_ssrc;
+                        p.header.sequence_number = aseq;
+                        p.header.timestamp = ats;
+                        p.payload = bytes::Bytes::from(vec![0xF8; 60]);
+                        let _ = audio.write_rtp(p).await;
+                    }
+                    aseq = aseq.wrapping_add(1);
+                    ats = ats.wrapping_add(960);
+                    if i % 3 != 2 {
+                        let mut p = rtc::rtp::Packet::default();
+                        p.header.version = 2;
+                        p.header.payload_type = 96;
+                        p.header.ssrc = video_ssrc;
+                        p.header.sequence_number = vseq;
+                        p.header.timestamp = vts;
+                        p.header.marker = true;
+                        p.payload = bytes::Bytes::from(vec![0x10; 600]);
+                        let _ = video.write_rtp(p).await;
+                        vseq = vseq.wrapping_add(1);
+                        vts = vts.wrapping_add(3000);
+                    }
+                }
+            });
+        }
+        Sim { site: site.to_string(), counts, messages, connected, send_audio, cancel, outgoing }
+    }
+
+    pub fn received(&self, site: &str, kind: &str) -> u64 {
+        self.counts.lock().unwrap().get(&(site.to_string(), kind.to_string())).copied().unwrap_or(0)
+    }
+
+    pub fn is_connected(&self) -> bool {
+        *self.connected.lock().unwrap()
+    }
+
+    /// Sends a raw message on this site's signalling socket.
+    pub fn send(&self, v: Value) {
+        let _ = self.outgoing.send(v);
+    }
+
+    pub fn has_message(&self, pred: impl Fn(&Value) -> bool) -> bool {
+        self.messages.lock().unwrap().iter().any(pred)
+    }
+
+    pub fn set_sending_audio(&self, on: bool) {
+        self.send_audio.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn stop(&self) {
+        self.cancel.cancel();
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}

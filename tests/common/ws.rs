@@ -1,0 +1,112 @@
+//! A plain signalling client over the real TLS WebSocket, speaking the documented JSON.
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::Message;
+
+pub type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A rustls client config that trusts the bridge's self-signed certificate.
+pub fn tls_config(cert_pem: &Path) -> Arc<rustls::ClientConfig> {
+    use rustls::pki_types::pem::PemObject;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_file_iter(cert_pem).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    Arc::new(rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth())
+}
+
+pub struct Client {
+    socket: Socket,
+}
+
+impl Client {
+    pub async fn connect(cert_pem: &Path, port: u16) -> Client {
+        let url = format!("wss://localhost:{port}/ws");
+        let connector = tokio_tungstenite::Connector::Rustls(tls_config(cert_pem));
+        let (socket, _) = tokio_tungstenite::connect_async_tls_with_config(url, None, false, Some(connector))
+            .await
+            .expect("websocket connect");
+        Client { socket }
+    }
+
+    pub async fn send_text(&mut self, text: impl Into<String>) {
+        self.socket.send(Message::Text(text.into().into())).await.expect("send");
+    }
+
+    pub async fn send(&mut self, v: Value) {
+        self.send_text(v.to_string()).await;
+    }
+
+    /// The next JSON message, or `None` if the socket closed; panics after 10 s.
+    pub async fn recv(&mut self) -> Option<Value> {
+        loop {
+            let msg = tokio::time::timeout(Duration::from_secs(10), self.socket.next()).await.expect("no message within 10 s");
+            match msg {
+                Some(Ok(Message::Text(t))) => return Some(serde_json::from_str(t.as_str()).expect("server sent JSON")),
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
+                Some(Ok(_)) => continue,
+            }
+        }
+    }
+
+    /// Skips messages until one of `type_`; panics if the socket closes first.
+    pub async fn recv_type(&mut self, type_: &str) -> Value {
+        loop {
+            match self.recv().await {
+                Some(v) if v["type"] == type_ => return v,
+                Some(_) => continue,
+                None => panic!("socket closed while waiting for {type_}"),
+            }
+        }
+    }
+
+    /// Sends `join` and returns the reply (`joined` or `error`).
+    pub async fn join(&mut self, site: &str, key: &str) -> Value {
+        self.send(json!({"type": "join", "site": site, "key": key})).await;
+        loop {
+            let v = self.recv().await.expect("reply to join");
+            if v["type"] == "joined" || v["type"] == "error" {
+                return v;
+            }
+        }
+    }
+
+    pub fn into_socket(self) -> Socket {
+        self.socket
+    }
+}
+
+/// A minimal HTTPS GET returning JSON (tests only; HTTP/1.1, Connection: close).
+pub async fn https_get_json(cert_pem: &Path, port: u16, path: &str) -> Value {
+    let connector = tokio_rustls::TlsConnector::from(tls_config(cert_pem));
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = connector.connect(name, tcp).await.unwrap();
+    tls.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut buf)).await;
+    let text = String::from_utf8_lossy(&buf);
+    let (head, body) = text.split_once("\r\n\r\n").expect("http response");
+    assert!(head.starts_with("HTTP/1.1 200"), "GET {path}: {head}");
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_string() };
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = &rest[n + 2..];
+    }
+    out
+}

@@ -1,0 +1,208 @@
+// @ts-check
+/**
+ * The media side of one site: joins over the signalling socket, publishes the local camera and
+ * microphone once, receives every other site's media from the server, and reconnects by
+ * itself. No DOM here: the page subscribes to events and renders them.
+ *
+ * Events (via `on(name, fn)`):
+ *  - status  {phase, detail}  phase: connecting | joining | negotiating | connected | flowing |
+ *                             reconnecting | replaced | error
+ *  - joined  the `joined` message
+ *  - state   the presence list
+ *  - track   {site, kind, stream}   a remote site's audio or video
+ */
+import { Signalling, FATAL_JOIN_CODES } from "./protocol.js";
+
+const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 10000];
+
+export class BridgeClient {
+  /**
+   * @param {{wsUrl: string, site: string, key: string, localStream: MediaStream}} opts
+   */
+  constructor(opts) {
+    this.opts = opts;
+    /** @type {Record<string, Function[]>} */
+    this.listeners = {};
+    /** @type {RTCPeerConnection|null} */
+    this.pc = null;
+    /** @type {Signalling|null} */
+    this.sig = null;
+    /** mid → site id, for mapping receive statistics to sites */
+    /** @type {Map<string, string>} */
+    this.siteByMid = new Map();
+    this.attempt = 0;
+    this.stopped = false;
+    /** Time the signalling socket opened (performance.now()), per attempt. */
+    this.connectedAt = 0;
+    /** @type {Promise<void>} serialises handling of server messages */
+    this.queue = Promise.resolve();
+  }
+
+  /** @param {string} name @param {Function} fn */
+  on(name, fn) { (this.listeners[name] ||= []).push(fn); return this; }
+  /** @param {string} name @param {any} data */
+  emit(name, data) { for (const fn of this.listeners[name] || []) fn(data); }
+  /** @param {string} phase @param {any} [detail] */
+  status(phase, detail) { this.phase = phase; this.emit("status", { phase, detail }); }
+
+  start() { this.connect(); }
+
+  stop() {
+    this.stopped = true;
+    this.sig?.leave();
+    this.teardown();
+  }
+
+  teardown() {
+    this.sig?.close();
+    this.sig = null;
+    this.pc?.close();
+    this.pc = null;
+    this.siteByMid.clear();
+  }
+
+  connect() {
+    if (this.stopped) return;
+    this.teardown();
+    this.status(this.attempt === 0 ? "connecting" : "reconnecting", { attempt: this.attempt });
+    const sig = new Signalling(this.opts.wsUrl, {
+      onMessage: (m) => { this.queue = this.queue.then(() => this.onMessage(m)).catch((e) => this.fail(e)); },
+      onClose: (code, reason) => this.onClose(sig, code, reason),
+    });
+    this.sig = sig;
+    sig.opened.then(() => {
+      this.connectedAt = performance.now();
+      this.status("joining");
+      sig.join(this.opts.site, this.opts.key);
+    }).catch(() => { /* onClose follows */ });
+  }
+
+  /** @param {Signalling} sig @param {number} code @param {string} reason */
+  onClose(sig, code, reason) {
+    if (sig !== this.sig || this.stopped) return;
+    if (reason === "replaced" || this.phase === "replaced") {
+      this.stopped = true;
+      this.teardown();
+      this.status("replaced");
+      return;
+    }
+    if (this.phase === "error") return;
+    const delay = BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)];
+    this.attempt += 1;
+    this.status("reconnecting", { attempt: this.attempt, delayMs: delay, code });
+    setTimeout(() => this.connect(), delay);
+  }
+
+  /** @param {any} e */
+  fail(e) {
+    console.error(e);
+    this.emit("status", { phase: "warning", detail: { message: String(e && e.message || e) } });
+  }
+
+  /** @param {import("./protocol.js").ServerMessage} m */
+  async onMessage(m) {
+    switch (m.type) {
+      case "joined":
+        this.attempt = 0;
+        this.emit("joined", m);
+        await this.startMedia(m.ice_servers);
+        break;
+      case "state":
+        this.emit("state", m.sites);
+        break;
+      case "answer":
+        await this.pc?.setRemoteDescription({ type: "answer", sdp: m.sdp });
+        break;
+      case "offer": {
+        const pc = this.pc;
+        if (!pc) return;
+        await pc.setRemoteDescription({ type: "offer", sdp: m.sdp });
+        const answer = await pc.createAnswer();
+        await pc.setLocalDescription(answer);
+        this.sig?.answer(pc.localDescription?.sdp || answer.sdp || "");
+        break;
+      }
+      case "candidate":
+        await this.pc?.addIceCandidate(m.candidate).catch((e) => console.warn("candidate", e));
+        break;
+      case "media":
+        if (m.state === "connected") this.status("connected");
+        else if (m.state === "failed" || m.state === "disconnected") this.status("media_" + m.state);
+        break;
+      case "replaced":
+        this.status("replaced", { message: m.message });
+        break;
+      case "error":
+        if (m.request === "join" && FATAL_JOIN_CODES.has(m.code)) {
+          this.stopped = true;
+          this.status("error", { code: m.code, message: m.message });
+          this.teardown();
+        } else {
+          this.emit("status", { phase: "warning", detail: { code: m.code, message: m.message } });
+        }
+        break;
+    }
+  }
+
+  /** @param {RTCIceServer[]} iceServers */
+  async startMedia(iceServers) {
+    this.status("negotiating");
+    const pc = new RTCPeerConnection({ iceServers, bundlePolicy: "max-bundle" });
+    this.pc = pc;
+    const local = this.opts.localStream;
+    for (const track of local.getTracks()) {
+      pc.addTransceiver(track, { direction: "sendonly", streams: [local] });
+    }
+    pc.onicecandidate = (e) => { if (e.candidate) this.sig?.candidate(e.candidate.toJSON()); };
+    pc.ontrack = (e) => {
+      const site = e.streams[0]?.id;
+      if (!site) return;
+      if (e.transceiver.mid) this.siteByMid.set(e.transceiver.mid, site);
+      this.emit("track", { site, kind: e.track.kind, track: e.track });
+    };
+    pc.onconnectionstatechange = () => {
+      if (pc !== this.pc) return;
+      if (pc.connectionState === "failed") {
+        // The socket is alive but media is not: rejoin from scratch.
+        this.sig?.close();
+      }
+    };
+    const offer = await pc.createOffer();
+    await pc.setLocalDescription(offer);
+    this.sig?.offer(pc.localDescription?.sdp || offer.sdp || "");
+  }
+
+  /**
+   * Receive statistics per remote site, from the browser's own getStats().
+   * @returns {Promise<Record<string, {framesDecoded: number, frameWidth: number, frameHeight: number,
+   *   framesPerSecond: number, totalAudioEnergy: number, totalSamplesReceived: number,
+   *   audioLevel: number, packetsLost: number, packetsReceived: number, jitterMs: number}>>}
+   */
+  async receiveStats() {
+    /** @type {Record<string, any>} */
+    const out = {};
+    if (!this.pc) return out;
+    const report = await this.pc.getStats();
+    report.forEach((s) => {
+      if (s.type !== "inbound-rtp" || !s.mid) return;
+      const site = this.siteByMid.get(s.mid);
+      if (!site) return;
+      const r = (out[site] ||= { framesDecoded: 0, frameWidth: 0, frameHeight: 0, framesPerSecond: 0,
+        totalAudioEnergy: 0, totalSamplesReceived: 0, audioLevel: 0, packetsLost: 0, packetsReceived: 0, jitterMs: 0 });
+      r.packetsLost += s.packetsLost || 0;
+      r.packetsReceived += s.packetsReceived || 0;
+      r.jitterMs = Math.max(r.jitterMs, (s.jitter || 0) * 1000);
+      if (s.kind === "video") {
+        r.framesDecoded = s.framesDecoded || 0;
+        r.frameWidth = s.frameWidth || 0;
+        r.frameHeight = s.frameHeight || 0;
+        r.framesPerSecond = s.framesPerSecond || 0;
+      } else {
+        r.totalAudioEnergy = s.totalAudioEnergy || 0;
+        r.totalSamplesReceived = s.totalSamplesReceived || 0;
+        r.audioLevel = s.audioLevel || 0;
+      }
+    });
+    return out;
+  }
+}

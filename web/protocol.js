@@ -1,0 +1,65 @@
+// @ts-check
+/**
+ * Điểm Cầu signalling protocol, as docs/protocol.md defines it. No DOM here: this module only
+ * speaks JSON over a WebSocket. Every server message is dispatched to `onMessage` in arrival
+ * order; the caller decides what it means for the page.
+ */
+
+/** @typedef {{candidate: string, sdpMid?: string|null, sdpMLineIndex?: number|null, usernameFragment?: string|null}} IceCandidate */
+/** @typedef {{id: string, name: string, role: "chair"|"site", present: boolean, since_ms?: number}} SitePresence */
+/**
+ * @typedef {{type: "joined", session: string, site: {id: string, name: string, role: string}, conference: {title: string}, ice_servers: RTCIceServer[]}
+ *  | {type: "state", sites: SitePresence[]}
+ *  | {type: "offer", sdp: string} | {type: "answer", sdp: string}
+ *  | {type: "candidate", candidate: IceCandidate}
+ *  | {type: "media", state: "connecting"|"connected"|"disconnected"|"failed"|"closed"}
+ *  | {type: "replaced", message: string}
+ *  | {type: "error", code: string, message: string, request?: string}
+ *  | {type: "pong"}} ServerMessage
+ */
+
+/** Error codes after which retrying the same join cannot help. */
+export const FATAL_JOIN_CODES = new Set(["bad_key", "site_unknown"]);
+
+export class Signalling {
+  /**
+   * @param {string} url wss:// address of /ws
+   * @param {{onMessage: (m: ServerMessage) => void, onClose: (code: number, reason: string) => void}} handlers
+   */
+  constructor(url, handlers) {
+    this.handlers = handlers;
+    this.ws = new WebSocket(url);
+    /** @type {Promise<void>} */
+    this.opened = new Promise((resolve, reject) => {
+      this.ws.addEventListener("open", () => resolve(), { once: true });
+      this.ws.addEventListener("error", () => reject(new Error("websocket error")), { once: true });
+    });
+    this.ws.addEventListener("message", (ev) => {
+      /** @type {ServerMessage} */
+      let msg;
+      try {
+        msg = JSON.parse(String(ev.data));
+      } catch {
+        return; // the server only sends JSON; ignore anything else
+      }
+      this.handlers.onMessage(msg);
+    });
+    this.ws.addEventListener("close", (ev) => this.handlers.onClose(ev.code, ev.reason));
+  }
+
+  /** @param {object} msg */
+  send(msg) {
+    if (this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(msg));
+  }
+  /** @param {string} site @param {string} key */
+  join(site, key) { this.send({ type: "join", site, key }); }
+  /** @param {string} sdp */
+  offer(sdp) { this.send({ type: "offer", sdp }); }
+  /** @param {string} sdp */
+  answer(sdp) { this.send({ type: "answer", sdp }); }
+  /** @param {IceCandidate} candidate */
+  candidate(candidate) { this.send({ type: "candidate", candidate }); }
+  leave() { this.send({ type: "leave" }); }
+  ping() { this.send({ type: "ping" }); }
+  close() { try { this.ws.close(1000, "bye"); } catch { /* already closed */ } }
+}
