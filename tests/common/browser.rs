@@ -68,6 +68,10 @@ impl Browser {
                     break p;
                 }
             }
+            if let Ok(Some(status)) = child.try_wait() {
+                let log = std::fs::read_to_string(profile.join("chromium.log")).unwrap_or_default();
+                panic!("{name}: chromium exited ({status}) before DevTools was up; log:\n{log}");
+            }
             assert!(Instant::now() < deadline, "{name}: no DevToolsActivePort within 30 s");
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
@@ -125,14 +129,29 @@ impl Drop for Browser {
 async fn page_target(port: u16, url: &str) -> Option<String> {
     let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
     tcp.write_all(b"GET /json/list HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").await.ok()?;
+    // DevTools keeps the connection open: read the head, then exactly Content-Length bytes.
     let mut buf = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut buf)).await.ok()?.ok()?;
-    let text = String::from_utf8_lossy(&buf);
-    let body = text.split_once("\r\n\r\n")?.1;
-    let targets: Vec<Value> = serde_json::from_str(body).ok()?;
+    let mut chunk = [0u8; 4096];
+    let body = loop {
+        let n = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut chunk)).await.ok()?.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&buf).to_string();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().ok()))??;
+            if body.len() >= len {
+                break body.to_string();
+            }
+        }
+    };
+    let targets: Vec<Value> = serde_json::from_str(&body).ok()?;
     let prefix = url.split('#').next()?;
     targets
         .iter()
         .find(|t| t["type"] == "page" && t["url"].as_str().is_some_and(|u| u.starts_with(prefix)))
-        .and_then(|t| t["webSocketDebuggerUrl"].as_str().map(str::to_string))
+        .and_then(|t| t["id"].as_str().map(|id| format!("ws://127.0.0.1:{port}/devtools/page/{id}")))
 }

@@ -30,8 +30,31 @@ where
     }
 }
 
+/// A bounded wait for loops that need `&mut` access between polls:
+/// `loop { if done { break } deadline.tick().await }` panics with `what` once expired.
+pub struct Deadline {
+    at: Instant,
+    what: String,
+}
+
+impl Deadline {
+    pub fn after(timeout: Duration, what: impl Into<String>) -> Self {
+        Deadline { at: Instant::now() + timeout, what: what.into() }
+    }
+
+    pub async fn tick(&self) {
+        if Instant::now() >= self.at {
+            panic!("timed out waiting for {}", self.what);
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+}
+
+/// A fresh directory under /tmp. Kept short: Chromium puts a UNIX socket a few levels below
+/// its profile, and socket paths over 107 bytes make it abort at start (SIGTRAP).
 pub fn scratch_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("diemcau-test-{name}-{}", uuid::Uuid::new_v4()));
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let dir = PathBuf::from("/tmp").join(format!("dc-{name}-{}", &id[..8]));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
