@@ -77,6 +77,10 @@ impl Client {
         }
     }
 
+    pub fn from_socket(socket: Socket) -> Client {
+        Client { socket }
+    }
+
     pub fn into_socket(self) -> Socket {
         self.socket
     }
