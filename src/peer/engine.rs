@@ -13,7 +13,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use webrtc::peer_connection::{
     register_default_interceptors, MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
-    RTCConfigurationBuilder, RTCIceCandidateType, Registry, SettingEngineBuilder,
+    RTCConfigurationBuilder, Registry, SettingEngineBuilder,
 };
 
 /// Where media sockets bind and what address is advertised.
@@ -56,12 +56,11 @@ pub async fn build(
     // Last in the chain, so it sees inbound RTCP after every other interceptor.
     let registry = registry.with(Slot::from(14_000), KeyframeTap::new(keyframe_requests));
 
-    let mut settings = SettingEngineBuilder::new()
+    // 1:1 NAT is handled by rewriting what we advertise (see `advertise`): the setting
+    // engine's NAT option left 127.0.0.1 in the candidates when tried here.
+    let settings = SettingEngineBuilder::new()
         .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
         .with_include_loopback_candidate(net.bind_ip.is_loopback());
-    if let Some(ip) = net.public_ip {
-        settings = settings.with_nat_1to1_ips(vec![ip.to_string()], RTCIceCandidateType::Host);
-    }
     let pc = PeerConnectionBuilder::new()
         .with_configuration(RTCConfigurationBuilder::new().build())
         .with_media_engine(media_engine)
@@ -72,4 +71,54 @@ pub async fn build(
         .build()
         .await?;
     Ok(Arc::new(pc))
+}
+
+/// Replaces the connection address of a candidate (`candidate:<foundation> <component>
+/// <transport> <priority> <address> <port> typ ...`) with the public IP; other text unchanged.
+pub fn advertise_candidate(candidate: &str, public_ip: Option<IpAddr>) -> String {
+    let Some(ip) = public_ip else { return candidate.to_string() };
+    let mut fields: Vec<&str> = candidate.split(' ').collect();
+    let ip = ip.to_string();
+    if fields.len() > 7 && fields[6] == "typ" {
+        fields[4] = &ip;
+    }
+    fields.join(" ")
+}
+
+/// Applies [`advertise_candidate`] to every `a=candidate:` line of an SDP.
+pub fn advertise_sdp(sdp: &str, public_ip: Option<IpAddr>) -> String {
+    if public_ip.is_none() {
+        return sdp.to_string();
+    }
+    sdp.split_inclusive("\r\n")
+        .map(|line| match line.strip_prefix("a=") {
+            Some(rest) if rest.starts_with("candidate:") => {
+                let (body, eol) = rest.split_at(rest.trim_end_matches(['\r', '\n']).len());
+                format!("a={}{eol}", advertise_candidate(body, public_ip))
+            }
+            _ => line.to_string(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOST: &str = "candidate:2693830880 1 udp 2130706431 10.0.0.5 48426 typ host";
+
+    #[test]
+    fn public_ip_replaces_the_candidate_address_only() {
+        let ip = Some("203.0.113.7".parse().unwrap());
+        assert_eq!(advertise_candidate(HOST, ip), "candidate:2693830880 1 udp 2130706431 203.0.113.7 48426 typ host");
+        assert_eq!(advertise_candidate(HOST, None), HOST);
+        assert_eq!(advertise_candidate("garbage", ip), "garbage");
+    }
+
+    #[test]
+    fn sdp_candidate_lines_are_rewritten_and_the_rest_kept() {
+        let sdp = format!("v=0\r\nc=IN IP4 10.0.0.5\r\na={HOST}\r\na=end-of-candidates\r\n");
+        let out = advertise_sdp(&sdp, Some("203.0.113.7".parse().unwrap()));
+        assert_eq!(out, "v=0\r\nc=IN IP4 10.0.0.5\r\na=candidate:2693830880 1 udp 2130706431 203.0.113.7 48426 typ host\r\na=end-of-candidates\r\n");
+    }
 }

@@ -276,7 +276,7 @@ impl PeerTask {
         .await;
         match result {
             Ok(answer) => {
-                self.emit(PeerEvent::LocalAnswer(answer.sdp)).await;
+                self.emit(PeerEvent::LocalAnswer(engine::advertise_sdp(&answer.sdp, self.ctx.network.public_ip))).await;
                 self.has_remote_description = true;
                 for c in std::mem::take(&mut self.early_candidates) {
                     Box::pin(self.on_command(PeerCommand::RemoteCandidate(c))).await;
@@ -319,7 +319,7 @@ impl PeerTask {
             PcEvent::Track(track) => self.on_remote_track(track).await,
             PcEvent::Candidate(init) => {
                 let candidate = IceCandidate {
-                    candidate: init.candidate,
+                    candidate: engine::advertise_candidate(&init.candidate, self.ctx.network.public_ip),
                     sdp_mid: init.sdp_mid,
                     sdp_m_line_index: init.sdp_mline_index,
                     username_fragment: init.username_fragment,
@@ -478,7 +478,7 @@ impl PeerTask {
             Ok(offer) => {
                 self.negotiating = true;
                 self.outputs.values_mut().for_each(|o| o.offered = true);
-                self.emit(PeerEvent::LocalOffer(offer.sdp)).await;
+                self.emit(PeerEvent::LocalOffer(engine::advertise_sdp(&offer.sdp, self.ctx.network.public_ip))).await;
             }
             Err(e) => warn!("cannot create an offer: {e}"),
         }
