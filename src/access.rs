@@ -80,10 +80,22 @@ pub fn verify_key(key: &str, hash: &str) -> bool {
     }
 }
 
-/// Writes the links to `<dir>/join-links.txt`, readable by the owner only.
+/// Writes the links to `<dir>/join-links.txt`, readable by the owner only. Lines of sites
+/// not in `links` are kept from the existing file, so re-issuing one site's key leaves the
+/// other sites' links in place.
 pub fn write_links_file(dir: &Path, title: &str, links: &[JoinLink]) -> Result<(), AccessError> {
     use std::io::Write;
     let path = dir.join("join-links.txt");
+    let kept: Vec<String> = std::fs::read_to_string(&path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter(|l| {
+            let site = l.split('\t').next().unwrap_or("");
+            !links.iter().any(|k| k.site_id == site)
+        })
+        .map(str::to_string)
+        .collect();
     let err = |e: std::io::Error| AccessError::Links { path: path.display().to_string(), reason: e.to_string() };
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
@@ -94,6 +106,9 @@ pub fn write_links_file(dir: &Path, title: &str, links: &[JoinLink]) -> Result<(
     }
     let mut f = opts.open(&path).map_err(err)?;
     writeln!(f, "# {title}: đường dẫn tham gia của từng điểm cầu (giữ bí mật) / join links (keep secret)").map_err(err)?;
+    for line in kept {
+        writeln!(f, "{line}").map_err(err)?;
+    }
     for l in links {
         writeln!(f, "{}\t{}\t{}", l.site_id, l.site_name, l.url).map_err(err)?;
     }
@@ -151,6 +166,11 @@ mod tests {
         assert!(provision_keys(&settings, &store, "https://localhost:8443").unwrap().is_empty());
         assert!(verify_key(key, &store.key_hash("hang-gai").unwrap().unwrap()));
         write_links_file(&dir, "t", &links).unwrap();
+        // Re-issuing another site's link keeps hang-gai's line.
+        let other = JoinLink { site_id: "hq".into(), site_name: "HQ".into(), url: "https://x/site/hq#key=k".into() };
+        write_links_file(&dir, "t", &[other]).unwrap();
+        let text = std::fs::read_to_string(dir.join("join-links.txt")).unwrap();
+        assert!(text.contains(&links[0].url) && text.contains("https://x/site/hq#key=k"), "{text}");
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

@@ -105,6 +105,14 @@ async fn hq_and_two_wards_see_and_hear_each_other_in_chromium() {
         println!("join → first frame, {}: {times}", SITES[i].id);
     }
 
+    // For people reviewing a run: DIEMCAU_SCREENSHOTS=<dir> keeps a PNG of each page.
+    if let Ok(dir) = std::env::var("DIEMCAU_SCREENSHOTS") {
+        std::fs::create_dir_all(&dir).unwrap();
+        for (i, b) in browsers.iter_mut().enumerate() {
+            b.screenshot(&std::path::Path::new(&dir).join(format!("{}.png", SITES[i].id))).await;
+        }
+    }
+
     // A stranger's bad input gets typed errors and changes nothing for the meeting.
     let mut stranger = Client::connect(&bridge.cert_pem(), bridge.port).await;
     let before: Vec<_> = {

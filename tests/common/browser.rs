@@ -86,6 +86,38 @@ impl Browser {
         Browser { child, ws, next_id: 1, name: name.to_string() }
     }
 
+    /// Sends a DevTools command and returns its `result`.
+    pub async fn command(&mut self, method: &str, params: Value) -> Option<Value> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let cmd = json!({"id": id, "method": method, "params": params});
+        self.ws.send(Message::Text(cmd.to_string().into())).await.ok()?;
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            let msg = tokio::time::timeout(Duration::from_secs(15), self.ws.next()).await.ok()??.ok()?;
+            let Message::Text(t) = msg else { continue };
+            let v: Value = serde_json::from_str(t.as_str()).ok()?;
+            if v["id"] == id {
+                return Some(v["result"].clone());
+            }
+        }
+        None
+    }
+
+    /// Saves a PNG of the page (for people reviewing a run; tests do not assert on pixels here).
+    pub async fn screenshot(&mut self, path: &Path) {
+        let _ = self
+            .command("Emulation.setDeviceMetricsOverride", json!({"width": 1280, "height": 800, "deviceScaleFactor": 1, "mobile": false}))
+            .await;
+        if let Some(r) = self.command("Page.captureScreenshot", json!({"format": "png"})).await {
+            if let Some(data) = r["data"].as_str() {
+                if let Ok(bytes) = base64_decode(data) {
+                    let _ = std::fs::write(path, bytes);
+                }
+            }
+        }
+    }
+
     /// Evaluates an expression (promises awaited) and returns its JSON value; `None` on a
     /// JavaScript exception.
     pub async fn eval(&mut self, expression: &str) -> Option<Value> {
@@ -154,4 +186,20 @@ async fn page_target(port: u16, url: &str) -> Option<String> {
         .iter()
         .find(|t| t["type"] == "page" && t["url"].as_str().is_some_and(|u| u.starts_with(prefix)))
         .and_then(|t| t["id"].as_str().map(|id| format!("ws://127.0.0.1:{port}/devtools/page/{id}")))
+}
+
+fn base64_decode(s: &str) -> Result<Vec<u8>, ()> {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0);
+    for c in s.bytes().filter(|c| *c != b'=') {
+        let v = T.iter().position(|t| *t == c).ok_or(())? as u32;
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Ok(out)
 }

@@ -127,6 +127,10 @@ impl TestBridge {
         TestBridge { child, port, data, keys, log }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("https://127.0.0.1:{}{path}", self.port)
     }

@@ -88,6 +88,11 @@ fn local_track(site: &str, kind: RtpCodecKind, codec: rtc::rtp_transceiver::rtp_
 impl Sim {
     /// Joins `site` and starts publishing once media connects. Panics if the join is refused.
     pub async fn join(cert_pem: &Path, port: u16, site: &str, key: &str) -> Sim {
+        Self::join_at_rate(cert_pem, port, site, key, 33).await
+    }
+
+    /// As [`Sim::join`], sending `video_pps` video packets per second (audio is always 50).
+    pub async fn join_at_rate(cert_pem: &Path, port: u16, site: &str, key: &str, video_pps: u32) -> Sim {
         let mut client = Client::connect(cert_pem, port).await;
         let joined = client.join(site, key).await;
         assert_eq!(joined["type"], "joined", "{site} join refused: {joined}");
@@ -205,7 +210,8 @@ impl Sim {
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(Duration::from_millis(20));
                 let (mut aseq, mut vseq, mut ats, mut vts) = (0u16, 0u16, 0u32, 0u32);
-                for i in 0u64.. {
+                let mut video_credit = 0u32;
+                loop {
                     tokio::select! { _ = cancel.cancelled() => break, _ = tick.tick() => {} }
                     if !*connected.lock().unwrap() {
                         continue;
@@ -222,19 +228,21 @@ impl Sim {
                     }
                     aseq = aseq.wrapping_add(1);
                     ats = ats.wrapping_add(960);
-                    if i % 3 != 2 {
+                    video_credit += video_pps;
+                    while video_credit >= 50 {
+                        video_credit -= 50;
                         let mut p = rtc::rtp::Packet::default();
                         p.header.version = 2;
                         p.header.payload_type = 96;
                         p.header.ssrc = video_ssrc;
                         p.header.sequence_number = vseq;
                         p.header.timestamp = vts;
-                        p.header.marker = true;
-                        p.payload = bytes::Bytes::from(vec![0x10; 600]);
+                        p.header.marker = video_credit < 50;
+                        p.payload = bytes::Bytes::from(vec![0x10; 1000]);
                         let _ = video.write_rtp(p).await;
                         vseq = vseq.wrapping_add(1);
-                        vts = vts.wrapping_add(3000);
                     }
+                    vts = vts.wrapping_add(1800);
                 }
             });
         }
