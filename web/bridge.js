@@ -34,6 +34,7 @@ export class BridgeClient {
     this.stopped = false;
     /** Time the signalling socket opened (performance.now()), per attempt. */
     this.connectedAt = 0;
+    this.lastHeard = 0;
     /** @type {Promise<void>} serialises handling of server messages */
     this.queue = Promise.resolve();
   }
@@ -72,8 +73,16 @@ export class BridgeClient {
     this.sig = sig;
     sig.opened.then(() => {
       this.connectedAt = performance.now();
+      this.lastHeard = Date.now();
       this.status("joining");
       sig.join(this.opts.site, this.opts.key);
+      // Keep-alive both ways: the server drops sockets silent for 45 s, and a socket that
+      // has not answered for 30 s is taken as dead here and replaced.
+      const timer = setInterval(() => {
+        if (sig !== this.sig) return clearInterval(timer);
+        if (Date.now() - this.lastHeard > 30000) { clearInterval(timer); sig.close(); return; }
+        sig.ping();
+      }, 15000);
     }).catch(() => { /* onClose follows */ });
   }
 
@@ -101,6 +110,7 @@ export class BridgeClient {
 
   /** @param {import("./protocol.js").ServerMessage} m */
   async onMessage(m) {
+    this.lastHeard = Date.now();
     switch (m.type) {
       case "joined":
         this.attempt = 0;

@@ -11,12 +11,17 @@ use crate::server::Bridge;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures::{SinkExt, StreamExt};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tracing::{info, warn, Instrument};
 use uuid::Uuid;
 
 /// Outbox depth from the conference actor to this socket.
 const OUTBOX: usize = 64;
+
+/// A socket silent for this long is taken as dead (clients `ping` every 15 s), so a site
+/// whose network vanished does not hold its seat until TCP gives up minutes later.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(45);
 
 struct Joined {
     site: usize,
@@ -45,9 +50,18 @@ impl Session {
     async fn run(mut self, socket: WebSocket) {
         let (mut tx, mut rx) = socket.split();
         let (outbox_tx, mut outbox) = mpsc::channel::<ServerMessage>(OUTBOX);
+        let mut last_heard = Instant::now();
+        let mut idle_check = tokio::time::interval(Duration::from_secs(5));
         let close_reason = loop {
             let out = tokio::select! {
-                incoming = rx.next() => match incoming {
+                _ = idle_check.tick() => {
+                    if last_heard.elapsed() > IDLE_TIMEOUT {
+                        warn!("nothing heard for {} s; closing the socket", IDLE_TIMEOUT.as_secs());
+                        break Some("idle");
+                    }
+                    continue;
+                }
+                incoming = rx.next() => match { last_heard = Instant::now(); incoming } {
                     Some(Ok(Message::Text(text))) => match self.on_text(text.as_str(), &outbox_tx).await {
                         (replies, Flow::Continue) => replies,
                         (replies, Flow::Close(reason)) => {

@@ -121,24 +121,12 @@ impl Browser {
     /// Evaluates an expression (promises awaited) and returns its JSON value; `None` on a
     /// JavaScript exception.
     pub async fn eval(&mut self, expression: &str) -> Option<Value> {
-        let id = self.next_id;
-        self.next_id += 1;
-        let cmd = json!({"id": id, "method": "Runtime.evaluate", "params": {
-            "expression": expression, "awaitPromise": true, "returnByValue": true}});
-        self.ws.send(Message::Text(cmd.to_string().into())).await.ok()?;
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            let msg = tokio::time::timeout(Duration::from_secs(15), self.ws.next()).await.ok()??.ok()?;
-            let Message::Text(t) = msg else { continue };
-            let v: Value = serde_json::from_str(t.as_str()).ok()?;
-            if v["id"] == id {
-                if v["result"].get("exceptionDetails").is_some() {
-                    return None;
-                }
-                return Some(v["result"]["result"]["value"].clone());
-            }
+        let params = json!({"expression": expression, "awaitPromise": true, "returnByValue": true});
+        let result = self.command("Runtime.evaluate", params).await?;
+        if result.get("exceptionDetails").is_some() {
+            return None;
         }
-        None
+        Some(result["result"]["value"].clone())
     }
 }
 

@@ -158,9 +158,13 @@ impl Sim {
         {
             let (pc, messages, cancel, outgoing) = (pc.clone(), messages.clone(), cancel.clone(), outgoing.clone());
             tokio::spawn(async move {
+                let mut keepalive = tokio::time::interval(Duration::from_secs(15));
                 loop {
                     tokio::select! {
                         _ = cancel.cancelled() => break,
+                        _ = keepalive.tick() => {
+                            if ws_tx.send(Message::Text(json!({"type": "ping"}).to_string().into())).await.is_err() { break; }
+                        }
                         Some(v) = outgoing_rx.recv() => {
                             if ws_tx.send(Message::Text(v.to_string().into())).await.is_err() { break; }
                         }
