@@ -13,6 +13,7 @@
 
 pub mod access;
 pub mod conference;
+pub mod floor;
 pub mod config;
 pub mod http;
 pub mod media;

@@ -31,12 +31,18 @@ fn proc_usage(pid: u32) -> (f64, u64) {
     (ticks / 100.0, rss)
 }
 
+fn threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task")).map(|d| d.count()).unwrap_or(0)
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let seconds = env_u64("BENCH_SECONDS", 20);
     let video_pps = env_u64("BENCH_VIDEO_PPS", 100) as u32;
     let bridge = TestBridge::start_default();
     let pid = bridge.pid();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_idle = proc_usage(pid).1;
     let mut sims = Vec::new();
     for site in SITES {
         sims.push(Sim::join_at_rate(&bridge.cert_pem(), bridge.port, site, bridge.key(site), video_pps).await);
@@ -69,7 +75,9 @@ async fn main() {
         "dropped_queue_full": delta("dropped_queue_full"),
         "server_cpu_percent_of_one_core": cpu * 100.0,
         "forwarded_packets_per_cpu_second": if cpu > 0.0 { out_pps / cpu } else { 0.0 },
+        "server_rss_mib_idle": rss_idle as f64 / 1024.0,
         "server_rss_mib_max": rss_max as f64 / 1024.0,
+        "server_threads": threads(pid),
         "server_rss_mib_end": rss_end as f64 / 1024.0,
         "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
     });
