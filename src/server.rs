@@ -95,9 +95,10 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
     }
 
     let shutdown = CancellationToken::new();
-    let conference = conference::spawn(settings.clone(), store.clone(), shutdown.clone());
+    let router = Router::new(settings.sites.len());
+    let conference = conference::spawn(settings.clone(), store.clone(), router.clone(), shutdown.clone());
     let peers = PeerContext {
-        router: Router::new(settings.sites.len()),
+        router,
         network: MediaNetwork { bind_ip: settings.media_bind_ip(), public_ip: settings.media_public_ip },
         site_ids: settings.sites.iter().map(|s| s.id.clone()).collect(),
     };

@@ -1,8 +1,17 @@
-//! The conference actor: the single owner of seats and presence.
+//! The conference actor: the single owner of seats, presence, mutes, floor, programme,
+//! layout and lock. Every decision about who may speak is made here and published to the
+//! media router as a forwarding policy, so a muted site's audio is dropped by the server,
+//! not merely hidden by a page.
 
-use super::handle::{Command, ConferenceHandle, Seat};
-use crate::config::Settings;
-use crate::signal::protocol::{ServerMessage, SitePresence};
+use super::handle::{Action, Command, ConferenceHandle, Refused, Seat};
+use super::JoinRefused;
+use crate::config::{Role, Settings};
+use crate::floor::{AgendaItem, Floor, FloorError, FloorEvent, ItemKind, RequestId};
+use crate::media::router::Router;
+use crate::signal::protocol::{
+    AgendaItemSpec, AgendaKind, AgendaView, CurrentItemView, ErrorCode, FloorEventKind, FloorHolderView, FloorView, Layout,
+    QueueEntryView, ServerMessage, SitePresence,
+};
 use crate::store::{now_ms, Store};
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -15,24 +24,41 @@ struct Holder {
     outbox: mpsc::Sender<ServerMessage>,
 }
 
+/// A site's mute flags. `hard` is the chair's; the site cannot clear it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Mute {
+    audio: bool,
+    video: bool,
+    hard: bool,
+}
+
 #[derive(Default)]
 struct SeatState {
     holder: Option<Holder>,
     /// Unix ms of the current join, or of the last leave.
     since_ms: Option<i64>,
+    mute: Mute,
+    /// The mute a site had when it was given the floor, restored when the floor ends.
+    mute_before_floor: Option<Mute>,
 }
 
 struct Actor {
     settings: Arc<Settings>,
     store: Store,
+    router: Router,
     seats: Vec<SeatState>,
+    floor: Floor,
+    layout: Layout,
+    locked: bool,
 }
 
 /// Starts the actor; it stops when `cancel` fires or every handle is dropped.
-pub fn spawn(settings: Arc<Settings>, store: Store, cancel: CancellationToken) -> ConferenceHandle {
+pub fn spawn(settings: Arc<Settings>, store: Store, router: Router, cancel: CancellationToken) -> ConferenceHandle {
     let (tx, mut rx) = mpsc::channel(256);
     let seats = settings.sites.iter().map(|_| SeatState::default()).collect();
-    let mut actor = Actor { settings, store, seats };
+    let chair = settings.sites.iter().position(|s| s.role == Role::Chair).expect("validated config has a chair");
+    let floor = Floor::new(settings.sites.len(), chair, 1);
+    let mut actor = Actor { settings, store, router, seats, floor, layout: Layout::Stage, locked: false };
     tokio::spawn(async move {
         loop {
             tokio::select! {
@@ -51,38 +77,221 @@ impl Actor {
     fn handle(&mut self, cmd: Command) {
         match cmd {
             Command::Join { site, session, outbox, reply } => {
-                let seat = &mut self.seats[site];
-                let previous = seat.holder.replace(Holder { session, outbox });
-                let name = &self.settings.sites[site].name;
-                let replaced_previous = if let Some(old) = previous {
-                    info!(site = %self.settings.sites[site].id, %session, "{name} joined again from a new session; the old session is replaced");
-                    let _ = old.outbox.try_send(ServerMessage::Replaced {
-                        message: "Điểm cầu này vừa được kết nối từ một phiên khác. / This site joined from another session.".into(),
-                    });
-                    true
-                } else {
-                    info!(site = %self.settings.sites[site].id, %session, "{name} joined");
-                    seat.since_ms = Some(now_ms());
-                    false
-                };
-                let _ = reply.send(Ok(Seat { site, session, replaced_previous }));
-                self.log(site, if replaced_previous { "rejoin" } else { "join" }, &session.to_string());
-                self.broadcast_state();
+                let _ = reply.send(self.join(site, session, outbox));
             }
-            Command::Leave { site, session } => {
-                let seat = &mut self.seats[site];
-                if seat.holder.as_ref().is_some_and(|h| h.session == session) {
-                    seat.holder = None;
-                    seat.since_ms = Some(now_ms());
-                    info!(site = %self.settings.sites[site].id, %session, "{} left", self.settings.sites[site].name);
-                    self.log(site, "leave", &session.to_string());
+            Command::Leave { site, session } => self.leave(site, session),
+            Command::Act { site, session, action, reply } => {
+                let result = self.act(site, session, action);
+                if result.is_ok() {
+                    self.apply_media_policy();
                     self.broadcast_state();
                 }
+                let _ = reply.send(result);
             }
             Command::Presence { reply } => {
                 let _ = reply.send(self.presence());
             }
         }
+    }
+
+    fn name(&self, site: usize) -> &str {
+        &self.settings.sites[site].name
+    }
+
+    fn id(&self, site: usize) -> &str {
+        &self.settings.sites[site].id
+    }
+
+    fn join(&mut self, site: usize, session: Uuid, outbox: mpsc::Sender<ServerMessage>) -> Result<Seat, JoinRefused> {
+        let is_chair = self.settings.sites[site].role == Role::Chair;
+        if self.locked && !is_chair && self.seats[site].holder.is_none() {
+            info!(site = %self.id(site), "join refused: the conference is locked");
+            return Err(JoinRefused::Locked);
+        }
+        let previous = self.seats[site].holder.replace(Holder { session, outbox });
+        let replaced_previous = if let Some(old) = previous {
+            info!(site = %self.id(site), %session, "{} joined again from a new session; the old session is replaced", self.name(site));
+            let _ = old.outbox.try_send(ServerMessage::Replaced {
+                message: "Điểm cầu này vừa được kết nối từ một phiên khác. / This site joined from another session.".into(),
+            });
+            true
+        } else {
+            info!(site = %self.id(site), %session, "{} joined", self.name(site));
+            self.seats[site].since_ms = Some(now_ms());
+            self.floor.set_present(site, true, now_ms());
+            false
+        };
+        self.log(site, if replaced_previous { "rejoin" } else { "join" }, &session.to_string());
+        self.broadcast_state();
+        Ok(Seat { site, session, replaced_previous })
+    }
+
+    fn leave(&mut self, site: usize, session: Uuid) {
+        let seat = &mut self.seats[site];
+        if seat.holder.as_ref().is_some_and(|h| h.session == session) {
+            seat.holder = None;
+            seat.since_ms = Some(now_ms());
+            self.floor.set_present(site, false, now_ms());
+            info!(site = %self.id(site), %session, "{} left", self.name(site));
+            self.log(site, "leave", &session.to_string());
+            self.broadcast_state();
+        }
+    }
+
+    fn site_index(&self, id: &str) -> Result<usize, Refused> {
+        self.settings.site_index(id).ok_or_else(|| {
+            Refused::new(ErrorCode::SiteUnknown, format!("no site with id {:?}", id.chars().take(64).collect::<String>()))
+        })
+    }
+
+    fn act(&mut self, site: usize, session: Uuid, action: Action) -> Result<(), Refused> {
+        if !self.seats[site].holder.as_ref().is_some_and(|h| h.session == session) {
+            return Err(Refused::new(ErrorCode::NotJoined, "this session no longer holds the site's seat"));
+        }
+        let is_chair = self.settings.sites[site].role == Role::Chair;
+        let chair_only = matches!(
+            action,
+            Action::GrantFloor { .. }
+                | Action::DenyFloor { .. }
+                | Action::GiveFloor { .. }
+                | Action::RevokeFloor { .. }
+                | Action::MuteSite { .. }
+                | Action::MuteAll { .. }
+                | Action::SetLayout { .. }
+                | Action::SetAgenda { .. }
+                | Action::NextItem
+                | Action::Lock { .. }
+        );
+        if chair_only && !is_chair {
+            warn!(site = %self.id(site), ?action, "refused: chair command from a site");
+            return Err(Refused::new(ErrorCode::NotChair, "only the chair (HQ) may do this"));
+        }
+        let now = now_ms();
+        let events = match action {
+            Action::Mute { audio, video } => {
+                let mute = &mut self.seats[site].mute;
+                if audio == Some(false) && mute.hard {
+                    return Err(Refused::new(ErrorCode::HardMuted, "the chair has muted this site; ask for the floor to speak"));
+                }
+                mute.audio = audio.unwrap_or(mute.audio);
+                mute.video = video.unwrap_or(mute.video);
+                let detail = format!("audio_muted={} video_muted={}", mute.audio, mute.video);
+                self.log(site, "mute", &detail);
+                vec![]
+            }
+            Action::RequestFloor { topic } => self.floor.request(site, topic, now).map_err(floor_refusal)?,
+            Action::CancelFloor => self.floor.cancel(site, now).map_err(floor_refusal)?,
+            Action::ReleaseFloor => self.floor.release(site, now).map_err(floor_refusal)?,
+            Action::GrantFloor { request } => self.floor.grant(site, RequestId(request), now).map_err(floor_refusal)?,
+            Action::DenyFloor { request } => self.floor.deny(site, RequestId(request), now).map_err(floor_refusal)?,
+            Action::GiveFloor { site: target } => {
+                let target = self.site_index(&target)?;
+                self.floor.give(site, target, now).map_err(floor_refusal)?
+            }
+            Action::RevokeFloor { site: target } => {
+                let target = self.site_index(&target)?;
+                self.floor.revoke(site, target, now).map_err(floor_refusal)?
+            }
+            Action::MuteSite { site: target, muted } => {
+                let target = self.site_index(&target)?;
+                if self.settings.sites[target].role == Role::Chair {
+                    return Err(Refused::new(ErrorCode::InvalidTarget, "the chair's own site cannot be hard-muted"));
+                }
+                self.seats[target].mute.hard = muted;
+                self.log(target, if muted { "hard_mute" } else { "hard_mute_released" }, "by the chair");
+                vec![]
+            }
+            Action::MuteAll { muted } => {
+                for (i, s) in self.settings.sites.iter().enumerate() {
+                    if s.role != Role::Chair {
+                        self.seats[i].mute.hard = muted;
+                    }
+                }
+                self.log(site, if muted { "mute_all" } else { "unmute_all" }, "by the chair");
+                vec![]
+            }
+            Action::SetLayout { layout } => {
+                self.layout = layout;
+                self.log(site, "layout", &format!("{layout:?}"));
+                vec![]
+            }
+            Action::SetAgenda { items } => {
+                let items = items.into_iter().map(|i| self.agenda_item(i)).collect::<Result<Vec<_>, _>>()?;
+                self.floor.set_agenda(site, items, now).map_err(floor_refusal)?
+            }
+            Action::NextItem => self.floor.next_item(site, now).map_err(floor_refusal)?,
+            Action::Lock { locked } => {
+                self.locked = locked;
+                self.log(site, if locked { "locked" } else { "unlocked" }, "by the chair");
+                vec![]
+            }
+        };
+        self.apply_floor_events(&events);
+        Ok(())
+    }
+
+    fn agenda_item(&self, spec: AgendaItemSpec) -> Result<AgendaItem, Refused> {
+        let site = match &spec.site {
+            Some(id) => Some(self.settings.site_index(id).ok_or_else(|| {
+                Refused::new(ErrorCode::InvalidAgenda, format!("programme item {:?} names unknown site {id:?}", spec.title))
+            })?),
+            None => None,
+        };
+        let kind = match spec.kind {
+            AgendaKind::Report => ItemKind::Report,
+            AgendaKind::Speech => ItemKind::Speech,
+            AgendaKind::Directive => ItemKind::Directive,
+        };
+        Ok(AgendaItem { title: spec.title, kind, site, planned_minutes: spec.planned_minutes })
+    }
+
+    /// The side effects of floor changes: giving the floor unmutes the site, ending it
+    /// restores the mute it had; everyone is told; the event log records it.
+    fn apply_floor_events(&mut self, events: &[FloorEvent]) {
+        for ev in events {
+            let (kind, id, site) = match *ev {
+                FloorEvent::Requested { id, site } => (FloorEventKind::Requested, id, site),
+                FloorEvent::Cancelled { id, site } => (FloorEventKind::Cancelled, id, site),
+                FloorEvent::Granted { id, site } => (FloorEventKind::Granted, id, site),
+                FloorEvent::Denied { id, site } => (FloorEventKind::Denied, id, site),
+                FloorEvent::Revoked { id, site } => (FloorEventKind::Revoked, id, site),
+                FloorEvent::Released { id, site } => (FloorEventKind::Released, id, site),
+                FloorEvent::ItemStarted { index } => {
+                    self.log(self.floor.chair(), "agenda_item_started", &index.to_string());
+                    continue;
+                }
+                FloorEvent::ItemEnded { index } => {
+                    self.log(self.floor.chair(), "agenda_item_ended", &index.to_string());
+                    continue;
+                }
+                FloorEvent::PresenceChanged { .. } => continue,
+            };
+            let seat = &mut self.seats[site];
+            match kind {
+                FloorEventKind::Granted => {
+                    seat.mute_before_floor.get_or_insert(seat.mute);
+                    seat.mute.audio = false;
+                    seat.mute.hard = false;
+                }
+                FloorEventKind::Revoked | FloorEventKind::Released => {
+                    if let Some(before) = seat.mute_before_floor.take() {
+                        seat.mute.audio = before.audio;
+                        seat.mute.hard = before.hard;
+                    }
+                }
+                _ => {}
+            }
+            info!(site = %self.id(site), request = id.0, "floor {kind:?}");
+            self.log(site, &format!("floor_{}", format!("{kind:?}").to_lowercase()), &id.0.to_string());
+            self.send_all(ServerMessage::Floor { event: kind, request: id.0, site: self.id(site).to_string() });
+        }
+    }
+
+    /// Publishes who is forwarded: a site's audio flows unless it or the chair muted it;
+    /// its video flows unless it turned its camera off.
+    fn apply_media_policy(&self) {
+        let policy = self.seats.iter().map(|s| [s.mute.audio || s.mute.hard, s.mute.video]).collect();
+        self.router.set_policy(policy);
     }
 
     fn presence(&self) -> Vec<SitePresence> {
@@ -96,32 +305,109 @@ impl Actor {
                 role: s.role,
                 present: seat.holder.is_some(),
                 since_ms: seat.since_ms,
+                audio_muted: seat.mute.audio,
+                video_muted: seat.mute.video,
+                hard_muted: seat.mute.hard,
             })
             .collect()
     }
 
-    /// Pushes the presence list to every session. A full outbox loses this copy only: the
-    /// next change sends the whole state again.
+    fn state(&self) -> ServerMessage {
+        let now = now_ms();
+        let floor = FloorView {
+            holders: self
+                .floor
+                .holders()
+                .into_iter()
+                .map(|h| FloorHolderView { site: self.id(h.site).to_string(), request: h.request.0, since_ms: h.since_ms })
+                .collect(),
+            queue: self
+                .floor
+                .queue(now)
+                .into_iter()
+                .map(|q| QueueEntryView {
+                    position: q.position,
+                    request: q.id.0,
+                    site: self.id(q.site).to_string(),
+                    topic: q.topic,
+                    since_ms: now - q.waiting_ms,
+                })
+                .collect(),
+        };
+        let items = self
+            .floor
+            .agenda()
+            .iter()
+            .map(|i| AgendaItemSpec {
+                title: i.title.clone(),
+                kind: match i.kind {
+                    ItemKind::Report => AgendaKind::Report,
+                    ItemKind::Speech => AgendaKind::Speech,
+                    ItemKind::Directive => AgendaKind::Directive,
+                },
+                site: i.site.map(|s| self.id(s).to_string()),
+                planned_minutes: i.planned_minutes,
+            })
+            .collect();
+        let current = self
+            .floor
+            .current_item(now)
+            .map(|c| CurrentItemView { index: c.index, started_ms: c.started_ms, planned_ms: c.planned_ms });
+        ServerMessage::State {
+            sites: self.presence(),
+            floor,
+            layout: self.layout,
+            locked: self.locked,
+            agenda: AgendaView { items, current },
+            server_now_ms: now,
+        }
+    }
+
+    /// Pushes the state to every session. A full outbox loses this copy only: the next
+    /// change sends the whole state again.
     fn broadcast_state(&self) {
-        let msg = ServerMessage::State { sites: self.presence() };
+        self.send_all(self.state());
+    }
+
+    fn send_all(&self, msg: ServerMessage) {
         for (i, seat) in self.seats.iter().enumerate() {
             if let Some(h) = &seat.holder {
                 if h.outbox.try_send(msg.clone()).is_err() {
-                    warn!(site = %self.settings.sites[i].id, "signalling outbox full; state update skipped");
+                    warn!(site = %self.settings.sites[i].id, "signalling outbox full; a message was skipped");
                 }
             }
         }
     }
 
     /// Event log writes go to a blocking thread: the actor never waits on the disk.
-    fn log(&self, site: usize, kind: &'static str, detail: &str) {
+    fn log(&self, site: usize, kind: &str, detail: &str) {
         let store = self.store.clone();
         let site_id = self.settings.sites[site].id.clone();
-        let detail = detail.to_string();
+        let (kind, detail) = (kind.to_string(), detail.to_string());
         tokio::task::spawn_blocking(move || {
-            if let Err(e) = store.log_event(Some(&site_id), kind, &detail) {
+            if let Err(e) = store.log_event(Some(&site_id), &kind, &detail) {
                 warn!("event log write failed: {e}");
             }
         });
     }
+}
+
+fn floor_refusal(e: FloorError) -> Refused {
+    let code = match e {
+        FloorError::NotChair => ErrorCode::NotChair,
+        FloorError::ChairNeedsNoRequest => ErrorCode::ChairNeedsNoRequest,
+        FloorError::AlreadyQueued => ErrorCode::AlreadyQueued,
+        FloorError::AlreadyHolds => ErrorCode::AlreadyHolds,
+        FloorError::TopicTooLong => ErrorCode::TopicTooLong,
+        FloorError::UnknownSite => ErrorCode::SiteUnknown,
+        FloorError::NoPendingRequest => ErrorCode::NoPendingRequest,
+        FloorError::UnknownRequest => ErrorCode::UnknownRequest,
+        FloorError::NotPending => ErrorCode::NotPending,
+        FloorError::SiteAbsent => ErrorCode::SiteAbsent,
+        FloorError::FloorTaken => ErrorCode::FloorTaken,
+        FloorError::NotHolder => ErrorCode::NotHolder,
+        FloorError::InvalidAgenda(_) => ErrorCode::InvalidAgenda,
+        FloorError::AgendaFinished => ErrorCode::AgendaFinished,
+    };
+    Refused::new(code, e.to_string())
 }

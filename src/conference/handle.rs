@@ -1,13 +1,33 @@
 //! The cheap, clonable API to the conference actor.
 
-use crate::signal::protocol::{ServerMessage, SitePresence};
+use crate::signal::protocol::{AgendaItemSpec, ErrorCode, Layout, ServerMessage, SitePresence};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 pub(super) enum Command {
     Join { site: usize, session: Uuid, outbox: mpsc::Sender<ServerMessage>, reply: oneshot::Sender<Result<Seat, JoinRefused>> },
     Leave { site: usize, session: Uuid },
+    Act { site: usize, session: Uuid, action: Action, reply: oneshot::Sender<Result<(), Refused>> },
     Presence { reply: oneshot::Sender<Vec<SitePresence>> },
+}
+
+/// What a joined site asks the conference to do. Who may do what is decided by the actor.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Mute { audio: Option<bool>, video: Option<bool> },
+    RequestFloor { topic: Option<String> },
+    CancelFloor,
+    ReleaseFloor,
+    GrantFloor { request: u64 },
+    DenyFloor { request: u64 },
+    GiveFloor { site: String },
+    RevokeFloor { site: String },
+    MuteSite { site: String, muted: bool },
+    MuteAll { muted: bool },
+    SetLayout { layout: Layout },
+    SetAgenda { items: Vec<AgendaItemSpec> },
+    NextItem,
+    Lock { locked: bool },
 }
 
 /// A granted seat.
@@ -23,6 +43,21 @@ pub struct Seat {
 pub enum JoinRefused {
     #[error("the conference is not running")]
     Stopped,
+    #[error("the chair has locked the conference; no new sites may join")]
+    Locked,
+}
+
+/// An action the conference refused; nothing changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl Refused {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Refused { code, message: message.into() }
+    }
 }
 
 #[derive(Clone)]
@@ -41,6 +76,14 @@ impl ConferenceHandle {
     /// Gives up the seat, if `session` still holds it.
     pub async fn leave(&self, site: usize, session: Uuid) {
         let _ = self.tx.send(Command::Leave { site, session }).await;
+    }
+
+    /// Asks the conference to do something on behalf of `site` (held by `session`).
+    pub async fn act(&self, site: usize, session: Uuid, action: Action) -> Result<(), Refused> {
+        let stopped = || Refused::new(ErrorCode::Internal, "the conference is not running");
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Command::Act { site, session, action, reply }).await.map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
     }
 
     /// Every configured site with its presence.

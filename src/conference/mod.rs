@@ -8,4 +8,4 @@ mod actor;
 mod handle;
 
 pub use actor::spawn;
-pub use handle::{ConferenceHandle, JoinRefused, Seat};
+pub use handle::{Action, ConferenceHandle, JoinRefused, Refused, Seat};

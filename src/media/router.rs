@@ -36,8 +36,8 @@ pub struct SourceInfo {
 #[derive(Debug, Default)]
 pub struct RouteTable {
     sinks: Vec<(usize, mpsc::Sender<SinkPacket>)>,
-    /// Per site: its audio is not forwarded (server-enforced mute).
-    audio_blocked: Vec<bool>,
+    /// Per site and kind (audio, video): not forwarded (server-enforced mute).
+    blocked: Vec<[bool; 2]>,
 }
 
 /// Counters of the forwarding path, readable at any time.
@@ -69,7 +69,7 @@ struct SourceEntry {
 struct Control {
     sinks: HashMap<usize, (u64, mpsc::Sender<SinkPacket>)>,
     sources: HashMap<(usize, Kind), SourceEntry>,
-    audio_blocked: Vec<bool>,
+    blocked: Vec<[bool; 2]>,
 }
 
 /// Cheap to clone; one per bridge.
@@ -88,11 +88,11 @@ struct Inner {
 
 impl Router {
     pub fn new(site_count: usize) -> Self {
-        let control = Control { audio_blocked: vec![false; site_count], ..Default::default() };
+        let control = Control { blocked: vec![[false; 2]; site_count], ..Default::default() };
         let (sources_tx, _) = watch::channel(Arc::new(Vec::new()));
         Router {
             inner: Arc::new(Inner {
-                routes: ArcSwap::from_pointee(RouteTable { sinks: Vec::new(), audio_blocked: vec![false; site_count] }),
+                routes: ArcSwap::from_pointee(RouteTable { sinks: Vec::new(), blocked: vec![[false; 2]; site_count] }),
                 control: Mutex::new(control),
                 sources_tx,
                 counters: MediaCounters::default(),
@@ -143,13 +143,20 @@ impl Router {
         }
     }
 
-    /// Server-enforced audio mute: while blocked, none of `site`'s audio packets is forwarded.
-    pub fn set_audio_blocked(&self, site: usize, blocked: bool) {
+    /// The forwarding policy, per site `[audio blocked, video blocked]`: while blocked, none
+    /// of that site's packets of that kind is forwarded (server-enforced mute). A site whose
+    /// video is unblocked gets a keyframe request, so receivers can decode at once.
+    pub fn set_policy(&self, blocked: Vec<[bool; 2]>) {
         let mut c = self.lock();
-        if let Some(b) = c.audio_blocked.get_mut(site) {
-            *b = blocked;
-        }
+        let unblocked_video: Vec<usize> = (0..blocked.len())
+            .filter(|&i| c.blocked.get(i).is_some_and(|b| b[1]) && !blocked[i][1])
+            .collect();
+        c.blocked = blocked;
         self.publish_routes(&c);
+        drop(c);
+        for site in unblocked_video {
+            self.request_keyframe(site);
+        }
     }
 
     /// Asks the publisher of `site`'s video for a keyframe (the publisher rate-limits).
@@ -167,7 +174,7 @@ impl Router {
         let counters = &self.inner.counters;
         counters.received_packets.fetch_add(1, Ordering::Relaxed);
         let table = self.inner.routes.load();
-        if kind == Kind::Audio && table.audio_blocked.get(source).copied().unwrap_or(false) {
+        if table.blocked.get(source).is_some_and(|b| b[kind.index()]) {
             counters.blocked_muted.fetch_add(1, Ordering::Relaxed);
             return;
         }
@@ -207,7 +214,7 @@ impl Router {
     fn publish_routes(&self, c: &Control) {
         let mut sinks: Vec<_> = c.sinks.iter().map(|(site, (_, tx))| (*site, tx.clone())).collect();
         sinks.sort_by_key(|(site, _)| *site);
-        self.inner.routes.store(Arc::new(RouteTable { sinks, audio_blocked: c.audio_blocked.clone() }));
+        self.inner.routes.store(Arc::new(RouteTable { sinks, blocked: c.blocked.clone() }));
     }
 
     fn publish_sources(&self, c: &Control) {
@@ -250,15 +257,29 @@ mod tests {
     fn blocked_audio_is_not_forwarded_but_video_is() {
         let router = Router::new(2);
         let mut rx1 = router.register_sink(1, 1);
-        router.set_audio_blocked(0, true);
+        router.set_policy(vec![[true, false], [false, false]]);
         router.forward(0, Kind::Audio, packet(1));
         router.forward(0, Kind::Video, packet(2));
         assert_eq!(rx1.try_recv().unwrap().kind, Kind::Video);
         assert!(rx1.try_recv().is_err());
         assert_eq!(router.counters().blocked_muted, 1);
-        router.set_audio_blocked(0, false);
+        router.set_policy(vec![[false, false], [false, false]]);
         router.forward(0, Kind::Audio, packet(3));
         assert_eq!(rx1.try_recv().unwrap().kind, Kind::Audio);
+    }
+
+    #[test]
+    fn unblocking_video_asks_the_publisher_for_a_keyframe() {
+        let router = Router::new(2);
+        let (kf, mut kf_rx) = mpsc::channel(1);
+        router.register_source(0, Kind::Video, 1, opus(), kf);
+        let mut rx1 = router.register_sink(1, 1);
+        router.set_policy(vec![[false, true], [false, false]]);
+        router.forward(0, Kind::Video, packet(1));
+        assert!(rx1.try_recv().is_err(), "camera off: no video forwarded");
+        assert!(kf_rx.try_recv().is_err());
+        router.set_policy(vec![[false, false], [false, false]]);
+        assert!(kf_rx.try_recv().is_ok(), "camera back on: keyframe requested");
     }
 
     #[test]

@@ -11,6 +11,8 @@ pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
 /// Messages a client sends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+// Variants without fields are written `V {}`: serde ignores unknown fields on unit variants
+// even with `deny_unknown_fields`, and a typo must never pass silently.
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientMessage {
     /// Take the seat of `site`, proving it with the site's key.
@@ -22,13 +24,70 @@ pub enum ClientMessage {
     /// A trickled ICE candidate from the browser.
     Candidate { candidate: IceCandidate },
     /// Leave the conference; the server closes the socket.
-    Leave,
+    Leave {},
     /// Keep-alive; answered with `pong`.
-    Ping,
+    Ping {},
+    /// Mute or unmute this site's own microphone and/or camera (absent = unchanged).
+    Mute {
+        #[serde(default)]
+        audio: Option<bool>,
+        #[serde(default)]
+        video: Option<bool>,
+    },
+    /// Ask for the floor, optionally saying about what.
+    RequestFloor {
+        #[serde(default)]
+        topic: Option<String>,
+    },
+    /// Withdraw this site's pending floor request.
+    CancelFloor {},
+    /// Give the floor back (the holder).
+    ReleaseFloor {},
+    /// Chair: grant a pending request.
+    GrantFloor { request: u64 },
+    /// Chair: deny a pending request.
+    DenyFloor { request: u64 },
+    /// Chair: give the floor to a site directly (unmute, stage, timer, in one step).
+    GiveFloor { site: String },
+    /// Chair: take the floor back from a site.
+    RevokeFloor { site: String },
+    /// Chair: hard-mute (or release) one ward site.
+    MuteSite { site: String, muted: bool },
+    /// Chair: hard-mute (or release) every site except the chair's.
+    MuteAll { muted: bool },
+    /// Chair: the layout every site follows.
+    SetLayout { layout: Layout },
+    /// Chair: replace the programme.
+    SetAgenda { items: Vec<AgendaItemSpec> },
+    /// Chair: end the current programme item and start the next.
+    NextItem {},
+    /// Chair: lock (no new joins) or open the conference.
+    Lock { locked: bool },
 }
 
 impl ClientMessage {
-    pub const TYPES: &'static [&'static str] = &["join", "offer", "answer", "candidate", "leave", "ping"];
+    pub const TYPES: &'static [&'static str] = &[
+        "join",
+        "offer",
+        "answer",
+        "candidate",
+        "leave",
+        "ping",
+        "mute",
+        "request_floor",
+        "cancel_floor",
+        "release_floor",
+        "grant_floor",
+        "deny_floor",
+        "give_floor",
+        "revoke_floor",
+        "mute_site",
+        "mute_all",
+        "set_layout",
+        "set_agenda",
+        "next_item",
+        "lock",
+    ];
 
     /// The `type` tag, for error replies and logs.
     pub fn kind(&self) -> &'static str {
@@ -37,10 +96,54 @@ impl ClientMessage {
             ClientMessage::Offer { .. } => "offer",
             ClientMessage::Answer { .. } => "answer",
             ClientMessage::Candidate { .. } => "candidate",
-            ClientMessage::Leave => "leave",
-            ClientMessage::Ping => "ping",
+            ClientMessage::Leave {} => "leave",
+            ClientMessage::Ping {} => "ping",
+            ClientMessage::Mute { .. } => "mute",
+            ClientMessage::RequestFloor { .. } => "request_floor",
+            ClientMessage::CancelFloor {} => "cancel_floor",
+            ClientMessage::ReleaseFloor {} => "release_floor",
+            ClientMessage::GrantFloor { .. } => "grant_floor",
+            ClientMessage::DenyFloor { .. } => "deny_floor",
+            ClientMessage::GiveFloor { .. } => "give_floor",
+            ClientMessage::RevokeFloor { .. } => "revoke_floor",
+            ClientMessage::MuteSite { .. } => "mute_site",
+            ClientMessage::MuteAll { .. } => "mute_all",
+            ClientMessage::SetLayout { .. } => "set_layout",
+            ClientMessage::SetAgenda { .. } => "set_agenda",
+            ClientMessage::NextItem {} => "next_item",
+            ClientMessage::Lock { .. } => "lock",
         }
     }
+}
+
+/// How every site's page arranges the tiles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Layout {
+    /// HQ and the floor holder large, the others small.
+    #[default]
+    Stage,
+    /// Every site the same size.
+    Grid,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgendaKind {
+    Report,
+    Speech,
+    Directive,
+}
+
+/// A programme item as sent and shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgendaItemSpec {
+    pub title: String,
+    pub kind: AgendaKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
+    pub planned_minutes: u32,
 }
 
 /// An ICE candidate in the browser's `RTCIceCandidateInit` shape.
@@ -62,8 +165,18 @@ pub struct IceCandidate {
 pub enum ServerMessage {
     /// The join succeeded: this socket now holds the site's seat.
     Joined { session: String, site: SiteInfo, conference: ConferenceInfo, ice_servers: Vec<IceServer> },
-    /// Who is present; sent after `joined` and whenever presence changes.
-    State { sites: Vec<SitePresence> },
+    /// The whole conference state; sent after `joined` and after every change.
+    State {
+        sites: Vec<SitePresence>,
+        floor: FloorView,
+        layout: Layout,
+        locked: bool,
+        agenda: AgendaView,
+        /// The server's clock (Unix ms) when this was sent, so pages can run timers.
+        server_now_ms: i64,
+    },
+    /// Something happened to a floor request (sent to every site).
+    Floor { event: FloorEventKind, request: u64, site: String },
     /// A server offer (renegotiation: a new site's media to receive).
     Offer { sdp: String },
     /// The server's answer to the browser's offer.
@@ -115,6 +228,62 @@ pub struct SitePresence {
     /// Unix milliseconds of the current join (present) or last leave (absent); absent if never.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since_ms: Option<i64>,
+    /// The site muted its own microphone / camera.
+    #[serde(default)]
+    pub audio_muted: bool,
+    #[serde(default)]
+    pub video_muted: bool,
+    /// The chair muted this site; it cannot unmute itself.
+    #[serde(default)]
+    pub hard_muted: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct FloorView {
+    pub holders: Vec<FloorHolderView>,
+    pub queue: Vec<QueueEntryView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FloorHolderView {
+    pub site: String,
+    pub request: u64,
+    pub since_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueEntryView {
+    pub position: usize,
+    pub request: u64,
+    pub site: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+    pub since_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct AgendaView {
+    pub items: Vec<AgendaItemSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current: Option<CurrentItemView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CurrentItemView {
+    pub index: usize,
+    pub started_ms: i64,
+    pub planned_ms: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FloorEventKind {
+    Requested,
+    Cancelled,
+    Granted,
+    Denied,
+    Revoked,
+    Released,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -143,6 +312,22 @@ pub enum ErrorCode {
     BadCandidate,
     NegotiationFailed,
     Internal,
+    NotChair,
+    ConferenceLocked,
+    HardMuted,
+    InvalidTarget,
+    ChairNeedsNoRequest,
+    AlreadyQueued,
+    AlreadyHolds,
+    TopicTooLong,
+    NoPendingRequest,
+    UnknownRequest,
+    NotPending,
+    SiteAbsent,
+    FloorTaken,
+    NotHolder,
+    InvalidAgenda,
+    AgendaFinished,
 }
 
 impl ServerMessage {
@@ -234,9 +419,30 @@ mod tests {
         round_trip_client(ClientMessage::Offer { sdp: "v=0".into() });
         round_trip_client(ClientMessage::Answer { sdp: "v=0".into() });
         round_trip_client(ClientMessage::Candidate { candidate: candidate() });
-        round_trip_client(ClientMessage::Leave);
-        round_trip_client(ClientMessage::Ping);
-        assert_eq!(ClientMessage::TYPES.len(), 6);
+        round_trip_client(ClientMessage::Leave {});
+        round_trip_client(ClientMessage::Ping {});
+        round_trip_client(ClientMessage::Mute { audio: Some(true), video: None });
+        round_trip_client(ClientMessage::RequestFloor { topic: Some("Báo cáo tình hình".into()) });
+        round_trip_client(ClientMessage::CancelFloor {});
+        round_trip_client(ClientMessage::ReleaseFloor {});
+        round_trip_client(ClientMessage::GrantFloor { request: 3 });
+        round_trip_client(ClientMessage::DenyFloor { request: 3 });
+        round_trip_client(ClientMessage::GiveFloor { site: "hang-gai".into() });
+        round_trip_client(ClientMessage::RevokeFloor { site: "hang-gai".into() });
+        round_trip_client(ClientMessage::MuteSite { site: "hang-gai".into(), muted: true });
+        round_trip_client(ClientMessage::MuteAll { muted: true });
+        round_trip_client(ClientMessage::SetLayout { layout: Layout::Grid });
+        round_trip_client(ClientMessage::SetAgenda {
+            items: vec![AgendaItemSpec { title: "Báo cáo".into(), kind: AgendaKind::Report, site: None, planned_minutes: 15 }],
+        });
+        round_trip_client(ClientMessage::NextItem {});
+        round_trip_client(ClientMessage::Lock { locked: true });
+        assert_eq!(ClientMessage::TYPES.len(), 20);
+        for t in ClientMessage::TYPES {
+            // Every listed type parses far enough to be recognised (not unknown_type).
+            let code = parse_client(&format!("{{\"type\":\"{t}\",\"bogus\":1}}")).unwrap_err().code;
+            assert_eq!(code, ErrorCode::InvalidMessage, "{t}");
+        }
     }
 
     #[test]
@@ -248,8 +454,29 @@ mod tests {
             ice_servers: vec![IceServer { urls: vec!["stun:x".into()], username: None, credential: None }],
         });
         round_trip_server(ServerMessage::State {
-            sites: vec![SitePresence { id: "hq".into(), name: "Trụ sở".into(), role: Role::Chair, present: true, since_ms: Some(1) }],
+            sites: vec![SitePresence {
+                id: "hq".into(),
+                name: "Trụ sở".into(),
+                role: Role::Chair,
+                present: true,
+                since_ms: Some(1),
+                audio_muted: false,
+                video_muted: true,
+                hard_muted: false,
+            }],
+            floor: FloorView {
+                holders: vec![FloorHolderView { site: "hang-gai".into(), request: 1, since_ms: 5 }],
+                queue: vec![QueueEntryView { position: 1, request: 2, site: "cua-nam".into(), topic: None, since_ms: 6 }],
+            },
+            layout: Layout::Stage,
+            locked: false,
+            agenda: AgendaView {
+                items: vec![AgendaItemSpec { title: "Phát biểu".into(), kind: AgendaKind::Speech, site: Some("hang-gai".into()), planned_minutes: 7 }],
+                current: Some(CurrentItemView { index: 0, started_ms: 5, planned_ms: 420_000 }),
+            },
+            server_now_ms: 9,
         });
+        round_trip_server(ServerMessage::Floor { event: FloorEventKind::Granted, request: 1, site: "hang-gai".into() });
         round_trip_server(ServerMessage::Offer { sdp: "v=0".into() });
         round_trip_server(ServerMessage::Answer { sdp: "v=0".into() });
         round_trip_server(ServerMessage::Candidate { candidate: candidate() });

@@ -6,6 +6,7 @@
 
 use super::protocol::{parse_client, ClientMessage, ConferenceInfo, ErrorCode, ServerMessage, SiteInfo};
 use crate::access;
+use crate::conference::{Action, JoinRefused};
 use crate::peer::{self, PeerCommand, PeerEvent, PeerHandle};
 use crate::server::Bridge;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
@@ -110,13 +111,52 @@ impl Session {
         };
         let kind = msg.kind();
         match msg {
-            ClientMessage::Ping => (vec![ServerMessage::Pong], Flow::Continue),
+            ClientMessage::Ping {} => (vec![ServerMessage::Pong], Flow::Continue),
             ClientMessage::Join { site, key } => (self.join(&site, key, outbox).await, Flow::Continue),
-            ClientMessage::Leave => (vec![], Flow::Close("left")),
+            ClientMessage::Leave {} => (vec![], Flow::Close("left")),
             ClientMessage::Offer { sdp } => (self.to_peer(kind, PeerCommand::RemoteOffer(sdp)).await, Flow::Continue),
             ClientMessage::Answer { sdp } => (self.to_peer(kind, PeerCommand::RemoteAnswer(sdp)).await, Flow::Continue),
             ClientMessage::Candidate { candidate } => {
                 (self.to_peer(kind, PeerCommand::RemoteCandidate(candidate)).await, Flow::Continue)
+            }
+            other => {
+                let action = match other {
+                    ClientMessage::Mute { audio, video } => Action::Mute { audio, video },
+                    ClientMessage::RequestFloor { topic } => Action::RequestFloor { topic },
+                    ClientMessage::CancelFloor {} => Action::CancelFloor,
+                    ClientMessage::ReleaseFloor {} => Action::ReleaseFloor,
+                    ClientMessage::GrantFloor { request } => Action::GrantFloor { request },
+                    ClientMessage::DenyFloor { request } => Action::DenyFloor { request },
+                    ClientMessage::GiveFloor { site } => Action::GiveFloor { site },
+                    ClientMessage::RevokeFloor { site } => Action::RevokeFloor { site },
+                    ClientMessage::MuteSite { site, muted } => Action::MuteSite { site, muted },
+                    ClientMessage::MuteAll { muted } => Action::MuteAll { muted },
+                    ClientMessage::SetLayout { layout } => Action::SetLayout { layout },
+                    ClientMessage::SetAgenda { items } => Action::SetAgenda { items },
+                    ClientMessage::NextItem {} => Action::NextItem,
+                    ClientMessage::Lock { locked } => Action::Lock { locked },
+                    ClientMessage::Join { .. }
+                    | ClientMessage::Leave {}
+                    | ClientMessage::Ping {}
+                    | ClientMessage::Offer { .. }
+                    | ClientMessage::Answer { .. }
+                    | ClientMessage::Candidate { .. } => unreachable!("handled above"),
+                };
+                (self.act(kind, action).await, Flow::Continue)
+            }
+        }
+    }
+
+    /// A conference action on behalf of this session's site; refusals become `error` replies.
+    async fn act(&self, kind: &str, action: Action) -> Vec<ServerMessage> {
+        let Some(j) = &self.joined else {
+            return vec![ServerMessage::error(ErrorCode::NotJoined, format!("join before sending {kind}"), Some(kind))];
+        };
+        match self.bridge.conference.act(j.site, self.session, action).await {
+            Ok(()) => vec![],
+            Err(r) => {
+                warn!(code = ?r.code, "refused {kind}: {}", r.message);
+                vec![ServerMessage::error(r.code, r.message, Some(kind))]
             }
         }
     }
@@ -157,6 +197,7 @@ impl Session {
         }
         let seat = match bridge.conference.join(site, self.session, outbox.clone()).await {
             Ok(seat) => seat,
+            Err(e @ JoinRefused::Locked) => return refuse(ErrorCode::ConferenceLocked, e.to_string()),
             Err(e) => return refuse(ErrorCode::Internal, e.to_string()),
         };
         let (peer, events) = match peer::spawn(site, bridge.peers.clone()).await {
