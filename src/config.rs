@@ -21,6 +21,22 @@ pub struct Config {
     pub media: MediaConfig,
     pub conference: ConferenceConfig,
     pub sites: Vec<SiteConfig>,
+    /// The programme the conference starts with; the chair can replace it.
+    #[serde(default)]
+    pub agenda: Vec<AgendaConfig>,
+}
+
+/// A programme item as configured.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgendaConfig {
+    pub title: String,
+    /// `report`, `speech` or `directive`.
+    pub kind: String,
+    /// The speaking site of a `speech`.
+    #[serde(default)]
+    pub site: Option<String>,
+    pub planned_minutes: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -111,6 +127,8 @@ pub struct Settings {
     pub sites: Vec<Site>,
     /// Fixed keys from config, by site id.
     pub fixed_keys: Vec<(String, String)>,
+    /// The initial programme (kinds and sites checked).
+    pub agenda: Vec<crate::signal::protocol::AgendaItemSpec>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -137,6 +155,8 @@ pub enum ConfigError {
     TlsHalf,
     #[error("the configuration has no sites")]
     NoSites,
+    #[error("agenda item {index} ({title:?}): {reason}")]
+    BadAgenda { index: usize, title: String, reason: String },
 }
 
 impl Settings {
@@ -215,6 +235,29 @@ impl Config {
         if chairs != 1 {
             return Err(ConfigError::ChairCount(chairs));
         }
+        let mut agenda = Vec::with_capacity(self.agenda.len());
+        for (i, a) in self.agenda.into_iter().enumerate() {
+            use crate::signal::protocol::{AgendaItemSpec, AgendaKind};
+            let bad = |reason: &str| ConfigError::BadAgenda { index: i + 1, title: a.title.clone(), reason: reason.to_string() };
+            let kind = match a.kind.as_str() {
+                "report" => AgendaKind::Report,
+                "speech" => AgendaKind::Speech,
+                "directive" => AgendaKind::Directive,
+                _ => return Err(bad("kind must be \"report\", \"speech\" or \"directive\"")),
+            };
+            if a.title.trim().is_empty() {
+                return Err(bad("empty title"));
+            }
+            if a.planned_minutes == 0 {
+                return Err(bad("planned_minutes must be at least 1"));
+            }
+            match &a.site {
+                Some(id) if !sites.iter().any(|s| &s.id == id) => return Err(bad("names a site that is not configured")),
+                None if kind == AgendaKind::Speech => return Err(bad("a speech needs a site")),
+                _ => {}
+            }
+            agenda.push(AgendaItemSpec { title: a.title, kind, site: a.site, planned_minutes: a.planned_minutes });
+        }
         let public_url = Some(self.server.public_url.trim().trim_end_matches('/').to_string()).filter(|u| !u.is_empty());
         Ok(Settings {
             listen,
@@ -225,6 +268,7 @@ impl Config {
             title: self.conference.title,
             sites,
             fixed_keys,
+            agenda,
         })
     }
 }
@@ -274,6 +318,7 @@ mod tests {
         assert_eq!(s.sites[5].name, "Cụm Hàng Đào");
         assert_eq!(s.listen, "0.0.0.0:8443".parse::<SocketAddr>().unwrap());
         assert!(s.fixed_keys.is_empty(), "default config must not ship keys");
+        assert_eq!(s.agenda.len(), 4, "the bundled programme: report, two speeches, directive");
     }
 
     #[test]
@@ -335,6 +380,18 @@ mod tests {
     fn short_fixed_keys_are_refused() {
         let text = MINIMAL.replace("role = \"site\"", "role = \"site\"\nkey = \"short\"");
         assert_eq!(Settings::from_toml(&text).unwrap_err(), ConfigError::WeakKey("hang-gai".into()));
+    }
+
+    #[test]
+    fn agenda_items_are_checked() {
+        let ok = format!("{MINIMAL}\n[[agenda]]\ntitle = \"Phát biểu\"\nkind = \"speech\"\nsite = \"hang-gai\"\nplanned_minutes = 7\n");
+        assert_eq!(Settings::from_toml(&ok).unwrap().agenda.len(), 1);
+        let no_site = ok.replace("site = \"hang-gai\"\n", "");
+        assert!(matches!(Settings::from_toml(&no_site), Err(ConfigError::BadAgenda { index: 1, .. })));
+        let bad_kind = ok.replace("kind = \"speech\"", "kind = \"toast\"");
+        assert!(matches!(Settings::from_toml(&bad_kind), Err(ConfigError::BadAgenda { .. })));
+        let unknown_site = ok.replace("site = \"hang-gai\"", "site = \"ba-dinh\"");
+        assert!(matches!(Settings::from_toml(&unknown_site), Err(ConfigError::BadAgenda { .. })));
     }
 
     #[test]

@@ -24,18 +24,9 @@ const SITES: [Site; 3] = [
     Site { id: "cua-nam", rgb: (40, 40, 220), tone: 880 },
 ];
 
-/// Per remote site: [framesDecoded, totalAudioEnergy].
+/// Per remote site: (frames decoded, audio energy).
 async fn receive_stats(b: &mut Browser) -> HashMap<String, (f64, f64)> {
-    let v = b.eval("window.diemcau ? window.diemcau.stats() : {}").await.unwrap_or(Value::Null);
-    v.as_object()
-        .map(|o| {
-            o.iter()
-                .map(|(site, s)| {
-                    (site.clone(), (s["framesDecoded"].as_f64().unwrap_or(0.0), s["totalAudioEnergy"].as_f64().unwrap_or(0.0)))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+    b.received().await.into_iter().map(|(site, r)| (site, (r.frames_decoded, r.audio_energy))).collect()
 }
 
 /// The median colour of the middle of `site`'s tile, as this browser renders it.

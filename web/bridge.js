@@ -8,7 +8,8 @@
  *  - status  {phase, detail}  phase: connecting | joining | negotiating | connected | flowing |
  *                             reconnecting | replaced | error
  *  - joined  the `joined` message
- *  - state   the presence list
+ *  - state   the whole conference state (sites, floor, layout, agenda…)
+ *  - floor   a floor event {event, request, site}
  *  - track   {site, kind, stream}   a remote site's audio or video
  */
 import { Signalling, FATAL_JOIN_CODES } from "./protocol.js";
@@ -118,7 +119,10 @@ export class BridgeClient {
         await this.startMedia(m.ice_servers);
         break;
       case "state":
-        this.emit("state", m.sites);
+        this.emit("state", m);
+        break;
+      case "floor":
+        this.emit("floor", m);
         break;
       case "answer":
         await this.pc?.setRemoteDescription({ type: "answer", sdp: m.sdp });
@@ -148,7 +152,7 @@ export class BridgeClient {
           this.status("error", { code: m.code, message: m.message });
           this.teardown();
         } else {
-          this.emit("status", { phase: "warning", detail: { code: m.code, message: m.message } });
+          this.emit("refused", m);
         }
         break;
     }
@@ -182,11 +186,26 @@ export class BridgeClient {
     this.sig?.offer(pc.localDescription?.sdp || offer.sdp || "");
   }
 
+  /** Sends a conference action (see docs/protocol.md); the server decides and answers with state. */
+  /** @param {object} msg */
+  act(msg) { this.sig?.send(msg); }
+
+  /**
+   * Mutes this site's own microphone/camera: the server stops forwarding, and the local track
+   * is disabled too so nothing leaves the room while muted.
+   * @param {{audio?: boolean, video?: boolean}} m
+   */
+  mute(m) {
+    if (m.audio !== undefined) this.opts.localStream.getAudioTracks().forEach((t) => { t.enabled = !m.audio; });
+    if (m.video !== undefined) this.opts.localStream.getVideoTracks().forEach((t) => { t.enabled = !m.video; });
+    this.act({ type: "mute", ...m });
+  }
+
   /**
    * Receive statistics per remote site, from the browser's own getStats().
    * @returns {Promise<Record<string, {framesDecoded: number, frameWidth: number, frameHeight: number,
    *   framesPerSecond: number, totalAudioEnergy: number, totalSamplesReceived: number,
-   *   audioLevel: number, packetsLost: number, packetsReceived: number, jitterMs: number}>>}
+   *   audioLevel: number, audioPacketsReceived: number, packetsLost: number, packetsReceived: number, jitterMs: number}>>}
    */
   async receiveStats() {
     /** @type {Record<string, any>} */
@@ -198,7 +217,7 @@ export class BridgeClient {
       const site = this.siteByMid.get(s.mid);
       if (!site) return;
       const r = (out[site] ||= { framesDecoded: 0, frameWidth: 0, frameHeight: 0, framesPerSecond: 0,
-        totalAudioEnergy: 0, totalSamplesReceived: 0, audioLevel: 0, packetsLost: 0, packetsReceived: 0, jitterMs: 0 });
+        totalAudioEnergy: 0, totalSamplesReceived: 0, audioLevel: 0, audioPacketsReceived: 0, packetsLost: 0, packetsReceived: 0, jitterMs: 0 });
       r.packetsLost += s.packetsLost || 0;
       r.packetsReceived += s.packetsReceived || 0;
       r.jitterMs = Math.max(r.jitterMs, (s.jitter || 0) * 1000);
@@ -211,6 +230,7 @@ export class BridgeClient {
         r.totalAudioEnergy = s.totalAudioEnergy || 0;
         r.totalSamplesReceived = s.totalSamplesReceived || 0;
         r.audioLevel = s.audioLevel || 0;
+        r.audioPacketsReceived = s.packetsReceived || 0;
       }
     });
     return out;

@@ -6,10 +6,14 @@
  */
 
 /** @typedef {{candidate: string, sdpMid?: string|null, sdpMLineIndex?: number|null, usernameFragment?: string|null}} IceCandidate */
-/** @typedef {{id: string, name: string, role: "chair"|"site", present: boolean, since_ms?: number}} SitePresence */
+/** @typedef {{id: string, name: string, role: "chair"|"site", present: boolean, since_ms?: number, audio_muted: boolean, video_muted: boolean, hard_muted: boolean}} SitePresence */
+/** @typedef {{holders: {site: string, request: number, since_ms: number}[], queue: {position: number, request: number, site: string, topic?: string, since_ms: number}[]}} FloorView */
+/** @typedef {{title: string, kind: "report"|"speech"|"directive", site?: string, planned_minutes: number}} AgendaItem */
+/** @typedef {{items: AgendaItem[], current?: {index: number, started_ms: number, planned_ms: number}}} AgendaView */
 /**
  * @typedef {{type: "joined", session: string, site: {id: string, name: string, role: string}, conference: {title: string}, ice_servers: RTCIceServer[]}
- *  | {type: "state", sites: SitePresence[]}
+ *  | {type: "state", sites: SitePresence[], floor: FloorView, layout: "stage"|"grid", locked: boolean, agenda: AgendaView, server_now_ms: number}
+ *  | {type: "floor", event: string, request: number, site: string}
  *  | {type: "offer", sdp: string} | {type: "answer", sdp: string}
  *  | {type: "candidate", candidate: IceCandidate}
  *  | {type: "media", state: "connecting"|"connected"|"disconnected"|"failed"|"closed"}

@@ -1,18 +1,20 @@
 // @ts-check
 /**
- * The site page: HQ large on the stage, every other site in the grid, this site's own camera
- * as a preview. Renders what the BridgeClient reports; decides nothing the server decides.
+ * The site page (and, for HQ, the chair page): tiles for every site, the floor and programme
+ * banner, this site's own controls and, for the chair, the controls that run the meeting.
+ * It renders the state the server sends and asks the server for changes; it decides nothing
+ * itself (the server refuses what a site may not do).
  */
 import { loadStrings, t, toggleLanguage, translatePage } from "./i18n.js";
 import { BridgeClient } from "./bridge.js";
 
-const siteId = decodeURIComponent(location.pathname.split("/").filter(Boolean)[1] || "");
+const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
 const key = new URLSearchParams(location.hash.slice(1)).get("key") || "";
-const statusEl = /** @type {HTMLElement} */ (document.getElementById("status"));
+const statusEl = $("status");
 
 await loadStrings();
 translatePage();
-document.getElementById("lang")?.addEventListener("click", toggleLanguage);
+$("lang").addEventListener("click", toggleLanguage);
 
 /** @param {string} phase @param {string} text */
 function showStatus(phase, text) {
@@ -22,11 +24,19 @@ function showStatus(phase, text) {
 
 /** @type {{title: string, sites: {id: string, name: string, role: string}[]}} */
 const conf = await (await fetch("/api/sites")).json();
-const me = conf.sites.find((s) => s.id === siteId);
 const chair = conf.sites.find((s) => s.role === "chair");
+const parts = location.pathname.split("/").filter(Boolean);
+const siteId = parts[0] === "chair" ? chair?.id || "" : decodeURIComponent(parts[1] || "");
+const me = conf.sites.find((s) => s.id === siteId);
+const isChair = me?.role === "chair";
+const nameOf = (/** @type {string} */ id) => conf.sites.find((s) => s.id === id)?.name || id;
 document.title = `${me ? me.name : siteId} — ${conf.title}`;
-/** @type {HTMLElement} */ (document.getElementById("title")).textContent = conf.title;
-/** @type {HTMLElement} */ (document.getElementById("me")).textContent = me ? me.name : siteId;
+$("title").textContent = conf.title;
+$("me").textContent = me ? me.name : siteId;
+document.body.dataset.role = isChair ? "chair" : "site";
+document.querySelectorAll("[data-role]").forEach((el) => {
+  /** @type {HTMLElement} */ (el).hidden = /** @type {HTMLElement} */ (el).dataset.role !== document.body.dataset.role;
+});
 
 /** @type {Map<string, HTMLElement>} */
 const tiles = new Map();
@@ -34,8 +44,9 @@ const tiles = new Map();
 /** @type {Record<string, number>} */
 const firstFrameMs = {};
 
-/** @param {{id: string, name: string}} site @param {boolean} self */
-function makeTile(site, self) {
+/** @param {{id: string, name: string}} site */
+function makeTile(site) {
+  const self = site.id === siteId;
   const fig = document.createElement("figure");
   fig.className = "tile";
   fig.dataset.site = site.id;
@@ -50,18 +61,15 @@ function makeTile(site, self) {
   placeholder.textContent = self ? "" : t("tile.absent");
   const cap = document.createElement("figcaption");
   cap.textContent = self ? `${site.name} · ${t("tile.self")}` : site.name;
+  const badges = document.createElement("span");
+  badges.className = "badges";
+  cap.append(badges);
   fig.append(video, placeholder, cap);
   if (self) fig.classList.add("self");
   tiles.set(site.id, fig);
   return fig;
 }
-
-const stage = /** @type {HTMLElement} */ (document.getElementById("stage"));
-const grid = /** @type {HTMLElement} */ (document.getElementById("grid"));
-if (chair) stage.append(makeTile(chair, chair.id === siteId));
-for (const s of conf.sites) {
-  if (s.id !== chair?.id) grid.append(makeTile(s, s.id === siteId));
-}
+for (const s of conf.sites) makeTile(s);
 
 if (!me) {
   showStatus("error", t("status.error", { message: t("error.site_unknown") }));
@@ -84,37 +92,48 @@ try {
   showStatus("error", t("status.camera_failed", { message: String(/** @type {any} */ (e).message || e) }));
   throw e;
 }
-const selfTile = tiles.get(siteId);
-if (selfTile) {
-  const v = /** @type {HTMLVideoElement} */ (selfTile.querySelector("video"));
-  v.srcObject = new MediaStream(local.getVideoTracks());
-  selfTile.dataset.video = "live";
-}
+const selfTile = /** @type {HTMLElement} */ (tiles.get(siteId));
+/** @type {HTMLVideoElement} */ (selfTile.querySelector("video")).srcObject = new MediaStream(local.getVideoTracks());
+selfTile.dataset.video = "live";
 
 const proto = location.protocol === "https:" ? "wss:" : "ws:";
 const client = new BridgeClient({ wsUrl: `${proto}//${location.host}/ws`, site: siteId, key, localStream: local });
-const audioBox = /** @type {HTMLElement} */ (document.getElementById("audio"));
+const audioBox = $("audio");
+
+/** @type {import("./protocol.js").ServerMessage & {type: "state"} | null} */
+let state = null;
+let clockOffset = 0;
 
 client.on("status", (/** @type {{phase: string, detail?: any}} */ { phase, detail }) => {
   if (phase === "error") {
     const message = detail?.code ? t(`error.${detail.code}`) : detail?.message;
     showStatus("error", t("status.error", { message: message || "" }));
   } else if (phase === "warning") {
-    console.warn("server:", detail);
+    console.warn("client:", detail);
   } else {
     showStatus(phase, t(`status.${phase}`, detail || {}));
   }
 });
 
-client.on("state", (/** @type {import("./protocol.js").SitePresence[]} */ sites) => {
-  for (const s of sites) {
-    const tile = tiles.get(s.id);
-    if (!tile || s.id === siteId) continue;
-    tile.dataset.present = String(s.present);
-    const ph = tile.querySelector(".placeholder");
-    if (ph) ph.textContent = s.present ? t("tile.waiting") : t("tile.absent");
-    if (!s.present) tile.dataset.video = "none";
-  }
+/** @param {string} text */
+function notice(text) {
+  const n = $("notice");
+  n.textContent = text;
+  clearTimeout(/** @type {any} */ (n).timer);
+  /** @type {any} */ (n).timer = setTimeout(() => { n.textContent = ""; }, 8000);
+}
+
+client.on("refused", (/** @type {{code: string, message: string}} */ m) => {
+  const translated = t(`error.${m.code}`);
+  notice(t("refused", { message: translated.startsWith("error.") ? m.message : translated }));
+});
+client.on("floor", (/** @type {{event: string, site: string}} */ m) => {
+  if (m.event !== "requested" || isChair) notice(t(`floor.event.${m.event}`, { site: nameOf(m.site) }));
+});
+client.on("state", (/** @type {any} */ s) => {
+  state = s;
+  clockOffset = s.server_now_ms - Date.now();
+  render();
 });
 
 client.on("track", (/** @type {{site: string, kind: string, track: MediaStreamTrack}} */ { site, kind, track }) => {
@@ -143,6 +162,184 @@ client.on("track", (/** @type {{site: string, kind: string, track: MediaStreamTr
   else video.addEventListener("loadeddata", onFrame, { once: true });
 });
 
+/** @param {number} ms */
+function clock(ms) {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  return `${String(Math.floor(s / 60)).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}`;
+}
+const serverNow = () => Date.now() + clockOffset;
+
+/** @param {string} label @param {() => void} onClick @param {string} [cls] */
+function button(label, onClick, cls) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.textContent = label;
+  if (cls) b.className = cls;
+  b.addEventListener("click", onClick);
+  return b;
+}
+
+/** Places tiles by the chair's layout: stage = HQ and the floor holder large. */
+function placeTiles() {
+  if (!state) return;
+  const holder = state.floor.holders[0]?.site;
+  const stageIds = state.layout === "stage" ? [chair?.id, holder].filter((x) => x) : [];
+  document.body.dataset.layout = state.layout;
+  document.body.dataset.floor = holder || "";
+  const stage = $("stage");
+  const grid = $("grid");
+  const want = (/** @type {HTMLElement} */ parent, /** @type {string[]} */ ids) => {
+    ids.forEach((id, i) => {
+      const tile = /** @type {HTMLElement} */ (tiles.get(id));
+      if (parent.children[i] !== tile) parent.insertBefore(tile, parent.children[i] || null);
+    });
+  };
+  want(stage, /** @type {string[]} */ (stageIds));
+  want(grid, conf.sites.map((s) => s.id).filter((id) => !stageIds.includes(id)));
+  stage.dataset.count = String(stageIds.length);
+  // Moving a <video> pauses it; resume whatever was playing.
+  tiles.forEach((tile) => {
+    const v = /** @type {HTMLVideoElement} */ (tile.querySelector("video"));
+    if (v.srcObject && v.paused) v.play().catch(() => {});
+  });
+}
+
+function render() {
+  if (!state) return;
+  const s = state;
+  for (const site of s.sites) {
+    const tile = tiles.get(site.id);
+    if (!tile) continue;
+    if (site.id !== siteId) {
+      tile.dataset.present = String(site.present);
+      const ph = tile.querySelector(".placeholder");
+      if (ph) ph.textContent = site.present ? t("tile.waiting") : t("tile.absent");
+      if (!site.present) tile.dataset.video = "none";
+    }
+    tile.dataset.muted = String(site.audio_muted || site.hard_muted);
+    tile.dataset.holder = String(s.floor.holders.some((h) => h.site === site.id));
+    const badges = /** @type {HTMLElement} */ (tile.querySelector(".badges"));
+    badges.textContent = [
+      site.hard_muted ? "🔇" : site.audio_muted ? "🔈" : "",
+      site.video_muted ? "📷✕" : "",
+      tile.dataset.holder === "true" ? "🎙" : "",
+    ].join(" ").trim();
+  }
+  placeTiles();
+
+  const mine = s.sites.find((x) => x.id === siteId);
+  const mic = $("mic");
+  mic.textContent = mine?.hard_muted ? t("mic.hard") : mine?.audio_muted ? t("mic.on") : t("mic.off");
+  mic.dataset.on = String(!(mine?.audio_muted || mine?.hard_muted));
+  const cam = $("cam");
+  cam.textContent = mine?.video_muted ? t("cam.on") : t("cam.off");
+  cam.dataset.on = String(!mine?.video_muted);
+  const queued = s.floor.queue.find((q) => q.site === siteId);
+  const holding = s.floor.holders.some((h) => h.site === siteId);
+  $("ask").textContent = queued ? t("floor.cancel") : t("floor.ask");
+  $("ask").hidden = isChair || holding;
+  $("release").hidden = isChair || !holding;
+  $("position").textContent = queued ? t("floor.position", { position: queued.position }) : "";
+  if (isChair) renderChair();
+  renderTimers();
+}
+
+function renderTimers() {
+  if (!state) return;
+  const holder = state.floor.holders[0];
+  $("speaker").textContent = holder
+    ? t("floor.speaking", { site: nameOf(holder.site), time: clock(serverNow() - holder.since_ms) })
+    : t("floor.nobody");
+  const cur = state.agenda.current;
+  const item = $("item");
+  if (cur) {
+    const it = state.agenda.items[cur.index];
+    const elapsed = serverNow() - cur.started_ms;
+    item.textContent = t("item.current", {
+      n: cur.index + 1, total: state.agenda.items.length, title: it.title, elapsed: clock(elapsed), planned: clock(cur.planned_ms),
+    }) + (elapsed > cur.planned_ms ? ` — ${t("item.overtime")}` : "");
+    item.dataset.overtime = String(elapsed > cur.planned_ms);
+  } else {
+    item.textContent = "";
+  }
+  if (isChair) {
+    document.querySelectorAll("#queue [data-since]").forEach((el) => {
+      el.textContent = t("chair.waiting", { time: clock(serverNow() - Number(/** @type {HTMLElement} */ (el).dataset.since)) });
+    });
+  }
+}
+
+function renderChair() {
+  if (!state) return;
+  const s = state;
+  const queue = $("queue");
+  queue.replaceChildren(...(s.floor.queue.length ? s.floor.queue.map((q) => {
+    const li = document.createElement("li");
+    li.dataset.site = q.site;
+    const waiting = document.createElement("span");
+    waiting.className = "waiting";
+    waiting.dataset.since = String(q.since_ms);
+    li.append(`${nameOf(q.site)}${q.topic ? ` — „${q.topic}”` : ""} `, waiting, " ",
+      button(t("chair.grant"), () => client.act({ type: "grant_floor", request: q.request }), "grant"),
+      button(t("chair.deny"), () => client.act({ type: "deny_floor", request: q.request }), "deny"));
+    return li;
+  }) : [Object.assign(document.createElement("li"), { className: "empty", textContent: t("chair.queue_empty") })]));
+
+  const table = $("sites");
+  table.replaceChildren(...s.sites.filter((x) => x.role !== "chair").map((site) => {
+    const tr = document.createElement("tr");
+    tr.dataset.site = site.id;
+    const holds = s.floor.holders.some((h) => h.site === site.id);
+    const flags = [site.present ? t("state.present") : t("state.absent")];
+    if (site.hard_muted) flags.push(t("state.hard_muted"));
+    else if (site.audio_muted) flags.push(t("state.muted"));
+    if (site.video_muted) flags.push(t("state.cam_off"));
+    const name = document.createElement("td");
+    name.textContent = site.name;
+    const st = document.createElement("td");
+    st.textContent = flags.join(", ");
+    const actions = document.createElement("td");
+    actions.append(
+      holds ? button(t("chair.revoke"), () => client.act({ type: "revoke_floor", site: site.id }), "revoke")
+        : button(t("chair.give"), () => client.act({ type: "give_floor", site: site.id }), "give"),
+      site.hard_muted ? button(t("chair.unmute"), () => client.act({ type: "mute_site", site: site.id, muted: false }), "unmute")
+        : button(t("chair.mute"), () => client.act({ type: "mute_site", site: site.id, muted: true }), "mute"),
+    );
+    tr.append(name, st, actions);
+    return tr;
+  }));
+  $("layout").textContent = s.layout === "stage" ? t("chair.layout_grid") : t("chair.layout_stage");
+  $("lock").textContent = s.locked ? t("chair.unlock") : t("chair.lock");
+  const agenda = $("agenda");
+  agenda.replaceChildren(...(s.agenda.items.length ? s.agenda.items.map((it, i) => {
+    const li = document.createElement("li");
+    li.textContent = `${t(`kind.${it.kind}`)}: ${it.title}${it.site ? ` (${nameOf(it.site)})` : ""} — ${it.planned_minutes}′`;
+    if (s.agenda.current?.index === i) li.className = "current";
+    return li;
+  }) : [Object.assign(document.createElement("li"), { className: "empty", textContent: t("chair.agenda_empty") })]));
+}
+setInterval(renderTimers, 1000);
+
+$("mic").addEventListener("click", () => {
+  const mine = state?.sites.find((x) => x.id === siteId);
+  client.mute({ audio: !mine?.audio_muted });
+});
+$("cam").addEventListener("click", () => {
+  const mine = state?.sites.find((x) => x.id === siteId);
+  client.mute({ video: !mine?.video_muted });
+});
+$("ask").addEventListener("click", () => {
+  if (state?.floor.queue.some((q) => q.site === siteId)) return client.act({ type: "cancel_floor" });
+  const topic = (prompt(t("floor.topic_prompt")) || "").trim();
+  client.act(topic ? { type: "request_floor", topic } : { type: "request_floor" });
+});
+$("release").addEventListener("click", () => client.act({ type: "release_floor" }));
+$("mute-all").addEventListener("click", () => client.act({ type: "mute_all", muted: true }));
+$("unmute-all").addEventListener("click", () => client.act({ type: "mute_all", muted: false }));
+$("layout").addEventListener("click", () => client.act({ type: "set_layout", layout: state?.layout === "stage" ? "grid" : "stage" }));
+$("lock").addEventListener("click", () => client.act({ type: "lock", locked: !state?.locked }));
+$("next-item").addEventListener("click", () => client.act({ type: "next_item" }));
+
 // "Flowing" once any remote site's video decodes; checked from the browser's own statistics.
 setInterval(async () => {
   if (client.phase !== "connected") return;
@@ -150,12 +347,15 @@ setInterval(async () => {
   if (Object.values(stats).some((s) => s.framesDecoded > 0)) showStatus("flowing", t("status.flowing"));
 }, 1000);
 
-document.getElementById("leave")?.addEventListener("click", () => {
+$("leave").addEventListener("click", () => {
   client.stop();
   local.getTracks().forEach((tr) => tr.stop());
   showStatus("left", t("site.left"));
 });
 
 // A read-only handle for operators' consoles and end-to-end tests.
-Object.assign(window, { diemcau: { client, firstFrameMs, stats: () => client.receiveStats() } });
+Object.assign(window, { diemcau: { client, firstFrameMs, stats: () => client.receiveStats(), state: () => state } });
+// Until the first state arrives, show HQ on the stage as before.
+$("stage").append(/** @type {HTMLElement} */ (tiles.get(chair?.id || "")));
+conf.sites.filter((x) => x.id !== chair?.id).forEach((x) => $("grid").append(/** @type {HTMLElement} */ (tiles.get(x.id))));
 client.start();

@@ -59,6 +59,16 @@ pub fn spawn(settings: Arc<Settings>, store: Store, router: Router, cancel: Canc
     let chair = settings.sites.iter().position(|s| s.role == Role::Chair).expect("validated config has a chair");
     let floor = Floor::new(settings.sites.len(), chair, 1);
     let mut actor = Actor { settings, store, router, seats, floor, layout: Layout::Stage, locked: false };
+    let programme = actor.settings.agenda.clone();
+    match programme.into_iter().map(|i| actor.agenda_item(i)).collect::<Result<Vec<_>, _>>() {
+        Ok(items) if !items.is_empty() => {
+            if let Err(e) = actor.floor.set_agenda(chair, items, now_ms()) {
+                warn!("the configured programme was not accepted: {e}");
+            }
+        }
+        Ok(_) => {}
+        Err(e) => warn!("the configured programme was not accepted: {}", e.message),
+    }
     tokio::spawn(async move {
         loop {
             tokio::select! {

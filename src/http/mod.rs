@@ -28,6 +28,7 @@ pub fn app(bridge: Arc<Bridge>) -> Router {
     Router::new()
         .route("/", get(|| async { asset("index.html") }))
         .route("/site/{id}", get(site_page))
+        .route("/chair", get(|| async { asset("site.html") }))
         .route("/api/health", get(health))
         .route("/api/sites", get(sites))
         .route("/ws", get(ws))

@@ -130,6 +130,36 @@ impl Browser {
     }
 }
 
+/// What a browser reports receiving from one remote site (its own `getStats()`).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Received {
+    pub frames_decoded: f64,
+    pub audio_energy: f64,
+    pub audio_packets: f64,
+}
+
+impl Browser {
+    /// Per remote site, from the page's `window.diemcau.stats()`.
+    pub async fn received(&mut self) -> std::collections::HashMap<String, Received> {
+        let v = self.eval("window.diemcau ? window.diemcau.stats() : {}").await.unwrap_or(Value::Null);
+        let num = |s: &Value, k: &str| s[k].as_f64().unwrap_or(0.0);
+        v.as_object()
+            .map(|o| {
+                o.iter()
+                    .map(|(site, s)| {
+                        let r = Received {
+                            frames_decoded: num(s, "framesDecoded"),
+                            audio_energy: num(s, "totalAudioEnergy"),
+                            audio_packets: num(s, "audioPacketsReceived"),
+                        };
+                        (site.clone(), r)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
 impl Drop for Browser {
     fn drop(&mut self) {
         // The lab script ends Chromium's whole process group on SIGTERM and removes the profile.

@@ -1,0 +1,99 @@
+//! Chairing in real headless Chromium: the chair gives the floor from its page; every page
+//! puts that ward on the stage and hears it; the chair's mute stops a ward's audio at the
+//! bridge (the other browsers stop receiving its audio packets); a ward's attempt to give
+//! itself the floor is refused and changes nothing.
+
+mod common;
+
+use common::browser::{fake_media, Browser};
+use common::{scratch_dir, Deadline, TestBridge};
+use serde_json::json;
+use std::time::Duration;
+
+const SITES: [(&str, (u8, u8, u8), u32); 3] =
+    [("hq", (220, 30, 30), 440), ("hang-gai", (30, 200, 30), 660), ("cua-nam", (40, 40, 220), 880)];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chair_gives_the_floor_and_mutes_a_ward_and_every_browser_follows() {
+    let bridge = TestBridge::start_default();
+    let scratch = scratch_dir("ch");
+    let mut browsers = Vec::new();
+    for (id, rgb, tone) in SITES {
+        let media = fake_media(&scratch, id, rgb, tone);
+        browsers.push(Browser::launch(id, &bridge.join_url(id), &media, &scratch).await);
+    }
+    for (i, (me, _, _)) in SITES.iter().enumerate() {
+        let deadline = Deadline::after(Duration::from_secs(90), format!("{me} to receive both other sites"));
+        loop {
+            let r = browsers[i].received().await;
+            if SITES.iter().filter(|s| s.0 != *me).all(|s| r.get(s.0).is_some_and(|x| x.frames_decoded > 0.0 && x.audio_energy > 0.0)) {
+                break;
+            }
+            deadline.tick().await;
+        }
+    }
+    // Only the chair's page shows the chair's controls.
+    assert_eq!(browsers[0].eval("document.getElementById('chair').hidden").await, Some(json!(false)));
+    assert_eq!(browsers[1].eval("document.getElementById('chair').hidden").await, Some(json!(true)));
+
+    // The chair clicks "give the floor" for Hàng Gai.
+    let clicked = browsers[0].eval("document.querySelector('#sites tr[data-site=\"hang-gai\"] button.give').click() ?? true").await;
+    assert_eq!(clicked, Some(json!(true)));
+    for (i, (me, _, _)) in SITES.iter().enumerate() {
+        let deadline = Deadline::after(Duration::from_secs(10), format!("{me} to put hang-gai on the stage"));
+        loop {
+            let floor = browsers[i].eval("document.body.dataset.floor").await;
+            let staged = browsers[i].eval("!!document.querySelector('#stage figure[data-site=\"hang-gai\"]')").await;
+            if floor == Some(json!("hang-gai")) && staged == Some(json!(true)) {
+                break;
+            }
+            deadline.tick().await;
+        }
+    }
+    for i in [0, 2] {
+        let before = browsers[i].received().await["hang-gai"];
+        let deadline = Deadline::after(Duration::from_secs(10), format!("{} to hear the floor holder", SITES[i].0));
+        while browsers[i].received().await["hang-gai"].audio_energy <= before.audio_energy {
+            deadline.tick().await;
+        }
+    }
+
+    if let Ok(dir) = std::env::var("DIEMCAU_SCREENSHOTS") {
+        std::fs::create_dir_all(&dir).unwrap();
+        for (i, b) in browsers.iter_mut().enumerate() {
+            b.screenshot(&std::path::Path::new(&dir).join(format!("floor-{}.png", SITES[i].0))).await;
+        }
+    }
+
+    // A ward tries to give itself the floor: refused, nothing changes.
+    browsers[2].eval("window.diemcau.client.act({type: 'give_floor', site: 'cua-nam'})").await;
+    let deadline = Deadline::after(Duration::from_secs(10), "the refusal notice on cua-nam's page");
+    loop {
+        let notice = browsers[2].eval("document.getElementById('notice').textContent").await;
+        if notice.as_ref().and_then(|n| n.as_str()).is_some_and(|n| n.contains("chỉ chủ trì")) {
+            break;
+        }
+        deadline.tick().await;
+    }
+    for b in browsers.iter_mut() {
+        assert_eq!(b.eval("document.body.dataset.floor").await, Some(json!("hang-gai")));
+    }
+
+    // The chair mutes Cửa Nam: the others stop receiving its audio, its video continues.
+    browsers[0].eval("document.querySelector('#sites tr[data-site=\"cua-nam\"] button.mute').click()").await;
+    let deadline = Deadline::after(Duration::from_secs(10), "cua-nam's audio to stop arriving at hang-gai");
+    let mut last = browsers[1].received().await["cua-nam"];
+    let mut still = 0;
+    loop {
+        deadline.tick().await;
+        let now = browsers[1].received().await["cua-nam"];
+        // Audio packets stand still for three checks in a row while frames keep decoding.
+        still = if now.audio_packets == last.audio_packets { still + 1 } else { 0 };
+        if still >= 3 && now.frames_decoded > last.frames_decoded {
+            break;
+        }
+        last = now;
+    }
+    drop(browsers);
+    let _ = std::fs::remove_dir_all(&scratch);
+}
