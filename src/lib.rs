@@ -14,6 +14,7 @@
 pub mod access;
 pub mod conference;
 pub mod floor;
+pub mod health;
 pub mod config;
 pub mod http;
 pub mod media;

@@ -1,7 +1,7 @@
 //! Chairing in real headless Chromium: the chair gives the floor from its page; every page
 //! puts that ward on the stage and hears it; the chair's mute stops a ward's audio at the
 //! bridge (the other browsers stop receiving its audio packets); a ward's attempt to give
-//! itself the floor is refused and changes nothing.
+//! itself the floor is refused and changes nothing; the active speaker is highlighted.
 
 mod common;
 
@@ -93,6 +93,18 @@ async fn the_chair_gives_the_floor_and_mutes_a_ward_and_every_browser_follows() 
             break;
         }
         last = now;
+    }
+
+    // The chair mutes its own microphone: the floor holder is the only voice left, and every
+    // page highlights it as the active speaker (levels come from the audio-level extension).
+    browsers[0].eval("document.getElementById('mic').click()").await;
+    for (i, (me, _, _)) in SITES.iter().enumerate() {
+        let deadline = Deadline::after(Duration::from_secs(10), format!("{me} to show hang-gai speaking"));
+        while browsers[i].eval("document.body.dataset.speaking").await != Some(json!("hang-gai")) {
+            deadline.tick().await;
+        }
+        let tile = browsers[i].eval("document.querySelector('figure[data-site=\"hang-gai\"]').dataset.speaking").await;
+        assert_eq!(tile, Some(json!("true")));
     }
     drop(browsers);
     let _ = std::fs::remove_dir_all(&scratch);

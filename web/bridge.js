@@ -10,6 +10,7 @@
  *  - joined  the `joined` message
  *  - state   the whole conference state (sites, floor, layout, agenda…)
  *  - floor   a floor event {event, request, site}
+ *  - speaking  {active, levels}: the active speaker and audio levels
  *  - track   {site, kind, stream}   a remote site's audio or video
  */
 import { Signalling, FATAL_JOIN_CODES } from "./protocol.js";
@@ -123,6 +124,9 @@ export class BridgeClient {
         break;
       case "floor":
         this.emit("floor", m);
+        break;
+      case "speaking":
+        this.emit("speaking", m);
         break;
       case "answer":
         await this.pc?.setRemoteDescription({ type: "answer", sdp: m.sdp });

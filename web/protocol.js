@@ -14,6 +14,7 @@
  * @typedef {{type: "joined", session: string, site: {id: string, name: string, role: string}, conference: {title: string}, ice_servers: RTCIceServer[]}
  *  | {type: "state", sites: SitePresence[], floor: FloorView, layout: "stage"|"grid", locked: boolean, agenda: AgendaView, server_now_ms: number}
  *  | {type: "floor", event: string, request: number, site: string}
+ *  | {type: "speaking", active: string|null, levels: {site: string, level: number}[]}
  *  | {type: "offer", sdp: string} | {type: "answer", sdp: string}
  *  | {type: "candidate", candidate: IceCandidate}
  *  | {type: "media", state: "connecting"|"connected"|"disconnected"|"failed"|"closed"}

@@ -130,6 +130,18 @@ client.on("refused", (/** @type {{code: string, message: string}} */ m) => {
 client.on("floor", (/** @type {{event: string, site: string}} */ m) => {
   if (m.event !== "requested" || isChair) notice(t(`floor.event.${m.event}`, { site: nameOf(m.site) }));
 });
+client.on("speaking", (/** @type {{active: string|null, levels: {site: string, level: number}[]}} */ m) => {
+  tiles.forEach((tile, id) => { tile.dataset.speaking = String(id === m.active); });
+  document.body.dataset.speaking = m.active || "";
+  if (!isChair) return;
+  document.querySelectorAll("#sites tr[data-site]").forEach((tr) => {
+    const row = /** @type {HTMLElement} */ (tr);
+    const level = m.levels.find((l) => l.site === row.dataset.site)?.level || 0;
+    const meter = /** @type {HTMLMeterElement|null} */ (row.querySelector("meter"));
+    if (meter) meter.value = level;
+  });
+});
+
 client.on("state", (/** @type {any} */ s) => {
   state = s;
   clockOffset = s.server_now_ms - Date.now();
@@ -295,7 +307,11 @@ function renderChair() {
     else if (site.audio_muted) flags.push(t("state.muted"));
     if (site.video_muted) flags.push(t("state.cam_off"));
     const name = document.createElement("td");
-    name.textContent = site.name;
+    const meter = document.createElement("meter");
+    meter.min = 0;
+    meter.max = 1;
+    meter.value = 0;
+    name.append(site.name, document.createElement("br"), meter);
     const st = document.createElement("td");
     st.textContent = flags.join(", ");
     const actions = document.createElement("td");

@@ -10,8 +10,9 @@ use crate::floor::{AgendaItem, Floor, FloorError, FloorEvent, ItemKind, RequestI
 use crate::media::router::Router;
 use crate::signal::protocol::{
     AgendaItemSpec, AgendaKind, AgendaView, CurrentItemView, ErrorCode, FloorEventKind, FloorHolderView, FloorView, Layout,
-    QueueEntryView, ServerMessage, SitePresence,
+    QueueEntryView, ServerMessage, SiteLevel, SitePresence,
 };
+use crate::media::speaker::SpeakerDetector;
 use crate::store::{now_ms, Store};
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -50,7 +51,12 @@ struct Actor {
     floor: Floor,
     layout: Layout,
     locked: bool,
+    speaker: SpeakerDetector,
+    ticks: u64,
 }
+
+/// How often audio levels are read for the active speaker.
+const SPEAKER_TICK: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Starts the actor; it stops when `cancel` fires or every handle is dropped.
 pub fn spawn(settings: Arc<Settings>, store: Store, router: Router, cancel: CancellationToken) -> ConferenceHandle {
@@ -58,7 +64,17 @@ pub fn spawn(settings: Arc<Settings>, store: Store, router: Router, cancel: Canc
     let seats = settings.sites.iter().map(|_| SeatState::default()).collect();
     let chair = settings.sites.iter().position(|s| s.role == Role::Chair).expect("validated config has a chair");
     let floor = Floor::new(settings.sites.len(), chair, 1);
-    let mut actor = Actor { settings, store, router, seats, floor, layout: Layout::Stage, locked: false };
+    let mut actor = Actor {
+        settings,
+        store,
+        router,
+        seats,
+        floor,
+        layout: Layout::Stage,
+        locked: false,
+        speaker: SpeakerDetector::default(),
+        ticks: 0,
+    };
     let programme = actor.settings.agenda.clone();
     match programme.into_iter().map(|i| actor.agenda_item(i)).collect::<Result<Vec<_>, _>>() {
         Ok(items) if !items.is_empty() => {
@@ -70,9 +86,12 @@ pub fn spawn(settings: Arc<Settings>, store: Store, router: Router, cancel: Canc
         Err(e) => warn!("the configured programme was not accepted: {}", e.message),
     }
     tokio::spawn(async move {
+        let mut tick = tokio::time::interval(SPEAKER_TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => break,
+                _ = tick.tick() => actor.on_tick(now_ms()),
                 cmd = rx.recv() => match cmd {
                     Some(cmd) => actor.handle(cmd),
                     None => break,
@@ -101,6 +120,28 @@ impl Actor {
             Command::Presence { reply } => {
                 let _ = reply.send(self.presence());
             }
+        }
+    }
+
+    /// Reads the audio levels and announces the active speaker: at once when it changes,
+    /// otherwise every other tick so level meters move.
+    fn on_tick(&mut self, now: i64) {
+        self.ticks += 1;
+        if self.seats.iter().all(|s| s.holder.is_none()) {
+            return;
+        }
+        let levels = self.router.levels();
+        let eligible: Vec<bool> = self.seats.iter().map(|s| s.holder.is_some() && !(s.mute.audio || s.mute.hard)).collect();
+        let before = self.speaker.current();
+        let active = self.speaker.update(now, &levels, &eligible);
+        if active != before || self.ticks % 2 == 0 {
+            let levels = levels
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| eligible[*i])
+                .map(|(i, l)| SiteLevel { site: self.id(i).to_string(), level: (l * 100.0).round() / 100.0 })
+                .collect();
+            self.send_all(ServerMessage::Speaking { active: active.map(|i| self.id(i).to_string()), levels });
         }
     }
 

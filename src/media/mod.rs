@@ -11,6 +11,7 @@
 
 pub mod rewrite;
 pub mod router;
+pub mod speaker;
 
 pub use rtc::rtp::Packet as RtpPacket;
 pub use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec as Codec;

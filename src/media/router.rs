@@ -84,6 +84,8 @@ struct Inner {
     sources_tx: watch::Sender<Arc<Vec<SourceInfo>>>,
     counters: MediaCounters,
     next_generation: AtomicU64,
+    /// Per site: smoothed audio loudness (f32 bits), written by the site's audio reader.
+    levels: Box<[std::sync::atomic::AtomicU32]>,
 }
 
 impl Router {
@@ -97,6 +99,7 @@ impl Router {
                 sources_tx,
                 counters: MediaCounters::default(),
                 next_generation: AtomicU64::new(1),
+                levels: (0..site_count).map(|_| std::sync::atomic::AtomicU32::new(0)).collect(),
             }),
         }
     }
@@ -194,6 +197,18 @@ impl Router {
         if dropped > 0 {
             counters.dropped_queue_full.fetch_add(dropped, Ordering::Relaxed);
         }
+    }
+
+    /// Records `site`'s current loudness (0.0..=1.0), from its audio-level header extension.
+    pub fn set_level(&self, site: usize, level: f32) {
+        if let Some(l) = self.inner.levels.get(site) {
+            l.store(level.to_bits(), Ordering::Relaxed);
+        }
+    }
+
+    /// Every site's last recorded loudness.
+    pub fn levels(&self) -> Vec<f32> {
+        self.inner.levels.iter().map(|l| f32::from_bits(l.load(Ordering::Relaxed))).collect()
     }
 
     pub fn counters(&self) -> CounterSnapshot {

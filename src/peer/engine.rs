@@ -7,7 +7,10 @@
 use super::tap::KeyframeTap;
 use rtc::interceptor::Slot;
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
-use rtc::rtp_transceiver::rtp_sender::{RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
+};
+use rtc::rtp_transceiver::RTCRtpTransceiverDirection;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -15,6 +18,18 @@ use webrtc::peer_connection::{
     register_default_interceptors, MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
     RTCConfigurationBuilder, Registry, SettingEngineBuilder,
 };
+
+pub const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
+
+/// The id the remote SDP gives `uri` (`a=extmap:<id>[/<direction>] <uri>`), if any.
+pub fn extmap_id(sdp: &str, uri: &str) -> Option<u8> {
+    sdp.lines().find_map(|line| {
+        let rest = line.trim_end().strip_prefix("a=extmap:")?;
+        let (id, ext_uri) = rest.split_once(' ')?;
+        let ext_uri = ext_uri.split(' ').next()?;
+        (ext_uri == uri).then(|| id.split('/').next()?.parse().ok()).flatten()
+    })
+}
 
 /// Where media sockets bind and what address is advertised.
 #[derive(Debug, Clone)]
@@ -52,6 +67,12 @@ pub async fn build(
     let mut media_engine = MediaEngine::default();
     media_engine.register_codec(RTCRtpCodecParameters { rtp_codec: opus(), payload_type: 111 }, RtpCodecKind::Audio)?;
     media_engine.register_codec(RTCRtpCodecParameters { rtp_codec: vp8(), payload_type: 96 }, RtpCodecKind::Video)?;
+    // Audio levels (RFC 6464) from publishers feed the active-speaker detection.
+    media_engine.register_header_extension(
+        RTCRtpHeaderExtensionCapability { uri: AUDIO_LEVEL_URI.to_owned() },
+        RtpCodecKind::Audio,
+        Some(RTCRtpTransceiverDirection::Recvonly),
+    )?;
     let registry = register_default_interceptors(Registry::new(), &mut media_engine)?;
     // Last in the chain, so it sees inbound RTCP after every other interceptor.
     let registry = registry.with(Slot::from(14_000), KeyframeTap::new(keyframe_requests));
@@ -106,6 +127,14 @@ mod tests {
     use super::*;
 
     const HOST: &str = "candidate:2693830880 1 udp 2130706431 10.0.0.5 48426 typ host";
+
+    #[test]
+    fn extmap_ids_are_read_from_sdp() {
+        let sdp = "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level\r\na=extmap:3/sendonly http://x\r\n";
+        assert_eq!(extmap_id(sdp, AUDIO_LEVEL_URI), Some(1));
+        assert_eq!(extmap_id(sdp, "http://x"), Some(3));
+        assert_eq!(extmap_id(sdp, "urn:none"), None);
+    }
 
     #[test]
     fn public_ip_replaces_the_candidate_address_only() {

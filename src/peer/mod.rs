@@ -18,7 +18,7 @@ mod tap;
 pub use engine::MediaNetwork;
 
 use crate::media::router::Router;
-use crate::media::{Codec, Kind};
+use crate::media::{speaker, Codec, Kind};
 use crate::signal::protocol::{ErrorCode, IceCandidate, MediaState};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
@@ -128,6 +128,7 @@ pub async fn spawn(site: usize, ctx: PeerContext) -> Result<(PeerHandle, mpsc::R
         has_remote_description: false,
         early_candidates: Vec::new(),
         connected: false,
+        audio_level_id: Arc::default(),
         cancel: cancel.clone(),
     };
     tokio::spawn(task.run(cmd_rx, pc_rx, kf_rx).instrument(span));
@@ -193,6 +194,8 @@ struct PeerTask {
     has_remote_description: bool,
     early_candidates: Vec<IceCandidate>,
     connected: bool,
+    /// The negotiated id of the RFC 6464 audio-level extension (0 = not negotiated).
+    audio_level_id: Arc<std::sync::atomic::AtomicU8>,
     cancel: CancellationToken,
 }
 
@@ -267,6 +270,9 @@ impl PeerTask {
             return self.refuse(ErrorCode::NegotiationFailed, msg, "offer").await;
         }
         let result = async {
+            if let Some(id) = engine::extmap_id(&sdp, engine::AUDIO_LEVEL_URI) {
+                self.audio_level_id.store(id, std::sync::atomic::Ordering::Relaxed);
+            }
             let offer = RTCSessionDescription::offer(sdp).map_err(|e| (ErrorCode::SdpInvalid, e.to_string()))?;
             self.pc.set_remote_description(offer).await.map_err(|e| (ErrorCode::SdpInvalid, e.to_string()))?;
             let answer = self.pc.create_answer(None).await.map_err(|e| (ErrorCode::NegotiationFailed, e.to_string()))?;
@@ -379,8 +385,10 @@ impl PeerTask {
         if kind == Kind::Video {
             tokio::spawn(request_keyframes(track.clone(), ssrc, kf_rx, cancel.clone()).in_current_span());
         }
+        let level_id = self.audio_level_id.clone();
         tokio::spawn(
             async move {
+                let mut loudness = 0.0f32;
                 loop {
                     let event = tokio::select! {
                         _ = cancel.cancelled() => break,
@@ -388,6 +396,15 @@ impl PeerTask {
                     };
                     match event {
                         Some(TrackRemoteEvent::OnRtpPacket(mut packet)) => {
+                            if kind == Kind::Audio {
+                                let id = level_id.load(std::sync::atomic::Ordering::Relaxed);
+                                let level = (id != 0).then(|| packet.header.get_extension(id)).flatten();
+                                if let Some(level) = level.as_deref().and_then(speaker::level_from_extension) {
+                                    // ~200 ms smoothing at 50 packets/s.
+                                    loudness += (speaker::loudness(level) - loudness) * 0.1;
+                                    router.set_level(site, loudness);
+                                }
+                            }
                             // Strip the publisher's extensions once, before the packet is copied
                             // per receiver: their ids mean nothing on the receivers' legs.
                             packet.header.extension = false;
@@ -397,6 +414,9 @@ impl PeerTask {
                         Some(TrackRemoteEvent::OnEnded) | None => break,
                         Some(_) => {}
                     }
+                }
+                if kind == Kind::Audio {
+                    router.set_level(site, 0.0);
                 }
                 router.unregister_source(site, kind, generation);
                 debug!("stopped receiving {}", kind.as_str());

@@ -177,6 +177,8 @@ pub enum ServerMessage {
     },
     /// Something happened to a floor request (sent to every site).
     Floor { event: FloorEventKind, request: u64, site: String },
+    /// Who is speaking, from the audio levels (twice a second, and at once on a change).
+    Speaking { active: Option<String>, levels: Vec<SiteLevel> },
     /// A server offer (renegotiation: a new site's media to receive).
     Offer { sdp: String },
     /// The server's answer to the browser's offer.
@@ -236,6 +238,13 @@ pub struct SitePresence {
     /// The chair muted this site; it cannot unmute itself.
     #[serde(default)]
     pub hard_muted: bool,
+}
+
+/// A site's recent loudness, 0.0 (silent) to 1.0.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SiteLevel {
+    pub site: String,
+    pub level: f32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -477,6 +486,10 @@ mod tests {
             server_now_ms: 9,
         });
         round_trip_server(ServerMessage::Floor { event: FloorEventKind::Granted, request: 1, site: "hang-gai".into() });
+        round_trip_server(ServerMessage::Speaking {
+            active: Some("hang-gai".into()),
+            levels: vec![SiteLevel { site: "hang-gai".into(), level: 0.5 }],
+        });
         round_trip_server(ServerMessage::Offer { sdp: "v=0".into() });
         round_trip_server(ServerMessage::Answer { sdp: "v=0".into() });
         round_trip_server(ServerMessage::Candidate { candidate: candidate() });

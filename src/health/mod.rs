@@ -1,0 +1,7 @@
+//! Bridge health: per-site statistics computed from the media itself and alarm rules.
+//!
+//! [`stats`] holds the pure arithmetic (loss with reordering and wrap-around, RFC 3550
+//! jitter); [`alarms`] the pure alarm rules with hysteresis. Both take time as an input.
+
+pub mod alarms;
+pub mod stats;
