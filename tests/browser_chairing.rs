@@ -1,7 +1,8 @@
 //! Chairing in real headless Chromium: the chair gives the floor from its page; every page
 //! puts that ward on the stage and hears it; the chair's mute stops a ward's audio at the
 //! bridge (the other browsers stop receiving its audio packets); a ward's attempt to give
-//! itself the floor is refused and changes nothing; the active speaker is highlighted.
+//! itself the floor is refused and changes nothing; the active speaker is highlighted; the
+//! floor holder's shared content is shown large everywhere and ends with its floor.
 
 mod common;
 
@@ -106,6 +107,61 @@ async fn the_chair_gives_the_floor_and_mutes_a_ward_and_every_browser_follows() 
         let tile = browsers[i].eval("document.querySelector('figure[data-site=\"hang-gai\"]').dataset.speaking").await;
         assert_eq!(tile, Some(json!("true")));
     }
+
+    // The floor holder shares content (a canvas standing in for slides): every other page
+    // shows it large; a ward without the floor may not share.
+    let refused = browsers[2].eval(&format!("({CANVAS_TRACK}).then(t => window.diemcau.shareTrack(t)).then(() => document.getElementById('notice').textContent)")).await;
+    assert!(refused.as_ref().and_then(|n| n.as_str()).is_some_and(|n| n.contains("được trình chiếu")), "{refused:?}");
+    assert_eq!(browsers[0].eval("window.diemcau.state().sharing ?? null").await, Some(json!(null)), "nobody shares");
+    browsers[1].eval(&format!("({CANVAS_TRACK}).then(t => window.diemcau.shareTrack(t))")).await;
+    for i in [0, 2] {
+        let deadline = Deadline::after(Duration::from_secs(15), format!("{} to show hang-gai's slides", SITES[i].0));
+        loop {
+            let c = browsers[i].eval(&colour_of("#content video")).await;
+            let shown = browsers[i].eval("!document.getElementById('content').hidden").await == Some(json!(true));
+            let yellow = c.as_ref().and_then(|v| v.as_array()).is_some_and(|a| {
+                let ch: Vec<f64> = a.iter().filter_map(|x| x.as_f64()).collect();
+                ch.len() == 3 && (ch[0] - 230.0).abs() < 40.0 && (ch[1] - 200.0).abs() < 40.0 && ch[2] < 70.0
+            });
+            if shown && yellow {
+                break;
+            }
+            deadline.tick().await;
+        }
+    }
+    // Taking the floor back ends the ward's share everywhere.
+    browsers[0].eval("document.querySelector('#sites tr[data-site=\"hang-gai\"] button.revoke').click()").await;
+    for (i, (me, _, _)) in SITES.iter().enumerate() {
+        let deadline = Deadline::after(Duration::from_secs(10), format!("{me} to hide the content"));
+        while browsers[i].eval("document.getElementById('content').hidden").await != Some(json!(true)) {
+            deadline.tick().await;
+        }
+    }
     drop(browsers);
     let _ = std::fs::remove_dir_all(&scratch);
+}
+
+/// A 320x240 canvas painted yellow with a moving bar, as a video track (stands in for a
+/// shared screen: headless Chromium has no screen to capture).
+const CANVAS_TRACK: &str = "new Promise((resolve) => {
+    const c = document.createElement('canvas'); c.width = 320; c.height = 240;
+    const g = c.getContext('2d');
+    setInterval(() => { g.fillStyle = 'rgb(230,200,20)'; g.fillRect(0, 0, 320, 240);
+                        g.fillStyle = '#000'; g.fillRect((Date.now() / 10) % 320, 0, 8, 30); }, 100);
+    resolve(c.captureStream(10).getVideoTracks()[0]);
+})";
+
+/// JavaScript giving the median colour of the middle of a video element.
+fn colour_of(selector: &str) -> String {
+    format!(
+        r#"(() => {{
+            const v = document.querySelector('{selector}');
+            if (!v || v.readyState < 2 || !v.videoWidth) return null;
+            const c = new OffscreenCanvas(64, 48), g = c.getContext('2d');
+            g.drawImage(v, 0, 0, 64, 48);
+            const d = g.getImageData(16, 28, 32, 12).data, ch = [[], [], []];
+            for (let i = 0; i < d.length; i += 4) {{ ch[0].push(d[i]); ch[1].push(d[i + 1]); ch[2].push(d[i + 2]); }}
+            return ch.map((a) => a.sort((x, y) => x - y)[a.length >> 1]);
+        }})()"#
+    )
 }

@@ -37,6 +37,13 @@ export class BridgeClient {
     /** Time the signalling socket opened (performance.now()), per attempt. */
     this.connectedAt = 0;
     this.lastHeard = 0;
+    this.wantOffer = false;
+    /** @type {RTCRtpTransceiver|null} */
+    this.contentTransceiver = null;
+    /** @type {null | (() => Promise<void>)} */
+    this.shareAllowed = null;
+    /** @type {null | ((m: any) => void)} */
+    this.shareRefused = null;
     /** @type {Promise<void>} serialises handling of server messages */
     this.queue = Promise.resolve();
   }
@@ -120,6 +127,7 @@ export class BridgeClient {
         await this.startMedia(m.ice_servers);
         break;
       case "state":
+        if (this.shareAllowed && m.sharing === this.opts.site) await this.shareAllowed();
         this.emit("state", m);
         break;
       case "floor":
@@ -134,10 +142,16 @@ export class BridgeClient {
       case "offer": {
         const pc = this.pc;
         if (!pc) return;
+        // Glare: the server's offer wins; ours is rolled back and sent again afterwards.
+        if (pc.signalingState === "have-local-offer") {
+          await pc.setLocalDescription({ type: "rollback" });
+          this.wantOffer = true;
+        }
         await pc.setRemoteDescription({ type: "offer", sdp: m.sdp });
         const answer = await pc.createAnswer();
         await pc.setLocalDescription(answer);
         this.sig?.answer(pc.localDescription?.sdp || answer.sdp || "");
+        if (this.wantOffer) await this.negotiate();
         break;
       }
       case "candidate":
@@ -151,6 +165,11 @@ export class BridgeClient {
         this.status("replaced", { message: m.message });
         break;
       case "error":
+        if (m.request === "offer" && m.code === "negotiation_failed" && this.pc?.signalingState === "have-local-offer") {
+          await this.pc.setLocalDescription({ type: "rollback" });
+          this.wantOffer = true;
+        }
+        if (m.request === "share_start") this.shareRefused?.(m);
         if (m.request === "join" && FATAL_JOIN_CODES.has(m.code)) {
           this.stopped = true;
           this.status("error", { code: m.code, message: m.message });
@@ -173,10 +192,12 @@ export class BridgeClient {
     }
     pc.onicecandidate = (e) => { if (e.candidate) this.sig?.candidate(e.candidate.toJSON()); };
     pc.ontrack = (e) => {
-      const site = e.streams[0]?.id;
-      if (!site) return;
-      if (e.transceiver.mid) this.siteByMid.set(e.transceiver.mid, site);
-      this.emit("track", { site, kind: e.track.kind, track: e.track });
+      const stream = e.streams[0]?.id;
+      if (!stream) return;
+      if (e.transceiver.mid) this.siteByMid.set(e.transceiver.mid, stream);
+      // Shared content arrives in a stream named `<site>.content`.
+      const [site, content] = stream.split(".");
+      this.emit("track", { site, kind: content === "content" ? "content" : e.track.kind, track: e.track });
     };
     pc.onconnectionstatechange = () => {
       if (pc !== this.pc) return;
@@ -185,9 +206,53 @@ export class BridgeClient {
         this.sig?.close();
       }
     };
+    this.contentTransceiver = null;
+    await this.negotiate();
+  }
+
+  /** Sends an offer of this page's own (its media, or a new content track). */
+  async negotiate() {
+    const pc = this.pc;
+    if (!pc) return;
+    this.wantOffer = false;
     const offer = await pc.createOffer();
     await pc.setLocalDescription(offer);
     this.sig?.offer(pc.localDescription?.sdp || offer.sdp || "");
+  }
+
+  /**
+   * Shares a video track (a screen, a window, slides) as content for every site. The server
+   * decides first (the chair or the floor holder only); the track is sent only once allowed.
+   * @param {MediaStreamTrack} track
+   * @returns {Promise<void>} rejects with the server's refusal
+   */
+  share(track) {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => { this.shareAllowed = null; reject(new Error("no answer from the server")); }, 5000);
+      this.shareAllowed = async () => {
+        clearTimeout(timer);
+        this.shareAllowed = this.shareRefused = null;
+        if (this.contentTransceiver) {
+          await this.contentTransceiver.sender.replaceTrack(track);
+        } else if (this.pc) {
+          this.contentTransceiver = this.pc.addTransceiver(track, { direction: "sendonly", streams: [new MediaStream([track])] });
+          if (this.pc.signalingState === "stable") await this.negotiate();
+          else this.wantOffer = true;
+        }
+        resolve();
+      };
+      this.shareRefused = (/** @type {any} */ m) => {
+        clearTimeout(timer);
+        this.shareAllowed = this.shareRefused = null;
+        reject(Object.assign(new Error(m.message), { code: m.code }));
+      };
+      this.act({ type: "share_start", track: track.id });
+    });
+  }
+
+  async stopShare() {
+    await this.contentTransceiver?.sender.replaceTrack(null);
+    this.act({ type: "share_stop" });
   }
 
   /** Sends a conference action (see docs/protocol.md); the server decides and answers with state. */

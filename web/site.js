@@ -149,6 +149,12 @@ client.on("state", (/** @type {any} */ s) => {
 });
 
 client.on("track", (/** @type {{site: string, kind: string, track: MediaStreamTrack}} */ { site, kind, track }) => {
+  if (kind === "content") {
+    const v = /** @type {HTMLVideoElement} */ ($("content").querySelector("video"));
+    v.srcObject = new MediaStream([track]);
+    v.play().catch(() => {});
+    return;
+  }
   if (kind === "audio") {
     let el = /** @type {HTMLAudioElement|null} */ (audioBox.querySelector(`audio[data-site="${site}"]`));
     if (!el) {
@@ -252,6 +258,18 @@ function render() {
   $("ask").hidden = isChair || holding;
   $("release").hidden = isChair || !holding;
   $("position").textContent = queued ? t("floor.position", { position: queued.position }) : "";
+  const share = $("share");
+  share.hidden = !(isChair || holding || s.sharing === siteId);
+  share.textContent = s.sharing === siteId ? t("share.stop") : t("share.start");
+  const content = $("content");
+  content.hidden = !s.sharing;
+  document.body.dataset.sharing = s.sharing || "";
+  /** @type {HTMLElement} */ (content.querySelector("figcaption")).textContent = s.sharing ? t("share.caption", { site: nameOf(s.sharing) }) : "";
+  if (s.sharing === siteId) {
+    // Our own content: show the local track rather than waiting for a copy from the server.
+    const v = /** @type {HTMLVideoElement} */ (content.querySelector("video"));
+    if (sharedTrack && (/** @type {MediaStream|null} */ (v.srcObject))?.getTracks()[0] !== sharedTrack) v.srcObject = new MediaStream([sharedTrack]);
+  }
   if (isChair) renderChair();
   renderTimers();
 }
@@ -350,6 +368,36 @@ $("ask").addEventListener("click", () => {
   client.act(topic ? { type: "request_floor", topic } : { type: "request_floor" });
 });
 $("release").addEventListener("click", () => client.act({ type: "release_floor" }));
+
+/** @type {MediaStreamTrack|null} */
+let sharedTrack = null;
+/** Shares a track (a screen from the share button, or any video track from a console). */
+async function shareTrack(/** @type {MediaStreamTrack} */ track) {
+  try {
+    await client.share(track);
+    sharedTrack = track;
+    track.addEventListener("ended", () => stopSharing());
+    render();
+  } catch (e) {
+    track.stop();
+    const code = /** @type {any} */ (e).code;
+    notice(t("refused", { message: code ? t(`error.${code}`) : String(/** @type {any} */ (e).message) }));
+  }
+}
+async function stopSharing() {
+  sharedTrack?.stop();
+  sharedTrack = null;
+  await client.stopShare();
+}
+$("share").addEventListener("click", async () => {
+  if (state?.sharing === siteId) return stopSharing();
+  try {
+    const display = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: { ideal: 5, max: 15 } }, audio: false });
+    await shareTrack(display.getVideoTracks()[0]);
+  } catch (e) {
+    console.warn("share", e);
+  }
+});
 $("mute-all").addEventListener("click", () => client.act({ type: "mute_all", muted: true }));
 $("unmute-all").addEventListener("click", () => client.act({ type: "mute_all", muted: false }));
 $("layout").addEventListener("click", () => client.act({ type: "set_layout", layout: state?.layout === "stage" ? "grid" : "stage" }));
@@ -370,7 +418,7 @@ $("leave").addEventListener("click", () => {
 });
 
 // A read-only handle for operators' consoles and end-to-end tests.
-Object.assign(window, { diemcau: { client, firstFrameMs, stats: () => client.receiveStats(), state: () => state } });
+Object.assign(window, { diemcau: { client, firstFrameMs, stats: () => client.receiveStats(), state: () => state, shareTrack, stopSharing } });
 // Until the first state arrives, show HQ on the stage as before.
 $("stage").append(/** @type {HTMLElement} */ (tiles.get(chair?.id || "")));
 conf.sites.filter((x) => x.id !== chair?.id).forEach((x) => $("grid").append(/** @type {HTMLElement} */ (tiles.get(x.id))));

@@ -53,6 +53,8 @@ struct Actor {
     locked: bool,
     speaker: SpeakerDetector,
     ticks: u64,
+    /// The site whose shared content everyone sees, if any.
+    sharing: Option<usize>,
 }
 
 /// How often audio levels are read for the active speaker.
@@ -74,7 +76,9 @@ pub fn spawn(settings: Arc<Settings>, store: Store, router: Router, cancel: Canc
         locked: false,
         speaker: SpeakerDetector::default(),
         ticks: 0,
+        sharing: None,
     };
+    actor.apply_media_policy();
     let programme = actor.settings.agenda.clone();
     match programme.into_iter().map(|i| actor.agenda_item(i)).collect::<Result<Vec<_>, _>>() {
         Ok(items) if !items.is_empty() => {
@@ -183,6 +187,10 @@ impl Actor {
             seat.holder = None;
             seat.since_ms = Some(now_ms());
             self.floor.set_present(site, false, now_ms());
+            if self.sharing == Some(site) {
+                self.sharing = None;
+                self.apply_media_policy();
+            }
             info!(site = %self.id(site), %session, "{} left", self.name(site));
             self.log(site, "leave", &session.to_string());
             self.broadcast_state();
@@ -276,6 +284,21 @@ impl Actor {
                 self.log(site, if locked { "locked" } else { "unlocked" }, "by the chair");
                 vec![]
             }
+            Action::ShareStart => {
+                if !is_chair && !self.floor.holders().iter().any(|h| h.site == site) {
+                    return Err(Refused::new(ErrorCode::NotHolder, "only the chair or the site holding the floor may share"));
+                }
+                self.sharing = Some(site);
+                self.log(site, "share_start", "");
+                vec![]
+            }
+            Action::ShareStop => {
+                if self.sharing == Some(site) || (is_chair && self.sharing.is_some()) {
+                    self.sharing = None;
+                    self.log(site, "share_stop", "");
+                }
+                vec![]
+            }
         };
         self.apply_floor_events(&events);
         Ok(())
@@ -329,6 +352,10 @@ impl Actor {
                         seat.mute.audio = before.audio;
                         seat.mute.hard = before.hard;
                     }
+                    // A ward's share ends with its floor.
+                    if self.sharing == Some(site) {
+                        self.sharing = None;
+                    }
                 }
                 _ => {}
             }
@@ -339,9 +366,15 @@ impl Actor {
     }
 
     /// Publishes who is forwarded: a site's audio flows unless it or the chair muted it;
-    /// its video flows unless it turned its camera off.
+    /// its video flows unless it turned its camera off; content flows only from the site
+    /// that is sharing.
     fn apply_media_policy(&self) {
-        let policy = self.seats.iter().map(|s| [s.mute.audio || s.mute.hard, s.mute.video]).collect();
+        let policy = self
+            .seats
+            .iter()
+            .enumerate()
+            .map(|(i, s)| [s.mute.audio || s.mute.hard, s.mute.video, self.sharing != Some(i)])
+            .collect();
         self.router.set_policy(policy);
     }
 
@@ -409,6 +442,7 @@ impl Actor {
             floor,
             layout: self.layout,
             locked: self.locked,
+            sharing: self.sharing.map(|i| self.id(i).to_string()),
             agenda: AgendaView { items, current },
             server_now_ms: now,
         }

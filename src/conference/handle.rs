@@ -28,6 +28,9 @@ pub enum Action {
     SetAgenda { items: Vec<AgendaItemSpec> },
     NextItem,
     Lock { locked: bool },
+    /// Start sharing content (the chair or the floor holder).
+    ShareStart,
+    ShareStop,
 }
 
 /// A granted seat.

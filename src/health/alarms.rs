@@ -1,1 +1,682 @@
-//! placeholder
+//! Alarm rules for site link health: turns the per-site snapshots produced
+//! once per second into raised and cleared alarms, with hysteresis so that a
+//! flapping condition does not flood the technicians' board. It owns only the
+//! rules and their per-site, per-kind timers, in str0m's sans-IO style: time
+//! and snapshots are passed in, changes are returned. It must never read a
+//! clock, measure media itself, do I/O, spawn threads or draw random numbers;
+//! measurement belongs to the stats code and delivery to the caller.
+
+/// What the bridge knows about one site at one evaluation.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SiteSnapshot {
+    /// The site holds its seat.
+    pub present: bool,
+    /// Age of the last RTP packet of any kind from the site; `None` = never.
+    pub ms_since_last_media: Option<f64>,
+    /// Audio packets per second received from the site.
+    pub audio_in_pps: f64,
+    /// Frames per second received from the site's camera.
+    pub video_in_fps: f64,
+    /// The site's camera is on, so video should flow.
+    pub video_expected: bool,
+    /// The site's own page reports receiving HQ's audio; `None` = no report.
+    pub receives_hq_audio: Option<bool>,
+    /// HQ's page reports receiving this site's audio; `None` = no report.
+    pub hq_receives_site_audio: Option<bool>,
+    /// The site is not muted, so its audio should flow.
+    pub audio_expected: bool,
+    pub holds_floor: bool,
+    /// Recent average loudness, 0.0 (silence) ..= 1.0.
+    pub audio_level: Option<f64>,
+    /// Inbound loss over the last interval.
+    pub loss_percent: f64,
+    pub rtt_ms: Option<f64>,
+}
+
+/// Alarm limits and hysteresis windows, all in milliseconds or percent.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Thresholds {
+    pub dropped_after_ms: f64,
+    pub floor_silent_after_ms: f64,
+    pub loss_percent: f64,
+    pub rtt_ms: f64,
+    pub silence_level: f64,
+    /// A condition must hold this long before it is raised.
+    pub raise_after_ms: f64,
+    /// A raised alarm must be healthy this long before it clears.
+    pub clear_after_ms: f64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            dropped_after_ms: 3000.0,
+            floor_silent_after_ms: 10_000.0,
+            loss_percent: 5.0,
+            rtt_ms: 300.0,
+            silence_level: 0.02,
+            raise_after_ms: 2000.0,
+            clear_after_ms: 5000.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AlarmKind {
+    SiteDropped,
+    OneWayAudio,
+    FloorHolderSilent,
+    FrozenVideo,
+    HighLoss,
+    HighRtt,
+}
+
+impl AlarmKind {
+    /// Evaluation and reporting order; `SiteDropped` comes first because it
+    /// decides whether the others are suppressed.
+    pub const ALL: [AlarmKind; 6] = [
+        AlarmKind::SiteDropped,
+        AlarmKind::OneWayAudio,
+        AlarmKind::FloorHolderSilent,
+        AlarmKind::FrozenVideo,
+        AlarmKind::HighLoss,
+        AlarmKind::HighRtt,
+    ];
+
+    /// Stable identifier for logs and the technicians' UI.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AlarmKind::SiteDropped => "site_dropped",
+            AlarmKind::OneWayAudio => "one_way_audio",
+            AlarmKind::FloorHolderSilent => "floor_holder_silent",
+            AlarmKind::FrozenVideo => "frozen_video",
+            AlarmKind::HighLoss => "high_loss",
+            AlarmKind::HighRtt => "high_rtt",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    /// A dead link also starves video, loses packets and silences audio;
+    /// reporting those as well would bury the one alarm that matters. They
+    /// pause while SiteDropped is raised (including its clear window, so a
+    /// reconnecting site does not flash symptoms) and while media is stalled
+    /// or has never arrived, which is when a drop may still be on its way.
+    fn suppressed_by_drop(self) -> bool {
+        matches!(
+            self,
+            AlarmKind::FrozenVideo | AlarmKind::HighLoss | AlarmKind::OneWayAudio
+        )
+    }
+}
+
+/// A state transition to show or log.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AlarmChange {
+    /// `since_ms` is when the condition was first seen to hold, not when the
+    /// hysteresis let it through, because technicians want the onset.
+    Raised {
+        site: usize,
+        kind: AlarmKind,
+        since_ms: f64,
+        detail: String,
+    },
+    /// `duration_ms` runs from `since_ms` of the raise to this clear.
+    Cleared {
+        site: usize,
+        kind: AlarmKind,
+        duration_ms: f64,
+    },
+}
+
+/// An alarm currently raised; `detail` is refreshed on every evaluation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActiveAlarm {
+    pub site: usize,
+    pub kind: AlarmKind,
+    pub since_ms: f64,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+struct RuleState {
+    /// Start of the current unbroken run of the condition holding.
+    bad_since: Option<f64>,
+    /// Start of the current unbroken healthy run while raised.
+    good_since: Option<f64>,
+    /// (since_ms, detail) while raised.
+    raised: Option<(f64, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+struct SiteState {
+    present_since: Option<f64>,
+    rules: [RuleState; 6],
+}
+
+/// Per-site, per-kind alarm state machine.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlarmEngine {
+    thresholds: Thresholds,
+    sites: Vec<SiteState>,
+}
+
+impl AlarmEngine {
+    pub fn new(site_count: usize, thresholds: Thresholds) -> Self {
+        AlarmEngine {
+            thresholds,
+            sites: vec![SiteState::default(); site_count],
+        }
+    }
+
+    /// Evaluates `snapshots[i]` as site `i`. A longer slice adds sites; sites
+    /// beyond a shorter slice keep their state untouched, since no news is
+    /// not evidence of health. Changes are ordered by site, then kind.
+    pub fn evaluate(&mut self, now_ms: f64, snapshots: &[SiteSnapshot]) -> Vec<AlarmChange> {
+        if self.sites.len() < snapshots.len() {
+            self.sites.resize(snapshots.len(), SiteState::default());
+        }
+        let mut changes = Vec::new();
+        for (site, snap) in snapshots.iter().enumerate() {
+            let state = &mut self.sites[site];
+            if !snap.present {
+                // A site that left its seat is an attendance fact, not a link
+                // fault; keeping its alarms up would page someone for nothing.
+                for (kind, rule) in AlarmKind::ALL.iter().zip(state.rules.iter_mut()) {
+                    if let Some((since_ms, _)) = rule.raised.take() {
+                        changes.push(AlarmChange::Cleared {
+                            site,
+                            kind: *kind,
+                            duration_ms: now_ms - since_ms,
+                        });
+                    }
+                }
+                *state = SiteState::default();
+                continue;
+            }
+            let present_for = now_ms - *state.present_since.get_or_insert(now_ms);
+            // A stall is declared at half the raise window so that its
+            // symptoms are paused before they could finish their own window
+            // and beat the slower SiteDropped verdict to the board.
+            let stalled = snap
+                .ms_since_last_media
+                .is_none_or(|age| age > self.thresholds.raise_after_ms / 2.0);
+            for kind in AlarmKind::ALL {
+                let dropped = state.rules[AlarmKind::SiteDropped.index()].raised.is_some();
+                let rule = &mut state.rules[kind.index()];
+                if (dropped || stalled) && kind.suppressed_by_drop() {
+                    // Neither side of the hysteresis may progress on data
+                    // from a dead link; start both afresh once it is back.
+                    rule.bad_since = None;
+                    rule.good_since = None;
+                    continue;
+                }
+                let condition = check(kind, snap, present_for, &self.thresholds);
+                let hold_ms = match kind {
+                    AlarmKind::SiteDropped => 0.0,
+                    AlarmKind::FloorHolderSilent => self.thresholds.floor_silent_after_ms,
+                    _ => self.thresholds.raise_after_ms,
+                };
+                if let Some(change) = step(
+                    rule,
+                    site,
+                    kind,
+                    now_ms,
+                    condition,
+                    hold_ms,
+                    self.thresholds.clear_after_ms,
+                ) {
+                    changes.push(change);
+                }
+            }
+        }
+        changes
+    }
+
+    /// Raised alarms, ordered by site, then kind.
+    pub fn active(&self) -> Vec<ActiveAlarm> {
+        let mut out = Vec::new();
+        for (site, state) in self.sites.iter().enumerate() {
+            for (kind, rule) in AlarmKind::ALL.iter().zip(state.rules.iter()) {
+                if let Some((since_ms, detail)) = &rule.raised {
+                    out.push(ActiveAlarm {
+                        site,
+                        kind: *kind,
+                        since_ms: *since_ms,
+                        detail: detail.clone(),
+                    });
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Advances one rule's hysteresis by one evaluation.
+fn step(
+    rule: &mut RuleState,
+    site: usize,
+    kind: AlarmKind,
+    now_ms: f64,
+    condition: Option<String>,
+    hold_ms: f64,
+    clear_after_ms: f64,
+) -> Option<AlarmChange> {
+    match condition {
+        Some(detail) => {
+            rule.good_since = None;
+            let bad_since = *rule.bad_since.get_or_insert(now_ms);
+            if let Some((_, shown)) = &mut rule.raised {
+                *shown = detail;
+                return None;
+            }
+            if now_ms - bad_since < hold_ms {
+                return None;
+            }
+            rule.raised = Some((bad_since, detail.clone()));
+            Some(AlarmChange::Raised {
+                site,
+                kind,
+                since_ms: bad_since,
+                detail,
+            })
+        }
+        None => {
+            rule.bad_since = None;
+            let (since_ms, _) = rule.raised.as_ref()?;
+            let since_ms = *since_ms;
+            let good_since = *rule.good_since.get_or_insert(now_ms);
+            if now_ms - good_since < clear_after_ms {
+                return None;
+            }
+            rule.raised = None;
+            rule.good_since = None;
+            Some(AlarmChange::Cleared {
+                site,
+                kind,
+                duration_ms: now_ms - since_ms,
+            })
+        }
+    }
+}
+
+/// Returns the technician-facing detail when `kind`'s condition holds right
+/// now. Missing reports and NaN never trigger an alarm, because an alarm
+/// claims a fault and missing data is not one; the exception is
+/// `ms_since_last_media == None`, which is a fact ("nothing ever arrived").
+fn check(kind: AlarmKind, s: &SiteSnapshot, present_for_ms: f64, t: &Thresholds) -> Option<String> {
+    match kind {
+        AlarmKind::SiteDropped => match s.ms_since_last_media {
+            Some(age) if age > t.dropped_after_ms => {
+                Some(format!("no media for {:.1} s", age / 1000.0))
+            }
+            Some(_) => None,
+            None if present_for_ms >= t.dropped_after_ms => Some(format!(
+                "no media since joining {:.1} s ago",
+                present_for_ms / 1000.0
+            )),
+            None => None,
+        },
+        AlarmKind::OneWayAudio => {
+            let site_deaf = s.receives_hq_audio == Some(false);
+            let hq_deaf = s.audio_expected && s.hq_receives_site_audio == Some(false);
+            match (site_deaf, hq_deaf) {
+                (true, true) => Some("no audio in either direction".to_string()),
+                (true, false) => Some("site does not hear HQ".to_string()),
+                (false, true) => Some("HQ does not hear site".to_string()),
+                (false, false) => None,
+            }
+        }
+        AlarmKind::FloorHolderSilent => match s.audio_level {
+            Some(level) if s.holds_floor && s.audio_expected && level < t.silence_level => {
+                Some(format!(
+                    "holds floor but audio level {:.3} < {}",
+                    level, t.silence_level
+                ))
+            }
+            _ => None,
+        },
+        AlarmKind::FrozenVideo => (s.video_expected && s.video_in_fps <= 0.0)
+            .then(|| "camera on but 0 fps received".to_string()),
+        AlarmKind::HighLoss => (s.loss_percent > t.loss_percent)
+            .then(|| format!("loss {:.1} % > {} %", s.loss_percent, t.loss_percent)),
+        AlarmKind::HighRtt => match s.rtt_ms {
+            Some(rtt) if rtt > t.rtt_ms => Some(format!("rtt {:.0} ms > {} ms", rtt, t.rtt_ms)),
+            _ => None,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn healthy() -> SiteSnapshot {
+        SiteSnapshot {
+            present: true,
+            ms_since_last_media: Some(20.0),
+            audio_in_pps: 50.0,
+            video_in_fps: 25.0,
+            video_expected: true,
+            receives_hq_audio: Some(true),
+            hq_receives_site_audio: Some(true),
+            audio_expected: true,
+            holds_floor: false,
+            audio_level: Some(0.3),
+            loss_percent: 0.0,
+            rtt_ms: Some(40.0),
+        }
+    }
+
+    /// Evaluates once per second for seconds `from..to`, returning each change
+    /// with the second it happened in.
+    fn run(
+        e: &mut AlarmEngine,
+        from: u32,
+        to: u32,
+        snaps: impl Fn(f64) -> Vec<SiteSnapshot>,
+    ) -> Vec<(f64, AlarmChange)> {
+        let mut out = Vec::new();
+        for s in from..to {
+            let now = f64::from(s) * 1000.0;
+            out.extend(e.evaluate(now, &snaps(now)).into_iter().map(|c| (now, c)));
+        }
+        out
+    }
+
+    /// (second, site, kind) of the raises (`want_raised`) or the clears.
+    fn picked(changes: &[(f64, AlarmChange)], want_raised: bool) -> Vec<(f64, usize, AlarmKind)> {
+        let pick = |(t, c): &(f64, AlarmChange)| match c {
+            AlarmChange::Raised { site, kind, .. } if want_raised => Some((*t, *site, *kind)),
+            AlarmChange::Cleared { site, kind, .. } if !want_raised => Some((*t, *site, *kind)),
+            _ => None,
+        };
+        changes.iter().filter_map(pick).collect()
+    }
+
+    fn raised(changes: &[(f64, AlarmChange)]) -> Vec<(f64, usize, AlarmKind)> {
+        picked(changes, true)
+    }
+
+    fn cleared(changes: &[(f64, AlarmChange)]) -> Vec<(f64, usize, AlarmKind)> {
+        picked(changes, false)
+    }
+
+    fn engine(sites: usize) -> AlarmEngine {
+        AlarmEngine::new(sites, Thresholds::default())
+    }
+
+    /// Media that last arrived at `stop_ms` (or is flowing if still before it).
+    fn media_stopped_at(now: f64, stop_ms: f64) -> SiteSnapshot {
+        let mut s = healthy();
+        if now > stop_ms {
+            s.ms_since_last_media = Some(now - stop_ms);
+            s.video_in_fps = 0.0;
+            s.audio_in_pps = 0.0;
+            s.loss_percent = 100.0;
+            s.receives_hq_audio = Some(false);
+        }
+        s
+    }
+
+    #[test]
+    fn healthy_site_raises_nothing() {
+        let mut e = engine(3);
+        assert!(run(&mut e, 0, 60, |_| vec![healthy(); 3]).is_empty());
+        assert!(e.active().is_empty());
+    }
+
+    #[test]
+    fn site_dropped_is_raised_within_five_seconds() {
+        let mut e = engine(1);
+        let changes = run(&mut e, 0, 20, |now| vec![media_stopped_at(now, 9980.0)]);
+        assert_eq!(
+            raised(&changes),
+            vec![(13_000.0, 0, AlarmKind::SiteDropped)]
+        );
+        let active = e.active();
+        assert_eq!(active.len(), 1);
+        assert_eq!(active[0].detail, "no media for 9.0 s");
+    }
+
+    #[test]
+    fn silent_newcomer_is_dropped_after_the_window() {
+        let mut e = engine(1);
+        let mut s = healthy();
+        s.ms_since_last_media = None;
+        let changes = run(&mut e, 0, 5, |_| vec![s.clone()]);
+        assert_eq!(raised(&changes), vec![(3000.0, 0, AlarmKind::SiteDropped)]);
+    }
+
+    #[test]
+    fn site_dropped_clears_after_media_returns_for_the_clear_window() {
+        let mut e = engine(1);
+        run(&mut e, 0, 20, |now| vec![media_stopped_at(now, 9980.0)]);
+        let changes = run(&mut e, 20, 40, |_| vec![healthy()]);
+        assert_eq!(
+            cleared(&changes),
+            vec![(25_000.0, 0, AlarmKind::SiteDropped)]
+        );
+        assert!(raised(&changes).is_empty());
+        assert!(
+            matches!(changes[0].1, AlarmChange::Cleared { duration_ms, .. } if duration_ms == 12_000.0)
+        );
+    }
+
+    #[test]
+    fn loss_alarm_needs_the_condition_to_hold() {
+        let mut e = engine(1);
+        let lossy = |from: f64| {
+            move |now: f64| {
+                let mut s = healthy();
+                if now >= from {
+                    s.loss_percent = 12.3;
+                }
+                vec![s]
+            }
+        };
+        let blip = run(&mut e, 0, 2, lossy(1000.0));
+        assert!(blip.is_empty());
+        let changes = run(&mut e, 2, 10, lossy(5000.0));
+        assert_eq!(raised(&changes), vec![(7000.0, 0, AlarmKind::HighLoss)]);
+        assert_eq!(
+            changes[0].1,
+            AlarmChange::Raised {
+                site: 0,
+                kind: AlarmKind::HighLoss,
+                since_ms: 5000.0,
+                detail: "loss 12.3 % > 5 %".into()
+            }
+        );
+    }
+
+    #[test]
+    fn flapping_loss_does_not_raise_and_clear_repeatedly() {
+        let flap = |now: f64| {
+            let mut s = healthy();
+            if (now as u64 / 1000).is_multiple_of(2) {
+                s.loss_percent = 20.0;
+            }
+            vec![s]
+        };
+        let mut e = engine(1);
+        assert!(run(&mut e, 0, 60, flap).is_empty());
+        // Once raised, flapping keeps it up rather than clearing it.
+        let mut e = engine(1);
+        let mut lossy = healthy();
+        lossy.loss_percent = 20.0;
+        let up = run(&mut e, 0, 5, |_| vec![lossy.clone()]);
+        assert_eq!(raised(&up).len(), 1);
+        assert!(run(&mut e, 5, 60, flap).is_empty());
+        assert_eq!(e.active().len(), 1);
+    }
+
+    #[test]
+    fn rtt_alarm_raises_and_clears() {
+        let mut e = engine(1);
+        let changes = run(&mut e, 0, 30, |now| {
+            let mut s = healthy();
+            if (5000.0..15_000.0).contains(&now) {
+                s.rtt_ms = Some(412.0);
+            }
+            vec![s]
+        });
+        assert_eq!(raised(&changes), vec![(7000.0, 0, AlarmKind::HighRtt)]);
+        assert_eq!(cleared(&changes), vec![(20_000.0, 0, AlarmKind::HighRtt)]);
+        assert!(
+            matches!(&changes[0].1, AlarmChange::Raised { detail, .. } if detail == "rtt 412 ms > 300 ms")
+        );
+    }
+
+    #[test]
+    fn floor_holder_silent_after_ten_seconds() {
+        let silent = |level: Option<f64>, unmuted: bool| {
+            let mut s = healthy();
+            s.holds_floor = true;
+            s.audio_level = level;
+            s.audio_expected = unmuted;
+            s
+        };
+        let mut e = engine(1);
+        let changes = run(&mut e, 0, 15, |_| vec![silent(Some(0.005), true)]);
+        assert_eq!(
+            raised(&changes),
+            vec![(10_000.0, 0, AlarmKind::FloorHolderSilent)]
+        );
+        for quiet_but_fine in [
+            silent(None, true),
+            silent(Some(0.0), false),
+            silent(Some(0.1), true),
+        ] {
+            let mut e = engine(1);
+            assert!(run(&mut e, 0, 30, |_| vec![quiet_but_fine.clone()]).is_empty());
+        }
+    }
+
+    #[test]
+    fn frozen_video_only_when_camera_on() {
+        let mut frozen = healthy();
+        frozen.video_in_fps = 0.0;
+        frozen.video_expected = false;
+        let mut e = engine(1);
+        assert!(run(&mut e, 0, 10, |_| vec![frozen.clone()]).is_empty());
+        frozen.video_expected = true;
+        let changes = run(&mut e, 10, 20, |_| vec![frozen.clone()]);
+        assert_eq!(
+            raised(&changes),
+            vec![(12_000.0, 0, AlarmKind::FrozenVideo)]
+        );
+    }
+
+    #[test]
+    fn one_way_audio_from_either_side() {
+        let mut site_deaf = healthy();
+        site_deaf.receives_hq_audio = Some(false);
+        let mut hq_deaf = healthy();
+        hq_deaf.hq_receives_site_audio = Some(false);
+        let mut muted = hq_deaf.clone();
+        muted.audio_expected = false;
+        let mut unknown = healthy();
+        unknown.receives_hq_audio = None;
+        unknown.hq_receives_site_audio = None;
+        let mut e = engine(4);
+        let changes = run(&mut e, 0, 10, |_| {
+            vec![
+                site_deaf.clone(),
+                hq_deaf.clone(),
+                muted.clone(),
+                unknown.clone(),
+            ]
+        });
+        assert_eq!(
+            raised(&changes),
+            vec![
+                (2000.0, 0, AlarmKind::OneWayAudio),
+                (2000.0, 1, AlarmKind::OneWayAudio)
+            ]
+        );
+        let details: Vec<String> = e.active().into_iter().map(|a| a.detail).collect();
+        assert_eq!(
+            details,
+            vec!["site does not hear HQ", "HQ does not hear site"]
+        );
+    }
+
+    #[test]
+    fn dropped_site_suppresses_other_alarms() {
+        let mut e = engine(1);
+        let changes = run(&mut e, 0, 60, |now| {
+            if now < 40_000.0 {
+                vec![media_stopped_at(now, 9980.0)]
+            } else {
+                vec![healthy()]
+            }
+        });
+        assert_eq!(
+            raised(&changes),
+            vec![(13_000.0, 0, AlarmKind::SiteDropped)]
+        );
+        assert_eq!(
+            cleared(&changes),
+            vec![(45_000.0, 0, AlarmKind::SiteDropped)]
+        );
+        assert!(e.active().is_empty());
+    }
+
+    #[test]
+    fn leaving_clears_a_sites_alarms() {
+        let mut bad = healthy();
+        bad.loss_percent = 30.0;
+        bad.rtt_ms = Some(900.0);
+        let mut e = engine(1);
+        assert_eq!(raised(&run(&mut e, 0, 5, |_| vec![bad.clone()])).len(), 2);
+        let gone = SiteSnapshot {
+            present: false,
+            ..bad.clone()
+        };
+        let changes = run(&mut e, 5, 20, |_| vec![gone.clone()]);
+        assert_eq!(
+            cleared(&changes),
+            vec![
+                (5000.0, 0, AlarmKind::HighLoss),
+                (5000.0, 0, AlarmKind::HighRtt)
+            ]
+        );
+        assert_eq!(changes.len(), 2);
+        assert!(e.active().is_empty());
+    }
+
+    #[test]
+    fn other_sites_stay_green() {
+        let mut e = engine(4);
+        let changes = run(&mut e, 0, 30, |now| {
+            let mut snaps = vec![healthy(); 4];
+            snaps[2] = media_stopped_at(now, 5000.0);
+            snaps[2].rtt_ms = Some(800.0);
+            snaps
+        });
+        assert!(!changes.is_empty());
+        assert!(changes
+            .iter()
+            .all(|(_, c)| matches!(c, AlarmChange::Raised { site: 2, .. })));
+        assert!(e.active().iter().all(|a| a.site == 2));
+    }
+
+    #[test]
+    fn codes_are_stable() {
+        let codes: Vec<&str> = AlarmKind::ALL.iter().map(AlarmKind::code).collect();
+        assert_eq!(
+            codes,
+            [
+                "site_dropped",
+                "one_way_audio",
+                "floor_holder_silent",
+                "frozen_video",
+                "high_loss",
+                "high_rtt"
+            ]
+        );
+    }
+}

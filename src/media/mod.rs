@@ -16,27 +16,39 @@ pub mod speaker;
 pub use rtc::rtp::Packet as RtpPacket;
 pub use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec as Codec;
 
-/// The two media kinds a site sends.
+/// The media a site sends: microphone, camera, and shared content (slides, a screen).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     Audio,
     Video,
+    /// A second video stream: what the chair or the floor holder shares.
+    Content,
 }
+
+/// Number of [`Kind`]s, for per-site arrays on the packet path.
+pub const KINDS: usize = 3;
 
 impl Kind {
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Audio => "audio",
             Kind::Video => "video",
+            Kind::Content => "content",
         }
     }
 
-    /// Dense index (audio 0, video 1) for per-site arrays on the packet path.
+    /// Dense index (audio 0, video 1, content 2) for per-site arrays on the packet path.
     pub fn index(self) -> usize {
         match self {
             Kind::Audio => 0,
             Kind::Video => 1,
+            Kind::Content => 2,
         }
+    }
+
+    /// Video-like kinds need keyframes.
+    pub fn is_video(self) -> bool {
+        matches!(self, Kind::Video | Kind::Content)
     }
 }

@@ -6,7 +6,7 @@
 //! and offers the packet to each sink with `try_send`: a slow receiver loses its own packets
 //! (counted), it never slows the publisher or the other receivers.
 
-use super::{Codec, Kind, RtpPacket};
+use super::{Codec, Kind, RtpPacket, KINDS};
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,8 +36,8 @@ pub struct SourceInfo {
 #[derive(Debug, Default)]
 pub struct RouteTable {
     sinks: Vec<(usize, mpsc::Sender<SinkPacket>)>,
-    /// Per site and kind (audio, video): not forwarded (server-enforced mute).
-    blocked: Vec<[bool; 2]>,
+    /// Per site and kind (audio, video, content): not forwarded (server-enforced mute).
+    blocked: Vec<[bool; KINDS]>,
 }
 
 /// Counters of the forwarding path, readable at any time.
@@ -69,7 +69,7 @@ struct SourceEntry {
 struct Control {
     sinks: HashMap<usize, (u64, mpsc::Sender<SinkPacket>)>,
     sources: HashMap<(usize, Kind), SourceEntry>,
-    blocked: Vec<[bool; 2]>,
+    blocked: Vec<[bool; KINDS]>,
 }
 
 /// Cheap to clone; one per bridge.
@@ -90,11 +90,11 @@ struct Inner {
 
 impl Router {
     pub fn new(site_count: usize) -> Self {
-        let control = Control { blocked: vec![[false; 2]; site_count], ..Default::default() };
+        let control = Control { blocked: vec![[false; KINDS]; site_count], ..Default::default() };
         let (sources_tx, _) = watch::channel(Arc::new(Vec::new()));
         Router {
             inner: Arc::new(Inner {
-                routes: ArcSwap::from_pointee(RouteTable { sinks: Vec::new(), blocked: vec![[false; 2]; site_count] }),
+                routes: ArcSwap::from_pointee(RouteTable { sinks: Vec::new(), blocked: vec![[false; KINDS]; site_count] }),
                 control: Mutex::new(control),
                 sources_tx,
                 counters: MediaCounters::default(),
@@ -146,26 +146,33 @@ impl Router {
         }
     }
 
-    /// The forwarding policy, per site `[audio blocked, video blocked]`: while blocked, none
-    /// of that site's packets of that kind is forwarded (server-enforced mute). A site whose
-    /// video is unblocked gets a keyframe request, so receivers can decode at once.
-    pub fn set_policy(&self, blocked: Vec<[bool; 2]>) {
+    /// The forwarding policy, per site `[audio, video, content]` blocked: while blocked, none
+    /// of that site's packets of that kind is forwarded (server-enforced mute, sharing rights).
+    /// A video stream that becomes unblocked gets a keyframe request, so receivers decode at
+    /// once.
+    pub fn set_policy(&self, blocked: Vec<[bool; KINDS]>) {
         let mut c = self.lock();
-        let unblocked_video: Vec<usize> = (0..blocked.len())
-            .filter(|&i| c.blocked.get(i).is_some_and(|b| b[1]) && !blocked[i][1])
-            .collect();
+        let mut unblocked = Vec::new();
+        for (site, b) in blocked.iter().enumerate() {
+            for kind in [Kind::Video, Kind::Content] {
+                if c.blocked.get(site).is_some_and(|old| old[kind.index()]) && !b[kind.index()] {
+                    unblocked.push((site, kind));
+                }
+            }
+        }
         c.blocked = blocked;
         self.publish_routes(&c);
         drop(c);
-        for site in unblocked_video {
-            self.request_keyframe(site);
+        for (site, kind) in unblocked {
+            self.request_keyframe(site, kind);
         }
     }
 
-    /// Asks the publisher of `site`'s video for a keyframe (the publisher rate-limits).
-    pub fn request_keyframe(&self, site: usize) {
+    /// Asks the publisher of `site`'s video or content for a keyframe (the publisher
+    /// rate-limits).
+    pub fn request_keyframe(&self, site: usize, kind: Kind) {
         let c = self.lock();
-        if let Some(e) = c.sources.get(&(site, Kind::Video)) {
+        if let Some(e) = c.sources.get(&(site, kind)) {
             if e.keyframe.try_send(()).is_ok() {
                 self.inner.counters.keyframe_requests.fetch_add(1, Ordering::Relaxed);
             }
@@ -272,13 +279,13 @@ mod tests {
     fn blocked_audio_is_not_forwarded_but_video_is() {
         let router = Router::new(2);
         let mut rx1 = router.register_sink(1, 1);
-        router.set_policy(vec![[true, false], [false, false]]);
+        router.set_policy(vec![[true, false, false], [false, false, false]]);
         router.forward(0, Kind::Audio, packet(1));
         router.forward(0, Kind::Video, packet(2));
         assert_eq!(rx1.try_recv().unwrap().kind, Kind::Video);
         assert!(rx1.try_recv().is_err());
         assert_eq!(router.counters().blocked_muted, 1);
-        router.set_policy(vec![[false, false], [false, false]]);
+        router.set_policy(vec![[false; KINDS]; 2]);
         router.forward(0, Kind::Audio, packet(3));
         assert_eq!(rx1.try_recv().unwrap().kind, Kind::Audio);
     }
@@ -289,11 +296,11 @@ mod tests {
         let (kf, mut kf_rx) = mpsc::channel(1);
         router.register_source(0, Kind::Video, 1, opus(), kf);
         let mut rx1 = router.register_sink(1, 1);
-        router.set_policy(vec![[false, true], [false, false]]);
+        router.set_policy(vec![[false, true, false], [false; KINDS]]);
         router.forward(0, Kind::Video, packet(1));
         assert!(rx1.try_recv().is_err(), "camera off: no video forwarded");
         assert!(kf_rx.try_recv().is_err());
-        router.set_policy(vec![[false, false], [false, false]]);
+        router.set_policy(vec![[false; KINDS]; 2]);
         assert!(kf_rx.try_recv().is_ok(), "camera back on: keyframe requested");
     }
 
@@ -324,7 +331,7 @@ mod tests {
         router.register_source(0, Kind::Video, 2, opus(), kf_new);
         router.unregister_source(0, Kind::Video, 1);
         assert_eq!(router.sources().borrow().len(), 1);
-        router.request_keyframe(0);
+        router.request_keyframe(0, Kind::Video);
         assert!(kf_new_rx.try_recv().is_ok());
         router.unregister_source(0, Kind::Video, 2);
         assert!(router.sources().borrow().is_empty());

@@ -53,6 +53,8 @@ pub enum PeerCommand {
     RemoteOffer(String),
     RemoteAnswer(String),
     RemoteCandidate(IceCandidate),
+    /// The browser's track with this id (msid track id) carries shared content, not the camera.
+    ContentTrack(String),
 }
 
 /// What a peer tells its signalling session.
@@ -129,6 +131,8 @@ pub async fn spawn(site: usize, ctx: PeerContext) -> Result<(PeerHandle, mpsc::R
         early_candidates: Vec::new(),
         connected: false,
         audio_level_id: Arc::default(),
+        content_track: None,
+        camera_track: None,
         cancel: cancel.clone(),
     };
     tokio::spawn(task.run(cmd_rx, pc_rx, kf_rx).instrument(span));
@@ -196,6 +200,9 @@ struct PeerTask {
     connected: bool,
     /// The negotiated id of the RFC 6464 audio-level extension (0 = not negotiated).
     audio_level_id: Arc<std::sync::atomic::AtomicU8>,
+    /// Track id of the browser's shared-content track, once the site has started sharing.
+    content_track: Option<String>,
+    camera_track: Option<String>,
     cancel: CancellationToken,
 }
 
@@ -242,6 +249,7 @@ impl PeerTask {
         match cmd {
             PeerCommand::RemoteOffer(sdp) => self.on_remote_offer(sdp).await,
             PeerCommand::RemoteAnswer(sdp) => self.on_remote_answer(sdp).await,
+            PeerCommand::ContentTrack(id) => self.content_track = Some(id),
             PeerCommand::RemoteCandidate(c) => {
                 if !self.has_remote_description {
                     // Trickled ahead of its offer: keep it for when the offer is applied.
@@ -348,8 +356,8 @@ impl PeerTask {
                     // SRTP keys exist only now: ask every publisher this peer receives for a
                     // keyframe, or its decoder waits for the next natural one (maybe never).
                     for (&(source, kind), out) in &self.outputs {
-                        if kind == Kind::Video && out.bound_payload_type.is_some() {
-                            self.ctx.router.request_keyframe(source);
+                        if kind.is_video() && out.bound_payload_type.is_some() {
+                            self.ctx.router.request_keyframe(source, kind);
                         }
                     }
                 }
@@ -359,18 +367,29 @@ impl PeerTask {
     }
 
     fn on_keyframe_request(&self, ssrc: u32) {
-        if let Some((&(source, _), _)) = self.outputs.iter().find(|((_, k), o)| *k == Kind::Video && o.ssrc == ssrc) {
-            self.ctx.router.request_keyframe(source);
+        if let Some((&(source, kind), _)) = self.outputs.iter().find(|((_, k), o)| k.is_video() && o.ssrc == ssrc) {
+            self.ctx.router.request_keyframe(source, kind);
         }
     }
 
     /// A track the browser publishes: register it and start moving its packets.
     async fn on_remote_track(&mut self, track: Arc<dyn TrackRemote>) {
+        let track_id = track.track_id().await.to_string();
+        let is_content = self.content_track.as_deref() == Some(track_id.as_str());
         let kind = match track.kind().await {
             RtpCodecKind::Audio => Kind::Audio,
+            RtpCodecKind::Video if is_content => Kind::Content,
             RtpCodecKind::Video => Kind::Video,
             other => return warn!("ignoring a {other} track"),
         };
+        if kind == Kind::Video {
+            // The first video track is the camera; a second one that the conference did not
+            // accept as content must not replace it.
+            match &self.camera_track {
+                Some(camera) if camera != &track_id => return warn!("ignoring an extra video track that is not accepted content"),
+                _ => self.camera_track = Some(track_id),
+            }
+        }
         let Some(ssrc) = track.ssrcs().await.first().copied() else {
             return warn!("ignoring a {} track without SSRC", kind.as_str());
         };
@@ -382,7 +401,7 @@ impl PeerTask {
         let router = self.ctx.router.clone();
         router.register_source(self.site, kind, self.generation, codec, kf_tx);
         let (site, generation, cancel) = (self.site, self.generation, self.cancel.clone());
-        if kind == Kind::Video {
+        if kind.is_video() {
             tokio::spawn(request_keyframes(track.clone(), ssrc, kf_rx, cancel.clone()).in_current_span());
         }
         let level_id = self.audio_level_id.clone();
@@ -456,10 +475,15 @@ impl PeerTask {
         let ssrc = rand::random::<u32>();
         let rtc_kind = match kind {
             Kind::Audio => RtpCodecKind::Audio,
-            Kind::Video => RtpCodecKind::Video,
+            Kind::Video | Kind::Content => RtpCodecKind::Video,
+        };
+        // Content goes in a stream of its own, `<site>.content`, so pages can tell it apart.
+        let stream_id = match kind {
+            Kind::Content => format!("{source_id}.content"),
+            _ => source_id.clone(),
         };
         let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-            source_id.clone(),
+            stream_id.clone(),
             format!("{source_id}-{}", kind.as_str()),
             format!("{source_id}-{}", kind.as_str()),
             rtc_kind,
@@ -475,7 +499,7 @@ impl PeerTask {
                 track.clone() as Arc<dyn TrackLocal>,
                 Some(RTCRtpTransceiverInit {
                     direction: RTCRtpTransceiverDirection::Sendonly,
-                    streams: vec![source_id.clone()],
+                    streams: vec![stream_id],
                     send_encodings: vec![],
                 }),
             )
@@ -536,8 +560,8 @@ impl PeerTask {
                 payload_type: pt,
                 clock_rate: out.codec.clock_rate,
             });
-            if kind == Kind::Video && self.connected {
-                self.ctx.router.request_keyframe(source);
+            if kind.is_video() && self.connected {
+                self.ctx.router.request_keyframe(source, kind);
             }
         }
     }

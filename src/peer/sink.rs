@@ -7,7 +7,7 @@
 
 use crate::media::rewrite::Rewriter;
 use crate::media::router::SinkPacket;
-use crate::media::Kind;
+use crate::media::{Kind, KINDS};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::mpsc;
@@ -42,7 +42,7 @@ pub async fn run(
             Some(ctl) = control.recv() => match ctl {
                 SinkControl::Connected(c) => connected = c,
                 SinkControl::Bind { source, kind, track, ssrc, payload_type, clock_rate } => {
-                    let slot = source * 2 + kind.index();
+                    let slot = source * KINDS + kind.index();
                     if outputs.len() <= slot {
                         outputs.resize_with(slot + 1, || None);
                     }
@@ -54,7 +54,7 @@ pub async fn run(
             },
             p = packets.recv() => {
                 let Some(SinkPacket { source, kind, mut packet }) = p else { break };
-                match outputs.get_mut(source * 2 + kind.index()).and_then(Option::as_mut) {
+                match outputs.get_mut(source * KINDS + kind.index()).and_then(Option::as_mut) {
                     Some(b) if connected => {
                         b.rewriter.rewrite(&mut packet.header, Instant::now());
                         match b.track.write_rtp(packet).await {

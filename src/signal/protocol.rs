@@ -63,6 +63,11 @@ pub enum ClientMessage {
     NextItem {},
     /// Chair: lock (no new joins) or open the conference.
     Lock { locked: bool },
+    /// Start sharing content: `track` is the msid track id of the browser's content track
+    /// (its `MediaStreamTrack.id`). The chair or the floor holder only.
+    ShareStart { track: String },
+    /// Stop sharing content.
+    ShareStop {},
 }
 
 impl ClientMessage {
@@ -87,6 +92,8 @@ impl ClientMessage {
         "set_agenda",
         "next_item",
         "lock",
+        "share_start",
+        "share_stop",
     ];
 
     /// The `type` tag, for error replies and logs.
@@ -112,6 +119,8 @@ impl ClientMessage {
             ClientMessage::SetAgenda { .. } => "set_agenda",
             ClientMessage::NextItem {} => "next_item",
             ClientMessage::Lock { .. } => "lock",
+            ClientMessage::ShareStart { .. } => "share_start",
+            ClientMessage::ShareStop {} => "share_stop",
         }
     }
 }
@@ -171,6 +180,9 @@ pub enum ServerMessage {
         floor: FloorView,
         layout: Layout,
         locked: bool,
+        /// The site whose shared content (slides, screen) everyone shows large.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sharing: Option<String>,
         agenda: AgendaView,
         /// The server's clock (Unix ms) when this was sent, so pages can run timers.
         server_now_ms: i64,
@@ -446,7 +458,9 @@ mod tests {
         });
         round_trip_client(ClientMessage::NextItem {});
         round_trip_client(ClientMessage::Lock { locked: true });
-        assert_eq!(ClientMessage::TYPES.len(), 20);
+        round_trip_client(ClientMessage::ShareStart { track: "3f1c".into() });
+        round_trip_client(ClientMessage::ShareStop {});
+        assert_eq!(ClientMessage::TYPES.len(), 22);
         for t in ClientMessage::TYPES {
             // Every listed type parses far enough to be recognised (not unknown_type).
             let code = parse_client(&format!("{{\"type\":\"{t}\",\"bogus\":1}}")).unwrap_err().code;
@@ -479,6 +493,7 @@ mod tests {
             },
             layout: Layout::Stage,
             locked: false,
+            sharing: Some("hq".into()),
             agenda: AgendaView {
                 items: vec![AgendaItemSpec { title: "Phát biểu".into(), kind: AgendaKind::Speech, site: Some("hang-gai".into()), planned_minutes: 7 }],
                 current: Some(CurrentItemView { index: 0, started_ms: 5, planned_ms: 420_000 }),

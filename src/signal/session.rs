@@ -135,6 +135,18 @@ impl Session {
                     ClientMessage::SetAgenda { items } => Action::SetAgenda { items },
                     ClientMessage::NextItem {} => Action::NextItem,
                     ClientMessage::Lock { locked } => Action::Lock { locked },
+                    ClientMessage::ShareStart { track } => {
+                        // Decided by the conference first; only then does the peer treat the
+                        // track as content (before the browser's offer for it is processed).
+                        let replies = self.act(kind, Action::ShareStart).await;
+                        if replies.is_empty() {
+                            if let Some(j) = &self.joined {
+                                j.peer.send(PeerCommand::ContentTrack(track)).await;
+                            }
+                        }
+                        return (replies, Flow::Continue);
+                    }
+                    ClientMessage::ShareStop {} => Action::ShareStop,
                     ClientMessage::Join { .. }
                     | ClientMessage::Leave {}
                     | ClientMessage::Ping {}
