@@ -83,6 +83,13 @@ pub struct MediaConfig {
 #[serde(deny_unknown_fields)]
 pub struct ConferenceConfig {
     pub title: String,
+    /// How many sites may hold the floor at once (default 1).
+    #[serde(default = "one")]
+    pub max_floor_holders: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// A bridge point as configured.
@@ -123,6 +130,7 @@ pub struct Settings {
     pub media_bind_ip: Option<IpAddr>,
     pub media_public_ip: Option<IpAddr>,
     pub title: String,
+    pub max_floor_holders: usize,
     /// Sites in config order; a site's index here is its compact id on the media path.
     pub sites: Vec<Site>,
     /// Fixed keys from config, by site id.
@@ -155,6 +163,8 @@ pub enum ConfigError {
     TlsHalf,
     #[error("the configuration has no sites")]
     NoSites,
+    #[error("conference.max_floor_holders must be at least 1 (found {0})")]
+    FloorHolders(usize),
     #[error("agenda item {index} ({title:?}): {reason}")]
     BadAgenda { index: usize, title: String, reason: String },
 }
@@ -235,6 +245,9 @@ impl Config {
         if chairs != 1 {
             return Err(ConfigError::ChairCount(chairs));
         }
+        if self.conference.max_floor_holders == 0 {
+            return Err(ConfigError::FloorHolders(0));
+        }
         let mut agenda = Vec::with_capacity(self.agenda.len());
         for (i, a) in self.agenda.into_iter().enumerate() {
             use crate::signal::protocol::{AgendaItemSpec, AgendaKind};
@@ -266,6 +279,7 @@ impl Config {
             media_bind_ip,
             media_public_ip,
             title: self.conference.title,
+            max_floor_holders: self.conference.max_floor_holders,
             sites,
             fixed_keys,
             agenda,
@@ -329,6 +343,7 @@ mod tests {
         assert_eq!(s.media_public_ip, None);
         assert_eq!(s.site_index("hang-gai"), Some(1));
         assert_eq!(s.site_index("nowhere"), None);
+        assert_eq!(s.max_floor_holders, 1);
     }
 
     #[test]

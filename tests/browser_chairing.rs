@@ -2,7 +2,8 @@
 //! puts that ward on the stage and hears it; the chair's mute stops a ward's audio at the
 //! bridge (the other browsers stop receiving its audio packets); a ward's attempt to give
 //! itself the floor is refused and changes nothing; the active speaker is highlighted; the
-//! floor holder's shared content is shown large everywhere and ends with its floor.
+//! floor holder's shared content is shown large everywhere and ends with its floor; the
+//! chair edits the programme and starting a speech gives its site the floor.
 
 mod common;
 
@@ -134,6 +135,28 @@ async fn the_chair_gives_the_floor_and_mutes_a_ward_and_every_browser_follows() 
     for (i, (me, _, _)) in SITES.iter().enumerate() {
         let deadline = Deadline::after(Duration::from_secs(10), format!("{me} to hide the content"));
         while browsers[i].eval("document.getElementById('content').hidden").await != Some(json!(true)) {
+            deadline.tick().await;
+        }
+    }
+
+    // The chair writes a one-item programme in the editor and starts it: the speech gives
+    // the floor to its site everywhere, and the banner shows the item's timer.
+    browsers[0]
+        .eval("document.getElementById('edit-agenda').click(); document.getElementById('agenda-text').value = 'phát biểu | Ý kiến của Cụm Cửa Nam | cua-nam | 5'; document.getElementById('agenda-editor').requestSubmit()")
+        .await;
+    let deadline = Deadline::after(Duration::from_secs(10), "the new programme in the state");
+    while browsers[0].eval("window.diemcau.state().agenda.items.map(i => i.site).join()").await != Some(json!("cua-nam")) {
+        deadline.tick().await;
+    }
+    browsers[0].eval("document.getElementById('next-item').click()").await;
+    for (i, (me, _, _)) in SITES.iter().enumerate() {
+        let deadline = Deadline::after(Duration::from_secs(10), format!("{me} to show cua-nam's programme item"));
+        loop {
+            let floor = browsers[i].eval("document.body.dataset.floor").await;
+            let item = browsers[i].eval("document.getElementById('item').textContent").await;
+            if floor == Some(json!("cua-nam")) && item.as_ref().and_then(|v| v.as_str()).is_some_and(|t| t.starts_with("Mục 1/1: Ý kiến của Cụm Cửa Nam")) {
+                break;
+            }
             deadline.tick().await;
         }
     }

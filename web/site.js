@@ -404,6 +404,32 @@ $("layout").addEventListener("click", () => client.act({ type: "set_layout", lay
 $("lock").addEventListener("click", () => client.act({ type: "lock", locked: !state?.locked }));
 $("next-item").addEventListener("click", () => client.act({ type: "next_item" }));
 
+// The programme editor: one item per line, "kind | title | site id | minutes".
+const KINDS = /** @type {Record<string, string>} */ ({
+  report: "report", speech: "speech", directive: "directive",
+  "báo cáo": "report", "phát biểu": "speech", "chỉ đạo": "directive",
+});
+$("edit-agenda").addEventListener("click", () => {
+  const items = state?.agenda.items || [];
+  /** @type {HTMLTextAreaElement} */ ($("agenda-text")).value =
+    items.map((i) => [t(`kind.${i.kind}`).toLowerCase(), i.title, i.site || "", i.planned_minutes].join(" | ")).join("\n");
+  $("agenda-editor").hidden = false;
+});
+$("cancel-agenda").addEventListener("click", () => { $("agenda-editor").hidden = true; });
+$("agenda-editor").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const lines = /** @type {HTMLTextAreaElement} */ ($("agenda-text")).value.split("\n").map((l) => l.trim()).filter(Boolean);
+  const items = lines.map((line) => {
+    const [kind = "", title = "", site = "", minutes = ""] = line.split("|").map((x) => x.trim());
+    /** @type {any} */
+    const item = { title, kind: KINDS[kind.toLowerCase()] || kind, planned_minutes: Number(minutes) || 0 };
+    if (site) item.site = site;
+    return item;
+  });
+  client.act({ type: "set_agenda", items });
+  $("agenda-editor").hidden = true;
+});
+
 // "Flowing" once any remote site's video decodes; checked from the browser's own statistics.
 setInterval(async () => {
   if (client.phase !== "connected") return;

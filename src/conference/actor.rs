@@ -65,7 +65,7 @@ pub fn spawn(settings: Arc<Settings>, store: Store, router: Router, cancel: Canc
     let (tx, mut rx) = mpsc::channel(256);
     let seats = settings.sites.iter().map(|_| SeatState::default()).collect();
     let chair = settings.sites.iter().position(|s| s.role == Role::Chair).expect("validated config has a chair");
-    let floor = Floor::new(settings.sites.len(), chair, 1);
+    let floor = Floor::new(settings.sites.len(), chair, settings.max_floor_holders);
     let mut actor = Actor {
         settings,
         store,
