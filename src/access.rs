@@ -49,8 +49,21 @@ pub fn provision_keys(settings: &Settings, store: &Store, base_url: &str) -> Res
         };
         store.set_key_hash(&site.id, &hash_key(&key)?)?;
     }
+    // The technicians' key: same scheme, its own page.
+    if store.key_hash(TECHNICIAN_KEY_ID)?.is_none() {
+        let key = generate_key();
+        store.set_key_hash(TECHNICIAN_KEY_ID, &hash_key(&key)?)?;
+        links.push(JoinLink {
+            site_id: TECHNICIAN_KEY_ID.to_string(),
+            site_name: "Kỹ thuật viên / technicians".to_string(),
+            url: format!("{base_url}/tech#key={key}"),
+        });
+    }
     Ok(links)
 }
+
+/// The key id of the technicians' key (not a valid site id, so it never collides with one).
+pub const TECHNICIAN_KEY_ID: &str = "@technician";
 
 pub fn join_url(base_url: &str, site_id: &str, key: &str) -> String {
     // The key rides in the fragment: browsers never send it to the server in the request line,
@@ -166,8 +179,9 @@ mod tests {
         .unwrap();
         let store = Store::open(&dir).unwrap();
         let links = provision_keys(&settings, &store, "https://localhost:8443").unwrap();
-        assert_eq!(links.len(), 1, "only the site without a fixed key gets a generated link");
+        assert_eq!(links.len(), 2, "the site without a fixed key, and the technicians");
         assert_eq!(links[0].site_id, "hang-gai");
+        assert!(links[1].url.starts_with("https://localhost:8443/tech#key="));
         let key = links[0].url.split("#key=").nth(1).unwrap();
         assert!(verify_key(key, &store.key_hash("hang-gai").unwrap().unwrap()));
         assert!(verify_key("0123456789abcdef-fixed", &store.key_hash("hq").unwrap().unwrap()));

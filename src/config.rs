@@ -24,6 +24,21 @@ pub struct Config {
     /// The programme the conference starts with; the chair can replace it.
     #[serde(default)]
     pub agenda: Vec<AgendaConfig>,
+    #[serde(default)]
+    pub alarms: AlarmConfig,
+}
+
+/// Alarm thresholds (see docs/operations.md); every field optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlarmConfig {
+    pub dropped_after_ms: Option<f64>,
+    pub floor_silent_after_ms: Option<f64>,
+    pub loss_percent: Option<f64>,
+    pub rtt_ms: Option<f64>,
+    pub silence_level: Option<f64>,
+    pub raise_after_ms: Option<f64>,
+    pub clear_after_ms: Option<f64>,
 }
 
 /// A programme item as configured.
@@ -137,6 +152,7 @@ pub struct Settings {
     pub fixed_keys: Vec<(String, String)>,
     /// The initial programme (kinds and sites checked).
     pub agenda: Vec<crate::signal::protocol::AgendaItemSpec>,
+    pub thresholds: crate::health::alarms::Thresholds,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -245,6 +261,17 @@ impl Config {
         if chairs != 1 {
             return Err(ConfigError::ChairCount(chairs));
         }
+        let d = crate::health::alarms::Thresholds::default();
+        let a = &self.alarms;
+        let thresholds = crate::health::alarms::Thresholds {
+            dropped_after_ms: a.dropped_after_ms.unwrap_or(d.dropped_after_ms),
+            floor_silent_after_ms: a.floor_silent_after_ms.unwrap_or(d.floor_silent_after_ms),
+            loss_percent: a.loss_percent.unwrap_or(d.loss_percent),
+            rtt_ms: a.rtt_ms.unwrap_or(d.rtt_ms),
+            silence_level: a.silence_level.unwrap_or(d.silence_level),
+            raise_after_ms: a.raise_after_ms.unwrap_or(d.raise_after_ms),
+            clear_after_ms: a.clear_after_ms.unwrap_or(d.clear_after_ms),
+        };
         if self.conference.max_floor_holders == 0 {
             return Err(ConfigError::FloorHolders(0));
         }
@@ -283,6 +310,7 @@ impl Config {
             sites,
             fixed_keys,
             agenda,
+            thresholds,
         })
     }
 }

@@ -7,6 +7,9 @@ use crate::access;
 use crate::conference::{self, ConferenceHandle};
 use crate::config::Settings;
 use crate::http;
+use crate::health;
+use crate::health::board::StatsBoard;
+use crate::health::monitor::{HealthHandle, MonitorParts};
 use crate::media::router::Router;
 use crate::peer::{MediaNetwork, PeerContext};
 use crate::store::Store;
@@ -22,8 +25,12 @@ pub struct Bridge {
     pub settings: Arc<Settings>,
     pub store: Store,
     pub conference: ConferenceHandle,
+    pub health: HealthHandle,
     pub peers: PeerContext,
     pub started: Instant,
+    /// SHA-256 of technician keys already verified against their Argon2 hash, so the
+    /// technician page can poll every second without an Argon2 run per request.
+    pub verified_tech_keys: std::sync::Mutex<std::collections::HashSet<[u8; 32]>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -101,8 +108,28 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
         router,
         network: MediaNetwork { bind_ip: settings.media_bind_ip(), public_ip: settings.media_public_ip },
         site_ids: settings.sites.iter().map(|s| s.id.clone()).collect(),
+        board: Arc::new(StatsBoard::new(settings.sites.len())),
     };
-    let bridge = Arc::new(Bridge { settings: settings.clone(), store, conference, peers, started: Instant::now() });
+    let health = health::monitor::spawn(
+        MonitorParts {
+            settings: settings.clone(),
+            board: peers.board.clone(),
+            router: peers.router.clone(),
+            view: conference.view(),
+            store: store.clone(),
+            thresholds: settings.thresholds,
+        },
+        shutdown.clone(),
+    );
+    let bridge = Arc::new(Bridge {
+        settings: settings.clone(),
+        store,
+        conference,
+        health,
+        peers,
+        started: Instant::now(),
+        verified_tech_keys: Default::default(),
+    });
     let app = http::app(bridge.clone());
 
     let handle = axum_server::Handle::new();

@@ -37,6 +37,10 @@ export class BridgeClient {
     /** Time the signalling socket opened (performance.now()), per attempt. */
     this.connectedAt = 0;
     this.lastHeard = 0;
+    /** @type {any} */
+    this.reportTimer = undefined;
+    /** @type {Map<string, any>|null} */
+    this.lastReport = null;
     this.wantOffer = false;
     /** @type {RTCRtpTransceiver|null} */
     this.contentTransceiver = null;
@@ -164,6 +168,17 @@ export class BridgeClient {
       case "replaced":
         this.status("replaced", { message: m.message });
         break;
+      case "dropped":
+        // A technician reset this session: the socket closes and we join again.
+        this.status("reconnecting", { attempt: this.attempt + 1 });
+        break;
+      case "restart_ice":
+        if (this.pc) {
+          this.pc.restartIce();
+          if (this.pc.signalingState === "stable") await this.negotiate();
+          else this.wantOffer = true;
+        }
+        break;
       case "error":
         if (m.request === "offer" && m.code === "negotiation_failed" && this.pc?.signalingState === "have-local-offer") {
           await this.pc.setLocalDescription({ type: "rollback" });
@@ -199,6 +214,9 @@ export class BridgeClient {
       const [site, content] = stream.split(".");
       this.emit("track", { site, kind: content === "content" ? "content" : e.track.kind, track: e.track });
     };
+    clearInterval(this.reportTimer);
+    this.lastReport = null;
+    this.reportTimer = setInterval(() => { this.reportStats().catch(() => {}); }, 3000);
     pc.onconnectionstatechange = () => {
       if (pc !== this.pc) return;
       if (pc.connectionState === "failed") {
@@ -253,6 +271,55 @@ export class BridgeClient {
   async stopShare() {
     await this.contentTransceiver?.sender.replaceTrack(null);
     this.act({ type: "share_stop" });
+  }
+
+  /**
+   * Every few seconds, tells the server what this page receives (for the technicians):
+   * round-trip time, connection type, and per sending site packets/frames per second and loss.
+   */
+  async reportStats() {
+    const pc = this.pc;
+    if (!pc || !this.sig) return;
+    const report = await pc.getStats();
+    const now = performance.now();
+    /** @type {Record<string, {audio_pps: number, video_fps: number, loss_percent: number, jitter_ms: number}>} */
+    const received = {};
+    /** @type {number|undefined} */
+    let rtt;
+    /** @type {string|undefined} */
+    let candidate;
+    const prev = this.lastReport || new Map();
+    /** @type {Map<string, {t: number, packets: number, lost: number, frames: number}>} */
+    const next = new Map();
+    report.forEach((s) => {
+      if (s.type === "candidate-pair" && s.state === "succeeded" && s.nominated !== false && s.currentRoundTripTime !== undefined) {
+        rtt = s.currentRoundTripTime * 1000;
+        const local = report.get(s.localCandidateId);
+        if (local) candidate = local.candidateType;
+      }
+      if (s.type !== "inbound-rtp" || !s.mid) return;
+      const site = this.siteByMid.get(s.mid);
+      if (!site || site.includes(".")) return;
+      const key = `${site}/${s.kind}`;
+      const cur = { t: now, packets: s.packetsReceived || 0, lost: s.packetsLost || 0, frames: s.framesDecoded || 0 };
+      next.set(key, cur);
+      const p = prev.get(key);
+      const r = (received[site] ||= { audio_pps: 0, video_fps: 0, loss_percent: 0, jitter_ms: 0 });
+      r.jitter_ms = Math.max(r.jitter_ms, (s.jitter || 0) * 1000);
+      if (!p) return;
+      const dt = (cur.t - p.t) / 1000;
+      const got = cur.packets - p.packets, lost = Math.max(0, cur.lost - p.lost);
+      if (dt <= 0) return;
+      if (s.kind === "audio") r.audio_pps = got / dt;
+      else r.video_fps = (cur.frames - p.frames) / dt;
+      if (got + lost > 0) r.loss_percent = Math.max(r.loss_percent, (lost * 100) / (got + lost));
+    });
+    this.lastReport = next;
+    /** @type {any} */
+    const msg = { type: "stats", report: { received } };
+    if (rtt !== undefined) msg.report.rtt_ms = rtt;
+    if (candidate) msg.report.candidate = candidate;
+    this.sig.send(msg);
   }
 
   /** Sends a conference action (see docs/protocol.md); the server decides and answers with state. */

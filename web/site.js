@@ -354,6 +354,18 @@ function renderChair() {
 }
 setInterval(renderTimers, 1000);
 
+// The chair sees a short badge when technicians have alarms; details are on /tech.
+if (isChair) {
+  const badge = $("alarm-badge");
+  const poll = async () => {
+    const h = await (await fetch("/api/health")).json();
+    badge.hidden = !h.alarms.length;
+    badge.textContent = t("alarm.badge", { n: h.alarms.length });
+    badge.title = h.alarms.map((/** @type {any} */ a) => `${nameOf(a.site)}: ${t(`alarm.${a.alarm}`)} (${a.detail})`).join("\n");
+  };
+  setInterval(() => poll().catch(() => {}), 3000);
+}
+
 $("mic").addEventListener("click", () => {
   const mine = state?.sites.find((x) => x.id === siteId);
   client.mute({ audio: !mine?.audio_muted });

@@ -3,7 +3,7 @@
 //! media router as a forwarding policy, so a muted site's audio is dropped by the server,
 //! not merely hidden by a page.
 
-use super::handle::{Action, Command, ConferenceHandle, Refused, Seat};
+use super::handle::{Action, Command, ConferenceHandle, Refused, Seat, SiteView};
 use super::JoinRefused;
 use crate::config::{Role, Settings};
 use crate::floor::{AgendaItem, Floor, FloorError, FloorEvent, ItemKind, RequestId};
@@ -55,6 +55,7 @@ struct Actor {
     ticks: u64,
     /// The site whose shared content everyone sees, if any.
     sharing: Option<usize>,
+    view: tokio::sync::watch::Sender<Arc<Vec<SiteView>>>,
 }
 
 /// How often audio levels are read for the active speaker.
@@ -77,7 +78,9 @@ pub fn spawn(settings: Arc<Settings>, store: Store, router: Router, cancel: Canc
         speaker: SpeakerDetector::default(),
         ticks: 0,
         sharing: None,
+        view: tokio::sync::watch::channel(Arc::new(Vec::new())).0,
     };
+    let view = actor.view.subscribe();
     actor.apply_media_policy();
     let programme = actor.settings.agenda.clone();
     match programme.into_iter().map(|i| actor.agenda_item(i)).collect::<Result<Vec<_>, _>>() {
@@ -103,7 +106,7 @@ pub fn spawn(settings: Arc<Settings>, store: Store, router: Router, cancel: Canc
             }
         }
     });
-    ConferenceHandle { tx }
+    ConferenceHandle { tx, view }
 }
 
 impl Actor {
@@ -123,6 +126,18 @@ impl Actor {
             }
             Command::Presence { reply } => {
                 let _ = reply.send(self.presence());
+            }
+            Command::Notify { site, msg, close, reply } => {
+                let seat = &mut self.seats[site];
+                let sent = seat.holder.as_ref().is_some_and(|h| h.outbox.try_send(msg).is_ok());
+                if sent && close {
+                    // The session closes itself on `dropped`; the seat is free from now.
+                    let session = seat.holder.as_ref().map(|h| h.session);
+                    if let Some(session) = session {
+                        self.leave(site, session);
+                    }
+                }
+                let _ = reply.send(sent);
             }
         }
     }
@@ -452,6 +467,19 @@ impl Actor {
     /// change sends the whole state again.
     fn broadcast_state(&self) {
         self.send_all(self.state());
+        let holders = self.floor.holders();
+        let view = self
+            .seats
+            .iter()
+            .enumerate()
+            .map(|(i, s)| SiteView {
+                present: s.holder.is_some(),
+                audio_expected: !(s.mute.audio || s.mute.hard),
+                video_expected: !s.mute.video,
+                holds_floor: holders.iter().any(|h| h.site == i),
+            })
+            .collect();
+        self.view.send_replace(Arc::new(view));
     }
 
     fn send_all(&self, msg: ServerMessage) {

@@ -9,6 +9,9 @@ pub(super) enum Command {
     Leave { site: usize, session: Uuid },
     Act { site: usize, session: Uuid, action: Action, reply: oneshot::Sender<Result<(), Refused>> },
     Presence { reply: oneshot::Sender<Vec<SitePresence>> },
+    /// Sends a message to the session holding `site`'s seat; with `close`, that session is
+    /// closed afterwards (a technician dropping a stuck session).
+    Notify { site: usize, msg: ServerMessage, close: bool, reply: oneshot::Sender<bool> },
 }
 
 /// What a joined site asks the conference to do. Who may do what is decided by the actor.
@@ -63,9 +66,21 @@ impl Refused {
     }
 }
 
+/// What the health monitor needs to know of a site from the conference.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SiteView {
+    pub present: bool,
+    /// Not muted (own or chair's mute): its audio should flow.
+    pub audio_expected: bool,
+    /// Camera on.
+    pub video_expected: bool,
+    pub holds_floor: bool,
+}
+
 #[derive(Clone)]
 pub struct ConferenceHandle {
     pub(super) tx: mpsc::Sender<Command>,
+    pub(super) view: tokio::sync::watch::Receiver<std::sync::Arc<Vec<SiteView>>>,
 }
 
 impl ConferenceHandle {
@@ -87,6 +102,20 @@ impl ConferenceHandle {
         let (reply, rx) = oneshot::channel();
         self.tx.send(Command::Act { site, session, action, reply }).await.map_err(|_| stopped())?;
         rx.await.map_err(|_| stopped())?
+    }
+
+    /// A live view of presence, mutes and floor, for the health monitor.
+    pub fn view(&self) -> tokio::sync::watch::Receiver<std::sync::Arc<Vec<SiteView>>> {
+        self.view.clone()
+    }
+
+    /// Sends `msg` to the site's current session; false if the site is not present.
+    pub async fn notify(&self, site: usize, msg: ServerMessage, close: bool) -> bool {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(Command::Notify { site, msg, close, reply }).await.is_err() {
+            return false;
+        }
+        rx.await.unwrap_or(false)
     }
 
     /// Every configured site with its presence.

@@ -8,4 +8,4 @@ mod actor;
 mod handle;
 
 pub use actor::spawn;
-pub use handle::{Action, ConferenceHandle, JoinRefused, Refused, Seat};
+pub use handle::{Action, ConferenceHandle, JoinRefused, Refused, Seat, SiteView};

@@ -4,4 +4,6 @@
 //! jitter); [`alarms`] the pure alarm rules with hysteresis. Both take time as an input.
 
 pub mod alarms;
+pub mod board;
+pub mod monitor;
 pub mod stats;

@@ -2,6 +2,7 @@
 //!
 //! [`app`] builds the router from shared state so tests can drive it without a socket.
 
+pub mod tech;
 pub mod tls;
 
 use crate::server::Bridge;
@@ -30,6 +31,11 @@ pub fn app(bridge: Arc<Bridge>) -> Router {
         .route("/site/{id}", get(site_page))
         .route("/chair", get(|| async { asset("site.html") }))
         .route("/api/health", get(health))
+        .route("/api/tech", get(tech::view))
+        .route("/api/tech/readiness", axum::routing::post(tech::readiness))
+        .route("/api/tech/action", axum::routing::post(tech::action))
+        .route("/metrics", get(tech::metrics))
+        .route("/tech", get(|| async { asset("tech.html") }))
         .route("/api/sites", get(sites))
         .route("/ws", get(ws))
         .route("/{*path}", get(|Path(path): Path<String>| async move { asset(&path) }))
@@ -88,12 +94,26 @@ async fn sites(State(bridge): State<Arc<Bridge>>) -> Response {
 
 async fn health(State(bridge): State<Arc<Bridge>>) -> Response {
     let sites = bridge.conference.presence().await;
+    let view = bridge.health.view(false).await;
+    let alarms = view.as_ref().map(|v| v.alarms.clone()).unwrap_or_default();
+    let status = view.as_ref().map(|v| v.status).unwrap_or("degraded");
+    let sites: Vec<_> = sites
+        .into_iter()
+        .map(|s| {
+            let health = view.as_ref().and_then(|v| v.sites.iter().find(|h| h.id == s.id));
+            let mut v = serde_json::to_value(&s).unwrap_or_default();
+            v["status"] = serde_json::json!(health.map(|h| h.status).unwrap_or("absent"));
+            v["alarms"] = serde_json::json!(alarms.iter().filter(|a| a.site == s.id).collect::<Vec<_>>());
+            v
+        })
+        .collect();
     Json(serde_json::json!({
-        "status": "ok",
+        "status": status,
         "version": crate::VERSION,
         "uptime_s": bridge.started.elapsed().as_secs(),
         "conference": bridge.settings.title,
         "sites": sites,
+        "alarms": alarms,
         "media": bridge.peers.router.counters(),
     }))
     .into_response()

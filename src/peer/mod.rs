@@ -17,6 +17,7 @@ mod tap;
 
 pub use engine::MediaNetwork;
 
+use crate::health::board::{InboundMeter, StatsBoard};
 use crate::media::router::Router;
 use crate::media::{speaker, Codec, Kind};
 use crate::signal::protocol::{ErrorCode, IceCandidate, MediaState};
@@ -80,6 +81,8 @@ pub struct PeerContext {
     pub network: MediaNetwork,
     /// Site ids by index: stream ids of forwarded tracks, so browsers know whose media it is.
     pub site_ids: Arc<[String]>,
+    /// Where measured statistics go.
+    pub board: Arc<StatsBoard>,
 }
 
 /// The session's handle; dropping it closes the peer.
@@ -114,7 +117,7 @@ pub async fn spawn(site: usize, ctx: PeerContext) -> Result<(PeerHandle, mpsc::R
     let (sink_ctl, sink_ctl_rx) = mpsc::unbounded_channel();
     let site_id = ctx.site_ids[site].clone();
     let span = tracing::info_span!("peer", site = %site_id);
-    tokio::spawn(sink::run(sink_rx, sink_ctl_rx, cancel.clone()).instrument(span.clone()));
+    tokio::spawn(sink::run(site, ctx.board.clone(), sink_rx, sink_ctl_rx, cancel.clone()).instrument(span.clone()));
     let task = PeerTask {
         site,
         generation,
@@ -213,6 +216,7 @@ impl PeerTask {
         mut pc_events: mpsc::UnboundedReceiver<PcEvent>,
         mut keyframe_requests: mpsc::UnboundedReceiver<u32>,
     ) {
+        let mut stats_tick = tokio::time::interval(Duration::from_secs(2));
         loop {
             tokio::select! {
                 _ = self.cancel.cancelled() => break,
@@ -222,6 +226,7 @@ impl PeerTask {
                 },
                 Some(ev) = pc_events.recv() => self.on_pc_event(ev).await,
                 Some(ssrc) = keyframe_requests.recv() => self.on_keyframe_request(ssrc),
+                _ = stats_tick.tick() => self.measure_connection().await,
                 changed = self.sources.changed(), if self.answered_first_offer => {
                     if changed.is_err() { break; }
                     self.reconcile().await;
@@ -366,6 +371,26 @@ impl PeerTask {
         }
     }
 
+    /// The ICE round-trip time and how the site is connected (host, srflx, prflx, relay),
+    /// from webrtc-rs's candidate-pair statistics.
+    async fn measure_connection(&self) {
+        if !self.connected {
+            return;
+        }
+        let report = self.pc.get_stats(std::time::Instant::now(), webrtc::peer_connection::StatsSelector::None).await;
+        let pair = report
+            .candidate_pairs()
+            .filter(|p| p.nominated || p.current_round_trip_time > 0.0)
+            .max_by(|a, b| (a.nominated, a.bytes_received).cmp(&(b.nominated, b.bytes_received)));
+        let Some(pair) = pair else { return };
+        let candidate = match report.get(&pair.remote_candidate_id) {
+            Some(webrtc::peer_connection::RTCStatsReportEntry::RemoteCandidate(c)) => c.candidate_type.to_string(),
+            _ => String::new(),
+        };
+        let rtt = (pair.current_round_trip_time > 0.0).then_some(pair.current_round_trip_time * 1000.0);
+        self.ctx.board.set_connection(self.site, rtt, &candidate);
+    }
+
     fn on_keyframe_request(&self, ssrc: u32) {
         if let Some((&(source, kind), _)) = self.outputs.iter().find(|((_, k), o)| k.is_video() && o.ssrc == ssrc) {
             self.ctx.router.request_keyframe(source, kind);
@@ -397,6 +422,7 @@ impl PeerTask {
             return warn!("ignoring a {} track without a negotiated codec", kind.as_str());
         };
         info!(codec = %codec.mime_type, ssrc, "receiving {}", kind.as_str());
+        let codec_clock_rate = codec.clock_rate;
         let (kf_tx, kf_rx) = mpsc::channel(1);
         let router = self.ctx.router.clone();
         router.register_source(self.site, kind, self.generation, codec, kf_tx);
@@ -405,6 +431,8 @@ impl PeerTask {
             tokio::spawn(request_keyframes(track.clone(), ssrc, kf_rx, cancel.clone()).in_current_span());
         }
         let level_id = self.audio_level_id.clone();
+        let board = self.ctx.board.clone();
+        let mut meter = InboundMeter::new(kind, codec_clock_rate);
         tokio::spawn(
             async move {
                 let mut loudness = 0.0f32;
@@ -415,6 +443,9 @@ impl PeerTask {
                     };
                     match event {
                         Some(TrackRemoteEvent::OnRtpPacket(mut packet)) => {
+                            if let Some(snapshot) = meter.on_packet(&packet, std::time::Instant::now()) {
+                                board.publish_inbound(site, kind, snapshot);
+                            }
                             if kind == Kind::Audio {
                                 let id = level_id.load(std::sync::atomic::Ordering::Relaxed);
                                 let level = (id != 0).then(|| packet.header.get_extension(id)).flatten();
@@ -437,6 +468,7 @@ impl PeerTask {
                 if kind == Kind::Audio {
                     router.set_level(site, 0.0);
                 }
+                board.end_inbound(site, kind);
                 router.unregister_source(site, kind, generation);
                 debug!("stopped receiving {}", kind.as_str());
             }

@@ -5,6 +5,7 @@
 //! or while the connection is not up are dropped (counted); `write_rtp` errors are counted,
 //! never fatal.
 
+use crate::health::board::StatsBoard;
 use crate::media::rewrite::Rewriter;
 use crate::media::router::SinkPacket;
 use crate::media::{Kind, KINDS};
@@ -28,6 +29,8 @@ struct Binding {
 }
 
 pub async fn run(
+    site: usize,
+    board: Arc<StatsBoard>,
     mut packets: mpsc::Receiver<SinkPacket>,
     mut control: mpsc::UnboundedReceiver<SinkControl>,
     cancel: CancellationToken,
@@ -57,8 +60,12 @@ pub async fn run(
                 match outputs.get_mut(source * KINDS + kind.index()).and_then(Option::as_mut) {
                     Some(b) if connected => {
                         b.rewriter.rewrite(&mut packet.header, Instant::now());
+                        let bytes = packet.payload.len() + 12;
                         match b.track.write_rtp(packet).await {
-                            Ok(()) => written += 1,
+                            Ok(()) => {
+                                written += 1;
+                                board.add_outbound(site, bytes);
+                            }
                             Err(_) => failed += 1,
                         }
                     }

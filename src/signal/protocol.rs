@@ -68,6 +68,36 @@ pub enum ClientMessage {
     ShareStart { track: String },
     /// Stop sharing content.
     ShareStop {},
+    /// The page's own view of its link, every few seconds (from the browser's `getStats()`).
+    Stats { report: ClientReport },
+}
+
+/// A page's summary of what it receives, for technicians.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientReport {
+    /// Round-trip time of the selected ICE candidate pair, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtt_ms: Option<f64>,
+    /// How the page is connected: `host`, `srflx`, `prflx` or `relay` (its local candidate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidate: Option<String>,
+    /// Per sending site id: what arrives from it.
+    #[serde(default)]
+    pub received: std::collections::BTreeMap<String, ReceivedReport>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceivedReport {
+    #[serde(default)]
+    pub audio_pps: f64,
+    #[serde(default)]
+    pub video_fps: f64,
+    #[serde(default)]
+    pub loss_percent: f64,
+    #[serde(default)]
+    pub jitter_ms: f64,
 }
 
 impl ClientMessage {
@@ -94,6 +124,7 @@ impl ClientMessage {
         "lock",
         "share_start",
         "share_stop",
+        "stats",
     ];
 
     /// The `type` tag, for error replies and logs.
@@ -121,6 +152,7 @@ impl ClientMessage {
             ClientMessage::Lock { .. } => "lock",
             ClientMessage::ShareStart { .. } => "share_start",
             ClientMessage::ShareStop {} => "share_stop",
+            ClientMessage::Stats { .. } => "stats",
         }
     }
 }
@@ -201,6 +233,11 @@ pub enum ServerMessage {
     Media { state: MediaState },
     /// A newer join took this site's seat; the server closes this socket next.
     Replaced { message: String },
+    /// A technician dropped this session; the server closes the socket next and the page
+    /// should join again.
+    Dropped { message: String },
+    /// A technician asks the page to restart ICE (a new offer with `iceRestart`).
+    RestartIce {},
     /// Something the client sent was refused; nothing changed because of it.
     Error {
         code: ErrorCode,
@@ -460,7 +497,14 @@ mod tests {
         round_trip_client(ClientMessage::Lock { locked: true });
         round_trip_client(ClientMessage::ShareStart { track: "3f1c".into() });
         round_trip_client(ClientMessage::ShareStop {});
-        assert_eq!(ClientMessage::TYPES.len(), 22);
+        round_trip_client(ClientMessage::Stats {
+            report: ClientReport {
+                rtt_ms: Some(12.5),
+                candidate: Some("host".into()),
+                received: [("hq".to_string(), ReceivedReport { audio_pps: 50.0, video_fps: 15.0, loss_percent: 0.0, jitter_ms: 3.0 })].into(),
+            },
+        });
+        assert_eq!(ClientMessage::TYPES.len(), 23);
         for t in ClientMessage::TYPES {
             // Every listed type parses far enough to be recognised (not unknown_type).
             let code = parse_client(&format!("{{\"type\":\"{t}\",\"bogus\":1}}")).unwrap_err().code;
@@ -510,6 +554,8 @@ mod tests {
         round_trip_server(ServerMessage::Candidate { candidate: candidate() });
         round_trip_server(ServerMessage::Media { state: MediaState::Connected });
         round_trip_server(ServerMessage::Replaced { message: "x".into() });
+        round_trip_server(ServerMessage::Dropped { message: "x".into() });
+        round_trip_server(ServerMessage::RestartIce {});
         round_trip_server(ServerMessage::error(ErrorCode::BadKey, "wrong key", Some("join")));
         round_trip_server(ServerMessage::Pong);
     }

@@ -80,12 +80,19 @@ impl Session {
                     Some(Ok(_)) => continue,
                 },
                 Some(msg) = outbox.recv() => {
-                    if matches!(msg, ServerMessage::Replaced { .. }) {
-                        send_all(&mut tx, vec![msg]).await;
-                        info!("seat taken by a newer session; closing");
-                        break Some("replaced");
+                    match msg {
+                        ServerMessage::Replaced { .. } => {
+                            send_all(&mut tx, vec![msg]).await;
+                            info!("seat taken by a newer session; closing");
+                            break Some("replaced");
+                        }
+                        ServerMessage::Dropped { .. } => {
+                            send_all(&mut tx, vec![msg]).await;
+                            info!("dropped by a technician; closing");
+                            break Some("dropped");
+                        }
+                        msg => vec![msg],
                     }
-                    vec![msg]
                 }
                 Some(ev) = next_peer_event(&mut self.joined) => vec![peer_event_message(ev)],
             };
@@ -147,6 +154,15 @@ impl Session {
                         return (replies, Flow::Continue);
                     }
                     ClientMessage::ShareStop {} => Action::ShareStop,
+                    ClientMessage::Stats { report } => {
+                        return match &self.joined {
+                            Some(j) => {
+                                self.bridge.health.client_report(j.site, report);
+                                (vec![], Flow::Continue)
+                            }
+                            None => (vec![ServerMessage::error(ErrorCode::NotJoined, "join before sending stats", Some(kind))], Flow::Continue),
+                        };
+                    }
                     ClientMessage::Join { .. }
                     | ClientMessage::Leave {}
                     | ClientMessage::Ping {}

@@ -147,6 +147,19 @@ impl TestBridge {
         self.data.join("tls/cert.pem")
     }
 
+    /// The technicians' key (printed with the join links).
+    pub fn tech_key(&self) -> &str {
+        &self.keys["@technician"]
+    }
+
+    /// A technicians' API call: status and JSON body.
+    pub async fn tech(&self, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
+        let auth = format!("Bearer {}", self.tech_key());
+        let (status, text) =
+            ws::https_request(&self.cert_pem(), self.port, method, path, &[("Authorization", &auth), ("Content-Type", "application/json")], body).await;
+        (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
+    }
+
     /// `GET path` over HTTPS, as JSON.
     pub async fn get_json(&self, path: &str) -> serde_json::Value {
         ws::https_get_json(&self.cert_pem(), self.port, path).await

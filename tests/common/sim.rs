@@ -32,6 +32,7 @@ pub struct Sim {
     pub messages: Arc<Mutex<Vec<Value>>>,
     connected: Arc<Mutex<bool>>,
     send_audio: Arc<std::sync::atomic::AtomicBool>,
+    send_all: Arc<std::sync::atomic::AtomicBool>,
     cancel: CancellationToken,
     outgoing: mpsc::UnboundedSender<Value>,
 }
@@ -209,15 +210,16 @@ impl Sim {
         }
         // Media: 50 audio packets/s, 30 video packets/s, once connected; bounded by `cancel`.
         let send_audio = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let send_all = Arc::new(std::sync::atomic::AtomicBool::new(true));
         {
-            let (cancel, connected, send_audio) = (cancel.clone(), connected.clone(), send_audio.clone());
+            let (cancel, connected, send_audio, send_all) = (cancel.clone(), connected.clone(), send_audio.clone(), send_all.clone());
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(Duration::from_millis(20));
                 let (mut aseq, mut vseq, mut ats, mut vts) = (0u16, 0u16, 0u32, 0u32);
                 let mut video_credit = 0u32;
                 loop {
                     tokio::select! { _ = cancel.cancelled() => break, _ = tick.tick() => {} }
-                    if !*connected.lock().unwrap() {
+                    if !*connected.lock().unwrap() || !send_all.load(std::sync::atomic::Ordering::Relaxed) {
                         continue;
                     }
                     if send_audio.load(std::sync::atomic::Ordering::Relaxed) {
@@ -250,7 +252,7 @@ impl Sim {
                 }
             });
         }
-        Sim { site: site.to_string(), counts, messages, connected, send_audio, cancel, outgoing }
+        Sim { site: site.to_string(), counts, messages, connected, send_audio, send_all, cancel, outgoing }
     }
 
     pub fn received(&self, site: &str, kind: &str) -> u64 {
@@ -268,6 +270,12 @@ impl Sim {
 
     pub fn has_message(&self, pred: impl Fn(&Value) -> bool) -> bool {
         self.messages.lock().unwrap().iter().any(pred)
+    }
+
+    /// Stops (or resumes) all media while keeping the seat: a link that died under a
+    /// still-open signalling socket.
+    pub fn set_sending(&self, on: bool) {
+        self.send_all.store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn set_sending_audio(&self, on: bool) {

@@ -86,6 +86,28 @@ impl Client {
     }
 }
 
+/// A minimal HTTPS request (tests only; HTTP/1.1, Connection: close): status and body text.
+pub async fn https_request(cert_pem: &Path, port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
+    let connector = tokio_rustls::TlsConnector::from(tls_config(cert_pem));
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = connector.connect(name, tcp).await.unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    tls.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut buf)).await;
+    let text = String::from_utf8_lossy(&buf);
+    let (head, body) = text.split_once("\r\n\r\n").expect("http response");
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_string() };
+    (status, body)
+}
+
 /// A minimal HTTPS GET returning JSON (tests only; HTTP/1.1, Connection: close).
 pub async fn https_get_json(cert_pem: &Path, port: u16, path: &str) -> Value {
     let connector = tokio_rustls::TlsConnector::from(tls_config(cert_pem));

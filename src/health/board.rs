@@ -1,0 +1,261 @@
+//! The statistics board: the latest measured numbers per site, written by the media path,
+//! read by the health monitor and `/metrics`.
+//!
+//! Each received track's reader owns an [`InboundMeter`] (no locking per packet) and
+//! publishes a snapshot to the board about once a second; the sink tasks add to atomic
+//! outbound counters. Nothing here decides anything: alarms live in the monitor.
+
+use super::stats::{FrameRate, RateMeter, StreamStats};
+use crate::media::{Kind, KINDS};
+use serde::Serialize;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// What one received stream looked like over the last second.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct InboundSnapshot {
+    pub live: bool,
+    pub packets_total: u64,
+    pub packets_per_second: f64,
+    pub bitrate_bps: f64,
+    /// Packets missing when newer ones arrived (before retransmission), last interval.
+    pub loss_percent: f64,
+    /// Still missing at the end of the interval (after retransmission or reordering).
+    pub residual_loss_percent: f64,
+    pub lost_total: u64,
+    pub recovered_total: u64,
+    pub jitter_ms: f64,
+    pub frames_per_second: f64,
+    pub width: u16,
+    pub height: u16,
+    /// Milliseconds since the last packet, at the time of the snapshot's read.
+    #[serde(skip)]
+    pub last_packet: Option<Instant>,
+}
+
+/// Per-stream meter kept by the reader task; cheap per packet.
+pub struct InboundMeter {
+    kind: Kind,
+    stats: StreamStats,
+    rate: RateMeter,
+    frames: FrameRate,
+    epoch: Instant,
+    last_publish: Instant,
+    recovered_at_last: u64,
+    size: (u16, u16),
+    last_packet: Option<Instant>,
+}
+
+impl InboundMeter {
+    pub fn new(kind: Kind, clock_rate: u32) -> Self {
+        let now = Instant::now();
+        Self {
+            kind,
+            stats: StreamStats::new(clock_rate.max(1)),
+            rate: RateMeter::new(2000.0),
+            frames: FrameRate::new(2000.0),
+            epoch: now,
+            last_publish: now,
+            recovered_at_last: 0,
+            size: (0, 0),
+            last_packet: None,
+        }
+    }
+
+    /// Records one packet; returns a snapshot when one is due (about once a second).
+    pub fn on_packet(&mut self, packet: &crate::media::RtpPacket, now: Instant) -> Option<InboundSnapshot> {
+        let t = now.duration_since(self.epoch).as_secs_f64() * 1000.0;
+        let h = &packet.header;
+        // Without RTX, a retransmission is a late packet with an old sequence number; count
+        // every gap-filling late packet as recovered.
+        let late = self
+            .stats
+            .extended_highest_seq()
+            .is_some_and(|hi| (hi as u16).wrapping_sub(h.sequence_number) as i16 > 0);
+        self.stats.on_packet(h.sequence_number, h.timestamp, t, packet.payload.len(), late);
+        self.rate.record(t, packet.payload.len() + 12);
+        if self.kind != Kind::Audio {
+            if h.marker {
+                self.frames.on_frame_end(t);
+            }
+            if let Some(size) = vp8_keyframe_size(&packet.payload) {
+                self.size = size;
+            }
+        }
+        self.last_packet = Some(now);
+        if now.duration_since(self.last_publish).as_millis() < 1000 {
+            return None;
+        }
+        self.last_publish = now;
+        Some(self.snapshot(t))
+    }
+
+    fn snapshot(&mut self, t: f64) -> InboundSnapshot {
+        let interval = self.stats.interval();
+        let recovered = self.stats.recovered() - self.recovered_at_last;
+        self.recovered_at_last = self.stats.recovered();
+        let raw_lost = interval.lost + recovered;
+        let loss = if interval.expected == 0 { 0.0 } else { (raw_lost as f64 * 100.0 / interval.expected as f64).min(100.0) };
+        InboundSnapshot {
+            live: true,
+            packets_total: self.stats.received(),
+            packets_per_second: self.rate.packets_per_second(t),
+            bitrate_bps: self.rate.bits_per_second(t),
+            loss_percent: loss,
+            residual_loss_percent: interval.loss_percent,
+            lost_total: self.stats.lost(),
+            recovered_total: self.stats.recovered(),
+            jitter_ms: self.stats.jitter_ms(),
+            frames_per_second: if self.kind == Kind::Audio { 0.0 } else { self.frames.frames_per_second(t) },
+            width: self.size.0,
+            height: self.size.1,
+            last_packet: self.last_packet,
+        }
+    }
+}
+
+/// Width and height from a VP8 keyframe's first packet (RFC 7741 payload descriptor, then
+/// the key frame header of RFC 6386 §9.1); `None` for any other packet.
+pub fn vp8_keyframe_size(payload: &[u8]) -> Option<(u16, u16)> {
+    let first = *payload.first()?;
+    let (x, s, pid) = (first & 0x80 != 0, first & 0x10 != 0, first & 0x07);
+    if !s || pid != 0 {
+        return None;
+    }
+    let mut i = 1;
+    if x {
+        let ext = *payload.get(i)?;
+        i += 1;
+        if ext & 0x80 != 0 {
+            // PictureID: 15 bits when M is set, else 7.
+            i += if *payload.get(i)? & 0x80 != 0 { 2 } else { 1 };
+        }
+        if ext & 0x40 != 0 {
+            i += 1;
+        }
+        if ext & 0x30 != 0 {
+            i += 1;
+        }
+    }
+    let frame = payload.get(i..i + 10)?;
+    if frame[0] & 0x01 != 0 || frame[3..6] != [0x9d, 0x01, 0x2a] {
+        return None;
+    }
+    let w = u16::from_le_bytes([frame[6], frame[7]]) & 0x3fff;
+    let h = u16::from_le_bytes([frame[8], frame[9]]) & 0x3fff;
+    Some((w, h))
+}
+
+#[derive(Default)]
+struct SiteSlot {
+    inbound: [Mutex<InboundSnapshot>; KINDS],
+    out_packets: AtomicU64,
+    out_bytes: AtomicU64,
+    /// ICE round-trip time measured by the server, ms (f32 bits; 0 = unknown).
+    rtt_ms: AtomicU32,
+    candidate: Mutex<String>,
+}
+
+/// The board: one slot per configured site.
+pub struct StatsBoard {
+    sites: Box<[SiteSlot]>,
+}
+
+impl StatsBoard {
+    pub fn new(site_count: usize) -> Self {
+        Self { sites: (0..site_count).map(|_| SiteSlot::default()).collect() }
+    }
+
+    pub fn publish_inbound(&self, site: usize, kind: Kind, snapshot: InboundSnapshot) {
+        if let Some(s) = self.sites.get(site) {
+            *s.inbound[kind.index()].lock().expect("board mutex poisoned") = snapshot;
+        }
+    }
+
+    /// The stream ended (site left, track closed).
+    pub fn end_inbound(&self, site: usize, kind: Kind) {
+        if let Some(s) = self.sites.get(site) {
+            s.inbound[kind.index()].lock().expect("board mutex poisoned").live = false;
+        }
+    }
+
+    pub fn inbound(&self, site: usize, kind: Kind) -> InboundSnapshot {
+        self.sites.get(site).map(|s| s.inbound[kind.index()].lock().expect("board mutex poisoned").clone()).unwrap_or_default()
+    }
+
+    pub fn add_outbound(&self, site: usize, bytes: usize) {
+        if let Some(s) = self.sites.get(site) {
+            s.out_packets.fetch_add(1, Ordering::Relaxed);
+            s.out_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// (packets, bytes) sent to `site` so far.
+    pub fn outbound(&self, site: usize) -> (u64, u64) {
+        self.sites
+            .get(site)
+            .map(|s| (s.out_packets.load(Ordering::Relaxed), s.out_bytes.load(Ordering::Relaxed)))
+            .unwrap_or_default()
+    }
+
+    pub fn set_connection(&self, site: usize, rtt_ms: Option<f64>, candidate: &str) {
+        if let Some(s) = self.sites.get(site) {
+            s.rtt_ms.store(rtt_ms.map(|r| r as f32).unwrap_or(0.0).to_bits(), Ordering::Relaxed);
+            *s.candidate.lock().expect("board mutex poisoned") = candidate.to_string();
+        }
+    }
+
+    /// Server-measured ICE RTT (ms) and the selected remote candidate type.
+    pub fn connection(&self, site: usize) -> (Option<f64>, String) {
+        self.sites
+            .get(site)
+            .map(|s| {
+                let rtt = f32::from_bits(s.rtt_ms.load(Ordering::Relaxed));
+                ((rtt > 0.0).then_some(rtt as f64), s.candidate.lock().expect("board mutex poisoned").clone())
+            })
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vp8_keyframe_size_is_read_from_the_first_packet() {
+        // Descriptor with X and a 15-bit PictureID, then a 640x360 key frame header.
+        let mut p = vec![0x90, 0x80, 0x81, 0x23];
+        p.extend_from_slice(&[0x50, 0x2a, 0x00, 0x9d, 0x01, 0x2a, 0x80, 0x02, 0x68, 0x01]);
+        assert_eq!(vp8_keyframe_size(&p), Some((640, 360)));
+        // Same without the extension byte.
+        let q = [0x10, 0x50, 0x2a, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00];
+        assert_eq!(vp8_keyframe_size(&q), Some((320, 240)));
+        // An inter frame, a continuation packet, garbage.
+        assert_eq!(vp8_keyframe_size(&[0x10, 0x51, 0x2a, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00]), None);
+        assert_eq!(vp8_keyframe_size(&[0x00, 0x50]), None);
+        assert_eq!(vp8_keyframe_size(&[]), None);
+    }
+
+    #[test]
+    fn meter_publishes_about_once_a_second_with_loss() {
+        let mut m = InboundMeter::new(Kind::Audio, 48_000);
+        let t0 = Instant::now();
+        let mut snap = None;
+        for i in 0..60u16 {
+            if i % 10 == 9 {
+                continue; // 10 % lost
+            }
+            let mut p = crate::media::RtpPacket::default();
+            p.header.sequence_number = i;
+            p.header.timestamp = i as u32 * 960;
+            p.payload = bytes::Bytes::from_static(&[0; 60]);
+            if let Some(s) = m.on_packet(&p, t0 + std::time::Duration::from_millis(20 * i as u64)) {
+                snap = Some(s);
+            }
+        }
+        let s = snap.expect("a snapshot after one second");
+        assert!((s.loss_percent - 10.0).abs() < 3.0, "{}", s.loss_percent);
+        assert!(s.live && s.packets_total > 40);
+    }
+}

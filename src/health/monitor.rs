@@ -1,0 +1,405 @@
+//! The health monitor: one task that owns alarm state, the 5-minute history of every site and
+//! the pages' own reports, and answers the technician page, `/api/health` and `/metrics`.
+//!
+//! Once a second it reads the statistics board (written by the media path), the audio
+//! levels, the conference's view of each site (present, muted, floor) and the latest page
+//! reports, feeds the pure [`AlarmEngine`], records changes in the event log, and keeps a
+//! ring of samples for the sparklines. It never touches media or sockets.
+
+use super::alarms::{ActiveAlarm, AlarmChange, AlarmEngine, SiteSnapshot, Thresholds};
+use super::board::{InboundSnapshot, StatsBoard};
+use crate::conference::SiteView;
+use crate::config::{Role, Settings};
+use crate::media::router::Router;
+use crate::media::Kind;
+use crate::signal::protocol::ClientReport;
+use crate::store::{now_ms, Store};
+use serde::Serialize;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+/// Samples kept per site: five minutes at one per second.
+const HISTORY: usize = 300;
+/// A page report older than this is ignored.
+const REPORT_FRESH: Duration = Duration::from_secs(12);
+
+/// One point of a sparkline.
+#[derive(Debug, Clone, Serialize)]
+pub struct Sample {
+    pub t_ms: i64,
+    pub loss_percent: f64,
+    pub rtt_ms: Option<f64>,
+    pub bitrate_in_bps: f64,
+    pub level: f64,
+}
+
+/// A site's row on the technician page.
+#[derive(Debug, Clone, Serialize)]
+pub struct SiteHealth {
+    pub id: String,
+    pub name: String,
+    pub present: bool,
+    /// `absent`, `ok`, `alarm`.
+    pub status: &'static str,
+    pub audio_in: InboundSnapshot,
+    pub video_in: InboundSnapshot,
+    pub bitrate_out_bps: f64,
+    pub packets_out_total: u64,
+    pub rtt_ms: Option<f64>,
+    /// How the site is connected, as the server's ICE sees it (host, srflx, prflx, relay).
+    pub candidate: String,
+    pub audio_level: f64,
+    pub last_packet_age_ms: Option<f64>,
+    /// The page's own report, when fresh.
+    pub client: Option<ClientReport>,
+    pub alarms: Vec<AlarmView>,
+    pub history: Vec<Sample>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AlarmView {
+    pub site: String,
+    pub alarm: &'static str,
+    pub since_ms: i64,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HealthView {
+    /// `ok` or `degraded` (any alarm active).
+    pub status: &'static str,
+    pub sites: Vec<SiteHealth>,
+    pub alarms: Vec<AlarmView>,
+}
+
+/// One check of the readiness report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub name: &'static str,
+    pub pass: bool,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SiteReadiness {
+    pub site: String,
+    pub name: String,
+    pub pass: bool,
+    pub checks: Vec<Check>,
+}
+
+enum Command {
+    Report { site: usize, report: ClientReport },
+    View { history: bool, reply: oneshot::Sender<HealthView> },
+    Readiness { reply: oneshot::Sender<Vec<SiteReadiness>> },
+}
+
+#[derive(Clone)]
+pub struct HealthHandle {
+    tx: mpsc::Sender<Command>,
+}
+
+impl HealthHandle {
+    /// A page's report; dropped if the monitor is busy (the next one comes in seconds).
+    pub fn client_report(&self, site: usize, report: ClientReport) {
+        let _ = self.tx.try_send(Command::Report { site, report });
+    }
+
+    pub async fn view(&self, history: bool) -> Option<HealthView> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Command::View { history, reply }).await.ok()?;
+        rx.await.ok()
+    }
+
+    pub async fn readiness(&self) -> Vec<SiteReadiness> {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(Command::Readiness { reply }).await.is_err() {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
+    }
+}
+
+struct SiteState {
+    history: VecDeque<Sample>,
+    report: Option<(Instant, ClientReport)>,
+    last_out: (u64, Instant),
+    bitrate_out_bps: f64,
+    joined_at: Option<Instant>,
+}
+
+struct Monitor {
+    settings: Arc<Settings>,
+    board: Arc<StatsBoard>,
+    router: Router,
+    view: watch::Receiver<Arc<Vec<SiteView>>>,
+    store: Store,
+    engine: AlarmEngine,
+    thresholds: Thresholds,
+    sites: Vec<SiteState>,
+    epoch: Instant,
+}
+
+pub struct MonitorParts {
+    pub settings: Arc<Settings>,
+    pub board: Arc<StatsBoard>,
+    pub router: Router,
+    pub view: watch::Receiver<Arc<Vec<SiteView>>>,
+    pub store: Store,
+    pub thresholds: Thresholds,
+}
+
+pub fn spawn(parts: MonitorParts, cancel: CancellationToken) -> HealthHandle {
+    let (tx, mut rx) = mpsc::channel(256);
+    let now = Instant::now();
+    let n = parts.settings.sites.len();
+    let mut m = Monitor {
+        engine: AlarmEngine::new(n, parts.thresholds),
+        thresholds: parts.thresholds,
+        sites: (0..n)
+            .map(|_| SiteState { history: VecDeque::new(), report: None, last_out: (0, now), bitrate_out_bps: 0.0, joined_at: None })
+            .collect(),
+        settings: parts.settings,
+        board: parts.board,
+        router: parts.router,
+        view: parts.view,
+        store: parts.store,
+        epoch: now,
+    };
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = tick.tick() => m.on_tick(Instant::now()),
+                cmd = rx.recv() => match cmd {
+                    Some(Command::Report { site, report }) => {
+                        if let Some(s) = m.sites.get_mut(site) {
+                            s.report = Some((Instant::now(), report));
+                        }
+                    }
+                    Some(Command::View { history, reply }) => { let _ = reply.send(m.health_view(history, Instant::now())); }
+                    Some(Command::Readiness { reply }) => { let _ = reply.send(m.readiness(Instant::now())); }
+                    None => break,
+                },
+            }
+        }
+    });
+    HealthHandle { tx }
+}
+
+fn age_ms(at: Option<Instant>, now: Instant) -> Option<f64> {
+    at.map(|t| now.saturating_duration_since(t).as_secs_f64() * 1000.0)
+}
+
+impl Monitor {
+    fn chair(&self) -> usize {
+        self.settings.sites.iter().position(|s| s.role == Role::Chair).unwrap_or(0)
+    }
+
+    fn site_view(&self, site: usize) -> SiteView {
+        self.view.borrow().get(site).copied().unwrap_or_default()
+    }
+
+    fn fresh_report(&self, site: usize, now: Instant) -> Option<&ClientReport> {
+        self.sites[site].report.as_ref().filter(|(at, _)| now.duration_since(*at) < REPORT_FRESH).map(|(_, r)| r)
+    }
+
+    /// Whether `receiver`'s page reports `sender`'s audio arriving.
+    fn page_hears(&self, receiver: usize, sender: usize, now: Instant) -> Option<bool> {
+        let report = self.fresh_report(receiver, now)?;
+        Some(report.received.get(&self.settings.sites[sender].id).is_some_and(|r| r.audio_pps > 0.0))
+    }
+
+    fn rtt(&self, site: usize, now: Instant) -> Option<f64> {
+        self.fresh_report(site, now).and_then(|r| r.rtt_ms).or(self.board.connection(site).0)
+    }
+
+    fn snapshot(&self, site: usize, now: Instant, levels: &[f32]) -> SiteSnapshot {
+        let view = self.site_view(site);
+        let (a, v) = (self.board.inbound(site, Kind::Audio), self.board.inbound(site, Kind::Video));
+        let recent = |s: &InboundSnapshot| s.live && age_ms(s.last_packet, now).is_some_and(|ms| ms < 2000.0);
+        let last = [a.last_packet, v.last_packet].into_iter().flatten().max();
+        // Media from before this join does not count: a rejoin starts the clock again.
+        let since_join = match (last, self.sites[site].joined_at) {
+            (Some(l), Some(j)) if l < j => None,
+            (l, _) => l,
+        };
+        let chair = self.chair();
+        let chair_view = self.site_view(chair);
+        let hq_sends = chair_view.present && chair_view.audio_expected && site != chair;
+        SiteSnapshot {
+            present: view.present,
+            ms_since_last_media: age_ms(since_join, now),
+            audio_in_pps: if recent(&a) { a.packets_per_second } else { 0.0 },
+            video_in_fps: if recent(&v) { v.frames_per_second } else { 0.0 },
+            video_expected: view.video_expected,
+            receives_hq_audio: if hq_sends { self.page_hears(site, chair, now) } else { None },
+            hq_receives_site_audio: if site != chair && view.audio_expected { self.page_hears(chair, site, now) } else { None },
+            audio_expected: view.audio_expected,
+            holds_floor: view.holds_floor,
+            audio_level: levels.get(site).map(|l| *l as f64),
+            loss_percent: if recent(&a) || recent(&v) { a.loss_percent.max(v.loss_percent) } else { 0.0 },
+            rtt_ms: self.rtt(site, now),
+        }
+    }
+
+    fn on_tick(&mut self, now: Instant) {
+        let levels = self.router.levels();
+        for site in 0..self.sites.len() {
+            let present = self.site_view(site).present;
+            let s = &mut self.sites[site];
+            match (present, s.joined_at) {
+                (true, None) => s.joined_at = Some(now),
+                (false, Some(_)) => s.joined_at = None,
+                _ => {}
+            }
+            let (out_packets, out_bytes) = self.board.outbound(site);
+            let (prev_bytes, prev_at) = s.last_out;
+            let dt = now.duration_since(prev_at).as_secs_f64();
+            if dt > 0.0 {
+                s.bitrate_out_bps = out_bytes.saturating_sub(prev_bytes) as f64 * 8.0 / dt;
+            }
+            s.last_out = (out_bytes, now);
+            let _ = out_packets;
+        }
+        let snapshots: Vec<SiteSnapshot> = (0..self.sites.len()).map(|i| self.snapshot(i, now, &levels)).collect();
+        let t = now.duration_since(self.epoch).as_secs_f64() * 1000.0;
+        for change in self.engine.evaluate(t, &snapshots) {
+            self.record(change);
+        }
+        let wall = now_ms();
+        for (site, snap) in snapshots.iter().enumerate() {
+            let (a, v) = (self.board.inbound(site, Kind::Audio), self.board.inbound(site, Kind::Video));
+            let s = &mut self.sites[site];
+            if s.history.len() == HISTORY {
+                s.history.pop_front();
+            }
+            s.history.push_back(Sample {
+                t_ms: wall,
+                loss_percent: snap.loss_percent,
+                rtt_ms: snap.rtt_ms,
+                bitrate_in_bps: if snap.present { a.bitrate_bps + v.bitrate_bps } else { 0.0 },
+                level: snap.audio_level.unwrap_or(0.0),
+            });
+        }
+    }
+
+    fn record(&self, change: AlarmChange) {
+        let (site, kind, detail) = match &change {
+            AlarmChange::Raised { site, kind, detail, .. } => {
+                warn!(site = %self.settings.sites[*site].id, alarm = kind.code(), "{}: alarm raised: {detail}", self.settings.sites[*site].name);
+                (*site, format!("alarm_raised:{}", kind.code()), detail.clone())
+            }
+            AlarmChange::Cleared { site, kind, duration_ms } => {
+                info!(site = %self.settings.sites[*site].id, alarm = kind.code(), "{}: alarm cleared after {:.0} s", self.settings.sites[*site].name, duration_ms / 1000.0);
+                (*site, format!("alarm_cleared:{}", kind.code()), format!("{:.0} s", duration_ms / 1000.0))
+            }
+        };
+        let store = self.store.clone();
+        let site_id = self.settings.sites[site].id.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = store.log_event(Some(&site_id), &kind, &detail) {
+                warn!("event log write failed: {e}");
+            }
+        });
+    }
+
+    fn alarm_view(&self, a: &ActiveAlarm, now: Instant) -> AlarmView {
+        let since = now_ms() - (now.duration_since(self.epoch).as_secs_f64() * 1000.0 - a.since_ms) as i64;
+        AlarmView { site: self.settings.sites[a.site].id.clone(), alarm: a.kind.code(), since_ms: since, detail: a.detail.clone() }
+    }
+
+    fn health_view(&self, with_history: bool, now: Instant) -> HealthView {
+        let levels = self.router.levels();
+        let alarms: Vec<AlarmView> = self.engine.active().iter().map(|a| self.alarm_view(a, now)).collect();
+        let sites = self
+            .settings
+            .sites
+            .iter()
+            .enumerate()
+            .map(|(i, site)| {
+                let present = self.site_view(i).present;
+                let (a, v) = (self.board.inbound(i, Kind::Audio), self.board.inbound(i, Kind::Video));
+                let site_alarms: Vec<AlarmView> = alarms.iter().filter(|x| x.site == site.id).cloned().collect();
+                let last = [a.last_packet, v.last_packet].into_iter().flatten().max();
+                SiteHealth {
+                    id: site.id.clone(),
+                    name: site.name.clone(),
+                    present,
+                    status: if !present { "absent" } else if site_alarms.is_empty() { "ok" } else { "alarm" },
+                    audio_in: a,
+                    video_in: v,
+                    bitrate_out_bps: self.sites[i].bitrate_out_bps,
+                    packets_out_total: self.board.outbound(i).0,
+                    rtt_ms: self.rtt(i, now),
+                    candidate: self.board.connection(i).1,
+                    audio_level: levels.get(i).copied().unwrap_or(0.0) as f64,
+                    last_packet_age_ms: age_ms(last, now),
+                    client: self.fresh_report(i, now).cloned(),
+                    alarms: site_alarms,
+                    history: if with_history { self.sites[i].history.iter().cloned().collect() } else { Vec::new() },
+                }
+            })
+            .collect();
+        HealthView { status: if alarms.is_empty() { "ok" } else { "degraded" }, sites, alarms }
+    }
+
+    /// "Kiểm tra trước hội nghị": for each site, media both ways, microphone, camera, RTT
+    /// and loss, from the last seconds of measurements.
+    fn readiness(&self, now: Instant) -> Vec<SiteReadiness> {
+        let levels = self.router.levels();
+        let chair = self.chair();
+        let th = &self.thresholds;
+        self.settings
+            .sites
+            .iter()
+            .enumerate()
+            .map(|(i, site)| {
+                let snap = self.snapshot(i, now, &levels);
+                let mut checks = Vec::new();
+                let mut check = |name: &'static str, pass: bool, detail: String| checks.push(Check { name, pass, detail });
+                if !snap.present {
+                    check("connected", false, "the site has not joined".into());
+                } else {
+                    check("connected", true, String::new());
+                    let media_in = snap.audio_in_pps > 0.0 && snap.ms_since_last_media.is_some_and(|ms| ms < 2000.0);
+                    check("media_from_site", media_in, format!("{:.0} audio packets/s", snap.audio_in_pps));
+                    let hears = if i == chair {
+                        self.fresh_report(i, now).map(|r| r.received.values().any(|x| x.audio_pps > 0.0))
+                    } else {
+                        self.page_hears(i, chair, now)
+                    };
+                    check(
+                        "media_to_site",
+                        hears == Some(true),
+                        match hears {
+                            None => "no report from the site's page yet".into(),
+                            Some(true) => "the page receives audio".into(),
+                            Some(false) => "the page receives no audio".into(),
+                        },
+                    );
+                    let level = snap.audio_level.unwrap_or(0.0);
+                    check("microphone", level > th.silence_level, format!("level {level:.2}"));
+                    check("camera", snap.video_in_fps > 0.0, format!("{:.1} frames/s", snap.video_in_fps));
+                    match snap.rtt_ms {
+                        Some(rtt) => check("rtt", rtt <= th.rtt_ms, format!("{rtt:.0} ms (limit {:.0})", th.rtt_ms)),
+                        None => check("rtt", false, "not measured yet".into()),
+                    }
+                    check(
+                        "loss",
+                        snap.loss_percent <= th.loss_percent,
+                        format!("{:.1} % (limit {:.0} %)", snap.loss_percent, th.loss_percent),
+                    );
+                }
+                let pass = checks.iter().all(|c| c.pass);
+                SiteReadiness { site: site.id.clone(), name: site.name.clone(), pass, checks }
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,167 @@
+//! The technicians' API: live health, readiness check, actions; and `/metrics`.
+//!
+//! Every `/api/tech/*` call carries the technicians' key (`Authorization: Bearer <key>`), the
+//! one printed with the join links. `/metrics` is open, for a Prometheus on the same network.
+
+use crate::access;
+use crate::media::Kind;
+use crate::server::Bridge;
+use crate::signal::protocol::ServerMessage;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use sha2::{Digest, Sha256};
+use std::fmt::Write;
+use std::sync::Arc;
+
+fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
+    (status, Json(serde_json::json!({"code": code, "message": message}))).into_response()
+}
+
+/// Checks the technicians' key; `Err` is the response to send.
+async fn authorise(bridge: &Arc<Bridge>, headers: &HeaderMap) -> Result<(), Response> {
+    let key = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .unwrap_or("");
+    if key.is_empty() {
+        return Err(refuse(StatusCode::UNAUTHORIZED, "not_technician", "the technicians' key is required"));
+    }
+    let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+    if bridge.verified_tech_keys.lock().expect("key cache poisoned").contains(&digest) {
+        return Ok(());
+    }
+    let store = bridge.store.clone();
+    let key = key.to_string();
+    let ok = tokio::task::spawn_blocking(move || match store.key_hash(access::TECHNICIAN_KEY_ID) {
+        Ok(Some(hash)) => access::verify_key(&key, &hash),
+        _ => false,
+    })
+    .await
+    .unwrap_or(false);
+    if !ok {
+        return Err(refuse(StatusCode::UNAUTHORIZED, "not_technician", "wrong technicians' key"));
+    }
+    bridge.verified_tech_keys.lock().expect("key cache poisoned").insert(digest);
+    Ok(())
+}
+
+pub async fn view(State(bridge): State<Arc<Bridge>>, headers: HeaderMap) -> Response {
+    if let Err(r) = authorise(&bridge, &headers).await {
+        return r;
+    }
+    match bridge.health.view(true).await {
+        Some(v) => Json(v).into_response(),
+        None => refuse(StatusCode::SERVICE_UNAVAILABLE, "internal", "health monitor stopped"),
+    }
+}
+
+pub async fn readiness(State(bridge): State<Arc<Bridge>>, headers: HeaderMap) -> Response {
+    if let Err(r) = authorise(&bridge, &headers).await {
+        return r;
+    }
+    let report = bridge.health.readiness().await;
+    let store = bridge.store.clone();
+    let summary = report.iter().map(|s| format!("{}={}", s.site, if s.pass { "pass" } else { "fail" })).collect::<Vec<_>>().join(" ");
+    tokio::task::spawn_blocking(move || store.log_event(None, "readiness_check", &summary));
+    Json(serde_json::json!({"pass": report.iter().all(|s| s.pass), "sites": report})).into_response()
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionRequest {
+    site: String,
+    /// `keyframe`, `restart_ice` or `drop`.
+    action: String,
+}
+
+pub async fn action(State(bridge): State<Arc<Bridge>>, headers: HeaderMap, body: Result<Json<ActionRequest>, axum::extract::rejection::JsonRejection>) -> Response {
+    if let Err(r) = authorise(&bridge, &headers).await {
+        return r;
+    }
+    let Ok(Json(req)) = body else {
+        return refuse(StatusCode::BAD_REQUEST, "invalid_message", "expected {\"site\": \"…\", \"action\": \"keyframe|restart_ice|drop\"}");
+    };
+    let Some(site) = bridge.settings.site_index(&req.site) else {
+        return refuse(StatusCode::NOT_FOUND, "site_unknown", "no such site");
+    };
+    if !["keyframe", "restart_ice", "drop"].contains(&req.action.as_str()) {
+        return refuse(StatusCode::BAD_REQUEST, "unknown_action", "action must be keyframe, restart_ice or drop");
+    }
+    let present = bridge.conference.presence().await.get(site).is_some_and(|p| p.present);
+    if !present {
+        return refuse(StatusCode::CONFLICT, "site_absent", "the site is not connected");
+    }
+    let name = bridge.settings.sites[site].name.clone();
+    let done = match req.action.as_str() {
+        "keyframe" => {
+            bridge.peers.router.request_keyframe(site, Kind::Video);
+            true
+        }
+        "restart_ice" => bridge.conference.notify(site, ServerMessage::RestartIce {}, false).await,
+        "drop" => {
+            let message = "Kỹ thuật viên đã ngắt phiên này để kết nối lại. / A technician reset this session.".to_string();
+            bridge.conference.notify(site, ServerMessage::Dropped { message }, true).await
+        }
+        _ => return refuse(StatusCode::BAD_REQUEST, "unknown_action", "action must be keyframe, restart_ice or drop"),
+    };
+    if !done {
+        return refuse(StatusCode::CONFLICT, "site_absent", "the site is not connected");
+    }
+    tracing::info!(site = %req.site, action = %req.action, "technician action on {name}");
+    let store = bridge.store.clone();
+    let kind = format!("tech_{}", req.action);
+    tokio::task::spawn_blocking(move || store.log_event(Some(&req.site), &kind, "by a technician"));
+    Json(serde_json::json!({"ok": true})).into_response()
+}
+
+/// Prometheus text format; names `diemcau_<subsystem>_<name>_<unit>`, documented in
+/// docs/operations.md.
+pub async fn metrics(State(bridge): State<Arc<Bridge>>) -> Response {
+    let Some(view) = bridge.health.view(false).await else {
+        return refuse(StatusCode::SERVICE_UNAVAILABLE, "internal", "health monitor stopped");
+    };
+    let c = bridge.peers.router.counters();
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, rows: Vec<(String, f64)>| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, v) in rows {
+            let _ = writeln!(out, "{name}{labels} {v}");
+        }
+    };
+    let site = |id: &str| format!("{{site=\"{id}\"}}");
+    let site_kind = |id: &str, k: &str| format!("{{site=\"{id}\",kind=\"{k}\"}}");
+    metric("diemcau_site_present", "gauge", "1 while the site holds its seat.", view.sites.iter().map(|s| (site(&s.id), s.present as u8 as f64)).collect());
+    let per_kind = |f: fn(&crate::health::board::InboundSnapshot) -> f64| {
+        view.sites.iter().flat_map(|s| [(site_kind(&s.id, "audio"), f(&s.audio_in)), (site_kind(&s.id, "video"), f(&s.video_in))]).collect::<Vec<_>>()
+    };
+    metric("diemcau_media_in_packets_per_second", "gauge", "RTP packets/s received from the site.", per_kind(|s| s.packets_per_second));
+    metric("diemcau_media_in_bitrate_bits_per_second", "gauge", "Bitrate received from the site.", per_kind(|s| s.bitrate_bps));
+    metric("diemcau_media_in_loss_ratio", "gauge", "Inbound packet loss before retransmission, last second.", per_kind(|s| s.loss_percent / 100.0));
+    metric("diemcau_media_in_jitter_seconds", "gauge", "RFC 3550 interarrival jitter.", per_kind(|s| s.jitter_ms / 1000.0));
+    metric("diemcau_media_in_packets_total", "counter", "RTP packets received from the site.", per_kind(|s| s.packets_total as f64));
+    metric("diemcau_media_in_frames_per_second", "gauge", "Camera frames/s received from the site.", view.sites.iter().map(|s| (site(&s.id), s.video_in.frames_per_second)).collect());
+    metric("diemcau_media_out_bitrate_bits_per_second", "gauge", "Bitrate sent to the site.", view.sites.iter().map(|s| (site(&s.id), s.bitrate_out_bps)).collect());
+    metric("diemcau_media_out_packets_total", "counter", "RTP packets sent to the site.", view.sites.iter().map(|s| (site(&s.id), s.packets_out_total as f64)).collect());
+    metric("diemcau_ice_rtt_seconds", "gauge", "Round-trip time of the site's media path.", view.sites.iter().filter_map(|s| s.rtt_ms.map(|r| (site(&s.id), r / 1000.0))).collect());
+    metric("diemcau_audio_level_ratio", "gauge", "Recent loudness of the site's audio, 0..1.", view.sites.iter().map(|s| (site(&s.id), s.audio_level)).collect());
+    metric(
+        "diemcau_alarm_active",
+        "gauge",
+        "1 for each active alarm.",
+        view.alarms.iter().map(|a| (format!("{{site=\"{}\",alarm=\"{}\"}}", a.site, a.alarm), 1.0)).collect(),
+    );
+    metric("diemcau_media_received_packets_total", "counter", "RTP packets received from all sites.", vec![(String::new(), c.received_packets as f64)]);
+    metric("diemcau_media_forwarded_packets_total", "counter", "RTP packets queued to receivers.", vec![(String::new(), c.forwarded_packets as f64)]);
+    metric(
+        "diemcau_media_dropped_packets_total",
+        "counter",
+        "RTP packets not forwarded, by reason.",
+        vec![("{reason=\"queue_full\"}".into(), c.dropped_queue_full as f64), ("{reason=\"muted\"}".into(), c.blocked_muted as f64)],
+    );
+    metric("diemcau_media_keyframe_requests_total", "counter", "Keyframe requests sent to publishers.", vec![(String::new(), c.keyframe_requests as f64)]);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out).into_response()
+}
