@@ -338,7 +338,10 @@ impl Monitor {
                     bitrate_out_bps: self.sites[i].bitrate_out_bps,
                     packets_out_total: self.board.outbound(i).0,
                     rtt_ms: self.rtt(i, now),
-                    candidate: self.board.connection(i).1,
+                    candidate: Some(self.board.connection(i).1)
+                        .filter(|c| !c.is_empty())
+                        .or_else(|| self.fresh_report(i, now).and_then(|r| r.candidate.clone()))
+                        .unwrap_or_default(),
                     audio_level: levels.get(i).copied().unwrap_or(0.0) as f64,
                     last_packet_age_ms: age_ms(last, now),
                     client: self.fresh_report(i, now).cloned(),

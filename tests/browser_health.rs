@@ -1,0 +1,73 @@
+//! Technicians in real headless Chromium: a ward's browser shows on the technicians' API
+//! with non-zero bitrate and frame rate, its page's own report arrives, the readiness check
+//! passes for it, and the /tech page itself renders the rows from that API.
+
+mod common;
+
+use common::browser::{fake_media, Browser};
+use common::{scratch_dir, Deadline, TestBridge};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+fn site<'a>(view: &'a Value, id: &str) -> &'a Value {
+    view["sites"].as_array().unwrap().iter().find(|s| s["id"] == id).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chromium_site_is_measured_on_the_technicians_page_and_passes_readiness() {
+    let bridge = TestBridge::start_default();
+    let scratch = scratch_dir("th");
+    let hq = fake_media(&scratch, "hq", (220, 30, 30), 440);
+    let ward = fake_media(&scratch, "hang-gai", (30, 200, 30), 660);
+    let _hq = Browser::launch("hq", &bridge.join_url("hq"), &hq, &scratch).await;
+    let _ward = Browser::launch("hang-gai", &bridge.join_url("hang-gai"), &ward, &scratch).await;
+
+    let deadline = Deadline::after(Duration::from_secs(60), "hang-gai measured with bitrate, fps and a page report");
+    let view = loop {
+        let (_, v) = bridge.tech("GET", "/api/tech", "").await;
+        let s = site(&v, "hang-gai");
+        let bitrate = s["video_in"]["bitrate_bps"].as_f64().unwrap_or(0.0);
+        let fps = s["video_in"]["frames_per_second"].as_f64().unwrap_or(0.0);
+        let heard = s["client"]["received"]["hq"]["audio_pps"].as_f64().unwrap_or(0.0);
+        if bitrate > 0.0 && fps > 0.0 && heard > 0.0 {
+            break v;
+        }
+        deadline.tick().await;
+    };
+    let s = site(&view, "hang-gai");
+    println!(
+        "hang-gai: in {:.0} kb/s video {:.1} fps {}x{}, audio level {:.2}, rtt {:?} ms, candidate {}",
+        (s["video_in"]["bitrate_bps"].as_f64().unwrap() + s["audio_in"]["bitrate_bps"].as_f64().unwrap()) / 1000.0,
+        s["video_in"]["frames_per_second"].as_f64().unwrap(),
+        s["video_in"]["width"],
+        s["video_in"]["height"],
+        s["audio_level"].as_f64().unwrap(),
+        s["rtt_ms"].as_f64(),
+        s["candidate"]
+    );
+    assert_eq!(s["video_in"]["width"], 320, "resolution read from the VP8 keyframe");
+
+    let deadline = Deadline::after(Duration::from_secs(30), "the readiness check to pass for hang-gai");
+    loop {
+        let (status, report) = bridge.tech("POST", "/api/tech/readiness", "").await;
+        assert_eq!(status, 200);
+        let r = report["sites"].as_array().unwrap().iter().find(|s| s["site"] == "hang-gai").unwrap().clone();
+        if r["pass"] == true {
+            assert!(report["sites"].as_array().unwrap().iter().any(|s| s["site"] == "cua-nam" && s["pass"] == false), "an absent site fails");
+            break;
+        }
+        println!("readiness not yet: {r}");
+        deadline.tick().await;
+    }
+
+    // The technicians' page renders the same numbers.
+    let media = fake_media(&scratch, "tech", (0, 0, 0), 100);
+    let mut tech = Browser::launch("tech", &bridge.url(&format!("/tech#key={}", bridge.tech_key())), &media, &scratch).await;
+    let deadline = Deadline::after(Duration::from_secs(20), "the /tech page to show hang-gai healthy");
+    while tech.eval("document.querySelector('tr[data-site=\"hang-gai\"]')?.dataset.status").await != Some(json!("ok")) {
+        deadline.tick().await;
+    }
+    let sparks = tech.eval("document.querySelectorAll('tr[data-site=\"hang-gai\"] canvas').length").await;
+    assert_eq!(sparks, Some(json!(4)), "four sparklines per site");
+    let _ = std::fs::remove_dir_all(&scratch);
+}
