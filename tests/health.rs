@@ -107,3 +107,39 @@ async fn metrics_and_actions_for_a_connected_site() {
     let health = bridge.get_json("/api/health").await;
     assert!(health["sites"].as_array().unwrap().iter().any(|s| s["id"] == "trang-tien" && s["present"] == false));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_percent_loss_on_one_site_is_measured_and_alarmed_while_the_others_stay_green() {
+    let bridge = TestBridge::start_default();
+    let hq = Sim::join(&bridge.cert_pem(), bridge.port, "hq", bridge.key("hq")).await;
+    let _clean = Sim::join(&bridge.cert_pem(), bridge.port, "cua-nam", bridge.key("cua-nam")).await;
+    // Hàng Bài's media goes through ../shared/lab/udp-relay.py dropping 10 % each way.
+    let _lossy = Sim::join_with(&bridge.cert_pem(), bridge.port, "hang-bai", bridge.key("hang-bai"), 100, Some(10.0)).await;
+    wait_until(Duration::from_secs(30), "hang-bai's media through the relay", || async { (hq.received("hang-bai", "audio") > 0).then_some(()) }).await;
+    let flowing = Instant::now();
+    let view = wait_until(Duration::from_secs(8), "high_loss on hang-bai", || async {
+        let (_, v) = bridge.tech("GET", "/api/tech", "").await;
+        alarms_of(&v, "hang-bai").contains(&"high_loss".to_string()).then_some(v)
+    })
+    .await;
+    println!("high_loss raised {:.1} s after media started flowing", flowing.elapsed().as_secs_f64());
+    assert!(flowing.elapsed() < Duration::from_secs(5), "the loss alarm must be raised within 5 s");
+    // Reported loss, averaged over ten one-second samples, is the injected 10 % ± 3 points.
+    let alarm_at = view["alarms"][0]["since_ms"].as_i64().unwrap();
+    let v = wait_until(Duration::from_secs(20), "ten more one-second samples", || async {
+        let (_, v) = bridge.tech("GET", "/api/tech", "").await;
+        let n = site(&v, "hang-bai")["history"].as_array().unwrap().iter().filter(|s| s["t_ms"].as_i64().unwrap() > alarm_at).count();
+        (n >= 10).then_some(v)
+    })
+    .await;
+    let history = site(&v, "hang-bai")["history"].as_array().unwrap().clone();
+    let recent: Vec<f64> = history.iter().rev().take(10).map(|s| s["loss_percent"].as_f64().unwrap()).collect();
+    let mean = recent.iter().sum::<f64>() / recent.len() as f64;
+    println!("hang-bai loss over the last 10 s: {mean:.1} % (samples {recent:?})");
+    assert!((7.0..=13.0).contains(&mean), "measured {mean:.1} % for 10 % injected");
+    for id in ["hq", "cua-nam"] {
+        assert!(alarms_of(&v, id).is_empty(), "{id} stays green: {:?}", alarms_of(&v, id));
+        let loss = site(&v, id)["history"].as_array().unwrap().iter().rev().take(10).map(|s| s["loss_percent"].as_f64().unwrap()).fold(0.0, f64::max);
+        assert!(loss < 2.0, "{id} loss {loss}");
+    }
+}

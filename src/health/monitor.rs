@@ -193,6 +193,16 @@ pub fn spawn(parts: MonitorParts, cancel: CancellationToken) -> HealthHandle {
     HealthHandle { tx }
 }
 
+/// Loss over audio and video together, weighted by their packet rates (a per-second loss
+/// figure from 50 audio packets alone is too noisy to alarm on).
+fn combined_loss(a: &InboundSnapshot, v: &InboundSnapshot) -> f64 {
+    let total = a.packets_per_second + v.packets_per_second;
+    if total <= 0.0 {
+        return 0.0;
+    }
+    (a.loss_percent * a.packets_per_second + v.loss_percent * v.packets_per_second) / total
+}
+
 fn age_ms(at: Option<Instant>, now: Instant) -> Option<f64> {
     at.map(|t| now.saturating_duration_since(t).as_secs_f64() * 1000.0)
 }
@@ -244,7 +254,7 @@ impl Monitor {
             audio_expected: view.audio_expected,
             holds_floor: view.holds_floor,
             audio_level: levels.get(site).map(|l| *l as f64),
-            loss_percent: if recent(&a) || recent(&v) { a.loss_percent.max(v.loss_percent) } else { 0.0 },
+            loss_percent: if recent(&a) || recent(&v) { combined_loss(&a, &v) } else { 0.0 },
             rtt_ms: self.rtt(site, now),
         }
     }

@@ -72,6 +72,35 @@ impl PeerConnectionEventHandler for Handler {
     }
 }
 
+/// With a relay, the server's direct candidates must not reach ICE through the SDP either.
+fn without_candidates(sdp: &str, strip: bool) -> String {
+    if !strip {
+        return sdp.to_string();
+    }
+    sdp.split_inclusive("\r\n").filter(|l| !l.starts_with("a=candidate:")).collect()
+}
+
+/// Starts a lossy UDP relay in front of the candidate's address and returns the candidate
+/// rewritten to point at the relay.
+fn relay_candidate(candidate: &str, loss: f64, relays: &Mutex<Vec<std::process::Child>>) -> String {
+    let mut f: Vec<String> = candidate.split(' ').map(str::to_string).collect();
+    if f.len() < 8 || f[2].to_ascii_lowercase() != "udp" {
+        return candidate.to_string();
+    }
+    let listen = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = std::process::Command::new("python3")
+        .arg(super::browser::lab_dir().join("udp-relay.py"))
+        .args(["--listen", &format!("127.0.0.1:{listen}"), "--target", &format!("{}:{}", f[4], f[5]), "--loss", &loss.to_string(), "--duration", "120"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start udp-relay.py");
+    relays.lock().unwrap().push(child);
+    f[4] = "127.0.0.1".into();
+    f[5] = listen.to_string();
+    f.join(" ")
+}
+
 fn local_track(site: &str, kind: RtpCodecKind, codec: rtc::rtp_transceiver::rtp_sender::RTCRtpCodec, ssrc: u32) -> Arc<TrackLocalStaticRTP> {
     Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
         site.to_string(),
@@ -94,6 +123,14 @@ impl Sim {
 
     /// As [`Sim::join`], sending `video_pps` video packets per second (audio is always 50).
     pub async fn join_at_rate(cert_pem: &Path, port: u16, site: &str, key: &str, video_pps: u32) -> Sim {
+        Self::join_with(cert_pem, port, site, key, video_pps, None).await
+    }
+
+    /// As [`Sim::join_at_rate`], with the media path through `../shared/lab/udp-relay.py`
+    /// dropping `loss` percent of packets in each direction (the server's candidates are
+    /// rewritten to point at a relay in front of them).
+    pub async fn join_with(cert_pem: &Path, port: u16, site: &str, key: &str, video_pps: u32, loss: Option<f64>) -> Sim {
+        let relays: Arc<Mutex<Vec<std::process::Child>>> = Arc::default();
         let mut client = Client::connect(cert_pem, port).await;
         let joined = client.join(site, key).await;
         assert_eq!(joined["type"], "joined", "{site} join refused: {joined}");
@@ -157,7 +194,8 @@ impl Sim {
         let (mut ws_tx, mut ws_rx) = socket.split();
         // Signalling pump: outgoing JSON to the socket, incoming JSON applied to the PC in order.
         {
-            let (pc, messages, cancel, outgoing) = (pc.clone(), messages.clone(), cancel.clone(), outgoing.clone());
+            let (pc, messages, cancel, outgoing, relays_held) = (pc.clone(), messages.clone(), cancel.clone(), outgoing.clone(), relays.clone());
+            let relays = relays_held;
             tokio::spawn(async move {
                 let mut keepalive = tokio::time::interval(Duration::from_secs(15));
                 loop {
@@ -179,11 +217,11 @@ impl Sim {
                             messages.lock().unwrap().push(v.clone());
                             match v["type"].as_str() {
                                 Some("answer") => {
-                                    let d = RTCSessionDescription::answer(v["sdp"].as_str().unwrap().into()).unwrap();
+                                    let d = RTCSessionDescription::answer(without_candidates(v["sdp"].as_str().unwrap(), loss.is_some())).unwrap();
                                     pc.set_remote_description(d).await.unwrap();
                                 }
                                 Some("offer") => {
-                                    let d = RTCSessionDescription::offer(v["sdp"].as_str().unwrap().into()).unwrap();
+                                    let d = RTCSessionDescription::offer(without_candidates(v["sdp"].as_str().unwrap(), loss.is_some())).unwrap();
                                     pc.set_remote_description(d).await.unwrap();
                                     let a = pc.create_answer(None).await.unwrap();
                                     pc.set_local_description(a).await.unwrap();
@@ -192,8 +230,12 @@ impl Sim {
                                 }
                                 Some("candidate") => {
                                     let c = &v["candidate"];
+                                    let mut candidate = c["candidate"].as_str().unwrap().to_string();
+                                    if let Some(loss) = loss {
+                                        candidate = relay_candidate(&candidate, loss, &relays);
+                                    }
                                     let init = RTCIceCandidateInit {
-                                        candidate: c["candidate"].as_str().unwrap().into(),
+                                        candidate,
                                         sdp_mid: c["sdpMid"].as_str().map(Into::into),
                                         sdp_mline_index: c["sdpMLineIndex"].as_u64().map(|x| x as u16),
                                         ..Default::default()
@@ -206,6 +248,10 @@ impl Sim {
                     }
                 }
                 let _ = pc.close().await;
+                for mut r in relays.lock().unwrap().drain(..) {
+                    let _ = r.kill();
+                    let _ = r.wait();
+                }
             });
         }
         // Media: 50 audio packets/s, 30 video packets/s, once connected; bounded by `cancel`.
