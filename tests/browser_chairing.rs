@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::browser::{fake_media, Browser};
+use common::browser::{colour_of, fake_media, Browser};
 use common::{scratch_dir, Deadline, TestBridge};
 use serde_json::json;
 use std::time::Duration;
@@ -173,18 +173,3 @@ const CANVAS_TRACK: &str = "new Promise((resolve) => {
                         g.fillStyle = '#000'; g.fillRect((Date.now() / 10) % 320, 0, 8, 30); }, 100);
     resolve(c.captureStream(10).getVideoTracks()[0]);
 })";
-
-/// JavaScript giving the median colour of the middle of a video element.
-fn colour_of(selector: &str) -> String {
-    format!(
-        r#"(() => {{
-            const v = document.querySelector('{selector}');
-            if (!v || v.readyState < 2 || !v.videoWidth) return null;
-            const c = new OffscreenCanvas(64, 48), g = c.getContext('2d');
-            g.drawImage(v, 0, 0, 64, 48);
-            const d = g.getImageData(16, 28, 32, 12).data, ch = [[], [], []];
-            for (let i = 0; i < d.length; i += 4) {{ ch[0].push(d[i]); ch[1].push(d[i + 1]); ch[2].push(d[i + 2]); }}
-            return ch.map((a) => a.sort((x, y) => x - y)[a.length >> 1]);
-        }})()"#
-    )
-}

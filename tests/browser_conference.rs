@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::browser::{fake_media, Browser};
+use common::browser::{colour_of, fake_media, Browser};
 use common::ws::Client;
 use common::{scratch_dir, Deadline, TestBridge};
 use serde_json::{json, Value};
@@ -31,18 +31,7 @@ async fn receive_stats(b: &mut Browser) -> HashMap<String, (f64, f64)> {
 
 /// The median colour of the middle of `site`'s tile, as this browser renders it.
 async fn tile_colour(b: &mut Browser, site: &str) -> Option<[f64; 3]> {
-    let js = format!(
-        r#"(() => {{
-            const v = document.querySelector('figure[data-site="{site}"] video');
-            if (!v || v.readyState < 2 || !v.videoWidth) return null;
-            const c = new OffscreenCanvas(64, 48), g = c.getContext('2d');
-            g.drawImage(v, 0, 0, 64, 48);
-            const d = g.getImageData(16, 28, 32, 12).data, ch = [[], [], []];
-            for (let i = 0; i < d.length; i += 4) {{ ch[0].push(d[i]); ch[1].push(d[i + 1]); ch[2].push(d[i + 2]); }}
-            return ch.map((a) => a.sort((x, y) => x - y)[a.length >> 1]);
-        }})()"#
-    );
-    let v = b.eval(&js).await?;
+    let v = b.eval(&colour_of(&format!("figure[data-site=\"{site}\"] video"))).await?;
     let a = v.as_array()?;
     Some([a[0].as_f64()?, a[1].as_f64()?, a[2].as_f64()?])
 }

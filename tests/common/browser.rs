@@ -221,3 +221,18 @@ fn base64_decode(s: &str) -> Result<Vec<u8>, ()> {
     }
     Ok(out)
 }
+
+/// JavaScript giving the median colour of the middle of a video element.
+pub fn colour_of(selector: &str) -> String {
+    format!(
+        r#"(() => {{
+            const v = document.querySelector('{selector}');
+            if (!v || v.readyState < 2 || !v.videoWidth) return null;
+            const c = new OffscreenCanvas(64, 48), g = c.getContext('2d');
+            g.drawImage(v, 0, 0, 64, 48);
+            const d = g.getImageData(16, 28, 32, 12).data, ch = [[], [], []];
+            for (let i = 0; i < d.length; i += 4) {{ ch[0].push(d[i]); ch[1].push(d[i + 1]); ch[2].push(d[i + 2]); }}
+            return ch.map((a) => a.sort((x, y) => x - y)[a.length >> 1]);
+        }})()"#
+    )
+}
