@@ -101,6 +101,13 @@ pub struct ConferenceConfig {
     /// How many sites may hold the floor at once (default 1).
     #[serde(default = "one")]
     pub max_floor_holders: usize,
+    /// How long a site that lost its connection keeps its seat, floor and queue place.
+    #[serde(default = "sixty")]
+    pub seat_grace_s: u64,
+}
+
+fn sixty() -> u64 {
+    60
 }
 
 fn one() -> usize {
@@ -146,6 +153,7 @@ pub struct Settings {
     pub media_public_ip: Option<IpAddr>,
     pub title: String,
     pub max_floor_holders: usize,
+    pub seat_grace_ms: i64,
     /// Sites in config order; a site's index here is its compact id on the media path.
     pub sites: Vec<Site>,
     /// Fixed keys from config, by site id.
@@ -307,6 +315,7 @@ impl Config {
             media_public_ip,
             title: self.conference.title,
             max_floor_holders: self.conference.max_floor_holders,
+            seat_grace_ms: self.conference.seat_grace_s.min(86_400) as i64 * 1000,
             sites,
             fixed_keys,
             agenda,

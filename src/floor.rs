@@ -17,10 +17,10 @@ pub const MAX_TOPIC_CHARS: usize = 200;
 
 const MS_PER_MINUTE: i64 = 60_000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 pub struct RequestId(pub u64);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum RequestState {
     Pending,
     Granted,
@@ -30,7 +30,7 @@ pub enum RequestState {
     Cancelled,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FloorRequest {
     pub id: RequestId,
     pub site: SiteIndex,
@@ -44,7 +44,7 @@ pub struct FloorRequest {
     pub ended_ms: Option<i64>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Holder {
     pub site: SiteIndex,
     pub request: RequestId,
@@ -61,14 +61,14 @@ pub struct QueueEntry {
     pub waiting_ms: i64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ItemKind {
     Report,
     Speech,
     Directive,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AgendaItem {
     pub title: String,
     pub kind: ItemKind,
@@ -86,7 +86,7 @@ pub struct CurrentItem {
     pub overtime: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ItemRun {
     pub index: usize,
     pub started_ms: i64,
@@ -174,7 +174,7 @@ type Outcome = Result<Vec<FloorEvent>, FloorError>;
 
 /// Every check in an operation runs before its first mutation, which is what
 /// makes "on error nothing changes" hold without any rollback code.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Floor {
     chair: SiteIndex,
     max_holders: usize,

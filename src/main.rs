@@ -37,13 +37,15 @@ async fn main() -> anyhow::Result<()> {
     let Command::Serve { config, listen, data } = Cli::parse().command;
     let running = diemcau::server::start(diemcau::server::Options { config, listen, data }).await?;
     let shutdown = running.shutdown.clone();
+    let conference = running.bridge.conference.clone();
     tokio::spawn(async move {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {},
             _ = term.recv() => {},
         }
-        tracing::info!("shutting down");
+        tracing::info!("shutting down: telling the sites and saving the conference state");
+        conference.shutdown().await;
         shutdown.cancel();
     });
     running.wait().await?;

@@ -168,6 +168,9 @@ export class BridgeClient {
       case "replaced":
         this.status("replaced", { message: m.message });
         break;
+      case "restarting":
+        this.status("restarting");
+        break;
       case "dropped":
         // A technician reset this session: the socket closes and we join again.
         this.status("reconnecting", { attempt: this.attempt + 1 });

@@ -231,8 +231,9 @@ function render() {
     if (site.id !== siteId) {
       tile.dataset.present = String(site.present);
       const ph = tile.querySelector(".placeholder");
-      if (ph) ph.textContent = site.present ? t("tile.waiting") : t("tile.absent");
+      if (ph) ph.textContent = site.present ? t("tile.waiting") : site.reconnecting ? t("tile.reconnecting", { site: site.name }) : t("tile.absent");
       if (!site.present) tile.dataset.video = "none";
+      tile.dataset.reconnecting = String(!!site.reconnecting);
     }
     tile.dataset.muted = String(site.audio_muted || site.hard_muted);
     tile.dataset.holder = String(s.floor.holders.some((h) => h.site === site.id));

@@ -26,7 +26,7 @@ struct Holder {
 }
 
 /// A site's mute flags. `hard` is the chair's; the site cannot clear it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Mute {
     audio: bool,
     video: bool,
@@ -41,6 +41,22 @@ struct SeatState {
     mute: Mute,
     /// The mute a site had when it was given the floor, restored when the floor ends.
     mute_before_floor: Option<Mute>,
+    /// The site lost its connection; its seat, floor and queue place are kept until then
+    /// (Unix ms).
+    held_until: Option<i64>,
+}
+
+/// What survives a restart: written to the store after every change.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Persisted {
+    floor: Floor,
+    /// By site id, so a config that reorders sites still restores the right ones.
+    mutes: Vec<(String, Mute, Option<Mute>)>,
+    layout: Layout,
+    locked: bool,
+    /// Sites present or held when saved: after a restart they are expected back.
+    #[serde(default)]
+    expected: Vec<String>,
 }
 
 struct Actor {
@@ -56,6 +72,8 @@ struct Actor {
     /// The site whose shared content everyone sees, if any.
     sharing: Option<usize>,
     view: tokio::sync::watch::Sender<Arc<Vec<SiteView>>>,
+    /// The latest state to persist; a writer task saves it, coalescing bursts.
+    persist: tokio::sync::watch::Sender<Option<String>>,
 }
 
 /// How often audio levels are read for the active speaker.
@@ -63,6 +81,21 @@ const SPEAKER_TICK: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Starts the actor; it stops when `cancel` fires or every handle is dropped.
 pub fn spawn(settings: Arc<Settings>, store: Store, router: Router, cancel: CancellationToken) -> ConferenceHandle {
+    let (persist, mut persisted) = tokio::sync::watch::channel(None::<String>);
+    {
+        let store = store.clone();
+        tokio::spawn(async move {
+            while persisted.changed().await.is_ok() {
+                let Some(json) = persisted.borrow_and_update().clone() else { continue };
+                let store = store.clone();
+                match tokio::task::spawn_blocking(move || store.save_conference_state(&json)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => warn!("saving the conference state failed: {e}"),
+                    Err(e) => warn!("saving the conference state failed: {e}"),
+                }
+            }
+        });
+    }
     let (tx, mut rx) = mpsc::channel(256);
     let seats = settings.sites.iter().map(|_| SeatState::default()).collect();
     let chair = settings.sites.iter().position(|s| s.role == Role::Chair).expect("validated config has a chair");
@@ -79,19 +112,23 @@ pub fn spawn(settings: Arc<Settings>, store: Store, router: Router, cancel: Canc
         ticks: 0,
         sharing: None,
         view: tokio::sync::watch::channel(Arc::new(Vec::new())).0,
+        persist,
     };
     let view = actor.view.subscribe();
-    actor.apply_media_policy();
-    let programme = actor.settings.agenda.clone();
-    match programme.into_iter().map(|i| actor.agenda_item(i)).collect::<Result<Vec<_>, _>>() {
-        Ok(items) if !items.is_empty() => {
-            if let Err(e) = actor.floor.set_agenda(chair, items, now_ms()) {
-                warn!("the configured programme was not accepted: {e}");
+    if !actor.restore() {
+        let programme = actor.settings.agenda.clone();
+        match programme.into_iter().map(|i| actor.agenda_item(i)).collect::<Result<Vec<_>, _>>() {
+            Ok(items) if !items.is_empty() => {
+                if let Err(e) = actor.floor.set_agenda(chair, items, now_ms()) {
+                    warn!("the configured programme was not accepted: {e}");
+                }
             }
+            Ok(_) => {}
+            Err(e) => warn!("the configured programme was not accepted: {}", e.message),
         }
-        Ok(_) => {}
-        Err(e) => warn!("the configured programme was not accepted: {}", e.message),
     }
+    actor.apply_media_policy();
+    actor.publish_view();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(SPEAKER_TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -115,7 +152,17 @@ impl Actor {
             Command::Join { site, session, outbox, reply } => {
                 let _ = reply.send(self.join(site, session, outbox));
             }
-            Command::Leave { site, session } => self.leave(site, session),
+            Command::Leave { site, session, lost } => self.leave(site, session, lost),
+            Command::Shutdown { reply } => {
+                self.send_all(ServerMessage::Restarting {
+                    message: "Máy chủ đang khởi động lại; trang sẽ tự kết nối lại. / The server is restarting; this page reconnects by itself.".into(),
+                });
+                // Flush now, on this task: the process is about to exit.
+                if let Err(e) = self.store.save_conference_state(&self.persisted_json()) {
+                    warn!("saving the conference state at shutdown failed: {e}");
+                }
+                let _ = reply.send(());
+            }
             Command::Act { site, session, action, reply } => {
                 let result = self.act(site, session, action);
                 if result.is_ok() {
@@ -131,10 +178,10 @@ impl Actor {
                 let seat = &mut self.seats[site];
                 let sent = seat.holder.as_ref().is_some_and(|h| h.outbox.try_send(msg).is_ok());
                 if sent && close {
-                    // The session closes itself on `dropped`; the seat is free from now.
+                    // The session closes itself on `dropped` and the page rejoins: hold the seat.
                     let session = seat.holder.as_ref().map(|h| h.session);
                     if let Some(session) = session {
-                        self.leave(site, session);
+                        self.leave(site, session, true);
                     }
                 }
                 let _ = reply.send(sent);
@@ -146,6 +193,7 @@ impl Actor {
     /// otherwise every other tick so level meters move.
     fn on_tick(&mut self, now: i64) {
         self.ticks += 1;
+        self.release_expired_seats(now);
         if self.seats.iter().all(|s| s.holder.is_none()) {
             return;
         }
@@ -174,7 +222,8 @@ impl Actor {
 
     fn join(&mut self, site: usize, session: Uuid, outbox: mpsc::Sender<ServerMessage>) -> Result<Seat, JoinRefused> {
         let is_chair = self.settings.sites[site].role == Role::Chair;
-        if self.locked && !is_chair && self.seats[site].holder.is_none() {
+        let held = self.seats[site].held_until.take().is_some();
+        if self.locked && !is_chair && self.seats[site].holder.is_none() && !held {
             info!(site = %self.id(site), "join refused: the conference is locked");
             return Err(JoinRefused::Locked);
         }
@@ -186,30 +235,135 @@ impl Actor {
             });
             true
         } else {
-            info!(site = %self.id(site), %session, "{} joined", self.name(site));
-            self.seats[site].since_ms = Some(now_ms());
+            if held {
+                info!(site = %self.id(site), %session, "{} reconnected; its seat, floor and queue place were kept", self.name(site));
+            } else {
+                info!(site = %self.id(site), %session, "{} joined", self.name(site));
+                self.seats[site].since_ms = Some(now_ms());
+            }
             self.floor.set_present(site, true, now_ms());
             false
         };
-        self.log(site, if replaced_previous { "rejoin" } else { "join" }, &session.to_string());
+        let event = if replaced_previous { "rejoin" } else if held { "reconnect" } else { "join" };
+        self.log(site, event, &session.to_string());
         self.broadcast_state();
         Ok(Seat { site, session, replaced_previous })
     }
 
-    fn leave(&mut self, site: usize, session: Uuid) {
+    /// A session ended. `lost`: the connection went away without `leave`, so the seat, floor
+    /// and queue place are held for the grace period; otherwise the site left for good.
+    fn leave(&mut self, site: usize, session: Uuid, lost: bool) {
+        let now = now_ms();
         let seat = &mut self.seats[site];
-        if seat.holder.as_ref().is_some_and(|h| h.session == session) {
-            seat.holder = None;
-            seat.since_ms = Some(now_ms());
-            self.floor.set_present(site, false, now_ms());
-            if self.sharing == Some(site) {
-                self.sharing = None;
-                self.apply_media_policy();
-            }
+        if !seat.holder.as_ref().is_some_and(|h| h.session == session) {
+            return;
+        }
+        seat.holder = None;
+        self.floor.set_present(site, false, now);
+        if self.sharing == Some(site) {
+            self.sharing = None;
+        }
+        if lost && self.settings.seat_grace_ms > 0 {
+            seat.held_until = Some(now + self.settings.seat_grace_ms);
+            info!(site = %self.id(site), %session, "{} lost its connection; seat held for {} s", self.name(site), self.settings.seat_grace_ms / 1000);
+            self.log(site, "connection_lost", &session.to_string());
+        } else {
+            seat.since_ms = Some(now);
             info!(site = %self.id(site), %session, "{} left", self.name(site));
             self.log(site, "leave", &session.to_string());
+            self.give_up_floor(site, now);
+        }
+        self.apply_media_policy();
+        self.broadcast_state();
+    }
+
+    /// A site that is gone for good: its floor goes back to the chair, its request is dropped.
+    fn give_up_floor(&mut self, site: usize, now: i64) {
+        let chair = self.floor.chair();
+        let mut events = self.floor.revoke(chair, site, now).unwrap_or_default();
+        events.extend(self.floor.cancel(site, now).unwrap_or_default());
+        self.apply_floor_events(&events);
+    }
+
+    /// Seats whose grace ran out are released: the floor returns to the chair.
+    fn release_expired_seats(&mut self, now: i64) {
+        let expired: Vec<usize> =
+            self.seats.iter().enumerate().filter(|(_, s)| s.held_until.is_some_and(|t| t <= now)).map(|(i, _)| i).collect();
+        for site in &expired {
+            let seat = &mut self.seats[*site];
+            seat.held_until = None;
+            seat.since_ms = Some(now);
+            warn!(site = %self.id(*site), "{} did not come back within the grace period; its seat is released", self.name(*site));
+            self.log(*site, "seat_released", "grace period over; floor returned to the chair");
+            self.give_up_floor(*site, now);
+        }
+        if !expired.is_empty() {
+            self.apply_media_policy();
             self.broadcast_state();
         }
+    }
+
+    /// Loads the state saved before a restart. Sites that were present get their seats held,
+    /// so they come back to their floor and queue places. False if nothing was restored.
+    fn restore(&mut self) -> bool {
+        let json = match self.store.load_conference_state() {
+            Ok(Some(json)) => json,
+            Ok(None) => return false,
+            Err(e) => {
+                warn!("reading the saved conference state failed: {e}");
+                return false;
+            }
+        };
+        let saved: Persisted = match serde_json::from_str(&json) {
+            Ok(p) => p,
+            Err(e) => {
+                warn!("the saved conference state is unreadable ({e}); starting fresh");
+                return false;
+            }
+        };
+        let n = self.settings.sites.len();
+        if saved.floor.site_count() != n || saved.floor.chair() != self.floor.chair() {
+            warn!("the saved conference state is for another site list; starting fresh");
+            return false;
+        }
+        let now = now_ms();
+        let mut floor = saved.floor;
+        for site in 0..n {
+            floor.set_present(site, false, now);
+        }
+        for id in &saved.expected {
+            if let Some(i) = self.settings.site_index(id) {
+                self.seats[i].held_until = Some(now + self.settings.seat_grace_ms.max(30_000));
+            }
+        }
+        self.floor = floor;
+        for (id, mute, before) in saved.mutes {
+            if let Some(i) = self.settings.site_index(&id) {
+                self.seats[i].mute = mute;
+                self.seats[i].mute_before_floor = before;
+            }
+        }
+        self.layout = saved.layout;
+        self.locked = saved.locked;
+        info!(held = self.seats.iter().filter(|s| s.held_until.is_some()).count(), "restored the conference state saved before the restart");
+        true
+    }
+
+    fn persisted_json(&self) -> String {
+        let saved = Persisted {
+            floor: self.floor.clone(),
+            mutes: self.seats.iter().enumerate().map(|(i, s)| (self.id(i).to_string(), s.mute, s.mute_before_floor)).collect(),
+            layout: self.layout,
+            locked: self.locked,
+            expected: self
+                .seats
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.holder.is_some() || s.held_until.is_some())
+                .map(|(i, _)| self.id(i).to_string())
+                .collect(),
+        };
+        serde_json::to_string(&saved).unwrap_or_default()
     }
 
     fn site_index(&self, id: &str) -> Result<usize, Refused> {
@@ -407,6 +561,7 @@ impl Actor {
                 audio_muted: seat.mute.audio,
                 video_muted: seat.mute.video,
                 hard_muted: seat.mute.hard,
+                reconnecting: seat.holder.is_none() && seat.held_until.is_some(),
             })
             .collect()
     }
@@ -467,6 +622,11 @@ impl Actor {
     /// change sends the whole state again.
     fn broadcast_state(&self) {
         self.send_all(self.state());
+        self.publish_view();
+        self.persist.send_replace(Some(self.persisted_json()));
+    }
+
+    fn publish_view(&self) {
         let holders = self.floor.holders();
         let view = self
             .seats

@@ -6,7 +6,8 @@ use uuid::Uuid;
 
 pub(super) enum Command {
     Join { site: usize, session: Uuid, outbox: mpsc::Sender<ServerMessage>, reply: oneshot::Sender<Result<Seat, JoinRefused>> },
-    Leave { site: usize, session: Uuid },
+    Leave { site: usize, session: Uuid, lost: bool },
+    Shutdown { reply: oneshot::Sender<()> },
     Act { site: usize, session: Uuid, action: Action, reply: oneshot::Sender<Result<(), Refused>> },
     Presence { reply: oneshot::Sender<Vec<SitePresence>> },
     /// Sends a message to the session holding `site`'s seat; with `close`, that session is
@@ -91,9 +92,18 @@ impl ConferenceHandle {
         rx.await.map_err(|_| JoinRefused::Stopped)?
     }
 
-    /// Gives up the seat, if `session` still holds it.
-    pub async fn leave(&self, site: usize, session: Uuid) {
-        let _ = self.tx.send(Command::Leave { site, session }).await;
+    /// Gives up the seat, if `session` still holds it. `lost`: the connection dropped (the
+    /// seat is held for the grace period) rather than the site leaving.
+    pub async fn leave(&self, site: usize, session: Uuid, lost: bool) {
+        let _ = self.tx.send(Command::Leave { site, session, lost }).await;
+    }
+
+    /// Tells every page the server is restarting and saves the state; for SIGTERM.
+    pub async fn shutdown(&self) {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(Command::Shutdown { reply }).await.is_ok() {
+            let _ = rx.await;
+        }
     }
 
     /// Asks the conference to do something on behalf of `site` (held by `session`).

@@ -238,6 +238,8 @@ pub enum ServerMessage {
     Dropped { message: String },
     /// A technician asks the page to restart ICE (a new offer with `iceRestart`).
     RestartIce {},
+    /// The server is shutting down (for a restart); the page reconnects by itself.
+    Restarting { message: String },
     /// Something the client sent was refused; nothing changed because of it.
     Error {
         code: ErrorCode,
@@ -287,6 +289,9 @@ pub struct SitePresence {
     /// The chair muted this site; it cannot unmute itself.
     #[serde(default)]
     pub hard_muted: bool,
+    /// The site lost its connection and its seat is held for it (it is reconnecting).
+    #[serde(default)]
+    pub reconnecting: bool,
 }
 
 /// A site's recent loudness, 0.0 (silent) to 1.0.
@@ -530,6 +535,7 @@ mod tests {
                 audio_muted: false,
                 video_muted: true,
                 hard_muted: false,
+                reconnecting: false,
             }],
             floor: FloorView {
                 holders: vec![FloorHolderView { site: "hang-gai".into(), request: 1, since_ms: 5 }],
@@ -556,6 +562,7 @@ mod tests {
         round_trip_server(ServerMessage::Replaced { message: "x".into() });
         round_trip_server(ServerMessage::Dropped { message: "x".into() });
         round_trip_server(ServerMessage::RestartIce {});
+        round_trip_server(ServerMessage::Restarting { message: "x".into() });
         round_trip_server(ServerMessage::error(ErrorCode::BadKey, "wrong key", Some("join")));
         round_trip_server(ServerMessage::Pong);
     }

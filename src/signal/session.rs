@@ -104,7 +104,9 @@ impl Session {
             let _ = tx.send(Message::Close(Some(CloseFrame { code: 1000, reason: reason.into() }))).await;
         }
         if let Some(j) = self.joined.take() {
-            self.bridge.conference.leave(j.site, self.session).await;
+            // Only an explicit `leave` gives the seat up; a lost connection is held for a while.
+            let lost = close_reason != Some("left");
+            self.bridge.conference.leave(j.site, self.session, lost).await;
         }
     }
 
@@ -231,7 +233,7 @@ impl Session {
         let (peer, events) = match peer::spawn(site, bridge.peers.clone()).await {
             Ok(p) => p,
             Err(e) => {
-                bridge.conference.leave(site, self.session).await;
+                bridge.conference.leave(site, self.session, false).await;
                 return refuse(ErrorCode::Internal, e.to_string());
             }
         };

@@ -23,6 +23,13 @@ const MIGRATIONS: &[&str] = &[
         kind    TEXT NOT NULL,
         detail  TEXT NOT NULL DEFAULT ''
     );",
+    // 2: the running conference's state (mutes, floor, queue, programme, layout, lock), one
+    // row, rewritten on every change so a restart carries on where it stopped.
+    "CREATE TABLE conference_state (
+        id       INTEGER PRIMARY KEY CHECK (id = 1),
+        state    TEXT NOT NULL,
+        saved_ms INTEGER NOT NULL
+    );",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +100,21 @@ impl Store {
         Ok(())
     }
 
+    pub fn save_conference_state(&self, json: &str) -> Result<(), StoreError> {
+        let conn = self.conn.lock().expect("store mutex poisoned");
+        conn.execute(
+            "INSERT INTO conference_state (id, state, saved_ms) VALUES (1, ?1, ?2)
+             ON CONFLICT(id) DO UPDATE SET state = excluded.state, saved_ms = excluded.saved_ms",
+            params![json, now_ms()],
+        )?;
+        Ok(())
+    }
+
+    pub fn load_conference_state(&self) -> Result<Option<String>, StoreError> {
+        let conn = self.conn.lock().expect("store mutex poisoned");
+        Ok(conn.query_row("SELECT state FROM conference_state WHERE id = 1", [], |r| r.get(0)).optional()?)
+    }
+
     /// Appends to the event log.
     pub fn log_event(&self, site_id: Option<&str>, kind: &str, detail: &str) -> Result<(), StoreError> {
         let conn = self.conn.lock().expect("store mutex poisoned");
@@ -143,6 +165,10 @@ mod tests {
             store.log_event(Some("hang-gai"), "join", "Cụm Hàng Gai").unwrap();
         }
         let store = Store::open(&dir).unwrap();
+        assert_eq!(store.load_conference_state().unwrap(), None);
+        store.save_conference_state("{\"locked\":true}").unwrap();
+        store.save_conference_state("{\"locked\":false}").unwrap();
+        assert_eq!(store.load_conference_state().unwrap().as_deref(), Some("{\"locked\":false}"));
         assert_eq!(store.key_hash("hang-gai").unwrap().as_deref(), Some("hash-2"));
         assert_eq!(store.key_hash("hq").unwrap(), None);
         let events = store.recent_events(10).unwrap();

@@ -62,6 +62,7 @@ pub fn scratch_dir(name: &str) -> PathBuf {
 /// The real `diemcau serve` on 127.0.0.1, a free port and a fresh data directory.
 pub struct TestBridge {
     child: Child,
+    config: PathBuf,
     pub port: u16,
     pub data: PathBuf,
     /// Join key per site id, from `<data>/join-links.txt` or the config.
@@ -77,9 +78,23 @@ impl TestBridge {
     }
 
     pub fn start_with(config: PathBuf, data: PathBuf) -> Self {
-        let log = data.join("server.log");
+        Self::start_on(config, data, 0)
+    }
+
+    /// Kills the bridge (SIGKILL, as a crash would) and starts it again on the same data
+    /// directory and port.
+    pub fn kill_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let next = Self::start_on(self.config.clone(), self.data.clone(), self.port);
+        let old = std::mem::replace(self, next);
+        drop(old); // its process is already gone; killing it again is a no-op
+    }
+
+    fn start_on(config: PathBuf, data: PathBuf, port: u16) -> Self {
+        let log = data.join(format!("server-{}.log", uuid::Uuid::new_v4().simple()));
         let mut child = Command::new(env!("CARGO_BIN_EXE_diemcau"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--config"])
             .arg(&config)
             .arg("--data")
             .arg(&data)
@@ -124,7 +139,7 @@ impl TestBridge {
                 Some((site, url.split("#key=").nth(1)?.to_string()))
             })
             .collect();
-        TestBridge { child, port, data, keys, log }
+        TestBridge { child, config, port, data, keys, log }
     }
 
     pub fn pid(&self) -> u32 {

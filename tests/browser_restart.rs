@@ -1,0 +1,71 @@
+//! A server crash mid-meeting in real headless Chromium: the bridge is killed (SIGKILL) and
+//! started again on the same data directory and port; the pages reconnect by themselves and
+//! see and hear each other again, and the floor is where the chair left it.
+
+mod common;
+
+use common::browser::{fake_media, Browser};
+use common::{scratch_dir, Deadline, TestBridge};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_come_back_by_themselves_after_the_server_is_killed_and_restarted() {
+    let mut bridge = TestBridge::start_default();
+    let scratch = scratch_dir("rs");
+    let sites = [("hq", (220, 30, 30), 440), ("hang-gai", (30, 200, 30), 660)];
+    let mut browsers = Vec::new();
+    for (id, rgb, tone) in sites {
+        let media = fake_media(&scratch, id, rgb, tone);
+        browsers.push(Browser::launch(id, &bridge.join_url(id), &media, &scratch).await);
+    }
+    let flowing = |me: usize| {
+        let other = sites[1 - me].0;
+        format!("window.diemcau.stats().then(s => !!s['{other}'] && s['{other}'].framesDecoded > 0 && s['{other}'].totalAudioEnergy > 0)")
+    };
+    for i in 0..2 {
+        let deadline = Deadline::after(Duration::from_secs(60), format!("{} to receive the other", sites[i].0));
+        while browsers[i].eval(&flowing(i)).await != Some(json!(true)) {
+            deadline.tick().await;
+        }
+    }
+    browsers[0].eval("document.querySelector('#sites tr[data-site=\"hang-gai\"] button.give').click()").await;
+    let deadline = Deadline::after(Duration::from_secs(10), "the floor to reach the saved state");
+    let db = bridge.data.join("diemcau.sqlite3");
+    loop {
+        let saved = rusqlite::Connection::open(&db)
+            .and_then(|c| c.query_row("SELECT state FROM conference_state", [], |r| r.get::<_, String>(0)))
+            .unwrap_or_default();
+        if saved.contains("\"Granted\"") {
+            break;
+        }
+        deadline.tick().await;
+    }
+    let before: Vec<f64> = {
+        let mut v = Vec::new();
+        for b in browsers.iter_mut() {
+            v.push(b.eval("window.diemcau.client.connectedAt").await.and_then(|x| x.as_f64()).unwrap_or(0.0));
+        }
+        v
+    };
+
+    bridge.kill_and_restart();
+    let restarted = Instant::now();
+    for i in 0..2 {
+        let deadline = Deadline::after(Duration::from_secs(60), format!("{} to reconnect and receive again", sites[i].0));
+        loop {
+            let again = browsers[i].eval("window.diemcau.client.connectedAt").await.and_then(|x| x.as_f64()).unwrap_or(0.0) > before[i];
+            if again && browsers[i].eval(&flowing(i)).await == Some(json!(true)) {
+                break;
+            }
+            deadline.tick().await;
+        }
+        println!("{}: media back {:.1} s after the restart", sites[i].0, restarted.elapsed().as_secs_f64());
+        let deadline = Deadline::after(Duration::from_secs(10), format!("{} to show the restored floor", sites[i].0));
+        while browsers[i].eval("document.body.dataset.floor").await != Some(json!("hang-gai")) {
+            deadline.tick().await;
+        }
+    }
+    drop(browsers);
+    let _ = std::fs::remove_dir_all(&scratch);
+}
