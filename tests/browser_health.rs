@@ -20,7 +20,7 @@ async fn a_chromium_site_is_measured_on_the_technicians_page_and_passes_readines
     let hq = fake_media(&scratch, "hq", (220, 30, 30), 440);
     let ward = fake_media(&scratch, "hang-gai", (30, 200, 30), 660);
     let _hq = Browser::launch("hq", &bridge.join_url("hq"), &hq, &scratch).await;
-    let _ward = Browser::launch("hang-gai", &bridge.join_url("hang-gai"), &ward, &scratch).await;
+    let mut ward_page = Browser::launch("hang-gai", &bridge.join_url("hang-gai"), &ward, &scratch).await;
 
     let deadline = Deadline::after(Duration::from_secs(60), "hang-gai measured with bitrate, fps and a page report");
     let view = loop {
@@ -59,6 +59,28 @@ async fn a_chromium_site_is_measured_on_the_technicians_page_and_passes_readines
         println!("readiness not yet: {r}");
         deadline.tick().await;
     }
+
+    // A technician asks Hàng Gai to restart ICE: the page renegotiates over its live socket
+    // (no rejoin) and HQ keeps receiving its video.
+    let joined_at = ward_page.eval("window.diemcau.client.connectedAt").await;
+    const UFRAG: &str = "window.diemcau.client.pc.localDescription.sdp.match(/a=ice-ufrag:(\\S+)/)[1]";
+    let ufrag = ward_page.eval(UFRAG).await;
+    assert!(ufrag.is_some());
+    let (status, _) = bridge.tech("POST", "/api/tech/action", r#"{"site":"hang-gai","action":"restart_ice"}"#).await;
+    assert_eq!(status, 200);
+    let frames = |v: &Value| site(v, "hang-gai")["video_in"]["packets_total"].as_u64().unwrap_or(0);
+    let (_, v0) = bridge.tech("GET", "/api/tech", "").await;
+    let deadline = Deadline::after(Duration::from_secs(20), "hang-gai's video to keep arriving after the ICE restart");
+    loop {
+        let (_, v) = bridge.tech("GET", "/api/tech", "").await;
+        if frames(&v) > frames(&v0) + 100 && site(&v, "hang-gai")["status"] == "ok" {
+            break;
+        }
+        deadline.tick().await;
+    }
+    assert_eq!(ward_page.eval("window.diemcau.client.connectedAt").await, joined_at, "no rejoin: the ICE restart sufficed");
+    assert_ne!(ward_page.eval(UFRAG).await, ufrag, "new ICE credentials: ICE really restarted");
+    assert_eq!(ward_page.eval("window.diemcau.client.pc.iceConnectionState").await, Some(json!("connected")));
 
     // The technicians' page renders the same numbers.
     let media = fake_media(&scratch, "tech", (0, 0, 0), 100);

@@ -38,6 +38,10 @@ export class BridgeClient {
     this.connectedAt = 0;
     this.lastHeard = 0;
     /** @type {any} */
+    this.iceTimer = undefined;
+    /** @type {any} */
+    this.rejoinTimer = undefined;
+    /** @type {any} */
     this.reportTimer = undefined;
     /** @type {Map<string, any>|null} */
     this.lastReport = null;
@@ -220,15 +224,35 @@ export class BridgeClient {
     clearInterval(this.reportTimer);
     this.lastReport = null;
     this.reportTimer = setInterval(() => { this.reportStats().catch(() => {}); }, 3000);
-    pc.onconnectionstatechange = () => {
+    // Media trouble under a live socket: first an ICE restart over the socket; if media is
+    // not back 8 s later, a full rejoin (the server holds the seat meanwhile).
+    pc.oniceconnectionstatechange = () => {
       if (pc !== this.pc) return;
-      if (pc.connectionState === "failed") {
-        // The socket is alive but media is not: rejoin from scratch.
-        this.sig?.close();
+      const st = pc.iceConnectionState;
+      if (st === "disconnected" || st === "failed") {
+        this.status("media_disconnected");
+        if (!this.iceTimer) this.iceTimer = setTimeout(() => this.recoverMedia(pc), st === "failed" ? 0 : 2000);
+      } else if (st === "connected" || st === "completed") {
+        clearTimeout(this.iceTimer);
+        clearTimeout(this.rejoinTimer);
+        this.iceTimer = this.rejoinTimer = undefined;
+        if (this.phase === "media_disconnected") this.status("connected");
       }
     };
     this.contentTransceiver = null;
     await this.negotiate();
+  }
+
+  /** @param {RTCPeerConnection} pc */
+  async recoverMedia(pc) {
+    this.iceTimer = undefined;
+    if (pc !== this.pc || ["connected", "completed"].includes(pc.iceConnectionState)) return;
+    pc.restartIce();
+    if (pc.signalingState === "stable") await this.negotiate();
+    else this.wantOffer = true;
+    this.rejoinTimer = setTimeout(() => {
+      if (pc === this.pc && !["connected", "completed"].includes(pc.iceConnectionState)) this.sig?.close();
+    }, 8000);
   }
 
   /** Sends an offer of this page's own (its media, or a new content track). */

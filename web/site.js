@@ -10,6 +10,19 @@ import { BridgeClient } from "./bridge.js";
 
 const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
 const key = new URLSearchParams(location.hash.slice(1)).get("key") || "";
+/** Kiosk mode (`?kiosk=1`): a room PC nobody touches — no dialogs, no leave button,
+ * full screen and screen kept awake; the status line says what the page is doing. */
+const kiosk = new URLSearchParams(location.search).get("kiosk") === "1";
+if (kiosk) {
+  document.body.dataset.kiosk = "1";
+  const fullscreen = () => document.documentElement.requestFullscreen?.().catch(() => {});
+  fullscreen();
+  addEventListener("pointerdown", fullscreen, { once: true });
+  // Browsers release a wake lock whenever the page is hidden; ask again when it shows.
+  const keepAwake = () => /** @type {any} */ (navigator).wakeLock?.request("screen").catch(() => {});
+  keepAwake();
+  document.addEventListener("visibilitychange", () => { if (document.visibilityState === "visible") keepAwake(); });
+}
 const statusEl = $("status");
 
 await loadStrings();
@@ -377,7 +390,7 @@ $("cam").addEventListener("click", () => {
 });
 $("ask").addEventListener("click", () => {
   if (state?.floor.queue.some((q) => q.site === siteId)) return client.act({ type: "cancel_floor" });
-  const topic = (prompt(t("floor.topic_prompt")) || "").trim();
+  const topic = kiosk ? "" : (prompt(t("floor.topic_prompt")) || "").trim();
   client.act(topic ? { type: "request_floor", topic } : { type: "request_floor" });
 });
 $("release").addEventListener("click", () => client.act({ type: "release_floor" }));
