@@ -81,6 +81,9 @@ async fn a_chromium_site_is_measured_on_the_technicians_page_and_passes_readines
     assert_eq!(ward_page.eval("window.diemcau.client.connectedAt").await, joined_at, "no rejoin: the ICE restart sufficed");
     assert_ne!(ward_page.eval(UFRAG).await, ufrag, "new ICE credentials: ICE really restarted");
     assert_eq!(ward_page.eval("window.diemcau.client.pc.iceConnectionState").await, Some(json!("connected")));
+    let (_, v) = bridge.tech("GET", "/api/tech", "").await;
+    let logged = v["events"].as_array().unwrap().iter().any(|e| e["kind"] == "ice_restart" && e["site_id"] == "hang-gai");
+    assert!(logged, "the ICE restart is in the event log technicians see: {}", v["events"]);
 
     // The technicians' page renders the same numbers.
     let media = fake_media(&scratch, "tech", (0, 0, 0), 100);

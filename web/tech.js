@@ -98,6 +98,7 @@ async function refresh() {
   }
   const v = await r.json();
   lastView = v;
+  renderEvents(v.events || []);
   showStatus("connected", t("tech.updated", { time: new Date().toLocaleTimeString() }));
   $("overall").textContent = v.status === "ok" ? t("tech.ok") : t("tech.degraded", { n: v.alarms.length });
   $("overall").dataset.status = v.status;
@@ -131,6 +132,16 @@ async function refresh() {
     li.textContent = `${new Date(a.since_ms).toLocaleTimeString()} — ${v.sites.find((/** @type {any} */ s) => s.id === a.site)?.name || a.site}: ${t(`alarm.${a.alarm}`)} (${a.detail})`;
     return li;
   }) : [Object.assign(document.createElement("li"), { className: "empty", textContent: t("tech.no_alarms") })]));
+}
+
+/** @param {any[]} events */
+function renderEvents(events) {
+  $("events").replaceChildren(...events.slice().reverse().map((e) => {
+    const li = document.createElement("li");
+    li.dataset.kind = e.kind;
+    li.textContent = `${new Date(e.at_ms).toLocaleTimeString()} ${e.site_id || ""} ${e.kind}${e.detail && e.kind !== "join" && e.kind !== "reconnect" && e.kind !== "connection_lost" ? ` — ${e.detail}` : ""}`;
+    return li;
+  }));
 }
 
 $("readiness").addEventListener("click", async () => {

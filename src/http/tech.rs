@@ -53,10 +53,15 @@ pub async fn view(State(bridge): State<Arc<Bridge>>, headers: HeaderMap) -> Resp
     if let Err(r) = authorise(&bridge, &headers).await {
         return r;
     }
-    match bridge.health.view(true).await {
-        Some(v) => Json(v).into_response(),
-        None => refuse(StatusCode::SERVICE_UNAVAILABLE, "internal", "health monitor stopped"),
-    }
+    let Some(view) = bridge.health.view(true).await else {
+        return refuse(StatusCode::SERVICE_UNAVAILABLE, "internal", "health monitor stopped");
+    };
+    // The event log's tail: joins, reconnects, ICE restarts, alarms, actions.
+    let store = bridge.store.clone();
+    let events = tokio::task::spawn_blocking(move || store.recent_events(40)).await.ok().and_then(Result::ok).unwrap_or_default();
+    let mut v = serde_json::to_value(view).unwrap_or_default();
+    v["events"] = serde_json::json!(events);
+    Json(v).into_response()
 }
 
 pub async fn readiness(State(bridge): State<Arc<Bridge>>, headers: HeaderMap) -> Response {

@@ -65,6 +65,8 @@ pub enum PeerEvent {
     LocalOffer(String),
     LocalCandidate(IceCandidate),
     State(MediaState),
+    /// The browser renegotiated with new ICE credentials (an ICE restart).
+    IceRestarted,
     Refused { code: ErrorCode, message: String, request: &'static str },
 }
 
@@ -136,6 +138,7 @@ pub async fn spawn(site: usize, ctx: PeerContext) -> Result<(PeerHandle, mpsc::R
         audio_level_id: Arc::default(),
         content_track: None,
         camera_track: None,
+        remote_ufrag: None,
         cancel: cancel.clone(),
     };
     tokio::spawn(task.run(cmd_rx, pc_rx, kf_rx).instrument(span));
@@ -206,6 +209,8 @@ struct PeerTask {
     /// Track id of the browser's shared-content track, once the site has started sharing.
     content_track: Option<String>,
     camera_track: Option<String>,
+    /// ICE username fragment of the browser's last offer, to notice ICE restarts.
+    remote_ufrag: Option<String>,
     cancel: CancellationToken,
 }
 
@@ -283,6 +288,15 @@ impl PeerTask {
             return self.refuse(ErrorCode::NegotiationFailed, msg, "offer").await;
         }
         let result = async {
+            let ufrag = sdp.lines().find_map(|l| l.trim_end().strip_prefix("a=ice-ufrag:").map(str::to_string));
+            let restarted = self.remote_ufrag.is_some() && ufrag.is_some() && ufrag != self.remote_ufrag;
+            if ufrag.is_some() {
+                self.remote_ufrag = ufrag;
+            }
+            if restarted {
+                info!("the site restarted ICE");
+                self.emit(PeerEvent::IceRestarted).await;
+            }
             if let Some(id) = engine::extmap_id(&sdp, engine::AUDIO_LEVEL_URI) {
                 self.audio_level_id.store(id, std::sync::atomic::Ordering::Relaxed);
             }

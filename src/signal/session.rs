@@ -94,7 +94,7 @@ impl Session {
                         msg => vec![msg],
                     }
                 }
-                Some(ev) = next_peer_event(&mut self.joined) => vec![peer_event_message(ev)],
+                Some(ev) = next_peer_event(&mut self.joined) => self.on_peer_event(ev),
             };
             if !send_all(&mut tx, out).await {
                 break None;
@@ -175,6 +175,25 @@ impl Session {
                 (self.act(kind, action).await, Flow::Continue)
             }
         }
+    }
+
+    /// What the peer reports becomes a message to the page; ICE restarts go to the event log
+    /// (technicians see them on /tech).
+    fn on_peer_event(&self, ev: PeerEvent) -> Vec<ServerMessage> {
+        vec![match ev {
+            PeerEvent::LocalAnswer(sdp) => ServerMessage::Answer { sdp },
+            PeerEvent::LocalOffer(sdp) => ServerMessage::Offer { sdp },
+            PeerEvent::LocalCandidate(candidate) => ServerMessage::Candidate { candidate },
+            PeerEvent::State(state) => ServerMessage::Media { state },
+            PeerEvent::Refused { code, message, request } => ServerMessage::error(code, message, Some(request)),
+            PeerEvent::IceRestarted => {
+                if let Some(j) = &self.joined {
+                    let (store, site) = (self.bridge.store.clone(), self.bridge.settings.sites[j.site].id.clone());
+                    tokio::task::spawn_blocking(move || store.log_event(Some(&site), "ice_restart", ""));
+                }
+                return vec![];
+            }
+        }]
     }
 
     /// A conference action on behalf of this session's site; refusals become `error` replies.
@@ -265,15 +284,7 @@ async fn next_peer_event(joined: &mut Option<Joined>) -> Option<PeerEvent> {
     }
 }
 
-fn peer_event_message(ev: PeerEvent) -> ServerMessage {
-    match ev {
-        PeerEvent::LocalAnswer(sdp) => ServerMessage::Answer { sdp },
-        PeerEvent::LocalOffer(sdp) => ServerMessage::Offer { sdp },
-        PeerEvent::LocalCandidate(candidate) => ServerMessage::Candidate { candidate },
-        PeerEvent::State(state) => ServerMessage::Media { state },
-        PeerEvent::Refused { code, message, request } => ServerMessage::error(code, message, Some(request)),
-    }
-}
+
 
 /// Sends each message as a JSON text frame; false once the socket is gone.
 async fn send_all<S>(tx: &mut S, msgs: Vec<ServerMessage>) -> bool
