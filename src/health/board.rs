@@ -150,6 +150,9 @@ pub fn vp8_keyframe_size(payload: &[u8]) -> Option<(u16, u16)> {
 #[derive(Default)]
 struct SiteSlot {
     inbound: [Mutex<InboundSnapshot>; KINDS],
+    /// Per kind: when the last packet arrived (µs since the board's epoch, 0 = never);
+    /// updated per packet, since snapshots are only published once a second.
+    last_packet_us: [AtomicU64; KINDS],
     out_packets: AtomicU64,
     out_bytes: AtomicU64,
     /// ICE round-trip time measured by the server, ms (f32 bits; 0 = unknown).
@@ -160,11 +163,20 @@ struct SiteSlot {
 /// The board: one slot per configured site.
 pub struct StatsBoard {
     sites: Box<[SiteSlot]>,
+    epoch: Instant,
 }
 
 impl StatsBoard {
     pub fn new(site_count: usize) -> Self {
-        Self { sites: (0..site_count).map(|_| SiteSlot::default()).collect() }
+        Self { sites: (0..site_count).map(|_| SiteSlot::default()).collect(), epoch: Instant::now() }
+    }
+
+    /// A packet from `site` arrived now (the reader calls this per packet).
+    pub fn touch(&self, site: usize, kind: Kind, now: Instant) {
+        if let Some(s) = self.sites.get(site) {
+            let us = now.saturating_duration_since(self.epoch).as_micros() as u64;
+            s.last_packet_us[kind.index()].store(us.max(1), Ordering::Relaxed);
+        }
     }
 
     pub fn publish_inbound(&self, site: usize, kind: Kind, snapshot: InboundSnapshot) {
@@ -181,7 +193,13 @@ impl StatsBoard {
     }
 
     pub fn inbound(&self, site: usize, kind: Kind) -> InboundSnapshot {
-        self.sites.get(site).map(|s| s.inbound[kind.index()].lock().expect("board mutex poisoned").clone()).unwrap_or_default()
+        let Some(s) = self.sites.get(site) else { return InboundSnapshot::default() };
+        let mut snap = s.inbound[kind.index()].lock().expect("board mutex poisoned").clone();
+        let us = s.last_packet_us[kind.index()].load(Ordering::Relaxed);
+        if us > 0 {
+            snap.last_packet = Some(self.epoch + std::time::Duration::from_micros(us));
+        }
+        snap
     }
 
     pub fn add_outbound(&self, site: usize, bytes: usize) {

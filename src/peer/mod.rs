@@ -457,7 +457,9 @@ impl PeerTask {
                     };
                     match event {
                         Some(TrackRemoteEvent::OnRtpPacket(mut packet)) => {
-                            if let Some(snapshot) = meter.on_packet(&packet, std::time::Instant::now()) {
+                            let now = std::time::Instant::now();
+                            board.touch(site, kind, now);
+                            if let Some(snapshot) = meter.on_packet(&packet, now) {
                                 board.publish_inbound(site, kind, snapshot);
                             }
                             if kind == Kind::Audio {
