@@ -126,3 +126,29 @@ async fn the_conference_state_survives_the_server_being_killed() {
     assert_eq!(s["agenda"]["current"]["index"], 0);
     assert_eq!(site(&s, "trang-tien")["reconnecting"], true, "a site that was present before is expected back");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_tells_the_pages_the_server_is_restarting_and_keeps_the_state() {
+    let mut bridge = TestBridge::start_default();
+    let mut hq = joined(&bridge, "hq").await;
+    let _ward = joined(&bridge, "hang-bai").await;
+    hq.send(json!({"type": "give_floor", "site": "hang-bai"})).await;
+    state_where(&mut hq, "hang-bai holds the floor", |s| s["floor"]["holders"][0]["site"] == "hang-bai").await;
+    bridge.terminate();
+    let mut told = false;
+    for _ in 0..50 {
+        match hq.recv().await {
+            Some(m) if m["type"] == "restarting" => {
+                told = true;
+                assert!(m["message"].as_str().unwrap().contains("khởi động lại"));
+            }
+            Some(_) => continue,
+            None => break,
+        }
+    }
+    assert!(told, "the page was told the server is restarting");
+    bridge.kill_and_restart();
+    let mut hq = joined(&bridge, "hq").await;
+    let s = hq.recv_type("state").await;
+    assert_eq!(s["floor"]["holders"][0]["site"], "hang-bai", "the state saved at SIGTERM is restored");
+}

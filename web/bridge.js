@@ -37,6 +37,8 @@ export class BridgeClient {
     /** Time the signalling socket opened (performance.now()), per attempt. */
     this.connectedAt = 0;
     this.lastHeard = 0;
+    /** The server's last reported state of this page's media connection. */
+    this.serverMedia = "connecting";
     /** @type {any} */
     this.iceTimer = undefined;
     /** @type {any} */
@@ -166,8 +168,22 @@ export class BridgeClient {
         await this.pc?.addIceCandidate(m.candidate).catch((e) => console.warn("candidate", e));
         break;
       case "media":
-        if (m.state === "connected") this.status("connected");
-        else if (m.state === "failed" || m.state === "disconnected") this.status("media_" + m.state);
+        // The server's side of the media connection can disagree with the browser's (after an
+        // ICE restart the browser may see "connected" while the bridge gets nothing): recover
+        // on either side's trouble.
+        this.serverMedia = m.state;
+        if (m.state === "connected") {
+          if (["connected", "completed"].includes(this.pc?.iceConnectionState || "")) {
+            clearTimeout(this.iceTimer);
+            clearTimeout(this.rejoinTimer);
+            this.iceTimer = this.rejoinTimer = undefined;
+          }
+          this.status("connected");
+        } else if (m.state === "failed" || m.state === "disconnected") {
+          this.status("media_" + m.state);
+          const pc = this.pc;
+          if (pc && !this.iceTimer && !this.rejoinTimer) this.iceTimer = setTimeout(() => this.recoverMedia(pc), m.state === "failed" ? 0 : 2000);
+        }
         break;
       case "replaced":
         this.status("replaced", { message: m.message });
@@ -206,6 +222,10 @@ export class BridgeClient {
   /** @param {RTCIceServer[]} iceServers */
   async startMedia(iceServers) {
     this.status("negotiating");
+    this.serverMedia = "connecting";
+    clearTimeout(this.iceTimer);
+    clearTimeout(this.rejoinTimer);
+    this.iceTimer = this.rejoinTimer = undefined;
     const pc = new RTCPeerConnection({ iceServers, bundlePolicy: "max-bundle" });
     this.pc = pc;
     const local = this.opts.localStream;
@@ -232,7 +252,7 @@ export class BridgeClient {
       if (st === "disconnected" || st === "failed") {
         this.status("media_disconnected");
         if (!this.iceTimer) this.iceTimer = setTimeout(() => this.recoverMedia(pc), st === "failed" ? 0 : 2000);
-      } else if (st === "connected" || st === "completed") {
+      } else if ((st === "connected" || st === "completed") && this.serverMedia === "connected") {
         clearTimeout(this.iceTimer);
         clearTimeout(this.rejoinTimer);
         this.iceTimer = this.rejoinTimer = undefined;
@@ -246,12 +266,15 @@ export class BridgeClient {
   /** @param {RTCPeerConnection} pc */
   async recoverMedia(pc) {
     this.iceTimer = undefined;
-    if (pc !== this.pc || ["connected", "completed"].includes(pc.iceConnectionState)) return;
+    const healthy = () => ["connected", "completed"].includes(pc.iceConnectionState) && this.serverMedia === "connected";
+    if (pc !== this.pc || healthy()) return;
     pc.restartIce();
     if (pc.signalingState === "stable") await this.negotiate();
     else this.wantOffer = true;
     this.rejoinTimer = setTimeout(() => {
-      if (pc === this.pc && !["connected", "completed"].includes(pc.iceConnectionState)) this.sig?.close();
+      this.rejoinTimer = undefined;
+      // Not healthy on both sides 8 s after the ICE restart: join again from scratch.
+      if (pc === this.pc && !healthy()) this.sig?.close();
     }, 8000);
   }
 

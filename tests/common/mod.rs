@@ -81,6 +81,19 @@ impl TestBridge {
         Self::start_on(config, data, 0)
     }
 
+    /// Sends SIGTERM (an orderly stop) and waits up to 10 s for the process to exit.
+    pub fn terminate(&mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the bridge did not stop within 10 s of SIGTERM");
+    }
+
     /// Kills the bridge (SIGKILL, as a crash would) and starts it again on the same data
     /// directory and port.
     pub fn kill_and_restart(&mut self) {
