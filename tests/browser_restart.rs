@@ -1,7 +1,8 @@
 //! A server crash mid-meeting in real headless Chromium: the bridge is killed (SIGKILL) and
 //! started again on the same data directory and port; the pages (one of them a kiosk room)
 //! reconnect by themselves and see and hear each other again, and the floor is where the
-//! chair left it.
+//! chair left it. Opening the same site in a second browser takes the seat; the first page
+//! says why and stops reconnecting.
 
 mod common;
 
@@ -73,6 +74,23 @@ async fn pages_come_back_by_themselves_after_the_server_is_killed_and_restarted(
             deadline.tick().await;
         }
     }
+
+    // The same site opened in a second browser: the newer one takes the seat, the older one
+    // says why and stops reconnecting.
+    let media = fake_media(&scratch, "hang-gai-2", (30, 200, 30), 660);
+    let mut second = Browser::launch("hang-gai-2", &bridge.join_url("hang-gai"), &media, &scratch).await;
+    let deadline = Deadline::after(Duration::from_secs(30), "the first Hàng Gai page to be replaced");
+    while browsers[1].eval("document.getElementById('status').dataset.phase").await != Some(json!("replaced")) {
+        deadline.tick().await;
+    }
+    let text = browsers[1].eval("document.getElementById('status').textContent").await;
+    assert!(text.as_ref().and_then(|t| t.as_str()).is_some_and(|t| t.contains("nơi khác")), "{text:?}");
+    assert_eq!(browsers[1].eval("window.diemcau.client.stopped").await, Some(json!(true)), "it does not reconnect");
+    let deadline = Deadline::after(Duration::from_secs(30), "the second page to receive HQ");
+    while second.eval("window.diemcau.stats().then(s => !!s.hq && s.hq.framesDecoded > 0)").await != Some(json!(true)) {
+        deadline.tick().await;
+    }
+    drop(second);
     drop(browsers);
     let _ = std::fs::remove_dir_all(&scratch);
 }

@@ -44,7 +44,9 @@ async fn a_lost_site_keeps_its_floor_and_queue_place_during_the_grace_and_gets_t
     let (config, data) = config_with_grace(3);
     let bridge = TestBridge::start_with(config, data);
     let mut hq = joined(&bridge, "hq").await;
-    let ward = joined(&bridge, "hang-gai").await;
+    let mut ward = Client::connect(&bridge.cert_pem(), bridge.port).await;
+    let first = ward.join("hang-gai", bridge.key("hang-gai")).await;
+    assert_eq!(first["resumed"], false);
     let mut asker = joined(&bridge, "cua-nam").await;
     asker.send(json!({"type": "request_floor", "topic": "Kiến nghị"})).await;
     hq.send(json!({"type": "give_floor", "site": "hang-gai"})).await;
@@ -64,8 +66,11 @@ async fn a_lost_site_keeps_its_floor_and_queue_place_during_the_grace_and_gets_t
     assert_eq!(s["floor"]["holders"][0]["site"], "hang-gai", "the floor is held");
     assert_eq!(s["floor"]["queue"][0]["site"], "cua-nam", "the queue place is held");
 
-    // They come back within the grace: everything as it was.
-    let ward = joined(&bridge, "hang-gai").await;
+    // They come back within the grace: everything as it was. Hàng Gai presents its token.
+    let mut ward = Client::connect(&bridge.cert_pem(), bridge.port).await;
+    ward.send(json!({"type": "join", "site": "hang-gai", "key": bridge.key("hang-gai"), "resume": first["resume"]})).await;
+    let again = ward.recv_type("joined").await;
+    assert_eq!(again["resumed"], true, "{again}");
     let _asker = joined(&bridge, "cua-nam").await;
     let s = state_where(&mut hq, "both back", |s| site(s, "hang-gai")["present"] == true && site(s, "cua-nam")["present"] == true).await;
     assert_eq!(s["floor"]["holders"][0]["site"], "hang-gai");

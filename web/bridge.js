@@ -37,6 +37,8 @@ export class BridgeClient {
     /** Time the signalling socket opened (performance.now()), per attempt. */
     this.connectedAt = 0;
     this.lastHeard = 0;
+    /** @type {string|undefined} token to resume the seat after a lost connection */
+    this.resume = undefined;
     /** The server's last reported state of this page's media connection. */
     this.serverMedia = "connecting";
     /** @type {any} */
@@ -94,7 +96,7 @@ export class BridgeClient {
       this.connectedAt = performance.now();
       this.lastHeard = Date.now();
       this.status("joining");
-      sig.join(this.opts.site, this.opts.key);
+      sig.join(this.opts.site, this.opts.key, this.resume);
       // Keep-alive both ways: the server drops sockets silent for 45 s, and a socket that
       // has not answered for 30 s is taken as dead here and replaced.
       const timer = setInterval(() => {
@@ -133,6 +135,7 @@ export class BridgeClient {
     switch (m.type) {
       case "joined":
         this.attempt = 0;
+        this.resume = m.resume;
         this.emit("joined", m);
         await this.startMedia(m.ice_servers);
         break;

@@ -11,7 +11,7 @@
 /** @typedef {{title: string, kind: "report"|"speech"|"directive", site?: string, planned_minutes: number}} AgendaItem */
 /** @typedef {{items: AgendaItem[], current?: {index: number, started_ms: number, planned_ms: number}}} AgendaView */
 /**
- * @typedef {{type: "joined", session: string, site: {id: string, name: string, role: string}, conference: {title: string}, ice_servers: RTCIceServer[]}
+ * @typedef {{type: "joined", session: string, site: {id: string, name: string, role: string}, conference: {title: string}, ice_servers: RTCIceServer[], resume: string, resumed: boolean}
  *  | {type: "state", sites: SitePresence[], floor: FloorView, layout: "stage"|"grid", locked: boolean, agenda: AgendaView, server_now_ms: number}
  *  | {type: "floor", event: string, request: number, site: string}
  *  | {type: "speaking", active: string|null, levels: {site: string, level: number}[]}
@@ -56,8 +56,8 @@ export class Signalling {
   send(msg) {
     if (this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(msg));
   }
-  /** @param {string} site @param {string} key */
-  join(site, key) { this.send({ type: "join", site, key }); }
+  /** @param {string} site @param {string} key @param {string} [resume] */
+  join(site, key, resume) { this.send(resume ? { type: "join", site, key, resume } : { type: "join", site, key }); }
   /** @param {string} sdp */
   offer(sdp) { this.send({ type: "offer", sdp }); }
   /** @param {string} sdp */

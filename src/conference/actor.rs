@@ -44,6 +44,8 @@ struct SeatState {
     /// The site lost its connection; its seat, floor and queue place are kept until then
     /// (Unix ms).
     held_until: Option<i64>,
+    /// Proof a reconnecting page presents to resume (given out in `joined`).
+    resume_token: Option<String>,
 }
 
 /// What survives a restart: written to the store after every change.
@@ -149,8 +151,8 @@ pub fn spawn(settings: Arc<Settings>, store: Store, router: Router, cancel: Canc
 impl Actor {
     fn handle(&mut self, cmd: Command) {
         match cmd {
-            Command::Join { site, session, outbox, reply } => {
-                let _ = reply.send(self.join(site, session, outbox));
+            Command::Join { site, session, resume, outbox, reply } => {
+                let _ = reply.send(self.join(site, session, resume, outbox));
             }
             Command::Leave { site, session, lost } => self.leave(site, session, lost),
             Command::Shutdown { reply } => {
@@ -220,13 +222,20 @@ impl Actor {
         &self.settings.sites[site].id
     }
 
-    fn join(&mut self, site: usize, session: Uuid, outbox: mpsc::Sender<ServerMessage>) -> Result<Seat, JoinRefused> {
+    fn join(&mut self, site: usize, session: Uuid, resume: Option<String>, outbox: mpsc::Sender<ServerMessage>) -> Result<Seat, JoinRefused> {
         let is_chair = self.settings.sites[site].role == Role::Chair;
-        let held = self.seats[site].held_until.take().is_some();
+        let held = self.seats[site].held_until.is_some();
         if self.locked && !is_chair && self.seats[site].holder.is_none() && !held {
             info!(site = %self.id(site), "join refused: the conference is locked");
             return Err(JoinRefused::Locked);
         }
+        self.seats[site].held_until = None;
+        // The page that lost the connection proves it with its token; another device with
+        // the site's key also gets the held seat (it is the same bridge point), but the log
+        // tells the two apart.
+        let resumed = held && resume.is_some() && resume == self.seats[site].resume_token;
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        self.seats[site].resume_token = Some(token.clone());
         let previous = self.seats[site].holder.replace(Holder { session, outbox });
         let replaced_previous = if let Some(old) = previous {
             info!(site = %self.id(site), %session, "{} joined again from a new session; the old session is replaced", self.name(site));
@@ -244,10 +253,18 @@ impl Actor {
             self.floor.set_present(site, true, now_ms());
             false
         };
-        let event = if replaced_previous { "rejoin" } else if held { "reconnect" } else { "join" };
+        let event = if replaced_previous {
+            "rejoin"
+        } else if resumed {
+            "reconnect"
+        } else if held {
+            "join_held_seat"
+        } else {
+            "join"
+        };
         self.log(site, event, &session.to_string());
         self.broadcast_state();
-        Ok(Seat { site, session, replaced_previous })
+        Ok(Seat { site, session, replaced_previous, resumed: held, resume: token })
     }
 
     /// A session ended. `lost`: the connection went away without `leave`, so the seat, floor

@@ -5,7 +5,13 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 pub(super) enum Command {
-    Join { site: usize, session: Uuid, outbox: mpsc::Sender<ServerMessage>, reply: oneshot::Sender<Result<Seat, JoinRefused>> },
+    Join {
+        site: usize,
+        session: Uuid,
+        resume: Option<String>,
+        outbox: mpsc::Sender<ServerMessage>,
+        reply: oneshot::Sender<Result<Seat, JoinRefused>>,
+    },
     Leave { site: usize, session: Uuid, lost: bool },
     Shutdown { reply: oneshot::Sender<()> },
     Act { site: usize, session: Uuid, action: Action, reply: oneshot::Sender<Result<(), Refused>> },
@@ -44,6 +50,10 @@ pub struct Seat {
     pub session: Uuid,
     /// True if this join took the seat from an earlier session.
     pub replaced_previous: bool,
+    /// True if this join resumed a seat held after a lost connection.
+    pub resumed: bool,
+    /// The token to present when resuming next time.
+    pub resume: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -86,9 +96,9 @@ pub struct ConferenceHandle {
 
 impl ConferenceHandle {
     /// Takes `site`'s seat for `session`. An earlier holder is sent `replaced`.
-    pub async fn join(&self, site: usize, session: Uuid, outbox: mpsc::Sender<ServerMessage>) -> Result<Seat, JoinRefused> {
+    pub async fn join(&self, site: usize, session: Uuid, resume: Option<String>, outbox: mpsc::Sender<ServerMessage>) -> Result<Seat, JoinRefused> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(Command::Join { site, session, outbox, reply }).await.map_err(|_| JoinRefused::Stopped)?;
+        self.tx.send(Command::Join { site, session, resume, outbox, reply }).await.map_err(|_| JoinRefused::Stopped)?;
         rx.await.map_err(|_| JoinRefused::Stopped)?
     }
 

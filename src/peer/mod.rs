@@ -432,8 +432,15 @@ impl PeerTask {
         let Some(ssrc) = track.ssrcs().await.first().copied() else {
             return warn!("ignoring a {} track without SSRC", kind.as_str());
         };
-        let Some(codec) = track.codec(ssrc).await else {
-            return warn!("ignoring a {} track without a negotiated codec", kind.as_str());
+        // webrtc-rs can announce a track before it has resolved the track's codec (seen after
+        // a restart, when media arrives at once). Only Opus and VP8 are negotiated, so the kind
+        // decides the codec; ignoring the track instead left a site without video.
+        let codec = match track.codec(ssrc).await {
+            Some(codec) => codec,
+            None => {
+                debug!("{} track announced before its codec; using the only one negotiated", kind.as_str());
+                if kind == Kind::Audio { engine::opus() } else { engine::vp8() }
+            }
         };
         info!(codec = %codec.mime_type, ssrc, "receiving {}", kind.as_str());
         let codec_clock_rate = codec.clock_rate;

@@ -16,7 +16,14 @@ pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientMessage {
     /// Take the seat of `site`, proving it with the site's key.
-    Join { site: String, key: String },
+    Join {
+        site: String,
+        key: String,
+        /// The `resume` token of this page's previous `joined`, when rejoining after a lost
+        /// connection: the seat is resumed (a `reconnect`, not a new join).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resume: Option<String>,
+    },
     /// An SDP offer from the browser (its first negotiation, or an ICE restart).
     Offer { sdp: String },
     /// The browser's answer to a server offer.
@@ -205,7 +212,16 @@ pub struct IceCandidate {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage {
     /// The join succeeded: this socket now holds the site's seat.
-    Joined { session: String, site: SiteInfo, conference: ConferenceInfo, ice_servers: Vec<IceServer> },
+    Joined {
+        session: String,
+        site: SiteInfo,
+        conference: ConferenceInfo,
+        ice_servers: Vec<IceServer>,
+        /// Send this back in `join.resume` when reconnecting after a lost connection.
+        resume: String,
+        /// True when this join resumed a held seat (its floor, queue place and mutes kept).
+        resumed: bool,
+    },
     /// The whole conference state; sent after `joined` and after every change.
     State {
         sites: Vec<SitePresence>,
@@ -478,7 +494,8 @@ mod tests {
 
     #[test]
     fn every_client_message_round_trips() {
-        round_trip_client(ClientMessage::Join { site: "hang-gai".into(), key: "k".into() });
+        round_trip_client(ClientMessage::Join { site: "hang-gai".into(), key: "k".into(), resume: None });
+        round_trip_client(ClientMessage::Join { site: "hang-gai".into(), key: "k".into(), resume: Some("r".into()) });
         round_trip_client(ClientMessage::Offer { sdp: "v=0".into() });
         round_trip_client(ClientMessage::Answer { sdp: "v=0".into() });
         round_trip_client(ClientMessage::Candidate { candidate: candidate() });
@@ -524,6 +541,8 @@ mod tests {
             site: SiteInfo { id: "hq".into(), name: "Trụ sở Quận ủy – 21 Bà Triệu".into(), role: Role::Chair },
             conference: ConferenceInfo { title: "Hội nghị".into() },
             ice_servers: vec![IceServer { urls: vec!["stun:x".into()], username: None, credential: None }],
+            resume: "r".into(),
+            resumed: false,
         });
         round_trip_server(ServerMessage::State {
             sites: vec![SitePresence {

@@ -121,7 +121,7 @@ impl Session {
         let kind = msg.kind();
         match msg {
             ClientMessage::Ping {} => (vec![ServerMessage::Pong], Flow::Continue),
-            ClientMessage::Join { site, key } => (self.join(&site, key, outbox).await, Flow::Continue),
+            ClientMessage::Join { site, key, resume } => (self.join(&site, key, resume, outbox).await, Flow::Continue),
             ClientMessage::Leave {} => (vec![], Flow::Close("left")),
             ClientMessage::Offer { sdp } => (self.to_peer(kind, PeerCommand::RemoteOffer(sdp)).await, Flow::Continue),
             ClientMessage::Answer { sdp } => (self.to_peer(kind, PeerCommand::RemoteAnswer(sdp)).await, Flow::Continue),
@@ -223,7 +223,7 @@ impl Session {
         }
     }
 
-    async fn join(&mut self, site_id: &str, key: String, outbox: &mpsc::Sender<ServerMessage>) -> Vec<ServerMessage> {
+    async fn join(&mut self, site_id: &str, key: String, resume: Option<String>, outbox: &mpsc::Sender<ServerMessage>) -> Vec<ServerMessage> {
         let refuse = |code, msg: String| vec![ServerMessage::error(code, msg, Some("join"))];
         if self.joined.is_some() {
             return refuse(ErrorCode::AlreadyJoined, "this session has already joined; open a new connection to join another site".into());
@@ -244,7 +244,7 @@ impl Session {
             warn!(site = site_id, "join refused: wrong key");
             return refuse(ErrorCode::BadKey, "the key does not match this site; use the site's join link".into());
         }
-        let seat = match bridge.conference.join(site, self.session, outbox.clone()).await {
+        let seat = match bridge.conference.join(site, self.session, resume, outbox.clone()).await {
             Ok(seat) => seat,
             Err(e @ JoinRefused::Locked) => return refuse(ErrorCode::ConferenceLocked, e.to_string()),
             Err(e) => return refuse(ErrorCode::Internal, e.to_string()),
@@ -264,6 +264,8 @@ impl Session {
             site: SiteInfo { id: s.id.clone(), name: s.name.clone(), role: s.role },
             conference: ConferenceInfo { title: bridge.settings.title.clone() },
             ice_servers: vec![],
+            resume: seat.resume,
+            resumed: seat.resumed,
         }]
     }
 }
