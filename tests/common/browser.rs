@@ -163,15 +163,9 @@ impl Browser {
 impl Drop for Browser {
     fn drop(&mut self) {
         // The lab script ends Chromium's whole process group on SIGTERM and removes the profile.
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
+        if !super::terminate(&mut self.child, Duration::from_secs(10)) {
+            let _ = self.child.kill();
         }
-        let _ = self.child.kill();
     }
 }
 

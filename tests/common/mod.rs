@@ -30,6 +30,19 @@ where
     }
 }
 
+/// Sends SIGTERM to `child` and waits up to `timeout` for it to exit; false if it did not.
+pub fn terminate(child: &mut Child, timeout: Duration) -> bool {
+    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
 /// A bounded wait for loops that need `&mut` access between polls:
 /// `loop { if done { break } deadline.tick().await }` panics with `what` once expired.
 pub struct Deadline {
@@ -83,15 +96,7 @@ impl TestBridge {
 
     /// Sends SIGTERM (an orderly stop) and waits up to 10 s for the process to exit.
     pub fn terminate(&mut self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("the bridge did not stop within 10 s of SIGTERM");
+        assert!(terminate(&mut self.child, Duration::from_secs(10)), "the bridge did not stop within 10 s of SIGTERM");
     }
 
     /// Kills the bridge (SIGKILL, as a crash would) and starts it again on the same data
