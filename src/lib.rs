@@ -19,6 +19,7 @@ pub mod config;
 pub mod http;
 pub mod media;
 pub mod peer;
+pub mod records;
 pub mod server;
 pub mod signal;
 pub mod store;

@@ -3,7 +3,8 @@
 //! bridge (the other browsers stop receiving its audio packets); a ward's attempt to give
 //! itself the floor is refused and changes nothing; the active speaker is highlighted; the
 //! floor holder's shared content is shown large everywhere and ends with its floor; the
-//! chair edits the programme and starting a speech gives its site the floor.
+//! chair edits the programme and starting a speech gives its site the floor; a ward's
+//! attendance reaches the minutes the chair's page links to.
 
 mod common;
 
@@ -159,6 +160,30 @@ async fn the_chair_gives_the_floor_and_mutes_a_ward_and_every_browser_follows() 
             }
             deadline.tick().await;
         }
+    }
+
+    // The chair starts the recorded conference; a ward enters its attendance from its page;
+    // the chair's page links to the printable minutes, which list it.
+    browsers[0].eval("document.getElementById('meeting').click()").await;
+    let deadline = Deadline::after(Duration::from_secs(10), "the attendance form on hang-gai's page");
+    while browsers[1].eval("document.getElementById('attendance').hidden").await != Some(json!(false)) {
+        deadline.tick().await;
+    }
+    browsers[1]
+        .eval("document.getElementById('attendees').value = 'Phường Hàng Gai'; document.getElementById('headcount').value = '9'; document.getElementById('attendance').requestSubmit()")
+        .await;
+    let deadline = Deadline::after(Duration::from_secs(10), "the minutes to list hang-gai's attendance");
+    loop {
+        let href = browsers[0].eval("document.getElementById('minutes').href").await;
+        let url = href.as_ref().and_then(|h| h.as_str()).unwrap_or("").to_string();
+        if let Some(path) = url.split("127.0.0.1").nth(1).or_else(|| url.split("localhost").nth(1)) {
+            let path = &path[path.find('/').unwrap_or(0)..];
+            let (status, html) = common::ws::https_request(&bridge.cert_pem(), bridge.port, "GET", path, &[], "").await;
+            if status == 200 && html.contains("Phường Hàng Gai") {
+                break;
+            }
+        }
+        deadline.tick().await;
     }
     drop(browsers);
     let _ = std::fs::remove_dir_all(&scratch);

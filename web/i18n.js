@@ -32,4 +32,7 @@ export function translatePage() {
   document.querySelectorAll("[data-i18n]").forEach((el) => {
     el.textContent = t(/** @type {HTMLElement} */ (el).dataset.i18n || "");
   });
+  document.querySelectorAll("[data-i18n-placeholder]").forEach((el) => {
+    /** @type {HTMLInputElement} */ (el).placeholder = t(/** @type {HTMLElement} */ (el).dataset.i18nPlaceholder || "");
+  });
 }

@@ -285,6 +285,8 @@ function render() {
     if (sharedTrack && (/** @type {MediaStream|null} */ (v.srcObject))?.getTracks()[0] !== sharedTrack) v.srcObject = new MediaStream([sharedTrack]);
   }
   if (isChair) renderChair();
+  // Wards enter who attends once the chair has started the recorded conference.
+  $("attendance").hidden = isChair || !s.meeting;
   renderTimers();
 }
 
@@ -356,6 +358,12 @@ function renderChair() {
     tr.append(name, st, actions);
     return tr;
   }));
+  $("meeting").textContent = s.meeting ? t("chair.end_meeting") : t("chair.start_meeting");
+  const minutes = /** @type {HTMLAnchorElement} */ ($("minutes"));
+  const lastId = s.meeting?.id ?? lastMeetingId;
+  if (s.meeting) lastMeetingId = s.meeting.id;
+  minutes.hidden = lastId === null;
+  if (lastId !== null) minutes.href = `/api/conferences/${lastId}/minutes?format=html&key=${encodeURIComponent(key)}`;
   $("layout").textContent = s.layout === "stage" ? t("chair.layout_grid") : t("chair.layout_stage");
   $("lock").textContent = s.locked ? t("chair.unlock") : t("chair.lock");
   const agenda = $("agenda");
@@ -429,6 +437,18 @@ $("unmute-all").addEventListener("click", () => client.act({ type: "mute_all", m
 $("layout").addEventListener("click", () => client.act({ type: "set_layout", layout: state?.layout === "stage" ? "grid" : "stage" }));
 $("lock").addEventListener("click", () => client.act({ type: "lock", locked: !state?.locked }));
 $("next-item").addEventListener("click", () => client.act({ type: "next_item" }));
+/** @type {number|null} the last recorded conference, for the minutes link */
+let lastMeetingId = null;
+$("meeting").addEventListener("click", () => client.act({ type: state?.meeting ? "end_conference" : "start_conference" }));
+$("attendance").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const headcount = Number(/** @type {HTMLInputElement} */ ($("headcount")).value);
+  /** @type {any} */
+  const msg = { type: "attendance", attendees: /** @type {HTMLInputElement} */ ($("attendees")).value.trim() };
+  if (headcount > 0) msg.headcount = headcount;
+  client.act(msg);
+  notice(t("attendance.saved"));
+});
 
 // The programme editor: one item per line, "kind | title | site id | minutes".
 const KINDS = /** @type {Record<string, string>} */ ({

@@ -10,7 +10,7 @@ use crate::floor::{AgendaItem, Floor, FloorError, FloorEvent, ItemKind, RequestI
 use crate::media::router::Router;
 use crate::signal::protocol::{
     AgendaItemSpec, AgendaKind, AgendaView, CurrentItemView, ErrorCode, FloorEventKind, FloorHolderView, FloorView, Layout,
-    QueueEntryView, ServerMessage, SiteLevel, SitePresence,
+    MeetingView, QueueEntryView, ServerMessage, SiteLevel, SitePresence,
 };
 use crate::media::speaker::SpeakerDetector;
 use crate::store::{now_ms, Store};
@@ -73,6 +73,8 @@ struct Actor {
     ticks: u64,
     /// The site whose shared content everyone sees, if any.
     sharing: Option<usize>,
+    /// The recorded conference running now: (id, started at).
+    meeting: Option<(i64, i64)>,
     view: tokio::sync::watch::Sender<Arc<Vec<SiteView>>>,
     /// The latest state to persist; a writer task saves it, coalescing bursts.
     persist: tokio::sync::watch::Sender<Option<String>>,
@@ -113,6 +115,7 @@ pub fn spawn(settings: Arc<Settings>, store: Store, router: Router, cancel: Canc
         speaker: SpeakerDetector::default(),
         ticks: 0,
         sharing: None,
+        meeting: None,
         view: tokio::sync::watch::channel(Arc::new(Vec::new())).0,
         persist,
     };
@@ -406,6 +409,8 @@ impl Actor {
                 | Action::SetAgenda { .. }
                 | Action::NextItem
                 | Action::Lock { .. }
+                | Action::StartConference
+                | Action::EndConference
         );
         if chair_only && !is_chair {
             warn!(site = %self.id(site), ?action, "refused: chair command from a site");
@@ -478,6 +483,45 @@ impl Actor {
                 self.log(site, "share_start", "");
                 vec![]
             }
+            Action::StartConference => {
+                // Rare and quick: done on this task so every later event belongs to it.
+                match self.store.start_conference(&self.settings.title) {
+                    Ok(c) => {
+                        info!(id = c.id, "conference started");
+                        self.meeting = Some((c.id, c.started_ms));
+                        for (i, s) in self.seats.iter().enumerate() {
+                            if s.holder.is_some() {
+                                self.log(i, "join", "present at the start");
+                            }
+                        }
+                        self.log(site, "conference_started", &c.id.to_string());
+                    }
+                    Err(e) => return Err(Refused::new(ErrorCode::Internal, format!("cannot record the conference: {e}"))),
+                }
+                vec![]
+            }
+            Action::EndConference => {
+                for (i, s) in self.seats.iter().enumerate() {
+                    if s.holder.is_some() {
+                        self.log_now(i, "leave", "present at the end");
+                    }
+                }
+                self.log_now(site, "conference_ended", "");
+                if let Err(e) = self.store.end_conference() {
+                    warn!("ending the conference record failed: {e}");
+                }
+                info!("conference ended");
+                self.meeting = None;
+                vec![]
+            }
+            Action::Attendance { attendees, headcount } => {
+                if self.meeting.is_none() {
+                    return Err(Refused::new(ErrorCode::NoConference, "the chair has not started the conference yet"));
+                }
+                let (store, id) = (self.store.clone(), self.id(site).to_string());
+                tokio::task::spawn_blocking(move || store.set_attendance(&id, &attendees, headcount));
+                vec![]
+            }
             Action::ShareStop => {
                 if self.sharing == Some(site) || (is_chair && self.sharing.is_some()) {
                     self.sharing = None;
@@ -517,7 +561,9 @@ impl Actor {
                 FloorEvent::Revoked { id, site } => (FloorEventKind::Revoked, id, site),
                 FloorEvent::Released { id, site } => (FloorEventKind::Released, id, site),
                 FloorEvent::ItemStarted { index } => {
-                    self.log(self.floor.chair(), "agenda_item_started", &index.to_string());
+                    // index, planned minutes and title: the minutes report needs all three.
+                    let (title, planned) = self.floor.agenda().get(index).map(|i| (i.title.clone(), i.planned_minutes)).unwrap_or_default();
+                    self.log(self.floor.chair(), "agenda_item_started", &format!("{index}\t{planned}\t{title}"));
                     continue;
                 }
                 FloorEvent::ItemEnded { index } => {
@@ -630,6 +676,7 @@ impl Actor {
             layout: self.layout,
             locked: self.locked,
             sharing: self.sharing.map(|i| self.id(i).to_string()),
+            meeting: self.meeting.map(|(id, started_ms)| MeetingView { id, started_ms }),
             agenda: AgendaView { items, current },
             server_now_ms: now,
         }
@@ -666,6 +713,13 @@ impl Actor {
                     warn!(site = %self.settings.sites[i].id, "signalling outbox full; a message was skipped");
                 }
             }
+        }
+    }
+
+    /// An event that must be written before what follows it (the end of a conference).
+    fn log_now(&self, site: usize, kind: &str, detail: &str) {
+        if let Err(e) = self.store.log_event(Some(&self.settings.sites[site].id), kind, detail) {
+            warn!("event log write failed: {e}");
         }
     }
 

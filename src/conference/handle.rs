@@ -38,6 +38,11 @@ pub enum Action {
     SetAgenda { items: Vec<AgendaItemSpec> },
     NextItem,
     Lock { locked: bool },
+    /// Chair: start / end the recorded conference.
+    StartConference,
+    EndConference,
+    /// Who attends at this bridge point.
+    Attendance { attendees: String, headcount: Option<i64> },
     /// Start sharing content (the chair or the floor holder).
     ShareStart,
     ShareStop,

@@ -2,6 +2,7 @@
 //!
 //! [`app`] builds the router from shared state so tests can drive it without a socket.
 
+pub mod records;
 pub mod tech;
 pub mod tls;
 
@@ -35,6 +36,8 @@ pub fn app(bridge: Arc<Bridge>) -> Router {
         .route("/api/tech/readiness", axum::routing::post(tech::readiness))
         .route("/api/tech/action", axum::routing::post(tech::action))
         .route("/metrics", get(tech::metrics))
+        .route("/api/conferences", get(records::list))
+        .route("/api/conferences/{id}/minutes", get(records::minutes))
         .route("/tech", get(|| async { asset("tech.html") }))
         .route("/api/sites", get(sites))
         .route("/ws", get(ws))

@@ -77,6 +77,17 @@ pub enum ClientMessage {
     ShareStop {},
     /// The page's own view of its link, every few seconds (from the browser's `getStats()`).
     Stats { report: ClientReport },
+    /// Chair: start the recorded conference (its minutes begin now).
+    StartConference {},
+    /// Chair: end the recorded conference.
+    EndConference {},
+    /// Who attends at this bridge point (names or units, and/or a headcount).
+    Attendance {
+        #[serde(default)]
+        attendees: String,
+        #[serde(default)]
+        headcount: Option<i64>,
+    },
 }
 
 /// A page's summary of what it receives, for technicians.
@@ -132,6 +143,9 @@ impl ClientMessage {
         "share_start",
         "share_stop",
         "stats",
+        "start_conference",
+        "end_conference",
+        "attendance",
     ];
 
     /// The `type` tag, for error replies and logs.
@@ -160,6 +174,9 @@ impl ClientMessage {
             ClientMessage::ShareStart { .. } => "share_start",
             ClientMessage::ShareStop {} => "share_stop",
             ClientMessage::Stats { .. } => "stats",
+            ClientMessage::StartConference {} => "start_conference",
+            ClientMessage::EndConference {} => "end_conference",
+            ClientMessage::Attendance { .. } => "attendance",
         }
     }
 }
@@ -231,6 +248,9 @@ pub enum ServerMessage {
         /// The site whose shared content (slides, screen) everyone shows large.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         sharing: Option<String>,
+        /// The recorded conference running now, once the chair started it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        meeting: Option<MeetingView>,
         agenda: AgendaView,
         /// The server's clock (Unix ms) when this was sent, so pages can run timers.
         server_now_ms: i64,
@@ -308,6 +328,12 @@ pub struct SitePresence {
     /// The site lost its connection and its seat is held for it (it is reconnecting).
     #[serde(default)]
     pub reconnecting: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeetingView {
+    pub id: i64,
+    pub started_ms: i64,
 }
 
 /// A site's recent loudness, 0.0 (silent) to 1.0.
@@ -407,6 +433,7 @@ pub enum ErrorCode {
     NotHolder,
     InvalidAgenda,
     AgendaFinished,
+    NoConference,
 }
 
 impl ServerMessage {
@@ -526,7 +553,10 @@ mod tests {
                 received: [("hq".to_string(), ReceivedReport { audio_pps: 50.0, video_fps: 15.0, loss_percent: 0.0, jitter_ms: 3.0 })].into(),
             },
         });
-        assert_eq!(ClientMessage::TYPES.len(), 23);
+        round_trip_client(ClientMessage::StartConference {});
+        round_trip_client(ClientMessage::EndConference {});
+        round_trip_client(ClientMessage::Attendance { attendees: "Phường Hàng Gai, Phường Hàng Trống".into(), headcount: Some(14) });
+        assert_eq!(ClientMessage::TYPES.len(), 26);
         for t in ClientMessage::TYPES {
             // Every listed type parses far enough to be recognised (not unknown_type).
             let code = parse_client(&format!("{{\"type\":\"{t}\",\"bogus\":1}}")).unwrap_err().code;
@@ -563,6 +593,7 @@ mod tests {
             layout: Layout::Stage,
             locked: false,
             sharing: Some("hq".into()),
+            meeting: Some(MeetingView { id: 3, started_ms: 1 }),
             agenda: AgendaView {
                 items: vec![AgendaItemSpec { title: "Phát biểu".into(), kind: AgendaKind::Speech, site: Some("hang-gai".into()), planned_minutes: 7 }],
                 current: Some(CurrentItemView { index: 0, started_ms: 5, planned_ms: 420_000 }),

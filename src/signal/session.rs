@@ -156,6 +156,14 @@ impl Session {
                         return (replies, Flow::Continue);
                     }
                     ClientMessage::ShareStop {} => Action::ShareStop,
+                    ClientMessage::StartConference {} => Action::StartConference,
+                    ClientMessage::EndConference {} => Action::EndConference,
+                    ClientMessage::Attendance { attendees, headcount } => {
+                        if attendees.chars().count() > 2000 || headcount.is_some_and(|h| !(0..=100_000).contains(&h)) {
+                            return (vec![ServerMessage::error(ErrorCode::InvalidMessage, "attendees over 2000 characters or a headcount out of range", Some(kind))], Flow::Continue);
+                        }
+                        Action::Attendance { attendees, headcount }
+                    }
                     ClientMessage::Stats { report } => {
                         return match &self.joined {
                             Some(j) => {

@@ -30,7 +30,41 @@ const MIGRATIONS: &[&str] = &[
         state    TEXT NOT NULL,
         saved_ms INTEGER NOT NULL
     );",
+    // 3: conferences over time; events belong to the conference running when they happened;
+    // who attended at each bridge point, as the ward entered it.
+    "CREATE TABLE conferences (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        title      TEXT NOT NULL,
+        started_ms INTEGER NOT NULL,
+        ended_ms   INTEGER
+    );
+    ALTER TABLE events ADD COLUMN conference_id INTEGER REFERENCES conferences(id);
+    CREATE TABLE attendance (
+        conference_id INTEGER NOT NULL REFERENCES conferences(id),
+        site_id       TEXT NOT NULL,
+        attendees     TEXT NOT NULL DEFAULT '',
+        headcount     INTEGER,
+        updated_ms    INTEGER NOT NULL,
+        PRIMARY KEY (conference_id, site_id)
+    );",
 ];
+
+/// A conference as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ConferenceRecord {
+    pub id: i64,
+    pub title: String,
+    pub started_ms: i64,
+    pub ended_ms: Option<i64>,
+}
+
+/// What a ward entered about who attends at its bridge point.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AttendanceEntry {
+    pub site_id: String,
+    pub attendees: String,
+    pub headcount: Option<i64>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -116,13 +150,76 @@ impl Store {
     }
 
     /// Appends to the event log.
+    /// Appends to the event log, under the conference running now (if any).
     pub fn log_event(&self, site_id: Option<&str>, kind: &str, detail: &str) -> Result<(), StoreError> {
         let conn = self.conn.lock().expect("store mutex poisoned");
         conn.execute(
-            "INSERT INTO events (at_ms, site_id, kind, detail) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO events (at_ms, site_id, kind, detail, conference_id) VALUES (?1, ?2, ?3, ?4,
+             (SELECT id FROM conferences WHERE ended_ms IS NULL ORDER BY id DESC LIMIT 1))",
             params![now_ms(), site_id, kind, detail],
         )?;
         Ok(())
+    }
+
+    /// Starts a conference (ending one still running) and returns it.
+    pub fn start_conference(&self, title: &str) -> Result<ConferenceRecord, StoreError> {
+        let conn = self.conn.lock().expect("store mutex poisoned");
+        let now = now_ms();
+        conn.execute("UPDATE conferences SET ended_ms = ?1 WHERE ended_ms IS NULL", params![now])?;
+        conn.execute("INSERT INTO conferences (title, started_ms) VALUES (?1, ?2)", params![title, now])?;
+        Ok(ConferenceRecord { id: conn.last_insert_rowid(), title: title.to_string(), started_ms: now, ended_ms: None })
+    }
+
+    pub fn end_conference(&self) -> Result<Option<i64>, StoreError> {
+        let conn = self.conn.lock().expect("store mutex poisoned");
+        let running: Option<i64> =
+            conn.query_row("SELECT id FROM conferences WHERE ended_ms IS NULL ORDER BY id DESC LIMIT 1", [], |r| r.get(0)).optional()?;
+        conn.execute("UPDATE conferences SET ended_ms = ?1 WHERE ended_ms IS NULL", params![now_ms()])?;
+        Ok(running)
+    }
+
+    pub fn conferences(&self) -> Result<Vec<ConferenceRecord>, StoreError> {
+        let conn = self.conn.lock().expect("store mutex poisoned");
+        let mut stmt = conn.prepare("SELECT id, title, started_ms, ended_ms FROM conferences ORDER BY id DESC")?;
+        let rows = stmt.query_map([], |r| Ok(ConferenceRecord { id: r.get(0)?, title: r.get(1)?, started_ms: r.get(2)?, ended_ms: r.get(3)? }))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn conference(&self, id: i64) -> Result<Option<ConferenceRecord>, StoreError> {
+        let conn = self.conn.lock().expect("store mutex poisoned");
+        Ok(conn
+            .query_row("SELECT id, title, started_ms, ended_ms FROM conferences WHERE id = ?1", params![id], |r| {
+                Ok(ConferenceRecord { id: r.get(0)?, title: r.get(1)?, started_ms: r.get(2)?, ended_ms: r.get(3)? })
+            })
+            .optional()?)
+    }
+
+    /// Every event of one conference, oldest first.
+    pub fn conference_events(&self, id: i64) -> Result<Vec<Event>, StoreError> {
+        let conn = self.conn.lock().expect("store mutex poisoned");
+        let mut stmt = conn.prepare("SELECT at_ms, site_id, kind, detail FROM events WHERE conference_id = ?1 ORDER BY id")?;
+        let rows = stmt.query_map(params![id], |r| Ok(Event { at_ms: r.get(0)?, site_id: r.get(1)?, kind: r.get(2)?, detail: r.get(3)? }))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Records who attends at a site in the running conference; false if none is running.
+    pub fn set_attendance(&self, site_id: &str, attendees: &str, headcount: Option<i64>) -> Result<bool, StoreError> {
+        let conn = self.conn.lock().expect("store mutex poisoned");
+        let changed = conn.execute(
+            "INSERT INTO attendance (conference_id, site_id, attendees, headcount, updated_ms)
+             SELECT id, ?1, ?2, ?3, ?4 FROM conferences WHERE ended_ms IS NULL ORDER BY id DESC LIMIT 1
+             ON CONFLICT(conference_id, site_id) DO UPDATE SET attendees = excluded.attendees,
+                 headcount = excluded.headcount, updated_ms = excluded.updated_ms",
+            params![site_id, attendees, headcount, now_ms()],
+        )?;
+        Ok(changed > 0)
+    }
+
+    pub fn attendance(&self, conference_id: i64) -> Result<Vec<AttendanceEntry>, StoreError> {
+        let conn = self.conn.lock().expect("store mutex poisoned");
+        let mut stmt = conn.prepare("SELECT site_id, attendees, headcount FROM attendance WHERE conference_id = ?1 ORDER BY site_id")?;
+        let rows = stmt.query_map(params![conference_id], |r| Ok(AttendanceEntry { site_id: r.get(0)?, attendees: r.get(1)?, headcount: r.get(2)? }))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// The most recent events, oldest first.

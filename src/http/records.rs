@@ -1,0 +1,94 @@
+//! Meeting records over HTTP: the list of conferences and each one's minutes as JSON, CSV or
+//! a printable Vietnamese page. For the chair and the technicians: their key as
+//! `Authorization: Bearer <key>`, or `?key=` for the page opened from a link.
+
+use crate::access;
+use crate::config::Role;
+use crate::records::{minutes, render};
+use crate::server::Bridge;
+use crate::store::now_ms;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use std::sync::Arc;
+
+fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
+    (status, Json(serde_json::json!({"code": code, "message": message}))).into_response()
+}
+
+#[derive(serde::Deserialize, Default)]
+pub struct RecordQuery {
+    key: Option<String>,
+    format: Option<String>,
+}
+
+async fn authorise(bridge: &Arc<Bridge>, headers: &HeaderMap, query: &RecordQuery) -> Result<(), Response> {
+    let key = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_string)
+        .or_else(|| query.key.clone())
+        .unwrap_or_default();
+    let chair = bridge.settings.sites.iter().find(|s| s.role == Role::Chair).map(|s| s.id.clone()).unwrap_or_default();
+    let store = bridge.store.clone();
+    let ok = !key.is_empty()
+        && tokio::task::spawn_blocking(move || {
+            [access::TECHNICIAN_KEY_ID, chair.as_str()]
+                .iter()
+                .any(|id| matches!(store.key_hash(id), Ok(Some(hash)) if access::verify_key(&key, &hash)))
+        })
+        .await
+        .unwrap_or(false);
+    if ok {
+        Ok(())
+    } else {
+        Err(refuse(StatusCode::UNAUTHORIZED, "not_authorised", "the chair's or the technicians' key is required"))
+    }
+}
+
+pub async fn list(State(bridge): State<Arc<Bridge>>, headers: HeaderMap, Query(q): Query<RecordQuery>) -> Response {
+    if let Err(r) = authorise(&bridge, &headers, &q).await {
+        return r;
+    }
+    let store = bridge.store.clone();
+    match tokio::task::spawn_blocking(move || store.conferences()).await {
+        Ok(Ok(list)) => Json(serde_json::json!({"conferences": list})).into_response(),
+        _ => refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal", "cannot read the records"),
+    }
+}
+
+pub async fn minutes(State(bridge): State<Arc<Bridge>>, Path(id): Path<i64>, headers: HeaderMap, Query(q): Query<RecordQuery>) -> Response {
+    if let Err(r) = authorise(&bridge, &headers, &q).await {
+        return r;
+    }
+    let store = bridge.store.clone();
+    let loaded = tokio::task::spawn_blocking(move || -> Result<_, crate::store::StoreError> {
+        Ok(match store.conference(id)? {
+            Some(c) => Some((c, store.conference_events(id)?, store.attendance(id)?)),
+            None => None,
+        })
+    })
+    .await;
+    let (conference, events, attendance) = match loaded {
+        Ok(Ok(Some(x))) => x,
+        Ok(Ok(None)) => return refuse(StatusCode::NOT_FOUND, "conference_unknown", "no conference with that id"),
+        _ => return refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal", "cannot read the records"),
+    };
+    let sites: Vec<(String, String)> = bridge.settings.sites.iter().map(|s| (s.id.clone(), s.name.clone())).collect();
+    let m = minutes::build(conference, &events, &attendance, &sites, now_ms());
+    match q.format.as_deref().unwrap_or("json") {
+        "csv" => (
+            [(header::CONTENT_TYPE, "text/csv; charset=utf-8"), (header::CONTENT_DISPOSITION, "attachment; filename=\"bien-ban.csv\"")],
+            render::csv(&m),
+        )
+            .into_response(),
+        "html" => {
+            let name = |id: &str| sites.iter().find(|(s, _)| s == id).map(|(_, n)| n.clone()).unwrap_or_else(|| id.to_string());
+            ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], render::html(&m, name)).into_response()
+        }
+        "json" => Json(m).into_response(),
+        _ => refuse(StatusCode::BAD_REQUEST, "invalid_message", "format must be json, csv or html"),
+    }
+}

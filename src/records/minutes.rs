@@ -1,0 +1,227 @@
+//! The minutes of one conference, derived from its events. Pure: no clock, no store.
+
+use crate::store::{AttendanceEntry, ConferenceRecord, Event};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Minutes {
+    pub conference: ConferenceRecord,
+    pub programme: Vec<ItemRecord>,
+    pub speakers: Vec<SpeechRecord>,
+    pub requests: Vec<RequestRecord>,
+    pub attendance: Vec<SiteAttendance>,
+    pub incidents: Vec<Incident>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ItemRecord {
+    pub index: usize,
+    pub title: String,
+    pub planned_minutes: u32,
+    pub started_ms: i64,
+    pub ended_ms: Option<i64>,
+    pub actual_seconds: f64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SpeechRecord {
+    pub site: String,
+    pub request: u64,
+    pub started_ms: i64,
+    pub ended_ms: Option<i64>,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RequestRecord {
+    pub request: u64,
+    pub site: String,
+    pub at_ms: i64,
+    /// `pending`, `granted`, `denied`, `cancelled`.
+    pub outcome: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SiteAttendance {
+    pub site: String,
+    pub name: String,
+    pub first_join_ms: Option<i64>,
+    pub last_leave_ms: Option<i64>,
+    pub present_seconds: f64,
+    pub reconnects: u32,
+    pub attendees: String,
+    pub headcount: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Incident {
+    pub site: String,
+    pub alarm: String,
+    pub raised_ms: i64,
+    pub cleared_ms: Option<i64>,
+    pub detail: String,
+}
+
+/// Builds the minutes. `sites` are (id, name) in config order; `now_ms` closes intervals
+/// still open (a running conference).
+pub fn build(conference: ConferenceRecord, events: &[Event], attendance: &[AttendanceEntry], sites: &[(String, String)], now_ms: i64) -> Minutes {
+    let end = conference.ended_ms.unwrap_or(now_ms);
+    let secs = |a: i64, b: Option<i64>| (b.unwrap_or(end) - a).max(0) as f64 / 1000.0;
+    let mut programme: Vec<ItemRecord> = Vec::new();
+    let mut speakers: Vec<SpeechRecord> = Vec::new();
+    let mut requests: BTreeMap<u64, RequestRecord> = BTreeMap::new();
+    let mut incidents: Vec<Incident> = Vec::new();
+    let mut present_since: BTreeMap<String, i64> = BTreeMap::new();
+    let mut att: BTreeMap<String, SiteAttendance> = sites
+        .iter()
+        .map(|(id, name)| {
+            let entered = attendance.iter().find(|a| &a.site_id == id);
+            (
+                id.clone(),
+                SiteAttendance {
+                    site: id.clone(),
+                    name: name.clone(),
+                    first_join_ms: None,
+                    last_leave_ms: None,
+                    present_seconds: 0.0,
+                    reconnects: 0,
+                    attendees: entered.map(|a| a.attendees.clone()).unwrap_or_default(),
+                    headcount: entered.and_then(|a| a.headcount),
+                },
+            )
+        })
+        .collect();
+
+    for e in events {
+        let site = e.site_id.clone().unwrap_or_default();
+        let request = e.detail.parse::<u64>().unwrap_or(0);
+        match e.kind.as_str() {
+            "join" | "rejoin" | "reconnect" | "join_held_seat" => {
+                if let Some(a) = att.get_mut(&site) {
+                    a.first_join_ms.get_or_insert(e.at_ms);
+                    if e.kind == "reconnect" || e.kind == "join_held_seat" {
+                        a.reconnects += 1;
+                    }
+                }
+                present_since.entry(site).or_insert(e.at_ms);
+            }
+            "leave" | "connection_lost" => {
+                if let (Some(a), Some(since)) = (att.get_mut(&site), present_since.remove(&site)) {
+                    a.present_seconds += secs(since, Some(e.at_ms));
+                    a.last_leave_ms = Some(e.at_ms);
+                }
+            }
+            "floor_requested" => {
+                requests.insert(request, RequestRecord { request, site, at_ms: e.at_ms, outcome: "pending".into() });
+            }
+            "floor_granted" => {
+                if let Some(r) = requests.get_mut(&request) {
+                    r.outcome = "granted".into();
+                }
+                speakers.push(SpeechRecord { site, request, started_ms: e.at_ms, ended_ms: None, seconds: 0.0 });
+            }
+            "floor_denied" | "floor_cancelled" => {
+                if let Some(r) = requests.get_mut(&request) {
+                    r.outcome = e.kind.trim_start_matches("floor_").into();
+                }
+            }
+            "floor_revoked" | "floor_released" => {
+                if let Some(s) = speakers.iter_mut().rev().find(|s| s.request == request && s.ended_ms.is_none()) {
+                    s.ended_ms = Some(e.at_ms);
+                }
+            }
+            "agenda_item_started" => {
+                let mut f = e.detail.splitn(3, '\t');
+                let index = f.next().and_then(|x| x.parse().ok()).unwrap_or(0);
+                let planned_minutes = f.next().and_then(|x| x.parse().ok()).unwrap_or(0);
+                let title = f.next().unwrap_or("").to_string();
+                programme.push(ItemRecord { index, title, planned_minutes, started_ms: e.at_ms, ended_ms: None, actual_seconds: 0.0 });
+            }
+            "agenda_item_ended" => {
+                let index: usize = e.detail.split('\t').next().and_then(|x| x.parse().ok()).unwrap_or(0);
+                if let Some(item) = programme.iter_mut().rev().find(|i| i.index == index && i.ended_ms.is_none()) {
+                    item.ended_ms = Some(e.at_ms);
+                }
+            }
+            kind if kind.starts_with("alarm_raised:") => {
+                incidents.push(Incident {
+                    site,
+                    alarm: kind.trim_start_matches("alarm_raised:").into(),
+                    raised_ms: e.at_ms,
+                    cleared_ms: None,
+                    detail: e.detail.clone(),
+                });
+            }
+            kind if kind.starts_with("alarm_cleared:") => {
+                let alarm = kind.trim_start_matches("alarm_cleared:");
+                if let Some(i) = incidents.iter_mut().rev().find(|i| i.site == site && i.alarm == alarm && i.cleared_ms.is_none()) {
+                    i.cleared_ms = Some(e.at_ms);
+                }
+            }
+            _ => {}
+        }
+    }
+    for (site, since) in present_since {
+        if let Some(a) = att.get_mut(&site) {
+            a.present_seconds += secs(since, None);
+        }
+    }
+    for s in &mut speakers {
+        s.seconds = secs(s.started_ms, s.ended_ms);
+    }
+    for i in &mut programme {
+        i.actual_seconds = secs(i.started_ms, i.ended_ms);
+    }
+    Minutes {
+        conference,
+        programme,
+        speakers,
+        requests: requests.into_values().collect(),
+        attendance: sites.iter().filter_map(|(id, _)| att.remove(id)).collect(),
+        incidents,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(at_ms: i64, site: &str, kind: &str, detail: &str) -> Event {
+        Event { at_ms, site_id: (!site.is_empty()).then(|| site.to_string()), kind: kind.into(), detail: detail.into() }
+    }
+
+    #[test]
+    fn a_scripted_meeting_gives_the_expected_minutes() {
+        let conf = ConferenceRecord { id: 1, title: "Hội nghị".into(), started_ms: 0, ended_ms: Some(100_000) };
+        let events = vec![
+            ev(1_000, "hq", "join", "s1"),
+            ev(2_000, "hang-gai", "join", "s2"),
+            ev(3_000, "hq", "agenda_item_started", "0\t20\tBáo cáo"),
+            ev(10_000, "hang-gai", "floor_requested", "1"),
+            ev(12_000, "hang-gai", "floor_granted", "1"),
+            ev(42_000, "hang-gai", "floor_revoked", "1"),
+            ev(43_000, "cua-nam", "floor_requested", "2"),
+            ev(44_000, "cua-nam", "floor_denied", "2"),
+            ev(50_000, "hang-gai", "connection_lost", "s2"),
+            ev(55_000, "hang-gai", "reconnect", "s3"),
+            ev(60_000, "hang-gai", "alarm_raised:high_loss", "loss 12 %"),
+            ev(70_000, "hang-gai", "alarm_cleared:high_loss", "10 s"),
+            ev(80_000, "hq", "agenda_item_ended", "0"),
+            ev(90_000, "hang-gai", "leave", "s3"),
+        ];
+        let sites = vec![("hq".to_string(), "Trụ sở".to_string()), ("hang-gai".to_string(), "Cụm Hàng Gai".to_string())];
+        let att = vec![AttendanceEntry { site_id: "hang-gai".into(), attendees: "Phường Hàng Gai".into(), headcount: Some(12) }];
+        let m = build(conf, &events, &att, &sites, 200_000);
+        assert_eq!(m.speakers.len(), 1);
+        assert_eq!((m.speakers[0].site.as_str(), m.speakers[0].seconds), ("hang-gai", 30.0));
+        assert_eq!(m.requests.iter().map(|r| r.outcome.as_str()).collect::<Vec<_>>(), ["granted", "denied"]);
+        assert_eq!(m.programme[0].title, "Báo cáo");
+        assert_eq!((m.programme[0].planned_minutes, m.programme[0].actual_seconds), (20, 77.0));
+        let hg = &m.attendance[1];
+        assert_eq!((hg.reconnects, hg.present_seconds, hg.headcount), (1, 83.0, Some(12)));
+        assert_eq!(hg.first_join_ms, Some(2_000));
+        assert_eq!(m.attendance[0].present_seconds, 99.0, "HQ still present: counted to the conference end");
+        assert_eq!(m.incidents[0].cleared_ms, Some(70_000));
+    }
+}
