@@ -29,7 +29,7 @@ pub struct InboundSnapshot {
     pub frames_per_second: f64,
     pub width: u16,
     pub height: u16,
-    /// Milliseconds since the last packet, at the time of the snapshot's read.
+    /// When the last packet arrived (kept per packet by the board, see [`StatsBoard::touch`]).
     #[serde(skip)]
     pub last_packet: Option<Instant>,
 }

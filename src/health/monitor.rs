@@ -273,14 +273,13 @@ impl Monitor {
                 (false, Some(_)) => s.joined_at = None,
                 _ => {}
             }
-            let (out_packets, out_bytes) = self.board.outbound(site);
+            let (_, out_bytes) = self.board.outbound(site);
             let (prev_bytes, prev_at) = s.last_out;
             let dt = now.duration_since(prev_at).as_secs_f64();
             if dt > 0.0 {
                 s.bitrate_out_bps = out_bytes.saturating_sub(prev_bytes) as f64 * 8.0 / dt;
             }
             s.last_out = (out_bytes, now);
-            let _ = out_packets;
         }
         let snapshots: Vec<SiteSnapshot> = (0..self.sites.len()).map(|i| self.snapshot(i, now, &levels)).collect();
         let t = now.duration_since(self.epoch).as_secs_f64() * 1000.0;

@@ -45,6 +45,16 @@ pub fn app(bridge: Arc<Bridge>) -> Router {
         .with_state(bridge)
 }
 
+/// A JSON error reply `{code, message}` for the REST endpoints.
+fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
+    (status, Json(serde_json::json!({"code": code, "message": message}))).into_response()
+}
+
+/// The token of an `Authorization: Bearer <token>` header, as sent.
+fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "))
+}
+
 fn asset(path: &str) -> Response {
     match Assets::get(path) {
         Some(file) => {

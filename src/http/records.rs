@@ -2,6 +2,7 @@
 //! a printable Vietnamese page. For the chair and the technicians: their key as
 //! `Authorization: Bearer <key>`, or `?key=` for the page opened from a link.
 
+use super::refuse;
 use crate::access;
 use crate::config::Role;
 use crate::records::{minutes, render};
@@ -13,10 +14,6 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use std::sync::Arc;
 
-fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
-    (status, Json(serde_json::json!({"code": code, "message": message}))).into_response()
-}
-
 #[derive(serde::Deserialize, Default)]
 pub struct RecordQuery {
     key: Option<String>,
@@ -24,13 +21,7 @@ pub struct RecordQuery {
 }
 
 async fn authorise(bridge: &Arc<Bridge>, headers: &HeaderMap, query: &RecordQuery) -> Result<(), Response> {
-    let key = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::to_string)
-        .or_else(|| query.key.clone())
-        .unwrap_or_default();
+    let key = super::bearer(headers).map(str::to_string).or_else(|| query.key.clone()).unwrap_or_default();
     let chair = bridge.settings.sites.iter().find(|s| s.role == Role::Chair).map(|s| s.id.clone()).unwrap_or_default();
     let store = bridge.store.clone();
     let ok = !key.is_empty()

@@ -3,6 +3,7 @@
 //! Every `/api/tech/*` call carries the technicians' key (`Authorization: Bearer <key>`), the
 //! one printed with the join links. `/metrics` is open, for a Prometheus on the same network.
 
+use super::refuse;
 use crate::access;
 use crate::media::Kind;
 use crate::server::Bridge;
@@ -15,18 +16,9 @@ use sha2::{Digest, Sha256};
 use std::fmt::Write;
 use std::sync::Arc;
 
-fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
-    (status, Json(serde_json::json!({"code": code, "message": message}))).into_response()
-}
-
 /// Checks the technicians' key; `Err` is the response to send.
 async fn authorise(bridge: &Arc<Bridge>, headers: &HeaderMap) -> Result<(), Response> {
-    let key = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .unwrap_or("");
+    let key = super::bearer(headers).map(str::trim).unwrap_or("");
     if key.is_empty() {
         return Err(refuse(StatusCode::UNAUTHORIZED, "not_technician", "the technicians' key is required"));
     }
