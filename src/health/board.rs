@@ -79,7 +79,7 @@ impl InboundMeter {
             if h.marker {
                 self.frames.on_frame_end(t);
             }
-            if let Some(size) = vp8_keyframe_size(&packet.payload) {
+            if let Some(size) = crate::media::vp8::keyframe_size(&packet.payload) {
                 self.size = size;
             }
         }
@@ -113,38 +113,6 @@ impl InboundMeter {
             last_packet: self.last_packet,
         }
     }
-}
-
-/// Width and height from a VP8 keyframe's first packet (RFC 7741 payload descriptor, then
-/// the key frame header of RFC 6386 §9.1); `None` for any other packet.
-pub fn vp8_keyframe_size(payload: &[u8]) -> Option<(u16, u16)> {
-    let first = *payload.first()?;
-    let (x, s, pid) = (first & 0x80 != 0, first & 0x10 != 0, first & 0x07);
-    if !s || pid != 0 {
-        return None;
-    }
-    let mut i = 1;
-    if x {
-        let ext = *payload.get(i)?;
-        i += 1;
-        if ext & 0x80 != 0 {
-            // PictureID: 15 bits when M is set, else 7.
-            i += if *payload.get(i)? & 0x80 != 0 { 2 } else { 1 };
-        }
-        if ext & 0x40 != 0 {
-            i += 1;
-        }
-        if ext & 0x30 != 0 {
-            i += 1;
-        }
-    }
-    let frame = payload.get(i..i + 10)?;
-    if frame[0] & 0x01 != 0 || frame[3..6] != [0x9d, 0x01, 0x2a] {
-        return None;
-    }
-    let w = u16::from_le_bytes([frame[6], frame[7]]) & 0x3fff;
-    let h = u16::from_le_bytes([frame[8], frame[9]]) & 0x3fff;
-    Some((w, h))
 }
 
 #[derive(Default)]
@@ -239,21 +207,6 @@ impl StatsBoard {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn vp8_keyframe_size_is_read_from_the_first_packet() {
-        // Descriptor with X and a 15-bit PictureID, then a 640x360 key frame header.
-        let mut p = vec![0x90, 0x80, 0x81, 0x23];
-        p.extend_from_slice(&[0x50, 0x2a, 0x00, 0x9d, 0x01, 0x2a, 0x80, 0x02, 0x68, 0x01]);
-        assert_eq!(vp8_keyframe_size(&p), Some((640, 360)));
-        // Same without the extension byte.
-        let q = [0x10, 0x50, 0x2a, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00];
-        assert_eq!(vp8_keyframe_size(&q), Some((320, 240)));
-        // An inter frame, a continuation packet, garbage.
-        assert_eq!(vp8_keyframe_size(&[0x10, 0x51, 0x2a, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00]), None);
-        assert_eq!(vp8_keyframe_size(&[0x00, 0x50]), None);
-        assert_eq!(vp8_keyframe_size(&[]), None);
-    }
 
     #[test]
     fn meter_publishes_about_once_a_second_with_loss() {

@@ -12,6 +12,7 @@
 pub mod rewrite;
 pub mod router;
 pub mod speaker;
+pub mod vp8;
 
 pub use rtc::rtp::Packet as RtpPacket;
 pub use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec as Codec;
