@@ -42,8 +42,11 @@ use webrtc::peer_connection::{
 use webrtc::rtp_transceiver::RtpSender;
 
 /// The shortest interval between two keyframe requests sent to one publisher. Requests from
-/// several receivers inside it are coalesced into one.
-pub const KEYFRAME_MIN_INTERVAL: Duration = Duration::from_millis(300);
+/// several receivers inside it are coalesced into one. Chromium (libwebrtc's
+/// `EncoderRtcpFeedback`) ignores a request that comes within 300 ms of the last one it
+/// acted on, so a 300 ms spacing had coalesced requests arrive just inside that window and
+/// be ignored (seen: a recording's first keyframe took a second); 350 ms clears it.
+pub const KEYFRAME_MIN_INTERVAL: Duration = Duration::from_millis(350);
 
 /// Candidates kept when they arrive before the offer they belong to.
 const MAX_EARLY_CANDIDATES: usize = 32;
@@ -639,6 +642,7 @@ async fn request_keyframes(
             debug!("keyframe request not sent: {e}");
             break;
         }
+        debug!(media_ssrc, "asked the publisher for a keyframe");
         tokio::select! {
             _ = cancel.cancelled() => break,
             _ = tokio::time::sleep(KEYFRAME_MIN_INTERVAL) => {}
