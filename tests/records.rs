@@ -1,4 +1,4 @@
-//! Meeting records: a scripted meeting (joins, a reconnect, floor grants of known length, a
+//! Meeting records: a scripted meeting (joins, a reconnect, three floor grants of known length, a
 //! denied request, programme items, attendance) produces minutes whose numbers match the
 //! script within a second, in JSON, CSV and HTML; they survive a server restart.
 
@@ -58,6 +58,14 @@ async fn a_scripted_meeting_produces_minutes_that_match_the_script() {
     hq.send(json!({"type": "next_item"})).await; // Hàng Gai's speech: the floor goes to it
     floor_event(&mut hq, "granted").await;
     hold(1.5).await;
+    hq.send(json!({"type": "revoke_floor", "site": "hang-gai"})).await;
+    floor_event(&mut hq, "revoked").await;
+    // A third speech: the chair gives Cửa Nam the floor directly.
+    hq.send(json!({"type": "give_floor", "site": "cua-nam"})).await;
+    floor_event(&mut hq, "granted").await;
+    hold(1.0).await;
+    hq.send(json!({"type": "revoke_floor", "site": "cua-nam"})).await;
+    floor_event(&mut hq, "revoked").await;
     hq.send(json!({"type": "end_conference"})).await;
     hq.send(json!({"type": "ping"})).await;
     hq.recv_type("pong").await;
@@ -68,9 +76,9 @@ async fn a_scripted_meeting_produces_minutes_that_match_the_script() {
     assert!(list["conferences"][0]["ended_ms"].is_i64());
     let check = |m: &Value| {
         let speakers = m["speakers"].as_array().unwrap();
-        assert_eq!(speakers.len(), 2, "{m}");
-        for (s, expected) in speakers.iter().zip([2.0, 1.5]) {
-            assert_eq!(s["site"], "hang-gai");
+        assert_eq!(speakers.len(), 3, "{m}");
+        for (s, (site, expected)) in speakers.iter().zip([("hang-gai", 2.0), ("hang-gai", 1.5), ("cua-nam", 1.0)]) {
+            assert_eq!(s["site"], site);
             let secs = s["seconds"].as_f64().unwrap();
             assert!((secs - expected).abs() <= 1.0, "spoke {secs} s, script {expected} s");
         }
