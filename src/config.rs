@@ -26,6 +26,31 @@ pub struct Config {
     pub agenda: Vec<AgendaConfig>,
     #[serde(default)]
     pub alarms: AlarmConfig,
+    #[serde(default)]
+    pub recording: RecordingConfig,
+}
+
+/// Where recordings go and how much disk they must leave free.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordingConfig {
+    /// Folder of recordings; empty = `<data>/recordings`.
+    #[serde(default)]
+    pub dir: String,
+    /// Recording refuses to start, and stops with an alarm, when the disk holding `dir` has
+    /// less than this free (MB): the event log and the meeting itself need the rest.
+    #[serde(default = "default_min_free_mb")]
+    pub min_free_mb: u64,
+}
+
+impl Default for RecordingConfig {
+    fn default() -> Self {
+        Self { dir: String::new(), min_free_mb: default_min_free_mb() }
+    }
+}
+
+fn default_min_free_mb() -> u64 {
+    200
 }
 
 /// Alarm thresholds (see docs/operations.md); every field optional.
@@ -161,6 +186,9 @@ pub struct Settings {
     /// The initial programme (kinds and sites checked).
     pub agenda: Vec<crate::signal::protocol::AgendaItemSpec>,
     pub thresholds: crate::health::alarms::Thresholds,
+    /// Recordings folder from config; `None` = `<data>/recordings`.
+    pub recording_dir: Option<PathBuf>,
+    pub recording_min_free_bytes: u64,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -322,6 +350,8 @@ impl Config {
             fixed_keys,
             agenda,
             thresholds,
+            recording_dir: Some(PathBuf::from(self.recording.dir.trim())).filter(|d| !d.as_os_str().is_empty()),
+            recording_min_free_bytes: self.recording.min_free_mb.saturating_mul(1 << 20),
         })
     }
 }

@@ -9,6 +9,7 @@
 //! - [`peer`]: one WebRTC PeerConnection per site, the only module that drives webrtc-rs;
 //! - [`media`]: the routing table and the RTP forwarding path between peers;
 //! - [`store`]: the embedded SQLite file (site key hashes, event log);
+//! - [`recording`]: every site's forwarded media written to Ogg/Opus and IVF/VP8 files;
 //! - [`http`]: the axum router (pages, REST, WebSocket upgrade) and TLS.
 
 pub mod access;
@@ -20,6 +21,7 @@ pub mod http;
 pub mod media;
 pub mod peer;
 pub mod records;
+pub mod recording;
 pub mod server;
 pub mod signal;
 pub mod store;

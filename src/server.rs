@@ -12,6 +12,7 @@ use crate::health::board::StatsBoard;
 use crate::health::monitor::{HealthHandle, MonitorParts};
 use crate::media::router::Router;
 use crate::peer::{MediaNetwork, PeerContext};
+use crate::recording::Recorder;
 use crate::store::Store;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -31,6 +32,8 @@ pub struct Bridge {
     /// SHA-256 of technician keys already verified against their Argon2 hash, so the
     /// technician page can poll every second without an Argon2 run per request.
     pub verified_tech_keys: std::sync::Mutex<std::collections::HashSet<[u8; 32]>>,
+    /// Where recordings are written (one folder each, with its `index.json`).
+    pub recordings: PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -103,11 +106,15 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
 
     let shutdown = CancellationToken::new();
     let router = Router::new(settings.sites.len());
-    let conference = conference::spawn(settings.clone(), store.clone(), router.clone(), shutdown.clone());
+    let site_ids: Arc<[String]> = settings.sites.iter().map(|s| s.id.clone()).collect();
+    let recordings = settings.recording_dir.clone().unwrap_or_else(|| opts.data.join("recordings"));
+    let recorder = Recorder::spawn(recordings.clone(), settings.recording_min_free_bytes, router.clone(), site_ids.clone());
+    let recording = recorder.status();
+    let conference = conference::spawn(settings.clone(), store.clone(), router.clone(), recorder, shutdown.clone());
     let peers = PeerContext {
         router,
         network: MediaNetwork { bind_ip: settings.media_bind_ip(), public_ip: settings.media_public_ip },
-        site_ids: settings.sites.iter().map(|s| s.id.clone()).collect(),
+        site_ids,
         board: Arc::new(StatsBoard::new(settings.sites.len())),
     };
     let health = health::monitor::spawn(
@@ -118,6 +125,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
             view: conference.view(),
             store: store.clone(),
             thresholds: settings.thresholds,
+            recording,
         },
         shutdown.clone(),
     );
@@ -129,6 +137,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
         peers,
         started: Instant::now(),
         verified_tech_keys: Default::default(),
+        recordings,
     });
     let app = http::app(bridge.clone());
 

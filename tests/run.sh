@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of Điểm Cầu: unit, integration (webrtc-rs site simulator) and end to end
 # in headless Chromium. On a fresh Debian machine with a Rust toolchain it first installs what
-# the tests need (Debian's chromium, chromium-driver and fonts, via ../shared/lab/).
+# the tests need: Debian's chromium, chromium-driver and fonts (via ../shared/lab/) and ffmpeg
+# (ffprobe checks recorded files).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,10 +11,11 @@ if [ ! -f "$lab/install-chromium.sh" ]; then
   echo "tests/run.sh: $lab/install-chromium.sh not found; the browser tests need ../shared/lab beside the project (or DIEMCAU_LAB)" >&2
   exit 1
 fi
+packages="ffmpeg"
 if [ "$(id -u)" -eq 0 ]; then
-  bash "$lab/install-chromium.sh"
-elif ! command -v chromium >/dev/null; then
-  echo "tests/run.sh: chromium is missing; run as root once (or: sudo bash $lab/install-chromium.sh)" >&2
+  LAB_EXTRA_PKGS="${LAB_EXTRA_PKGS:-} $packages" bash "$lab/install-chromium.sh"
+elif ! command -v chromium >/dev/null || ! command -v ffprobe >/dev/null; then
+  echo "tests/run.sh: chromium or ffprobe is missing; run as root once (or: sudo LAB_EXTRA_PKGS=\"$packages\" bash $lab/install-chromium.sh)" >&2
   exit 1
 fi
 command -v python3 >/dev/null || { echo "tests/run.sh: python3 is needed to generate fake camera/microphone files" >&2; exit 1; }

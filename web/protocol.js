@@ -12,7 +12,7 @@
 /** @typedef {{items: AgendaItem[], current?: {index: number, started_ms: number, planned_ms: number}}} AgendaView */
 /**
  * @typedef {{type: "joined", session: string, site: {id: string, name: string, role: string}, conference: {title: string}, ice_servers: RTCIceServer[], resume: string, resumed: boolean}
- *  | {type: "state", sites: SitePresence[], floor: FloorView, layout: "stage"|"grid", locked: boolean, agenda: AgendaView, server_now_ms: number}
+ *  | {type: "state", sites: SitePresence[], floor: FloorView, layout: "stage"|"grid", locked: boolean, agenda: AgendaView, server_now_ms: number, sharing?: string, meeting?: {id: number, started_ms: number}, recording?: {state: "recording"|"failed", started_ms: number, error?: string}}
  *  | {type: "floor", event: string, request: number, site: string}
  *  | {type: "speaking", active: string|null, levels: {site: string, level: number}[]}
  *  | {type: "offer", sdp: string} | {type: "answer", sdp: string}

@@ -285,6 +285,13 @@ function render() {
     if (sharedTrack && (/** @type {MediaStream|null} */ (v.srcObject))?.getTracks()[0] !== sharedTrack) v.srcObject = new MediaStream([sharedTrack]);
   }
   if (isChair) renderChair();
+  // Every site sees that the meeting is being recorded (and a failure, so nobody relies on it).
+  const rec = $("rec");
+  rec.hidden = !s.recording;
+  rec.dataset.state = s.recording?.state || "";
+  rec.textContent = s.recording?.state === "recording" ? t("rec.on", { time: clock(serverNow() - s.recording.started_ms) })
+    : s.recording ? t("rec.failed") : "";
+  rec.title = s.recording?.error || "";
   // Wards enter who attends once the chair has started the recorded conference.
   $("attendance").hidden = isChair || !s.meeting;
   renderTimers();
@@ -292,6 +299,7 @@ function render() {
 
 function renderTimers() {
   if (!state) return;
+  if (state.recording?.state === "recording") $("rec").textContent = t("rec.on", { time: clock(serverNow() - state.recording.started_ms) });
   const holder = state.floor.holders[0];
   $("speaker").textContent = holder
     ? t("floor.speaking", { site: nameOf(holder.site), time: clock(serverNow() - holder.since_ms) })
@@ -359,6 +367,10 @@ function renderChair() {
     return tr;
   }));
   $("meeting").textContent = s.meeting ? t("chair.end_meeting") : t("chair.start_meeting");
+  const record = $("record");
+  record.textContent = s.recording?.state === "recording" ? t("chair.stop_recording")
+    : s.recording ? t("chair.ack_recording") : t("chair.start_recording");
+  record.dataset.state = s.recording?.state || "idle";
   const minutes = /** @type {HTMLAnchorElement} */ ($("minutes"));
   const lastId = s.meeting?.id ?? lastMeetingId;
   if (s.meeting) lastMeetingId = s.meeting.id;
@@ -383,7 +395,7 @@ if (isChair) {
     const h = await (await fetch("/api/health")).json();
     badge.hidden = !h.alarms.length;
     badge.textContent = t("alarm.badge", { n: h.alarms.length });
-    badge.title = h.alarms.map((/** @type {any} */ a) => `${nameOf(a.site)}: ${t(`alarm.${a.alarm}`)} (${a.detail})`).join("\n");
+    badge.title = h.alarms.map((/** @type {any} */ a) => `${a.site === "@bridge" ? t("alarm.bridge") : nameOf(a.site)}: ${t(`alarm.${a.alarm}`)} (${a.detail})`).join("\n");
   };
   setInterval(() => poll().catch(() => {}), 3000);
 }
@@ -440,6 +452,7 @@ $("next-item").addEventListener("click", () => client.act({ type: "next_item" })
 /** @type {number|null} the last recorded conference, for the minutes link */
 let lastMeetingId = null;
 $("meeting").addEventListener("click", () => client.act({ type: state?.meeting ? "end_conference" : "start_conference" }));
+$("record").addEventListener("click", () => client.act({ type: state?.recording ? "stop_recording" : "start_recording" }));
 $("attendance").addEventListener("submit", (ev) => {
   ev.preventDefault();
   const headcount = Number(/** @type {HTMLInputElement} */ ($("headcount")).value);

@@ -129,7 +129,7 @@ async function refresh() {
   $("alarms").replaceChildren(...(v.alarms.length ? v.alarms.map((/** @type {any} */ a) => {
     const li = document.createElement("li");
     li.dataset.alarm = a.alarm;
-    li.textContent = `${new Date(a.since_ms).toLocaleTimeString()} — ${v.sites.find((/** @type {any} */ s) => s.id === a.site)?.name || a.site}: ${t(`alarm.${a.alarm}`)} (${a.detail})`;
+    li.textContent = `${new Date(a.since_ms).toLocaleTimeString()} — ${a.site === "@bridge" ? t("alarm.bridge") : v.sites.find((/** @type {any} */ s) => s.id === a.site)?.name || a.site}: ${t(`alarm.${a.alarm}`)} (${a.detail})`;
     return li;
   }) : [Object.assign(document.createElement("li"), { className: "empty", textContent: t("tech.no_alarms") })]));
 }

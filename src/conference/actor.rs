@@ -10,9 +10,10 @@ use crate::floor::{AgendaItem, Floor, FloorError, FloorEvent, ItemKind, RequestI
 use crate::media::router::Router;
 use crate::signal::protocol::{
     AgendaItemSpec, AgendaKind, AgendaView, CurrentItemView, ErrorCode, FloorEventKind, FloorHolderView, FloorView, Layout,
-    MeetingView, QueueEntryView, ServerMessage, SiteLevel, SitePresence,
+    MeetingView, QueueEntryView, RecordingView, ServerMessage, SiteLevel, SitePresence,
 };
 use crate::media::speaker::SpeakerDetector;
+use crate::recording::{RecState, RecordError, Recorder, RecordingStatus};
 use crate::store::{now_ms, Store};
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -75,6 +76,10 @@ struct Actor {
     sharing: Option<usize>,
     /// The recorded conference running now: (id, started at).
     meeting: Option<(i64, i64)>,
+    /// Recording of the meeting's media: the actor decides, the recorder writes.
+    recorder: Recorder,
+    /// The recorder's last reported status (what pages are shown).
+    recording: RecordingStatus,
     view: tokio::sync::watch::Sender<Arc<Vec<SiteView>>>,
     /// The latest state to persist; a writer task saves it, coalescing bursts.
     persist: tokio::sync::watch::Sender<Option<String>>,
@@ -84,7 +89,7 @@ struct Actor {
 const SPEAKER_TICK: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Starts the actor; it stops when `cancel` fires or every handle is dropped.
-pub fn spawn(settings: Arc<Settings>, store: Store, router: Router, cancel: CancellationToken) -> ConferenceHandle {
+pub fn spawn(settings: Arc<Settings>, store: Store, router: Router, recorder: Recorder, cancel: CancellationToken) -> ConferenceHandle {
     let (persist, mut persisted) = tokio::sync::watch::channel(None::<String>);
     {
         let store = store.clone();
@@ -116,6 +121,8 @@ pub fn spawn(settings: Arc<Settings>, store: Store, router: Router, cancel: Canc
         ticks: 0,
         sharing: None,
         meeting: None,
+        recording: RecordingStatus::default(),
+        recorder,
         view: tokio::sync::watch::channel(Arc::new(Vec::new())).0,
         persist,
     };
@@ -134,6 +141,7 @@ pub fn spawn(settings: Arc<Settings>, store: Store, router: Router, cancel: Canc
     }
     actor.apply_media_policy();
     actor.publish_view();
+    let mut recording = actor.recorder.status();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(SPEAKER_TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -141,6 +149,10 @@ pub fn spawn(settings: Arc<Settings>, store: Store, router: Router, cancel: Canc
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 _ = tick.tick() => actor.on_tick(now_ms()),
+                Ok(()) = recording.changed() => {
+                    let status = recording.borrow_and_update().clone();
+                    actor.on_recording_status(status);
+                }
                 cmd = rx.recv() => match cmd {
                     Some(cmd) => actor.handle(cmd),
                     None => break,
@@ -162,6 +174,11 @@ impl Actor {
                 self.send_all(ServerMessage::Restarting {
                     message: "Máy chủ đang khởi động lại; trang sẽ tự kết nối lại. / The server is restarting; this page reconnects by itself.".into(),
                 });
+                // Close the recorded files properly (bounded): the process is about to exit.
+                if self.recording.state == RecState::Recording {
+                    self.recorder.stop_and_wait(std::time::Duration::from_secs(3));
+                    self.log_now(self.floor.chair(), "recording_stopped", "server shutdown");
+                }
                 // Flush now, on this task: the process is about to exit.
                 if let Err(e) = self.store.save_conference_state(&self.persisted_json()) {
                     warn!("saving the conference state at shutdown failed: {e}");
@@ -214,6 +231,20 @@ impl Actor {
                 .map(|(i, l)| SiteLevel { site: self.id(i).to_string(), level: (l * 100.0).round() / 100.0 })
                 .collect();
             self.send_all(ServerMessage::Speaking { active: active.map(|i| self.id(i).to_string()), levels });
+        }
+    }
+
+    /// The recorder reported: a failure is logged and shown to every page.
+    fn on_recording_status(&mut self, status: RecordingStatus) {
+        let changed = status.state != self.recording.state || status.error != self.recording.error;
+        if status.state == RecState::Failed && self.recording.state != RecState::Failed {
+            let error = status.error.clone().unwrap_or_default();
+            warn!("recording failed: {error}");
+            self.log(self.floor.chair(), "recording_failed", &error);
+        }
+        self.recording = status;
+        if changed {
+            self.broadcast_state();
         }
     }
 
@@ -411,6 +442,8 @@ impl Actor {
                 | Action::Lock { .. }
                 | Action::StartConference
                 | Action::EndConference
+                | Action::StartRecording
+                | Action::StopRecording
         );
         if chair_only && !is_chair {
             warn!(site = %self.id(site), ?action, "refused: chair command from a site");
@@ -506,12 +539,44 @@ impl Actor {
                         self.log_now(i, "leave", "present at the end");
                     }
                 }
+                if self.recording.state == RecState::Recording {
+                    self.recorder.stop();
+                    self.log_now(site, "recording_stopped", "the conference ended");
+                }
                 self.log_now(site, "conference_ended", "");
                 if let Err(e) = self.store.end_conference() {
                     warn!("ending the conference record failed: {e}");
                 }
                 info!("conference ended");
                 self.meeting = None;
+                vec![]
+            }
+            Action::StartRecording => {
+                let conference = self.meeting.map(|(id, _)| id);
+                match self.recorder.start(&self.settings.title, conference) {
+                    Ok(id) => {
+                        // The recorder's own report follows; show the indicator at once.
+                        self.recording = self.recorder.status().borrow().clone();
+                        self.log(site, "recording_started", &id);
+                    }
+                    Err(e) => {
+                        let code = match e {
+                            RecordError::AlreadyRecording => ErrorCode::RecordingActive,
+                            RecordError::NoSpace { .. } => ErrorCode::RecordingNoSpace,
+                            RecordError::Folder { .. } => ErrorCode::RecordingFailed,
+                        };
+                        warn!("recording not started: {e}");
+                        return Err(Refused::new(code, e.to_string()));
+                    }
+                }
+                vec![]
+            }
+            Action::StopRecording => {
+                if self.recording.state == RecState::Recording {
+                    self.log(site, "recording_stopped", "by the chair");
+                }
+                self.recorder.stop();
+                self.recording = self.recorder.status().borrow().clone();
                 vec![]
             }
             Action::Attendance { attendees, headcount } => {
@@ -677,6 +742,14 @@ impl Actor {
             locked: self.locked,
             sharing: self.sharing.map(|i| self.id(i).to_string()),
             meeting: self.meeting.map(|(id, started_ms)| MeetingView { id, started_ms }),
+            recording: match self.recording.state {
+                RecState::Idle => None,
+                state => Some(RecordingView {
+                    state: if state == RecState::Recording { "recording" } else { "failed" }.into(),
+                    started_ms: self.recording.started_ms.unwrap_or(0),
+                    error: self.recording.error.clone(),
+                }),
+            },
             agenda: AgendaView { items, current },
             server_now_ms: now,
         }

@@ -41,6 +41,9 @@ pub enum Action {
     /// Chair: start / end the recorded conference.
     StartConference,
     EndConference,
+    /// Chair: start / stop recording.
+    StartRecording,
+    StopRecording,
     /// Who attends at this bridge point.
     Attendance { attendees: String, headcount: Option<i64> },
     /// Start sharing content (the chair or the floor holder).

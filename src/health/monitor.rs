@@ -12,6 +12,7 @@ use crate::conference::SiteView;
 use crate::config::{Role, Settings};
 use crate::media::router::Router;
 use crate::media::Kind;
+use crate::recording::{RecState, RecordingStatus};
 use crate::signal::protocol::ClientReport;
 use crate::store::{now_ms, Store};
 use serde::Serialize;
@@ -26,6 +27,8 @@ use tracing::{info, warn};
 const HISTORY: usize = 300;
 /// A page report older than this is ignored.
 const REPORT_FRESH: Duration = Duration::from_secs(12);
+/// The `site` of alarms about the bridge itself rather than one site (not a valid site id).
+pub const BRIDGE: &str = "@bridge";
 
 /// One point of a sparkline.
 #[derive(Debug, Clone, Serialize)]
@@ -143,6 +146,9 @@ struct Monitor {
     sites: Vec<SiteState>,
     epoch: Instant,
     ticks: u64,
+    recording: watch::Receiver<RecordingStatus>,
+    /// The bridge-wide `recording_failed` alarm: since when (Unix ms) and why.
+    recording_alarm: Option<(i64, String)>,
 }
 
 pub struct MonitorParts {
@@ -152,6 +158,7 @@ pub struct MonitorParts {
     pub view: watch::Receiver<Arc<Vec<SiteView>>>,
     pub store: Store,
     pub thresholds: Thresholds,
+    pub recording: watch::Receiver<RecordingStatus>,
 }
 
 pub fn spawn(parts: MonitorParts, cancel: CancellationToken) -> HealthHandle {
@@ -171,6 +178,8 @@ pub fn spawn(parts: MonitorParts, cancel: CancellationToken) -> HealthHandle {
         store: parts.store,
         epoch: now,
         ticks: 0,
+        recording: parts.recording,
+        recording_alarm: None,
     };
     tokio::spawn(async move {
         // Evaluated twice a second so an alarm is raised well within 5 s of its cause; the
@@ -286,6 +295,7 @@ impl Monitor {
         for change in self.engine.evaluate(t, &snapshots) {
             self.record(change);
         }
+        self.check_recording();
         self.ticks += 1;
         if self.ticks % 2 == 1 {
             return;
@@ -327,6 +337,33 @@ impl Monitor {
         });
     }
 
+    /// A failed recording is an alarm of the bridge itself, raised at once (it is not a
+    /// flapping measurement) and cleared when the chair stops or restarts recording.
+    fn check_recording(&mut self) {
+        let status = self.recording.borrow().clone();
+        let failed = (status.state == RecState::Failed).then(|| status.error.unwrap_or_default());
+        let (kind, detail) = match (&self.recording_alarm, failed) {
+            (None, Some(error)) => {
+                warn!(alarm = "recording_failed", "bridge: alarm raised: {error}");
+                self.recording_alarm = Some((now_ms(), error.clone()));
+                ("alarm_raised:recording_failed", error)
+            }
+            (Some((since, _)), None) => {
+                let secs = (now_ms() - since) / 1000;
+                info!(alarm = "recording_failed", "bridge: alarm cleared after {secs} s");
+                self.recording_alarm = None;
+                ("alarm_cleared:recording_failed", format!("{secs} s"))
+            }
+            _ => return,
+        };
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = store.log_event(None, kind, &detail) {
+                warn!("event log write failed: {e}");
+            }
+        });
+    }
+
     fn alarm_view(&self, a: &ActiveAlarm, now: Instant) -> AlarmView {
         let since = now_ms() - (now.duration_since(self.epoch).as_secs_f64() * 1000.0 - a.since_ms) as i64;
         AlarmView { site: self.settings.sites[a.site].id.clone(), alarm: a.kind.code(), since_ms: since, detail: a.detail.clone() }
@@ -334,7 +371,10 @@ impl Monitor {
 
     fn health_view(&self, with_history: bool, now: Instant) -> HealthView {
         let levels = self.router.levels();
-        let alarms: Vec<AlarmView> = self.engine.active().iter().map(|a| self.alarm_view(a, now)).collect();
+        let mut alarms: Vec<AlarmView> = self.engine.active().iter().map(|a| self.alarm_view(a, now)).collect();
+        if let Some((since_ms, detail)) = &self.recording_alarm {
+            alarms.push(AlarmView { site: BRIDGE.into(), alarm: "recording_failed", since_ms: *since_ms, detail: detail.clone() });
+        }
         let sites = self
             .settings
             .sites

@@ -38,6 +38,8 @@ pub fn app(bridge: Arc<Bridge>) -> Router {
         .route("/metrics", get(tech::metrics))
         .route("/api/conferences", get(records::list))
         .route("/api/conferences/{id}/minutes", get(records::minutes))
+        .route("/api/recordings", get(records::recordings))
+        .route("/api/recordings/{id}/{file}", get(records::recording_file))
         .route("/tech", get(|| async { asset("tech.html") }))
         .route("/api/sites", get(sites))
         .route("/ws", get(ws))

@@ -1,6 +1,7 @@
 //! Meeting records over HTTP: the list of conferences and each one's minutes as JSON, CSV or
-//! a printable Vietnamese page. For the chair and the technicians: their key as
-//! `Authorization: Bearer <key>`, or `?key=` for the page opened from a link.
+//! a printable Vietnamese page, and the recordings (their indexes and files). For the chair
+//! and the technicians: their key as `Authorization: Bearer <key>`, or `?key=` for a page or
+//! file opened from a link.
 
 use super::refuse;
 use crate::access;
@@ -76,10 +77,64 @@ pub async fn minutes(State(bridge): State<Arc<Bridge>>, Path(id): Path<i64>, hea
         )
             .into_response(),
         "html" => {
-            let name = |id: &str| sites.iter().find(|(s, _)| s == id).map(|(_, n)| n.clone()).unwrap_or_else(|| id.to_string());
+            // Events without a site are the bridge's own (a failed recording).
+            let name = |id: &str| match sites.iter().find(|(s, _)| s == id) {
+                Some((_, n)) => n.clone(),
+                None if id.is_empty() => "Máy chủ cầu".to_string(),
+                None => id.to_string(),
+            };
             ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], render::html(&m, name)).into_response()
         }
         "json" => Json(m).into_response(),
         _ => refuse(StatusCode::BAD_REQUEST, "invalid_message", "format must be json, csv or html"),
     }
+}
+
+/// Every recording's index, newest first.
+pub async fn recordings(State(bridge): State<Arc<Bridge>>, headers: HeaderMap, Query(q): Query<RecordQuery>) -> Response {
+    if let Err(r) = authorise(&bridge, &headers, &q).await {
+        return r;
+    }
+    let root = bridge.recordings.clone();
+    let list = tokio::task::spawn_blocking(move || crate::recording::list(&root)).await.unwrap_or_default();
+    Json(serde_json::json!({"recordings": list})).into_response()
+}
+
+/// One file of a recording: only names its index lists (or the index itself) are served.
+pub async fn recording_file(
+    State(bridge): State<Arc<Bridge>>,
+    Path((id, file)): Path<(String, String)>,
+    headers: HeaderMap,
+    Query(q): Query<RecordQuery>,
+) -> Response {
+    if let Err(r) = authorise(&bridge, &headers, &q).await {
+        return r;
+    }
+    let root = bridge.recordings.clone();
+    let path = tokio::task::spawn_blocking(move || {
+        let index = crate::recording::list(&root).into_iter().find(|i| i.id == id)?;
+        let listed = file == "index.json" || index.tracks.iter().any(|t| t.file == file);
+        listed.then(|| root.join(&index.id).join(&file))
+    })
+    .await
+    .ok()
+    .flatten();
+    let opened = match path {
+        Some(path) => tokio::fs::File::open(&path).await.ok().map(|f| (path, f)),
+        None => None,
+    };
+    let Some((path, f)) = opened else {
+        return refuse(StatusCode::NOT_FOUND, "recording_unknown", "no such recording or file");
+    };
+    let file = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    // Streamed: an hour of one site's video is hundreds of megabytes.
+    let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(f));
+    let mime = match file.rsplit('.').next() {
+        Some("ogg") => "audio/ogg",
+        Some("ivf") => "video/x-ivf",
+        Some("json") => "application/json",
+        _ => "application/octet-stream",
+    };
+    let disposition = format!("attachment; filename=\"{file}\"");
+    ([(header::CONTENT_TYPE, mime.to_string()), (header::CONTENT_DISPOSITION, disposition)], body).into_response()
 }

@@ -160,5 +160,6 @@ pub async fn metrics(State(bridge): State<Arc<Bridge>>) -> Response {
         vec![("{reason=\"queue_full\"}".into(), c.dropped_queue_full as f64), ("{reason=\"muted\"}".into(), c.blocked_muted as f64)],
     );
     metric("diemcau_media_keyframe_requests_total", "counter", "Keyframe requests sent to publishers.", vec![(String::new(), c.keyframe_requests as f64)]);
+    metric("diemcau_recording_dropped_packets_total", "counter", "Packets the recorder could not keep up with.", vec![(String::new(), c.recorder_dropped as f64)]);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out).into_response()
 }

@@ -38,6 +38,8 @@ pub struct RouteTable {
     sinks: Vec<(usize, mpsc::Sender<SinkPacket>)>,
     /// Per site and kind (audio, video, content): not forwarded (server-enforced mute).
     blocked: Vec<[bool; KINDS]>,
+    /// While recording: the recorder's queue, offered every forwarded packet.
+    recorder: Option<std::sync::mpsc::SyncSender<SinkPacket>>,
 }
 
 /// Counters of the forwarding path, readable at any time.
@@ -48,6 +50,8 @@ pub struct MediaCounters {
     pub dropped_queue_full: AtomicU64,
     pub blocked_muted: AtomicU64,
     pub keyframe_requests: AtomicU64,
+    /// Packets the recorder's queue had no room for (recording only; live media unaffected).
+    pub recorder_dropped: AtomicU64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -57,6 +61,7 @@ pub struct CounterSnapshot {
     pub dropped_queue_full: u64,
     pub blocked_muted: u64,
     pub keyframe_requests: u64,
+    pub recorder_dropped: u64,
 }
 
 struct SourceEntry {
@@ -70,6 +75,7 @@ struct Control {
     sinks: HashMap<usize, (u64, mpsc::Sender<SinkPacket>)>,
     sources: HashMap<(usize, Kind), SourceEntry>,
     blocked: Vec<[bool; KINDS]>,
+    recorder: Option<std::sync::mpsc::SyncSender<SinkPacket>>,
 }
 
 /// Cheap to clone; one per bridge.
@@ -94,7 +100,7 @@ impl Router {
         let (sources_tx, _) = watch::channel(Arc::new(Vec::new()));
         Router {
             inner: Arc::new(Inner {
-                routes: ArcSwap::from_pointee(RouteTable { sinks: Vec::new(), blocked: vec![[false; KINDS]; site_count] }),
+                routes: ArcSwap::from_pointee(RouteTable { sinks: Vec::new(), blocked: vec![[false; KINDS]; site_count], recorder: None }),
                 control: Mutex::new(control),
                 sources_tx,
                 counters: MediaCounters::default(),
@@ -168,6 +174,24 @@ impl Router {
         }
     }
 
+    /// Starts (`Some`) or stops offering every forwarded packet to a recorder's queue.
+    /// Dropping the old queue's sender is how the recorder learns that recording stopped.
+    pub fn set_recorder(&self, recorder: Option<std::sync::mpsc::SyncSender<SinkPacket>>) {
+        let mut c = self.lock();
+        c.recorder = recorder;
+        self.publish_routes(&c);
+    }
+
+    /// Asks every publisher of video or content for a keyframe.
+    pub fn request_all_keyframes(&self) {
+        let c = self.lock();
+        for ((_, kind), e) in c.sources.iter() {
+            if kind.is_video() && e.keyframe.try_send(()).is_ok() {
+                self.inner.counters.keyframe_requests.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
     /// Asks the publisher of `site`'s video or content for a keyframe (the publisher
     /// rate-limits).
     pub fn request_keyframe(&self, site: usize, kind: Kind) {
@@ -187,6 +211,11 @@ impl Router {
         if table.blocked.get(source).is_some_and(|b| b[kind.index()]) {
             counters.blocked_muted.fetch_add(1, Ordering::Relaxed);
             return;
+        }
+        if let Some(rec) = &table.recorder {
+            if let Err(std::sync::mpsc::TrySendError::Full(_)) = rec.try_send(SinkPacket { source, kind, packet: packet.clone() }) {
+                counters.recorder_dropped.fetch_add(1, Ordering::Relaxed);
+            }
         }
         let mut forwarded = 0;
         let mut dropped = 0;
@@ -226,6 +255,7 @@ impl Router {
             dropped_queue_full: c.dropped_queue_full.load(Ordering::Relaxed),
             blocked_muted: c.blocked_muted.load(Ordering::Relaxed),
             keyframe_requests: c.keyframe_requests.load(Ordering::Relaxed),
+            recorder_dropped: c.recorder_dropped.load(Ordering::Relaxed),
         }
     }
 
@@ -236,7 +266,7 @@ impl Router {
     fn publish_routes(&self, c: &Control) {
         let mut sinks: Vec<_> = c.sinks.iter().map(|(site, (_, tx))| (*site, tx.clone())).collect();
         sinks.sort_by_key(|(site, _)| *site);
-        self.inner.routes.store(Arc::new(RouteTable { sinks, blocked: c.blocked.clone() }));
+        self.inner.routes.store(Arc::new(RouteTable { sinks, blocked: c.blocked.clone(), recorder: c.recorder.clone() }));
     }
 
     fn publish_sources(&self, c: &Control) {
@@ -302,6 +332,24 @@ mod tests {
         assert!(kf_rx.try_recv().is_err());
         router.set_policy(vec![[false; KINDS]; 2]);
         assert!(kf_rx.try_recv().is_ok(), "camera back on: keyframe requested");
+    }
+
+    #[test]
+    fn the_recorder_gets_what_is_forwarded_and_stops_when_removed() {
+        let router = Router::new(2);
+        let _rx1 = router.register_sink(1, 1);
+        let (tx, rec) = std::sync::mpsc::sync_channel(2);
+        router.set_recorder(Some(tx));
+        router.set_policy(vec![[true, false, false], [false; KINDS]]);
+        router.forward(0, Kind::Audio, packet(1)); // muted: neither forwarded nor recorded
+        router.forward(0, Kind::Video, packet(2));
+        router.forward(1, Kind::Audio, packet(3));
+        router.forward(1, Kind::Audio, packet(4)); // queue of 2 is full: counted, live unaffected
+        let got: Vec<_> = rec.try_iter().map(|p| (p.source, p.kind, p.packet.header.sequence_number)).collect();
+        assert_eq!(got, vec![(0, Kind::Video, 2), (1, Kind::Audio, 3)]);
+        assert_eq!(router.counters().recorder_dropped, 1);
+        router.set_recorder(None);
+        assert!(matches!(rec.recv_timeout(std::time::Duration::from_millis(10)), Err(std::sync::mpsc::RecvTimeoutError::Disconnected)));
     }
 
     #[test]

@@ -12,6 +12,17 @@ pub struct Minutes {
     pub requests: Vec<RequestRecord>,
     pub attendance: Vec<SiteAttendance>,
     pub incidents: Vec<Incident>,
+    pub recordings: Vec<RecordingRecord>,
+}
+
+/// A recording made during the conference (its files are listed in its `index.json`).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RecordingRecord {
+    pub id: String,
+    pub started_ms: i64,
+    pub stopped_ms: Option<i64>,
+    /// Why it stopped early, if it failed.
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -72,6 +83,7 @@ pub fn build(conference: ConferenceRecord, events: &[Event], attendance: &[Atten
     let mut speakers: Vec<SpeechRecord> = Vec::new();
     let mut requests: BTreeMap<u64, RequestRecord> = BTreeMap::new();
     let mut incidents: Vec<Incident> = Vec::new();
+    let mut recordings: Vec<RecordingRecord> = Vec::new();
     let mut present_since: BTreeMap<String, i64> = BTreeMap::new();
     let mut att: BTreeMap<String, SiteAttendance> = sites
         .iter()
@@ -144,6 +156,17 @@ pub fn build(conference: ConferenceRecord, events: &[Event], attendance: &[Atten
                     item.ended_ms = Some(e.at_ms);
                 }
             }
+            "recording_started" => {
+                recordings.push(RecordingRecord { id: e.detail.clone(), started_ms: e.at_ms, stopped_ms: None, error: None });
+            }
+            "recording_stopped" | "recording_failed" => {
+                if let Some(r) = recordings.iter_mut().rev().find(|r| r.stopped_ms.is_none()) {
+                    r.stopped_ms = Some(e.at_ms);
+                    if e.kind == "recording_failed" {
+                        r.error = Some(e.detail.clone());
+                    }
+                }
+            }
             kind if kind.starts_with("alarm_raised:") => {
                 incidents.push(Incident {
                     site,
@@ -180,6 +203,7 @@ pub fn build(conference: ConferenceRecord, events: &[Event], attendance: &[Atten
         requests: requests.into_values().collect(),
         attendance: sites.iter().filter_map(|(id, _)| att.remove(id)).collect(),
         incidents,
+        recordings,
     }
 }
 
@@ -223,5 +247,22 @@ mod tests {
         assert_eq!(hg.first_join_ms, Some(2_000));
         assert_eq!(m.attendance[0].present_seconds, 99.0, "HQ still present: counted to the conference end");
         assert_eq!(m.incidents[0].cleared_ms, Some(70_000));
+    }
+
+    #[test]
+    fn recordings_and_their_failures_are_in_the_minutes() {
+        let conf = ConferenceRecord { id: 1, title: "Hội nghị".into(), started_ms: 0, ended_ms: Some(100_000) };
+        let events = vec![
+            ev(1_000, "hq", "recording_started", "2026-12-01_08-00-01"),
+            ev(30_000, "hq", "recording_stopped", "by the chair"),
+            ev(40_000, "hq", "recording_started", "2026-12-01_08-00-40"),
+            ev(50_000, "", "alarm_raised:recording_failed", "disk almost full"),
+            ev(50_000, "hq", "recording_failed", "disk almost full"),
+        ];
+        let m = build(conf, &events, &[], &[("hq".into(), "Trụ sở".into())], 200_000);
+        assert_eq!(m.recordings.len(), 2);
+        assert_eq!((m.recordings[0].started_ms, m.recordings[0].stopped_ms, m.recordings[0].error.as_deref()), (1_000, Some(30_000), None));
+        assert_eq!(m.recordings[1].error.as_deref(), Some("disk almost full"));
+        assert_eq!((m.incidents[0].site.as_str(), m.incidents[0].alarm.as_str()), ("", "recording_failed"));
     }
 }

@@ -52,6 +52,10 @@ pub fn csv(m: &Minutes) -> String {
         let secs = i.cleared_ms.map(|c| format!("{:.0}", (c - i.raised_ms) as f64 / 1000.0)).unwrap_or_default();
         row(["incident", &i.site, &i.alarm, &opt_time(Some(i.raised_ms)), &opt_time(i.cleared_ms), &secs, &i.detail]);
     }
+    for r in &m.recordings {
+        let secs = r.stopped_ms.map(|s| format!("{:.0}", (s - r.started_ms) as f64 / 1000.0)).unwrap_or_default();
+        row(["recording", "", &r.id, &opt_time(Some(r.started_ms)), &opt_time(r.stopped_ms), &secs, r.error.as_deref().unwrap_or("")]);
+    }
     out
 }
 
@@ -103,6 +107,11 @@ pub fn html(m: &Minutes, site_name: impl Fn(&str) -> String) -> String {
     h.push_str("</table><h2>5. Sự cố kỹ thuật</h2><table><tr><th>Điểm cầu</th><th>Cảnh báo</th><th>Từ</th><th>Đến</th><th>Chi tiết</th></tr>");
     for i in &m.incidents {
         let _ = write!(h, "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", esc(&site_name(&i.site)), esc(&i.alarm), time(i.raised_ms), opt_time(i.cleared_ms), esc(&i.detail));
+    }
+    h.push_str("</table><h2>6. Ghi hình</h2><table><tr><th>Bản ghi</th><th>Bắt đầu</th><th>Kết thúc</th><th>Ghi chú</th></tr>");
+    for r in &m.recordings {
+        let note = r.error.as_deref().map(|e| format!("lỗi: {}", esc(e))).unwrap_or_default();
+        let _ = write!(h, "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", esc(&r.id), time(r.started_ms), opt_time(r.stopped_ms), note);
     }
     h.push_str("</table></body></html>");
     h

@@ -81,6 +81,10 @@ pub enum ClientMessage {
     StartConference {},
     /// Chair: end the recorded conference.
     EndConference {},
+    /// Chair: start recording every site's audio and video.
+    StartRecording {},
+    /// Chair: stop recording (or acknowledge a recording that failed).
+    StopRecording {},
     /// Who attends at this bridge point (names or units, and/or a headcount).
     Attendance {
         #[serde(default)]
@@ -146,6 +150,8 @@ impl ClientMessage {
         "start_conference",
         "end_conference",
         "attendance",
+        "start_recording",
+        "stop_recording",
     ];
 
     /// The `type` tag, for error replies and logs.
@@ -177,6 +183,8 @@ impl ClientMessage {
             ClientMessage::StartConference {} => "start_conference",
             ClientMessage::EndConference {} => "end_conference",
             ClientMessage::Attendance { .. } => "attendance",
+            ClientMessage::StartRecording {} => "start_recording",
+            ClientMessage::StopRecording {} => "stop_recording",
         }
     }
 }
@@ -251,6 +259,9 @@ pub enum ServerMessage {
         /// The recorded conference running now, once the chair started it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         meeting: Option<MeetingView>,
+        /// Recording, while it runs or after it failed (every page shows an indicator).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        recording: Option<RecordingView>,
         agenda: AgendaView,
         /// The server's clock (Unix ms) when this was sent, so pages can run timers.
         server_now_ms: i64,
@@ -334,6 +345,16 @@ pub struct SitePresence {
 pub struct MeetingView {
     pub id: i64,
     pub started_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordingView {
+    /// `recording` or `failed`.
+    pub state: String,
+    pub started_ms: i64,
+    /// Why the recording stopped, when it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// A site's recent loudness, 0.0 (silent) to 1.0.
@@ -434,6 +455,9 @@ pub enum ErrorCode {
     InvalidAgenda,
     AgendaFinished,
     NoConference,
+    RecordingActive,
+    RecordingNoSpace,
+    RecordingFailed,
 }
 
 impl ServerMessage {
@@ -556,7 +580,9 @@ mod tests {
         round_trip_client(ClientMessage::StartConference {});
         round_trip_client(ClientMessage::EndConference {});
         round_trip_client(ClientMessage::Attendance { attendees: "Phường Hàng Gai, Phường Hàng Trống".into(), headcount: Some(14) });
-        assert_eq!(ClientMessage::TYPES.len(), 26);
+        round_trip_client(ClientMessage::StartRecording {});
+        round_trip_client(ClientMessage::StopRecording {});
+        assert_eq!(ClientMessage::TYPES.len(), 28);
         for t in ClientMessage::TYPES {
             // Every listed type parses far enough to be recognised (not unknown_type).
             let code = parse_client(&format!("{{\"type\":\"{t}\",\"bogus\":1}}")).unwrap_err().code;
@@ -594,6 +620,7 @@ mod tests {
             locked: false,
             sharing: Some("hq".into()),
             meeting: Some(MeetingView { id: 3, started_ms: 1 }),
+            recording: Some(RecordingView { state: "recording".into(), started_ms: 2, error: None }),
             agenda: AgendaView {
                 items: vec![AgendaItemSpec { title: "Phát biểu".into(), kind: AgendaKind::Speech, site: Some("hang-gai".into()), planned_minutes: 7 }],
                 current: Some(CurrentItemView { index: 0, started_ms: 5, planned_ms: 420_000 }),

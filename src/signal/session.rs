@@ -158,6 +158,8 @@ impl Session {
                     ClientMessage::ShareStop {} => Action::ShareStop,
                     ClientMessage::StartConference {} => Action::StartConference,
                     ClientMessage::EndConference {} => Action::EndConference,
+                    ClientMessage::StartRecording {} => Action::StartRecording,
+                    ClientMessage::StopRecording {} => Action::StopRecording,
                     ClientMessage::Attendance { attendees, headcount } => {
                         if attendees.chars().count() > 2000 || headcount.is_some_and(|h| !(0..=100_000).contains(&h)) {
                             return (vec![ServerMessage::error(ErrorCode::InvalidMessage, "attendees over 2000 characters or a headcount out of range", Some(kind))], Flow::Continue);

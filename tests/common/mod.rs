@@ -110,8 +110,35 @@ impl TestBridge {
     }
 
     fn start_on(config: PathBuf, data: PathBuf, port: u16) -> Self {
+        Self::start_under(&[], config, data, port)
+    }
+
+    /// Starts the bridge as the last arguments of `wrapper` (e.g. a shell that mounts a small
+    /// file system first and then `exec "$@"`s the bridge).
+    pub fn start_wrapped(wrapper: &[&str], config: PathBuf, data: PathBuf) -> Self {
+        Self::start_under(wrapper, config, data, 0)
+    }
+
+    /// The default config with `extra` TOML appended, written into a fresh data directory.
+    pub fn config_with(extra: &str) -> (PathBuf, PathBuf) {
+        let data = scratch_dir("bridge");
+        let default = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/default.toml")).unwrap();
+        let config = data.join("config.toml");
+        std::fs::write(&config, format!("{default}\n{extra}\n")).unwrap();
+        (config, data)
+    }
+
+    fn start_under(wrapper: &[&str], config: PathBuf, data: PathBuf, port: u16) -> Self {
         let log = data.join(format!("server-{}.log", uuid::Uuid::new_v4().simple()));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_diemcau"))
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(env!("CARGO_BIN_EXE_diemcau"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_diemcau")),
+        };
+        let mut child = command
             .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--config"])
             .arg(&config)
             .arg("--data")

@@ -88,6 +88,12 @@ impl Client {
 
 /// A minimal HTTPS request (tests only; HTTP/1.1, Connection: close): status and body text.
 pub async fn https_request(cert_pem: &Path, port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
+    let (status, bytes) = https_request_bytes(cert_pem, port, method, path, headers, body).await;
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// As [`https_request`], with the body as bytes (for downloads).
+pub async fn https_request_bytes(cert_pem: &Path, port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, Vec<u8>) {
     let connector = tokio_rustls::TlsConnector::from(tls_config(cert_pem));
     let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
@@ -101,38 +107,31 @@ pub async fn https_request(cert_pem: &Path, port: u16, method: &str, path: &str,
     tls.write_all(req.as_bytes()).await.unwrap();
     let mut buf = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut buf)).await;
-    let text = String::from_utf8_lossy(&buf);
-    let (head, body) = text.split_once("\r\n\r\n").expect("http response");
+    let split = buf.windows(4).position(|w| w == b"\r\n\r\n").expect("http response");
+    let head = String::from_utf8_lossy(&buf[..split]).to_ascii_lowercase();
+    let body = &buf[split + 4..];
     let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_string() };
+    let body = if head.contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_vec() };
     (status, body)
 }
 
 /// A minimal HTTPS GET returning JSON (tests only; HTTP/1.1, Connection: close).
 pub async fn https_get_json(cert_pem: &Path, port: u16, path: &str) -> Value {
-    let connector = tokio_rustls::TlsConnector::from(tls_config(cert_pem));
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let mut tls = connector.connect(name, tcp).await.unwrap();
-    tls.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut buf)).await;
-    let text = String::from_utf8_lossy(&buf);
-    let (head, body) = text.split_once("\r\n\r\n").expect("http response");
-    assert!(head.starts_with("HTTP/1.1 200"), "GET {path}: {head}");
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_string() };
+    let (status, body) = https_request(cert_pem, port, "GET", path, &[], "").await;
+    assert_eq!(status, 200, "GET {path}: {body}");
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
 }
 
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 {
+fn dechunk(mut body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = body.windows(2).position(|w| w == b"\r\n") {
+        let n = usize::from_str_radix(String::from_utf8_lossy(&body[..eol]).trim(), 16).unwrap_or(0);
+        let rest = &body[eol + 2..];
+        if n == 0 || rest.len() < n {
             break;
         }
-        out.push_str(&rest[..n]);
-        body = &rest[n + 2..];
+        out.extend_from_slice(&rest[..n]);
+        body = rest.get(n + 2..).unwrap_or(&[]);
     }
     out
 }

@@ -1,0 +1,89 @@
+//! Recording real media from headless Chromium: the chair starts recording from its page,
+//! every page shows the indicator, and the files written from the forwarded RTP are accepted
+//! by a real decoder (Debian's `ffprobe`) with the expected codec and a duration within 10 %
+//! of the time recorded.
+
+mod common;
+
+use common::browser::{fake_media, Browser};
+use common::{scratch_dir, Deadline, TestBridge};
+use serde_json::{json, Value};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const SITES: [(&str, (u8, u8, u8), u32); 2] = [("hq", (220, 30, 30), 440), ("hang-gai", (30, 200, 30), 660)];
+/// How long the scenario records.
+const RECORD_FOR: Duration = Duration::from_secs(8);
+
+/// `ffprobe`'s view of a file: (codec name, duration in seconds).
+fn probe(path: &std::path::Path) -> (String, f64) {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "stream=codec_name,duration:format=duration", "-of", "json"])
+        .arg(path)
+        .output()
+        .expect("ffprobe (Debian's ffmpeg; tests/run.sh installs it)");
+    assert!(out.status.success(), "ffprobe rejected {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let codec = v["streams"][0]["codec_name"].as_str().unwrap_or("").to_string();
+    let secs = |x: &Value| x.as_str().and_then(|s| s.parse::<f64>().ok());
+    let duration = secs(&v["format"]["duration"]).or_else(|| secs(&v["streams"][0]["duration"])).unwrap_or(0.0);
+    (codec, duration)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recorded_files_of_real_media_decode_with_the_recorded_duration() {
+    let bridge = TestBridge::start_default();
+    let scratch = scratch_dir("rec");
+    let mut browsers = Vec::new();
+    for (id, rgb, tone) in SITES {
+        let media = fake_media(&scratch, id, rgb, tone);
+        browsers.push(Browser::launch(id, &bridge.join_url(id), &media, &scratch).await);
+    }
+    for (i, (me, _, _)) in SITES.iter().enumerate() {
+        let other = SITES[1 - i].0;
+        let deadline = Deadline::after(Duration::from_secs(90), format!("{me} to decode and hear {other}"));
+        loop {
+            let r = browsers[i].received().await;
+            if r.get(other).is_some_and(|x| x.frames_decoded > 0.0 && x.audio_energy > 0.0) {
+                break;
+            }
+            deadline.tick().await;
+        }
+    }
+
+    // The chair clicks "start recording"; both pages show the indicator.
+    assert_eq!(browsers[0].eval("document.getElementById('record').click() ?? true").await, Some(json!(true)));
+    let started = Instant::now();
+    for b in browsers.iter_mut() {
+        let deadline = Deadline::after(Duration::from_secs(10), format!("{} to show the recording indicator", b.name));
+        while b.eval("document.getElementById('rec').dataset.state").await != Some(json!("recording")) {
+            deadline.tick().await;
+        }
+        assert_eq!(b.eval("document.getElementById('rec').hidden").await, Some(json!(false)));
+    }
+    tokio::time::sleep(RECORD_FOR.saturating_sub(started.elapsed())).await;
+    assert_eq!(browsers[0].eval("document.getElementById('record').click() ?? true").await, Some(json!(true)));
+    let recorded = started.elapsed().as_secs_f64();
+    let deadline = Deadline::after(Duration::from_secs(10), "the indicator to go");
+    while browsers[1].eval("document.getElementById('rec').hidden").await != Some(json!(true)) {
+        deadline.tick().await;
+    }
+
+    let root = bridge.data.join("recordings");
+    let dir = std::fs::read_dir(&root).unwrap().filter_map(Result::ok).map(|e| e.path()).find(|p| p.is_dir()).expect("a recording folder");
+    let index: Value = serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+    assert_eq!(index["complete"], true, "{index}");
+    let tracks = index["tracks"].as_array().unwrap();
+    for (site, _, _) in SITES {
+        for (kind, codec) in [("audio", "opus"), ("video", "vp8")] {
+            let t = tracks.iter().find(|t| t["site"] == site && t["kind"] == kind).unwrap_or_else(|| panic!("no {site} {kind}: {index}"));
+            let (probed, duration) = probe(&dir.join(t["file"].as_str().unwrap()));
+            println!("{site} {kind}: {probed}, {duration:.2} s of {recorded:.2} s recorded ({} units, {} lost)", t["units"], t["lost_packets"]);
+            assert_eq!(probed, codec, "{site} {kind}");
+            assert!((duration - recorded).abs() <= recorded * 0.10, "{site} {kind}: {duration:.2} s in the file, {recorded:.2} s recorded");
+            if kind == "video" {
+                assert_eq!((t["width"].as_u64(), t["height"].as_u64()), (Some(320), Some(240)), "the fake camera's size: {t}");
+            }
+        }
+    }
+}
