@@ -28,6 +28,20 @@ pub struct Config {
     pub alarms: AlarmConfig,
     #[serde(default)]
     pub recording: RecordingConfig,
+    #[serde(default)]
+    pub limits: LimitsConfig,
+}
+
+/// Limits against broken or hostile clients (see docs/security.md); every field optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    pub messages_per_second: Option<f64>,
+    pub message_burst: Option<f64>,
+    pub flood_strikes: Option<u32>,
+    pub joins_per_minute: Option<f64>,
+    pub sockets_per_ip: Option<usize>,
+    pub sockets_per_site: Option<usize>,
 }
 
 /// Where recordings go and how much disk they must leave free.
@@ -189,6 +203,7 @@ pub struct Settings {
     /// Recordings folder from config; `None` = `<data>/recordings`.
     pub recording_dir: Option<PathBuf>,
     pub recording_min_free_bytes: u64,
+    pub limits: crate::auth::limits::Limits,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -352,6 +367,18 @@ impl Config {
             thresholds,
             recording_dir: Some(PathBuf::from(self.recording.dir.trim())).filter(|d| !d.as_os_str().is_empty()),
             recording_min_free_bytes: self.recording.min_free_mb.saturating_mul(1 << 20),
+            limits: {
+                let d = crate::auth::limits::Limits::default();
+                let l = &self.limits;
+                crate::auth::limits::Limits {
+                    messages_per_second: l.messages_per_second.unwrap_or(d.messages_per_second).max(1.0),
+                    message_burst: l.message_burst.unwrap_or(d.message_burst).max(1.0),
+                    flood_strikes: l.flood_strikes.unwrap_or(d.flood_strikes).max(1),
+                    joins_per_minute: l.joins_per_minute.unwrap_or(d.joins_per_minute).max(1.0),
+                    sockets_per_ip: l.sockets_per_ip.unwrap_or(d.sockets_per_ip).max(1),
+                    sockets_per_site: l.sockets_per_site.unwrap_or(d.sockets_per_site).max(1),
+                }
+            },
         })
     }
 }

@@ -4,6 +4,7 @@
 //! unit (SFU): every site sends its camera and microphone once, the server forwards them to
 //! the other sites. The modules are named by the domain:
 //! - [`config`]: the typed, validated configuration (sites, roles, addresses);
+//! - [`auth`]: keys, passwords, session tokens, join tickets and limits: who may do what;
 //! - [`conference`]: the conference actor, the single owner of who is present;
 //! - [`signal`]: the WebSocket protocol (typed messages) and one task per socket;
 //! - [`peer`]: one WebRTC PeerConnection per site, the only module that drives webrtc-rs;
@@ -12,7 +13,8 @@
 //! - [`recording`]: every site's forwarded media written to Ogg/Opus and IVF/VP8 files;
 //! - [`http`]: the axum router (pages, REST, WebSocket upgrade) and TLS.
 
-pub mod access;
+pub mod auth;
+pub mod cli;
 pub mod conference;
 pub mod floor;
 pub mod health;

@@ -1,6 +1,7 @@
-//! `diemcau serve`: parse the command line, start the bridge, wait for a signal.
+//! `diemcau`: parse the command line, then serve the bridge or run one management command.
 
 use clap::{Parser, Subcommand};
+use diemcau::cli;
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -8,46 +9,53 @@ use std::path::PathBuf;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[arg(long, global = true, default_value = "config/default.toml")]
+    config: PathBuf,
+    #[arg(long, global = true, default_value = "./data")]
+    data: PathBuf,
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Start the bridge.
     Serve {
-        #[arg(long, default_value = "config/default.toml")]
-        config: PathBuf,
         /// Overrides server.listen, e.g. 127.0.0.1:0 for a free port.
         #[arg(long)]
         listen: Option<String>,
-        #[arg(long, default_value = "./data")]
-        data: PathBuf,
+    },
+    /// Site keys: `keys rotate <site>` re-issues one (its old link stops working), `keys list`.
+    Keys { action: String, site: Option<String> },
+    /// People who sign in: `user add <name> --role technician|chair`, `user passwd <name>`,
+    /// `user remove <name>`, `user list`. A password is generated unless --password-stdin.
+    User {
+        action: String,
+        name: Option<String>,
+        #[arg(long)]
+        role: Option<String>,
+        #[arg(long)]
+        password_stdin: bool,
     },
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,webrtc=warn,rtc=warn,rtc_ice=error,rtc_dtls=error,rtc_srtp=warn".into()),
-        )
-        .init();
-    let Command::Serve { config, listen, data } = Cli::parse().command;
-    let running = diemcau::server::start(diemcau::server::Options { config, listen, data }).await?;
-    let shutdown = running.shutdown.clone();
-    let conference = running.bridge.conference.clone();
-    tokio::spawn(async move {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {},
-            _ = term.recv() => {},
-        }
-        tracing::info!("shutting down: telling the sites and saving the conference state");
-        conference.shutdown().await;
-        shutdown.cancel();
-    });
-    running.wait().await?;
+    diemcau::server::init_logging();
+    let Cli { command, config, data } = Cli::parse();
+    let name = |n: Option<String>| n.ok_or_else(|| anyhow::anyhow!("give a name"));
+    match command {
+        Command::Serve { listen } => diemcau::server::serve(diemcau::server::Options { config, listen, data }).await?,
+        Command::Keys { action, site } => match (action.as_str(), site) {
+            ("rotate", Some(site)) => cli::rotate(&config, &data, &site)?,
+            ("list", _) => cli::list_keys(&config, &data)?,
+            _ => anyhow::bail!("usage: diemcau keys rotate <site> | keys list"),
+        },
+        Command::User { action, name: n, role, password_stdin } => match action.as_str() {
+            "add" => cli::set_user(&data, &name(n)?, role.as_deref(), password_stdin, false)?,
+            "passwd" => cli::set_user(&data, &name(n)?, role.as_deref(), password_stdin, true)?,
+            "remove" => cli::remove_user(&data, &name(n)?)?,
+            "list" => cli::list_users(&data)?,
+            _ => anyhow::bail!("usage: diemcau user add|passwd|remove|list"),
+        },
+    }
     Ok(())
 }

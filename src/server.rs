@@ -3,7 +3,7 @@
 //! [`start`] returns once the socket is bound, with the actual address (port 0 works), so
 //! `main` and tests share one start-up path.
 
-use crate::access;
+use crate::auth::{keys, Auth};
 use crate::conference::{self, ConferenceHandle};
 use crate::config::Settings;
 use crate::http;
@@ -29,9 +29,8 @@ pub struct Bridge {
     pub health: HealthHandle,
     pub peers: PeerContext,
     pub started: Instant,
-    /// SHA-256 of technician keys already verified against their Argon2 hash, so the
-    /// technician page can poll every second without an Argon2 run per request.
-    pub verified_tech_keys: std::sync::Mutex<std::collections::HashSet<[u8; 32]>>,
+    /// Credentials, sessions and limits.
+    pub auth: Arc<Auth>,
     /// Where recordings are written (one folder each, with its `index.json`).
     pub recordings: PathBuf,
 }
@@ -47,11 +46,13 @@ pub enum StartError {
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
-    Access(#[from] crate::access::AccessError),
+    Access(#[from] keys::AccessError),
     #[error(transparent)]
     Tls(#[from] http::tls::TlsError),
     #[error("cannot listen on {addr}: {reason}")]
     Bind { addr: SocketAddr, reason: String },
+    #[error("serving stopped: {0}")]
+    Serve(String),
 }
 
 pub struct Options {
@@ -76,6 +77,36 @@ impl Running {
     }
 }
 
+/// Logs to stderr; `RUST_LOG` overrides the default (webrtc-rs's own chatter kept down).
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,webrtc=warn,rtc=warn,rtc_ice=error,rtc_dtls=error,rtc_srtp=warn".into()),
+        )
+        .init();
+}
+
+/// `diemcau serve`: runs until SIGINT or SIGTERM, then tells the sites and saves the state.
+pub async fn serve(opts: Options) -> Result<(), StartError> {
+    let running = start(opts).await?;
+    let shutdown = running.shutdown.clone();
+    let conference = running.bridge.conference.clone();
+    tokio::spawn(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term.recv() => {},
+        }
+        info!("shutting down: telling the sites and saving the conference state");
+        conference.shutdown().await;
+        shutdown.cancel();
+    });
+    running.wait().await.map_err(|e| StartError::Serve(e.to_string()))
+}
+
 pub async fn start(opts: Options) -> Result<Running, StartError> {
     let mut settings = Settings::load(&opts.config)?;
     if let Some(listen) = &opts.listen {
@@ -93,11 +124,11 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
     let addr = listener.local_addr().map_err(|e| StartError::Bind { addr: settings.listen, reason: e.to_string() })?;
     let base_url = settings.public_url.clone().unwrap_or_else(|| format!("https://localhost:{}", addr.port()));
 
-    let links = access::provision_keys(&settings, &store, &base_url)?;
+    let links = keys::provision_keys(&settings, &store, &base_url)?;
     if links.is_empty() {
         info!("site keys already provisioned; join links are in {}", opts.data.join("join-links.txt").display());
     } else {
-        access::write_links_file(&opts.data, &settings.title, &links)?;
+        keys::write_links_file(&opts.data, &settings.title, &links)?;
         println!("Đường dẫn tham gia / join links (also in {}):", opts.data.join("join-links.txt").display());
         for l in &links {
             println!("  {:<12} {:<32} {}", l.site_id, l.site_name, l.url);
@@ -129,6 +160,8 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
         },
         shutdown.clone(),
     );
+    let auth = Arc::new(Auth::new(settings.clone(), store.clone(), settings.limits)?);
+    auth.clone().watch_credentials(conference.clone(), shutdown.clone());
     let bridge = Arc::new(Bridge {
         settings: settings.clone(),
         store,
@@ -136,13 +169,15 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
         health,
         peers,
         started: Instant::now(),
-        verified_tech_keys: Default::default(),
+        auth,
         recordings,
     });
     let app = http::app(bridge.clone());
 
     let handle = axum_server::Handle::new();
-    let server = axum_server::from_tcp_rustls(listener, tls).handle(handle.clone()).serve(app.into_make_service());
+    let server = axum_server::from_tcp_rustls(listener, tls)
+        .handle(handle.clone())
+        .serve(app.into_make_service_with_connect_info::<SocketAddr>());
     let server = tokio::spawn(server);
     let stopper = shutdown.clone();
     tokio::spawn(async move {

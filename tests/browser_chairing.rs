@@ -172,19 +172,21 @@ async fn the_chair_gives_the_floor_and_mutes_a_ward_and_every_browser_follows() 
     browsers[1]
         .eval("document.getElementById('attendees').value = 'Phường Hàng Gai'; document.getElementById('headcount').value = '9'; document.getElementById('attendance').requestSubmit()")
         .await;
+    // The link carries no credential: the chair's browser opens it with its session cookie.
     let deadline = Deadline::after(Duration::from_secs(10), "the minutes to list hang-gai's attendance");
     loop {
-        let href = browsers[0].eval("document.getElementById('minutes').href").await;
-        let url = href.as_ref().and_then(|h| h.as_str()).unwrap_or("").to_string();
-        if let Some(path) = url.split("127.0.0.1").nth(1).or_else(|| url.split("localhost").nth(1)) {
-            let path = &path[path.find('/').unwrap_or(0)..];
-            let (status, html) = common::ws::https_request(&bridge.cert_pem(), bridge.port, "GET", path, &[], "").await;
-            if status == 200 && html.contains("Phường Hàng Gai") {
-                break;
-            }
+        let page = browsers[0]
+            .eval("fetch(document.getElementById('minutes').href).then(async (r) => `${r.status} ${await r.text()}`)")
+            .await;
+        if page.as_ref().and_then(|p| p.as_str()).is_some_and(|p| p.starts_with("200 ") && p.contains("Phường Hàng Gai")) {
+            break;
         }
         deadline.tick().await;
     }
+    let href = browsers[0].eval("document.getElementById('minutes').href").await.unwrap_or_default();
+    let path = href.as_str().unwrap_or("").splitn(4, '/').nth(3).map(|p| format!("/{p}")).unwrap_or_default();
+    let (status, _) = common::ws::https_request(&bridge.cert_pem(), bridge.port, "GET", &path, &[], "").await;
+    assert_eq!(status, 401, "without the chair's session the minutes stay closed");
     drop(browsers);
     let _ = std::fs::remove_dir_all(&scratch);
 }

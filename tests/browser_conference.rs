@@ -106,7 +106,8 @@ async fn hq_and_two_wards_see_and_hear_each_other_in_chromium() {
         ("{\"type\":", "bad_json"),
         ("{\"type\":\"seize_the_floor\"}", "unknown_type"),
         ("{\"type\":\"offer\",\"sdp\":\"v=0\"}", "not_joined"),
-        ("{\"type\":\"join\",\"site\":\"hq\",\"key\":\"guessed-key-123456\"}", "bad_key"),
+        ("{\"type\":\"join\",\"site\":\"hq\",\"key\":\"guessed-key-123456\"}", "invalid_message"),
+        ("{\"type\":\"join\",\"site\":\"hq\",\"ticket\":\"dcj_guessed\"}", "token_invalid"),
     ] {
         stranger.send_text(input).await;
         let reply = stranger.recv().await.expect("reply");

@@ -87,7 +87,7 @@ async fn a_chromium_site_is_measured_on_the_technicians_page_and_passes_readines
 
     // The technicians' page renders the same numbers.
     let media = fake_media(&scratch, "tech", (0, 0, 0), 100);
-    let mut tech = Browser::launch("tech", &bridge.url(&format!("/tech#key={}", bridge.tech_key())), &media, &scratch).await;
+    let mut tech = Browser::launch("tech", &bridge.tech_url(), &media, &scratch).await;
     let deadline = Deadline::after(Duration::from_secs(20), "the /tech page to show hang-gai healthy");
     while tech.eval("document.querySelector('tr[data-site=\"hang-gai\"]')?.dataset.status").await != Some(json!("ok")) {
         deadline.tick().await;

@@ -66,13 +66,15 @@ async fn a_site_whose_media_stops_is_flagged_dropped_within_five_seconds_and_the
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_technicians_api_needs_the_technicians_key() {
+async fn the_technicians_api_needs_a_technicians_session() {
     let bridge = TestBridge::start_default();
-    for auth in ["", "Bearer wrong-key-0000000000", &format!("Bearer {}", bridge.key("hq"))] {
+    let chair = format!("Bearer {}", bridge.site_token("hq").await);
+    let cases = [("", 401, "token_missing"), ("Bearer dct_0000000000", 401, "token_invalid"), (chair.as_str(), 403, "forbidden")];
+    for (auth, expected, code) in cases {
         let headers: Vec<(&str, &str)> = if auth.is_empty() { vec![] } else { vec![("Authorization", auth)] };
         let (status, body) = common::ws::https_request(&bridge.cert_pem(), bridge.port, "GET", "/api/tech", &headers, "").await;
-        assert_eq!(status, 401, "{auth}: {body}");
-        assert!(body.contains("not_technician"));
+        assert_eq!(status, expected, "{auth}: {body}");
+        assert!(body.contains(code), "{auth}: {body}");
     }
     let (status, _) = bridge.tech("GET", "/api/tech", "").await;
     assert_eq!(status, 200);

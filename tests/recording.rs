@@ -87,23 +87,24 @@ async fn the_chair_records_each_sites_audio_and_video_into_indexed_files() {
     // The chair lists and downloads recordings; a ward cannot.
     let id = index["id"].as_str().unwrap();
     let file = tracks[0]["file"].as_str().unwrap();
-    let get = |path: String, key: String| {
+    let (chair, ward) = (bridge.site_token("hq").await, bridge.site_token("hang-gai").await);
+    let get = |path: String, token: String| {
         let cert = bridge.cert_pem();
         let port = bridge.port;
-        async move { https_request(&cert, port, "GET", &path, &[("Authorization", &format!("Bearer {key}"))], "").await }
+        async move { https_request(&cert, port, "GET", &path, &[("Authorization", &format!("Bearer {token}"))], "").await }
     };
-    let (status, list) = get("/api/recordings".into(), bridge.key("hq").into()).await;
+    let (status, list) = get("/api/recordings".into(), chair.clone()).await;
     assert_eq!(status, 200);
     assert!(list.contains(id), "{list}");
-    let auth = format!("Bearer {}", bridge.key("hq"));
+    let auth = format!("Bearer {chair}");
     let (status, downloaded) =
         https_request_bytes(&bridge.cert_pem(), bridge.port, "GET", &format!("/api/recordings/{id}/{file}"), &[("Authorization", &auth)], "").await;
     assert_eq!(status, 200);
     assert_eq!(downloaded, std::fs::read(dirs[0].join(file)).unwrap(), "the download is the file");
-    let (status, _) = get(format!("/api/recordings/{id}/..%2Fdiemcau.sqlite3"), bridge.key("hq").into()).await;
+    let (status, _) = get(format!("/api/recordings/{id}/..%2Fdiemcau.sqlite3"), chair.clone()).await;
     assert_eq!(status, 404, "only listed files are served");
-    let (status, _) = get("/api/recordings".into(), bridge.key("hang-gai").into()).await;
-    assert_eq!(status, 401);
+    let (status, _) = get("/api/recordings".into(), ward).await;
+    assert_eq!(status, 403, "a ward's session does not list recordings");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -68,7 +68,8 @@ async fn a_lost_site_keeps_its_floor_and_queue_place_during_the_grace_and_gets_t
 
     // They come back within the grace: everything as it was. Hàng Gai presents its token.
     let mut ward = Client::connect(&bridge.cert_pem(), bridge.port).await;
-    ward.send(json!({"type": "join", "site": "hang-gai", "key": bridge.key("hang-gai"), "resume": first["resume"]})).await;
+    let ticket = ward.ticket("hang-gai", bridge.key("hang-gai")).await;
+    ward.send(json!({"type": "join", "site": "hang-gai", "ticket": ticket, "resume": first["resume"]})).await;
     let again = ward.recv_type("joined").await;
     assert_eq!(again["resumed"], true, "{again}");
     let _asker = joined(&bridge, "cua-nam").await;

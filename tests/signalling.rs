@@ -22,10 +22,14 @@ async fn presence(bridge: &TestBridge) -> Vec<(String, bool)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_key_and_unknown_site_are_refused_with_codes() {
     let bridge = TestBridge::start_default();
+    let (status, r) = common::ws::site_session(&bridge.cert_pem(), bridge.port, "hang-gai", bridge.key("hq")).await;
+    assert_eq!((status, r["code"].as_str()), (401, Some("bad_key")), "{r}");
+    let (status, r) = common::ws::site_session(&bridge.cert_pem(), bridge.port, "ba-dinh", "0123456789abcdef0123").await;
+    assert_eq!((status, r["code"].as_str()), (404, Some("site_unknown")), "{r}");
     let mut c = Client::connect(&bridge.cert_pem(), bridge.port).await;
-    let r = c.join("hang-gai", bridge.key("hq")).await;
-    assert_eq!((r["type"].as_str(), r["code"].as_str(), r["request"].as_str()), (Some("error"), Some("bad_key"), Some("join")));
-    let r = c.join("ba-dinh", "0123456789abcdef0123").await;
+    let r = c.join_with_ticket("hang-gai", "dcj_0123456789abcdef").await;
+    assert_eq!((r["type"].as_str(), r["code"].as_str(), r["request"].as_str()), (Some("error"), Some("token_invalid"), Some("join")));
+    let r = c.join_with_ticket("ba-dinh", "dcj_0123456789abcdef").await;
     assert_eq!(r["code"], "site_unknown");
     // The same socket can still join properly afterwards.
     let r = c.join("hang-gai", bridge.key("hang-gai")).await;
@@ -52,15 +56,15 @@ async fn bad_input_gets_typed_errors_and_the_other_sites_keep_receiving_media() 
     let cases: Vec<(String, &str)> = vec![
         ("{\"type\":\"join\",".into(), "bad_json"),
         ("[\"join\"]".into(), "invalid_message"),
-        ("{\"type\":\"join\",\"site\":42,\"key\":\"k\"}".into(), "invalid_message"),
-        ("{\"type\":\"join\",\"site\":\"hq\",\"key\":\"k\",\"role\":\"chair\"}".into(), "invalid_message"),
+        ("{\"type\":\"join\",\"site\":42,\"ticket\":\"k\"}".into(), "invalid_message"),
+        ("{\"type\":\"join\",\"site\":\"hq\",\"ticket\":\"k\",\"role\":\"chair\"}".into(), "invalid_message"),
         ("{\"type\":\"seize_control\",\"site\":\"hang-gai\"}".into(), "unknown_type"),
         ("{\"type\":\"give_floor\",\"site\":\"hang-gai\"}".into(), "not_joined"),
         ("{\"type\":\"offer\",\"sdp\":\"v=0\"}".into(), "not_joined"),
         ("{\"type\":\"answer\",\"sdp\":\"v=0\"}".into(), "not_joined"),
         ("{\"type\":\"candidate\",\"candidate\":{\"candidate\":\"\"}}".into(), "not_joined"),
         (format!("{{\"type\":\"offer\",\"sdp\":\"{}\"}}", "v".repeat(65 * 1024)), "too_large"),
-        ("{\"type\":\"join\",\"site\":\"hq\",\"key\":\"not-the-key-000000\"}".into(), "bad_key"),
+        ("{\"type\":\"join\",\"site\":\"hq\",\"ticket\":\"dcj_forged\"}".into(), "token_invalid"),
     ];
     for (input, code) in &cases {
         stranger.send_text(input.clone()).await;
@@ -69,9 +73,7 @@ async fn bad_input_gets_typed_errors_and_the_other_sites_keep_receiving_media() 
         assert_eq!(reply["code"], *code, "{input:.80} → {reply}");
         assert!(!reply["message"].as_str().unwrap().is_empty());
     }
-    let mut socket = stranger.into_socket();
-    socket.send(tokio_tungstenite::tungstenite::Message::Binary(vec![1, 2, 3].into())).await.unwrap();
-    let mut stranger = Client::from_socket(socket);
+    stranger.socket_mut().send(tokio_tungstenite::tungstenite::Message::Binary(vec![1, 2, 3].into())).await.unwrap();
     assert_eq!(stranger.recv().await.unwrap()["code"], "invalid_message");
     stranger.send(json!({"type": "ping"})).await;
     assert_eq!(stranger.recv().await.unwrap()["type"], "pong", "the socket is still usable");
@@ -79,7 +81,8 @@ async fn bad_input_gets_typed_errors_and_the_other_sites_keep_receiving_media() 
     // A joined site sending things out of order or broken.
     let mut site = Client::connect(&bridge.cert_pem(), bridge.port).await;
     assert_eq!(site.join("cua-nam", bridge.key("cua-nam")).await["type"], "joined");
-    site.send(json!({"type": "join", "site": "cua-nam", "key": bridge.key("cua-nam")})).await;
+    let ticket = site.ticket("cua-nam", bridge.key("cua-nam")).await;
+    site.send(json!({"type": "join", "site": "cua-nam", "ticket": ticket})).await;
     assert_eq!(site.recv_type("error").await["code"], "already_joined");
     site.send(json!({"type": "answer", "sdp": "v=0"})).await;
     assert_eq!(site.recv_type("error").await["code"], "negotiation_failed");

@@ -1,8 +1,10 @@
 // @ts-check
 /**
- * The media side of one site: joins over the signalling socket, publishes the local camera and
- * microphone once, receives every other site's media from the server, and reconnects by
- * itself. No DOM here: the page subscribes to events and renders them.
+ * The media side of one site: signs in with the site's key (`POST /api/session`: a session
+ * token and a one-use join ticket), joins over the signalling socket with the ticket,
+ * publishes the local camera and microphone once, receives every other site's media from the
+ * server, and reconnects by itself (signing in again each time). No DOM here: the page
+ * subscribes to events and renders them.
  *
  * Events (via `on(name, fn)`):
  *  - status  {phase, detail}  phase: connecting | joining | negotiating | connected | flowing |
@@ -58,6 +60,21 @@ export class BridgeClient {
     this.shareRefused = null;
     /** @type {Promise<void>} serialises handling of server messages */
     this.queue = Promise.resolve();
+    /** @type {string} the REST session token of the last sign-in (for the page's API calls) */
+    this.token = "";
+  }
+
+  /** Exchanges the site's key for a join ticket (and a REST token). */
+  async signIn() {
+    const r = await fetch("/api/session", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ site: this.opts.site, key: this.opts.key }),
+    });
+    const body = await r.json().catch(() => ({}));
+    if (!r.ok) throw Object.assign(new Error(body.message || `HTTP ${r.status}`), { code: body.code });
+    this.token = body.token;
+    return /** @type {string} */ (body.ticket);
   }
 
   /** @param {string} name @param {Function} fn */
@@ -87,6 +104,27 @@ export class BridgeClient {
     if (this.stopped) return;
     this.teardown();
     this.status(this.attempt === 0 ? "connecting" : "reconnecting", { attempt: this.attempt });
+    this.signIn().then((ticket) => this.open(ticket), (e) => {
+      if (FATAL_JOIN_CODES.has(e.code)) {
+        this.stopped = true;
+        this.status("error", { code: e.code, message: e.message });
+      } else {
+        this.retry(0);
+      }
+    });
+  }
+
+  /** @param {number} code */
+  retry(code) {
+    const delay = BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)];
+    this.attempt += 1;
+    this.status("reconnecting", { attempt: this.attempt, delayMs: delay, code });
+    setTimeout(() => this.connect(), delay);
+  }
+
+  /** @param {string} ticket */
+  open(ticket) {
+    if (this.stopped) return;
     const sig = new Signalling(this.opts.wsUrl, {
       onMessage: (m) => { this.queue = this.queue.then(() => this.onMessage(m)).catch((e) => this.fail(e)); },
       onClose: (code, reason) => this.onClose(sig, code, reason),
@@ -96,7 +134,7 @@ export class BridgeClient {
       this.connectedAt = performance.now();
       this.lastHeard = Date.now();
       this.status("joining");
-      sig.join(this.opts.site, this.opts.key, this.resume);
+      sig.join(this.opts.site, ticket, this.resume);
       // Keep-alive both ways: the server drops sockets silent for 45 s, and a socket that
       // has not answered for 30 s is taken as dead here and replaced.
       const timer = setInterval(() => {
@@ -117,10 +155,7 @@ export class BridgeClient {
       return;
     }
     if (this.phase === "error") return;
-    const delay = BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)];
-    this.attempt += 1;
-    this.status("reconnecting", { attempt: this.attempt, delayMs: delay, code });
-    setTimeout(() => this.connect(), delay);
+    this.retry(code);
   }
 
   /** @param {any} e */
@@ -193,6 +228,12 @@ export class BridgeClient {
         break;
       case "restarting":
         this.status("restarting");
+        break;
+      case "revoked":
+        // The site's key was re-issued: this page's key is dead; only the new link works.
+        this.stopped = true;
+        this.status("error", { code: "key_rotated", message: m.message });
+        this.teardown();
         break;
       case "dropped":
         // A technician reset this session: the socket closes and we join again.

@@ -19,6 +19,7 @@
  *  | {type: "candidate", candidate: IceCandidate}
  *  | {type: "media", state: "connecting"|"connected"|"disconnected"|"failed"|"closed"}
  *  | {type: "replaced", message: string}
+ *  | {type: "revoked", message: string}
  *  | {type: "error", code: string, message: string, request?: string}
  *  | {type: "pong"}} ServerMessage
  */
@@ -56,8 +57,8 @@ export class Signalling {
   send(msg) {
     if (this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(msg));
   }
-  /** @param {string} site @param {string} key @param {string} [resume] */
-  join(site, key, resume) { this.send(resume ? { type: "join", site, key, resume } : { type: "join", site, key }); }
+  /** @param {string} site @param {string} ticket from POST /api/session @param {string} [resume] */
+  join(site, ticket, resume) { this.send(resume ? { type: "join", site, ticket, resume } : { type: "join", site, ticket }); }
   /** @param {string} sdp */
   offer(sdp) { this.send({ type: "offer", sdp }); }
   /** @param {string} sdp */

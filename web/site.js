@@ -375,7 +375,8 @@ function renderChair() {
   const lastId = s.meeting?.id ?? lastMeetingId;
   if (s.meeting) lastMeetingId = s.meeting.id;
   minutes.hidden = lastId === null;
-  if (lastId !== null) minutes.href = `/api/conferences/${lastId}/minutes?format=html&key=${encodeURIComponent(key)}`;
+  // Opened in a new tab: the session cookie set at sign-in authorises it.
+  if (lastId !== null) minutes.href = `/api/conferences/${lastId}/minutes?format=html`;
   $("layout").textContent = s.layout === "stage" ? t("chair.layout_grid") : t("chair.layout_stage");
   $("lock").textContent = s.locked ? t("chair.unlock") : t("chair.lock");
   const agenda = $("agenda");
@@ -392,7 +393,8 @@ setInterval(renderTimers, 1000);
 if (isChair) {
   const badge = $("alarm-badge");
   const poll = async () => {
-    const h = await (await fetch("/api/health")).json();
+    const h = await (await fetch("/api/health", { headers: { authorization: `Bearer ${client.token}` } })).json();
+    if (!h.alarms) return;
     badge.hidden = !h.alarms.length;
     badge.textContent = t("alarm.badge", { n: h.alarms.length });
     badge.title = h.alarms.map((/** @type {any} */ a) => `${a.site === "@bridge" ? t("alarm.bridge") : nameOf(a.site)}: ${t(`alarm.${a.alarm}`)} (${a.detail})`).join("\n");

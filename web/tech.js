@@ -2,16 +2,30 @@
 /**
  * The technicians' page: one row per site with its link numbers, a status colour, and
  * sparklines of the last five minutes (loss, RTT, bitrate, audio level); active alarms; the
- * readiness check; and per-site actions. It polls GET /api/tech once a second.
+ * readiness check; and per-site actions. It polls GET /api/tech once a second. A technician
+ * signs in with a name and password (`POST /api/login`); the printed link carries them in the
+ * address's fragment, which never reaches the server and is removed once used.
  */
 import { loadStrings, t, toggleLanguage, translatePage } from "./i18n.js";
 
 const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
-const key = new URLSearchParams(location.hash.slice(1)).get("key") || "";
+const fragment = new URLSearchParams(location.hash.slice(1));
+if (location.hash) history.replaceState(null, "", location.pathname + location.search);
 await loadStrings();
 translatePage();
 $("lang").addEventListener("click", toggleLanguage);
-const headers = { authorization: `Bearer ${key}`, "content-type": "application/json" };
+/** @type {Record<string, string>} */
+const headers = { authorization: "", "content-type": "application/json" };
+
+/** @param {string} user @param {string} password */
+async function signIn(user, password) {
+  const r = await fetch("/api/login", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ user, password }) });
+  const body = await r.json().catch(() => ({}));
+  if (!r.ok) throw Object.assign(new Error(body.message || r.statusText), { code: body.code });
+  headers.authorization = `Bearer ${body.token}`;
+  sessionStorage.setItem("diemcau-tech-token", body.token);
+  $("login").hidden = true;
+}
 
 /** @param {string} phase @param {string} text */
 function showStatus(phase, text) {
@@ -91,8 +105,11 @@ async function act(site, action) {
 let lastView = null;
 
 async function refresh() {
+  if (!headers.authorization) return;
   const r = await fetch("/api/tech", { headers });
-  if (r.status === 401) {
+  if (r.status === 401 || r.status === 403) {
+    headers.authorization = "";
+    $("login").hidden = false;
     showStatus("error", t("tech.unauthorised"));
     return;
   }
@@ -161,9 +178,24 @@ $("readiness").addEventListener("click", async () => {
   $("report").replaceChildren(list);
 });
 
-if (!key) showStatus("error", t("tech.unauthorised"));
-else {
-  await refresh().catch(() => showStatus("error", t("tech.unreachable")));
-  setInterval(() => refresh().catch(() => showStatus("error", t("tech.unreachable"))), 1000);
+$("login").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  try {
+    await signIn(/** @type {HTMLInputElement} */ ($("user")).value.trim(), /** @type {HTMLInputElement} */ ($("password")).value);
+    await refresh();
+  } catch (e) {
+    showStatus("error", t(`error.${/** @type {any} */ (e).code}`) || String(e));
+  }
+});
+const saved = sessionStorage.getItem("diemcau-tech-token");
+if (fragment.get("user") && fragment.get("password")) {
+  await signIn(/** @type {string} */ (fragment.get("user")), /** @type {string} */ (fragment.get("password"))).catch(() => showStatus("error", t("tech.unauthorised")));
+} else if (saved) {
+  headers.authorization = `Bearer ${saved}`;
+  $("login").hidden = true;
+} else {
+  showStatus("error", t("tech.unauthorised"));
 }
+await refresh().catch(() => showStatus("error", t("tech.unreachable")));
+setInterval(() => refresh().catch(() => showStatus("error", t("tech.unreachable"))), 1000);
 Object.assign(window, { diemcauTech: { view: () => lastView } });

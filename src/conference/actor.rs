@@ -196,6 +196,20 @@ impl Actor {
             Command::Presence { reply } => {
                 let _ = reply.send(self.presence());
             }
+            Command::Evict { site, message } => {
+                let seat = &mut self.seats[site];
+                if let Some(h) = &seat.holder {
+                    let _ = h.outbox.try_send(ServerMessage::Revoked { message });
+                    let session = h.session;
+                    self.leave(site, session, false);
+                } else if seat.held_until.take().is_some() {
+                    seat.since_ms = Some(now_ms());
+                    self.log(site, "seat_released", "the site's key was re-issued");
+                    self.give_up_floor(site, now_ms());
+                    self.apply_media_policy();
+                    self.broadcast_state();
+                }
+            }
             Command::Notify { site, msg, close, reply } => {
                 let seat = &mut self.seats[site];
                 let sent = seat.holder.as_ref().is_some_and(|h| h.outbox.try_send(msg).is_ok());

@@ -19,6 +19,9 @@ pub(super) enum Command {
     /// Sends a message to the session holding `site`'s seat; with `close`, that session is
     /// closed afterwards (a technician dropping a stuck session).
     Notify { site: usize, msg: ServerMessage, close: bool, reply: oneshot::Sender<bool> },
+    /// The site's credentials were revoked: its session is told why and its seat released
+    /// (not held: the old key cannot come back).
+    Evict { site: usize, message: String },
 }
 
 /// What a joined site asks the conference to do. Who may do what is decided by the actor.
@@ -144,6 +147,11 @@ impl ConferenceHandle {
             return false;
         }
         rx.await.unwrap_or(false)
+    }
+
+    /// Ends the site's session and releases its seat: its key was re-issued.
+    pub async fn evict(&self, site: usize, message: String) {
+        let _ = self.tx.send(Command::Evict { site, message }).await;
     }
 
     /// Every configured site with its presence.

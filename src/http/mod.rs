@@ -1,19 +1,25 @@
 //! The HTTP face of the bridge: pages, static assets, REST and the WebSocket upgrade.
 //!
 //! [`app`] builds the router from shared state so tests can drive it without a socket.
+//! Every response carries the security headers of [`security`]; every protected endpoint
+//! asks [`auth::require`] for a role first (the table is in docs/security.md).
 
+pub mod auth;
 pub mod records;
+pub mod security;
 pub mod tech;
 pub mod tls;
 
+use crate::auth::Role;
 use crate::server::Bridge;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{Path, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use rust_embed::RustEmbed;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// The web client, compiled into the binary.
@@ -31,6 +37,9 @@ pub fn app(bridge: Arc<Bridge>) -> Router {
         .route("/", get(|| async { asset("index.html") }))
         .route("/site/{id}", get(site_page))
         .route("/chair", get(|| async { asset("site.html") }))
+        .route("/api/session", axum::routing::post(auth::session))
+        .route("/api/login", axum::routing::post(auth::login))
+        .route("/api/logout", axum::routing::post(auth::logout))
         .route("/api/health", get(health))
         .route("/api/tech", get(tech::view))
         .route("/api/tech/readiness", axum::routing::post(tech::readiness))
@@ -44,6 +53,7 @@ pub fn app(bridge: Arc<Bridge>) -> Router {
         .route("/api/sites", get(sites))
         .route("/ws", get(ws))
         .route("/{*path}", get(|Path(path): Path<String>| async move { asset(&path) }))
+        .layer(axum::middleware::from_fn(security::headers))
         .with_state(bridge)
 }
 
@@ -107,11 +117,18 @@ async fn sites(State(bridge): State<Arc<Bridge>>) -> Response {
     .into_response()
 }
 
-async fn health(State(bridge): State<Arc<Bridge>>) -> Response {
-    let sites = bridge.conference.presence().await;
+/// Open: whether the bridge is up (for a load balancer or a monitor). With the chair's or a
+/// technician's token: every site's presence, status and alarms, and the media counters.
+async fn health(State(bridge): State<Arc<Bridge>>, headers: HeaderMap) -> Response {
+    let detailed = auth::principal(&bridge, &headers).is_ok_and(|p| matches!(p.role, Role::Chair | Role::Technician));
     let view = bridge.health.view(false).await;
-    let alarms = view.as_ref().map(|v| v.alarms.clone()).unwrap_or_default();
     let status = view.as_ref().map(|v| v.status).unwrap_or("degraded");
+    if !detailed {
+        return Json(serde_json::json!({"status": status, "version": crate::VERSION, "uptime_s": bridge.started.elapsed().as_secs()}))
+            .into_response();
+    }
+    let sites = bridge.conference.presence().await;
+    let alarms = view.as_ref().map(|v| v.alarms.clone()).unwrap_or_default();
     let sites: Vec<_> = sites
         .into_iter()
         .map(|s| {
@@ -134,9 +151,30 @@ async fn health(State(bridge): State<Arc<Bridge>>) -> Response {
     .into_response()
 }
 
-async fn ws(State(bridge): State<Arc<Bridge>>, upgrade: WebSocketUpgrade) -> Response {
+/// The signalling socket: only from no page or the bridge's own pages, and within the
+/// per-address socket limit. Who the socket speaks for is decided by its `join` ticket.
+async fn ws(
+    State(bridge): State<Arc<Bridge>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    if !security::origin_allowed(&headers, &uri, &bridge.settings) {
+        tracing::warn!(ip = %addr.ip(), "refused a WebSocket from another site's page");
+        return refuse(StatusCode::FORBIDDEN, "bad_origin", "this WebSocket comes from a page of another site");
+    }
+    if let Err(e) = bridge.auth.open_socket(addr.ip()) {
+        tracing::warn!(ip = %addr.ip(), "refused a WebSocket: {e}");
+        return auth::refusal(e);
+    }
+    let ip = addr.ip();
     upgrade
         .max_message_size(WS_FRAME_LIMIT)
         .max_frame_size(WS_FRAME_LIMIT)
-        .on_upgrade(move |socket| crate::signal::session::run(socket, bridge))
+        .on_failed_upgrade({
+            let bridge = bridge.clone();
+            move |_| bridge.auth.close_socket(ip)
+        })
+        .on_upgrade(move |socket| crate::signal::session::run(socket, bridge, ip))
 }

@@ -1,11 +1,10 @@
 //! Meeting records over HTTP: the list of conferences and each one's minutes as JSON, CSV or
 //! a printable Vietnamese page, and the recordings (their indexes and files). For the chair
-//! and the technicians: their key as `Authorization: Bearer <key>`, or `?key=` for a page or
-//! file opened from a link.
+//! (HQ's page, or the secretariat) and the technicians: a session token as a bearer header
+//! or the session cookie (links opened in a new tab).
 
 use super::refuse;
-use crate::access;
-use crate::config::Role;
+use crate::auth::Role;
 use crate::records::{minutes, render};
 use crate::server::Bridge;
 use crate::store::now_ms;
@@ -16,32 +15,17 @@ use axum::Json;
 use std::sync::Arc;
 
 #[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 pub struct RecordQuery {
-    key: Option<String>,
     format: Option<String>,
 }
 
-async fn authorise(bridge: &Arc<Bridge>, headers: &HeaderMap, query: &RecordQuery) -> Result<(), Response> {
-    let key = super::bearer(headers).map(str::to_string).or_else(|| query.key.clone()).unwrap_or_default();
-    let chair = bridge.settings.sites.iter().find(|s| s.role == Role::Chair).map(|s| s.id.clone()).unwrap_or_default();
-    let store = bridge.store.clone();
-    let ok = !key.is_empty()
-        && tokio::task::spawn_blocking(move || {
-            [access::TECHNICIAN_KEY_ID, chair.as_str()]
-                .iter()
-                .any(|id| matches!(store.key_hash(id), Ok(Some(hash)) if access::verify_key(&key, &hash)))
-        })
-        .await
-        .unwrap_or(false);
-    if ok {
-        Ok(())
-    } else {
-        Err(refuse(StatusCode::UNAUTHORIZED, "not_authorised", "the chair's or the technicians' key is required"))
-    }
+fn authorise(bridge: &Bridge, headers: &HeaderMap) -> Result<(), Response> {
+    super::auth::require(bridge, headers, &[Role::Chair, Role::Technician]).map(|_| ())
 }
 
-pub async fn list(State(bridge): State<Arc<Bridge>>, headers: HeaderMap, Query(q): Query<RecordQuery>) -> Response {
-    if let Err(r) = authorise(&bridge, &headers, &q).await {
+pub async fn list(State(bridge): State<Arc<Bridge>>, headers: HeaderMap) -> Response {
+    if let Err(r) = authorise(&bridge, &headers) {
         return r;
     }
     let store = bridge.store.clone();
@@ -52,7 +36,7 @@ pub async fn list(State(bridge): State<Arc<Bridge>>, headers: HeaderMap, Query(q
 }
 
 pub async fn minutes(State(bridge): State<Arc<Bridge>>, Path(id): Path<i64>, headers: HeaderMap, Query(q): Query<RecordQuery>) -> Response {
-    if let Err(r) = authorise(&bridge, &headers, &q).await {
+    if let Err(r) = authorise(&bridge, &headers) {
         return r;
     }
     let store = bridge.store.clone();
@@ -83,7 +67,9 @@ pub async fn minutes(State(bridge): State<Arc<Bridge>>, Path(id): Path<i64>, hea
                 None if id.is_empty() => "Máy chủ cầu".to_string(),
                 None => id.to_string(),
             };
-            ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], render::html(&m, name)).into_response()
+            // A printable page with its own inline style and no script at all.
+            let csp = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'";
+            ([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CONTENT_SECURITY_POLICY, csp)], render::html(&m, name)).into_response()
         }
         "json" => Json(m).into_response(),
         _ => refuse(StatusCode::BAD_REQUEST, "invalid_message", "format must be json, csv or html"),
@@ -91,8 +77,8 @@ pub async fn minutes(State(bridge): State<Arc<Bridge>>, Path(id): Path<i64>, hea
 }
 
 /// Every recording's index, newest first.
-pub async fn recordings(State(bridge): State<Arc<Bridge>>, headers: HeaderMap, Query(q): Query<RecordQuery>) -> Response {
-    if let Err(r) = authorise(&bridge, &headers, &q).await {
+pub async fn recordings(State(bridge): State<Arc<Bridge>>, headers: HeaderMap) -> Response {
+    if let Err(r) = authorise(&bridge, &headers) {
         return r;
     }
     let root = bridge.recordings.clone();
@@ -105,9 +91,8 @@ pub async fn recording_file(
     State(bridge): State<Arc<Bridge>>,
     Path((id, file)): Path<(String, String)>,
     headers: HeaderMap,
-    Query(q): Query<RecordQuery>,
 ) -> Response {
-    if let Err(r) = authorise(&bridge, &headers, &q).await {
+    if let Err(r) = authorise(&bridge, &headers) {
         return r;
     }
     let root = bridge.recordings.clone();

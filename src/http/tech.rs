@@ -1,10 +1,11 @@
 //! The technicians' API: live health, readiness check, actions; and `/metrics`.
 //!
-//! Every `/api/tech/*` call carries the technicians' key (`Authorization: Bearer <key>`), the
-//! one printed with the join links. `/metrics` is open, for a Prometheus on the same network.
+//! Every `/api/tech/*` call carries a technician's session token (from `POST /api/login`).
+//! `/metrics` takes a technician's token too, or none from the bridge's own host (a local
+//! Prometheus or node exporter).
 
 use super::refuse;
-use crate::access;
+use crate::auth::Role;
 use crate::media::Kind;
 use crate::server::Bridge;
 use crate::signal::protocol::ServerMessage;
@@ -12,37 +13,16 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use sha2::{Digest, Sha256};
 use std::fmt::Write;
 use std::sync::Arc;
 
-/// Checks the technicians' key; `Err` is the response to send.
-async fn authorise(bridge: &Arc<Bridge>, headers: &HeaderMap) -> Result<(), Response> {
-    let key = super::bearer(headers).map(str::trim).unwrap_or("");
-    if key.is_empty() {
-        return Err(refuse(StatusCode::UNAUTHORIZED, "not_technician", "the technicians' key is required"));
-    }
-    let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
-    if bridge.verified_tech_keys.lock().expect("key cache poisoned").contains(&digest) {
-        return Ok(());
-    }
-    let store = bridge.store.clone();
-    let key = key.to_string();
-    let ok = tokio::task::spawn_blocking(move || match store.key_hash(access::TECHNICIAN_KEY_ID) {
-        Ok(Some(hash)) => access::verify_key(&key, &hash),
-        _ => false,
-    })
-    .await
-    .unwrap_or(false);
-    if !ok {
-        return Err(refuse(StatusCode::UNAUTHORIZED, "not_technician", "wrong technicians' key"));
-    }
-    bridge.verified_tech_keys.lock().expect("key cache poisoned").insert(digest);
-    Ok(())
+/// A technician's token is required; `Err` is the response to send.
+fn authorise(bridge: &Bridge, headers: &HeaderMap) -> Result<(), Response> {
+    super::auth::require(bridge, headers, &[Role::Technician]).map(|_| ())
 }
 
 pub async fn view(State(bridge): State<Arc<Bridge>>, headers: HeaderMap) -> Response {
-    if let Err(r) = authorise(&bridge, &headers).await {
+    if let Err(r) = authorise(&bridge, &headers) {
         return r;
     }
     let Some(view) = bridge.health.view(true).await else {
@@ -57,7 +37,7 @@ pub async fn view(State(bridge): State<Arc<Bridge>>, headers: HeaderMap) -> Resp
 }
 
 pub async fn readiness(State(bridge): State<Arc<Bridge>>, headers: HeaderMap) -> Response {
-    if let Err(r) = authorise(&bridge, &headers).await {
+    if let Err(r) = authorise(&bridge, &headers) {
         return r;
     }
     let report = bridge.health.readiness().await;
@@ -76,7 +56,7 @@ pub struct ActionRequest {
 }
 
 pub async fn action(State(bridge): State<Arc<Bridge>>, headers: HeaderMap, body: Result<Json<ActionRequest>, axum::extract::rejection::JsonRejection>) -> Response {
-    if let Err(r) = authorise(&bridge, &headers).await {
+    if let Err(r) = authorise(&bridge, &headers) {
         return r;
     }
     let Ok(Json(req)) = body else {
@@ -117,7 +97,16 @@ pub async fn action(State(bridge): State<Arc<Bridge>>, headers: HeaderMap, body:
 
 /// Prometheus text format; names `diemcau_<subsystem>_<name>_<unit>`, documented in
 /// docs/operations.md.
-pub async fn metrics(State(bridge): State<Arc<Bridge>>) -> Response {
+pub async fn metrics(
+    State(bridge): State<Arc<Bridge>>,
+    axum::extract::ConnectInfo(addr): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    if !addr.ip().is_loopback() {
+        if let Err(r) = authorise(&bridge, &headers) {
+            return r;
+        }
+    }
     let Some(view) = bridge.health.view(false).await else {
         return refuse(StatusCode::SERVICE_UNAVAILABLE, "internal", "health monitor stopped");
     };

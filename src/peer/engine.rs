@@ -31,6 +31,19 @@ pub fn extmap_id(sdp: &str, uri: &str) -> Option<u8> {
     })
 }
 
+/// The DTLS certificate fingerprints an SDP announces (`a=fingerprint:<hash> <value>`),
+/// normalised to lowercase, sorted and without duplicates.
+pub fn fingerprints(sdp: &str) -> Vec<String> {
+    let mut v: Vec<String> = sdp
+        .lines()
+        .filter_map(|l| l.trim_end().strip_prefix("a=fingerprint:"))
+        .map(|f| f.split_whitespace().collect::<Vec<_>>().join(" ").to_ascii_lowercase())
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
 /// Where media sockets bind and what address is advertised.
 #[derive(Debug, Clone)]
 pub struct MediaNetwork {
@@ -134,6 +147,13 @@ mod tests {
         assert_eq!(extmap_id(sdp, AUDIO_LEVEL_URI), Some(1));
         assert_eq!(extmap_id(sdp, "http://x"), Some(3));
         assert_eq!(extmap_id(sdp, "urn:none"), None);
+    }
+
+    #[test]
+    fn fingerprints_are_read_once_per_value() {
+        let sdp = "v=0\r\na=fingerprint:sha-256 AB:CD\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=fingerprint:sha-256 ab:cd\r\n";
+        assert_eq!(fingerprints(sdp), vec!["sha-256 ab:cd".to_string()]);
+        assert!(fingerprints("v=0\r\n").is_empty());
     }
 
     #[test]

@@ -142,6 +142,7 @@ pub async fn spawn(site: usize, ctx: PeerContext) -> Result<(PeerHandle, mpsc::R
         content_track: None,
         camera_track: None,
         remote_ufrag: None,
+        pinned_fingerprints: None,
         cancel: cancel.clone(),
     };
     tokio::spawn(task.run(cmd_rx, pc_rx, kf_rx).instrument(span));
@@ -214,6 +215,9 @@ struct PeerTask {
     camera_track: Option<String>,
     /// ICE username fragment of the browser's last offer, to notice ICE restarts.
     remote_ufrag: Option<String>,
+    /// The browser's DTLS certificate fingerprints from its first offer, which came over this
+    /// authenticated signalling session; later descriptions must announce the same.
+    pinned_fingerprints: Option<Vec<String>>,
     cancel: CancellationToken,
 }
 
@@ -285,11 +289,24 @@ impl PeerTask {
         }
     }
 
+    /// The DTLS session is bound to the fingerprint of the first description (webrtc-rs
+    /// checks the browser's certificate against it); a later description announcing another
+    /// certificate is refused rather than silently ignored.
+    fn fingerprint_changed(&self, sdp: &str) -> bool {
+        let now = engine::fingerprints(sdp);
+        self.pinned_fingerprints.as_ref().is_some_and(|pinned| !now.is_empty() && &now != pinned)
+    }
+
     async fn on_remote_offer(&mut self, sdp: String) {
         if self.negotiating {
             let msg = "the server's offer is waiting for an answer; answer it before offering".to_string();
             return self.refuse(ErrorCode::NegotiationFailed, msg, "offer").await;
         }
+        if self.fingerprint_changed(&sdp) {
+            let msg = "the offer announces another DTLS certificate than this session's; join again".to_string();
+            return self.refuse(ErrorCode::SdpInvalid, msg, "offer").await;
+        }
+        let sdp_for_pin = sdp.clone();
         let result = async {
             let ufrag = sdp.lines().find_map(|l| l.trim_end().strip_prefix("a=ice-ufrag:").map(str::to_string));
             let restarted = self.remote_ufrag.is_some() && ufrag.is_some() && ufrag != self.remote_ufrag;
@@ -313,6 +330,9 @@ impl PeerTask {
         match result {
             Ok(answer) => {
                 self.emit(PeerEvent::LocalAnswer(engine::advertise_sdp(&answer.sdp, self.ctx.network.public_ip))).await;
+                if self.pinned_fingerprints.is_none() {
+                    self.pinned_fingerprints = Some(engine::fingerprints(&sdp_for_pin)).filter(|f| !f.is_empty());
+                }
                 self.has_remote_description = true;
                 for c in std::mem::take(&mut self.early_candidates) {
                     Box::pin(self.on_command(PeerCommand::RemoteCandidate(c))).await;
@@ -328,6 +348,10 @@ impl PeerTask {
         if !self.negotiating {
             let msg = "no server offer is waiting for an answer".to_string();
             return self.refuse(ErrorCode::NegotiationFailed, msg, "answer").await;
+        }
+        if self.fingerprint_changed(&sdp) {
+            let msg = "the answer announces another DTLS certificate than this session's".to_string();
+            return self.refuse(ErrorCode::SdpInvalid, msg, "answer").await;
         }
         let result = match RTCSessionDescription::answer(sdp) {
             Ok(answer) => self.pc.set_remote_description(answer).await,

@@ -15,10 +15,10 @@ pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 // even with `deny_unknown_fields`, and a typo must never pass silently.
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientMessage {
-    /// Take the seat of `site`, proving it with the site's key.
+    /// Take the seat of `site`, proving it with a join ticket from `POST /api/session`.
     Join {
         site: String,
-        key: String,
+        ticket: String,
         /// The `resume` token of this page's previous `joined`, when rejoining after a lost
         /// connection: the seat is resumed (a `reconnect`, not a new join).
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -283,6 +283,8 @@ pub enum ServerMessage {
     /// A technician dropped this session; the server closes the socket next and the page
     /// should join again.
     Dropped { message: String },
+    /// The site's key was re-issued: this session ends and must not rejoin with the old key.
+    Revoked { message: String },
     /// A technician asks the page to restart ICE (a new offer with `iceRestart`).
     RestartIce {},
     /// The server is shutting down (for a restart); the page reconnects by itself.
@@ -458,6 +460,29 @@ pub enum ErrorCode {
     RecordingActive,
     RecordingNoSpace,
     RecordingFailed,
+    TokenInvalid,
+    TokenExpired,
+    TicketReplayed,
+    Forbidden,
+    TooManyJoins,
+    TooManySockets,
+    RateLimited,
+}
+
+impl From<crate::auth::AuthError> for ErrorCode {
+    fn from(e: crate::auth::AuthError) -> Self {
+        use crate::auth::AuthError as A;
+        match e {
+            A::SiteUnknown => ErrorCode::SiteUnknown,
+            A::BadKey | A::BadCredentials => ErrorCode::BadKey,
+            A::NoToken | A::TokenInvalid => ErrorCode::TokenInvalid,
+            A::TokenExpired => ErrorCode::TokenExpired,
+            A::TicketReplayed => ErrorCode::TicketReplayed,
+            A::Forbidden => ErrorCode::Forbidden,
+            A::TooManyJoins => ErrorCode::TooManyJoins,
+            A::TooManySockets => ErrorCode::TooManySockets,
+        }
+    }
 }
 
 impl ServerMessage {
@@ -545,8 +570,8 @@ mod tests {
 
     #[test]
     fn every_client_message_round_trips() {
-        round_trip_client(ClientMessage::Join { site: "hang-gai".into(), key: "k".into(), resume: None });
-        round_trip_client(ClientMessage::Join { site: "hang-gai".into(), key: "k".into(), resume: Some("r".into()) });
+        round_trip_client(ClientMessage::Join { site: "hang-gai".into(), ticket: "dcj_1".into(), resume: None });
+        round_trip_client(ClientMessage::Join { site: "hang-gai".into(), ticket: "dcj_1".into(), resume: Some("r".into()) });
         round_trip_client(ClientMessage::Offer { sdp: "v=0".into() });
         round_trip_client(ClientMessage::Answer { sdp: "v=0".into() });
         round_trip_client(ClientMessage::Candidate { candidate: candidate() });
@@ -638,6 +663,7 @@ mod tests {
         round_trip_server(ServerMessage::Media { state: MediaState::Connected });
         round_trip_server(ServerMessage::Replaced { message: "x".into() });
         round_trip_server(ServerMessage::Dropped { message: "x".into() });
+        round_trip_server(ServerMessage::Revoked { message: "x".into() });
         round_trip_server(ServerMessage::RestartIce {});
         round_trip_server(ServerMessage::Restarting { message: "x".into() });
         round_trip_server(ServerMessage::error(ErrorCode::BadKey, "wrong key", Some("join")));
@@ -667,8 +693,9 @@ mod tests {
         assert_eq!(code(r#"{"type":7}"#), ErrorCode::InvalidMessage);
         assert_eq!(code(r#"{"type":"launch_missiles"}"#), ErrorCode::UnknownType);
         assert_eq!(code(r#"{"type":"join","site":"hq"}"#), ErrorCode::InvalidMessage);
-        assert_eq!(code(r#"{"type":"join","site":42,"key":"k"}"#), ErrorCode::InvalidMessage);
-        assert_eq!(code(r#"{"type":"join","site":"hq","key":"k","admin":true}"#), ErrorCode::InvalidMessage);
+        assert_eq!(code(r#"{"type":"join","site":42,"ticket":"k"}"#), ErrorCode::InvalidMessage);
+        assert_eq!(code(r#"{"type":"join","site":"hq","ticket":"k","admin":true}"#), ErrorCode::InvalidMessage);
+        assert_eq!(code(r#"{"type":"join","site":"hq","key":"k"}"#), ErrorCode::InvalidMessage, "keys go to /api/session, not the socket");
         let big = format!(r#"{{"type":"offer","sdp":"{}"}}"#, "a".repeat(MAX_MESSAGE_BYTES));
         assert_eq!(code(&big), ErrorCode::TooLarge);
     }

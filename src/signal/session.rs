@@ -5,12 +5,13 @@
 //! The task owns its peer: when the socket goes, the peer and the seat go with it.
 
 use super::protocol::{parse_client, ClientMessage, ConferenceInfo, ErrorCode, ServerMessage, SiteInfo};
-use crate::access;
+use crate::auth::limits::{MessageRate, Verdict};
 use crate::conference::{Action, JoinRefused};
 use crate::peer::{self, PeerCommand, PeerEvent, PeerHandle};
 use crate::server::Bridge;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures::{SinkExt, StreamExt};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -35,16 +36,21 @@ enum Flow {
     Close(&'static str),
 }
 
-pub async fn run(socket: WebSocket, bridge: Arc<Bridge>) {
+/// Serves one socket from `ip` (already counted against the per-address limit; released here).
+pub async fn run(socket: WebSocket, bridge: Arc<Bridge>, ip: IpAddr) {
     let session = Uuid::new_v4();
-    let span = tracing::info_span!("session", %session);
-    Session { bridge, session, joined: None }.run(socket).instrument(span).await
+    let span = tracing::info_span!("session", %session, %ip);
+    let rate = MessageRate::new(&bridge.settings.limits, crate::store::now_ms());
+    Session { bridge: bridge.clone(), session, ip, joined: None, rate }.run(socket).instrument(span).await;
+    bridge.auth.close_socket(ip);
 }
 
 struct Session {
     bridge: Arc<Bridge>,
     session: Uuid,
+    ip: IpAddr,
     joined: Option<Joined>,
+    rate: MessageRate,
 }
 
 impl Session {
@@ -62,7 +68,24 @@ impl Session {
                     }
                     continue;
                 }
-                incoming = rx.next() => match { last_heard = Instant::now(); incoming } {
+                incoming = rx.next() => {
+                    last_heard = Instant::now();
+                    let counted = matches!(incoming, Some(Ok(Message::Text(_) | Message::Binary(_))));
+                    let verdict = if counted { self.rate.on_message(crate::store::now_ms()) } else { Verdict::Accept };
+                    match (verdict, incoming) {
+                    (Verdict::Close, _) => {
+                        warn!("over the message rate for {} s in a row; closing the socket", self.bridge.settings.limits.flood_strikes);
+                        let bye = ServerMessage::error(ErrorCode::RateLimited, "too many messages for too long; closing", None);
+                        send_all(&mut tx, vec![bye]).await;
+                        break Some("flooding");
+                    }
+                    (Verdict::Drop { reply: true }, _) => {
+                        warn!("over the message rate; dropping messages");
+                        let limit = self.bridge.settings.limits.messages_per_second;
+                        vec![ServerMessage::error(ErrorCode::RateLimited, format!("more than {limit} messages per second; messages are being dropped"), None)]
+                    }
+                    (Verdict::Drop { reply: false }, _) => continue,
+                    (Verdict::Accept, incoming) => match incoming {
                     Some(Ok(Message::Text(text))) => match self.on_text(text.as_str(), &outbox_tx).await {
                         (replies, Flow::Continue) => replies,
                         (replies, Flow::Close(reason)) => {
@@ -78,6 +101,8 @@ impl Session {
                         break None;
                     }
                     Some(Ok(_)) => continue,
+                    },
+                    }
                 },
                 Some(msg) = outbox.recv() => {
                     match msg {
@@ -91,6 +116,11 @@ impl Session {
                             info!("dropped by a technician; closing");
                             break Some("dropped");
                         }
+                        ServerMessage::Revoked { .. } => {
+                            send_all(&mut tx, vec![msg]).await;
+                            info!("the site's key was re-issued; closing");
+                            break Some("revoked");
+                        }
                         msg => vec![msg],
                     }
                 }
@@ -101,12 +131,16 @@ impl Session {
             }
         };
         if let Some(reason) = close_reason {
-            let _ = tx.send(Message::Close(Some(CloseFrame { code: 1000, reason: reason.into() }))).await;
+            // 1008: policy violation (a flood); 1000 otherwise.
+            let code = if reason == "flooding" { 1008 } else { 1000 };
+            let _ = tx.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
         }
         if let Some(j) = self.joined.take() {
             // Only an explicit `leave` gives the seat up; a lost connection is held for a while.
-            let lost = close_reason != Some("left");
+            // A revoked key's seat was already released by the conference.
+            let lost = !matches!(close_reason, Some("left") | Some("revoked"));
             self.bridge.conference.leave(j.site, self.session, lost).await;
+            self.bridge.auth.leave_site(&self.bridge.settings.sites[j.site].id);
         }
     }
 
@@ -121,7 +155,7 @@ impl Session {
         let kind = msg.kind();
         match msg {
             ClientMessage::Ping {} => (vec![ServerMessage::Pong], Flow::Continue),
-            ClientMessage::Join { site, key, resume } => (self.join(&site, key, resume, outbox).await, Flow::Continue),
+            ClientMessage::Join { site, ticket, resume } => (self.join(&site, &ticket, resume, outbox).await, Flow::Continue),
             ClientMessage::Leave {} => (vec![], Flow::Close("left")),
             ClientMessage::Offer { sdp } => (self.to_peer(kind, PeerCommand::RemoteOffer(sdp)).await, Flow::Continue),
             ClientMessage::Answer { sdp } => (self.to_peer(kind, PeerCommand::RemoteAnswer(sdp)).await, Flow::Continue),
@@ -233,7 +267,7 @@ impl Session {
         }
     }
 
-    async fn join(&mut self, site_id: &str, key: String, resume: Option<String>, outbox: &mpsc::Sender<ServerMessage>) -> Vec<ServerMessage> {
+    async fn join(&mut self, site_id: &str, ticket: &str, resume: Option<String>, outbox: &mpsc::Sender<ServerMessage>) -> Vec<ServerMessage> {
         let refuse = |code, msg: String| vec![ServerMessage::error(code, msg, Some("join"))];
         if self.joined.is_some() {
             return refuse(ErrorCode::AlreadyJoined, "this session has already joined; open a new connection to join another site".into());
@@ -242,27 +276,27 @@ impl Session {
         let Some(site) = bridge.settings.site_index(site_id) else {
             return refuse(ErrorCode::SiteUnknown, format!("no site with id {:?}", site_id.chars().take(64).collect::<String>()));
         };
-        let store = bridge.store.clone();
-        let id = site_id.to_string();
-        let key_ok = tokio::task::spawn_blocking(move || match store.key_hash(&id) {
-            Ok(Some(hash)) => access::verify_key(&key, &hash),
-            _ => false,
-        })
-        .await
-        .unwrap_or(false);
-        if !key_ok {
-            warn!(site = site_id, "join refused: wrong key");
-            return refuse(ErrorCode::BadKey, "the key does not match this site; use the site's join link".into());
+        if let Err(e) = bridge.auth.redeem(ticket, site_id, self.ip) {
+            warn!(site = site_id, code = e.code(), "join refused: {e}");
+            return refuse(e.into(), format!("{e}; get a ticket from POST /api/session with the site's key"));
+        }
+        if let Err(e) = bridge.auth.enter_site(site_id) {
+            warn!(site = site_id, "join refused: {e}");
+            return refuse(e.into(), format!("{e} (at most {} at a time for one site)", bridge.settings.limits.sockets_per_site));
         }
         let seat = match bridge.conference.join(site, self.session, resume, outbox.clone()).await {
             Ok(seat) => seat,
-            Err(e @ JoinRefused::Locked) => return refuse(ErrorCode::ConferenceLocked, e.to_string()),
-            Err(e) => return refuse(ErrorCode::Internal, e.to_string()),
+            Err(e) => {
+                bridge.auth.leave_site(site_id);
+                let code = if e == JoinRefused::Locked { ErrorCode::ConferenceLocked } else { ErrorCode::Internal };
+                return refuse(code, e.to_string());
+            }
         };
         let (peer, events) = match peer::spawn(site, bridge.peers.clone()).await {
             Ok(p) => p,
             Err(e) => {
                 bridge.conference.leave(site, self.session, false).await;
+                bridge.auth.leave_site(site_id);
                 return refuse(ErrorCode::Internal, e.to_string());
             }
         };

@@ -47,7 +47,41 @@ const MIGRATIONS: &[&str] = &[
         updated_ms    INTEGER NOT NULL,
         PRIMARY KEY (conference_id, site_id)
     );",
+    // 4: people who log in (technicians, the secretariat) with Argon2 password hashes, and
+    // the REST sessions they and the sites hold (SHA-256 of the token only).
+    "CREATE TABLE users (
+        name          TEXT PRIMARY KEY,
+        role          TEXT NOT NULL CHECK (role IN ('technician', 'chair')),
+        password_hash TEXT NOT NULL,
+        created_ms    INTEGER NOT NULL
+    );
+    CREATE TABLE sessions (
+        token_hash TEXT PRIMARY KEY,
+        role       TEXT NOT NULL,
+        subject    TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        expires_ms INTEGER NOT NULL
+    );",
 ];
+
+/// A person who logs in, as stored (the password only as its hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    pub name: String,
+    pub role: String,
+    pub password_hash: String,
+    pub created_ms: i64,
+}
+
+/// A REST session as stored: the token's SHA-256 (hex), whose it is, until when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub token_hash: String,
+    pub role: String,
+    pub subject: String,
+    pub created_ms: i64,
+    pub expires_ms: i64,
+}
 
 /// A conference as recorded.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -134,6 +168,88 @@ impl Store {
         Ok(())
     }
 
+    /// Every site's key hash (including the technicians' legacy entry), by id.
+    pub fn key_hashes(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let conn = self.conn.lock().expect("store mutex poisoned");
+        let mut stmt = conn.prepare("SELECT site_id, key_hash FROM site_keys ORDER BY site_id")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// When each site's key was set (Unix ms), by id.
+    pub fn key_times(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let conn = self.conn.lock().expect("store mutex poisoned");
+        let mut stmt = conn.prepare("SELECT site_id, created_at FROM site_keys ORDER BY site_id")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn users(&self) -> Result<Vec<UserRecord>, StoreError> {
+        let conn = self.conn.lock().expect("store mutex poisoned");
+        let mut stmt = conn.prepare("SELECT name, role, password_hash, created_ms FROM users ORDER BY name")?;
+        let rows = stmt.query_map([], |r| Ok(UserRecord { name: r.get(0)?, role: r.get(1)?, password_hash: r.get(2)?, created_ms: r.get(3)? }))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn user(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {
+        let conn = self.conn.lock().expect("store mutex poisoned");
+        Ok(conn
+            .query_row("SELECT name, role, password_hash, created_ms FROM users WHERE name = ?1", params![name], |r| {
+                Ok(UserRecord { name: r.get(0)?, role: r.get(1)?, password_hash: r.get(2)?, created_ms: r.get(3)? })
+            })
+            .optional()?)
+    }
+
+    /// Adds a user or replaces its role and password.
+    pub fn set_user(&self, name: &str, role: &str, password_hash: &str) -> Result<(), StoreError> {
+        let conn = self.conn.lock().expect("store mutex poisoned");
+        conn.execute(
+            "INSERT INTO users (name, role, password_hash, created_ms) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(name) DO UPDATE SET role = excluded.role, password_hash = excluded.password_hash, created_ms = excluded.created_ms",
+            params![name, role, password_hash, now_ms()],
+        )?;
+        Ok(())
+    }
+
+    /// Removes a user; false if there was none.
+    pub fn remove_user(&self, name: &str) -> Result<bool, StoreError> {
+        let conn = self.conn.lock().expect("store mutex poisoned");
+        Ok(conn.execute("DELETE FROM users WHERE name = ?1", params![name])? > 0)
+    }
+
+    pub fn save_session(&self, s: &SessionRecord) -> Result<(), StoreError> {
+        let conn = self.conn.lock().expect("store mutex poisoned");
+        conn.execute(
+            "INSERT OR REPLACE INTO sessions (token_hash, role, subject, created_ms, expires_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![s.token_hash, s.role, s.subject, s.created_ms, s.expires_ms],
+        )?;
+        Ok(())
+    }
+
+    /// Sessions not yet past their absolute expiry; older rows are deleted.
+    pub fn live_sessions(&self, now_ms: i64) -> Result<Vec<SessionRecord>, StoreError> {
+        let conn = self.conn.lock().expect("store mutex poisoned");
+        conn.execute("DELETE FROM sessions WHERE expires_ms <= ?1", params![now_ms])?;
+        let mut stmt = conn.prepare("SELECT token_hash, role, subject, created_ms, expires_ms FROM sessions")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(SessionRecord { token_hash: r.get(0)?, role: r.get(1)?, subject: r.get(2)?, created_ms: r.get(3)?, expires_ms: r.get(4)? })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn delete_session(&self, token_hash: &str) -> Result<(), StoreError> {
+        let conn = self.conn.lock().expect("store mutex poisoned");
+        conn.execute("DELETE FROM sessions WHERE token_hash = ?1", params![token_hash])?;
+        Ok(())
+    }
+
+    /// Ends every session of one site or user.
+    pub fn delete_sessions_of(&self, subject: &str) -> Result<(), StoreError> {
+        let conn = self.conn.lock().expect("store mutex poisoned");
+        conn.execute("DELETE FROM sessions WHERE subject = ?1", params![subject])?;
+        Ok(())
+    }
+
     pub fn save_conference_state(&self, json: &str) -> Result<(), StoreError> {
         let conn = self.conn.lock().expect("store mutex poisoned");
         conn.execute(
@@ -149,7 +265,6 @@ impl Store {
         Ok(conn.query_row("SELECT state FROM conference_state WHERE id = 1", [], |r| r.get(0)).optional()?)
     }
 
-    /// Appends to the event log.
     /// Appends to the event log, under the conference running now (if any).
     pub fn log_event(&self, site_id: Option<&str>, kind: &str, detail: &str) -> Result<(), StoreError> {
         let conn = self.conn.lock().expect("store mutex poisoned");

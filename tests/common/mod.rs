@@ -80,7 +80,11 @@ pub struct TestBridge {
     pub data: PathBuf,
     /// Join key per site id, from `<data>/join-links.txt` or the config.
     pub keys: HashMap<String, String>,
+    /// The first technician's name and password (printed with the join links).
+    pub technician: (String, String),
     pub log: PathBuf,
+    /// A technician's session token, once signed in.
+    tech_token: std::sync::Mutex<Option<String>>,
 }
 
 impl TestBridge {
@@ -173,18 +177,25 @@ impl TestBridge {
                 panic!("bridge did not report its address within 30 s; log: {}", std::fs::read_to_string(&log).unwrap_or_default());
             }
         };
-        let keys = std::fs::read_to_string(data.join("join-links.txt"))
-            .unwrap_or_default()
+        let links = std::fs::read_to_string(data.join("join-links.txt")).unwrap_or_default();
+        let urls: Vec<(String, String)> = links
             .lines()
             .filter(|l| !l.starts_with('#'))
             .filter_map(|l| {
                 let mut cols = l.split('\t');
-                let site = cols.next()?.to_string();
-                let url = cols.nth(1)?;
-                Some((site, url.split("#key=").nth(1)?.to_string()))
+                Some((cols.next()?.to_string(), cols.nth(1)?.to_string()))
             })
             .collect();
-        TestBridge { child, config, port, data, keys, log }
+        let keys = urls.iter().filter_map(|(site, url)| Some((site.clone(), url.split("#key=").nth(1)?.to_string()))).collect();
+        let technician = urls
+            .iter()
+            .find_map(|(_, url)| {
+                let fragment = url.split_once("#user=")?.1;
+                let (user, password) = fragment.split_once("&password=")?;
+                Some((user.to_string(), password.to_string()))
+            })
+            .unwrap_or_default();
+        TestBridge { child, config, port, data, keys, technician, log, tech_token: Default::default() }
     }
 
     pub fn pid(&self) -> u32 {
@@ -207,22 +218,50 @@ impl TestBridge {
         self.data.join("tls/cert.pem")
     }
 
-    /// The technicians' key (printed with the join links).
-    pub fn tech_key(&self) -> &str {
-        &self.keys["@technician"]
+    /// The technicians' page, signing in as the first technician.
+    pub fn tech_url(&self) -> String {
+        format!("https://localhost:{}/tech#user={}&password={}", self.port, self.technician.0, self.technician.1)
+    }
+
+    /// `POST /api/login` with a name and password: status and reply.
+    pub async fn login(&self, user: &str, password: &str) -> (u16, serde_json::Value) {
+        let body = serde_json::json!({"user": user, "password": password}).to_string();
+        let (status, text) = ws::https_request(&self.cert_pem(), self.port, "POST", "/api/login", &[("Content-Type", "application/json")], &body).await;
+        (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
+    }
+
+    /// A technician's session token (signed in once, then reused).
+    pub async fn tech_token(&self) -> String {
+        if let Some(t) = self.tech_token.lock().unwrap().clone() {
+            return t;
+        }
+        let (user, password) = self.technician.clone();
+        let (status, reply) = self.login(&user, &password).await;
+        assert_eq!(status, 200, "the first technician could not sign in: {reply}");
+        let token = reply["token"].as_str().unwrap().to_string();
+        *self.tech_token.lock().unwrap() = Some(token.clone());
+        token
+    }
+
+    /// A site's session token (from its key).
+    pub async fn site_token(&self, site: &str) -> String {
+        let (status, reply) = ws::site_session(&self.cert_pem(), self.port, site, self.key(site)).await;
+        assert_eq!(status, 200, "{site} could not sign in: {reply}");
+        reply["token"].as_str().unwrap().to_string()
     }
 
     /// A technicians' API call: status and JSON body.
     pub async fn tech(&self, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
-        let auth = format!("Bearer {}", self.tech_key());
+        let auth = format!("Bearer {}", self.tech_token().await);
         let (status, text) =
             ws::https_request(&self.cert_pem(), self.port, method, path, &[("Authorization", &auth), ("Content-Type", "application/json")], body).await;
         (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
     }
 
-    /// `GET path` over HTTPS, as JSON.
+    /// `GET path` over HTTPS as a technician, as JSON.
     pub async fn get_json(&self, path: &str) -> serde_json::Value {
-        ws::https_get_json(&self.cert_pem(), self.port, path).await
+        let auth = format!("Bearer {}", self.tech_token().await);
+        ws::https_get_json(&self.cert_pem(), self.port, path, &[("Authorization", &auth)]).await
     }
 
     pub fn log_text(&self) -> String {

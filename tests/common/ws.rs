@@ -23,6 +23,15 @@ pub fn tls_config(cert_pem: &Path) -> Arc<rustls::ClientConfig> {
 
 pub struct Client {
     socket: Socket,
+    cert_pem: std::path::PathBuf,
+    port: u16,
+}
+
+/// `POST /api/session {site, key}`: status and reply (ticket, token, …, or an error).
+pub async fn site_session(cert_pem: &Path, port: u16, site: &str, key: &str) -> (u16, Value) {
+    let body = json!({"site": site, "key": key}).to_string();
+    let (status, text) = https_request(cert_pem, port, "POST", "/api/session", &[("Content-Type", "application/json")], &body).await;
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
 impl Client {
@@ -32,7 +41,14 @@ impl Client {
         let (socket, _) = tokio_tungstenite::connect_async_tls_with_config(url, None, false, Some(connector))
             .await
             .expect("websocket connect");
-        Client { socket }
+        Client { socket, cert_pem: cert_pem.to_path_buf(), port }
+    }
+
+    /// A join ticket for `site`, signing in with its key (panics if refused).
+    pub async fn ticket(&self, site: &str, key: &str) -> String {
+        let (status, reply) = site_session(&self.cert_pem, self.port, site, key).await;
+        assert_eq!(status, 200, "sign-in of {site} refused: {reply}");
+        reply["ticket"].as_str().unwrap().to_string()
     }
 
     pub async fn send_text(&mut self, text: impl Into<String>) {
@@ -66,9 +82,16 @@ impl Client {
         }
     }
 
-    /// Sends `join` and returns the reply (`joined` or `error`).
+    /// Signs in with the site's key, sends `join` with the ticket and returns the reply
+    /// (`joined` or `error`).
     pub async fn join(&mut self, site: &str, key: &str) -> Value {
-        self.send(json!({"type": "join", "site": site, "key": key})).await;
+        let ticket = self.ticket(site, key).await;
+        self.join_with_ticket(site, &ticket).await
+    }
+
+    /// Sends `join` with a given ticket and returns the reply (`joined` or `error`).
+    pub async fn join_with_ticket(&mut self, site: &str, ticket: &str) -> Value {
+        self.send(json!({"type": "join", "site": site, "ticket": ticket})).await;
         loop {
             let v = self.recv().await.expect("reply to join");
             if v["type"] == "joined" || v["type"] == "error" {
@@ -77,12 +100,16 @@ impl Client {
         }
     }
 
-    pub fn from_socket(socket: Socket) -> Client {
-        Client { socket }
+    pub fn with_socket(&self, socket: Socket) -> Client {
+        Client { socket, cert_pem: self.cert_pem.clone(), port: self.port }
     }
 
     pub fn into_socket(self) -> Socket {
         self.socket
+    }
+
+    pub fn socket_mut(&mut self) -> &mut Socket {
+        &mut self.socket
     }
 }
 
@@ -116,8 +143,8 @@ pub async fn https_request_bytes(cert_pem: &Path, port: u16, method: &str, path:
 }
 
 /// A minimal HTTPS GET returning JSON (tests only; HTTP/1.1, Connection: close).
-pub async fn https_get_json(cert_pem: &Path, port: u16, path: &str) -> Value {
-    let (status, body) = https_request(cert_pem, port, "GET", path, &[], "").await;
+pub async fn https_get_json(cert_pem: &Path, port: u16, path: &str, headers: &[(&str, &str)]) -> Value {
+    let (status, body) = https_request(cert_pem, port, "GET", path, headers, "").await;
     assert_eq!(status, 200, "GET {path}: {body}");
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
 }

@@ -1,8 +1,10 @@
-//! Site keys: generated on first start, stored only as Argon2 hashes, checked on join.
+//! Credentials at rest: site keys and people's passwords, stored only as Argon2 hashes.
 //!
 //! A key is the secret part of a site's join link. The plaintext exists only in memory at
 //! generation time, in the printed links and in `<data>/join-links.txt` (mode 0600); the store
-//! keeps the hash. Keys never appear in logs.
+//! keeps the hash. Technicians and the secretariat log in with a name and password (added
+//! with `diemcau user add`); on first start one technician, `kythuat`, is created with a
+//! random password printed beside the join links. Keys and passwords never appear in logs.
 
 use crate::config::Settings;
 use crate::store::{Store, StoreError};
@@ -19,6 +21,10 @@ pub enum AccessError {
     Hash(String),
     #[error("writing join links to {path}: {reason}")]
     Links { path: String, reason: String },
+    #[error("no site {0:?} in the configuration")]
+    UnknownSite(String),
+    #[error("site {0:?} has a fixed key in the configuration: change it there")]
+    FixedKey(String),
 }
 
 /// A join link for one site, as printed at first start.
@@ -49,21 +55,50 @@ pub fn provision_keys(settings: &Settings, store: &Store, base_url: &str) -> Res
         };
         store.set_key_hash(&site.id, &hash_key(&key)?)?;
     }
-    // The technicians' key: same scheme, its own page.
-    if store.key_hash(TECHNICIAN_KEY_ID)?.is_none() {
-        let key = generate_key();
-        store.set_key_hash(TECHNICIAN_KEY_ID, &hash_key(&key)?)?;
+    // The first technician, so the technicians' page works out of the box.
+    if store.users()?.is_empty() {
+        let password = generate_key();
+        store.set_user(FIRST_TECHNICIAN, "technician", &hash_key(&password)?)?;
         links.push(JoinLink {
-            site_id: TECHNICIAN_KEY_ID.to_string(),
+            site_id: TECHNICIANS_LINE.to_string(),
             site_name: "Kỹ thuật viên / technicians".to_string(),
-            url: format!("{base_url}/tech#key={key}"),
+            url: tech_url(base_url, FIRST_TECHNICIAN, &password),
         });
     }
     Ok(links)
 }
 
-/// The key id of the technicians' key (not a valid site id, so it never collides with one).
-pub const TECHNICIAN_KEY_ID: &str = "@technician";
+/// The technician created on first start.
+pub const FIRST_TECHNICIAN: &str = "kythuat";
+/// The id of the technicians' line in the links file (not a valid site id).
+pub const TECHNICIANS_LINE: &str = "@technician";
+
+/// The technicians' page, signing in as `user` (the fragment never reaches the server's logs;
+/// the page removes it from the address bar once signed in).
+pub fn tech_url(base_url: &str, user: &str, password: &str) -> String {
+    format!("{base_url}/tech#user={user}&password={password}")
+}
+
+/// Gives `site` a new random key: every session holding the old one ends (the running
+/// bridge notices within seconds). Returns the new join link.
+pub fn rotate_key(settings: &Settings, store: &Store, base_url: &str, site_id: &str) -> Result<JoinLink, AccessError> {
+    let site = settings.sites.iter().find(|s| s.id == site_id).ok_or_else(|| AccessError::UnknownSite(site_id.to_string()))?;
+    if settings.fixed_keys.iter().any(|(id, _)| id == site_id) {
+        // The next start would put the configured key back.
+        return Err(AccessError::FixedKey(site_id.to_string()));
+    }
+    let key = generate_key();
+    store.set_key_hash(&site.id, &hash_key(&key)?)?;
+    Ok(JoinLink { site_id: site.id.clone(), site_name: site.name.clone(), url: join_url(base_url, &site.id, &key) })
+}
+
+/// A valid user name: 1–40 lowercase letters, digits, `.`, `_`, `-`.
+pub fn valid_user_name(name: &str) -> bool {
+    (1..=40).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+}
+
+/// Passwords people choose must be at least this long (generated ones are 32 hex digits).
+pub const MIN_PASSWORD_CHARS: usize = 12;
 
 pub fn join_url(base_url: &str, site_id: &str, key: &str) -> String {
     // The key rides in the fragment: browsers never send it to the server in the request line,
@@ -147,6 +182,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn user_names_are_plain_lowercase() {
+        assert!(valid_user_name("kythuat") && valid_user_name("van.phong_1"));
+        assert!(!valid_user_name("") && !valid_user_name("Kỹ thuật") && !valid_user_name("a b") && !valid_user_name(&"a".repeat(41)));
+    }
+
+    #[test]
     fn a_key_verifies_against_its_hash_and_nothing_else_does() {
         let key = generate_key();
         assert_eq!(key.len(), 32);
@@ -179,15 +220,24 @@ mod tests {
         .unwrap();
         let store = Store::open(&dir).unwrap();
         let links = provision_keys(&settings, &store, "https://localhost:8443").unwrap();
-        assert_eq!(links.len(), 2, "the site without a fixed key, and the technicians");
+        assert_eq!(links.len(), 2, "the site without a fixed key, and the first technician");
         assert_eq!(links[0].site_id, "hang-gai");
-        assert!(links[1].url.starts_with("https://localhost:8443/tech#key="));
+        assert!(links[1].url.starts_with("https://localhost:8443/tech#user=kythuat&password="));
+        let password = links[1].url.split("password=").nth(1).unwrap();
+        assert!(verify_key(password, &store.user("kythuat").unwrap().unwrap().password_hash));
         let key = links[0].url.split("#key=").nth(1).unwrap();
         assert!(verify_key(key, &store.key_hash("hang-gai").unwrap().unwrap()));
         assert!(verify_key("0123456789abcdef-fixed", &store.key_hash("hq").unwrap().unwrap()));
         // Second start: nothing new is generated, the old key still works.
         assert!(provision_keys(&settings, &store, "https://localhost:8443").unwrap().is_empty());
         assert!(verify_key(key, &store.key_hash("hang-gai").unwrap().unwrap()));
+        // Rotation: a new key works, the old one no longer does.
+        let rotated = rotate_key(&settings, &store, "https://localhost:8443", "hang-gai").unwrap();
+        let new_key = rotated.url.split("#key=").nth(1).unwrap();
+        let hash = store.key_hash("hang-gai").unwrap().unwrap();
+        assert!(verify_key(new_key, &hash) && !verify_key(key, &hash));
+        assert!(rotate_key(&settings, &store, "https://localhost:8443", "ba-dinh").is_err());
+        assert!(matches!(rotate_key(&settings, &store, "https://localhost:8443", "hq"), Err(AccessError::FixedKey(_))));
         write_links_file(&dir, "t", &links).unwrap();
         // Re-issuing another site's link keeps hang-gai's line.
         let other = JoinLink { site_id: "hq".into(), site_name: "HQ".into(), url: "https://x/site/hq#key=k".into() };
