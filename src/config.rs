@@ -42,6 +42,8 @@ pub struct LimitsConfig {
     pub joins_per_minute: Option<f64>,
     pub sockets_per_ip: Option<usize>,
     pub sockets_per_site: Option<usize>,
+    pub token_idle_s: Option<u64>,
+    pub ticket_s: Option<u64>,
 }
 
 /// Where recordings go and how much disk they must leave free.
@@ -377,6 +379,8 @@ impl Config {
                     joins_per_minute: l.joins_per_minute.unwrap_or(d.joins_per_minute).max(1.0),
                     sockets_per_ip: l.sockets_per_ip.unwrap_or(d.sockets_per_ip).max(1),
                     sockets_per_site: l.sockets_per_site.unwrap_or(d.sockets_per_site).max(1),
+                    token_idle_ms: l.token_idle_s.map(|s| s.clamp(1, 86_400) as i64 * 1000).unwrap_or(d.token_idle_ms),
+                    ticket_ms: l.ticket_s.map(|s| s.clamp(1, 3600) as i64 * 1000).unwrap_or(d.ticket_ms),
                 }
             },
         })

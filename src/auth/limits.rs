@@ -21,6 +21,10 @@ pub struct Limits {
     pub sockets_per_ip: usize,
     /// Sockets joined (or joining) as one site at a time.
     pub sockets_per_site: usize,
+    /// A session token ends after this long without use (ms).
+    pub token_idle_ms: i64,
+    /// A join ticket must be used within this (ms).
+    pub ticket_ms: i64,
 }
 
 impl Default for Limits {
@@ -32,6 +36,8 @@ impl Default for Limits {
             joins_per_minute: 30.0,
             sockets_per_ip: 20,
             sockets_per_site: 3,
+            token_idle_ms: super::tokens::TOKEN_IDLE_MS,
+            ticket_ms: super::tokens::TICKET_MS,
         }
     }
 }

@@ -121,7 +121,7 @@ impl Auth {
     /// Loads the REST sessions saved before a restart.
     pub fn new(settings: Arc<Settings>, store: Store, limits: Limits) -> Result<Auth, StoreError> {
         let now = now_ms();
-        let mut tokens = Tokens::default();
+        let mut tokens = Tokens::new(limits.token_idle_ms, limits.ticket_ms);
         for s in store.live_sessions(now)? {
             let (Some(role), Ok(bytes)) = (Role::parse(&s.role), hex::decode(&s.token_hash)) else { continue };
             let Ok(digest) = <[u8; 32]>::try_from(bytes) else { continue };

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 
+/// Defaults: a token lives 30 min without use, 12 h at most; a ticket 60 s.
 pub const TOKEN_IDLE_MS: i64 = 30 * 60_000;
 pub const TOKEN_MAX_MS: i64 = 12 * 3_600_000;
 pub const TICKET_MS: i64 = 60_000;
@@ -83,9 +84,9 @@ struct Entry {
 }
 
 impl Entry {
-    fn valid_until(&self) -> i64 {
+    fn valid_until(&self, idle_ms: i64) -> i64 {
         match self.kind {
-            Kind::Token => (self.last_used_ms + TOKEN_IDLE_MS).min(self.expires_ms),
+            Kind::Token => (self.last_used_ms + idle_ms).min(self.expires_ms),
             Kind::Ticket { .. } => self.expires_ms,
         }
     }
@@ -103,12 +104,24 @@ pub fn digest(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.as_bytes()).into()
 }
 
-#[derive(Default)]
 pub struct Tokens {
     entries: HashMap<[u8; 32], Entry>,
+    idle_ms: i64,
+    ticket_ms: i64,
+}
+
+impl Default for Tokens {
+    fn default() -> Self {
+        Tokens::new(TOKEN_IDLE_MS, TICKET_MS)
+    }
 }
 
 impl Tokens {
+    /// Tokens expire after `idle_ms` without use, tickets after `ticket_ms`.
+    pub fn new(idle_ms: i64, ticket_ms: i64) -> Self {
+        Tokens { entries: HashMap::new(), idle_ms: idle_ms.max(1), ticket_ms: ticket_ms.max(1) }
+    }
+
     /// A REST token for `principal`; `random` must come from a cryptographic source.
     pub fn issue_token(&mut self, principal: Principal, random: [u8; 32], now_ms: i64) -> Issued {
         self.insert(principal, Kind::Token, "dct_", random, now_ms, now_ms + TOKEN_MAX_MS)
@@ -116,7 +129,7 @@ impl Tokens {
 
     /// A one-use WebSocket join ticket for `principal` (a site).
     pub fn issue_ticket(&mut self, principal: Principal, random: [u8; 32], now_ms: i64) -> Issued {
-        self.insert(principal, Kind::Ticket { used: false }, "dcj_", random, now_ms, now_ms + TICKET_MS)
+        self.insert(principal, Kind::Ticket { used: false }, "dcj_", random, now_ms, now_ms + self.ticket_ms)
     }
 
     /// Takes back a token saved before a restart (its idle time starts again now).
@@ -133,8 +146,9 @@ impl Tokens {
 
     /// Checks a REST token and extends its idle time.
     pub fn check(&mut self, token: &str, now_ms: i64) -> Result<Principal, TokenError> {
+        let idle = self.idle_ms;
         let e = self.entries.get_mut(&digest(token)).filter(|e| e.kind == Kind::Token).ok_or(TokenError::Invalid)?;
-        if now_ms >= e.valid_until() {
+        if now_ms >= e.valid_until(idle) {
             return Err(TokenError::Expired);
         }
         e.last_used_ms = now_ms;
@@ -170,7 +184,8 @@ impl Tokens {
 
     /// Forgets what expired more than an hour ago.
     pub fn purge(&mut self, now_ms: i64) {
-        self.entries.retain(|_, e| now_ms < e.valid_until() + REMEMBER_MS);
+        let idle = self.idle_ms;
+        self.entries.retain(|_, e| now_ms < e.valid_until(idle) + REMEMBER_MS);
     }
 
     pub fn len(&self) -> usize {
