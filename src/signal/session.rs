@@ -134,6 +134,17 @@ impl Session {
             // 1008: policy violation (a flood); 1000 otherwise.
             let code = if reason == "flooding" { 1008 } else { 1000 };
             let _ = tx.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
+            // The closing handshake: read (and drop) what the client still sends until its Close,
+            // for at most a second. Dropping a socket with unread input makes the kernel reset
+            // the connection, and the client may then never see our Close and its reason.
+            let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                while let Some(Ok(m)) = rx.next().await {
+                    if matches!(m, Message::Close(_)) {
+                        break;
+                    }
+                }
+            })
+            .await;
         }
         if let Some(j) = self.joined.take() {
             // Only an explicit `leave` gives the seat up; a lost connection is held for a while.
