@@ -30,6 +30,23 @@ pub struct Config {
     pub recording: RecordingConfig,
     #[serde(default)]
     pub limits: LimitsConfig,
+    #[serde(default)]
+    pub turn: TurnConfig,
+}
+
+/// An external TURN server (coturn) that pages may relay through; see docs/operations.md.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TurnConfig {
+    /// `turn:` / `turns:` URLs handed to pages, e.g. `turns:turn.quanuy.vn:443?transport=tcp`.
+    #[serde(default)]
+    pub urls: Vec<String>,
+    /// coturn's `static-auth-secret`: pages get time-limited credentials derived from it.
+    #[serde(default)]
+    pub secret: String,
+    /// How long those credentials are valid (default 12 h).
+    #[serde(default)]
+    pub ttl_s: Option<u64>,
 }
 
 /// Limits against broken or hostile clients (see docs/security.md); every field optional.
@@ -206,6 +223,10 @@ pub struct Settings {
     pub recording_dir: Option<PathBuf>,
     pub recording_min_free_bytes: u64,
     pub limits: crate::auth::limits::Limits,
+    /// TURN servers for pages (empty = none) and the secret their credentials derive from.
+    pub turn_urls: Vec<String>,
+    pub turn_secret: String,
+    pub turn_ttl_s: u64,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -236,6 +257,10 @@ pub enum ConfigError {
     FloorHolders(usize),
     #[error("agenda item {index} ({title:?}): {reason}")]
     BadAgenda { index: usize, title: String, reason: String },
+    #[error("turn.urls: {0:?} is not a turn: or turns: URL")]
+    BadTurnUrl(String),
+    #[error("turn.urls needs turn.secret (coturn's static-auth-secret, at least 16 characters)")]
+    TurnSecret,
 }
 
 impl Settings {
@@ -354,6 +379,12 @@ impl Config {
             agenda.push(AgendaItemSpec { title: a.title, kind, site: a.site, planned_minutes: a.planned_minutes });
         }
         let public_url = Some(self.server.public_url.trim().trim_end_matches('/').to_string()).filter(|u| !u.is_empty());
+        if let Some(bad) = self.turn.urls.iter().find(|u| !(u.starts_with("turn:") || u.starts_with("turns:"))) {
+            return Err(ConfigError::BadTurnUrl(bad.clone()));
+        }
+        if !self.turn.urls.is_empty() && self.turn.secret.len() < 16 {
+            return Err(ConfigError::TurnSecret);
+        }
         Ok(Settings {
             listen,
             public_url,
@@ -367,6 +398,9 @@ impl Config {
             fixed_keys,
             agenda,
             thresholds,
+            turn_urls: self.turn.urls,
+            turn_secret: self.turn.secret,
+            turn_ttl_s: self.turn.ttl_s.unwrap_or(12 * 3600).clamp(60, 7 * 86_400),
             recording_dir: Some(PathBuf::from(self.recording.dir.trim())).filter(|d| !d.as_os_str().is_empty()),
             recording_min_free_bytes: self.recording.min_free_mb.saturating_mul(1 << 20),
             limits: {

@@ -21,7 +21,7 @@ const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 10000];
 
 export class BridgeClient {
   /**
-   * @param {{wsUrl: string, site: string, key: string, localStream: MediaStream}} opts
+   * @param {{wsUrl: string, site: string, key: string, localStream: MediaStream, relayOnly?: boolean}} opts
    */
   constructor(opts) {
     this.opts = opts;
@@ -270,7 +270,9 @@ export class BridgeClient {
     clearTimeout(this.iceTimer);
     clearTimeout(this.rejoinTimer);
     this.iceTimer = this.rejoinTimer = undefined;
-    const pc = new RTCPeerConnection({ iceServers, bundlePolicy: "max-bundle" });
+    // relayOnly: every path through the TURN server (a site behind the strictest firewall,
+    // or a technician checking that the relay works).
+    const pc = new RTCPeerConnection({ iceServers, bundlePolicy: "max-bundle", iceTransportPolicy: this.opts.relayOnly ? "relay" : "all" });
     this.pc = pc;
     const local = this.opts.localStream;
     for (const track of local.getTracks()) {

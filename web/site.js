@@ -110,7 +110,9 @@ const selfTile = /** @type {HTMLElement} */ (tiles.get(siteId));
 selfTile.dataset.video = "live";
 
 const proto = location.protocol === "https:" ? "wss:" : "ws:";
-const client = new BridgeClient({ wsUrl: `${proto}//${location.host}/ws`, site: siteId, key, localStream: local });
+/** `?relay=1`: media only through the configured TURN server. */
+const relayOnly = new URLSearchParams(location.search).get("relay") === "1";
+const client = new BridgeClient({ wsUrl: `${proto}//${location.host}/ws`, site: siteId, key, localStream: local, relayOnly });
 const audioBox = $("audio");
 
 /** @type {import("./protocol.js").ServerMessage & {type: "state"} | null} */

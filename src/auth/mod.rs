@@ -11,6 +11,7 @@
 pub mod keys;
 pub mod limits;
 pub mod tokens;
+pub mod turn;
 
 use crate::config::Settings;
 use crate::conference::ConferenceHandle;

@@ -318,11 +318,22 @@ impl Session {
             session: self.session.to_string(),
             site: SiteInfo { id: s.id.clone(), name: s.name.clone(), role: s.role },
             conference: ConferenceInfo { title: bridge.settings.title.clone() },
-            ice_servers: vec![],
+            ice_servers: ice_servers(&bridge.settings, &s.id),
             resume: seat.resume,
             resumed: seat.resumed,
         }]
     }
+}
+
+/// The TURN servers a page may relay through, with credentials for this site that expire
+/// after `turn.ttl_s` (none when no TURN server is configured).
+fn ice_servers(settings: &crate::config::Settings, site: &str) -> Vec<super::protocol::IceServer> {
+    if settings.turn_urls.is_empty() {
+        return Vec::new();
+    }
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let (username, credential) = crate::auth::turn::credentials(&settings.turn_secret, site, now, settings.turn_ttl_s);
+    vec![super::protocol::IceServer { urls: settings.turn_urls.clone(), username: Some(username), credential: Some(credential) }]
 }
 
 /// The next event of the joined peer; never resolves before a join or after the peer stops.
