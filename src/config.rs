@@ -129,6 +129,9 @@ impl Default for ServerConfig {
     }
 }
 
+/// The media ports when the config names none.
+pub const DEFAULT_MEDIA_PORT: u16 = 10000;
+
 fn default_listen() -> String {
     "0.0.0.0:8443".to_string()
 }
@@ -150,6 +153,16 @@ pub struct MediaConfig {
     /// Public IP advertised in ICE candidates (1:1 NAT); empty = none.
     #[serde(default)]
     pub public_ip: String,
+    /// The one UDP port all media uses (default 10000; 0 = any free port).
+    #[serde(default)]
+    pub udp_port: Option<u16>,
+    /// The one TCP port of ICE over TCP, for sites whose UDP is blocked (default 10000;
+    /// 0 = any free port).
+    #[serde(default)]
+    pub tcp_port: Option<u16>,
+    /// Offer ICE over TCP at all (default true).
+    #[serde(default)]
+    pub ice_tcp: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -209,6 +222,10 @@ pub struct Settings {
     /// Media bind IP given in config; `None` follows the listen IP.
     pub media_bind_ip: Option<IpAddr>,
     pub media_public_ip: Option<IpAddr>,
+    /// The shared media ports as configured (`None`: the default, see [`Settings::media_ports`]).
+    pub media_udp_port: Option<u16>,
+    pub media_tcp_port: Option<u16>,
+    pub ice_tcp: bool,
     pub title: String,
     pub max_floor_holders: usize,
     pub seat_grace_ms: i64,
@@ -282,6 +299,14 @@ impl Settings {
     /// The IP media sockets bind to: the configured one, else the listen IP.
     pub fn media_bind_ip(&self) -> IpAddr {
         self.media_bind_ip.unwrap_or(self.listen.ip())
+    }
+
+    /// The UDP and (unless ICE-TCP is off) TCP media ports: as configured, else
+    /// [`DEFAULT_MEDIA_PORT`] — or any free port when the HTTPS listener takes one (port 0:
+    /// several bridges on one host, as tests run them).
+    pub fn media_ports(&self) -> (u16, Option<u16>) {
+        let default = if self.listen.port() == 0 { 0 } else { DEFAULT_MEDIA_PORT };
+        (self.media_udp_port.unwrap_or(default), self.ice_tcp.then(|| self.media_tcp_port.unwrap_or(default)))
     }
 
     /// The index of a site on the media path, if configured.
@@ -391,6 +416,9 @@ impl Config {
             tls: self.tls,
             media_bind_ip,
             media_public_ip,
+            media_udp_port: self.media.udp_port,
+            media_tcp_port: self.media.tcp_port,
+            ice_tcp: self.media.ice_tcp.unwrap_or(true),
             title: self.conference.title,
             max_floor_holders: self.conference.max_floor_holders,
             seat_grace_ms: self.conference.seat_grace_s.min(86_400) as i64 * 1000,

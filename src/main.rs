@@ -19,9 +19,12 @@ struct Cli {
 enum Command {
     /// Start the bridge.
     Serve {
-        /// Overrides server.listen, e.g. 127.0.0.1:0 for a free port.
+        /// Overrides server.listen, e.g. 127.0.0.1:0 for a free port (media too, unless set).
         #[arg(long)]
         listen: Option<String>,
+        /// Overrides media.udp_port and media.tcp_port (0 = a free port).
+        #[arg(long)]
+        media_port: Option<u16>,
     },
     /// Site keys: `keys rotate <site>` re-issues one (its old link stops working), `keys list`.
     Keys { action: String, site: Option<String> },
@@ -43,7 +46,7 @@ async fn main() -> anyhow::Result<()> {
     let Cli { command, config, data } = Cli::parse();
     let name = |n: Option<String>| n.ok_or_else(|| anyhow::anyhow!("give a name"));
     match command {
-        Command::Serve { listen } => diemcau::server::serve(diemcau::server::Options { config, listen, data }).await?,
+        Command::Serve { listen, media_port } => diemcau::server::serve(diemcau::server::Options { config, listen, media_port, data }).await?,
         Command::Keys { action, site } => match (action.as_str(), site) {
             ("rotate", Some(site)) => cli::rotate(&config, &data, &site)?,
             ("list", _) => cli::list_keys(&config, &data)?,

@@ -11,6 +11,7 @@ use crate::health;
 use crate::health::board::StatsBoard;
 use crate::health::monitor::{HealthHandle, MonitorParts};
 use crate::media::router::Router;
+use crate::peer::mux::{Mux, MuxConfig};
 use crate::peer::{MediaNetwork, PeerContext};
 use crate::recording::Recorder;
 use crate::store::Store;
@@ -53,11 +54,15 @@ pub enum StartError {
     Bind { addr: SocketAddr, reason: String },
     #[error("serving stopped: {0}")]
     Serve(String),
+    #[error("cannot open the media ports (UDP {udp}, TCP {tcp:?}): {reason}")]
+    MediaPorts { udp: u16, tcp: Option<u16>, reason: String },
 }
 
 pub struct Options {
     pub config: PathBuf,
     pub listen: Option<String>,
+    /// Overrides both media ports (UDP and ICE-TCP).
+    pub media_port: Option<u16>,
     pub data: PathBuf,
 }
 
@@ -112,6 +117,10 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
     if let Some(listen) = &opts.listen {
         settings.listen = listen.parse().map_err(|_| StartError::Listen(listen.clone()))?;
     }
+    if let Some(port) = opts.media_port {
+        settings.media_udp_port = Some(port);
+        settings.media_tcp_port = Some(port);
+    }
     let settings = Arc::new(settings);
     std::fs::create_dir_all(&opts.data)
         .map_err(|e| StartError::DataDir { path: opts.data.display().to_string(), reason: e.to_string() })?;
@@ -135,6 +144,19 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
         }
     }
 
+    let bind_ip = settings.media_bind_ip();
+    let (udp_port, tcp_port) = settings.media_ports();
+    let mux = Mux::bind(MuxConfig {
+        udp_bind: SocketAddr::new(bind_ip, udp_port),
+        tcp_bind: tcp_port.map(|p| SocketAddr::new(bind_ip, p)),
+        advertise_ips: match (settings.media_public_ip, bind_ip.is_unspecified()) {
+            (Some(public), _) => vec![public],
+            (None, true) => crate::peer::mux::interface_ips(),
+            (None, false) => vec![bind_ip],
+        },
+    })
+    .await
+    .map_err(|e| StartError::MediaPorts { udp: udp_port, tcp: tcp_port, reason: e.to_string() })?;
     let shutdown = CancellationToken::new();
     let router = Router::new(settings.sites.len());
     let site_ids: Arc<[String]> = settings.sites.iter().map(|s| s.id.clone()).collect();
@@ -144,7 +166,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
     let conference = conference::spawn(settings.clone(), store.clone(), router.clone(), recorder, shutdown.clone());
     let peers = PeerContext {
         router,
-        network: MediaNetwork { bind_ip: settings.media_bind_ip(), public_ip: settings.media_public_ip },
+        network: MediaNetwork { mux: mux.clone() },
         site_ids,
         board: Arc::new(StatsBoard::new(settings.sites.len())),
     };
@@ -184,6 +206,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
         stopper.cancelled().await;
         handle.graceful_shutdown(Some(std::time::Duration::from_secs(3)));
     });
-    info!(version = crate::VERSION, "bridge listening on https://{addr} (media on {})", settings.media_bind_ip());
+    let tcp = mux.tcp_addr.map(|a| format!(", ICE-TCP {a}")).unwrap_or_default();
+    info!(version = crate::VERSION, "bridge listening on https://{addr} (media on UDP {}{tcp})", mux.udp_addr);
     Ok(Running { addr, base_url, bridge, shutdown, server })
 }

@@ -80,7 +80,7 @@ async fn a_site_forced_to_relay_joins_through_turn() {
     let deadline = Deadline::after(Duration::from_secs(15), "the bridge to report hang-gai as relayed");
     loop {
         let (_, v) = bridge.tech("GET", "/api/tech", "").await;
-        let c = v["sites"].as_array().and_then(|s| s.iter().find(|x| x["id"] == "hang-gai")).map(|x| x["candidate"].clone());
+        let c = v["sites"].as_array().and_then(|s| s.iter().find(|x| x["id"] == "hang-gai")).map(|x| x["path"].clone());
         if c == Some(json!("relay")) {
             break;
         }

@@ -17,8 +17,13 @@ fn alarms_of(view: &Value, id: &str) -> Vec<String> {
     site(view, id)["alarms"].as_array().unwrap().iter().map(|a| a["alarm"].as_str().unwrap().to_string()).collect()
 }
 
+/// The timing tests of this file measure alarm latency and loss: they run one at a time, so
+/// they do not load each other's bridges (the lossy relay is a Python process per candidate).
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_site_whose_media_stops_is_flagged_dropped_within_five_seconds_and_the_others_stay_green() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let bridge = TestBridge::start_default();
     let mut sims = Vec::new();
     for id in ["hq", "hang-gai", "cua-nam"] {
@@ -86,6 +91,7 @@ async fn the_technicians_api_needs_a_technicians_session() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_and_actions_for_a_connected_site() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let bridge = TestBridge::start_default();
     let hq = Sim::join(&bridge.cert_pem(), bridge.port, "hq", bridge.key("hq")).await;
     let ward = Sim::join(&bridge.cert_pem(), bridge.port, "trang-tien", bridge.key("trang-tien")).await;
@@ -112,6 +118,7 @@ async fn metrics_and_actions_for_a_connected_site() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_percent_loss_on_one_site_is_measured_and_alarmed_while_the_others_stay_green() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let bridge = TestBridge::start_default();
     let hq = Sim::join(&bridge.cert_pem(), bridge.port, "hq", bridge.key("hq")).await;
     let _clean = Sim::join(&bridge.cert_pem(), bridge.port, "cua-nam", bridge.key("cua-nam")).await;

@@ -1,11 +1,58 @@
-//! Media addressing: the configured public IP (1:1 NAT) is what the bridge advertises in its
-//! ICE candidates, and media sockets bind to the listen IP.
+//! Media addressing: every site's media on the one configured UDP port (and ICE-TCP on the
+//! one TCP port) — what a firewall rule names; the configured public IP (1:1 NAT) is what the
+//! bridge advertises in its ICE candidates, with the shared port; media binds to the listen IP.
 
 mod common;
 
 use common::sim::Sim;
 use common::{scratch_dir, wait_until, TestBridge};
+use std::process::Command;
 use std::time::Duration;
+
+/// Two free ports on 127.0.0.1 (UDP and TCP), for a config that names its media ports.
+fn free_ports() -> (u16, u16) {
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    (udp, tcp)
+}
+
+/// The local ports of a process's sockets, from `ss` (`-ua`: every UDP socket, `-tl`:
+/// listening TCP sockets).
+fn ports_of(pid: u32, kind: &str) -> Vec<u16> {
+    let out = Command::new("ss").args([kind, "-n", "-p", "-H"]).output().expect("ss (iproute2)");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains(&format!("pid={pid},")))
+        .filter_map(|l| l.split_whitespace().nth(3)?.rsplit(':').next()?.parse().ok())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn six_sites_use_the_one_configured_udp_port_and_nothing_else() {
+    let (udp, tcp) = free_ports();
+    let (config, data) = TestBridge::config_with("");
+    let text = std::fs::read_to_string(&config).unwrap().replace("public_ip = \"\"", &format!("public_ip = \"\"\nudp_port = {udp}\ntcp_port = {tcp}"));
+    std::fs::write(&config, text).unwrap();
+    let bridge = TestBridge::start_with(config, data);
+    let mut sims = Vec::new();
+    for site in ["hq", "cua-nam", "hang-bai", "hang-gai", "trang-tien", "hang-dao"] {
+        sims.push(Sim::join(&bridge.cert_pem(), bridge.port, site, bridge.key(site)).await);
+    }
+    wait_until(Duration::from_secs(30), "every site to receive HQ", || async {
+        sims[1..].iter().all(|s| s.received("hq", "audio") > 10).then_some(())
+    })
+    .await;
+    let udp_ports = ports_of(bridge.pid(), "-ua");
+    assert_eq!(udp_ports, vec![udp], "the bridge's only UDP socket is the configured media port ({udp_ports:?})");
+    let mut tcp_ports = ports_of(bridge.pid(), "-tl");
+    tcp_ports.sort();
+    let mut expected = vec![bridge.port, tcp];
+    expected.sort();
+    assert_eq!(tcp_ports, expected, "listening: HTTPS and ICE-TCP only");
+    for sim in &sims {
+        assert!(candidates(sim).iter().all(|c| c.contains(&format!(" {udp} typ host")) || c.contains(&format!(" {tcp} typ host tcptype passive"))), "{:?}", candidates(sim));
+    }
+}
 
 fn candidates(sim: &Sim) -> Vec<String> {
     sim.messages
@@ -31,6 +78,7 @@ async fn configured_public_ip_is_advertised_in_server_candidates() {
     })
     .await;
     assert!(found.iter().all(|c| c.contains(" 203.0.113.7 ") && c.contains("typ host")), "{found:?}");
+    assert!(!found.iter().any(|c| c.contains("tcptype active")), "no useless active TCP candidates: {found:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -124,7 +124,8 @@ async function refresh() {
     tr.dataset.status = s.status;
     const cell = (/** @type {string} */ c, /** @type {string} */ text) => { /** @type {HTMLElement} */ (tr.querySelector(`.${c}`)).textContent = text; };
     cell("name", s.name);
-    cell("state", t(`tech.status.${s.status}`) + (s.candidate ? ` · ${s.candidate}` : "") +
+    tr.dataset.path = s.path;
+    cell("state", t(`tech.status.${s.status}`) + (s.path && s.present ? ` · ${t(`tech.path.${s.path}`)}` : "") + (s.candidate ? ` (${s.candidate})` : "") +
       (s.last_packet_age_ms !== null && s.present ? ` · ${fmt(s.last_packet_age_ms / 1000, 1)} s` : ""));
     cell("in", s.present ? `${fmtRate(s.audio_in.bitrate_bps + s.video_in.bitrate_bps)} · ${fmt(s.audio_in.packets_per_second + s.video_in.packets_per_second)} p/s` : "–");
     cell("out", s.present ? fmtRate(s.bitrate_out_bps) : "–");

@@ -8,7 +8,7 @@
 use super::stats::{FrameRate, RateMeter, StreamStats};
 use crate::media::{Kind, KINDS};
 use serde::Serialize;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -32,6 +32,13 @@ pub struct InboundSnapshot {
     /// When the last packet arrived (kept per packet by the board, see [`StatsBoard::touch`]).
     #[serde(skip)]
     pub last_packet: Option<Instant>,
+}
+
+/// How a site's media travels to the bridge (reported by the peer, from the media ports).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Udp = 0,
+    Tcp = 1,
 }
 
 /// Per-stream meter kept by the reader task; cheap per packet.
@@ -126,6 +133,8 @@ struct SiteSlot {
     /// ICE round-trip time measured by the server, ms (f32 bits; 0 = unknown).
     rtt_ms: AtomicU32,
     candidate: Mutex<String>,
+    /// How media travels: 0 not known yet, 1 UDP, 2 ICE over TCP.
+    transport: AtomicU8,
 }
 
 /// The board: one slot per configured site.
@@ -185,10 +194,21 @@ impl StatsBoard {
             .unwrap_or_default()
     }
 
-    pub fn set_connection(&self, site: usize, rtt_ms: Option<f64>, candidate: &str) {
+    /// The server's view of a site's path: ICE RTT, the remote candidate type (empty when
+    /// webrtc-rs has no entry for it, as for peer-reflexive remotes) and the transport.
+    pub fn set_connection(&self, site: usize, rtt_ms: Option<f64>, candidate: &str, transport: Option<Transport>) {
         if let Some(s) = self.sites.get(site) {
             s.rtt_ms.store(rtt_ms.map(|r| r as f32).unwrap_or(0.0).to_bits(), Ordering::Relaxed);
             *s.candidate.lock().expect("board mutex poisoned") = candidate.to_string();
+            s.transport.store(transport.map_or(0, |t| t as u8 + 1), Ordering::Relaxed);
+        }
+    }
+
+    pub fn transport(&self, site: usize) -> Option<Transport> {
+        match self.sites.get(site)?.transport.load(Ordering::Relaxed) {
+            1 => Some(Transport::Udp),
+            2 => Some(Transport::Tcp),
+            _ => None,
         }
     }
 

@@ -7,7 +7,7 @@
 //! ring of samples for the sparklines. It never touches media or sockets.
 
 use super::alarms::{ActiveAlarm, AlarmChange, AlarmEngine, SiteSnapshot, Thresholds};
-use super::board::{InboundSnapshot, StatsBoard};
+use super::board::{InboundSnapshot, StatsBoard, Transport};
 use crate::conference::SiteView;
 use crate::config::{Role, Settings};
 use crate::media::router::Router;
@@ -55,6 +55,9 @@ pub struct SiteHealth {
     pub rtt_ms: Option<f64>,
     /// How the site is connected, as the server's ICE sees it (host, srflx, prflx, relay).
     pub candidate: String,
+    /// The media path in one word: `udp` (direct), `tcp` (ICE over TCP: UDP blocked) or
+    /// `relay` (through TURN); empty until known.
+    pub path: &'static str,
     pub audio_level: f64,
     pub last_packet_age_ms: Option<f64>,
     /// The page's own report, when fresh.
@@ -385,6 +388,10 @@ impl Monitor {
                 let (a, v) = (self.board.inbound(i, Kind::Audio), self.board.inbound(i, Kind::Video));
                 let site_alarms: Vec<AlarmView> = alarms.iter().filter(|x| x.site == site.id).cloned().collect();
                 let last = [a.last_packet, v.last_packet].into_iter().flatten().max();
+                let candidate = Some(self.board.connection(i).1)
+                    .filter(|c| !c.is_empty())
+                    .or_else(|| self.fresh_report(i, now).and_then(|r| r.candidate.clone()))
+                    .unwrap_or_default();
                 SiteHealth {
                     id: site.id.clone(),
                     name: site.name.clone(),
@@ -395,10 +402,13 @@ impl Monitor {
                     bitrate_out_bps: self.sites[i].bitrate_out_bps,
                     packets_out_total: self.board.outbound(i).0,
                     rtt_ms: self.rtt(i, now),
-                    candidate: Some(self.board.connection(i).1)
-                        .filter(|c| !c.is_empty())
-                        .or_else(|| self.fresh_report(i, now).and_then(|r| r.candidate.clone()))
-                        .unwrap_or_default(),
+                    candidate: candidate.clone(),
+                    path: match (candidate.as_str(), self.board.transport(i)) {
+                        ("relay", _) => "relay",
+                        (_, Some(Transport::Tcp)) => "tcp",
+                        (_, Some(Transport::Udp)) => "udp",
+                        _ => "",
+                    },
                     audio_level: levels.get(i).copied().unwrap_or(0.0) as f64,
                     last_packet_age_ms: age_ms(last, now),
                     client: self.fresh_report(i, now).cloned(),

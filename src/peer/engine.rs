@@ -1,4 +1,5 @@
-//! Building one server-side PeerConnection: codecs, interceptors, sockets.
+//! Building one server-side PeerConnection: codecs, interceptors, and its place on the
+//! bridge's shared media ports (see [`super::mux`]).
 //!
 //! Only Opus and VP8 are offered, without RTX: every site then publishes the same codecs, so
 //! any publisher's packets can be forwarded to any receiver as they are. Retransmissions are
@@ -11,7 +12,8 @@ use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
 use rtc::rtp_transceiver::RTCRtpTransceiverDirection;
-use std::net::{IpAddr, SocketAddr};
+use super::mux::{Mux, PcLink};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use webrtc::peer_connection::{
@@ -44,11 +46,10 @@ pub fn fingerprints(sdp: &str) -> Vec<String> {
     v
 }
 
-/// Where media sockets bind and what address is advertised.
+/// The bridge's shared media ports, which every PeerConnection uses.
 #[derive(Debug, Clone)]
 pub struct MediaNetwork {
-    pub bind_ip: IpAddr,
-    pub public_ip: Option<IpAddr>,
+    pub mux: Arc<Mux>,
 }
 
 pub fn opus() -> RTCRtpCodec {
@@ -72,11 +73,12 @@ pub fn vp8() -> RTCRtpCodec {
     }
 }
 
+/// A PeerConnection on the shared ports; `link` is its entry in the mux.
 pub async fn build(
     net: &MediaNetwork,
     handler: Arc<dyn PeerConnectionEventHandler>,
     keyframe_requests: mpsc::UnboundedSender<u32>,
-) -> webrtc::error::Result<Arc<dyn PeerConnection>> {
+) -> webrtc::error::Result<(Arc<dyn PeerConnection>, Arc<PcLink>)> {
     let mut media_engine = MediaEngine::default();
     media_engine.register_codec(RTCRtpCodecParameters { rtp_codec: opus(), payload_type: 111 }, RtpCodecKind::Audio)?;
     media_engine.register_codec(RTCRtpCodecParameters { rtp_codec: vp8(), payload_type: 96 }, RtpCodecKind::Video)?;
@@ -90,56 +92,32 @@ pub async fn build(
     // Last in the chain, so it sees inbound RTCP after every other interceptor.
     let registry = registry.with(Slot::from(14_000), KeyframeTap::new(keyframe_requests));
 
-    // 1:1 NAT is handled by rewriting what we advertise (see `advertise`): the setting
-    // engine's NAT option left 127.0.0.1 in the candidates when tried here.
-    let settings = SettingEngineBuilder::new()
-        .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
-        .with_include_loopback_candidate(net.bind_ip.is_loopback());
+    // 1:1 NAT is handled by the mux rewriting what we advertise: the setting engine's NAT
+    // option is never read by webrtc-rs 0.21.
+    // mDNS off: otherwise every PC opens a multicast socket of its own.
+    let settings = SettingEngineBuilder::new().with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled);
+    // The driver binds these throw-away "label" sockets; the mux runtime closes them at once
+    // and serves the PC from the shared ports instead.
+    let (link, runtime) = net.mux.new_pc();
+    let label = SocketAddr::new(net.mux.label_ip(), 0).to_string();
+    let tcp = if net.mux.tcp_addr.is_some() { vec![label.clone()] } else { Vec::new() };
     let pc = PeerConnectionBuilder::new()
         .with_configuration(RTCConfigurationBuilder::new().build())
         .with_media_engine(media_engine)
         .with_setting_engine(settings.build())
         .with_interceptor_registry(registry)
         .with_handler(handler)
-        .with_udp_addrs(vec![SocketAddr::new(net.bind_ip, 0).to_string()])
+        .with_runtime(runtime)
+        .with_udp_addrs(vec![label])
+        .with_tcp_addrs(tcp)
         .build()
         .await?;
-    Ok(Arc::new(pc))
-}
-
-/// Replaces the connection address of a candidate (`candidate:<foundation> <component>
-/// <transport> <priority> <address> <port> typ ...`) with the public IP; other text unchanged.
-pub fn advertise_candidate(candidate: &str, public_ip: Option<IpAddr>) -> String {
-    let Some(ip) = public_ip else { return candidate.to_string() };
-    let mut fields: Vec<&str> = candidate.split(' ').collect();
-    let ip = ip.to_string();
-    if fields.len() > 7 && fields[6] == "typ" {
-        fields[4] = &ip;
-    }
-    fields.join(" ")
-}
-
-/// Applies [`advertise_candidate`] to every `a=candidate:` line of an SDP.
-pub fn advertise_sdp(sdp: &str, public_ip: Option<IpAddr>) -> String {
-    if public_ip.is_none() {
-        return sdp.to_string();
-    }
-    sdp.split_inclusive("\r\n")
-        .map(|line| match line.strip_prefix("a=") {
-            Some(rest) if rest.starts_with("candidate:") => {
-                let (body, eol) = rest.split_at(rest.trim_end_matches(['\r', '\n']).len());
-                format!("a={}{eol}", advertise_candidate(body, public_ip))
-            }
-            _ => line.to_string(),
-        })
-        .collect()
+    Ok((Arc::new(pc), link))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const HOST: &str = "candidate:2693830880 1 udp 2130706431 10.0.0.5 48426 typ host";
 
     #[test]
     fn extmap_ids_are_read_from_sdp() {
@@ -154,20 +132,5 @@ mod tests {
         let sdp = "v=0\r\na=fingerprint:sha-256 AB:CD\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=fingerprint:sha-256 ab:cd\r\n";
         assert_eq!(fingerprints(sdp), vec!["sha-256 ab:cd".to_string()]);
         assert!(fingerprints("v=0\r\n").is_empty());
-    }
-
-    #[test]
-    fn public_ip_replaces_the_candidate_address_only() {
-        let ip = Some("203.0.113.7".parse().unwrap());
-        assert_eq!(advertise_candidate(HOST, ip), "candidate:2693830880 1 udp 2130706431 203.0.113.7 48426 typ host");
-        assert_eq!(advertise_candidate(HOST, None), HOST);
-        assert_eq!(advertise_candidate("garbage", ip), "garbage");
-    }
-
-    #[test]
-    fn sdp_candidate_lines_are_rewritten_and_the_rest_kept() {
-        let sdp = format!("v=0\r\nc=IN IP4 10.0.0.5\r\na={HOST}\r\na=end-of-candidates\r\n");
-        let out = advertise_sdp(&sdp, Some("203.0.113.7".parse().unwrap()));
-        assert_eq!(out, "v=0\r\nc=IN IP4 10.0.0.5\r\na=candidate:2693830880 1 udp 2130706431 203.0.113.7 48426 typ host\r\na=end-of-candidates\r\n");
     }
 }

@@ -12,12 +12,13 @@
 //! them to the [`Router`], and a sink task per peer writes what the router queued for it.
 
 mod engine;
+pub mod mux;
 mod sink;
 mod tap;
 
 pub use engine::MediaNetwork;
 
-use crate::health::board::{InboundMeter, StatsBoard};
+use crate::health::board::{InboundMeter, StatsBoard, Transport};
 use crate::media::router::Router;
 use crate::media::{speaker, Codec, Kind};
 use crate::signal::protocol::{ErrorCode, IceCandidate, MediaState};
@@ -113,7 +114,7 @@ impl Drop for PeerHandle {
 pub async fn spawn(site: usize, ctx: PeerContext) -> Result<(PeerHandle, mpsc::Receiver<PeerEvent>), PeerError> {
     let (pc_tx, pc_rx) = mpsc::unbounded_channel();
     let (kf_tx, kf_rx) = mpsc::unbounded_channel();
-    let pc = engine::build(&ctx.network, Arc::new(Handler { tx: pc_tx }), kf_tx).await?;
+    let (pc, link) = engine::build(&ctx.network, Arc::new(Handler { tx: pc_tx }), kf_tx).await?;
     let (commands, cmd_rx) = mpsc::channel(64);
     let (events_tx, events_rx) = mpsc::channel(256);
     let cancel = CancellationToken::new();
@@ -129,6 +130,7 @@ pub async fn spawn(site: usize, ctx: PeerContext) -> Result<(PeerHandle, mpsc::R
         sources: ctx.router.sources(),
         ctx,
         pc,
+        link,
         events: events_tx,
         sink_ctl,
         outputs: HashMap::new(),
@@ -196,6 +198,8 @@ struct PeerTask {
     generation: u64,
     ctx: PeerContext,
     pc: Arc<dyn PeerConnection>,
+    /// This PeerConnection's entry on the shared media ports.
+    link: Arc<mux::PcLink>,
     sources: watch::Receiver<Arc<Vec<crate::media::router::SourceInfo>>>,
     events: mpsc::Sender<PeerEvent>,
     sink_ctl: mpsc::UnboundedSender<SinkControl>,
@@ -250,6 +254,7 @@ impl PeerTask {
         if let Err(e) = self.pc.close().await {
             debug!("closing the peer connection: {e}");
         }
+        self.ctx.network.mux.close_pc(&self.link);
         info!("media connection closed");
     }
 
@@ -329,7 +334,10 @@ impl PeerTask {
         .await;
         match result {
             Ok(answer) => {
-                self.emit(PeerEvent::LocalAnswer(engine::advertise_sdp(&answer.sdp, self.ctx.network.public_ip))).await;
+                if let Err(e) = self.ctx.network.mux.register_local_sdp(&self.link, &answer.sdp) {
+                    return self.refuse(ErrorCode::Internal, format!("media ports: {e}"), "offer").await;
+                }
+                self.emit(PeerEvent::LocalAnswer(self.ctx.network.mux.advertise_sdp(&self.link, &answer.sdp))).await;
                 if self.pinned_fingerprints.is_none() {
                     self.pinned_fingerprints = Some(engine::fingerprints(&sdp_for_pin)).filter(|f| !f.is_empty());
                 }
@@ -378,13 +386,17 @@ impl PeerTask {
         match ev {
             PcEvent::Track(track) => self.on_remote_track(track).await,
             PcEvent::Candidate(init) => {
-                let candidate = IceCandidate {
-                    candidate: engine::advertise_candidate(&init.candidate, self.ctx.network.public_ip),
-                    sdp_mid: init.sdp_mid,
-                    sdp_m_line_index: init.sdp_mline_index,
-                    username_fragment: init.username_fragment,
-                };
-                self.emit(PeerEvent::LocalCandidate(candidate)).await;
+                // Each candidate the PC gathered on its label becomes the shared port's, once
+                // per advertised address (or none: ICE-TCP active candidates are useless).
+                for candidate in self.ctx.network.mux.advertise_candidate(&self.link, &init.candidate) {
+                    let candidate = IceCandidate {
+                        candidate,
+                        sdp_mid: init.sdp_mid.clone(),
+                        sdp_m_line_index: init.sdp_mline_index,
+                        username_fragment: init.username_fragment.clone(),
+                    };
+                    self.emit(PeerEvent::LocalCandidate(candidate)).await;
+                }
             }
             PcEvent::State(state) => {
                 let mapped = match state {
@@ -412,24 +424,34 @@ impl PeerTask {
         }
     }
 
-    /// The ICE round-trip time and how the site is connected (host, srflx, prflx, relay),
-    /// from webrtc-rs's candidate-pair statistics.
+    /// The ICE round-trip time and how the site is connected (host, srflx, prflx, relay;
+    /// over UDP or ICE-TCP), from webrtc-rs's candidate-pair statistics and the media ports.
     async fn measure_connection(&self) {
         if !self.connected {
             return;
         }
+        let transport = self.link.transport().map(|t| match t {
+            mux::Transport::Udp => Transport::Udp,
+            mux::Transport::Tcp => Transport::Tcp,
+        });
         let report = self.pc.get_stats(std::time::Instant::now(), webrtc::peer_connection::StatsSelector::None).await;
         let pair = report
             .candidate_pairs()
             .filter(|p| p.nominated || p.current_round_trip_time > 0.0)
             .max_by(|a, b| (a.nominated, a.bytes_received).cmp(&(b.nominated, b.bytes_received)));
-        let Some(pair) = pair else { return };
-        let candidate = match report.get(&pair.remote_candidate_id) {
-            Some(webrtc::peer_connection::RTCStatsReportEntry::RemoteCandidate(c)) => c.candidate_type.to_string(),
-            _ => String::new(),
+        let (rtt, candidate) = match pair {
+            Some(pair) => {
+                // Candidate entries may be keyed with a prefix the pair does not carry.
+                let key = format!("RTCRemoteIceCandidate_{}", pair.remote_candidate_id);
+                let candidate = match report.get(&pair.remote_candidate_id).or_else(|| report.get(&key)) {
+                    Some(webrtc::peer_connection::RTCStatsReportEntry::RemoteCandidate(c)) => c.candidate_type.to_string(),
+                    _ => String::new(),
+                };
+                ((pair.current_round_trip_time > 0.0).then_some(pair.current_round_trip_time * 1000.0), candidate)
+            }
+            None => (None, String::new()),
         };
-        let rtt = (pair.current_round_trip_time > 0.0).then_some(pair.current_round_trip_time * 1000.0);
-        self.ctx.board.set_connection(self.site, rtt, &candidate);
+        self.ctx.board.set_connection(self.site, rtt, &candidate, transport);
     }
 
     fn on_keyframe_request(&self, ssrc: u32) {
@@ -602,9 +624,12 @@ impl PeerTask {
         .await;
         match result {
             Ok(offer) => {
+                if let Err(e) = self.ctx.network.mux.register_local_sdp(&self.link, &offer.sdp) {
+                    return warn!("media ports refused the offer's ICE credentials: {e}");
+                }
                 self.negotiating = true;
                 self.outputs.values_mut().for_each(|o| o.offered = true);
-                self.emit(PeerEvent::LocalOffer(engine::advertise_sdp(&offer.sdp, self.ctx.network.public_ip))).await;
+                self.emit(PeerEvent::LocalOffer(self.ctx.network.mux.advertise_sdp(&self.link, &offer.sdp))).await;
             }
             Err(e) => warn!("cannot create an offer: {e}"),
         }

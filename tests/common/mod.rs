@@ -142,11 +142,14 @@ impl TestBridge {
             }
             None => Command::new(env!("CARGO_BIN_EXE_diemcau")),
         };
+        // A restart keeps the HTTPS port (pages come back to it); its media ports are free
+        // ones, as at the first start, so parallel tests never collide.
         let mut child = command
             .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--config"])
             .arg(&config)
             .arg("--data")
             .arg(&data)
+            .args(if port != 0 { vec!["--media-port", "0"] } else { vec![] })
             .env("RUST_LOG", std::env::var("DIEMCAU_TEST_LOG").unwrap_or_else(|_| "info,webrtc=warn,rtc=warn".into()))
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

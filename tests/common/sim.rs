@@ -81,11 +81,12 @@ fn without_candidates(sdp: &str, strip: bool) -> String {
 }
 
 /// Starts a lossy UDP relay in front of the candidate's address and returns the candidate
-/// rewritten to point at the relay.
-fn relay_candidate(candidate: &str, loss: f64, relays: &Mutex<Vec<std::process::Child>>) -> String {
+/// rewritten to point at the relay; `None` for a candidate the relay cannot carry (ICE-TCP),
+/// so that no path bypasses the loss.
+fn relay_candidate(candidate: &str, loss: f64, relays: &Mutex<Vec<std::process::Child>>) -> Option<String> {
     let mut f: Vec<String> = candidate.split(' ').map(str::to_string).collect();
     if f.len() < 8 || f[2].to_ascii_lowercase() != "udp" {
-        return candidate.to_string();
+        return None;
     }
     let listen = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let child = std::process::Command::new("python3")
@@ -98,7 +99,7 @@ fn relay_candidate(candidate: &str, loss: f64, relays: &Mutex<Vec<std::process::
     relays.lock().unwrap().push(child);
     f[4] = "127.0.0.1".into();
     f[5] = listen.to_string();
-    f.join(" ")
+    Some(f.join(" "))
 }
 
 fn local_track(site: &str, kind: RtpCodecKind, codec: rtc::rtp_transceiver::rtp_sender::RTCRtpCodec, ssrc: u32) -> Arc<TrackLocalStaticRTP> {
@@ -232,7 +233,10 @@ impl Sim {
                                     let c = &v["candidate"];
                                     let mut candidate = c["candidate"].as_str().unwrap().to_string();
                                     if let Some(loss) = loss {
-                                        candidate = relay_candidate(&candidate, loss, &relays);
+                                        match relay_candidate(&candidate, loss, &relays) {
+                                            Some(relayed) => candidate = relayed,
+                                            None => continue,
+                                        }
                                     }
                                     let init = RTCIceCandidateInit {
                                         candidate,

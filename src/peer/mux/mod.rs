@@ -1,0 +1,439 @@
+//! One UDP port and one TCP port for every PeerConnection of the bridge, so a firewall needs
+//! two short rules (docs/operations.md). It owns the shared sockets and the routing tables;
+//! it never looks inside media (SRTP stays encrypted here) and never authenticates: each
+//! PeerConnection's ICE agent checks what it is given.
+//!
+//! How it plugs into webrtc 0.21.1 without patching the crate:
+//!
+//! * Each PeerConnection is built with its own [`MuxRuntime`] (`PeerConnectionBuilder::with_runtime`).
+//!   The driver still binds what `with_udp_addrs` / `with_tcp_addrs` say (`ip:0`: an ephemeral
+//!   port) and hands the std socket/listener to `Runtime::wrap_udp_socket` /
+//!   `Runtime::wrap_tcp_listener`. The runtime records that ephemeral address as the PC's
+//!   *label*, closes the real socket, and returns a virtual socket/listener fed by this mux.
+//! * The driver keys its sockets by the label and tags every inbound datagram with it, so the
+//!   ICE agent finds its host candidate as usual. Only what is *advertised* changes: candidate
+//!   port (and IP) are rewritten to the shared port (see [`sdp`]).
+//! * Inbound UDP is routed: STUN Binding request → by the ufrag in USERNAME; STUN response →
+//!   by the transaction id of the request this PC sent; anything else → by remote address,
+//!   learned when the PC answers a check successfully or sends DTLS/SRTP there.
+//! * Inbound TCP (RFC 6544 passive): the shared listener accepts, reads the first RFC 4571
+//!   frame (a Binding request), routes the connection by ufrag and replays that frame to the
+//!   PC's virtual listener, which hands the stream to the driver.
+
+pub mod runtime;
+pub mod sdp;
+pub mod stun;
+pub mod tcp;
+pub mod udp;
+
+use futures::task::AtomicWaker;
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+pub use runtime::MuxRuntime;
+
+/// How long a ufrag replaced by an ICE restart keeps routing (in-flight checks of the old
+/// generation). The PC's agent already rejects them after the restart; this only avoids
+/// counting them as unrouted.
+pub const RETIRED_UFRAG_GRACE: Duration = Duration::from_secs(30);
+/// A learned remote address is forgotten after this long without a packet from it. ICE
+/// consent checks (RFC 7675) arrive every few seconds on a live pair, so this only drops
+/// dead paths.
+pub const ADDR_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Transaction ids of our own outgoing Binding requests are kept this long for response routing.
+pub const TXID_TTL: Duration = Duration::from_secs(10);
+/// Datagrams queued per PC before the mux drops (the PC's driver is not keeping up).
+pub const PC_QUEUE_LIMIT: usize = 4096;
+
+/// Configuration of the shared ports.
+#[derive(Debug, Clone)]
+pub struct MuxConfig {
+    /// Where the shared UDP socket binds, e.g. `0.0.0.0:10000` (port 0: any free port).
+    pub udp_bind: SocketAddr,
+    /// Where the shared ICE-TCP listener binds (None = no ICE-TCP).
+    pub tcp_bind: Option<SocketAddr>,
+    /// The addresses written into advertised candidates: the public IP behind 1:1 NAT, else
+    /// the bind IP, else (bound to every interface) each interface's address.
+    pub advertise_ips: Vec<std::net::IpAddr>,
+}
+
+/// How a PeerConnection's media currently travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+/// Per-PeerConnection state shared between the mux (producer) and the PC's virtual sockets.
+#[derive(Debug)]
+pub struct PcLink {
+    pub id: u64,
+    /// Inbound datagrams waiting for the PC's driver, with their source address.
+    udp_queue: Mutex<VecDeque<(SocketAddr, bytes::Bytes)>>,
+    udp_waker: AtomicWaker,
+    /// The ephemeral address the driver bound (and we closed): the PC's UDP label.
+    udp_label: Mutex<Option<SocketAddr>>,
+    /// The same for the TCP listener.
+    tcp_label: Mutex<Option<SocketAddr>>,
+    /// Where the TCP acceptor hands routed connections; replaced on every wrap_tcp_listener.
+    tcp_accept_tx: Mutex<Option<tokio::sync::mpsc::Sender<tcp::Routed>>>,
+    /// Ufrags registered for this PC (current last).
+    ufrags: Mutex<Vec<String>>,
+    closed: AtomicBool,
+    /// 1 + the transport of the last media (non-STUN) packet this PC sent; 0 = none yet.
+    transport: std::sync::atomic::AtomicU8,
+}
+
+impl PcLink {
+    /// Over UDP or ICE-TCP, from what the PC last sent media on.
+    pub fn transport(&self) -> Option<Transport> {
+        match self.transport.load(Ordering::Relaxed) {
+            1 => Some(Transport::Udp),
+            2 => Some(Transport::Tcp),
+            _ => None,
+        }
+    }
+
+    fn sent_media(&self, t: Transport) {
+        self.transport.store(if t == Transport::Udp { 1 } else { 2 }, Ordering::Relaxed);
+    }
+
+    pub fn udp_label(&self) -> Option<SocketAddr> {
+        *self.udp_label.lock().unwrap()
+    }
+    pub fn tcp_label(&self) -> Option<SocketAddr> {
+        *self.tcp_label.lock().unwrap()
+    }
+    /// Queues one datagram for the driver; false if dropped (queue full or PC closed).
+    fn push_datagram(&self, from: SocketAddr, data: bytes::Bytes) -> bool {
+        if self.closed.load(Ordering::Relaxed) {
+            return false;
+        }
+        {
+            let mut q = self.udp_queue.lock().unwrap();
+            if q.len() >= PC_QUEUE_LIMIT {
+                return false;
+            }
+            q.push_back((from, data));
+        }
+        self.udp_waker.wake();
+        true
+    }
+}
+
+struct UfragEntry {
+    link: Weak<PcLink>,
+    /// Set when an ICE restart replaced this ufrag: routing stops after this instant.
+    retire_at: Option<Instant>,
+}
+
+struct AddrEntry {
+    link: Weak<PcLink>,
+    /// Milliseconds since `Mux::epoch` of the last inbound packet (for idle expiry).
+    last_rx_ms: AtomicU64,
+}
+
+/// A STUN transaction id (RFC 5389: 96 bits).
+type TxId = [u8; 12];
+
+/// Counters, all monotonic; read with [`Mux::counters`].
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub udp_in: AtomicU64,
+    pub udp_by_ufrag: AtomicU64,
+    pub udp_by_txid: AtomicU64,
+    pub udp_by_addr: AtomicU64,
+    pub udp_unrouted: AtomicU64,
+    pub udp_queue_drops: AtomicU64,
+    pub udp_out: AtomicU64,
+    pub udp_send_drops: AtomicU64,
+    pub tcp_accepted: AtomicU64,
+    pub tcp_routed: AtomicU64,
+    pub tcp_rejected: AtomicU64,
+    pub tcp_frame_drops: AtomicU64,
+}
+
+/// The shared ports and the routing tables.
+pub struct Mux {
+    pub config: MuxConfig,
+    pub udp_addr: SocketAddr,
+    pub tcp_addr: Option<SocketAddr>,
+    udp_sock: Arc<tokio::net::UdpSocket>,
+    ufrags: Mutex<HashMap<String, UfragEntry>>,
+    /// Remote address → PC. Read on every inbound non-STUN datagram, written rarely.
+    addrs: std::sync::RwLock<HashMap<SocketAddr, AddrEntry>>,
+    /// Transaction id of a Binding request we sent → the PC that sent it.
+    txids: Mutex<HashMap<TxId, (Weak<PcLink>, Instant)>>,
+    next_id: AtomicU64,
+    epoch: Instant,
+    pub counters: Counters,
+}
+
+impl std::fmt::Debug for Mux {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mux").field("udp", &self.udp_addr).field("tcp", &self.tcp_addr).finish()
+    }
+}
+
+impl Mux {
+    /// Binds the shared ports and starts the UDP demux, TCP acceptor and expiry tasks.
+    /// Must run inside a tokio runtime.
+    pub async fn bind(config: MuxConfig) -> std::io::Result<Arc<Mux>> {
+        let udp_sock = Arc::new(udp::bind_shared(config.udp_bind)?);
+        let udp_addr = udp_sock.local_addr()?;
+        let tcp_listener = match config.tcp_bind {
+            Some(a) => Some(tokio::net::TcpListener::bind(a).await?),
+            None => None,
+        };
+        let tcp_addr = tcp_listener.as_ref().map(|l| l.local_addr()).transpose()?;
+        let mux = Arc::new(Mux {
+            config,
+            udp_addr,
+            tcp_addr,
+            udp_sock,
+            ufrags: Mutex::new(HashMap::new()),
+            addrs: std::sync::RwLock::new(HashMap::new()),
+            txids: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            epoch: Instant::now(),
+            counters: Counters::default(),
+        });
+        tokio::spawn(udp::demux_loop(mux.clone()));
+        if let Some(l) = tcp_listener {
+            tokio::spawn(tcp::accept_loop(mux.clone(), l));
+        }
+        tokio::spawn(expiry_loop(Arc::downgrade(&mux)));
+        Ok(mux)
+    }
+
+    /// The IP each PC's driver binds its throw-away label sockets on: the bind IP, or
+    /// 127.0.0.1 when bound to every interface (one specific IP gives one label per PC).
+    /// Never on the wire.
+    pub fn label_ip(&self) -> std::net::IpAddr {
+        let ip = self.udp_addr.ip();
+        if ip.is_unspecified() {
+            std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
+        } else {
+            ip
+        }
+    }
+
+    /// A new PC's link and the runtime to build it with.
+    pub fn new_pc(self: &Arc<Self>) -> (Arc<PcLink>, Arc<MuxRuntime>) {
+        let link = Arc::new(PcLink {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            udp_queue: Mutex::new(VecDeque::new()),
+            udp_waker: AtomicWaker::new(),
+            udp_label: Mutex::new(None),
+            tcp_label: Mutex::new(None),
+            tcp_accept_tx: Mutex::new(None),
+            ufrags: Mutex::new(Vec::new()),
+            closed: AtomicBool::new(false),
+            transport: Default::default(),
+        });
+        let rt = Arc::new(MuxRuntime::new(self.clone(), link.clone()));
+        (link, rt)
+    }
+
+    /// Registers every `a=ice-ufrag` of a local description for `link`. Call after each
+    /// `set_local_description` and **before** the description is sent to the browser (the
+    /// browser starts checks as soon as it has it). A ufrag the PC no longer uses (ICE
+    /// restart) keeps routing for [`RETIRED_UFRAG_GRACE`].
+    pub fn register_local_sdp(&self, link: &Arc<PcLink>, sdp: &str) -> Result<(), String> {
+        let mut current: Vec<String> = Vec::new();
+        for l in sdp.lines() {
+            if let Some(u) = l.trim_end().strip_prefix("a=ice-ufrag:") {
+                if !current.iter().any(|c| c == u) {
+                    current.push(u.to_owned());
+                }
+            }
+        }
+        let mut table = self.ufrags.lock().unwrap();
+        for u in &current {
+            if let Some(e) = table.get(u) {
+                if let Some(other) = e.link.upgrade() {
+                    if !Arc::ptr_eq(&other, link) {
+                        return Err(format!("ufrag {u} already belongs to another PeerConnection"));
+                    }
+                }
+            }
+        }
+        let mut mine = link.ufrags.lock().unwrap();
+        let retire_at = Instant::now() + RETIRED_UFRAG_GRACE;
+        for old in mine.iter().filter(|o| !current.contains(o)) {
+            if let Some(e) = table.get_mut(old) {
+                e.retire_at.get_or_insert(retire_at);
+            }
+        }
+        for u in &current {
+            table.insert(u.clone(), UfragEntry { link: Arc::downgrade(link), retire_at: None });
+            if !mine.contains(u) {
+                mine.push(u.clone());
+            }
+        }
+        Ok(())
+    }
+
+    /// Forgets a PC: its ufrags stop routing at once; address entries expire lazily.
+    pub fn close_pc(&self, link: &Arc<PcLink>) {
+        link.closed.store(true, Ordering::Relaxed);
+        let mut table = self.ufrags.lock().unwrap();
+        for u in link.ufrags.lock().unwrap().drain(..) {
+            table.remove(&u);
+        }
+        *link.tcp_accept_tx.lock().unwrap() = None;
+    }
+
+    fn link_by_ufrag(&self, ufrag: &str) -> Option<Arc<PcLink>> {
+        let table = self.ufrags.lock().unwrap();
+        let e = table.get(ufrag)?;
+        if e.retire_at.is_some_and(|t| Instant::now() >= t) {
+            return None;
+        }
+        e.link.upgrade()
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    fn link_by_addr(&self, addr: &SocketAddr) -> Option<Arc<PcLink>> {
+        let table = self.addrs.read().unwrap();
+        let e = table.get(addr)?;
+        e.last_rx_ms.store(self.now_ms(), Ordering::Relaxed);
+        e.link.upgrade()
+    }
+
+    /// Remember that `addr` belongs to `link` (called from the PC's send path).
+    fn learn_addr(&self, addr: SocketAddr, link: &Arc<PcLink>) {
+        {
+            let table = self.addrs.read().unwrap();
+            if let Some(e) = table.get(&addr) {
+                if e.link.as_ptr() == Arc::as_ptr(link) {
+                    return; // the common case: already known, read lock only
+                }
+            }
+        }
+        let entry = AddrEntry { link: Arc::downgrade(link), last_rx_ms: AtomicU64::new(self.now_ms()) };
+        self.addrs.write().unwrap().insert(addr, entry);
+    }
+
+    fn remember_txid(&self, txid: TxId, link: &Arc<PcLink>) {
+        self.txids.lock().unwrap().insert(txid, (Arc::downgrade(link), Instant::now()));
+    }
+
+    fn take_txid(&self, txid: &TxId) -> Option<Arc<PcLink>> {
+        self.txids.lock().unwrap().remove(txid).and_then(|(l, _)| l.upgrade())
+    }
+
+    /// Candidate rewriting for `link` (see [`sdp::advertise_candidate`]): none, one or several.
+    pub fn advertise_candidate(&self, link: &PcLink, candidate: &str) -> Vec<String> {
+        sdp::advertise_candidate(candidate, &self.advertised(link))
+    }
+
+    /// The same for every `a=candidate` line of a description.
+    pub fn advertise_sdp(&self, link: &PcLink, sdp_text: &str) -> String {
+        sdp::advertise_sdp(sdp_text, &self.advertised(link))
+    }
+
+    fn advertised(&self, link: &PcLink) -> sdp::Advertised {
+        sdp::Advertised {
+            udp_label: link.udp_label(),
+            tcp_label: link.tcp_label(),
+            ips: self.config.advertise_ips.clone(),
+            udp_port: self.udp_addr.port(),
+            tcp_port: self.tcp_addr.map(|a| a.port()),
+        }
+    }
+
+    /// Sizes of the routing tables: (ufrags, addresses, transaction ids).
+    pub fn table_sizes(&self) -> (usize, usize, usize) {
+        (self.ufrags.lock().unwrap().len(), self.addrs.read().unwrap().len(), self.txids.lock().unwrap().len())
+    }
+
+    /// The counters, for `/metrics`.
+    pub fn snapshot(&self) -> MuxSnapshot {
+        let c = &self.counters;
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        MuxSnapshot {
+            udp_in: g(&c.udp_in),
+            udp_unrouted: g(&c.udp_unrouted),
+            udp_queue_drops: g(&c.udp_queue_drops),
+            udp_out: g(&c.udp_out),
+            udp_send_drops: g(&c.udp_send_drops),
+            tcp_accepted: g(&c.tcp_accepted),
+            tcp_routed: g(&c.tcp_routed),
+            tcp_rejected: g(&c.tcp_rejected),
+            tcp_frame_drops: g(&c.tcp_frame_drops),
+        }
+    }
+}
+
+/// What `/metrics` shows of the shared ports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct MuxSnapshot {
+    pub udp_in: u64,
+    pub udp_unrouted: u64,
+    pub udp_queue_drops: u64,
+    pub udp_out: u64,
+    pub udp_send_drops: u64,
+    pub tcp_accepted: u64,
+    pub tcp_routed: u64,
+    pub tcp_rejected: u64,
+    pub tcp_frame_drops: u64,
+}
+
+/// The IPv4 addresses of the host's interfaces that are up, for a bridge bound to every
+/// interface, which advertises each of them; loopback only when there is nothing else.
+pub fn interface_ips() -> Vec<std::net::IpAddr> {
+    let mut ips = Vec::new();
+    let mut loopback = Vec::new();
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `head` with a list we only read and then free once.
+    if unsafe { libc::getifaddrs(&mut head) } != 0 {
+        return ips;
+    }
+    let mut cur = head;
+    while !cur.is_null() {
+        // SAFETY: `cur` is a node of the list getifaddrs returned, not yet freed.
+        let ifa = unsafe { &*cur };
+        let up = ifa.ifa_flags & libc::IFF_UP as u32 != 0;
+        if up && !ifa.ifa_addr.is_null() && unsafe { (*ifa.ifa_addr).sa_family } as i32 == libc::AF_INET {
+            // SAFETY: an AF_INET address is a sockaddr_in.
+            let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
+            let ip = std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+            if ip.is_loopback() { loopback.push(ip.into()) } else if !ips.contains(&ip.into()) { ips.push(ip.into()) }
+        }
+        cur = ifa.ifa_next;
+    }
+    // SAFETY: `head` came from getifaddrs and is freed exactly once.
+    unsafe { libc::freeifaddrs(head) };
+    if ips.is_empty() {
+        ips = loopback;
+    }
+    ips
+}
+
+/// Every 5 s: drop retired ufrags, idle or dead addresses, old transaction ids.
+async fn expiry_loop(mux: Weak<Mux>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        let Some(mux) = mux.upgrade() else { return };
+        let now = Instant::now();
+        mux.ufrags
+            .lock()
+            .unwrap()
+            .retain(|_, e| e.link.strong_count() > 0 && e.retire_at.is_none_or(|t| now < t));
+        let idle_ms = ADDR_IDLE_TIMEOUT.as_millis() as u64;
+        let now_ms = mux.now_ms();
+        mux.addrs.write().unwrap().retain(|_, e| {
+            let alive = e.link.upgrade().is_some_and(|l| !l.closed.load(Ordering::Relaxed));
+            alive && now_ms.saturating_sub(e.last_rx_ms.load(Ordering::Relaxed)) < idle_ms
+        });
+        mux.txids.lock().unwrap().retain(|_, (l, t)| l.strong_count() > 0 && now.duration_since(*t) < TXID_TTL);
+    }
+}

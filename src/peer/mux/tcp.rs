@@ -1,0 +1,246 @@
+//! The shared ICE-TCP listener (RFC 6544 passive candidates, RFC 4571 framing).
+//!
+//! The browser (tcptype active) connects to the shared port and sends a framed STUN Binding
+//! request first. The acceptor reads exactly that frame, routes the connection by the ufrag
+//! in USERNAME, and hands `(stream, peer, first frame)` to the PC's [`VirtualTcpListener`].
+//! The driver then reads the replayed frame as if it had accepted the connection itself.
+
+use super::stun::{self, Class, Kind};
+use super::{Mux, PcLink};
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+use tokio::sync::{mpsc, Semaphore};
+use webrtc::runtime::{AsyncTcpListener, AsyncTcpStream};
+
+/// The first frame must arrive this soon after connect.
+const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(5);
+/// A Binding request is ~100-200 bytes; refuse anything that cannot be one.
+const MAX_FIRST_FRAME: usize = 1500;
+/// Connections still waiting for their first frame.
+const MAX_PENDING_HANDSHAKES: usize = 256;
+/// Frames buffered per connection towards the browser before we drop (slow TCP peer).
+const WRITE_QUEUE_FRAMES: usize = 1024;
+/// Connections routed to a PC but not yet taken by its driver.
+const ACCEPT_QUEUE: usize = 16;
+
+/// A connection the acceptor routed to one PC.
+#[derive(Debug)]
+pub struct Routed {
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    /// Bytes already read (2-byte length + the first STUN frame), replayed to the driver.
+    prefix: Vec<u8>,
+}
+
+pub(super) async fn accept_loop(mux: Arc<Mux>, listener: tokio::net::TcpListener) {
+    let pending = Arc::new(Semaphore::new(MAX_PENDING_HANDSHAKES));
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!("ICE-TCP accept: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        mux.counters.tcp_accepted.fetch_add(1, Ordering::Relaxed);
+        let Ok(permit) = pending.clone().try_acquire_owned() else {
+            mux.counters.tcp_rejected.fetch_add(1, Ordering::Relaxed);
+            continue; // dropping the stream closes it
+        };
+        let mux = mux.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            match tokio::time::timeout(FIRST_FRAME_TIMEOUT, route(&mux, stream, peer)).await {
+                Ok(Ok(())) => {
+                    mux.counters.tcp_routed.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(Err(e)) => {
+                    mux.counters.tcp_rejected.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!("ICE-TCP connection from {peer} refused: {e}");
+                }
+                Err(_) => {
+                    mux.counters.tcp_rejected.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!("ICE-TCP connection from {peer}: no first frame in time");
+                }
+            }
+        });
+    }
+}
+
+async fn route(mux: &Mux, mut stream: tokio::net::TcpStream, peer: SocketAddr) -> io::Result<()> {
+    let _ = stream.set_nodelay(true);
+    let mut prefix = vec![0u8; 2];
+    stream.read_exact(&mut prefix).await?;
+    let len = u16::from_be_bytes([prefix[0], prefix[1]]) as usize;
+    if !(20..=MAX_FIRST_FRAME).contains(&len) {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("first frame of {len} bytes")));
+    }
+    prefix.resize(2 + len, 0);
+    stream.read_exact(&mut prefix[2..]).await?; // exactly one frame: nothing read beyond it
+    let ufrag = match stun::classify(&prefix[2..]) {
+        Kind::Stun { class: Class::Request, username: Some(u), .. } => stun::local_ufrag(u).map(str::to_owned),
+        _ => None,
+    }
+    .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "first frame is not a Binding request with USERNAME"))?;
+    let link = mux
+        .link_by_ufrag(&ufrag)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("unknown ufrag {ufrag}")))?;
+    let tx = link
+        .tcp_accept_tx
+        .lock()
+        .unwrap()
+        .clone()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "PeerConnection has no TCP listener"))?;
+    tx.try_send(Routed { stream, peer, prefix })
+        .map_err(|_| io::Error::new(io::ErrorKind::WouldBlock, "PeerConnection is not accepting"))
+}
+
+/// What a PC's driver gets from `Runtime::wrap_tcp_listener`.
+#[derive(Debug)]
+pub struct VirtualTcpListener {
+    pub(super) mux: Arc<Mux>,
+    pub(super) link: Arc<PcLink>,
+    pub(super) label: SocketAddr,
+    pub(super) rx: tokio::sync::Mutex<mpsc::Receiver<Routed>>,
+}
+
+impl VirtualTcpListener {
+    pub(super) fn new(mux: Arc<Mux>, link: &Arc<PcLink>, label: SocketAddr) -> Self {
+        let (tx, rx) = mpsc::channel(ACCEPT_QUEUE);
+        *link.tcp_accept_tx.lock().unwrap() = Some(tx);
+        VirtualTcpListener { mux, link: link.clone(), label, rx: tokio::sync::Mutex::new(rx) }
+    }
+}
+
+impl AsyncTcpListener for VirtualTcpListener {
+    fn accept<'a>(&'a self) -> Pin<Box<dyn Future<Output = io::Result<(Arc<dyn AsyncTcpStream>, SocketAddr)>> + Send + 'a>> {
+        Box::pin(async move {
+            let routed = self.rx.lock().await.recv().await;
+            let Some(Routed { stream, peer, prefix }) = routed else {
+                // Never return an error here: the driver re-arms accept immediately after one
+                // (tcp_transport.rs:155-168) and would spin. A closed channel (PC closing, or a
+                // listener replaced by an ICE-restart rebind) simply never accepts again.
+                return futures::future::pending().await;
+            };
+            let s = VirtualTcpStream::new(self.mux.clone(), self.link.clone(), stream, peer, self.label, prefix);
+            Ok((Arc::new(s) as Arc<dyn AsyncTcpStream>, peer))
+        })
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        Ok(self.label)
+    }
+}
+
+/// A routed connection as the driver sees it.
+///
+/// * `local_addr()` returns the PC's TCP **label**, not the shared port: the driver builds the
+///   4-tuple from it (tcp_transport.rs:172) and the ICE agent matches that against its passive
+///   host candidate (rtc-ice agent/mod.rs:1026-1051). The real local address would be dropped as
+///   "not a valid local candidate".
+/// * `write_all` never waits: the driver awaits TCP writes inside its event loop
+///   (driver.rs:1142-1144 → tcp_transport.rs:96-112), so one slow TCP peer would stall the PC's
+///   ICE/DTLS timers. Frames go to a bounded queue drained by a writer task; when it is full,
+///   whole frames are dropped (framing stays intact; RTP sees loss, as on UDP).
+#[derive(Debug)]
+pub struct VirtualTcpStream {
+    mux: Arc<Mux>,
+    link: Arc<PcLink>,
+    read: tokio::sync::Mutex<(Vec<u8>, usize, tokio::net::tcp::OwnedReadHalf)>,
+    write_tx: mpsc::Sender<Vec<u8>>,
+    write_failed: Arc<AtomicBool>,
+    label: SocketAddr,
+    peer: SocketAddr,
+}
+
+impl VirtualTcpStream {
+    fn new(mux: Arc<Mux>, link: Arc<PcLink>, stream: tokio::net::TcpStream, peer: SocketAddr, label: SocketAddr, prefix: Vec<u8>) -> Self {
+        let (read_half, mut write_half) = stream.into_split();
+        let (write_tx, mut write_rx) = mpsc::channel::<Vec<u8>>(WRITE_QUEUE_FRAMES);
+        let write_failed = Arc::new(AtomicBool::new(false));
+        let failed = write_failed.clone();
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            // Ends when the stream is dropped (channel closed) or the socket fails.
+            while let Some(frame) = write_rx.recv().await {
+                if write_half.write_all(&frame).await.is_err() {
+                    failed.store(true, Ordering::Relaxed);
+                    break;
+                }
+            }
+            let _ = write_half.shutdown().await;
+        });
+        VirtualTcpStream { mux, link, read: tokio::sync::Mutex::new((prefix, 0, read_half)), write_tx, write_failed, label, peer }
+    }
+}
+
+impl AsyncTcpStream for VirtualTcpStream {
+    fn read<'a, 'b>(&'a self, buf: &'b mut [u8]) -> Pin<Box<dyn Future<Output = io::Result<usize>> + Send + 'b>>
+    where
+        'a: 'b,
+    {
+        Box::pin(async move {
+            let mut guard = self.read.lock().await;
+            let (prefix, pos, half) = &mut *guard;
+            if *pos < prefix.len() {
+                // Replay what the acceptor consumed to route the connection.
+                let n = (prefix.len() - *pos).min(buf.len());
+                buf[..n].copy_from_slice(&prefix[*pos..*pos + n]);
+                *pos += n;
+                if *pos == prefix.len() {
+                    *prefix = Vec::new();
+                    *pos = 0;
+                }
+                return Ok(n);
+            }
+            // Cancel-safe: readable() + try_read, as webrtc's own tokio stream does.
+            loop {
+                half.readable().await?;
+                match half.try_read(buf) {
+                    Ok(n) => return Ok(n),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+        })
+    }
+
+    fn write_all<'a, 'b>(&'a self, buf: &'b [u8]) -> Pin<Box<dyn Future<Output = io::Result<()>> + Send + 'b>>
+    where
+        'a: 'b,
+    {
+        // The driver passes one whole RFC 4571 frame per call (frame_packet, tcp_transport.rs:106).
+        if buf.len() > 2 && matches!(stun::classify(&buf[2..]), Kind::Other) {
+            self.link.sent_media(super::Transport::Tcp);
+        }
+        let result = if self.write_failed.load(Ordering::Relaxed) {
+            Err(io::Error::new(io::ErrorKind::BrokenPipe, "ICE-TCP connection failed"))
+        } else {
+            match self.write_tx.try_send(buf.to_vec()) {
+                Ok(()) => Ok(()),
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    self.mux.counters.tcp_frame_drops.fetch_add(1, Ordering::Relaxed);
+                    Ok(())
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => Err(io::Error::new(io::ErrorKind::BrokenPipe, "writer gone")),
+            }
+        };
+        Box::pin(std::future::ready(result))
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        Ok(self.label)
+    }
+
+    fn peer_addr(&self) -> io::Result<SocketAddr> {
+        Ok(self.peer)
+    }
+}

@@ -1,0 +1,77 @@
+//! A ward office whose firewall drops all UDP still joins: inside a private network namespace
+//! where nftables drops every UDP packet (`../shared/lab/impair.sh cut`), headless Chromium
+//! reaches the bridge's one ICE-TCP port, decodes HQ's video and hears it; the page's selected
+//! pair is TCP and the bridge reports the site's path as `tcp`. Needs root (`ip netns`).
+
+mod common;
+
+use common::browser::{fake_media, lab_dir, Browser};
+use common::{scratch_dir, Deadline, TestBridge};
+use serde_json::json;
+use std::process::Command;
+use std::time::Duration;
+
+const TEST: &str = "a_site_whose_udp_is_blocked_joins_over_ice_tcp";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_site_whose_udp_is_blocked_joins_over_ice_tcp() {
+    if std::env::var("DIEMCAU_NETNS").is_err() {
+        // Run this very test again inside a fresh namespace that has only loopback.
+        let ns = format!("dctcp{}", std::process::id());
+        let added = Command::new("ip").args(["netns", "add", &ns]).status().expect("ip (iproute2)");
+        assert!(added.success(), "ip netns add failed: this test needs root");
+        Command::new("ip").args(["-n", &ns, "link", "set", "lo", "up"]).status().unwrap();
+        let status = Command::new("ip")
+            .args(["netns", "exec", &ns])
+            .arg(std::env::current_exe().unwrap())
+            .args([TEST, "--exact", "--nocapture"])
+            .env("DIEMCAU_NETNS", &ns)
+            .status()
+            .unwrap();
+        Command::new("ip").args(["netns", "del", &ns]).status().unwrap();
+        assert!(status.success(), "the test inside the namespace failed");
+        return;
+    }
+    let cut = Command::new("bash").arg(lab_dir().join("impair.sh")).arg("cut").status().expect("impair.sh");
+    assert!(cut.success(), "impair.sh cut (needs nftables)");
+
+    let bridge = TestBridge::start_default();
+    let scratch = scratch_dir("tcp");
+    let mut browsers = vec![
+        Browser::launch("hq", &bridge.join_url("hq"), &fake_media(&scratch, "hq", (220, 30, 30), 440), &scratch).await,
+        Browser::launch("hang-gai", &bridge.join_url("hang-gai"), &fake_media(&scratch, "hang-gai", (30, 200, 30), 660), &scratch).await,
+    ];
+    for (i, (me, other)) in [("hq", "hang-gai"), ("hang-gai", "hq")].iter().enumerate() {
+        let deadline = Deadline::after(Duration::from_secs(60), format!("{me} to decode and hear {other} with UDP dropped"));
+        loop {
+            let r = browsers[i].received().await;
+            if r.get(*other).is_some_and(|x| x.frames_decoded > 0.0 && x.audio_energy > 0.0) {
+                break;
+            }
+            deadline.tick().await;
+        }
+    }
+    let pair = browsers[1]
+        .eval(
+            "window.diemcau.client.pc.getStats().then((r) => { let p = null; r.forEach((s) => { \
+             if (s.type === 'transport' && s.selectedCandidatePairId) { const c = r.get(s.selectedCandidatePairId); \
+             const l = r.get(c.localCandidateId), m = r.get(c.remoteCandidateId); \
+             p = [l.protocol, l.tcpType, m.protocol, m.tcpType, m.port]; } }); return p; })",
+        )
+        .await;
+    println!("hang-gai's selected pair: {pair:?}");
+    let pair = pair.unwrap_or_default();
+    assert_eq!((pair[0].as_str(), pair[1].as_str(), pair[2].as_str(), pair[3].as_str()), (Some("tcp"), Some("active"), Some("tcp"), Some("passive")), "{pair}");
+    let deadline = Deadline::after(Duration::from_secs(15), "the bridge to report hang-gai's path as tcp");
+    loop {
+        let (_, v) = bridge.tech("GET", "/api/tech", "").await;
+        let path = v["sites"].as_array().and_then(|s| s.iter().find(|x| x["id"] == "hang-gai")).map(|x| x["path"].clone());
+        if path == Some(json!("tcp")) {
+            break;
+        }
+        deadline.tick().await;
+    }
+    drop(browsers);
+    let _ = Command::new("bash").arg(lab_dir().join("impair.sh")).arg("clear").status();
+    let _ = std::fs::remove_dir_all(&scratch);
+}
