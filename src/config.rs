@@ -175,6 +175,14 @@ pub struct ConferenceConfig {
     /// How long a site that lost its connection keeps its seat, floor and queue place.
     #[serde(default = "sixty")]
     pub seat_grace_s: u64,
+    /// Cameras of other sites a page receives at once: HQ, the floor holder, then a page of
+    /// thumbnails (default 9: a district meeting's six sites all fit).
+    #[serde(default)]
+    pub video_slots: Option<usize>,
+    /// Other sites a page hears at once: all unmuted ones if they fit, else HQ, the floor
+    /// holder and the loudest (default 6).
+    #[serde(default)]
+    pub audio_slots: Option<usize>,
 }
 
 fn sixty() -> u64 {
@@ -229,6 +237,9 @@ pub struct Settings {
     pub title: String,
     pub max_floor_holders: usize,
     pub seat_grace_ms: i64,
+    /// Output slots of every receiving page (see `conference::view`).
+    pub video_slots: usize,
+    pub audio_slots: usize,
     /// Sites in config order; a site's index here is its compact id on the media path.
     pub sites: Vec<Site>,
     /// Fixed keys from config, by site id.
@@ -422,6 +433,8 @@ impl Config {
             title: self.conference.title,
             max_floor_holders: self.conference.max_floor_holders,
             seat_grace_ms: self.conference.seat_grace_s.min(86_400) as i64 * 1000,
+            video_slots: self.conference.video_slots.unwrap_or(9).clamp(1, 25),
+            audio_slots: self.conference.audio_slots.unwrap_or(6).clamp(1, 16),
             sites,
             fixed_keys,
             agenda,

@@ -169,6 +169,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
         network: MediaNetwork { mux: mux.clone() },
         site_ids,
         board: Arc::new(StatsBoard::new(settings.sites.len())),
+        slots: (settings.audio_slots, settings.video_slots),
     };
     let health = health::monitor::spawn(
         MonitorParts {

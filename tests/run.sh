@@ -21,4 +21,4 @@ fi
 command -v python3 >/dev/null || { echo "tests/run.sh: python3 is needed to generate fake camera/microphone files" >&2; exit 1; }
 
 # Bounded: a hung test fails the run instead of stalling CI.
-timeout --signal=INT 1800 cargo test --locked -- --test-threads="${DIEMCAU_TEST_THREADS:-4}"
+timeout --signal=INT 1800 cargo test --locked --no-fail-fast -- --test-threads="${DIEMCAU_TEST_THREADS:-4}"

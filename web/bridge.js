@@ -13,7 +13,8 @@
  *  - state   the whole conference state (sites, floor, layout, agenda…)
  *  - floor   a floor event {event, request, site}
  *  - speaking  {active, levels}: the active speaker and audio levels
- *  - track   {site, kind, stream}   a remote site's audio or video
+ *  - track   {slot, kind, track}   one of the server's output slots (`a0…`, `v0…`, `c0`)
+ *  - view    which site each slot carries now ({video, audio, content, page, pages})
  */
 import { Signalling, FATAL_JOIN_CODES } from "./protocol.js";
 
@@ -31,9 +32,11 @@ export class BridgeClient {
     this.pc = null;
     /** @type {Signalling|null} */
     this.sig = null;
-    /** mid → site id, for mapping receive statistics to sites */
+    /** mid → output slot id (`a0`, `v3`, `c0`), for mapping receive statistics to sites */
     /** @type {Map<string, string>} */
-    this.siteByMid = new Map();
+    this.slotByMid = new Map();
+    /** @type {{video: (string|null)[], audio: (string|null)[], content: string|null, page: number, pages: number}} */
+    this.view = { video: [], audio: [], content: null, page: 0, pages: 1 };
     this.attempt = 0;
     this.stopped = false;
     /** Time the signalling socket opened (performance.now()), per attempt. */
@@ -97,7 +100,7 @@ export class BridgeClient {
     this.sig = null;
     this.pc?.close();
     this.pc = null;
-    this.siteByMid.clear();
+    this.slotByMid.clear();
   }
 
   connect() {
@@ -173,6 +176,10 @@ export class BridgeClient {
         this.resume = m.resume;
         this.emit("joined", m);
         await this.startMedia(m.ice_servers);
+        break;
+      case "view":
+        this.view = m;
+        this.emit("view", m);
         break;
       case "state":
         if (this.shareAllowed && m.sharing === this.opts.site) await this.shareAllowed();
@@ -280,12 +287,11 @@ export class BridgeClient {
     }
     pc.onicecandidate = (e) => { if (e.candidate) this.sig?.candidate(e.candidate.toJSON()); };
     pc.ontrack = (e) => {
-      const stream = e.streams[0]?.id;
-      if (!stream) return;
-      if (e.transceiver.mid) this.siteByMid.set(e.transceiver.mid, stream);
-      // Shared content arrives in a stream named `<site>.content`.
-      const [site, content] = stream.split(".");
-      this.emit("track", { site, kind: content === "content" ? "content" : e.track.kind, track: e.track });
+      const slot = e.streams[0]?.id;
+      if (!slot) return;
+      if (e.transceiver.mid) this.slotByMid.set(e.transceiver.mid, slot);
+      const kind = slot.startsWith("c") ? "content" : e.track.kind;
+      this.emit("track", { slot, kind, track: e.track });
     };
     clearInterval(this.reportTimer);
     this.lastReport = null;
@@ -394,7 +400,7 @@ export class BridgeClient {
         if (local) candidate = local.candidateType;
       }
       if (s.type !== "inbound-rtp" || !s.mid) return;
-      const site = this.siteByMid.get(s.mid);
+      const site = this.siteOf(this.slotByMid.get(s.mid));
       if (!site || site.includes(".")) return;
       const key = `${site}/${s.kind}`;
       const cur = { t: now, packets: s.packetsReceived || 0, lost: s.packetsLost || 0, frames: s.framesDecoded || 0 };
@@ -439,6 +445,22 @@ export class BridgeClient {
    *   framesPerSecond: number, totalAudioEnergy: number, totalSamplesReceived: number,
    *   audioLevel: number, audioPacketsReceived: number, packetsLost: number, packetsReceived: number, jitterMs: number}>>}
    */
+  /**
+   * The site a slot carries now; content as `<site>.content`.
+   * @param {string|undefined} slot
+   * @returns {string|null}
+   */
+  siteOf(slot) {
+    if (!slot) return null;
+    const i = Number(slot.slice(1));
+    if (slot[0] === "v") return this.view.video[i] || null;
+    if (slot[0] === "a") return this.view.audio[i] || null;
+    return this.view.content ? `${this.view.content}.content` : null;
+  }
+
+  /** @param {number} page */
+  showPage(page) { this.sig?.send({ type: "view_page", page }); }
+
   async receiveStats() {
     /** @type {Record<string, any>} */
     const out = {};
@@ -446,7 +468,7 @@ export class BridgeClient {
     const report = await this.pc.getStats();
     report.forEach((s) => {
       if (s.type !== "inbound-rtp" || !s.mid) return;
-      const site = this.siteByMid.get(s.mid);
+      const site = this.siteOf(this.slotByMid.get(s.mid));
       if (!site) return;
       const r = (out[site] ||= { framesDecoded: 0, frameWidth: 0, frameHeight: 0, framesPerSecond: 0,
         totalAudioEnergy: 0, totalSamplesReceived: 0, audioLevel: 0, audioPacketsReceived: 0, packetsLost: 0, packetsReceived: 0, jitterMs: 0 });

@@ -163,37 +163,78 @@ client.on("state", (/** @type {any} */ s) => {
   render();
 });
 
-client.on("track", (/** @type {{site: string, kind: string, track: MediaStreamTrack}} */ { site, kind, track }) => {
-  if (kind === "content") {
-    const v = /** @type {HTMLVideoElement} */ ($("content").querySelector("video"));
-    v.srcObject = new MediaStream([track]);
-    v.play().catch(() => {});
-    return;
-  }
-  if (kind === "audio") {
-    let el = /** @type {HTMLAudioElement|null} */ (audioBox.querySelector(`audio[data-site="${site}"]`));
+/** The server's output slots (`a0…`, `v0…`, `c0`) and their tracks; the view says whose they are. */
+/** @type {Map<string, MediaStream>} */
+const slotStreams = new Map();
+/** The stream each tile shows, so a tile is only re-attached when its slot changes. */
+/** @type {Map<string, MediaStream>} */
+const tileStream = new Map();
+
+client.on("track", (/** @type {{slot: string, kind: string, track: MediaStreamTrack}} */ { slot, track }) => {
+  slotStreams.set(slot, new MediaStream([track]));
+  applyView();
+});
+client.on("view", () => applyView());
+
+/** Puts each slot's media where the view says: a site's tile, its audio element, the content. */
+function applyView() {
+  const view = client.view;
+  const shown = new Set();
+  view.video.forEach((site, i) => {
+    const stream = slotStreams.get(`v${i}`);
+    if (!site || !stream) return;
+    shown.add(site);
+    const tile = tiles.get(site);
+    if (!tile || tileStream.get(site) === stream) return;
+    tileStream.set(site, stream);
+    const video = /** @type {HTMLVideoElement} */ (tile.querySelector("video"));
+    video.srcObject = stream;
+    video.play().catch(() => {});
+    const start = client.connectedAt;
+    const onFrame = () => {
+      if (tileStream.get(site) !== stream) return;
+      tile.dataset.video = "live";
+      if (!(site in firstFrameMs)) firstFrameMs[site] = Math.round(performance.now() - start);
+    };
+    if ("requestVideoFrameCallback" in video) video.requestVideoFrameCallback(onFrame);
+    else video.addEventListener("loadeddata", onFrame, { once: true });
+  });
+  // Present sites not shown on this page of thumbnails.
+  tiles.forEach((tile, site) => {
+    if (site === siteId || shown.has(site) || !tileStream.has(site)) return;
+    tileStream.delete(site);
+    /** @type {HTMLVideoElement} */ (tile.querySelector("video")).srcObject = null;
+    tile.dataset.video = "none";
+  });
+  tiles.forEach((tile, site) => { tile.dataset.offpage = String(site !== siteId && !shown.has(site) && view.pages > 1); });
+  view.audio.forEach((site, i) => {
+    const stream = slotStreams.get(`a${i}`);
+    if (!stream) return;
+    let el = /** @type {HTMLAudioElement|null} */ (audioBox.querySelector(`audio[data-slot="a${i}"]`));
     if (!el) {
       el = document.createElement("audio");
-      el.dataset.site = site;
+      el.dataset.slot = `a${i}`;
       el.autoplay = true;
       audioBox.append(el);
     }
-    el.srcObject = new MediaStream([track]);
-    el.play().catch((e) => console.warn("audio autoplay", site, e));
-    return;
+    el.dataset.site = site || "";
+    if (el.srcObject !== stream) {
+      el.srcObject = stream;
+      el.play().catch((e) => console.warn("audio autoplay", i, e));
+    }
+  });
+  const content = slotStreams.get("c0");
+  const v = /** @type {HTMLVideoElement} */ ($("content").querySelector("video"));
+  if (content && view.content && view.content !== siteId && v.srcObject !== content) {
+    v.srcObject = content;
+    v.play().catch(() => {});
   }
-  const tile = tiles.get(site);
-  if (!tile) return;
-  const video = /** @type {HTMLVideoElement} */ (tile.querySelector("video"));
-  video.srcObject = new MediaStream([track]);
-  const start = client.connectedAt;
-  const onFrame = () => {
-    tile.dataset.video = "live";
-    if (!(site in firstFrameMs)) firstFrameMs[site] = Math.round(performance.now() - start);
-  };
-  if ("requestVideoFrameCallback" in video) video.requestVideoFrameCallback(onFrame);
-  else video.addEventListener("loadeddata", onFrame, { once: true });
-});
+  const pager = $("pager");
+  pager.hidden = view.pages <= 1;
+  $("page").textContent = t("view.page", { page: view.page + 1, pages: view.pages });
+}
+$("prev-page").addEventListener("click", () => client.showPage(Math.max(0, client.view.page - 1)));
+$("next-page").addEventListener("click", () => client.showPage(Math.min(client.view.pages - 1, client.view.page + 1)));
 
 /** @param {number} ms */
 function clock(ms) {
@@ -246,7 +287,7 @@ function render() {
     if (site.id !== siteId) {
       tile.dataset.present = String(site.present);
       const ph = tile.querySelector(".placeholder");
-      if (ph) ph.textContent = site.present ? t("tile.waiting") : site.reconnecting ? t("tile.reconnecting", { site: site.name }) : t("tile.absent");
+      if (ph) ph.textContent = site.present ? (tile.dataset.offpage === "true" ? t("tile.offpage") : t("tile.waiting")) : site.reconnecting ? t("tile.reconnecting", { site: site.name }) : t("tile.absent");
       if (!site.present) tile.dataset.video = "none";
       tile.dataset.reconnecting = String(!!site.reconnecting);
     }

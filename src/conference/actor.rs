@@ -13,6 +13,8 @@ use crate::signal::protocol::{
     MeetingView, QueueEntryView, RecordingView, ServerMessage, SiteLevel, SitePresence,
 };
 use crate::media::speaker::SpeakerDetector;
+use crate::media::Selection;
+use super::view::{self, Candidate, Shape};
 use crate::recording::{RecState, RecordError, Recorder, RecordingStatus};
 use crate::store::{now_ms, Store};
 use std::sync::Arc;
@@ -47,6 +49,11 @@ struct SeatState {
     held_until: Option<i64>,
     /// Proof a reconnecting page presents to resume (given out in `joined`).
     resume_token: Option<String>,
+    /// The page of thumbnails this site's page shows, and what its output slots carry.
+    page: usize,
+    selection: Selection,
+    /// The page count this site's page was last told.
+    pages: usize,
 }
 
 /// What survives a restart: written to the store after every change.
@@ -186,10 +193,16 @@ impl Actor {
                 let _ = reply.send(());
             }
             Command::Act { site, session, action, reply } => {
+                // A page flip concerns that page only: no state broadcast to everyone.
+                let own_view = matches!(action, Action::ViewPage { .. });
                 let result = self.act(site, session, action);
-                if result.is_ok() {
-                    self.apply_media_policy();
-                    self.broadcast_state();
+                match (&result, own_view) {
+                    (Ok(()), true) => self.update_views(&self.router.levels()),
+                    (Ok(()), false) => {
+                        self.apply_media_policy();
+                        self.broadcast_state();
+                    }
+                    _ => {}
                 }
                 let _ = reply.send(result);
             }
@@ -234,6 +247,8 @@ impl Actor {
             return;
         }
         let levels = self.router.levels();
+        // Who is heard in a large meeting follows the loudness.
+        self.update_views(&levels);
         let eligible: Vec<bool> = self.seats.iter().map(|s| s.holder.is_some() && !(s.mute.audio || s.mute.hard)).collect();
         let before = self.speaker.current();
         let active = self.speaker.update(now, &levels, &eligible);
@@ -285,6 +300,9 @@ impl Actor {
         let token = uuid::Uuid::new_v4().simple().to_string();
         self.seats[site].resume_token = Some(token.clone());
         let previous = self.seats[site].holder.replace(Holder { session, outbox });
+        // A new session starts with an empty view, so its page is told its slots.
+        self.seats[site].selection = Selection::default();
+        self.seats[site].pages = 0;
         let replaced_previous = if let Some(old) = previous {
             info!(site = %self.id(site), %session, "{} joined again from a new session; the old session is replaced", self.name(site));
             let _ = old.outbox.try_send(ServerMessage::Replaced {
@@ -565,6 +583,10 @@ impl Actor {
                 self.meeting = None;
                 vec![]
             }
+            Action::ViewPage { page } => {
+                self.seats[site].page = page;
+                vec![]
+            }
             Action::StartRecording => {
                 let conference = self.meeting.map(|(id, _)| id);
                 match self.recorder.start(&self.settings.title, conference) {
@@ -771,10 +793,68 @@ impl Actor {
 
     /// Pushes the state to every session. A full outbox loses this copy only: the next
     /// change sends the whole state again.
-    fn broadcast_state(&self) {
+    fn broadcast_state(&mut self) {
         self.send_all(self.state());
         self.publish_view();
+        let levels = self.router.levels();
+        self.update_views(&levels);
         self.persist.send_replace(Some(self.persisted_json()));
+    }
+
+    /// Recomputes what every present site receives; tells each page whose slots changed, and
+    /// the router if anything did.
+    fn update_views(&mut self, levels: &[f32]) {
+        let holders = self.floor.holders();
+        let candidates: Vec<Candidate> = self
+            .seats
+            .iter()
+            .enumerate()
+            .map(|(i, s)| Candidate {
+                present: s.holder.is_some(),
+                video: !s.mute.video,
+                audio: !(s.mute.audio || s.mute.hard),
+                level: levels.get(i).copied().unwrap_or(0.0),
+                holds_floor: holders.iter().any(|h| h.site == i),
+            })
+            .collect();
+        let shape = Shape { audio_slots: self.settings.audio_slots, video_slots: self.settings.video_slots };
+        let chair = self.floor.chair();
+        let mut changed = false;
+        for r in 0..self.seats.len() {
+            let (new, pages) = if self.seats[r].holder.is_some() {
+                let pages = view::pages(&candidates, r, chair, shape);
+                (view::select(&candidates, r, chair, self.sharing, self.seats[r].page, shape, &self.seats[r].selection), pages)
+            } else {
+                (Selection::default(), 0)
+            };
+            if new == self.seats[r].selection && pages == self.seats[r].pages {
+                continue;
+            }
+            changed |= new != self.seats[r].selection;
+            self.seats[r].selection = new;
+            self.seats[r].pages = pages;
+            if self.seats[r].holder.is_some() {
+                self.seats[r].page = self.seats[r].page.min(pages - 1);
+            }
+            if let Some(h) = &self.seats[r].holder {
+                let page = self.seats[r].page;
+                let id = |s: &Option<usize>| s.map(|i| self.settings.sites[i].id.clone());
+                let sel = &self.seats[r].selection;
+                let msg = ServerMessage::View {
+                    video: sel.video.iter().map(id).collect(),
+                    audio: sel.audio.iter().map(id).collect(),
+                    content: id(&sel.content),
+                    page,
+                    pages,
+                };
+                if h.outbox.try_send(msg).is_err() {
+                    warn!(site = %self.settings.sites[r].id, "signalling outbox full; a view was skipped");
+                }
+            }
+        }
+        if changed {
+            self.router.set_selections(self.seats.iter().map(|s| s.selection.clone()).collect());
+        }
     }
 
     fn publish_view(&self) {

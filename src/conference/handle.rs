@@ -44,6 +44,8 @@ pub enum Action {
     /// Chair: start / end the recorded conference.
     StartConference,
     EndConference,
+    /// Show another page of thumbnails.
+    ViewPage { page: usize },
     /// Chair: start / stop recording.
     StartRecording,
     StopRecording,

@@ -6,6 +6,7 @@
 
 mod actor;
 mod handle;
+pub mod view;
 
 pub use actor::spawn;
 pub use handle::{Action, ConferenceHandle, JoinRefused, Refused, Seat, SiteView};

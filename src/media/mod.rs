@@ -27,6 +27,35 @@ pub enum Kind {
     Content,
 }
 
+/// One receiving site's outputs ("slots"): which source site each one carries (`None`:
+/// nothing). Decided by the conference (`conference::view`), followed by the router.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Selection {
+    pub audio: Vec<Option<usize>>,
+    pub video: Vec<Option<usize>>,
+    pub content: Option<usize>,
+}
+
+impl Selection {
+    /// The slots of one kind (content has one).
+    pub fn slots(&self, kind: Kind) -> Vec<Option<usize>> {
+        match kind {
+            Kind::Audio => self.audio.clone(),
+            Kind::Video => self.video.clone(),
+            Kind::Content => vec![self.content],
+        }
+    }
+
+    /// The source in one slot.
+    pub fn source(&self, kind: Kind, slot: usize) -> Option<usize> {
+        match kind {
+            Kind::Audio => self.audio.get(slot).copied().flatten(),
+            Kind::Video => self.video.get(slot).copied().flatten(),
+            Kind::Content => self.content.filter(|_| slot == 0),
+        }
+    }
+}
+
 /// Number of [`Kind`]s, for per-site arrays on the packet path.
 pub const KINDS: usize = 3;
 

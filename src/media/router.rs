@@ -1,41 +1,41 @@
 //! The route table and the per-packet forwarding decision.
 //!
-//! Sources (a site's published audio or video) and sinks (a site's receiving queue) register
-//! here, each under a generation number so that a replaced site's late unregister cannot
-//! remove its successor. The packet path (`forward`) loads the current [`RouteTable`] once
-//! and offers the packet to each sink with `try_send`: a slow receiver loses its own packets
+//! Sources (a site's published audio, camera or content) and sinks (a site's receiving
+//! queue) register here, each under a generation number so that a replaced site's late
+//! unregister cannot remove its successor. The conference decides which source each of a
+//! receiver's output slots carries ([`Selection`]); the router turns those decisions into,
+//! per source and kind, the list of (receiver, slot) it goes to. The packet path
+//! (`forward`) loads the current [`RouteTable`] once and offers the packet to each of those
+//! receivers' bounded queues with `try_send`: a slow receiver loses its own packets
 //! (counted), it never slows the publisher or the other receivers.
 
-use super::{Codec, Kind, RtpPacket, KINDS};
+use super::{Kind, RtpPacket, Selection, KINDS};
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 /// Depth of each receiver's queue, in packets (≈ 0.5 s of a 6-site meeting's video).
 pub const SINK_QUEUE_PACKETS: usize = 1024;
 
-/// A packet on its way to one receiver.
+/// A packet on its way to one receiver's output slot.
 #[derive(Debug)]
 pub struct SinkPacket {
     pub source: usize,
     pub kind: Kind,
+    /// The receiver's output slot of that kind (0 for the recorder).
+    pub slot: u8,
     pub packet: RtpPacket,
-}
-
-/// A published stream, as peers see it when deciding what to receive.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SourceInfo {
-    pub site: usize,
-    pub kind: Kind,
-    pub codec: Codec,
 }
 
 /// The immutable snapshot the packet path reads.
 #[derive(Debug, Default)]
 pub struct RouteTable {
-    sinks: Vec<(usize, mpsc::Sender<SinkPacket>)>,
+    /// Receiving queues by site.
+    sinks: Vec<Option<mpsc::Sender<SinkPacket>>>,
+    /// By source site and kind: the (receiver site, slot) pairs it is forwarded to.
+    targets: Vec<[Vec<(usize, u8)>; KINDS]>,
     /// Per site and kind (audio, video, content): not forwarded (server-enforced mute).
     blocked: Vec<[bool; KINDS]>,
     /// While recording: the recorder's queue, offered every forwarded packet.
@@ -66,7 +66,6 @@ pub struct CounterSnapshot {
 
 struct SourceEntry {
     generation: u64,
-    codec: Codec,
     keyframe: mpsc::Sender<()>,
 }
 
@@ -75,6 +74,8 @@ struct Control {
     sinks: HashMap<usize, (u64, mpsc::Sender<SinkPacket>)>,
     sources: HashMap<(usize, Kind), SourceEntry>,
     blocked: Vec<[bool; KINDS]>,
+    /// By receiver site.
+    selections: Vec<Selection>,
     recorder: Option<std::sync::mpsc::SyncSender<SinkPacket>>,
 }
 
@@ -85,9 +86,9 @@ pub struct Router {
 }
 
 struct Inner {
+    site_count: usize,
     routes: ArcSwap<RouteTable>,
     control: Mutex<Control>,
-    sources_tx: watch::Sender<Arc<Vec<SourceInfo>>>,
     counters: MediaCounters,
     next_generation: AtomicU64,
     /// Per site: smoothed audio loudness (f32 bits), written by the site's audio reader.
@@ -96,28 +97,24 @@ struct Inner {
 
 impl Router {
     pub fn new(site_count: usize) -> Self {
-        let control = Control { blocked: vec![[false; KINDS]; site_count], ..Default::default() };
-        let (sources_tx, _) = watch::channel(Arc::new(Vec::new()));
-        Router {
+        let control = Control { blocked: vec![[false; KINDS]; site_count], selections: vec![Selection::default(); site_count], ..Default::default() };
+        let router = Router {
             inner: Arc::new(Inner {
-                routes: ArcSwap::from_pointee(RouteTable { sinks: Vec::new(), blocked: vec![[false; KINDS]; site_count], recorder: None }),
+                site_count,
+                routes: ArcSwap::from_pointee(RouteTable::default()),
                 control: Mutex::new(control),
-                sources_tx,
                 counters: MediaCounters::default(),
                 next_generation: AtomicU64::new(1),
                 levels: (0..site_count).map(|_| std::sync::atomic::AtomicU32::new(0)).collect(),
             }),
-        }
+        };
+        router.publish_routes(&router.lock());
+        router
     }
 
     /// A fresh generation number for one peer's registrations.
     pub fn next_generation(&self) -> u64 {
         self.inner.next_generation.fetch_add(1, Ordering::Relaxed)
-    }
-
-    /// The published streams; changes whenever a source appears or goes.
-    pub fn sources(&self) -> watch::Receiver<Arc<Vec<SourceInfo>>> {
-        self.inner.sources_tx.subscribe()
     }
 
     /// Registers `site` as a receiver and returns its queue. Replaces an older registration.
@@ -138,18 +135,52 @@ impl Router {
     }
 
     /// Registers a published stream. `keyframe` receives a unit for each keyframe request.
-    pub fn register_source(&self, site: usize, kind: Kind, generation: u64, codec: Codec, keyframe: mpsc::Sender<()>) {
+    /// A receiver whose slot already carries this site starts its stream with a keyframe.
+    pub fn register_source(&self, site: usize, kind: Kind, generation: u64, keyframe: mpsc::Sender<()>) {
         let mut c = self.lock();
-        c.sources.insert((site, kind), SourceEntry { generation, codec, keyframe });
-        self.publish_sources(&c);
+        c.sources.insert((site, kind), SourceEntry { generation, keyframe });
+        drop(c);
+        if kind.is_video() {
+            self.request_keyframe(site, kind);
+        }
     }
 
     pub fn unregister_source(&self, site: usize, kind: Kind, generation: u64) {
         let mut c = self.lock();
         if c.sources.get(&(site, kind)).is_some_and(|e| e.generation == generation) {
             c.sources.remove(&(site, kind));
-            self.publish_sources(&c);
         }
+    }
+
+    /// Which source each receiver's slots carry. A video or content slot that now carries
+    /// another site gets a keyframe requested from it, so the receiver decodes at once.
+    pub fn set_selections(&self, selections: Vec<Selection>) {
+        let mut c = self.lock();
+        let mut starting: Vec<(usize, Kind)> = Vec::new();
+        for (receiver, new) in selections.iter().enumerate() {
+            let old = c.selections.get(receiver).cloned().unwrap_or_default();
+            for kind in [Kind::Video, Kind::Content] {
+                let (before, after) = (old.slots(kind), new.slots(kind));
+                for (slot, source) in after.iter().enumerate() {
+                    if let Some(s) = source {
+                        if before.get(slot).copied().flatten() != Some(*s) && !starting.contains(&(*s, kind)) {
+                            starting.push((*s, kind));
+                        }
+                    }
+                }
+            }
+        }
+        c.selections = selections;
+        self.publish_routes(&c);
+        drop(c);
+        for (site, kind) in starting {
+            self.request_keyframe(site, kind);
+        }
+    }
+
+    /// The source one of `receiver`'s slots carries now (for its keyframe requests).
+    pub fn slot_source(&self, receiver: usize, kind: Kind, slot: usize) -> Option<usize> {
+        self.lock().selections.get(receiver)?.source(kind, slot)
     }
 
     /// The forwarding policy, per site `[audio, video, content]` blocked: while blocked, none
@@ -203,7 +234,7 @@ impl Router {
         }
     }
 
-    /// The packet path: offer one packet from `source` to every other receiving site.
+    /// The packet path: offer one packet from `source` to the receivers whose slots carry it.
     pub fn forward(&self, source: usize, kind: Kind, packet: RtpPacket) {
         let counters = &self.inner.counters;
         counters.received_packets.fetch_add(1, Ordering::Relaxed);
@@ -213,17 +244,16 @@ impl Router {
             return;
         }
         if let Some(rec) = &table.recorder {
-            if let Err(std::sync::mpsc::TrySendError::Full(_)) = rec.try_send(SinkPacket { source, kind, packet: packet.clone() }) {
+            if let Err(std::sync::mpsc::TrySendError::Full(_)) = rec.try_send(SinkPacket { source, kind, slot: 0, packet: packet.clone() }) {
                 counters.recorder_dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
+        let Some(targets) = table.targets.get(source) else { return };
         let mut forwarded = 0;
         let mut dropped = 0;
-        for (site, tx) in table.sinks.iter() {
-            if *site == source {
-                continue;
-            }
-            match tx.try_send(SinkPacket { source, kind, packet: packet.clone() }) {
+        for &(receiver, slot) in &targets[kind.index()] {
+            let Some(Some(tx)) = table.sinks.get(receiver) else { continue };
+            match tx.try_send(SinkPacket { source, kind, slot, packet: packet.clone() }) {
                 Ok(()) => forwarded += 1,
                 Err(mpsc::error::TrySendError::Full(_)) => dropped += 1,
                 Err(mpsc::error::TrySendError::Closed(_)) => {}
@@ -264,16 +294,24 @@ impl Router {
     }
 
     fn publish_routes(&self, c: &Control) {
-        let mut sinks: Vec<_> = c.sinks.iter().map(|(site, (_, tx))| (*site, tx.clone())).collect();
-        sinks.sort_by_key(|(site, _)| *site);
-        self.inner.routes.store(Arc::new(RouteTable { sinks, blocked: c.blocked.clone(), recorder: c.recorder.clone() }));
-    }
-
-    fn publish_sources(&self, c: &Control) {
-        let mut list: Vec<SourceInfo> =
-            c.sources.iter().map(|((site, kind), e)| SourceInfo { site: *site, kind: *kind, codec: e.codec.clone() }).collect();
-        list.sort_by_key(|s| (s.site, s.kind));
-        self.inner.sources_tx.send_replace(Arc::new(list));
+        let n = self.inner.site_count;
+        let mut sinks = vec![None; n];
+        for (site, (_, tx)) in &c.sinks {
+            if let Some(slot) = sinks.get_mut(*site) {
+                *slot = Some(tx.clone());
+            }
+        }
+        let mut targets: Vec<[Vec<(usize, u8)>; KINDS]> = (0..n).map(|_| Default::default()).collect();
+        for (receiver, sel) in c.selections.iter().enumerate() {
+            for kind in [Kind::Audio, Kind::Video, Kind::Content] {
+                for (slot, source) in sel.slots(kind).iter().enumerate() {
+                    if let Some(source) = source.filter(|s| *s < n && *s != receiver) {
+                        targets[source][kind.index()].push((receiver, slot as u8));
+                    }
+                }
+            }
+        }
+        self.inner.routes.store(Arc::new(RouteTable { sinks, targets, blocked: c.blocked.clone(), recorder: c.recorder.clone() }));
     }
 }
 
@@ -287,28 +325,52 @@ mod tests {
         p
     }
 
-    fn opus() -> Codec {
-        Codec { mime_type: "audio/opus".into(), clock_rate: 48_000, channels: 2, ..Default::default() }
+    /// Every site receives every other in its own slot, in site order.
+    fn everyone(n: usize) -> Vec<Selection> {
+        (0..n)
+            .map(|r| {
+                let others: Vec<Option<usize>> = (0..n).filter(|s| *s != r).map(Some).collect();
+                Selection { audio: others.clone(), video: others, content: None }
+            })
+            .collect()
     }
 
     #[test]
-    fn a_packet_reaches_every_receiver_but_its_sender() {
+    fn a_packet_reaches_the_receivers_that_selected_it_in_their_slot() {
         let router = Router::new(3);
         let mut rx0 = router.register_sink(0, 1);
         let mut rx1 = router.register_sink(1, 2);
         let mut rx2 = router.register_sink(2, 3);
+        router.set_selections(everyone(3));
         router.forward(0, Kind::Video, packet(9));
         assert!(rx0.try_recv().is_err(), "no echo to the sender");
-        assert_eq!(rx1.try_recv().unwrap().packet.header.sequence_number, 9);
-        let p = rx2.try_recv().unwrap();
-        assert_eq!((p.source, p.kind), (0, Kind::Video));
-        assert_eq!(router.counters().forwarded_packets, 2);
+        let p1 = rx1.try_recv().unwrap();
+        assert_eq!((p1.source, p1.slot, p1.packet.header.sequence_number), (0, 0, 9));
+        let p2 = rx2.try_recv().unwrap();
+        assert_eq!((p2.source, p2.kind, p2.slot), (0, Kind::Video, 0));
+        router.forward(2, Kind::Audio, packet(1));
+        assert_eq!(rx1.try_recv().unwrap().slot, 1, "site 2 is the second slot of site 1");
+        assert_eq!(router.counters().forwarded_packets, 4, "two receivers each time");
+    }
+
+    #[test]
+    fn a_site_that_is_not_selected_is_not_forwarded() {
+        let router = Router::new(3);
+        let mut rx1 = router.register_sink(1, 1);
+        router.set_selections(vec![Selection::default(), Selection { audio: vec![Some(2)], video: vec![None], content: None }, Selection::default()]);
+        router.forward(0, Kind::Audio, packet(1));
+        router.forward(0, Kind::Video, packet(2));
+        router.forward(2, Kind::Video, packet(3));
+        assert!(rx1.try_recv().is_err(), "site 1 selected only site 2's audio");
+        router.forward(2, Kind::Audio, packet(4));
+        assert_eq!(rx1.try_recv().unwrap().source, 2);
     }
 
     #[test]
     fn blocked_audio_is_not_forwarded_but_video_is() {
         let router = Router::new(2);
         let mut rx1 = router.register_sink(1, 1);
+        router.set_selections(everyone(2));
         router.set_policy(vec![[true, false, false], [false, false, false]]);
         router.forward(0, Kind::Audio, packet(1));
         router.forward(0, Kind::Video, packet(2));
@@ -321,17 +383,23 @@ mod tests {
     }
 
     #[test]
-    fn unblocking_video_asks_the_publisher_for_a_keyframe() {
+    fn unblocking_video_or_moving_it_into_a_slot_asks_the_publisher_for_a_keyframe() {
         let router = Router::new(2);
         let (kf, mut kf_rx) = mpsc::channel(1);
-        router.register_source(0, Kind::Video, 1, opus(), kf);
+        router.register_source(0, Kind::Video, 1, kf);
+        assert!(kf_rx.try_recv().is_ok(), "a new publisher is asked for a keyframe");
         let mut rx1 = router.register_sink(1, 1);
+        router.set_selections(everyone(2));
+        assert!(kf_rx.try_recv().is_ok(), "site 0's camera now fills a slot of site 1");
+        router.set_selections(everyone(2));
+        assert!(kf_rx.try_recv().is_err(), "nothing moved, nothing asked");
         router.set_policy(vec![[false, true, false], [false; KINDS]]);
         router.forward(0, Kind::Video, packet(1));
         assert!(rx1.try_recv().is_err(), "camera off: no video forwarded");
-        assert!(kf_rx.try_recv().is_err());
         router.set_policy(vec![[false; KINDS]; 2]);
         assert!(kf_rx.try_recv().is_ok(), "camera back on: keyframe requested");
+        assert_eq!(router.slot_source(1, Kind::Video, 0), Some(0));
+        assert_eq!(router.slot_source(1, Kind::Video, 1), None);
     }
 
     #[test]
@@ -357,6 +425,7 @@ mod tests {
         let router = Router::new(3);
         let _slow = router.register_sink(1, 1);
         let mut fast = router.register_sink(2, 2);
+        router.set_selections(everyone(3));
         for i in 0..(SINK_QUEUE_PACKETS + 10) as u16 {
             router.forward(0, Kind::Video, packet(i));
             assert!(fast.try_recv().is_ok());
@@ -370,18 +439,20 @@ mod tests {
         let _old = router.register_sink(1, 1);
         let mut new = router.register_sink(1, 2);
         router.unregister_sink(1, 1);
+        router.set_selections(everyone(2));
         router.forward(0, Kind::Audio, packet(1));
         assert!(new.try_recv().is_ok());
 
         let (kf_old, _) = mpsc::channel(1);
         let (kf_new, mut kf_new_rx) = mpsc::channel(1);
-        router.register_source(0, Kind::Video, 1, opus(), kf_old);
-        router.register_source(0, Kind::Video, 2, opus(), kf_new);
+        router.register_source(0, Kind::Video, 1, kf_old);
+        router.register_source(0, Kind::Video, 2, kf_new);
+        let _ = kf_new_rx.try_recv();
         router.unregister_source(0, Kind::Video, 1);
-        assert_eq!(router.sources().borrow().len(), 1);
         router.request_keyframe(0, Kind::Video);
-        assert!(kf_new_rx.try_recv().is_ok());
+        assert!(kf_new_rx.try_recv().is_ok(), "the newer registration stays");
         router.unregister_source(0, Kind::Video, 2);
-        assert!(router.sources().borrow().is_empty());
+        router.request_keyframe(0, Kind::Video);
+        assert!(kf_new_rx.try_recv().is_err());
     }
 }

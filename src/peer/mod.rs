@@ -3,10 +3,9 @@
 //! A peer is a task that owns its PeerConnection and everything negotiated on it. It takes
 //! [`PeerCommand`]s from its signalling session and answers with [`PeerEvent`]s; the session
 //! turns those into protocol messages. The browser offers once (its camera and microphone,
-//! send-only); from then on the server makes every offer, one at a time: whenever another
-//! site publishes for the first time, this peer adds a send-only audio/video pair for it and
-//! renegotiates. A pair is kept when its site leaves and reused when it rejoins, so a meeting
-//! with reconnects does not grow the SDP.
+//! send-only); the server answers and then offers its fixed set of send-only output slots
+//! (audio, video, content): which site each slot carries is the conference's decision, so
+//! sites coming and going never grow or renegotiate the SDP.
 //!
 //! Packets flow without passing through the peer task: a reader task per received track hands
 //! them to the [`Router`], and a sink task per peer writes what the router queued for it.
@@ -30,7 +29,7 @@ use sink::SinkControl;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
@@ -89,6 +88,8 @@ pub struct PeerContext {
     pub site_ids: Arc<[String]>,
     /// Where measured statistics go.
     pub board: Arc<StatsBoard>,
+    /// Output slots per receiving site: (audio, video).
+    pub slots: (usize, usize),
 }
 
 /// The session's handle; dropping it closes the peer.
@@ -127,7 +128,6 @@ pub async fn spawn(site: usize, ctx: PeerContext) -> Result<(PeerHandle, mpsc::R
     let task = PeerTask {
         site,
         generation,
-        sources: ctx.router.sources(),
         ctx,
         pc,
         link,
@@ -200,10 +200,10 @@ struct PeerTask {
     pc: Arc<dyn PeerConnection>,
     /// This PeerConnection's entry on the shared media ports.
     link: Arc<mux::PcLink>,
-    sources: watch::Receiver<Arc<Vec<crate::media::router::SourceInfo>>>,
     events: mpsc::Sender<PeerEvent>,
     sink_ctl: mpsc::UnboundedSender<SinkControl>,
-    outputs: HashMap<(usize, Kind), Output>,
+    /// The output slots towards the browser, by kind and slot number.
+    outputs: HashMap<(Kind, usize), Output>,
     /// A server offer is waiting for the browser's answer.
     negotiating: bool,
     /// Something changed while negotiating: offer again after the answer.
@@ -243,10 +243,6 @@ impl PeerTask {
                 Some(ev) = pc_events.recv() => self.on_pc_event(ev).await,
                 Some(ssrc) = keyframe_requests.recv() => self.on_keyframe_request(ssrc),
                 _ = stats_tick.tick() => self.measure_connection().await,
-                changed = self.sources.changed(), if self.answered_first_offer => {
-                    if changed.is_err() { break; }
-                    self.reconcile().await;
-                }
             }
         }
         self.cancel.cancel();
@@ -345,8 +341,9 @@ impl PeerTask {
                 for c in std::mem::take(&mut self.early_candidates) {
                     Box::pin(self.on_command(PeerCommand::RemoteCandidate(c))).await;
                 }
-                self.answered_first_offer = true;
-                self.reconcile().await;
+                if !std::mem::replace(&mut self.answered_first_offer, true) {
+                    self.add_slots().await;
+                }
             }
             Err((code, message)) => self.refuse(code, format!("offer not accepted: {message}"), "offer").await,
         }
@@ -413,9 +410,11 @@ impl PeerTask {
                 if self.connected && !was_connected {
                     // SRTP keys exist only now: ask every publisher this peer receives for a
                     // keyframe, or its decoder waits for the next natural one (maybe never).
-                    for (&(source, kind), out) in &self.outputs {
+                    for (&(kind, slot), out) in &self.outputs {
                         if kind.is_video() && out.bound_payload_type.is_some() {
-                            self.ctx.router.request_keyframe(source, kind);
+                            if let Some(source) = self.ctx.router.slot_source(self.site, kind, slot) {
+                                self.ctx.router.request_keyframe(source, kind);
+                            }
                         }
                     }
                 }
@@ -455,8 +454,10 @@ impl PeerTask {
     }
 
     fn on_keyframe_request(&self, ssrc: u32) {
-        if let Some((&(source, kind), _)) = self.outputs.iter().find(|((_, k), o)| k.is_video() && o.ssrc == ssrc) {
-            self.ctx.router.request_keyframe(source, kind);
+        if let Some((&(kind, slot), _)) = self.outputs.iter().find(|((k, _), o)| k.is_video() && o.ssrc == ssrc) {
+            if let Some(source) = self.ctx.router.slot_source(self.site, kind, slot) {
+                self.ctx.router.request_keyframe(source, kind);
+            }
         }
     }
 
@@ -495,7 +496,7 @@ impl PeerTask {
         let codec_clock_rate = codec.clock_rate;
         let (kf_tx, kf_rx) = mpsc::channel(1);
         let router = self.ctx.router.clone();
-        router.register_source(self.site, kind, self.generation, codec, kf_tx);
+        router.register_source(self.site, kind, self.generation, kf_tx);
         let (site, generation, cancel) = (self.site, self.generation, self.cancel.clone());
         if kind.is_video() {
             tokio::spawn(request_keyframes(track.clone(), ssrc, kf_rx, cancel.clone()).in_current_span());
@@ -548,48 +549,38 @@ impl PeerTask {
         );
     }
 
-    /// Adds an output for every published stream this peer does not receive yet, then offers.
-    async fn reconcile(&mut self) {
-        let sources = self.sources.borrow_and_update().clone();
-        let mut added = 0;
-        for source in sources.iter().filter(|s| s.site != self.site) {
-            if self.outputs.contains_key(&(source.site, source.kind)) {
-                continue;
-            }
-            match self.add_output(source.site, source.kind, source.codec.clone()).await {
+    /// Adds the fixed output slots (after the browser's first offer is answered) and offers
+    /// them: `a0…`, `v0…` and `c0` are their stream ids, which `view` messages map to sites.
+    async fn add_slots(&mut self) {
+        let (audio, video) = self.ctx.slots;
+        let wanted = (0..audio).map(|i| (Kind::Audio, i)).chain((0..video).map(|i| (Kind::Video, i))).chain([(Kind::Content, 0)]);
+        for (kind, slot) in wanted {
+            match self.add_output(kind, slot).await {
                 Ok(output) => {
-                    self.outputs.insert((source.site, source.kind), output);
-                    added += 1;
+                    self.outputs.insert((kind, slot), output);
                 }
-                Err(e) => warn!("cannot forward {} of {}: {e}", source.kind.as_str(), self.ctx.site_ids[source.site]),
+                Err(e) => warn!("cannot add the {} output {slot}: {e}", kind.as_str()),
             }
         }
-        if added > 0 {
-            info!(added, total = self.outputs.len(), "new sites to forward; renegotiating");
-            if self.negotiating {
-                self.pending = true;
-            } else {
-                self.offer().await;
-            }
+        info!(outputs = self.outputs.len(), "offering the output slots");
+        if self.negotiating {
+            self.pending = true;
+        } else {
+            self.offer().await;
         }
     }
 
-    async fn add_output(&self, source: usize, kind: Kind, codec: Codec) -> webrtc::error::Result<Output> {
-        let source_id = &self.ctx.site_ids[source];
+    async fn add_output(&self, kind: Kind, slot: usize) -> webrtc::error::Result<Output> {
         let ssrc = rand::random::<u32>();
-        let rtc_kind = match kind {
-            Kind::Audio => RtpCodecKind::Audio,
-            Kind::Video | Kind::Content => RtpCodecKind::Video,
+        let (rtc_kind, codec) = match kind {
+            Kind::Audio => (RtpCodecKind::Audio, engine::opus()),
+            Kind::Video | Kind::Content => (RtpCodecKind::Video, engine::vp8()),
         };
-        // Content goes in a stream of its own, `<site>.content`, so pages can tell it apart.
-        let stream_id = match kind {
-            Kind::Content => format!("{source_id}.content"),
-            _ => source_id.clone(),
-        };
+        let id = slot_id(kind, slot);
         let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-            stream_id.clone(),
-            format!("{source_id}-{}", kind.as_str()),
-            format!("{source_id}-{}", kind.as_str()),
+            id.clone(),
+            id.clone(),
+            id.clone(),
             rtc_kind,
             vec![RTCRtpEncodingParameters {
                 rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
@@ -601,11 +592,7 @@ impl PeerTask {
             .pc
             .add_transceiver_from_track(
                 track.clone() as Arc<dyn TrackLocal>,
-                Some(RTCRtpTransceiverInit {
-                    direction: RTCRtpTransceiverDirection::Sendonly,
-                    streams: vec![stream_id],
-                    send_encodings: vec![],
-                }),
+                Some(RTCRtpTransceiverInit { direction: RTCRtpTransceiverDirection::Sendonly, streams: vec![id], send_encodings: vec![] }),
             )
             .await?;
         let sender = transceiver
@@ -637,7 +624,7 @@ impl PeerTask {
 
     /// After an answer: tell the sink each output's negotiated payload type.
     async fn bind_outputs(&mut self) {
-        for (&(source, kind), out) in self.outputs.iter_mut().filter(|(_, o)| o.offered) {
+        for (&(kind, slot), out) in self.outputs.iter_mut().filter(|(_, o)| o.offered) {
             let params = match out.sender.get_parameters().await {
                 Ok(p) => p,
                 Err(e) => {
@@ -652,7 +639,7 @@ impl PeerTask {
                 .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(&out.codec.mime_type))
                 .map(|c| c.payload_type);
             let Some(pt) = pt else {
-                warn!("the browser did not accept {} for {}", out.codec.mime_type, self.ctx.site_ids[source]);
+                warn!("the browser did not accept {} for output {}", out.codec.mime_type, slot_id(kind, slot));
                 continue;
             };
             if out.bound_payload_type == Some(pt) {
@@ -660,18 +647,30 @@ impl PeerTask {
             }
             out.bound_payload_type = Some(pt);
             let _ = self.sink_ctl.send(SinkControl::Bind {
-                source,
                 kind,
+                slot,
                 track: out.track.clone(),
                 ssrc: out.ssrc,
                 payload_type: pt,
                 clock_rate: out.codec.clock_rate,
             });
             if kind.is_video() && self.connected {
-                self.ctx.router.request_keyframe(source, kind);
+                if let Some(source) = self.ctx.router.slot_source(self.site, kind, slot) {
+                    self.ctx.router.request_keyframe(source, kind);
+                }
             }
         }
     }
+}
+
+/// The stream id of an output slot, as the page sees it: `a0`, `v3`, `c0`.
+pub fn slot_id(kind: Kind, slot: usize) -> String {
+    let prefix = match kind {
+        Kind::Audio => 'a',
+        Kind::Video => 'v',
+        Kind::Content => 'c',
+    };
+    format!("{prefix}{slot}")
 }
 
 /// Sends a PLI to the publisher for each request, at most one per [`KEYFRAME_MIN_INTERVAL`];

@@ -81,6 +81,8 @@ pub enum ClientMessage {
     StartConference {},
     /// Chair: end the recorded conference.
     EndConference {},
+    /// Show another page of thumbnails (large meetings: see `view.pages`).
+    ViewPage { page: usize },
     /// Chair: start recording every site's audio and video.
     StartRecording {},
     /// Chair: stop recording (or acknowledge a recording that failed).
@@ -152,6 +154,7 @@ impl ClientMessage {
         "attendance",
         "start_recording",
         "stop_recording",
+        "view_page",
     ];
 
     /// The `type` tag, for error replies and logs.
@@ -185,6 +188,7 @@ impl ClientMessage {
             ClientMessage::Attendance { .. } => "attendance",
             ClientMessage::StartRecording {} => "start_recording",
             ClientMessage::StopRecording {} => "stop_recording",
+            ClientMessage::ViewPage { .. } => "view_page",
         }
     }
 }
@@ -268,6 +272,16 @@ pub enum ServerMessage {
     },
     /// Something happened to a floor request (sent to every site).
     Floor { event: FloorEventKind, request: u64, site: String },
+    /// Which site each of this page's output slots carries (stream ids `v<i>`, `a<i>`,
+    /// `c0`); sent after `joined` and whenever it changes.
+    View {
+        video: Vec<Option<String>>,
+        audio: Vec<Option<String>>,
+        content: Option<String>,
+        /// The page of thumbnails shown (0-based) and how many there are.
+        page: usize,
+        pages: usize,
+    },
     /// Who is speaking, from the audio levels (twice a second, and at once on a change).
     Speaking { active: Option<String>, levels: Vec<SiteLevel> },
     /// A server offer (renegotiation: a new site's media to receive).
@@ -607,7 +621,8 @@ mod tests {
         round_trip_client(ClientMessage::Attendance { attendees: "Phường Hàng Gai, Phường Hàng Trống".into(), headcount: Some(14) });
         round_trip_client(ClientMessage::StartRecording {});
         round_trip_client(ClientMessage::StopRecording {});
-        assert_eq!(ClientMessage::TYPES.len(), 28);
+        round_trip_client(ClientMessage::ViewPage { page: 2 });
+        assert_eq!(ClientMessage::TYPES.len(), 29);
         for t in ClientMessage::TYPES {
             // Every listed type parses far enough to be recognised (not unknown_type).
             let code = parse_client(&format!("{{\"type\":\"{t}\",\"bogus\":1}}")).unwrap_err().code;
@@ -653,6 +668,13 @@ mod tests {
             server_now_ms: 9,
         });
         round_trip_server(ServerMessage::Floor { event: FloorEventKind::Granted, request: 1, site: "hang-gai".into() });
+        round_trip_server(ServerMessage::View {
+            video: vec![Some("hq".into()), None],
+            audio: vec![Some("hq".into())],
+            content: Some("hq".into()),
+            page: 0,
+            pages: 3,
+        });
         round_trip_server(ServerMessage::Speaking {
             active: Some("hang-gai".into()),
             levels: vec![SiteLevel { site: "hang-gai".into(), level: 0.5 }],

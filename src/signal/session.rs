@@ -205,6 +205,7 @@ impl Session {
                     ClientMessage::EndConference {} => Action::EndConference,
                     ClientMessage::StartRecording {} => Action::StartRecording,
                     ClientMessage::StopRecording {} => Action::StopRecording,
+                    ClientMessage::ViewPage { page } => Action::ViewPage { page },
                     ClientMessage::Attendance { attendees, headcount } => {
                         if attendees.chars().count() > 2000 || headcount.is_some_and(|h| !(0..=100_000).contains(&h)) {
                             return (vec![ServerMessage::error(ErrorCode::InvalidMessage, "attendees over 2000 characters or a headcount out of range", Some(kind))], Flow::Continue);

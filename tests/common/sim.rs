@@ -25,6 +25,24 @@ use webrtc::peer_connection::{
 
 pub type Counts = Arc<Mutex<HashMap<(String, String), u64>>>;
 
+/// Which site each of the bridge's output slots carries (`v3` → `hang-gai`), from `view`.
+pub type Slots = Arc<Mutex<HashMap<String, String>>>;
+
+fn apply_view(slots: &Slots, v: &Value) {
+    let mut map = slots.lock().unwrap();
+    map.clear();
+    for (prefix, key) in [("v", "video"), ("a", "audio")] {
+        for (i, site) in v[key].as_array().into_iter().flatten().enumerate() {
+            if let Some(site) = site.as_str() {
+                map.insert(format!("{prefix}{i}"), site.to_string());
+            }
+        }
+    }
+    if let Some(site) = v["content"].as_str() {
+        map.insert("c0".into(), format!("{site}.content"));
+    }
+}
+
 pub struct Sim {
     pub site: String,
     counts: Counts,
@@ -40,6 +58,7 @@ pub struct Sim {
 struct Handler {
     outgoing: mpsc::UnboundedSender<Value>,
     counts: Counts,
+    slots: Slots,
     connected: Arc<Mutex<bool>>,
 }
 
@@ -57,13 +76,17 @@ impl PeerConnectionEventHandler for Handler {
     }
 
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
-        let site = track.stream_id().await.to_string();
+        let slot = track.stream_id().await.to_string();
         let kind = track.kind().await.to_string().to_lowercase();
-        let counts = self.counts.clone();
+        let (counts, slots) = (self.counts.clone(), self.slots.clone());
         tokio::spawn(async move {
             while let Some(ev) = track.poll().await {
                 match ev {
-                    TrackRemoteEvent::OnRtpPacket(_) => *counts.lock().unwrap().entry((site.clone(), kind.clone())).or_default() += 1,
+                    TrackRemoteEvent::OnRtpPacket(_) => {
+                        // Counted for the site the slot carries now.
+                        let site = slots.lock().unwrap().get(&slot).cloned().unwrap_or_else(|| format!("unassigned:{slot}"));
+                        *counts.lock().unwrap().entry((site, kind.clone())).or_default() += 1
+                    }
                     TrackRemoteEvent::OnEnded => break,
                     _ => {}
                 }
@@ -138,6 +161,7 @@ impl Sim {
         let socket = client.into_socket();
 
         let counts: Counts = Arc::default();
+        let slots: Slots = Arc::default();
         let messages = Arc::new(Mutex::new(vec![joined]));
         let connected = Arc::new(Mutex::new(false));
         let (outgoing, mut outgoing_rx) = mpsc::unbounded_channel::<Value>();
@@ -145,7 +169,7 @@ impl Sim {
         let mut me = MediaEngine::default();
         me.register_default_codecs().unwrap();
         let registry = register_default_interceptors(Registry::new(), &mut me).unwrap();
-        let handler = Arc::new(Handler { outgoing: outgoing.clone(), counts: counts.clone(), connected: connected.clone() });
+        let handler = Arc::new(Handler { outgoing: outgoing.clone(), counts: counts.clone(), slots: slots.clone(), connected: connected.clone() });
         let pc: Arc<dyn PeerConnection> = Arc::new(
             PeerConnectionBuilder::new()
                 .with_configuration(RTCConfigurationBuilder::new().build())
@@ -195,7 +219,7 @@ impl Sim {
         let (mut ws_tx, mut ws_rx) = socket.split();
         // Signalling pump: outgoing JSON to the socket, incoming JSON applied to the PC in order.
         {
-            let (pc, messages, cancel, outgoing, relays_held) = (pc.clone(), messages.clone(), cancel.clone(), outgoing.clone(), relays.clone());
+            let (pc, messages, cancel, outgoing, relays_held, slots) = (pc.clone(), messages.clone(), cancel.clone(), outgoing.clone(), relays.clone(), slots.clone());
             let relays = relays_held;
             tokio::spawn(async move {
                 let mut keepalive = tokio::time::interval(Duration::from_secs(15));
@@ -217,6 +241,7 @@ impl Sim {
                             let v: Value = serde_json::from_str(t.as_str()).unwrap();
                             messages.lock().unwrap().push(v.clone());
                             match v["type"].as_str() {
+                                Some("view") => apply_view(&slots, &v),
                                 Some("answer") => {
                                     let d = RTCSessionDescription::answer(without_candidates(v["sdp"].as_str().unwrap(), loss.is_some())).unwrap();
                                     pc.set_remote_description(d).await.unwrap();

@@ -1,0 +1,174 @@
+//! Who each site receives: a fixed number of audio and video outputs ("slots") per receiving
+//! site, filled by the conference's rules. Pure: everything is passed in.
+//!
+//! A district meeting of six sites fits: every site sees and hears every other. A city
+//! meeting of 126 points does not — no browser decodes 125 cameras — so a receiver gets HQ
+//! and the floor holder, plus one page of the others as thumbnails; and hears HQ, the floor
+//! holder and the loudest few. A site keeps its slot while it stays selected, so the media
+//! of the others is not reshuffled when one site comes or goes.
+
+/// What the rules need to know about one site.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Candidate {
+    pub present: bool,
+    /// Its camera is on.
+    pub video: bool,
+    /// Its audio flows (not muted by itself or the chair).
+    pub audio: bool,
+    /// Recent loudness, 0..1.
+    pub level: f32,
+    pub holds_floor: bool,
+}
+
+pub use crate::media::Selection;
+
+/// How many slots a receiver has, and which page of thumbnails it looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    pub audio_slots: usize,
+    pub video_slots: usize,
+}
+
+/// The video order: the chair, then the floor holders, then everyone else in config order.
+fn video_order(sites: &[Candidate], receiver: usize, chair: usize) -> (Vec<usize>, Vec<usize>) {
+    let shown = |i: usize| i != receiver && sites[i].present && sites[i].video;
+    let stage: Vec<usize> = std::iter::once(chair).chain((0..sites.len()).filter(|&i| i != chair && sites[i].holds_floor)).filter(|&i| shown(i)).collect();
+    let rest = (0..sites.len()).filter(|&i| shown(i) && !stage.contains(&i)).collect();
+    (stage, rest)
+}
+
+/// Pages of thumbnails a receiver can choose from (at least 1).
+pub fn pages(sites: &[Candidate], receiver: usize, chair: usize, shape: Shape) -> usize {
+    let (stage, rest) = video_order(sites, receiver, chair);
+    let per_page = shape.video_slots.saturating_sub(stage.len()).max(1);
+    if stage.len() + rest.len() <= shape.video_slots {
+        1
+    } else {
+        rest.len().div_ceil(per_page).max(1)
+    }
+}
+
+/// The sites a receiver should get, before slot assignment.
+pub fn wanted(sites: &[Candidate], receiver: usize, chair: usize, sharing: Option<usize>, page: usize, shape: Shape) -> (Vec<usize>, Vec<usize>, Option<usize>) {
+    let (stage, rest) = video_order(sites, receiver, chair);
+    let video = if stage.len() + rest.len() <= shape.video_slots {
+        stage.into_iter().chain(rest).collect()
+    } else {
+        let stage: Vec<usize> = stage.into_iter().take(shape.video_slots).collect();
+        let per_page = shape.video_slots - stage.len();
+        let pages = rest.len().div_ceil(per_page.max(1)).max(1);
+        let page = page.min(pages - 1);
+        stage.into_iter().chain(rest.into_iter().skip(page * per_page).take(per_page)).collect()
+    };
+    let heard: Vec<usize> = (0..sites.len()).filter(|&i| i != receiver && sites[i].present && sites[i].audio).collect();
+    let audio = if heard.len() <= shape.audio_slots {
+        heard
+    } else {
+        // The chair and the floor holders always; then the loudest.
+        let mut first: Vec<usize> = heard.iter().copied().filter(|&i| i == chair || sites[i].holds_floor).collect();
+        let mut others: Vec<usize> = heard.iter().copied().filter(|i| !first.contains(i)).collect();
+        others.sort_by(|a, b| sites[*b].level.total_cmp(&sites[*a].level).then(a.cmp(b)));
+        first.extend(others);
+        first.truncate(shape.audio_slots);
+        first
+    };
+    let content = sharing.filter(|&s| s != receiver && sites.get(s).is_some_and(|c| c.present));
+    (video, audio, content)
+}
+
+/// Puts `want` into `slots` slots, keeping every site that stays where it was.
+pub fn assign(previous: &[Option<usize>], want: &[usize], slots: usize) -> Vec<Option<usize>> {
+    let mut out: Vec<Option<usize>> = (0..slots).map(|i| previous.get(i).copied().flatten().filter(|s| want.contains(s))).collect();
+    let mut free = (0..slots).filter(|i| out[*i].is_none()).collect::<Vec<_>>().into_iter();
+    for site in want {
+        if !out.contains(&Some(*site)) {
+            match free.next() {
+                Some(i) => out[i] = Some(*site),
+                None => break,
+            }
+        }
+    }
+    out
+}
+
+/// One receiver's selection, given its previous one.
+pub fn select(sites: &[Candidate], receiver: usize, chair: usize, sharing: Option<usize>, page: usize, shape: Shape, previous: &Selection) -> Selection {
+    let (video, audio, content) = wanted(sites, receiver, chair, sharing, page, shape);
+    Selection { audio: assign(&previous.audio, &audio, shape.audio_slots), video: assign(&previous.video, &video, shape.video_slots), content }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meeting(n: usize) -> Vec<Candidate> {
+        (0..n).map(|_| Candidate { present: true, video: true, audio: true, level: 0.0, holds_floor: false }).collect()
+    }
+
+    const SMALL: Shape = Shape { audio_slots: 6, video_slots: 9 };
+
+    #[test]
+    fn in_a_six_site_meeting_everyone_gets_everyone_else() {
+        let sites = meeting(6);
+        let s = select(&sites, 3, 0, None, 0, SMALL, &Selection::default());
+        assert_eq!(s.video, vec![Some(0), Some(1), Some(2), Some(4), Some(5), None, None, None, None]);
+        assert_eq!(s.audio, vec![Some(0), Some(1), Some(2), Some(4), Some(5), None]);
+        assert_eq!(s.content, None);
+        assert_eq!(pages(&sites, 3, 0, SMALL), 1);
+    }
+
+    #[test]
+    fn a_large_meeting_gets_the_stage_and_a_page_of_thumbnails() {
+        let mut sites = meeting(130);
+        sites[42].holds_floor = true;
+        let shape = Shape { audio_slots: 4, video_slots: 9 };
+        let s = select(&sites, 7, 0, None, 0, shape, &Selection::default());
+        assert_eq!(s.video[..2], [Some(0), Some(42)], "HQ and the floor holder first");
+        assert_eq!(s.video[2..], [Some(1), Some(2), Some(3), Some(4), Some(5), Some(6), Some(8)], "then page 1, without the receiver");
+        assert_eq!(pages(&sites, 7, 0, shape), 127usize.div_ceil(7));
+        let p2 = select(&sites, 7, 0, None, 1, shape, &s);
+        assert_eq!(p2.video[..2], [Some(0), Some(42)], "the stage stays in its slots");
+        assert_eq!(p2.video[2..], [Some(9), Some(10), Some(11), Some(12), Some(13), Some(14), Some(15)]);
+        let last = select(&sites, 7, 0, None, 999, shape, &s);
+        assert_eq!(last.video.iter().flatten().count(), 2 + (127 - 7 * 18), "a page past the end shows the last one");
+    }
+
+    #[test]
+    fn audio_beyond_the_slots_is_the_chair_the_floor_and_the_loudest() {
+        let mut sites = meeting(20);
+        sites[5].holds_floor = true;
+        sites[11].level = 0.9;
+        sites[3].level = 0.5;
+        sites[17].level = 0.7;
+        let shape = Shape { audio_slots: 4, video_slots: 9 };
+        let s = select(&sites, 1, 0, None, 0, shape, &Selection::default());
+        let mut heard: Vec<usize> = s.audio.iter().flatten().copied().collect();
+        heard.sort();
+        assert_eq!(heard, vec![0, 5, 11, 17]);
+        // Muted sites are never selected.
+        sites[11].audio = false;
+        let s = select(&sites, 1, 0, None, 0, shape, &s);
+        let mut heard: Vec<usize> = s.audio.iter().flatten().copied().collect();
+        heard.sort();
+        assert_eq!(heard, vec![0, 3, 5, 17]);
+    }
+
+    #[test]
+    fn a_site_keeps_its_slot_while_it_stays_selected() {
+        let prev = vec![Some(4), Some(9), Some(2)];
+        assert_eq!(assign(&prev, &[2, 4, 7], 3), vec![Some(4), Some(7), Some(2)], "9 left: 7 takes its slot, 4 and 2 stay");
+        assert_eq!(assign(&prev, &[1, 2, 3, 4, 5], 3), vec![Some(4), Some(1), Some(2)], "more wanted than slots: the first ones");
+        assert_eq!(assign(&[], &[3], 2), vec![Some(3), None]);
+    }
+
+    #[test]
+    fn absent_sites_and_cameras_off_take_no_video_slot_and_content_follows_the_sharer() {
+        let mut sites = meeting(6);
+        sites[2].present = false;
+        sites[4].video = false;
+        let s = select(&sites, 1, 0, Some(3), 0, SMALL, &Selection::default());
+        assert_eq!(s.video.iter().flatten().copied().collect::<Vec<_>>(), vec![0, 3, 5]);
+        assert_eq!(s.content, Some(3));
+        assert_eq!(select(&sites, 3, 0, Some(3), 0, SMALL, &s).content, None, "the sharer does not get its own content back");
+    }
+}
