@@ -1,0 +1,447 @@
+//! `diemcau-load`: a load generator and forwarding benchmark. N simulated sites join the real
+//! bridge over the real signalling and real WebRTC (webrtc-rs, DTLS-SRTP), each sending
+//! Opus-sized audio (50 packets/s) and VP8-sized video at a chosen bitrate; every packet
+//! carries its source, a sequence number and its send time, so receivers measure loss and
+//! one-way latency through the bridge (sender, bridge and receiver share this host's clock).
+//! Bounded run time; prints one JSON summary.
+//!
+//!   cargo bench --bench load -- --sites 130 --mode stage --seconds 30
+//!   cargo bench --bench load -- --sites 6 --mode grid
+//!
+//! Options: `--sites N` (HQ + N-1 wards, default 6), `--mode stage|grid` (stage: the chair
+//! mutes the wards and gives the floor to one; every page receives HQ and the floor holder —
+//! 2 video and 2 audio slots; grid: every page receives every other site), `--seconds S`
+//! (measured window, default 20), `--video-kbps K` (every site's camera, default 400),
+//! `--stage-kbps K` (HQ's and the floor holder's camera in stage mode, default 2500),
+//! `--join-batch B` (sites joining at once, default 10). The bridge is started by this tool
+//! on the same host (release binary, loopback); nothing is subtracted.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+use common::ws::Client;
+use common::TestBridge;
+use futures::{SinkExt, StreamExt};
+use rtc::media_stream::MediaStreamTrack;
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
+use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::peer_connection::{
+    register_default_interceptors, MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
+    RTCConfigurationBuilder, RTCIceCandidateInit, RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription,
+    Registry, SettingEngineBuilder,
+};
+
+/// Where our header starts in each payload: after a VP8 payload descriptor and key-frame byte
+/// (the bridge forwards a newly selected camera from a key frame on), or an Opus TOC byte.
+const HEADER_AT: usize = 2;
+const VIDEO_PACKET_BYTES: usize = 1000;
+const AUDIO_PACKET_BYTES: usize = 80;
+/// Latency histogram: 10 µs buckets up to 200 ms.
+const BUCKET_US: u64 = 10;
+const BUCKETS: usize = 20_000;
+
+fn epoch() -> Instant {
+    static E: OnceLock<Instant> = OnceLock::new();
+    *E.get_or_init(Instant::now)
+}
+
+fn now_us() -> u64 {
+    epoch().elapsed().as_micros() as u64
+}
+
+struct Args {
+    sites: usize,
+    stage: bool,
+    seconds: u64,
+    video_kbps: u64,
+    stage_kbps: u64,
+    join_batch: usize,
+}
+
+fn args() -> Args {
+    let mut a = Args { sites: 6, stage: false, seconds: 20, video_kbps: 400, stage_kbps: 2500, join_batch: 10 };
+    let argv: Vec<String> = std::env::args().collect();
+    let mut i = 1;
+    while i < argv.len() {
+        let value = || argv.get(i + 1).cloned().unwrap_or_default();
+        match argv[i].as_str() {
+            "--sites" => a.sites = value().parse().expect("--sites N"),
+            "--mode" => a.stage = value() == "stage",
+            "--seconds" => a.seconds = value().parse().expect("--seconds S"),
+            "--video-kbps" => a.video_kbps = value().parse().expect("--video-kbps K"),
+            "--stage-kbps" => a.stage_kbps = value().parse().expect("--stage-kbps K"),
+            "--join-batch" => a.join_batch = value().parse().expect("--join-batch B"),
+            _ => {
+                i += 1;
+                continue; // cargo bench passes --bench
+            }
+        }
+        i += 2;
+    }
+    assert!((2..=500).contains(&a.sites), "--sites between 2 and 500");
+    a
+}
+
+fn site_id(i: usize) -> String {
+    if i == 0 {
+        "hq".into()
+    } else {
+        format!("p{i:03}")
+    }
+}
+
+fn key(i: usize) -> String {
+    format!("{}-load-key-0123456789", site_id(i))
+}
+
+fn config(a: &Args) -> String {
+    let (video, audio) = if a.stage { (2, 2) } else { (a.sites - 1, a.sites - 1) };
+    let mut c = format!(
+        "[conference]\ntitle = \"Tải thử {} điểm cầu\"\nvideo_slots = {}\naudio_slots = {}\n\n\
+         [limits]\njoins_per_minute = 100000\nsockets_per_ip = 10000\n\n",
+        a.sites,
+        video.clamp(1, 25),
+        audio.clamp(1, 16)
+    );
+    for i in 0..a.sites {
+        let role = if i == 0 { "chair" } else { "site" };
+        c.push_str(&format!("[[sites]]\nid = \"{}\"\nname = \"Điểm {i}\"\nrole = \"{role}\"\nkey = \"{}\"\n\n", site_id(i), key(i)));
+    }
+    c
+}
+
+/// What every receiver records, shared.
+#[derive(Default)]
+struct Measured {
+    /// Counting only inside the measured window.
+    on: AtomicBool,
+    packets: AtomicU64,
+    histogram: OnceLock<Vec<AtomicU32>>,
+    /// Per (receiver, source, kind): (first seq, highest seq, received) within the window.
+    streams: Mutex<std::collections::HashMap<(usize, u16, u8), (u32, u32, u64)>>,
+}
+
+impl Measured {
+    fn histogram(&self) -> &[AtomicU32] {
+        self.histogram.get_or_init(|| (0..BUCKETS).map(|_| AtomicU32::new(0)).collect())
+    }
+
+    fn record(&self, receiver: usize, payload: &[u8]) {
+        if !self.on.load(Ordering::Relaxed) || payload.len() < HEADER_AT + 15 {
+            return;
+        }
+        let h = &payload[HEADER_AT..];
+        let source = u16::from_be_bytes([h[0], h[1]]);
+        let kind = h[2];
+        let seq = u32::from_be_bytes([h[3], h[4], h[5], h[6]]);
+        let sent = u64::from_be_bytes(h[7..15].try_into().unwrap());
+        let latency = now_us().saturating_sub(sent);
+        let bucket = ((latency / BUCKET_US) as usize).min(BUCKETS - 1);
+        self.histogram()[bucket].fetch_add(1, Ordering::Relaxed);
+        self.packets.fetch_add(1, Ordering::Relaxed);
+        let mut s = self.streams.lock().unwrap();
+        let e = s.entry((receiver, source, kind)).or_insert((seq, seq, 0));
+        e.1 = e.1.max(seq);
+        e.0 = e.0.min(seq);
+        e.2 += 1;
+    }
+
+    fn percentile_us(&self, p: f64) -> f64 {
+        let h: Vec<u64> = self.histogram().iter().map(|b| b.load(Ordering::Relaxed) as u64).collect();
+        let total: u64 = h.iter().sum();
+        let mut seen = 0;
+        for (i, n) in h.iter().enumerate() {
+            seen += n;
+            if total > 0 && seen as f64 >= p * total as f64 {
+                return (i as u64 * BUCKET_US + BUCKET_US / 2) as f64;
+            }
+        }
+        f64::NAN
+    }
+
+    fn loss_percent(&self) -> f64 {
+        let s = self.streams.lock().unwrap();
+        let (expected, got) = s.values().fold((0u64, 0u64), |(e, g), (lo, hi, n)| (e + (hi - lo + 1) as u64, g + n));
+        if expected == 0 {
+            0.0
+        } else {
+            (1.0 - got as f64 / expected as f64).max(0.0) * 100.0
+        }
+    }
+}
+
+struct Handler {
+    index: usize,
+    outgoing: mpsc::UnboundedSender<Value>,
+    connected: Arc<AtomicBool>,
+    measured: Arc<Measured>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Handler {
+    async fn on_ice_candidate(&self, ev: RTCPeerConnectionIceEvent) {
+        if let Ok(c) = ev.candidate.to_json() {
+            let _ = self.outgoing.send(json!({"type": "candidate", "candidate": {"candidate": c.candidate, "sdpMid": c.sdp_mid, "sdpMLineIndex": c.sdp_mline_index}}));
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        self.connected.store(state == RTCPeerConnectionState::Connected, Ordering::Relaxed);
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let (measured, index) = (self.measured.clone(), self.index);
+        tokio::spawn(async move {
+            while let Some(ev) = track.poll().await {
+                match ev {
+                    TrackRemoteEvent::OnRtpPacket(p) => measured.record(index, &p.payload),
+                    TrackRemoteEvent::OnEnded => break,
+                    _ => {}
+                }
+            }
+        });
+    }
+}
+
+fn local_track(id: &str, kind: RtpCodecKind, codec: RTCRtpCodec, ssrc: u32) -> Arc<TrackLocalStaticRTP> {
+    Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+        id.to_string(),
+        format!("{id}-{kind}"),
+        format!("{id}-{kind}"),
+        kind,
+        vec![RTCRtpEncodingParameters { rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() }, codec, ..Default::default() }],
+    )))
+}
+
+/// One simulated site: joins, publishes, receives; stops with `cancel`.
+async fn site(bridge: &TestBridge, index: usize, video_kbps: Arc<AtomicU64>, measured: Arc<Measured>, cancel: CancellationToken) -> (mpsc::UnboundedSender<Value>, Arc<AtomicBool>) {
+    let id = site_id(index);
+    let mut client = Client::connect(&bridge.cert_pem(), bridge.port).await;
+    let joined = client.join(&id, &key(index)).await;
+    assert_eq!(joined["type"], "joined", "{id}: {joined}");
+    let (mut ws_tx, mut ws_rx) = client.into_socket().split();
+    let (outgoing, mut outgoing_rx) = mpsc::unbounded_channel::<Value>();
+    let connected = Arc::new(AtomicBool::new(false));
+    let mut me = MediaEngine::default();
+    me.register_default_codecs().unwrap();
+    let registry = register_default_interceptors(Registry::new(), &mut me).unwrap();
+    let handler = Arc::new(Handler { index, outgoing: outgoing.clone(), connected: connected.clone(), measured });
+    let pc: Arc<dyn PeerConnection> = Arc::new(
+        PeerConnectionBuilder::new()
+            .with_configuration(RTCConfigurationBuilder::new().build())
+            .with_media_engine(me)
+            .with_setting_engine(SettingEngineBuilder::new().with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled).build())
+            .with_interceptor_registry(registry)
+            .with_handler(handler)
+            .with_udp_addrs(vec!["127.0.0.1:0".to_string()])
+            .build()
+            .await
+            .unwrap(),
+    );
+    let opus = RTCRtpCodec { mime_type: "audio/opus".into(), clock_rate: 48_000, channels: 2, sdp_fmtp_line: "minptime=10;useinbandfec=1".into(), rtcp_feedback: vec![] };
+    let vp8 = RTCRtpCodec { mime_type: "video/VP8".into(), clock_rate: 90_000, ..Default::default() };
+    let (assrc, vssrc) = (rand::random::<u32>(), rand::random::<u32>());
+    let audio = local_track(&id, RtpCodecKind::Audio, opus, assrc);
+    let video = local_track(&id, RtpCodecKind::Video, vp8, vssrc);
+    for t in [audio.clone(), video.clone()] {
+        let init = RTCRtpTransceiverInit { direction: RTCRtpTransceiverDirection::Sendonly, streams: vec![id.clone()], send_encodings: vec![] };
+        pc.add_transceiver_from_track(t as Arc<dyn TrackLocal>, Some(init)).await.unwrap();
+    }
+    let offer = pc.create_offer(None).await.unwrap();
+    pc.set_local_description(offer).await.unwrap();
+    outgoing.send(json!({"type": "offer", "sdp": pc.local_description().await.unwrap().sdp})).unwrap();
+    // Signalling, bounded by `cancel`.
+    {
+        let (pc, cancel, outgoing) = (pc.clone(), cancel.clone(), outgoing.clone());
+        tokio::spawn(async move {
+            let mut keepalive = tokio::time::interval(Duration::from_secs(15));
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = keepalive.tick() => { let _ = ws_tx.send(Message::Text(json!({"type": "ping"}).to_string().into())).await; }
+                    Some(v) = outgoing_rx.recv() => { if ws_tx.send(Message::Text(v.to_string().into())).await.is_err() { break; } }
+                    msg = ws_rx.next() => {
+                        let Some(Ok(Message::Text(t))) = msg else { if matches!(msg, Some(Ok(_))) { continue; } break };
+                        let v: Value = serde_json::from_str(t.as_str()).unwrap_or(Value::Null);
+                        match v["type"].as_str() {
+                            Some("answer") => { let _ = pc.set_remote_description(RTCSessionDescription::answer(v["sdp"].as_str().unwrap_or("").into()).unwrap()).await; }
+                            Some("offer") => {
+                                let _ = pc.set_remote_description(RTCSessionDescription::offer(v["sdp"].as_str().unwrap_or("").into()).unwrap()).await;
+                                let a = pc.create_answer(None).await.unwrap();
+                                pc.set_local_description(a).await.unwrap();
+                                let _ = outgoing.send(json!({"type": "answer", "sdp": pc.local_description().await.unwrap().sdp}));
+                            }
+                            Some("candidate") => {
+                                let c = &v["candidate"];
+                                let init = RTCIceCandidateInit {
+                                    candidate: c["candidate"].as_str().unwrap_or("").into(),
+                                    sdp_mid: c["sdpMid"].as_str().map(Into::into),
+                                    sdp_mline_index: c["sdpMLineIndex"].as_u64().map(|x| x as u16),
+                                    ..Default::default()
+                                };
+                                let _ = pc.add_ice_candidate(init).await;
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            let _ = pc.close().await;
+        });
+    }
+    // Media: a 20 ms tick; audio every tick, video frames at 15/s split into 1000-byte packets.
+    {
+        let (connected, cancel) = (connected.clone(), cancel.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(20));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            let (mut aseq, mut vseq, mut ats, mut vts, mut n) = (0u32, 0u32, 0u32, 0u32, 0u64);
+            let mut video_bytes = 0.0f64;
+            let packet = |ssrc: u32, pt: u8, seq: u32, ts: u32, marker: bool, size: usize, first: [u8; 2], kind: u8| {
+                let mut p = rtc::rtp::Packet::default();
+                p.header.version = 2;
+                p.header.payload_type = pt;
+                p.header.ssrc = ssrc;
+                p.header.sequence_number = seq as u16;
+                p.header.timestamp = ts;
+                p.header.marker = marker;
+                let mut b = vec![0u8; size];
+                b[..2].copy_from_slice(&first);
+                b[HEADER_AT..HEADER_AT + 2].copy_from_slice(&(index as u16).to_be_bytes());
+                b[HEADER_AT + 2] = kind;
+                b[HEADER_AT + 3..HEADER_AT + 7].copy_from_slice(&seq.to_be_bytes());
+                b[HEADER_AT + 7..HEADER_AT + 15].copy_from_slice(&now_us().to_be_bytes());
+                p.payload = bytes::Bytes::from(b);
+                p
+            };
+            loop {
+                tokio::select! { _ = cancel.cancelled() => break, _ = tick.tick() => {} }
+                if !connected.load(Ordering::Relaxed) {
+                    continue;
+                }
+                n += 1;
+                let _ = audio.write_rtp(packet(assrc, 111, aseq, ats, false, AUDIO_PACKET_BYTES, [0xF8, 0xFF], 0)).await;
+                aseq = aseq.wrapping_add(1);
+                ats = ats.wrapping_add(960);
+                video_bytes += video_kbps.load(Ordering::Relaxed) as f64 * 1000.0 / 8.0 / 50.0;
+                // A frame every 4 or 3 ticks (15 frames/s), carrying the bytes accumulated since.
+                if n % 10 == 0 || n % 10 == 3 || n % 10 == 7 {
+                    let packets = ((video_bytes / VIDEO_PACKET_BYTES as f64).round() as usize).max(1);
+                    video_bytes = 0.0;
+                    for k in 0..packets {
+                        let first = if k == 0 { [0x10, 0x10] } else { [0x00, 0x10] };
+                        let _ = video.write_rtp(packet(vssrc, 96, vseq, vts, k + 1 == packets, VIDEO_PACKET_BYTES, first, 1)).await;
+                        vseq = vseq.wrapping_add(1);
+                    }
+                    vts = vts.wrapping_add(6000);
+                }
+            }
+        });
+    }
+    (outgoing, connected)
+}
+
+/// (user+system CPU seconds, RSS KiB) of a process.
+fn proc_usage(pid: u32) -> (f64, u64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let rss = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next()?.parse().ok()).unwrap_or(0);
+    (ticks / 100.0, rss)
+}
+
+fn self_cpu() -> f64 {
+    proc_usage(std::process::id()).0
+}
+
+fn main() {
+    let a = args();
+    epoch();
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap().block_on(run(a));
+}
+
+async fn run(a: Args) {
+    let data = common::scratch_dir("load");
+    let path = data.join("load.toml");
+    std::fs::write(&path, config(&a)).unwrap();
+    let bridge = TestBridge::start_with(path, data);
+    let pid = bridge.pid();
+    let measured = Arc::new(Measured::default());
+    let cancel = CancellationToken::new();
+    let join_start = Instant::now();
+    let mut sites = Vec::new();
+    let mut rates = Vec::new();
+    for batch in (0..a.sites).collect::<Vec<_>>().chunks(a.join_batch.max(1)) {
+        let joins = batch.iter().map(|&i| {
+            let rate = Arc::new(AtomicU64::new(if a.stage && i == 0 { a.stage_kbps } else { a.video_kbps }));
+            rates.push(rate.clone());
+            site(&bridge, i, rate, measured.clone(), cancel.clone())
+        });
+        sites.extend(futures::future::join_all(joins.collect::<Vec<_>>()).await);
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !sites.iter().all(|(_, c)| c.load(Ordering::Relaxed)) {
+        assert!(Instant::now() < deadline, "not every site connected within 120 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let joined_in = join_start.elapsed().as_secs_f64();
+    if a.stage {
+        // The chair mutes the wards and gives the floor to the first one, which speaks in HD.
+        sites[0].0.send(json!({"type": "mute_all", "muted": true})).unwrap();
+        sites[0].0.send(json!({"type": "give_floor", "site": site_id(1)})).unwrap();
+        rates[1].store(a.stage_kbps, Ordering::Relaxed);
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await; // warm-up: keyframes, selections settle
+    let h0 = bridge.get_json("/api/health").await;
+    let ((cpu0, _), gen0) = (proc_usage(pid), self_cpu());
+    measured.on.store(true, Ordering::Relaxed);
+    let t0 = Instant::now();
+    let mut rss_max = 0;
+    while t0.elapsed() < Duration::from_secs(a.seconds) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        rss_max = rss_max.max(proc_usage(pid).1);
+    }
+    measured.on.store(false, Ordering::Relaxed);
+    let elapsed = t0.elapsed().as_secs_f64();
+    let ((cpu1, rss_end), gen1) = (proc_usage(pid), self_cpu());
+    let h1 = bridge.get_json("/api/health").await;
+    let delta = |k: &str| (h1["media"][k].as_u64().unwrap_or(0) - h0["media"][k].as_u64().unwrap_or(0)) as f64;
+    let cpu = (cpu1 - cpu0) / elapsed;
+    let out_pps = delta("forwarded_packets") / elapsed;
+    let summary = json!({
+        "sites": a.sites,
+        "mode": if a.stage { "stage" } else { "grid" },
+        "seconds": elapsed,
+        "joined_and_connected_s": joined_in,
+        "video_kbps": a.video_kbps,
+        "stage_kbps": if a.stage { Some(a.stage_kbps) } else { None },
+        "bridge_in_pps": delta("received_packets") / elapsed,
+        "bridge_out_pps": out_pps,
+        "bridge_dropped_queue_full": delta("dropped_queue_full"),
+        "bridge_cpu_percent_of_one_core": cpu * 100.0,
+        "forwarded_packets_per_cpu_second": if cpu > 0.0 { out_pps / cpu } else { 0.0 },
+        "bridge_rss_mib_max": rss_max as f64 / 1024.0,
+        "bridge_rss_mib_end": rss_end as f64 / 1024.0,
+        "received_pps_at_sites": measured.packets.load(Ordering::Relaxed) as f64 / elapsed,
+        "loss_percent": measured.loss_percent(),
+        "latency_us_p50": measured.percentile_us(0.50),
+        "latency_us_p99": measured.percentile_us(0.99),
+        "load_generator_cpu_percent": (gen1 - gen0) / elapsed * 100.0,
+        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+    });
+    println!("{}", serde_json::to_string_pretty(&summary).unwrap());
+    cancel.cancel();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+}
