@@ -20,6 +20,29 @@ import { Signalling, FATAL_JOIN_CODES } from "./protocol.js";
 
 const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 10000];
 
+/**
+ * Simulcast layers for a camera, by its resolution: the bridge sends each receiver the layer
+ * that fits its tile (high for HQ and the speaker, low for thumbnails). Below 640x360 a camera
+ * sends one encoding (the browser would drop layers that small anyway).
+ * @param {MediaStreamTrack} track
+ * @returns {RTCRtpEncodingParameters[] | undefined}
+ */
+export function simulcastLayers(track) {
+  const { width = 0, height = 0 } = track.getSettings();
+  const pixels = width * height;
+  if (pixels >= 960 * 540) {
+    return [
+      { rid: "l", scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+      { rid: "m", scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+      { rid: "h", maxBitrate: 1_500_000 },
+    ];
+  }
+  if (pixels >= 640 * 360) {
+    return [{ rid: "l", scaleResolutionDownBy: 2, maxBitrate: 200_000 }, { rid: "h", maxBitrate: 800_000 }];
+  }
+  return undefined;
+}
+
 export class BridgeClient {
   /**
    * @param {{wsUrl: string, site: string, key: string, localStream: MediaStream, relayOnly?: boolean}} opts
@@ -283,7 +306,8 @@ export class BridgeClient {
     this.pc = pc;
     const local = this.opts.localStream;
     for (const track of local.getTracks()) {
-      pc.addTransceiver(track, { direction: "sendonly", streams: [local] });
+      const sendEncodings = track.kind === "video" ? simulcastLayers(track) : undefined;
+      pc.addTransceiver(track, sendEncodings ? { direction: "sendonly", streams: [local], sendEncodings } : { direction: "sendonly", streams: [local] });
     }
     pc.onicecandidate = (e) => { if (e.candidate) this.sig?.candidate(e.candidate.toJSON()); };
     pc.ontrack = (e) => {

@@ -817,7 +817,7 @@ impl Actor {
                 holds_floor: holders.iter().any(|h| h.site == i),
             })
             .collect();
-        let shape = Shape { audio_slots: self.settings.audio_slots, video_slots: self.settings.video_slots };
+        let shape = Shape { audio_slots: self.settings.audio_slots, video_slots: self.settings.video_slots, grid: self.layout == Layout::Grid };
         let chair = self.floor.chair();
         let mut changed = false;
         for r in 0..self.seats.len() {

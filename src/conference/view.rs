@@ -21,12 +21,15 @@ pub struct Candidate {
 }
 
 pub use crate::media::Selection;
+use crate::media::{HIGH, LOW, MEDIUM};
 
-/// How many slots a receiver has, and which page of thumbnails it looks at.
+/// How many slots a receiver has, and how its page lays them out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shape {
     pub audio_slots: usize,
     pub video_slots: usize,
+    /// Every tile the same size (the chair's grid layout) rather than a stage.
+    pub grid: bool,
 }
 
 /// The video order: the chair, then the floor holders, then everyone else in config order.
@@ -91,10 +94,21 @@ pub fn assign(previous: &[Option<usize>], want: &[usize], slots: usize) -> Vec<O
     out
 }
 
-/// One receiver's selection, given its previous one.
+/// One receiver's selection, given its previous one. Large tiles (HQ, the floor holder) get a
+/// camera's high simulcast layer, thumbnails the low one, a grid's equal tiles the medium one.
 pub fn select(sites: &[Candidate], receiver: usize, chair: usize, sharing: Option<usize>, page: usize, shape: Shape, previous: &Selection) -> Selection {
-    let (video, audio, content) = wanted(sites, receiver, chair, sharing, page, shape);
-    Selection { audio: assign(&previous.audio, &audio, shape.audio_slots), video: assign(&previous.video, &video, shape.video_slots), content }
+    let (want_video, audio, content) = wanted(sites, receiver, chair, sharing, page, shape);
+    let video = assign(&previous.video, &want_video, shape.video_slots);
+    let video_layers = video
+        .iter()
+        .map(|s| match s {
+            Some(i) if !shape.grid && (*i == chair || sites[*i].holds_floor) => HIGH,
+            Some(_) if shape.grid => MEDIUM,
+            Some(_) => LOW,
+            None => HIGH,
+        })
+        .collect();
+    Selection { audio: assign(&previous.audio, &audio, shape.audio_slots), video, video_layers, content }
 }
 
 #[cfg(test)]
@@ -105,7 +119,7 @@ mod tests {
         (0..n).map(|_| Candidate { present: true, video: true, audio: true, level: 0.0, holds_floor: false }).collect()
     }
 
-    const SMALL: Shape = Shape { audio_slots: 6, video_slots: 9 };
+    const SMALL: Shape = Shape { audio_slots: 6, video_slots: 9, grid: false };
 
     #[test]
     fn in_a_six_site_meeting_everyone_gets_everyone_else() {
@@ -121,7 +135,7 @@ mod tests {
     fn a_large_meeting_gets_the_stage_and_a_page_of_thumbnails() {
         let mut sites = meeting(130);
         sites[42].holds_floor = true;
-        let shape = Shape { audio_slots: 4, video_slots: 9 };
+        let shape = Shape { audio_slots: 4, video_slots: 9, grid: false };
         let s = select(&sites, 7, 0, None, 0, shape, &Selection::default());
         assert_eq!(s.video[..2], [Some(0), Some(42)], "HQ and the floor holder first");
         assert_eq!(s.video[2..], [Some(1), Some(2), Some(3), Some(4), Some(5), Some(6), Some(8)], "then page 1, without the receiver");
@@ -140,7 +154,7 @@ mod tests {
         sites[11].level = 0.9;
         sites[3].level = 0.5;
         sites[17].level = 0.7;
-        let shape = Shape { audio_slots: 4, video_slots: 9 };
+        let shape = Shape { audio_slots: 4, video_slots: 9, grid: false };
         let s = select(&sites, 1, 0, None, 0, shape, &Selection::default());
         let mut heard: Vec<usize> = s.audio.iter().flatten().copied().collect();
         heard.sort();
@@ -170,5 +184,16 @@ mod tests {
         assert_eq!(s.video.iter().flatten().copied().collect::<Vec<_>>(), vec![0, 3, 5]);
         assert_eq!(s.content, Some(3));
         assert_eq!(select(&sites, 3, 0, Some(3), 0, SMALL, &s).content, None, "the sharer does not get its own content back");
+    }
+
+    #[test]
+    fn large_tiles_get_the_high_layer_and_thumbnails_the_low_one() {
+        let mut sites = meeting(6);
+        sites[4].holds_floor = true;
+        let s = select(&sites, 2, 0, None, 0, SMALL, &Selection::default());
+        let layer_of = |s: &Selection, site: usize| s.video_layers[s.video.iter().position(|x| *x == Some(site)).unwrap()];
+        assert_eq!((layer_of(&s, 0), layer_of(&s, 4), layer_of(&s, 1)), (HIGH, HIGH, LOW));
+        let grid = select(&sites, 2, 0, None, 0, Shape { grid: true, ..SMALL }, &s);
+        assert!(grid.video.iter().flatten().all(|site| layer_of(&grid, *site) == MEDIUM), "equal tiles, medium layer");
     }
 }

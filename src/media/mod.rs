@@ -27,12 +27,32 @@ pub enum Kind {
     Content,
 }
 
+/// A simulcast layer of a camera: 0 low, 1 medium, 2 high (full resolution). A publisher that
+/// sends one encoding sends [`HIGH`]; audio and content are always [`HIGH`].
+pub type Layer = u8;
+pub const LOW: Layer = 0;
+pub const MEDIUM: Layer = 1;
+pub const HIGH: Layer = 2;
+pub const LAYERS: usize = 3;
+
+/// The layer a simulcast RID names (the web client's `l`, `m`, `h`); none or unknown = high.
+pub fn layer_of_rid(rid: Option<&str>) -> Layer {
+    match rid {
+        Some("l") | Some("q") => LOW,
+        Some("m") => MEDIUM,
+        _ => HIGH,
+    }
+}
+
 /// One receiving site's outputs ("slots"): which source site each one carries (`None`:
-/// nothing). Decided by the conference (`conference::view`), followed by the router.
+/// nothing), and for video slots the layer wanted (a large tile high, a thumbnail low).
+/// Decided by the conference (`conference::view`), followed by the router.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Selection {
     pub audio: Vec<Option<usize>>,
     pub video: Vec<Option<usize>>,
+    /// Per video slot; missing entries mean [`HIGH`].
+    pub video_layers: Vec<Layer>,
     pub content: Option<usize>,
 }
 
@@ -43,6 +63,14 @@ impl Selection {
             Kind::Audio => self.audio.clone(),
             Kind::Video => self.video.clone(),
             Kind::Content => vec![self.content],
+        }
+    }
+
+    /// The layer wanted in one slot.
+    pub fn layer(&self, kind: Kind, slot: usize) -> Layer {
+        match kind {
+            Kind::Video => self.video_layers.get(slot).copied().unwrap_or(HIGH),
+            _ => HIGH,
         }
     }
 

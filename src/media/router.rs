@@ -1,15 +1,16 @@
 //! The route table and the per-packet forwarding decision.
 //!
-//! Sources (a site's published audio, camera or content) and sinks (a site's receiving
+//! Sources (a site's published audio, camera layers or content) and sinks (a site's receiving
 //! queue) register here, each under a generation number so that a replaced site's late
 //! unregister cannot remove its successor. The conference decides which source each of a
-//! receiver's output slots carries ([`Selection`]); the router turns those decisions into,
-//! per source and kind, the list of (receiver, slot) it goes to. The packet path
+//! receiver's output slots carries and which simulcast layer it wants ([`Selection`]); the
+//! router turns those decisions into, per source and kind, the list of (receiver, slot,
+//! layer) it goes to — the wanted layer if the publisher sends it, else the nearest one. The packet path
 //! (`forward`) loads the current [`RouteTable`] once and offers the packet to each of those
 //! receivers' bounded queues with `try_send`: a slow receiver loses its own packets
 //! (counted), it never slows the publisher or the other receivers.
 
-use super::{Kind, RtpPacket, Selection, KINDS};
+use super::{Kind, Layer, RtpPacket, Selection, HIGH, KINDS, LAYERS};
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,6 +25,8 @@ pub const SINK_QUEUE_PACKETS: usize = 1024;
 pub struct SinkPacket {
     pub source: usize,
     pub kind: Kind,
+    /// The simulcast layer it belongs to ([`HIGH`] without simulcast).
+    pub layer: Layer,
     /// The receiver's output slot of that kind (0 for the recorder).
     pub slot: u8,
     pub packet: RtpPacket,
@@ -34,8 +37,10 @@ pub struct SinkPacket {
 pub struct RouteTable {
     /// Receiving queues by site.
     sinks: Vec<Option<mpsc::Sender<SinkPacket>>>,
-    /// By source site and kind: the (receiver site, slot) pairs it is forwarded to.
-    targets: Vec<[Vec<(usize, u8)>; KINDS]>,
+    /// By source site and kind: the (receiver site, slot, layer) it is forwarded to.
+    targets: Vec<[Vec<(usize, u8, Layer)>; KINDS]>,
+    /// By source site and kind: the best layer it sends, which is what is recorded.
+    recorded_layer: Vec<[Layer; KINDS]>,
     /// Per site and kind (audio, video, content): not forwarded (server-enforced mute).
     blocked: Vec<[bool; KINDS]>,
     /// While recording: the recorder's queue, offered every forwarded packet.
@@ -72,7 +77,7 @@ struct SourceEntry {
 #[derive(Default)]
 struct Control {
     sinks: HashMap<usize, (u64, mpsc::Sender<SinkPacket>)>,
-    sources: HashMap<(usize, Kind), SourceEntry>,
+    sources: HashMap<(usize, Kind, Layer), SourceEntry>,
     blocked: Vec<[bool; KINDS]>,
     /// By receiver site.
     selections: Vec<Selection>,
@@ -134,21 +139,23 @@ impl Router {
         }
     }
 
-    /// Registers a published stream. `keyframe` receives a unit for each keyframe request.
-    /// A receiver whose slot already carries this site starts its stream with a keyframe.
-    pub fn register_source(&self, site: usize, kind: Kind, generation: u64, keyframe: mpsc::Sender<()>) {
+    /// Registers a published stream (one layer of it). `keyframe` receives a unit for each
+    /// keyframe request. Receivers whose slots now get this layer start it with a keyframe.
+    pub fn register_source(&self, site: usize, kind: Kind, layer: Layer, generation: u64, keyframe: mpsc::Sender<()>) {
         let mut c = self.lock();
-        c.sources.insert((site, kind), SourceEntry { generation, keyframe });
+        c.sources.insert((site, kind, layer), SourceEntry { generation, keyframe });
+        self.publish_routes(&c);
         drop(c);
         if kind.is_video() {
-            self.request_keyframe(site, kind);
+            self.request_layer_keyframe(site, kind, layer);
         }
     }
 
-    pub fn unregister_source(&self, site: usize, kind: Kind, generation: u64) {
+    pub fn unregister_source(&self, site: usize, kind: Kind, layer: Layer, generation: u64) {
         let mut c = self.lock();
-        if c.sources.get(&(site, kind)).is_some_and(|e| e.generation == generation) {
-            c.sources.remove(&(site, kind));
+        if c.sources.get(&(site, kind, layer)).is_some_and(|e| e.generation == generation) {
+            c.sources.remove(&(site, kind, layer));
+            self.publish_routes(&c);
         }
     }
 
@@ -156,16 +163,16 @@ impl Router {
     /// another site gets a keyframe requested from it, so the receiver decodes at once.
     pub fn set_selections(&self, selections: Vec<Selection>) {
         let mut c = self.lock();
-        let mut starting: Vec<(usize, Kind)> = Vec::new();
+        let mut starting: Vec<(usize, Kind, Layer)> = Vec::new();
         for (receiver, new) in selections.iter().enumerate() {
             let old = c.selections.get(receiver).cloned().unwrap_or_default();
             for kind in [Kind::Video, Kind::Content] {
-                let (before, after) = (old.slots(kind), new.slots(kind));
-                for (slot, source) in after.iter().enumerate() {
-                    if let Some(s) = source {
-                        if before.get(slot).copied().flatten() != Some(*s) && !starting.contains(&(*s, kind)) {
-                            starting.push((*s, kind));
-                        }
+                for (slot, source) in new.slots(kind).iter().enumerate() {
+                    let Some(s) = *source else { continue };
+                    let now = (s, effective_layer(&c, s, kind, new.layer(kind, slot)));
+                    let before = old.source(kind, slot).map(|b| (b, effective_layer(&c, b, kind, old.layer(kind, slot))));
+                    if before != Some(now) && !starting.contains(&(now.0, kind, now.1)) {
+                        starting.push((now.0, kind, now.1));
                     }
                 }
             }
@@ -173,14 +180,19 @@ impl Router {
         c.selections = selections;
         self.publish_routes(&c);
         drop(c);
-        for (site, kind) in starting {
-            self.request_keyframe(site, kind);
+        for (site, kind, layer) in starting {
+            self.request_layer_keyframe(site, kind, layer);
         }
     }
 
-    /// The source one of `receiver`'s slots carries now (for its keyframe requests).
-    pub fn slot_source(&self, receiver: usize, kind: Kind, slot: usize) -> Option<usize> {
-        self.lock().selections.get(receiver)?.source(kind, slot)
+    /// A receiver asks for a keyframe on one of its slots: the publisher of the layer that
+    /// slot carries now is asked.
+    pub fn request_slot_keyframe(&self, receiver: usize, kind: Kind, slot: usize) {
+        let c = self.lock();
+        let Some(sel) = c.selections.get(receiver) else { return };
+        let Some(source) = sel.source(kind, slot) else { return };
+        let layer = effective_layer(&c, source, kind, sel.layer(kind, slot));
+        self.send_keyframe(&c, source, kind, layer);
     }
 
     /// The forwarding policy, per site `[audio, video, content]` blocked: while blocked, none
@@ -216,26 +228,39 @@ impl Router {
     /// Asks every publisher of video or content for a keyframe.
     pub fn request_all_keyframes(&self) {
         let c = self.lock();
-        for ((_, kind), e) in c.sources.iter() {
+        for ((_, kind, _), e) in c.sources.iter() {
             if kind.is_video() && e.keyframe.try_send(()).is_ok() {
                 self.inner.counters.keyframe_requests.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
 
-    /// Asks the publisher of `site`'s video or content for a keyframe (the publisher
-    /// rate-limits).
+    /// Asks the publisher of `site`'s video or content for a keyframe on every layer it
+    /// sends (the publisher rate-limits).
     pub fn request_keyframe(&self, site: usize, kind: Kind) {
         let c = self.lock();
-        if let Some(e) = c.sources.get(&(site, kind)) {
+        for layer in 0..LAYERS as Layer {
+            self.send_keyframe(&c, site, kind, layer);
+        }
+    }
+
+    /// The same for one layer.
+    pub fn request_layer_keyframe(&self, site: usize, kind: Kind, layer: Layer) {
+        let c = self.lock();
+        self.send_keyframe(&c, site, kind, layer);
+    }
+
+    fn send_keyframe(&self, c: &Control, site: usize, kind: Kind, layer: Layer) {
+        if let Some(e) = c.sources.get(&(site, kind, layer)) {
             if e.keyframe.try_send(()).is_ok() {
                 self.inner.counters.keyframe_requests.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
 
-    /// The packet path: offer one packet from `source` to the receivers whose slots carry it.
-    pub fn forward(&self, source: usize, kind: Kind, packet: RtpPacket) {
+    /// The packet path: offer one packet from `source` (one `layer` of it) to the receivers
+    /// whose slots carry that layer.
+    pub fn forward(&self, source: usize, kind: Kind, layer: Layer, packet: RtpPacket) {
         let counters = &self.inner.counters;
         counters.received_packets.fetch_add(1, Ordering::Relaxed);
         let table = self.inner.routes.load();
@@ -244,16 +269,22 @@ impl Router {
             return;
         }
         if let Some(rec) = &table.recorder {
-            if let Err(std::sync::mpsc::TrySendError::Full(_)) = rec.try_send(SinkPacket { source, kind, slot: 0, packet: packet.clone() }) {
-                counters.recorder_dropped.fetch_add(1, Ordering::Relaxed);
+            let best = table.recorded_layer.get(source).map_or(HIGH, |l| l[kind.index()]);
+            if layer == best {
+                if let Err(std::sync::mpsc::TrySendError::Full(_)) = rec.try_send(SinkPacket { source, kind, layer, slot: 0, packet: packet.clone() }) {
+                    counters.recorder_dropped.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
         let Some(targets) = table.targets.get(source) else { return };
         let mut forwarded = 0;
         let mut dropped = 0;
-        for &(receiver, slot) in &targets[kind.index()] {
+        for &(receiver, slot, wanted) in &targets[kind.index()] {
+            if wanted != layer {
+                continue;
+            }
             let Some(Some(tx)) = table.sinks.get(receiver) else { continue };
-            match tx.try_send(SinkPacket { source, kind, slot, packet: packet.clone() }) {
+            match tx.try_send(SinkPacket { source, kind, layer, slot, packet: packet.clone() }) {
                 Ok(()) => forwarded += 1,
                 Err(mpsc::error::TrySendError::Full(_)) => dropped += 1,
                 Err(mpsc::error::TrySendError::Closed(_)) => {}
@@ -301,18 +332,29 @@ impl Router {
                 *slot = Some(tx.clone());
             }
         }
-        let mut targets: Vec<[Vec<(usize, u8)>; KINDS]> = (0..n).map(|_| Default::default()).collect();
+        let mut targets: Vec<[Vec<(usize, u8, Layer)>; KINDS]> = (0..n).map(|_| Default::default()).collect();
         for (receiver, sel) in c.selections.iter().enumerate() {
             for kind in [Kind::Audio, Kind::Video, Kind::Content] {
                 for (slot, source) in sel.slots(kind).iter().enumerate() {
                     if let Some(source) = source.filter(|s| *s < n && *s != receiver) {
-                        targets[source][kind.index()].push((receiver, slot as u8));
+                        let layer = effective_layer(c, source, kind, sel.layer(kind, slot));
+                        targets[source][kind.index()].push((receiver, slot as u8, layer));
                     }
                 }
             }
         }
-        self.inner.routes.store(Arc::new(RouteTable { sinks, targets, blocked: c.blocked.clone(), recorder: c.recorder.clone() }));
+        let recorded_layer = (0..n)
+            .map(|s| [Kind::Audio, Kind::Video, Kind::Content].map(|k| (0..LAYERS as Layer).rev().find(|l| c.sources.contains_key(&(s, k, *l))).unwrap_or(HIGH)))
+            .collect();
+        self.inner.routes.store(Arc::new(RouteTable { sinks, targets, recorded_layer, blocked: c.blocked.clone(), recorder: c.recorder.clone() }));
     }
+}
+
+/// The layer a slot wanting `wanted` of `source` gets: that one if published, else the
+/// nearest below, else the nearest above (a publisher without simulcast sends [`HIGH`] only).
+fn effective_layer(c: &Control, source: usize, kind: Kind, wanted: Layer) -> Layer {
+    let has = |l: Layer| c.sources.contains_key(&(source, kind, l));
+    (0..=wanted).rev().find(|l| has(*l)).or_else(|| (wanted + 1..LAYERS as Layer).find(|l| has(*l))).unwrap_or(wanted)
 }
 
 #[cfg(test)]
@@ -330,7 +372,7 @@ mod tests {
         (0..n)
             .map(|r| {
                 let others: Vec<Option<usize>> = (0..n).filter(|s| *s != r).map(Some).collect();
-                Selection { audio: others.clone(), video: others, content: None }
+                Selection { audio: others.clone(), video: others, ..Default::default() }
             })
             .collect()
     }
@@ -342,13 +384,13 @@ mod tests {
         let mut rx1 = router.register_sink(1, 2);
         let mut rx2 = router.register_sink(2, 3);
         router.set_selections(everyone(3));
-        router.forward(0, Kind::Video, packet(9));
+        router.forward(0, Kind::Video, HIGH, packet(9));
         assert!(rx0.try_recv().is_err(), "no echo to the sender");
         let p1 = rx1.try_recv().unwrap();
         assert_eq!((p1.source, p1.slot, p1.packet.header.sequence_number), (0, 0, 9));
         let p2 = rx2.try_recv().unwrap();
         assert_eq!((p2.source, p2.kind, p2.slot), (0, Kind::Video, 0));
-        router.forward(2, Kind::Audio, packet(1));
+        router.forward(2, Kind::Audio, HIGH, packet(1));
         assert_eq!(rx1.try_recv().unwrap().slot, 1, "site 2 is the second slot of site 1");
         assert_eq!(router.counters().forwarded_packets, 4, "two receivers each time");
     }
@@ -357,12 +399,12 @@ mod tests {
     fn a_site_that_is_not_selected_is_not_forwarded() {
         let router = Router::new(3);
         let mut rx1 = router.register_sink(1, 1);
-        router.set_selections(vec![Selection::default(), Selection { audio: vec![Some(2)], video: vec![None], content: None }, Selection::default()]);
-        router.forward(0, Kind::Audio, packet(1));
-        router.forward(0, Kind::Video, packet(2));
-        router.forward(2, Kind::Video, packet(3));
+        router.set_selections(vec![Selection::default(), Selection { audio: vec![Some(2)], video: vec![None], ..Default::default() }, Selection::default()]);
+        router.forward(0, Kind::Audio, HIGH, packet(1));
+        router.forward(0, Kind::Video, HIGH, packet(2));
+        router.forward(2, Kind::Video, HIGH, packet(3));
         assert!(rx1.try_recv().is_err(), "site 1 selected only site 2's audio");
-        router.forward(2, Kind::Audio, packet(4));
+        router.forward(2, Kind::Audio, HIGH, packet(4));
         assert_eq!(rx1.try_recv().unwrap().source, 2);
     }
 
@@ -372,13 +414,13 @@ mod tests {
         let mut rx1 = router.register_sink(1, 1);
         router.set_selections(everyone(2));
         router.set_policy(vec![[true, false, false], [false, false, false]]);
-        router.forward(0, Kind::Audio, packet(1));
-        router.forward(0, Kind::Video, packet(2));
+        router.forward(0, Kind::Audio, HIGH, packet(1));
+        router.forward(0, Kind::Video, HIGH, packet(2));
         assert_eq!(rx1.try_recv().unwrap().kind, Kind::Video);
         assert!(rx1.try_recv().is_err());
         assert_eq!(router.counters().blocked_muted, 1);
         router.set_policy(vec![[false; KINDS]; 2]);
-        router.forward(0, Kind::Audio, packet(3));
+        router.forward(0, Kind::Audio, HIGH, packet(3));
         assert_eq!(rx1.try_recv().unwrap().kind, Kind::Audio);
     }
 
@@ -386,7 +428,7 @@ mod tests {
     fn unblocking_video_or_moving_it_into_a_slot_asks_the_publisher_for_a_keyframe() {
         let router = Router::new(2);
         let (kf, mut kf_rx) = mpsc::channel(1);
-        router.register_source(0, Kind::Video, 1, kf);
+        router.register_source(0, Kind::Video, HIGH, 1, kf);
         assert!(kf_rx.try_recv().is_ok(), "a new publisher is asked for a keyframe");
         let mut rx1 = router.register_sink(1, 1);
         router.set_selections(everyone(2));
@@ -394,12 +436,14 @@ mod tests {
         router.set_selections(everyone(2));
         assert!(kf_rx.try_recv().is_err(), "nothing moved, nothing asked");
         router.set_policy(vec![[false, true, false], [false; KINDS]]);
-        router.forward(0, Kind::Video, packet(1));
+        router.forward(0, Kind::Video, HIGH, packet(1));
         assert!(rx1.try_recv().is_err(), "camera off: no video forwarded");
         router.set_policy(vec![[false; KINDS]; 2]);
         assert!(kf_rx.try_recv().is_ok(), "camera back on: keyframe requested");
-        assert_eq!(router.slot_source(1, Kind::Video, 0), Some(0));
-        assert_eq!(router.slot_source(1, Kind::Video, 1), None);
+        router.request_slot_keyframe(1, Kind::Video, 0);
+        assert!(kf_rx.try_recv().is_ok(), "a receiver's request for its slot reaches the publisher");
+        router.request_slot_keyframe(1, Kind::Video, 1);
+        assert!(kf_rx.try_recv().is_err(), "an empty slot has no publisher");
     }
 
     #[test]
@@ -409,10 +453,10 @@ mod tests {
         let (tx, rec) = std::sync::mpsc::sync_channel(2);
         router.set_recorder(Some(tx));
         router.set_policy(vec![[true, false, false], [false; KINDS]]);
-        router.forward(0, Kind::Audio, packet(1)); // muted: neither forwarded nor recorded
-        router.forward(0, Kind::Video, packet(2));
-        router.forward(1, Kind::Audio, packet(3));
-        router.forward(1, Kind::Audio, packet(4)); // queue of 2 is full: counted, live unaffected
+        router.forward(0, Kind::Audio, HIGH, packet(1)); // muted: neither forwarded nor recorded
+        router.forward(0, Kind::Video, HIGH, packet(2));
+        router.forward(1, Kind::Audio, HIGH, packet(3));
+        router.forward(1, Kind::Audio, HIGH, packet(4)); // queue of 2 is full: counted, live unaffected
         let got: Vec<_> = rec.try_iter().map(|p| (p.source, p.kind, p.packet.header.sequence_number)).collect();
         assert_eq!(got, vec![(0, Kind::Video, 2), (1, Kind::Audio, 3)]);
         assert_eq!(router.counters().recorder_dropped, 1);
@@ -427,7 +471,7 @@ mod tests {
         let mut fast = router.register_sink(2, 2);
         router.set_selections(everyone(3));
         for i in 0..(SINK_QUEUE_PACKETS + 10) as u16 {
-            router.forward(0, Kind::Video, packet(i));
+            router.forward(0, Kind::Video, HIGH, packet(i));
             assert!(fast.try_recv().is_ok());
         }
         assert_eq!(router.counters().dropped_queue_full, 10);
@@ -440,19 +484,50 @@ mod tests {
         let mut new = router.register_sink(1, 2);
         router.unregister_sink(1, 1);
         router.set_selections(everyone(2));
-        router.forward(0, Kind::Audio, packet(1));
+        router.forward(0, Kind::Audio, HIGH, packet(1));
         assert!(new.try_recv().is_ok());
 
         let (kf_old, _) = mpsc::channel(1);
         let (kf_new, mut kf_new_rx) = mpsc::channel(1);
-        router.register_source(0, Kind::Video, 1, kf_old);
-        router.register_source(0, Kind::Video, 2, kf_new);
+        router.register_source(0, Kind::Video, HIGH, 1, kf_old);
+        router.register_source(0, Kind::Video, HIGH, 2, kf_new);
         let _ = kf_new_rx.try_recv();
-        router.unregister_source(0, Kind::Video, 1);
+        router.unregister_source(0, Kind::Video, HIGH, 1);
         router.request_keyframe(0, Kind::Video);
         assert!(kf_new_rx.try_recv().is_ok(), "the newer registration stays");
-        router.unregister_source(0, Kind::Video, 2);
+        router.unregister_source(0, Kind::Video, HIGH, 2);
         router.request_keyframe(0, Kind::Video);
         assert!(kf_new_rx.try_recv().is_err());
+    }
+
+    #[test]
+    fn each_slot_gets_the_layer_it_wants_or_the_nearest_published() {
+        use crate::media::{LOW, MEDIUM};
+        let router = Router::new(3);
+        let mut big = router.register_sink(1, 1);
+        let mut small = router.register_sink(2, 2);
+        let (kf, mut kf_rx) = mpsc::channel(8);
+        router.register_source(0, Kind::Video, LOW, 1, kf.clone());
+        router.register_source(0, Kind::Video, HIGH, 1, kf);
+        while kf_rx.try_recv().is_ok() {}
+        let want = |layer| Selection { video: vec![Some(0)], video_layers: vec![layer], ..Default::default() };
+        router.set_selections(vec![Selection::default(), want(HIGH), want(MEDIUM)]);
+        router.forward(0, Kind::Video, HIGH, packet(1));
+        router.forward(0, Kind::Video, LOW, packet(2));
+        assert_eq!(big.try_recv().unwrap().layer, HIGH);
+        assert!(big.try_recv().is_err(), "the large tile gets the high layer only");
+        assert_eq!(small.try_recv().unwrap().layer, LOW, "no medium layer published: the nearest below");
+        assert!(small.try_recv().is_err());
+        // The thumbnail becomes large: the high layer now, asked for a keyframe.
+        router.set_selections(vec![Selection::default(), want(HIGH), want(HIGH)]);
+        assert!(kf_rx.try_recv().is_ok());
+        router.forward(0, Kind::Video, HIGH, packet(3));
+        assert_eq!(small.try_recv().unwrap().layer, HIGH);
+        // Only the best layer is recorded.
+        let (tx, rec) = std::sync::mpsc::sync_channel(8);
+        router.set_recorder(Some(tx));
+        router.forward(0, Kind::Video, LOW, packet(4));
+        router.forward(0, Kind::Video, HIGH, packet(5));
+        assert_eq!(rec.try_iter().map(|p| p.layer).collect::<Vec<_>>(), vec![HIGH]);
     }
 }

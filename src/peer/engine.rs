@@ -2,7 +2,8 @@
 //! bridge's shared media ports (see [`super::mux`]).
 //!
 //! Only Opus and VP8 are offered, without RTX: every site then publishes the same codecs, so
-//! any publisher's packets can be forwarded to any receiver as they are. Retransmissions are
+//! any publisher's packets can be forwarded to any receiver as they are. Cameras may send
+//! simulcast (up to three layers, told apart by their RIDs). Retransmissions are
 //! answered from the NACK interceptor's buffer on each outgoing leg.
 
 use super::tap::KeyframeTap;
@@ -88,6 +89,15 @@ pub async fn build(
         RtpCodecKind::Audio,
         Some(RTCRtpTransceiverDirection::Recvonly),
     )?;
+    // Simulcast from the browsers: each layer's packets carry the m-line (mid) and the layer's
+    // RID (RFC 8852), which is how webrtc-rs tells the layers of one camera apart.
+    for uri in ["urn:ietf:params:rtp-hdrext:sdes:mid", "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id", "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id"] {
+        media_engine.register_header_extension(
+            RTCRtpHeaderExtensionCapability { uri: uri.to_owned() },
+            RtpCodecKind::Video,
+            Some(RTCRtpTransceiverDirection::Recvonly),
+        )?;
+    }
     let registry = register_default_interceptors(Registry::new(), &mut media_engine)?;
     // Last in the chain, so it sees inbound RTCP after every other interceptor.
     let registry = registry.with(Slot::from(14_000), KeyframeTap::new(keyframe_requests));

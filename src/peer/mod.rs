@@ -19,7 +19,7 @@ pub use engine::MediaNetwork;
 
 use crate::health::board::{InboundMeter, StatsBoard, Transport};
 use crate::media::router::Router;
-use crate::media::{speaker, Codec, Kind};
+use crate::media::{layer_of_rid, speaker, Codec, Kind, Layer, HIGH};
 use crate::signal::protocol::{ErrorCode, IceCandidate, MediaState};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
@@ -412,9 +412,7 @@ impl PeerTask {
                     // keyframe, or its decoder waits for the next natural one (maybe never).
                     for (&(kind, slot), out) in &self.outputs {
                         if kind.is_video() && out.bound_payload_type.is_some() {
-                            if let Some(source) = self.ctx.router.slot_source(self.site, kind, slot) {
-                                self.ctx.router.request_keyframe(source, kind);
-                            }
+                            self.ctx.router.request_slot_keyframe(self.site, kind, slot);
                         }
                     }
                 }
@@ -455,13 +453,13 @@ impl PeerTask {
 
     fn on_keyframe_request(&self, ssrc: u32) {
         if let Some((&(kind, slot), _)) = self.outputs.iter().find(|((k, _), o)| k.is_video() && o.ssrc == ssrc) {
-            if let Some(source) = self.ctx.router.slot_source(self.site, kind, slot) {
-                self.ctx.router.request_keyframe(source, kind);
-            }
+            self.ctx.router.request_slot_keyframe(self.site, kind, slot);
         }
     }
 
-    /// A track the browser publishes: register it and start moving its packets.
+    /// A track the browser publishes: register it and start moving its packets. A camera sent
+    /// with simulcast arrives as one track with an SSRC per layer (its RID names the layer);
+    /// each layer is a source of its own.
     async fn on_remote_track(&mut self, track: Arc<dyn TrackRemote>) {
         let track_id = track.track_id().await.to_string();
         let is_content = self.content_track.as_deref() == Some(track_id.as_str());
@@ -479,74 +477,24 @@ impl PeerTask {
                 _ => self.camera_track = Some(track_id),
             }
         }
-        let Some(ssrc) = track.ssrcs().await.first().copied() else {
-            return warn!("ignoring a {} track without SSRC", kind.as_str());
-        };
         // webrtc-rs can announce a track before it has resolved the track's codec (seen after
         // a restart, when media arrives at once). Only Opus and VP8 are negotiated, so the kind
-        // decides the codec; ignoring the track instead left a site without video.
-        let codec = match track.codec(ssrc).await {
-            Some(codec) => codec,
-            None => {
-                debug!("{} track announced before its codec; using the only one negotiated", kind.as_str());
-                if kind == Kind::Audio { engine::opus() } else { engine::vp8() }
-            }
+        // decides the clock rate.
+        let clock_rate = if kind == Kind::Audio { engine::opus().clock_rate } else { engine::vp8().clock_rate };
+        info!("receiving {}", kind.as_str());
+        let reader = Reader {
+            site: self.site,
+            kind,
+            generation: self.generation,
+            router: self.ctx.router.clone(),
+            board: self.ctx.board.clone(),
+            level_id: self.audio_level_id.clone(),
+            cancel: self.cancel.clone(),
+            clock_rate,
+            layers: HashMap::new(),
+            loudness: 0.0,
         };
-        info!(codec = %codec.mime_type, ssrc, "receiving {}", kind.as_str());
-        let codec_clock_rate = codec.clock_rate;
-        let (kf_tx, kf_rx) = mpsc::channel(1);
-        let router = self.ctx.router.clone();
-        router.register_source(self.site, kind, self.generation, kf_tx);
-        let (site, generation, cancel) = (self.site, self.generation, self.cancel.clone());
-        if kind.is_video() {
-            tokio::spawn(request_keyframes(track.clone(), ssrc, kf_rx, cancel.clone()).in_current_span());
-        }
-        let level_id = self.audio_level_id.clone();
-        let board = self.ctx.board.clone();
-        let mut meter = InboundMeter::new(kind, codec_clock_rate);
-        tokio::spawn(
-            async move {
-                let mut loudness = 0.0f32;
-                loop {
-                    let event = tokio::select! {
-                        _ = cancel.cancelled() => break,
-                        ev = track.poll() => ev,
-                    };
-                    match event {
-                        Some(TrackRemoteEvent::OnRtpPacket(mut packet)) => {
-                            let now = std::time::Instant::now();
-                            board.touch(site, kind, now);
-                            if let Some(snapshot) = meter.on_packet(&packet, now) {
-                                board.publish_inbound(site, kind, snapshot);
-                            }
-                            if kind == Kind::Audio {
-                                let id = level_id.load(std::sync::atomic::Ordering::Relaxed);
-                                let level = (id != 0).then(|| packet.header.get_extension(id)).flatten();
-                                if let Some(level) = level.as_deref().and_then(speaker::level_from_extension) {
-                                    // ~200 ms smoothing at 50 packets/s.
-                                    loudness += (speaker::loudness(level) - loudness) * 0.1;
-                                    router.set_level(site, loudness);
-                                }
-                            }
-                            // Strip the publisher's extensions once, before the packet is copied
-                            // per receiver: their ids mean nothing on the receivers' legs.
-                            packet.header.extension = false;
-                            packet.header.extensions.clear();
-                            router.forward(site, kind, packet);
-                        }
-                        Some(TrackRemoteEvent::OnEnded) | None => break,
-                        Some(_) => {}
-                    }
-                }
-                if kind == Kind::Audio {
-                    router.set_level(site, 0.0);
-                }
-                board.end_inbound(site, kind);
-                router.unregister_source(site, kind, generation);
-                debug!("stopped receiving {}", kind.as_str());
-            }
-            .in_current_span(),
-        );
+        tokio::spawn(reader.run(track).in_current_span());
     }
 
     /// Adds the fixed output slots (after the browser's first offer is answered) and offers
@@ -655,11 +603,108 @@ impl PeerTask {
                 clock_rate: out.codec.clock_rate,
             });
             if kind.is_video() && self.connected {
-                if let Some(source) = self.ctx.router.slot_source(self.site, kind, slot) {
-                    self.ctx.router.request_keyframe(source, kind);
-                }
+                self.ctx.router.request_slot_keyframe(self.site, kind, slot);
             }
         }
+    }
+}
+
+/// One layer of a received track: its meter and keyframe channel.
+struct LayerState {
+    layer: Layer,
+    meter: InboundMeter,
+    last_packet: std::time::Instant,
+}
+
+/// Moves one received track's packets to the router, layer by layer, and measures them.
+struct Reader {
+    site: usize,
+    kind: Kind,
+    generation: u64,
+    router: Router,
+    board: Arc<StatsBoard>,
+    level_id: Arc<std::sync::atomic::AtomicU8>,
+    cancel: CancellationToken,
+    clock_rate: u32,
+    /// By SSRC.
+    layers: HashMap<u32, LayerState>,
+    loudness: f32,
+}
+
+impl Reader {
+    async fn run(mut self, track: Arc<dyn TrackRemote>) {
+        loop {
+            let event = tokio::select! {
+                _ = self.cancel.cancelled() => break,
+                ev = track.poll() => ev,
+            };
+            match event {
+                Some(TrackRemoteEvent::OnOpen(init)) => {
+                    self.open_layer(&track, init.ssrc, init.rid.as_deref());
+                }
+                Some(TrackRemoteEvent::OnRtpPacket(packet)) => {
+                    if !self.layers.contains_key(&packet.header.ssrc) {
+                        let rid = track.rid(packet.header.ssrc).await;
+                        self.open_layer(&track, packet.header.ssrc, rid.as_deref());
+                    }
+                    self.on_packet(packet);
+                }
+                Some(TrackRemoteEvent::OnEnded) | None => break,
+                Some(_) => {}
+            }
+        }
+        if self.kind == Kind::Audio {
+            self.router.set_level(self.site, 0.0);
+        }
+        self.board.end_inbound(self.site, self.kind);
+        for l in self.layers.values() {
+            self.router.unregister_source(self.site, self.kind, l.layer, self.generation);
+        }
+        debug!("stopped receiving {}", self.kind.as_str());
+    }
+
+    fn open_layer(&mut self, track: &Arc<dyn TrackRemote>, ssrc: u32, rid: Option<&str>) {
+        if self.layers.contains_key(&ssrc) {
+            return;
+        }
+        let layer = if self.kind == Kind::Video { layer_of_rid(rid) } else { HIGH };
+        info!(ssrc, rid, layer, "receiving {} layer", self.kind.as_str());
+        let (kf_tx, kf_rx) = mpsc::channel(1);
+        if self.kind.is_video() {
+            tokio::spawn(request_keyframes(track.clone(), ssrc, kf_rx, self.cancel.clone()).in_current_span());
+        }
+        self.layers.insert(ssrc, LayerState { layer, meter: InboundMeter::new(self.kind, self.clock_rate), last_packet: std::time::Instant::now() });
+        self.router.register_source(self.site, self.kind, layer, self.generation, kf_tx);
+    }
+
+    fn on_packet(&mut self, mut packet: crate::media::RtpPacket) {
+        let now = std::time::Instant::now();
+        let (site, kind) = (self.site, self.kind);
+        self.board.touch(site, kind, now);
+        // The statistics follow the best layer arriving (the one a large tile shows).
+        let best = self.layers.values().filter(|l| now.duration_since(l.last_packet).as_secs() < 2).map(|l| l.layer).max();
+        let Some(state) = self.layers.get_mut(&packet.header.ssrc) else { return };
+        state.last_packet = now;
+        let layer = state.layer;
+        if let Some(snapshot) = state.meter.on_packet(&packet, now) {
+            if best.is_none_or(|b| layer >= b) {
+                self.board.publish_inbound(site, kind, snapshot);
+            }
+        }
+        if kind == Kind::Audio {
+            let id = self.level_id.load(std::sync::atomic::Ordering::Relaxed);
+            let level = (id != 0).then(|| packet.header.get_extension(id)).flatten();
+            if let Some(level) = level.as_deref().and_then(speaker::level_from_extension) {
+                // ~200 ms smoothing at 50 packets/s.
+                self.loudness += (speaker::loudness(level) - self.loudness) * 0.1;
+                self.router.set_level(site, self.loudness);
+            }
+        }
+        // Strip the publisher's extensions once, before the packet is copied per receiver:
+        // their ids mean nothing on the receivers' legs.
+        packet.header.extension = false;
+        packet.header.extensions.clear();
+        self.router.forward(site, kind, layer, packet);
     }
 }
 

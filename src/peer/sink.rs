@@ -1,9 +1,9 @@
 //! The sink task: writes the packets the router queued for one receiving site.
 //!
 //! It owns the output slots' rewriting state, so the packet path to one receiver takes no
-//! lock shared with anything else. When a video slot starts carrying another site, the new
-//! site's packets are held back until its next keyframe: what came before would only show as
-//! a broken picture. Packets for a slot not negotiated yet or while the connection is not up
+//! lock shared with anything else. When a video slot starts carrying another site (or another
+//! simulcast layer), the new stream's packets are held back until its next keyframe: what came
+//! before would only show as a broken picture. Packets for a slot not negotiated yet or while the connection is not up
 //! are dropped (counted); `write_rtp` errors are counted, never fatal.
 
 use crate::health::board::StatsBoard;
@@ -27,8 +27,8 @@ pub enum SinkControl {
 struct Binding {
     track: Arc<TrackLocalStaticRTP>,
     rewriter: Rewriter,
-    /// The site this slot carried last.
-    source: Option<usize>,
+    /// The site and layer this slot carried last.
+    source: Option<(usize, u8)>,
     /// Video from a newly selected site waits for its keyframe.
     awaiting_keyframe: bool,
 }
@@ -69,13 +69,13 @@ pub async fn run(
                 }
             },
             p = packets.recv() => {
-                let Some(SinkPacket { source, kind, slot, mut packet }) = p else { break };
+                let Some(SinkPacket { source, kind, layer, slot, mut packet }) = p else { break };
                 let Some(b) = outputs[kind.index()].get_mut(slot as usize).and_then(Option::as_mut).filter(|_| connected) else {
                     unbound += 1;
                     continue;
                 };
-                if b.source != Some(source) {
-                    b.source = Some(source);
+                if b.source != Some((source, layer)) {
+                    b.source = Some((source, layer));
                     b.awaiting_keyframe = kind.is_video();
                 }
                 if b.awaiting_keyframe {

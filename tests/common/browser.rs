@@ -40,13 +40,21 @@ pub struct Browser {
 impl Browser {
     /// Launches Chromium on `url` with the given fake camera and microphone.
     pub async fn launch(name: &str, url: &str, media: &(PathBuf, PathBuf), scratch: &Path) -> Browser {
-        let mut child = Command::new("bash")
-            .arg(lab_dir().join("chromium-webrtc.sh"))
-            .arg(url)
-            .env("LAB_DEVTOOLS_PORT", "0")
-            .env("LAB_SCRATCH", scratch)
-            .env("LAB_FAKE_VIDEO", &media.0)
-            .env("LAB_FAKE_AUDIO", &media.1)
+        Self::launch_with(name, url, Some(media), scratch).await
+    }
+
+    /// Launches Chromium with its built-in fake camera (a 640x480 test pattern) and microphone.
+    pub async fn launch_builtin(name: &str, url: &str, scratch: &Path) -> Browser {
+        Self::launch_with(name, url, None, scratch).await
+    }
+
+    async fn launch_with(name: &str, url: &str, media: Option<&(PathBuf, PathBuf)>, scratch: &Path) -> Browser {
+        let mut command = Command::new("bash");
+        command.arg(lab_dir().join("chromium-webrtc.sh")).arg(url).env("LAB_DEVTOOLS_PORT", "0").env("LAB_SCRATCH", scratch);
+        if let Some((video, audio)) = media {
+            command.env("LAB_FAKE_VIDEO", video).env("LAB_FAKE_AUDIO", audio);
+        }
+        let mut child = command
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
