@@ -41,15 +41,8 @@ async fn a_site_whose_udp_is_blocked_joins_over_ice_tcp() {
         Browser::launch("hq", &bridge.join_url("hq"), &fake_media(&scratch, "hq", (220, 30, 30), 440), &scratch).await,
         Browser::launch("hang-gai", &bridge.join_url("hang-gai"), &fake_media(&scratch, "hang-gai", (30, 200, 30), 660), &scratch).await,
     ];
-    for (i, (me, other)) in [("hq", "hang-gai"), ("hang-gai", "hq")].iter().enumerate() {
-        let deadline = Deadline::after(Duration::from_secs(60), format!("{me} to decode and hear {other} with UDP dropped"));
-        loop {
-            let r = browsers[i].received().await;
-            if r.get(*other).is_some_and(|x| x.frames_decoded > 0.0 && x.audio_energy > 0.0) {
-                break;
-            }
-            deadline.tick().await;
-        }
+    for (i, other) in ["hang-gai", "hq"].iter().enumerate() {
+        browsers[i].wait_receiving(other, Duration::from_secs(60), " with UDP dropped").await;
     }
     let pair = browsers[1]
         .eval(

@@ -39,16 +39,8 @@ async fn recorded_files_of_real_media_decode_with_the_recorded_duration() {
         let media = fake_media(&scratch, id, rgb, tone);
         browsers.push(Browser::launch(id, &bridge.join_url(id), &media, &scratch).await);
     }
-    for (i, (me, _, _)) in SITES.iter().enumerate() {
-        let other = SITES[1 - i].0;
-        let deadline = Deadline::after(Duration::from_secs(90), format!("{me} to decode and hear {other}"));
-        loop {
-            let r = browsers[i].received().await;
-            if r.get(other).is_some_and(|x| x.frames_decoded > 0.0 && x.audio_energy > 0.0) {
-                break;
-            }
-            deadline.tick().await;
-        }
+    for (i, other) in [SITES[1].0, SITES[0].0].iter().enumerate() {
+        browsers[i].wait_receiving(other, Duration::from_secs(90), "").await;
     }
 
     // The chair clicks "start recording"; both pages show the indicator.

@@ -57,15 +57,8 @@ async fn a_site_forced_to_relay_joins_through_turn() {
         Browser::launch("hq", &bridge.join_url("hq"), &hq, &scratch).await,
         Browser::launch("hang-gai", &bridge.join_url("hang-gai").replace("#key=", "?relay=1#key="), &ward, &scratch).await,
     ];
-    for (i, (me, other)) in [("hq", "hang-gai"), ("hang-gai", "hq")].iter().enumerate() {
-        let deadline = Deadline::after(Duration::from_secs(60), format!("{me} to decode and hear {other}"));
-        loop {
-            let r = browsers[i].received().await;
-            if r.get(*other).is_some_and(|x| x.frames_decoded > 0.0 && x.audio_energy > 0.0) {
-                break;
-            }
-            deadline.tick().await;
-        }
+    for (i, other) in ["hang-gai", "hq"].iter().enumerate() {
+        browsers[i].wait_receiving(other, Duration::from_secs(60), "").await;
     }
     // The ward's page: its selected pair uses a relay candidate of its own.
     let local = browsers[1]

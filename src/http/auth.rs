@@ -63,6 +63,14 @@ fn cookie(token: &str, max_age_s: i64) -> HeaderValue {
         .unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
+/// The reply to a successful sign-in: `body` plus the token, and the session cookie.
+fn signed_in(token: &crate::auth::tokens::Issued, mut body: serde_json::Value) -> Response {
+    body["token"] = serde_json::json!(token.secret);
+    body["expires_ms"] = serde_json::json!(token.expires_ms);
+    let max_age = (token.expires_ms - crate::store::now_ms()) / 1000;
+    ([(header::SET_COOKIE, cookie(&token.secret, max_age))], Json(body)).into_response()
+}
+
 fn bad_origin() -> Response {
     super::refuse(StatusCode::FORBIDDEN, "bad_origin", "this request comes from a page of another site")
 }
@@ -91,18 +99,15 @@ pub async fn session(
     }
     let Ok(Json(req)) = body else { return bad_body("{\"site\": \"…\", \"key\": \"…\"}") };
     match bridge.auth.site_session(&req.site, &req.key, addr.ip()).await {
-        Ok(s) => {
-            let max_age = (s.token.expires_ms - crate::store::now_ms()) / 1000;
-            let body = serde_json::json!({
+        Ok(s) => signed_in(
+            &s.token,
+            serde_json::json!({
                 "site": s.principal.subject,
                 "role": s.principal.role,
                 "ticket": s.ticket.secret,
                 "ticket_expires_ms": s.ticket.expires_ms,
-                "token": s.token.secret,
-                "expires_ms": s.token.expires_ms,
-            });
-            ([(header::SET_COOKIE, cookie(&s.token.secret, max_age))], Json(body)).into_response()
-        }
+            }),
+        ),
         Err(e) => refusal(e),
     }
 }
@@ -127,11 +132,7 @@ pub async fn login(
     }
     let Ok(Json(req)) = body else { return bad_body("{\"user\": \"…\", \"password\": \"…\"}") };
     match bridge.auth.login(&req.user, &req.password, addr.ip()).await {
-        Ok((p, token)) => {
-            let max_age = (token.expires_ms - crate::store::now_ms()) / 1000;
-            let body = serde_json::json!({"user": p.subject, "role": p.role, "token": token.secret, "expires_ms": token.expires_ms});
-            ([(header::SET_COOKIE, cookie(&token.secret, max_age))], Json(body)).into_response()
-        }
+        Ok((p, token)) => signed_in(&token, serde_json::json!({"user": p.subject, "role": p.role})),
         Err(e) => refusal(e),
     }
 }

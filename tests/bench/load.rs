@@ -19,11 +19,11 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+use common::sim::{client_pc, local_track, opus, vp8};
 use common::ws::Client;
-use common::TestBridge;
+use common::{proc_usage, TestBridge};
 use futures::{SinkExt, StreamExt};
-use rtc::media_stream::MediaStreamTrack;
-use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -32,13 +32,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
-use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
-    register_default_interceptors, MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
-    RTCConfigurationBuilder, RTCIceCandidateInit, RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription,
-    Registry, SettingEngineBuilder,
+    PeerConnectionEventHandler, RTCIceCandidateInit, RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription,
 };
 
 /// Where our header starts in each payload: after a VP8 payload descriptor and key-frame byte
@@ -213,16 +210,6 @@ impl PeerConnectionEventHandler for Handler {
     }
 }
 
-fn local_track(id: &str, kind: RtpCodecKind, codec: RTCRtpCodec, ssrc: u32) -> Arc<TrackLocalStaticRTP> {
-    Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-        id.to_string(),
-        format!("{id}-{kind}"),
-        format!("{id}-{kind}"),
-        kind,
-        vec![RTCRtpEncodingParameters { rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() }, codec, ..Default::default() }],
-    )))
-}
-
 /// One simulated site: joins, publishes, receives; stops with `cancel`.
 async fn site(bridge: &TestBridge, index: usize, video_kbps: Arc<AtomicU64>, measured: Arc<Measured>, cancel: CancellationToken) -> (mpsc::UnboundedSender<Value>, Arc<AtomicBool>) {
     let id = site_id(index);
@@ -232,24 +219,9 @@ async fn site(bridge: &TestBridge, index: usize, video_kbps: Arc<AtomicU64>, mea
     let (mut ws_tx, mut ws_rx) = client.into_socket().split();
     let (outgoing, mut outgoing_rx) = mpsc::unbounded_channel::<Value>();
     let connected = Arc::new(AtomicBool::new(false));
-    let mut me = MediaEngine::default();
-    me.register_default_codecs().unwrap();
-    let registry = register_default_interceptors(Registry::new(), &mut me).unwrap();
     let handler = Arc::new(Handler { index, outgoing: outgoing.clone(), connected: connected.clone(), measured });
-    let pc: Arc<dyn PeerConnection> = Arc::new(
-        PeerConnectionBuilder::new()
-            .with_configuration(RTCConfigurationBuilder::new().build())
-            .with_media_engine(me)
-            .with_setting_engine(SettingEngineBuilder::new().with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled).build())
-            .with_interceptor_registry(registry)
-            .with_handler(handler)
-            .with_udp_addrs(vec!["127.0.0.1:0".to_string()])
-            .build()
-            .await
-            .unwrap(),
-    );
-    let opus = RTCRtpCodec { mime_type: "audio/opus".into(), clock_rate: 48_000, channels: 2, sdp_fmtp_line: "minptime=10;useinbandfec=1".into(), rtcp_feedback: vec![] };
-    let vp8 = RTCRtpCodec { mime_type: "video/VP8".into(), clock_rate: 90_000, ..Default::default() };
+    let pc = client_pc(handler).await;
+    let (opus, vp8) = (opus(), vp8());
     let (assrc, vssrc) = (rand::random::<u32>(), rand::random::<u32>());
     let audio = local_track(&id, RtpCodecKind::Audio, opus, assrc);
     let video = local_track(&id, RtpCodecKind::Video, vp8, vssrc);
@@ -351,16 +323,6 @@ async fn site(bridge: &TestBridge, index: usize, video_kbps: Arc<AtomicU64>, mea
     (outgoing, connected)
 }
 
-/// (user+system CPU seconds, RSS KiB) of a process.
-fn proc_usage(pid: u32) -> (f64, u64) {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let rss = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next()?.parse().ok()).unwrap_or(0);
-    (ticks / 100.0, rss)
-}
 
 fn self_cpu() -> f64 {
     proc_usage(std::process::id()).0

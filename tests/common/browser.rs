@@ -168,6 +168,21 @@ impl Browser {
     }
 }
 
+impl Browser {
+    /// Waits until this page decodes `other`'s video and hears its audio; panics with `what`
+    /// after `timeout`.
+    pub async fn wait_receiving(&mut self, other: &str, timeout: Duration, what: &str) {
+        let deadline = super::Deadline::after(timeout, format!("{} to decode and hear {other}{what}", self.name));
+        loop {
+            let r = self.received().await;
+            if r.get(other).is_some_and(|x| x.frames_decoded > 0.0 && x.audio_energy > 0.0) {
+                return;
+            }
+            deadline.tick().await;
+        }
+    }
+}
+
 impl Drop for Browser {
     fn drop(&mut self) {
         // The lab script ends Chromium's whole process group on SIGTERM and removes the profile.

@@ -30,6 +30,17 @@ where
     }
 }
 
+/// (user+system CPU seconds, RSS KiB) of a process, from /proc (for benchmarks).
+pub fn proc_usage(pid: u32) -> (f64, u64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let rss = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next()?.parse().ok()).unwrap_or(0);
+    (ticks / 100.0, rss)
+}
+
 /// Sends SIGTERM to `child` and waits up to `timeout` for it to exit; false if it did not.
 pub fn terminate(child: &mut Child, timeout: Duration) -> bool {
     let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();

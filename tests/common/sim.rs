@@ -125,7 +125,40 @@ fn relay_candidate(candidate: &str, loss: f64, relays: &Mutex<Vec<std::process::
     Some(f.join(" "))
 }
 
-fn local_track(site: &str, kind: RtpCodecKind, codec: rtc::rtp_transceiver::rtp_sender::RTCRtpCodec, ssrc: u32) -> Arc<TrackLocalStaticRTP> {
+/// A webrtc-rs client PeerConnection on loopback, as simulated sites and the load generator use.
+pub async fn client_pc(handler: Arc<dyn PeerConnectionEventHandler>) -> Arc<dyn PeerConnection> {
+    let mut me = MediaEngine::default();
+    me.register_default_codecs().unwrap();
+    let registry = register_default_interceptors(Registry::new(), &mut me).unwrap();
+    Arc::new(
+        PeerConnectionBuilder::new()
+            .with_configuration(RTCConfigurationBuilder::new().build())
+            .with_media_engine(me)
+            .with_setting_engine(SettingEngineBuilder::new().with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled).build())
+            .with_interceptor_registry(registry)
+            .with_handler(handler)
+            .with_udp_addrs(vec!["127.0.0.1:0".to_string()])
+            .build()
+            .await
+            .unwrap(),
+    )
+}
+
+pub fn opus() -> rtc::rtp_transceiver::rtp_sender::RTCRtpCodec {
+    rtc::rtp_transceiver::rtp_sender::RTCRtpCodec {
+        mime_type: "audio/opus".into(),
+        clock_rate: 48_000,
+        channels: 2,
+        sdp_fmtp_line: "minptime=10;useinbandfec=1".into(),
+        rtcp_feedback: vec![],
+    }
+}
+
+pub fn vp8() -> rtc::rtp_transceiver::rtp_sender::RTCRtpCodec {
+    rtc::rtp_transceiver::rtp_sender::RTCRtpCodec { mime_type: "video/VP8".into(), clock_rate: 90_000, ..Default::default() }
+}
+
+pub fn local_track(site: &str, kind: RtpCodecKind, codec: rtc::rtp_transceiver::rtp_sender::RTCRtpCodec, ssrc: u32) -> Arc<TrackLocalStaticRTP> {
     Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
         site.to_string(),
         format!("{site}-{kind}"),
@@ -166,39 +199,9 @@ impl Sim {
         let connected = Arc::new(Mutex::new(false));
         let (outgoing, mut outgoing_rx) = mpsc::unbounded_channel::<Value>();
 
-        let mut me = MediaEngine::default();
-        me.register_default_codecs().unwrap();
-        let registry = register_default_interceptors(Registry::new(), &mut me).unwrap();
         let handler = Arc::new(Handler { outgoing: outgoing.clone(), counts: counts.clone(), slots: slots.clone(), connected: connected.clone() });
-        let pc: Arc<dyn PeerConnection> = Arc::new(
-            PeerConnectionBuilder::new()
-                .with_configuration(RTCConfigurationBuilder::new().build())
-                .with_media_engine(me)
-                .with_setting_engine(
-                    SettingEngineBuilder::new()
-                        .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
-                        .with_include_loopback_candidate(true)
-                        .build(),
-                )
-                .with_interceptor_registry(registry)
-                .with_handler(handler)
-                .with_udp_addrs(vec!["127.0.0.1:0".to_string()])
-                .build()
-                .await
-                .unwrap(),
-        );
-        let opus = rtc::rtp_transceiver::rtp_sender::RTCRtpCodec {
-            mime_type: "audio/opus".into(),
-            clock_rate: 48_000,
-            channels: 2,
-            sdp_fmtp_line: "minptime=10;useinbandfec=1".into(),
-            rtcp_feedback: vec![],
-        };
-        let vp8 = rtc::rtp_transceiver::rtp_sender::RTCRtpCodec {
-            mime_type: "video/VP8".into(),
-            clock_rate: 90_000,
-            ..Default::default()
-        };
+        let pc = client_pc(handler).await;
+        let (opus, vp8) = (opus(), vp8());
         let (audio_ssrc, video_ssrc) = (rand::random::<u32>(), rand::random::<u32>());
         let audio = local_track(site, RtpCodecKind::Audio, opus, audio_ssrc);
         let video = local_track(site, RtpCodecKind::Video, vp8, video_ssrc);
