@@ -54,6 +54,8 @@ struct SeatState {
     selection: Selection,
     /// The page count this site's page was last told.
     pages: usize,
+    /// Until when (Unix ms) this site's downlink is treated as too weak for large layers.
+    constrained_until: i64,
 }
 
 /// What survives a restart: written to the store after every change.
@@ -91,6 +93,11 @@ struct Actor {
     /// The latest state to persist; a writer task saves it, coalescing bursts.
     persist: tokio::sync::watch::Sender<Option<String>>,
 }
+
+/// A page that reports this much video loss gets low simulcast layers only…
+const CONSTRAINED_LOSS_PERCENT: f64 = 8.0;
+/// …for this long after its last such report (its reports come every 3 s).
+const CONSTRAINED_FOR_MS: i64 = 20_000;
 
 /// How often audio levels are read for the active speaker.
 const SPEAKER_TICK: std::time::Duration = std::time::Duration::from_millis(250);
@@ -208,6 +215,16 @@ impl Actor {
             }
             Command::Presence { reply } => {
                 let _ = reply.send(self.presence());
+            }
+            Command::LinkQuality { site, loss_percent } => {
+                let now = now_ms();
+                if loss_percent >= CONSTRAINED_LOSS_PERCENT {
+                    if self.seats[site].constrained_until < now {
+                        info!(site = %self.id(site), "{} loses {loss_percent:.1} % of its video: small layers for it", self.name(site));
+                    }
+                    self.seats[site].constrained_until = now + CONSTRAINED_FOR_MS;
+                    self.update_views(&self.router.levels());
+                }
             }
             Command::Evict { site, message } => {
                 let seat = &mut self.seats[site];
@@ -823,7 +840,11 @@ impl Actor {
         for r in 0..self.seats.len() {
             let (new, pages) = if self.seats[r].holder.is_some() {
                 let pages = view::pages(&candidates, r, chair, shape);
-                (view::select(&candidates, r, chair, self.sharing, self.seats[r].page, shape, &self.seats[r].selection), pages)
+                let mut sel = view::select(&candidates, r, chair, self.sharing, self.seats[r].page, shape, &self.seats[r].selection);
+                if self.seats[r].constrained_until > now_ms() {
+                    view::constrain(&mut sel);
+                }
+                (sel, pages)
             } else {
                 (Selection::default(), 0)
             };

@@ -22,6 +22,8 @@ pub(super) enum Command {
     /// The site's credentials were revoked: its session is told why and its seat released
     /// (not held: the old key cannot come back).
     Evict { site: usize, message: String },
+    /// A page's report of the worst video loss it receives (percent).
+    LinkQuality { site: usize, loss_percent: f64 },
 }
 
 /// What a joined site asks the conference to do. Who may do what is decided by the actor.
@@ -149,6 +151,11 @@ impl ConferenceHandle {
             return false;
         }
         rx.await.unwrap_or(false)
+    }
+
+    /// What a page reports of its downlink (dropped if the actor is busy: reports repeat).
+    pub async fn link_quality(&self, site: usize, loss_percent: f64) {
+        let _ = self.tx.try_send(Command::LinkQuality { site, loss_percent });
     }
 
     /// Ends the site's session and releases its seat: its key was re-issued.

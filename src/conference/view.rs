@@ -111,6 +111,11 @@ pub fn select(sites: &[Candidate], receiver: usize, chair: usize, sharing: Optio
     Selection { audio: assign(&previous.audio, &audio, shape.audio_slots), video, video_layers, content }
 }
 
+/// A receiver whose downlink loses packets gets the low layer in every video slot.
+pub fn constrain(selection: &mut Selection) {
+    selection.video_layers.iter_mut().for_each(|l| *l = LOW);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,5 +200,13 @@ mod tests {
         assert_eq!((layer_of(&s, 0), layer_of(&s, 4), layer_of(&s, 1)), (HIGH, HIGH, LOW));
         let grid = select(&sites, 2, 0, None, 0, Shape { grid: true, ..SMALL }, &s);
         assert!(grid.video.iter().flatten().all(|site| layer_of(&grid, *site) == MEDIUM), "equal tiles, medium layer");
+    }
+
+    #[test]
+    fn a_constrained_receiver_gets_low_layers_everywhere() {
+        let mut s = select(&meeting(4), 1, 0, None, 0, SMALL, &Selection::default());
+        assert!(s.video_layers.contains(&HIGH));
+        constrain(&mut s);
+        assert!(s.video_layers.iter().all(|l| *l == LOW));
     }
 }

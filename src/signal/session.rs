@@ -215,6 +215,10 @@ impl Session {
                     ClientMessage::Stats { report } => {
                         return match &self.joined {
                             Some(j) => {
+                                // The worst video loss the page sees tells the conference whether
+                                // its downlink can take large simulcast layers.
+                                let loss = report.received.values().filter(|r| r.video_fps > 0.0).map(|r| r.loss_percent).fold(0.0, f64::max);
+                                self.bridge.conference.link_quality(j.site, loss).await;
                                 self.bridge.health.client_report(j.site, report);
                                 (vec![], Flow::Continue)
                             }
