@@ -32,7 +32,7 @@ async fn the_chair_gives_the_floor_and_mutes_a_ward_and_every_browser_follows() 
             if SITES.iter().filter(|s| s.0 != *me).all(|s| r.get(s.0).is_some_and(|x| x.frames_decoded > 0.0 && x.audio_energy > 0.0)) {
                 break;
             }
-            deadline.tick().await;
+            deadline.tick_showing(&r).await;
         }
     }
     // Only the chair's page shows the chair's controls.

@@ -1,7 +1,9 @@
 //! Simulcast in real headless Chromium: cameras of 640x360 and more send two layers; the
 //! bridge gives each receiver the layer that fits its tile — HQ on the stage at full size, a
 //! ward's thumbnail at half size — and switches a ward to its full layer when it is given the
-//! floor (on a keyframe, the picture never breaking).
+//! floor (on a keyframe, the picture never breaking). When the ward's browser stops sending its
+//! full layer (as Chromium does when its uplink cannot carry it), the viewer goes on decoding
+//! the half-size layer, and returns to full size when the layer comes back.
 
 mod common;
 
@@ -61,5 +63,22 @@ async fn each_receiver_gets_the_layer_that_fits_the_tile() {
     tokio::time::sleep(Duration::from_secs(1)).await; // frames keep coming after the switch
     let later = viewer.eval("window.diemcau.stats().then(s => s['hang-gai'].framesDecoded)").await.and_then(|v| v.as_f64()).unwrap_or(0.0);
     assert!(later > frames + 5.0, "the switched stream keeps decoding ({frames} → {later})");
+
+    // The ward's browser stops its full layer: the viewer falls back to the half-size one.
+    let set_high = |active: bool| {
+        format!(
+            "(async () => {{ const s = window.diemcau.client.pc.getSenders().find(s => s.track && s.track.kind === 'video' && s.getParameters().encodings.length > 1); \
+             const p = s.getParameters(); p.encodings.find(e => e.rid === 'h').active = {active}; await s.setParameters(p); return true; }})()"
+        )
+    };
+    assert_eq!(ward.eval(&set_high(false)).await, Some(json!(true)));
+    wait_width(&mut viewer, "hang-gai", full / 2.0, "the floor holder at half size while its full layer is paused").await;
+    let frames = viewer.eval("window.diemcau.stats().then(s => s['hang-gai'].framesDecoded)").await.and_then(|v| v.as_f64()).unwrap_or(0.0);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let later = viewer.eval("window.diemcau.stats().then(s => s['hang-gai'].framesDecoded)").await.and_then(|v| v.as_f64()).unwrap_or(0.0);
+    assert!(later > frames + 5.0, "the fallback layer keeps decoding ({frames} → {later})");
+    // The layer comes back: so does the full size.
+    assert_eq!(ward.eval(&set_high(true)).await, Some(json!(true)));
+    wait_width(&mut viewer, "hang-gai", full, "the floor holder at full size again").await;
     let _ = std::fs::remove_dir_all(&scratch);
 }

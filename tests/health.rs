@@ -123,10 +123,25 @@ async fn ten_percent_loss_on_one_site_is_measured_and_alarmed_while_the_others_s
     let hq = Sim::join(&bridge.cert_pem(), bridge.port, "hq", bridge.key("hq")).await;
     let _clean = Sim::join(&bridge.cert_pem(), bridge.port, "cua-nam", bridge.key("cua-nam")).await;
     // Hàng Bài's media goes through ../shared/lab/udp-relay.py dropping 10 % each way.
-    let _lossy = Sim::join_with(&bridge.cert_pem(), bridge.port, "hang-bai", bridge.key("hang-bai"), 100, Some(10.0)).await;
     // Setup, not the measured property: with 10 % loss each way the DTLS handshake may need
-    // several retransmissions (each waiting twice as long), so this wait is generous.
-    wait_until(Duration::from_secs(75), "hang-bai's media through the relay", || async { (hq.received("hang-bai", "audio") > 0).then_some(()) }).await;
+    // several retransmissions (each waiting twice as long), and now and then webrtc-rs gives
+    // it up ("Flight 3 current_retransmit_count 8 > maximum_retransmit_number 7", about one
+    // run in seven here). A page whose media does not come up joins again; so does this site,
+    // at most three times.
+    let mut lossy = None;
+    for attempt in 1..=3 {
+        let sim = Sim::join_with(&bridge.cert_pem(), bridge.port, "hang-bai", bridge.key("hang-bai"), 100, Some(10.0)).await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while hq.received("hang-bai", "audio") == 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        if hq.received("hang-bai", "audio") > 0 {
+            lossy = Some(sim);
+            break;
+        }
+        println!("attempt {attempt}: hang-bai's media did not come up through the lossy relay in 30 s; joining again");
+    }
+    let _lossy = lossy.expect("hang-bai's media through the lossy relay within three joins");
     let flowing = Instant::now();
     let view = wait_until(Duration::from_secs(8), "high_loss on hang-bai", || async {
         let (_, v) = bridge.tech("GET", "/api/tech", "").await;

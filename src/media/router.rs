@@ -39,7 +39,8 @@ pub struct RouteTable {
     sinks: Vec<Option<mpsc::Sender<SinkPacket>>>,
     /// By source site and kind: the (receiver site, slot, layer) it is forwarded to.
     targets: Vec<[Vec<(usize, u8, Layer)>; KINDS]>,
-    /// By source site and kind: the best layer it sends, which is what is recorded.
+    /// By source site and kind: the best layer it publishes, which is what is recorded (kept
+    /// while that layer pauses: one file holds one stream's timing).
     recorded_layer: Vec<[Layer; KINDS]>,
     /// Per site and kind (audio, video, content): not forwarded (server-enforced mute).
     blocked: Vec<[bool; KINDS]>,
@@ -72,6 +73,9 @@ pub struct CounterSnapshot {
 struct SourceEntry {
     generation: u64,
     keyframe: mpsc::Sender<()>,
+    /// False while the publisher has paused this layer (a browser drops its upper simulcast
+    /// layers when its uplink or CPU cannot carry them): slots fall back to a layer that flows.
+    live: bool,
 }
 
 #[derive(Default)]
@@ -142,47 +146,57 @@ impl Router {
     /// Registers a published stream (one layer of it). `keyframe` receives a unit for each
     /// keyframe request. Receivers whose slots now get this layer start it with a keyframe.
     pub fn register_source(&self, site: usize, kind: Kind, layer: Layer, generation: u64, keyframe: mpsc::Sender<()>) {
-        let mut c = self.lock();
-        c.sources.insert((site, kind, layer), SourceEntry { generation, keyframe });
-        self.publish_routes(&c);
-        drop(c);
+        self.change_routes(|c| {
+            c.sources.insert((site, kind, layer), SourceEntry { generation, keyframe, live: true });
+        });
         if kind.is_video() {
             self.request_layer_keyframe(site, kind, layer);
         }
     }
 
     pub fn unregister_source(&self, site: usize, kind: Kind, layer: Layer, generation: u64) {
+        self.change_routes(|c| {
+            if c.sources.get(&(site, kind, layer)).is_some_and(|e| e.generation == generation) {
+                c.sources.remove(&(site, kind, layer));
+            }
+        });
+    }
+
+    /// A layer stopped arriving (`live` false) or came back: slots that wanted it get the
+    /// nearest live layer meanwhile, each starting on a keyframe.
+    pub fn set_layer_live(&self, site: usize, kind: Kind, layer: Layer, generation: u64, live: bool) {
+        self.change_routes(|c| {
+            if let Some(e) = c.sources.get_mut(&(site, kind, layer)).filter(|e| e.generation == generation) {
+                e.live = live;
+            }
+        });
+    }
+
+    /// Applies a change to the published sources or the selections; every video or content
+    /// slot that now carries another source or layer gets a keyframe requested from it.
+    fn change_routes(&self, change: impl FnOnce(&mut Control)) {
         let mut c = self.lock();
-        if c.sources.get(&(site, kind, layer)).is_some_and(|e| e.generation == generation) {
-            c.sources.remove(&(site, kind, layer));
-            self.publish_routes(&c);
+        let before = slot_layers(&c);
+        change(&mut c);
+        let after = slot_layers(&c);
+        self.publish_routes(&c);
+        let mut starting: Vec<(usize, Kind, Layer)> = Vec::new();
+        for (slot, now) in &after {
+            let (source, kind, layer) = *now;
+            if before.get(slot) != Some(now) && !starting.contains(&(source, kind, layer)) {
+                starting.push((source, kind, layer));
+            }
+        }
+        drop(c);
+        for (site, kind, layer) in starting {
+            self.request_layer_keyframe(site, kind, layer);
         }
     }
 
     /// Which source each receiver's slots carry. A video or content slot that now carries
     /// another site gets a keyframe requested from it, so the receiver decodes at once.
     pub fn set_selections(&self, selections: Vec<Selection>) {
-        let mut c = self.lock();
-        let mut starting: Vec<(usize, Kind, Layer)> = Vec::new();
-        for (receiver, new) in selections.iter().enumerate() {
-            let old = c.selections.get(receiver).cloned().unwrap_or_default();
-            for kind in [Kind::Video, Kind::Content] {
-                for (slot, source) in new.slots(kind).iter().enumerate() {
-                    let Some(s) = *source else { continue };
-                    let now = (s, effective_layer(&c, s, kind, new.layer(kind, slot)));
-                    let before = old.source(kind, slot).map(|b| (b, effective_layer(&c, b, kind, old.layer(kind, slot))));
-                    if before != Some(now) && !starting.contains(&(now.0, kind, now.1)) {
-                        starting.push((now.0, kind, now.1));
-                    }
-                }
-            }
-        }
-        c.selections = selections;
-        self.publish_routes(&c);
-        drop(c);
-        for (site, kind, layer) in starting {
-            self.request_layer_keyframe(site, kind, layer);
-        }
+        self.change_routes(|c| c.selections = selections);
     }
 
     /// A receiver asks for a keyframe on one of its slots: the publisher of the layer that
@@ -350,11 +364,33 @@ impl Router {
     }
 }
 
-/// The layer a slot wanting `wanted` of `source` gets: that one if published, else the
-/// nearest below, else the nearest above (a publisher without simulcast sends [`HIGH`] only).
+/// Per (receiver, kind, slot) of video and content: the source and layer it carries now.
+fn slot_layers(c: &Control) -> HashMap<(usize, Kind, usize), (usize, Kind, Layer)> {
+    let mut out = HashMap::new();
+    for (receiver, sel) in c.selections.iter().enumerate() {
+        for kind in [Kind::Video, Kind::Content] {
+            for (slot, source) in sel.slots(kind).iter().enumerate() {
+                if let Some(s) = *source {
+                    out.insert((receiver, kind, slot), (s, kind, effective_layer(c, s, kind, sel.layer(kind, slot))));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The layer a slot wanting `wanted` of `source` gets: that one if published and flowing, else
+/// the nearest below, else the nearest above (a publisher without simulcast sends [`HIGH`]
+/// only). A paused layer counts only when no layer of that source flows.
 fn effective_layer(c: &Control, source: usize, kind: Kind, wanted: Layer) -> Layer {
-    let has = |l: Layer| c.sources.contains_key(&(source, kind, l));
-    (0..=wanted).rev().find(|l| has(*l)).or_else(|| (wanted + 1..LAYERS as Layer).find(|l| has(*l))).unwrap_or(wanted)
+    let live = |l: Layer| c.sources.get(&(source, kind, l)).is_some_and(|e| e.live);
+    let published = |l: Layer| c.sources.contains_key(&(source, kind, l));
+    nearest(wanted, live).or_else(|| nearest(wanted, published)).unwrap_or(wanted)
+}
+
+/// `wanted` if `has` it, else the nearest layer below, else the nearest above.
+fn nearest(wanted: Layer, has: impl Fn(Layer) -> bool) -> Option<Layer> {
+    (0..=wanted).rev().find(|l| has(*l)).or_else(|| (wanted + 1..LAYERS as Layer).find(|l| has(*l)))
 }
 
 #[cfg(test)]
@@ -529,5 +565,34 @@ mod tests {
         router.forward(0, Kind::Video, LOW, packet(4));
         router.forward(0, Kind::Video, HIGH, packet(5));
         assert_eq!(rec.try_iter().map(|p| p.layer).collect::<Vec<_>>(), vec![HIGH]);
+    }
+
+    #[test]
+    fn a_paused_layer_sends_its_slots_to_a_flowing_one_until_it_comes_back() {
+        use crate::media::LOW;
+        let router = Router::new(2);
+        let mut rx = router.register_sink(1, 1);
+        let (kf_low, mut low_rx) = mpsc::channel(8);
+        let (kf_high, mut high_rx) = mpsc::channel(8);
+        router.register_source(0, Kind::Video, LOW, 1, kf_low);
+        router.register_source(0, Kind::Video, HIGH, 1, kf_high);
+        router.set_selections(vec![Selection::default(), Selection { video: vec![Some(0)], video_layers: vec![HIGH], ..Default::default() }]);
+        while low_rx.try_recv().is_ok() || high_rx.try_recv().is_ok() {}
+        // The publisher stops sending its high layer: the large tile gets the low one, from a keyframe.
+        router.set_layer_live(0, Kind::Video, HIGH, 1, false);
+        assert!(low_rx.try_recv().is_ok(), "the low layer is asked for a keyframe");
+        router.forward(0, Kind::Video, LOW, packet(1));
+        assert_eq!(rx.try_recv().unwrap().layer, LOW);
+        // A stale generation changes nothing.
+        router.set_layer_live(0, Kind::Video, HIGH, 7, true);
+        router.forward(0, Kind::Video, HIGH, packet(2));
+        assert!(rx.try_recv().is_err());
+        // The high layer flows again: back to it, from a keyframe.
+        router.set_layer_live(0, Kind::Video, HIGH, 1, true);
+        assert!(high_rx.try_recv().is_ok());
+        router.forward(0, Kind::Video, HIGH, packet(3));
+        router.forward(0, Kind::Video, LOW, packet(4));
+        assert_eq!(rx.try_recv().unwrap().layer, HIGH);
+        assert!(rx.try_recv().is_err());
     }
 }

@@ -124,7 +124,7 @@ pub async fn spawn(site: usize, ctx: PeerContext) -> Result<(PeerHandle, mpsc::R
     let (sink_ctl, sink_ctl_rx) = mpsc::unbounded_channel();
     let site_id = ctx.site_ids[site].clone();
     let span = tracing::info_span!("peer", site = %site_id);
-    tokio::spawn(sink::run(site, ctx.board.clone(), sink_rx, sink_ctl_rx, cancel.clone()).instrument(span.clone()));
+    tokio::spawn(sink::run(site, ctx.board.clone(), ctx.router.clone(), sink_rx, sink_ctl_rx, cancel.clone()).instrument(span.clone()));
     let task = PeerTask {
         site,
         generation,
@@ -492,6 +492,7 @@ impl PeerTask {
             cancel: self.cancel.clone(),
             clock_rate,
             layers: HashMap::new(),
+            next_layer_check: std::time::Instant::now(),
             loudness: 0.0,
         };
         tokio::spawn(reader.run(track).in_current_span());
@@ -614,7 +615,14 @@ struct LayerState {
     layer: Layer,
     meter: InboundMeter,
     last_packet: std::time::Instant,
+    /// False while the publisher has paused this layer (see [`LAYER_PAUSE`]).
+    live: bool,
 }
+
+/// A simulcast layer silent this long while another layer of the same track flows counts as
+/// paused: a browser drops its upper layers when its uplink or CPU cannot carry them, and
+/// the slots showing that layer move to one that flows (and back when it returns).
+pub const LAYER_PAUSE: Duration = Duration::from_millis(1500);
 
 /// Moves one received track's packets to the router, layer by layer, and measures them.
 struct Reader {
@@ -628,6 +636,8 @@ struct Reader {
     clock_rate: u32,
     /// By SSRC.
     layers: HashMap<u32, LayerState>,
+    /// When the layers are next checked for a pause.
+    next_layer_check: std::time::Instant,
     loudness: f32,
 }
 
@@ -673,8 +683,18 @@ impl Reader {
         if self.kind.is_video() {
             tokio::spawn(request_keyframes(track.clone(), ssrc, kf_rx, self.cancel.clone()).in_current_span());
         }
-        self.layers.insert(ssrc, LayerState { layer, meter: InboundMeter::new(self.kind, self.clock_rate), last_packet: std::time::Instant::now() });
+        self.layers.insert(ssrc, LayerState { layer, meter: InboundMeter::new(self.kind, self.clock_rate), last_packet: std::time::Instant::now(), live: true });
         self.router.register_source(self.site, self.kind, layer, self.generation, kf_tx);
+    }
+
+    /// Pauses the layers silent for [`LAYER_PAUSE`] while the one just received flows.
+    fn check_layers(&mut self, now: std::time::Instant) {
+        self.next_layer_check = now + LAYER_PAUSE / 6;
+        for l in self.layers.values_mut().filter(|l| l.live && now.duration_since(l.last_packet) >= LAYER_PAUSE) {
+            l.live = false;
+            info!(layer = l.layer, "{} layer paused by the publisher", self.kind.as_str());
+            self.router.set_layer_live(self.site, self.kind, l.layer, self.generation, false);
+        }
     }
 
     fn on_packet(&mut self, mut packet: crate::media::RtpPacket) {
@@ -684,8 +704,18 @@ impl Reader {
         // The statistics follow the best layer arriving (the one a large tile shows).
         let best = self.layers.values().filter(|l| now.duration_since(l.last_packet).as_secs() < 2).map(|l| l.layer).max();
         let Some(state) = self.layers.get_mut(&packet.header.ssrc) else { return };
+        let steady = now.duration_since(state.last_packet) < LAYER_PAUSE / 3;
         state.last_packet = now;
         let layer = state.layer;
+        if !state.live {
+            state.live = true;
+            info!(layer, "{} layer flows again", kind.as_str());
+            self.router.set_layer_live(site, kind, layer, self.generation, true);
+        }
+        if steady && self.layers.len() > 1 && now >= self.next_layer_check {
+            self.check_layers(now);
+        }
+        let Some(state) = self.layers.get_mut(&packet.header.ssrc) else { return };
         if let Some(snapshot) = state.meter.on_packet(&packet, now) {
             if best.is_none_or(|b| layer >= b) {
                 self.board.publish_inbound(site, kind, snapshot);

@@ -178,7 +178,7 @@ impl Browser {
             if r.get(other).is_some_and(|x| x.frames_decoded > 0.0 && x.audio_energy > 0.0) {
                 return;
             }
-            deadline.tick().await;
+            deadline.tick_showing(&r).await;
         }
     }
 }

@@ -72,6 +72,14 @@ impl Deadline {
         }
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
+
+    /// As [`Deadline::tick`], and the panic shows `last`, what was seen at the last poll.
+    pub async fn tick_showing(&self, last: &dyn std::fmt::Debug) {
+        if Instant::now() >= self.at {
+            panic!("timed out waiting for {}; last seen: {last:?}", self.what);
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
 }
 
 /// A fresh directory under /tmp. Kept short: Chromium puts a UNIX socket a few levels below
@@ -287,5 +295,15 @@ impl Drop for TestBridge {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // A failing test explains itself: the bridge's last log lines go to the test output.
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(LOG_TAIL_LINES)..];
+            eprintln!("--- last {} lines of the bridge's log ({}) ---\n{}\n--- end of log ---", tail.len(), self.log.display(), tail.join("\n"));
+        }
     }
 }
+
+/// Lines of the bridge's log printed when a test fails.
+const LOG_TAIL_LINES: usize = 120;
