@@ -43,7 +43,10 @@ use webrtc::peer_connection::{
 const HEADER_AT: usize = 2;
 const VIDEO_PACKET_BYTES: usize = 1000;
 const AUDIO_PACKET_BYTES: usize = 80;
-/// Latency histogram: 10 µs buckets up to 200 ms.
+/// Latency histograms (every packet, audio, video frame starts): 10 µs buckets up to 200 ms.
+const ALL: usize = 0;
+const AUDIO: usize = 1;
+const FRAME_START: usize = 2;
 const BUCKET_US: u64 = 10;
 const BUCKETS: usize = 20_000;
 
@@ -123,14 +126,17 @@ struct Measured {
     /// Counting only inside the measured window.
     on: AtomicBool,
     packets: AtomicU64,
-    histogram: OnceLock<Vec<AtomicU32>>,
+    /// Latency histograms: every packet, audio packets, first packets of video frames. A
+    /// video frame leaves the sender as a burst; its later packets also wait for the bridge to
+    /// fan out the ones before them, so audio and frame starts show the per-packet delay.
+    histograms: OnceLock<[Vec<AtomicU32>; 3]>,
     /// Per (receiver, source, kind): (first seq, highest seq, received) within the window.
     streams: Mutex<std::collections::HashMap<(usize, u16, u8), (u32, u32, u64)>>,
 }
 
 impl Measured {
-    fn histogram(&self) -> &[AtomicU32] {
-        self.histogram.get_or_init(|| (0..BUCKETS).map(|_| AtomicU32::new(0)).collect())
+    fn histogram(&self, which: usize) -> &[AtomicU32] {
+        &self.histograms.get_or_init(|| std::array::from_fn(|_| (0..BUCKETS).map(|_| AtomicU32::new(0)).collect()))[which]
     }
 
     fn record(&self, receiver: usize, payload: &[u8]) {
@@ -144,7 +150,12 @@ impl Measured {
         let sent = u64::from_be_bytes(h[7..15].try_into().unwrap());
         let latency = now_us().saturating_sub(sent);
         let bucket = ((latency / BUCKET_US) as usize).min(BUCKETS - 1);
-        self.histogram()[bucket].fetch_add(1, Ordering::Relaxed);
+        self.histogram(ALL)[bucket].fetch_add(1, Ordering::Relaxed);
+        if kind == 0 {
+            self.histogram(AUDIO)[bucket].fetch_add(1, Ordering::Relaxed);
+        } else if payload[0] & 0x10 != 0 {
+            self.histogram(FRAME_START)[bucket].fetch_add(1, Ordering::Relaxed);
+        }
         self.packets.fetch_add(1, Ordering::Relaxed);
         let mut s = self.streams.lock().unwrap();
         let e = s.entry((receiver, source, kind)).or_insert((seq, seq, 0));
@@ -153,8 +164,8 @@ impl Measured {
         e.2 += 1;
     }
 
-    fn percentile_us(&self, p: f64) -> f64 {
-        let h: Vec<u64> = self.histogram().iter().map(|b| b.load(Ordering::Relaxed) as u64).collect();
+    fn percentile_us(&self, which: usize, p: f64) -> f64 {
+        let h: Vec<u64> = self.histogram(which).iter().map(|b| b.load(Ordering::Relaxed) as u64).collect();
         let total: u64 = h.iter().sum();
         let mut seen = 0;
         for (i, n) in h.iter().enumerate() {
@@ -398,8 +409,12 @@ async fn run(a: Args) {
         "bridge_rss_mib_end": rss_end as f64 / 1024.0,
         "received_pps_at_sites": measured.packets.load(Ordering::Relaxed) as f64 / elapsed,
         "loss_percent": measured.loss_percent(),
-        "latency_us_p50": measured.percentile_us(0.50),
-        "latency_us_p99": measured.percentile_us(0.99),
+        "latency_us_p50": measured.percentile_us(ALL, 0.50),
+        "latency_us_p99": measured.percentile_us(ALL, 0.99),
+        "audio_latency_us_p50": measured.percentile_us(AUDIO, 0.50),
+        "audio_latency_us_p99": measured.percentile_us(AUDIO, 0.99),
+        "frame_start_latency_us_p50": measured.percentile_us(FRAME_START, 0.50),
+        "frame_start_latency_us_p99": measured.percentile_us(FRAME_START, 0.99),
         "load_generator_cpu_percent": (gen1 - gen0) / elapsed * 100.0,
         "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
     });
