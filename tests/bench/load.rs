@@ -19,7 +19,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
-use common::sim::{client_pc, local_track, opus, vp8};
+use common::sim::{candidate_init, client_pc, local_track, opus, vp8};
 use common::ws::Client;
 use common::{proc_usage, TestBridge};
 use futures::{SinkExt, StreamExt};
@@ -35,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
-    PeerConnectionEventHandler, RTCIceCandidateInit, RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription,
+    PeerConnectionEventHandler, RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription,
 };
 
 /// Where our header starts in each payload: after a VP8 payload descriptor and key-frame byte
@@ -266,13 +266,7 @@ async fn site(bridge: &TestBridge, index: usize, video_kbps: Arc<AtomicU64>, mea
                             }
                             Some("candidate") => {
                                 let c = &v["candidate"];
-                                let init = RTCIceCandidateInit {
-                                    candidate: c["candidate"].as_str().unwrap_or("").into(),
-                                    sdp_mid: c["sdpMid"].as_str().map(Into::into),
-                                    sdp_mline_index: c["sdpMLineIndex"].as_u64().map(|x| x as u16),
-                                    ..Default::default()
-                                };
-                                let _ = pc.add_ice_candidate(init).await;
+                                let _ = pc.add_ice_candidate(candidate_init(c, c["candidate"].as_str().unwrap_or("").into())).await;
                             }
                             _ => {}
                         }

@@ -103,6 +103,17 @@ fn without_candidates(sdp: &str, strip: bool) -> String {
     sdp.split_inclusive("\r\n").filter(|l| !l.starts_with("a=candidate:")).collect()
 }
 
+/// A `candidate` message's candidate (`c`, as the bridge sends it) for webrtc-rs, with its
+/// candidate line replaced by `candidate`.
+pub fn candidate_init(c: &Value, candidate: String) -> RTCIceCandidateInit {
+    RTCIceCandidateInit {
+        candidate,
+        sdp_mid: c["sdpMid"].as_str().map(Into::into),
+        sdp_mline_index: c["sdpMLineIndex"].as_u64().map(|x| x as u16),
+        ..Default::default()
+    }
+}
+
 /// Starts a lossy UDP relay in front of the candidate's address and returns the candidate
 /// rewritten to point at the relay; `None` for a candidate the relay cannot carry (ICE-TCP),
 /// so that no path bypasses the loss.
@@ -266,13 +277,7 @@ impl Sim {
                                             None => continue,
                                         }
                                     }
-                                    let init = RTCIceCandidateInit {
-                                        candidate,
-                                        sdp_mid: c["sdpMid"].as_str().map(Into::into),
-                                        sdp_mline_index: c["sdpMLineIndex"].as_u64().map(|x| x as u16),
-                                        ..Default::default()
-                                    };
-                                    let _ = pc.add_ice_candidate(init).await;
+                                    let _ = pc.add_ice_candidate(candidate_init(c, candidate)).await;
                                 }
                                 _ => {}
                             }
