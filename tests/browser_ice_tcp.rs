@@ -6,8 +6,7 @@
 mod common;
 
 use common::browser::{fake_media, lab_dir, Browser};
-use common::{scratch_dir, Deadline, TestBridge};
-use serde_json::json;
+use common::{scratch_dir, TestBridge};
 use std::process::Command;
 use std::time::Duration;
 
@@ -55,15 +54,7 @@ async fn a_site_whose_udp_is_blocked_joins_over_ice_tcp() {
     println!("hang-gai's selected pair: {pair:?}");
     let pair = pair.unwrap_or_default();
     assert_eq!((pair[0].as_str(), pair[1].as_str(), pair[2].as_str(), pair[3].as_str()), (Some("tcp"), Some("active"), Some("tcp"), Some("passive")), "{pair}");
-    let deadline = Deadline::after(Duration::from_secs(15), "the bridge to report hang-gai's path as tcp");
-    loop {
-        let (_, v) = bridge.tech("GET", "/api/tech", "").await;
-        let path = v["sites"].as_array().and_then(|s| s.iter().find(|x| x["id"] == "hang-gai")).map(|x| x["path"].clone());
-        if path == Some(json!("tcp")) {
-            break;
-        }
-        deadline.tick().await;
-    }
+    bridge.wait_for_path("hang-gai", "tcp").await;
     drop(browsers);
     let _ = Command::new("bash").arg(lab_dir().join("impair.sh")).arg("clear").status();
     let _ = std::fs::remove_dir_all(&scratch);

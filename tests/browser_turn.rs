@@ -6,7 +6,7 @@
 mod common;
 
 use common::browser::{fake_media, Browser};
-use common::{scratch_dir, Deadline, TestBridge};
+use common::{scratch_dir, TestBridge};
 use serde_json::json;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -70,15 +70,7 @@ async fn a_site_forced_to_relay_joins_through_turn() {
         .await;
     assert_eq!(local, Some(json!("relay")), "the ward's page relays");
     // The bridge's view, as technicians see it.
-    let deadline = Deadline::after(Duration::from_secs(15), "the bridge to report hang-gai as relayed");
-    loop {
-        let (_, v) = bridge.tech("GET", "/api/tech", "").await;
-        let c = v["sites"].as_array().and_then(|s| s.iter().find(|x| x["id"] == "hang-gai")).map(|x| x["path"].clone());
-        if c == Some(json!("relay")) {
-            break;
-        }
-        deadline.tick().await;
-    }
+    bridge.wait_for_path("hang-gai", "relay").await;
     drop(browsers);
     let log = std::fs::read_to_string(scratch.join("turn.log")).unwrap_or_default();
     assert!(log.contains("hang-gai"), "coturn saw the site's time-limited user name");

@@ -280,6 +280,20 @@ impl TestBridge {
         (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
     }
 
+    /// Waits until the technicians' API reports `site` connected by `path` (`udp`, `tcp`,
+    /// `relay`); panics after 15 s, showing the last path seen.
+    pub async fn wait_for_path(&self, site: &str, path: &str) {
+        let deadline = Deadline::after(Duration::from_secs(15), format!("the bridge to report {site}'s path as {path}"));
+        loop {
+            let (_, v) = self.tech("GET", "/api/tech", "").await;
+            let seen = v["sites"].as_array().and_then(|s| s.iter().find(|x| x["id"] == site)).map(|x| x["path"].clone());
+            if seen.as_ref().and_then(|p| p.as_str()) == Some(path) {
+                return;
+            }
+            deadline.tick_showing(&seen).await;
+        }
+    }
+
     /// `GET path` over HTTPS as a technician, as JSON.
     pub async fn get_json(&self, path: &str) -> serde_json::Value {
         let auth = format!("Bearer {}", self.tech_token().await);
