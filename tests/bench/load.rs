@@ -13,13 +13,19 @@
 //! 2 video and 2 audio slots; grid: every page receives every other site), `--seconds S`
 //! (measured window, default 20), `--video-kbps K` (every site's camera, default 400),
 //! `--stage-kbps K` (HQ's and the floor holder's camera in stage mode, default 2500),
-//! `--join-batch B` (sites joining at once, default 10). The bridge is started by this tool
-//! on the same host (release binary, loopback); nothing is subtracted.
+//! `--join-batch B` (sites joining at once, default 10), `--measured M` (only the first M
+//! sites decrypt and measure what they receive; the others are light receivers that count
+//! the media datagrams reaching their socket and drop them unread, see `drain.rs`; default:
+//! all), `--storm K` (2 s into the measured window, K sign-ins with site keys arrive at once,
+//! as when every site of a meeting reconnects; default 0). The bridge is started by this tool on the same host (release binary, loopback);
+//! nothing is subtracted.
 
 #[path = "../common/mod.rs"]
 mod common;
+mod drain;
 
-use common::sim::{candidate_init, client_pc, local_track, opus, vp8};
+use common::sim::{candidate_init, client_pc_on, local_track, opus, vp8};
+use drain::{DrainRuntime, Drained};
 use common::ws::Client;
 use common::{proc_usage, TestBridge};
 use futures::{SinkExt, StreamExt};
@@ -66,10 +72,12 @@ struct Args {
     video_kbps: u64,
     stage_kbps: u64,
     join_batch: usize,
+    measured: usize,
+    storm: usize,
 }
 
 fn args() -> Args {
-    let mut a = Args { sites: 6, stage: false, seconds: 20, video_kbps: 400, stage_kbps: 2500, join_batch: 10 };
+    let mut a = Args { sites: 6, stage: false, seconds: 20, video_kbps: 400, stage_kbps: 2500, join_batch: 10, measured: usize::MAX, storm: 0 };
     let argv: Vec<String> = std::env::args().collect();
     let mut i = 1;
     while i < argv.len() {
@@ -81,6 +89,8 @@ fn args() -> Args {
             "--video-kbps" => a.video_kbps = value().parse().expect("--video-kbps K"),
             "--stage-kbps" => a.stage_kbps = value().parse().expect("--stage-kbps K"),
             "--join-batch" => a.join_batch = value().parse().expect("--join-batch B"),
+            "--measured" => a.measured = value().parse().expect("--measured M"),
+            "--storm" => a.storm = value().parse().expect("--storm K"),
             _ => {
                 i += 1;
                 continue; // cargo bench passes --bench
@@ -89,6 +99,7 @@ fn args() -> Args {
         i += 2;
     }
     assert!((2..=500).contains(&a.sites), "--sites between 2 and 500");
+    a.measured = a.measured.clamp(1, a.sites);
     a
 }
 
@@ -222,7 +233,8 @@ impl PeerConnectionEventHandler for Handler {
 }
 
 /// One simulated site: joins, publishes, receives; stops with `cancel`.
-async fn site(bridge: &TestBridge, index: usize, video_kbps: Arc<AtomicU64>, measured: Arc<Measured>, cancel: CancellationToken) -> (mpsc::UnboundedSender<Value>, Arc<AtomicBool>) {
+/// `light`: receive through a [`DrainRuntime`] that counts the media into it, unread.
+async fn site(bridge: &TestBridge, index: usize, video_kbps: Arc<AtomicU64>, measured: Arc<Measured>, light: Option<Arc<Drained>>, cancel: CancellationToken) -> (mpsc::UnboundedSender<Value>, Arc<AtomicBool>) {
     let id = site_id(index);
     let mut client = Client::connect(&bridge.cert_pem(), bridge.port).await;
     let joined = client.join(&id, &key(index)).await;
@@ -231,7 +243,8 @@ async fn site(bridge: &TestBridge, index: usize, video_kbps: Arc<AtomicU64>, mea
     let (outgoing, mut outgoing_rx) = mpsc::unbounded_channel::<Value>();
     let connected = Arc::new(AtomicBool::new(false));
     let handler = Arc::new(Handler { index, outgoing: outgoing.clone(), connected: connected.clone(), measured });
-    let pc = client_pc(handler).await;
+    let runtime = light.map(|d| Arc::new(DrainRuntime::new(d)) as Arc<dyn webrtc::runtime::Runtime>);
+    let pc = client_pc_on(handler, runtime).await;
     let (opus, vp8) = (opus(), vp8());
     let (assrc, vssrc) = (rand::random::<u32>(), rand::random::<u32>());
     let audio = local_track(&id, RtpCodecKind::Audio, opus, assrc);
@@ -346,15 +359,18 @@ async fn run(a: Args) {
     let bridge = TestBridge::start_with(path, data);
     let pid = bridge.pid();
     let measured = Arc::new(Measured::default());
+    let drained = Arc::new(Drained::default());
     let cancel = CancellationToken::new();
     let join_start = Instant::now();
+    let join_cpu0 = proc_usage(pid).0;
     let mut sites = Vec::new();
     let mut rates = Vec::new();
     for batch in (0..a.sites).collect::<Vec<_>>().chunks(a.join_batch.max(1)) {
         let joins = batch.iter().map(|&i| {
             let rate = Arc::new(AtomicU64::new(if a.stage && i == 0 { a.stage_kbps } else { a.video_kbps }));
             rates.push(rate.clone());
-            site(&bridge, i, rate, measured.clone(), cancel.clone())
+            let light = (i >= a.measured).then(|| drained.clone());
+            site(&bridge, i, rate, measured.clone(), light, cancel.clone())
         });
         sites.extend(futures::future::join_all(joins.collect::<Vec<_>>()).await);
     }
@@ -364,6 +380,7 @@ async fn run(a: Args) {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let joined_in = join_start.elapsed().as_secs_f64();
+    let join_cpu = proc_usage(pid).0 - join_cpu0;
     if a.stage {
         // The chair mutes the wards and gives the floor to the first one, which speaks in HD.
         sites[0].0.send(json!({"type": "mute_all", "muted": true})).unwrap();
@@ -374,16 +391,37 @@ async fn run(a: Args) {
     let h0 = bridge.get_json("/api/health").await;
     let ((cpu0, _), gen0) = (proc_usage(pid), self_cpu());
     measured.on.store(true, Ordering::Relaxed);
+    drained.on.store(true, Ordering::Relaxed);
     let t0 = Instant::now();
+    let storm = (a.storm > 0).then(|| {
+        let (cert, port, n, sites) = (bridge.cert_pem(), bridge.port, a.storm, a.sites);
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let start = Instant::now();
+            // Each in its own task: a sign-in that gets no answer (the helper panics after 10 s)
+            // counts as failed.
+            let signins = (0..n).map(|k| {
+                let cert = cert.clone();
+                tokio::spawn(async move { common::ws::site_session(&cert, port, &site_id(k % sites), &key(k % sites)).await.0 })
+            });
+            let statuses = futures::future::join_all(signins).await;
+            (start.elapsed().as_secs_f64(), statuses.iter().filter(|s| matches!(s, Ok(200))).count())
+        })
+    });
     let mut rss_max = 0;
     while t0.elapsed() < Duration::from_secs(a.seconds) {
         tokio::time::sleep(Duration::from_millis(500)).await;
         rss_max = rss_max.max(proc_usage(pid).1);
     }
     measured.on.store(false, Ordering::Relaxed);
+    drained.on.store(false, Ordering::Relaxed);
     let elapsed = t0.elapsed().as_secs_f64();
     let ((cpu1, rss_end), gen1) = (proc_usage(pid), self_cpu());
     let h1 = bridge.get_json("/api/health").await;
+    let storm = match storm {
+        Some(t) => Some(t.await.unwrap()),
+        None => None,
+    };
     let delta = |k: &str| (h1["media"][k].as_u64().unwrap_or(0) - h0["media"][k].as_u64().unwrap_or(0)) as f64;
     let cpu = (cpu1 - cpu0) / elapsed;
     let out_pps = delta("forwarded_packets") / elapsed;
@@ -392,6 +430,8 @@ async fn run(a: Args) {
         "mode": if a.stage { "stage" } else { "grid" },
         "seconds": elapsed,
         "joined_and_connected_s": joined_in,
+        // Bridge CPU-seconds from the first join until every site's media connected.
+        "bridge_cpu_s_during_joins": join_cpu,
         "video_kbps": a.video_kbps,
         "stage_kbps": if a.stage { Some(a.stage_kbps) } else { None },
         "bridge_in_pps": delta("received_packets") / elapsed,
@@ -401,14 +441,21 @@ async fn run(a: Args) {
         "forwarded_packets_per_cpu_second": if cpu > 0.0 { out_pps / cpu } else { 0.0 },
         "bridge_rss_mib_max": rss_max as f64 / 1024.0,
         "bridge_rss_mib_end": rss_end as f64 / 1024.0,
-        "received_pps_at_sites": measured.packets.load(Ordering::Relaxed) as f64 / elapsed,
-        "loss_percent": measured.loss_percent(),
+        "measured_sites": a.measured,
+        "received_pps_at_measured_sites": measured.packets.load(Ordering::Relaxed) as f64 / elapsed,
+        "loss_percent_at_measured_sites": measured.loss_percent(),
+        "received_pps_at_light_sites": drained.datagrams.load(Ordering::Relaxed) as f64 / elapsed,
+        // Everything the bridge wrote that reached a site's socket (measured or light).
+        "delivered_percent": if out_pps > 0.0 { (measured.packets.load(Ordering::Relaxed) + drained.datagrams.load(Ordering::Relaxed)) as f64 / elapsed / out_pps * 100.0 } else { 0.0 },
         "latency_us_p50": measured.percentile_us(ALL, 0.50),
         "latency_us_p99": measured.percentile_us(ALL, 0.99),
         "audio_latency_us_p50": measured.percentile_us(AUDIO, 0.50),
         "audio_latency_us_p99": measured.percentile_us(AUDIO, 0.99),
         "frame_start_latency_us_p50": measured.percentile_us(FRAME_START, 0.50),
         "frame_start_latency_us_p99": measured.percentile_us(FRAME_START, 0.99),
+        "storm_signins": a.storm,
+        "storm_signins_ok": storm.map(|s| s.1),
+        "storm_all_signed_in_s": storm.map(|s| s.0),
         "load_generator_cpu_percent": (gen1 - gen0) / elapsed * 100.0,
         "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
     });

@@ -138,21 +138,25 @@ fn relay_candidate(candidate: &str, loss: f64, relays: &Mutex<Vec<std::process::
 
 /// A webrtc-rs client PeerConnection on loopback, as simulated sites and the load generator use.
 pub async fn client_pc(handler: Arc<dyn PeerConnectionEventHandler>) -> Arc<dyn PeerConnection> {
+    client_pc_on(handler, None).await
+}
+
+/// A client PeerConnection on loopback, on `runtime` if given (else webrtc-rs's tokio one).
+pub async fn client_pc_on(handler: Arc<dyn PeerConnectionEventHandler>, runtime: Option<Arc<dyn webrtc::runtime::Runtime>>) -> Arc<dyn PeerConnection> {
     let mut me = MediaEngine::default();
     me.register_default_codecs().unwrap();
     let registry = register_default_interceptors(Registry::new(), &mut me).unwrap();
-    Arc::new(
-        PeerConnectionBuilder::new()
-            .with_configuration(RTCConfigurationBuilder::new().build())
-            .with_media_engine(me)
-            .with_setting_engine(SettingEngineBuilder::new().with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled).build())
-            .with_interceptor_registry(registry)
-            .with_handler(handler)
-            .with_udp_addrs(vec!["127.0.0.1:0".to_string()])
-            .build()
-            .await
-            .unwrap(),
-    )
+    let mut builder = PeerConnectionBuilder::new()
+        .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_media_engine(me)
+        .with_setting_engine(SettingEngineBuilder::new().with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled).build())
+        .with_interceptor_registry(registry)
+        .with_handler(handler)
+        .with_udp_addrs(vec!["127.0.0.1:0".to_string()]);
+    if let Some(rt) = runtime {
+        builder = builder.with_runtime(rt);
+    }
+    Arc::new(builder.build().await.unwrap())
 }
 
 pub fn opus() -> rtc::rtp_transceiver::rtp_sender::RTCRtpCodec {
