@@ -4,7 +4,7 @@
 //! (`POST /api/login`); either gets a short-lived REST token, and a site also a one-use
 //! ticket for its WebSocket `join`. [`Auth`] owns the token table and the per-address gate
 //! (joins per minute, sockets per address and per site) behind one short mutex; the Argon2
-//! checks run on blocking threads. A watcher notices when `diemcau keys rotate` or
+//! checks run on the [`verifier`]'s low-priority lanes, away from the media threads. A watcher notices when `diemcau keys rotate` or
 //! `diemcau user remove` changed the credentials under a running bridge and ends the
 //! sessions that used the old ones. Nothing here logs a key, password, token or ticket.
 
@@ -12,6 +12,7 @@ pub mod keys;
 pub mod limits;
 pub mod tokens;
 pub mod turn;
+pub mod verifier;
 
 use crate::config::Settings;
 use crate::conference::ConferenceHandle;
@@ -50,6 +51,8 @@ pub enum AuthError {
     TooManyJoins,
     #[error("too many connections from this address or for this site")]
     TooManySockets,
+    #[error("too many sign-ins at once; try again in a moment")]
+    Busy,
 }
 
 impl AuthError {
@@ -65,6 +68,7 @@ impl AuthError {
             AuthError::Forbidden => "forbidden",
             AuthError::TooManyJoins => "too_many_joins",
             AuthError::TooManySockets => "too_many_sockets",
+            AuthError::Busy => "busy",
         }
     }
 }
@@ -105,6 +109,7 @@ pub struct Auth {
     settings: Arc<Settings>,
     store: Store,
     state: Mutex<State>,
+    verifier: verifier::Verifier,
 }
 
 fn random() -> [u8; 32] {
@@ -133,7 +138,8 @@ impl Auth {
             };
             tokens.restore(digest, Principal { role, subject, is_site }, s.expires_ms, now);
         }
-        Ok(Auth { settings, store, state: Mutex::new(State { tokens, gate: Gate::new(limits) }) })
+        let verifier = verifier::Verifier::for_this_machine();
+        Ok(Auth { settings, store, state: Mutex::new(State { tokens, gate: Gate::new(limits) }), verifier })
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -173,12 +179,17 @@ impl Auth {
         let site = self.settings.sites.iter().find(|s| s.id == site_id).ok_or(AuthError::SiteUnknown)?;
         let store = self.store.clone();
         let (id, key) = (site.id.clone(), key.to_string());
-        let ok = tokio::task::spawn_blocking(move || match store.key_hash(&id) {
-            Ok(Some(hash)) => keys::verify_key(&key, &hash),
-            _ => false,
-        })
-        .await
-        .unwrap_or(false);
+        let ok = self
+            .verifier
+            .run(move || match store.key_hash(&id) {
+                Ok(Some(hash)) => keys::verify_key(&key, &hash),
+                _ => false,
+            })
+            .await
+            .map_err(|_| {
+                warn!(site = site_id, %ip, "sign-in refused: too many key checks waiting");
+                AuthError::Busy
+            })?;
         if !ok {
             warn!(site = site_id, %ip, "refused: wrong key for the site");
             return Err(AuthError::BadKey);
@@ -199,13 +210,17 @@ impl Auth {
         self.attempt(ip)?;
         let store = self.store.clone();
         let (name, password) = (user.to_string(), password.to_string());
-        let found = tokio::task::spawn_blocking(move || match store.user(&name) {
-            Ok(Some(u)) if keys::verify_key(&password, &u.password_hash) => Role::parse(&u.role),
-            _ => None,
-        })
-        .await
-        .ok()
-        .flatten();
+        let found = self
+            .verifier
+            .run(move || match store.user(&name) {
+                Ok(Some(u)) if keys::verify_key(&password, &u.password_hash) => Role::parse(&u.role),
+                _ => None,
+            })
+            .await
+            .map_err(|_| {
+                warn!(%ip, "sign-in refused: too many password checks waiting");
+                AuthError::Busy
+            })?;
         let Some(role) = found else {
             warn!(%ip, "refused: wrong user name or password");
             return Err(AuthError::BadCredentials);

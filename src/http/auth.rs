@@ -24,6 +24,7 @@ pub fn status(e: AuthError) -> StatusCode {
         AuthError::SiteUnknown => StatusCode::NOT_FOUND,
         AuthError::Forbidden => StatusCode::FORBIDDEN,
         AuthError::TooManyJoins | AuthError::TooManySockets => StatusCode::TOO_MANY_REQUESTS,
+        AuthError::Busy => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::UNAUTHORIZED,
     }
 }

@@ -481,6 +481,7 @@ pub enum ErrorCode {
     TooManyJoins,
     TooManySockets,
     RateLimited,
+    Busy,
 }
 
 impl From<crate::auth::AuthError> for ErrorCode {
@@ -495,6 +496,7 @@ impl From<crate::auth::AuthError> for ErrorCode {
             A::Forbidden => ErrorCode::Forbidden,
             A::TooManyJoins => ErrorCode::TooManyJoins,
             A::TooManySockets => ErrorCode::TooManySockets,
+            A::Busy => ErrorCode::Busy,
         }
     }
 }
