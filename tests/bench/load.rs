@@ -23,9 +23,11 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod drain;
+mod meeting;
 
 use common::sim::{candidate_init, client_pc_on, local_track, opus, vp8};
 use drain::{DrainRuntime, Drained};
+use meeting::{key, site_id};
 use common::ws::Client;
 use common::{proc_usage, TestBridge};
 use futures::{SinkExt, StreamExt};
@@ -103,32 +105,9 @@ fn args() -> Args {
     a
 }
 
-fn site_id(i: usize) -> String {
-    if i == 0 {
-        "hq".into()
-    } else {
-        format!("p{i:03}")
-    }
-}
-
-fn key(i: usize) -> String {
-    format!("{}-load-key-0123456789", site_id(i))
-}
-
 fn config(a: &Args) -> String {
     let (video, audio) = if a.stage { (2, 2) } else { (a.sites - 1, a.sites - 1) };
-    let mut c = format!(
-        "[conference]\ntitle = \"Tải thử {} điểm cầu\"\nvideo_slots = {}\naudio_slots = {}\n\n\
-         [limits]\njoins_per_minute = 100000\nsockets_per_ip = 10000\n\n",
-        a.sites,
-        video.clamp(1, 25),
-        audio.clamp(1, 16)
-    );
-    for i in 0..a.sites {
-        let role = if i == 0 { "chair" } else { "site" };
-        c.push_str(&format!("[[sites]]\nid = \"{}\"\nname = \"Điểm {i}\"\nrole = \"{role}\"\nkey = \"{}\"\n\n", site_id(i), key(i)));
-    }
-    c
+    meeting::config(a.sites, video, audio)
 }
 
 /// What every receiver records, shared.
