@@ -12,7 +12,7 @@
 use diemcau::conference::{self, Action};
 use diemcau::media::router::Router;
 use diemcau::recording::Recorder;
-use diemcau::signal::protocol::{parse_client, AgendaItemSpec, AgendaKind, ClientMessage, ErrorCode, Layout, ServerMessage};
+use diemcau::signal::protocol::{parse_client, AgendaItemSpec, AgendaKind, ClientMessage, ErrorCode, Layout, Outgoing, ServerMessage};
 use diemcau::store::Store;
 use proptest::prelude::*;
 use serde_json::Value;
@@ -178,7 +178,12 @@ async fn run_steps(steps: Vec<(usize, Action)>) -> Result<(), TestCaseError> {
             if site != 0 && chair_cmd {
                 prop_assert_eq!(r.map_err(|e| e.code), Err(ErrorCode::NotChair), "a ward's chair command");
             }
-            while let Ok(m) = seats[0].1.try_recv() {
+            while let Ok(out) = seats[0].1.try_recv() {
+                // What goes to every page arrives as its JSON text: read it as a page would.
+                let m = match out {
+                    Outgoing::Message(m) => m,
+                    Outgoing::Text(t) => serde_json::from_str(&t).map_err(|e| TestCaseError::fail(format!("unreadable message {e}: {t}")))?,
+                };
                 if matches!(m, ServerMessage::State { .. }) {
                     last = Some(m);
                 }

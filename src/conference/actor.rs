@@ -10,7 +10,7 @@ use crate::floor::{AgendaItem, Floor, FloorError, FloorEvent, ItemKind, RequestI
 use crate::media::router::Router;
 use crate::signal::protocol::{
     AgendaItemSpec, AgendaKind, AgendaView, CurrentItemView, ErrorCode, FloorEventKind, FloorHolderView, FloorView, Layout,
-    MeetingView, QueueEntryView, RecordingView, ServerMessage, SiteLevel, SitePresence,
+    MeetingView, Outgoing, QueueEntryView, RecordingView, ServerMessage, SiteLevel, SitePresence,
 };
 use crate::media::speaker::SpeakerDetector;
 use crate::media::Selection;
@@ -25,7 +25,7 @@ use uuid::Uuid;
 
 struct Holder {
     session: Uuid,
-    outbox: mpsc::Sender<ServerMessage>,
+    outbox: mpsc::Sender<Outgoing>,
 }
 
 /// A site's mute flags. `hard` is the chair's; the site cannot clear it.
@@ -229,7 +229,7 @@ impl Actor {
             Command::Evict { site, message } => {
                 let seat = &mut self.seats[site];
                 if let Some(h) = &seat.holder {
-                    let _ = h.outbox.try_send(ServerMessage::Revoked { message });
+                    let _ = h.outbox.try_send(ServerMessage::Revoked { message }.into());
                     let session = h.session;
                     self.leave(site, session, false);
                 } else if seat.held_until.take().is_some() {
@@ -242,7 +242,7 @@ impl Actor {
             }
             Command::Notify { site, msg, close, reply } => {
                 let seat = &mut self.seats[site];
-                let sent = seat.holder.as_ref().is_some_and(|h| h.outbox.try_send(msg).is_ok());
+                let sent = seat.holder.as_ref().is_some_and(|h| h.outbox.try_send(msg.into()).is_ok());
                 if sent && close {
                     // The session closes itself on `dropped` and the page rejoins: hold the seat.
                     let session = seat.holder.as_ref().map(|h| h.session);
@@ -302,7 +302,7 @@ impl Actor {
         &self.settings.sites[site].id
     }
 
-    fn join(&mut self, site: usize, session: Uuid, resume: Option<String>, outbox: mpsc::Sender<ServerMessage>) -> Result<Seat, JoinRefused> {
+    fn join(&mut self, site: usize, session: Uuid, resume: Option<String>, outbox: mpsc::Sender<Outgoing>) -> Result<Seat, JoinRefused> {
         let is_chair = self.settings.sites[site].role == Role::Chair;
         let held = self.seats[site].held_until.is_some();
         if self.locked && !is_chair && self.seats[site].holder.is_none() && !held {
@@ -322,9 +322,12 @@ impl Actor {
         self.seats[site].pages = 0;
         let replaced_previous = if let Some(old) = previous {
             info!(site = %self.id(site), %session, "{} joined again from a new session; the old session is replaced", self.name(site));
-            let _ = old.outbox.try_send(ServerMessage::Replaced {
-                message: "Điểm cầu này vừa được kết nối từ một phiên khác. / This site joined from another session.".into(),
-            });
+            let _ = old.outbox.try_send(
+                ServerMessage::Replaced {
+                    message: "Điểm cầu này vừa được kết nối từ một phiên khác. / This site joined from another session.".into(),
+                }
+                .into(),
+            );
             true
         } else {
             if held {
@@ -868,7 +871,7 @@ impl Actor {
                     page,
                     pages,
                 };
-                if h.outbox.try_send(msg).is_err() {
+                if h.outbox.try_send(msg.into()).is_err() {
                     warn!(site = %self.settings.sites[r].id, "signalling outbox full; a view was skipped");
                 }
             }
@@ -894,10 +897,12 @@ impl Actor {
         self.view.send_replace(Arc::new(view));
     }
 
+    /// The same message to every page, serialised once.
     fn send_all(&self, msg: ServerMessage) {
+        let out = Outgoing::shared(&msg);
         for (i, seat) in self.seats.iter().enumerate() {
             if let Some(h) = &seat.holder {
-                if h.outbox.try_send(msg.clone()).is_err() {
+                if h.outbox.try_send(out.clone()).is_err() {
                     warn!(site = %self.settings.sites[i].id, "signalling outbox full; a message was skipped");
                 }
             }

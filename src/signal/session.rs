@@ -4,7 +4,7 @@
 //! A refused message gets a typed `error` reply and changes nothing; the socket stays open.
 //! The task owns its peer: when the socket goes, the peer and the seat go with it.
 
-use super::protocol::{parse_client, ClientMessage, ConferenceInfo, ErrorCode, ServerMessage, SiteInfo};
+use super::protocol::{parse_client, ClientMessage, ConferenceInfo, ErrorCode, Outgoing, ServerMessage, SiteInfo};
 use crate::auth::limits::{MessageRate, Verdict};
 use crate::conference::{Action, JoinRefused};
 use crate::peer::{self, PeerCommand, PeerEvent, PeerHandle};
@@ -56,7 +56,7 @@ struct Session {
 impl Session {
     async fn run(mut self, socket: WebSocket) {
         let (mut tx, mut rx) = socket.split();
-        let (outbox_tx, mut outbox) = mpsc::channel::<ServerMessage>(OUTBOX);
+        let (outbox_tx, mut outbox) = mpsc::channel::<Outgoing>(OUTBOX);
         let mut last_heard = Instant::now();
         let mut idle_check = tokio::time::interval(Duration::from_secs(5));
         let close_reason = loop {
@@ -104,7 +104,16 @@ impl Session {
                     },
                     }
                 },
-                Some(msg) = outbox.recv() => {
+                Some(out) = outbox.recv() => {
+                    let msg = match out {
+                        Outgoing::Message(msg) => msg,
+                        Outgoing::Text(text) => {
+                            if tx.send(Message::Text(text.as_ref().into())).await.is_err() {
+                                break None;
+                            }
+                            continue;
+                        }
+                    };
                     match msg {
                         ServerMessage::Replaced { .. } => {
                             send_all(&mut tx, vec![msg]).await;
@@ -155,7 +164,7 @@ impl Session {
         }
     }
 
-    async fn on_text(&mut self, text: &str, outbox: &mpsc::Sender<ServerMessage>) -> (Vec<ServerMessage>, Flow) {
+    async fn on_text(&mut self, text: &str, outbox: &mpsc::Sender<Outgoing>) -> (Vec<ServerMessage>, Flow) {
         let msg = match parse_client(text) {
             Ok(m) => m,
             Err(refusal) => {
@@ -283,7 +292,7 @@ impl Session {
         }
     }
 
-    async fn join(&mut self, site_id: &str, ticket: &str, resume: Option<String>, outbox: &mpsc::Sender<ServerMessage>) -> Vec<ServerMessage> {
+    async fn join(&mut self, site_id: &str, ticket: &str, resume: Option<String>, outbox: &mpsc::Sender<Outgoing>) -> Vec<ServerMessage> {
         let refuse = |code, msg: String| vec![ServerMessage::error(code, msg, Some("join"))];
         if self.joined.is_some() {
             return refuse(ErrorCode::AlreadyJoined, "this session has already joined; open a new connection to join another site".into());
