@@ -4,9 +4,9 @@
 //! (`POST /api/login`); either gets a short-lived REST token, and a site also a one-use
 //! ticket for its WebSocket `join`. [`Auth`] owns the token table and the per-address gate
 //! (joins per minute, sockets per address and per site) behind one short mutex; the Argon2
-//! checks run on the [`verifier`]'s low-priority lanes, away from the media threads. A watcher notices when `diemcau keys rotate` or
-//! `diemcau user remove` changed the credentials under a running bridge and ends the
-//! sessions that used the old ones. Nothing here logs a key, password, token or ticket.
+//! checks run on the [`verifier`]'s few lanes, so a burst of sign-ins leaves cores to the
+//! media. A watcher notices when `diemcau keys rotate` or `diemcau user remove` changed the
+//! credentials under a running bridge and ends the sessions that used the old ones. Nothing here logs a key, password, token or ticket.
 
 pub mod keys;
 pub mod limits;

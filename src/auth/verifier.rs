@@ -69,7 +69,12 @@ fn run_lane(rx: &Mutex<Receiver<Job>>) {
             Err(_) => return,
         };
         match job {
-            Ok(job) => job(),
+            // A check that panics answers nobody (its caller sees `Busy`) but keeps the lane.
+            Ok(job) => {
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).is_err() {
+                    warn!("a credential check panicked");
+                }
+            }
             Err(_) => return, // the Verifier is gone
         }
     }
@@ -124,5 +129,12 @@ mod tests {
         }
         assert_eq!(answers, vec![0, 1, 2]);
         assert_eq!(v.run(|| 7).await, Ok(7), "room again once the queue drained");
+    }
+
+    #[tokio::test]
+    async fn a_check_that_panics_does_not_take_its_lane_down() {
+        let v = Verifier::new(1, 4);
+        assert_eq!(v.run(|| -> u8 { panic!("a broken check") }).await, Err(Busy));
+        assert_eq!(v.run(|| 5).await, Ok(5));
     }
 }
