@@ -10,7 +10,7 @@
 //! the page tries again. (Lowering the lanes' priority as well was tried: with nice 10 on a
 //! loaded 2-core machine a hundred sign-ins took over 10 s.)
 
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use tracing::warn;
 
@@ -53,10 +53,8 @@ impl Verifier {
         let job: Job = Box::new(move || {
             let _ = tx.send(check());
         });
-        match self.jobs.try_send(job) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => return Err(Busy),
-        }
+        // Full (too many waiting) or disconnected (no lane left): either way, not now.
+        self.jobs.try_send(job).map_err(|_| Busy)?;
         rx.await.map_err(|_| Busy)
     }
 }

@@ -17,8 +17,8 @@
 //! sites decrypt and measure what they receive; the others are light receivers that count
 //! the media datagrams reaching their socket and drop them unread, see `drain.rs`; default:
 //! all), `--storm K` (2 s into the measured window, K sign-ins with site keys arrive at once,
-//! as when every site of a meeting reconnects; default 0). The bridge is started by this tool on the same host (release binary, loopback);
-//! nothing is subtracted.
+//! as when every site of a meeting reconnects; default 0). The bridge is started by this tool
+//! on the same host (release binary, loopback); nothing is subtracted.
 
 #[path = "../common/mod.rs"]
 mod common;
