@@ -12,6 +12,7 @@
 
 mod engine;
 pub mod mux;
+pub mod transport;
 mod sink;
 mod tap;
 

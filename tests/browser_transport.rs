@@ -1,0 +1,259 @@
+//! The bridge's own transport (`peer::transport`: ICE-lite, DTLS-SRTP, no PeerConnection)
+//! against real headless Chromium: the browser checks the bridge's one UDP socket, shakes
+//! hands, and sends its camera and microphone; the bridge decrypts them, sends them back
+//! under its own SSRCs, and asks for keyframes with its own SRTCP. Chromium must decode the
+//! video and hear the audio that came back, and count the bridge's keyframe requests.
+
+mod common;
+
+use bytes::BytesMut;
+use common::browser::Browser;
+use common::{scratch_dir, Deadline};
+use diemcau::media::vp8;
+use diemcau::peer::transport::{IceCredentials, Identity, Received, RemoteTransport, Transport, TransportState};
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::UdpSocket;
+use tokio_util::sync::CancellationToken;
+
+const AUDIO_SSRC: u32 = 0xA0D1_0001;
+const VIDEO_SSRC: u32 = 0xB1DE_0002;
+
+/// What the bridge side saw and did.
+#[derive(Default)]
+struct Counts {
+    connected: AtomicBool,
+    handshake_ms: AtomicU64,
+    audio_in: AtomicU64,
+    video_in: AtomicU64,
+    keyframes_in: AtomicU64,
+    rtcp_in: AtomicU64,
+    echoed: AtomicU64,
+    plis_out: AtomicU64,
+    refused: AtomicU64,
+}
+
+/// The parts of Chromium's offer the answer needs.
+struct Offer {
+    ufrag: String,
+    fingerprints: Vec<String>,
+    /// (kind, mid, payload type of Opus or VP8).
+    media: Vec<(String, String, u8)>,
+}
+
+fn parse_offer(sdp: &str) -> Offer {
+    let attr = |name: &str| sdp.lines().find_map(|l| l.trim_end().strip_prefix(name).map(str::to_owned));
+    let fingerprints = sdp.lines().filter_map(|l| l.trim_end().strip_prefix("a=fingerprint:").map(str::to_owned)).collect();
+    let mut media = Vec::new();
+    for section in sdp.split("\r\nm=").skip(1) {
+        let kind = section.split(' ').next().unwrap().to_owned();
+        let mid = section.lines().find_map(|l| l.strip_prefix("a=mid:")).expect("a=mid").to_owned();
+        let codec = if kind == "audio" { "opus/48000/2" } else { "VP8/90000" };
+        let pt = section
+            .lines()
+            .find_map(|l| l.strip_prefix("a=rtpmap:").filter(|r| r.ends_with(codec)).and_then(|r| r.split(' ').next()?.parse().ok()))
+            .unwrap_or_else(|| panic!("no {codec} in the offer"));
+        media.push((kind, mid, pt));
+    }
+    Offer { ufrag: attr("a=ice-ufrag:").expect("a=ice-ufrag"), fingerprints, media }
+}
+
+/// An ICE-lite, DTLS-passive answer: the bridge sends one stream back on each m-line.
+fn answer(offer: &Offer, local: &IceCredentials, fingerprint: &str, addr: SocketAddr) -> String {
+    let mids: Vec<&str> = offer.media.iter().map(|(_, mid, _)| mid.as_str()).collect();
+    let mut sdp = format!(
+        "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=ice-lite\r\na=group:BUNDLE {}\r\na=msid-semantic: WMS bridge\r\n",
+        mids.join(" ")
+    );
+    for (kind, mid, pt) in &offer.media {
+        let (codec, ssrc) = if kind == "audio" { ("opus/48000/2", AUDIO_SSRC) } else { ("VP8/90000", VIDEO_SSRC) };
+        sdp += &format!("m={kind} {} UDP/TLS/RTP/SAVPF {pt}\r\nc=IN IP4 {}\r\n", addr.port(), addr.ip());
+        sdp += &format!("a=ice-ufrag:{}\r\na=ice-pwd:{}\r\na=fingerprint:{fingerprint}\r\na=setup:passive\r\n", local.ufrag, local.pwd);
+        sdp += &format!("a=mid:{mid}\r\na=sendrecv\r\na=rtcp-mux\r\na=rtpmap:{pt} {codec}\r\n");
+        if kind == "video" {
+            sdp += &format!("a=rtcp-fb:{pt} nack pli\r\n");
+        }
+        sdp += &format!("a=ssrc:{ssrc} cname:bridge\r\na=ssrc:{ssrc} msid:bridge {kind}-back\r\na=msid:bridge {kind}-back\r\n");
+        sdp += &format!("a=candidate:1 1 udp 2130706431 {} {} typ host\r\na=end-of-candidates\r\n", addr.ip(), addr.port());
+    }
+    sdp
+}
+
+/// Length of the RTP header (fixed part, CSRCs, extension).
+fn header_len(p: &[u8]) -> usize {
+    let mut n = 12 + 4 * (p[0] & 0x0F) as usize;
+    if p[0] & 0x10 != 0 && p.len() >= n + 4 {
+        n += 4 + 4 * u16::from_be_bytes([p[n + 2], p[n + 3]]) as usize;
+    }
+    n.min(p.len())
+}
+
+/// A PLI (RFC 4585 §6.3.1) from the bridge for `media_ssrc`.
+fn pli(media_ssrc: u32) -> Vec<u8> {
+    let mut p = vec![0x81, 206, 0, 2];
+    p.extend_from_slice(&VIDEO_SSRC.to_be_bytes());
+    p.extend_from_slice(&media_ssrc.to_be_bytes());
+    p
+}
+
+/// The bridge side: one UDP socket, one transport, echoing media back under its own SSRCs.
+async fn serve(socket: UdpSocket, mut t: Transport, audio_pt: u8, counts: Arc<Counts>, cancel: CancellationToken) {
+    let started = Instant::now();
+    let mut buf = vec![0u8; 2048];
+    let mut browser_video_ssrc = None;
+    let mut next_pli = Instant::now();
+    loop {
+        let wait = t.poll_timeout().map(|d| d.saturating_duration_since(Instant::now())).unwrap_or(Duration::from_millis(100));
+        let received = tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = tokio::time::timeout(wait.min(Duration::from_millis(100)), socket.recv_from(&mut buf)) => r,
+        };
+        let now = Instant::now();
+        match received {
+            Ok(Ok((n, from))) => match t.receive(now, from, &buf[..n]) {
+                Ok(Received::Rtp(mut p)) => {
+                    let payload_at = header_len(&p);
+                    let ssrc = if p[1] & 0x7F == audio_pt {
+                        counts.audio_in.fetch_add(1, Ordering::Relaxed);
+                        AUDIO_SSRC
+                    } else {
+                        counts.video_in.fetch_add(1, Ordering::Relaxed);
+                        browser_video_ssrc = Some(u32::from_be_bytes([p[8], p[9], p[10], p[11]]));
+                        let payload = &p[payload_at..];
+                        if vp8::descriptor(payload).is_some_and(|d| d.starts_frame() && vp8::is_keyframe(&payload[d.len..])) {
+                            counts.keyframes_in.fetch_add(1, Ordering::Relaxed);
+                        }
+                        VIDEO_SSRC
+                    };
+                    p[8..12].copy_from_slice(&ssrc.to_be_bytes());
+                    send(&socket, t.protect_rtp(&p)).await;
+                    counts.echoed.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(Received::Rtcp(_)) => {
+                    counts.rtcp_in.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(Received::Nothing) => {}
+                Err(e) => {
+                    counts.refused.fetch_add(1, Ordering::Relaxed);
+                    eprintln!("bridge transport refused a datagram from {from}: {e}");
+                }
+            },
+            Ok(Err(e)) => panic!("recv_from: {e}"),
+            Err(_) => {
+                if let Err(e) = t.handle_timeout(now) {
+                    eprintln!("transport timeout: {e}");
+                }
+            }
+        }
+        while let Some((to, datagram)) = t.poll_transmit() {
+            socket.send_to(&datagram, to).await.expect("send_to");
+        }
+        if *t.state() == TransportState::Connected && !counts.connected.swap(true, Ordering::Relaxed) {
+            counts.handshake_ms.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+        }
+        if let Some(ssrc) = browser_video_ssrc.filter(|_| now >= next_pli) {
+            send(&socket, t.protect_rtcp(&pli(ssrc))).await;
+            counts.plis_out.fetch_add(1, Ordering::Relaxed);
+            next_pli = now + Duration::from_millis(500);
+        }
+    }
+}
+
+async fn send(socket: &UdpSocket, protected: Result<(SocketAddr, BytesMut), diemcau::peer::transport::TransportError>) {
+    let (to, datagram) = protected.expect("protect after the handshake");
+    socket.send_to(&datagram, to).await.expect("send_to");
+}
+
+/// A blank page on 127.0.0.1 (a secure context, so getUserMedia works).
+async fn blank_page() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let app = axum::Router::new().route("/", axum::routing::get(|| async { axum::response::Html("<!doctype html><title>transport</title>") }));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
+const START: &str = r#"(async () => {
+  const pc = new RTCPeerConnection();
+  window.pc = pc;
+  const stream = await navigator.mediaDevices.getUserMedia({audio: true, video: {width: 320, height: 240}});
+  for (const track of stream.getTracks()) pc.addTransceiver(track, {direction: 'sendrecv'});
+  pc.ontrack = (e) => {
+    const el = document.createElement(e.track.kind);
+    el.autoplay = true;
+    el.srcObject = new MediaStream([e.track]);
+    document.body.appendChild(el);
+    el.play().catch(() => {});
+  };
+  const offer = await pc.createOffer();
+  await pc.setLocalDescription(offer);
+  return offer.sdp;
+})()"#;
+
+const STATS: &str = r#"(async () => {
+  const out = {state: window.pc.connectionState, framesDecoded: 0, audioEnergy: 0, audioPackets: 0, pliCount: 0};
+  (await window.pc.getStats()).forEach((s) => {
+    if (s.type === 'inbound-rtp' && s.kind === 'video') out.framesDecoded = s.framesDecoded || 0;
+    if (s.type === 'inbound-rtp' && s.kind === 'audio') { out.audioEnergy = s.totalAudioEnergy || 0; out.audioPackets = s.packetsReceived || 0; }
+    if (s.type === 'outbound-rtp' && s.kind === 'video') out.pliCount = s.pliCount || 0;
+  });
+  return out;
+})()"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_exchanges_media_with_the_bridges_own_transport() {
+    let scratch = scratch_dir("transport");
+    let mut browser = Browser::launch_builtin("transport", &blank_page().await, &scratch).await;
+    let loaded = Deadline::after(Duration::from_secs(20), "the blank page to load");
+    while browser.eval("location.protocol + document.readyState").await != Some(Value::from("http:complete")) {
+        loaded.tick().await;
+    }
+    let offer = browser.eval(START).await.expect("the page made an offer");
+    let offer = parse_offer(offer.as_str().unwrap());
+
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = socket.local_addr().unwrap();
+    let identity = Identity::generate().unwrap();
+    let local = IceCredentials::random();
+    let remote = RemoteTransport { ufrag: offer.ufrag.clone(), fingerprints: offer.fingerprints.clone() };
+    let transport = Transport::new(&identity, local.clone(), remote, addr);
+    let audio_pt = offer.media.iter().find(|(k, _, _)| k == "audio").expect("an audio m-line").2;
+    let counts = Arc::new(Counts::default());
+    let cancel = CancellationToken::new();
+    let bridge = tokio::spawn(serve(socket, transport, audio_pt, counts.clone(), cancel.clone()));
+
+    let sdp = answer(&offer, &local, identity.fingerprint(), addr);
+    let set = format!("window.pc.setRemoteDescription({{type: 'answer', sdp: {}}}).then(() => true)", Value::String(sdp));
+    assert_eq!(browser.eval(&set).await, Some(Value::Bool(true)), "Chromium accepted the ICE-lite answer");
+
+    let deadline = Deadline::after(Duration::from_secs(30), "Chromium to decode, hear and count what the bridge's transport sent");
+    let stats = loop {
+        let s = browser.eval(STATS).await.unwrap_or(Value::Null);
+        let n = |k: &str| s[k].as_f64().unwrap_or(0.0);
+        let bridge_saw = counts.audio_in.load(Ordering::Relaxed) >= 50
+            && counts.video_in.load(Ordering::Relaxed) >= 50
+            && counts.keyframes_in.load(Ordering::Relaxed) >= 1
+            && counts.rtcp_in.load(Ordering::Relaxed) >= 1;
+        if bridge_saw && n("framesDecoded") >= 10.0 && n("audioEnergy") > 0.0 && n("pliCount") >= 1.0 {
+            break s;
+        }
+        deadline.tick_showing(&s).await;
+    };
+    cancel.cancel();
+    bridge.await.unwrap();
+    assert_eq!(stats["state"], "connected");
+    let c = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    println!(
+        "{}",
+        serde_json::json!({
+            "keyed_ms_after_answer_sent": c(&counts.handshake_ms),
+            "bridge_decrypted_audio": c(&counts.audio_in), "bridge_decrypted_video": c(&counts.video_in),
+            "keyframes_in": c(&counts.keyframes_in), "rtcp_in": c(&counts.rtcp_in), "echoed": c(&counts.echoed),
+            "plis_out": c(&counts.plis_out), "refused": c(&counts.refused), "chromium": stats,
+        })
+    );
+    assert_eq!(c(&counts.refused), 0, "every datagram Chromium sent was accepted");
+}
