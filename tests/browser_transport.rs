@@ -1,7 +1,9 @@
-//! The bridge's own transport (`peer::transport`: ICE-lite, DTLS-SRTP, no PeerConnection)
-//! against real headless Chromium: the browser checks the bridge's one UDP socket, shakes
-//! hands, and sends its camera and microphone; the bridge decrypts them, sends them back
-//! under its own SSRCs, and asks for keyframes with its own SRTCP. Chromium must decode the
+//! The bridge's own transport (`peer::transport`: ICE-lite, DTLS-SRTP, no PeerConnection) and
+//! its SDP (`peer::lean::sdp`) against real headless Chromium. The page offers its camera and
+//! microphone send-only, as the web client does; the bridge answers, then offers two output
+//! slots, which the page accepts. The browser checks the bridge's one UDP socket, shakes
+//! hands and sends; the bridge decrypts, sends the media back into its slots (their SSRCs
+//! and payload types) and asks for keyframes with its own SRTCP. Chromium must decode the
 //! video and hear the audio that came back, and count the bridge's keyframe requests.
 
 mod common;
@@ -10,6 +12,8 @@ use bytes::BytesMut;
 use common::browser::Browser;
 use common::{scratch_dir, Deadline};
 use diemcau::media::vp8;
+use diemcau::media::Kind;
+use diemcau::peer::lean::sdp::{LocalTransport, Negotiation, RemoteDescription};
 use diemcau::peer::transport::{IceCredentials, Identity, Received, RemoteTransport, Transport, TransportState};
 use serde_json::Value;
 use std::net::SocketAddr;
@@ -36,52 +40,6 @@ struct Counts {
     refused: AtomicU64,
 }
 
-/// The parts of Chromium's offer the answer needs.
-struct Offer {
-    ufrag: String,
-    fingerprints: Vec<String>,
-    /// (kind, mid, payload type of Opus or VP8).
-    media: Vec<(String, String, u8)>,
-}
-
-fn parse_offer(sdp: &str) -> Offer {
-    let attr = |name: &str| sdp.lines().find_map(|l| l.trim_end().strip_prefix(name).map(str::to_owned));
-    let fingerprints = sdp.lines().filter_map(|l| l.trim_end().strip_prefix("a=fingerprint:").map(str::to_owned)).collect();
-    let mut media = Vec::new();
-    for section in sdp.split("\r\nm=").skip(1) {
-        let kind = section.split(' ').next().unwrap().to_owned();
-        let mid = section.lines().find_map(|l| l.strip_prefix("a=mid:")).expect("a=mid").to_owned();
-        let codec = if kind == "audio" { "opus/48000/2" } else { "VP8/90000" };
-        let pt = section
-            .lines()
-            .find_map(|l| l.strip_prefix("a=rtpmap:").filter(|r| r.ends_with(codec)).and_then(|r| r.split(' ').next()?.parse().ok()))
-            .unwrap_or_else(|| panic!("no {codec} in the offer"));
-        media.push((kind, mid, pt));
-    }
-    Offer { ufrag: attr("a=ice-ufrag:").expect("a=ice-ufrag"), fingerprints, media }
-}
-
-/// An ICE-lite, DTLS-passive answer: the bridge sends one stream back on each m-line.
-fn answer(offer: &Offer, local: &IceCredentials, fingerprint: &str, addr: SocketAddr) -> String {
-    let mids: Vec<&str> = offer.media.iter().map(|(_, mid, _)| mid.as_str()).collect();
-    let mut sdp = format!(
-        "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=ice-lite\r\na=group:BUNDLE {}\r\na=msid-semantic: WMS bridge\r\n",
-        mids.join(" ")
-    );
-    for (kind, mid, pt) in &offer.media {
-        let (codec, ssrc) = if kind == "audio" { ("opus/48000/2", AUDIO_SSRC) } else { ("VP8/90000", VIDEO_SSRC) };
-        sdp += &format!("m={kind} {} UDP/TLS/RTP/SAVPF {pt}\r\nc=IN IP4 {}\r\n", addr.port(), addr.ip());
-        sdp += &format!("a=ice-ufrag:{}\r\na=ice-pwd:{}\r\na=fingerprint:{fingerprint}\r\na=setup:passive\r\n", local.ufrag, local.pwd);
-        sdp += &format!("a=mid:{mid}\r\na=sendrecv\r\na=rtcp-mux\r\na=rtpmap:{pt} {codec}\r\n");
-        if kind == "video" {
-            sdp += &format!("a=rtcp-fb:{pt} nack pli\r\n");
-        }
-        sdp += &format!("a=ssrc:{ssrc} cname:bridge\r\na=ssrc:{ssrc} msid:bridge {kind}-back\r\na=msid:bridge {kind}-back\r\n");
-        sdp += &format!("a=candidate:1 1 udp 2130706431 {} {} typ host\r\na=end-of-candidates\r\n", addr.ip(), addr.port());
-    }
-    sdp
-}
-
 /// Length of the RTP header (fixed part, CSRCs, extension).
 fn header_len(p: &[u8]) -> usize {
     let mut n = 12 + 4 * (p[0] & 0x0F) as usize;
@@ -100,7 +58,10 @@ fn pli(media_ssrc: u32) -> Vec<u8> {
 }
 
 /// The bridge side: one UDP socket, one transport, echoing media back under its own SSRCs.
-async fn serve(socket: UdpSocket, mut t: Transport, audio_pt: u8, counts: Arc<Counts>, cancel: CancellationToken) {
+/// Payload types: (the browser's audio, the audio slot's, the video slot's), once negotiated.
+type Pts = Arc<std::sync::Mutex<(u8, u8, u8)>>;
+
+async fn serve(socket: UdpSocket, mut t: Transport, pts: Pts, counts: Arc<Counts>, cancel: CancellationToken) {
     let started = Instant::now();
     let mut buf = vec![0u8; 2048];
     let mut browser_video_ssrc = None;
@@ -116,9 +77,10 @@ async fn serve(socket: UdpSocket, mut t: Transport, audio_pt: u8, counts: Arc<Co
             Ok(Ok((n, from))) => match t.receive(now, from, &buf[..n]) {
                 Ok(Received::Rtp(mut p)) => {
                     let payload_at = header_len(&p);
-                    let ssrc = if p[1] & 0x7F == audio_pt {
+                    let (audio_pt, audio_out_pt, video_out_pt) = *pts.lock().unwrap();
+                    let (ssrc, out_pt) = if p[1] & 0x7F == audio_pt {
                         counts.audio_in.fetch_add(1, Ordering::Relaxed);
-                        AUDIO_SSRC
+                        (AUDIO_SSRC, audio_out_pt)
                     } else {
                         counts.video_in.fetch_add(1, Ordering::Relaxed);
                         browser_video_ssrc = Some(u32::from_be_bytes([p[8], p[9], p[10], p[11]]));
@@ -126,8 +88,12 @@ async fn serve(socket: UdpSocket, mut t: Transport, audio_pt: u8, counts: Arc<Co
                         if vp8::descriptor(payload).is_some_and(|d| d.starts_frame() && vp8::is_keyframe(&payload[d.len..])) {
                             counts.keyframes_in.fetch_add(1, Ordering::Relaxed);
                         }
-                        VIDEO_SSRC
+                        (VIDEO_SSRC, video_out_pt)
                     };
+                    if out_pt == 0 {
+                        continue; // the slots are not negotiated yet
+                    }
+                    p[1] = (p[1] & 0x80) | out_pt;
                     p[8..12].copy_from_slice(&ssrc.to_be_bytes());
                     send(&socket, t.protect_rtp(&p)).await;
                     counts.echoed.fetch_add(1, Ordering::Relaxed);
@@ -180,7 +146,7 @@ const START: &str = r#"(async () => {
   const pc = new RTCPeerConnection();
   window.pc = pc;
   const stream = await navigator.mediaDevices.getUserMedia({audio: true, video: {width: 320, height: 240}});
-  for (const track of stream.getTracks()) pc.addTransceiver(track, {direction: 'sendrecv'});
+  for (const track of stream.getTracks()) pc.addTransceiver(track, {direction: 'sendonly', streams: [stream]});
   pc.ontrack = (e) => {
     const el = document.createElement(e.track.kind);
     el.autoplay = true;
@@ -212,22 +178,41 @@ async fn chromium_exchanges_media_with_the_bridges_own_transport() {
         loaded.tick().await;
     }
     let offer = browser.eval(START).await.expect("the page made an offer");
-    let offer = parse_offer(offer.as_str().unwrap());
+    let offer = RemoteDescription::parse(offer.as_str().unwrap()).expect("Chromium's offer parses");
 
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let addr = socket.local_addr().unwrap();
     let identity = Identity::generate().unwrap();
-    let local = IceCredentials::random();
+    let ice = IceCredentials::random();
+    let local = LocalTransport {
+        ufrag: ice.ufrag.clone(),
+        pwd: ice.pwd.clone(),
+        fingerprint: identity.fingerprint().to_owned(),
+        candidates: vec![format!("candidate:1 1 udp 2130706431 {} {} typ host", addr.ip(), addr.port())],
+    };
     let remote = RemoteTransport { ufrag: offer.ufrag.clone(), fingerprints: offer.fingerprints.clone() };
-    let transport = Transport::new(&identity, local.clone(), remote, addr);
-    let audio_pt = offer.media.iter().find(|(k, _, _)| k == "audio").expect("an audio m-line").2;
+    let transport = Transport::new(&identity, ice, remote, addr);
+    let mut negotiation = Negotiation::new();
+    negotiation.apply_offer(&offer).unwrap();
+    let audio_pt = negotiation.inbound().find(|(mid, _)| *mid == offer.sections[0].mid).expect("the microphone is received").1.payload_type;
+    let pts: Pts = Arc::new(std::sync::Mutex::new((audio_pt, 0, 0)));
     let counts = Arc::new(Counts::default());
     let cancel = CancellationToken::new();
-    let bridge = tokio::spawn(serve(socket, transport, audio_pt, counts.clone(), cancel.clone()));
+    let bridge = tokio::spawn(serve(socket, transport, pts.clone(), counts.clone(), cancel.clone()));
 
-    let sdp = answer(&offer, &local, identity.fingerprint(), addr);
-    let set = format!("window.pc.setRemoteDescription({{type: 'answer', sdp: {}}}).then(() => true)", Value::String(sdp));
+    let set = format!("window.pc.setRemoteDescription({{type: 'answer', sdp: {}}}).then(() => true)", Value::String(negotiation.answer(&local)));
     assert_eq!(browser.eval(&set).await, Some(Value::Bool(true)), "Chromium accepted the ICE-lite answer");
+
+    negotiation.add_output(Kind::Audio, 0, AUDIO_SSRC);
+    negotiation.add_output(Kind::Video, 0, VIDEO_SSRC);
+    let slots = format!(
+        "window.pc.setRemoteDescription({{type: 'offer', sdp: {}}}).then(() => window.pc.createAnswer()).then((a) => window.pc.setLocalDescription(a)).then(() => window.pc.localDescription.sdp)",
+        Value::String(negotiation.offer(&local))
+    );
+    let answer = browser.eval(&slots).await.expect("Chromium accepted the bridge's offer of two slots");
+    let accepted = negotiation.apply_answer(&RemoteDescription::parse(answer.as_str().unwrap()).unwrap()).expect("the answer fits the offer");
+    let pt_of = |kind| accepted.iter().find(|o| o.kind == kind).map(|o| o.payload_type).expect("slot accepted");
+    *pts.lock().unwrap() = (audio_pt, pt_of(Kind::Audio), pt_of(Kind::Video));
 
     let deadline = Deadline::after(Duration::from_secs(30), "Chromium to decode, hear and count what the bridge's transport sent");
     let stats = loop {

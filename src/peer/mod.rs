@@ -11,6 +11,7 @@
 //! them to the [`Router`], and a sink task per peer writes what the router queued for it.
 
 mod engine;
+pub mod lean;
 pub mod mux;
 pub mod transport;
 mod sink;
