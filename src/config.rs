@@ -163,6 +163,20 @@ pub struct MediaConfig {
     /// Offer ICE over TCP at all (default true).
     #[serde(default)]
     pub ice_tcp: Option<bool>,
+    /// Which media engine carries the sites' media (default `webrtc`).
+    #[serde(default)]
+    pub engine: MediaEngine,
+}
+
+/// The media engine: webrtc-rs PeerConnections, or the bridge's own lean path (ICE-lite,
+/// DTLS-SRTP and forwarding without a PeerConnection; experimental: no ICE-TCP, no
+/// retransmissions, no RTT yet; docs/performance.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MediaEngine {
+    #[default]
+    Webrtc,
+    Lean,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -234,6 +248,7 @@ pub struct Settings {
     pub media_udp_port: Option<u16>,
     pub media_tcp_port: Option<u16>,
     pub ice_tcp: bool,
+    pub media_engine: MediaEngine,
     pub title: String,
     pub max_floor_holders: usize,
     pub seat_grace_ms: i64,
@@ -429,7 +444,8 @@ impl Config {
             media_public_ip,
             media_udp_port: self.media.udp_port,
             media_tcp_port: self.media.tcp_port,
-            ice_tcp: self.media.ice_tcp.unwrap_or(true),
+            ice_tcp: self.media.ice_tcp.unwrap_or(true) && self.media.engine == MediaEngine::Webrtc,
+            media_engine: self.media.engine,
             title: self.conference.title,
             max_floor_holders: self.conference.max_floor_holders,
             seat_grace_ms: self.conference.seat_grace_s.min(86_400) as i64 * 1000,

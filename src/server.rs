@@ -56,6 +56,8 @@ pub enum StartError {
     Serve(String),
     #[error("cannot open the media ports (UDP {udp}, TCP {tcp:?}): {reason}")]
     MediaPorts { udp: u16, tcp: Option<u16>, reason: String },
+    #[error("cannot make the media engine's DTLS certificate: {0}")]
+    Dtls(String),
 }
 
 pub struct Options {
@@ -166,7 +168,11 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
     let conference = conference::spawn(settings.clone(), store.clone(), router.clone(), recorder, shutdown.clone());
     let peers = PeerContext {
         router,
-        network: MediaNetwork { mux: mux.clone() },
+        network: MediaNetwork {
+            mux: mux.clone(),
+            engine: settings.media_engine,
+            identity: Arc::new(crate::peer::transport::Identity::generate().map_err(|e| StartError::Dtls(e.to_string()))?),
+        },
         site_ids,
         board: Arc::new(StatsBoard::new(settings.sites.len())),
         slots: (settings.audio_slots, settings.video_slots),

@@ -47,10 +47,13 @@ pub fn fingerprints(sdp: &str) -> Vec<String> {
     v
 }
 
-/// The bridge's shared media ports, which every PeerConnection uses.
+/// The bridge's shared media ports, which every peer uses, and the engine that drives them.
 #[derive(Debug, Clone)]
 pub struct MediaNetwork {
     pub mux: Arc<Mux>,
+    pub engine: crate::config::MediaEngine,
+    /// The lean engine's DTLS certificate, one for every site.
+    pub identity: Arc<super::transport::Identity>,
 }
 
 pub fn opus() -> RTCRtpCodec {

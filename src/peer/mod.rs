@@ -11,6 +11,7 @@
 //! them to the [`Router`], and a sink task per peer writes what the router queued for it.
 
 mod engine;
+pub mod inbound;
 pub mod lean;
 pub mod mux;
 pub mod transport;
@@ -19,14 +20,15 @@ mod tap;
 
 pub use engine::MediaNetwork;
 
-use crate::health::board::{InboundMeter, StatsBoard, Transport};
+use crate::health::board::{StatsBoard, Transport};
 use crate::media::router::Router;
-use crate::media::{layer_of_rid, speaker, Codec, Kind, Layer, HIGH};
+use crate::media::{Codec, Kind};
 use crate::signal::protocol::{ErrorCode, IceCandidate, MediaState};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use inbound::Inbound;
 use sink::SinkControl;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -115,6 +117,9 @@ impl Drop for PeerHandle {
 
 /// Starts the peer for `site`; events arrive on the returned receiver until the peer stops.
 pub async fn spawn(site: usize, ctx: PeerContext) -> Result<(PeerHandle, mpsc::Receiver<PeerEvent>), PeerError> {
+    if ctx.network.engine == crate::config::MediaEngine::Lean {
+        return lean::spawn(site, ctx).await;
+    }
     let (pc_tx, pc_rx) = mpsc::unbounded_channel();
     let (kf_tx, kf_rx) = mpsc::unbounded_channel();
     let (pc, link) = engine::build(&ctx.network, Arc::new(Handler { tx: pc_tx }), kf_tx).await?;
@@ -484,19 +489,8 @@ impl PeerTask {
         // decides the clock rate.
         let clock_rate = if kind == Kind::Audio { engine::opus().clock_rate } else { engine::vp8().clock_rate };
         info!("receiving {}", kind.as_str());
-        let reader = Reader {
-            site: self.site,
-            kind,
-            generation: self.generation,
-            router: self.ctx.router.clone(),
-            board: self.ctx.board.clone(),
-            level_id: self.audio_level_id.clone(),
-            cancel: self.cancel.clone(),
-            clock_rate,
-            layers: HashMap::new(),
-            next_layer_check: std::time::Instant::now(),
-            loudness: 0.0,
-        };
+        let inbound = Inbound::new(self.site, kind, self.generation, self.ctx.router.clone(), self.ctx.board.clone(), self.audio_level_id.clone(), clock_rate);
+        let reader = Reader { inbound, cancel: self.cancel.clone() };
         tokio::spawn(reader.run(track).in_current_span());
     }
 
@@ -612,35 +606,10 @@ impl PeerTask {
     }
 }
 
-/// One layer of a received track: its meter and keyframe channel.
-struct LayerState {
-    layer: Layer,
-    meter: InboundMeter,
-    last_packet: std::time::Instant,
-    /// False while the publisher has paused this layer (see [`LAYER_PAUSE`]).
-    live: bool,
-}
-
-/// A simulcast layer silent this long while another layer of the same track flows counts as
-/// paused: a browser drops its upper layers when its uplink or CPU cannot carry them, and
-/// the slots showing that layer move to one that flows (and back when it returns).
-pub const LAYER_PAUSE: Duration = Duration::from_millis(1500);
-
-/// Moves one received track's packets to the router, layer by layer, and measures them.
+/// Reads one webrtc-rs track and hands its packets to an [`Inbound`].
 struct Reader {
-    site: usize,
-    kind: Kind,
-    generation: u64,
-    router: Router,
-    board: Arc<StatsBoard>,
-    level_id: Arc<std::sync::atomic::AtomicU8>,
+    inbound: Inbound,
     cancel: CancellationToken,
-    clock_rate: u32,
-    /// By SSRC.
-    layers: HashMap<u32, LayerState>,
-    /// When the layers are next checked for a pause.
-    next_layer_check: std::time::Instant,
-    loudness: f32,
 }
 
 impl Reader {
@@ -651,92 +620,26 @@ impl Reader {
                 ev = track.poll() => ev,
             };
             match event {
-                Some(TrackRemoteEvent::OnOpen(init)) => {
-                    self.open_layer(&track, init.ssrc, init.rid.as_deref());
-                }
+                Some(TrackRemoteEvent::OnOpen(init)) => self.open_layer(&track, init.ssrc, init.rid.as_deref()),
                 Some(TrackRemoteEvent::OnRtpPacket(packet)) => {
-                    if !self.layers.contains_key(&packet.header.ssrc) {
+                    if !self.inbound.has_layer(packet.header.ssrc) {
                         let rid = track.rid(packet.header.ssrc).await;
                         self.open_layer(&track, packet.header.ssrc, rid.as_deref());
                     }
-                    self.on_packet(packet);
+                    self.inbound.on_packet(packet);
                 }
                 Some(TrackRemoteEvent::OnEnded) | None => break,
                 Some(_) => {}
             }
         }
-        if self.kind == Kind::Audio {
-            self.router.set_level(self.site, 0.0);
-        }
-        self.board.end_inbound(self.site, self.kind);
-        for l in self.layers.values() {
-            self.router.unregister_source(self.site, self.kind, l.layer, self.generation);
-        }
-        debug!("stopped receiving {}", self.kind.as_str());
+        self.inbound.close();
+        debug!("stopped receiving {}", self.inbound.kind().as_str());
     }
 
     fn open_layer(&mut self, track: &Arc<dyn TrackRemote>, ssrc: u32, rid: Option<&str>) {
-        if self.layers.contains_key(&ssrc) {
-            return;
+        if let Some(requests) = self.inbound.open_layer(ssrc, rid) {
+            tokio::spawn(request_keyframes(track.clone(), ssrc, requests, self.cancel.clone()).in_current_span());
         }
-        let layer = if self.kind == Kind::Video { layer_of_rid(rid) } else { HIGH };
-        info!(ssrc, rid, layer, "receiving {} layer", self.kind.as_str());
-        let (kf_tx, kf_rx) = mpsc::channel(1);
-        if self.kind.is_video() {
-            tokio::spawn(request_keyframes(track.clone(), ssrc, kf_rx, self.cancel.clone()).in_current_span());
-        }
-        self.layers.insert(ssrc, LayerState { layer, meter: InboundMeter::new(self.kind, self.clock_rate), last_packet: std::time::Instant::now(), live: true });
-        self.router.register_source(self.site, self.kind, layer, self.generation, kf_tx);
-    }
-
-    /// Pauses the layers silent for [`LAYER_PAUSE`] while the one just received flows.
-    fn check_layers(&mut self, now: std::time::Instant) {
-        self.next_layer_check = now + LAYER_PAUSE / 6;
-        for l in self.layers.values_mut().filter(|l| l.live && now.duration_since(l.last_packet) >= LAYER_PAUSE) {
-            l.live = false;
-            info!(layer = l.layer, "{} layer paused by the publisher", self.kind.as_str());
-            self.router.set_layer_live(self.site, self.kind, l.layer, self.generation, false);
-        }
-    }
-
-    fn on_packet(&mut self, mut packet: crate::media::RtpPacket) {
-        let now = std::time::Instant::now();
-        let (site, kind) = (self.site, self.kind);
-        self.board.touch(site, kind, now);
-        // The statistics follow the best layer arriving (the one a large tile shows).
-        let best = self.layers.values().filter(|l| now.duration_since(l.last_packet).as_secs() < 2).map(|l| l.layer).max();
-        let Some(state) = self.layers.get_mut(&packet.header.ssrc) else { return };
-        let steady = now.duration_since(state.last_packet) < LAYER_PAUSE / 3;
-        state.last_packet = now;
-        let layer = state.layer;
-        if !state.live {
-            state.live = true;
-            info!(layer, "{} layer flows again", kind.as_str());
-            self.router.set_layer_live(site, kind, layer, self.generation, true);
-        }
-        if steady && self.layers.len() > 1 && now >= self.next_layer_check {
-            self.check_layers(now);
-        }
-        let Some(state) = self.layers.get_mut(&packet.header.ssrc) else { return };
-        if let Some(snapshot) = state.meter.on_packet(&packet, now) {
-            if best.is_none_or(|b| layer >= b) {
-                self.board.publish_inbound(site, kind, snapshot);
-            }
-        }
-        if kind == Kind::Audio {
-            let id = self.level_id.load(std::sync::atomic::Ordering::Relaxed);
-            let level = (id != 0).then(|| packet.header.get_extension(id)).flatten();
-            if let Some(level) = level.as_deref().and_then(speaker::level_from_extension) {
-                // ~200 ms smoothing at 50 packets/s.
-                self.loudness += (speaker::loudness(level) - self.loudness) * 0.1;
-                self.router.set_level(site, self.loudness);
-            }
-        }
-        // Strip the publisher's extensions once, before the packet is copied per receiver:
-        // their ids mean nothing on the receivers' legs.
-        packet.header.extension = false;
-        packet.header.extensions.clear();
-        self.router.forward(site, kind, layer, packet);
     }
 }
 

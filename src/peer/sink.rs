@@ -28,12 +28,6 @@ pub enum SinkControl {
     Bind { kind: Kind, slot: usize, track: Arc<TrackLocalStaticRTP>, ssrc: u32, payload_type: u8, clock_rate: u32 },
 }
 
-struct Binding {
-    track: Arc<TrackLocalStaticRTP>,
-    rewriter: Rewriter,
-    gate: KeyframeGate,
-}
-
 /// How long a slot waits for the keyframe it asked for before asking again.
 pub const KEYFRAME_RETRY: Duration = Duration::from_millis(1000);
 
@@ -81,6 +75,76 @@ fn starts_keyframe(payload: &[u8]) -> bool {
     vp8::descriptor(payload).is_some_and(|d| d.starts_frame() && vp8::is_keyframe(&payload[d.len..]))
 }
 
+/// The output slots towards one receiving site: each bound slot's writer (`W`, whatever the
+/// engine writes with), its rewriting state and its keyframe gate.
+pub struct Outputs<W> {
+    site: usize,
+    slots: [Vec<Option<Binding<W>>>; KINDS],
+    connected: bool,
+    pub written: u64,
+    pub unbound: u64,
+    pub held: u64,
+    pub failed: u64,
+}
+
+pub struct Binding<W> {
+    pub writer: W,
+    rewriter: Rewriter,
+    gate: KeyframeGate,
+}
+
+impl<W> Outputs<W> {
+    pub fn new(site: usize) -> Self {
+        Outputs { site, slots: Default::default(), connected: false, written: 0, unbound: 0, held: 0, failed: 0 }
+    }
+
+    /// Media may flow only while connected: before DTLS completes there are no SRTP keys.
+    pub fn set_connected(&mut self, connected: bool) {
+        self.connected = connected;
+    }
+
+    /// Binds a slot to its writer, SSRC and the payload type the browser accepted. Rebinding
+    /// the same SSRC keeps the stream continuous (only the payload type may change).
+    pub fn bind(&mut self, kind: Kind, slot: usize, writer: W, ssrc: u32, payload_type: u8, clock_rate: u32) {
+        let slots = &mut self.slots[kind.index()];
+        if slots.len() <= slot {
+            slots.resize_with(slot + 1, || None);
+        }
+        match &mut slots[slot] {
+            Some(b) if b.rewriter.ssrc() == ssrc => b.rewriter.set_payload_type(payload_type),
+            other => *other = Some(Binding { writer, rewriter: Rewriter::new(ssrc, payload_type, clock_rate), gate: KeyframeGate::default() }),
+        }
+    }
+
+    /// The packet rewritten for its slot and the slot's writer, or `None` when the slot is not
+    /// bound, the site not connected, or the slot waits for a keyframe (asked for again from
+    /// `router` when the wait is long).
+    pub fn prepare(&mut self, p: SinkPacket, router: &Router) -> Option<(&W, crate::media::RtpPacket)> {
+        let SinkPacket { source, kind, layer, slot, mut packet } = p;
+        let connected = self.connected;
+        let Some(b) = self.slots[kind.index()].get_mut(slot as usize).and_then(Option::as_mut).filter(|_| connected) else {
+            self.unbound += 1;
+            return None;
+        };
+        let now = Instant::now();
+        match b.gate.admit((source, layer), kind, &packet.payload, now) {
+            Admit::Write => {}
+            Admit::Hold => {
+                self.held += 1;
+                return None;
+            }
+            Admit::HoldAndAsk => {
+                self.held += 1;
+                debug!(site = self.site, source, layer, slot, "still no keyframe; asking again");
+                router.request_layer_keyframe(source, kind, layer);
+                return None;
+            }
+        }
+        b.rewriter.rewrite(&mut packet.header, now);
+        Some((&b.writer, packet))
+    }
+}
+
 pub async fn run(
     site: usize,
     board: Arc<StatsBoard>,
@@ -89,61 +153,30 @@ pub async fn run(
     mut control: mpsc::UnboundedReceiver<SinkControl>,
     cancel: CancellationToken,
 ) {
-    let mut outputs: [Vec<Option<Binding>>; KINDS] = Default::default();
-    let (mut written, mut unbound, mut failed, mut held) = (0u64, 0u64, 0u64, 0u64);
-    let mut connected = false;
+    let mut outputs: Outputs<Arc<TrackLocalStaticRTP>> = Outputs::new(site);
     loop {
         tokio::select! {
             biased;
             _ = cancel.cancelled() => break,
             Some(ctl) = control.recv() => match ctl {
-                SinkControl::Connected(c) => connected = c,
-                SinkControl::Bind { kind, slot, track, ssrc, payload_type, clock_rate } => {
-                    let slots = &mut outputs[kind.index()];
-                    if slots.len() <= slot {
-                        slots.resize_with(slot + 1, || None);
-                    }
-                    match &mut slots[slot] {
-                        Some(b) if b.rewriter.ssrc() == ssrc => b.rewriter.set_payload_type(payload_type),
-                        other => {
-                            let rewriter = Rewriter::new(ssrc, payload_type, clock_rate);
-                            *other = Some(Binding { track, rewriter, gate: KeyframeGate::default() });
-                        }
-                    }
-                }
+                SinkControl::Connected(c) => outputs.set_connected(c),
+                SinkControl::Bind { kind, slot, track, ssrc, payload_type, clock_rate } => outputs.bind(kind, slot, track, ssrc, payload_type, clock_rate),
             },
             p = packets.recv() => {
-                let Some(SinkPacket { source, kind, layer, slot, mut packet }) = p else { break };
-                let Some(b) = outputs[kind.index()].get_mut(slot as usize).and_then(Option::as_mut).filter(|_| connected) else {
-                    unbound += 1;
-                    continue;
-                };
-                let now = Instant::now();
-                match b.gate.admit((source, layer), kind, &packet.payload, now) {
-                    Admit::Write => {}
-                    Admit::Hold => {
-                        held += 1;
-                        continue;
-                    }
-                    Admit::HoldAndAsk => {
-                        held += 1;
-                        debug!(source, layer, slot, "still no keyframe; asking again");
-                        router.request_layer_keyframe(source, kind, layer);
-                        continue;
-                    }
-                }
-                b.rewriter.rewrite(&mut packet.header, now);
+                let Some(p) = p else { break };
+                let Some((track, packet)) = outputs.prepare(p, &router) else { continue };
                 let bytes = packet.payload.len() + 12;
-                match b.track.write_rtp(packet).await {
+                match track.clone().write_rtp(packet).await {
                     Ok(()) => {
-                        written += 1;
+                        outputs.written += 1;
                         board.add_outbound(site, bytes);
                     }
-                    Err(_) => failed += 1,
+                    Err(_) => outputs.failed += 1,
                 }
             }
         }
     }
+    let Outputs { written, unbound, failed, held, .. } = outputs;
     debug!(written, unbound, failed, held, "sink stopped");
 }
 

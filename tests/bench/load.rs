@@ -17,7 +17,8 @@
 //! sites decrypt and measure what they receive; the others are light receivers that count
 //! the media datagrams reaching their socket and drop them unread, see `drain.rs`; default:
 //! all), `--storm K` (2 s into the measured window, K sign-ins with site keys arrive at once,
-//! as when every site of a meeting reconnects; default 0). The bridge is started by this tool
+//! as when every site of a meeting reconnects; default 0), `--engine webrtc|lean` (the bridge's
+//! media engine, default webrtc). The bridge is started by this tool
 //! on the same host (release binary, loopback); nothing is subtracted.
 
 #[path = "../common/mod.rs"]
@@ -76,10 +77,12 @@ struct Args {
     join_batch: usize,
     measured: usize,
     storm: usize,
+    /// `[media] engine` of the bridge (`webrtc`, `lean`).
+    engine: String,
 }
 
 fn args() -> Args {
-    let mut a = Args { sites: 6, stage: false, seconds: 20, video_kbps: 400, stage_kbps: 2500, join_batch: 10, measured: usize::MAX, storm: 0 };
+    let mut a = Args { sites: 6, stage: false, seconds: 20, video_kbps: 400, stage_kbps: 2500, join_batch: 10, measured: usize::MAX, storm: 0, engine: "webrtc".into() };
     let argv: Vec<String> = std::env::args().collect();
     let mut i = 1;
     while i < argv.len() {
@@ -93,6 +96,7 @@ fn args() -> Args {
             "--join-batch" => a.join_batch = value().parse().expect("--join-batch B"),
             "--measured" => a.measured = value().parse().expect("--measured M"),
             "--storm" => a.storm = value().parse().expect("--storm K"),
+            "--engine" => a.engine = value(),
             _ => {
                 i += 1;
                 continue; // cargo bench passes --bench
@@ -107,7 +111,7 @@ fn args() -> Args {
 
 fn config(a: &Args) -> String {
     let (video, audio) = if a.stage { (2, 2) } else { (a.sites - 1, a.sites - 1) };
-    meeting::config(a.sites, video, audio)
+    meeting::with_engine(meeting::config(a.sites, video, audio), &a.engine)
 }
 
 /// What every receiver records, shared.
@@ -407,6 +411,7 @@ async fn run(a: Args) {
     let summary = json!({
         "sites": a.sites,
         "mode": if a.stage { "stage" } else { "grid" },
+        "engine": a.engine,
         "seconds": elapsed,
         "joined_and_connected_s": joined_in,
         // Bridge CPU-seconds from the first join until every site's media connected.

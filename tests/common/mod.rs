@@ -8,7 +8,7 @@ pub mod ws;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -91,6 +91,29 @@ pub fn scratch_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// `DIEMCAU_TEST_ENGINE=lean` (or `webrtc`) runs every test bridge on that media engine: a
+/// copy of `config` with `[media] engine` set, in `data`. Unset: the config as it is.
+pub fn with_engine_from_env(config: PathBuf, data: &Path) -> PathBuf {
+    match std::env::var("DIEMCAU_TEST_ENGINE") {
+        Ok(engine) if !engine.is_empty() => with_engine(config, data, &engine),
+        _ => config,
+    }
+}
+
+/// A copy of `config` in `data` whose `[media]` section says `engine = "<engine>"`.
+pub fn with_engine(config: PathBuf, data: &Path, engine: &str) -> PathBuf {
+    let text = std::fs::read_to_string(&config).unwrap();
+    let line = format!("engine = \"{engine}\"");
+    let text = match text.find("\n[media]\n") {
+        _ if text.contains(&format!("\n[media]\n{line}\n")) => text,
+        Some(at) => format!("{}\n[media]\n{line}\n{}", &text[..at], &text[at + "\n[media]\n".len()..]),
+        None => format!("{text}\n[media]\n{line}\n"),
+    };
+    let copy = data.join(format!("config-{engine}.toml"));
+    std::fs::write(&copy, text).unwrap();
+    copy
+}
+
 /// The real `diemcau serve` on 127.0.0.1, a free port and a fresh data directory.
 pub struct TestBridge {
     child: Child,
@@ -152,6 +175,7 @@ impl TestBridge {
     }
 
     fn start_under(wrapper: &[&str], config: PathBuf, data: PathBuf, port: u16) -> Self {
+        let config = with_engine_from_env(config, &data);
         let log = data.join(format!("server-{}.log", uuid::Uuid::new_v4().simple()));
         let mut command = match wrapper.split_first() {
             Some((program, args)) => {

@@ -1,5 +1,661 @@
-//! The lean media engine (in progress): one task per site that owns its [`super::transport`],
-//! negotiates with [`sdp`] and moves packets between the shared UDP port and the router
-//! without a PeerConnection.
+//! The lean media engine (`[media] engine = "lean"`): one task per site owns its
+//! [`Transport`] (ICE-lite, DTLS-SRTP), its SDP [`Negotiation`], the streams it receives and
+//! the output slots it sends, and moves packets between the shared UDP port and the router
+//! itself. Forwarding one packet to a site is: the slot's rewrite, one SRTP encryption and one
+//! `sendto`, in the task that owns everything it touches.
+//!
+//! It speaks the same [`PeerCommand`]s and [`PeerEvent`]s as the PeerConnection engine, so
+//! the signalling session, the conference and the web client do not know which one runs.
+//! Towards each browser's sender it reports reception (RTCP receiver reports: loss, jitter,
+//! LSR/DLSR) and a bandwidth ceiling (REMB, [`REMB_BPS`]); the browser's own loss-based
+//! estimate works under that ceiling. Not yet here (the PeerConnection engine has them): ICE
+//! over TCP, retransmissions (NACK), the round-trip time on the health page, a delay-based
+//! bandwidth estimate (transport-cc).
 
+pub mod reception;
 pub mod sdp;
+
+use super::inbound::Inbound;
+use super::sink::Outputs;
+use super::transport::{IceCredentials, Received, RemoteTransport, Transport, TransportState};
+use super::{PeerCommand, PeerContext, PeerError, PeerEvent, PeerHandle, KEYFRAME_MIN_INTERVAL};
+use crate::health::board::Transport as Path;
+use crate::media::router::SinkPacket;
+use crate::media::{Kind, RtpPacket};
+use crate::peer::mux::PcLink;
+use crate::signal::protocol::{ErrorCode, MediaState};
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
+use rtc::rtcp::receiver_report::ReceiverReport;
+use rtc::rtcp::sender_report::SenderReport;
+use reception::Reception;
+use rtc::shared::marshal::{Marshal, Unmarshal};
+use sdp::{LocalTransport, Negotiation, RemoteDescription, Role};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU8;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn, Instrument};
+
+/// Datagrams taken from the shared port per wake, and router packets per wake.
+const BATCH: usize = 64;
+/// The bandwidth ceiling each browser is told for everything it sends (REMB): a camera's
+/// three simulcast layers (at most 2.2 Mbit/s in the web client) and a shared screen.
+pub const REMB_BPS: f32 = 4_000_000.0;
+/// How often reception is reported; more often in the first seconds, when Chromium takes a
+/// REMB as its starting estimate.
+const REPORT_INTERVAL: Duration = Duration::from_secs(1);
+const EARLY_REPORT_INTERVAL: Duration = Duration::from_millis(250);
+const EARLY_REPORTS_FOR: Duration = Duration::from_secs(3);
+/// Refused answers in a row before the bridge stops re-offering.
+const MAX_REFUSED_ANSWERS: u8 = 3;
+/// The SSRC the bridge's own RTCP (keyframe requests) goes out with.
+const RTCP_SSRC: u32 = 1;
+
+/// Starts the lean peer for `site`.
+pub async fn spawn(site: usize, ctx: PeerContext) -> Result<(PeerHandle, mpsc::Receiver<PeerEvent>), PeerError> {
+    let (commands, cmd_rx) = mpsc::channel(64);
+    let (events_tx, events_rx) = mpsc::channel(256);
+    let cancel = CancellationToken::new();
+    let generation = ctx.router.next_generation();
+    let packets = ctx.router.register_sink(site, generation);
+    let link = ctx.network.mux.new_link();
+    let (pli_tx, pli_rx) = mpsc::unbounded_channel();
+    let span = tracing::info_span!("peer", site = %ctx.site_ids[site], engine = "lean");
+    let peer = LeanPeer {
+        site,
+        generation,
+        link: link.clone(),
+        events: events_tx,
+        negotiation: Negotiation::new(),
+        ice: IceCredentials::random(),
+        transport: None,
+        pinned_fingerprints: None,
+        negotiating: false,
+        pending: false,
+        answered_first_offer: false,
+        refused_answers: 0,
+        state: None,
+        outputs: Outputs::new(site),
+        output_ssrcs: HashMap::new(),
+        streams: Vec::new(),
+        by_ssrc: HashMap::new(),
+        content_track: None,
+        camera_mid: None,
+        audio_level_id: Arc::default(),
+        pli_tx,
+        cancel: cancel.clone(),
+        scratch: vec![0u8; 1500],
+        refused: 0,
+        receptions: HashMap::new(),
+        epoch: Instant::now(),
+        connected_at: None,
+        next_report: Instant::now(),
+        ctx,
+    };
+    tokio::spawn(peer.run(cmd_rx, packets, pli_rx, link).instrument(span));
+    Ok((PeerHandle { commands, cancel }, events_rx))
+}
+
+/// One m-section the browser sends on.
+struct Stream {
+    mid: String,
+    /// Decided at the stream's first packet (content or camera is known by then).
+    inbound: Option<Inbound>,
+    /// SSRCs the SDP announced for it.
+    ssrcs: Vec<u32>,
+    payload_type: u8,
+    media: String,
+    mid_ext: Option<u8>,
+    rid_ext: Option<u8>,
+    track_id: Option<String>,
+}
+
+struct LeanPeer {
+    site: usize,
+    generation: u64,
+    ctx: PeerContext,
+    link: Arc<PcLink>,
+    events: mpsc::Sender<PeerEvent>,
+    negotiation: Negotiation,
+    /// The bridge's current ICE credentials towards this site.
+    ice: IceCredentials,
+    transport: Option<Transport>,
+    pinned_fingerprints: Option<Vec<String>>,
+    negotiating: bool,
+    pending: bool,
+    answered_first_offer: bool,
+    /// Answers to the bridge's offer refused in a row; after [`MAX_REFUSED_ANSWERS`] it stops
+    /// offering again (a page that cannot answer would otherwise loop).
+    refused_answers: u8,
+    /// Last state told to the session.
+    state: Option<MediaState>,
+    outputs: Outputs<()>,
+    /// Output SSRC → (kind, slot), for keyframe requests from the browser.
+    output_ssrcs: HashMap<u32, (Kind, usize)>,
+    streams: Vec<Stream>,
+    /// Inbound SSRC → index in `streams`.
+    by_ssrc: HashMap<u32, usize>,
+    content_track: Option<String>,
+    camera_mid: Option<String>,
+    audio_level_id: Arc<AtomicU8>,
+    /// Keyframe requests for the publisher, by media SSRC (from each layer's request task).
+    pli_tx: mpsc::UnboundedSender<u32>,
+    cancel: CancellationToken,
+    /// Where each forwarded packet is serialised before encryption.
+    scratch: Vec<u8>,
+    /// Datagrams the transport refused (logged, counted).
+    refused: u64,
+    /// Per SSRC the browser sends, for the receiver reports.
+    receptions: HashMap<u32, Reception>,
+    epoch: Instant,
+    connected_at: Option<Instant>,
+    next_report: Instant,
+}
+
+impl LeanPeer {
+    async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<PeerCommand>,
+        mut packets: mpsc::Receiver<SinkPacket>,
+        mut plis: mpsc::UnboundedReceiver<u32>,
+        link: Arc<PcLink>,
+    ) {
+        let mut datagrams: Vec<(SocketAddr, bytes::Bytes)> = Vec::with_capacity(BATCH);
+        let mut stats_tick = tokio::time::interval(Duration::from_secs(2));
+        let mut report_tick = tokio::time::interval(EARLY_REPORT_INTERVAL);
+        loop {
+            let due = self.transport.as_ref().and_then(Transport::poll_timeout).unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                _ = self.cancel.cancelled() => break,
+                cmd = commands.recv() => match cmd {
+                    Some(cmd) => self.on_command(cmd).await,
+                    None => break,
+                },
+                _ = std::future::poll_fn(|cx| link.poll_datagrams(cx, &mut datagrams, BATCH)) => {
+                    let now = Instant::now();
+                    for (from, data) in datagrams.drain(..) {
+                        self.on_datagram(now, from, &data);
+                    }
+                }
+                p = packets.recv() => {
+                    let Some(p) = p else { break };
+                    self.forward(p);
+                    for _ in 1..BATCH {
+                        match packets.try_recv() {
+                            Ok(p) => self.forward(p),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Some(ssrc) = plis.recv() => self.send_pli(ssrc),
+                _ = tokio::time::sleep_until(due.into()) => {
+                    if let Some(t) = self.transport.as_mut() {
+                        if let Err(e) = t.handle_timeout(Instant::now()) {
+                            warn!("media transport: {e}");
+                        }
+                    }
+                }
+                _ = report_tick.tick() => self.send_reports(),
+                _ = stats_tick.tick() => {
+                    if self.state == Some(MediaState::Connected) {
+                        self.ctx.board.set_connection(self.site, None, "", Some(Path::Udp));
+                    }
+                }
+            }
+            self.flush();
+            self.update_state().await;
+        }
+        self.cancel.cancel();
+        self.ctx.router.unregister_sink(self.site, self.generation);
+        for s in &mut self.streams {
+            if let Some(inbound) = s.inbound.as_mut() {
+                inbound.close();
+            }
+        }
+        self.ctx.network.mux.close_pc(&self.link);
+        let o = &self.outputs;
+        info!(written = o.written, unbound = o.unbound, held = o.held, failed = o.failed, refused = self.refused, "media connection closed");
+    }
+
+    /// The event's send, not borrowing the peer (whose transport is not `Sync`) across it.
+    fn emit(&self, event: PeerEvent) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let events = self.events.clone();
+        async move {
+            let _ = events.send(event).await;
+        }
+    }
+
+    fn refuse(&self, code: ErrorCode, message: String, request: &'static str) -> impl std::future::Future<Output = ()> + Send + 'static {
+        warn!(%message, "refused {request}");
+        self.emit(PeerEvent::Refused { code, message, request })
+    }
+
+    /// Sends what the transport queued (check answers, handshake flights).
+    fn flush(&mut self) {
+        let Some(t) = self.transport.as_mut() else { return };
+        while let Some((to, datagram)) = t.poll_transmit() {
+            if let Err(e) = self.ctx.network.mux.send_udp(&self.link, to, &datagram) {
+                debug!("send to {to}: {e}");
+            }
+        }
+    }
+
+    /// Tells the session when the transport's state changes, and opens or closes the slots.
+    async fn update_state(&mut self) {
+        let Some(t) = self.transport.as_ref() else { return };
+        let state = match t.state() {
+            TransportState::New | TransportState::Connecting => MediaState::Connecting,
+            TransportState::Connected => MediaState::Connected,
+            TransportState::ConsentLost => MediaState::Disconnected,
+            TransportState::Failed(_) => MediaState::Failed,
+        };
+        if self.state == Some(state) {
+            return;
+        }
+        let was_connected = self.state == Some(MediaState::Connected);
+        self.state = Some(state);
+        let connected = state == MediaState::Connected;
+        info!("media connection {state:?}");
+        self.outputs.set_connected(connected);
+        if connected && !was_connected {
+            self.connected_at.get_or_insert_with(Instant::now);
+            self.ctx.board.set_connection(self.site, None, "", Some(Path::Udp));
+            // SRTP keys exist only now: every slot that shows video needs a keyframe.
+            for (kind, slot) in self.bound_video_slots() {
+                self.ctx.router.request_slot_keyframe(self.site, kind, slot);
+            }
+        }
+        self.emit(PeerEvent::State(state)).await;
+    }
+
+    fn bound_video_slots(&self) -> Vec<(Kind, usize)> {
+        let outputs = self.negotiation.sections.iter().filter_map(|s| match &s.role {
+            Role::Output(o) if o.accepted && o.kind.is_video() => Some((o.kind, o.slot)),
+            _ => None,
+        });
+        outputs.collect()
+    }
+
+    fn local_transport(&self) -> LocalTransport {
+        let mux = &self.ctx.network.mux;
+        let port = mux.udp_addr.port();
+        let candidates = mux
+            .config
+            .advertise_ips
+            .iter()
+            .enumerate()
+            .map(|(i, ip)| format!("candidate:{} 1 udp {} {ip} {port} typ host", i + 1, 2130706431 - i as u32))
+            .collect();
+        LocalTransport { ufrag: self.ice.ufrag.clone(), pwd: self.ice.pwd.clone(), fingerprint: self.ctx.network.identity.fingerprint().to_owned(), candidates }
+    }
+
+    async fn on_command(&mut self, cmd: PeerCommand) {
+        match cmd {
+            PeerCommand::RemoteOffer(sdp) => self.on_remote_offer(sdp).await,
+            PeerCommand::RemoteAnswer(sdp) => self.on_remote_answer(sdp).await,
+            PeerCommand::ContentTrack(id) => self.content_track = Some(id),
+            // ICE-lite: the browser's checks come to the bridge, its candidates are not needed.
+            PeerCommand::RemoteCandidate(_) => {}
+        }
+    }
+
+    /// The same certificate as the first description, which came over this authenticated
+    /// signalling session, or none at all.
+    fn fingerprint_changed(&self, d: &RemoteDescription) -> bool {
+        let now = super::engine::fingerprints(&d.fingerprints.iter().map(|f| format!("a=fingerprint:{f}\r\n")).collect::<String>());
+        self.pinned_fingerprints.as_ref().is_some_and(|pinned| &now != pinned)
+    }
+
+    async fn on_remote_offer(&mut self, sdp: String) {
+        if self.negotiating {
+            let msg = "the server's offer is waiting for an answer; answer it before offering".to_string();
+            return self.refuse(ErrorCode::NegotiationFailed, msg, "offer").await;
+        }
+        let offer = match RemoteDescription::parse(&sdp) {
+            Ok(d) => d,
+            Err(e) => return self.refuse(ErrorCode::SdpInvalid, format!("offer not accepted: {e}"), "offer").await,
+        };
+        if self.fingerprint_changed(&offer) {
+            let msg = "the offer announces another DTLS certificate than this session's; join again".to_string();
+            return self.refuse(ErrorCode::SdpInvalid, msg, "offer").await;
+        }
+        let mut negotiation = self.negotiation.clone();
+        if let Err(e) = negotiation.apply_offer(&offer) {
+            return self.refuse(ErrorCode::SdpInvalid, format!("offer not accepted: {e}"), "offer").await;
+        }
+        self.negotiation = negotiation;
+        let mux = self.ctx.network.mux.clone();
+        match self.transport.as_mut() {
+            None => {
+                let remote = RemoteTransport { ufrag: offer.ufrag.clone(), fingerprints: offer.fingerprints.clone() };
+                self.transport = Some(Transport::new(&self.ctx.network.identity, self.ice.clone(), remote, mux.udp_addr));
+                self.pinned_fingerprints = Some(super::engine::fingerprints(&sdp));
+            }
+            Some(t) if t.remote_ufrag() != offer.ufrag => {
+                info!("the site restarted ICE");
+                self.ice = IceCredentials::random();
+                t.restart_ice(self.ice.clone(), offer.ufrag.clone());
+                self.emit(PeerEvent::IceRestarted).await;
+            }
+            Some(_) => {}
+        }
+        self.learn_streams();
+        let answer = self.negotiation.answer(&self.local_transport());
+        if let Err(e) = mux.register_local_sdp(&self.link, &answer) {
+            return self.refuse(ErrorCode::Internal, format!("media ports: {e}"), "offer").await;
+        }
+        self.emit(PeerEvent::LocalAnswer(answer)).await;
+        if !std::mem::replace(&mut self.answered_first_offer, true) {
+            self.add_slots().await;
+        }
+    }
+
+    /// Keeps `streams` in step with the negotiated inbound sections.
+    fn learn_streams(&mut self) {
+        for (mid, section) in self.negotiation.inbound() {
+            let ext = |uri| section.extmaps.iter().find(|(_, u)| u == uri).map(|(id, _)| *id);
+            let (mid_ext, rid_ext) = (ext(sdp::MID_URI), ext(sdp::RID_URI));
+            if let Some(level) = ext(sdp::AUDIO_LEVEL_URI) {
+                self.audio_level_id.store(level, std::sync::atomic::Ordering::Relaxed);
+            }
+            let media = self
+                .negotiation
+                .sections
+                .iter()
+                .find(|s| s.mid == mid)
+                .map(|s| s.media.clone())
+                .unwrap_or_default();
+            match self.streams.iter_mut().find(|s| s.mid == mid) {
+                Some(s) => {
+                    s.ssrcs = section.ssrcs.clone();
+                    s.payload_type = section.payload_type;
+                    (s.mid_ext, s.rid_ext) = (mid_ext, rid_ext);
+                    s.track_id = section.track_id.clone();
+                }
+                None => self.streams.push(Stream {
+                    mid: mid.to_owned(),
+                    inbound: None,
+                    ssrcs: section.ssrcs.clone(),
+                    payload_type: section.payload_type,
+                    media,
+                    mid_ext,
+                    rid_ext,
+                    track_id: section.track_id.clone(),
+                }),
+            }
+        }
+    }
+
+    /// Adds the fixed output slots (after the browser's first offer is answered) and offers
+    /// them: `a0…`, `v0…` and `c0` are their stream ids, which `view` messages map to sites.
+    async fn add_slots(&mut self) {
+        let (audio, video) = self.ctx.slots;
+        let wanted = (0..audio).map(|i| (Kind::Audio, i)).chain((0..video).map(|i| (Kind::Video, i))).chain([(Kind::Content, 0)]);
+        for (kind, slot) in wanted {
+            let ssrc = loop {
+                let s = rand::random::<u32>();
+                if s > RTCP_SSRC && !self.output_ssrcs.contains_key(&s) {
+                    break s;
+                }
+            };
+            self.negotiation.add_output(kind, slot, ssrc);
+            self.output_ssrcs.insert(ssrc, (kind, slot));
+        }
+        info!(outputs = self.output_ssrcs.len(), "offering the output slots");
+        self.offer().await;
+    }
+
+    async fn offer(&mut self) {
+        let offer = self.negotiation.offer(&self.local_transport());
+        if let Err(e) = self.ctx.network.mux.register_local_sdp(&self.link, &offer) {
+            return warn!("media ports refused the offer's ICE credentials: {e}");
+        }
+        self.negotiating = true;
+        self.emit(PeerEvent::LocalOffer(offer)).await;
+    }
+
+    async fn on_remote_answer(&mut self, sdp: String) {
+        if !self.negotiating {
+            let msg = "no server offer is waiting for an answer".to_string();
+            return self.refuse(ErrorCode::NegotiationFailed, msg, "answer").await;
+        }
+        let answer = match RemoteDescription::parse(&sdp) {
+            Ok(d) => d,
+            Err(e) => return self.refuse(ErrorCode::SdpInvalid, format!("answer not accepted: {e}"), "answer").await,
+        };
+        if self.fingerprint_changed(&answer) {
+            let msg = "the answer announces another DTLS certificate than this session's".to_string();
+            return self.refuse(ErrorCode::SdpInvalid, msg, "answer").await;
+        }
+        self.negotiating = false;
+        match self.negotiation.apply_answer(&answer) {
+            Ok(accepted) => {
+                self.refused_answers = 0;
+                debug!(accepted = accepted.len(), "answer applied");
+                let connected = self.state == Some(MediaState::Connected);
+                for o in accepted {
+                    let clock_rate = if o.kind == Kind::Audio { 48_000 } else { 90_000 };
+                    self.outputs.bind(o.kind, o.slot, (), o.ssrc, o.payload_type, clock_rate);
+                    if o.kind.is_video() && connected {
+                        self.ctx.router.request_slot_keyframe(self.site, o.kind, o.slot);
+                    }
+                }
+                if std::mem::take(&mut self.pending) {
+                    self.offer().await;
+                }
+            }
+            Err(e) => {
+                self.refused_answers += 1;
+                if self.refused_answers >= MAX_REFUSED_ANSWERS {
+                    return self.refuse(ErrorCode::SdpInvalid, format!("answer not accepted: {e}; not offering again, join again"), "answer").await;
+                }
+                self.refuse(ErrorCode::SdpInvalid, format!("answer not accepted: {e}; offering again"), "answer").await;
+                self.offer().await;
+            }
+        }
+    }
+
+    fn on_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        let Some(t) = self.transport.as_mut() else { return };
+        match t.receive(now, from, data) {
+            Ok(Received::Rtp(bytes)) => self.on_rtp(&bytes),
+            Ok(Received::Rtcp(bytes)) => self.on_rtcp(&bytes),
+            Ok(Received::Nothing) => {}
+            Err(e) => {
+                self.refused += 1;
+                // The first few, then one in a thousand: a flood must not flood the log.
+                if self.refused <= 5 || self.refused % 1000 == 0 {
+                    debug!(refused = self.refused, "datagram from {from} refused: {e}");
+                }
+            }
+        }
+    }
+
+    fn on_rtp(&mut self, bytes: &[u8]) {
+        let Ok(packet) = RtpPacket::unmarshal(&mut &bytes[..]) else { return };
+        let ssrc = packet.header.ssrc;
+        let index = match self.by_ssrc.get(&ssrc) {
+            Some(&i) => i,
+            None => match self.stream_of(&packet) {
+                Some(i) => {
+                    self.by_ssrc.insert(ssrc, i);
+                    i
+                }
+                None => return,
+            },
+        };
+        let clock_rate = if self.streams[index].media == "audio" { 48_000 } else { 90_000 };
+        let epoch = self.epoch;
+        let reception = self.receptions.entry(ssrc).or_insert_with(|| Reception::new(ssrc, clock_rate, epoch));
+        reception.on_packet(packet.header.sequence_number, packet.header.timestamp, Instant::now());
+        let rid = self.streams[index].rid_ext.and_then(|id| packet.header.get_extension(id)).map(|r| String::from_utf8_lossy(&r).into_owned());
+        let (plis, cancel) = (self.pli_tx.clone(), self.cancel.clone());
+        let Some(inbound) = self.inbound_for(index) else { return };
+        if !inbound.has_layer(ssrc) {
+            if let Some(requests) = inbound.open_layer(ssrc, rid.as_deref()) {
+                tokio::spawn(request_keyframes(ssrc, requests, plis, cancel).in_current_span());
+            }
+        }
+        inbound.on_packet(packet);
+    }
+
+    /// Which stream a packet with a new SSRC belongs to: the SDP's SSRCs, else its mid header
+    /// extension, else the one stream with its payload type.
+    fn stream_of(&self, packet: &RtpPacket) -> Option<usize> {
+        let ssrc = packet.header.ssrc;
+        if let Some(i) = self.streams.iter().position(|s| s.ssrcs.contains(&ssrc)) {
+            return Some(i);
+        }
+        let by_mid = self.streams.iter().position(|s| {
+            s.mid_ext.and_then(|id| packet.header.get_extension(id)).is_some_and(|m| m.as_ref() == s.mid.as_bytes())
+        });
+        if by_mid.is_some() {
+            return by_mid;
+        }
+        let pt = packet.header.payload_type;
+        let mut same_pt = self.streams.iter().enumerate().filter(|(_, s)| s.payload_type == pt && s.ssrcs.is_empty());
+        match (same_pt.next(), same_pt.next()) {
+            (Some((i, _)), None) => Some(i),
+            _ => None,
+        }
+    }
+
+    /// The stream's [`Inbound`], created at its first packet: audio, the camera, or content
+    /// (the track the conference accepted as shared content); an extra video stream that is
+    /// neither is ignored.
+    fn inbound_for(&mut self, index: usize) -> Option<&mut Inbound> {
+        if self.streams[index].inbound.is_none() {
+            let s = &self.streams[index];
+            let kind = if s.media == "audio" {
+                Kind::Audio
+            } else if s.track_id.is_some() && s.track_id == self.content_track {
+                Kind::Content
+            } else if self.camera_mid.as_ref().is_none_or(|m| *m == s.mid) {
+                self.camera_mid = Some(s.mid.clone());
+                Kind::Video
+            } else {
+                return None;
+            };
+            let clock_rate = if kind == Kind::Audio { 48_000 } else { 90_000 };
+            info!("receiving {}", kind.as_str());
+            let inbound = Inbound::new(self.site, kind, self.generation, self.ctx.router.clone(), self.ctx.board.clone(), self.audio_level_id.clone(), clock_rate);
+            self.streams[index].inbound = Some(inbound);
+        }
+        self.streams[index].inbound.as_mut()
+    }
+
+    /// Keyframe requests (PLI, FIR) from the browser for one of its output slots.
+    fn on_rtcp(&mut self, bytes: &[u8]) {
+        let Ok(packets) = rtc::rtcp::packet::unmarshal(&mut &bytes[..]) else { return };
+        for p in &packets {
+            let any = p.as_any();
+            let wants = |ssrc: u32| {
+                if let Some(&(kind, slot)) = self.output_ssrcs.get(&ssrc) {
+                    self.ctx.router.request_slot_keyframe(self.site, kind, slot);
+                }
+            };
+            if let Some(sr) = any.downcast_ref::<SenderReport>() {
+                if let Some(r) = self.receptions.get_mut(&sr.ssrc) {
+                    r.on_sender_report(sr.ntp_time, Instant::now());
+                }
+            } else if let Some(pli) = any.downcast_ref::<PictureLossIndication>() {
+                wants(pli.media_ssrc);
+            } else if let Some(fir) = any.downcast_ref::<FullIntraRequest>() {
+                fir.fir.iter().for_each(|e| wants(e.ssrc));
+            }
+        }
+    }
+
+    /// One packet from the router into its slot: rewritten, encrypted, sent.
+    fn forward(&mut self, p: SinkPacket) {
+        let Some(((), packet)) = self.outputs.prepare(p, &self.ctx.router) else { return };
+        let Some(t) = self.transport.as_mut() else { return };
+        let n = match packet.marshal_to(&mut self.scratch) {
+            Ok(n) => n,
+            Err(_) => {
+                self.outputs.failed += 1;
+                return;
+            }
+        };
+        match t.protect_rtp(&self.scratch[..n]) {
+            Ok((to, datagram)) => match self.ctx.network.mux.send_udp(&self.link, to, &datagram) {
+                Ok(_) => {
+                    self.outputs.written += 1;
+                    self.ctx.board.add_outbound(self.site, n);
+                }
+                Err(_) => self.outputs.failed += 1,
+            },
+            Err(_) => self.outputs.failed += 1,
+        }
+    }
+
+    /// A receiver report for every stream the browser sends, and the bandwidth ceiling.
+    fn send_reports(&mut self) {
+        let now = Instant::now();
+        let Some(connected_at) = self.connected_at.filter(|_| now >= self.next_report) else { return };
+        let early = now.duration_since(connected_at) < EARLY_REPORTS_FOR;
+        self.next_report = now + if early { EARLY_REPORT_INTERVAL } else { REPORT_INTERVAL } - Duration::from_millis(5);
+        let Some(t) = self.transport.as_mut() else { return };
+        let mut compound = Vec::with_capacity(256);
+        // At most 31 report blocks per RR: one RR per 31 streams.
+        let mut reports: Vec<_> = self.receptions.values_mut().map(|r| r.report(now)).collect();
+        if reports.is_empty() {
+            return;
+        }
+        while !reports.is_empty() {
+            let rest = reports.split_off(reports.len().min(31));
+            let rr = ReceiverReport { ssrc: RTCP_SSRC, reports: std::mem::replace(&mut reports, rest), profile_extensions: Default::default() };
+            if let Ok(b) = rr.marshal() {
+                compound.extend_from_slice(&b);
+            }
+        }
+        let video: Vec<u32> = self.by_ssrc.iter().filter(|(_, &i)| self.streams[i].media == "video").map(|(&ssrc, _)| ssrc).collect();
+        if !video.is_empty() {
+            if let Ok(b) = (ReceiverEstimatedMaximumBitrate { sender_ssrc: RTCP_SSRC, bitrate: REMB_BPS, ssrcs: video }).marshal() {
+                compound.extend_from_slice(&b);
+            }
+        }
+        match t.protect_rtcp(&compound) {
+            Ok((to, datagram)) => {
+                let _ = self.ctx.network.mux.send_udp(&self.link, to, &datagram);
+            }
+            Err(e) => debug!("reports not sent: {e}"),
+        }
+    }
+
+    fn send_pli(&mut self, media_ssrc: u32) {
+        let Some(t) = self.transport.as_mut() else { return };
+        let Ok(pli) = (PictureLossIndication { sender_ssrc: RTCP_SSRC, media_ssrc }).marshal() else { return };
+        match t.protect_rtcp(&pli) {
+            Ok((to, datagram)) => {
+                let _ = self.ctx.network.mux.send_udp(&self.link, to, &datagram);
+                debug!(media_ssrc, "asked the publisher for a keyframe");
+            }
+            Err(e) => debug!("keyframe request not sent: {e}"),
+        }
+    }
+}
+
+/// Passes the router's keyframe requests for one layer to the peer, at most one per
+/// [`KEYFRAME_MIN_INTERVAL`]; the channel holds one pending request, so a burst collapses
+/// into one more PLI.
+async fn request_keyframes(media_ssrc: u32, mut requests: mpsc::Receiver<()>, plis: mpsc::UnboundedSender<u32>, cancel: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            r = requests.recv() => if r.is_none() { break },
+        }
+        if plis.send(media_ssrc).is_err() {
+            break;
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = tokio::time::sleep(KEYFRAME_MIN_INTERVAL) => {}
+        }
+    }
+}

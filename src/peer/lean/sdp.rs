@@ -8,7 +8,10 @@
 //! output slots come from its own offer: `sendonly`, one SSRC each, the slot's id (`a0`,
 //! `v3`, `c0`) as stream id and as mid. Anything else (a data channel, a codec the bridge
 //! does not forward) is refused with port 0. The bridge is ICE-lite and always the DTLS
-//! server (`passive` in answers, `actpass` in its offers, which the browser answers `active`).
+//! server: `passive` in its answers and in its own offers too, which always come after the
+//! browser's first offer has settled the roles. The `a=setup` of an answer to the bridge's
+//! offer is therefore not read: webrtc-rs answers `passive` there while it goes on as the
+//! DTLS client it already is.
 
 use crate::media::Kind;
 use std::fmt::Write;
@@ -28,8 +31,6 @@ pub enum SdpError {
     Reordered { index: usize, expected: String, found: String },
     #[error("the description has fewer m-sections than were negotiated")]
     Shrunk,
-    #[error("the browser answered {0}, but the bridge is always the DTLS server")]
-    DtlsRole(String),
 }
 
 /// What one remote m-section says.
@@ -264,9 +265,6 @@ impl Negotiation {
         if answer.sections.len() != self.sections.len() {
             return Err(SdpError::Shrunk);
         }
-        if let Some(role) = answer.sections.iter().filter_map(|s| s.setup.as_deref()).find(|r| *r != "active") {
-            return Err(SdpError::DtlsRole(format!("a=setup:{role}")));
-        }
         let mut accepted = Vec::new();
         for (index, (section, remote)) in self.sections.iter_mut().zip(&answer.sections).enumerate() {
             if section.mid != remote.mid {
@@ -293,7 +291,7 @@ impl Negotiation {
 
     /// An offer of every section (the outputs added since the last one included).
     pub fn offer(&mut self, local: &LocalTransport) -> String {
-        self.write(local, "actpass")
+        self.write(local, "passive")
     }
 
     pub fn inbound(&self) -> impl Iterator<Item = (&str, &Inbound)> {
@@ -303,7 +301,7 @@ impl Negotiation {
         })
     }
 
-    fn write(&mut self, local: &LocalTransport, setup: &str) -> String {
+    fn write(&mut self, local: &LocalTransport, setup: &'static str) -> String {
         self.version += 1;
         let bundle: Vec<&str> = self.sections.iter().filter(|s| s.role != Role::Rejected).map(|s| s.mid.as_str()).collect();
         let mut sdp = String::new();
@@ -352,6 +350,10 @@ impl Negotiation {
                 let _ = write!(sdp, "a=rtpmap:{pt} opus/48000/2\r\na=fmtp:{pt} minptime=10;useinbandfec=1\r\n");
             } else {
                 let _ = write!(sdp, "a=rtpmap:{pt} VP8/90000\r\na=rtcp-fb:{pt} ccm fir\r\na=rtcp-fb:{pt} nack pli\r\n");
+                if matches!(s.role, Role::Inbound(_)) {
+                    // The bridge tells the camera a bandwidth ceiling (REMB).
+                    let _ = write!(sdp, "a=rtcp-fb:{pt} goog-remb\r\n");
+                }
             }
             match &s.role {
                 Role::Inbound(i) if !i.rids.is_empty() => {
@@ -377,7 +379,7 @@ fn inbound_of(remote: &RemoteSection) -> Option<Inbound> {
         return None;
     }
     let payload_type = remote.payload_type?;
-    let wanted: &[&str] = if remote.media == "audio" { &[AUDIO_LEVEL_URI] } else { &[MID_URI, RID_URI] };
+    let wanted: &[&str] = if remote.media == "audio" { &[AUDIO_LEVEL_URI, MID_URI] } else { &[MID_URI, RID_URI] };
     let extmaps = remote.extmaps.iter().filter(|(_, uri)| wanted.contains(&uri.as_str())).cloned().collect();
     Some(Inbound { payload_type, extmaps, rids: remote.rids.clone(), ssrcs: remote.ssrcs.clone(), track_id: remote.track_id.clone() })
 }

@@ -107,6 +107,26 @@ impl PcLink {
     pub fn tcp_label(&self) -> Option<SocketAddr> {
         *self.tcp_label.lock().unwrap()
     }
+    /// Moves up to `max` waiting datagrams into `out`; when none wait, registers `cx` to be
+    /// woken by the next one. For peers that read the shared port themselves (the lean engine).
+    pub fn poll_datagrams(&self, cx: &mut std::task::Context<'_>, out: &mut Vec<(SocketAddr, bytes::Bytes)>, max: usize) -> std::task::Poll<()> {
+        let take = |out: &mut Vec<_>| {
+            let mut q = self.udp_queue.lock().unwrap();
+            let n = q.len().min(max);
+            out.extend(q.drain(..n));
+            n
+        };
+        if take(out) > 0 {
+            return std::task::Poll::Ready(());
+        }
+        // Register, then look again: a push in between would otherwise be missed.
+        self.udp_waker.register(cx.waker());
+        if take(out) > 0 {
+            return std::task::Poll::Ready(());
+        }
+        std::task::Poll::Pending
+    }
+
     /// Queues one datagram for the driver; false if dropped (queue full or PC closed).
     fn push_datagram(&self, from: SocketAddr, data: bytes::Bytes) -> bool {
         if self.closed.load(Ordering::Relaxed) {
@@ -223,7 +243,15 @@ impl Mux {
 
     /// A new PC's link and the runtime to build it with.
     pub fn new_pc(self: &Arc<Self>) -> (Arc<PcLink>, Arc<MuxRuntime>) {
-        let link = Arc::new(PcLink {
+        let link = self.new_link();
+        let rt = Arc::new(MuxRuntime::new(self.clone(), link.clone()));
+        (link, rt)
+    }
+
+    /// A new link for a peer that reads and writes the shared port itself
+    /// ([`PcLink::poll_datagrams`], [`Mux::send_udp`]).
+    pub fn new_link(&self) -> Arc<PcLink> {
+        Arc::new(PcLink {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             udp_queue: Mutex::new(VecDeque::new()),
             udp_waker: AtomicWaker::new(),
@@ -233,9 +261,7 @@ impl Mux {
             ufrags: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
             transport: Default::default(),
-        });
-        let rt = Arc::new(MuxRuntime::new(self.clone(), link.clone()));
-        (link, rt)
+        })
     }
 
     /// Registers every `a=ice-ufrag` of a local description for `link`. Call after each

@@ -24,6 +24,39 @@ pub(super) fn bind_shared(addr: SocketAddr) -> io::Result<tokio::net::UdpSocket>
     tokio::net::UdpSocket::from_std(s.into())
 }
 
+impl Mux {
+    /// Sends one datagram from the shared port on behalf of `link`, learning routes from what
+    /// the link itself decides to send:
+    /// - its own Binding request: route the response by transaction id;
+    /// - a Binding success response: it authenticated a check from there (MESSAGE-INTEGRITY
+    ///   with its password), so later DTLS/SRTP from that address is this link's;
+    /// - DTLS/SRTP: the selected pair, same conclusion.
+    ///
+    /// Error responses and indications teach nothing. `try_send_to`, not `poll_send_to`: many
+    /// tasks share this socket and tokio keeps one send waker per socket. A full send buffer
+    /// drops the datagram (UDP semantics) and counts it.
+    pub fn send_udp(&self, link: &Arc<PcLink>, to: SocketAddr, contents: &[u8]) -> io::Result<usize> {
+        match stun::classify(contents) {
+            Kind::Stun { class: Class::Request, txid, .. } => self.remember_txid(txid, link),
+            Kind::Stun { class: Class::Success, .. } => self.learn_addr(to, link),
+            Kind::Other => {
+                self.learn_addr(to, link);
+                link.sent_media(super::Transport::Udp);
+            }
+            _ => {}
+        }
+        self.counters.udp_out.fetch_add(1, Ordering::Relaxed);
+        match self.udp_sock.try_send_to(contents, to) {
+            Ok(n) => Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.counters.udp_send_drops.fetch_add(1, Ordering::Relaxed);
+                Ok(contents.len())
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
 /// Receives every datagram of the shared port and queues it on the PC it belongs to.
 pub(super) async fn demux_loop(mux: Arc<Mux>) {
     let mut buf = vec![0u8; 2048];
@@ -94,33 +127,8 @@ impl AsyncUdpSocket for VirtualUdpSocket {
     }
 
     fn poll_send(&self, _cx: &mut Context<'_>, t: &Transmit<'_>) -> Poll<io::Result<usize>> {
-        // Learn routes from what the PC itself decides to send:
-        // - its own Binding request: route the response by transaction id;
-        // - a Binding success response: it authenticated a check from there (MESSAGE-INTEGRITY
-        //   with its password), so later DTLS/SRTP from that address is this PC's;
-        // - DTLS/SRTP: the selected pair, same conclusion.
-        // Error responses and indications teach nothing.
-        match stun::classify(t.contents) {
-            Kind::Stun { class: Class::Request, txid, .. } => self.mux.remember_txid(txid, &self.link),
-            Kind::Stun { class: Class::Success, .. } => self.mux.learn_addr(t.destination, &self.link),
-            Kind::Other => {
-                self.mux.learn_addr(t.destination, &self.link);
-                self.link.sent_media(super::Transport::Udp);
-            }
-            _ => {}
-        }
         // `max_gso_segments()` is 1, so the driver never sets `segment_size`: one datagram.
-        // try_send_to, not poll_send_to: many PC tasks share this socket and tokio keeps one
-        // send waker per socket. A full send buffer drops the datagram (UDP semantics).
-        self.mux.counters.udp_out.fetch_add(1, Ordering::Relaxed);
-        match self.mux.udp_sock.try_send_to(t.contents, t.destination) {
-            Ok(n) => Poll::Ready(Ok(n)),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                self.mux.counters.udp_send_drops.fetch_add(1, Ordering::Relaxed);
-                Poll::Ready(Ok(t.contents.len()))
-            }
-            Err(e) => Poll::Ready(Err(e)),
-        }
+        Poll::Ready(self.mux.send_udp(&self.link, t.destination, t.contents))
     }
 
     fn poll_recv(&self, cx: &mut Context<'_>, bufs: &mut [IoSliceMut<'_>], meta: &mut [RecvMeta]) -> Poll<io::Result<usize>> {

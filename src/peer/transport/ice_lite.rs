@@ -82,6 +82,10 @@ impl IceLite {
         &self.local
     }
 
+    pub fn remote_ufrag(&self) -> &str {
+        &self.remote_ufrag
+    }
+
     /// Where media goes: the address of the browser's nominated (or first valid) check.
     pub fn selected(&self) -> Option<SocketAddr> {
         self.selected

@@ -121,6 +121,11 @@ impl Transport {
         self.ice.local()
     }
 
+    /// The browser's ufrag of the current ICE generation.
+    pub fn remote_ufrag(&self) -> &str {
+        self.ice.remote_ufrag()
+    }
+
     pub fn state(&self) -> &TransportState {
         &self.state
     }
@@ -128,6 +133,15 @@ impl Transport {
     /// The address media is sent to, once a check selected one.
     pub fn remote(&self) -> Option<SocketAddr> {
         self.ice.selected()
+    }
+
+    /// An ICE restart: new credentials on both sides. The DTLS association and its SRTP keys
+    /// stay; media goes out again once the browser's checks select a pair.
+    pub fn restart_ice(&mut self, local: IceCredentials, remote_ufrag: impl Into<String>) {
+        self.ice = IceLite::new(local, remote_ufrag);
+        if self.state == TransportState::ConsentLost {
+            self.state = TransportState::Connecting;
+        }
     }
 
     /// Takes one datagram the site sent from `from`.

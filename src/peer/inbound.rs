@@ -1,0 +1,136 @@
+//! One received stream's packets on their way to the router, whichever engine received them:
+//! its simulcast layers (registered as sources, paused when the publisher stops sending one),
+//! its meters for the health page, and for audio the level that drives the active speaker.
+
+use crate::health::board::{InboundMeter, StatsBoard};
+use crate::media::router::Router;
+use crate::media::{layer_of_rid, speaker, Kind, Layer, HIGH};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tracing::info;
+
+/// A simulcast layer silent this long while another layer of the same track flows counts as
+/// paused: a browser drops its upper layers when its uplink or CPU cannot carry them, and
+/// the slots showing that layer move to one that flows (and back when it returns).
+pub const LAYER_PAUSE: Duration = Duration::from_millis(1500);
+
+/// One layer of a received stream: its meter and liveness.
+struct LayerState {
+    layer: Layer,
+    meter: InboundMeter,
+    last_packet: Instant,
+    /// False while the publisher has paused this layer (see [`LAYER_PAUSE`]).
+    live: bool,
+}
+
+/// Moves one received stream's packets to the router, layer by layer, and measures them.
+pub struct Inbound {
+    site: usize,
+    kind: Kind,
+    generation: u64,
+    router: Router,
+    board: Arc<StatsBoard>,
+    /// The negotiated id of the RFC 6464 audio-level extension (0 = not negotiated).
+    level_id: Arc<AtomicU8>,
+    clock_rate: u32,
+    /// By SSRC.
+    layers: HashMap<u32, LayerState>,
+    /// When the layers are next checked for a pause.
+    next_layer_check: Instant,
+    loudness: f32,
+}
+
+impl Inbound {
+    pub fn new(site: usize, kind: Kind, generation: u64, router: Router, board: Arc<StatsBoard>, level_id: Arc<AtomicU8>, clock_rate: u32) -> Self {
+        Inbound { site, kind, generation, router, board, level_id, clock_rate, layers: HashMap::new(), next_layer_check: Instant::now(), loudness: 0.0 }
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    pub fn has_layer(&self, ssrc: u32) -> bool {
+        self.layers.contains_key(&ssrc)
+    }
+
+    /// Registers the layer `ssrc` carries (by its RID) as a source. For video, returns the
+    /// channel on which the router asks this layer for keyframes; the engine turns those into
+    /// PLIs to the publisher.
+    pub fn open_layer(&mut self, ssrc: u32, rid: Option<&str>) -> Option<mpsc::Receiver<()>> {
+        if self.layers.contains_key(&ssrc) {
+            return None;
+        }
+        let layer = if self.kind == Kind::Video { layer_of_rid(rid) } else { HIGH };
+        info!(ssrc, rid, layer, "receiving {} layer", self.kind.as_str());
+        let (kf_tx, kf_rx) = mpsc::channel(1);
+        self.layers.insert(ssrc, LayerState { layer, meter: InboundMeter::new(self.kind, self.clock_rate), last_packet: Instant::now(), live: true });
+        self.router.register_source(self.site, self.kind, layer, self.generation, kf_tx);
+        self.kind.is_video().then_some(kf_rx)
+    }
+
+    /// Pauses the layers silent for [`LAYER_PAUSE`] while the one just received flows.
+    fn check_layers(&mut self, now: Instant) {
+        self.next_layer_check = now + LAYER_PAUSE / 6;
+        for l in self.layers.values_mut().filter(|l| l.live && now.duration_since(l.last_packet) >= LAYER_PAUSE) {
+            l.live = false;
+            info!(layer = l.layer, "{} layer paused by the publisher", self.kind.as_str());
+            self.router.set_layer_live(self.site, self.kind, l.layer, self.generation, false);
+        }
+    }
+
+    /// Measures one packet of an open layer and forwards it.
+    pub fn on_packet(&mut self, mut packet: crate::media::RtpPacket) {
+        let now = Instant::now();
+        let (site, kind) = (self.site, self.kind);
+        self.board.touch(site, kind, now);
+        // The statistics follow the best layer arriving (the one a large tile shows).
+        let best = self.layers.values().filter(|l| now.duration_since(l.last_packet).as_secs() < 2).map(|l| l.layer).max();
+        let Some(state) = self.layers.get_mut(&packet.header.ssrc) else { return };
+        let steady = now.duration_since(state.last_packet) < LAYER_PAUSE / 3;
+        state.last_packet = now;
+        let layer = state.layer;
+        if !state.live {
+            state.live = true;
+            info!(layer, "{} layer flows again", kind.as_str());
+            self.router.set_layer_live(site, kind, layer, self.generation, true);
+        }
+        if steady && self.layers.len() > 1 && now >= self.next_layer_check {
+            self.check_layers(now);
+        }
+        let Some(state) = self.layers.get_mut(&packet.header.ssrc) else { return };
+        if let Some(snapshot) = state.meter.on_packet(&packet, now) {
+            if best.is_none_or(|b| layer >= b) {
+                self.board.publish_inbound(site, kind, snapshot);
+            }
+        }
+        if kind == Kind::Audio {
+            let id = self.level_id.load(Ordering::Relaxed);
+            let level = (id != 0).then(|| packet.header.get_extension(id)).flatten();
+            if let Some(level) = level.as_deref().and_then(speaker::level_from_extension) {
+                // ~200 ms smoothing at 50 packets/s.
+                self.loudness += (speaker::loudness(level) - self.loudness) * 0.1;
+                self.router.set_level(site, self.loudness);
+            }
+        }
+        // Strip the publisher's extensions once, before the packet is copied per receiver:
+        // their ids mean nothing on the receivers' legs.
+        packet.header.extension = false;
+        packet.header.extensions.clear();
+        self.router.forward(site, kind, layer, packet);
+    }
+
+    /// The stream ended: its sources leave the router, its meters the health page.
+    pub fn close(&mut self) {
+        if self.kind == Kind::Audio {
+            self.router.set_level(self.site, 0.0);
+        }
+        self.board.end_inbound(self.site, self.kind);
+        for l in self.layers.values() {
+            self.router.unregister_source(self.site, self.kind, l.layer, self.generation);
+        }
+        self.layers.clear();
+    }
+}
