@@ -169,8 +169,8 @@ pub struct MediaConfig {
 }
 
 /// The media engine: webrtc-rs PeerConnections, or the bridge's own lean path (ICE-lite,
-/// DTLS-SRTP and forwarding without a PeerConnection; experimental: no ICE-TCP, no
-/// retransmissions, no RTT yet; docs/performance.md).
+/// DTLS-SRTP and forwarding without a PeerConnection; new: no retransmissions and no RTT on
+/// the health page yet; docs/performance.md).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MediaEngine {
@@ -444,7 +444,7 @@ impl Config {
             media_public_ip,
             media_udp_port: self.media.udp_port,
             media_tcp_port: self.media.tcp_port,
-            ice_tcp: self.media.ice_tcp.unwrap_or(true) && self.media.engine == MediaEngine::Webrtc,
+            ice_tcp: self.media.ice_tcp.unwrap_or(true),
             media_engine: self.media.engine,
             title: self.conference.title,
             max_floor_holders: self.conference.max_floor_holders,

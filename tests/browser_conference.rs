@@ -38,7 +38,16 @@ async fn tile_colour(b: &mut Browser, site: &str) -> Option<[f64; 3]> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hq_and_two_wards_see_and_hear_each_other_in_chromium() {
-    let bridge = TestBridge::start_default();
+    hq_and_two_wards_see_and_hear_each_other_in_chromium_with(TestBridge::start_default()).await;
+}
+
+/// The same meeting with the bridge's own transport and forwarding (`[media] engine = "lean"`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_on_the_lean_engine() {
+    hq_and_two_wards_see_and_hear_each_other_in_chromium_with(TestBridge::start_default_on("lean")).await;
+}
+
+async fn hq_and_two_wards_see_and_hear_each_other_in_chromium_with(bridge: TestBridge) {
     let scratch = scratch_dir("br");
     let mut browsers = Vec::new();
     for s in &SITES {

@@ -14,16 +14,29 @@ const TEST: &str = "a_site_whose_udp_is_blocked_joins_over_ice_tcp";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_site_whose_udp_is_blocked_joins_over_ice_tcp() {
+    joins_over_ice_tcp(TEST, None).await;
+}
+
+/// The same through the lean engine's ICE-TCP (frames of the shared TCP port).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_on_the_lean_engine() {
+    joins_over_ice_tcp("the_same_on_the_lean_engine", Some("lean")).await;
+}
+
+/// Runs `test` again inside a fresh network namespace (on `engine`, else the suite's), where
+/// the body below blocks UDP.
+async fn joins_over_ice_tcp(test: &str, engine: Option<&str>) {
     if std::env::var("DIEMCAU_NETNS").is_err() {
         // Run this very test again inside a fresh namespace that has only loopback.
-        let ns = format!("dctcp{}", std::process::id());
+        let ns = format!("dctcp{}{}", std::process::id(), engine.unwrap_or("s"));
         let added = Command::new("ip").args(["netns", "add", &ns]).status().expect("ip (iproute2)");
         assert!(added.success(), "ip netns add failed: this test needs root");
         Command::new("ip").args(["-n", &ns, "link", "set", "lo", "up"]).status().unwrap();
         let status = Command::new("ip")
             .args(["netns", "exec", &ns])
             .arg(std::env::current_exe().unwrap())
-            .args([TEST, "--exact", "--nocapture"])
+            .args([test, "--exact", "--nocapture"])
+            .envs(engine.map(|e| ("DIEMCAU_TEST_ENGINE", e)))
             .env("DIEMCAU_NETNS", &ns)
             .status()
             .unwrap();

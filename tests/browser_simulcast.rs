@@ -26,7 +26,16 @@ async fn wait_width(receiver: &mut Browser, site: &str, width: f64, what: &str) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_receiver_gets_the_layer_that_fits_the_tile() {
-    let bridge = TestBridge::start_default();
+    each_receiver_gets_the_layer_that_fits_the_tile_with(TestBridge::start_default()).await;
+}
+
+/// The same layers, pauses and switches on the lean engine (its REMB lets the layers come up).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_on_the_lean_engine() {
+    each_receiver_gets_the_layer_that_fits_the_tile_with(TestBridge::start_default_on("lean")).await;
+}
+
+async fn each_receiver_gets_the_layer_that_fits_the_tile_with(bridge: TestBridge) {
     let scratch = scratch_dir("sim");
     // Chromium's built-in fake camera: 640x480 here, so two layers (320x240 and 640x480).
     let mut hq = Browser::launch_builtin("hq", &bridge.join_url("hq"), &scratch).await;

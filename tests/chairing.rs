@@ -41,7 +41,16 @@ async fn audio_during_video(rx: &Sim, from: &str, extra: u64) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chair_mute_stops_a_sites_audio_at_the_server_and_giving_the_floor_restores_it() {
-    let bridge = TestBridge::start_default();
+    chair_mute_stops_a_sites_audio_at_the_server_and_giving_the_floor_restores_it_with(TestBridge::start_default()).await;
+}
+
+/// Mute is the router's decision, whichever engine reads the packets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chair_mute_is_enforced_on_the_lean_engine_too() {
+    chair_mute_stops_a_sites_audio_at_the_server_and_giving_the_floor_restores_it_with(TestBridge::start_default_on("lean")).await;
+}
+
+async fn chair_mute_stops_a_sites_audio_at_the_server_and_giving_the_floor_restores_it_with(bridge: TestBridge) {
     let hq = Sim::join(&bridge.cert_pem(), bridge.port, "hq", bridge.key("hq")).await;
     let ward = Sim::join(&bridge.cert_pem(), bridge.port, "hang-gai", bridge.key("hang-gai")).await;
     let listener = Sim::join(&bridge.cert_pem(), bridge.port, "cua-nam", bridge.key("cua-nam")).await;

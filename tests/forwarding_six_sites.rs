@@ -11,7 +11,16 @@ const SITES: [&str; 6] = ["hq", "cua-nam", "hang-bai", "hang-gai", "trang-tien",
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_site_receives_every_other_sites_audio_and_video() {
-    let bridge = TestBridge::start_default();
+    every_site_receives_every_other_sites_audio_and_video_with(TestBridge::start_default()).await;
+}
+
+/// The same six webrtc-rs sites through the lean engine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_on_the_lean_engine() {
+    every_site_receives_every_other_sites_audio_and_video_with(TestBridge::start_default_on("lean")).await;
+}
+
+async fn every_site_receives_every_other_sites_audio_and_video_with(bridge: TestBridge) {
     let mut sims = Vec::new();
     for site in SITES {
         sims.push(Sim::join(&bridge.cert_pem(), bridge.port, site, bridge.key(site)).await);

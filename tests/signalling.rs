@@ -42,7 +42,16 @@ async fn wrong_key_and_unknown_site_are_refused_with_codes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_typed_errors_and_the_other_sites_keep_receiving_media() {
-    let bridge = TestBridge::start_default();
+    bad_input_gets_typed_errors_and_the_other_sites_keep_receiving_media_with(TestBridge::start_default()).await;
+}
+
+/// Broken SDP reaches the lean engine's own parser: the same typed errors, nothing lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_on_the_lean_engine_too() {
+    bad_input_gets_typed_errors_and_the_other_sites_keep_receiving_media_with(TestBridge::start_default_on("lean")).await;
+}
+
+async fn bad_input_gets_typed_errors_and_the_other_sites_keep_receiving_media_with(bridge: TestBridge) {
     let hq = Sim::join(&bridge.cert_pem(), bridge.port, "hq", bridge.key("hq")).await;
     let ward = Sim::join(&bridge.cert_pem(), bridge.port, "hang-gai", bridge.key("hang-gai")).await;
     wait_until(Duration::from_secs(30), "media to flow both ways", || async {

@@ -111,7 +111,8 @@ fn args() -> Args {
 
 fn config(a: &Args) -> String {
     let (video, audio) = if a.stage { (2, 2) } else { (a.sites - 1, a.sites - 1) };
-    meeting::with_engine(meeting::config(a.sites, video, audio), &a.engine)
+    // The generated meeting has no [media] section of its own.
+    format!("{}[media]\nengine = \"{}\"\n", meeting::config(a.sites, video, audio), a.engine)
 }
 
 /// What every receiver records, shared.

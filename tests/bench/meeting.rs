@@ -27,8 +27,3 @@ pub fn config(sites: usize, video_slots: usize, audio_slots: usize) -> String {
     }
     c
 }
-
-/// `config` with the bridge's media engine set (`webrtc`, `lean`).
-pub fn with_engine(config: String, engine: &str) -> String {
-    format!("{config}[media]\nengine = \"{engine}\"\n")
-}

@@ -92,10 +92,12 @@ pub fn scratch_dir(name: &str) -> PathBuf {
 }
 
 /// `DIEMCAU_TEST_ENGINE=lean` (or `webrtc`) runs every test bridge on that media engine: a
-/// copy of `config` with `[media] engine` set, in `data`. Unset: the config as it is.
+/// copy of `config` with `[media] engine` set, in `data`. Unset, or a config that names its
+/// engine already ([`TestBridge::start_default_on`]): the config as it is.
 pub fn with_engine_from_env(config: PathBuf, data: &Path) -> PathBuf {
+    let explicit = std::fs::read_to_string(&config).is_ok_and(|c| c.contains("\n[media]\nengine = "));
     match std::env::var("DIEMCAU_TEST_ENGINE") {
-        Ok(engine) if !engine.is_empty() => with_engine(config, data, &engine),
+        Ok(engine) if !engine.is_empty() && !explicit => with_engine(config, data, &engine),
         _ => config,
     }
 }
@@ -134,6 +136,14 @@ impl TestBridge {
     pub fn start_default() -> Self {
         let config = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/default.toml");
         Self::start_with(config, scratch_dir("bridge"))
+    }
+
+    /// Starts on the bundled default config with `[media] engine` set (`webrtc`, `lean`),
+    /// whatever `DIEMCAU_TEST_ENGINE` says.
+    pub fn start_default_on(engine: &str) -> Self {
+        let data = scratch_dir("bridge");
+        let config = with_engine(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/default.toml"), &data, engine);
+        Self::start_with(config, data)
     }
 
     pub fn start_with(config: PathBuf, data: PathBuf) -> Self {

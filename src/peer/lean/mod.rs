@@ -8,9 +8,10 @@
 //! the signalling session, the conference and the web client do not know which one runs.
 //! Towards each browser's sender it reports reception (RTCP receiver reports: loss, jitter,
 //! LSR/DLSR) and a bandwidth ceiling (REMB, [`REMB_BPS`]); the browser's own loss-based
-//! estimate works under that ceiling. Not yet here (the PeerConnection engine has them): ICE
-//! over TCP, retransmissions (NACK), the round-trip time on the health page, a delay-based
-//! bandwidth estimate (transport-cc).
+//! estimate works under that ceiling. ICE over TCP: connections the shared TCP port routes
+//! here carry RFC 4571 frames that are handled like datagrams from the connection's address.
+//! Not yet here (the PeerConnection engine has them): retransmissions (NACK), the round-trip
+//! time on the health page, a delay-based bandwidth estimate (transport-cc).
 
 pub mod reception;
 pub mod sdp;
@@ -22,7 +23,9 @@ use super::{PeerCommand, PeerContext, PeerError, PeerEvent, PeerHandle, KEYFRAME
 use crate::health::board::Transport as Path;
 use crate::media::router::SinkPacket;
 use crate::media::{Kind, RtpPacket};
+use crate::peer::mux::tcp::{serve_framed, FrameWriter};
 use crate::peer::mux::PcLink;
+use crate::signal::protocol::IceCandidate;
 use crate::signal::protocol::{ErrorCode, MediaState};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
@@ -95,6 +98,7 @@ pub async fn spawn(site: usize, ctx: PeerContext) -> Result<(PeerHandle, mpsc::R
         epoch: Instant::now(),
         connected_at: None,
         next_report: Instant::now(),
+        tcp: HashMap::new(),
         ctx,
     };
     tokio::spawn(peer.run(cmd_rx, packets, pli_rx, link).instrument(span));
@@ -155,6 +159,8 @@ struct LeanPeer {
     epoch: Instant,
     connected_at: Option<Instant>,
     next_report: Instant,
+    /// ICE-TCP connections by remote address.
+    tcp: HashMap<SocketAddr, FrameWriter>,
 }
 
 impl LeanPeer {
@@ -168,6 +174,7 @@ impl LeanPeer {
         let mut datagrams: Vec<(SocketAddr, bytes::Bytes)> = Vec::with_capacity(BATCH);
         let mut stats_tick = tokio::time::interval(Duration::from_secs(2));
         let mut report_tick = tokio::time::interval(EARLY_REPORT_INTERVAL);
+        let mut tcp_connections = self.ctx.network.mux.tcp_addr.map(|_| link.accept_tcp());
         loop {
             let due = self.transport.as_ref().and_then(Transport::poll_timeout).unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
             tokio::select! {
@@ -193,6 +200,12 @@ impl LeanPeer {
                     }
                 }
                 Some(ssrc) = plis.recv() => self.send_pli(ssrc),
+                Some(routed) = async { match tcp_connections.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => {
+                    let (peer, writer) = serve_framed(self.ctx.network.mux.clone(), link.clone(), routed, self.cancel.child_token());
+                    info!("ICE-TCP connection from {peer}");
+                    self.tcp.retain(|_, w| !w.is_closed());
+                    self.tcp.insert(peer, writer);
+                }
                 _ = tokio::time::sleep_until(due.into()) => {
                     if let Some(t) = self.transport.as_mut() {
                         if let Err(e) = t.handle_timeout(Instant::now()) {
@@ -203,7 +216,7 @@ impl LeanPeer {
                 _ = report_tick.tick() => self.send_reports(),
                 _ = stats_tick.tick() => {
                     if self.state == Some(MediaState::Connected) {
-                        self.ctx.board.set_connection(self.site, None, "", Some(Path::Udp));
+                        self.ctx.board.set_connection(self.site, None, "", self.path());
                     }
                 }
             }
@@ -238,9 +251,30 @@ impl LeanPeer {
     /// Sends what the transport queued (check answers, handshake flights).
     fn flush(&mut self) {
         let Some(t) = self.transport.as_mut() else { return };
-        while let Some((to, datagram)) = t.poll_transmit() {
-            if let Err(e) = self.ctx.network.mux.send_udp(&self.link, to, &datagram) {
+        let mut out = Vec::new();
+        while let Some(d) = t.poll_transmit() {
+            out.push(d);
+        }
+        for (to, datagram) in out {
+            self.send_to(to, &datagram);
+        }
+    }
+
+    /// One datagram to the site: framed on its ICE-TCP connection if `to` is one, else from
+    /// the shared UDP port. False if it could not be sent.
+    fn send_to(&mut self, to: SocketAddr, datagram: &[u8]) -> bool {
+        if let Some(writer) = self.tcp.get(&to) {
+            if writer.send(datagram) {
+                return true;
+            }
+            self.tcp.remove(&to);
+            return false;
+        }
+        match self.ctx.network.mux.send_udp(&self.link, to, datagram) {
+            Ok(_) => true,
+            Err(e) => {
                 debug!("send to {to}: {e}");
+                false
             }
         }
     }
@@ -264,13 +298,21 @@ impl LeanPeer {
         self.outputs.set_connected(connected);
         if connected && !was_connected {
             self.connected_at.get_or_insert_with(Instant::now);
-            self.ctx.board.set_connection(self.site, None, "", Some(Path::Udp));
+            self.ctx.board.set_connection(self.site, None, "", self.path());
             // SRTP keys exist only now: every slot that shows video needs a keyframe.
             for (kind, slot) in self.bound_video_slots() {
                 self.ctx.router.request_slot_keyframe(self.site, kind, slot);
             }
         }
         self.emit(PeerEvent::State(state)).await;
+    }
+
+    /// Over UDP or ICE-TCP, from what the peer last sent media on.
+    fn path(&self) -> Option<Path> {
+        self.link.transport().map(|t| match t {
+            crate::peer::mux::Transport::Udp => Path::Udp,
+            crate::peer::mux::Transport::Tcp => Path::Tcp,
+        })
     }
 
     fn bound_video_slots(&self) -> Vec<(Kind, usize)> {
@@ -284,13 +326,17 @@ impl LeanPeer {
     fn local_transport(&self) -> LocalTransport {
         let mux = &self.ctx.network.mux;
         let port = mux.udp_addr.port();
-        let candidates = mux
-            .config
-            .advertise_ips
-            .iter()
-            .enumerate()
-            .map(|(i, ip)| format!("candidate:{} 1 udp {} {ip} {port} typ host", i + 1, 2130706431 - i as u32))
-            .collect();
+        let ips = &mux.config.advertise_ips;
+        let mut candidates: Vec<String> =
+            ips.iter().enumerate().map(|(i, ip)| format!("candidate:{} 1 udp {} {ip} {port} typ host", i + 1, 2130706431 - i as u32)).collect();
+        if let Some(tcp) = mux.tcp_addr {
+            let port = tcp.port();
+            let tcp_candidates = ips
+                .iter()
+                .enumerate()
+                .map(|(i, ip)| format!("candidate:{} 1 tcp {} {ip} {port} typ host tcptype passive", ips.len() + i + 1, 1518280447 - i as u32));
+            candidates.extend(tcp_candidates);
+        }
         LocalTransport { ufrag: self.ice.ufrag.clone(), pwd: self.ice.pwd.clone(), fingerprint: self.ctx.network.identity.fingerprint().to_owned(), candidates }
     }
 
@@ -330,6 +376,7 @@ impl LeanPeer {
         }
         self.negotiation = negotiation;
         let mux = self.ctx.network.mux.clone();
+        let mut restarted = false;
         match self.transport.as_mut() {
             None => {
                 let remote = RemoteTransport { ufrag: offer.ufrag.clone(), fingerprints: offer.fingerprints.clone() };
@@ -340,6 +387,7 @@ impl LeanPeer {
                 info!("the site restarted ICE");
                 self.ice = IceCredentials::random();
                 t.restart_ice(self.ice.clone(), offer.ufrag.clone());
+                restarted = true;
                 self.emit(PeerEvent::IceRestarted).await;
             }
             Some(_) => {}
@@ -350,6 +398,15 @@ impl LeanPeer {
             return self.refuse(ErrorCode::Internal, format!("media ports: {e}"), "offer").await;
         }
         self.emit(PeerEvent::LocalAnswer(answer)).await;
+        if !self.answered_first_offer || restarted {
+            // The candidates are in the answer; trickled too, for pages (and relays in front
+            // of the bridge) that read candidates from the signalling.
+            let mid = self.negotiation.sections.iter().find(|s| s.role != Role::Rejected).map(|s| s.mid.clone());
+            for candidate in self.local_transport().candidates {
+                let c = IceCandidate { candidate, sdp_mid: mid.clone(), sdp_m_line_index: Some(0), username_fragment: Some(self.ice.ufrag.clone()) };
+                self.emit(PeerEvent::LocalCandidate(c)).await;
+            }
+        }
         if !std::mem::replace(&mut self.answered_first_offer, true) {
             self.add_slots().await;
         }
@@ -583,13 +640,14 @@ impl LeanPeer {
             }
         };
         match t.protect_rtp(&self.scratch[..n]) {
-            Ok((to, datagram)) => match self.ctx.network.mux.send_udp(&self.link, to, &datagram) {
-                Ok(_) => {
+            Ok((to, datagram)) => {
+                if self.send_to(to, &datagram) {
                     self.outputs.written += 1;
                     self.ctx.board.add_outbound(self.site, n);
+                } else {
+                    self.outputs.failed += 1;
                 }
-                Err(_) => self.outputs.failed += 1,
-            },
+            }
             Err(_) => self.outputs.failed += 1,
         }
     }
@@ -622,7 +680,7 @@ impl LeanPeer {
         }
         match t.protect_rtcp(&compound) {
             Ok((to, datagram)) => {
-                let _ = self.ctx.network.mux.send_udp(&self.link, to, &datagram);
+                self.send_to(to, &datagram);
             }
             Err(e) => debug!("reports not sent: {e}"),
         }
@@ -633,7 +691,7 @@ impl LeanPeer {
         let Ok(pli) = (PictureLossIndication { sender_ssrc: RTCP_SSRC, media_ssrc }).marshal() else { return };
         match t.protect_rtcp(&pli) {
             Ok((to, datagram)) => {
-                let _ = self.ctx.network.mux.send_udp(&self.link, to, &datagram);
+                self.send_to(to, &datagram);
                 debug!(media_ssrc, "asked the publisher for a keyframe");
             }
             Err(e) => debug!("keyframe request not sent: {e}"),

@@ -244,3 +244,100 @@ impl AsyncTcpStream for VirtualTcpStream {
         Ok(self.peer)
     }
 }
+
+impl PcLink {
+    /// For a peer that reads the shared ports itself (the lean engine): ICE-TCP connections
+    /// routed to this link arrive on the returned channel; serve each with [`serve_framed`].
+    pub fn accept_tcp(&self) -> mpsc::Receiver<Routed> {
+        let (tx, rx) = mpsc::channel(ACCEPT_QUEUE);
+        *self.tcp_accept_tx.lock().unwrap() = Some(tx);
+        rx
+    }
+}
+
+/// One routed ICE-TCP connection of a lean peer: each RFC 4571 frame it carries is queued on
+/// `link` like a datagram from the connection's remote address (the routing frame first), and
+/// whatever the peer writes to the returned channel goes out as one frame. When the queue of
+/// frames to write is full, whole frames are dropped (framing stays intact; RTP sees loss,
+/// as on UDP). Both tasks end with the connection or with `cancel`.
+pub fn serve_framed(mux: Arc<Mux>, link: Arc<PcLink>, routed: Routed, cancel: tokio_util::sync::CancellationToken) -> (SocketAddr, FrameWriter) {
+    let Routed { stream, peer, prefix } = routed;
+    let (mut read_half, mut write_half) = stream.into_split();
+    let (write_tx, mut write_rx) = mpsc::channel::<Vec<u8>>(WRITE_QUEUE_FRAMES);
+    let stop = cancel.clone();
+    tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        loop {
+            let frame = tokio::select! {
+                _ = stop.cancelled() => break,
+                f = write_rx.recv() => f,
+            };
+            let Some(frame) = frame else { break };
+            if write_half.write_all(&frame).await.is_err() {
+                break;
+            }
+        }
+        let _ = write_half.shutdown().await;
+    });
+    let reader_link = link.clone();
+    let reader_mux = mux.clone();
+    tokio::spawn(async move {
+        if prefix.len() > 2 {
+            reader_link.push_datagram(peer, bytes::Bytes::copy_from_slice(&prefix[2..]));
+        }
+        let mut len = [0u8; 2];
+        loop {
+            let frame = async {
+                read_half.read_exact(&mut len).await?;
+                let mut frame = vec![0u8; u16::from_be_bytes(len) as usize];
+                read_half.read_exact(&mut frame).await?;
+                Ok::<_, io::Error>(frame)
+            };
+            let frame = tokio::select! {
+                _ = cancel.cancelled() => break,
+                f = frame => f,
+            };
+            match frame {
+                Ok(frame) => {
+                    if !reader_link.push_datagram(peer, bytes::Bytes::from(frame)) {
+                        mux.counters.udp_queue_drops.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+    });
+    (peer, FrameWriter { mux: reader_mux, link, tx: write_tx })
+}
+
+/// Writes frames to one ICE-TCP connection of a lean peer.
+#[derive(Debug, Clone)]
+pub struct FrameWriter {
+    mux: Arc<Mux>,
+    link: Arc<PcLink>,
+    tx: mpsc::Sender<Vec<u8>>,
+}
+
+impl FrameWriter {
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
+    /// Queues `datagram` as one RFC 4571 frame; false once the connection is gone.
+    pub fn send(&self, datagram: &[u8]) -> bool {
+        if matches!(stun::classify(datagram), Kind::Other) {
+            self.link.sent_media(super::Transport::Tcp);
+        }
+        let mut frame = Vec::with_capacity(2 + datagram.len());
+        frame.extend_from_slice(&(datagram.len() as u16).to_be_bytes());
+        frame.extend_from_slice(datagram);
+        match self.tx.try_send(frame) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.mux.counters.tcp_frame_drops.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+}
