@@ -36,14 +36,19 @@ async fn tile_colour(b: &mut Browser, site: &str) -> Option<[f64; 3]> {
     Some([a[0].as_f64()?, a[1].as_f64()?, a[2].as_f64()?])
 }
 
+/// The two engines' runs take turns: three Chromium pages each are what two cores carry.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hq_and_two_wards_see_and_hear_each_other_in_chromium() {
+    let _one = ONE_AT_A_TIME.lock().await;
     hq_and_two_wards_see_and_hear_each_other_in_chromium_with(TestBridge::start_default()).await;
 }
 
 /// The same meeting with the bridge's own transport and forwarding (`[media] engine = "lean"`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_on_the_lean_engine() {
+    let _one = ONE_AT_A_TIME.lock().await;
     hq_and_two_wards_see_and_hear_each_other_in_chromium_with(TestBridge::start_default_on("lean")).await;
 }
 

@@ -24,14 +24,19 @@ async fn wait_width(receiver: &mut Browser, site: &str, width: f64, what: &str) 
     }
 }
 
+/// The two engines' runs take turns: three Chromium pages each are what two cores carry.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_receiver_gets_the_layer_that_fits_the_tile() {
+    let _one = ONE_AT_A_TIME.lock().await;
     each_receiver_gets_the_layer_that_fits_the_tile_with(TestBridge::start_default()).await;
 }
 
 /// The same layers, pauses and switches on the lean engine (its REMB lets the layers come up).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_on_the_lean_engine() {
+    let _one = ONE_AT_A_TIME.lock().await;
     each_receiver_gets_the_layer_that_fits_the_tile_with(TestBridge::start_default_on("lean")).await;
 }
 

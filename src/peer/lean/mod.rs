@@ -10,9 +10,12 @@
 //! LSR/DLSR) and a bandwidth ceiling (REMB, [`REMB_BPS`]); the browser's own loss-based
 //! estimate works under that ceiling. ICE over TCP: connections the shared TCP port routes
 //! here carry RFC 4571 frames that are handled like datagrams from the connection's address.
-//! Not yet here (the PeerConnection engine has them): retransmissions (NACK), the round-trip
-//! time on the health page, a delay-based bandwidth estimate (transport-cc).
+//! A browser's NACK for a video slot is answered from that slot's [`history`] (the packet
+//! again, same SSRC and sequence number; no RTX). Not yet here (the PeerConnection engine has
+//! them): the round-trip time on the health page, a delay-based bandwidth estimate
+//! (transport-cc).
 
+pub mod history;
 pub mod reception;
 pub mod sdp;
 
@@ -32,7 +35,9 @@ use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication
 use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
 use rtc::rtcp::receiver_report::ReceiverReport;
 use rtc::rtcp::sender_report::SenderReport;
+use history::History;
 use reception::Reception;
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::shared::marshal::{Marshal, Unmarshal};
 use sdp::{LocalTransport, Negotiation, RemoteDescription, Role};
 use std::collections::HashMap;
@@ -54,6 +59,8 @@ pub const REMB_BPS: f32 = 4_000_000.0;
 const REPORT_INTERVAL: Duration = Duration::from_secs(1);
 const EARLY_REPORT_INTERVAL: Duration = Duration::from_millis(250);
 const EARLY_REPORTS_FOR: Duration = Duration::from_secs(3);
+/// Packets sent again for one NACK at most (a burst of loss asks for many at once).
+const MAX_RETRANSMIT_PER_NACK: usize = 64;
 /// Refused answers in a row before the bridge stops re-offering.
 const MAX_REFUSED_ANSWERS: u8 = 3;
 /// The SSRC the bridge's own RTCP (keyframe requests) goes out with.
@@ -99,6 +106,8 @@ pub async fn spawn(site: usize, ctx: PeerContext) -> Result<(PeerHandle, mpsc::R
         connected_at: None,
         next_report: Instant::now(),
         tcp: HashMap::new(),
+        histories: HashMap::new(),
+        retransmitted: 0,
         ctx,
     };
     tokio::spawn(peer.run(cmd_rx, packets, pli_rx, link).instrument(span));
@@ -161,6 +170,9 @@ struct LeanPeer {
     next_report: Instant,
     /// ICE-TCP connections by remote address.
     tcp: HashMap<SocketAddr, FrameWriter>,
+    /// What each video slot sent lately, by its SSRC, for NACKs.
+    histories: HashMap<u32, History>,
+    retransmitted: u64,
 }
 
 impl LeanPeer {
@@ -232,7 +244,7 @@ impl LeanPeer {
         }
         self.ctx.network.mux.close_pc(&self.link);
         let o = &self.outputs;
-        info!(written = o.written, unbound = o.unbound, held = o.held, failed = o.failed, refused = self.refused, "media connection closed");
+        info!(written = o.written, unbound = o.unbound, held = o.held, failed = o.failed, retransmitted = self.retransmitted, refused = self.refused, "media connection closed");
     }
 
     /// The event's send, not borrowing the peer (whose transport is not `Sync`) across it.
@@ -462,6 +474,9 @@ impl LeanPeer {
             };
             self.negotiation.add_output(kind, slot, ssrc);
             self.output_ssrcs.insert(ssrc, (kind, slot));
+            if kind.is_video() {
+                self.histories.insert(ssrc, History::default());
+            }
         }
         info!(outputs = self.output_ssrcs.len(), "offering the output slots");
         self.offer().await;
@@ -609,6 +624,7 @@ impl LeanPeer {
     /// Keyframe requests (PLI, FIR) from the browser for one of its output slots.
     fn on_rtcp(&mut self, bytes: &[u8]) {
         let Ok(packets) = rtc::rtcp::packet::unmarshal(&mut &bytes[..]) else { return };
+        let mut nacks = Vec::new();
         for p in &packets {
             let any = p.as_any();
             let wants = |ssrc: u32| {
@@ -620,35 +636,53 @@ impl LeanPeer {
                 if let Some(r) = self.receptions.get_mut(&sr.ssrc) {
                     r.on_sender_report(sr.ntp_time, Instant::now());
                 }
+            } else if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
+                nacks.push(nack.clone());
             } else if let Some(pli) = any.downcast_ref::<PictureLossIndication>() {
                 wants(pli.media_ssrc);
             } else if let Some(fir) = any.downcast_ref::<FullIntraRequest>() {
                 fir.fir.iter().for_each(|e| wants(e.ssrc));
             }
         }
+        for nack in nacks {
+            self.retransmit(&nack);
+        }
     }
 
-    /// One packet from the router into its slot: rewritten, encrypted, sent.
+    /// Sends again what a NACK asks for, from the slot's history.
+    fn retransmit(&mut self, nack: &TransportLayerNack) {
+        let Some(history) = self.histories.get(&nack.media_ssrc) else { return };
+        let seqs = nack.nacks.iter().flat_map(|p| history::requested(p.packet_id, p.lost_packets)).take(MAX_RETRANSMIT_PER_NACK);
+        let again: Vec<RtpPacket> = seqs.filter_map(|seq| history.get(seq).cloned()).collect();
+        let asked = again.len();
+        for packet in again {
+            if self.protect_and_send(&packet) {
+                self.retransmitted += 1;
+            }
+        }
+        debug!(media_ssrc = nack.media_ssrc, asked, retransmitted = self.retransmitted, "sent again what a NACK asked for");
+    }
+
+    /// One packet from the router into its slot: rewritten, encrypted, sent, remembered.
     fn forward(&mut self, p: SinkPacket) {
         let Some(((), packet)) = self.outputs.prepare(p, &self.ctx.router) else { return };
-        let Some(t) = self.transport.as_mut() else { return };
-        let n = match packet.marshal_to(&mut self.scratch) {
-            Ok(n) => n,
-            Err(_) => {
-                self.outputs.failed += 1;
-                return;
+        if self.protect_and_send(&packet) {
+            self.outputs.written += 1;
+            self.ctx.board.add_outbound(self.site, packet.payload.len() + 12);
+            if let Some(h) = self.histories.get_mut(&packet.header.ssrc) {
+                h.push(&packet);
             }
-        };
+        } else {
+            self.outputs.failed += 1;
+        }
+    }
+
+    fn protect_and_send(&mut self, packet: &RtpPacket) -> bool {
+        let Some(t) = self.transport.as_mut() else { return false };
+        let Ok(n) = packet.marshal_to(&mut self.scratch) else { return false };
         match t.protect_rtp(&self.scratch[..n]) {
-            Ok((to, datagram)) => {
-                if self.send_to(to, &datagram) {
-                    self.outputs.written += 1;
-                    self.ctx.board.add_outbound(self.site, n);
-                } else {
-                    self.outputs.failed += 1;
-                }
-            }
-            Err(_) => self.outputs.failed += 1,
+            Ok((to, datagram)) => self.send_to(to, &datagram),
+            Err(_) => false,
         }
     }
 

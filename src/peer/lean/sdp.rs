@@ -353,6 +353,9 @@ impl Negotiation {
                 if matches!(s.role, Role::Inbound(_)) {
                     // The bridge tells the camera a bandwidth ceiling (REMB).
                     let _ = write!(sdp, "a=rtcp-fb:{pt} goog-remb\r\n");
+                } else {
+                    // The receiver may ask for lost packets again; the slot's history answers.
+                    let _ = write!(sdp, "a=rtcp-fb:{pt} nack\r\n");
                 }
             }
             match &s.role {

@@ -67,7 +67,7 @@ fn the_bridges_offer_keeps_the_browsers_sections_and_adds_send_only_slots() {
     let offer = n.offer(&local());
     assert!(offer.contains("a=group:BUNDLE 0 1 a0 v0 c0\r\n"), "{offer}");
     let slot = section(&offer, "v0");
-    for line in ["m=video 9 UDP/TLS/RTP/SAVPF 96", "a=sendonly", "a=msid:v0 v0", "a=ssrc:2222 cname:diemcau", "a=setup:passive"] {
+    for line in ["m=video 9 UDP/TLS/RTP/SAVPF 96", "a=sendonly", "a=msid:v0 v0", "a=ssrc:2222 cname:diemcau", "a=setup:passive", "a=rtcp-fb:96 nack\r\n"] {
         assert!(slot.contains(line), "{line} in {slot}");
     }
     assert!(section(&offer, "0").contains("a=recvonly"), "the microphone is still received");

@@ -1,0 +1,75 @@
+//! The packets recently sent into one output slot, kept to answer the receiver's NACKs
+//! (RFC 4585 §6.2.1) by sending them again. No RTX stream is negotiated, so a retransmission
+//! is the packet itself (same SSRC and sequence number), as webrtc-rs's responder does.
+//! A slot's history holds references: the payload is the router's shared `Bytes`, so keeping
+//! it costs a header per packet, not a copy.
+
+use crate::media::RtpPacket;
+
+/// Packets kept per slot: about 1.7 s of a 2.5 Mbit/s camera (≈ 300 packets/s).
+pub const HISTORY: usize = 512;
+
+#[derive(Debug)]
+pub struct History {
+    ring: Vec<Option<RtpPacket>>,
+}
+
+impl Default for History {
+    fn default() -> Self {
+        History { ring: vec![None; HISTORY] }
+    }
+}
+
+impl History {
+    /// Remembers a packet as it was sent (after the slot's rewrite).
+    pub fn push(&mut self, packet: &RtpPacket) {
+        let seq = packet.header.sequence_number;
+        self.ring[seq as usize % HISTORY] = Some(packet.clone());
+    }
+
+    /// The packet sent with `seq`, if it is still kept.
+    pub fn get(&self, seq: u16) -> Option<&RtpPacket> {
+        self.ring[seq as usize % HISTORY].as_ref().filter(|p| p.header.sequence_number == seq)
+    }
+}
+
+/// The sequence numbers one NACK entry asks for: `packet_id` and each bit of the bitmask of
+/// the 16 that follow it.
+pub fn requested(packet_id: u16, lost_packets: u16) -> impl Iterator<Item = u16> {
+    std::iter::once(packet_id).chain((0..16).filter(move |i| lost_packets & (1 << i) != 0).map(move |i| packet_id.wrapping_add(i + 1)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn packet(seq: u16) -> RtpPacket {
+        let mut p = RtpPacket::default();
+        p.header.sequence_number = seq;
+        p.payload = bytes::Bytes::from(vec![seq as u8; 10]);
+        p
+    }
+
+    #[test]
+    fn a_packet_is_found_by_its_sequence_number_until_it_is_overwritten() {
+        let mut h = History::default();
+        // The last 512 sent, across the wrap of the sequence number: 65 100 … 65 535, 0 … 75.
+        for seq in (65_100u16..=65_535).chain(0..76) {
+            h.push(&packet(seq));
+        }
+        assert_eq!(h.get(65_535).map(|p| p.payload[0]), Some(255), "across the wrap");
+        assert_eq!(h.get(75).map(|p| p.header.sequence_number), Some(75));
+        assert!(h.get(76).is_none(), "never sent");
+        assert!(h.get(65_100).is_some(), "the oldest of the last 512");
+        h.push(&packet(76));
+        assert!(h.get(65_100).is_none(), "its place was taken by the next packet");
+        assert!(h.get(65_101).is_some());
+    }
+
+    #[test]
+    fn a_nack_entry_names_its_packet_and_the_bits_that_follow() {
+        assert_eq!(requested(100, 0).collect::<Vec<_>>(), vec![100]);
+        assert_eq!(requested(100, 0b101).collect::<Vec<_>>(), vec![100, 101, 103]);
+        assert_eq!(requested(65_535, 1 << 15).collect::<Vec<_>>(), vec![65_535, 15], "wrapping");
+    }
+}

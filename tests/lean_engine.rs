@@ -1,0 +1,101 @@
+//! What only the lean engine does itself, end to end through the real binary: a receiver
+//! behind a lossy link asks for lost video again (NACK) and the bridge sends it from the
+//! slot's history; junk on the shared media port changes nothing for the sites.
+
+mod common;
+
+use common::sim::Sim;
+use common::{wait_until, TestBridge};
+use std::time::Duration;
+
+/// `<field>=N` from the bridge's log line for `site`'s closed media connection.
+fn closed_count(log: &str, site: &str, field: &str) -> Option<u64> {
+    log.lines()
+        .filter(|l| l.contains(&format!("site={site} ")) && l.contains("media connection closed"))
+        .find_map(|l| l.split(&format!(" {field}=")).nth(1)?.split(' ').next()?.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_behind_a_lossy_link_gets_lost_video_sent_again() {
+    let bridge = TestBridge::start_default_on("lean");
+    let _hq = Sim::join(&bridge.cert_pem(), bridge.port, "hq", bridge.key("hq")).await;
+    // Cửa Nam's media goes through ../shared/lab/udp-relay.py dropping 5 % each way; its
+    // webrtc-rs receiver NACKs what it misses of HQ's camera.
+    let lossy = Sim::join_with(&bridge.cert_pem(), bridge.port, "cua-nam", bridge.key("cua-nam"), 100, Some(5.0)).await;
+    wait_until(Duration::from_secs(30), "Cửa Nam to receive 300 of HQ's video packets through the lossy relay", || async {
+        (lossy.received("hq", "video") >= 300).then_some(())
+    })
+    .await;
+    lossy.stop();
+    let sent_again = wait_until(Duration::from_secs(10), "Cửa Nam's media connection to close", || async {
+        closed_count(&bridge.log_text(), "cua-nam", "retransmitted")
+    })
+    .await;
+    println!("packets sent again to Cửa Nam: {sent_again}");
+    assert!(sent_again > 0, "5 % loss on the way to Cửa Nam, yet nothing was sent again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn junk_on_the_media_port_changes_nothing_for_the_sites() {
+    let bridge = TestBridge::start_default_on("lean");
+    let hq = Sim::join(&bridge.cert_pem(), bridge.port, "hq", bridge.key("hq")).await;
+    let ward = Sim::join(&bridge.cert_pem(), bridge.port, "hang-gai", bridge.key("hang-gai")).await;
+    wait_until(Duration::from_secs(30), "media both ways", || async {
+        (hq.received("hang-gai", "video") > 20 && ward.received("hq", "video") > 20).then_some(())
+    })
+    .await;
+    let port = media_port_from_log(&bridge.log_text());
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    // HQ's ICE user name from the bridge's answer: a check with it reaches HQ's own transport,
+    // which must refuse it (its MESSAGE-INTEGRITY is not keyed with HQ's password).
+    let answer = hq.messages.lock().unwrap().iter().find(|m| m["type"] == "answer").map(|m| m["sdp"].as_str().unwrap().to_owned()).unwrap();
+    let ufrag = answer.lines().find_map(|l| l.trim_end().strip_prefix("a=ice-ufrag:")).unwrap().to_owned();
+    let junk: Vec<Vec<u8>> = vec![
+        binding_request(&format!("{ufrag}:intruder")),
+        binding_request("nope:who"),
+        vec![22, 254, 253, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xFF],
+        vec![0x80, 96, 0, 1, 0, 0, 0, 0, 1, 2, 3, 4, 9, 9, 9],
+        vec![0xFF; 1200],
+        vec![],
+    ];
+    for _ in 0..200 {
+        for j in &junk {
+            let _ = socket.send_to(j, ("127.0.0.1", port));
+        }
+    }
+    let (a, v) = (hq.received("hang-gai", "audio"), ward.received("hq", "video"));
+    wait_until(Duration::from_secs(15), "media to keep flowing after the junk", || async {
+        (hq.received("hang-gai", "audio") >= a + 25 && ward.received("hq", "video") >= v + 15).then_some(())
+    })
+    .await;
+    let health = bridge.get_json("/api/health").await;
+    let present = health["sites"].as_array().unwrap().iter().filter(|s| s["present"] == true).count();
+    assert_eq!(present, 2, "{health}");
+    hq.stop();
+    let refused = wait_until(Duration::from_secs(10), "HQ's media connection to close", || async { closed_count(&bridge.log_text(), "hq", "refused") }).await;
+    assert!(refused >= 200, "the 200 forged checks reached HQ's transport and were refused ({refused})");
+}
+
+/// A Binding request with USERNAME `username` and a MESSAGE-INTEGRITY of zeros.
+fn binding_request(username: &str) -> Vec<u8> {
+    let mut name = username.as_bytes().to_vec();
+    let padded = name.len().div_ceil(4) * 4;
+    let attrs_len = 4 + padded + 4 + 20;
+    let mut m = vec![0x00, 0x01];
+    m.extend_from_slice(&(attrs_len as u16).to_be_bytes());
+    m.extend_from_slice(&[0x21, 0x12, 0xA4, 0x42]);
+    m.extend_from_slice(&rand::random::<[u8; 12]>());
+    m.extend_from_slice(&[0x00, 0x06]);
+    m.extend_from_slice(&(name.len() as u16).to_be_bytes());
+    name.resize(padded, 0);
+    m.extend_from_slice(&name);
+    m.extend_from_slice(&[0x00, 0x08, 0x00, 20]);
+    m.extend_from_slice(&[0u8; 20]);
+    m
+}
+
+/// "media on UDP 127.0.0.1:<port>, …" from the bridge's start-up line.
+fn media_port_from_log(log: &str) -> u16 {
+    let addr = log.split("media on UDP ").nth(1).and_then(|r| r.split([')', ',', ' ']).next());
+    addr.and_then(|a| a.rsplit(':').next()?.parse().ok()).expect("media port in the log")
+}
