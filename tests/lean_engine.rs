@@ -1,6 +1,7 @@
 //! What only the lean engine does itself, end to end through the real binary: a receiver
 //! behind a lossy link asks for lost video again (NACK) and the bridge sends it from the
-//! slot's history; junk on the shared media port changes nothing for the sites.
+//! slot's history; the round trip read from the receivers' reports reaches the health page;
+//! junk on the shared media port changes nothing for the sites.
 
 mod common;
 
@@ -33,6 +34,21 @@ async fn a_receiver_behind_a_lossy_link_gets_lost_video_sent_again() {
     .await;
     println!("packets sent again to Cửa Nam: {sent_again}");
     assert!(sent_again > 0, "5 % loss on the way to Cửa Nam, yet nothing was sent again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_health_page_shows_each_sites_round_trip_from_its_reports() {
+    let bridge = TestBridge::start_default_on("lean");
+    let _hq = Sim::join(&bridge.cert_pem(), bridge.port, "hq", bridge.key("hq")).await;
+    let _ward = Sim::join(&bridge.cert_pem(), bridge.port, "hang-gai", bridge.key("hang-gai")).await;
+    let rtt = wait_until(Duration::from_secs(20), "a round-trip time for Hàng Gai on the technicians' API", || async {
+        let (_, v) = bridge.tech("GET", "/api/tech", "").await;
+        let site = v["sites"].as_array()?.iter().find(|s| s["id"] == "hang-gai")?.clone();
+        site["rtt_ms"].as_f64().filter(|r| *r > 0.0)
+    })
+    .await;
+    println!("Hàng Gai's round trip on loopback: {rtt:.2} ms");
+    assert!(rtt < 50.0, "loopback round trip {rtt} ms");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,12 +11,14 @@
 //! estimate works under that ceiling. ICE over TCP: connections the shared TCP port routes
 //! here carry RFC 4571 frames that are handled like datagrams from the connection's address.
 //! A browser's NACK for a video slot is answered from that slot's [`history`] (the packet
-//! again, same SSRC and sequence number; no RTX). Not yet here (the PeerConnection engine has
-//! them): the round-trip time on the health page, a delay-based bandwidth estimate
-//! (transport-cc).
+//! again, same SSRC and sequence number; no RTX). Each output slot sends sender reports
+//! ([`sending`]); the browser's reports on them give the round-trip time on the health page.
+//! Not yet here (the PeerConnection engine has them): the remote candidate type, a
+//! delay-based bandwidth estimate (transport-cc), RTX.
 
 pub mod history;
 pub mod reception;
+pub mod sending;
 pub mod sdp;
 
 use super::inbound::Inbound;
@@ -37,6 +39,7 @@ use rtc::rtcp::receiver_report::ReceiverReport;
 use rtc::rtcp::sender_report::SenderReport;
 use history::History;
 use reception::Reception;
+use sending::Sent;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::shared::marshal::{Marshal, Unmarshal};
 use sdp::{LocalTransport, Negotiation, RemoteDescription, Role};
@@ -108,6 +111,8 @@ pub async fn spawn(site: usize, ctx: PeerContext) -> Result<(PeerHandle, mpsc::R
         tcp: HashMap::new(),
         histories: HashMap::new(),
         retransmitted: 0,
+        sent: HashMap::new(),
+        rtt: None,
         ctx,
     };
     tokio::spawn(peer.run(cmd_rx, packets, pli_rx, link).instrument(span));
@@ -173,6 +178,10 @@ struct LeanPeer {
     /// What each video slot sent lately, by its SSRC, for NACKs.
     histories: HashMap<u32, History>,
     retransmitted: u64,
+    /// What each output slot sent, by its SSRC, for the sender reports.
+    sent: HashMap<u32, Sent>,
+    /// Round-trip time from the browser's reports on the bridge's sender reports (smoothed).
+    rtt: Option<Duration>,
 }
 
 impl LeanPeer {
@@ -228,7 +237,8 @@ impl LeanPeer {
                 _ = report_tick.tick() => self.send_reports(),
                 _ = stats_tick.tick() => {
                     if self.state == Some(MediaState::Connected) {
-                        self.ctx.board.set_connection(self.site, None, "", self.path());
+                        let rtt = self.rtt.map(|r| r.as_secs_f64() * 1000.0);
+                        self.ctx.board.set_connection(self.site, rtt, "", self.path());
                     }
                 }
             }
@@ -477,6 +487,7 @@ impl LeanPeer {
             if kind.is_video() {
                 self.histories.insert(ssrc, History::default());
             }
+            self.sent.insert(ssrc, Sent::new(ssrc, if kind == Kind::Audio { 48_000 } else { 90_000 }));
         }
         info!(outputs = self.output_ssrcs.len(), "offering the output slots");
         self.offer().await;
@@ -625,6 +636,7 @@ impl LeanPeer {
     fn on_rtcp(&mut self, bytes: &[u8]) {
         let Ok(packets) = rtc::rtcp::packet::unmarshal(&mut &bytes[..]) else { return };
         let mut nacks = Vec::new();
+        let mut blocks = Vec::new();
         for p in &packets {
             let any = p.as_any();
             let wants = |ssrc: u32| {
@@ -636,6 +648,9 @@ impl LeanPeer {
                 if let Some(r) = self.receptions.get_mut(&sr.ssrc) {
                     r.on_sender_report(sr.ntp_time, Instant::now());
                 }
+                blocks.extend(sr.reports.iter().cloned());
+            } else if let Some(rr) = any.downcast_ref::<ReceiverReport>() {
+                blocks.extend(rr.reports.iter().cloned());
             } else if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
                 nacks.push(nack.clone());
             } else if let Some(pli) = any.downcast_ref::<PictureLossIndication>() {
@@ -646,6 +661,9 @@ impl LeanPeer {
         }
         for nack in nacks {
             self.retransmit(&nack);
+        }
+        for block in &blocks {
+            self.on_reception_report(block);
         }
     }
 
@@ -672,6 +690,9 @@ impl LeanPeer {
             if let Some(h) = self.histories.get_mut(&packet.header.ssrc) {
                 h.push(&packet);
             }
+            if let Some(sent) = self.sent.get_mut(&packet.header.ssrc) {
+                sent.on_packet(packet.header.timestamp, packet.payload.len(), Instant::now());
+            }
         } else {
             self.outputs.failed += 1;
         }
@@ -686,19 +707,22 @@ impl LeanPeer {
         }
     }
 
-    /// A receiver report for every stream the browser sends, and the bandwidth ceiling.
+    /// A sender report for every output slot that sent, a receiver report for every stream
+    /// the browser sends, and the bandwidth ceiling: one compound packet.
     fn send_reports(&mut self) {
         let now = Instant::now();
         let Some(connected_at) = self.connected_at.filter(|_| now >= self.next_report) else { return };
         let early = now.duration_since(connected_at) < EARLY_REPORTS_FOR;
         self.next_report = now + if early { EARLY_REPORT_INTERVAL } else { REPORT_INTERVAL } - Duration::from_millis(5);
-        let Some(t) = self.transport.as_mut() else { return };
-        let mut compound = Vec::with_capacity(256);
+        let wall = std::time::SystemTime::now();
+        let mut compound = Vec::with_capacity(1024);
+        for sr in self.sent.values().filter_map(|s| s.report(now, wall)) {
+            if let Ok(b) = sr.marshal() {
+                compound.extend_from_slice(&b);
+            }
+        }
         // At most 31 report blocks per RR: one RR per 31 streams.
         let mut reports: Vec<_> = self.receptions.values_mut().map(|r| r.report(now)).collect();
-        if reports.is_empty() {
-            return;
-        }
         while !reports.is_empty() {
             let rest = reports.split_off(reports.len().min(31));
             let rr = ReceiverReport { ssrc: RTCP_SSRC, reports: std::mem::replace(&mut reports, rest), profile_extensions: Default::default() };
@@ -706,17 +730,34 @@ impl LeanPeer {
                 compound.extend_from_slice(&b);
             }
         }
+        if compound.is_empty() {
+            return;
+        }
         let video: Vec<u32> = self.by_ssrc.iter().filter(|(_, &i)| self.streams[i].media == "video").map(|(&ssrc, _)| ssrc).collect();
         if !video.is_empty() {
             if let Ok(b) = (ReceiverEstimatedMaximumBitrate { sender_ssrc: RTCP_SSRC, bitrate: REMB_BPS, ssrcs: video }).marshal() {
                 compound.extend_from_slice(&b);
             }
         }
+        let Some(t) = self.transport.as_mut() else { return };
         match t.protect_rtcp(&compound) {
             Ok((to, datagram)) => {
                 self.send_to(to, &datagram);
             }
             Err(e) => debug!("reports not sent: {e}"),
+        }
+    }
+
+    /// The round trip from a reception report about one of the output slots.
+    fn on_reception_report(&mut self, report: &rtc::rtcp::reception_report::ReceptionReport) {
+        if !self.sent.contains_key(&report.ssrc) {
+            return;
+        }
+        if let Some(rtt) = sending::round_trip(report, std::time::SystemTime::now()) {
+            self.rtt = Some(match self.rtt {
+                Some(old) => old.mul_f64(0.875) + rtt.mul_f64(0.125),
+                None => rtt,
+            });
         }
     }
 
