@@ -169,8 +169,8 @@ pub struct MediaConfig {
 }
 
 /// The media engine: webrtc-rs PeerConnections, or the bridge's own lean path (ICE-lite,
-/// DTLS-SRTP and forwarding without a PeerConnection; new: no retransmissions and no RTT on
-/// the health page yet; docs/performance.md).
+/// DTLS-SRTP and forwarding without a PeerConnection; new: no RTX and no delay-based
+/// bandwidth estimate yet; docs/operations.md).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MediaEngine {
