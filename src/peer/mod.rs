@@ -1,4 +1,8 @@
-//! One WebRTC PeerConnection per joined site: the only module that drives webrtc-rs.
+//! The media of each joined site: the only module that drives webrtc-rs. Two engines speak
+//! the same [`PeerCommand`]s and [`PeerEvent`]s (`[media] engine`): this module's
+//! PeerConnection per site (the default, below), and [`lean`], the bridge's own ICE-lite,
+//! DTLS-SRTP and forwarding on [`transport`]. Both route received packets through
+//! [`inbound`] and bind output slots with `sink::Outputs`.
 //!
 //! A peer is a task that owns its PeerConnection and everything negotiated on it. It takes
 //! [`PeerCommand`]s from its signalling session and answers with [`PeerEvent`]s; the session

@@ -1,4 +1,6 @@
-//! The sink task: writes the packets the router queued for one receiving site.
+//! The sink task: writes the packets the router queued for one receiving site (the
+//! PeerConnection engine). [`Outputs`], the slots' binding, rewriting and keyframe gate, is
+//! shared with the lean engine, which writes from its own peer task.
 //!
 //! It owns the output slots' rewriting state, so the packet path to one receiver takes no
 //! lock shared with anything else. When a video slot starts carrying another site (or another
