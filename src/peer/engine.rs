@@ -37,14 +37,7 @@ pub fn extmap_id(sdp: &str, uri: &str) -> Option<u8> {
 /// The DTLS certificate fingerprints an SDP announces (`a=fingerprint:<hash> <value>`),
 /// normalised to lowercase, sorted and without duplicates.
 pub fn fingerprints(sdp: &str) -> Vec<String> {
-    let mut v: Vec<String> = sdp
-        .lines()
-        .filter_map(|l| l.trim_end().strip_prefix("a=fingerprint:"))
-        .map(|f| f.split_whitespace().collect::<Vec<_>>().join(" ").to_ascii_lowercase())
-        .collect();
-    v.sort();
-    v.dedup();
-    v
+    super::transport::dtls::fingerprint_set(sdp.lines().filter_map(|l| l.trim_end().strip_prefix("a=fingerprint:")))
 }
 
 /// The bridge's shared media ports, which every peer uses, and the engine that drives them.

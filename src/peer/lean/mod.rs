@@ -23,6 +23,7 @@ pub mod sdp;
 
 use super::inbound::Inbound;
 use super::sink::Outputs;
+use super::transport::dtls::fingerprint_set;
 use super::transport::{IceCredentials, Received, RemoteTransport, Transport, TransportState};
 use super::{PeerCommand, PeerContext, PeerError, PeerEvent, PeerHandle, KEYFRAME_MIN_INTERVAL};
 use crate::health::board::Transport as Path;
@@ -89,7 +90,6 @@ pub async fn spawn(site: usize, ctx: PeerContext) -> Result<(PeerHandle, mpsc::R
         transport: None,
         pinned_fingerprints: None,
         negotiating: false,
-        pending: false,
         answered_first_offer: false,
         refused_answers: 0,
         state: None,
@@ -145,7 +145,6 @@ struct LeanPeer {
     transport: Option<Transport>,
     pinned_fingerprints: Option<Vec<String>>,
     negotiating: bool,
-    pending: bool,
     answered_first_offer: bool,
     /// Answers to the bridge's offer refused in a row; after [`MAX_REFUSED_ANSWERS`] it stops
     /// offering again (a page that cannot answer would otherwise loop).
@@ -196,8 +195,17 @@ impl LeanPeer {
         let mut stats_tick = tokio::time::interval(Duration::from_secs(2));
         let mut report_tick = tokio::time::interval(EARLY_REPORT_INTERVAL);
         let mut tcp_connections = self.ctx.network.mux.tcp_addr.map(|_| link.accept_tcp());
+        // The transport's next timer (a handshake retransmission, consent), re-armed only when
+        // it changes: not once per forwarded packet.
+        let idle = || tokio::time::Instant::now() + Duration::from_secs(3600);
+        let timer = tokio::time::sleep_until(idle());
+        tokio::pin!(timer);
         loop {
-            let due = self.transport.as_ref().and_then(Transport::poll_timeout).unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            match self.transport.as_ref().and_then(Transport::poll_timeout).map(tokio::time::Instant::from_std) {
+                Some(due) if timer.deadline() != due => timer.as_mut().reset(due),
+                None if timer.deadline() < tokio::time::Instant::now() + Duration::from_secs(60) => timer.as_mut().reset(idle()),
+                _ => {}
+            }
             tokio::select! {
                 _ = self.cancel.cancelled() => break,
                 cmd = commands.recv() => match cmd {
@@ -227,7 +235,8 @@ impl LeanPeer {
                     self.tcp.retain(|_, w| !w.is_closed());
                     self.tcp.insert(peer, writer);
                 }
-                _ = tokio::time::sleep_until(due.into()) => {
+                _ = &mut timer => {
+                    timer.as_mut().reset(idle());
                     if let Some(t) = self.transport.as_mut() {
                         if let Err(e) = t.handle_timeout(Instant::now()) {
                             warn!("media transport: {e}");
@@ -375,7 +384,7 @@ impl LeanPeer {
     /// The same certificate as the first description, which came over this authenticated
     /// signalling session, or none at all.
     fn fingerprint_changed(&self, d: &RemoteDescription) -> bool {
-        let now = super::engine::fingerprints(&d.fingerprints.iter().map(|f| format!("a=fingerprint:{f}\r\n")).collect::<String>());
+        let now = fingerprint_set(d.fingerprints.iter().map(String::as_str));
         self.pinned_fingerprints.as_ref().is_some_and(|pinned| &now != pinned)
     }
 
@@ -403,7 +412,7 @@ impl LeanPeer {
             None => {
                 let remote = RemoteTransport { ufrag: offer.ufrag.clone(), fingerprints: offer.fingerprints.clone() };
                 self.transport = Some(Transport::new(&self.ctx.network.identity, self.ice.clone(), remote, mux.udp_addr));
-                self.pinned_fingerprints = Some(super::engine::fingerprints(&sdp));
+                self.pinned_fingerprints = Some(fingerprint_set(offer.fingerprints.iter().map(String::as_str)));
             }
             Some(t) if t.remote_ufrag() != offer.ufrag => {
                 info!("the site restarted ICE");
@@ -527,9 +536,6 @@ impl LeanPeer {
                     if o.kind.is_video() && connected {
                         self.ctx.router.request_slot_keyframe(self.site, o.kind, o.slot);
                     }
-                }
-                if std::mem::take(&mut self.pending) {
-                    self.offer().await;
                 }
             }
             Err(e) => {

@@ -176,8 +176,17 @@ impl DtlsServer {
 }
 
 /// `sha-256 AB:CD` and `SHA-256 ab:cd` are the same fingerprint.
-fn normalise(fingerprint: &str) -> String {
+pub fn normalise(fingerprint: &str) -> String {
     fingerprint.split_whitespace().collect::<Vec<_>>().join(" ").to_ascii_lowercase()
+}
+
+/// A set of fingerprints, normalised, sorted and without duplicates: two descriptions
+/// announce the same certificates when these are equal.
+pub fn fingerprint_set<'a>(fingerprints: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let mut v: Vec<String> = fingerprints.into_iter().map(normalise).collect();
+    v.sort();
+    v.dedup();
+    v
 }
 
 fn protocol(e: impl std::fmt::Display) -> DtlsError {
