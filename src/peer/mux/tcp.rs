@@ -163,22 +163,48 @@ pub struct VirtualTcpStream {
 
 impl VirtualTcpStream {
     fn new(mux: Arc<Mux>, link: Arc<PcLink>, stream: tokio::net::TcpStream, peer: SocketAddr, label: SocketAddr, prefix: Vec<u8>) -> Self {
-        let (read_half, mut write_half) = stream.into_split();
-        let (write_tx, mut write_rx) = mpsc::channel::<Vec<u8>>(WRITE_QUEUE_FRAMES);
-        let write_failed = Arc::new(AtomicBool::new(false));
-        let failed = write_failed.clone();
-        tokio::spawn(async move {
-            use tokio::io::AsyncWriteExt;
-            // Ends when the stream is dropped (channel closed) or the socket fails.
-            while let Some(frame) = write_rx.recv().await {
-                if write_half.write_all(&frame).await.is_err() {
-                    failed.store(true, Ordering::Relaxed);
-                    break;
-                }
-            }
-            let _ = write_half.shutdown().await;
-        });
+        let (read_half, write_half) = stream.into_split();
+        let (write_tx, write_failed) = spawn_writer(write_half);
         VirtualTcpStream { mux, link, read: tokio::sync::Mutex::new((prefix, 0, read_half)), write_tx, write_failed, label, peer }
+    }
+}
+
+/// The task that writes one ICE-TCP connection's frames, in order, from a bounded queue; it
+/// ends when the queue's sender is dropped or the socket fails (then the flag is set).
+fn spawn_writer(mut write_half: tokio::net::tcp::OwnedWriteHalf) -> (mpsc::Sender<Vec<u8>>, Arc<AtomicBool>) {
+    let (write_tx, mut write_rx) = mpsc::channel::<Vec<u8>>(WRITE_QUEUE_FRAMES);
+    let write_failed = Arc::new(AtomicBool::new(false));
+    let failed = write_failed.clone();
+    tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        while let Some(frame) = write_rx.recv().await {
+            if write_half.write_all(&frame).await.is_err() {
+                failed.store(true, Ordering::Relaxed);
+                break;
+            }
+        }
+        let _ = write_half.shutdown().await;
+    });
+    (write_tx, write_failed)
+}
+
+/// Queues one whole RFC 4571 frame for the writer task: media marks the link as sending over
+/// TCP; a full queue drops the frame (counted; framing stays intact and RTP sees loss, as on
+/// UDP). `Err` once the connection is gone.
+fn queue_frame(mux: &Mux, link: &PcLink, tx: &mpsc::Sender<Vec<u8>>, failed: &AtomicBool, frame: Vec<u8>) -> io::Result<()> {
+    if frame.len() > 2 && matches!(stun::classify(&frame[2..]), Kind::Other) {
+        link.sent_media(super::Transport::Tcp);
+    }
+    if failed.load(Ordering::Relaxed) {
+        return Err(io::Error::new(io::ErrorKind::BrokenPipe, "ICE-TCP connection failed"));
+    }
+    match tx.try_send(frame) {
+        Ok(()) => Ok(()),
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            mux.counters.tcp_frame_drops.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => Err(io::Error::new(io::ErrorKind::BrokenPipe, "writer gone")),
     }
 }
 
@@ -218,21 +244,7 @@ impl AsyncTcpStream for VirtualTcpStream {
         'a: 'b,
     {
         // The driver passes one whole RFC 4571 frame per call (frame_packet, tcp_transport.rs:106).
-        if buf.len() > 2 && matches!(stun::classify(&buf[2..]), Kind::Other) {
-            self.link.sent_media(super::Transport::Tcp);
-        }
-        let result = if self.write_failed.load(Ordering::Relaxed) {
-            Err(io::Error::new(io::ErrorKind::BrokenPipe, "ICE-TCP connection failed"))
-        } else {
-            match self.write_tx.try_send(buf.to_vec()) {
-                Ok(()) => Ok(()),
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    self.mux.counters.tcp_frame_drops.fetch_add(1, Ordering::Relaxed);
-                    Ok(())
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => Err(io::Error::new(io::ErrorKind::BrokenPipe, "writer gone")),
-            }
-        };
+        let result = queue_frame(&self.mux, &self.link, &self.write_tx, &self.write_failed, buf.to_vec());
         Box::pin(std::future::ready(result))
     }
 
@@ -257,30 +269,14 @@ impl PcLink {
 
 /// One routed ICE-TCP connection of a lean peer: each RFC 4571 frame it carries is queued on
 /// `link` like a datagram from the connection's remote address (the routing frame first), and
-/// whatever the peer writes to the returned channel goes out as one frame. When the queue of
-/// frames to write is full, whole frames are dropped (framing stays intact; RTP sees loss,
-/// as on UDP). Both tasks end with the connection or with `cancel`.
+/// what the peer sends through the returned [`FrameWriter`] goes out as one frame each, by the
+/// same writer task as the PeerConnection engine's streams. The reader ends with the
+/// connection or `cancel`, the writer when the `FrameWriter` is dropped.
 pub fn serve_framed(mux: Arc<Mux>, link: Arc<PcLink>, routed: Routed, cancel: tokio_util::sync::CancellationToken) -> (SocketAddr, FrameWriter) {
     let Routed { stream, peer, prefix } = routed;
-    let (mut read_half, mut write_half) = stream.into_split();
-    let (write_tx, mut write_rx) = mpsc::channel::<Vec<u8>>(WRITE_QUEUE_FRAMES);
-    let stop = cancel.clone();
-    tokio::spawn(async move {
-        use tokio::io::AsyncWriteExt;
-        loop {
-            let frame = tokio::select! {
-                _ = stop.cancelled() => break,
-                f = write_rx.recv() => f,
-            };
-            let Some(frame) = frame else { break };
-            if write_half.write_all(&frame).await.is_err() {
-                break;
-            }
-        }
-        let _ = write_half.shutdown().await;
-    });
-    let reader_link = link.clone();
-    let reader_mux = mux.clone();
+    let (mut read_half, write_half) = stream.into_split();
+    let (tx, failed) = spawn_writer(write_half);
+    let (reader_mux, reader_link) = (mux.clone(), link.clone());
     tokio::spawn(async move {
         if prefix.len() > 2 {
             reader_link.push_datagram(peer, bytes::Bytes::copy_from_slice(&prefix[2..]));
@@ -297,17 +293,13 @@ pub fn serve_framed(mux: Arc<Mux>, link: Arc<PcLink>, routed: Routed, cancel: to
                 _ = cancel.cancelled() => break,
                 f = frame => f,
             };
-            match frame {
-                Ok(frame) => {
-                    if !reader_link.push_datagram(peer, bytes::Bytes::from(frame)) {
-                        mux.counters.udp_queue_drops.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-                Err(_) => break,
+            let Ok(frame) = frame else { break };
+            if !reader_link.push_datagram(peer, bytes::Bytes::from(frame)) {
+                reader_mux.counters.udp_queue_drops.fetch_add(1, Ordering::Relaxed);
             }
         }
     });
-    (peer, FrameWriter { mux: reader_mux, link, tx: write_tx })
+    (peer, FrameWriter { mux, link, tx, failed })
 }
 
 /// Writes frames to one ICE-TCP connection of a lean peer.
@@ -316,28 +308,19 @@ pub struct FrameWriter {
     mux: Arc<Mux>,
     link: Arc<PcLink>,
     tx: mpsc::Sender<Vec<u8>>,
+    failed: Arc<AtomicBool>,
 }
 
 impl FrameWriter {
     pub fn is_closed(&self) -> bool {
-        self.tx.is_closed()
+        self.tx.is_closed() || self.failed.load(Ordering::Relaxed)
     }
 
     /// Queues `datagram` as one RFC 4571 frame; false once the connection is gone.
     pub fn send(&self, datagram: &[u8]) -> bool {
-        if matches!(stun::classify(datagram), Kind::Other) {
-            self.link.sent_media(super::Transport::Tcp);
-        }
         let mut frame = Vec::with_capacity(2 + datagram.len());
         frame.extend_from_slice(&(datagram.len() as u16).to_be_bytes());
         frame.extend_from_slice(datagram);
-        match self.tx.try_send(frame) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.mux.counters.tcp_frame_drops.fetch_add(1, Ordering::Relaxed);
-                true
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
-        }
+        queue_frame(&self.mux, &self.link, &self.tx, &self.failed, frame).is_ok()
     }
 }
