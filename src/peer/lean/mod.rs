@@ -552,7 +552,7 @@ impl LeanPeer {
     fn on_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
         let Some(t) = self.transport.as_mut() else { return };
         match t.receive(now, from, data) {
-            Ok(Received::Rtp(bytes)) => self.on_rtp(&bytes),
+            Ok(Received::Rtp(bytes)) => self.on_rtp(bytes.freeze()),
             Ok(Received::Rtcp(bytes)) => self.on_rtcp(&bytes),
             Ok(Received::Nothing) => {}
             Err(e) => {
@@ -565,8 +565,10 @@ impl LeanPeer {
         }
     }
 
-    fn on_rtp(&mut self, bytes: &[u8]) {
-        let Ok(packet) = RtpPacket::unmarshal(&mut &bytes[..]) else { return };
+    /// One decrypted RTP packet. Parsed from the decrypted buffer itself: the payload is a
+    /// slice of it, not a copy, and the router shares it with every receiver.
+    fn on_rtp(&mut self, mut bytes: bytes::Bytes) {
+        let Ok(packet) = RtpPacket::unmarshal(&mut bytes) else { return };
         let ssrc = packet.header.ssrc;
         let index = match self.by_ssrc.get(&ssrc) {
             Some(&i) => i,
