@@ -122,27 +122,11 @@ async fn ten_percent_loss_on_one_site_is_measured_and_alarmed_while_the_others_s
     let bridge = TestBridge::start_default();
     let hq = Sim::join(&bridge.cert_pem(), bridge.port, "hq", bridge.key("hq")).await;
     let _clean = Sim::join(&bridge.cert_pem(), bridge.port, "cua-nam", bridge.key("cua-nam")).await;
-    // One ward's media goes through ../shared/lab/udp-relay.py dropping 10 % each way.
-    // Setup, not the measured property: with 10 % loss each way the DTLS handshake may need
-    // several retransmissions (each waiting twice as long), and now and then webrtc-rs gives
-    // it up ("Flight 3 current_retransmit_count 8 > maximum_retransmit_number 7", about one
-    // run in seven here). A page whose media does not come up joins again; here another ward
-    // joins through a fresh relay instead (at most three), so the alarm timing is measured
-    // on a site with no history.
-    let mut lossy = None;
-    for id in ["hang-bai", "hang-dao", "trang-tien"] {
-        let sim = Sim::join_with(&bridge.cert_pem(), bridge.port, id, bridge.key(id), 100, Some(10.0)).await;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while hq.received(id, "audio") == 0 && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        if hq.received(id, "audio") > 0 {
-            lossy = Some((id, sim));
-            break;
-        }
-        println!("{id}'s media did not come up through the lossy relay in 30 s; another ward tries");
-    }
-    let (lossy, _sim) = lossy.expect("one ward's media through the lossy relay within three joins");
+    // One ward's media goes through ../shared/lab/udp-relay.py dropping 10 % each way; if its
+    // media does not come up, another ward joins through a fresh relay (see
+    // `join_through_loss`), so the alarm timing is measured on a site with no history.
+    let (lossy, _sim) = Sim::join_through_loss(&bridge, &["hang-bai", "hang-dao", "trang-tien"], 10.0, |id, _| hq.received(id, "audio") > 0).await;
+    let lossy = lossy.as_str();
     let flowing = Instant::now();
     let view = wait_until(Duration::from_secs(8), "high_loss on the lossy ward", || async {
         let (_, v) = bridge.tech("GET", "/api/tech", "").await;

@@ -20,20 +20,20 @@ fn closed_count(log: &str, site: &str, field: &str) -> Option<u64> {
 async fn a_receiver_behind_a_lossy_link_gets_lost_video_sent_again() {
     let bridge = TestBridge::start_default_on("lean");
     let _hq = Sim::join(&bridge.cert_pem(), bridge.port, "hq", bridge.key("hq")).await;
-    // Cửa Nam's media goes through ../shared/lab/udp-relay.py dropping 5 % each way; its
+    // A ward's media goes through ../shared/lab/udp-relay.py dropping 5 % each way; its
     // webrtc-rs receiver NACKs what it misses of HQ's camera.
-    let lossy = Sim::join_with(&bridge.cert_pem(), bridge.port, "cua-nam", bridge.key("cua-nam"), 100, Some(5.0)).await;
-    wait_until(Duration::from_secs(30), "Cửa Nam to receive 300 of HQ's video packets through the lossy relay", || async {
+    let (ward, lossy) = Sim::join_through_loss(&bridge, &["cua-nam", "hang-bai", "hang-gai"], 5.0, |_, sim| sim.received("hq", "video") > 0).await;
+    wait_until(Duration::from_secs(30), "the ward to receive 300 of HQ's video packets through the lossy relay", || async {
         (lossy.received("hq", "video") >= 300).then_some(())
     })
     .await;
     lossy.stop();
-    let sent_again = wait_until(Duration::from_secs(10), "Cửa Nam's media connection to close", || async {
-        closed_count(&bridge.log_text(), "cua-nam", "retransmitted")
+    let sent_again = wait_until(Duration::from_secs(10), "the ward's media connection to close", || async {
+        closed_count(&bridge.log_text(), &ward, "retransmitted")
     })
     .await;
-    println!("packets sent again to Cửa Nam: {sent_again}");
-    assert!(sent_again > 0, "5 % loss on the way to Cửa Nam, yet nothing was sent again");
+    println!("packets sent again to {ward}: {sent_again}");
+    assert!(sent_again > 0, "5 % loss on the way to {ward}, yet nothing was sent again");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
