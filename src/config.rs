@@ -169,8 +169,7 @@ pub struct MediaConfig {
 }
 
 /// The media engine: webrtc-rs PeerConnections, or the bridge's own lean path (ICE-lite,
-/// DTLS-SRTP and forwarding without a PeerConnection; new: no RTX and no delay-based
-/// bandwidth estimate yet; docs/operations.md).
+/// DTLS-SRTP and forwarding without a PeerConnection; new: no RTX yet; docs/operations.md).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MediaEngine {

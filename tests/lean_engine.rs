@@ -9,13 +9,6 @@ use common::sim::Sim;
 use common::{wait_until, TestBridge};
 use std::time::Duration;
 
-/// `<field>=N` from the bridge's log line for `site`'s closed media connection.
-fn closed_count(log: &str, site: &str, field: &str) -> Option<u64> {
-    log.lines()
-        .filter(|l| l.contains(&format!("site={site} ")) && l.contains("media connection closed"))
-        .find_map(|l| l.split(&format!(" {field}=")).nth(1)?.split(' ').next()?.parse().ok())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receiver_behind_a_lossy_link_gets_lost_video_sent_again() {
     let bridge = TestBridge::start_default_on("lean");
@@ -29,7 +22,7 @@ async fn a_receiver_behind_a_lossy_link_gets_lost_video_sent_again() {
     .await;
     lossy.stop();
     let sent_again = wait_until(Duration::from_secs(10), "the ward's media connection to close", || async {
-        closed_count(&bridge.log_text(), &ward, "retransmitted")
+        bridge.closed_count(&ward, "retransmitted")
     })
     .await;
     println!("packets sent again to {ward}: {sent_again}");
@@ -88,7 +81,7 @@ async fn junk_on_the_media_port_changes_nothing_for_the_sites() {
     let present = health["sites"].as_array().unwrap().iter().filter(|s| s["present"] == true).count();
     assert_eq!(present, 2, "{health}");
     hq.stop();
-    let refused = wait_until(Duration::from_secs(10), "HQ's media connection to close", || async { closed_count(&bridge.log_text(), "hq", "refused") }).await;
+    let refused = wait_until(Duration::from_secs(10), "HQ's media connection to close", || async { bridge.closed_count("hq", "refused") }).await;
     assert!(refused >= 200, "the 200 forged checks reached HQ's transport and were refused ({refused})");
 }
 

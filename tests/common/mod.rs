@@ -337,6 +337,15 @@ impl TestBridge {
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// `<field>=N` from the bridge's log line for `site`'s closed media connection (the lean
+    /// engine counts what it did for a site there: retransmitted, refused, transport_feedback).
+    pub fn closed_count(&self, site: &str, field: &str) -> Option<u64> {
+        self.log_text()
+            .lines()
+            .filter(|l| l.contains(&format!("site={site} ")) && l.contains("media connection closed"))
+            .find_map(|l| l.split(&format!(" {field}=")).nth(1)?.split(' ').next()?.parse().ok())
+    }
 }
 
 impl Drop for TestBridge {

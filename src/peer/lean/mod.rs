@@ -7,15 +7,15 @@
 //! It speaks the same [`PeerCommand`]s and [`PeerEvent`]s as the PeerConnection engine, so
 //! the signalling session, the conference and the web client do not know which one runs.
 //! Towards each browser's sender it reports reception (RTCP receiver reports: loss, jitter,
-//! LSR/DLSR) and a bandwidth ceiling (REMB, [`REMB_BPS`]); the browser's own loss-based
-//! estimate works under that ceiling. ICE over TCP: connections the shared TCP port routes
+//! LSR/DLSR), the arrival of every packet it numbers ([`congestion`], transport-cc
+//! feedback for its delay-based estimate) and a bandwidth ceiling (REMB, [`REMB_BPS`]). ICE over TCP: connections the shared TCP port routes
 //! here carry RFC 4571 frames that are handled like datagrams from the connection's address.
 //! A browser's NACK for a video slot is answered from that slot's [`history`] (the packet
 //! again, same SSRC and sequence number; no RTX). Each output slot sends sender reports
 //! ([`sending`]); the browser's reports on them give the round-trip time on the health page.
-//! Not yet here (the PeerConnection engine has them): the remote candidate type, a
-//! delay-based bandwidth estimate (transport-cc), RTX.
+//! Not yet here (the PeerConnection engine has them): the remote candidate type, RTX.
 
+pub mod congestion;
 pub mod history;
 pub mod reception;
 pub mod sending;
@@ -38,6 +38,7 @@ use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication
 use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
 use rtc::rtcp::receiver_report::ReceiverReport;
 use rtc::rtcp::sender_report::SenderReport;
+use congestion::TransportFeedback;
 use history::History;
 use reception::Reception;
 use sending::Sent;
@@ -113,6 +114,7 @@ pub async fn spawn(site: usize, ctx: PeerContext) -> Result<(PeerHandle, mpsc::R
         retransmitted: 0,
         sent: HashMap::new(),
         rtt: None,
+        feedback: TransportFeedback::default(),
         ctx,
     };
     tokio::spawn(peer.run(cmd_rx, packets, pli_rx, link).instrument(span));
@@ -181,6 +183,8 @@ struct LeanPeer {
     sent: HashMap<u32, Sent>,
     /// Round-trip time from the browser's reports on the bridge's sender reports (smoothed).
     rtt: Option<Duration>,
+    /// Arrival times of the browser's numbered packets, for its congestion control.
+    feedback: TransportFeedback,
 }
 
 impl LeanPeer {
@@ -194,6 +198,8 @@ impl LeanPeer {
         let mut datagrams: Vec<(SocketAddr, bytes::Bytes)> = Vec::with_capacity(BATCH);
         let mut stats_tick = tokio::time::interval(Duration::from_secs(2));
         let mut report_tick = tokio::time::interval(EARLY_REPORT_INTERVAL);
+        let mut feedback_tick = tokio::time::interval(congestion::FEEDBACK_INTERVAL);
+        feedback_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut tcp_connections = self.ctx.network.mux.tcp_addr.map(|_| link.accept_tcp());
         // The transport's next timer (a handshake retransmission, consent), re-armed only when
         // it changes: not once per forwarded packet.
@@ -244,6 +250,7 @@ impl LeanPeer {
                     }
                 }
                 _ = report_tick.tick() => self.send_reports(),
+                _ = feedback_tick.tick(), if self.feedback.negotiated() => self.send_feedback(),
                 _ = stats_tick.tick() => {
                     if self.state == Some(MediaState::Connected) {
                         let rtt = self.rtt.map(|r| r.as_secs_f64() * 1000.0);
@@ -263,7 +270,7 @@ impl LeanPeer {
         }
         self.ctx.network.mux.close_pc(&self.link);
         let o = &self.outputs;
-        info!(written = o.written, unbound = o.unbound, held = o.held, failed = o.failed, retransmitted = self.retransmitted, refused = self.refused, "media connection closed");
+        info!(written = o.written, unbound = o.unbound, held = o.held, failed = o.failed, retransmitted = self.retransmitted, refused = self.refused, transport_feedback = self.feedback.sent, "media connection closed");
     }
 
     /// The event's send, not borrowing the peer (whose transport is not `Sync`) across it.
@@ -445,6 +452,8 @@ impl LeanPeer {
 
     /// Keeps `streams` in step with the negotiated inbound sections.
     fn learn_streams(&mut self) {
+        let transport_cc = self.negotiation.inbound().find_map(|(_, section)| section.extmaps.iter().find(|(_, u)| u == sdp::TRANSPORT_CC_URI).map(|(id, _)| *id));
+        self.feedback.set_extension(transport_cc);
         for (mid, section) in self.negotiation.inbound() {
             let ext = |uri| section.extmaps.iter().find(|(_, u)| u == uri).map(|(id, _)| *id);
             let (mid_ext, rid_ext) = (ext(sdp::MID_URI), ext(sdp::RID_URI));
@@ -569,6 +578,8 @@ impl LeanPeer {
     /// slice of it, not a copy, and the router shares it with every receiver.
     fn on_rtp(&mut self, mut bytes: bytes::Bytes) {
         let Ok(packet) = RtpPacket::unmarshal(&mut bytes) else { return };
+        // Every numbered packet counts for congestion control, whichever stream it is.
+        self.feedback.on_packet(Instant::now(), &packet.header);
         let ssrc = packet.header.ssrc;
         let index = match self.by_ssrc.get(&ssrc) {
             Some(&i) => i,
@@ -753,6 +764,21 @@ impl LeanPeer {
                 self.send_to(to, &datagram);
             }
             Err(e) => debug!("reports not sent: {e}"),
+        }
+    }
+
+    /// What arrived of the browser's numbered packets since the last feedback.
+    fn send_feedback(&mut self) {
+        let compound = self.feedback.due(Instant::now());
+        if compound.is_empty() {
+            return;
+        }
+        let Some(t) = self.transport.as_mut() else { return };
+        match t.protect_rtcp(&compound) {
+            Ok((to, datagram)) => {
+                self.send_to(to, &datagram);
+            }
+            Err(e) => debug!("transport feedback not sent: {e}"),
         }
     }
 

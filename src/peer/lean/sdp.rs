@@ -19,6 +19,7 @@ use std::fmt::Write;
 pub const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
 pub const MID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
 pub const RID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
+pub use super::congestion::TRANSPORT_CC_URI;
 /// The payload types the bridge offers for its outputs (the browser's answer may keep them).
 pub const OPUS_PT: u8 = 111;
 pub const VP8_PT: u8 = 96;
@@ -358,6 +359,12 @@ impl Negotiation {
                     let _ = write!(sdp, "a=rtcp-fb:{pt} nack\r\n");
                 }
             }
+            if let Role::Inbound(i) = &s.role {
+                if i.extmaps.iter().any(|(_, uri)| uri == TRANSPORT_CC_URI) {
+                    // The bridge reports arrivals; the browser's delay-based estimate uses them.
+                    let _ = write!(sdp, "a=rtcp-fb:{pt} transport-cc\r\n");
+                }
+            }
             match &s.role {
                 Role::Inbound(i) if !i.rids.is_empty() => {
                     for rid in &i.rids {
@@ -382,7 +389,7 @@ fn inbound_of(remote: &RemoteSection) -> Option<Inbound> {
         return None;
     }
     let payload_type = remote.payload_type?;
-    let wanted: &[&str] = if remote.media == "audio" { &[AUDIO_LEVEL_URI, MID_URI] } else { &[MID_URI, RID_URI] };
+    let wanted: &[&str] = if remote.media == "audio" { &[AUDIO_LEVEL_URI, MID_URI, TRANSPORT_CC_URI] } else { &[MID_URI, RID_URI, TRANSPORT_CC_URI] };
     let extmaps = remote.extmaps.iter().filter(|(_, uri)| wanted.contains(&uri.as_str())).cloned().collect();
     Some(Inbound { payload_type, extmaps, rids: remote.rids.clone(), ssrcs: remote.ssrcs.clone(), track_id: remote.track_id.clone() })
 }

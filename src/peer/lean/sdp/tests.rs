@@ -52,7 +52,13 @@ fn the_answer_receives_opus_and_simulcast_vp8_as_ice_lite_dtls_server() {
     for line in ["a=rid:l recv", "a=rid:h recv", "a=simulcast:recv l;h", "a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid", "a=extmap:10 urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id", "a=rtcp-fb:96 nack pli"] {
         assert!(video.contains(line), "{line} in {video}");
     }
-    assert!(!video.contains("transport-wide-cc") && !video.contains("a=candidate"), "unread extensions are not accepted; candidates once");
+    // The transport-wide sequence number is read (the bridge reports arrivals); the rest of
+    // what the browser offered is not accepted.
+    for sec in [audio, video] {
+        assert!(sec.contains("a=extmap:3 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01\r\n"), "{sec}");
+    }
+    assert!(audio.contains("a=rtcp-fb:111 transport-cc\r\n") && video.contains("a=rtcp-fb:96 transport-cc\r\n"), "{sdp}");
+    assert!(!video.contains("abs-send-time") && !video.contains("a=candidate"), "unread extensions are not accepted; candidates once");
     let inbound: Vec<_> = n.inbound().map(|(mid, i)| (mid.to_owned(), i.payload_type)).collect();
     assert_eq!(inbound, vec![("0".to_owned(), 111), ("1".to_owned(), 96)]);
 }
