@@ -452,12 +452,11 @@ impl LeanPeer {
 
     /// Keeps `streams` in step with the negotiated inbound sections.
     fn learn_streams(&mut self) {
-        let transport_cc = self.negotiation.inbound().find_map(|(_, section)| section.extmaps.iter().find(|(_, u)| u == sdp::TRANSPORT_CC_URI).map(|(id, _)| *id));
+        let transport_cc = self.negotiation.inbound().find_map(|(_, section)| section.extmap(sdp::TRANSPORT_CC_URI));
         self.feedback.set_extension(transport_cc);
         for (mid, section) in self.negotiation.inbound() {
-            let ext = |uri| section.extmaps.iter().find(|(_, u)| u == uri).map(|(id, _)| *id);
-            let (mid_ext, rid_ext) = (ext(sdp::MID_URI), ext(sdp::RID_URI));
-            if let Some(level) = ext(sdp::AUDIO_LEVEL_URI) {
+            let (mid_ext, rid_ext) = (section.extmap(sdp::MID_URI), section.extmap(sdp::RID_URI));
+            if let Some(level) = section.extmap(sdp::AUDIO_LEVEL_URI) {
                 self.audio_level_id.store(level, std::sync::atomic::Ordering::Relaxed);
             }
             let media = self

@@ -55,9 +55,14 @@ pub struct RemoteSection {
     pub setup: Option<String>,
 }
 
+/// The id an `a=extmap` list gives `uri`.
+fn extmap_id(extmaps: &[(u8, String)], uri: &str) -> Option<u8> {
+    extmaps.iter().find(|(_, u)| u == uri).map(|(id, _)| *id)
+}
+
 impl RemoteSection {
     pub fn extmap(&self, uri: &str) -> Option<u8> {
-        self.extmaps.iter().find(|(_, u)| u == uri).map(|(id, _)| *id)
+        extmap_id(&self.extmaps, uri)
     }
 
     fn browser_sends(&self) -> bool {
@@ -164,6 +169,13 @@ pub struct Inbound {
     pub rids: Vec<String>,
     pub ssrcs: Vec<u32>,
     pub track_id: Option<String>,
+}
+
+impl Inbound {
+    /// The browser's id for an extension the bridge reads.
+    pub fn extmap(&self, uri: &str) -> Option<u8> {
+        extmap_id(&self.extmaps, uri)
+    }
 }
 
 /// One of the bridge's output slots towards the browser.
@@ -360,7 +372,7 @@ impl Negotiation {
                 }
             }
             if let Role::Inbound(i) = &s.role {
-                if i.extmaps.iter().any(|(_, uri)| uri == TRANSPORT_CC_URI) {
+                if i.extmap(TRANSPORT_CC_URI).is_some() {
                     // The bridge reports arrivals; the browser's delay-based estimate uses them.
                     let _ = write!(sdp, "a=rtcp-fb:{pt} transport-cc\r\n");
                 }
