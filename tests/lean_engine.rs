@@ -1,6 +1,7 @@
 //! What only the lean engine does itself, end to end through the real binary: a receiver
 //! behind a lossy link asks for lost video again (NACK) and the bridge sends it from the
-//! slot's history; the round trip read from the receivers' reports reaches the health page;
+//! slot's history; the bridge asks a publisher behind a lossy link for what its uplink lost,
+//! and gets it; the round trip read from the receivers' reports reaches the health page;
 //! junk on the shared media port changes nothing for the sites.
 
 mod common;
@@ -27,6 +28,23 @@ async fn a_receiver_behind_a_lossy_link_gets_lost_video_sent_again() {
     .await;
     println!("packets sent again to {ward}: {sent_again}");
     assert!(sent_again > 0, "5 % loss on the way to {ward}, yet nothing was sent again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publisher_behind_a_lossy_link_is_asked_for_its_lost_video_again() {
+    let bridge = TestBridge::start_default_on("lean");
+    let hq = Sim::join(&bridge.cert_pem(), bridge.port, "hq", bridge.key("hq")).await;
+    // The ward's camera reaches the bridge through a relay dropping 5 % each way; the chair
+    // sees every site, so HQ receives what the bridge got of it.
+    let (ward, lossy) = Sim::join_through_loss(&bridge, &["trang-tien", "hang-dao", "cua-nam"], 5.0, |site, _| hq.received(site, "video") > 0).await;
+    let ward_video = || hq.received(&ward, "video");
+    wait_until(Duration::from_secs(30), "HQ to receive 300 of the lossy ward's video packets", || async { (ward_video() >= 300).then_some(()) }).await;
+    lossy.stop();
+    let nacked = wait_until(Duration::from_secs(10), "the ward's media connection to close", || async { bridge.closed_count(&ward, "nacked") }).await;
+    let recovered = bridge.closed_count(&ward, "recovered").unwrap_or(0);
+    println!("{ward}: {nacked} lost packets asked for again, {recovered} of them arrived");
+    assert!(nacked > 0, "5 % loss on {ward}'s uplink, yet the bridge asked for nothing again");
+    assert!(recovered > 0, "the bridge asked {ward} for {nacked} packets again and none came");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

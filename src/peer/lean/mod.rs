@@ -13,11 +13,14 @@
 //! A browser's NACK for a video slot is answered from that slot's [`history`] (the packet
 //! again, same SSRC and sequence number; no RTX). Each output slot sends sender reports
 //! ([`sending`]); the browser's reports on them give the round-trip time on the health page.
-//! Not yet here (the PeerConnection engine has them): the remote candidate type, RTX.
+//! What the browser's uplink lost of its video is asked for again ([`repair`], NACK). The
+//! remote candidate type comes from the candidates the browser trickles ([`candidates`]).
 
+pub mod candidates;
 pub mod congestion;
 pub mod history;
 pub mod reception;
+pub mod repair;
 pub mod sending;
 pub mod sdp;
 
@@ -38,9 +41,11 @@ use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication
 use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
 use rtc::rtcp::receiver_report::ReceiverReport;
 use rtc::rtcp::sender_report::SenderReport;
+use candidates::RemoteCandidates;
 use congestion::TransportFeedback;
 use history::History;
 use reception::Reception;
+use repair::Repair;
 use sending::Sent;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::shared::marshal::{Marshal, Unmarshal};
@@ -115,6 +120,8 @@ pub async fn spawn(site: usize, ctx: PeerContext) -> Result<(PeerHandle, mpsc::R
         sent: HashMap::new(),
         rtt: None,
         feedback: TransportFeedback::default(),
+        repairs: HashMap::new(),
+        remote_candidates: RemoteCandidates::default(),
         ctx,
     };
     tokio::spawn(peer.run(cmd_rx, packets, pli_rx, link).instrument(span));
@@ -185,6 +192,10 @@ struct LeanPeer {
     rtt: Option<Duration>,
     /// Arrival times of the browser's numbered packets, for its congestion control.
     feedback: TransportFeedback,
+    /// What the browser's uplink lost of each video stream it sends, to ask for again.
+    repairs: HashMap<u32, Repair>,
+    /// The candidates the browser trickled, which name the type of the address it uses.
+    remote_candidates: RemoteCandidates,
 }
 
 impl LeanPeer {
@@ -200,6 +211,8 @@ impl LeanPeer {
         let mut report_tick = tokio::time::interval(EARLY_REPORT_INTERVAL);
         let mut feedback_tick = tokio::time::interval(congestion::FEEDBACK_INTERVAL);
         feedback_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut repair_tick = tokio::time::interval(repair::INTERVAL);
+        repair_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut tcp_connections = self.ctx.network.mux.tcp_addr.map(|_| link.accept_tcp());
         // The transport's next timer (a handshake retransmission, consent), re-armed only when
         // it changes: not once per forwarded packet.
@@ -251,10 +264,10 @@ impl LeanPeer {
                 }
                 _ = report_tick.tick() => self.send_reports(),
                 _ = feedback_tick.tick(), if self.feedback.negotiated() => self.send_feedback(),
+                _ = repair_tick.tick(), if self.repairs.values().any(|r| r.missing() > 0) => self.send_nacks(),
                 _ = stats_tick.tick() => {
                     if self.state == Some(MediaState::Connected) {
-                        let rtt = self.rtt.map(|r| r.as_secs_f64() * 1000.0);
-                        self.ctx.board.set_connection(self.site, rtt, "", self.path());
+                        self.report_connection();
                     }
                 }
             }
@@ -270,7 +283,8 @@ impl LeanPeer {
         }
         self.ctx.network.mux.close_pc(&self.link);
         let o = &self.outputs;
-        info!(written = o.written, unbound = o.unbound, held = o.held, failed = o.failed, retransmitted = self.retransmitted, refused = self.refused, transport_feedback = self.feedback.sent, "media connection closed");
+        let (nacked, recovered) = self.repairs.values().fold((0, 0), |(a, r), x| (a + x.asked, r + x.recovered));
+        info!(written = o.written, unbound = o.unbound, held = o.held, failed = o.failed, retransmitted = self.retransmitted, refused = self.refused, transport_feedback = self.feedback.sent, nacked, recovered, "media connection closed");
     }
 
     /// The event's send, not borrowing the peer (whose transport is not `Sync`) across it.
@@ -336,13 +350,22 @@ impl LeanPeer {
         self.outputs.set_connected(connected);
         if connected && !was_connected {
             self.connected_at.get_or_insert_with(Instant::now);
-            self.ctx.board.set_connection(self.site, None, "", self.path());
+            self.report_connection();
             // SRTP keys exist only now: every slot that shows video needs a keyframe.
             for (kind, slot) in self.bound_video_slots() {
                 self.ctx.router.request_slot_keyframe(self.site, kind, slot);
             }
         }
         self.emit(PeerEvent::State(state)).await;
+    }
+
+    /// The round trip, the remote candidate type and the path, for the health page.
+    fn report_connection(&self) {
+        let rtt = self.rtt.map(|r| r.as_secs_f64() * 1000.0);
+        let path = self.path();
+        let remote = self.transport.as_ref().and_then(Transport::remote);
+        let candidate = remote.map_or("", |addr| self.remote_candidates.type_of(addr, path == Some(Path::Tcp)));
+        self.ctx.board.set_connection(self.site, rtt, candidate, path);
     }
 
     /// Over UDP or ICE-TCP, from what the peer last sent media on.
@@ -383,8 +406,9 @@ impl LeanPeer {
             PeerCommand::RemoteOffer(sdp) => self.on_remote_offer(sdp).await,
             PeerCommand::RemoteAnswer(sdp) => self.on_remote_answer(sdp).await,
             PeerCommand::ContentTrack(id) => self.content_track = Some(id),
-            // ICE-lite: the browser's checks come to the bridge, its candidates are not needed.
-            PeerCommand::RemoteCandidate(_) => {}
+            // ICE-lite: the browser's checks come to the bridge; its candidates only say which
+            // kind of address those come from.
+            PeerCommand::RemoteCandidate(c) => self.remote_candidates.add(&c.candidate),
         }
     }
 
@@ -594,6 +618,9 @@ impl LeanPeer {
         let epoch = self.epoch;
         let reception = self.receptions.entry(ssrc).or_insert_with(|| Reception::new(ssrc, clock_rate, epoch));
         reception.on_packet(packet.header.sequence_number, packet.header.timestamp, Instant::now());
+        if self.streams[index].media == "video" {
+            self.repairs.entry(ssrc).or_insert_with(|| Repair::new(ssrc)).on_packet(packet.header.sequence_number, Instant::now());
+        }
         let rid = self.streams[index].rid_ext.and_then(|id| packet.header.get_extension(id)).map(|r| String::from_utf8_lossy(&r).into_owned());
         let (plis, cancel) = (self.pli_tx.clone(), self.cancel.clone());
         let Some(inbound) = self.inbound_for(index) else { return };
@@ -757,27 +784,40 @@ impl LeanPeer {
                 compound.extend_from_slice(&b);
             }
         }
-        let Some(t) = self.transport.as_mut() else { return };
-        match t.protect_rtcp(&compound) {
-            Ok((to, datagram)) => {
-                self.send_to(to, &datagram);
-            }
-            Err(e) => debug!("reports not sent: {e}"),
-        }
+        self.send_rtcp(&compound, "reports");
     }
 
     /// What arrived of the browser's numbered packets since the last feedback.
     fn send_feedback(&mut self) {
         let compound = self.feedback.due(Instant::now());
-        if compound.is_empty() {
-            return;
+        if !compound.is_empty() {
+            self.send_rtcp(&compound, "transport feedback");
         }
-        let Some(t) = self.transport.as_mut() else { return };
-        match t.protect_rtcp(&compound) {
-            Ok((to, datagram)) => {
-                self.send_to(to, &datagram);
+    }
+
+    /// One compound RTCP packet to the site, encrypted; false if it could not go.
+    fn send_rtcp(&mut self, compound: &[u8], what: &str) -> bool {
+        let Some(t) = self.transport.as_mut() else { return false };
+        match t.protect_rtcp(compound) {
+            Ok((to, datagram)) => self.send_to(to, &datagram),
+            Err(e) => {
+                debug!("{what} not sent: {e}");
+                false
             }
-            Err(e) => debug!("transport feedback not sent: {e}"),
+        }
+    }
+
+    /// One NACK per video stream the uplink lost packets of, in one compound.
+    fn send_nacks(&mut self) {
+        let now = Instant::now();
+        let mut compound = Vec::new();
+        for r in self.repairs.values_mut() {
+            if let Some(Ok(b)) = r.due(now, self.rtt, RTCP_SSRC).map(|n| n.marshal()) {
+                compound.extend_from_slice(&b);
+            }
+        }
+        if !compound.is_empty() {
+            self.send_rtcp(&compound, "NACK");
         }
     }
 
@@ -795,14 +835,9 @@ impl LeanPeer {
     }
 
     fn send_pli(&mut self, media_ssrc: u32) {
-        let Some(t) = self.transport.as_mut() else { return };
         let Ok(pli) = (PictureLossIndication { sender_ssrc: RTCP_SSRC, media_ssrc }).marshal() else { return };
-        match t.protect_rtcp(&pli) {
-            Ok((to, datagram)) => {
-                self.send_to(to, &datagram);
-                debug!(media_ssrc, "asked the publisher for a keyframe");
-            }
-            Err(e) => debug!("keyframe request not sent: {e}"),
+        if self.send_rtcp(&pli, "keyframe request") {
+            debug!(media_ssrc, "asked the publisher for a keyframe");
         }
     }
 }

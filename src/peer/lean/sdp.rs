@@ -362,13 +362,12 @@ impl Negotiation {
             if s.media == "audio" {
                 let _ = write!(sdp, "a=rtpmap:{pt} opus/48000/2\r\na=fmtp:{pt} minptime=10;useinbandfec=1\r\n");
             } else {
-                let _ = write!(sdp, "a=rtpmap:{pt} VP8/90000\r\na=rtcp-fb:{pt} ccm fir\r\na=rtcp-fb:{pt} nack pli\r\n");
+                // Lost packets are asked for again both ways: the bridge asks the camera for
+                // what its uplink lost; a receiver asks the bridge, and the slot's history answers.
+                let _ = write!(sdp, "a=rtpmap:{pt} VP8/90000\r\na=rtcp-fb:{pt} ccm fir\r\na=rtcp-fb:{pt} nack\r\na=rtcp-fb:{pt} nack pli\r\n");
                 if matches!(s.role, Role::Inbound(_)) {
                     // The bridge tells the camera a bandwidth ceiling (REMB).
                     let _ = write!(sdp, "a=rtcp-fb:{pt} goog-remb\r\n");
-                } else {
-                    // The receiver may ask for lost packets again; the slot's history answers.
-                    let _ = write!(sdp, "a=rtcp-fb:{pt} nack\r\n");
                 }
             }
             if let Role::Inbound(i) = &s.role {
