@@ -1,6 +1,6 @@
 //! What only the lean engine does itself, end to end through the real binary: a receiver
 //! behind a lossy link asks for lost video again (NACK) and the bridge sends it from the
-//! slot's history; the bridge asks a publisher behind a lossy link for what its uplink lost,
+//! slot's history; the bridge counts how long it holds each packet it forwards; the bridge asks a publisher behind a lossy link for what its uplink lost,
 //! and gets it; the round trip read from the receivers' reports reaches the health page;
 //! junk on the shared media port changes nothing for the sites.
 
@@ -8,6 +8,7 @@ mod common;
 
 use common::sim::Sim;
 use common::{wait_until, TestBridge};
+use diemcau::media::delay::DelaySnapshot;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -60,6 +61,35 @@ async fn the_health_page_shows_each_sites_round_trip_from_its_reports() {
     .await;
     println!("Hàng Gai's round trip on loopback: {rtt:.2} ms");
     assert!(rtt < 50.0, "loopback round trip {rtt} ms");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bridge_counts_how_long_it_holds_each_packet_it_forwards() {
+    let bridge = TestBridge::start_default_on("lean");
+    let hq = Sim::join(&bridge.cert_pem(), bridge.port, "hq", bridge.key("hq")).await;
+    let _ward = Sim::join(&bridge.cert_pem(), bridge.port, "hang-bai", bridge.key("hang-bai")).await;
+    wait_until(Duration::from_secs(20), "HQ to receive 200 of Hàng Bài's packets", || async {
+        (hq.received("hang-bai", "audio") + hq.received("hang-bai", "video") >= 200).then_some(())
+    })
+    .await;
+    let counted = wait_until(Duration::from_secs(10), "the forwarding delays on /api/health", || async {
+        let h = bridge.get_json("/api/health").await;
+        let d: DelaySnapshot = serde_json::from_value(h["forwarding_delay"].clone()).ok()?;
+        (d.total() >= 200).then_some(d)
+    })
+    .await;
+    let (p50, p99) = (counted.quantile(0.5).unwrap(), counted.quantile(0.99).unwrap());
+    println!("{} forwarded packets held p50 {:.0} µs, p99 {:.0} µs (debug build)", counted.total(), p50 * 1e6, p99 * 1e6);
+    assert!(p50 > 0.0 && p50 <= p99 && counted.sum_seconds > 0.0);
+    // The same counts as a Prometheus histogram: cumulative buckets ending in +Inf = count.
+    let (_, text) = common::ws::https_request(&bridge.cert_pem(), bridge.port, "GET", "/metrics", &[], "").await;
+    let value = |prefix: &str| -> u64 {
+        let line = text.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no {prefix} in /metrics:\n{text}"));
+        line.rsplit(' ').next().unwrap().parse::<f64>().unwrap() as u64
+    };
+    let (inf, count) = (value("diemcau_forwarding_delay_seconds_bucket{le=\"+Inf\"}"), value("diemcau_forwarding_delay_seconds_count"));
+    assert_eq!(inf, count);
+    assert!(count >= counted.total(), "{count} on /metrics, {} on /api/health before", counted.total());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -147,6 +147,7 @@ async fn health(State(bridge): State<Arc<Bridge>>, headers: HeaderMap) -> Respon
         "sites": sites,
         "alarms": alarms,
         "media": bridge.peers.router.counters(),
+        "forwarding_delay": bridge.peers.router.forwarding_delay().snapshot(),
     }))
     .into_response()
 }

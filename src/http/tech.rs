@@ -6,6 +6,7 @@
 
 use super::refuse;
 use crate::auth::Role;
+use crate::media::delay;
 use crate::media::Kind;
 use crate::server::Bridge;
 use crate::signal::protocol::ServerMessage;
@@ -150,5 +151,22 @@ pub async fn metrics(
     );
     metric("diemcau_media_keyframe_requests_total", "counter", "Keyframe requests sent to publishers.", vec![(String::new(), c.keyframe_requests as f64)]);
     metric("diemcau_recording_dropped_packets_total", "counter", "Packets the recorder could not keep up with.", vec![(String::new(), c.recorder_dropped as f64)]);
+    // Cumulative buckets, as Prometheus histograms are: each `le` counts everything at or below it.
+    let delay = bridge.peers.router.forwarding_delay().snapshot();
+    let mut at_or_below = 0;
+    let buckets = delay.counts.iter().enumerate().map(|(i, n)| {
+        at_or_below += n;
+        let le = if i < delay::BUCKETS { delay::bound_seconds(i).to_string() } else { "+Inf".to_string() };
+        (format!("_bucket{{le=\"{le}\"}}"), at_or_below as f64)
+    });
+    let mut rows: Vec<_> = buckets.collect();
+    rows.push(("_sum".into(), delay.sum_seconds));
+    rows.push(("_count".into(), delay.total() as f64));
+    metric(
+        "diemcau_forwarding_delay_seconds",
+        "histogram",
+        "Time from a datagram's arrival on the media port to the send of each packet forwarded from it (lean engine).",
+        rows,
+    );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out).into_response()
 }

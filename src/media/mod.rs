@@ -9,6 +9,7 @@
 //!
 //! Nothing here owns a PeerConnection: `peer/` reads packets from webrtc-rs and writes them.
 
+pub mod delay;
 pub mod rewrite;
 pub mod router;
 pub mod speaker;

@@ -30,6 +30,8 @@ pub struct SinkPacket {
     /// The receiver's output slot of that kind (0 for the recorder).
     pub slot: u8,
     pub packet: RtpPacket,
+    /// When its datagram was taken off the media port (where the forwarding delay starts).
+    pub received: std::time::Instant,
 }
 
 /// The immutable snapshot the packet path reads.
@@ -99,6 +101,7 @@ struct Inner {
     routes: ArcSwap<RouteTable>,
     control: Mutex<Control>,
     counters: MediaCounters,
+    delay: super::delay::ForwardingDelay,
     next_generation: AtomicU64,
     /// Per site: smoothed audio loudness (f32 bits), written by the site's audio reader.
     levels: Box<[std::sync::atomic::AtomicU32]>,
@@ -113,6 +116,7 @@ impl Router {
                 routes: ArcSwap::from_pointee(RouteTable::default()),
                 control: Mutex::new(control),
                 counters: MediaCounters::default(),
+                delay: Default::default(),
                 next_generation: AtomicU64::new(1),
                 levels: (0..site_count).map(|_| std::sync::atomic::AtomicU32::new(0)).collect(),
             }),
@@ -274,7 +278,7 @@ impl Router {
 
     /// The packet path: offer one packet from `source` (one `layer` of it) to the receivers
     /// whose slots carry that layer.
-    pub fn forward(&self, source: usize, kind: Kind, layer: Layer, packet: RtpPacket) {
+    pub fn forward(&self, source: usize, kind: Kind, layer: Layer, packet: RtpPacket, received: std::time::Instant) {
         let counters = &self.inner.counters;
         counters.received_packets.fetch_add(1, Ordering::Relaxed);
         let table = self.inner.routes.load();
@@ -285,7 +289,7 @@ impl Router {
         if let Some(rec) = &table.recorder {
             let best = table.recorded_layer.get(source).map_or(HIGH, |l| l[kind.index()]);
             if layer == best {
-                if let Err(std::sync::mpsc::TrySendError::Full(_)) = rec.try_send(SinkPacket { source, kind, layer, slot: 0, packet: packet.clone() }) {
+                if let Err(std::sync::mpsc::TrySendError::Full(_)) = rec.try_send(SinkPacket { source, kind, layer, slot: 0, packet: packet.clone(), received }) {
                     counters.recorder_dropped.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -298,7 +302,7 @@ impl Router {
                 continue;
             }
             let Some(Some(tx)) = table.sinks.get(receiver) else { continue };
-            match tx.try_send(SinkPacket { source, kind, layer, slot, packet: packet.clone() }) {
+            match tx.try_send(SinkPacket { source, kind, layer, slot, packet: packet.clone(), received }) {
                 Ok(()) => forwarded += 1,
                 Err(mpsc::error::TrySendError::Full(_)) => dropped += 1,
                 Err(mpsc::error::TrySendError::Closed(_)) => {}
@@ -320,6 +324,11 @@ impl Router {
     /// Every site's last recorded loudness.
     pub fn levels(&self) -> Vec<f32> {
         self.inner.levels.iter().map(|l| f32::from_bits(l.load(Ordering::Relaxed))).collect()
+    }
+
+    /// Where the sending tasks add the delays of what they forwarded.
+    pub fn forwarding_delay(&self) -> &super::delay::ForwardingDelay {
+        &self.inner.delay
     }
 
     pub fn counters(&self) -> CounterSnapshot {
@@ -396,6 +405,7 @@ fn nearest(wanted: Layer, has: impl Fn(Layer) -> bool) -> Option<Layer> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
 
     fn packet(seq: u16) -> RtpPacket {
         let mut p = RtpPacket::default();
@@ -420,13 +430,13 @@ mod tests {
         let mut rx1 = router.register_sink(1, 2);
         let mut rx2 = router.register_sink(2, 3);
         router.set_selections(everyone(3));
-        router.forward(0, Kind::Video, HIGH, packet(9));
+        router.forward(0, Kind::Video, HIGH, packet(9), Instant::now());
         assert!(rx0.try_recv().is_err(), "no echo to the sender");
         let p1 = rx1.try_recv().unwrap();
         assert_eq!((p1.source, p1.slot, p1.packet.header.sequence_number), (0, 0, 9));
         let p2 = rx2.try_recv().unwrap();
         assert_eq!((p2.source, p2.kind, p2.slot), (0, Kind::Video, 0));
-        router.forward(2, Kind::Audio, HIGH, packet(1));
+        router.forward(2, Kind::Audio, HIGH, packet(1), Instant::now());
         assert_eq!(rx1.try_recv().unwrap().slot, 1, "site 2 is the second slot of site 1");
         assert_eq!(router.counters().forwarded_packets, 4, "two receivers each time");
     }
@@ -436,11 +446,11 @@ mod tests {
         let router = Router::new(3);
         let mut rx1 = router.register_sink(1, 1);
         router.set_selections(vec![Selection::default(), Selection { audio: vec![Some(2)], video: vec![None], ..Default::default() }, Selection::default()]);
-        router.forward(0, Kind::Audio, HIGH, packet(1));
-        router.forward(0, Kind::Video, HIGH, packet(2));
-        router.forward(2, Kind::Video, HIGH, packet(3));
+        router.forward(0, Kind::Audio, HIGH, packet(1), Instant::now());
+        router.forward(0, Kind::Video, HIGH, packet(2), Instant::now());
+        router.forward(2, Kind::Video, HIGH, packet(3), Instant::now());
         assert!(rx1.try_recv().is_err(), "site 1 selected only site 2's audio");
-        router.forward(2, Kind::Audio, HIGH, packet(4));
+        router.forward(2, Kind::Audio, HIGH, packet(4), Instant::now());
         assert_eq!(rx1.try_recv().unwrap().source, 2);
     }
 
@@ -450,13 +460,13 @@ mod tests {
         let mut rx1 = router.register_sink(1, 1);
         router.set_selections(everyone(2));
         router.set_policy(vec![[true, false, false], [false, false, false]]);
-        router.forward(0, Kind::Audio, HIGH, packet(1));
-        router.forward(0, Kind::Video, HIGH, packet(2));
+        router.forward(0, Kind::Audio, HIGH, packet(1), Instant::now());
+        router.forward(0, Kind::Video, HIGH, packet(2), Instant::now());
         assert_eq!(rx1.try_recv().unwrap().kind, Kind::Video);
         assert!(rx1.try_recv().is_err());
         assert_eq!(router.counters().blocked_muted, 1);
         router.set_policy(vec![[false; KINDS]; 2]);
-        router.forward(0, Kind::Audio, HIGH, packet(3));
+        router.forward(0, Kind::Audio, HIGH, packet(3), Instant::now());
         assert_eq!(rx1.try_recv().unwrap().kind, Kind::Audio);
     }
 
@@ -472,7 +482,7 @@ mod tests {
         router.set_selections(everyone(2));
         assert!(kf_rx.try_recv().is_err(), "nothing moved, nothing asked");
         router.set_policy(vec![[false, true, false], [false; KINDS]]);
-        router.forward(0, Kind::Video, HIGH, packet(1));
+        router.forward(0, Kind::Video, HIGH, packet(1), Instant::now());
         assert!(rx1.try_recv().is_err(), "camera off: no video forwarded");
         router.set_policy(vec![[false; KINDS]; 2]);
         assert!(kf_rx.try_recv().is_ok(), "camera back on: keyframe requested");
@@ -489,10 +499,10 @@ mod tests {
         let (tx, rec) = std::sync::mpsc::sync_channel(2);
         router.set_recorder(Some(tx));
         router.set_policy(vec![[true, false, false], [false; KINDS]]);
-        router.forward(0, Kind::Audio, HIGH, packet(1)); // muted: neither forwarded nor recorded
-        router.forward(0, Kind::Video, HIGH, packet(2));
-        router.forward(1, Kind::Audio, HIGH, packet(3));
-        router.forward(1, Kind::Audio, HIGH, packet(4)); // queue of 2 is full: counted, live unaffected
+        router.forward(0, Kind::Audio, HIGH, packet(1), Instant::now()); // muted: neither forwarded nor recorded
+        router.forward(0, Kind::Video, HIGH, packet(2), Instant::now());
+        router.forward(1, Kind::Audio, HIGH, packet(3), Instant::now());
+        router.forward(1, Kind::Audio, HIGH, packet(4), Instant::now()); // queue of 2 is full: counted, live unaffected
         let got: Vec<_> = rec.try_iter().map(|p| (p.source, p.kind, p.packet.header.sequence_number)).collect();
         assert_eq!(got, vec![(0, Kind::Video, 2), (1, Kind::Audio, 3)]);
         assert_eq!(router.counters().recorder_dropped, 1);
@@ -507,7 +517,7 @@ mod tests {
         let mut fast = router.register_sink(2, 2);
         router.set_selections(everyone(3));
         for i in 0..(SINK_QUEUE_PACKETS + 10) as u16 {
-            router.forward(0, Kind::Video, HIGH, packet(i));
+            router.forward(0, Kind::Video, HIGH, packet(i), Instant::now());
             assert!(fast.try_recv().is_ok());
         }
         assert_eq!(router.counters().dropped_queue_full, 10);
@@ -520,7 +530,7 @@ mod tests {
         let mut new = router.register_sink(1, 2);
         router.unregister_sink(1, 1);
         router.set_selections(everyone(2));
-        router.forward(0, Kind::Audio, HIGH, packet(1));
+        router.forward(0, Kind::Audio, HIGH, packet(1), Instant::now());
         assert!(new.try_recv().is_ok());
 
         let (kf_old, _) = mpsc::channel(1);
@@ -548,8 +558,8 @@ mod tests {
         while kf_rx.try_recv().is_ok() {}
         let want = |layer| Selection { video: vec![Some(0)], video_layers: vec![layer], ..Default::default() };
         router.set_selections(vec![Selection::default(), want(HIGH), want(MEDIUM)]);
-        router.forward(0, Kind::Video, HIGH, packet(1));
-        router.forward(0, Kind::Video, LOW, packet(2));
+        router.forward(0, Kind::Video, HIGH, packet(1), Instant::now());
+        router.forward(0, Kind::Video, LOW, packet(2), Instant::now());
         assert_eq!(big.try_recv().unwrap().layer, HIGH);
         assert!(big.try_recv().is_err(), "the large tile gets the high layer only");
         assert_eq!(small.try_recv().unwrap().layer, LOW, "no medium layer published: the nearest below");
@@ -557,13 +567,13 @@ mod tests {
         // The thumbnail becomes large: the high layer now, asked for a keyframe.
         router.set_selections(vec![Selection::default(), want(HIGH), want(HIGH)]);
         assert!(kf_rx.try_recv().is_ok());
-        router.forward(0, Kind::Video, HIGH, packet(3));
+        router.forward(0, Kind::Video, HIGH, packet(3), Instant::now());
         assert_eq!(small.try_recv().unwrap().layer, HIGH);
         // Only the best layer is recorded.
         let (tx, rec) = std::sync::mpsc::sync_channel(8);
         router.set_recorder(Some(tx));
-        router.forward(0, Kind::Video, LOW, packet(4));
-        router.forward(0, Kind::Video, HIGH, packet(5));
+        router.forward(0, Kind::Video, LOW, packet(4), Instant::now());
+        router.forward(0, Kind::Video, HIGH, packet(5), Instant::now());
         assert_eq!(rec.try_iter().map(|p| p.layer).collect::<Vec<_>>(), vec![HIGH]);
     }
 
@@ -581,17 +591,17 @@ mod tests {
         // The publisher stops sending its high layer: the large tile gets the low one, from a keyframe.
         router.set_layer_live(0, Kind::Video, HIGH, 1, false);
         assert!(low_rx.try_recv().is_ok(), "the low layer is asked for a keyframe");
-        router.forward(0, Kind::Video, LOW, packet(1));
+        router.forward(0, Kind::Video, LOW, packet(1), Instant::now());
         assert_eq!(rx.try_recv().unwrap().layer, LOW);
         // A stale generation changes nothing.
         router.set_layer_live(0, Kind::Video, HIGH, 7, true);
-        router.forward(0, Kind::Video, HIGH, packet(2));
+        router.forward(0, Kind::Video, HIGH, packet(2), Instant::now());
         assert!(rx.try_recv().is_err());
         // The high layer flows again: back to it, from a keyframe.
         router.set_layer_live(0, Kind::Video, HIGH, 1, true);
         assert!(high_rx.try_recv().is_ok());
-        router.forward(0, Kind::Video, HIGH, packet(3));
-        router.forward(0, Kind::Video, LOW, packet(4));
+        router.forward(0, Kind::Video, HIGH, packet(3), Instant::now());
+        router.forward(0, Kind::Video, LOW, packet(4), Instant::now());
         assert_eq!(rx.try_recv().unwrap().layer, HIGH);
         assert!(rx.try_recv().is_err());
     }

@@ -82,7 +82,7 @@ impl Inbound {
     }
 
     /// Measures one packet of an open layer and forwards it.
-    pub fn on_packet(&mut self, mut packet: crate::media::RtpPacket) {
+    pub fn on_packet(&mut self, mut packet: crate::media::RtpPacket, received: std::time::Instant) {
         let now = Instant::now();
         let (site, kind) = (self.site, self.kind);
         self.board.touch(site, kind, now);
@@ -119,7 +119,7 @@ impl Inbound {
         // their ids mean nothing on the receivers' legs.
         packet.header.extension = false;
         packet.header.extensions.clear();
-        self.router.forward(site, kind, layer, packet);
+        self.router.forward(site, kind, layer, packet, received);
     }
 
     /// The stream ended: its sources leave the router, its meters the health page.

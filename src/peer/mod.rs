@@ -630,7 +630,7 @@ impl Reader {
                         let rid = track.rid(packet.header.ssrc).await;
                         self.open_layer(&track, packet.header.ssrc, rid.as_deref());
                     }
-                    self.inbound.on_packet(packet);
+                    self.inbound.on_packet(packet, std::time::Instant::now());
                 }
                 Some(TrackRemoteEvent::OnEnded) | None => break,
                 Some(_) => {}

@@ -122,7 +122,7 @@ impl<W> Outputs<W> {
     /// bound, the site not connected, or the slot waits for a keyframe (asked for again from
     /// `router` when the wait is long).
     pub fn prepare(&mut self, p: SinkPacket, router: &Router) -> Option<(&W, crate::media::RtpPacket)> {
-        let SinkPacket { source, kind, layer, slot, mut packet } = p;
+        let SinkPacket { source, kind, layer, slot, mut packet, .. } = p;
         let connected = self.connected;
         let Some(b) = self.slots[kind.index()].get_mut(slot as usize).and_then(Option::as_mut).filter(|_| connected) else {
             self.unbound += 1;

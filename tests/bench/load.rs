@@ -31,6 +31,7 @@ use drain::{DrainRuntime, Drained};
 use meeting::{key, site_id};
 use common::ws::Client;
 use common::{proc_usage, TestBridge};
+use diemcau::media::delay::DelaySnapshot;
 use futures::{SinkExt, StreamExt};
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
@@ -402,6 +403,11 @@ async fn run(a: Args) {
     let elapsed = t0.elapsed().as_secs_f64();
     let ((cpu1, rss_end), gen1) = (proc_usage(pid), self_cpu());
     let h1 = bridge.get_json("/api/health").await;
+    let delay = |h: &Value| serde_json::from_value::<DelaySnapshot>(h["forwarding_delay"].clone()).ok();
+    // How long the bridge itself held each packet it forwarded (lean engine), over the window
+    // (each sending task adds its counts once a second, so the window is that much behind).
+    let bridge_delay = delay(&h1).zip(delay(&h0)).map(|(b, a)| b.since(&a));
+    let bridge_delay_us = |q: f64| bridge_delay.as_ref().and_then(|d| d.quantile(q)).map(|s| (s * 1e6).round());
     let storm = match storm {
         Some(t) => Some(t.await.unwrap()),
         None => None,
@@ -438,6 +444,10 @@ async fn run(a: Args) {
         "audio_latency_us_p99": measured.percentile_us(AUDIO, 0.99),
         "frame_start_latency_us_p50": measured.percentile_us(FRAME_START, 0.50),
         "frame_start_latency_us_p99": measured.percentile_us(FRAME_START, 0.99),
+        // Datagram off the media port → sendto returned, inside the bridge (lean engine only).
+        "bridge_delay_us_p50": bridge_delay_us(0.50),
+        "bridge_delay_us_p99": bridge_delay_us(0.99),
+        "bridge_delay_packets": bridge_delay.as_ref().map(|d| d.total()),
         "storm_signins": a.storm,
         "storm_signins_ok": storm.map(|s| s.1),
         "storm_all_signed_in_s": storm.map(|s| s.0),

@@ -30,10 +30,11 @@ use super::transport::dtls::fingerprint_set;
 use super::transport::{IceCredentials, Received, RemoteTransport, Transport, TransportState};
 use super::{PeerCommand, PeerContext, PeerError, PeerEvent, PeerHandle, KEYFRAME_MIN_INTERVAL};
 use crate::health::board::Transport as Path;
+use crate::media::delay::DelayCounts;
 use crate::media::router::SinkPacket;
 use crate::media::{Kind, RtpPacket};
 use crate::peer::mux::tcp::{serve_framed, FrameWriter};
-use crate::peer::mux::PcLink;
+use crate::peer::mux::{Datagram, PcLink};
 use crate::signal::protocol::IceCandidate;
 use crate::signal::protocol::{ErrorCode, MediaState};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
@@ -122,6 +123,7 @@ pub async fn spawn(site: usize, ctx: PeerContext) -> Result<(PeerHandle, mpsc::R
         feedback: TransportFeedback::default(),
         repairs: HashMap::new(),
         remote_candidates: RemoteCandidates::default(),
+        delays: DelayCounts::default(),
         ctx,
     };
     tokio::spawn(peer.run(cmd_rx, packets, pli_rx, link).instrument(span));
@@ -196,6 +198,8 @@ struct LeanPeer {
     repairs: HashMap<u32, Repair>,
     /// The candidates the browser trickled, which name the type of the address it uses.
     remote_candidates: RemoteCandidates,
+    /// How long each forwarded packet was in the bridge, until added to the router's total.
+    delays: DelayCounts,
 }
 
 impl LeanPeer {
@@ -206,7 +210,7 @@ impl LeanPeer {
         mut plis: mpsc::UnboundedReceiver<u32>,
         link: Arc<PcLink>,
     ) {
-        let mut datagrams: Vec<(SocketAddr, bytes::Bytes)> = Vec::with_capacity(BATCH);
+        let mut datagrams: Vec<Datagram> = Vec::with_capacity(BATCH);
         let mut stats_tick = tokio::time::interval(Duration::from_secs(2));
         let mut report_tick = tokio::time::interval(EARLY_REPORT_INTERVAL);
         let mut feedback_tick = tokio::time::interval(congestion::FEEDBACK_INTERVAL);
@@ -233,8 +237,8 @@ impl LeanPeer {
                 },
                 _ = std::future::poll_fn(|cx| link.poll_datagrams(cx, &mut datagrams, BATCH)) => {
                     let now = Instant::now();
-                    for (from, data) in datagrams.drain(..) {
-                        self.on_datagram(now, from, &data);
+                    for d in datagrams.drain(..) {
+                        self.on_datagram(now, &d);
                     }
                 }
                 p = packets.recv() => {
@@ -262,7 +266,10 @@ impl LeanPeer {
                         }
                     }
                 }
-                _ = report_tick.tick() => self.send_reports(),
+                _ = report_tick.tick() => {
+                    self.send_reports();
+                    self.delays.flush_into(self.ctx.router.forwarding_delay());
+                }
                 _ = feedback_tick.tick(), if self.feedback.negotiated() => self.send_feedback(),
                 _ = repair_tick.tick(), if self.repairs.values().any(|r| r.missing() > 0) => self.send_nacks(),
                 _ = stats_tick.tick() => {
@@ -276,6 +283,7 @@ impl LeanPeer {
         }
         self.cancel.cancel();
         self.ctx.router.unregister_sink(self.site, self.generation);
+        self.delays.flush_into(self.ctx.router.forwarding_delay());
         for s in &mut self.streams {
             if let Some(inbound) = s.inbound.as_mut() {
                 inbound.close();
@@ -581,10 +589,11 @@ impl LeanPeer {
         }
     }
 
-    fn on_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+    fn on_datagram(&mut self, now: Instant, d: &Datagram) {
         let Some(t) = self.transport.as_mut() else { return };
-        match t.receive(now, from, data) {
-            Ok(Received::Rtp(bytes)) => self.on_rtp(bytes.freeze()),
+        let from = d.from;
+        match t.receive(now, from, &d.data) {
+            Ok(Received::Rtp(bytes)) => self.on_rtp(bytes.freeze(), d.at),
             Ok(Received::Rtcp(bytes)) => self.on_rtcp(&bytes),
             Ok(Received::Nothing) => {}
             Err(e) => {
@@ -599,7 +608,7 @@ impl LeanPeer {
 
     /// One decrypted RTP packet. Parsed from the decrypted buffer itself: the payload is a
     /// slice of it, not a copy, and the router shares it with every receiver.
-    fn on_rtp(&mut self, mut bytes: bytes::Bytes) {
+    fn on_rtp(&mut self, mut bytes: bytes::Bytes, received: Instant) {
         let Ok(packet) = RtpPacket::unmarshal(&mut bytes) else { return };
         // Every numbered packet counts for congestion control, whichever stream it is.
         self.feedback.on_packet(Instant::now(), &packet.header);
@@ -629,7 +638,7 @@ impl LeanPeer {
                 tokio::spawn(request_keyframes(ssrc, requests, plis, cancel).in_current_span());
             }
         }
-        inbound.on_packet(packet);
+        inbound.on_packet(packet, received);
     }
 
     /// Which stream a packet with a new SSRC belongs to: the SDP's SSRCs, else its mid header
@@ -728,8 +737,10 @@ impl LeanPeer {
 
     /// One packet from the router into its slot: rewritten, encrypted, sent, remembered.
     fn forward(&mut self, p: SinkPacket) {
+        let received = p.received;
         let Some(((), packet)) = self.outputs.prepare(p, &self.ctx.router) else { return };
         if self.protect_and_send(&packet) {
+            self.delays.record(received.elapsed());
             self.outputs.written += 1;
             self.ctx.board.add_outbound(self.site, packet.payload.len() + 12);
             if let Some(h) = self.histories.get_mut(&packet.header.ssrc) {

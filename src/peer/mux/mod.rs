@@ -67,12 +67,21 @@ pub enum Transport {
     Tcp,
 }
 
+/// One datagram for a PC, from the shared ports, with the time it was taken off the socket
+/// (where the bridge's forwarding delay starts).
+#[derive(Debug)]
+pub struct Datagram {
+    pub from: SocketAddr,
+    pub data: bytes::Bytes,
+    pub at: std::time::Instant,
+}
+
 /// Per-PeerConnection state shared between the mux (producer) and the PC's virtual sockets.
 #[derive(Debug)]
 pub struct PcLink {
     pub id: u64,
     /// Inbound datagrams waiting for the PC's driver, with their source address.
-    udp_queue: Mutex<VecDeque<(SocketAddr, bytes::Bytes)>>,
+    udp_queue: Mutex<VecDeque<Datagram>>,
     udp_waker: AtomicWaker,
     /// The ephemeral address the driver bound (and we closed): the PC's UDP label.
     udp_label: Mutex<Option<SocketAddr>>,
@@ -109,7 +118,7 @@ impl PcLink {
     }
     /// Moves up to `max` waiting datagrams into `out`; when none wait, registers `cx` to be
     /// woken by the next one. For peers that read the shared port themselves (the lean engine).
-    pub fn poll_datagrams(&self, cx: &mut std::task::Context<'_>, out: &mut Vec<(SocketAddr, bytes::Bytes)>, max: usize) -> std::task::Poll<()> {
+    pub fn poll_datagrams(&self, cx: &mut std::task::Context<'_>, out: &mut Vec<Datagram>, max: usize) -> std::task::Poll<()> {
         let take = |out: &mut Vec<_>| {
             let mut q = self.udp_queue.lock().unwrap();
             let n = q.len().min(max);
@@ -132,12 +141,13 @@ impl PcLink {
         if self.closed.load(Ordering::Relaxed) {
             return false;
         }
+        let at = std::time::Instant::now();
         {
             let mut q = self.udp_queue.lock().unwrap();
             if q.len() >= PC_QUEUE_LIMIT {
                 return false;
             }
-            q.push_back((from, data));
+            q.push_back(Datagram { from, data, at });
         }
         self.udp_waker.wake();
         true

@@ -137,7 +137,7 @@ impl AsyncUdpSocket for VirtualUdpSocket {
             let mut q = self.link.udp_queue.lock().unwrap();
             let mut n = 0;
             while n < bufs.len().min(meta.len()) {
-                let Some((from, data)) = q.pop_front() else { break };
+                let Some(super::Datagram { from, data, .. }) = q.pop_front() else { break };
                 let len = data.len().min(bufs[n].len());
                 bufs[n][..len].copy_from_slice(&data[..len]);
                 // RecvMeta is #[non_exhaustive]: start from default, then set the fields.
