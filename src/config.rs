@@ -163,18 +163,18 @@ pub struct MediaConfig {
     /// Offer ICE over TCP at all (default true).
     #[serde(default)]
     pub ice_tcp: Option<bool>,
-    /// Which media engine carries the sites' media (default `webrtc`).
+    /// Which media engine carries the sites' media (default `lean`).
     #[serde(default)]
     pub engine: MediaEngine,
 }
 
-/// The media engine: webrtc-rs PeerConnections, or the bridge's own lean path (ICE-lite,
-/// DTLS-SRTP and forwarding without a PeerConnection; new: no RTX yet; docs/operations.md).
+/// The media engine: the bridge's own lean path (ICE-lite, DTLS-SRTP and forwarding without
+/// a PeerConnection; the default), or webrtc-rs PeerConnections (docs/operations.md).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MediaEngine {
-    #[default]
     Webrtc,
+    #[default]
     Lean,
 }
 

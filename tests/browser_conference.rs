@@ -42,13 +42,7 @@ static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hq_and_two_wards_see_and_hear_each_other_in_chromium() {
     let _one = ONE_AT_A_TIME.lock().await;
-    hq_and_two_wards_see_and_hear_each_other_in_chromium_with(&TestBridge::start_default()).await;
-}
-
-/// The same meeting with the bridge's own transport and forwarding (`[media] engine = "lean"`).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_same_on_the_lean_engine() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    // The default engine, named: its transport-cc feedback is checked below.
     let bridge = TestBridge::start_default_on("lean");
     hq_and_two_wards_see_and_hear_each_other_in_chromium_with(&bridge).await;
     // Each Chromium numbered the packets it sent (transport-cc, as the bridge's answer asked)
@@ -62,6 +56,13 @@ async fn the_same_on_the_lean_engine() {
         println!("transport-cc feedback packets sent to {}: {feedback}", s.id);
         assert!(feedback >= 10, "{}: {feedback} feedback packets in a meeting of several seconds", s.id);
     }
+}
+
+/// The same meeting on webrtc-rs PeerConnections (`[media] engine = "webrtc"`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_on_the_webrtc_engine() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    hq_and_two_wards_see_and_hear_each_other_in_chromium_with(&TestBridge::start_default_on("webrtc")).await;
 }
 
 async fn hq_and_two_wards_see_and_hear_each_other_in_chromium_with(bridge: &TestBridge) {

@@ -17,10 +17,10 @@ async fn a_site_whose_udp_is_blocked_joins_over_ice_tcp() {
     joins_over_ice_tcp(TEST, None).await;
 }
 
-/// The same through the lean engine's ICE-TCP (frames of the shared TCP port).
+/// The same through webrtc-rs's ICE-TCP (`[media] engine = "webrtc"`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_same_on_the_lean_engine() {
-    joins_over_ice_tcp("the_same_on_the_lean_engine", Some("lean")).await;
+async fn the_same_on_the_webrtc_engine() {
+    joins_over_ice_tcp("the_same_on_the_webrtc_engine", Some("webrtc")).await;
 }
 
 /// Runs `test` again inside a fresh network namespace (on `engine`, else the suite's), where

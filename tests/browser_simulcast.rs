@@ -33,11 +33,11 @@ async fn each_receiver_gets_the_layer_that_fits_the_tile() {
     each_receiver_gets_the_layer_that_fits_the_tile_with(TestBridge::start_default()).await;
 }
 
-/// The same layers, pauses and switches on the lean engine (its REMB lets the layers come up).
+/// The same layers, pauses and switches on webrtc-rs PeerConnections (`engine = "webrtc"`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_same_on_the_lean_engine() {
+async fn the_same_on_the_webrtc_engine() {
     let _one = ONE_AT_A_TIME.lock().await;
-    each_receiver_gets_the_layer_that_fits_the_tile_with(TestBridge::start_default_on("lean")).await;
+    each_receiver_gets_the_layer_that_fits_the_tile_with(TestBridge::start_default_on("webrtc")).await;
 }
 
 async fn each_receiver_gets_the_layer_that_fits_the_tile_with(bridge: TestBridge) {

@@ -46,8 +46,8 @@ async fn chair_mute_stops_a_sites_audio_at_the_server_and_giving_the_floor_resto
 
 /// Mute is the router's decision, whichever engine reads the packets.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chair_mute_is_enforced_on_the_lean_engine_too() {
-    chair_mute_stops_a_sites_audio_at_the_server_and_giving_the_floor_restores_it_with(TestBridge::start_default_on("lean")).await;
+async fn chair_mute_is_enforced_on_the_webrtc_engine_too() {
+    chair_mute_stops_a_sites_audio_at_the_server_and_giving_the_floor_restores_it_with(TestBridge::start_default_on("webrtc")).await;
 }
 
 async fn chair_mute_stops_a_sites_audio_at_the_server_and_giving_the_floor_restores_it_with(bridge: TestBridge) {

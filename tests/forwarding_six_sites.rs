@@ -14,10 +14,10 @@ async fn every_site_receives_every_other_sites_audio_and_video() {
     every_site_receives_every_other_sites_audio_and_video_with(TestBridge::start_default()).await;
 }
 
-/// The same six webrtc-rs sites through the lean engine.
+/// The same six webrtc-rs sites through webrtc-rs PeerConnections on the bridge (`engine = "webrtc"`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_same_on_the_lean_engine() {
-    every_site_receives_every_other_sites_audio_and_video_with(TestBridge::start_default_on("lean")).await;
+async fn the_same_on_the_webrtc_engine() {
+    every_site_receives_every_other_sites_audio_and_video_with(TestBridge::start_default_on("webrtc")).await;
 }
 
 async fn every_site_receives_every_other_sites_audio_and_video_with(bridge: TestBridge) {

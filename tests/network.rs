@@ -29,10 +29,25 @@ fn ports_of(pid: u32, kind: &str) -> Vec<u16> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn six_sites_use_the_one_configured_udp_port_and_nothing_else() {
+    six_sites_use_the_one_configured_udp_port_and_nothing_else_on(None).await;
+}
+
+/// The same on webrtc-rs PeerConnections, which bind sockets of their own that the shared
+/// port's runtime must close.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_on_the_webrtc_engine() {
+    six_sites_use_the_one_configured_udp_port_and_nothing_else_on(Some("webrtc")).await;
+}
+
+async fn six_sites_use_the_one_configured_udp_port_and_nothing_else_on(engine: Option<&str>) {
     let (udp, tcp) = free_ports();
     let (config, data) = TestBridge::config_with("");
     let text = std::fs::read_to_string(&config).unwrap().replace("public_ip = \"\"", &format!("public_ip = \"\"\nudp_port = {udp}\ntcp_port = {tcp}"));
     std::fs::write(&config, text).unwrap();
+    let config = match engine {
+        Some(engine) => common::with_engine(config, &data, engine),
+        None => config,
+    };
     let bridge = TestBridge::start_with(config, data);
     let mut sims = Vec::new();
     for site in ["hq", "cua-nam", "hang-bai", "hang-gai", "trang-tien", "hang-dao"] {

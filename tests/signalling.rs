@@ -45,10 +45,10 @@ async fn bad_input_gets_typed_errors_and_the_other_sites_keep_receiving_media() 
     bad_input_gets_typed_errors_and_the_other_sites_keep_receiving_media_with(TestBridge::start_default()).await;
 }
 
-/// Broken SDP reaches the lean engine's own parser: the same typed errors, nothing lost.
+/// Broken SDP reaches webrtc-rs's parser (`engine = "webrtc"`): the same typed errors, nothing lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_input_on_the_lean_engine_too() {
-    bad_input_gets_typed_errors_and_the_other_sites_keep_receiving_media_with(TestBridge::start_default_on("lean")).await;
+async fn bad_input_on_the_webrtc_engine_too() {
+    bad_input_gets_typed_errors_and_the_other_sites_keep_receiving_media_with(TestBridge::start_default_on("webrtc")).await;
 }
 
 async fn bad_input_gets_typed_errors_and_the_other_sites_keep_receiving_media_with(bridge: TestBridge) {

@@ -17,8 +17,8 @@
 //! sites decrypt and measure what they receive; the others are light receivers that count
 //! the media datagrams reaching their socket and drop them unread, see `drain.rs`; default:
 //! all), `--storm K` (2 s into the measured window, K sign-ins with site keys arrive at once,
-//! as when every site of a meeting reconnects; default 0), `--engine webrtc|lean` (the bridge's
-//! media engine, default webrtc). The bridge is started by this tool
+//! as when every site of a meeting reconnects; default 0), `--engine lean|webrtc` (the bridge's
+//! media engine, default lean). The bridge is started by this tool
 //! on the same host (release binary, loopback); nothing is subtracted.
 
 #[path = "../common/mod.rs"]
@@ -83,7 +83,7 @@ struct Args {
 }
 
 fn args() -> Args {
-    let mut a = Args { sites: 6, stage: false, seconds: 20, video_kbps: 400, stage_kbps: 2500, join_batch: 10, measured: usize::MAX, storm: 0, engine: "webrtc".into() };
+    let mut a = Args { sites: 6, stage: false, seconds: 20, video_kbps: 400, stage_kbps: 2500, join_batch: 10, measured: usize::MAX, storm: 0, engine: "lean".into() };
     let argv: Vec<String> = std::env::args().collect();
     let mut i = 1;
     while i < argv.len() {

@@ -91,7 +91,7 @@ pub fn scratch_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// `DIEMCAU_TEST_ENGINE=lean` (or `webrtc`) runs every test bridge on that media engine: a
+/// `DIEMCAU_TEST_ENGINE=webrtc` (or `lean`, the default) runs every test bridge on that engine: a
 /// copy of `config` with `[media] engine` set, in `data`. Unset, or a config that names its
 /// engine already ([`TestBridge::start_default_on`]): the config as it is.
 pub fn with_engine_from_env(config: PathBuf, data: &Path) -> PathBuf {
