@@ -18,7 +18,9 @@
 //! the media datagrams reaching their socket and drop them unread, see `drain.rs`; default:
 //! all), `--storm K` (2 s into the measured window, K sign-ins with site keys arrive at once,
 //! as when every site of a meeting reconnects; default 0), `--engine lean|webrtc` (the bridge's
-//! media engine, default lean). The bridge is started by this tool
+//! media engine, default lean), `--pace F` (0, the default: each video frame leaves the
+//! sender as one burst; F > 0: its packets are spaced at F × the camera's bitrate, as
+//! Chromium's pacer spaces them with F = 2.5; the send time in each packet is when it left). The bridge is started by this tool
 //! on the same host (release binary, loopback); nothing is subtracted.
 
 #[path = "../common/mod.rs"]
@@ -80,10 +82,13 @@ struct Args {
     storm: usize,
     /// `[media] engine` of the bridge (`webrtc`, `lean`).
     engine: String,
+    /// 0: a frame's packets leave at once; F > 0: spaced at F × the camera's rate, as
+    /// Chromium's pacer sends them (its factor is 2.5).
+    pace: f64,
 }
 
 fn args() -> Args {
-    let mut a = Args { sites: 6, stage: false, seconds: 20, video_kbps: 400, stage_kbps: 2500, join_batch: 10, measured: usize::MAX, storm: 0, engine: "lean".into() };
+    let mut a = Args { sites: 6, stage: false, seconds: 20, video_kbps: 400, stage_kbps: 2500, join_batch: 10, measured: usize::MAX, storm: 0, engine: "lean".into(), pace: 0.0 };
     let argv: Vec<String> = std::env::args().collect();
     let mut i = 1;
     while i < argv.len() {
@@ -98,6 +103,7 @@ fn args() -> Args {
             "--measured" => a.measured = value().parse().expect("--measured M"),
             "--storm" => a.storm = value().parse().expect("--storm K"),
             "--engine" => a.engine = value(),
+            "--pace" => a.pace = value().parse().expect("--pace F"),
             _ => {
                 i += 1;
                 continue; // cargo bench passes --bench
@@ -217,9 +223,42 @@ impl PeerConnectionEventHandler for Handler {
     }
 }
 
+/// One packet to send: its header fields and the start of its payload; the rest of the
+/// payload is our header (source, kind, sequence number, send time) and padding.
+struct MediaPacket {
+    pt: u8,
+    seq: u32,
+    ts: u32,
+    marker: bool,
+    size: usize,
+    first: [u8; 2],
+    kind: u8,
+}
+
+impl MediaPacket {
+    /// The RTP packet from site `index`, stamped with the time now.
+    fn build(&self, index: usize, ssrc: u32) -> rtc::rtp::Packet {
+        let mut p = rtc::rtp::Packet::default();
+        p.header.version = 2;
+        p.header.payload_type = self.pt;
+        p.header.ssrc = ssrc;
+        p.header.sequence_number = self.seq as u16;
+        p.header.timestamp = self.ts;
+        p.header.marker = self.marker;
+        let mut b = vec![0u8; self.size];
+        b[..2].copy_from_slice(&self.first);
+        b[HEADER_AT..HEADER_AT + 2].copy_from_slice(&(index as u16).to_be_bytes());
+        b[HEADER_AT + 2] = self.kind;
+        b[HEADER_AT + 3..HEADER_AT + 7].copy_from_slice(&self.seq.to_be_bytes());
+        b[HEADER_AT + 7..HEADER_AT + 15].copy_from_slice(&now_us().to_be_bytes());
+        p.payload = bytes::Bytes::from(b);
+        p
+    }
+}
+
 /// One simulated site: joins, publishes, receives; stops with `cancel`.
 /// `light`: receive through a [`DrainRuntime`] that counts the media into it, unread.
-async fn site(bridge: &TestBridge, index: usize, video_kbps: Arc<AtomicU64>, measured: Arc<Measured>, light: Option<Arc<Drained>>, cancel: CancellationToken) -> (mpsc::UnboundedSender<Value>, Arc<AtomicBool>) {
+async fn site(bridge: &TestBridge, index: usize, video_kbps: Arc<AtomicU64>, pace: f64, measured: Arc<Measured>, light: Option<Arc<Drained>>, cancel: CancellationToken) -> (mpsc::UnboundedSender<Value>, Arc<AtomicBool>) {
     let id = site_id(index);
     let mut client = Client::connect(&bridge.cert_pem(), bridge.port).await;
     let joined = client.join(&id, &key(index)).await;
@@ -274,38 +313,42 @@ async fn site(bridge: &TestBridge, index: usize, video_kbps: Arc<AtomicU64>, mea
             let _ = pc.close().await;
         });
     }
-    // Media: a 20 ms tick; audio every tick, video frames at 15/s split into 1000-byte packets.
+    // Media: a 20 ms tick; audio every tick, video frames at 15/s split into 1000-byte packets,
+    // all at once or paced by their own task.
     {
         let (connected, cancel) = (connected.clone(), cancel.clone());
+        let paced = (pace > 0.0).then(|| {
+            let (frames, mut frames_rx) = mpsc::unbounded_channel::<Vec<MediaPacket>>();
+            let (video, video_kbps, cancel) = (video.clone(), video_kbps.clone(), cancel.clone());
+            tokio::spawn(async move {
+                while let Some(frame) = tokio::select! { _ = cancel.cancelled() => None, f = frames_rx.recv() => f } {
+                    let bits_per_s = pace * video_kbps.load(Ordering::Relaxed).max(1) as f64 * 1000.0;
+                    let gap = Duration::from_secs_f64(VIDEO_PACKET_BYTES as f64 * 8.0 / bits_per_s);
+                    let mut next = tokio::time::Instant::now();
+                    for (k, p) in frame.into_iter().enumerate() {
+                        if k > 0 {
+                            next += gap;
+                            tokio::time::sleep_until(next).await;
+                        }
+                        let _ = video.write_rtp(p.build(index, vssrc)).await;
+                    }
+                }
+            });
+            frames
+        });
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(20));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             let (mut aseq, mut vseq, mut ats, mut vts, mut n) = (0u32, 0u32, 0u32, 0u32, 0u64);
             let mut video_bytes = 0.0f64;
-            let packet = |ssrc: u32, pt: u8, seq: u32, ts: u32, marker: bool, size: usize, first: [u8; 2], kind: u8| {
-                let mut p = rtc::rtp::Packet::default();
-                p.header.version = 2;
-                p.header.payload_type = pt;
-                p.header.ssrc = ssrc;
-                p.header.sequence_number = seq as u16;
-                p.header.timestamp = ts;
-                p.header.marker = marker;
-                let mut b = vec![0u8; size];
-                b[..2].copy_from_slice(&first);
-                b[HEADER_AT..HEADER_AT + 2].copy_from_slice(&(index as u16).to_be_bytes());
-                b[HEADER_AT + 2] = kind;
-                b[HEADER_AT + 3..HEADER_AT + 7].copy_from_slice(&seq.to_be_bytes());
-                b[HEADER_AT + 7..HEADER_AT + 15].copy_from_slice(&now_us().to_be_bytes());
-                p.payload = bytes::Bytes::from(b);
-                p
-            };
             loop {
                 tokio::select! { _ = cancel.cancelled() => break, _ = tick.tick() => {} }
                 if !connected.load(Ordering::Relaxed) {
                     continue;
                 }
                 n += 1;
-                let _ = audio.write_rtp(packet(assrc, 111, aseq, ats, false, AUDIO_PACKET_BYTES, [0xF8, 0xFF], 0)).await;
+                let sound = MediaPacket { pt: 111, seq: aseq, ts: ats, marker: false, size: AUDIO_PACKET_BYTES, first: [0xF8, 0xFF], kind: 0 };
+                let _ = audio.write_rtp(sound.build(index, assrc)).await;
                 aseq = aseq.wrapping_add(1);
                 ats = ats.wrapping_add(960);
                 video_bytes += video_kbps.load(Ordering::Relaxed) as f64 * 1000.0 / 8.0 / 50.0;
@@ -313,12 +356,24 @@ async fn site(bridge: &TestBridge, index: usize, video_kbps: Arc<AtomicU64>, mea
                 if n % 10 == 0 || n % 10 == 3 || n % 10 == 7 {
                     let packets = ((video_bytes / VIDEO_PACKET_BYTES as f64).round() as usize).max(1);
                     video_bytes = 0.0;
-                    for k in 0..packets {
-                        let first = if k == 0 { [0x10, 0x10] } else { [0x00, 0x10] };
-                        let _ = video.write_rtp(packet(vssrc, 96, vseq, vts, k + 1 == packets, VIDEO_PACKET_BYTES, first, 1)).await;
-                        vseq = vseq.wrapping_add(1);
-                    }
+                    let frame: Vec<MediaPacket> = (0..packets)
+                        .map(|k| {
+                            let first = if k == 0 { [0x10, 0x10] } else { [0x00, 0x10] };
+                            MediaPacket { pt: 96, seq: vseq.wrapping_add(k as u32), ts: vts, marker: k + 1 == packets, size: VIDEO_PACKET_BYTES, first, kind: 1 }
+                        })
+                        .collect();
+                    vseq = vseq.wrapping_add(packets as u32);
                     vts = vts.wrapping_add(6000);
+                    match &paced {
+                        Some(frames) => {
+                            let _ = frames.send(frame);
+                        }
+                        None => {
+                            for p in frame {
+                                let _ = video.write_rtp(p.build(index, vssrc)).await;
+                            }
+                        }
+                    }
                 }
             }
         });
@@ -355,7 +410,7 @@ async fn run(a: Args) {
             let rate = Arc::new(AtomicU64::new(if a.stage && i == 0 { a.stage_kbps } else { a.video_kbps }));
             rates.push(rate.clone());
             let light = (i >= a.measured).then(|| drained.clone());
-            site(&bridge, i, rate, measured.clone(), light, cancel.clone())
+            site(&bridge, i, rate, a.pace, measured.clone(), light, cancel.clone())
         });
         sites.extend(futures::future::join_all(joins.collect::<Vec<_>>()).await);
     }
@@ -419,6 +474,7 @@ async fn run(a: Args) {
         "sites": a.sites,
         "mode": if a.stage { "stage" } else { "grid" },
         "engine": a.engine,
+        "pace": a.pace,
         "seconds": elapsed,
         "joined_and_connected_s": joined_in,
         // Bridge CPU-seconds from the first join until every site's media connected.
