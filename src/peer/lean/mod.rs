@@ -610,8 +610,9 @@ impl LeanPeer {
     /// slice of it, not a copy, and the router shares it with every receiver.
     fn on_rtp(&mut self, mut bytes: bytes::Bytes, received: Instant) {
         let Ok(packet) = RtpPacket::unmarshal(&mut bytes) else { return };
-        // Every numbered packet counts for congestion control, whichever stream it is.
-        self.feedback.on_packet(Instant::now(), &packet.header);
+        // Every numbered packet counts for congestion control, whichever stream it is. Arrival
+        // is when the mux took the datagram off the socket.
+        self.feedback.on_packet(received, &packet.header);
         let ssrc = packet.header.ssrc;
         let index = match self.by_ssrc.get(&ssrc) {
             Some(&i) => i,
@@ -626,9 +627,9 @@ impl LeanPeer {
         let clock_rate = if self.streams[index].media == "audio" { 48_000 } else { 90_000 };
         let epoch = self.epoch;
         let reception = self.receptions.entry(ssrc).or_insert_with(|| Reception::new(ssrc, clock_rate, epoch));
-        reception.on_packet(packet.header.sequence_number, packet.header.timestamp, Instant::now());
+        reception.on_packet(packet.header.sequence_number, packet.header.timestamp, received);
         if self.streams[index].media == "video" {
-            self.repairs.entry(ssrc).or_insert_with(|| Repair::new(ssrc)).on_packet(packet.header.sequence_number, Instant::now());
+            self.repairs.entry(ssrc).or_insert_with(|| Repair::new(ssrc)).on_packet(packet.header.sequence_number, received);
         }
         let rid = self.streams[index].rid_ext.and_then(|id| packet.header.get_extension(id)).map(|r| String::from_utf8_lossy(&r).into_owned());
         let (plis, cancel) = (self.pli_tx.clone(), self.cancel.clone());
@@ -740,14 +741,15 @@ impl LeanPeer {
         let received = p.received;
         let Some(((), packet)) = self.outputs.prepare(p, &self.ctx.router) else { return };
         if self.protect_and_send(&packet) {
-            self.delays.record(received.elapsed());
+            let now = Instant::now();
+            self.delays.record(now.saturating_duration_since(received));
             self.outputs.written += 1;
             self.ctx.board.add_outbound(self.site, packet.payload.len() + 12);
             if let Some(h) = self.histories.get_mut(&packet.header.ssrc) {
                 h.push(&packet);
             }
             if let Some(sent) = self.sent.get_mut(&packet.header.ssrc) {
-                sent.on_packet(packet.header.timestamp, packet.payload.len(), Instant::now());
+                sent.on_packet(packet.header.timestamp, packet.payload.len(), now);
             }
         } else {
             self.outputs.failed += 1;
