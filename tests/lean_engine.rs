@@ -1,6 +1,7 @@
 //! What only the lean engine does itself, end to end through the real binary: a receiver
 //! behind a lossy link asks for lost video again (NACK) and the bridge sends it from the
-//! slot's history; the bridge counts how long it holds each packet it forwards; the bridge asks a publisher behind a lossy link for what its uplink lost,
+//! slot's history; a receiver whose reception reports show video loss gets small layers;
+//! the bridge counts how long it holds each packet it forwards; the bridge asks a publisher behind a lossy link for what its uplink lost,
 //! and gets it; the round trip read from the receivers' reports reaches the health page;
 //! junk on the shared media port changes nothing for the sites.
 
@@ -29,6 +30,25 @@ async fn a_receiver_behind_a_lossy_link_gets_lost_video_sent_again() {
     .await;
     println!("packets sent again to {ward}: {sent_again}");
     assert!(sent_again > 0, "5 % loss on the way to {ward}, yet nothing was sent again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_whose_downlink_loses_video_gets_small_layers_from_its_own_reports() {
+    let bridge = TestBridge::start_default_on("lean");
+    let _hq = Sim::join(&bridge.cert_pem(), bridge.port, "hq", bridge.key("hq")).await;
+    // The simulated ward sends no `stats` of its own: only its RTCP reception reports on the
+    // bridge's video slots say how much of what it is sent does not arrive. Half the media
+    // sent to it is dropped on its socket; what its NACKs recover does not count as lost, so
+    // it reports about a tenth.
+    let ward = "hang-gai";
+    let lossy = Sim::join_losing_downlink(&bridge.cert_pem(), bridge.port, ward, bridge.key(ward), 50.0).await;
+    let line = wait_until(Duration::from_secs(30), &format!("the conference to give {ward} small layers"), || async {
+        let log = bridge.log_text();
+        log.lines().find(|l| l.contains(&format!("site={ward}")) && l.contains("of its video: small layers for it")).map(str::to_owned)
+    })
+    .await;
+    println!("{line}");
+    lossy.stop();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -153,8 +153,9 @@ impl ConferenceHandle {
         rx.await.unwrap_or(false)
     }
 
-    /// What a page reports of its downlink (dropped if the actor is busy: reports repeat).
-    pub async fn link_quality(&self, site: usize, loss_percent: f64) {
+    /// What a site's downlink loses of its video, from its page's report or its RTCP
+    /// (dropped if the actor is busy: reports repeat).
+    pub fn link_quality(&self, site: usize, loss_percent: f64) {
         let _ = self.tx.try_send(Command::LinkQuality { site, loss_percent });
     }
 

@@ -78,6 +78,9 @@ pub enum PeerEvent {
     State(MediaState),
     /// The browser renegotiated with new ICE credentials (an ICE restart).
     IceRestarted,
+    /// The worst video loss (percent) the browser reports on what the bridge sends it (lean
+    /// engine, from its RTCP reception reports): whether its downlink can take large layers.
+    DownlinkLoss(f64),
     Refused { code: ErrorCode, message: String, request: &'static str },
 }
 

@@ -227,7 +227,7 @@ impl Session {
                                 // The worst video loss the page sees tells the conference whether
                                 // its downlink can take large simulcast layers.
                                 let loss = report.received.values().filter(|r| r.video_fps > 0.0).map(|r| r.loss_percent).fold(0.0, f64::max);
-                                self.bridge.conference.link_quality(j.site, loss).await;
+                                self.bridge.conference.link_quality(j.site, loss);
                                 self.bridge.health.client_report(j.site, report);
                                 (vec![], Flow::Continue)
                             }
@@ -255,6 +255,12 @@ impl Session {
             PeerEvent::LocalCandidate(candidate) => ServerMessage::Candidate { candidate },
             PeerEvent::State(state) => ServerMessage::Media { state },
             PeerEvent::Refused { code, message, request } => ServerMessage::error(code, message, Some(request)),
+            PeerEvent::DownlinkLoss(loss) => {
+                if let Some(j) = &self.joined {
+                    self.bridge.conference.link_quality(j.site, loss);
+                }
+                return vec![];
+            }
             PeerEvent::IceRestarted => {
                 if let Some(j) = &self.joined {
                     let (store, site) = (self.bridge.store.clone(), self.bridge.settings.sites[j.site].id.clone());

@@ -25,11 +25,10 @@
 
 #[path = "../common/mod.rs"]
 mod common;
-mod drain;
 mod meeting;
 
 use common::sim::{candidate_init, client_pc_on, local_track, opus, vp8};
-use drain::{DrainRuntime, Drained};
+use common::drain::{DrainRuntime, Drained};
 use meeting::{key, site_id};
 use common::ws::Client;
 use common::{proc_usage, TestBridge};

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod drain;
 pub mod sim;
 pub mod ws;
 

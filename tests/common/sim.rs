@@ -217,6 +217,17 @@ impl Sim {
     /// dropping `loss` percent of packets in each direction (the server's candidates are
     /// rewritten to point at a relay in front of them).
     pub async fn join_with(cert_pem: &Path, port: u16, site: &str, key: &str, video_pps: u32, loss: Option<f64>) -> Sim {
+        Self::join_on(cert_pem, port, site, key, video_pps, loss, None).await
+    }
+
+    /// As [`Sim::join`], losing `percent` of the media the bridge sends it on its own socket
+    /// (its downlink; STUN, DTLS and RTCP pass, so joining is never hit).
+    pub async fn join_losing_downlink(cert_pem: &Path, port: u16, site: &str, key: &str, percent: f64) -> Sim {
+        let runtime = Arc::new(super::drain::DrainRuntime::dropping(Arc::default(), percent));
+        Self::join_on(cert_pem, port, site, key, 100, None, Some(runtime)).await
+    }
+
+    async fn join_on(cert_pem: &Path, port: u16, site: &str, key: &str, video_pps: u32, loss: Option<f64>, runtime: Option<Arc<dyn webrtc::runtime::Runtime>>) -> Sim {
         let relays: Arc<Mutex<Vec<std::process::Child>>> = Arc::default();
         let mut client = Client::connect(cert_pem, port).await;
         let joined = client.join(site, key).await;
@@ -230,7 +241,7 @@ impl Sim {
         let (outgoing, mut outgoing_rx) = mpsc::unbounded_channel::<Value>();
 
         let handler = Arc::new(Handler { outgoing: outgoing.clone(), counts: counts.clone(), slots: slots.clone(), connected: connected.clone() });
-        let pc = client_pc(handler).await;
+        let pc = client_pc_on(handler, runtime).await;
         let (opus, vp8) = (opus(), vp8());
         let (audio_ssrc, video_ssrc) = (rand::random::<u32>(), rand::random::<u32>());
         let audio = local_track(site, RtpCodecKind::Audio, opus, audio_ssrc);

@@ -74,6 +74,8 @@ const EARLY_REPORTS_FOR: Duration = Duration::from_secs(3);
 const MAX_RETRANSMIT_PER_NACK: usize = 64;
 /// Refused answers in a row before the bridge stops re-offering.
 const MAX_REFUSED_ANSWERS: u8 = 3;
+/// At most one report of the downlink's video loss to the session per this.
+const LOSS_EVENT_INTERVAL: Duration = Duration::from_millis(500);
 /// The SSRC the bridge's own RTCP (keyframe requests) goes out with.
 const RTCP_SSRC: u32 = 1;
 
@@ -124,6 +126,7 @@ pub async fn spawn(site: usize, ctx: PeerContext) -> Result<(PeerHandle, mpsc::R
         repairs: HashMap::new(),
         remote_candidates: RemoteCandidates::default(),
         delays: DelayCounts::default(),
+        next_loss_event: Instant::now(),
         ctx,
     };
     tokio::spawn(peer.run(cmd_rx, packets, pli_rx, link).instrument(span));
@@ -200,6 +203,8 @@ struct LeanPeer {
     remote_candidates: RemoteCandidates,
     /// How long each forwarded packet was in the bridge, until added to the router's total.
     delays: DelayCounts,
+    /// When the browser's reported video loss may next go to the session.
+    next_loss_event: Instant,
 }
 
 impl LeanPeer {
@@ -720,6 +725,16 @@ impl LeanPeer {
         for block in &blocks {
             self.on_reception_report(block);
         }
+        // The worst downlink loss on a video slot in this packet's reports.
+        let video = blocks.iter().filter(|b| self.histories.contains_key(&b.ssrc));
+        let losses: Vec<f64> = video.filter_map(|b| self.sent.get_mut(&b.ssrc)?.downlink_loss(b)).collect();
+        let now = Instant::now();
+        if let Some(loss) = losses.into_iter().reduce(f64::max).filter(|_| now >= self.next_loss_event) {
+            // Dropped if the session is behind: reports repeat every second.
+            debug!("the browser reports {loss:.1} % of its video lost on the way to it");
+            let _ = self.events.try_send(PeerEvent::DownlinkLoss(loss));
+            self.next_loss_event = now + LOSS_EVENT_INTERVAL;
+        }
     }
 
     /// Sends again what a NACK asks for, from the slot's history.
@@ -749,7 +764,7 @@ impl LeanPeer {
                 h.push(&packet);
             }
             if let Some(sent) = self.sent.get_mut(&packet.header.ssrc) {
-                sent.on_packet(packet.header.timestamp, packet.payload.len(), now);
+                sent.on_packet(packet.header.sequence_number, packet.header.timestamp, packet.payload.len(), now);
             }
         } else {
             self.outputs.failed += 1;

@@ -1,6 +1,7 @@
 //! The bridge as a sender towards one browser: per output slot what it sent (for RTCP sender
 //! reports, RFC 3550 §6.4.1), and the round-trip time the browser's reception reports give
-//! back (LSR/DLSR against the sender report they answer). Pure: times are passed in.
+//! back (LSR/DLSR against the sender report they answer), and the loss they report on the
+//! video slots (how much the site's downlink drops). Pure: times are passed in.
 
 use rtc::rtcp::reception_report::ReceptionReport;
 use rtc::rtcp::sender_report::SenderReport;
@@ -31,17 +32,62 @@ pub struct Sent {
     octets: u32,
     /// The RTP timestamp of the last packet and when it went out.
     last: Option<(u32, Instant)>,
+    /// Sequence numbers: the first sent, the highest, its wraps (× 65 536), and how many
+    /// distinct packets went out (sent again on a NACK not counted), so the bridge knows the
+    /// gaps it left itself: what its publisher's uplink lost.
+    first_seq: Option<u16>,
+    highest_seq: u16,
+    cycles: u32,
+    distinct: u64,
+    /// At the browser's last reception report on this slot: its extended highest sequence
+    /// number, its cumulative loss, and the bridge's own gaps then.
+    last_report: Option<(u32, u32, i64)>,
 }
 
 impl Sent {
     pub fn new(ssrc: u32, clock_rate: u32) -> Self {
-        Sent { ssrc, clock_rate: clock_rate as f64, packets: 0, octets: 0, last: None }
+        Sent { ssrc, clock_rate: clock_rate as f64, packets: 0, octets: 0, last: None, first_seq: None, highest_seq: 0, cycles: 0, distinct: 0, last_report: None }
     }
 
-    pub fn on_packet(&mut self, timestamp: u32, payload_bytes: usize, at: Instant) {
+    pub fn on_packet(&mut self, seq: u16, timestamp: u32, payload_bytes: usize, at: Instant) {
         self.packets = self.packets.wrapping_add(1);
         self.octets = self.octets.wrapping_add(payload_bytes as u32);
         self.last = Some((timestamp, at));
+        self.distinct += 1;
+        if self.first_seq.is_none() {
+            (self.first_seq, self.highest_seq) = (Some(seq), seq);
+            return;
+        }
+        let ahead = seq.wrapping_sub(self.highest_seq);
+        if ahead != 0 && ahead < 0x8000 {
+            if seq < self.highest_seq {
+                self.cycles += 1 << 16;
+            }
+            self.highest_seq = seq;
+        }
+    }
+
+    /// Sequence numbers the bridge skipped so far (never got from the publisher).
+    fn gaps(&self) -> i64 {
+        let Some(first) = self.first_seq else { return 0 };
+        let expected = (self.cycles as i64 + self.highest_seq as i64) - first as i64 + 1;
+        (expected - self.distinct as i64).max(0)
+    }
+
+    /// The share (percent) of what the bridge sent on this slot since the browser's previous
+    /// report that did not arrive: the browser's loss less the gaps the bridge left itself, so
+    /// a publisher's lossy uplink does not count against this receiver's downlink. `None` for
+    /// the first report (it sets the baseline) or one that covers no new packets.
+    pub fn downlink_loss(&mut self, report: &ReceptionReport) -> Option<f64> {
+        let gaps = self.gaps();
+        let previous = self.last_report.replace((report.last_sequence_number, report.total_lost, gaps));
+        let (seq0, lost0, gaps0) = previous?;
+        let expected = report.last_sequence_number.wrapping_sub(seq0) as i32 as i64;
+        if expected <= 0 {
+            return None;
+        }
+        let lost = (report.total_lost.wrapping_sub(lost0) as i32 as i64) - (gaps - gaps0);
+        Some((lost.max(0) as f64 / expected as f64 * 100.0).min(100.0))
     }
 
     /// The sender report for this slot at `now` (`wall` the same instant on the wall clock),
@@ -78,6 +124,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn downlink_loss_is_what_the_receiver_lost_less_the_gaps_the_bridge_left_itself() {
+        let t0 = Instant::now();
+        let mut s = Sent::new(7, 90_000);
+        let report = |highest: u32, total_lost: u32| ReceptionReport { ssrc: 7, total_lost, last_sequence_number: highest, ..Default::default() };
+        (0..100u16).for_each(|q| s.on_packet(q, 0, 1000, t0));
+        assert_eq!(s.downlink_loss(&report(99, 0)), None, "the first report is the baseline");
+        // 100 more, of which the publisher's uplink lost 10 (the bridge never had them).
+        (100..200u16).filter(|q| q % 10 != 0).for_each(|q| s.on_packet(q, 0, 1000, t0));
+        assert_eq!(s.downlink_loss(&report(199, 10)), Some(0.0), "the receiver misses only what the bridge never sent");
+        // 100 more, all sent; the receiver misses 20 of them on its own downlink.
+        (200..300u16).for_each(|q| s.on_packet(q, 0, 1000, t0));
+        assert_eq!(s.downlink_loss(&report(299, 30)), Some(20.0));
+        assert_eq!(s.downlink_loss(&report(299, 30)), None, "nothing new since");
+    }
+
+    #[test]
+    fn sequence_numbers_that_wrap_are_not_gaps() {
+        let t0 = Instant::now();
+        let mut s = Sent::new(7, 90_000);
+        (65_000..=65_535u16).chain(0..500).for_each(|q| s.on_packet(q, 0, 1000, t0));
+        assert_eq!(s.gaps(), 0);
+    }
+
+
+    #[test]
     fn ntp_time_counts_from_1900_in_32_32_fixed_point() {
         let at = UNIX_EPOCH + Duration::from_millis(1_500);
         let ntp = ntp_time(at);
@@ -91,8 +162,8 @@ mod tests {
         let t0 = Instant::now();
         let mut s = Sent::new(42, 90_000);
         assert!(s.report(t0, SystemTime::now()).is_none(), "nothing sent yet");
-        s.on_packet(1_000, 1_000, t0);
-        s.on_packet(1_000, 800, t0);
+        s.on_packet(1, 1_000, 1_000, t0);
+        s.on_packet(2, 1_000, 800, t0);
         let sr = s.report(t0 + Duration::from_millis(100), SystemTime::now()).unwrap();
         assert_eq!((sr.ssrc, sr.packet_count, sr.octet_count), (42, 2, 1_800));
         assert_eq!(sr.rtp_time, 1_000 + 9_000, "100 ms at 90 kHz");

@@ -1,6 +1,8 @@
 //! A light receiver for the load generator: a webrtc-rs `Runtime` whose UDP socket counts the
 //! SRTP media it receives and drops it before webrtc-rs decrypts it. STUN, DTLS and SRTCP pass
-//! through, so the site joins, keeps ICE consent and publishes like any other.
+//! through, so the site joins, keeps ICE consent and publishes like any other. With a share
+//! below 100 % it is a lossy downlink for media only (the handshake is never hit), for tests
+//! of what the bridge does about a receiver's loss.
 //!
 //! Why: 130 simulated sites that each decrypt ~725 packets/s cost the generator about a core
 //! on this 2-core machine, which starves the bridge it measures. With `--measured M`, sites
@@ -39,17 +41,31 @@ fn is_rtp(d: &[u8]) -> bool {
 pub struct DrainRuntime {
     inner: TokioRuntime,
     drained: Arc<Drained>,
+    percent: f64,
 }
 
 impl DrainRuntime {
+    /// Drops every media datagram.
     pub fn new(drained: Arc<Drained>) -> Self {
-        DrainRuntime { inner: TokioRuntime, drained }
+        Self::dropping(drained, 100.0)
+    }
+
+    /// Drops `percent` of the media datagrams, at random.
+    pub fn dropping(drained: Arc<Drained>, percent: f64) -> Self {
+        DrainRuntime { inner: TokioRuntime, drained, percent }
     }
 }
 
 struct DrainSocket {
     inner: Arc<dyn AsyncUdpSocket>,
     drained: Arc<Drained>,
+    percent: f64,
+}
+
+impl DrainSocket {
+    fn drops(&self) -> bool {
+        self.percent >= 100.0 || rand::random::<f64>() * 100.0 < self.percent
+    }
 }
 
 impl fmt::Debug for DrainSocket {
@@ -77,7 +93,7 @@ impl AsyncUdpSocket for DrainSocket {
             let mut kept = 0;
             for i in 0..n {
                 let (len, stride) = (meta[i].len, meta[i].stride.max(1));
-                if is_rtp(&bufs[i][..len]) {
+                if is_rtp(&bufs[i][..len]) && self.drops() {
                     if self.drained.on.load(Ordering::Relaxed) {
                         self.drained.datagrams.fetch_add(len.div_ceil(stride) as u64, Ordering::Relaxed);
                     }
@@ -111,7 +127,7 @@ impl Runtime for DrainRuntime {
     }
 
     fn wrap_udp_socket(&self, socket: std::net::UdpSocket) -> io::Result<Arc<dyn AsyncUdpSocket>> {
-        Ok(Arc::new(DrainSocket { inner: self.inner.wrap_udp_socket(socket)?, drained: self.drained.clone() }))
+        Ok(Arc::new(DrainSocket { inner: self.inner.wrap_udp_socket(socket)?, drained: self.drained.clone(), percent: self.percent }))
     }
 
     fn wrap_tcp_listener(&self, listener: std::net::TcpListener) -> io::Result<Arc<dyn AsyncTcpListener>> {
