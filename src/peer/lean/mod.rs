@@ -722,14 +722,10 @@ impl LeanPeer {
         for nack in nacks {
             self.retransmit(&nack);
         }
-        for block in &blocks {
-            self.on_reception_report(block);
-        }
         // The worst downlink loss on a video slot in this packet's reports.
-        let video = blocks.iter().filter(|b| self.histories.contains_key(&b.ssrc));
-        let losses: Vec<f64> = video.filter_map(|b| self.sent.get_mut(&b.ssrc)?.downlink_loss(b)).collect();
+        let worst = blocks.iter().filter_map(|block| self.on_reception_report(block)).reduce(f64::max);
         let now = Instant::now();
-        if let Some(loss) = losses.into_iter().reduce(f64::max).filter(|_| now >= self.next_loss_event) {
+        if let Some(loss) = worst.filter(|_| now >= self.next_loss_event) {
             // Dropped if the session is behind: reports repeat every second.
             debug!("the browser reports {loss:.1} % of its video lost on the way to it");
             let _ = self.events.try_send(PeerEvent::DownlinkLoss(loss));
@@ -849,17 +845,18 @@ impl LeanPeer {
         }
     }
 
-    /// The round trip from a reception report about one of the output slots.
-    fn on_reception_report(&mut self, report: &rtc::rtcp::reception_report::ReceptionReport) {
-        if !self.sent.contains_key(&report.ssrc) {
-            return;
-        }
+    /// The round trip from a reception report about one of the output slots; for a video
+    /// slot, the share of what the bridge sent that the report says was lost on the way.
+    fn on_reception_report(&mut self, report: &rtc::rtcp::reception_report::ReceptionReport) -> Option<f64> {
+        let sent = self.sent.get_mut(&report.ssrc)?;
         if let Some(rtt) = sending::round_trip(report, std::time::SystemTime::now()) {
             self.rtt = Some(match self.rtt {
                 Some(old) => old.mul_f64(0.875) + rtt.mul_f64(0.125),
                 None => rtt,
             });
         }
+        let loss = sent.downlink_loss(report);
+        loss.filter(|_| self.histories.contains_key(&report.ssrc))
     }
 
     fn send_pli(&mut self, media_ssrc: u32) {
