@@ -6,17 +6,49 @@
 use rtc::rtcp::reception_report::ReceptionReport;
 use std::time::Instant;
 
+/// The sequence numbers of one stream so far (RFC 3550 A.1): the first, the highest and its
+/// wraps. A packet behind the highest (reordered, sent again) leaves them as they are.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SeqRange {
+    first: Option<u16>,
+    highest: u16,
+    /// Wraps of the highest, times 65 536.
+    cycles: u32,
+}
+
+impl SeqRange {
+    pub fn on_seq(&mut self, seq: u16) {
+        if self.first.is_none() {
+            (self.first, self.highest) = (Some(seq), seq);
+            return;
+        }
+        let ahead = seq.wrapping_sub(self.highest);
+        if ahead != 0 && ahead < 0x8000 {
+            if seq < self.highest {
+                self.cycles += 1 << 16;
+            }
+            self.highest = seq;
+        }
+    }
+
+    /// The highest with its wraps (RFC 3550's extended highest sequence number).
+    pub fn extended_max(&self) -> u32 {
+        self.cycles.wrapping_add(self.highest as u32)
+    }
+
+    /// Sequence numbers from the first to the highest, both counted (0 before any).
+    pub fn expected(&self) -> u32 {
+        self.first.map_or(0, |first| self.extended_max().wrapping_sub(first as u32).wrapping_add(1))
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Reception {
     ssrc: u32,
     clock_rate: f64,
     /// The clock arrival times are measured against (any fixed instant).
     epoch: Instant,
-    started: bool,
-    base_seq: u32,
-    max_seq: u16,
-    /// Sequence number wraps, times 65 536.
-    cycles: u32,
+    seqs: SeqRange,
     received: u32,
     expected_prior: u32,
     received_prior: u32,
@@ -33,10 +65,7 @@ impl Reception {
             ssrc,
             clock_rate: clock_rate as f64,
             epoch,
-            started: false,
-            base_seq: 0,
-            max_seq: 0,
-            cycles: 0,
+            seqs: SeqRange::default(),
             received: 0,
             expected_prior: 0,
             received_prior: 0,
@@ -47,19 +76,7 @@ impl Reception {
     }
 
     pub fn on_packet(&mut self, seq: u16, timestamp: u32, arrival: Instant) {
-        if !self.started {
-            self.started = true;
-            self.base_seq = seq as u32;
-            self.max_seq = seq;
-        } else {
-            let ahead = seq.wrapping_sub(self.max_seq);
-            if ahead != 0 && ahead < 0x8000 {
-                if seq < self.max_seq {
-                    self.cycles += 1 << 16;
-                }
-                self.max_seq = seq;
-            }
-        }
+        self.seqs.on_seq(seq);
         self.received += 1;
         let arrival_units = arrival.saturating_duration_since(self.epoch).as_secs_f64() * self.clock_rate;
         let transit = arrival_units - timestamp as f64;
@@ -78,13 +95,9 @@ impl Reception {
         self.last_sr = Some(((ntp_time >> 16) as u32, arrival));
     }
 
-    fn extended_max(&self) -> u32 {
-        self.cycles.wrapping_add(self.max_seq as u32)
-    }
-
     /// The report block for this stream; starts the next reporting interval.
     pub fn report(&mut self, now: Instant) -> ReceptionReport {
-        let expected = self.extended_max().wrapping_sub(self.base_seq).wrapping_add(1);
+        let expected = self.seqs.expected();
         let lost = (expected as i64 - self.received as i64).clamp(-0x80_0000, 0x7F_FFFF);
         let expected_interval = expected.wrapping_sub(self.expected_prior);
         let received_interval = self.received.wrapping_sub(self.received_prior);
@@ -100,7 +113,7 @@ impl Reception {
             ssrc: self.ssrc,
             fraction_lost,
             total_lost: (lost as i32 as u32) & 0x00FF_FFFF,
-            last_sequence_number: self.extended_max(),
+            last_sequence_number: self.seqs.extended_max(),
             jitter: self.jitter as u32,
             last_sender_report,
             delay,

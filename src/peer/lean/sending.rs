@@ -3,6 +3,7 @@
 //! back (LSR/DLSR against the sender report they answer), and the loss they report on the
 //! video slots (how much the site's downlink drops). Pure: times are passed in.
 
+use super::reception::SeqRange;
 use rtc::rtcp::reception_report::ReceptionReport;
 use rtc::rtcp::sender_report::SenderReport;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -28,17 +29,15 @@ pub fn ntp_middle(ntp: u64) -> u32 {
 pub struct Sent {
     ssrc: u32,
     clock_rate: f64,
-    packets: u32,
+    /// Packets sent (again on a NACK not counted), for the sender report (which carries the
+    /// low 32 bits) and the gaps below.
+    packets: u64,
     octets: u32,
     /// The RTP timestamp of the last packet and when it went out.
     last: Option<(u32, Instant)>,
-    /// Sequence numbers: the first sent, the highest, its wraps (× 65 536), and how many
-    /// distinct packets went out (sent again on a NACK not counted), so the bridge knows the
-    /// gaps it left itself: what its publisher's uplink lost.
-    first_seq: Option<u16>,
-    highest_seq: u16,
-    cycles: u32,
-    distinct: u64,
+    /// The sequence numbers sent, so the bridge knows the gaps it left itself: what its
+    /// publisher's uplink lost.
+    seqs: SeqRange,
     /// At the browser's last reception report on this slot: its extended highest sequence
     /// number, its cumulative loss, and the bridge's own gaps then.
     last_report: Option<(u32, u32, i64)>,
@@ -46,32 +45,19 @@ pub struct Sent {
 
 impl Sent {
     pub fn new(ssrc: u32, clock_rate: u32) -> Self {
-        Sent { ssrc, clock_rate: clock_rate as f64, packets: 0, octets: 0, last: None, first_seq: None, highest_seq: 0, cycles: 0, distinct: 0, last_report: None }
+        Sent { ssrc, clock_rate: clock_rate as f64, packets: 0, octets: 0, last: None, seqs: SeqRange::default(), last_report: None }
     }
 
     pub fn on_packet(&mut self, seq: u16, timestamp: u32, payload_bytes: usize, at: Instant) {
-        self.packets = self.packets.wrapping_add(1);
+        self.packets += 1;
         self.octets = self.octets.wrapping_add(payload_bytes as u32);
         self.last = Some((timestamp, at));
-        self.distinct += 1;
-        if self.first_seq.is_none() {
-            (self.first_seq, self.highest_seq) = (Some(seq), seq);
-            return;
-        }
-        let ahead = seq.wrapping_sub(self.highest_seq);
-        if ahead != 0 && ahead < 0x8000 {
-            if seq < self.highest_seq {
-                self.cycles += 1 << 16;
-            }
-            self.highest_seq = seq;
-        }
+        self.seqs.on_seq(seq);
     }
 
     /// Sequence numbers the bridge skipped so far (never got from the publisher).
     fn gaps(&self) -> i64 {
-        let Some(first) = self.first_seq else { return 0 };
-        let expected = (self.cycles as i64 + self.highest_seq as i64) - first as i64 + 1;
-        (expected - self.distinct as i64).max(0)
+        (self.seqs.expected() as i64 - self.packets as i64).max(0)
     }
 
     /// The share (percent) of what the bridge sent on this slot since the browser's previous
@@ -100,7 +86,7 @@ impl Sent {
             ssrc: self.ssrc,
             ntp_time: ntp_time(wall),
             rtp_time: timestamp.wrapping_add((since * self.clock_rate) as u32),
-            packet_count: self.packets,
+            packet_count: self.packets as u32,
             octet_count: self.octets,
             reports: Vec::new(),
             profile_extensions: Default::default(),
