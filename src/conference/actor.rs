@@ -219,11 +219,13 @@ impl Actor {
             Command::LinkQuality { site, loss_percent } => {
                 let now = now_ms();
                 if loss_percent >= CONSTRAINED_LOSS_PERCENT {
-                    if self.seats[site].constrained_until < now {
-                        info!(site = %self.id(site), "{} loses {loss_percent:.1} % of its video: small layers for it", self.name(site));
-                    }
+                    let newly = self.seats[site].constrained_until < now;
                     self.seats[site].constrained_until = now + CONSTRAINED_FOR_MS;
-                    self.update_views(&self.router.levels());
+                    // Already constrained: its views have the small layers; only the time moves.
+                    if newly {
+                        info!(site = %self.id(site), "{} loses {loss_percent:.1} % of its video: small layers for it", self.name(site));
+                        self.update_views(&self.router.levels());
+                    }
                 }
             }
             Command::Evict { site, message } => {
