@@ -166,6 +166,11 @@ pub struct MediaConfig {
     /// Which media engine carries the sites' media (default `lean`).
     #[serde(default)]
     pub engine: MediaEngine,
+    /// The video codecs the meeting forwards (default `["vp8", "h264"]`); each camera sends
+    /// the first of these in its browser's own order of preference. The `webrtc` engine
+    /// forwards VP8 only.
+    #[serde(default)]
+    pub video_codecs: Option<Vec<String>>,
 }
 
 /// The media engine: the bridge's own lean path (ICE-lite, DTLS-SRTP and forwarding without
@@ -248,6 +253,8 @@ pub struct Settings {
     pub media_tcp_port: Option<u16>,
     pub ice_tcp: bool,
     pub media_engine: MediaEngine,
+    /// The video codecs the meeting forwards, in the bridge's order for its offers.
+    pub video_codecs: Vec<crate::media::Codec>,
     pub title: String,
     pub max_floor_holders: usize,
     pub seat_grace_ms: i64,
@@ -293,6 +300,8 @@ pub enum ConfigError {
     WeakKey(String),
     #[error("tls: give both cert and key, or neither")]
     TlsHalf,
+    #[error("media.video_codecs: {0:?} is not a video codec the bridge forwards (\"vp8\", \"h264\"; at least one)")]
+    VideoCodec(String),
     #[error("the configuration has no sites")]
     NoSites,
     #[error("conference.max_floor_holders must be at least 1 (found {0})")]
@@ -435,6 +444,23 @@ impl Config {
         if !self.turn.urls.is_empty() && self.turn.secret.len() < 16 {
             return Err(ConfigError::TurnSecret);
         }
+        let video_codecs = match &self.media.video_codecs {
+            None => crate::media::Codec::VIDEO.to_vec(),
+            Some(names) => {
+                let mut codecs = Vec::new();
+                for name in names {
+                    match crate::media::Codec::parse(name).filter(|c| c.is_video()) {
+                        Some(c) if !codecs.contains(&c) => codecs.push(c),
+                        Some(_) => {}
+                        None => return Err(ConfigError::VideoCodec(name.clone())),
+                    }
+                }
+                if codecs.is_empty() {
+                    return Err(ConfigError::VideoCodec(String::new()));
+                }
+                codecs
+            }
+        };
         Ok(Settings {
             listen,
             public_url,
@@ -445,6 +471,7 @@ impl Config {
             media_tcp_port: self.media.tcp_port,
             ice_tcp: self.media.ice_tcp.unwrap_or(true),
             media_engine: self.media.engine,
+            video_codecs,
             title: self.conference.title,
             max_floor_holders: self.conference.max_floor_holders,
             seat_grace_ms: self.conference.seat_grace_s.min(86_400) as i64 * 1000,

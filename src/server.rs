@@ -176,6 +176,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
         site_ids,
         board: Arc::new(StatsBoard::new(settings.sites.len())),
         slots: (settings.audio_slots, settings.video_slots),
+        video_codecs: settings.video_codecs.clone(),
     };
     let health = health::monitor::spawn(
         MonitorParts {

@@ -12,7 +12,7 @@ use bytes::BytesMut;
 use common::browser::Browser;
 use common::{scratch_dir, Deadline};
 use diemcau::media::vp8;
-use diemcau::media::Kind;
+use diemcau::media::{Codec, Kind};
 use diemcau::peer::lean::sdp::{LocalTransport, Negotiation, RemoteDescription};
 use diemcau::peer::transport::{IceCredentials, Identity, Received, RemoteTransport, Transport, TransportState};
 use serde_json::Value;
@@ -192,7 +192,7 @@ async fn chromium_exchanges_media_with_the_bridges_own_transport() {
     };
     let remote = RemoteTransport { ufrag: offer.ufrag.clone(), fingerprints: offer.fingerprints.clone() };
     let transport = Transport::new(&identity, ice, remote, addr);
-    let mut negotiation = Negotiation::new();
+    let mut negotiation = Negotiation::new(&[Codec::Vp8]);
     negotiation.apply_offer(&offer).unwrap();
     let audio_pt = negotiation.inbound().find(|(mid, _)| *mid == offer.sections[0].mid).expect("the microphone is received").1.payload_type;
     let pts: Pts = Arc::new(std::sync::Mutex::new((audio_pt, 0, 0)));
@@ -211,8 +211,8 @@ async fn chromium_exchanges_media_with_the_bridges_own_transport() {
     );
     let answer = browser.eval(&slots).await.expect("Chromium accepted the bridge's offer of two slots");
     let accepted = negotiation.apply_answer(&RemoteDescription::parse(answer.as_str().unwrap()).unwrap()).expect("the answer fits the offer");
-    let pt_of = |kind| accepted.iter().find(|o| o.kind == kind).map(|o| o.payload_type).expect("slot accepted");
-    *pts.lock().unwrap() = (audio_pt, pt_of(Kind::Audio), pt_of(Kind::Video));
+    let pt_of = |kind, codec| accepted.iter().find(|o| o.kind == kind).and_then(|o| o.payload_types.get(codec)).expect("slot accepted");
+    *pts.lock().unwrap() = (audio_pt, pt_of(Kind::Audio, Codec::Opus), pt_of(Kind::Video, Codec::Vp8));
 
     let deadline = Deadline::after(Duration::from_secs(30), "Chromium to decode, hear and count what the bridge's transport sent");
     let stats = loop {

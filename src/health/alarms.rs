@@ -19,6 +19,9 @@ pub struct SiteSnapshot {
     pub video_in_fps: f64,
     /// The site's camera is on, so video should flow.
     pub video_expected: bool,
+    /// What the bridge knows of why video may be missing (a refused codec, say); shown on
+    /// the frozen-video alarm.
+    pub video_cause: Option<String>,
     /// The site's own page reports receiving HQ's audio; `None` = no report.
     pub receives_hq_audio: Option<bool>,
     /// HQ's page reports receiving this site's audio; `None` = no report.
@@ -338,8 +341,10 @@ fn check(kind: AlarmKind, s: &SiteSnapshot, present_for_ms: f64, t: &Thresholds)
             }
             _ => None,
         },
-        AlarmKind::FrozenVideo => (s.video_expected && s.video_in_fps <= 0.0)
-            .then(|| "camera on but 0 fps received".to_string()),
+        AlarmKind::FrozenVideo => (s.video_expected && s.video_in_fps <= 0.0).then(|| match &s.video_cause {
+            Some(cause) => format!("camera on but 0 fps received: {cause}"),
+            None => "camera on but 0 fps received".to_string(),
+        }),
         AlarmKind::HighLoss => (s.loss_percent > t.loss_percent)
             .then(|| format!("loss {:.1} % > {} %", s.loss_percent, t.loss_percent)),
         AlarmKind::HighRtt => match s.rtt_ms {
@@ -360,6 +365,7 @@ mod tests {
             audio_in_pps: 50.0,
             video_in_fps: 25.0,
             video_expected: true,
+            video_cause: None,
             receives_hq_audio: Some(true),
             hq_receives_site_audio: Some(true),
             audio_expected: true,

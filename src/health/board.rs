@@ -44,6 +44,7 @@ pub enum Transport {
 /// Per-stream meter kept by the reader task; cheap per packet.
 pub struct InboundMeter {
     kind: Kind,
+    codec: crate::media::Codec,
     stats: StreamStats,
     rate: RateMeter,
     frames: FrameRate,
@@ -55,11 +56,12 @@ pub struct InboundMeter {
 }
 
 impl InboundMeter {
-    pub fn new(kind: Kind, clock_rate: u32) -> Self {
+    pub fn new(kind: Kind, codec: crate::media::Codec) -> Self {
         let now = Instant::now();
         Self {
             kind,
-            stats: StreamStats::new(clock_rate.max(1)),
+            codec,
+            stats: StreamStats::new(codec.clock_rate()),
             rate: RateMeter::new(2000.0),
             frames: FrameRate::new(2000.0),
             epoch: now,
@@ -86,8 +88,10 @@ impl InboundMeter {
             if h.marker {
                 self.frames.on_frame_end(t);
             }
-            if let Some(size) = crate::media::vp8::keyframe_size(&packet.payload) {
-                self.size = size;
+            if self.codec == crate::media::Codec::Vp8 {
+                if let Some(size) = crate::media::vp8::keyframe_size(&packet.payload) {
+                    self.size = size;
+                }
             }
         }
         self.last_packet = Some(now);
@@ -135,6 +139,8 @@ struct SiteSlot {
     candidate: Mutex<String>,
     /// How media travels: 0 not known yet, 1 UDP, 2 ICE over TCP.
     transport: AtomicU8,
+    /// Why the bridge could not accept some of what the site sends (its last offer).
+    media_refused: Mutex<Option<String>>,
 }
 
 /// The board: one slot per configured site.
@@ -204,6 +210,18 @@ impl StatsBoard {
         }
     }
 
+    /// What of the site's media its last offer made the bridge refuse, and why (`None`: all
+    /// of it was accepted). The health page names it as the cause of missing video.
+    pub fn set_media_refused(&self, site: usize, why: Option<String>) {
+        if let Some(s) = self.sites.get(site) {
+            *s.media_refused.lock().expect("board mutex poisoned") = why;
+        }
+    }
+
+    pub fn media_refused(&self, site: usize) -> Option<String> {
+        self.sites.get(site)?.media_refused.lock().expect("board mutex poisoned").clone()
+    }
+
     pub fn transport(&self, site: usize) -> Option<Transport> {
         match self.sites.get(site)?.transport.load(Ordering::Relaxed) {
             1 => Some(Transport::Udp),
@@ -230,7 +248,7 @@ mod tests {
 
     #[test]
     fn meter_publishes_about_once_a_second_with_loss() {
-        let mut m = InboundMeter::new(Kind::Audio, 48_000);
+        let mut m = InboundMeter::new(Kind::Audio, crate::media::Codec::Opus);
         let t0 = Instant::now();
         let mut snap = None;
         for i in 0..60u16 {

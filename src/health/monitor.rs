@@ -246,6 +246,22 @@ impl Monitor {
         self.fresh_report(site, now).and_then(|r| r.rtt_ms).or(self.board.connection(site).0)
     }
 
+    /// Why a site's video may be missing, as far as the bridge knows.
+    fn video_cause(&self, site: usize, audio: &InboundSnapshot, video: &InboundSnapshot, now: Instant) -> Option<String> {
+        if let Some(refused) = self.board.media_refused(site) {
+            return Some(refused);
+        }
+        let audio_flows = audio.live && age_ms(audio.last_packet, now).is_some_and(|ms| ms < 2000.0);
+        if !audio_flows {
+            return None;
+        }
+        if video.packets_total == 0 || age_ms(video.last_packet, now).is_none_or(|ms| ms >= 2000.0) {
+            Some("its audio arrives but no video packets do (the browser sends none, or none the bridge recognised)".into())
+        } else {
+            Some("video packets arrive but carry no pictures".into())
+        }
+    }
+
     fn snapshot(&self, site: usize, now: Instant, levels: &[f32]) -> SiteSnapshot {
         let view = self.site_view(site);
         let (a, v) = (self.board.inbound(site, Kind::Audio), self.board.inbound(site, Kind::Video));
@@ -265,6 +281,7 @@ impl Monitor {
             audio_in_pps: if recent(&a) { a.packets_per_second } else { 0.0 },
             video_in_fps: if recent(&v) { v.frames_per_second } else { 0.0 },
             video_expected: view.video_expected,
+            video_cause: self.video_cause(site, &a, &v, now),
             receives_hq_audio: if hq_sends { self.page_hears(site, chair, now) } else { None },
             hq_receives_site_audio: if site != chair && view.audio_expected { self.page_hears(chair, site, now) } else { None },
             audio_expected: view.audio_expected,

@@ -9,14 +9,16 @@
 //!
 //! Nothing here owns a PeerConnection: `peer/` reads packets from webrtc-rs and writes them.
 
+pub mod codec;
 pub mod delay;
+pub mod h264;
 pub mod rewrite;
 pub mod router;
 pub mod speaker;
 pub mod vp8;
 
+pub use codec::Codec;
 pub use rtc::rtp::Packet as RtpPacket;
-pub use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec as Codec;
 
 /// The media a site sends: microphone, camera, and shared content (slides, a screen).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]

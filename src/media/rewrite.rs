@@ -1,49 +1,118 @@
 //! Per-receiver rewriting of a forwarded RTP stream. Pure: time is passed in.
 //!
-//! webrtc-rs drops (silently) any packet whose SSRC, payload type or header-extension ids
-//! were not negotiated on the receiving leg, so each output stream gets its own SSRC and the
-//! payload type the receiver chose, and the publisher's extensions are stripped. When the
-//! publisher behind an output changes (a site rejoins with a new SSRC and new sequence
-//! numbers), sequence numbers and timestamps are shifted so the receiver's jitter buffer
-//! sees one continuous stream instead of a jump it would treat as loss.
+//! Each output stream gets its own SSRC and the payload type the receiver chose for the
+//! packet's codec (a slot may carry VP8 from one publisher and H.264 from the next), and the
+//! publisher's header extensions are stripped (their ids mean nothing on the receiver's leg).
+//! When the publisher or simulcast layer behind an output changes, sequence numbers and
+//! timestamps are shifted so the receiver's jitter buffer sees one continuous stream instead
+//! of a jump it would treat as loss; for VP8 the PictureID and TL0PICIDX continue too, so the
+//! receiver's decoder takes the new source's keyframe as the next picture rather than as an
+//! old one to discard.
 
+use super::codec::{Codec, PayloadTypes};
+use super::{vp8, RtpPacket};
 use rtc::rtp::header::Header;
 use std::time::Instant;
 
-/// The state of one output stream (one source's audio or video towards one receiver).
+/// The state of one output stream (one slot towards one receiver).
 #[derive(Debug, Clone)]
 pub struct Rewriter {
     ssrc: u32,
-    payload_type: u8,
+    payload_types: PayloadTypes,
     clock_rate: u32,
     source_ssrc: Option<u32>,
     seq_delta: u16,
     ts_delta: u32,
     /// Highest sequence number written, its timestamp and when it was written.
     last_out: Option<(u16, u32, Instant)>,
+    pictures: PictureNumbers,
+}
+
+/// VP8 picture numbering across source changes.
+#[derive(Debug, Clone, Copy, Default)]
+struct PictureNumbers {
+    picture_delta: u16,
+    tl0_delta: u8,
+    /// The deltas are set at the new source's first numbered packet.
+    pending: bool,
+    /// Highest PictureID written (15-bit space) and the last TL0PICIDX.
+    last: Option<(u16, u8)>,
+}
+
+const PICTURE_ID_SPACE: u16 = 0x8000;
+
+impl PictureNumbers {
+    /// Renumbers one VP8 payload; a copy only when the numbers change.
+    fn rewrite(&mut self, packet: &mut RtpPacket) {
+        let Some(n) = vp8::numbering(&packet.payload) else { return };
+        let Some(pid) = n.picture_id else { return };
+        let tl0 = n.tl0.unwrap_or(0);
+        if std::mem::take(&mut self.pending) {
+            if let Some((last_pid, last_tl0)) = self.last {
+                let next = (last_pid + 1) % PICTURE_ID_SPACE;
+                self.picture_delta = (next + PICTURE_ID_SPACE - pid % PICTURE_ID_SPACE) % PICTURE_ID_SPACE;
+                self.tl0_delta = last_tl0.wrapping_add(1).wrapping_sub(tl0);
+            }
+        }
+        let out_pid = (pid + self.picture_delta) % PICTURE_ID_SPACE;
+        let out_tl0 = tl0.wrapping_add(self.tl0_delta);
+        let newer = self.last.is_none_or(|(last, _)| {
+            let d = (out_pid + PICTURE_ID_SPACE - last) % PICTURE_ID_SPACE;
+            d < PICTURE_ID_SPACE / 2
+        });
+        if newer {
+            self.last = Some((out_pid, out_tl0));
+        }
+        if self.picture_delta != 0 || self.tl0_delta != 0 {
+            let mut payload = bytes::BytesMut::from(&packet.payload[..]);
+            n.write(&mut payload, out_pid, out_tl0);
+            packet.payload = payload.freeze();
+        }
+    }
 }
 
 impl Rewriter {
-    pub fn new(ssrc: u32, payload_type: u8, clock_rate: u32) -> Self {
-        Self { ssrc, payload_type, clock_rate: clock_rate.max(1), source_ssrc: None, seq_delta: 0, ts_delta: 0, last_out: None }
+    pub fn new(ssrc: u32, payload_types: PayloadTypes, clock_rate: u32) -> Self {
+        Self {
+            ssrc,
+            payload_types,
+            clock_rate: clock_rate.max(1),
+            source_ssrc: None,
+            seq_delta: 0,
+            ts_delta: 0,
+            last_out: None,
+            pictures: PictureNumbers::default(),
+        }
     }
 
     pub fn ssrc(&self) -> u32 {
         self.ssrc
     }
 
-    /// The receiver renegotiated: its payload type for this codec may have changed.
-    pub fn set_payload_type(&mut self, pt: u8) {
-        self.payload_type = pt;
+    /// The receiver renegotiated: its payload types may have changed.
+    pub fn set_payload_types(&mut self, payload_types: PayloadTypes) {
+        self.payload_types = payload_types;
     }
 
-    /// Rewrites a header in place for this output.
-    pub fn rewrite(&mut self, h: &mut Header, now: Instant) {
+    /// Rewrites a forwarded packet (its payload type is the bridge's internal one, see
+    /// [`Codec::internal_pt`]) for this output; false if the receiver did not accept the
+    /// packet's codec on this slot (the packet must not be sent).
+    pub fn rewrite(&mut self, packet: &mut RtpPacket, now: Instant) -> bool {
+        let codec = Codec::of_internal_pt(packet.header.payload_type);
+        let Some(pt) = codec.and_then(|c| self.payload_types.get(c)) else { return false };
+        self.rewrite_header(&mut packet.header, pt, now);
+        if codec == Some(Codec::Vp8) {
+            self.pictures.rewrite(packet);
+        }
+        true
+    }
+
+    fn rewrite_header(&mut self, h: &mut Header, pt: u8, now: Instant) {
         if self.source_ssrc != Some(h.ssrc) {
             self.switch_source(h, now);
         }
         h.ssrc = self.ssrc;
-        h.payload_type = self.payload_type;
+        h.payload_type = pt;
         h.sequence_number = h.sequence_number.wrapping_add(self.seq_delta);
         h.timestamp = h.timestamp.wrapping_add(self.ts_delta);
         h.extension = false;
@@ -63,6 +132,7 @@ impl Rewriter {
 
     fn switch_source(&mut self, h: &Header, now: Instant) {
         self.source_ssrc = Some(h.ssrc);
+        self.pictures.pending = true;
         match self.last_out {
             // First source: pass numbers through unchanged.
             None => {
@@ -86,34 +156,53 @@ mod tests {
     use std::time::Duration;
 
     fn header(ssrc: u32, seq: u16, ts: u32) -> Header {
-        Header { version: 2, ssrc, sequence_number: seq, timestamp: ts, payload_type: 120, extension: true, ..Default::default() }
+        Header { version: 2, ssrc, sequence_number: seq, timestamp: ts, payload_type: Codec::Vp8.internal_pt(), extension: true, ..Default::default() }
+    }
+
+    fn vp8_only(pt: u8) -> PayloadTypes {
+        PayloadTypes::single(Codec::Vp8, pt)
+    }
+
+    /// A VP8 packet with a 15-bit PictureID and a TL0PICIDX.
+    fn vp8_packet(ssrc: u32, seq: u16, picture_id: u16, tl0: u8) -> RtpPacket {
+        let [hi, lo] = picture_id.to_be_bytes();
+        let payload = bytes::Bytes::from(vec![0x90, 0xC0, 0x80 | hi, lo, tl0, 0xAA]);
+        RtpPacket { header: header(ssrc, seq, seq as u32 * 3000), payload }
+    }
+
+    fn numbers(p: &RtpPacket) -> (u16, u8) {
+        let n = vp8::numbering(&p.payload).unwrap();
+        (n.picture_id.unwrap(), n.tl0.unwrap())
     }
 
     #[test]
     fn first_source_keeps_its_numbers_but_gets_the_output_ssrc_and_payload_type() {
         let t0 = Instant::now();
-        let mut rw = Rewriter::new(0xAAAA, 96, 90_000);
-        let mut h = header(0x1234, 100, 5000);
-        rw.rewrite(&mut h, t0);
-        assert_eq!((h.ssrc, h.payload_type, h.sequence_number, h.timestamp), (0xAAAA, 96, 100, 5000));
+        let mut rw = Rewriter::new(0xAAAA, vp8_only(120), 90_000);
+        let mut p = vp8_packet(0x1234, 100, 7, 3);
+        assert!(rw.rewrite(&mut p, t0));
+        let h = &p.header;
+        assert_eq!((h.ssrc, h.payload_type, h.sequence_number, h.timestamp), (0xAAAA, 120, 100, 300_000));
         assert!(!h.extension && h.extensions.is_empty());
+        assert_eq!(numbers(&p), (7, 3), "the first source's pictures keep their numbers");
     }
 
     #[test]
     fn a_new_publisher_continues_the_sequence_after_the_old_one() {
         let t0 = Instant::now();
-        let mut rw = Rewriter::new(7, 111, 48_000);
+        let mut rw = Rewriter::new(7, PayloadTypes::single(Codec::Opus, 111), 48_000);
+        let mut rewrite = |h: &mut Header, at| rw.rewrite_header(h, 111, at);
         for i in 0..10u16 {
             let mut h = header(1, 65530u16.wrapping_add(i), 1000 + 960 * i as u32);
-            rw.rewrite(&mut h, t0);
+            rewrite(&mut h, t0);
         }
         // last out: seq 65530+9 = 3 (wrapped), ts 1000 + 8640
         let mut h = header(2, 40_000, 77);
-        rw.rewrite(&mut h, t0 + Duration::from_millis(500));
+        rewrite(&mut h, t0 + Duration::from_millis(500));
         assert_eq!(h.sequence_number, 4);
         assert_eq!(h.timestamp, 1000 + 8640 + 24_000, "500 ms of 48 kHz clock after the last packet");
         let mut next = header(2, 40_001, 77 + 960);
-        rw.rewrite(&mut next, t0 + Duration::from_millis(520));
+        rewrite(&mut next, t0 + Duration::from_millis(520));
         assert_eq!(next.sequence_number, 5);
         assert_eq!(next.timestamp, 1000 + 8640 + 24_000 + 960);
         assert_eq!(next.ssrc, 7);
@@ -122,22 +211,63 @@ mod tests {
     #[test]
     fn a_late_reordered_packet_does_not_move_the_continuation_point() {
         let t0 = Instant::now();
-        let mut rw = Rewriter::new(7, 96, 90_000);
+        let mut rw = Rewriter::new(7, vp8_only(96), 90_000);
         for seq in [10u16, 12, 11] {
             let mut h = header(1, seq, seq as u32 * 3000);
-            rw.rewrite(&mut h, t0);
+            rw.rewrite_header(&mut h, 96, t0);
         }
         let mut h = header(2, 500, 0);
-        rw.rewrite(&mut h, t0);
+        rw.rewrite_header(&mut h, 96, t0);
         assert_eq!(h.sequence_number, 13, "continues after 12, the highest written");
     }
 
     #[test]
-    fn payload_type_follows_renegotiation() {
-        let mut rw = Rewriter::new(7, 96, 90_000);
-        rw.set_payload_type(98);
-        let mut h = header(1, 1, 1);
-        rw.rewrite(&mut h, Instant::now());
-        assert_eq!(h.payload_type, 98);
+    fn payload_type_follows_renegotiation_and_the_packets_codec() {
+        let mut rw = Rewriter::new(7, vp8_only(96), 90_000);
+        let mut both = vp8_only(98);
+        both.set(Codec::H264, 127);
+        rw.set_payload_types(both);
+        let mut p = vp8_packet(1, 1, 1, 1);
+        assert!(rw.rewrite(&mut p, Instant::now()));
+        assert_eq!(p.header.payload_type, 98);
+        let mut h264 = RtpPacket { header: Header { payload_type: Codec::H264.internal_pt(), ..header(1, 2, 2) }, payload: bytes::Bytes::from_static(&[0x41, 0x9a]) };
+        assert!(rw.rewrite(&mut h264, Instant::now()));
+        assert_eq!(h264.header.payload_type, 127);
+    }
+
+    #[test]
+    fn a_codec_the_receiver_did_not_accept_is_not_sent() {
+        let mut rw = Rewriter::new(7, vp8_only(96), 90_000);
+        let mut h264 = RtpPacket { header: Header { payload_type: Codec::H264.internal_pt(), ..header(1, 2, 2) }, payload: bytes::Bytes::from_static(&[0x41, 0x9a]) };
+        assert!(!rw.rewrite(&mut h264, Instant::now()));
+    }
+
+    #[test]
+    fn vp8_pictures_continue_across_a_switch_so_the_decoder_takes_the_new_keyframe() {
+        let t0 = Instant::now();
+        let mut rw = Rewriter::new(7, vp8_only(96), 90_000);
+        // The first source's pictures 30 000..=30 002 (TL0PICIDX 40..=42), two packets each.
+        for (i, pid) in [30_000u16, 30_000, 30_001, 30_001, 30_002, 30_002].into_iter().enumerate() {
+            let mut p = vp8_packet(1, 100 + i as u16, pid, 40 + (pid - 30_000) as u8);
+            rw.rewrite(&mut p, t0);
+            assert_eq!(numbers(&p), (pid, 40 + (pid - 30_000) as u8), "unchanged before any switch");
+        }
+        // Another site (or layer) whose numbering is far behind: it continues at 30 003 / 43.
+        let mut next = vp8_packet(2, 9, 12, 250);
+        rw.rewrite(&mut next, t0);
+        assert_eq!(numbers(&next), (30_003, 43));
+        let mut same_picture = vp8_packet(2, 10, 12, 250);
+        rw.rewrite(&mut same_picture, t0);
+        assert_eq!(numbers(&same_picture), (30_003, 43));
+        let mut after = vp8_packet(2, 11, 13, 251);
+        rw.rewrite(&mut after, t0);
+        assert_eq!(numbers(&after), (30_004, 44));
+        // Wraps in 15 bits: a source at 0x7fff continues from there.
+        let mut rw = Rewriter::new(7, vp8_only(96), 90_000);
+        let mut p = vp8_packet(1, 1, 0x7fff, 0);
+        rw.rewrite(&mut p, t0);
+        let mut q = vp8_packet(2, 1, 500, 0);
+        rw.rewrite(&mut q, t0);
+        assert_eq!(numbers(&q).0, 0, "after 0x7fff comes 0");
     }
 }

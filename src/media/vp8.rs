@@ -47,6 +47,61 @@ pub fn is_keyframe(frame: &[u8]) -> bool {
     frame.first().is_some_and(|b| b & 0x01 == 0)
 }
 
+/// The picture numbering a payload descriptor carries (RFC 7741 §4.2): PictureID (7 or 15
+/// bits) and TL0PICIDX, each if present.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Numbering {
+    pub picture_id: Option<u16>,
+    /// The PictureID has 15 bits (M set), not 7.
+    pub wide: bool,
+    pub tl0: Option<u8>,
+    /// Offsets of the two fields in the payload.
+    picture_id_at: usize,
+    tl0_at: usize,
+}
+
+/// Reads the picture numbering of a payload; `None` if the descriptor is cut short.
+pub fn numbering(payload: &[u8]) -> Option<Numbering> {
+    descriptor(payload)?;
+    let mut n = Numbering::default();
+    if payload[0] & 0x80 == 0 {
+        return Some(n);
+    }
+    let ext = payload[1];
+    let mut at = 2;
+    if ext & 0x80 != 0 {
+        n.picture_id_at = at;
+        n.wide = payload[at] & 0x80 != 0;
+        n.picture_id = Some(if n.wide { u16::from_be_bytes([payload[at] & 0x7f, payload[at + 1]]) } else { payload[at] as u16 });
+        at += if n.wide { 2 } else { 1 };
+    }
+    if ext & 0x40 != 0 {
+        n.tl0_at = at;
+        n.tl0 = Some(payload[at]);
+    }
+    Some(n)
+}
+
+impl Numbering {
+    /// Writes `picture_id` and `tl0` into the fields `payload` already has (a 7-bit PictureID
+    /// keeps its low 7 bits); fields it lacks stay absent.
+    pub fn write(&self, payload: &mut [u8], picture_id: u16, tl0: u8) {
+        if self.picture_id.is_some() {
+            let at = self.picture_id_at;
+            if self.wide {
+                let [hi, lo] = (picture_id & 0x7fff).to_be_bytes();
+                payload[at] = 0x80 | hi;
+                payload[at + 1] = lo;
+            } else {
+                payload[at] = (picture_id & 0x7f) as u8;
+            }
+        }
+        if self.tl0.is_some() {
+            payload[self.tl0_at] = tl0;
+        }
+    }
+}
+
 /// Width and height from a VP8 keyframe's first packet; `None` for any other packet.
 pub fn keyframe_size(payload: &[u8]) -> Option<(u16, u16)> {
     let d = descriptor(payload)?;
@@ -84,6 +139,25 @@ mod tests {
         assert_eq!(keyframe_size(&[0x10, 0x51, 0x2a, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00]), None);
         assert_eq!(keyframe_size(&[0x00, 0x50]), None);
         assert_eq!(keyframe_size(&[]), None);
+    }
+
+    #[test]
+    fn picture_numbering_is_read_and_rewritten_in_place_at_its_width() {
+        // X; I and L; 15-bit PictureID 0x1234; TL0PICIDX 7; then VP8 data.
+        let mut p = vec![0x90, 0xC0, 0x92, 0x34, 0x07, 0xAA];
+        let n = numbering(&p).unwrap();
+        assert_eq!((n.picture_id, n.wide, n.tl0), (Some(0x1234), true, Some(7)));
+        n.write(&mut p, 0x7fff, 200);
+        assert_eq!(p, vec![0x90, 0xC0, 0xFF, 0xFF, 200, 0xAA]);
+        // A 7-bit PictureID keeps its width.
+        let mut q = vec![0x90, 0x80, 0x05, 0xAA];
+        let n = numbering(&q).unwrap();
+        assert_eq!((n.picture_id, n.wide, n.tl0), (Some(5), false, None));
+        n.write(&mut q, 0x0181, 9);
+        assert_eq!(q, vec![0x90, 0x80, 0x01, 0xAA]);
+        // No extension: nothing to number.
+        assert_eq!(numbering(&[0x10, 0xAA]), Some(Numbering::default()));
+        assert_eq!(numbering(&[0x90, 0x80]), None);
     }
 
     #[test]

@@ -1,10 +1,15 @@
 //! One received stream's packets on their way to the router, whichever engine received them:
 //! its simulcast layers (registered as sources, paused when the publisher stops sending one),
 //! its meters for the health page, and for audio the level that drives the active speaker.
+//! Each packet leaves with the bridge's own payload type for its codec
+//! ([`Codec::internal_pt`]) and without the publisher's header extensions.
+//!
+//! A layer is live while it carries media: packets of padding alone (which a browser may go
+//! on sending on a layer it has paused, or to probe its uplink) do not keep it live.
 
 use crate::health::board::{InboundMeter, StatsBoard};
 use crate::media::router::Router;
-use crate::media::{layer_of_rid, speaker, Kind, Layer, HIGH};
+use crate::media::{layer_of_rid, speaker, Codec, Kind, Layer, HIGH};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
@@ -35,7 +40,7 @@ pub struct Inbound {
     board: Arc<StatsBoard>,
     /// The negotiated id of the RFC 6464 audio-level extension (0 = not negotiated).
     level_id: Arc<AtomicU8>,
-    clock_rate: u32,
+    codec: Codec,
     /// By SSRC.
     layers: HashMap<u32, LayerState>,
     /// When the layers are next checked for a pause.
@@ -44,8 +49,12 @@ pub struct Inbound {
 }
 
 impl Inbound {
-    pub fn new(site: usize, kind: Kind, generation: u64, router: Router, board: Arc<StatsBoard>, level_id: Arc<AtomicU8>, clock_rate: u32) -> Self {
-        Inbound { site, kind, generation, router, board, level_id, clock_rate, layers: HashMap::new(), next_layer_check: Instant::now(), loudness: 0.0 }
+    pub fn new(site: usize, kind: Kind, generation: u64, router: Router, board: Arc<StatsBoard>, level_id: Arc<AtomicU8>, codec: Codec) -> Self {
+        Inbound { site, kind, generation, router, board, level_id, codec, layers: HashMap::new(), next_layer_check: Instant::now(), loudness: 0.0 }
+    }
+
+    pub fn codec(&self) -> Codec {
+        self.codec
     }
 
     pub fn kind(&self) -> Kind {
@@ -66,7 +75,7 @@ impl Inbound {
         let layer = if self.kind == Kind::Video { layer_of_rid(rid) } else { HIGH };
         info!(ssrc, rid, layer, "receiving {} layer", self.kind.as_str());
         let (kf_tx, kf_rx) = mpsc::channel(1);
-        self.layers.insert(ssrc, LayerState { layer, meter: InboundMeter::new(self.kind, self.clock_rate), last_packet: Instant::now(), live: true });
+        self.layers.insert(ssrc, LayerState { layer, meter: InboundMeter::new(self.kind, self.codec), last_packet: Instant::now(), live: true });
         self.router.register_source(self.site, self.kind, layer, self.generation, kf_tx);
         self.kind.is_video().then_some(kf_rx)
     }
@@ -82,23 +91,27 @@ impl Inbound {
     }
 
     /// Measures one packet of an open layer and forwards it.
-    pub fn on_packet(&mut self, mut packet: crate::media::RtpPacket, received: std::time::Instant) {
+    pub fn on_packet(&mut self, packet: crate::media::RtpPacket, received: std::time::Instant) {
         let now = Instant::now();
         let (site, kind) = (self.site, self.kind);
         self.board.touch(site, kind, now);
         // The statistics follow the best layer arriving (the one a large tile shows).
         let best = self.layers.values().filter(|l| now.duration_since(l.last_packet).as_secs() < 2).map(|l| l.layer).max();
         let Some(state) = self.layers.get_mut(&packet.header.ssrc) else { return };
-        let steady = now.duration_since(state.last_packet) < LAYER_PAUSE / 3;
-        state.last_packet = now;
         let layer = state.layer;
-        if !state.live {
-            state.live = true;
-            info!(layer, "{} layer flows again", kind.as_str());
-            self.router.set_layer_live(site, kind, layer, self.generation, true);
-        }
-        if steady && self.layers.len() > 1 && now >= self.next_layer_check {
-            self.check_layers(now);
+        // Padding alone is measured and forwarded (receivers would count a gap in the numbers
+        // as loss), but says nothing of whether the layer carries a picture.
+        if !packet.payload.is_empty() {
+            let steady = now.duration_since(state.last_packet) < LAYER_PAUSE / 3;
+            state.last_packet = now;
+            if !state.live {
+                state.live = true;
+                info!(layer, "{} layer flows again", kind.as_str());
+                self.router.set_layer_live(site, kind, layer, self.generation, true);
+            }
+            if steady && self.layers.len() > 1 && now >= self.next_layer_check {
+                self.check_layers(now);
+            }
         }
         let Some(state) = self.layers.get_mut(&packet.header.ssrc) else { return };
         if let Some(snapshot) = state.meter.on_packet(&packet, now) {
@@ -115,11 +128,17 @@ impl Inbound {
                 self.router.set_level(site, self.loudness);
             }
         }
-        // Strip the publisher's extensions once, before the packet is copied per receiver:
-        // their ids mean nothing on the receivers' legs.
+        self.forward(packet, layer, received);
+    }
+
+    /// To the router: in the bridge's numbering, without the publisher's extensions (their ids
+    /// mean nothing on the receivers' legs), stripped once before the packet is copied per
+    /// receiver.
+    fn forward(&self, mut packet: crate::media::RtpPacket, layer: Layer, received: Instant) {
+        packet.header.payload_type = self.codec.internal_pt();
         packet.header.extension = false;
         packet.header.extensions.clear();
-        self.router.forward(site, kind, layer, packet, received);
+        self.router.forward(self.site, self.kind, layer, packet, received);
     }
 
     /// The stream ended: its sources leave the router, its meters the health page.

@@ -26,7 +26,9 @@ pub use engine::MediaNetwork;
 
 use crate::health::board::{StatsBoard, Transport};
 use crate::media::router::Router;
-use crate::media::{Codec, Kind};
+use crate::media::codec::{Codec, PayloadTypes};
+use crate::media::Kind;
+use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
 use crate::signal::protocol::{ErrorCode, IceCandidate, MediaState};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
@@ -101,6 +103,8 @@ pub struct PeerContext {
     pub board: Arc<StatsBoard>,
     /// Output slots per receiving site: (audio, video).
     pub slots: (usize, usize),
+    /// The video codecs the meeting forwards (the lean engine; `webrtc` forwards VP8).
+    pub video_codecs: Vec<crate::media::Codec>,
 }
 
 /// The session's handle; dropping it closes the peer.
@@ -201,7 +205,7 @@ struct Output {
     track: Arc<TrackLocalStaticRTP>,
     sender: Arc<dyn RtpSender>,
     ssrc: u32,
-    codec: Codec,
+    codec: RTCRtpCodec,
     /// Part of an offer already sent, so the next answer negotiates it.
     offered: bool,
     bound_payload_type: Option<u8>,
@@ -493,10 +497,10 @@ impl PeerTask {
         }
         // webrtc-rs can announce a track before it has resolved the track's codec (seen after
         // a restart, when media arrives at once). Only Opus and VP8 are negotiated, so the kind
-        // decides the clock rate.
-        let clock_rate = if kind == Kind::Audio { engine::opus().clock_rate } else { engine::vp8().clock_rate };
+        // decides the codec.
+        let codec = if kind == Kind::Audio { Codec::Opus } else { Codec::Vp8 };
         info!("receiving {}", kind.as_str());
-        let inbound = Inbound::new(self.site, kind, self.generation, self.ctx.router.clone(), self.ctx.board.clone(), self.audio_level_id.clone(), clock_rate);
+        let inbound = Inbound::new(self.site, kind, self.generation, self.ctx.router.clone(), self.ctx.board.clone(), self.audio_level_id.clone(), codec);
         let reader = Reader { inbound, cancel: self.cancel.clone() };
         tokio::spawn(reader.run(track).in_current_span());
     }
@@ -603,7 +607,7 @@ impl PeerTask {
                 slot,
                 track: out.track.clone(),
                 ssrc: out.ssrc,
-                payload_type: pt,
+                payload_types: PayloadTypes::single(if kind == Kind::Audio { Codec::Opus } else { Codec::Vp8 }, pt),
                 clock_rate: out.codec.clock_rate,
             });
             if kind.is_video() && self.connected {

@@ -13,9 +13,10 @@
 //! are counted, never fatal.
 
 use crate::health::board::StatsBoard;
+use crate::media::codec::{Codec, PayloadTypes};
 use crate::media::rewrite::Rewriter;
 use crate::media::router::{Router, SinkPacket};
-use crate::media::{vp8, Kind, KINDS};
+use crate::media::{Kind, KINDS};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -27,7 +28,7 @@ use webrtc::media_stream::track_local::TrackLocal;
 pub enum SinkControl {
     /// Media may flow only while connected: before DTLS completes there are no SRTP keys.
     Connected(bool),
-    Bind { kind: Kind, slot: usize, track: Arc<TrackLocalStaticRTP>, ssrc: u32, payload_type: u8, clock_rate: u32 },
+    Bind { kind: Kind, slot: usize, track: Arc<TrackLocalStaticRTP>, ssrc: u32, payload_types: PayloadTypes, clock_rate: u32 },
 }
 
 /// How long a slot waits for the keyframe it asked for before asking again.
@@ -53,14 +54,14 @@ struct KeyframeGate {
 }
 
 impl KeyframeGate {
-    fn admit(&mut self, source: (usize, u8), kind: Kind, payload: &[u8], now: Instant) -> Admit {
+    fn admit(&mut self, source: (usize, u8), kind: Kind, codec: Codec, payload: &[u8], now: Instant) -> Admit {
         if self.source != Some(source) {
             self.source = Some(source);
             // The router asked for this keyframe when it moved the slot.
             self.asked = kind.is_video().then_some(now);
         }
         let Some(asked) = self.asked else { return Admit::Write };
-        if starts_keyframe(payload) {
+        if codec.starts_keyframe(payload) {
             self.asked = None;
             return Admit::Write;
         }
@@ -70,11 +71,6 @@ impl KeyframeGate {
         }
         Admit::Hold
     }
-}
-
-/// True if `payload` (VP8) begins a key frame.
-fn starts_keyframe(payload: &[u8]) -> bool {
-    vp8::descriptor(payload).is_some_and(|d| d.starts_frame() && vp8::is_keyframe(&payload[d.len..]))
 }
 
 /// The output slots towards one receiving site: each bound slot's writer (`W`, whatever the
@@ -87,6 +83,8 @@ pub struct Outputs<W> {
     pub unbound: u64,
     pub held: u64,
     pub failed: u64,
+    /// Packets of a codec the receiver did not accept on that slot.
+    pub unsupported: u64,
 }
 
 pub struct Binding<W> {
@@ -97,7 +95,7 @@ pub struct Binding<W> {
 
 impl<W> Outputs<W> {
     pub fn new(site: usize) -> Self {
-        Outputs { site, slots: Default::default(), connected: false, written: 0, unbound: 0, held: 0, failed: 0 }
+        Outputs { site, slots: Default::default(), connected: false, written: 0, unbound: 0, held: 0, failed: 0, unsupported: 0 }
     }
 
     /// Media may flow only while connected: before DTLS completes there are no SRTP keys.
@@ -105,16 +103,17 @@ impl<W> Outputs<W> {
         self.connected = connected;
     }
 
-    /// Binds a slot to its writer, SSRC and the payload type the browser accepted. Rebinding
-    /// the same SSRC keeps the stream continuous (only the payload type may change).
-    pub fn bind(&mut self, kind: Kind, slot: usize, writer: W, ssrc: u32, payload_type: u8, clock_rate: u32) {
+    /// Binds a slot to its writer, SSRC and the payload types the browser accepted (per
+    /// codec). Rebinding the same SSRC keeps the stream continuous (only the payload types
+    /// may change).
+    pub fn bind(&mut self, kind: Kind, slot: usize, writer: W, ssrc: u32, payload_types: PayloadTypes, clock_rate: u32) {
         let slots = &mut self.slots[kind.index()];
         if slots.len() <= slot {
             slots.resize_with(slot + 1, || None);
         }
         match &mut slots[slot] {
-            Some(b) if b.rewriter.ssrc() == ssrc => b.rewriter.set_payload_type(payload_type),
-            other => *other = Some(Binding { writer, rewriter: Rewriter::new(ssrc, payload_type, clock_rate), gate: KeyframeGate::default() }),
+            Some(b) if b.rewriter.ssrc() == ssrc => b.rewriter.set_payload_types(payload_types),
+            other => *other = Some(Binding { writer, rewriter: Rewriter::new(ssrc, payload_types, clock_rate), gate: KeyframeGate::default() }),
         }
     }
 
@@ -129,7 +128,11 @@ impl<W> Outputs<W> {
             return None;
         };
         let now = Instant::now();
-        match b.gate.admit((source, layer), kind, &packet.payload, now) {
+        let Some(codec) = Codec::of_internal_pt(packet.header.payload_type) else {
+            self.unsupported += 1;
+            return None;
+        };
+        match b.gate.admit((source, layer), kind, codec, &packet.payload, now) {
             Admit::Write => {}
             Admit::Hold => {
                 self.held += 1;
@@ -142,7 +145,10 @@ impl<W> Outputs<W> {
                 return None;
             }
         }
-        b.rewriter.rewrite(&mut packet.header, now);
+        if !b.rewriter.rewrite(&mut packet, now) {
+            self.unsupported += 1;
+            return None;
+        }
         Some((&b.writer, packet))
     }
 }
@@ -162,7 +168,7 @@ pub async fn run(
             _ = cancel.cancelled() => break,
             Some(ctl) = control.recv() => match ctl {
                 SinkControl::Connected(c) => outputs.set_connected(c),
-                SinkControl::Bind { kind, slot, track, ssrc, payload_type, clock_rate } => outputs.bind(kind, slot, track, ssrc, payload_type, clock_rate),
+                SinkControl::Bind { kind, slot, track, ssrc, payload_types, clock_rate } => outputs.bind(kind, slot, track, ssrc, payload_types, clock_rate),
             },
             p = packets.recv() => {
                 let Some(p) = p else { break };
@@ -178,8 +184,8 @@ pub async fn run(
             }
         }
     }
-    let Outputs { written, unbound, failed, held, .. } = outputs;
-    debug!(written, unbound, failed, held, "sink stopped");
+    let Outputs { written, unbound, failed, held, unsupported, .. } = outputs;
+    debug!(written, unbound, failed, held, unsupported, "sink stopped");
 }
 
 #[cfg(test)]
@@ -194,23 +200,23 @@ mod tests {
     fn video_from_a_new_source_waits_for_a_keyframe_and_asks_again_while_none_comes() {
         let mut gate = KeyframeGate::default();
         let t0 = Instant::now();
-        assert_eq!(gate.admit((1, 2), Kind::Video, DELTA, t0), Admit::Hold);
-        assert_eq!(gate.admit((1, 2), Kind::Video, CONTINUATION, t0 + Duration::from_millis(500)), Admit::Hold);
-        assert_eq!(gate.admit((1, 2), Kind::Video, DELTA, t0 + KEYFRAME_RETRY), Admit::HoldAndAsk, "the first request went unanswered");
-        assert_eq!(gate.admit((1, 2), Kind::Video, DELTA, t0 + KEYFRAME_RETRY + Duration::from_millis(10)), Admit::Hold, "asked again only after another wait");
-        assert_eq!(gate.admit((1, 2), Kind::Video, DELTA, t0 + 2 * KEYFRAME_RETRY), Admit::HoldAndAsk);
-        assert_eq!(gate.admit((1, 2), Kind::Video, KEY, t0 + 2 * KEYFRAME_RETRY), Admit::Write);
-        assert_eq!(gate.admit((1, 2), Kind::Video, DELTA, t0 + 5 * KEYFRAME_RETRY), Admit::Write, "after the keyframe everything goes");
+        assert_eq!(gate.admit((1, 2), Kind::Video, Codec::Vp8, DELTA, t0), Admit::Hold);
+        assert_eq!(gate.admit((1, 2), Kind::Video, Codec::Vp8, CONTINUATION, t0 + Duration::from_millis(500)), Admit::Hold);
+        assert_eq!(gate.admit((1, 2), Kind::Video, Codec::Vp8, DELTA, t0 + KEYFRAME_RETRY), Admit::HoldAndAsk, "the first request went unanswered");
+        assert_eq!(gate.admit((1, 2), Kind::Video, Codec::Vp8, DELTA, t0 + KEYFRAME_RETRY + Duration::from_millis(10)), Admit::Hold, "asked again only after another wait");
+        assert_eq!(gate.admit((1, 2), Kind::Video, Codec::Vp8, DELTA, t0 + 2 * KEYFRAME_RETRY), Admit::HoldAndAsk);
+        assert_eq!(gate.admit((1, 2), Kind::Video, Codec::Vp8, KEY, t0 + 2 * KEYFRAME_RETRY), Admit::Write);
+        assert_eq!(gate.admit((1, 2), Kind::Video, Codec::Vp8, DELTA, t0 + 5 * KEYFRAME_RETRY), Admit::Write, "after the keyframe everything goes");
     }
 
     #[test]
     fn a_layer_switch_waits_again_and_audio_never_waits() {
         let mut gate = KeyframeGate::default();
         let t0 = Instant::now();
-        assert_eq!(gate.admit((1, 0), Kind::Video, KEY, t0), Admit::Write);
-        assert_eq!(gate.admit((1, 2), Kind::Video, DELTA, t0), Admit::Hold, "the high layer starts on its own keyframe");
+        assert_eq!(gate.admit((1, 0), Kind::Video, Codec::Vp8, KEY, t0), Admit::Write);
+        assert_eq!(gate.admit((1, 2), Kind::Video, Codec::Vp8, DELTA, t0), Admit::Hold, "the high layer starts on its own keyframe");
         let mut audio = KeyframeGate::default();
-        assert_eq!(audio.admit((3, 2), Kind::Audio, DELTA, t0), Admit::Write);
-        assert_eq!(audio.admit((4, 2), Kind::Audio, DELTA, t0), Admit::Write);
+        assert_eq!(audio.admit((3, 2), Kind::Audio, Codec::Opus, DELTA, t0), Admit::Write);
+        assert_eq!(audio.admit((4, 2), Kind::Audio, Codec::Opus, DELTA, t0), Admit::Write);
     }
 }

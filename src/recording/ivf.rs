@@ -1,4 +1,5 @@
-//! IVF files for VP8: a 32-byte header, then each frame with its size and timestamp.
+//! IVF files for VP8 (and H.264, fourcc `H264`, which FFmpeg reads the same way): a 32-byte
+//! header, then each frame with its size and timestamp.
 //!
 //! The time base is the RTP clock (1/90 000 s) and each frame's timestamp is its RTP
 //! timestamp relative to the file's first frame, so pauses and frame-rate changes stay in
@@ -20,12 +21,17 @@ pub struct IvfWriter<W: Write + Seek> {
 
 impl<W: Write + Seek> IvfWriter<W> {
     /// Writes the header; width and height are filled in by [`IvfWriter::finish`] once known.
-    pub fn new(mut out: W) -> std::io::Result<Self> {
+    pub fn new(out: W) -> std::io::Result<Self> {
+        Self::with_fourcc(out, b"VP80")
+    }
+
+    /// As [`IvfWriter::new`] for another codec's fourcc (`H264`).
+    pub fn with_fourcc(mut out: W, fourcc: &[u8; 4]) -> std::io::Result<Self> {
         let mut h = [0u8; 32];
         h[0..4].copy_from_slice(b"DKIF");
         h[4..6].copy_from_slice(&0u16.to_le_bytes()); // version
         h[6..8].copy_from_slice(&32u16.to_le_bytes()); // header size
-        h[8..12].copy_from_slice(b"VP80");
+        h[8..12].copy_from_slice(fourcc);
         // 12..16: width, height (patched later)
         h[16..20].copy_from_slice(&VIDEO_CLOCK.to_le_bytes()); // time base denominator
         h[20..24].copy_from_slice(&1u32.to_le_bytes()); // time base numerator

@@ -14,7 +14,7 @@ pub mod ogg;
 pub mod track;
 
 use crate::media::router::{Router, SinkPacket};
-use crate::media::Kind;
+use crate::media::{Codec, Kind};
 use crate::store::now_ms;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -274,7 +274,8 @@ pub fn list(root: &Path) -> Vec<Index> {
 
 enum FileWriter {
     Opus(ogg::OggOpusWriter<BufWriter<File>>),
-    Vp8(ivf::IvfWriter<BufWriter<File>>),
+    /// VP8 or H.264 frames.
+    Video(ivf::IvfWriter<BufWriter<File>>),
 }
 
 struct StreamFile {
@@ -454,15 +455,24 @@ impl Session {
         let (site, kind) = key;
         let n = self.segments.entry(key).and_modify(|n| *n += 1).or_insert(1);
         let site_id = site_ids.get(site).cloned().unwrap_or_else(|| format!("site-{site}"));
-        let (codec, ext, clock_rate) = match kind {
-            Kind::Audio => ("opus", "ogg", ogg::OPUS_CLOCK),
-            Kind::Video | Kind::Content => ("vp8", "ivf", ivf::VIDEO_CLOCK),
+        // Packets carry the bridge's payload type for their codec (media::codec).
+        let stream = match Codec::of_internal_pt(p.packet.header.payload_type) {
+            Some(Codec::Opus) => StreamKind::Opus,
+            Some(Codec::H264) => StreamKind::H264,
+            _ if kind == Kind::Audio => StreamKind::Opus,
+            _ => StreamKind::Vp8,
+        };
+        let (codec, ext, clock_rate) = match stream {
+            StreamKind::Opus => ("opus", "ogg", ogg::OPUS_CLOCK),
+            StreamKind::Vp8 => ("vp8", "ivf", ivf::VIDEO_CLOCK),
+            StreamKind::H264 => ("h264", "ivf", ivf::VIDEO_CLOCK),
         };
         let name = format!("{site_id}-{}-{n:02}.{ext}", kind.as_str());
         let file = BufWriter::with_capacity(64 * 1024, File::create(self.dir.join(&name))?);
-        let writer = match kind {
-            Kind::Audio => FileWriter::Opus(ogg::OggOpusWriter::new(file, p.packet.header.ssrc, 2)?),
-            Kind::Video | Kind::Content => FileWriter::Vp8(ivf::IvfWriter::new(file)?),
+        let writer = match stream {
+            StreamKind::Opus => FileWriter::Opus(ogg::OggOpusWriter::new(file, p.packet.header.ssrc, 2)?),
+            StreamKind::Vp8 => FileWriter::Video(ivf::IvfWriter::new(file)?),
+            StreamKind::H264 => FileWriter::Video(ivf::IvfWriter::with_fourcc(file, b"H264")?),
         };
         let wall = self.wall_ms(now);
         self.index.tracks.push(TrackEntry {
@@ -483,7 +493,7 @@ impl Session {
             height: None,
             bytes: 0,
         });
-        let assembler = Assembler::new(if kind == Kind::Audio { StreamKind::Opus } else { StreamKind::Vp8 });
+        let assembler = Assembler::new(stream);
         Ok(StreamFile { entry: self.index.tracks.len() - 1, assembler, writer, last_arrival: now })
     }
 
@@ -497,7 +507,7 @@ impl Session {
             FileWriter::Opus(w) => {
                 w.finish()?.into_inner().map_err(|e| e.into_error())?.sync_data()?;
             }
-            FileWriter::Vp8(w) => {
+            FileWriter::Video(w) => {
                 if let Some((wd, ht)) = w.size() {
                     (t.width, t.height) = (Some(wd), Some(ht));
                 }
@@ -531,7 +541,7 @@ fn drain(f: &mut StreamFile, out: &mut Vec<Output>, tracks: &mut [TrackEntry], b
                 *bytes += payload.len() as u64 + 28;
                 t.units += 1;
             }
-            (Output::Frame { data, pts, size }, FileWriter::Vp8(w)) => {
+            (Output::Frame { data, pts, size }, FileWriter::Video(w)) => {
                 if w.frames() == 0 {
                     tracing::debug!(file = %t.file, "first keyframe written");
                 }

@@ -1,13 +1,14 @@
 //! One recorded stream: puts forwarded RTP back in order and turns it into what a file
-//! holds — Opus packets, or whole VP8 frames — each with its time since the stream's start.
+//! holds — Opus packets, or whole VP8 frames or H.264 access units (Annex B) — each with its
+//! time since the stream's start.
 //! Pure: time is passed in, nothing is written here.
 //!
 //! Packets can arrive out of order (retransmissions answer receivers' NACKs), so a short
 //! reorder buffer holds them until the gap fills, or gives up on the gap after
-//! [`MAX_HELD`] packets or [`MAX_WAIT`]. A VP8 frame that lost a packet is dropped and a
+//! [`MAX_HELD`] packets or [`MAX_WAIT`]. A video frame that lost a packet is dropped and a
 //! keyframe is asked for; a stream's first frame must be a keyframe.
 
-use crate::media::{vp8, RtpPacket};
+use crate::media::{h264, vp8, RtpPacket};
 use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -24,7 +25,7 @@ pub const KEYFRAME_RETRY: Duration = Duration::from_millis(400);
 pub enum Output {
     /// One Opus packet starting `pts` clock ticks after the stream's first packet.
     Audio { payload: Bytes, pts: u64 },
-    /// One complete VP8 frame.
+    /// One complete video frame (VP8, or an H.264 access unit in Annex B form).
     Frame { data: Vec<u8>, pts: u64, size: Option<(u16, u16)> },
     /// The next frames cannot be decoded without a keyframe: ask the publisher for one.
     NeedKeyframe,
@@ -34,6 +35,7 @@ pub enum Output {
 pub enum StreamKind {
     Opus,
     Vp8,
+    H264,
 }
 
 /// Counters of one stream, for the recording's index.
@@ -186,6 +188,34 @@ impl Assembler {
                 out.push(Output::Audio { payload: p.payload, pts });
             }
             StreamKind::Vp8 => self.take_vp8(p, now, out),
+            StreamKind::H264 => self.take_h264(p, now, out),
+        }
+    }
+
+    /// H.264 has no start-of-frame bit: a frame is the packets of one timestamp, up to the
+    /// marker. After a gap, a frame is whole only if it begins with a keyframe's first packet.
+    fn take_h264(&mut self, p: RtpPacket, now: Instant, out: &mut Vec<Output>) {
+        let ts = p.header.timestamp;
+        let key_start = h264::starts_keyframe(&p.payload);
+        if self.frame.as_ref().is_some_and(|f| f.timestamp != ts) {
+            // A new frame began before the last one's marker: that one lost its end.
+            self.frame = None;
+            self.drop_frame(now, out);
+        }
+        if self.frame.is_none() {
+            let after_gap = std::mem::take(&mut self.after_gap);
+            if after_gap && !key_start {
+                self.ask_keyframe(now, out);
+            }
+            self.frame = Some(Frame { timestamp: ts, data: Vec::new(), keyframe: key_start, broken: after_gap && !key_start });
+        }
+        let f = self.frame.as_mut().expect("set above");
+        f.keyframe |= key_start;
+        if !h264::append_annex_b(&p.payload, &mut f.data) {
+            f.broken = true;
+        }
+        if p.header.marker {
+            self.finish_frame(now, out);
         }
     }
 
@@ -219,9 +249,13 @@ impl Assembler {
                 None => self.frame = Some(Frame { timestamp: ts, data: Vec::new(), keyframe: false, broken: true }),
             }
         }
-        if !p.header.marker {
-            return;
+        if p.header.marker {
+            self.finish_frame(now, out);
         }
+    }
+
+    /// The frame in progress is complete (its marker arrived).
+    fn finish_frame(&mut self, now: Instant, out: &mut Vec<Output>) {
         let Some(f) = self.frame.take() else { return };
         if f.broken || (!self.keyframe_seen && !f.keyframe) {
             return self.drop_frame(now, out);
@@ -230,7 +264,7 @@ impl Assembler {
             self.keyframe_seen = true;
             self.keyframe_asked = None;
         }
-        let size = if f.keyframe { vp8::frame_size(&f.data) } else { None };
+        let size = if f.keyframe && self.kind == StreamKind::Vp8 { vp8::frame_size(&f.data) } else { None };
         let pts = self.pts(f.timestamp);
         out.push(Output::Frame { data: f.data, pts, size });
     }
@@ -357,6 +391,31 @@ mod tests {
         v.flush(t + MAX_WAIT, &mut out);
         assert_eq!(frames(&out), vec![(vec![0x10], 0), (vec![0x11], 6000)]);
         assert_eq!(v.counts().frames_dropped, 1);
+    }
+
+    #[test]
+    fn h264_access_units_are_assembled_by_timestamp_and_start_with_a_keyframe() {
+        let t = Instant::now();
+        let mut v = Assembler::new(StreamKind::H264);
+        let mut out = Vec::new();
+        // A non-IDR slice first: dropped, a keyframe asked for.
+        v.push(packet(1, 0, true, &[0x41, 0x01]), t, &mut out);
+        assert_eq!(out, vec![Output::NeedKeyframe]);
+        out.clear();
+        // SPS+PPS in a STAP-A, an IDR in two FU-A fragments; then a one-packet slice.
+        v.push(packet(2, 3000, false, &[0x78, 0x00, 0x02, 0x67, 0x42, 0x00, 0x01, 0x68]), t, &mut out);
+        v.push(packet(3, 3000, false, &[0x7c, 0x85, 0xAA]), t, &mut out);
+        v.push(packet(4, 3000, true, &[0x7c, 0x45, 0xBB]), t, &mut out);
+        v.push(packet(5, 6000, true, &[0x41, 0x02]), t, &mut out);
+        let key = vec![0, 0, 0, 1, 0x67, 0x42, 0, 0, 0, 1, 0x68, 0, 0, 0, 1, 0x65, 0xAA, 0xBB];
+        assert_eq!(frames(&out), vec![(key, 0), (vec![0, 0, 0, 1, 0x41, 0x02], 3000)]);
+        // A lost first fragment: that access unit is dropped, a keyframe asked for.
+        out.clear();
+        v.push(packet(7, 9000, true, &[0x7c, 0x41, 0xCC]), t, &mut out);
+        v.flush(t + MAX_WAIT, &mut out);
+        assert!(frames(&out).is_empty());
+        assert!(out.contains(&Output::NeedKeyframe));
+        assert_eq!(v.counts().frames_dropped, 2, "the first slice and the broken access unit");
     }
 
     #[test]

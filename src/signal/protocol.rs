@@ -452,6 +452,7 @@ pub enum ErrorCode {
     SiteUnknown,
     BadKey,
     SdpInvalid,
+    CodecUnsupported,
     BadCandidate,
     NegotiationFailed,
     Internal,

@@ -94,7 +94,7 @@ pub async fn spawn(site: usize, ctx: PeerContext) -> Result<(PeerHandle, mpsc::R
         generation,
         link: link.clone(),
         events: events_tx,
-        negotiation: Negotiation::new(),
+        negotiation: Negotiation::new(&ctx.video_codecs),
         ice: IceCredentials::random(),
         transport: None,
         pinned_fingerprints: None,
@@ -141,6 +141,9 @@ struct Stream {
     /// SSRCs the SDP announced for it.
     ssrcs: Vec<u32>,
     payload_type: u8,
+    codec: crate::media::Codec,
+    /// Simulcast layers negotiated (by RID); a new SSRC waits for a packet naming its RID.
+    simulcast: bool,
     media: String,
     mid_ext: Option<u8>,
     rid_ext: Option<u8>,
@@ -450,6 +453,20 @@ impl LeanPeer {
             return self.refuse(ErrorCode::SdpInvalid, format!("offer not accepted: {e}"), "offer").await;
         }
         self.negotiation = negotiation;
+        // A browser that does not trickle lists its candidates in the offer.
+        for c in offer.sections.iter().flat_map(|s| &s.candidates) {
+            self.remote_candidates.add(c);
+        }
+        let refused: Vec<String> = self.negotiation.refused_sends(&offer).map(|(s, why)| format!("its {} (mid {}): {why}", s.media, s.mid)).collect();
+        if !refused.is_empty() {
+            // Never a silently dead camera: the page is told, the log says why, and the
+            // health page names the cause on the site's frozen-video alarm.
+            let message = format!("the bridge cannot receive {}; it forwards Opus, {}", refused.join("; "), codec_names(&self.ctx.video_codecs));
+            self.ctx.board.set_media_refused(self.site, Some(message.clone()));
+            self.refuse(ErrorCode::CodecUnsupported, message, "offer").await;
+        } else {
+            self.ctx.board.set_media_refused(self.site, None);
+        }
         let mux = self.ctx.network.mux.clone();
         let mut restarted = false;
         match self.transport.as_mut() {
@@ -476,7 +493,7 @@ impl LeanPeer {
         if !self.answered_first_offer || restarted {
             // The candidates are in the answer; trickled too, for pages (and relays in front
             // of the bridge) that read candidates from the signalling.
-            let mid = self.negotiation.sections.iter().find(|s| s.role != Role::Rejected).map(|s| s.mid.clone());
+            let mid = self.negotiation.sections.iter().find(|s| !s.role.is_rejected()).map(|s| s.mid.clone());
             for candidate in self.local_transport().candidates {
                 let c = IceCandidate { candidate, sdp_mid: mid.clone(), sdp_m_line_index: Some(0), username_fragment: Some(self.ice.ufrag.clone()) };
                 self.emit(PeerEvent::LocalCandidate(c)).await;
@@ -507,6 +524,8 @@ impl LeanPeer {
                 Some(s) => {
                     s.ssrcs = section.ssrcs.clone();
                     s.payload_type = section.payload_type;
+                    s.codec = section.codec;
+                    s.simulcast = !section.rids.is_empty();
                     (s.mid_ext, s.rid_ext) = (mid_ext, rid_ext);
                     s.track_id = section.track_id.clone();
                 }
@@ -515,6 +534,8 @@ impl LeanPeer {
                     inbound: None,
                     ssrcs: section.ssrcs.clone(),
                     payload_type: section.payload_type,
+                    codec: section.codec,
+                    simulcast: !section.rids.is_empty(),
                     media,
                     mid_ext,
                     rid_ext,
@@ -577,7 +598,7 @@ impl LeanPeer {
                 let connected = self.state == Some(MediaState::Connected);
                 for o in accepted {
                     let clock_rate = if o.kind == Kind::Audio { 48_000 } else { 90_000 };
-                    self.outputs.bind(o.kind, o.slot, (), o.ssrc, o.payload_type, clock_rate);
+                    self.outputs.bind(o.kind, o.slot, (), o.ssrc, o.payload_types, clock_rate);
                     if o.kind.is_video() && connected {
                         self.ctx.router.request_slot_keyframe(self.site, o.kind, o.slot);
                     }
@@ -637,9 +658,15 @@ impl LeanPeer {
             self.repairs.entry(ssrc).or_insert_with(|| Repair::new(ssrc)).on_packet(packet.header.sequence_number, received);
         }
         let rid = self.streams[index].rid_ext.and_then(|id| packet.header.get_extension(id)).map(|r| String::from_utf8_lossy(&r).into_owned());
+        let simulcast = self.streams[index].simulcast && self.streams[index].rid_ext.is_some();
         let (plis, cancel) = (self.pli_tx.clone(), self.cancel.clone());
         let Some(inbound) = self.inbound_for(index) else { return };
         if !inbound.has_layer(ssrc) {
+            if simulcast && rid.is_none() {
+                // Which layer this is shows in a later packet (browsers name the RID until
+                // the bridge's reports reach them); guessing would mislabel it for good.
+                return;
+            }
             if let Some(requests) = inbound.open_layer(ssrc, rid.as_deref()) {
                 tokio::spawn(request_keyframes(ssrc, requests, plis, cancel).in_current_span());
             }
@@ -684,9 +711,9 @@ impl LeanPeer {
             } else {
                 return None;
             };
-            let clock_rate = if kind == Kind::Audio { 48_000 } else { 90_000 };
-            info!("receiving {}", kind.as_str());
-            let inbound = Inbound::new(self.site, kind, self.generation, self.ctx.router.clone(), self.ctx.board.clone(), self.audio_level_id.clone(), clock_rate);
+            let codec = s.codec;
+            info!(codec = codec.as_str(), "receiving {}", kind.as_str());
+            let inbound = Inbound::new(self.site, kind, self.generation, self.ctx.router.clone(), self.ctx.board.clone(), self.audio_level_id.clone(), codec);
             self.streams[index].inbound = Some(inbound);
         }
         self.streams[index].inbound.as_mut()
@@ -865,6 +892,12 @@ impl LeanPeer {
             debug!(media_ssrc, "asked the publisher for a keyframe");
         }
     }
+}
+
+/// "VP8 and H.264", for messages.
+fn codec_names(codecs: &[crate::media::Codec]) -> String {
+    let names: Vec<&str> = codecs.iter().map(|c| if *c == crate::media::Codec::H264 { "H.264" } else { "VP8" }).collect();
+    names.join(" and ")
 }
 
 /// Passes the router's keyframe requests for one layer to the peer, at most one per

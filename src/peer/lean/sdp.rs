@@ -3,16 +3,22 @@
 //!
 //! A site's session has two kinds of m-section. The browser's own (camera, microphone,
 //! content) come from its offers: the bridge answers them `recvonly` with the one codec it
-//! forwards (Opus or VP8, at the browser's payload type), the header extensions it reads
-//! (audio level, mid, rid) and the simulcast layers the browser announced. The bridge's
-//! output slots come from its own offer: `sendonly`, one SSRC each, the slot's id (`a0`,
-//! `v3`, `c0`) as stream id and as mid. Anything else (a data channel, a codec the bridge
-//! does not forward) is refused with port 0. The bridge is ICE-lite and always the DTLS
-//! server: `passive` in its answers and in its own offers too, which always come after the
-//! browser's first offer has settled the roles. The `a=setup` of an answer to the bridge's
-//! offer is therefore not read: webrtc-rs answers `passive` there while it goes on as the
-//! DTLS client it already is.
+//! forwards for that stream (Opus for audio; for video the first of VP8 and H.264 in the
+//! browser's own order of preference that the meeting allows), the header extensions it
+//! reads (audio level, mid, rid, transport-wide sequence) and the simulcast layers the
+//! browser announced. RTX, FEC, RED and every other codec are left out of the answer, which
+//! declines them. A `bundle-only` section (port 0, RFC 8843 §7.3.1: Firefox writes every
+//! section after the first so) is a section like any other. The bridge's output slots come
+//! from its own offer: `sendonly`, one SSRC each, every forwarded codec of their kind, the
+//! slot's id (`a0`, `v3`, `c0`) as stream id and as mid. Anything else (a data channel, a
+//! camera with no codec the bridge forwards, a section the browser does not send on) is
+//! refused with port 0, and the reason is kept ([`Refusal`]) so that a technician can read
+//! it. The bridge is ICE-lite and always the DTLS server: `passive` in its answers and in its
+//! own offers too, which always come after the browser's first offer has settled the roles.
+//! The `a=setup` of an answer to the bridge's offer is therefore not read: webrtc-rs answers
+//! `passive` there while it goes on as the DTLS client it already is.
 
+use crate::media::codec::{Codec, PayloadTypes};
 use crate::media::Kind;
 use std::fmt::Write;
 
@@ -20,9 +26,9 @@ pub const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
 pub const MID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
 pub const RID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
 pub use super::congestion::TRANSPORT_CC_URI;
-/// The payload types the bridge offers for its outputs (the browser's answer may keep them).
-pub const OPUS_PT: u8 = 111;
-pub const VP8_PT: u8 = 96;
+/// The H.264 the bridge offers for its outputs: constrained baseline, level 3.1,
+/// packetization mode 1.
+pub const H264_FMTP: &str = "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SdpError {
@@ -34,6 +40,48 @@ pub enum SdpError {
     Shrunk,
 }
 
+/// One `a=rtpmap` (with its `a=fmtp`) of a remote m-section.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RemoteCodec {
+    pub pt: u8,
+    /// Lower case, e.g. `vp8`, `h264`, `opus`, `rtx`.
+    pub name: String,
+    pub clock_rate: u32,
+    pub fmtp: String,
+}
+
+impl RemoteCodec {
+    /// The forwarded codec this is, if any: Opus, VP8, or H.264 in packetization mode 1 of
+    /// the baseline family (profile_idc 0x42; constrained baseline or baseline).
+    pub fn codec(&self) -> Option<Codec> {
+        match (self.name.as_str(), self.clock_rate) {
+            ("opus", 48_000) => Some(Codec::Opus),
+            ("vp8", 90_000) => Some(Codec::Vp8),
+            ("h264", 90_000) if self.fmtp_value("packetization-mode") == Some("1") && self.h264_profile().is_some_and(|p| p >> 8 == 0x42) => Some(Codec::H264),
+            _ => None,
+        }
+    }
+
+    fn fmtp_value(&self, key: &str) -> Option<&str> {
+        self.fmtp.split(';').filter_map(|kv| kv.trim().split_once('=')).find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v)
+    }
+
+    /// profile_idc and profile_iop (the first two bytes of `profile-level-id`; RFC 6184's
+    /// default 42 00 when it is absent).
+    fn h264_profile(&self) -> Option<u16> {
+        match self.fmtp_value("profile-level-id") {
+            None => Some(0x4200),
+            Some(v) if v.len() == 6 => u16::from_str_radix(&v[..4], 16).ok(),
+            Some(_) => None,
+        }
+    }
+
+    /// Constrained baseline: baseline with constraint_set1 (profile_iop bit 0x40).
+    fn constrained_baseline(&self) -> bool {
+        self.h264_profile().is_some_and(|p| p >> 8 == 0x42 && p & 0x40 != 0)
+    }
+}
+
 /// What one remote m-section says.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RemoteSection {
@@ -43,16 +91,22 @@ pub struct RemoteSection {
     pub direction: String,
     pub protocol: String,
     pub formats: String,
-    /// The payload type of Opus (audio) or VP8 (video), if offered.
-    pub payload_type: Option<u8>,
+    /// Every `a=rtpmap`, in the order written.
+    pub codecs: Vec<RemoteCodec>,
+    /// `a=bundle-only`: port 0, yet part of the bundle (RFC 8843).
+    pub bundle_only: bool,
     /// `(id, uri)` of every `a=extmap`.
     pub extmaps: Vec<(u8, String)>,
+    /// The simulcast layers the browser sends, in its `a=simulcast` order (paused ones
+    /// included, `~` removed), each with an `a=rid ... send` line.
     pub rids: Vec<String>,
     /// Primary SSRCs (`a=ssrc`, without the retransmission SSRCs of `a=ssrc-group:FID`).
     pub ssrcs: Vec<u32>,
     /// The track id of `a=msid:<stream> <track>`.
     pub track_id: Option<String>,
     pub setup: Option<String>,
+    /// `a=candidate` values (a browser that does not trickle puts them here).
+    pub candidates: Vec<String>,
 }
 
 /// The id an `a=extmap` list gives `uri`.
@@ -65,8 +119,41 @@ impl RemoteSection {
         extmap_id(&self.extmaps, uri)
     }
 
+    /// In the transport: a port, or bundled without one.
+    fn open(&self) -> bool {
+        self.port != 0 || self.bundle_only
+    }
+
     fn browser_sends(&self) -> bool {
-        self.port != 0 && matches!(self.direction.as_str(), "sendonly" | "sendrecv")
+        self.open() && matches!(self.direction.as_str(), "sendonly" | "sendrecv")
+    }
+
+    /// The codecs in the browser's order of preference (the m-line's format list).
+    pub fn preference(&self) -> impl Iterator<Item = &RemoteCodec> {
+        self.formats.split_whitespace().filter_map(|f| f.parse::<u8>().ok()).filter_map(|pt| self.codecs.iter().find(|c| c.pt == pt))
+    }
+
+    /// The codec the bridge receives on this section: the browser's most preferred one among
+    /// `allowed`; for H.264 its constrained-baseline entry if it has one.
+    pub fn choose(&self, allowed: &[Codec]) -> Option<&RemoteCodec> {
+        let codec = self.preference().find_map(|c| c.codec().filter(|c| allowed.contains(c)))?;
+        let mut of_codec = self.preference().filter(|c| c.codec() == Some(codec));
+        let first = of_codec.next()?;
+        if codec == Codec::H264 && !first.constrained_baseline() {
+            return Some(of_codec.find(|c| c.constrained_baseline()).unwrap_or(first));
+        }
+        Some(first)
+    }
+
+    /// The payload types an answer to the bridge's offer accepted, per forwarded codec.
+    fn accepted(&self) -> PayloadTypes {
+        let mut p = PayloadTypes::default();
+        for c in self.preference() {
+            if let Some(codec) = c.codec().filter(|codec| p.get(*codec).is_none()) {
+                p.set(codec, c.pt);
+            }
+        }
+        p
     }
 }
 
@@ -82,17 +169,18 @@ pub struct RemoteDescription {
 impl RemoteDescription {
     pub fn parse(sdp: &str) -> Result<Self, SdpError> {
         let mut d = RemoteDescription::default();
-        let mut current: Option<RemoteSection> = None;
+        let mut current: Option<Parsing> = None;
         let mut fid_repairs: Vec<u32> = Vec::new();
         for line in sdp.lines().map(str::trim_end) {
             if let Some(m) = line.strip_prefix("m=") {
-                d.sections.extend(current.take());
+                d.sections.extend(current.take().map(Parsing::finish));
                 let mut parts = m.splitn(4, ' ');
                 let media = parts.next().unwrap_or_default().to_owned();
-                let port = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+                let port = parts.next().and_then(|p| p.split('/').next()?.parse().ok()).unwrap_or(0);
                 let protocol = parts.next().unwrap_or_default().to_owned();
                 let formats = parts.next().unwrap_or_default().to_owned();
-                current = Some(RemoteSection { media, port, protocol, formats, direction: "sendrecv".into(), ..Default::default() });
+                let section = RemoteSection { media, port, protocol, formats, direction: "sendrecv".into(), ..Default::default() };
+                current = Some(Parsing { section, ..Default::default() });
                 continue;
             }
             let Some(attr) = line.strip_prefix("a=") else { continue };
@@ -104,16 +192,27 @@ impl RemoteDescription {
                 "fingerprint" if !d.fingerprints.iter().any(|f| f.eq_ignore_ascii_case(value)) => d.fingerprints.push(value.to_owned()),
                 _ => {}
             }
-            let Some(s) = current.as_mut() else { continue };
+            let Some(p) = current.as_mut() else { continue };
+            let s = &mut p.section;
             match name {
                 "mid" => s.mid = value.to_owned(),
                 "sendonly" | "recvonly" | "sendrecv" | "inactive" => s.direction = name.to_owned(),
+                "bundle-only" => s.bundle_only = true,
                 "setup" => s.setup = Some(value.to_owned()),
+                "candidate" => s.candidates.push(format!("candidate:{value}")),
                 "rtpmap" => {
                     let (pt, codec) = value.split_once(' ').unwrap_or((value, ""));
-                    let wanted = if s.media == "audio" { "opus/48000" } else { "vp8/90000" };
-                    if s.payload_type.is_none() && codec.to_ascii_lowercase().starts_with(wanted) {
-                        s.payload_type = pt.parse().ok();
+                    let mut parts = codec.split('/');
+                    let name = parts.next().unwrap_or_default().to_ascii_lowercase();
+                    let clock_rate = parts.next().and_then(|r| r.parse().ok()).unwrap_or(0);
+                    if let Ok(pt) = pt.parse() {
+                        s.codecs.push(RemoteCodec { pt, name, clock_rate, fmtp: String::new() });
+                    }
+                }
+                "fmtp" => {
+                    let (pt, params) = value.split_once(' ').unwrap_or((value, ""));
+                    if let Ok(pt) = pt.parse::<u8>() {
+                        p.fmtps.push((pt, params.trim().to_owned()));
                     }
                 }
                 "extmap" => {
@@ -124,16 +223,27 @@ impl RemoteDescription {
                     }
                 }
                 "rid" => {
-                    let mut p = value.split(' ');
-                    if let (Some(rid), Some("send")) = (p.next(), p.next()) {
-                        s.rids.push(rid.to_owned());
+                    let mut parts = value.split(' ');
+                    if let (Some(rid), Some("send")) = (parts.next(), parts.next()) {
+                        p.rid_lines.push(rid.to_owned());
+                    }
+                }
+                "simulcast" => {
+                    // `send l;~h` (RFC 8853), or the older draft's `send rid=l;h`; `,` separates
+                    // alternatives of one layer, `~` marks a layer that starts paused.
+                    let mut parts = value.split_whitespace();
+                    while let (Some(dir), Some(list)) = (parts.next(), parts.next()) {
+                        if dir == "send" {
+                            let list = list.strip_prefix("rid=").unwrap_or(list);
+                            p.simulcast = Some(list.split([';', ',']).map(|r| r.trim_start_matches('~').to_owned()).filter(|r| !r.is_empty()).collect());
+                        }
                     }
                 }
                 "msid" => s.track_id = value.split(' ').nth(1).map(str::to_owned),
                 "ssrc-group" => {
-                    let mut p = value.split(' ');
-                    if p.next() == Some("FID") {
-                        fid_repairs.extend(p.nth(1).and_then(|r| r.parse::<u32>().ok()));
+                    let mut parts = value.split(' ');
+                    if parts.next() == Some("FID") {
+                        fid_repairs.extend(parts.nth(1).and_then(|r| r.parse::<u32>().ok()));
                     }
                 }
                 "ssrc" => {
@@ -146,7 +256,7 @@ impl RemoteDescription {
                 _ => {}
             }
         }
-        d.sections.extend(current.take());
+        d.sections.extend(current.take().map(Parsing::finish));
         for s in &mut d.sections {
             s.ssrcs.retain(|x| !fid_repairs.contains(x));
         }
@@ -160,10 +270,39 @@ impl RemoteDescription {
     }
 }
 
+/// A section being read: what is only complete at its end.
+#[derive(Default)]
+struct Parsing {
+    section: RemoteSection,
+    fmtps: Vec<(u8, String)>,
+    rid_lines: Vec<String>,
+    simulcast: Option<Vec<String>>,
+}
+
+impl Parsing {
+    fn finish(mut self) -> RemoteSection {
+        for (pt, fmtp) in self.fmtps {
+            if let Some(c) = self.section.codecs.iter_mut().find(|c| c.pt == pt) {
+                c.fmtp = fmtp;
+            }
+        }
+        // The layers in `a=simulcast` order, each one that also has its `a=rid` line; without
+        // `a=simulcast`, the `a=rid` lines in order.
+        self.section.rids = match self.simulcast {
+            Some(order) => order.into_iter().filter(|r| self.rid_lines.contains(r)).collect(),
+            None => self.rid_lines,
+        };
+        self.section
+    }
+}
+
 /// One of the browser's streams that the bridge receives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inbound {
+    pub codec: Codec,
     pub payload_type: u8,
+    /// The browser's `a=fmtp` for it (echoed in the answer).
+    pub fmtp: String,
     /// The extensions the bridge reads, at the browser's ids.
     pub extmaps: Vec<(u8, String)>,
     pub rids: Vec<String>,
@@ -184,10 +323,31 @@ pub struct Output {
     pub kind: Kind,
     pub slot: usize,
     pub ssrc: u32,
-    /// As offered until the browser's answer says otherwise.
-    pub payload_type: u8,
+    /// Per codec: as offered until the browser's answer says otherwise.
+    pub payload_types: PayloadTypes,
     /// The browser's answer to an offer of this slot has been applied.
     pub accepted: bool,
+}
+
+/// Why a browser's m-section is not received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// Neither audio nor video (a data channel, say).
+    NotMedia,
+    /// The browser does not send on it (recvonly, inactive, or stopped with port 0).
+    NotSending,
+    /// It sends, but none of its codecs is one the bridge forwards here; the codecs offered.
+    NoCodec { offered: Vec<String> },
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::NotMedia => f.write_str("not audio or video"),
+            Refusal::NotSending => f.write_str("the browser does not send on it"),
+            Refusal::NoCodec { offered } => write!(f, "none of its codecs ({}) is one the bridge forwards", offered.join(", ")),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,7 +355,13 @@ pub enum Role {
     Inbound(Inbound),
     Output(Output),
     /// Refused with port 0; the m-line is kept as the browser wrote it.
-    Rejected,
+    Rejected(Refusal),
+}
+
+impl Role {
+    pub fn is_rejected(&self) -> bool {
+        matches!(self, Role::Rejected(_))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -218,62 +384,121 @@ pub struct LocalTransport {
 }
 
 /// The m-sections negotiated with one browser, in order.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Negotiation {
     pub sections: Vec<Section>,
+    /// The video codecs the meeting forwards, in the bridge's order for its own offers.
+    video_codecs: Vec<Codec>,
+    /// The browser's own payload type for each forwarded codec, and every payload type its
+    /// offers use: the bridge's offers number codecs as the browser does, and never give one
+    /// of its numbers to another codec (in a bundle one number means one codec).
+    browser_pts: PayloadTypes,
+    used_pts: Vec<u8>,
     session_id: u64,
     version: u64,
 }
 
+impl Default for Negotiation {
+    fn default() -> Self {
+        Negotiation::new(&Codec::VIDEO)
+    }
+}
+
 impl Negotiation {
-    pub fn new() -> Self {
-        Negotiation { sections: Vec::new(), session_id: rand::random::<u32>() as u64, version: 1 }
+    pub fn new(video_codecs: &[Codec]) -> Self {
+        let video_codecs = video_codecs.iter().copied().filter(|c| c.is_video()).collect();
+        Negotiation { sections: Vec::new(), video_codecs, browser_pts: PayloadTypes::default(), used_pts: Vec::new(), session_id: rand::random::<u32>() as u64, version: 1 }
     }
 
     /// Takes a browser offer: sections already negotiated keep their place (and an output
-    /// stays an output); new ones the browser sends are received if their codec is Opus or
-    /// VP8, and refused otherwise.
+    /// stays an output, an inbound stream its codec while the browser still offers it); new
+    /// ones the browser sends are received if they carry a codec the bridge forwards, and
+    /// refused otherwise.
     pub fn apply_offer(&mut self, offer: &RemoteDescription) -> Result<(), SdpError> {
         if offer.sections.len() < self.sections.len() {
             return Err(SdpError::Shrunk);
         }
+        self.learn_payload_types(offer);
         for (index, remote) in offer.sections.iter().enumerate() {
             if let Some(section) = self.sections.get_mut(index) {
                 if section.mid != remote.mid {
                     return Err(SdpError::Reordered { index, expected: section.mid.clone(), found: remote.mid.clone() });
                 }
                 if let Role::Inbound(inbound) = &mut section.role {
-                    if let Some(updated) = inbound_of(remote) {
+                    let keep = [inbound.codec];
+                    if let Ok(updated) = inbound_of(remote, &keep).or_else(|_| inbound_of(remote, &self.video_codecs)) {
                         *inbound = updated;
                     }
                 }
                 continue;
             }
-            let role = match inbound_of(remote) {
-                Some(inbound) if remote.browser_sends() => Role::Inbound(inbound),
-                _ => Role::Rejected,
+            let role = match inbound_of(remote, &self.video_codecs) {
+                Ok(_) if !remote.browser_sends() => Role::Rejected(Refusal::NotSending),
+                Ok(inbound) => Role::Inbound(inbound),
+                Err(refusal) => Role::Rejected(refusal),
             };
             self.sections.push(Section { mid: remote.mid.clone(), media: remote.media.clone(), protocol: remote.protocol.clone(), formats: remote.formats.clone(), role });
         }
         Ok(())
     }
 
+    /// The browser's sections that it sends on and that are refused, with why.
+    pub fn refused_sends<'a>(&'a self, offer: &'a RemoteDescription) -> impl Iterator<Item = (&'a Section, &'a Refusal)> + 'a {
+        self.sections.iter().zip(&offer.sections).filter_map(|(section, remote)| match &section.role {
+            Role::Rejected(r @ Refusal::NoCodec { .. }) if remote.browser_sends() => Some((section, r)),
+            _ => None,
+        })
+    }
+
+    /// Notes the browser's numbering of the codecs its sections carry (its own sections only:
+    /// the slots' sections repeat the bridge's numbers).
+    fn learn_payload_types(&mut self, offer: &RemoteDescription) {
+        let own = offer.sections.iter().filter(|r| !self.sections.iter().any(|s| s.mid == r.mid && matches!(s.role, Role::Output(_))));
+        for remote in own {
+            for c in &remote.codecs {
+                if !self.used_pts.contains(&c.pt) {
+                    self.used_pts.push(c.pt);
+                }
+            }
+            for codec in [Codec::Opus, Codec::Vp8, Codec::H264] {
+                if self.browser_pts.get(codec).is_none() {
+                    if let Some(c) = remote.choose(&[codec]) {
+                        self.browser_pts.set(codec, c.pt);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The payload type the bridge offers `codec` at: the browser's own number for it, else
+    /// the bridge's if the browser gives that number to nothing, else a free dynamic one.
+    fn offered_pt(&self, codec: Codec, taken: &[u8]) -> u8 {
+        if let Some(pt) = self.browser_pts.get(codec) {
+            return pt;
+        }
+        let free = |pt: &u8| !self.used_pts.contains(pt) && !taken.contains(pt) && !self.browser_pts.codecs().any(|c| self.browser_pts.get(c) == Some(*pt));
+        std::iter::once(codec.internal_pt()).chain(96..=127).find(free).unwrap_or(codec.internal_pt())
+    }
+
     /// Appends output slots to be offered next.
     pub fn add_output(&mut self, kind: Kind, slot: usize, ssrc: u32) {
-        let (media, payload_type) = if kind == Kind::Audio { ("audio", OPUS_PT) } else { ("video", VP8_PT) };
+        let codecs: Vec<Codec> = if kind == Kind::Audio { vec![Codec::Opus] } else { self.video_codecs.clone() };
+        let mut payload_types = PayloadTypes::default();
+        let mut taken = Vec::new();
+        for c in &codecs {
+            let pt = self.offered_pt(*c, &taken);
+            taken.push(pt);
+            payload_types.set(*c, pt);
+        }
+        let media = if kind == Kind::Audio { "audio" } else { "video" };
         let mid = crate::peer::slot_id(kind, slot);
-        let output = Output { kind, slot, ssrc, payload_type, accepted: false };
-        self.sections.push(Section {
-            mid,
-            media: media.into(),
-            protocol: "UDP/TLS/RTP/SAVPF".into(),
-            formats: payload_type.to_string(),
-            role: Role::Output(output),
-        });
+        let formats = codecs.iter().filter_map(|c| payload_types.get(*c)).map(|pt| pt.to_string()).collect::<Vec<_>>().join(" ");
+        let output = Output { kind, slot, ssrc, payload_types, accepted: false };
+        self.sections.push(Section { mid, media: media.into(), protocol: "UDP/TLS/RTP/SAVPF".into(), formats, role: Role::Output(output) });
     }
 
     /// Takes the browser's answer to the bridge's offer; returns the outputs it accepted
-    /// (with the payload type it chose), or an error if it breaks the negotiation.
+    /// (with the payload types it chose per codec), or an error if it breaks the negotiation.
     pub fn apply_answer(&mut self, answer: &RemoteDescription) -> Result<Vec<Output>, SdpError> {
         if answer.sections.len() != self.sections.len() {
             return Err(SdpError::Shrunk);
@@ -284,11 +509,12 @@ impl Negotiation {
                 return Err(SdpError::Reordered { index, expected: section.mid.clone(), found: remote.mid.clone() });
             }
             if let Role::Output(output) = &mut section.role {
-                if remote.port == 0 || remote.direction == "inactive" {
+                if !remote.open() || remote.direction == "inactive" {
                     continue;
                 }
-                if let Some(pt) = remote.payload_type {
-                    output.payload_type = pt;
+                let pts = remote.accepted();
+                if !pts.is_empty() {
+                    output.payload_types = pts;
                     output.accepted = true;
                     accepted.push(output.clone());
                 }
@@ -307,6 +533,12 @@ impl Negotiation {
         self.write(local, "passive")
     }
 
+    /// An output slot's codecs with their payload types, in the bridge's order of preference.
+    fn output_codecs(&self, o: &Output) -> Vec<(Codec, u8)> {
+        let order: &[Codec] = if o.kind == Kind::Audio { &[Codec::Opus] } else { &self.video_codecs };
+        order.iter().filter_map(|c| Some((*c, o.payload_types.get(*c)?))).collect()
+    }
+
     pub fn inbound(&self) -> impl Iterator<Item = (&str, &Inbound)> {
         self.sections.iter().filter_map(|s| match &s.role {
             Role::Inbound(i) => Some((s.mid.as_str(), i)),
@@ -316,7 +548,7 @@ impl Negotiation {
 
     fn write(&mut self, local: &LocalTransport, setup: &'static str) -> String {
         self.version += 1;
-        let bundle: Vec<&str> = self.sections.iter().filter(|s| s.role != Role::Rejected).map(|s| s.mid.as_str()).collect();
+        let bundle: Vec<&str> = self.sections.iter().filter(|s| !s.role.is_rejected()).map(|s| s.mid.as_str()).collect();
         let mut sdp = String::new();
         let _ = write!(sdp, "v=0\r\no=- {} {} IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=ice-lite\r\n", self.session_id, self.version);
         if !bundle.is_empty() {
@@ -325,16 +557,17 @@ impl Negotiation {
         sdp.push_str("a=msid-semantic: WMS *\r\n");
         let mut first = true;
         for s in &self.sections {
-            if s.role == Role::Rejected {
-                let _ = write!(sdp, "m={} 0 {} {}\r\nc=IN IP4 0.0.0.0\r\na=mid:{}\r\na=inactive\r\n", s.media, s.protocol, s.formats, s.mid);
-                continue;
-            }
-            let pt = match &s.role {
-                Role::Inbound(i) => i.payload_type,
-                Role::Output(o) => o.payload_type,
-                Role::Rejected => unreachable!(),
+            // (codec, payload type, fmtp) of every format the section carries.
+            let formats: Vec<(Codec, u8, &str)> = match &s.role {
+                Role::Rejected(_) => {
+                    let _ = write!(sdp, "m={} 0 {} {}\r\nc=IN IP4 0.0.0.0\r\na=mid:{}\r\na=inactive\r\n", s.media, s.protocol, s.formats, s.mid);
+                    continue;
+                }
+                Role::Inbound(i) => vec![(i.codec, i.payload_type, i.fmtp.as_str())],
+                Role::Output(o) => self.output_codecs(o).into_iter().map(|(c, pt)| (c, pt, default_fmtp(c))).collect(),
             };
-            let _ = write!(sdp, "m={} 9 UDP/TLS/RTP/SAVPF {pt}\r\nc=IN IP4 0.0.0.0\r\n", s.media);
+            let pts: Vec<String> = formats.iter().map(|(_, pt, _)| pt.to_string()).collect();
+            let _ = write!(sdp, "m={} 9 UDP/TLS/RTP/SAVPF {}\r\nc=IN IP4 0.0.0.0\r\n", s.media, pts.join(" "));
             if std::mem::take(&mut first) {
                 for c in &local.candidates {
                     let _ = write!(sdp, "a={c}\r\n");
@@ -356,25 +589,13 @@ impl Negotiation {
                 Role::Output(_) => {
                     let _ = write!(sdp, "a=sendonly\r\na=msid:{0} {0}\r\n", s.mid);
                 }
-                Role::Rejected => {}
+                Role::Rejected(_) => {}
             }
             sdp.push_str("a=rtcp-mux\r\na=rtcp-rsize\r\n");
-            if s.media == "audio" {
-                let _ = write!(sdp, "a=rtpmap:{pt} opus/48000/2\r\na=fmtp:{pt} minptime=10;useinbandfec=1\r\n");
-            } else {
-                // Lost packets are asked for again both ways: the bridge asks the camera for
-                // what its uplink lost; a receiver asks the bridge, and the slot's history answers.
-                let _ = write!(sdp, "a=rtpmap:{pt} VP8/90000\r\na=rtcp-fb:{pt} ccm fir\r\na=rtcp-fb:{pt} nack\r\na=rtcp-fb:{pt} nack pli\r\n");
-                if matches!(s.role, Role::Inbound(_)) {
-                    // The bridge tells the camera a bandwidth ceiling (REMB).
-                    let _ = write!(sdp, "a=rtcp-fb:{pt} goog-remb\r\n");
-                }
-            }
-            if let Role::Inbound(i) = &s.role {
-                if i.extmap(TRANSPORT_CC_URI).is_some() {
-                    // The bridge reports arrivals; the browser's delay-based estimate uses them.
-                    let _ = write!(sdp, "a=rtcp-fb:{pt} transport-cc\r\n");
-                }
+            let inbound = matches!(s.role, Role::Inbound(_));
+            let transport_cc = matches!(&s.role, Role::Inbound(i) if i.extmap(TRANSPORT_CC_URI).is_some());
+            for (codec, pt, fmtp) in &formats {
+                write_codec(&mut sdp, *codec, *pt, fmtp, inbound, transport_cc);
             }
             match &s.role {
                 Role::Inbound(i) if !i.rids.is_empty() => {
@@ -393,16 +614,63 @@ impl Negotiation {
     }
 }
 
-/// The bridge's view of a browser section it may receive: Opus or VP8 and the extensions
-/// it reads; `None` when the section carries neither codec (or is not audio or video).
-fn inbound_of(remote: &RemoteSection) -> Option<Inbound> {
-    if remote.media != "audio" && remote.media != "video" {
-        return None;
+/// The `a=fmtp` the bridge writes for a codec of its own offer.
+fn default_fmtp(codec: Codec) -> &'static str {
+    match codec {
+        Codec::Opus => "minptime=10;useinbandfec=1",
+        Codec::Vp8 => "",
+        Codec::H264 => H264_FMTP,
     }
-    let payload_type = remote.payload_type?;
-    let wanted: &[&str] = if remote.media == "audio" { &[AUDIO_LEVEL_URI, MID_URI, TRANSPORT_CC_URI] } else { &[MID_URI, RID_URI, TRANSPORT_CC_URI] };
+}
+
+/// One codec's `a=rtpmap`, `a=fmtp` and `a=rtcp-fb` lines.
+fn write_codec(sdp: &mut String, codec: Codec, pt: u8, fmtp: &str, inbound: bool, transport_cc: bool) {
+    let fmtp = if fmtp.is_empty() { default_fmtp(codec) } else { fmtp };
+    let _ = match codec {
+        Codec::Opus => write!(sdp, "a=rtpmap:{pt} opus/48000/2\r\n"),
+        Codec::Vp8 => write!(sdp, "a=rtpmap:{pt} VP8/90000\r\n"),
+        Codec::H264 => write!(sdp, "a=rtpmap:{pt} H264/90000\r\n"),
+    };
+    if !fmtp.is_empty() {
+        let _ = write!(sdp, "a=fmtp:{pt} {fmtp}\r\n");
+    }
+    if codec.is_video() {
+        // Lost packets are asked for again both ways: the bridge asks the camera for what
+        // its uplink lost; a receiver asks the bridge, and the slot's history answers.
+        let _ = write!(sdp, "a=rtcp-fb:{pt} ccm fir\r\na=rtcp-fb:{pt} nack\r\na=rtcp-fb:{pt} nack pli\r\n");
+        if inbound {
+            // The bridge tells the camera a bandwidth ceiling (REMB).
+            let _ = write!(sdp, "a=rtcp-fb:{pt} goog-remb\r\n");
+        }
+    }
+    if transport_cc {
+        // The bridge reports arrivals; the browser's delay-based estimate uses them.
+        let _ = write!(sdp, "a=rtcp-fb:{pt} transport-cc\r\n");
+    }
+}
+
+/// The bridge's view of a browser section it may receive: the codec it would take (Opus for
+/// audio; for video the browser's most preferred of `video_codecs`) and the extensions it
+/// reads; or why it cannot be received.
+fn inbound_of(remote: &RemoteSection, video_codecs: &[Codec]) -> Result<Inbound, Refusal> {
+    let (allowed, wanted): (&[Codec], &[&str]) = match remote.media.as_str() {
+        "audio" => (&[Codec::Opus], &[AUDIO_LEVEL_URI, MID_URI, TRANSPORT_CC_URI]),
+        "video" => (video_codecs, &[MID_URI, RID_URI, TRANSPORT_CC_URI]),
+        _ => return Err(Refusal::NotMedia),
+    };
+    let Some(chosen) = remote.choose(allowed) else {
+        let mut offered: Vec<String> = Vec::new();
+        for c in remote.preference().filter(|c| !matches!(c.name.as_str(), "rtx" | "red" | "ulpfec" | "flexfec-03" | "cn" | "telephone-event")) {
+            if !offered.contains(&c.name) {
+                offered.push(c.name.clone());
+            }
+        }
+        return Err(Refusal::NoCodec { offered });
+    };
+    let codec = chosen.codec().expect("chosen among forwarded codecs");
     let extmaps = remote.extmaps.iter().filter(|(_, uri)| wanted.contains(&uri.as_str())).cloned().collect();
-    Some(Inbound { payload_type, extmaps, rids: remote.rids.clone(), ssrcs: remote.ssrcs.clone(), track_id: remote.track_id.clone() })
+    let fmtp = if codec == Codec::H264 { chosen.fmtp.clone() } else { String::new() };
+    Ok(Inbound { codec, payload_type: chosen.pt, fmtp, extmaps, rids: remote.rids.clone(), ssrcs: remote.ssrcs.clone(), track_id: remote.track_id.clone() })
 }
 
 #[cfg(test)]

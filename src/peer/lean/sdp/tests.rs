@@ -1,4 +1,5 @@
 use super::*;
+use crate::media::Codec;
 
 /// What the web client (headless Chromium 156) offers first: microphone, and a camera in two
 /// simulcast layers (`l`, `h`), both send-only.
@@ -26,11 +27,12 @@ fn chromiums_offer_is_read_codec_extensions_layers_and_all() {
     assert_eq!(d.ufrag, "9K+g");
     assert_eq!(d.fingerprints.len(), 1);
     let [audio, video] = &d.sections[..] else { panic!("two sections") };
-    assert_eq!((audio.media.as_str(), audio.mid.as_str(), audio.direction.as_str(), audio.payload_type), ("audio", "0", "sendonly", Some(111)));
+    assert_eq!((audio.media.as_str(), audio.mid.as_str(), audio.direction.as_str(), audio.choose(&[Codec::Opus]).map(|c| c.pt)), ("audio", "0", "sendonly", Some(111)));
     assert_eq!(audio.extmap(AUDIO_LEVEL_URI), Some(1));
     assert_eq!(audio.ssrcs, vec![2631279610]);
     assert_eq!(audio.track_id.as_deref(), Some("870df94b-f9f8-4865-baf5-abb9a0032759"));
-    assert_eq!((video.mid.as_str(), video.payload_type), ("1", Some(96)));
+    assert_eq!((video.mid.as_str(), video.choose(&Codec::VIDEO).map(|c| c.pt)), ("1", Some(96)), "VP8 comes first in Chromium's order");
+    assert_eq!(video.choose(&[Codec::H264]).map(|c| (c.pt, c.fmtp.as_str())), Some((109, "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f")), "constrained baseline, mode 1");
     assert_eq!(video.rids, vec!["l", "h"]);
     assert!(video.ssrcs.is_empty(), "simulcast layers are announced by rid, not by SSRC");
     assert_eq!((video.extmap(MID_URI), video.extmap(RID_URI)), (Some(4), Some(10)));
@@ -38,7 +40,7 @@ fn chromiums_offer_is_read_codec_extensions_layers_and_all() {
 
 #[test]
 fn the_answer_receives_opus_and_simulcast_vp8_as_ice_lite_dtls_server() {
-    let mut n = Negotiation::new();
+    let mut n = Negotiation::default();
     n.apply_offer(&RemoteDescription::parse(CHROMIUM_OFFER).unwrap()).unwrap();
     let sdp = n.answer(&local());
     assert!(sdp.contains("a=ice-lite\r\n") && sdp.contains("a=group:BUNDLE 0 1\r\n"), "{sdp}");
@@ -65,7 +67,7 @@ fn the_answer_receives_opus_and_simulcast_vp8_as_ice_lite_dtls_server() {
 
 #[test]
 fn the_bridges_offer_keeps_the_browsers_sections_and_adds_send_only_slots() {
-    let mut n = Negotiation::new();
+    let mut n = Negotiation::default();
     n.apply_offer(&RemoteDescription::parse(CHROMIUM_OFFER).unwrap()).unwrap();
     n.add_output(Kind::Audio, 0, 1111);
     n.add_output(Kind::Video, 0, 2222);
@@ -82,13 +84,15 @@ fn the_bridges_offer_keeps_the_browsers_sections_and_adds_send_only_slots() {
     // The browser answers: receives each slot (here at other payload types), DTLS client.
     let answer = offer.replace("a=sendonly", "a=recvonly").replace("a=setup:passive", "a=setup:active").replace(" 111\r\n", " 109\r\n").replace("a=rtpmap:111", "a=rtpmap:109");
     let accepted = n.apply_answer(&RemoteDescription::parse(&answer).unwrap()).unwrap();
-    let got: Vec<_> = accepted.iter().map(|o| (o.kind, o.slot, o.ssrc, o.payload_type)).collect();
-    assert_eq!(got, vec![(Kind::Audio, 0, 1111, 109), (Kind::Video, 0, 2222, 96), (Kind::Content, 0, 3333, 96)]);
+    let got: Vec<_> = accepted.iter().map(|o| (o.kind, o.slot, o.ssrc, o.payload_types.codecs().map(|c| (c, o.payload_types.get(c).unwrap())).collect::<Vec<_>>())).collect();
+    // H.264 is offered at Chromium's own number for constrained baseline (109 in this offer).
+    let video = vec![(Codec::Vp8, 96), (Codec::H264, 109)];
+    assert_eq!(got, vec![(Kind::Audio, 0, 1111, vec![(Codec::Opus, 109)]), (Kind::Video, 0, 2222, video.clone()), (Kind::Content, 0, 3333, video)]);
 }
 
 #[test]
 fn an_answer_that_drops_sections_is_refused() {
-    let mut n = Negotiation::new();
+    let mut n = Negotiation::default();
     n.apply_offer(&RemoteDescription::parse(CHROMIUM_OFFER).unwrap()).unwrap();
     n.add_output(Kind::Audio, 0, 1);
     let offer = n.offer(&local());
@@ -98,14 +102,15 @@ fn an_answer_that_drops_sections_is_refused() {
 
 #[test]
 fn a_re_offer_keeps_the_order_adds_content_and_refuses_what_is_not_forwarded() {
-    let mut n = Negotiation::new();
+    let mut n = Negotiation::default();
     let first = RemoteDescription::parse(CHROMIUM_OFFER).unwrap();
     n.apply_offer(&first).unwrap();
     n.add_output(Kind::Audio, 0, 1);
     // The browser's next offer: its two sections, our slot (now received by it), its shared
     // screen, and a data channel.
     let mut again = first.clone();
-    again.sections.push(RemoteSection { media: "audio".into(), mid: "a0".into(), port: 9, direction: "recvonly".into(), payload_type: Some(111), ..Default::default() });
+    let opus = RemoteCodec { pt: 111, name: "opus".into(), clock_rate: 48_000, fmtp: String::new() };
+    again.sections.push(RemoteSection { media: "audio".into(), mid: "a0".into(), port: 9, direction: "recvonly".into(), formats: "111".into(), codecs: vec![opus], ..Default::default() });
     let mut screen = first.sections[1].clone();
     screen.mid = "2".into();
     screen.rids.clear();
@@ -131,4 +136,159 @@ fn a_description_without_ice_credentials_or_fingerprint_is_refused() {
     assert_eq!(RemoteDescription::parse("v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"), Err(SdpError::Missing("ICE credentials (a=ice-ufrag, a=ice-pwd)")));
     let no_fp = CHROMIUM_OFFER.lines().filter(|l| !l.starts_with("a=fingerprint")).collect::<Vec<_>>().join("\r\n");
     assert_eq!(RemoteDescription::parse(&no_fp), Err(SdpError::Missing("DTLS fingerprint (a=fingerprint)")));
+}
+
+/// Offers recorded from the browsers offices run (testdata/README.md says how).
+const OFFERS: [(&str, &str); 5] = [
+    ("chromium156", include_str!("testdata/chromium156_offer.sdp")),
+    ("chromium150", include_str!("testdata/chromium150_offer.sdp")),
+    ("firefox153", include_str!("testdata/firefox153_offer.sdp")),
+    ("firefox140", include_str!("testdata/firefox140_offer.sdp")),
+    ("safari", include_str!("testdata/safari_offer.sdp")),
+];
+
+/// What the bridge's answer must accept from each browser's first offer: (browser, Opus
+/// payload type, video codec, its payload type, simulcast layers).
+const EXPECTED: [(&str, u8, Codec, u8, &[&str]); 5] = [
+    ("chromium156", 111, Codec::Vp8, 96, &["l", "h"]),
+    ("chromium150", 111, Codec::Vp8, 96, &["l", "h"]),
+    ("firefox153", 109, Codec::Vp8, 120, &["l", "h"]),
+    ("firefox140", 109, Codec::Vp8, 120, &["l", "h"]),
+    // Safari prefers H.264; its first entry is High profile (640c1f), the bridge takes its
+    // constrained baseline (98).
+    ("safari", 111, Codec::H264, 98, &[]),
+];
+
+fn answered(offer: &str) -> (Negotiation, String) {
+    let mut n = Negotiation::default();
+    n.apply_offer(&RemoteDescription::parse(offer).expect("a real offer parses")).expect("and applies");
+    let answer = n.answer(&local());
+    (n, answer)
+}
+
+#[test]
+fn every_browsers_first_offer_is_answered_with_its_microphone_and_camera_received() {
+    for ((browser, offer), (name, opus, codec, video_pt, rids)) in OFFERS.iter().zip(EXPECTED) {
+        assert_eq!(*browser, name);
+        let (n, answer) = answered(offer);
+        let inbound: Vec<_> = n.inbound().map(|(mid, i)| (mid.to_owned(), i.codec, i.payload_type, i.rids.clone())).collect();
+        let rids: Vec<String> = rids.iter().map(|r| r.to_string()).collect();
+        assert_eq!(inbound, vec![("0".into(), Codec::Opus, opus, vec![]), ("1".into(), codec, video_pt, rids.clone())], "{browser}");
+        assert!(answer.contains("a=group:BUNDLE 0 1\r\n"), "{browser}: both sections bundled:\n{answer}");
+        let video = section(&answer, "1");
+        assert!(video.starts_with(&format!("m=video 9 UDP/TLS/RTP/SAVPF {video_pt}\r\n")), "{browser}: one codec, no RTX, FEC or RED:\n{video}");
+        assert!(video.contains("a=recvonly\r\n") && !video.contains("a=inactive"), "{browser}:\n{video}");
+        if !rids.is_empty() {
+            assert!(video.contains(&format!("a=simulcast:recv {}\r\n", rids.join(";"))), "{browser}:\n{video}");
+        }
+        let extmaps: Vec<&str> = video.lines().filter(|l| l.starts_with("a=extmap:")).collect();
+        for uri in [MID_URI, RID_URI] {
+            assert!(extmaps.iter().any(|l| l.ends_with(uri)), "{browser}: {uri} read ({extmaps:?})");
+        }
+        assert!(!video.contains("repaired-rtp-stream-id") && !video.contains("rtx/90000"), "{browser}: no RTX is negotiated yet");
+        if codec == Codec::H264 {
+            assert!(video.contains(&format!("a=fmtp:{video_pt} level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n")), "{video}");
+        }
+    }
+}
+
+#[test]
+fn firefoxs_bundle_only_camera_is_received_with_its_layers_ssrcs() {
+    let (n, answer) = answered(OFFERS[2].1);
+    let offer = RemoteDescription::parse(OFFERS[2].1).unwrap();
+    assert_eq!((offer.sections[1].port, offer.sections[1].bundle_only), (0, true), "Firefox writes its camera bundle-only");
+    let (_, camera) = n.inbound().nth(1).unwrap();
+    assert_eq!(camera.ssrcs, vec![1965811387, 1763001991], "one SSRC per layer; the RTX ones (FID) left out");
+    assert_eq!(camera.extmap(RID_URI), Some(9), "its rid extension is declared `9/sendonly`");
+    assert!(section(&answer, "1").contains("a=extmap:9 urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id\r\n"), "{answer}");
+    // A browser that does not trickle has its candidates in the offer.
+    assert!(offer.sections[0].candidates.iter().any(|c| c.starts_with("candidate:0 1 UDP 2122055935 127.0.0.1 43230 typ host")));
+}
+
+#[test]
+fn the_bridges_slots_number_codecs_as_the_browser_does_and_never_collide_with_it() {
+    // (browser, VP8 and H.264 payload types on the slots)
+    let expected = [("chromium156", 96, Some(108)), ("chromium150", 96, Some(109)), ("firefox153", 120, None), ("safari", 106, Some(98))];
+    for (browser, vp8, h264) in expected {
+        let offer = OFFERS.iter().find(|(b, _)| *b == browser).unwrap().1;
+        let (mut n, _) = answered(offer);
+        n.add_output(Kind::Video, 0, 2222);
+        let slot = section(&n.offer(&local()), "v0").to_owned();
+        let remote = RemoteDescription::parse(offer).unwrap();
+        let browser_codec = |pt: u8| remote.sections.iter().flat_map(|s| &s.codecs).find(|c| c.pt == pt).map(|c| c.name.clone());
+        match h264 {
+            Some(h) => {
+                assert!(slot.starts_with(&format!("m=video 9 UDP/TLS/RTP/SAVPF {vp8} {h}\r\n")), "{browser}: {slot}");
+                assert_eq!(browser_codec(h).as_deref(), Some("h264"), "{browser}");
+            }
+            // Firefox here has no H.264: the bridge still offers it, at a number Firefox
+            // gives to nothing, and Firefox's answer leaves it out.
+            None => {
+                let pts: Vec<u8> = slot.lines().next().unwrap().split(' ').skip(3).map(|p| p.parse().unwrap()).collect();
+                assert_eq!(pts[0], vp8, "{browser}: {slot}");
+                assert_eq!(browser_codec(pts[1]), None, "{browser}: H.264 at {} collides", pts[1]);
+            }
+        }
+        assert_eq!(browser_codec(vp8).as_deref(), Some("vp8"), "{browser}");
+    }
+}
+
+#[test]
+fn a_meeting_of_vp8_only_answers_safari_with_vp8() {
+    let mut n = Negotiation::new(&[Codec::Vp8]);
+    n.apply_offer(&RemoteDescription::parse(OFFERS[4].1).unwrap()).unwrap();
+    let (_, camera) = n.inbound().nth(1).unwrap();
+    assert_eq!((camera.codec, camera.payload_type), (Codec::Vp8, 106));
+}
+
+#[test]
+fn each_browser_renegotiates_with_its_shared_screen_received_and_the_slots_kept() {
+    let answers = [include_str!("testdata/chromium156_answer.sdp"), include_str!("testdata/chromium150_answer.sdp"), include_str!("testdata/firefox153_answer.sdp"), include_str!("testdata/firefox140_answer.sdp")];
+    let second = [include_str!("testdata/chromium156_offer2.sdp"), include_str!("testdata/chromium150_offer2.sdp"), include_str!("testdata/firefox153_offer2.sdp"), include_str!("testdata/firefox140_offer2.sdp")];
+    for (((browser, offer), answer), offer2) in OFFERS.iter().zip(answers).zip(second) {
+        let (mut n, _) = answered(offer);
+        // The slots the recorded answer answers (testdata/README.md).
+        for (kind, slot, ssrc) in [(Kind::Audio, 0, 1111), (Kind::Audio, 1, 1112), (Kind::Video, 0, 2221), (Kind::Video, 1, 2222), (Kind::Content, 0, 3331)] {
+            n.add_output(kind, slot, ssrc);
+        }
+        let _ = n.offer(&local());
+        let accepted = n.apply_answer(&RemoteDescription::parse(answer).unwrap()).unwrap_or_else(|e| panic!("{browser}: {e}"));
+        assert_eq!(accepted.len(), 5, "{browser}: every slot accepted");
+        for o in &accepted {
+            let want = if o.kind == Kind::Audio { Codec::Opus } else { Codec::Vp8 };
+            assert!(o.payload_types.get(want).is_some(), "{browser}: {o:?}");
+        }
+        n.apply_offer(&RemoteDescription::parse(offer2).unwrap()).unwrap_or_else(|e| panic!("{browser}: {e}"));
+        let inbound: Vec<&str> = n.inbound().map(|(mid, _)| mid).collect();
+        assert_eq!(inbound, vec!["0", "1", "2"], "{browser}: the screen (mid 2) is received beside microphone and camera");
+        let sdp = n.answer(&local());
+        assert!(sdp.contains("a=group:BUNDLE 0 1 a0 a1 v0 v1 c0 2\r\n"), "{browser}: {sdp}");
+        assert!(section(&sdp, "v0").contains("a=sendonly"), "{browser}: an output stays an output");
+    }
+}
+
+#[test]
+fn a_camera_with_no_codec_the_bridge_forwards_is_refused_with_its_reason() {
+    // Chromium's offer with only VP9 and AV1 left for the camera.
+    let vp9_only = OFFERS[0].1.replace("m=video 9 UDP/TLS/RTP/SAVPF 96 97 ", "m=video 9 UDP/TLS/RTP/SAVPF ").replace("a=rtpmap:96 VP8/90000", "a=rtpmap:96 VP8-NOT/90000");
+    let offer = RemoteDescription::parse(&vp9_only).unwrap();
+    let mut n = Negotiation::new(&[Codec::Vp8]);
+    n.apply_offer(&offer).unwrap();
+    let refused: Vec<String> = n.refused_sends(&offer).map(|(s, why)| format!("{} {}: {why}", s.media, s.mid)).collect();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(refused[0].starts_with("video 1: none of its codecs (h264, av1, vp9"), "{}", refused[0]);
+    assert!(section(&n.answer(&local()), "1").starts_with("m=video 0 "), "refused with port 0");
+    assert_eq!(n.inbound().count(), 1, "the microphone is still received");
+}
+
+#[test]
+fn simulcast_order_paused_layers_and_the_older_rid_syntax_are_read() {
+    let offer = |simulcast: &str| {
+        let sdp = OFFERS[0].1.replace("a=simulcast:send l;h", simulcast).replace("a=rid:h send\r\n", "a=rid:h send\r\na=rid:m send pt=96;max-width=640\r\n");
+        RemoteDescription::parse(&sdp).unwrap().sections[1].rids.clone()
+    };
+    assert_eq!(offer("a=simulcast:send h;m;l"), vec!["h", "m", "l"], "the simulcast line's order");
+    assert_eq!(offer("a=simulcast:send l;~m;h"), vec!["l", "m", "h"], "a layer that starts paused is still received");
+    assert_eq!(offer("a=simulcast:send rid=l;h"), vec!["l", "h"], "the draft's rid= prefix");
+    assert_eq!(offer("a=simulcast:send l;x;h"), vec!["l", "h"], "a layer with no a=rid line is not");
 }
