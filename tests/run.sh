@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of Điểm Cầu: unit, integration (webrtc-rs site simulator) and end to end
-# in headless Chromium. On a fresh Debian machine with a Rust toolchain it first installs what
-# the tests need: Debian's chromium, chromium-driver and fonts (via ../shared/lab/) and ffmpeg
-# (ffprobe checks recorded files), coturn (a TURN relay) and nftables (blocking UDP for ICE-TCP).
+# in headless Chromium and Firefox ESR. On a fresh Debian machine with a Rust toolchain it
+# first installs what the tests need: Debian's chromium, chromium-driver and fonts (via
+# ../shared/lab/), firefox-esr (driven through tests/lab/firefox-webrtc.sh), ffmpeg (ffprobe
+# checks recorded files), coturn (a TURN relay) and nftables (blocking UDP for ICE-TCP).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,11 +12,11 @@ if [ ! -f "$lab/install-chromium.sh" ]; then
   echo "tests/run.sh: $lab/install-chromium.sh not found; the browser tests need ../shared/lab beside the project (or DIEMCAU_LAB)" >&2
   exit 1
 fi
-packages="ffmpeg coturn nftables"
+packages="ffmpeg coturn nftables firefox-esr"
 if [ "$(id -u)" -eq 0 ]; then
   LAB_EXTRA_PKGS="${LAB_EXTRA_PKGS:-} $packages" bash "$lab/install-chromium.sh"
-elif ! command -v chromium >/dev/null || ! command -v ffprobe >/dev/null; then
-  echo "tests/run.sh: chromium or ffprobe is missing; run as root once (or: sudo LAB_EXTRA_PKGS=\"$packages\" bash $lab/install-chromium.sh)" >&2
+elif ! command -v chromium >/dev/null || ! command -v ffprobe >/dev/null || ! command -v firefox-esr >/dev/null; then
+  echo "tests/run.sh: chromium, firefox-esr or ffprobe is missing; run as root once (or: sudo LAB_EXTRA_PKGS=\"$packages\" bash $lab/install-chromium.sh)" >&2
   exit 1
 fi
 command -v python3 >/dev/null || { echo "tests/run.sh: python3 is needed to generate fake camera/microphone files" >&2; exit 1; }

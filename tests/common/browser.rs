@@ -1,5 +1,7 @@
-//! Headless Chromium through ../shared/lab/chromium-webrtc.sh, driven over the DevTools
-//! protocol: load a page, evaluate JavaScript, read the browser's own numbers.
+//! Headless browsers with fake camera and microphone, driven from the tests: Chromium through
+//! ../shared/lab/chromium-webrtc.sh over the DevTools protocol, and Firefox ESR through the
+//! project's own tests/lab/firefox-webrtc.sh over WebDriver BiDi (Firefox no longer speaks
+//! DevTools). Either way: load a page, evaluate JavaScript, read the browser's own numbers.
 
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -34,7 +36,28 @@ pub struct Browser {
     child: Child,
     ws: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
     next_id: u64,
+    protocol: Protocol,
     pub name: String,
+}
+
+/// How the test talks to the browser.
+enum Protocol {
+    /// Chromium's DevTools protocol, attached to the page's target.
+    DevTools,
+    /// WebDriver BiDi (Firefox), in the top-level browsing context `context`.
+    Bidi { context: String },
+}
+
+/// The project's Firefox launcher (tests/lab/firefox-webrtc.sh).
+pub fn firefox_launcher() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lab/firefox-webrtc.sh")
+}
+
+/// Firefox ESR on this machine, or why not (the browser tests need it; tests/run.sh installs it).
+pub fn firefox_binary() -> PathBuf {
+    let bin = std::env::var_os("DIEMCAU_FIREFOX").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/usr/bin/firefox-esr"));
+    assert!(bin.exists(), "{} not found: the Firefox tests need Debian's firefox-esr (bash tests/run.sh installs it) or DIEMCAU_FIREFOX", bin.display());
+    bin
 }
 
 impl Browser {
@@ -91,10 +114,57 @@ impl Browser {
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
         let (ws, _) = tokio_tungstenite::connect_async(ws_url).await.expect("devtools websocket");
-        Browser { child, ws, next_id: 1, name: name.to_string() }
+        Browser { child, ws, next_id: 1, protocol: Protocol::DevTools, name: name.to_string() }
     }
 
-    /// Sends a DevTools command and returns its `result`.
+    /// Launches headless Firefox ESR (its fake camera and microphone: a 640x480 picture of
+    /// changing colour and a 1 kHz tone) and opens `url` in it.
+    pub async fn launch_firefox(name: &str, url: &str, scratch: &Path) -> Browser {
+        let mut child = Command::new("bash")
+            .arg(firefox_launcher())
+            .arg("about:blank")
+            .env("DIEMCAU_FIREFOX", firefox_binary())
+            .env("LAB_SCRATCH", scratch)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("launch firefox-webrtc.sh");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = Vec::new();
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(ws) = line.split("bidi=").nth(1) {
+                    let _ = tx.send(Ok(ws.trim().to_string()));
+                }
+                lines.push(line);
+            }
+            let _ = tx.send(Err(lines.join("\n")));
+        });
+        let ws_url = match rx.recv_timeout(Duration::from_secs(45)) {
+            Ok(Ok(ws)) => ws,
+            Ok(Err(log)) => panic!("{name}: firefox-webrtc.sh ended without a BiDi address:\n{log}"),
+            Err(_) => panic!("{name}: no BiDi address from firefox-webrtc.sh within 45 s"),
+        };
+        let (ws, _) = tokio_tungstenite::connect_async(format!("{ws_url}/session")).await.expect("BiDi websocket");
+        let mut b = Browser { child, ws, next_id: 1, protocol: Protocol::Bidi { context: String::new() }, name: name.to_string() };
+        // The bridge's certificate is self-signed.
+        let caps = json!({"capabilities": {"alwaysMatch": {"acceptInsecureCerts": true, "unhandledPromptBehavior": {"default": "ignore"}}}});
+        b.command("session.new", caps).await.unwrap_or_else(|| panic!("{name}: BiDi session.new refused"));
+        let tree = b.command("browsingContext.getTree", json!({"maxDepth": 0})).await.expect("browsingContext.getTree");
+        let context = tree["contexts"][0]["context"].as_str().expect("a top-level browsing context").to_string();
+        b.protocol = Protocol::Bidi { context: context.clone() };
+        b.command("browsingContext.navigate", json!({"context": context, "url": url, "wait": "complete"})).await.unwrap_or_else(|| panic!("{name}: Firefox did not load {url}"));
+        b
+    }
+
+    /// True for Firefox.
+    pub fn is_firefox(&self) -> bool {
+        matches!(self.protocol, Protocol::Bidi { .. })
+    }
+
+    /// Sends a protocol command (DevTools or BiDi, whichever this browser speaks) and returns
+    /// its `result`; `None` on an error reply or no reply.
     pub async fn command(&mut self, method: &str, params: Value) -> Option<Value> {
         let id = self.next_id;
         self.next_id += 1;
@@ -106,7 +176,8 @@ impl Browser {
             let Message::Text(t) = msg else { continue };
             let v: Value = serde_json::from_str(t.as_str()).ok()?;
             if v["id"] == id {
-                return Some(v["result"].clone());
+                // An error reply (DevTools `error`, BiDi `type: error`) has no `result`.
+                return v.get("result").cloned();
             }
         }
         None
@@ -114,10 +185,20 @@ impl Browser {
 
     /// Saves a PNG of the page (for people reviewing a run; tests do not assert on pixels here).
     pub async fn screenshot(&mut self, path: &Path) {
-        let _ = self
-            .command("Emulation.setDeviceMetricsOverride", json!({"width": 1280, "height": 800, "deviceScaleFactor": 1, "mobile": false}))
-            .await;
-        if let Some(r) = self.command("Page.captureScreenshot", json!({"format": "png"})).await {
+        let shot = match &self.protocol {
+            Protocol::DevTools => {
+                let _ = self
+                    .command("Emulation.setDeviceMetricsOverride", json!({"width": 1280, "height": 800, "deviceScaleFactor": 1, "mobile": false}))
+                    .await;
+                self.command("Page.captureScreenshot", json!({"format": "png"})).await
+            }
+            Protocol::Bidi { context } => {
+                let context = context.clone();
+                let _ = self.command("browsingContext.setViewport", json!({"context": context, "viewport": {"width": 1280, "height": 800}})).await;
+                self.command("browsingContext.captureScreenshot", json!({"context": context})).await
+            }
+        };
+        if let Some(r) = shot {
             if let Some(data) = r["data"].as_str() {
                 if let Ok(bytes) = base64_decode(data) {
                     let _ = std::fs::write(path, bytes);
@@ -129,12 +210,29 @@ impl Browser {
     /// Evaluates an expression (promises awaited) and returns its JSON value; `None` on a
     /// JavaScript exception.
     pub async fn eval(&mut self, expression: &str) -> Option<Value> {
-        let params = json!({"expression": expression, "awaitPromise": true, "returnByValue": true});
-        let result = self.command("Runtime.evaluate", params).await?;
-        if result.get("exceptionDetails").is_some() {
-            return None;
+        match &self.protocol {
+            Protocol::DevTools => {
+                let params = json!({"expression": expression, "awaitPromise": true, "returnByValue": true});
+                let result = self.command("Runtime.evaluate", params).await?;
+                if result.get("exceptionDetails").is_some() {
+                    return None;
+                }
+                Some(result["result"]["value"].clone())
+            }
+            Protocol::Bidi { context } => {
+                // BiDi returns typed remote values; the page's own JSON is simpler to read.
+                let expression = format!("(async () => JSON.stringify(await ({expression})))()");
+                let params = json!({"expression": expression, "target": {"context": context}, "awaitPromise": true, "resultOwnership": "none"});
+                let result = self.command("script.evaluate", params).await?;
+                if result["type"] != "success" {
+                    return None;
+                }
+                match result["result"]["value"].as_str() {
+                    Some(text) => serde_json::from_str(text).ok(),
+                    None => Some(Value::Null),
+                }
+            }
         }
-        Some(result["result"]["value"].clone())
     }
 }
 
