@@ -43,9 +43,40 @@ export function simulcastLayers(track) {
   return undefined;
 }
 
+/**
+ * Puts one codec first in what the camera offers (e.g. "h264" for a room whose PC decodes
+ * H.264 in hardware); the bridge takes the browser's first codec that the meeting forwards.
+ * Browsers without setCodecPreferences, or without the codec, keep their own order.
+ * @param {RTCRtpTransceiver} transceiver
+ * @param {string} name
+ */
+export function preferCodec(transceiver, name) {
+  if (typeof transceiver.setCodecPreferences !== "function") return;
+  const mime = `video/${name}`.toLowerCase();
+  // H.264: constrained baseline in packetization mode 1 first, as the bridge forwards it.
+  const rank = (/** @type {RTCRtpCodec} */ c) => {
+    if (c.mimeType.toLowerCase() !== mime) return 2;
+    const f = c.sdpFmtpLine || "";
+    return name.toLowerCase() === "h264" && !(f.includes("packetization-mode=1") && f.includes("profile-level-id=42e0")) ? 1 : 0;
+  };
+  // The spec lists receiver capabilities; some versions want the sender's for a send-only
+  // transceiver: try both.
+  for (const source of [RTCRtpReceiver, RTCRtpSender]) {
+    const caps = typeof source.getCapabilities === "function" ? source.getCapabilities("video") : null;
+    const codecs = (caps?.codecs || []).slice().sort((a, b) => rank(a) - rank(b));
+    if (!codecs.length || rank(codecs[0]) === 2) continue;
+    try {
+      transceiver.setCodecPreferences(codecs);
+      return;
+    } catch (e) {
+      console.warn("codec preference", e);
+    }
+  }
+}
+
 export class BridgeClient {
   /**
-   * @param {{wsUrl: string, site: string, key: string, localStream: MediaStream, relayOnly?: boolean}} opts
+   * @param {{wsUrl: string, site: string, key: string, localStream: MediaStream, relayOnly?: boolean, preferCodec?: string}} opts
    */
   constructor(opts) {
     this.opts = opts;
@@ -307,7 +338,8 @@ export class BridgeClient {
     const local = this.opts.localStream;
     for (const track of local.getTracks()) {
       const sendEncodings = track.kind === "video" ? simulcastLayers(track) : undefined;
-      pc.addTransceiver(track, sendEncodings ? { direction: "sendonly", streams: [local], sendEncodings } : { direction: "sendonly", streams: [local] });
+      const t = pc.addTransceiver(track, sendEncodings ? { direction: "sendonly", streams: [local], sendEncodings } : { direction: "sendonly", streams: [local] });
+      if (track.kind === "video" && this.opts.preferCodec) preferCodec(t, this.opts.preferCodec);
     }
     pc.onicecandidate = (e) => { if (e.candidate) this.sig?.candidate(e.candidate.toJSON()); };
     pc.ontrack = (e) => {
@@ -465,7 +497,7 @@ export class BridgeClient {
 
   /**
    * Receive statistics per remote site, from the browser's own getStats().
-   * @returns {Promise<Record<string, {framesDecoded: number, frameWidth: number, frameHeight: number,
+   * @returns {Promise<Record<string, {codec: string, framesDecoded: number, frameWidth: number, frameHeight: number,
    *   framesPerSecond: number, totalAudioEnergy: number, totalSamplesReceived: number,
    *   audioLevel: number, audioPacketsReceived: number, packetsLost: number, packetsReceived: number, jitterMs: number}>>}
    */
@@ -494,12 +526,13 @@ export class BridgeClient {
       if (s.type !== "inbound-rtp" || !s.mid) return;
       const site = this.siteOf(this.slotByMid.get(s.mid));
       if (!site) return;
-      const r = (out[site] ||= { framesDecoded: 0, frameWidth: 0, frameHeight: 0, framesPerSecond: 0,
+      const r = (out[site] ||= { codec: "", framesDecoded: 0, frameWidth: 0, frameHeight: 0, framesPerSecond: 0,
         totalAudioEnergy: 0, totalSamplesReceived: 0, audioLevel: 0, audioPacketsReceived: 0, packetsLost: 0, packetsReceived: 0, jitterMs: 0 });
       r.packetsLost += s.packetsLost || 0;
       r.packetsReceived += s.packetsReceived || 0;
       r.jitterMs = Math.max(r.jitterMs, (s.jitter || 0) * 1000);
       if (s.kind === "video") {
+        r.codec = report.get(s.codecId)?.mimeType || "";
         r.framesDecoded = s.framesDecoded || 0;
         r.frameWidth = s.frameWidth || 0;
         r.frameHeight = s.frameHeight || 0;

@@ -112,7 +112,9 @@ selfTile.dataset.video = "live";
 const proto = location.protocol === "https:" ? "wss:" : "ws:";
 /** `?relay=1`: media only through the configured TURN server. */
 const relayOnly = new URLSearchParams(location.search).get("relay") === "1";
-const client = new BridgeClient({ wsUrl: `${proto}//${location.host}/ws`, site: siteId, key, localStream: local, relayOnly });
+/** `?codec=h264`: the camera offers H.264 first (a room PC that decodes it in hardware). */
+const preferCodec = new URLSearchParams(location.search).get("codec") || undefined;
+const client = new BridgeClient({ wsUrl: `${proto}//${location.host}/ws`, site: siteId, key, localStream: local, relayOnly, preferCodec });
 const audioBox = $("audio");
 
 /** @type {import("./protocol.js").ServerMessage & {type: "state"} | null} */

@@ -68,14 +68,14 @@ impl Inbound {
     /// Registers the layer `ssrc` carries (by its RID) as a source. For video, returns the
     /// channel on which the router asks this layer for keyframes; the engine turns those into
     /// PLIs to the publisher.
-    pub fn open_layer(&mut self, ssrc: u32, rid: Option<&str>) -> Option<mpsc::Receiver<()>> {
+    pub fn open_layer(&mut self, ssrc: u32, rid: Option<&str>, now: Instant) -> Option<mpsc::Receiver<()>> {
         if self.layers.contains_key(&ssrc) {
             return None;
         }
         let layer = if self.kind == Kind::Video { layer_of_rid(rid) } else { HIGH };
         info!(ssrc, rid, layer, "receiving {} layer", self.kind.as_str());
         let (kf_tx, kf_rx) = mpsc::channel(1);
-        self.layers.insert(ssrc, LayerState { layer, meter: InboundMeter::new(self.kind, self.codec), last_packet: Instant::now(), live: true });
+        self.layers.insert(ssrc, LayerState { layer, meter: InboundMeter::new(self.kind, self.codec), last_packet: now, live: true });
         self.router.register_source(self.site, self.kind, layer, self.generation, kf_tx);
         self.kind.is_video().then_some(kf_rx)
     }
@@ -90,9 +90,10 @@ impl Inbound {
         }
     }
 
-    /// Measures one packet of an open layer and forwards it.
+    /// Measures one packet of an open layer and forwards it; `received` is when it arrived
+    /// (the clock of everything here).
     pub fn on_packet(&mut self, packet: crate::media::RtpPacket, received: std::time::Instant) {
-        let now = Instant::now();
+        let now = received;
         let (site, kind) = (self.site, self.kind);
         self.board.touch(site, kind, now);
         // The statistics follow the best layer arriving (the one a large tile shows).
@@ -151,5 +152,51 @@ impl Inbound {
             self.router.unregister_source(self.site, self.kind, l.layer, self.generation);
         }
         self.layers.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::{RtpPacket, Selection, LOW};
+
+    const HQ: usize = 0;
+    const WARD: usize = 1;
+
+    fn packet(ssrc: u32, seq: u16, payload: &'static [u8]) -> RtpPacket {
+        let mut p = RtpPacket::default();
+        p.header.ssrc = ssrc;
+        p.header.sequence_number = seq;
+        p.header.padding = payload.is_empty();
+        p.payload = bytes::Bytes::from_static(payload);
+        p
+    }
+
+    #[test]
+    fn a_layer_that_carries_only_padding_is_paused_and_the_viewer_gets_one_with_pictures() {
+        let router = Router::new(2);
+        let mut viewer = router.register_sink(HQ, router.next_generation());
+        router.set_selections(vec![Selection { video: vec![Some(WARD)], video_layers: vec![HIGH], ..Default::default() }, Selection::default()]);
+        let board = Arc::new(StatsBoard::new(2));
+        let mut camera = Inbound::new(WARD, Kind::Video, router.next_generation(), router.clone(), board, Arc::default(), Codec::Vp8);
+        let t0 = Instant::now();
+        let (low, high) = (10, 20);
+        let _kf = (camera.open_layer(low, Some("l"), t0), camera.open_layer(high, Some("h"), t0));
+        // Both layers carry pictures at first: the viewer's large tile gets the high one.
+        camera.on_packet(packet(low, 1, &[0x10, 0x00]), t0);
+        camera.on_packet(packet(high, 1, &[0x10, 0x00]), t0);
+        assert_eq!(viewer.try_recv().map(|p| p.layer).ok(), Some(HIGH));
+        // Then the sender pauses its high layer but goes on padding it (as Firefox does).
+        for i in 1..=40u16 {
+            let at = t0 + Duration::from_millis(50 * i as u64);
+            camera.on_packet(packet(high, 1 + i, &[]), at);
+            camera.on_packet(packet(low, 1 + i, &[0x10, 0x00]), at);
+        }
+        let layers: Vec<_> = std::iter::from_fn(|| viewer.try_recv().ok()).filter(|p| !p.packet.payload.is_empty()).map(|p| p.layer).collect();
+        assert_eq!(layers.last(), Some(&LOW), "after the pause the viewer gets the low layer's pictures ({layers:?})");
+        // Pictures on the high layer again: it is live again.
+        let at = t0 + Duration::from_millis(2100);
+        camera.on_packet(packet(high, 50, &[0x10, 0x00]), at);
+        assert_eq!(std::iter::from_fn(|| viewer.try_recv().ok()).last().map(|p| p.layer), Some(HIGH));
     }
 }

@@ -648,7 +648,7 @@ impl Reader {
     }
 
     fn open_layer(&mut self, track: &Arc<dyn TrackRemote>, ssrc: u32, rid: Option<&str>) {
-        if let Some(requests) = self.inbound.open_layer(ssrc, rid) {
+        if let Some(requests) = self.inbound.open_layer(ssrc, rid, std::time::Instant::now()) {
             tokio::spawn(request_keyframes(track.clone(), ssrc, requests, self.cancel.clone()).in_current_span());
         }
     }

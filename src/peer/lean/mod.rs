@@ -300,7 +300,7 @@ impl LeanPeer {
         self.ctx.network.mux.close_pc(&self.link);
         let o = &self.outputs;
         let (nacked, recovered) = self.repairs.values().fold((0, 0), |(a, r), x| (a + x.asked, r + x.recovered));
-        info!(written = o.written, unbound = o.unbound, held = o.held, failed = o.failed, retransmitted = self.retransmitted, refused = self.refused, transport_feedback = self.feedback.sent, nacked, recovered, "media connection closed");
+        info!(written = o.written, unbound = o.unbound, held = o.held, failed = o.failed, unsupported = o.unsupported, retransmitted = self.retransmitted, refused = self.refused, transport_feedback = self.feedback.sent, nacked, recovered, "media connection closed");
     }
 
     /// The event's send, not borrowing the peer (whose transport is not `Sync`) across it.
@@ -667,7 +667,7 @@ impl LeanPeer {
                 // the bridge's reports reach them); guessing would mislabel it for good.
                 return;
             }
-            if let Some(requests) = inbound.open_layer(ssrc, rid.as_deref()) {
+            if let Some(requests) = inbound.open_layer(ssrc, rid.as_deref(), received) {
                 tokio::spawn(request_keyframes(ssrc, requests, plis, cancel).in_current_span());
             }
         }
@@ -776,8 +776,16 @@ impl LeanPeer {
 
     /// One packet from the router into its slot: rewritten, encrypted, sent, remembered.
     fn forward(&mut self, p: SinkPacket) {
-        let received = p.received;
-        let Some(((), packet)) = self.outputs.prepare(p, &self.ctx.router) else { return };
+        let (received, source, pt) = (p.received, p.source, p.packet.header.payload_type);
+        let unsupported = self.outputs.unsupported;
+        let Some(((), packet)) = self.outputs.prepare(p, &self.ctx.router) else {
+            if unsupported == 0 && self.outputs.unsupported > 0 {
+                let codec = crate::media::Codec::of_internal_pt(pt).map_or("?", |c| c.as_str());
+                let from = self.ctx.site_ids.get(source).map_or("?", String::as_str);
+                warn!(codec, from, "this site's browser did not accept {codec}: it cannot show {from}'s video (list only the codecs every room decodes in [media] video_codecs)");
+            }
+            return;
+        };
         if self.protect_and_send(&packet) {
             let now = Instant::now();
             self.delays.record(now.saturating_duration_since(received));
