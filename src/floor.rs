@@ -102,6 +102,9 @@ pub enum FloorEvent {
     Revoked { id: RequestId, site: SiteIndex },
     Released { id: RequestId, site: SiteIndex },
     ItemStarted { index: usize },
+    /// A speech item started while its site is not connected: nobody was given the floor
+    /// (the programme goes on; the chair may give it when the site comes, or move on).
+    SpeakerAbsent { index: usize, site: SiteIndex },
     ItemEnded { index: usize },
     PresenceChanged { site: SiteIndex, present: bool },
 }
@@ -118,7 +121,6 @@ pub enum FloorError {
     UnknownRequest,
     NotPending,
     SiteAbsent,
-    FloorTaken,
     NotHolder,
     InvalidAgenda(String),
     AgendaFinished,
@@ -138,7 +140,6 @@ impl FloorError {
             FloorError::UnknownRequest => "unknown_request",
             FloorError::NotPending => "not_pending",
             FloorError::SiteAbsent => "site_absent",
-            FloorError::FloorTaken => "floor_taken",
             FloorError::NotHolder => "not_holder",
             FloorError::InvalidAgenda(_) => "invalid_agenda",
             FloorError::AgendaFinished => "agenda_finished",
@@ -159,7 +160,6 @@ impl fmt::Display for FloorError {
             FloorError::UnknownRequest => "no such request",
             FloorError::NotPending => "the request is no longer pending",
             FloorError::SiteAbsent => "the site is not connected",
-            FloorError::FloorTaken => "the floor is taken; revoke a holder first",
             FloorError::NotHolder => "this site does not hold the floor",
             FloorError::InvalidAgenda(why) => return write!(f, "invalid agenda: {why}"),
             FloorError::AgendaFinished => "there is no next agenda item",
@@ -263,16 +263,20 @@ impl Floor {
         Ok(vec![self.decide(i, RequestState::Cancelled, now_ms)])
     }
 
+    /// Granting on a full floor replaces the holders, as giving does: both are the chair
+    /// handing the floor to a site, and the same click must not mean two things.
     pub fn grant(&mut self, actor: SiteIndex, id: RequestId, now_ms: i64) -> Outcome {
         self.check_chair(actor)?;
         let i = self.pending_index(id)?;
         if !self.present[self.requests[i].site] {
             return Err(FloorError::SiteAbsent);
         }
+        let mut events = Vec::new();
         if self.holders.len() >= self.max_holders {
-            return Err(FloorError::FloorTaken);
+            events.extend(self.revoke_all_except(None, now_ms));
         }
-        Ok(vec![self.decide(i, RequestState::Granted, now_ms)])
+        events.push(self.decide(i, RequestState::Granted, now_ms));
+        Ok(events)
     }
 
     pub fn deny(&mut self, actor: SiteIndex, id: RequestId, now_ms: i64) -> Outcome {
@@ -397,15 +401,15 @@ impl Floor {
             (ItemKind::Speech, Some(s)) if s != self.chair => Some(s),
             _ => None,
         };
-        if speaker.is_some_and(|s| !self.present[s]) {
-            return Err(FloorError::SiteAbsent);
-        }
         let mut events: Vec<FloorEvent> = self.end_running_item(now_ms).into_iter().collect();
         events.extend(self.revoke_all_except(speaker, now_ms));
         self.runs.push(ItemRun { index: next, started_ms: now_ms, ended_ms: None });
         events.push(FloorEvent::ItemStarted { index: next });
-        if let Some(s) = speaker.filter(|&s| !self.holds(s)) {
-            events.push(self.hand_floor_to(s, now_ms));
+        match speaker {
+            // An absent speaker does not stop the programme: its item runs without a floor.
+            Some(s) if !self.present[s] => events.push(FloorEvent::SpeakerAbsent { index: next, site: s }),
+            Some(s) if !self.holds(s) => events.push(self.hand_floor_to(s, now_ms)),
+            _ => {}
         }
         Ok(events)
     }
@@ -785,14 +789,19 @@ mod tests {
     }
 
     #[test]
-    fn grant_while_the_floor_is_taken_is_refused() {
+    fn granting_while_another_speaks_hands_the_floor_over_as_giving_does() {
         let mut f = meeting(1);
         f.request(A, None, T0).unwrap();
         f.request(B, None, T0).unwrap();
         f.grant(CHAIR, id(1), T0).unwrap();
-        refused(&mut f, FloorError::FloorTaken, |f| f.grant(CHAIR, id(2), T0));
-        f.revoke(CHAIR, A, T0 + 1).unwrap();
-        assert_eq!(f.grant(CHAIR, id(2), T0 + 2), Ok(vec![E::Granted { id: id(2), site: B }]));
+        assert_eq!(f.grant(CHAIR, id(2), T0 + 1), Ok(vec![E::Revoked { id: id(1), site: A }, E::Granted { id: id(2), site: B }]));
+        assert!(f.may_speak(B) && !f.may_speak(A));
+        f.request(C, None, T0 + 2).unwrap();
+        let mut given = meeting(1);
+        given.request(A, None, T0).unwrap();
+        given.request(B, None, T0).unwrap();
+        given.grant(CHAIR, id(1), T0).unwrap();
+        assert_eq!(given.give(CHAIR, B, T0 + 1), Ok(vec![E::Revoked { id: id(1), site: A }, E::Granted { id: id(2), site: B }]), "the same events either way");
     }
 
     #[test]
@@ -941,14 +950,17 @@ mod tests {
         f.grant(CHAIR, id(1), T0).unwrap();
         f.grant(CHAIR, id(2), T0 + 1).unwrap();
         assert!(f.may_speak(A) && f.may_speak(B));
-        refused(&mut f, FloorError::FloorTaken, |f| f.grant(CHAIR, id(3), T0));
         assert_eq!(
-            f.give(CHAIR, C, T0 + 2),
-            Ok(vec![
-                E::Revoked { id: id(1), site: A },
-                E::Revoked { id: id(2), site: B },
-                E::Granted { id: id(3), site: C },
-            ])
+            f.grant(CHAIR, id(3), T0 + 2),
+            Ok(vec![E::Revoked { id: id(1), site: A }, E::Revoked { id: id(2), site: B }, E::Granted { id: id(3), site: C }]),
+            "granting on a full floor replaces the holders, as giving does"
+        );
+        f.request(A, None, T0 + 2).unwrap();
+        f.request(B, None, T0 + 2).unwrap();
+        f.grant(CHAIR, id(5), T0 + 2).unwrap();
+        assert_eq!(
+            f.give(CHAIR, A, T0 + 2),
+            Ok(vec![E::Revoked { id: id(3), site: C }, E::Revoked { id: id(5), site: B }, E::Granted { id: id(4), site: A }])
         );
     }
 
@@ -1071,15 +1083,20 @@ mod tests {
     }
 
     #[test]
-    fn next_item_for_a_speech_by_an_absent_site_changes_nothing() {
+    fn a_speech_by_an_absent_site_starts_without_a_floor_and_the_programme_goes_on() {
         let mut f = meeting(1);
-        let agenda = vec![item(ItemKind::Report, None, 5), item(ItemKind::Speech, Some(C), 5)];
+        let agenda = vec![item(ItemKind::Report, None, 5), item(ItemKind::Speech, Some(C), 5), item(ItemKind::Directive, None, 5)];
         f.set_agenda(CHAIR, agenda, T0).unwrap();
         f.next_item(CHAIR, T0).unwrap();
         f.give(CHAIR, A, T0).unwrap();
         f.set_present(C, false, T0);
-        refused(&mut f, FloorError::SiteAbsent, |f| f.next_item(CHAIR, T0 + 1));
-        assert_eq!(f.current_item(T0 + 1).map(|c| c.index), Some(0));
+        assert_eq!(
+            f.next_item(CHAIR, T0 + 1),
+            Ok(vec![E::ItemEnded { index: 0 }, E::Revoked { id: id(1), site: A }, E::ItemStarted { index: 1 }, E::SpeakerAbsent { index: 1, site: C }])
+        );
+        assert!(f.holders().is_empty(), "nobody holds the floor for the absent speaker");
+        // The chair's directive is reachable.
+        assert_eq!(f.next_item(CHAIR, T0 + 2), Ok(vec![E::ItemEnded { index: 1 }, E::ItemStarted { index: 2 }]));
     }
 
     #[test]
@@ -1153,7 +1170,6 @@ mod tests {
             (UnknownRequest, "unknown_request"),
             (NotPending, "not_pending"),
             (SiteAbsent, "site_absent"),
-            (FloorTaken, "floor_taken"),
             (NotHolder, "not_holder"),
             (InvalidAgenda("item 1: empty title".into()), "invalid_agenda"),
             (AgendaFinished, "agenda_finished"),

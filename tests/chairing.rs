@@ -192,3 +192,104 @@ async fn a_locked_conference_refuses_new_sites_but_not_the_chair() {
     assert!(refused(&mut hq, json!({"type": "lock", "locked": false})).await.is_none());
     assert_eq!(late.join("hang-dao", bridge.key("hang-dao")).await["type"], "joined");
 }
+
+/// The default config with a short seat hold, for tests of what happens after it.
+fn bridge_with_seat_hold(seconds: u32) -> TestBridge {
+    let data = common::scratch_dir("bridge");
+    let default = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/default.toml")).unwrap();
+    let config = data.join("config.toml");
+    std::fs::write(&config, default.replacen("seat_grace_s = 60", &format!("seat_grace_s = {seconds}"), 1)).unwrap();
+    TestBridge::start_with(config, data)
+}
+
+/// The last `state` a client received within `timeout` that satisfies `pred`.
+async fn state_where(c: &mut Client, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout_at(deadline, c.recv()).await {
+            Ok(Some(v)) if v["type"] == "state" && pred(&v) => return v,
+            Ok(Some(_)) => continue,
+            _ => panic!("no state where {what} within 10 s"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_meeting_takes_its_own_wards_back_and_the_chair_admits_a_newcomer() {
+    let bridge = bridge_with_seat_hold(1);
+    let cert = bridge.cert_pem();
+    let mut hq = Client::connect(&cert, bridge.port).await;
+    assert_eq!(hq.join("hq", bridge.key("hq")).await["type"], "joined");
+    let mut ward = Client::connect(&cert, bridge.port).await;
+    assert_eq!(ward.join("hang-gai", bridge.key("hang-gai")).await["type"], "joined");
+    hq.send(json!({"type": "lock", "locked": true})).await;
+    state_where(&mut hq, "locked", |s| s["locked"] == true).await;
+
+    // The ward's PC goes off (no `leave`) for longer than the seat hold.
+    drop(ward);
+    state_where(&mut hq, "hang-gai's seat released", |s| site(s, "hang-gai")["present"] == false && site(s, "hang-gai")["reconnecting"] == false).await;
+    // It comes back in directly: it belongs to this meeting.
+    let mut ward = Client::connect(&cert, bridge.port).await;
+    assert_eq!(ward.join("hang-gai", bridge.key("hang-gai")).await["type"], "joined", "a ward of the meeting gets back in");
+
+    // A site that was not in the meeting waits; the chair sees it and lets it in.
+    let mut late = Client::connect(&cert, bridge.port).await;
+    let refused = late.join("hang-dao", bridge.key("hang-dao")).await;
+    assert_eq!(refused["code"], "conference_locked");
+    state_where(&mut hq, "hang-dao waiting", |s| site(s, "hang-dao")["waiting"] == true).await;
+    // A ward may not admit anyone.
+    assert_eq!(refused_reply(&mut ward, json!({"type": "admit", "site": "hang-dao"})).await.map(|e| e["code"].clone()), Some(json!("not_chair")));
+    hq.send(json!({"type": "admit", "site": "hang-dao"})).await;
+    state_where(&mut hq, "hang-dao no longer waiting", |s| site(s, "hang-dao").get("waiting").is_none()).await;
+    let mut late = Client::connect(&cert, bridge.port).await;
+    assert_eq!(late.join("hang-dao", bridge.key("hang-dao")).await["type"], "joined", "admitted by the chair");
+}
+
+async fn refused_reply(c: &mut Client, msg: Value) -> Option<Value> {
+    refused(c, msg).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn granting_a_request_while_another_ward_speaks_hands_the_floor_over_and_says_so() {
+    let bridge = TestBridge::start_default();
+    let cert = bridge.cert_pem();
+    let mut hq = Client::connect(&cert, bridge.port).await;
+    hq.join("hq", bridge.key("hq")).await;
+    let mut a = Client::connect(&cert, bridge.port).await;
+    a.join("hang-gai", bridge.key("hang-gai")).await;
+    let mut b = Client::connect(&cert, bridge.port).await;
+    b.join("cua-nam", bridge.key("cua-nam")).await;
+    hq.send(json!({"type": "give_floor", "site": "hang-gai"})).await;
+    state_where(&mut hq, "hang-gai speaking", |s| s["floor"]["holders"][0]["site"] == "hang-gai").await;
+    b.send(json!({"type": "request_floor", "topic": "Ý kiến về ngân sách"})).await;
+    let s = state_where(&mut hq, "cua-nam queued", |s| s["floor"]["queue"][0]["site"] == "cua-nam").await;
+    let request = s["floor"]["queue"][0]["request"].clone();
+    hq.send(json!({"type": "grant_floor", "request": request})).await;
+    state_where(&mut hq, "cua-nam speaking", |s| s["floor"]["holders"][0]["site"] == "cua-nam").await;
+    // The ward that was speaking is told its floor ended.
+    loop {
+        let m = a.recv().await.expect("hang-gai's socket open");
+        if m["type"] == "floor" && m["event"] == "revoked" && m["site"] == "hang-gai" {
+            break;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_absent_wards_speech_does_not_stop_the_programme() {
+    let bridge = TestBridge::start_default();
+    let cert = bridge.cert_pem();
+    let mut hq = Client::connect(&cert, bridge.port).await;
+    hq.join("hq", bridge.key("hq")).await;
+    let mut gai = Client::connect(&cert, bridge.port).await;
+    gai.join("hang-gai", bridge.key("hang-gai")).await;
+    // The seed programme: report, Hàng Gai's speech, Cửa Nam's speech (absent), directive.
+    for expected in [0, 1, 2, 3] {
+        hq.send(json!({"type": "next_item"})).await;
+        let s = state_where(&mut hq, "the next item", |s| s["agenda"]["current"]["index"] == expected).await;
+        let absent = s["agenda"]["current"]["speaker_absent"] == true;
+        assert_eq!(absent, expected == 2, "item {expected}: only Cửa Nam's speech has its speaker absent");
+        let holder = s["floor"]["holders"][0]["site"].clone();
+        assert_eq!(holder, if expected == 1 { json!("hang-gai") } else { Value::Null }, "item {expected}");
+    }
+}

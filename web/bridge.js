@@ -8,7 +8,7 @@
  *
  * Events (via `on(name, fn)`):
  *  - status  {phase, detail}  phase: connecting | joining | negotiating | connected | flowing |
- *                             reconnecting | replaced | error
+ *                             reconnecting | locked_waiting | replaced | error
  *  - joined  the `joined` message
  *  - state   the whole conference state (sites, floor, layout, agenda…)
  *  - floor   a floor event {event, request, site}
@@ -19,6 +19,8 @@
 import { Signalling, FATAL_JOIN_CODES } from "./protocol.js";
 
 const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 10000];
+/** How often a site waiting at a locked conference asks again. */
+const LOCKED_RETRY_MS = 5000;
 
 /**
  * Simulcast layers for a camera, by its resolution: the bridge sends each receiver the layer
@@ -160,7 +162,8 @@ export class BridgeClient {
   connect() {
     if (this.stopped) return;
     this.teardown();
-    this.status(this.attempt === 0 ? "connecting" : "reconnecting", { attempt: this.attempt });
+    // While waiting at a locked conference the page keeps saying so between tries.
+    if (this.phase !== "locked_waiting") this.status(this.attempt === 0 ? "connecting" : "reconnecting", { attempt: this.attempt });
     this.signIn().then((ticket) => this.open(ticket), (e) => {
       if (FATAL_JOIN_CODES.has(e.code)) {
         this.stopped = true;
@@ -317,6 +320,14 @@ export class BridgeClient {
           this.stopped = true;
           this.status("error", { code: m.code, message: m.message });
           this.teardown();
+        } else if (m.request === "join" && m.code === "conference_locked") {
+          // The chair sees this site waiting; ask again until it lets us in (or opens).
+          this.status("locked_waiting");
+          const sig = this.sig;
+          this.sig = null;
+          sig?.close();
+          clearTimeout(this.rejoinTimer);
+          this.rejoinTimer = setTimeout(() => { this.rejoinTimer = undefined; this.connect(); }, LOCKED_RETRY_MS);
         } else {
           this.emit("refused", m);
         }
@@ -485,14 +496,25 @@ export class BridgeClient {
   act(msg) { this.sig?.send(msg); }
 
   /**
-   * Mutes this site's own microphone/camera: the server stops forwarding, and the local track
-   * is disabled too so nothing leaves the room while muted.
+   * Asks the server to mute or unmute this site's own microphone/camera. The local tracks
+   * follow the server's answer (`followMutes`), never the click: a refused unmute (the chair
+   * holds the site muted) must not leave a track switched off that the server later unmutes.
    * @param {{audio?: boolean, video?: boolean}} m
    */
   mute(m) {
-    if (m.audio !== undefined) this.opts.localStream.getAudioTracks().forEach((t) => { t.enabled = !m.audio; });
-    if (m.video !== undefined) this.opts.localStream.getVideoTracks().forEach((t) => { t.enabled = !m.video; });
     this.act({ type: "mute", ...m });
+  }
+
+  /**
+   * Enables the local tracks exactly when the server forwards them, so nothing leaves the
+   * room while muted (by the site or the chair) and everything does once unmuted.
+   * @param {{audio_muted?: boolean, hard_muted?: boolean, video_muted?: boolean}} site this site in `state`
+   */
+  followMutes(site) {
+    const audio = !(site.audio_muted || site.hard_muted);
+    this.opts.localStream.getAudioTracks().forEach((t) => { if (t.enabled !== audio) t.enabled = audio; });
+    const video = !site.video_muted;
+    this.opts.localStream.getVideoTracks().forEach((t) => { if (t.enabled !== video) t.enabled = video; });
   }
 
   /**

@@ -1,5 +1,6 @@
 // @ts-check
-/** Strings for the UI: Vietnamese by default, English on request (?lang=en or the toggle). */
+/** Strings for the UI: Vietnamese by default, English on request (?lang=en or the toggle, which
+ * applies at once). */
 
 /** @type {Record<string, string>} */
 let strings = {};
@@ -19,12 +20,20 @@ export function t(key, params = {}) {
   return s.replace(/\{(\w+)\}/g, (_, k) => String(params[k] ?? ""));
 }
 
-/** Switches language and reloads the page (keeping the URL fragment, which holds the key). */
-export function toggleLanguage() {
-  localStorage.setItem("diemcau.lang", lang === "vi" ? "en" : "vi");
-  const url = new URL(location.href);
-  url.searchParams.delete("lang");
-  location.replace(url.toString());
+/**
+ * Switches language at once, without a reload (a reload would drop a live meeting): the
+ * page's fixed texts are translated here, `rerender` redraws what the page built itself.
+ * @param {(() => void) | Event} [rerender] (an event when used as a click handler directly)
+ */
+export async function toggleLanguage(rerender) {
+  const next = lang === "vi" ? "en" : "vi";
+  localStorage.setItem("diemcau.lang", next);
+  const loaded = await (await fetch(`/i18n/${next}.json`)).json();
+  lang = next;
+  strings = loaded;
+  document.documentElement.lang = lang;
+  translatePage();
+  if (typeof rerender === "function") rerender();
 }
 
 /** Fills every element carrying data-i18n="key". */

@@ -27,7 +27,10 @@ const statusEl = $("status");
 
 await loadStrings();
 translatePage();
-$("lang").addEventListener("click", toggleLanguage);
+$("lang").addEventListener("click", () => toggleLanguage(() => { render(); applyView(); showPhase(lastStatus); }));
+// The key lives in the fragment: pasting the right link over this page changes only the
+// fragment, which does not reload by itself.
+addEventListener("hashchange", () => location.reload());
 
 /** @param {string} phase @param {string} text */
 function showStatus(phase, text) {
@@ -89,8 +92,24 @@ if (!me) {
   throw new Error("unknown site");
 }
 if (!key) {
+  // Opened from the site list or a link without its key: say what is needed and take the
+  // link (or the key alone) here, rather than a half-drawn page.
   showStatus("error", t("status.no_key"));
-  throw new Error("no key");
+  const form = document.createElement("form");
+  form.className = "keyform";
+  const input = Object.assign(document.createElement("input"), { type: "text", id: "paste-key", placeholder: t("key.paste") });
+  const go = Object.assign(document.createElement("button"), { type: "submit", textContent: t("key.open") });
+  form.append(input, go);
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const text = input.value.trim();
+    const fromLink = text.includes("#") ? new URLSearchParams(text.slice(text.indexOf("#") + 1)).get("key") : null;
+    const k = fromLink || text;
+    if (k) location.hash = `key=${encodeURIComponent(k)}`;
+  });
+  statusEl.after(form);
+  document.body.dataset.nokey = "1";
+  await new Promise(() => {}); // the page waits here until the hash changes (which reloads it)
 }
 
 showStatus("camera", t("status.camera"));
@@ -104,6 +123,31 @@ try {
 } catch (e) {
   showStatus("error", t("status.camera_failed", { message: String(/** @type {any} */ (e).message || e) }));
   throw e;
+}
+// The room's own level on the mic button (from a copy of the microphone that is never sent,
+// so it shows even while muted) and a hint when the room talks into a muted microphone.
+const meterTrack = local.getAudioTracks()[0]?.clone();
+if (meterTrack) {
+  const ctx = new AudioContext();
+  const analyser = ctx.createAnalyser();
+  analyser.fftSize = 1024;
+  ctx.createMediaStreamSource(new MediaStream([meterTrack])).connect(analyser);
+  const samples = new Float32Array(analyser.fftSize);
+  let talkingSince = 0;
+  addEventListener("pointerdown", () => { if (ctx.state === "suspended") ctx.resume().catch(() => {}); });
+  setInterval(() => {
+    analyser.getFloatTimeDomainData(samples);
+    let sum = 0;
+    for (const x of samples) sum += x * x;
+    const level = Math.min(1, Math.sqrt(sum / samples.length) * 4);
+    /** @type {HTMLMeterElement} */ ($("mic-level")).value = level;
+    const mic = $("mic");
+    const muted = mic.dataset.on === "false";
+    talkingSince = muted && level > 0.08 ? talkingSince || Date.now() : 0;
+    const hint = $("mic-hint");
+    hint.hidden = !(muted && talkingSince && Date.now() - talkingSince > 1200);
+    hint.textContent = mic.dataset.hard === "true" ? t("mic.hard_hint") : t("mic.muted_hint");
+  }, 150);
 }
 const selfTile = /** @type {HTMLElement} */ (tiles.get(siteId));
 /** @type {HTMLVideoElement} */ (selfTile.querySelector("video")).srcObject = new MediaStream(local.getVideoTracks());
@@ -121,31 +165,70 @@ const audioBox = $("audio");
 let state = null;
 let clockOffset = 0;
 
-client.on("status", (/** @type {{phase: string, detail?: any}} */ { phase, detail }) => {
+/** @type {{phase: string, detail?: any}} the page's last status, redrawn in another language */
+let lastStatus = { phase: "camera" };
+/** @param {{phase: string, detail?: any}} st */
+function showPhase(st) {
+  const { phase, detail } = st;
+  if (phase === "warning") return console.warn("client:", detail);
+  lastStatus = st;
   if (phase === "error") {
     const message = detail?.code ? t(`error.${detail.code}`) : detail?.message;
     showStatus("error", t("status.error", { message: message || "" }));
-  } else if (phase === "warning") {
-    console.warn("client:", detail);
   } else {
     showStatus(phase, t(`status.${phase}`, detail || {}));
   }
-});
-
-/** @param {string} text */
-function notice(text) {
-  const n = $("notice");
-  n.textContent = text;
-  clearTimeout(/** @type {any} */ (n).timer);
-  /** @type {any} */ (n).timer = setTimeout(() => { n.textContent = ""; }, 8000);
+  // A page that can no longer act (replaced by another tab, left, refused for good) must not
+  // look live: its controls are disabled and an overlay says why and what to do.
+  const dead = phase === "replaced" || phase === "error" || phase === "left";
+  document.body.dataset.phase = phase;
+  document.querySelectorAll("#controls button, #chair button, #chair input, #chair select").forEach((b) => { /** @type {HTMLButtonElement} */ (b).disabled = dead; });
+  const overlay = $("overlay");
+  const lost = phase === "reconnecting" || phase === "media_failed" || phase === "locked_waiting";
+  overlay.hidden = !(dead || lost);
+  overlay.dataset.kind = dead ? "dead" : "lost";
+  $("overlay-text").textContent = statusEl.textContent || "";
+  $("overlay-action").hidden = !dead;
+  $("overlay-action").textContent = phase === "replaced" ? t("overlay.take_back") : t("overlay.rejoin");
 }
+client.on("status", showPhase);
+
+/** @type {{text: string, until: number, important: boolean}[]} */
+let notices = [];
+/**
+ * Shows a notice for 8 s (`important`: 20 s, for what concerns this site itself); several
+ * at once stay side by side, so one event never hides the one just before it.
+ * @param {string} text @param {boolean} [important]
+ */
+function notice(text, important = false) {
+  notices = notices.filter((n) => n.text !== text).concat([{ text, until: Date.now() + (important ? 20000 : 8000), important }]).slice(-3);
+  drawNotices();
+}
+function drawNotices() {
+  const now = Date.now();
+  notices = notices.filter((n) => n.until > now);
+  const box = $("notice");
+  box.replaceChildren(...notices.map((n) => Object.assign(document.createElement("span"), { textContent: n.text, className: n.important ? "important" : "" })));
+}
+setInterval(drawNotices, 1000);
 
 client.on("refused", (/** @type {{code: string, message: string}} */ m) => {
   const translated = t(`error.${m.code}`);
   notice(t("refused", { message: translated.startsWith("error.") ? m.message : translated }));
 });
+/** The site whose floor was just revoked (and when), to say who it went to when the grant follows. */
+let revokedJustNow = "";
+let revokedAt = 0;
 client.on("floor", (/** @type {{event: string, site: string}} */ m) => {
-  if (m.event !== "requested" || isChair) notice(t(`floor.event.${m.event}`, { site: nameOf(m.site) }));
+  const mine = m.site === siteId;
+  if (m.event === "revoked") [revokedJustNow, revokedAt] = [m.site, Date.now()];
+  if (m.event === "granted" && revokedJustNow && revokedJustNow !== m.site && Date.now() - revokedAt < 1500) {
+    // The chair handed the floor over: the speaker who lost it is told to whom, at length.
+    notice(revokedJustNow === siteId ? t("floor.handed_to_you_lost", { site: nameOf(m.site) }) : t("floor.handed", { from: nameOf(revokedJustNow), to: nameOf(m.site) }), revokedJustNow === siteId || mine);
+    revokedJustNow = "";
+    return;
+  }
+  if (m.event !== "requested" || isChair) notice(mine ? t(`floor.mine.${m.event}`) : t(`floor.event.${m.event}`, { site: nameOf(m.site) }), mine);
 });
 client.on("speaking", (/** @type {{active: string|null, levels: {site: string, level: number}[]}} */ m) => {
   tiles.forEach((tile, id) => { tile.dataset.speaking = String(id === m.active); });
@@ -259,7 +342,9 @@ function button(label, onClick, cls) {
 function placeTiles() {
   if (!state) return;
   const holder = state.floor.holders[0]?.site;
-  const stageIds = state.layout === "stage" ? [chair?.id, holder].filter((x) => x) : [];
+  // The stage shows HQ and the floor holder large; on the chair's own page HQ is itself,
+  // a thumbnail like any self view, and the stage is the floor holder's alone.
+  const stageIds = state.layout === "stage" ? [isChair ? null : chair?.id, holder].filter((x) => x) : [];
   document.body.dataset.layout = state.layout;
   document.body.dataset.floor = holder || "";
   const stage = $("stage");
@@ -289,7 +374,12 @@ function render() {
     if (site.id !== siteId) {
       tile.dataset.present = String(site.present);
       const ph = tile.querySelector(".placeholder");
-      if (ph) ph.textContent = site.present ? (tile.dataset.offpage === "true" ? t("tile.offpage") : t("tile.waiting")) : site.reconnecting ? t("tile.reconnecting", { site: site.name }) : t("tile.absent");
+      if (ph) {
+        ph.textContent = site.present
+          ? (tile.dataset.offpage === "true" ? t("tile.offpage") : site.video_muted ? t("tile.camera_off") : t("tile.waiting"))
+          : site.reconnecting ? t("tile.reconnecting", { site: site.name }) : t("tile.absent");
+      }
+      if (site.video_muted) tile.dataset.video = "none";
       if (!site.present) tile.dataset.video = "none";
       tile.dataset.reconnecting = String(!!site.reconnecting);
     }
@@ -305,9 +395,11 @@ function render() {
   placeTiles();
 
   const mine = s.sites.find((x) => x.id === siteId);
+  if (mine) client.followMutes(mine);
   const mic = $("mic");
   mic.textContent = mine?.hard_muted ? t("mic.hard") : mine?.audio_muted ? t("mic.on") : t("mic.off");
   mic.dataset.on = String(!(mine?.audio_muted || mine?.hard_muted));
+  mic.dataset.hard = String(!!mine?.hard_muted);
   const cam = $("cam");
   cam.textContent = mine?.video_muted ? t("cam.on") : t("cam.off");
   cam.dataset.on = String(!mine?.video_muted);
@@ -339,6 +431,7 @@ function render() {
   rec.title = s.recording?.error || "";
   // Wards enter who attends once the chair has started the recorded conference.
   $("attendance").hidden = isChair || !s.meeting;
+  $("attendance").dataset.show = String(!isChair && !!s.meeting);
   renderTimers();
 }
 
@@ -356,12 +449,18 @@ function renderTimers() {
     const elapsed = serverNow() - cur.started_ms;
     item.textContent = t("item.current", {
       n: cur.index + 1, total: state.agenda.items.length, title: it.title, elapsed: clock(elapsed), planned: clock(cur.planned_ms),
-    }) + (elapsed > cur.planned_ms ? ` — ${t("item.overtime")}` : "");
+    }) + (elapsed > cur.planned_ms ? ` — ${t("item.overtime")}` : "")
+      + (cur.speaker_absent ? ` — ${t(isChair ? "item.speaker_absent_chair" : "item.speaker_absent", { site: nameOf(it.site || "") })}` : "");
+    item.dataset.absent = String(!!cur.speaker_absent);
     item.dataset.overtime = String(elapsed > cur.planned_ms);
   } else {
     item.textContent = "";
   }
   if (isChair) {
+    document.querySelectorAll("#sites [data-held-until]").forEach((el) => {
+      const left = Math.max(0, Math.ceil((Number(/** @type {HTMLElement} */ (el).dataset.heldUntil) - serverNow()) / 1000));
+      el.textContent = t("state.reconnecting", { s: left });
+    });
     document.querySelectorAll("#queue [data-since]").forEach((el) => {
       el.textContent = t("chair.waiting", { time: clock(serverNow() - Number(/** @type {HTMLElement} */ (el).dataset.since)) });
     });
@@ -389,26 +488,38 @@ function renderChair() {
     const tr = document.createElement("tr");
     tr.dataset.site = site.id;
     const holds = s.floor.holders.some((h) => h.site === site.id);
-    const flags = [site.present ? t("state.present") : t("state.absent")];
-    if (site.hard_muted) flags.push(t("state.hard_muted"));
-    else if (site.audio_muted) flags.push(t("state.muted"));
-    if (site.video_muted) flags.push(t("state.cam_off"));
+    tr.dataset.presence = site.present ? "present" : site.reconnecting ? "reconnecting" : site.waiting ? "waiting" : "absent";
     const name = document.createElement("td");
     const meter = document.createElement("meter");
     meter.min = 0;
     meter.max = 1;
     meter.value = 0;
-    name.append(site.name, document.createElement("br"), meter);
-    const st = document.createElement("td");
-    st.textContent = flags.join(", ");
+    const st = document.createElement("div");
+    st.className = "presence";
+    name.append(Object.assign(document.createElement("strong"), { textContent: site.name }), st, meter);
+    if (site.reconnecting && site.held_until_ms) {
+      // Lost its connection (a crashed browser, a cut line): not absent, its seat is held.
+      const held = Object.assign(document.createElement("span"), { className: "held" });
+      held.dataset.heldUntil = String(site.held_until_ms);
+      held.textContent = t("state.reconnecting", { s: Math.max(0, Math.ceil((site.held_until_ms - serverNow()) / 1000)) });
+      st.append(held);
+    } else {
+      st.textContent = site.present ? t("state.present") : site.waiting ? t("state.waiting") : t("state.absent");
+    }
+    const flags = [];
+    if (site.hard_muted) flags.push(t("state.hard_muted"));
+    else if (site.audio_muted) flags.push(t("state.muted"));
+    if (site.video_muted) flags.push(t("state.cam_off"));
+    if (flags.length) st.append(` · ${flags.join(", ")}`);
     const actions = document.createElement("td");
+    if (site.waiting) actions.append(button(t("chair.admit"), () => client.act({ type: "admit", site: site.id }), "admit"));
     actions.append(
       holds ? button(t("chair.revoke"), () => client.act({ type: "revoke_floor", site: site.id }), "revoke")
         : button(t("chair.give"), () => client.act({ type: "give_floor", site: site.id }), "give"),
       site.hard_muted ? button(t("chair.unmute"), () => client.act({ type: "mute_site", site: site.id, muted: false }), "unmute")
         : button(t("chair.mute"), () => client.act({ type: "mute_site", site: site.id, muted: true }), "mute"),
     );
-    tr.append(name, st, actions);
+    tr.append(name, actions);
     return tr;
   }));
   $("meeting").textContent = s.meeting ? t("chair.end_meeting") : t("chair.start_meeting");
@@ -434,21 +545,37 @@ function renderChair() {
 }
 setInterval(renderTimers, 1000);
 
-// The chair sees a short badge when technicians have alarms; details are on /tech.
-if (isChair) {
+// The chair sees the technicians' alarms in its panel, in words, as they are raised (a site
+// whose browser crashed shows here within seconds); details are on /tech.
+/** @type {any[]} */
+let alarms = [];
+function renderAlarms() {
+  const list = $("chair-alarms");
+  list.hidden = !alarms.length;
+  list.replaceChildren(...alarms.map((a) => {
+    const li = document.createElement("li");
+    li.dataset.alarm = a.alarm;
+    li.dataset.site = a.site;
+    li.textContent = `${a.site === "@bridge" ? t("alarm.bridge") : nameOf(a.site)}: ${t(`alarm.${a.alarm}`)}`;
+    return li;
+  }));
   const badge = $("alarm-badge");
+  badge.hidden = !alarms.length;
+  badge.textContent = t("alarm.badge", { n: alarms.length });
+}
+if (isChair) {
   const poll = async () => {
     const h = await (await fetch("/api/health", { headers: { authorization: `Bearer ${client.token}` } })).json();
     if (!h.alarms) return;
-    badge.hidden = !h.alarms.length;
-    badge.textContent = t("alarm.badge", { n: h.alarms.length });
-    badge.title = h.alarms.map((/** @type {any} */ a) => `${a.site === "@bridge" ? t("alarm.bridge") : nameOf(a.site)}: ${t(`alarm.${a.alarm}`)} (${a.detail})`).join("\n");
+    alarms = h.alarms;
+    renderAlarms();
   };
-  setInterval(() => poll().catch(() => {}), 3000);
+  setInterval(() => poll().catch(() => {}), 1500);
 }
 
 $("mic").addEventListener("click", () => {
   const mine = state?.sites.find((x) => x.id === siteId);
+  if (mine?.hard_muted) return notice(t("mic.hard_hint"), true);
   client.mute({ audio: !mine?.audio_muted });
 });
 $("cam").addEventListener("click", () => {
@@ -506,6 +633,7 @@ $("attendance").addEventListener("submit", (ev) => {
   /** @type {any} */
   const msg = { type: "attendance", attendees: /** @type {HTMLInputElement} */ ($("attendees")).value.trim() };
   if (headcount > 0) msg.headcount = headcount;
+  if (!msg.attendees) return notice(t("attendance.empty"), true);
   client.act(msg);
   notice(t("attendance.saved"));
 });
@@ -543,11 +671,17 @@ setInterval(async () => {
   if (Object.values(stats).some((s) => s.framesDecoded > 0)) showStatus("flowing", t("status.flowing"));
 }, 1000);
 
-$("leave").addEventListener("click", () => {
+$("leave").addEventListener("click", () => { $("leave-confirm").hidden = false; });
+$("leave-cancel").addEventListener("click", () => { $("leave-confirm").hidden = true; });
+$("leave-yes").addEventListener("click", () => {
+  $("leave-confirm").hidden = true;
   client.stop();
   local.getTracks().forEach((tr) => tr.stop());
-  showStatus("left", t("site.left"));
+  showPhase({ phase: "left" });
 });
+// From the overlay of a page that can no longer act: join again (a reload signs in anew and,
+// for a replaced page, takes the site back from the other tab).
+$("overlay-action").addEventListener("click", () => location.reload());
 
 // A read-only handle for operators' consoles and end-to-end tests.
 Object.assign(window, { diemcau: { client, firstFrameMs, stats: () => client.receiveStats(), state: () => state, shareTrack, stopSharing } });

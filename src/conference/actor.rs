@@ -56,6 +56,12 @@ struct SeatState {
     pages: usize,
     /// Until when (Unix ms) this site's downlink is treated as too weak for large layers.
     constrained_until: i64,
+    /// While the conference is locked: this site may (re)join (it was present when the
+    /// chair locked, or joined or was let in since).
+    admitted: bool,
+    /// The last time (Unix ms) this site asked to join the locked conference and was not
+    /// admitted: the chair sees it waiting.
+    knocked_ms: Option<i64>,
 }
 
 /// What survives a restart: written to the store after every change.
@@ -69,6 +75,9 @@ struct Persisted {
     /// Sites present or held when saved: after a restart they are expected back.
     #[serde(default)]
     expected: Vec<String>,
+    /// Sites admitted to the locked conference.
+    #[serde(default)]
+    admitted: Vec<String>,
 }
 
 struct Actor {
@@ -98,6 +107,10 @@ struct Actor {
 const CONSTRAINED_LOSS_PERCENT: f64 = 8.0;
 /// …for this long after its last such report (its reports come every 3 s).
 const CONSTRAINED_FOR_MS: i64 = 20_000;
+
+/// A site that asked to join the locked conference shows as waiting this long after its last
+/// try (its page tries again every few seconds).
+const KNOCK_SHOWN_MS: i64 = 15_000;
 
 /// How often audio levels are read for the active speaker.
 const SPEAKER_TICK: std::time::Duration = std::time::Duration::from_millis(250);
@@ -262,6 +275,13 @@ impl Actor {
     fn on_tick(&mut self, now: i64) {
         self.ticks += 1;
         self.release_expired_seats(now);
+        if self.seats.iter().any(|s| s.knocked_ms.is_some_and(|k| now - k > KNOCK_SHOWN_MS)) {
+            // A page that stopped asking is no longer waiting.
+            for seat in &mut self.seats {
+                seat.knocked_ms = seat.knocked_ms.filter(|k| now - *k <= KNOCK_SHOWN_MS);
+            }
+            self.broadcast_state();
+        }
         if self.seats.iter().all(|s| s.holder.is_none()) {
             return;
         }
@@ -307,11 +327,20 @@ impl Actor {
     fn join(&mut self, site: usize, session: Uuid, resume: Option<String>, outbox: mpsc::Sender<Outgoing>) -> Result<Seat, JoinRefused> {
         let is_chair = self.settings.sites[site].role == Role::Chair;
         let held = self.seats[site].held_until.is_some();
-        if self.locked && !is_chair && self.seats[site].holder.is_none() && !held {
-            info!(site = %self.id(site), "join refused: the conference is locked");
+        if self.locked && !is_chair && self.seats[site].holder.is_none() && !held && !self.seats[site].admitted {
+            let first = self.seats[site].knocked_ms.is_none();
+            self.seats[site].knocked_ms = Some(now_ms());
+            if first {
+                info!(site = %self.id(site), "join refused: the conference is locked; {} waits for the chair to let it in", self.name(site));
+                self.log(site, "waiting_locked", "");
+                self.broadcast_state();
+            }
             return Err(JoinRefused::Locked);
         }
         self.seats[site].held_until = None;
+        self.seats[site].knocked_ms = None;
+        // Whoever joins a locked conference has been let in; it may come back.
+        self.seats[site].admitted = true;
         // The page that lost the connection proves it with its token; another device with
         // the site's key also gets the held seat (it is the same bridge point), but the log
         // tells the two apart.
@@ -450,6 +479,11 @@ impl Actor {
         }
         self.layout = saved.layout;
         self.locked = saved.locked;
+        for id in &saved.admitted {
+            if let Some(i) = self.settings.site_index(id) {
+                self.seats[i].admitted = true;
+            }
+        }
         info!(held = self.seats.iter().filter(|s| s.held_until.is_some()).count(), "restored the conference state saved before the restart");
         true
     }
@@ -467,6 +501,7 @@ impl Actor {
                 .filter(|(_, s)| s.holder.is_some() || s.held_until.is_some())
                 .map(|(i, _)| self.id(i).to_string())
                 .collect(),
+            admitted: self.seats.iter().enumerate().filter(|(_, s)| s.admitted).map(|(i, _)| self.id(i).to_string()).collect(),
         };
         serde_json::to_string(&saved).unwrap_or_default()
     }
@@ -494,6 +529,7 @@ impl Actor {
                 | Action::SetAgenda { .. }
                 | Action::NextItem
                 | Action::Lock { .. }
+                | Action::Admit { .. }
                 | Action::StartConference
                 | Action::EndConference
                 | Action::StartRecording
@@ -559,7 +595,20 @@ impl Actor {
             Action::NextItem => self.floor.next_item(site, now).map_err(floor_refusal)?,
             Action::Lock { locked } => {
                 self.locked = locked;
+                // Locking admits the sites of this meeting: present, or held for reconnection.
+                // A ward whose PC was off longer than the seat hold comes back in directly.
+                for seat in &mut self.seats {
+                    seat.admitted = locked && (seat.holder.is_some() || seat.held_until.is_some());
+                    seat.knocked_ms = None;
+                }
                 self.log(site, if locked { "locked" } else { "unlocked" }, "by the chair");
+                vec![]
+            }
+            Action::Admit { site: target } => {
+                let target = self.site_index(&target)?;
+                self.seats[target].admitted = true;
+                self.seats[target].knocked_ms = None;
+                self.log(target, "admitted", "by the chair");
                 vec![]
             }
             Action::ShareStart => {
@@ -689,6 +738,11 @@ impl Actor {
                     self.log(self.floor.chair(), "agenda_item_started", &format!("{index}\t{planned}\t{title}"));
                     continue;
                 }
+                FloorEvent::SpeakerAbsent { index, site } => {
+                    info!(site = %self.id(site), "programme item {} is {}'s speech, but it is not connected: nobody is given the floor", index + 1, self.name(site));
+                    self.log(site, "agenda_speaker_absent", &index.to_string());
+                    continue;
+                }
                 FloorEvent::ItemEnded { index } => {
                     self.log(self.floor.chair(), "agenda_item_ended", &index.to_string());
                     continue;
@@ -748,6 +802,8 @@ impl Actor {
                 video_muted: seat.mute.video,
                 hard_muted: seat.mute.hard,
                 reconnecting: seat.holder.is_none() && seat.held_until.is_some(),
+                held_until_ms: seat.held_until.filter(|_| seat.holder.is_none()),
+                waiting: self.locked && seat.knocked_ms.is_some(),
             })
             .collect()
     }
@@ -792,7 +848,12 @@ impl Actor {
         let current = self
             .floor
             .current_item(now)
-            .map(|c| CurrentItemView { index: c.index, started_ms: c.started_ms, planned_ms: c.planned_ms });
+            .map(|c| CurrentItemView {
+                index: c.index,
+                started_ms: c.started_ms,
+                planned_ms: c.planned_ms,
+                speaker_absent: c.item.kind == ItemKind::Speech && c.item.site.is_some_and(|s| s != self.floor.chair() && !self.floor.is_present(s) && !self.floor.holders().iter().any(|h| h.site == s)),
+            });
         ServerMessage::State {
             sites: self.presence(),
             floor,
@@ -943,7 +1004,6 @@ fn floor_refusal(e: FloorError) -> Refused {
         FloorError::UnknownRequest => ErrorCode::UnknownRequest,
         FloorError::NotPending => ErrorCode::NotPending,
         FloorError::SiteAbsent => ErrorCode::SiteAbsent,
-        FloorError::FloorTaken => ErrorCode::FloorTaken,
         FloorError::NotHolder => ErrorCode::NotHolder,
         FloorError::InvalidAgenda(_) => ErrorCode::InvalidAgenda,
         FloorError::AgendaFinished => ErrorCode::AgendaFinished,

@@ -43,6 +43,8 @@ pub enum Action {
     SetAgenda { items: Vec<AgendaItemSpec> },
     NextItem,
     Lock { locked: bool },
+    /// Chair: let a site waiting at the locked conference in.
+    Admit { site: String },
     /// Chair: start / end the recorded conference.
     StartConference,
     EndConference,

@@ -71,6 +71,8 @@ pub enum ClientMessage {
     NextItem {},
     /// Chair: lock (no new joins) or open the conference.
     Lock { locked: bool },
+    /// Chair: let a site that is waiting at a locked conference in.
+    Admit { site: String },
     /// Start sharing content: `track` is the msid track id of the browser's content track
     /// (its `MediaStreamTrack.id`). The chair or the floor holder only.
     ShareStart { track: String },
@@ -147,6 +149,7 @@ impl ClientMessage {
         "set_agenda",
         "next_item",
         "lock",
+        "admit",
         "share_start",
         "share_stop",
         "stats",
@@ -181,6 +184,7 @@ impl ClientMessage {
             ClientMessage::SetAgenda { .. } => "set_agenda",
             ClientMessage::NextItem {} => "next_item",
             ClientMessage::Lock { .. } => "lock",
+            ClientMessage::Admit { .. } => "admit",
             ClientMessage::ShareStart { .. } => "share_start",
             ClientMessage::ShareStop {} => "share_stop",
             ClientMessage::Stats { .. } => "stats",
@@ -356,6 +360,13 @@ pub struct SitePresence {
     /// The site lost its connection and its seat is held for it (it is reconnecting).
     #[serde(default)]
     pub reconnecting: bool,
+    /// While reconnecting: until when (Unix ms) its seat, floor and queue place are held.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_until_ms: Option<i64>,
+    /// The conference is locked and this site, which is not admitted, asked to join: the
+    /// chair may let it in (`admit`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub waiting: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -416,6 +427,9 @@ pub struct CurrentItemView {
     pub index: usize,
     pub started_ms: i64,
     pub planned_ms: i64,
+    /// A speech whose site is not connected: nobody holds the floor for it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub speaker_absent: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -468,7 +482,6 @@ pub enum ErrorCode {
     UnknownRequest,
     NotPending,
     SiteAbsent,
-    FloorTaken,
     NotHolder,
     InvalidAgenda,
     AgendaFinished,
@@ -639,6 +652,7 @@ mod tests {
         });
         round_trip_client(ClientMessage::NextItem {});
         round_trip_client(ClientMessage::Lock { locked: true });
+        round_trip_client(ClientMessage::Admit { site: "hang-dao".into() });
         round_trip_client(ClientMessage::ShareStart { track: "3f1c".into() });
         round_trip_client(ClientMessage::ShareStop {});
         round_trip_client(ClientMessage::Stats {
@@ -654,7 +668,7 @@ mod tests {
         round_trip_client(ClientMessage::StartRecording {});
         round_trip_client(ClientMessage::StopRecording {});
         round_trip_client(ClientMessage::ViewPage { page: 2 });
-        assert_eq!(ClientMessage::TYPES.len(), 29);
+        assert_eq!(ClientMessage::TYPES.len(), 30);
         for t in ClientMessage::TYPES {
             // Every listed type parses far enough to be recognised (not unknown_type).
             let code = parse_client(&format!("{{\"type\":\"{t}\",\"bogus\":1}}")).unwrap_err().code;
@@ -683,6 +697,8 @@ mod tests {
                 video_muted: true,
                 hard_muted: false,
                 reconnecting: false,
+                held_until_ms: None,
+                waiting: false,
             }],
             floor: FloorView {
                 holders: vec![FloorHolderView { site: "hang-gai".into(), request: 1, since_ms: 5 }],
@@ -695,7 +711,7 @@ mod tests {
             recording: Some(RecordingView { state: "recording".into(), started_ms: 2, error: None }),
             agenda: AgendaView {
                 items: vec![AgendaItemSpec { title: "Phát biểu".into(), kind: AgendaKind::Speech, site: Some("hang-gai".into()), planned_minutes: 7 }],
-                current: Some(CurrentItemView { index: 0, started_ms: 5, planned_ms: 420_000 }),
+                current: Some(CurrentItemView { index: 0, started_ms: 5, planned_ms: 420_000, speaker_absent: false }),
             },
             server_now_ms: 9,
         });

@@ -198,6 +198,7 @@ impl Session {
                     ClientMessage::SetAgenda { items } => Action::SetAgenda { items },
                     ClientMessage::NextItem {} => Action::NextItem,
                     ClientMessage::Lock { locked } => Action::Lock { locked },
+                    ClientMessage::Admit { site } => Action::Admit { site },
                     ClientMessage::ShareStart { track } => {
                         // Decided by the conference first; only then does the peer treat the
                         // track as content (before the browser's offer for it is processed).

@@ -37,6 +37,8 @@ pub struct Browser {
     ws: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
     next_id: u64,
     protocol: Protocol,
+    /// The browser's own process group (its launcher `setsid`s it).
+    group: Option<i32>,
     pub name: String,
 }
 
@@ -87,11 +89,11 @@ impl Browser {
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(p) = line.split("profile=").nth(1) {
-                    let _ = tx.send(PathBuf::from(p.trim()));
+                    let _ = tx.send((PathBuf::from(p.trim()), process_group(&line)));
                 }
             }
         });
-        let profile = rx.recv_timeout(Duration::from_secs(20)).expect("chromium-webrtc.sh printed no profile");
+        let (profile, group) = rx.recv_timeout(Duration::from_secs(20)).expect("chromium-webrtc.sh printed no profile");
         let deadline = Instant::now() + Duration::from_secs(30);
         let port: u16 = loop {
             if let Ok(text) = std::fs::read_to_string(profile.join("DevToolsActivePort")) {
@@ -114,7 +116,7 @@ impl Browser {
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
         let (ws, _) = tokio_tungstenite::connect_async(ws_url).await.expect("devtools websocket");
-        Browser { child, ws, next_id: 1, protocol: Protocol::DevTools, name: name.to_string() }
+        Browser { child, ws, next_id: 1, protocol: Protocol::DevTools, group, name: name.to_string() }
     }
 
     /// Launches headless Firefox ESR (its fake camera and microphone: a 640x480 picture of
@@ -133,21 +135,23 @@ impl Browser {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let mut lines = Vec::new();
+            let mut group = None;
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                group = group.or(process_group(&line));
                 if let Some(ws) = line.split("bidi=").nth(1) {
-                    let _ = tx.send(Ok(ws.trim().to_string()));
+                    let _ = tx.send(Ok((ws.trim().to_string(), group)));
                 }
                 lines.push(line);
             }
             let _ = tx.send(Err(lines.join("\n")));
         });
-        let ws_url = match rx.recv_timeout(Duration::from_secs(45)) {
+        let (ws_url, group) = match rx.recv_timeout(Duration::from_secs(45)) {
             Ok(Ok(ws)) => ws,
             Ok(Err(log)) => panic!("{name}: firefox-webrtc.sh ended without a BiDi address:\n{log}"),
             Err(_) => panic!("{name}: no BiDi address from firefox-webrtc.sh within 45 s"),
         };
         let (ws, _) = tokio_tungstenite::connect_async(format!("{ws_url}/session")).await.expect("BiDi websocket");
-        let mut b = Browser { child, ws, next_id: 1, protocol: Protocol::Bidi { context: String::new() }, name: name.to_string() };
+        let mut b = Browser { child, ws, next_id: 1, protocol: Protocol::Bidi { context: String::new() }, group, name: name.to_string() };
         // The bridge's certificate is self-signed.
         let caps = json!({"capabilities": {"alwaysMatch": {"acceptInsecureCerts": true, "unhandledPromptBehavior": {"default": "ignore"}}}});
         b.command("session.new", caps).await.unwrap_or_else(|| panic!("{name}: BiDi session.new refused"));
@@ -156,6 +160,29 @@ impl Browser {
         b.protocol = Protocol::Bidi { context: context.clone() };
         b.command("browsingContext.navigate", json!({"context": context, "url": url, "wait": "complete"})).await.unwrap_or_else(|| panic!("{name}: Firefox did not load {url}"));
         b
+    }
+
+    /// Reloads the page, bypassing the cache.
+    pub async fn reload(&mut self) {
+        match &self.protocol {
+            Protocol::DevTools => {
+                self.command("Page.reload", json!({"ignoreCache": true})).await;
+            }
+            Protocol::Bidi { context } => {
+                let context = context.clone();
+                // Firefox does not support BiDi's ignoreCache yet (it refuses the whole command).
+                self.command("browsingContext.reload", json!({"context": context, "wait": "interactive"})).await;
+            }
+        }
+    }
+
+    /// Kills the browser as a crash or a power cut would (SIGKILL to its whole process
+    /// group: no `leave`, no closing handshake); its launcher then removes the profile.
+    pub fn crash(self) {
+        if let Some(group) = self.group {
+            let _ = Command::new("kill").arg("-KILL").arg(format!("-{group}")).status();
+        }
+        drop(self);
     }
 
     /// True for Firefox.
@@ -181,6 +208,35 @@ impl Browser {
             }
         }
         None
+    }
+
+    /// Gives the page a screen of `width` × `height` CSS pixels (an office PC, a phone).
+    pub async fn set_viewport(&mut self, width: u32, height: u32) {
+        match &self.protocol {
+            Protocol::DevTools => {
+                let mobile = width < 700;
+                let params = json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile});
+                self.command("Emulation.setDeviceMetricsOverride", params).await;
+            }
+            Protocol::Bidi { context } => {
+                let context = context.clone();
+                self.command("browsingContext.setViewport", json!({"context": context, "viewport": {"width": width, "height": height}})).await;
+            }
+        }
+    }
+
+    /// Saves a PNG of the page at its current viewport.
+    pub async fn screenshot_as_is(&mut self, path: &Path) {
+        let shot = match &self.protocol {
+            Protocol::DevTools => self.command("Page.captureScreenshot", json!({"format": "png"})).await,
+            Protocol::Bidi { context } => {
+                let context = context.clone();
+                self.command("browsingContext.captureScreenshot", json!({"context": context})).await
+            }
+        };
+        if let Some(bytes) = shot.as_ref().and_then(|r| r["data"].as_str()).and_then(|d| base64_decode(d).ok()) {
+            let _ = std::fs::write(path, bytes);
+        }
     }
 
     /// Saves a PNG of the page (for people reviewing a run; tests do not assert on pixels here).
@@ -288,6 +344,11 @@ impl Drop for Browser {
             let _ = self.child.kill();
         }
     }
+}
+
+/// The process group a launcher's `pid=<n>` line names.
+fn process_group(line: &str) -> Option<i32> {
+    line.split("pid=").nth(1)?.split_whitespace().next()?.parse().ok()
 }
 
 /// The DevTools WebSocket URL of the page showing `url`.
