@@ -583,15 +583,13 @@ impl LeanPeer {
             return self.refuse(ErrorCode::NegotiationFailed, msg, "answer").await;
         }
         let answer = match RemoteDescription::parse(&sdp) {
-            Ok(d) => d,
-            Err(e) => return self.refuse(ErrorCode::SdpInvalid, format!("answer not accepted: {e}"), "answer").await,
+            Ok(d) if self.fingerprint_changed(&d) => Err("it announces another DTLS certificate than this session's".to_string()),
+            Ok(d) => Ok(d),
+            Err(e) => Err(e.to_string()),
         };
-        if self.fingerprint_changed(&answer) {
-            let msg = "the answer announces another DTLS certificate than this session's".to_string();
-            return self.refuse(ErrorCode::SdpInvalid, msg, "answer").await;
-        }
         self.negotiating = false;
-        match self.negotiation.apply_answer(&answer) {
+        let applied = answer.and_then(|a| self.negotiation.apply_answer(&a).map_err(|e| e.to_string()));
+        match applied {
             Ok(accepted) => {
                 self.refused_answers = 0;
                 debug!(accepted = accepted.len(), "answer applied");
