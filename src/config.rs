@@ -314,9 +314,19 @@ pub enum ConfigError {
     TurnSecret,
 }
 
+/// The bundled default configuration (HQ and five ward points), built into the binary.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+/// Where the default configuration is looked for first (relative to the working directory).
+pub const DEFAULT_PATH: &str = "config/default.toml";
+
 impl Settings {
-    /// Reads and validates a config file.
+    /// Reads and validates a config file. The default path falls back to the built-in copy
+    /// of `config/default.toml`, so `diemcau serve` works from any directory.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        if path == Path::new(DEFAULT_PATH) && !path.exists() {
+            tracing::info!("{DEFAULT_PATH} not found here; using the built-in default configuration (HQ and five ward points)");
+            return Self::from_toml(DEFAULT_TOML);
+        }
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
             path: path.display().to_string(),
             reason: e.to_string(),
