@@ -140,13 +140,27 @@ async fn the_chair_gives_the_floor_and_mutes_a_ward_and_every_browser_follows() 
         }
     }
 
-    // The chair writes a one-item programme in the editor and starts it: the speech gives
-    // the floor to its site everywhere, and the banner shows the item's timer.
-    browsers[0]
-        .eval("document.getElementById('edit-agenda').click(); document.getElementById('agenda-text').value = 'phát biểu | Ý kiến của Cụm Cửa Nam | cua-nam | 5'; document.getElementById('agenda-editor').requestSubmit()")
+    // The chair writes a one-item programme in the editor, forgetting its title first: the
+    // row says what is missing and nothing typed is lost. Then it starts the item: the speech
+    // gives the floor to its site everywhere, and the banner shows the item's timer.
+    let first_try = browsers[0]
+        .eval(
+            "(() => { document.getElementById('edit-agenda').click();
+               document.querySelectorAll('#agenda-rows button.remove').forEach((b) => b.click());
+               document.getElementById('add-item').click();
+               const tr = document.querySelector('#agenda-rows tr'), kind = tr.querySelector('.kind');
+               kind.value = 'speech'; kind.dispatchEvent(new Event('change'));
+               tr.querySelector('.site').value = 'cua-nam'; tr.querySelector('.minutes').value = '5';
+               document.getElementById('agenda-editor').requestSubmit();
+               return [document.getElementById('agenda-error').textContent, tr.querySelector('.site').value, document.getElementById('agenda-editor').hidden]; })()",
+        )
         .await;
-    let deadline = Deadline::after(Duration::from_secs(10), "the new programme in the state");
-    while browsers[0].eval("window.diemcau.state().agenda.items.map(i => i.site).join()").await != Some(json!("cua-nam")) {
+    assert_eq!(first_try, Some(json!(["Chưa lưu — mục 1: chưa có tiêu đề.", "cua-nam", false])), "the row at fault is named, what was typed kept");
+    browsers[0]
+        .eval("(() => { document.querySelector('#agenda-rows tr .title').value = 'Ý kiến của Cụm Cửa Nam'; document.getElementById('agenda-editor').requestSubmit(); return true; })()")
+        .await;
+    let deadline = Deadline::after(Duration::from_secs(10), "the new programme in the state, the editor closed");
+    while browsers[0].eval("window.diemcau.state().agenda.items.map(i => i.site).join() + ' ' + document.getElementById('agenda-editor').hidden").await != Some(json!("cua-nam true")) {
         deadline.tick().await;
     }
     browsers[0].eval("document.getElementById('next-item').click()").await;

@@ -638,30 +638,96 @@ $("attendance").addEventListener("submit", (ev) => {
   notice(t("attendance.saved"));
 });
 
-// The programme editor: one item per line, "kind | title | site id | minutes".
-const KINDS = /** @type {Record<string, string>} */ ({
-  report: "report", speech: "speech", directive: "directive",
-  "báo cáo": "report", "phát biểu": "speech", "chỉ đạo": "directive",
-});
+// The programme editor: one row per item (kind, title, speaking site, minutes), checked here
+// with a message on the row at fault; what was typed stays until the server has the new
+// programme (then the editor closes) or the chair cancels.
+/** @type {string|null} the programme sent, until the server's state shows it */
+let pendingAgenda = null;
+const wards = conf.sites.filter((x) => x.role !== "chair");
+/** @param {{kind: string, title: string, site?: string, planned_minutes: number}} [item] */
+function agendaRow(item = { kind: "speech", title: "", planned_minutes: 5 }) {
+  const tr = document.createElement("tr");
+  const kind = document.createElement("select");
+  kind.className = "kind";
+  for (const k of ["report", "speech", "directive"]) kind.append(new Option(t(`kind.${k}`), k, false, item.kind === k));
+  const title = Object.assign(document.createElement("input"), { className: "title", type: "text", maxLength: 200, value: item.title });
+  const site = document.createElement("select");
+  site.className = "site";
+  site.append(new Option("—", ""));
+  for (const w of wards) site.append(new Option(w.name, w.id, false, item.site === w.id));
+  const minutes = Object.assign(document.createElement("input"), { className: "minutes", type: "number", min: "1", max: "600", value: String(item.planned_minutes || "") });
+  const sync = () => { site.disabled = kind.value !== "speech"; if (site.disabled) site.value = ""; };
+  kind.addEventListener("change", sync);
+  sync();
+  const cell = (/** @type {Node[]} */ ...nodes) => { const td = document.createElement("td"); td.append(...nodes); return td; };
+  const move = (/** @type {number} */ d) => {
+    const sib = d < 0 ? tr.previousElementSibling : tr.nextElementSibling;
+    if (sib) d < 0 ? sib.before(tr) : sib.after(tr);
+    numberRows();
+  };
+  const err = Object.assign(document.createElement("div"), { className: "row-error" });
+  tr.append(cell(Object.assign(document.createElement("span"), { className: "n" })), cell(kind), cell(title, err), cell(site), cell(minutes),
+    cell(button("↑", () => move(-1), "up"), button("↓", () => move(1), "down"), button("✕", () => { tr.remove(); numberRows(); }, "remove")));
+  return tr;
+}
+function numberRows() {
+  $("agenda-rows").querySelectorAll("tr").forEach((tr, i) => { /** @type {HTMLElement} */ (tr.querySelector(".n")).textContent = String(i + 1); });
+}
+/** The rows as programme items, and the first problem found (row number and message). */
+function readAgenda() {
+  /** @type {any[]} */
+  const items = [];
+  /** @type {string[]} */
+  const problems = [];
+  $("agenda-rows").querySelectorAll("tr").forEach((tr, i) => {
+    const v = (/** @type {string} */ sel) => /** @type {HTMLInputElement} */ (tr.querySelector(sel)).value.trim();
+    const item = { kind: v(".kind"), title: v(".title"), planned_minutes: Number(v(".minutes")) };
+    if (item.kind === "speech" && v(".site")) Object.assign(item, { site: v(".site") });
+    let why = "";
+    if (!item.title) why = t("agenda.no_title");
+    else if (!Number.isInteger(item.planned_minutes) || item.planned_minutes < 1 || item.planned_minutes > 600) why = t("agenda.bad_minutes");
+    else if (item.kind === "speech" && !("site" in item)) why = t("agenda.no_site");
+    /** @type {HTMLElement} */ (tr.querySelector(".row-error")).textContent = why;
+    tr.dataset.error = String(!!why);
+    if (why) problems.push(t("agenda.row_problem", { n: i + 1, why }));
+    items.push(item);
+  });
+  return { items, problems };
+}
 $("edit-agenda").addEventListener("click", () => {
-  const items = state?.agenda.items || [];
-  /** @type {HTMLTextAreaElement} */ ($("agenda-text")).value =
-    items.map((i) => [t(`kind.${i.kind}`).toLowerCase(), i.title, i.site || "", i.planned_minutes].join(" | ")).join("\n");
+  $("agenda-rows").replaceChildren(...(state?.agenda.items || []).map((it) => agendaRow(it)));
+  numberRows();
+  $("agenda-error").textContent = "";
+  pendingAgenda = null;
   $("agenda-editor").hidden = false;
 });
-$("cancel-agenda").addEventListener("click", () => { $("agenda-editor").hidden = true; });
+$("add-item").addEventListener("click", () => { $("agenda-rows").append(agendaRow()); numberRows(); });
+$("cancel-agenda").addEventListener("click", () => { $("agenda-editor").hidden = true; pendingAgenda = null; });
 $("agenda-editor").addEventListener("submit", (ev) => {
   ev.preventDefault();
-  const lines = /** @type {HTMLTextAreaElement} */ ($("agenda-text")).value.split("\n").map((l) => l.trim()).filter(Boolean);
-  const items = lines.map((line) => {
-    const [kind = "", title = "", site = "", minutes = ""] = line.split("|").map((x) => x.trim());
-    /** @type {any} */
-    const item = { title, kind: KINDS[kind.toLowerCase()] || kind, planned_minutes: Number(minutes) || 0 };
-    if (site) item.site = site;
-    return item;
-  });
+  const { items, problems } = readAgenda();
+  if (problems.length) {
+    $("agenda-error").textContent = t("agenda.not_saved", { problems: problems.join("; ") });
+    return;
+  }
+  pendingAgenda = JSON.stringify(items);
+  $("agenda-error").textContent = t("agenda.saving");
   client.act({ type: "set_agenda", items });
-  $("agenda-editor").hidden = true;
+});
+client.on("state", (/** @type {any} */ s) => {
+  if (pendingAgenda === null) return;
+  const got = JSON.stringify(s.agenda.items.map((/** @type {any} */ i) => ({ kind: i.kind, title: i.title, planned_minutes: i.planned_minutes, ...(i.site ? { site: i.site } : {}) })));
+  if (got === pendingAgenda) {
+    pendingAgenda = null;
+    $("agenda-editor").hidden = true;
+    notice(t("agenda.saved"));
+  }
+});
+client.on("refused", (/** @type {{code: string, message: string, request?: string}} */ m) => {
+  if (m.request !== "set_agenda" || $("agenda-editor").hidden) return;
+  pendingAgenda = null;
+  const row = Number(/item (\d+)/.exec(m.message)?.[1] || 0);
+  $("agenda-error").textContent = t("agenda.refused", { message: row ? t("agenda.row_problem", { n: row, why: m.message.replace(/^.*?item \d+:\s*/, "") }) : m.message });
 });
 
 // "Flowing" once any remote site's video decodes; checked from the browser's own statistics.
