@@ -506,6 +506,24 @@ export class BridgeClient {
   }
 
   /**
+   * Sends another camera or microphone from now on (the room chose another device): the
+   * sender switches without renegotiation, and the local stream holds the new track.
+   * @param {MediaStreamTrack} track
+   */
+  async replaceLocalTrack(track) {
+    const stream = this.opts.localStream;
+    const old = stream.getTracks().find((t) => t.kind === track.kind);
+    const sender = this.pc?.getSenders().find((s) => s.track && s.track === old);
+    if (sender) await sender.replaceTrack(track);
+    if (old) {
+      track.enabled = old.enabled;
+      stream.removeTrack(old);
+      old.stop();
+    }
+    stream.addTrack(track);
+  }
+
+  /**
    * Enables the local tracks exactly when the server forwards them, so nothing leaves the
    * room while muted (by the site or the chair) and everything does once unmuted.
    * @param {{audio_muted?: boolean, hard_muted?: boolean, video_muted?: boolean}} site this site in `state`

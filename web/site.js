@@ -7,6 +7,7 @@
  */
 import { loadStrings, t, toggleLanguage, translatePage } from "./i18n.js";
 import { BridgeClient } from "./bridge.js";
+import * as devices from "./devices.js";
 
 const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
 const key = new URLSearchParams(location.hash.slice(1)).get("key") || "";
@@ -116,22 +117,27 @@ showStatus("camera", t("status.camera"));
 /** @type {MediaStream} */
 let local;
 try {
-  local = await navigator.mediaDevices.getUserMedia({
-    audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
-    video: { width: { ideal: 640 }, height: { ideal: 360 }, frameRate: { ideal: 15, max: 30 } },
-  });
+  local = await navigator.mediaDevices.getUserMedia(devices.constraints(devices.remembered(siteId)));
 } catch (e) {
   showStatus("error", t("status.camera_failed", { message: String(/** @type {any} */ (e).message || e) }));
   throw e;
 }
 // The room's own level on the mic button (from a copy of the microphone that is never sent,
 // so it shows even while muted) and a hint when the room talks into a muted microphone.
-const meterTrack = local.getAudioTracks()[0]?.clone();
-if (meterTrack) {
-  const ctx = new AudioContext();
-  const analyser = ctx.createAnalyser();
-  analyser.fftSize = 1024;
-  ctx.createMediaStreamSource(new MediaStream([meterTrack])).connect(analyser);
+const meterCtx = new AudioContext();
+const analyser = meterCtx.createAnalyser();
+analyser.fftSize = 1024;
+/** @type {MediaStreamAudioSourceNode|null} */
+let meterSource = null;
+/** @param {MediaStreamTrack|undefined} track the microphone to show (a copy of it is metered) */
+function meterOn(track) {
+  meterSource?.disconnect();
+  meterSource = track ? meterCtx.createMediaStreamSource(new MediaStream([track.clone()])) : null;
+  meterSource?.connect(analyser);
+}
+meterOn(local.getAudioTracks()[0]);
+{
+  const ctx = meterCtx;
   const samples = new Float32Array(analyser.fftSize);
   let talkingSince = 0;
   addEventListener("pointerdown", () => { if (ctx.state === "suspended") ctx.resume().catch(() => {}); });
@@ -141,6 +147,7 @@ if (meterTrack) {
     for (const x of samples) sum += x * x;
     const level = Math.min(1, Math.sqrt(sum / samples.length) * 4);
     /** @type {HTMLMeterElement} */ ($("mic-level")).value = level;
+    /** @type {HTMLMeterElement} */ ($("preview-level")).value = level;
     const mic = $("mic");
     const muted = mic.dataset.on === "false";
     talkingSince = muted && level > 0.08 ? talkingSince || Date.now() : 0;
@@ -300,6 +307,7 @@ function applyView() {
       el = document.createElement("audio");
       el.dataset.slot = `a${i}`;
       el.autoplay = true;
+      useSpeaker(el);
       audioBox.append(el);
     }
     el.dataset.site = site || "";
@@ -728,6 +736,84 @@ client.on("refused", (/** @type {{code: string, message: string, request?: strin
   pendingAgenda = null;
   const row = Number(/item (\d+)/.exec(m.message)?.[1] || 0);
   $("agenda-error").textContent = t("agenda.refused", { message: row ? t("agenda.row_problem", { n: row, why: m.message.replace(/^.*?item \d+:\s*/, "") }) : m.message });
+});
+
+// The room's devices: camera, microphone and speaker, with a preview and the level meter,
+// remembered for this site on this PC. Opened by itself the first time a site is used here
+// (not in a kiosk), and from its button at any time; the switch needs no renegotiation.
+/** @type {string} the speaker chosen (empty: the system's) */
+let speakerId = devices.remembered(siteId).speaker || "";
+/** @param {HTMLMediaElement} el */
+function useSpeaker(el) {
+  const media = /** @type {any} */ (el);
+  if (speakerId && typeof media.setSinkId === "function" && media.sinkId !== speakerId) media.setSinkId(speakerId).catch((/** @type {any} */ e) => console.warn("speaker", e));
+}
+async function openDevices() {
+  const found = await devices.list();
+  const fill = (/** @type {string} */ id, /** @type {MediaDeviceInfo[]} */ list, /** @type {string} */ current) => {
+    const sel = /** @type {HTMLSelectElement} */ ($(id));
+    sel.replaceChildren(...list.map((d, i) => new Option(d.label || `${t("devices.unnamed")} ${i + 1}`, d.deviceId, false, d.deviceId === current)));
+    sel.disabled = !list.length;
+  };
+  fill("cam-select", found.video, local.getVideoTracks()[0]?.getSettings().deviceId || "");
+  fill("mic-select", found.audio, local.getAudioTracks()[0]?.getSettings().deviceId || "");
+  fill("spk-select", found.speaker, speakerId);
+  $("test-speaker").hidden = !found.speaker.length;
+  /** @type {HTMLVideoElement} */ ($("preview")).srcObject = new MediaStream(local.getVideoTracks());
+  $("devices-panel").hidden = false;
+}
+$("devices").addEventListener("click", () => { openDevices().catch((e) => console.warn("devices", e)); });
+$("devices-close").addEventListener("click", () => { $("devices-panel").hidden = true; });
+$("test-speaker").addEventListener("click", () => {
+  // A short tone through the chosen speaker.
+  const ctx = new AudioContext();
+  const osc = ctx.createOscillator();
+  const dest = ctx.createMediaStreamDestination();
+  osc.frequency.value = 660;
+  osc.connect(dest);
+  const el = new Audio();
+  el.srcObject = dest.stream;
+  speakerId = /** @type {HTMLSelectElement} */ ($("spk-select")).value;
+  useSpeaker(el);
+  el.play().catch(() => {});
+  osc.start();
+  setTimeout(() => { osc.stop(); ctx.close(); }, 600);
+});
+$("devices-panel").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const choice = {
+    video: /** @type {HTMLSelectElement} */ ($("cam-select")).value || undefined,
+    audio: /** @type {HTMLSelectElement} */ ($("mic-select")).value || undefined,
+    speaker: /** @type {HTMLSelectElement} */ ($("spk-select")).value || undefined,
+  };
+  devices.remember(siteId, choice);
+  speakerId = choice.speaker || "";
+  audioBox.querySelectorAll("audio").forEach((el) => useSpeaker(/** @type {HTMLAudioElement} */ (el)));
+  const c = devices.constraints(choice);
+  try {
+    for (const kind of /** @type {const} */ (["video", "audio"])) {
+      const current = local.getTracks().find((tr) => tr.kind === kind)?.getSettings().deviceId;
+      if (!choice[kind] || choice[kind] === current) continue;
+      const fresh = (await navigator.mediaDevices.getUserMedia({ [kind]: { ...(/** @type {any} */ (c[kind])), deviceId: { exact: choice[kind] } } })).getTracks()[0];
+      await client.replaceLocalTrack(fresh);
+      if (kind === "audio") meterOn(fresh);
+    }
+  } catch (e) {
+    return notice(t("devices.failed", { message: String(/** @type {any} */ (e).message || e) }), true);
+  }
+  /** @type {HTMLVideoElement} */ (selfTile.querySelector("video")).srcObject = new MediaStream(local.getVideoTracks());
+  $("devices-panel").hidden = true;
+  notice(t("devices.applied"));
+});
+if (!kiosk && !devices.chosen(siteId)) openDevices().catch(() => {});
+
+// A tile full screen (its button, or a double click).
+tiles.forEach((tile) => {
+  const full = () => { if (document.fullscreenElement) document.exitFullscreen().catch(() => {}); else tile.requestFullscreen?.().catch(() => {}); };
+  tile.addEventListener("dblclick", full);
+  const b = Object.assign(document.createElement("button"), { type: "button", className: "fullscreen", textContent: "⛶", title: t("tile.fullscreen") });
+  b.addEventListener("click", full);
+  tile.append(b);
 });
 
 // "Flowing" once any remote site's video decodes; checked from the browser's own statistics.
