@@ -5,13 +5,15 @@
 //! it costs a header per packet, not a copy.
 
 use crate::media::RtpPacket;
+use std::time::{Duration, Instant};
 
 /// Packets kept per slot: about 1.7 s of a 2.5 Mbit/s camera (≈ 300 packets/s).
 pub const HISTORY: usize = 512;
 
 #[derive(Debug)]
 pub struct History {
-    ring: Vec<Option<RtpPacket>>,
+    /// Each packet with when it was last sent again.
+    ring: Vec<Option<(RtpPacket, Option<Instant>)>>,
 }
 
 impl Default for History {
@@ -24,12 +26,23 @@ impl History {
     /// Remembers a packet as it was sent (after the slot's rewrite).
     pub fn push(&mut self, packet: &RtpPacket) {
         let seq = packet.header.sequence_number;
-        self.ring[seq as usize % HISTORY] = Some(packet.clone());
+        self.ring[seq as usize % HISTORY] = Some((packet.clone(), None));
     }
 
     /// The packet sent with `seq`, if it is still kept.
     pub fn get(&self, seq: u16) -> Option<&RtpPacket> {
-        self.ring[seq as usize % HISTORY].as_ref().filter(|p| p.header.sequence_number == seq)
+        self.ring[seq as usize % HISTORY].as_ref().map(|(p, _)| p).filter(|p| p.header.sequence_number == seq)
+    }
+
+    /// The packet to send again for a NACK of `seq`, unless it was sent again less than `gap`
+    /// ago (a repeated NACK asks for what is already on its way); marks it sent at `now`.
+    pub fn resend(&mut self, seq: u16, now: Instant, gap: Duration) -> Option<&RtpPacket> {
+        let (packet, last) = self.ring[seq as usize % HISTORY].as_mut().filter(|(p, _)| p.header.sequence_number == seq)?;
+        if last.is_some_and(|at| now.saturating_duration_since(at) < gap) {
+            return None;
+        }
+        *last = Some(now);
+        Some(packet)
     }
 }
 
@@ -64,6 +77,18 @@ mod tests {
         h.push(&packet(76));
         assert!(h.get(65_100).is_none(), "its place was taken by the next packet");
         assert!(h.get(65_101).is_some());
+    }
+
+    #[test]
+    fn a_packet_is_sent_again_once_per_gap_however_often_it_is_asked_for() {
+        let t0 = Instant::now();
+        let gap = Duration::from_millis(100);
+        let mut h = History::default();
+        h.push(&packet(7));
+        assert!(h.resend(7, t0, gap).is_some());
+        assert!(h.resend(7, t0 + Duration::from_millis(30), gap).is_none(), "already on its way");
+        assert!(h.resend(7, t0 + gap, gap).is_some(), "asked again after the gap");
+        assert!(h.resend(8, t0, gap).is_none(), "never sent");
     }
 
     #[test]

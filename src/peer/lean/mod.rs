@@ -16,6 +16,7 @@
 //! What the browser's uplink lost of its video is asked for again ([`repair`], NACK). The
 //! remote candidate type comes from the candidates the browser trickles ([`candidates`]).
 
+pub mod budget;
 pub mod candidates;
 pub mod congestion;
 pub mod history;
@@ -120,6 +121,7 @@ pub async fn spawn(site: usize, ctx: PeerContext) -> Result<(PeerHandle, mpsc::R
         tcp: HashMap::new(),
         histories: HashMap::new(),
         retransmitted: 0,
+        retransmit_budget: budget::RetransmitBudget::default(),
         sent: HashMap::new(),
         rtt: None,
         feedback: TransportFeedback::default(),
@@ -194,6 +196,8 @@ struct LeanPeer {
     /// What each video slot sent lately, by its SSRC, for NACKs.
     histories: HashMap<u32, History>,
     retransmitted: u64,
+    /// What this site's NACKs may make the bridge send again.
+    retransmit_budget: budget::RetransmitBudget,
     /// What each output slot sent, by its SSRC, for the sender reports.
     sent: HashMap<u32, Sent>,
     /// Round-trip time from the browser's reports on the bridge's sender reports (smoothed).
@@ -300,7 +304,7 @@ impl LeanPeer {
         self.ctx.network.mux.close_pc(&self.link);
         let o = &self.outputs;
         let (nacked, recovered) = self.repairs.values().fold((0, 0), |(a, r), x| (a + x.asked, r + x.recovered));
-        info!(written = o.written, unbound = o.unbound, held = o.held, failed = o.failed, unsupported = o.unsupported, retransmitted = self.retransmitted, refused = self.refused, transport_feedback = self.feedback.sent, nacked, recovered, "media connection closed");
+        info!(written = o.written, unbound = o.unbound, held = o.held, failed = o.failed, unsupported = o.unsupported, retransmitted = self.retransmitted, nack_refused = self.retransmit_budget.refused, refused = self.refused, transport_feedback = self.feedback.sent, nacked, recovered, "media connection closed");
     }
 
     /// The event's send, not borrowing the peer (whose transport is not `Sync`) across it.
@@ -758,18 +762,32 @@ impl LeanPeer {
         }
     }
 
-    /// Sends again what a NACK asks for, from the slot's history.
+    /// Sends again what a NACK asks for, from the slot's history: each packet at most once
+    /// per round trip, within the site's retransmission budget (a flood of NACKs must not
+    /// turn the bridge into an amplifier against the site's own downlink or anyone else's).
     fn retransmit(&mut self, nack: &TransportLayerNack) {
-        let Some(history) = self.histories.get(&nack.media_ssrc) else { return };
-        let seqs = nack.nacks.iter().flat_map(|p| history::requested(p.packet_id, p.lost_packets)).take(MAX_RETRANSMIT_PER_NACK);
-        let again: Vec<RtpPacket> = seqs.filter_map(|seq| history.get(seq).cloned()).collect();
-        let asked = again.len();
+        let now = Instant::now();
+        let gap = self.rtt.map_or(budget::RESEND_GAP, |r| r.max(budget::RESEND_GAP));
+        let Some(history) = self.histories.get_mut(&nack.media_ssrc) else { return };
+        let seqs: Vec<u16> = nack.nacks.iter().flat_map(|p| history::requested(p.packet_id, p.lost_packets)).take(MAX_RETRANSMIT_PER_NACK).collect();
+        let mut again = Vec::new();
+        for seq in seqs {
+            let Some(packet) = history.resend(seq, now, gap) else { continue };
+            if !self.retransmit_budget.allow(packet.payload.len() + 12, now) {
+                break;
+            }
+            again.push(packet.clone());
+        }
+        if self.retransmit_budget.refused > 0 && !self.retransmit_budget.logged {
+            self.retransmit_budget.logged = true;
+            warn!(budget_per_s = budget::RETRANSMIT_PACKETS_PER_S, "this site asks for more retransmissions than its budget; the rest are not sent (counted as nack_refused)");
+        }
         for packet in again {
             if self.protect_and_send(&packet) {
                 self.retransmitted += 1;
             }
         }
-        debug!(media_ssrc = nack.media_ssrc, asked, retransmitted = self.retransmitted, "sent again what a NACK asked for");
+        debug!(media_ssrc = nack.media_ssrc, retransmitted = self.retransmitted, refused = self.retransmit_budget.refused, "sent again what a NACK asked for");
     }
 
     /// One packet from the router into its slot: rewritten, encrypted, sent, remembered.
