@@ -8,6 +8,7 @@ use super::JoinRefused;
 use crate::config::{Role, Settings};
 use crate::floor::{AgendaItem, Floor, FloorError, FloorEvent, ItemKind, RequestId};
 use crate::media::router::Router;
+use crate::signal::outbox::{NotQueued, Outbox};
 use crate::signal::protocol::{
     AgendaItemSpec, AgendaKind, AgendaView, CurrentItemView, ErrorCode, FloorEventKind, FloorHolderView, FloorView, Layout,
     MeetingView, Outgoing, QueueEntryView, RecordingView, ServerMessage, SiteLevel, SitePresence,
@@ -25,7 +26,7 @@ use uuid::Uuid;
 
 struct Holder {
     session: Uuid,
-    outbox: mpsc::Sender<Outgoing>,
+    outbox: Outbox,
 }
 
 /// A site's mute flags. `hard` is the chair's; the site cannot clear it.
@@ -244,7 +245,7 @@ impl Actor {
             Command::Evict { site, message } => {
                 let seat = &mut self.seats[site];
                 if let Some(h) = &seat.holder {
-                    let _ = h.outbox.try_send(ServerMessage::Revoked { message }.into());
+                    h.outbox.close_with(ServerMessage::Revoked { message });
                     let session = h.session;
                     self.leave(site, session, false);
                 } else if seat.held_until.take().is_some() {
@@ -257,7 +258,14 @@ impl Actor {
             }
             Command::Notify { site, msg, close, reply } => {
                 let seat = &mut self.seats[site];
-                let sent = seat.holder.as_ref().is_some_and(|h| h.outbox.try_send(msg.into()).is_ok());
+                let sent = seat.holder.as_ref().is_some_and(|h| {
+                    if close {
+                        h.outbox.close_with(msg);
+                        true
+                    } else {
+                        h.outbox.send(msg).is_ok()
+                    }
+                });
                 if sent && close {
                     // The session closes itself on `dropped` and the page rejoins: hold the seat.
                     let session = seat.holder.as_ref().map(|h| h.session);
@@ -324,7 +332,7 @@ impl Actor {
         &self.settings.sites[site].id
     }
 
-    fn join(&mut self, site: usize, session: Uuid, resume: Option<String>, outbox: mpsc::Sender<Outgoing>) -> Result<Seat, JoinRefused> {
+    fn join(&mut self, site: usize, session: Uuid, resume: Option<String>, outbox: Outbox) -> Result<Seat, JoinRefused> {
         let is_chair = self.settings.sites[site].role == Role::Chair;
         let held = self.seats[site].held_until.is_some();
         if self.locked && !is_chair && self.seats[site].holder.is_none() && !held && !self.seats[site].admitted {
@@ -353,12 +361,9 @@ impl Actor {
         self.seats[site].pages = 0;
         let replaced_previous = if let Some(old) = previous {
             info!(site = %self.id(site), %session, "{} joined again from a new session; the old session is replaced", self.name(site));
-            let _ = old.outbox.try_send(
-                ServerMessage::Replaced {
-                    message: "Điểm cầu này vừa được kết nối từ một phiên khác. / This site joined from another session.".into(),
-                }
-                .into(),
-            );
+            old.outbox.close_with(ServerMessage::Replaced {
+                message: "Điểm cầu này vừa được kết nối từ một phiên khác. / This site joined from another session.".into(),
+            });
             true
         } else {
             if held {
@@ -934,9 +939,7 @@ impl Actor {
                     page,
                     pages,
                 };
-                if h.outbox.try_send(msg.into()).is_err() {
-                    warn!(site = %self.settings.sites[r].id, "signalling outbox full; a view was skipped");
-                }
+                h.outbox.set_view(msg);
             }
         }
         if changed {
@@ -961,12 +964,20 @@ impl Actor {
     }
 
     /// The same message to every page, serialised once.
+    /// Sends `msg` to every present page, serialised once. The state and the speaking levels
+    /// replace what a page has not read yet (it always gets the newest); anything else queues,
+    /// and a page too far behind loses it (logged, unless its session has already ended).
     fn send_all(&self, msg: ServerMessage) {
         let out = Outgoing::shared(&msg);
         for (i, seat) in self.seats.iter().enumerate() {
-            if let Some(h) = &seat.holder {
-                if h.outbox.try_send(out.clone()).is_err() {
-                    warn!(site = %self.settings.sites[i].id, "signalling outbox full; a message was skipped");
+            let Some(h) = &seat.holder else { continue };
+            match &msg {
+                ServerMessage::State { .. } => h.outbox.set_state(out.clone()),
+                ServerMessage::Speaking { .. } => h.outbox.set_speaking(out.clone()),
+                _ => {
+                    if h.outbox.send(out.clone()) == Err(NotQueued::Full) {
+                        warn!(site = %self.settings.sites[i].id, "signalling outbox full; a message was skipped (the page still gets the next state)");
+                    }
                 }
             }
         }

@@ -1,6 +1,7 @@
 //! The cheap, clonable API to the conference actor.
 
-use crate::signal::protocol::{AgendaItemSpec, ErrorCode, Layout, Outgoing, ServerMessage, SitePresence};
+use crate::signal::outbox::Outbox;
+use crate::signal::protocol::{AgendaItemSpec, ErrorCode, Layout, ServerMessage, SitePresence};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
@@ -9,7 +10,7 @@ pub(super) enum Command {
         site: usize,
         session: Uuid,
         resume: Option<String>,
-        outbox: mpsc::Sender<Outgoing>,
+        outbox: Outbox,
         reply: oneshot::Sender<Result<Seat, JoinRefused>>,
     },
     Leave { site: usize, session: Uuid, lost: bool },
@@ -113,7 +114,7 @@ pub struct ConferenceHandle {
 
 impl ConferenceHandle {
     /// Takes `site`'s seat for `session`. An earlier holder is sent `replaced`.
-    pub async fn join(&self, site: usize, session: Uuid, resume: Option<String>, outbox: mpsc::Sender<Outgoing>) -> Result<Seat, JoinRefused> {
+    pub async fn join(&self, site: usize, session: Uuid, resume: Option<String>, outbox: Outbox) -> Result<Seat, JoinRefused> {
         let (reply, rx) = oneshot::channel();
         self.tx.send(Command::Join { site, session, resume, outbox, reply }).await.map_err(|_| JoinRefused::Stopped)?;
         rx.await.map_err(|_| JoinRefused::Stopped)?

@@ -1,6 +1,8 @@
-//! WebSocket signalling: the typed protocol ([`protocol`]) and one task per socket ([`session`]).
+//! WebSocket signalling: the typed protocol ([`protocol`]), one task per socket ([`session`])
+//! and the outbox through which the conference reaches each socket ([`outbox`]).
 //!
 //! `docs/protocol.md` is the contract this module implements; change both together.
 
+pub mod outbox;
 pub mod protocol;
 pub mod session;

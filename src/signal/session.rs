@@ -4,6 +4,7 @@
 //! A refused message gets a typed `error` reply and changes nothing; the socket stays open.
 //! The task owns its peer: when the socket goes, the peer and the seat go with it.
 
+use super::outbox::{Delivery, Outbox};
 use super::protocol::{parse_client, ClientMessage, ConferenceInfo, ErrorCode, Outgoing, ServerMessage, SiteInfo};
 use crate::auth::limits::{MessageRate, Verdict};
 use crate::conference::{Action, JoinRefused};
@@ -17,9 +18,6 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tracing::{info, warn, Instrument};
 use uuid::Uuid;
-
-/// Outbox depth from the conference actor to this socket.
-const OUTBOX: usize = 64;
 
 /// A socket silent for this long is taken as dead (clients `ping` every 15 s), so a site
 /// whose network vanished does not hold its seat until TCP gives up minutes later.
@@ -56,7 +54,7 @@ struct Session {
 impl Session {
     async fn run(mut self, socket: WebSocket) {
         let (mut tx, mut rx) = socket.split();
-        let (outbox_tx, mut outbox) = mpsc::channel::<Outgoing>(OUTBOX);
+        let (outbox_tx, mut outbox) = Outbox::new();
         let mut last_heard = Instant::now();
         let mut idle_check = tokio::time::interval(Duration::from_secs(5));
         let close_reason = loop {
@@ -104,35 +102,26 @@ impl Session {
                     },
                     }
                 },
-                Some(out) = outbox.recv() => {
-                    let msg = match out {
-                        Outgoing::Message(msg) => msg,
-                        Outgoing::Text(text) => {
-                            if tx.send(Message::Text(text.as_ref().into())).await.is_err() {
-                                break None;
-                            }
-                            continue;
+                Some(out) = outbox.recv() => match out {
+                    Delivery::Send(Outgoing::Text(text)) => {
+                        if tx.send(Message::Text(text.as_ref().into())).await.is_err() {
+                            break None;
                         }
-                    };
-                    match msg {
-                        ServerMessage::Replaced { .. } => {
-                            send_all(&mut tx, vec![msg]).await;
-                            info!("seat taken by a newer session; closing");
-                            break Some("replaced");
-                        }
-                        ServerMessage::Dropped { .. } => {
-                            send_all(&mut tx, vec![msg]).await;
-                            info!("dropped by a technician; closing");
-                            break Some("dropped");
-                        }
-                        ServerMessage::Revoked { .. } => {
-                            send_all(&mut tx, vec![msg]).await;
-                            info!("the site's key was re-issued; closing");
-                            break Some("revoked");
-                        }
-                        msg => vec![msg],
+                        continue;
                     }
-                }
+                    Delivery::Send(Outgoing::Message(msg)) => vec![msg],
+                    Delivery::Close(msg) => {
+                        let (reason, why) = match msg {
+                            ServerMessage::Replaced { .. } => ("replaced", "seat taken by a newer session"),
+                            ServerMessage::Dropped { .. } => ("dropped", "dropped by a technician"),
+                            ServerMessage::Revoked { .. } => ("revoked", "the site's key was re-issued"),
+                            _ => ("closed", "closed by the conference"),
+                        };
+                        send_all(&mut tx, vec![msg]).await;
+                        info!("{why}; closing");
+                        break Some(reason);
+                    }
+                },
                 Some(ev) = next_peer_event(&mut self.joined) => self.on_peer_event(ev),
             };
             if !send_all(&mut tx, out).await {
@@ -164,7 +153,7 @@ impl Session {
         }
     }
 
-    async fn on_text(&mut self, text: &str, outbox: &mpsc::Sender<Outgoing>) -> (Vec<ServerMessage>, Flow) {
+    async fn on_text(&mut self, text: &str, outbox: &Outbox) -> (Vec<ServerMessage>, Flow) {
         let msg = match parse_client(text) {
             Ok(m) => m,
             Err(refusal) => {
@@ -299,7 +288,7 @@ impl Session {
         }
     }
 
-    async fn join(&mut self, site_id: &str, ticket: &str, resume: Option<String>, outbox: &mpsc::Sender<Outgoing>) -> Vec<ServerMessage> {
+    async fn join(&mut self, site_id: &str, ticket: &str, resume: Option<String>, outbox: &Outbox) -> Vec<ServerMessage> {
         let refuse = |code, msg: String| vec![ServerMessage::error(code, msg, Some("join"))];
         if self.joined.is_some() {
             return refuse(ErrorCode::AlreadyJoined, "this session has already joined; open a new connection to join another site".into());
