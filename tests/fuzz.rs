@@ -17,7 +17,7 @@ use diemcau::store::Store;
 use proptest::prelude::*;
 use serde_json::Value;
 use std::sync::Arc;
-use tokio::sync::mpsc;
+use diemcau::signal::outbox::{Delivery, Outbox};
 
 fn cases() -> u32 {
     std::env::var("DIEMCAU_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256)
@@ -165,7 +165,7 @@ async fn run_steps(steps: Vec<(usize, Action)>) -> Result<(), TestCaseError> {
     let conf = conference::spawn(settings.clone(), store, router, recorder, cancel.clone());
     let mut seats = Vec::new();
     for site in 0..4 {
-        let (tx, rx) = mpsc::channel(4096);
+        let (tx, rx) = Outbox::new();
         let session = uuid::Uuid::new_v4();
         conf.join(site, session, None, tx).await.unwrap();
         seats.push((session, rx));
@@ -178,11 +178,11 @@ async fn run_steps(steps: Vec<(usize, Action)>) -> Result<(), TestCaseError> {
             if site != 0 && chair_cmd {
                 prop_assert_eq!(r.map_err(|e| e.code), Err(ErrorCode::NotChair), "a ward's chair command");
             }
-            while let Ok(out) = seats[0].1.try_recv() {
+            while let Some(out) = seats[0].1.try_recv() {
                 // What goes to every page arrives as its JSON text: read it as a page would.
                 let m = match out {
-                    Outgoing::Message(m) => m,
-                    Outgoing::Text(t) => serde_json::from_str(&t).map_err(|e| TestCaseError::fail(format!("unreadable message {e}: {t}")))?,
+                    Delivery::Send(Outgoing::Message(m)) | Delivery::Close(m) => m,
+                    Delivery::Send(Outgoing::Text(t)) => serde_json::from_str(&t).map_err(|e| TestCaseError::fail(format!("unreadable message {e}: {t}")))?,
                 };
                 if matches!(m, ServerMessage::State { .. }) {
                     last = Some(m);

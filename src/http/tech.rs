@@ -151,6 +151,7 @@ pub async fn metrics(
     );
     metric("diemcau_media_keyframe_requests_total", "counter", "Keyframe requests sent to publishers.", vec![(String::new(), c.keyframe_requests as f64)]);
     metric("diemcau_recording_dropped_packets_total", "counter", "Packets the recorder could not keep up with.", vec![(String::new(), c.recorder_dropped as f64)]);
+    metric("diemcau_media_stale_source_packets_total", "counter", "Packets from a site's replaced peer, not forwarded.", vec![(String::new(), c.stale_source as f64)]);
     // Cumulative buckets, as Prometheus histograms are: each `le` counts everything at or below it.
     let delay = bridge.peers.router.forwarding_delay().snapshot();
     let mut at_or_below = 0;

@@ -48,6 +48,9 @@ pub struct RouteTable {
     blocked: Vec<[bool; KINDS]>,
     /// While recording: the recorder's queue, offered every forwarded packet.
     recorder: Option<std::sync::mpsc::SyncSender<SinkPacket>>,
+    /// By site: the generation of its current peer (its sink's), 0 if none; packets from an
+    /// older peer of the site (one being replaced) are not forwarded.
+    generations: Vec<u64>,
 }
 
 /// Counters of the forwarding path, readable at any time.
@@ -60,6 +63,8 @@ pub struct MediaCounters {
     pub keyframe_requests: AtomicU64,
     /// Packets the recorder's queue had no room for (recording only; live media unaffected).
     pub recorder_dropped: AtomicU64,
+    /// Packets from a site's replaced peer, not forwarded.
+    pub stale_source: AtomicU64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -70,6 +75,7 @@ pub struct CounterSnapshot {
     pub blocked_muted: u64,
     pub keyframe_requests: u64,
     pub recorder_dropped: u64,
+    pub stale_source: u64,
 }
 
 struct SourceEntry {
@@ -278,10 +284,14 @@ impl Router {
 
     /// The packet path: offer one packet from `source` (one `layer` of it) to the receivers
     /// whose slots carry that layer.
-    pub fn forward(&self, source: usize, kind: Kind, layer: Layer, packet: RtpPacket, received: std::time::Instant) {
+    pub fn forward(&self, source: usize, generation: u64, kind: Kind, layer: Layer, packet: RtpPacket, received: std::time::Instant) {
         let counters = &self.inner.counters;
         counters.received_packets.fetch_add(1, Ordering::Relaxed);
         let table = self.inner.routes.load();
+        if table.generations.get(source).is_some_and(|g| *g > generation) {
+            counters.stale_source.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         if table.blocked.get(source).is_some_and(|b| b[kind.index()]) {
             counters.blocked_muted.fetch_add(1, Ordering::Relaxed);
             return;
@@ -340,6 +350,7 @@ impl Router {
             blocked_muted: c.blocked_muted.load(Ordering::Relaxed),
             keyframe_requests: c.keyframe_requests.load(Ordering::Relaxed),
             recorder_dropped: c.recorder_dropped.load(Ordering::Relaxed),
+            stale_source: c.stale_source.load(Ordering::Relaxed),
         }
     }
 
@@ -350,9 +361,11 @@ impl Router {
     fn publish_routes(&self, c: &Control) {
         let n = self.inner.site_count;
         let mut sinks = vec![None; n];
-        for (site, (_, tx)) in &c.sinks {
+        let mut generations = vec![0; n];
+        for (site, (generation, tx)) in &c.sinks {
             if let Some(slot) = sinks.get_mut(*site) {
                 *slot = Some(tx.clone());
+                generations[*site] = *generation;
             }
         }
         let mut targets: Vec<[Vec<(usize, u8, Layer)>; KINDS]> = (0..n).map(|_| Default::default()).collect();
@@ -369,7 +382,7 @@ impl Router {
         let recorded_layer = (0..n)
             .map(|s| [Kind::Audio, Kind::Video, Kind::Content].map(|k| (0..LAYERS as Layer).rev().find(|l| c.sources.contains_key(&(s, k, *l))).unwrap_or(HIGH)))
             .collect();
-        self.inner.routes.store(Arc::new(RouteTable { sinks, targets, recorded_layer, blocked: c.blocked.clone(), recorder: c.recorder.clone() }));
+        self.inner.routes.store(Arc::new(RouteTable { sinks, targets, recorded_layer, blocked: c.blocked.clone(), recorder: c.recorder.clone(), generations }));
     }
 }
 
@@ -430,15 +443,22 @@ mod tests {
         let mut rx1 = router.register_sink(1, 2);
         let mut rx2 = router.register_sink(2, 3);
         router.set_selections(everyone(3));
-        router.forward(0, Kind::Video, HIGH, packet(9), Instant::now());
+        router.forward(0, 1, Kind::Video, HIGH, packet(9), Instant::now());
         assert!(rx0.try_recv().is_err(), "no echo to the sender");
         let p1 = rx1.try_recv().unwrap();
         assert_eq!((p1.source, p1.slot, p1.packet.header.sequence_number), (0, 0, 9));
         let p2 = rx2.try_recv().unwrap();
         assert_eq!((p2.source, p2.kind, p2.slot), (0, Kind::Video, 0));
-        router.forward(2, Kind::Audio, HIGH, packet(1), Instant::now());
+        router.forward(2, 3, Kind::Audio, HIGH, packet(1), Instant::now());
         assert_eq!(rx1.try_recv().unwrap().slot, 1, "site 2 is the second slot of site 1");
         assert_eq!(router.counters().forwarded_packets, 4, "two receivers each time");
+        // Site 2 joins again (a new peer, a newer generation): its old peer's packets stop.
+        let _rx2_new = router.register_sink(2, 4);
+        router.forward(2, 3, Kind::Audio, HIGH, packet(2), Instant::now());
+        assert!(rx1.try_recv().is_err(), "nothing from the replaced peer");
+        assert_eq!(router.counters().stale_source, 1);
+        router.forward(2, 4, Kind::Audio, HIGH, packet(3), Instant::now());
+        assert_eq!(rx1.try_recv().unwrap().packet.header.sequence_number, 3, "the new peer's packets flow");
     }
 
     #[test]
@@ -446,11 +466,11 @@ mod tests {
         let router = Router::new(3);
         let mut rx1 = router.register_sink(1, 1);
         router.set_selections(vec![Selection::default(), Selection { audio: vec![Some(2)], video: vec![None], ..Default::default() }, Selection::default()]);
-        router.forward(0, Kind::Audio, HIGH, packet(1), Instant::now());
-        router.forward(0, Kind::Video, HIGH, packet(2), Instant::now());
-        router.forward(2, Kind::Video, HIGH, packet(3), Instant::now());
+        router.forward(0, 0, Kind::Audio, HIGH, packet(1), Instant::now());
+        router.forward(0, 0, Kind::Video, HIGH, packet(2), Instant::now());
+        router.forward(2, 0, Kind::Video, HIGH, packet(3), Instant::now());
         assert!(rx1.try_recv().is_err(), "site 1 selected only site 2's audio");
-        router.forward(2, Kind::Audio, HIGH, packet(4), Instant::now());
+        router.forward(2, 0, Kind::Audio, HIGH, packet(4), Instant::now());
         assert_eq!(rx1.try_recv().unwrap().source, 2);
     }
 
@@ -460,13 +480,13 @@ mod tests {
         let mut rx1 = router.register_sink(1, 1);
         router.set_selections(everyone(2));
         router.set_policy(vec![[true, false, false], [false, false, false]]);
-        router.forward(0, Kind::Audio, HIGH, packet(1), Instant::now());
-        router.forward(0, Kind::Video, HIGH, packet(2), Instant::now());
+        router.forward(0, 0, Kind::Audio, HIGH, packet(1), Instant::now());
+        router.forward(0, 0, Kind::Video, HIGH, packet(2), Instant::now());
         assert_eq!(rx1.try_recv().unwrap().kind, Kind::Video);
         assert!(rx1.try_recv().is_err());
         assert_eq!(router.counters().blocked_muted, 1);
         router.set_policy(vec![[false; KINDS]; 2]);
-        router.forward(0, Kind::Audio, HIGH, packet(3), Instant::now());
+        router.forward(0, 0, Kind::Audio, HIGH, packet(3), Instant::now());
         assert_eq!(rx1.try_recv().unwrap().kind, Kind::Audio);
     }
 
@@ -482,7 +502,7 @@ mod tests {
         router.set_selections(everyone(2));
         assert!(kf_rx.try_recv().is_err(), "nothing moved, nothing asked");
         router.set_policy(vec![[false, true, false], [false; KINDS]]);
-        router.forward(0, Kind::Video, HIGH, packet(1), Instant::now());
+        router.forward(0, 0, Kind::Video, HIGH, packet(1), Instant::now());
         assert!(rx1.try_recv().is_err(), "camera off: no video forwarded");
         router.set_policy(vec![[false; KINDS]; 2]);
         assert!(kf_rx.try_recv().is_ok(), "camera back on: keyframe requested");
@@ -499,10 +519,10 @@ mod tests {
         let (tx, rec) = std::sync::mpsc::sync_channel(2);
         router.set_recorder(Some(tx));
         router.set_policy(vec![[true, false, false], [false; KINDS]]);
-        router.forward(0, Kind::Audio, HIGH, packet(1), Instant::now()); // muted: neither forwarded nor recorded
-        router.forward(0, Kind::Video, HIGH, packet(2), Instant::now());
-        router.forward(1, Kind::Audio, HIGH, packet(3), Instant::now());
-        router.forward(1, Kind::Audio, HIGH, packet(4), Instant::now()); // queue of 2 is full: counted, live unaffected
+        router.forward(0, 0, Kind::Audio, HIGH, packet(1), Instant::now()); // muted: neither forwarded nor recorded
+        router.forward(0, 0, Kind::Video, HIGH, packet(2), Instant::now());
+        router.forward(1, 1, Kind::Audio, HIGH, packet(3), Instant::now());
+        router.forward(1, 1, Kind::Audio, HIGH, packet(4), Instant::now()); // queue of 2 is full: counted, live unaffected
         let got: Vec<_> = rec.try_iter().map(|p| (p.source, p.kind, p.packet.header.sequence_number)).collect();
         assert_eq!(got, vec![(0, Kind::Video, 2), (1, Kind::Audio, 3)]);
         assert_eq!(router.counters().recorder_dropped, 1);
@@ -517,7 +537,7 @@ mod tests {
         let mut fast = router.register_sink(2, 2);
         router.set_selections(everyone(3));
         for i in 0..(SINK_QUEUE_PACKETS + 10) as u16 {
-            router.forward(0, Kind::Video, HIGH, packet(i), Instant::now());
+            router.forward(0, 0, Kind::Video, HIGH, packet(i), Instant::now());
             assert!(fast.try_recv().is_ok());
         }
         assert_eq!(router.counters().dropped_queue_full, 10);
@@ -530,7 +550,7 @@ mod tests {
         let mut new = router.register_sink(1, 2);
         router.unregister_sink(1, 1);
         router.set_selections(everyone(2));
-        router.forward(0, Kind::Audio, HIGH, packet(1), Instant::now());
+        router.forward(0, 0, Kind::Audio, HIGH, packet(1), Instant::now());
         assert!(new.try_recv().is_ok());
 
         let (kf_old, _) = mpsc::channel(1);
@@ -558,8 +578,8 @@ mod tests {
         while kf_rx.try_recv().is_ok() {}
         let want = |layer| Selection { video: vec![Some(0)], video_layers: vec![layer], ..Default::default() };
         router.set_selections(vec![Selection::default(), want(HIGH), want(MEDIUM)]);
-        router.forward(0, Kind::Video, HIGH, packet(1), Instant::now());
-        router.forward(0, Kind::Video, LOW, packet(2), Instant::now());
+        router.forward(0, 0, Kind::Video, HIGH, packet(1), Instant::now());
+        router.forward(0, 0, Kind::Video, LOW, packet(2), Instant::now());
         assert_eq!(big.try_recv().unwrap().layer, HIGH);
         assert!(big.try_recv().is_err(), "the large tile gets the high layer only");
         assert_eq!(small.try_recv().unwrap().layer, LOW, "no medium layer published: the nearest below");
@@ -567,13 +587,13 @@ mod tests {
         // The thumbnail becomes large: the high layer now, asked for a keyframe.
         router.set_selections(vec![Selection::default(), want(HIGH), want(HIGH)]);
         assert!(kf_rx.try_recv().is_ok());
-        router.forward(0, Kind::Video, HIGH, packet(3), Instant::now());
+        router.forward(0, 0, Kind::Video, HIGH, packet(3), Instant::now());
         assert_eq!(small.try_recv().unwrap().layer, HIGH);
         // Only the best layer is recorded.
         let (tx, rec) = std::sync::mpsc::sync_channel(8);
         router.set_recorder(Some(tx));
-        router.forward(0, Kind::Video, LOW, packet(4), Instant::now());
-        router.forward(0, Kind::Video, HIGH, packet(5), Instant::now());
+        router.forward(0, 0, Kind::Video, LOW, packet(4), Instant::now());
+        router.forward(0, 0, Kind::Video, HIGH, packet(5), Instant::now());
         assert_eq!(rec.try_iter().map(|p| p.layer).collect::<Vec<_>>(), vec![HIGH]);
     }
 
@@ -591,17 +611,17 @@ mod tests {
         // The publisher stops sending its high layer: the large tile gets the low one, from a keyframe.
         router.set_layer_live(0, Kind::Video, HIGH, 1, false);
         assert!(low_rx.try_recv().is_ok(), "the low layer is asked for a keyframe");
-        router.forward(0, Kind::Video, LOW, packet(1), Instant::now());
+        router.forward(0, 0, Kind::Video, LOW, packet(1), Instant::now());
         assert_eq!(rx.try_recv().unwrap().layer, LOW);
         // A stale generation changes nothing.
         router.set_layer_live(0, Kind::Video, HIGH, 7, true);
-        router.forward(0, Kind::Video, HIGH, packet(2), Instant::now());
+        router.forward(0, 0, Kind::Video, HIGH, packet(2), Instant::now());
         assert!(rx.try_recv().is_err());
         // The high layer flows again: back to it, from a keyframe.
         router.set_layer_live(0, Kind::Video, HIGH, 1, true);
         assert!(high_rx.try_recv().is_ok());
-        router.forward(0, Kind::Video, HIGH, packet(3), Instant::now());
-        router.forward(0, Kind::Video, LOW, packet(4), Instant::now());
+        router.forward(0, 0, Kind::Video, HIGH, packet(3), Instant::now());
+        router.forward(0, 0, Kind::Video, LOW, packet(4), Instant::now());
         assert_eq!(rx.try_recv().unwrap().layer, HIGH);
         assert!(rx.try_recv().is_err());
     }

@@ -139,7 +139,7 @@ impl Inbound {
         packet.header.payload_type = self.codec.internal_pt();
         packet.header.extension = false;
         packet.header.extensions.clear();
-        self.router.forward(self.site, self.kind, layer, packet, received);
+        self.router.forward(self.site, self.generation, self.kind, layer, packet, received);
     }
 
     /// The stream ended: its sources leave the router, its meters the health page.

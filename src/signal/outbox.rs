@@ -100,6 +100,12 @@ pub enum Delivery {
     Close(ServerMessage),
 }
 
+enum Ready {
+    Some(Delivery),
+    Empty,
+    Ended,
+}
+
 /// The session's end of its outbox.
 pub struct Inbox {
     queue: mpsc::Receiver<Outgoing>,
@@ -112,19 +118,10 @@ impl Inbox {
     /// every sender and nothing is left.
     pub async fn recv(&mut self) -> Option<Delivery> {
         loop {
-            if let Some(c) = self.take(|l| l.close.take()) {
-                return Some(Delivery::Close(c));
-            }
-            let closed = match self.queue.try_recv() {
-                Ok(m) => return Some(Delivery::Send(m)),
-                Err(mpsc::error::TryRecvError::Empty) => false,
-                Err(mpsc::error::TryRecvError::Disconnected) => true,
-            };
-            if let Some(m) = self.take(|l| l.state.take().or_else(|| l.view.take()).or_else(|| l.speaking.take())) {
-                return Some(Delivery::Send(m));
-            }
-            if closed {
-                return None;
+            match self.next() {
+                Ready::Some(d) => return Some(d),
+                Ready::Ended => return None,
+                Ready::Empty => {}
             }
             tokio::select! {
                 m = self.queue.recv() => match m {
@@ -133,6 +130,30 @@ impl Inbox {
                 },
                 _ = self.shared.wake.notified() => {}
             }
+        }
+    }
+
+    /// What is ready now, without waiting.
+    pub fn try_recv(&mut self) -> Option<Delivery> {
+        match self.next() {
+            Ready::Some(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    fn next(&mut self) -> Ready {
+        if let Some(c) = self.take(|l| l.close.take()) {
+            return Ready::Some(Delivery::Close(c));
+        }
+        let ended = match self.queue.try_recv() {
+            Ok(m) => return Ready::Some(Delivery::Send(m)),
+            Err(mpsc::error::TryRecvError::Empty) => false,
+            Err(mpsc::error::TryRecvError::Disconnected) => true,
+        };
+        match self.take(|l| l.state.take().or_else(|| l.view.take()).or_else(|| l.speaking.take())) {
+            Some(m) => Ready::Some(Delivery::Send(m)),
+            None if ended => Ready::Ended,
+            None => Ready::Empty,
         }
     }
 
