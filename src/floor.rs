@@ -172,6 +172,9 @@ impl std::error::Error for FloorError {}
 
 type Outcome = Result<Vec<FloorEvent>, FloorError>;
 
+/// Finished requests kept (for `history`); older ones are dropped.
+pub const RECENT_FINISHED: usize = 32;
+
 /// Every check in an operation runs before its first mutation, which is what
 /// makes "on error nothing changes" hold without any rollback code.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -179,8 +182,13 @@ pub struct Floor {
     chair: SiteIndex,
     max_holders: usize,
     present: Vec<bool>,
-    /// Never shrinks, so a request's id is its position plus one.
+    /// Live requests (pending, or granted and still holding) and the last [`RECENT_FINISHED`]
+    /// finished ones, oldest first. Bounded: a ward asking and withdrawing all meeting long
+    /// cannot grow it (the minutes come from the event log, not from here).
     requests: Vec<FloorRequest>,
+    /// The id of the last request made (ids only grow).
+    #[serde(default)]
+    last_id: u64,
     /// In grant order, so revocations are reported oldest speaker first.
     holders: Vec<Holder>,
     agenda: Vec<AgendaItem>,
@@ -202,6 +210,7 @@ impl Floor {
             max_holders,
             present: vec![false; site_count],
             requests: Vec::new(),
+            last_id: 0,
             holders: Vec::new(),
             agenda: Vec::new(),
             runs: Vec::new(),
@@ -473,8 +482,25 @@ impl Floor {
     }
 
     fn index_of(&self, id: RequestId) -> Option<usize> {
-        let i = usize::try_from(id.0.checked_sub(1)?).ok()?;
-        (i < self.requests.len()).then_some(i)
+        self.requests.binary_search_by_key(&id.0, |r| r.id.0).ok()
+    }
+
+    /// Drops finished requests beyond the most recent [`RECENT_FINISHED`].
+    fn prune(&mut self) {
+        let holders = &self.holders;
+        let live = |r: &FloorRequest| r.state == RequestState::Pending || holders.iter().any(|h| h.request == r.id);
+        let finished = self.requests.iter().filter(|r| !live(r)).count();
+        let mut extra = finished.saturating_sub(RECENT_FINISHED);
+        if extra > 0 {
+            self.requests.retain(|r| {
+                if extra > 0 && !live(r) {
+                    extra -= 1;
+                    false
+                } else {
+                    true
+                }
+            });
+        }
     }
 
     fn pending_index(&self, id: RequestId) -> Result<usize, FloorError> {
@@ -486,7 +512,9 @@ impl Floor {
     }
 
     fn push_request(&mut self, site: SiteIndex, topic: Option<String>, now_ms: i64) -> usize {
-        let id = RequestId(self.requests.len() as u64 + 1);
+        // A state saved before ids were counted apart: continue after the last one kept.
+        self.last_id = self.last_id.max(self.requests.last().map_or(0, |r| r.id.0)) + 1;
+        let id = RequestId(self.last_id);
         self.requests.push(FloorRequest {
             id,
             site,
@@ -501,6 +529,12 @@ impl Floor {
 
     /// Moves request `i` out of `Pending`; granting also starts its timer.
     fn decide(&mut self, i: usize, state: RequestState, now_ms: i64) -> FloorEvent {
+        let event = self.decide_unpruned(i, state, now_ms);
+        self.prune();
+        event
+    }
+
+    fn decide_unpruned(&mut self, i: usize, state: RequestState, now_ms: i64) -> FloorEvent {
         let r = &mut self.requests[i];
         r.state = state;
         r.decided_ms = Some(now_ms);
@@ -531,6 +565,7 @@ impl Floor {
         self.requests[i].state = state;
         self.requests[i].ended_ms = Some(now_ms);
         let (id, site) = (h.request, h.site);
+        self.prune();
         if state == RequestState::Released {
             FloorEvent::Released { id, site }
         } else {
@@ -601,6 +636,20 @@ mod tests {
 
     fn state_of(f: &Floor, n: u64) -> RequestState {
         f.request_by_id(id(n)).unwrap().state
+    }
+
+    #[test]
+    fn a_ward_asking_and_withdrawing_all_meeting_long_keeps_the_history_bounded() {
+        let mut f = meeting(1);
+        f.give(CHAIR, B, T0).unwrap();
+        for n in 0..1000 {
+            f.request(A, Some(format!("lần {n}")), T0 + n).unwrap();
+            f.cancel(A, T0 + n).unwrap();
+        }
+        assert_eq!(f.history().len(), RECENT_FINISHED + 1, "the last finished requests and the live floor");
+        assert!(f.may_speak(B), "the holder's request is kept however old");
+        assert_eq!(f.request(A, None, T0 + 2000), Ok(vec![E::Requested { id: id(1002), site: A }]), "ids only grow");
+        assert_eq!(f.queue(T0 + 2000).len(), 1);
     }
 
     #[test]
