@@ -58,6 +58,10 @@ pub struct LimitsConfig {
     pub flood_strikes: Option<u32>,
     pub joins_per_minute: Option<f64>,
     pub sockets_per_ip: Option<usize>,
+    #[serde(default)]
+    pub connections_per_ip: Option<usize>,
+    #[serde(default)]
+    pub connections_total: Option<usize>,
     pub sockets_per_site: Option<usize>,
     pub token_idle_s: Option<u64>,
     pub ticket_s: Option<u64>,
@@ -505,6 +509,8 @@ impl Config {
                     flood_strikes: l.flood_strikes.unwrap_or(d.flood_strikes).max(1),
                     joins_per_minute: l.joins_per_minute.unwrap_or(d.joins_per_minute).max(1.0),
                     sockets_per_ip: l.sockets_per_ip.unwrap_or(d.sockets_per_ip).max(1),
+                    connections_per_ip: l.connections_per_ip.unwrap_or(d.connections_per_ip).max(2),
+                    connections_total: l.connections_total.unwrap_or(d.connections_total).max(16),
                     sockets_per_site: l.sockets_per_site.unwrap_or(d.sockets_per_site).max(1),
                     token_idle_ms: l.token_idle_s.map(|s| s.clamp(1, 86_400) as i64 * 1000).unwrap_or(d.token_idle_ms),
                     ticket_ms: l.ticket_s.map(|s| s.clamp(1, 3600) as i64 * 1000).unwrap_or(d.ticket_ms),

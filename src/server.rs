@@ -96,6 +96,13 @@ pub fn init_logging() {
         .init();
 }
 
+/// A TLS handshake, and a request's header, must be complete within these.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// File descriptors kept out of the connections' reach: the store, recordings, media sockets,
+/// ICE-TCP, logs.
+const RESERVED_FILES: u64 = 512;
+
 /// `diemcau serve`: runs until SIGINT or SIGTERM, then tells the sites and saves the state.
 pub async fn serve(opts: Options) -> Result<(), StartError> {
     let running = start(opts).await?;
@@ -116,6 +123,8 @@ pub async fn serve(opts: Options) -> Result<(), StartError> {
 
 pub async fn start(opts: Options) -> Result<Running, StartError> {
     let mut settings = Settings::load(&opts.config)?;
+    let open_files = http::conns::raise_open_files();
+    info!(open_files, "open-file limit");
     if let Some(listen) = &opts.listen {
         settings.listen = listen.parse().map_err(|_| StartError::Listen(listen.clone()))?;
     }
@@ -205,12 +214,16 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
     let app = http::app(bridge.clone());
 
     let handle = axum_server::Handle::new();
-    // TCP_NODELAY: a signalling message written while the previous one is unacknowledged
-    // would otherwise wait for the page's delayed ACK (up to 40 ms on Linux).
-    let server = axum_server::from_tcp_rustls(listener, tls)
-        .map(|tls| tls.acceptor(axum_server::accept::NoDelayAcceptor::new()))
-        .handle(handle.clone())
-        .serve(app.into_make_service_with_connect_info::<SocketAddr>());
+    // Connections are counted per address and in all before anyone signs in (http/conns.rs),
+    // with TCP_NODELAY; the TLS handshake must end within 10 s and a request's header within
+    // HEADER_TIMEOUT, so idle or trickling strangers give their descriptors back.
+    let limits = &settings.limits;
+    let conns = http::conns::ConnLimits::new(limits.connections_per_ip, limits.connections_total.min(open_files.saturating_sub(RESERVED_FILES) as usize));
+    let mut server = axum_server::from_tcp_rustls(listener, tls)
+        .map(|tls| http::conns::FirstRequest { inner: tls.handshake_timeout(HANDSHAKE_TIMEOUT).acceptor(http::conns::LimitAcceptor { limits: conns.clone() }) })
+        .handle(handle.clone());
+    server.http_builder().http1().timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT);
+    let server = server.serve(app.into_make_service_with_connect_info::<SocketAddr>());
     let server = tokio::spawn(server);
     let stopper = shutdown.clone();
     tokio::spawn(async move {

@@ -19,6 +19,9 @@ pub struct Limits {
     pub joins_per_minute: f64,
     /// Open WebSockets from one address.
     pub sockets_per_ip: usize,
+    /// Open HTTPS connections (any, before sign-in too) from one address, and in all.
+    pub connections_per_ip: usize,
+    pub connections_total: usize,
     /// Sockets joined (or joining) as one site at a time.
     pub sockets_per_site: usize,
     /// A session token ends after this long without use (ms).
@@ -35,6 +38,8 @@ impl Default for Limits {
             flood_strikes: 3,
             joins_per_minute: 30.0,
             sockets_per_ip: 20,
+            connections_per_ip: 64,
+            connections_total: 4096,
             sockets_per_site: 3,
             token_idle_ms: super::tokens::TOKEN_IDLE_MS,
             ticket_ms: super::tokens::TICKET_MS,

@@ -5,6 +5,7 @@
 //! asks [`auth::require`] for a role first (the table is in docs/security.md).
 
 pub mod auth;
+pub mod conns;
 pub mod records;
 pub mod security;
 pub mod tech;
