@@ -89,3 +89,60 @@ async fn idle_and_trickling_strangers_are_closed_and_a_site_still_signs_in() {
     }
     assert_eq!(still_open, 0, "idle connections that never started TLS are closed by the handshake timeout");
 }
+
+/// A STUN Binding request naming `username`, without MESSAGE-INTEGRITY.
+fn unsigned_check(username: &str) -> Vec<u8> {
+    let mut attr = vec![0x00, 0x06];
+    attr.extend_from_slice(&(username.len() as u16).to_be_bytes());
+    attr.extend_from_slice(username.as_bytes());
+    while attr.len() % 4 != 0 {
+        attr.push(0);
+    }
+    let mut m = vec![0x00, 0x01];
+    m.extend_from_slice(&(attr.len() as u16).to_be_bytes());
+    m.extend_from_slice(&[0x21, 0x12, 0xA4, 0x42]);
+    m.extend_from_slice(&[7; 12]);
+    m.extend_from_slice(&attr);
+    m
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ice_tcp_takes_only_signed_checks_and_a_few_pending_connections_per_address() {
+    let bridge = TestBridge::start_default();
+    let ward = common::sim::Sim::join(&bridge.cert_pem(), bridge.port, "hang-gai", bridge.key("hang-gai")).await;
+    // The bridge's ICE ufrag and ICE-TCP port, from its answer to the ward.
+    let answer = common::wait_until(Duration::from_secs(10), "the bridge's answer", || async {
+        ward.messages.lock().unwrap().iter().find(|m| m["type"] == "answer").and_then(|m| m["sdp"].as_str().map(str::to_owned))
+    })
+    .await;
+    let ufrag = answer.lines().find_map(|l| l.trim_end().strip_prefix("a=ice-ufrag:")).unwrap().to_string();
+    let port: u16 = answer.lines().find(|l| l.contains(" tcp ") && l.contains("typ host")).and_then(|l| l.split_whitespace().nth(5)?.parse().ok()).expect("a TCP candidate");
+
+    // A stranger names the ward's ufrag without the password, then announces a 64 KiB frame:
+    // closed, not routed to the ward's peer.
+    let mut s = connect_from("127.0.0.4".parse().unwrap(), port).await.unwrap();
+    let check = unsigned_check(&format!("{ufrag}:stranger"));
+    let mut framed = (check.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&check);
+    framed.extend_from_slice(&[0xFF, 0xFF, 1, 2, 3]);
+    s.write_all(&framed).await.unwrap();
+    assert!(closed_within(&mut s, Duration::from_secs(3)).await, "an unsigned check is refused");
+
+    // Silent connections from one address: a few wait for their first frame, the rest are
+    // closed at once, and all within the first-frame timeout.
+    let mut silent = Vec::new();
+    for _ in 0..20 {
+        silent.push(connect_from("127.0.0.5".parse().unwrap(), port).await.unwrap());
+    }
+    let mut at_once = 0;
+    for s in silent.iter_mut() {
+        if closed_within(s, Duration::from_millis(300)).await {
+            at_once += 1;
+        }
+    }
+    assert!(at_once >= 12, "{at_once} of 20 closed at once (at most 8 may wait per address)");
+    for s in silent.iter_mut() {
+        assert!(closed_within(s, Duration::from_secs(4)).await, "a silent connection outlived the first-frame timeout");
+    }
+    assert!(ward.is_connected(), "the ward's own media connection is untouched");
+}

@@ -89,6 +89,8 @@ pub struct PcLink {
     tcp_label: Mutex<Option<SocketAddr>>,
     /// Where the TCP acceptor hands routed connections; replaced on every wrap_tcp_listener.
     tcp_accept_tx: Mutex<Option<tokio::sync::mpsc::Sender<tcp::Routed>>>,
+    /// ICE-TCP connections routed to this PC and still served.
+    tcp_routed: std::sync::atomic::AtomicUsize,
     /// Ufrags registered for this PC (current last).
     ufrags: Mutex<Vec<String>>,
     closed: AtomicBool,
@@ -156,6 +158,9 @@ impl PcLink {
 
 struct UfragEntry {
     link: Weak<PcLink>,
+    /// The ICE password that goes with this ufrag: an ICE-TCP connection is routed only when
+    /// its first check is signed with it.
+    pwd: String,
     /// Set when an ICE restart replaced this ufrag: routing stops after this instant.
     retire_at: Option<Instant>,
 }
@@ -268,6 +273,7 @@ impl Mux {
             udp_label: Mutex::new(None),
             tcp_label: Mutex::new(None),
             tcp_accept_tx: Mutex::new(None),
+            tcp_routed: Default::default(),
             ufrags: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
             transport: Default::default(),
@@ -280,10 +286,17 @@ impl Mux {
     /// restart) keeps routing for [`RETIRED_UFRAG_GRACE`].
     pub fn register_local_sdp(&self, link: &Arc<PcLink>, sdp: &str) -> Result<(), String> {
         let mut current: Vec<String> = Vec::new();
+        let mut pwds: HashMap<String, String> = HashMap::new();
+        let mut last_ufrag: Option<String> = None;
         for l in sdp.lines() {
             if let Some(u) = l.trim_end().strip_prefix("a=ice-ufrag:") {
                 if !current.iter().any(|c| c == u) {
                     current.push(u.to_owned());
+                }
+                last_ufrag = Some(u.to_owned());
+            } else if let Some(p) = l.trim_end().strip_prefix("a=ice-pwd:") {
+                if let Some(u) = &last_ufrag {
+                    pwds.entry(u.clone()).or_insert_with(|| p.to_owned());
                 }
             }
         }
@@ -305,7 +318,8 @@ impl Mux {
             }
         }
         for u in &current {
-            table.insert(u.clone(), UfragEntry { link: Arc::downgrade(link), retire_at: None });
+            let pwd = pwds.get(u).cloned().unwrap_or_default();
+            table.insert(u.clone(), UfragEntry { link: Arc::downgrade(link), pwd, retire_at: None });
             if !mine.contains(u) {
                 mine.push(u.clone());
             }
@@ -324,12 +338,17 @@ impl Mux {
     }
 
     fn link_by_ufrag(&self, ufrag: &str) -> Option<Arc<PcLink>> {
+        self.link_and_pwd(ufrag).map(|(link, _)| link)
+    }
+
+    /// The PC a local ufrag routes to, and that ufrag's ICE password.
+    fn link_and_pwd(&self, ufrag: &str) -> Option<(Arc<PcLink>, String)> {
         let table = self.ufrags.lock().unwrap();
         let e = table.get(ufrag)?;
         if e.retire_at.is_some_and(|t| Instant::now() >= t) {
             return None;
         }
-        e.link.upgrade()
+        Some((e.link.upgrade()?, e.pwd.clone()))
     }
 
     fn now_ms(&self) -> u64 {

@@ -18,12 +18,15 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, Semaphore};
 use webrtc::runtime::{AsyncTcpListener, AsyncTcpStream};
 
-/// The first frame must arrive this soon after connect.
-const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(5);
+/// The first frame must arrive this soon after connect (a browser sends its check at once).
+const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(2);
 /// A Binding request is ~100-200 bytes; refuse anything that cannot be one.
 const MAX_FIRST_FRAME: usize = 1500;
-/// Connections still waiting for their first frame.
-const MAX_PENDING_HANDSHAKES: usize = 256;
+/// Connections still waiting for their first frame, in all and from one address.
+const MAX_PENDING_HANDSHAKES: usize = 1024;
+const MAX_PENDING_PER_IP: usize = 8;
+/// Connections routed to one PC at once (a browser opens one or two per candidate pair).
+const MAX_ROUTED_PER_PC: usize = 8;
 /// Frames buffered per connection towards the browser before we drop (slow TCP peer).
 const WRITE_QUEUE_FRAMES: usize = 1024;
 /// Connections routed to a PC but not yet taken by its driver.
@@ -36,10 +39,30 @@ pub struct Routed {
     peer: SocketAddr,
     /// Bytes already read (2-byte length + the first STUN frame), replayed to the driver.
     prefix: Vec<u8>,
+    /// Holds the connection's place among its PC's routed connections while it is served.
+    place: RoutedPlace,
+}
+
+/// One of a PC's routed ICE-TCP connections, counted until dropped.
+#[derive(Debug)]
+struct RoutedPlace(Arc<PcLink>);
+
+impl RoutedPlace {
+    fn new(link: Arc<PcLink>) -> Self {
+        link.tcp_routed.fetch_add(1, Ordering::Relaxed);
+        RoutedPlace(link)
+    }
+}
+
+impl Drop for RoutedPlace {
+    fn drop(&mut self) {
+        self.0.tcp_routed.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 pub(super) async fn accept_loop(mux: Arc<Mux>, listener: tokio::net::TcpListener) {
     let pending = Arc::new(Semaphore::new(MAX_PENDING_HANDSHAKES));
+    let per_ip: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>> = Arc::default();
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(x) => x,
@@ -55,9 +78,21 @@ pub(super) async fn accept_loop(mux: Arc<Mux>, listener: tokio::net::TcpListener
             mux.counters.tcp_rejected.fetch_add(1, Ordering::Relaxed);
             continue; // dropping the stream closes it
         };
-        let mux = mux.clone();
+        // A few addresses cannot hold every pending slot.
+        let ip = peer.ip();
+        {
+            let mut counts = per_ip.lock().unwrap();
+            let n = counts.entry(ip).or_default();
+            if *n >= MAX_PENDING_PER_IP {
+                mux.counters.tcp_rejected.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            *n += 1;
+        }
+        let (mux, per_ip) = (mux.clone(), per_ip.clone());
         tokio::spawn(async move {
             let _permit = permit;
+            let _slot = PendingSlot { per_ip, ip };
             match tokio::time::timeout(FIRST_FRAME_TIMEOUT, route(&mux, stream, peer)).await {
                 Ok(Ok(())) => {
                     mux.counters.tcp_routed.fetch_add(1, Ordering::Relaxed);
@@ -75,6 +110,40 @@ pub(super) async fn accept_loop(mux: Arc<Mux>, listener: tokio::net::TcpListener
     }
 }
 
+/// One connection's place among those waiting for their first frame, from its address.
+struct PendingSlot {
+    per_ip: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+    ip: std::net::IpAddr,
+}
+
+impl Drop for PendingSlot {
+    fn drop(&mut self) {
+        let mut counts = self.per_ip.lock().unwrap();
+        if let Some(n) = counts.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// True if a STUN Binding request carries MESSAGE-INTEGRITY made with `pwd` (and, if it has
+/// one, a valid FINGERPRINT): only a browser that got the password over its authenticated
+/// signalling can make one.
+fn signed_with(frame: &[u8], pwd: &str) -> bool {
+    use rtc::crypto::providers::RingCrypto;
+    use rtc::stun::integrity::MessageIntegrity;
+    let mut m = rtc::stun::message::Message::new();
+    if pwd.is_empty() || m.unmarshal_binary(frame).is_err() {
+        return false;
+    }
+    if m.contains(rtc::stun::attributes::ATTR_FINGERPRINT) && rtc::stun::fingerprint::FINGERPRINT.check(&m).is_err() {
+        return false;
+    }
+    MessageIntegrity::check(&mut m, pwd.as_bytes(), &RingCrypto).is_ok()
+}
+
 async fn route(mux: &Mux, mut stream: tokio::net::TcpStream, peer: SocketAddr) -> io::Result<()> {
     let _ = stream.set_nodelay(true);
     let mut prefix = vec![0u8; 2];
@@ -90,16 +159,23 @@ async fn route(mux: &Mux, mut stream: tokio::net::TcpStream, peer: SocketAddr) -
         _ => None,
     }
     .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "first frame is not a Binding request with USERNAME"))?;
-    let link = mux
-        .link_by_ufrag(&ufrag)
+    let (link, pwd) = mux
+        .link_and_pwd(&ufrag)
         .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("unknown ufrag {ufrag}")))?;
+    if !signed_with(&prefix[2..], &pwd) {
+        return Err(io::Error::new(io::ErrorKind::PermissionDenied, "first check not signed with the ICE password"));
+    }
+    if link.tcp_routed.load(Ordering::Relaxed) >= MAX_ROUTED_PER_PC {
+        return Err(io::Error::new(io::ErrorKind::WouldBlock, "this PeerConnection already has its ICE-TCP connections"));
+    }
     let tx = link
         .tcp_accept_tx
         .lock()
         .unwrap()
         .clone()
         .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "PeerConnection has no TCP listener"))?;
-    tx.try_send(Routed { stream, peer, prefix })
+    let place = RoutedPlace::new(link.clone());
+    tx.try_send(Routed { stream, peer, prefix, place })
         .map_err(|_| io::Error::new(io::ErrorKind::WouldBlock, "PeerConnection is not accepting"))
 }
 
@@ -124,7 +200,7 @@ impl AsyncTcpListener for VirtualTcpListener {
     fn accept<'a>(&'a self) -> Pin<Box<dyn Future<Output = io::Result<(Arc<dyn AsyncTcpStream>, SocketAddr)>> + Send + 'a>> {
         Box::pin(async move {
             let routed = self.rx.lock().await.recv().await;
-            let Some(Routed { stream, peer, prefix }) = routed else {
+            let Some(Routed { stream, peer, prefix, .. }) = routed else {
                 // Never return an error here: the driver re-arms accept immediately after one
                 // (tcp_transport.rs:155-168) and would spin. A closed channel (PC closing, or a
                 // listener replaced by an ICE-restart rebind) simply never accepts again.
@@ -273,11 +349,12 @@ impl PcLink {
 /// same writer task as the PeerConnection engine's streams. The reader ends with the
 /// connection or `cancel`, the writer when the `FrameWriter` is dropped.
 pub fn serve_framed(mux: Arc<Mux>, link: Arc<PcLink>, routed: Routed, cancel: tokio_util::sync::CancellationToken) -> (SocketAddr, FrameWriter) {
-    let Routed { stream, peer, prefix } = routed;
+    let Routed { stream, peer, prefix, place } = routed;
     let (mut read_half, write_half) = stream.into_split();
     let (tx, failed) = spawn_writer(write_half);
     let (reader_mux, reader_link) = (mux.clone(), link.clone());
     tokio::spawn(async move {
+        let _place = place;
         if prefix.len() > 2 {
             reader_link.push_datagram(peer, bytes::Bytes::copy_from_slice(&prefix[2..]));
         }
