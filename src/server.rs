@@ -24,6 +24,8 @@ use tracing::info;
 
 /// Shared state of a running bridge; handed to every HTTP handler and session.
 pub struct Bridge {
+    /// HTTPS connections open and refused (before sign-in too).
+    pub conns: crate::http::conns::ConnLimits,
     pub settings: Arc<Settings>,
     pub store: Store,
     pub conference: ConferenceHandle,
@@ -201,7 +203,10 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
     );
     let auth = Arc::new(Auth::new(settings.clone(), store.clone(), settings.limits)?);
     auth.clone().watch_credentials(conference.clone(), shutdown.clone());
+    let limits = &settings.limits;
+    let conns = http::conns::ConnLimits::new(limits.connections_per_ip, limits.connections_total.min(open_files.saturating_sub(RESERVED_FILES) as usize));
     let bridge = Arc::new(Bridge {
+        conns: conns.clone(),
         settings: settings.clone(),
         store,
         conference,
@@ -217,8 +222,6 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
     // Connections are counted per address and in all before anyone signs in (http/conns.rs),
     // with TCP_NODELAY; the TLS handshake must end within 10 s and a request's header within
     // HEADER_TIMEOUT, so idle or trickling strangers give their descriptors back.
-    let limits = &settings.limits;
-    let conns = http::conns::ConnLimits::new(limits.connections_per_ip, limits.connections_total.min(open_files.saturating_sub(RESERVED_FILES) as usize));
     let mut server = axum_server::from_tcp_rustls(listener, tls)
         .map(|tls| http::conns::FirstRequest { inner: tls.handshake_timeout(HANDSHAKE_TIMEOUT).acceptor(http::conns::LimitAcceptor { limits: conns.clone() }) })
         .handle(handle.clone());

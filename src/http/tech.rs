@@ -152,6 +152,20 @@ pub async fn metrics(
     metric("diemcau_media_keyframe_requests_total", "counter", "Keyframe requests sent to publishers.", vec![(String::new(), c.keyframe_requests as f64)]);
     metric("diemcau_recording_dropped_packets_total", "counter", "Packets the recorder could not keep up with.", vec![(String::new(), c.recorder_dropped as f64)]);
     metric("diemcau_media_stale_source_packets_total", "counter", "Packets from a site's replaced peer, not forwarded.", vec![(String::new(), c.stale_source as f64)]);
+    let (open, refused) = bridge.conns.snapshot();
+    metric("diemcau_http_connections", "gauge", "HTTPS connections open (signed in or not).", vec![(String::new(), open as f64)]);
+    metric("diemcau_http_connections_refused_total", "counter", "HTTPS connections closed at once: over the per-address or total limit.", vec![(String::new(), refused as f64)]);
+    let m = bridge.peers.network.mux.snapshot();
+    metric(
+        "diemcau_mux_tcp_connections_total",
+        "counter",
+        "ICE-TCP connections to the shared port, by outcome.",
+        vec![
+            ("{outcome=\"accepted\"}".into(), m.tcp_accepted as f64),
+            ("{outcome=\"routed\"}".into(), m.tcp_routed as f64),
+            ("{outcome=\"rejected\"}".into(), m.tcp_rejected as f64),
+        ],
+    );
     // Cumulative buckets, as Prometheus histograms are: each `le` counts everything at or below it.
     let delay = bridge.peers.router.forwarding_delay().snapshot();
     let mut at_or_below = 0;
