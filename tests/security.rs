@@ -261,3 +261,26 @@ async fn bad_input_of_every_kind_is_refused_with_its_code_and_the_meeting_carrie
         assert!(!log.contains(secret), "a secret is in the server log");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_takes_as_long_for_an_unknown_user_as_for_a_wrong_password() {
+    let bridge = TestBridge::start_default();
+    let (user, _) = bridge.technician.clone();
+    // Alternating, so a busy moment of the machine falls on both alike.
+    let (mut known, mut unknown) = (Vec::new(), Vec::new());
+    for _ in 0..6 {
+        for (name, times) in [("nobody-here", &mut unknown), (user.as_str(), &mut known)] {
+            let t = std::time::Instant::now();
+            let (status, _) = bridge.login(name, "not the password").await;
+            assert_eq!(status, 401);
+            times.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (known, unknown) = (median(known), median(unknown));
+    println!("median refusal: known user {known:.1} ms, unknown user {unknown:.1} ms");
+    assert!(unknown > known / 2.0 && unknown < known * 2.0, "the refusal time tells whether a user exists: {known:.1} vs {unknown:.1} ms");
+}

@@ -146,3 +146,47 @@ async fn ice_tcp_takes_only_signed_checks_and_a_few_pending_connections_per_addr
     }
     assert!(ward.is_connected(), "the ward's own media connection is untouched");
 }
+
+/// `POST /api/session` with a wrong key, from `from`; the HTTP status (0 if no answer).
+async fn wrong_key_from(from: IpAddr, port: u16, cert: &std::path::Path) -> u16 {
+    let Some(tcp) = connect_from(from, port).await else { return 0 };
+    let connector = tokio_rustls::TlsConnector::from(tls_config(cert));
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let Ok(mut tls) = connector.connect(name, tcp).await else { return 0 };
+    let body = r#"{"site":"hang-gai","key":"a wrong key, tried by a stranger"}"#;
+    let req = format!("POST /api/session HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+    if tls.write_all(req.as_bytes()).await.is_err() {
+        return 0;
+    }
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(30), tls.read_to_end(&mut buf)).await;
+    String::from_utf8_lossy(&buf).split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storm_of_wrong_keys_does_not_keep_a_site_from_signing_in() {
+    let bridge = TestBridge::start_default();
+    let cert = bridge.cert_pem();
+    // 40 addresses, 10 wrong keys each, all at once: minutes of key checks on one lane.
+    let mut storm = tokio::task::JoinSet::new();
+    for a in 1..=40u8 {
+        for _ in 0..10 {
+            let (cert, port) = (cert.clone(), bridge.port);
+            storm.spawn(async move { wrong_key_from(IpAddr::from([127, 0, 1, a]), port, &cert).await });
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    // A site that knows its key, from its own address.
+    let t = Instant::now();
+    let (status, reply) = site_session(&cert, bridge.port, "cua-nam", bridge.key("cua-nam")).await;
+    let took = t.elapsed();
+    println!("a site's sign-in in the storm took {took:?}");
+    assert_eq!(status, 200, "{reply}");
+    assert!(took < Duration::from_secs(3), "the storm kept the site waiting {took:?}");
+    let mut answers = std::collections::BTreeMap::new();
+    while let Some(Ok(code)) = storm.join_next().await {
+        *answers.entry(code).or_insert(0) += 1;
+    }
+    println!("the storm's answers: {answers:?}");
+    assert!(!answers.contains_key(&200), "no wrong key got in");
+}

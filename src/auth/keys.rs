@@ -129,6 +129,11 @@ pub fn hash_key(key: &str) -> Result<String, AccessError> {
         .map_err(|e| AccessError::Hash(e.to_string()))
 }
 
+/// A hash of a random key nobody knows, made once: checked against when a user name does not
+/// exist, so a refusal takes as long as for a known name with a wrong password.
+pub static DECOY_HASH: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| hash_key(&hex::encode(rand::random::<[u8; 16]>())).unwrap_or_default());
+
 pub fn verify_key(key: &str, hash: &str) -> bool {
     match PasswordHash::new(hash) {
         // The parameters stored in the hash decide the cost, so older hashes still verify.
@@ -251,5 +256,18 @@ mod tests {
             assert_eq!(mode & 0o777, 0o600);
         }
         std::fs::remove_dir_all(dir).unwrap();
+    }
+}
+
+#[cfg(test)]
+mod decoy_tests {
+    use super::*;
+
+    #[test]
+    fn the_decoy_hash_is_a_real_argon2_hash_that_no_key_matches() {
+        assert!(DECOY_HASH.starts_with("$argon2id$"), "{}", *DECOY_HASH);
+        let t = std::time::Instant::now();
+        assert!(!verify_key("anything", &DECOY_HASH));
+        println!("decoy check {:?}", t.elapsed());
     }
 }

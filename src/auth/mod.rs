@@ -181,7 +181,7 @@ impl Auth {
         let (id, key) = (site.id.clone(), key.to_string());
         let ok = self
             .verifier
-            .run(move || match store.key_hash(&id) {
+            .run(ip, move || match store.key_hash(&id) {
                 Ok(Some(hash)) => keys::verify_key(&key, &hash),
                 _ => false,
             })
@@ -192,6 +192,7 @@ impl Auth {
             })?;
         if !ok {
             warn!(site = site_id, %ip, "refused: wrong key for the site");
+            self.verifier.failed(ip);
             return Err(AuthError::BadKey);
         }
         let role = if site.role == crate::config::Role::Chair { Role::Chair } else { Role::Site };
@@ -212,9 +213,14 @@ impl Auth {
         let (name, password) = (user.to_string(), password.to_string());
         let found = self
             .verifier
-            .run(move || match store.user(&name) {
-                Ok(Some(u)) if keys::verify_key(&password, &u.password_hash) => Role::parse(&u.role),
-                _ => None,
+            .run(ip, move || match store.user(&name) {
+                Ok(Some(u)) => keys::verify_key(&password, &u.password_hash).then(|| Role::parse(&u.role)).flatten(),
+                // An unknown name costs the same one check as a known one: how long the
+                // refusal takes must not tell whether a user exists.
+                _ => {
+                    let _ = keys::verify_key(&password, keys::DECOY_HASH.as_str());
+                    None
+                }
             })
             .await
             .map_err(|_| {
@@ -223,6 +229,7 @@ impl Auth {
             })?;
         let Some(role) = found else {
             warn!(%ip, "refused: wrong user name or password");
+            self.verifier.failed(ip);
             return Err(AuthError::BadCredentials);
         };
         let principal = Principal { role, subject: user.to_string(), is_site: false };
