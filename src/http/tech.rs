@@ -34,6 +34,8 @@ pub async fn view(State(bridge): State<Arc<Bridge>>, headers: HeaderMap) -> Resp
     let events = tokio::task::spawn_blocking(move || store.recent_events(40)).await.ok().and_then(Result::ok).unwrap_or_default();
     let mut v = serde_json::to_value(view).unwrap_or_default();
     v["events"] = serde_json::json!(events);
+    // Pages write every time in the meeting's time zone.
+    v["time_zone"] = serde_json::json!(bridge.settings.time_zone);
     Json(v).into_response()
 }
 
