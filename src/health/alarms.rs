@@ -5,6 +5,13 @@
 //! and snapshots are passed in, changes are returned. It must never read a
 //! clock, measure media itself, do I/O, spawn threads or draw random numbers;
 //! measurement belongs to the stats code and delivery to the caller.
+//!
+//! Why an alarm holds is a [`Reason`]: a stable code and its numbers, never a
+//! sentence. The technicians' page words it in Vietnamese or English; its
+//! `Display` is the English of logs and the event log.
+
+use serde::Serialize;
+use std::fmt;
 
 /// What the bridge knows about one site at one evaluation.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -21,7 +28,7 @@ pub struct SiteSnapshot {
     pub video_expected: bool,
     /// What the bridge knows of why video may be missing (a refused codec, say); shown on
     /// the frozen-video alarm.
-    pub video_cause: Option<String>,
+    pub video_cause: Option<VideoCause>,
     /// The site's own page reports receiving HQ's audio; `None` = no report.
     pub receives_hq_audio: Option<bool>,
     /// HQ's page reports receiving this site's audio; `None` = no report.
@@ -115,6 +122,73 @@ impl AlarmKind {
     }
 }
 
+/// Why an alarm holds, as a stable `code` with its numbers (rounded as shown). Serialised
+/// as `{"code": "high_rtt", "ms": 530.0, "limit": 300.0}` for the technicians' page.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "code", rename_all = "snake_case")]
+pub enum Reason {
+    /// Connected, but nothing has arrived for `seconds`.
+    NoMedia { seconds: f64 },
+    /// Nothing has arrived since the site joined, `seconds` ago.
+    NoMediaSinceJoining { seconds: f64 },
+    SiteDoesNotHearHq,
+    HqDoesNotHearSite,
+    NoAudioEitherWay,
+    FloorHolderSilent { level: f64, limit: f64 },
+    FrozenVideo { cause: Option<VideoCause> },
+    HighLoss { percent: f64, limit: f64 },
+    HighRtt { ms: f64, limit: f64 },
+    /// The bridge's own `recording_failed` (raised by the monitor, not by these rules):
+    /// the error as the operating system gave it.
+    RecordingFailed { error: String },
+}
+
+/// What the bridge knows of why a camera that is on sends no pictures.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "code", rename_all = "snake_case")]
+pub enum VideoCause {
+    /// The bridge refused part of the site's offer; `detail` names codecs and sections.
+    Refused { detail: String },
+    /// Its audio arrives but no video packets do.
+    NoVideoPackets,
+    /// Video packets arrive but carry no pictures.
+    NoPictures,
+}
+
+fn tenths(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::NoMedia { seconds } => write!(f, "no media for {seconds:.1} s"),
+            Reason::NoMediaSinceJoining { seconds } => write!(f, "no media since joining {seconds:.1} s ago"),
+            Reason::SiteDoesNotHearHq => f.write_str("site does not hear HQ"),
+            Reason::HqDoesNotHearSite => f.write_str("HQ does not hear site"),
+            Reason::NoAudioEitherWay => f.write_str("no audio in either direction"),
+            Reason::FloorHolderSilent { level, limit } => write!(f, "holds floor but audio level {level:.3} < {limit}"),
+            Reason::FrozenVideo { cause: None } => f.write_str("camera on but 0 fps received"),
+            Reason::FrozenVideo { cause: Some(cause) } => write!(f, "camera on but 0 fps received: {cause}"),
+            Reason::HighLoss { percent, limit } => write!(f, "loss {percent:.1} % > {limit} %"),
+            Reason::HighRtt { ms, limit } => write!(f, "rtt {ms:.0} ms > {limit} ms"),
+            Reason::RecordingFailed { error } => f.write_str(error),
+        }
+    }
+}
+
+impl fmt::Display for VideoCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            VideoCause::Refused { detail } => f.write_str(detail),
+            VideoCause::NoVideoPackets => {
+                f.write_str("its audio arrives but no video packets do (the browser sends none, or none the bridge recognised)")
+            }
+            VideoCause::NoPictures => f.write_str("video packets arrive but carry no pictures"),
+        }
+    }
+}
+
 /// A state transition to show or log.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AlarmChange {
@@ -124,7 +198,7 @@ pub enum AlarmChange {
         site: usize,
         kind: AlarmKind,
         since_ms: f64,
-        detail: String,
+        reason: Reason,
     },
     /// `duration_ms` runs from `since_ms` of the raise to this clear.
     Cleared {
@@ -134,13 +208,13 @@ pub enum AlarmChange {
     },
 }
 
-/// An alarm currently raised; `detail` is refreshed on every evaluation.
+/// An alarm currently raised; `reason` is refreshed on every evaluation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ActiveAlarm {
     pub site: usize,
     pub kind: AlarmKind,
     pub since_ms: f64,
-    pub detail: String,
+    pub reason: Reason,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -149,8 +223,8 @@ struct RuleState {
     bad_since: Option<f64>,
     /// Start of the current unbroken healthy run while raised.
     good_since: Option<f64>,
-    /// (since_ms, detail) while raised.
-    raised: Option<(f64, String)>,
+    /// (since_ms, reason) while raised.
+    raised: Option<(f64, Reason)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -208,10 +282,10 @@ impl AlarmEngine {
                 .is_none_or(|age| age > self.thresholds.raise_after_ms / 2.0);
             for kind in AlarmKind::ALL {
                 let dropped = state.rules[AlarmKind::SiteDropped.index()].raised.is_some();
-                let rule = &mut state.rules[kind.index()];
                 if (dropped || stalled) && kind.suppressed_by_drop() {
                     // Neither side of the hysteresis may progress on data
                     // from a dead link; start both afresh once it is back.
+                    let rule = &mut state.rules[kind.index()];
                     rule.bad_since = None;
                     rule.good_since = None;
                     continue;
@@ -223,7 +297,7 @@ impl AlarmEngine {
                     _ => self.thresholds.raise_after_ms,
                 };
                 if let Some(change) = step(
-                    rule,
+                    &mut state.rules[kind.index()],
                     site,
                     kind,
                     now_ms,
@@ -243,12 +317,12 @@ impl AlarmEngine {
         let mut out = Vec::new();
         for (site, state) in self.sites.iter().enumerate() {
             for (kind, rule) in AlarmKind::ALL.iter().zip(state.rules.iter()) {
-                if let Some((since_ms, detail)) = &rule.raised {
+                if let Some((since_ms, reason)) = &rule.raised {
                     out.push(ActiveAlarm {
                         site,
                         kind: *kind,
                         since_ms: *since_ms,
-                        detail: detail.clone(),
+                        reason: reason.clone(),
                     });
                 }
             }
@@ -263,27 +337,27 @@ fn step(
     site: usize,
     kind: AlarmKind,
     now_ms: f64,
-    condition: Option<String>,
+    condition: Option<Reason>,
     hold_ms: f64,
     clear_after_ms: f64,
 ) -> Option<AlarmChange> {
     match condition {
-        Some(detail) => {
+        Some(reason) => {
             rule.good_since = None;
             let bad_since = *rule.bad_since.get_or_insert(now_ms);
             if let Some((_, shown)) = &mut rule.raised {
-                *shown = detail;
+                *shown = reason;
                 return None;
             }
             if now_ms - bad_since < hold_ms {
                 return None;
             }
-            rule.raised = Some((bad_since, detail.clone()));
+            rule.raised = Some((bad_since, reason.clone()));
             Some(AlarmChange::Raised {
                 site,
                 kind,
                 since_ms: bad_since,
-                detail,
+                reason,
             })
         }
         None => {
@@ -305,50 +379,52 @@ fn step(
     }
 }
 
-/// Returns the technician-facing detail when `kind`'s condition holds right
-/// now. Missing reports and NaN never trigger an alarm, because an alarm
-/// claims a fault and missing data is not one; the exception is
-/// `ms_since_last_media == None`, which is a fact ("nothing ever arrived").
-fn check(kind: AlarmKind, s: &SiteSnapshot, present_for_ms: f64, t: &Thresholds) -> Option<String> {
+/// Returns why `kind`'s condition holds right now, if it does. Missing
+/// reports and NaN never trigger an alarm, because an alarm claims a fault
+/// and missing data is not one; the exception is `ms_since_last_media ==
+/// None`, which is a fact ("nothing ever arrived").
+fn check(kind: AlarmKind, s: &SiteSnapshot, present_for_ms: f64, t: &Thresholds) -> Option<Reason> {
     match kind {
-        AlarmKind::SiteDropped => match s.ms_since_last_media {
-            Some(age) if age > t.dropped_after_ms => {
-                Some(format!("no media for {:.1} s", age / 1000.0))
+        AlarmKind::SiteDropped => {
+            match s.ms_since_last_media {
+                Some(age) if age > t.dropped_after_ms => Some(Reason::NoMedia { seconds: tenths(age / 1000.0) }),
+                None if present_for_ms >= t.dropped_after_ms => Some(Reason::NoMediaSinceJoining {
+                    seconds: tenths(present_for_ms / 1000.0),
+                }),
+                _ => None,
             }
-            Some(_) => None,
-            None if present_for_ms >= t.dropped_after_ms => Some(format!(
-                "no media since joining {:.1} s ago",
-                present_for_ms / 1000.0
-            )),
-            None => None,
-        },
+        }
         AlarmKind::OneWayAudio => {
             let site_deaf = s.receives_hq_audio == Some(false);
             let hq_deaf = s.audio_expected && s.hq_receives_site_audio == Some(false);
             match (site_deaf, hq_deaf) {
-                (true, true) => Some("no audio in either direction".to_string()),
-                (true, false) => Some("site does not hear HQ".to_string()),
-                (false, true) => Some("HQ does not hear site".to_string()),
+                (true, true) => Some(Reason::NoAudioEitherWay),
+                (true, false) => Some(Reason::SiteDoesNotHearHq),
+                (false, true) => Some(Reason::HqDoesNotHearSite),
                 (false, false) => None,
             }
         }
         AlarmKind::FloorHolderSilent => match s.audio_level {
             Some(level) if s.holds_floor && s.audio_expected && level < t.silence_level => {
-                Some(format!(
-                    "holds floor but audio level {:.3} < {}",
-                    level, t.silence_level
-                ))
+                Some(Reason::FloorHolderSilent {
+                    level: (level * 1000.0).round() / 1000.0,
+                    limit: t.silence_level,
+                })
             }
             _ => None,
         },
-        AlarmKind::FrozenVideo => (s.video_expected && s.video_in_fps <= 0.0).then(|| match &s.video_cause {
-            Some(cause) => format!("camera on but 0 fps received: {cause}"),
-            None => "camera on but 0 fps received".to_string(),
+        AlarmKind::FrozenVideo => (s.video_expected && s.video_in_fps <= 0.0).then(|| Reason::FrozenVideo {
+            cause: s.video_cause.clone(),
         }),
-        AlarmKind::HighLoss => (s.loss_percent > t.loss_percent)
-            .then(|| format!("loss {:.1} % > {} %", s.loss_percent, t.loss_percent)),
+        AlarmKind::HighLoss => (s.loss_percent > t.loss_percent).then(|| Reason::HighLoss {
+            percent: tenths(s.loss_percent),
+            limit: t.loss_percent,
+        }),
         AlarmKind::HighRtt => match s.rtt_ms {
-            Some(rtt) if rtt > t.rtt_ms => Some(format!("rtt {:.0} ms > {} ms", rtt, t.rtt_ms)),
+            Some(rtt) if rtt > t.rtt_ms => Some(Reason::HighRtt {
+                ms: rtt.round(),
+                limit: t.rtt_ms,
+            }),
             _ => None,
         },
     }
@@ -444,7 +520,8 @@ mod tests {
         );
         let active = e.active();
         assert_eq!(active.len(), 1);
-        assert_eq!(active[0].detail, "no media for 9.0 s");
+        assert_eq!(active[0].reason, Reason::NoMedia { seconds: 9.0 });
+        assert_eq!(active[0].reason.to_string(), "no media for 9.0 s");
     }
 
     #[test]
@@ -493,7 +570,10 @@ mod tests {
                 site: 0,
                 kind: AlarmKind::HighLoss,
                 since_ms: 5000.0,
-                detail: "loss 12.3 % > 5 %".into()
+                reason: Reason::HighLoss {
+                    percent: 12.3,
+                    limit: 5.0
+                }
             }
         );
     }
@@ -532,7 +612,7 @@ mod tests {
         assert_eq!(raised(&changes), vec![(7000.0, 0, AlarmKind::HighRtt)]);
         assert_eq!(cleared(&changes), vec![(20_000.0, 0, AlarmKind::HighRtt)]);
         assert!(
-            matches!(&changes[0].1, AlarmChange::Raised { detail, .. } if detail == "rtt 412 ms > 300 ms")
+            matches!(&changes[0].1, AlarmChange::Raised { reason, .. } if reason.to_string() == "rtt 412 ms > 300 ms")
         );
     }
 
@@ -603,7 +683,7 @@ mod tests {
                 (2000.0, 1, AlarmKind::OneWayAudio)
             ]
         );
-        let details: Vec<String> = e.active().into_iter().map(|a| a.detail).collect();
+        let details: Vec<String> = e.active().into_iter().map(|a| a.reason.to_string()).collect();
         assert_eq!(
             details,
             vec!["site does not hear HQ", "HQ does not hear site"]
@@ -668,6 +748,28 @@ mod tests {
             .iter()
             .all(|(_, c)| matches!(c, AlarmChange::Raised { site: 2, .. })));
         assert!(e.active().iter().all(|a| a.site == 2));
+    }
+
+    #[test]
+    fn reasons_are_a_code_and_numbers() {
+        let json = |r: Reason| serde_json::to_value(r).unwrap();
+        assert_eq!(
+            json(Reason::HighRtt {
+                ms: 530.0,
+                limit: 300.0
+            }),
+            serde_json::json!({"code": "high_rtt", "ms": 530.0, "limit": 300.0})
+        );
+        assert_eq!(
+            json(Reason::FrozenVideo {
+                cause: Some(VideoCause::NoPictures)
+            }),
+            serde_json::json!({"code": "frozen_video", "cause": {"code": "no_pictures"}})
+        );
+        assert_eq!(
+            json(Reason::SiteDoesNotHearHq),
+            serde_json::json!({"code": "site_does_not_hear_hq"})
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! reports, feeds the pure [`AlarmEngine`], records changes in the event log, and keeps a
 //! ring of samples for the sparklines. It never touches media or sockets.
 
-use super::alarms::{ActiveAlarm, AlarmChange, AlarmEngine, SiteSnapshot, Thresholds};
+use super::alarms::{ActiveAlarm, AlarmChange, AlarmEngine, Reason, SiteSnapshot, Thresholds, VideoCause};
 use super::board::{InboundSnapshot, StatsBoard, Transport};
 use crate::conference::SiteView;
 use crate::config::{Role, Settings};
@@ -71,7 +71,10 @@ pub struct AlarmView {
     pub site: String,
     pub alarm: &'static str,
     pub since_ms: i64,
+    /// Why, in English (logs, older pages).
     pub detail: String,
+    /// Why, as a code and its numbers: the technicians' page words it.
+    pub reason: Reason,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -87,7 +90,45 @@ pub struct HealthView {
 pub struct Check {
     pub name: &'static str,
     pub pass: bool,
+    /// What was found, in English.
     pub detail: String,
+    /// What was found, as a code and its numbers: the technicians' page words it.
+    pub reason: Finding,
+}
+
+/// What one readiness check found.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "code", rename_all = "snake_case")]
+pub enum Finding {
+    NotJoined,
+    Joined,
+    AudioPackets { pps: f64 },
+    NoReport,
+    ReceivesAudio,
+    ReceivesNoAudio,
+    Level { level: f64 },
+    Frames { fps: f64 },
+    Rtt { ms: f64, limit: f64 },
+    RttUnknown,
+    Loss { percent: f64, limit: f64 },
+}
+
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Finding::NotJoined => f.write_str("the site has not joined"),
+            Finding::Joined => Ok(()),
+            Finding::AudioPackets { pps } => write!(f, "{pps:.0} audio packets/s"),
+            Finding::NoReport => f.write_str("no report from the site's page yet"),
+            Finding::ReceivesAudio => f.write_str("the page receives audio"),
+            Finding::ReceivesNoAudio => f.write_str("the page receives no audio"),
+            Finding::Level { level } => write!(f, "level {level:.2}"),
+            Finding::Frames { fps } => write!(f, "{fps:.1} frames/s"),
+            Finding::Rtt { ms, limit } => write!(f, "{ms:.0} ms (limit {limit:.0})"),
+            Finding::RttUnknown => f.write_str("not measured yet"),
+            Finding::Loss { percent, limit } => write!(f, "{percent:.1} % (limit {limit:.0} %)"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -247,18 +288,18 @@ impl Monitor {
     }
 
     /// Why a site's video may be missing, as far as the bridge knows.
-    fn video_cause(&self, site: usize, audio: &InboundSnapshot, video: &InboundSnapshot, now: Instant) -> Option<String> {
-        if let Some(refused) = self.board.media_refused(site) {
-            return Some(refused);
+    fn video_cause(&self, site: usize, audio: &InboundSnapshot, video: &InboundSnapshot, now: Instant) -> Option<VideoCause> {
+        if let Some(detail) = self.board.media_refused(site) {
+            return Some(VideoCause::Refused { detail });
         }
         let audio_flows = audio.live && age_ms(audio.last_packet, now).is_some_and(|ms| ms < 2000.0);
         if !audio_flows {
             return None;
         }
         if video.packets_total == 0 || age_ms(video.last_packet, now).is_none_or(|ms| ms >= 2000.0) {
-            Some("its audio arrives but no video packets do (the browser sends none, or none the bridge recognised)".into())
+            Some(VideoCause::NoVideoPackets)
         } else {
-            Some("video packets arrive but carry no pictures".into())
+            Some(VideoCause::NoPictures)
         }
     }
 
@@ -337,21 +378,23 @@ impl Monitor {
         }
     }
 
+    /// Logs a change (English, for journalctl) and writes it to the event log: the English
+    /// detail (the minutes show it) and the reason's code and numbers (the page words them).
     fn record(&self, change: AlarmChange) {
-        let (site, kind, detail) = match &change {
-            AlarmChange::Raised { site, kind, detail, .. } => {
-                warn!(site = %self.settings.sites[*site].id, alarm = kind.code(), "{}: alarm raised: {detail}", self.settings.sites[*site].name);
-                (*site, format!("alarm_raised:{}", kind.code()), detail.clone())
+        let (site, kind, detail, params) = match &change {
+            AlarmChange::Raised { site, kind, reason, .. } => {
+                warn!(site = %self.settings.sites[*site].id, alarm = kind.code(), "{}: alarm raised: {reason}", self.settings.sites[*site].name);
+                (*site, format!("alarm_raised:{}", kind.code()), reason.to_string(), serde_json::to_string(reason).ok())
             }
             AlarmChange::Cleared { site, kind, duration_ms } => {
                 info!(site = %self.settings.sites[*site].id, alarm = kind.code(), "{}: alarm cleared after {:.0} s", self.settings.sites[*site].name, duration_ms / 1000.0);
-                (*site, format!("alarm_cleared:{}", kind.code()), format!("{:.0} s", duration_ms / 1000.0))
+                (*site, format!("alarm_cleared:{}", kind.code()), format!("{:.0} s", duration_ms / 1000.0), None)
             }
         };
         let store = self.store.clone();
         let site_id = self.settings.sites[site].id.clone();
         tokio::task::spawn_blocking(move || {
-            if let Err(e) = store.log_event(Some(&site_id), &kind, &detail) {
+            if let Err(e) = store.log_event_with(Some(&site_id), &kind, &detail, params.as_deref()) {
                 warn!("event log write failed: {e}");
             }
         });
@@ -362,23 +405,24 @@ impl Monitor {
     fn check_recording(&mut self) {
         let status = self.recording.borrow().clone();
         let failed = (status.state == RecState::Failed).then(|| status.error.unwrap_or_default());
-        let (kind, detail) = match (&self.recording_alarm, failed) {
+        let (kind, detail, params) = match (&self.recording_alarm, failed) {
             (None, Some(error)) => {
                 warn!(alarm = "recording_failed", "bridge: alarm raised: {error}");
                 self.recording_alarm = Some((now_ms(), error.clone()));
-                ("alarm_raised:recording_failed", error)
+                let reason = serde_json::to_string(&Reason::RecordingFailed { error: error.clone() }).ok();
+                ("alarm_raised:recording_failed", error, reason)
             }
             (Some((since, _)), None) => {
                 let secs = (now_ms() - since) / 1000;
                 info!(alarm = "recording_failed", "bridge: alarm cleared after {secs} s");
                 self.recording_alarm = None;
-                ("alarm_cleared:recording_failed", format!("{secs} s"))
+                ("alarm_cleared:recording_failed", format!("{secs} s"), None)
             }
             _ => return,
         };
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || {
-            if let Err(e) = store.log_event(None, kind, &detail) {
+            if let Err(e) = store.log_event_with(None, kind, &detail, params.as_deref()) {
                 warn!("event log write failed: {e}");
             }
         });
@@ -386,14 +430,21 @@ impl Monitor {
 
     fn alarm_view(&self, a: &ActiveAlarm, now: Instant) -> AlarmView {
         let since = now_ms() - (now.duration_since(self.epoch).as_secs_f64() * 1000.0 - a.since_ms) as i64;
-        AlarmView { site: self.settings.sites[a.site].id.clone(), alarm: a.kind.code(), since_ms: since, detail: a.detail.clone() }
+        AlarmView {
+            site: self.settings.sites[a.site].id.clone(),
+            alarm: a.kind.code(),
+            since_ms: since,
+            detail: a.reason.to_string(),
+            reason: a.reason.clone(),
+        }
     }
 
     fn health_view(&self, with_history: bool, now: Instant) -> HealthView {
         let levels = self.router.levels();
         let mut alarms: Vec<AlarmView> = self.engine.active().iter().map(|a| self.alarm_view(a, now)).collect();
-        if let Some((since_ms, detail)) = &self.recording_alarm {
-            alarms.push(AlarmView { site: BRIDGE.into(), alarm: "recording_failed", since_ms: *since_ms, detail: detail.clone() });
+        if let Some((since_ms, error)) = &self.recording_alarm {
+            let reason = Reason::RecordingFailed { error: error.clone() };
+            alarms.push(AlarmView { site: BRIDGE.into(), alarm: "recording_failed", since_ms: *since_ms, detail: error.clone(), reason });
         }
         let sites = self
             .settings
@@ -450,38 +501,35 @@ impl Monitor {
             .map(|(i, site)| {
                 let snap = self.snapshot(i, now, &levels);
                 let mut checks = Vec::new();
-                let mut check = |name: &'static str, pass: bool, detail: String| checks.push(Check { name, pass, detail });
+                let mut check = |name: &'static str, pass: bool, reason: Finding| checks.push(Check { name, pass, detail: reason.to_string(), reason });
                 if !snap.present {
-                    check("connected", false, "the site has not joined".into());
+                    check("connected", false, Finding::NotJoined);
                 } else {
-                    check("connected", true, String::new());
+                    check("connected", true, Finding::Joined);
                     let media_in = snap.audio_in_pps > 0.0 && snap.ms_since_last_media.is_some_and(|ms| ms < 2000.0);
-                    check("media_from_site", media_in, format!("{:.0} audio packets/s", snap.audio_in_pps));
+                    check("media_from_site", media_in, Finding::AudioPackets { pps: snap.audio_in_pps.round() });
                     let hears = if i == chair {
                         self.fresh_report(i, now).map(|r| r.received.values().any(|x| x.audio_pps > 0.0))
                     } else {
                         self.page_hears(i, chair, now)
                     };
-                    check(
-                        "media_to_site",
-                        hears == Some(true),
-                        match hears {
-                            None => "no report from the site's page yet".into(),
-                            Some(true) => "the page receives audio".into(),
-                            Some(false) => "the page receives no audio".into(),
-                        },
-                    );
+                    let finding = match hears {
+                        None => Finding::NoReport,
+                        Some(true) => Finding::ReceivesAudio,
+                        Some(false) => Finding::ReceivesNoAudio,
+                    };
+                    check("media_to_site", hears == Some(true), finding);
                     let level = snap.audio_level.unwrap_or(0.0);
-                    check("microphone", level > th.silence_level, format!("level {level:.2}"));
-                    check("camera", snap.video_in_fps > 0.0, format!("{:.1} frames/s", snap.video_in_fps));
+                    check("microphone", level > th.silence_level, Finding::Level { level: (level * 100.0).round() / 100.0 });
+                    check("camera", snap.video_in_fps > 0.0, Finding::Frames { fps: (snap.video_in_fps * 10.0).round() / 10.0 });
                     match snap.rtt_ms {
-                        Some(rtt) => check("rtt", rtt <= th.rtt_ms, format!("{rtt:.0} ms (limit {:.0})", th.rtt_ms)),
-                        None => check("rtt", false, "not measured yet".into()),
+                        Some(rtt) => check("rtt", rtt <= th.rtt_ms, Finding::Rtt { ms: rtt.round(), limit: th.rtt_ms }),
+                        None => check("rtt", false, Finding::RttUnknown),
                     }
                     check(
                         "loss",
                         snap.loss_percent <= th.loss_percent,
-                        format!("{:.1} % (limit {:.0} %)", snap.loss_percent, th.loss_percent),
+                        Finding::Loss { percent: (snap.loss_percent * 10.0).round() / 10.0, limit: th.loss_percent },
                     );
                 }
                 let pass = checks.iter().all(|c| c.pass);
