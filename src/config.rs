@@ -97,6 +97,7 @@ pub struct AlarmConfig {
     pub silence_level: Option<f64>,
     pub raise_after_ms: Option<f64>,
     pub clear_after_ms: Option<f64>,
+    pub audio_grace_ms: Option<f64>,
 }
 
 /// A programme item as configured.
@@ -424,6 +425,7 @@ impl Config {
             // evaluation, that keeps "raised within 5 s" true on a loaded machine.
             raise_after_ms: a.raise_after_ms.unwrap_or(1500.0),
             clear_after_ms: a.clear_after_ms.unwrap_or(d.clear_after_ms),
+            audio_grace_ms: a.audio_grace_ms.unwrap_or(d.audio_grace_ms).max(0.0),
         };
         if self.conference.max_floor_holders == 0 {
             return Err(ConfigError::FloorHolders(0));

@@ -1,6 +1,7 @@
 //! Bridge health as technicians see it: the link numbers come from the media itself, a site
-//! whose media stops is flagged within five seconds while the others stay green, and the
-//! technicians' API, readiness check and `/metrics` are served.
+//! whose media stops is flagged within five seconds while the others stay green, a page that
+//! does not hear HQ is flagged once the one-way-audio grace is over, and the technicians'
+//! API, readiness check and `/metrics` are served.
 
 mod common;
 
@@ -68,6 +69,38 @@ async fn a_site_whose_media_stops_is_flagged_dropped_within_five_seconds_and_the
         alarms_of(&v, "hang-gai").is_empty().then_some(())
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ward_that_does_not_hear_hq_is_flagged_one_way_once_the_grace_is_over() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let bridge = TestBridge::start_default();
+    let hq = Sim::join(&bridge.cert_pem(), bridge.port, "hq", bridge.key("hq")).await;
+    let ward = Sim::join(&bridge.cert_pem(), bridge.port, "hang-bai", bridge.key("hang-bai")).await;
+    wait_until(Duration::from_secs(20), "media both ways", || async {
+        (hq.received("hang-bai", "audio") > 50 && ward.received("hq", "audio") > 50).then_some(())
+    })
+    .await;
+    // The ward's page reports, every second, that nothing arrives from HQ.
+    let first_report = Instant::now();
+    let deaf = serde_json::json!({"type": "stats", "report": {"received": {}}});
+    let raised = wait_until(Duration::from_secs(20), "one_way_audio on hang-bai", || async {
+        ward.send(deaf.clone());
+        let (_, v) = bridge.tech("GET", "/api/tech", "").await;
+        let at = first_report.elapsed();
+        let alarm = site(&v, "hang-bai")["alarms"].as_array().unwrap().iter().find(|a| a["alarm"] == "one_way_audio").cloned();
+        if alarm.is_none() {
+            tokio::time::sleep(Duration::from_millis(800)).await;
+        }
+        alarm.map(|a| (at, a))
+    })
+    .await;
+    let (after, alarm) = raised;
+    println!("one_way_audio raised {:.1} s after the first report of a deaf page", after.as_secs_f64());
+    // The grace (8 s) holds it back; then it is raised as without one (1.5 s).
+    assert!(after >= Duration::from_secs(7), "raised during the grace, after {after:?}");
+    assert!(after < Duration::from_secs(14), "raised after {after:?}");
+    assert_eq!(alarm["reason"]["code"], "site_does_not_hear_hq", "{alarm}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

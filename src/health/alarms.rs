@@ -29,9 +29,11 @@ pub struct SiteSnapshot {
     /// What the bridge knows of why video may be missing (a refused codec, say); shown on
     /// the frozen-video alarm.
     pub video_cause: Option<VideoCause>,
-    /// The site's own page reports receiving HQ's audio; `None` = no report.
+    /// The site's own page reports receiving HQ's audio; `None` = no report, or HQ sends
+    /// none (absent or muted).
     pub receives_hq_audio: Option<bool>,
-    /// HQ's page reports receiving this site's audio; `None` = no report.
+    /// HQ's page reports receiving this site's audio; `None` = no report, or the site sends
+    /// none (muted).
     pub hq_receives_site_audio: Option<bool>,
     /// The site is not muted, so its audio should flow.
     pub audio_expected: bool,
@@ -55,7 +57,17 @@ pub struct Thresholds {
     pub raise_after_ms: f64,
     /// A raised alarm must be healthy this long before it clears.
     pub clear_after_ms: f64,
+    /// A page's "no audio arrives" is not evidence of one-way audio until this long after
+    /// that direction's audio became expected (a join, an unmute, HQ's unmute, the first
+    /// report of a page, media back after a stall): pages report every 3 s, over the last
+    /// 3 s, and a newly received site has no earlier count to compare with.
+    pub audio_grace_ms: f64,
 }
+
+/// The one-way-audio grace, from measurement: real Chromium pages' reports first show the
+/// audio of a newly joined or unmuted site 3.6–6.1 s after the change, mostly 6.0 s (two
+/// report periods; docs/operations.md, "Alarms"); 8 s leaves room for a loaded room PC.
+pub const AUDIO_GRACE_MS: f64 = 8000.0;
 
 impl Default for Thresholds {
     fn default() -> Self {
@@ -67,6 +79,7 @@ impl Default for Thresholds {
             silence_level: 0.02,
             raise_after_ms: 2000.0,
             clear_after_ms: 5000.0,
+            audio_grace_ms: AUDIO_GRACE_MS,
         }
     }
 }
@@ -227,9 +240,32 @@ struct RuleState {
     raised: Option<(f64, Reason)>,
 }
 
+/// Since when each direction of a site's audio has been expected and reported on without a
+/// break; a page's "nothing arrives" counts only [`Thresholds::audio_grace_ms`] after that.
+#[derive(Debug, Clone, PartialEq, Default)]
+struct AudioWatch {
+    site_hears_hq: Option<f64>,
+    hq_hears_site: Option<f64>,
+}
+
+impl AudioWatch {
+    /// Carries each direction's start on while it is reported, restarts it when it is not.
+    fn follow(&mut self, now_ms: f64, s: &SiteSnapshot) {
+        self.site_hears_hq = s.receives_hq_audio.map(|_| self.site_hears_hq.unwrap_or(now_ms));
+        self.hq_hears_site = s.hq_receives_site_audio.map(|_| self.hq_hears_site.unwrap_or(now_ms));
+    }
+
+    /// (the site's report counts, HQ's report counts) at `now_ms`.
+    fn settled(&self, now_ms: f64, grace_ms: f64) -> (bool, bool) {
+        let past = |since: Option<f64>| since.is_some_and(|t| now_ms - t >= grace_ms);
+        (past(self.site_hears_hq), past(self.hq_hears_site))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Default)]
 struct SiteState {
     present_since: Option<f64>,
+    audio: AudioWatch,
     rules: [RuleState; 6],
 }
 
@@ -284,13 +320,21 @@ impl AlarmEngine {
                 let dropped = state.rules[AlarmKind::SiteDropped.index()].raised.is_some();
                 if (dropped || stalled) && kind.suppressed_by_drop() {
                     // Neither side of the hysteresis may progress on data
-                    // from a dead link; start both afresh once it is back.
+                    // from a dead link; start both afresh once it is back,
+                    // and give the pages' audio reports their grace again.
                     let rule = &mut state.rules[kind.index()];
                     rule.bad_since = None;
                     rule.good_since = None;
+                    if kind == AlarmKind::OneWayAudio {
+                        state.audio = AudioWatch::default();
+                    }
                     continue;
                 }
-                let condition = check(kind, snap, present_for, &self.thresholds);
+                if kind == AlarmKind::OneWayAudio {
+                    state.audio.follow(now_ms, snap);
+                }
+                let settled = state.audio.settled(now_ms, self.thresholds.audio_grace_ms);
+                let condition = check(kind, snap, present_for, settled, &self.thresholds);
                 let hold_ms = match kind {
                     AlarmKind::SiteDropped => 0.0,
                     AlarmKind::FloorHolderSilent => self.thresholds.floor_silent_after_ms,
@@ -382,8 +426,15 @@ fn step(
 /// Returns why `kind`'s condition holds right now, if it does. Missing
 /// reports and NaN never trigger an alarm, because an alarm claims a fault
 /// and missing data is not one; the exception is `ms_since_last_media ==
-/// None`, which is a fact ("nothing ever arrived").
-fn check(kind: AlarmKind, s: &SiteSnapshot, present_for_ms: f64, t: &Thresholds) -> Option<Reason> {
+/// None`, which is a fact ("nothing ever arrived"). `audio_settled` says
+/// whether (the site's, HQ's) audio report is past its grace.
+fn check(
+    kind: AlarmKind,
+    s: &SiteSnapshot,
+    present_for_ms: f64,
+    audio_settled: (bool, bool),
+    t: &Thresholds,
+) -> Option<Reason> {
     match kind {
         AlarmKind::SiteDropped => {
             match s.ms_since_last_media {
@@ -395,8 +446,8 @@ fn check(kind: AlarmKind, s: &SiteSnapshot, present_for_ms: f64, t: &Thresholds)
             }
         }
         AlarmKind::OneWayAudio => {
-            let site_deaf = s.receives_hq_audio == Some(false);
-            let hq_deaf = s.audio_expected && s.hq_receives_site_audio == Some(false);
+            let site_deaf = audio_settled.0 && s.receives_hq_audio == Some(false);
+            let hq_deaf = audio_settled.1 && s.audio_expected && s.hq_receives_site_audio == Some(false);
             match (site_deaf, hq_deaf) {
                 (true, true) => Some(Reason::NoAudioEitherWay),
                 (true, false) => Some(Reason::SiteDoesNotHearHq),
@@ -668,7 +719,7 @@ mod tests {
         unknown.receives_hq_audio = None;
         unknown.hq_receives_site_audio = None;
         let mut e = engine(4);
-        let changes = run(&mut e, 0, 10, |_| {
+        let changes = run(&mut e, 0, 12, |_| {
             vec![
                 site_deaf.clone(),
                 hq_deaf.clone(),
@@ -676,11 +727,12 @@ mod tests {
                 unknown.clone(),
             ]
         });
+        // After the grace (8 s from the first report), then the raise window (2 s).
         assert_eq!(
             raised(&changes),
             vec![
-                (2000.0, 0, AlarmKind::OneWayAudio),
-                (2000.0, 1, AlarmKind::OneWayAudio)
+                (10_000.0, 0, AlarmKind::OneWayAudio),
+                (10_000.0, 1, AlarmKind::OneWayAudio)
             ]
         );
         let details: Vec<String> = e.active().into_iter().map(|a| a.reason.to_string()).collect();
@@ -748,6 +800,101 @@ mod tests {
             .iter()
             .all(|(_, c)| matches!(c, AlarmChange::Raised { site: 2, .. })));
         assert!(e.active().iter().all(|a| a.site == 2));
+    }
+
+    /// The pages report every 3 s; a site just joined or unmuted is reported as "nothing
+    /// arrives" for a few seconds. `hq_hears(now)` is HQ's report of the site.
+    fn unmuted_at(now: f64, unmute_ms: f64, hq_hears_from_ms: f64) -> SiteSnapshot {
+        let mut s = healthy();
+        s.audio_expected = now >= unmute_ms;
+        s.hq_receives_site_audio = s.audio_expected.then_some(now >= hq_hears_from_ms);
+        s
+    }
+
+    #[test]
+    fn unmuting_raises_no_one_way_audio_while_the_reports_catch_up() {
+        // HQ's page shows the audio 6.5 s after the unmute (measured: up to 6.1 s).
+        let mut e = engine(1);
+        let changes = run(&mut e, 0, 40, |now| vec![unmuted_at(now, 10_000.0, 16_500.0)]);
+        assert!(changes.is_empty(), "{changes:?}");
+    }
+
+    #[test]
+    fn hq_unmuting_gives_every_ward_the_grace() {
+        let mut e = engine(5);
+        let changes = run(&mut e, 0, 40, |now| {
+            let mut ward = healthy();
+            // HQ muted until 10 s: the wards' reports of it do not count; then they show
+            // HQ's audio from 15 s.
+            ward.receives_hq_audio = (now >= 10_000.0).then_some(now >= 15_000.0);
+            vec![ward; 5]
+        });
+        assert!(changes.is_empty(), "{changes:?}");
+    }
+
+    #[test]
+    fn joining_raises_no_one_way_audio_before_the_first_reports_show_audio() {
+        let mut e = engine(1);
+        let changes = run(&mut e, 0, 40, |now| {
+            // Media from 1 s after the join; the site's first report (3 s) says nothing
+            // from HQ yet, the second (6 s) hears it.
+            let mut s = healthy();
+            s.ms_since_last_media = (now >= 1000.0).then_some(20.0);
+            s.receives_hq_audio = (now >= 3000.0).then_some(now >= 6000.0);
+            s.hq_receives_site_audio = Some(now >= 7000.0);
+            vec![s]
+        });
+        assert!(changes.is_empty(), "{changes:?}");
+    }
+
+    #[test]
+    fn a_real_one_way_fault_after_an_unmute_is_raised_just_after_the_grace() {
+        let t = Thresholds {
+            raise_after_ms: 1500.0,
+            ..Thresholds::default()
+        };
+        let mut e = AlarmEngine::new(1, t);
+        // Unmuted at 10 s; HQ never hears the site. Evaluated twice a second, as the
+        // monitor does.
+        let mut changes = Vec::new();
+        for i in 0..60 {
+            let now = f64::from(i) * 500.0;
+            let snap = unmuted_at(now, 10_000.0, f64::INFINITY);
+            changes.extend(e.evaluate(now, &[snap]).into_iter().map(|c| (now, c)));
+        }
+        let raise_at = 10_000.0 + t.audio_grace_ms + t.raise_after_ms;
+        assert_eq!(raised(&changes), vec![(raise_at, 0, AlarmKind::OneWayAudio)]);
+        assert_eq!(e.active()[0].reason, Reason::HqDoesNotHearSite);
+    }
+
+    #[test]
+    fn a_one_way_fault_in_mid_meeting_is_raised_as_fast_as_without_a_grace() {
+        let mut e = engine(1);
+        let changes = run(&mut e, 0, 40, |now| {
+            let mut s = healthy();
+            s.receives_hq_audio = Some(now < 30_000.0);
+            vec![s]
+        });
+        assert_eq!(
+            raised(&changes),
+            vec![(32_000.0, 0, AlarmKind::OneWayAudio)]
+        );
+        assert_eq!(e.active()[0].reason, Reason::SiteDoesNotHearHq);
+    }
+
+    #[test]
+    fn media_back_after_a_stall_gives_the_reports_their_grace_again() {
+        let mut e = engine(1);
+        let changes = run(&mut e, 0, 60, |now| {
+            // A one-second stall at 20 s (too short to be a drop); HQ's page then needs
+            // two reports to show the site's audio again.
+            let mut s = healthy();
+            let stalled = (20_000.0..21_500.0).contains(&now);
+            s.ms_since_last_media = Some(if stalled { now - 19_900.0 } else { 20.0 });
+            s.hq_receives_site_audio = Some(!(20_000.0..27_000.0).contains(&now));
+            vec![s]
+        });
+        assert!(changes.is_empty(), "{changes:?}");
     }
 
     #[test]
