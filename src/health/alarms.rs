@@ -16,8 +16,10 @@ use std::fmt;
 /// What the bridge knows about one site at one evaluation.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct SiteSnapshot {
-    /// The site holds its seat.
+    /// The site holds its seat: connected, or `held` for it after its connection dropped.
     pub present: bool,
+    /// The site's connection dropped and its seat is held for it to reconnect.
+    pub held: bool,
     /// Age of the last RTP packet of any kind from the site; `None` = never.
     pub ms_since_last_media: Option<f64>,
     /// Audio packets per second received from the site.
@@ -144,6 +146,8 @@ pub enum Reason {
     NoMedia { seconds: f64 },
     /// Nothing has arrived since the site joined, `seconds` ago.
     NoMediaSinceJoining { seconds: f64 },
+    /// The site's connection dropped (its seat is held for it); no media for `seconds`.
+    ConnectionLost { seconds: f64 },
     SiteDoesNotHearHq,
     HqDoesNotHearSite,
     NoAudioEitherWay,
@@ -177,6 +181,7 @@ impl fmt::Display for Reason {
         match self {
             Reason::NoMedia { seconds } => write!(f, "no media for {seconds:.1} s"),
             Reason::NoMediaSinceJoining { seconds } => write!(f, "no media since joining {seconds:.1} s ago"),
+            Reason::ConnectionLost { seconds } => write!(f, "connection lost, seat held; no media for {seconds:.1} s"),
             Reason::SiteDoesNotHearHq => f.write_str("site does not hear HQ"),
             Reason::HqDoesNotHearSite => f.write_str("HQ does not hear site"),
             Reason::NoAudioEitherWay => f.write_str("no audio in either direction"),
@@ -437,13 +442,17 @@ fn check(
 ) -> Option<Reason> {
     match kind {
         AlarmKind::SiteDropped => {
-            match s.ms_since_last_media {
-                Some(age) if age > t.dropped_after_ms => Some(Reason::NoMedia { seconds: tenths(age / 1000.0) }),
-                None if present_for_ms >= t.dropped_after_ms => Some(Reason::NoMediaSinceJoining {
-                    seconds: tenths(present_for_ms / 1000.0),
-                }),
-                _ => None,
-            }
+            let (seconds, ever) = match s.ms_since_last_media {
+                Some(age) if age > t.dropped_after_ms => (age / 1000.0, true),
+                None if present_for_ms >= t.dropped_after_ms => (present_for_ms / 1000.0, false),
+                _ => return None,
+            };
+            let seconds = tenths(seconds);
+            Some(match (s.held, ever) {
+                (true, _) => Reason::ConnectionLost { seconds },
+                (false, true) => Reason::NoMedia { seconds },
+                (false, false) => Reason::NoMediaSinceJoining { seconds },
+            })
         }
         AlarmKind::OneWayAudio => {
             let site_deaf = audio_settled.0 && s.receives_hq_audio == Some(false);
@@ -488,6 +497,7 @@ mod tests {
     fn healthy() -> SiteSnapshot {
         SiteSnapshot {
             present: true,
+            held: false,
             ms_since_last_media: Some(20.0),
             audio_in_pps: 50.0,
             video_in_fps: 25.0,
@@ -898,6 +908,24 @@ mod tests {
     }
 
     #[test]
+    fn a_lost_connection_with_its_seat_held_is_site_dropped() {
+        let mut e = engine(2);
+        let changes = run(&mut e, 0, 20, |now| {
+            let mut lost = media_stopped_at(now, 9980.0);
+            lost.held = now > 9980.0;
+            vec![healthy(), lost]
+        });
+        assert_eq!(
+            raised(&changes),
+            vec![(13_000.0, 1, AlarmKind::SiteDropped)]
+        );
+        assert_eq!(
+            e.active()[0].reason,
+            Reason::ConnectionLost { seconds: 9.0 }
+        );
+    }
+
+    #[test]
     fn reasons_are_a_code_and_numbers() {
         let json = |r: Reason| serde_json::to_value(r).unwrap();
         assert_eq!(
@@ -912,6 +940,10 @@ mod tests {
                 cause: Some(VideoCause::NoPictures)
             }),
             serde_json::json!({"code": "frozen_video", "cause": {"code": "no_pictures"}})
+        );
+        assert_eq!(
+            json(Reason::ConnectionLost { seconds: 4.2 }),
+            serde_json::json!({"code": "connection_lost", "seconds": 4.2})
         );
         assert_eq!(
             json(Reason::SiteDoesNotHearHq),

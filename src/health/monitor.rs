@@ -1,10 +1,13 @@
 //! The health monitor: one task that owns alarm state, the 5-minute history of every site and
 //! the pages' own reports, and answers the technician page, `/api/health` and `/metrics`.
 //!
-//! Once a second it reads the statistics board (written by the media path), the audio
-//! levels, the conference's view of each site (present, muted, floor) and the latest page
-//! reports, feeds the pure [`AlarmEngine`], records changes in the event log, and keeps a
-//! ring of samples for the sparklines. It never touches media or sockets.
+//! Twice a second it reads the statistics board (written by the media path), the audio
+//! levels, the conference's view of each site (present, held for reconnection, muted, floor)
+//! and the latest page reports, feeds the pure [`AlarmEngine`], records changes in the event
+//! log, and keeps a ring of samples for the sparklines. It decides which numbers are current:
+//! a stream silent for [`STALE_AFTER_MS`] shows no rates, a site silent for
+//! [`STALLED_AFTER_MS`] is `stalled`, a site whose connection dropped is `held`. It never
+//! touches media or sockets.
 
 use super::alarms::{ActiveAlarm, AlarmChange, AlarmEngine, Reason, SiteSnapshot, Thresholds, VideoCause};
 use super::board::{InboundSnapshot, StatsBoard, Transport};
@@ -29,6 +32,12 @@ const HISTORY: usize = 300;
 const REPORT_FRESH: Duration = Duration::from_secs(12);
 /// The `site` of alarms about the bridge itself rather than one site (not a valid site id).
 pub const BRIDGE: &str = "@bridge";
+/// A stream with no packet for this long has no current rates (its 2 s window is empty):
+/// the page shows none rather than the last ones.
+pub const STALE_AFTER_MS: f64 = 2000.0;
+/// A site with no packet of any kind for this long is shown as `stalled` (audio alone
+/// sends 50 packets a second; a muted microphone still sends).
+pub const STALLED_AFTER_MS: f64 = 1500.0;
 
 /// One point of a sparkline.
 #[derive(Debug, Clone, Serialize)]
@@ -45,9 +54,19 @@ pub struct Sample {
 pub struct SiteHealth {
     pub id: String,
     pub name: String,
+    /// Connected now (a held seat is not).
     pub present: bool,
-    /// `absent`, `ok`, `alarm`.
+    /// `absent`; `alarm` (any alarm active); `held` (its connection dropped, its seat is
+    /// kept); `stalled` (connected, nothing arrives); `ok`.
     pub status: &'static str,
+    /// `connected`, `held` (connection lost, seat kept until `held_until_ms`) or `absent`.
+    pub connection: &'static str,
+    /// Unix ms when a held seat is given up; `held_left_ms` of it remain.
+    pub held_until_ms: Option<i64>,
+    pub held_left_ms: Option<i64>,
+    /// `flowing`, `stalled` (nothing for [`STALLED_AFTER_MS`]) or `none` (nothing since
+    /// joining, or not connected). Only `flowing` numbers are current.
+    pub media: &'static str,
     pub audio_in: InboundSnapshot,
     pub video_in: InboundSnapshot,
     pub bitrate_out_bps: f64,
@@ -101,6 +120,8 @@ pub struct Check {
 #[serde(tag = "code", rename_all = "snake_case")]
 pub enum Finding {
     NotJoined,
+    /// The connection dropped; the seat is kept `seconds_left` more.
+    Held { seconds_left: i64 },
     Joined,
     AudioPackets { pps: f64 },
     NoReport,
@@ -117,6 +138,7 @@ impl std::fmt::Display for Finding {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Finding::NotJoined => f.write_str("the site has not joined"),
+            Finding::Held { seconds_left } => write!(f, "connection lost; seat held {seconds_left} s more"),
             Finding::Joined => Ok(()),
             Finding::AudioPackets { pps } => write!(f, "{pps:.0} audio packets/s"),
             Finding::NoReport => f.write_str("no report from the site's page yet"),
@@ -176,6 +198,8 @@ struct SiteState {
     report: Option<(Instant, ClientReport)>,
     last_out: (u64, Instant),
     bitrate_out_bps: f64,
+    /// When the site took its seat; kept while the seat is held, so media from before a
+    /// drop still counts as the last media (a fresh join starts the clock again).
     joined_at: Option<Instant>,
 }
 
@@ -264,6 +288,20 @@ fn age_ms(at: Option<Instant>, now: Instant) -> Option<f64> {
     at.map(|t| now.saturating_duration_since(t).as_secs_f64() * 1000.0)
 }
 
+/// The snapshot as it stands now: a stream silent for [`STALE_AFTER_MS`] has no current
+/// rates (the reader publishes only when packets arrive, so its last figures would stay).
+fn current(mut s: InboundSnapshot, now: Instant) -> InboundSnapshot {
+    if age_ms(s.last_packet, now).is_none_or(|ms| ms >= STALE_AFTER_MS) {
+        s.packets_per_second = 0.0;
+        s.bitrate_bps = 0.0;
+        s.loss_percent = 0.0;
+        s.residual_loss_percent = 0.0;
+        s.jitter_ms = 0.0;
+        s.frames_per_second = 0.0;
+    }
+    s
+}
+
 impl Monitor {
     fn chair(&self) -> usize {
         self.settings.sites.iter().position(|s| s.role == Role::Chair).unwrap_or(0)
@@ -271,6 +309,21 @@ impl Monitor {
 
     fn site_view(&self, site: usize) -> SiteView {
         self.view.borrow().get(site).copied().unwrap_or_default()
+    }
+
+    /// Until when (Unix ms) the site's seat is held after its connection dropped.
+    fn held_until(&self, site: usize) -> Option<i64> {
+        let view = self.site_view(site);
+        if view.present {
+            None
+        } else {
+            view.held_until_ms
+        }
+    }
+
+    /// Connected now, or its seat held for it.
+    fn seated(&self, site: usize) -> bool {
+        self.site_view(site).present || self.held_until(site).is_some()
     }
 
     fn fresh_report(&self, site: usize, now: Instant) -> Option<&ClientReport> {
@@ -316,8 +369,10 @@ impl Monitor {
         let chair = self.chair();
         let chair_view = self.site_view(chair);
         let hq_sends = chair_view.present && chair_view.audio_expected && site != chair;
+        let held = self.held_until(site).is_some();
         SiteSnapshot {
-            present: view.present,
+            present: view.present || held,
+            held,
             ms_since_last_media: age_ms(since_join, now),
             audio_in_pps: if recent(&a) { a.packets_per_second } else { 0.0 },
             video_in_fps: if recent(&v) { v.frames_per_second } else { 0.0 },
@@ -336,9 +391,9 @@ impl Monitor {
     fn on_tick(&mut self, now: Instant) {
         let levels = self.router.levels();
         for site in 0..self.sites.len() {
-            let present = self.site_view(site).present;
+            let seated = self.seated(site);
             let s = &mut self.sites[site];
-            match (present, s.joined_at) {
+            match (seated, s.joined_at) {
                 (true, None) => s.joined_at = Some(now),
                 (false, Some(_)) => s.joined_at = None,
                 _ => {}
@@ -363,7 +418,7 @@ impl Monitor {
         }
         let wall = now_ms();
         for (site, snap) in snapshots.iter().enumerate() {
-            let (a, v) = (self.board.inbound(site, Kind::Audio), self.board.inbound(site, Kind::Video));
+            let (a, v) = (current(self.board.inbound(site, Kind::Audio), now), current(self.board.inbound(site, Kind::Video), now));
             let s = &mut self.sites[site];
             if s.history.len() == HISTORY {
                 s.history.pop_front();
@@ -373,7 +428,7 @@ impl Monitor {
                 loss_percent: snap.loss_percent,
                 rtt_ms: snap.rtt_ms,
                 bitrate_in_bps: if snap.present { a.bitrate_bps + v.bitrate_bps } else { 0.0 },
-                level: snap.audio_level.unwrap_or(0.0),
+                level: if a.packets_per_second > 0.0 { snap.audio_level.unwrap_or(0.0) } else { 0.0 },
             });
         }
     }
@@ -446,6 +501,7 @@ impl Monitor {
             let reason = Reason::RecordingFailed { error: error.clone() };
             alarms.push(AlarmView { site: BRIDGE.into(), alarm: "recording_failed", since_ms: *since_ms, detail: error.clone(), reason });
         }
+        let wall = now_ms();
         let sites = self
             .settings
             .sites
@@ -453,9 +509,26 @@ impl Monitor {
             .enumerate()
             .map(|(i, site)| {
                 let present = self.site_view(i).present;
-                let (a, v) = (self.board.inbound(i, Kind::Audio), self.board.inbound(i, Kind::Video));
+                let held_until_ms = self.held_until(i);
+                let (a, v) = (current(self.board.inbound(i, Kind::Audio), now), current(self.board.inbound(i, Kind::Video), now));
                 let site_alarms: Vec<AlarmView> = alarms.iter().filter(|x| x.site == site.id).cloned().collect();
                 let last = [a.last_packet, v.last_packet].into_iter().flatten().max();
+                // Only media since this seat was taken counts (a rejoin starts afresh).
+                let since_seat = match (last, self.sites[i].joined_at) {
+                    (Some(l), Some(j)) if l < j => None,
+                    (l, _) => l,
+                };
+                let media = match age_ms(since_seat, now) {
+                    _ if !present => "none",
+                    None => "none",
+                    Some(ms) if ms >= STALLED_AFTER_MS => "stalled",
+                    Some(_) => "flowing",
+                };
+                let connection = match (present, held_until_ms) {
+                    (true, _) => "connected",
+                    (false, Some(_)) => "held",
+                    (false, None) => "absent",
+                };
                 let candidate = Some(self.board.connection(i).1)
                     .filter(|c| !c.is_empty())
                     .or_else(|| self.fresh_report(i, now).and_then(|r| r.candidate.clone()))
@@ -464,7 +537,17 @@ impl Monitor {
                     id: site.id.clone(),
                     name: site.name.clone(),
                     present,
-                    status: if !present { "absent" } else if site_alarms.is_empty() { "ok" } else { "alarm" },
+                    status: match (connection, site_alarms.is_empty(), media) {
+                        ("absent", _, _) => "absent",
+                        (_, false, _) => "alarm",
+                        ("held", true, _) => "held",
+                        (_, true, "flowing") => "ok",
+                        _ => "stalled",
+                    },
+                    connection,
+                    held_until_ms,
+                    held_left_ms: held_until_ms.map(|t| (t - wall).max(0)),
+                    media,
                     audio_in: a,
                     video_in: v,
                     bitrate_out_bps: self.sites[i].bitrate_out_bps,
@@ -502,7 +585,9 @@ impl Monitor {
                 let snap = self.snapshot(i, now, &levels);
                 let mut checks = Vec::new();
                 let mut check = |name: &'static str, pass: bool, reason: Finding| checks.push(Check { name, pass, detail: reason.to_string(), reason });
-                if !snap.present {
+                if let Some(until) = self.held_until(i) {
+                    check("connected", false, Finding::Held { seconds_left: ((until - now_ms()).max(0) + 999) / 1000 });
+                } else if !snap.present {
                     check("connected", false, Finding::NotJoined);
                 } else {
                     check("connected", true, Finding::Joined);
