@@ -149,6 +149,107 @@ mod tests {
         assert_eq!(read("user_changed", "kythuat2 (technician)").1, json!({"user": "kythuat2"}));
     }
 
+    /// Every code the technicians' page may be sent has its words in both languages.
+    #[test]
+    fn every_code_has_words_in_vietnamese_and_english() {
+        use crate::health::alarms::{Reason, VideoCause};
+        use crate::health::monitor::Finding;
+        let stored = [
+            ("join", ""),
+            ("join", "present at the start"),
+            ("rejoin", ""),
+            ("reconnect", ""),
+            ("join_held_seat", ""),
+            ("connection_lost", ""),
+            ("leave", ""),
+            ("leave", "present at the end"),
+            ("seat_released", "grace period over; floor returned to the chair"),
+            ("seat_released", "the site's key was re-issued"),
+            ("mute", "audio_muted=true video_muted=false"),
+            ("hard_mute", ""),
+            ("hard_mute_released", ""),
+            ("mute_all", ""),
+            ("unmute_all", ""),
+            ("layout", "Stage"),
+            ("layout", "Grid"),
+            ("locked", ""),
+            ("unlocked", ""),
+            ("share_start", ""),
+            ("share_stop", ""),
+            ("floor_requested", ""),
+            ("floor_cancelled", ""),
+            ("floor_granted", ""),
+            ("floor_denied", ""),
+            ("floor_revoked", ""),
+            ("floor_released", ""),
+            ("conference_started", ""),
+            ("conference_ended", ""),
+            ("recording_started", ""),
+            ("recording_stopped", "by the chair"),
+            ("recording_stopped", "server shutdown"),
+            ("recording_stopped", "the conference ended"),
+            ("recording_failed", "disk full"),
+            ("agenda_item_started", "0\t20\tBáo cáo"),
+            ("agenda_item_ended", "0"),
+            ("ice_restart", ""),
+            ("tech_keyframe", ""),
+            ("tech_restart_ice", ""),
+            ("tech_drop", ""),
+            ("key_rotated", ""),
+            ("readiness_check", "hq=pass hang-gai=fail"),
+            ("user_changed", "kythuat (technician)"),
+            ("user_removed", "kythuat"),
+            ("alarm_raised:site_dropped", ""),
+            ("alarm_cleared:site_dropped", "3 s"),
+            ("something_new", ""),
+        ];
+        let mut keys: Vec<String> = Vec::new();
+        for (kind, detail) in stored {
+            match read(kind, detail).0.as_str() {
+                "readiness_check" => keys.extend(["tech.event.readiness_passed".into(), "tech.event.readiness_failed".into()]),
+                code => keys.push(format!("tech.event.{code}")),
+            }
+        }
+        keys.extend(["stage", "grid"].map(|l| format!("tech.layout.{l}")));
+        let reasons = [
+            Reason::NoMedia { seconds: 1.0 },
+            Reason::NoMediaSinceJoining { seconds: 1.0 },
+            Reason::ConnectionLost { seconds: 1.0 },
+            Reason::SiteDoesNotHearHq,
+            Reason::HqDoesNotHearSite,
+            Reason::NoAudioEitherWay,
+            Reason::FloorHolderSilent { level: 0.0, limit: 0.02 },
+            Reason::FrozenVideo { cause: None },
+            Reason::HighLoss { percent: 9.0, limit: 5.0 },
+            Reason::HighRtt { ms: 400.0, limit: 300.0 },
+            Reason::RecordingFailed { error: String::new() },
+        ];
+        let code = |v: Value| v["code"].as_str().unwrap().to_string();
+        keys.extend(reasons.into_iter().map(|r| format!("tech.reason.{}", code(json!(r)))));
+        let causes = [VideoCause::Refused { detail: String::new() }, VideoCause::NoVideoPackets, VideoCause::NoPictures];
+        keys.extend(causes.into_iter().map(|c| format!("tech.cause.{}", code(json!(c)))));
+        let findings = [
+            Finding::NotJoined,
+            Finding::Held { seconds_left: 1 },
+            Finding::Joined,
+            Finding::AudioPackets { pps: 0.0 },
+            Finding::NoReport,
+            Finding::ReceivesAudio,
+            Finding::ReceivesNoAudio,
+            Finding::Level { level: 0.0 },
+            Finding::Frames { fps: 0.0 },
+            Finding::Rtt { ms: 0.0, limit: 0.0 },
+            Finding::RttUnknown,
+            Finding::Loss { percent: 0.0, limit: 0.0 },
+        ];
+        keys.extend(findings.into_iter().map(|f| format!("tech.check_reason.{}", code(json!(f)))));
+        for (lang, text) in [("vi", include_str!("../../web/i18n/vi.json")), ("en", include_str!("../../web/i18n/en.json"))] {
+            let strings: Value = serde_json::from_str(text).unwrap();
+            let missing: Vec<&String> = keys.iter().filter(|k| strings.get(k.as_str()).is_none()).collect();
+            assert!(missing.is_empty(), "{lang}.json has no words for {missing:?}");
+        }
+    }
+
     #[test]
     fn an_unknown_event_is_shown_as_stored() {
         assert_eq!(read("something_new", "as it was"), ("other".into(), json!({"kind": "something_new", "detail": "as it was"})));

@@ -34,6 +34,9 @@ pub fn fake_media(dir: &Path, name: &str, rgb: (u8, u8, u8), tone_hz: u32) -> (P
 
 pub struct Browser {
     child: Child,
+    /// Chromium's own process id, which leads its process group (the lab script starts it
+    /// with setsid); `None` for Firefox.
+    chromium_pid: Option<u32>,
     ws: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
     next_id: u64,
     protocol: Protocol,
@@ -85,13 +88,15 @@ impl Browser {
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
+            // "chromium-webrtc: pid=<pid> profile=<dir>"
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(p) = line.split("profile=").nth(1) {
-                    let _ = tx.send(PathBuf::from(p.trim()));
+                    let pid = line.split("pid=").nth(1).and_then(|r| r.split_whitespace().next()).and_then(|p| p.parse::<u32>().ok());
+                    let _ = tx.send((pid, PathBuf::from(p.trim())));
                 }
             }
         });
-        let profile = rx.recv_timeout(Duration::from_secs(20)).expect("chromium-webrtc.sh printed no profile");
+        let (chromium_pid, profile) = rx.recv_timeout(Duration::from_secs(20)).expect("chromium-webrtc.sh printed no profile");
         let deadline = Instant::now() + Duration::from_secs(30);
         let port: u16 = loop {
             if let Ok(text) = std::fs::read_to_string(profile.join("DevToolsActivePort")) {
@@ -114,7 +119,7 @@ impl Browser {
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
         let (ws, _) = tokio_tungstenite::connect_async(ws_url).await.expect("devtools websocket");
-        Browser { child, ws, next_id: 1, protocol: Protocol::DevTools, name: name.to_string() }
+        Browser { child, chromium_pid, ws, next_id: 1, protocol: Protocol::DevTools, name: name.to_string() }
     }
 
     /// Launches headless Firefox ESR (its fake camera and microphone: a 640x480 picture of
@@ -147,7 +152,7 @@ impl Browser {
             Err(_) => panic!("{name}: no BiDi address from firefox-webrtc.sh within 45 s"),
         };
         let (ws, _) = tokio_tungstenite::connect_async(format!("{ws_url}/session")).await.expect("BiDi websocket");
-        let mut b = Browser { child, ws, next_id: 1, protocol: Protocol::Bidi { context: String::new() }, name: name.to_string() };
+        let mut b = Browser { child, chromium_pid: None, ws, next_id: 1, protocol: Protocol::Bidi { context: String::new() }, name: name.to_string() };
         // The bridge's certificate is self-signed.
         let caps = json!({"capabilities": {"alwaysMatch": {"acceptInsecureCerts": true, "unhandledPromptBehavior": {"default": "ignore"}}}});
         b.command("session.new", caps).await.unwrap_or_else(|| panic!("{name}: BiDi session.new refused"));
@@ -156,6 +161,18 @@ impl Browser {
         b.protocol = Protocol::Bidi { context: context.clone() };
         b.command("browsingContext.navigate", json!({"context": context, "url": url, "wait": "complete"})).await.unwrap_or_else(|| panic!("{name}: Firefox did not load {url}"));
         b
+    }
+
+    /// Kills Chromium as a crash or a power cut would: SIGKILL to its whole process group, so
+    /// nothing says goodbye (no WebSocket close, no RTCP BYE). Waits (bounded) until the
+    /// browser is gone; the lab script then removes the profile.
+    pub fn kill(&mut self) {
+        let pid = self.chromium_pid.expect("kill() is for Chromium, whose launcher names its pid");
+        let _ = Command::new("kill").args(["-KILL", "--", &format!("-{pid}")]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// True for Firefox.
