@@ -101,6 +101,7 @@ pub struct AlarmConfig {
     pub silence_level: Option<f64>,
     pub raise_after_ms: Option<f64>,
     pub clear_after_ms: Option<f64>,
+    pub audio_grace_ms: Option<f64>,
 }
 
 /// A programme item as configured.
@@ -205,7 +206,17 @@ pub struct ConferenceConfig {
     /// holder and the loudest (default 6).
     #[serde(default)]
     pub audio_slots: Option<usize>,
+    /// The meeting's time zone (IANA name): every time a person reads on the technicians'
+    /// page is written in it, on a 24-hour clock (default `Asia/Ho_Chi_Minh`).
+    #[serde(default)]
+    pub time_zone: Option<String>,
 }
+
+/// The time zone of a configuration that names none.
+pub const DEFAULT_TIME_ZONE: &str = "Asia/Ho_Chi_Minh";
+
+/// Where the operating system keeps its time-zone database (tzdata).
+const ZONEINFO: &str = "/usr/share/zoneinfo";
 
 fn sixty() -> u64 {
     60
@@ -265,6 +276,8 @@ pub struct Settings {
     /// Output slots of every receiving page (see `conference::view`).
     pub video_slots: usize,
     pub audio_slots: usize,
+    /// The meeting's time zone, an IANA name (pages format times with it).
+    pub time_zone: String,
     /// Sites in config order; a site's index here is its compact id on the media path.
     pub sites: Vec<Site>,
     /// Fixed keys from config, by site id.
@@ -316,6 +329,8 @@ pub enum ConfigError {
     BadTurnUrl(String),
     #[error("turn.urls needs turn.secret (coturn's static-auth-secret, at least 16 characters)")]
     TurnSecret,
+    #[error("conference.time_zone {0:?} is not a time zone name like \"Asia/Ho_Chi_Minh\" (IANA tz database)")]
+    TimeZone(String),
 }
 
 /// The bundled default configuration (HQ and five ward points), built into the binary.
@@ -424,6 +439,7 @@ impl Config {
             // evaluation, that keeps "raised within 5 s" true on a loaded machine.
             raise_after_ms: a.raise_after_ms.unwrap_or(1500.0),
             clear_after_ms: a.clear_after_ms.unwrap_or(d.clear_after_ms),
+            audio_grace_ms: a.audio_grace_ms.unwrap_or(d.audio_grace_ms).max(0.0),
         };
         if self.conference.max_floor_holders == 0 {
             return Err(ConfigError::FloorHolders(0));
@@ -451,6 +467,11 @@ impl Config {
             }
             agenda.push(AgendaItemSpec { title: a.title, kind, site: a.site, planned_minutes: a.planned_minutes });
         }
+        let time_zone = match self.conference.time_zone.as_deref().map(str::trim) {
+            None | Some("") => DEFAULT_TIME_ZONE.to_string(),
+            Some(zone) if valid_time_zone(zone, Path::new(ZONEINFO)) => zone.to_string(),
+            Some(zone) => return Err(ConfigError::TimeZone(zone.to_string())),
+        };
         let public_url = Some(self.server.public_url.trim().trim_end_matches('/').to_string()).filter(|u| !u.is_empty());
         if let Some(bad) = self.turn.urls.iter().find(|u| !(u.starts_with("turn:") || u.starts_with("turns:"))) {
             return Err(ConfigError::BadTurnUrl(bad.clone()));
@@ -491,6 +512,7 @@ impl Config {
             seat_grace_ms: self.conference.seat_grace_s.min(86_400) as i64 * 1000,
             video_slots: self.conference.video_slots.unwrap_or(9).clamp(1, 25),
             audio_slots: self.conference.audio_slots.unwrap_or(6).clamp(1, 16),
+            time_zone,
             sites,
             fixed_keys,
             agenda,
@@ -531,6 +553,27 @@ fn parse_ip_or(field: &'static str, value: &str, default: IpAddr) -> Result<IpAd
     }
 }
 
+/// An IANA time-zone name as browsers' `Intl` accept it: `UTC`, or `Area/Location` in an
+/// area of the tz database, of letters, digits, `_`, `-`, `+`. Where the system has its
+/// time-zone database (`zoneinfo`), the name must also be one of its zones, which catches
+/// misspelt cities; without one, the form is all that is checked.
+fn valid_time_zone(name: &str, zoneinfo: &Path) -> bool {
+    const AREAS: [&str; 11] = ["Africa", "America", "Antarctica", "Arctic", "Asia", "Atlantic", "Australia", "Europe", "Indian", "Pacific", "Etc"];
+    if name == "UTC" {
+        return true;
+    }
+    let parts: Vec<&str> = name.split('/').collect();
+    let well_formed = parts.len() >= 2
+        && AREAS.contains(&parts[0])
+        && parts.iter().all(|p| {
+            p.len() <= 30 && p.starts_with(|c: char| c.is_ascii_alphabetic()) && p.chars().all(|c| c.is_ascii_alphanumeric() || "_-+".contains(c))
+        });
+    if !well_formed {
+        return false;
+    }
+    !zoneinfo.join("Asia").is_dir() || zoneinfo.join(name).is_file()
+}
+
 /// Site ids appear in URLs, logs and SQL: keep them plain.
 fn valid_site_id(id: &str) -> bool {
     (1..=40).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
@@ -566,6 +609,29 @@ mod tests {
         assert_eq!(s.listen, "0.0.0.0:8443".parse::<SocketAddr>().unwrap());
         assert!(s.fixed_keys.is_empty(), "default config must not ship keys");
         assert_eq!(s.agenda.len(), 4, "the bundled programme: report, two speeches, directive");
+    }
+
+    #[test]
+    fn the_time_zone_defaults_to_ha_noi_and_must_be_a_zone_name() {
+        assert_eq!(Settings::from_toml(MINIMAL).unwrap().time_zone, "Asia/Ho_Chi_Minh");
+        let with = |zone: &str| Settings::from_toml(&MINIMAL.replace("title = \"Hội nghị\"", &format!("title = \"Hội nghị\"\ntime_zone = \"{zone}\""))).map(|s| s.time_zone);
+        assert_eq!(with("Asia/Bangkok"), Ok("Asia/Bangkok".to_string()));
+        assert_eq!(with("UTC"), Ok("UTC".to_string()));
+        for bad in ["Hanoi", "GMT+7", "Asia/Ho Chi Minh", "asia/ho_chi_minh", "Mars/Olympus_Mons", "Asia/../../etc/passwd"] {
+            assert_eq!(with(bad), Err(ConfigError::TimeZone(bad.to_string())), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_misspelt_city_is_refused_where_the_system_knows_its_zones() {
+        let dir = std::env::temp_dir().join(format!("diemcau-zoneinfo-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("Asia")).unwrap();
+        std::fs::write(dir.join("Asia/Ho_Chi_Minh"), b"TZif").unwrap();
+        assert!(valid_time_zone("Asia/Ho_Chi_Minh", &dir));
+        assert!(!valid_time_zone("Asia/Ho_Chi_Mihn", &dir));
+        // No database on this machine: the form alone decides.
+        assert!(valid_time_zone("Asia/Ho_Chi_Mihn", &dir.join("none")));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! Bridge health as technicians see it: the link numbers come from the media itself, a site
-//! whose media stops is flagged within five seconds while the others stay green, and the
+//! whose media stops shows no stale numbers and is flagged within five seconds while the
+//! others stay green, a site whose connection drops is held and flagged the same, a page
+//! that does not hear HQ is flagged once the one-way-audio grace is over, and the
 //! technicians' API, readiness check and `/metrics` are served.
 
 mod common;
@@ -44,9 +46,18 @@ async fn a_site_whose_media_stops_is_flagged_dropped_within_five_seconds_and_the
     assert!(site(&view, "hang-gai")["video_in"]["frames_per_second"].as_f64().unwrap() > 10.0, "{view}");
     assert_eq!(site(&view, "hang-bai")["status"], "absent");
 
-    // Hàng Gai's media stops; its signalling socket stays open.
+    // Hàng Gai's media stops; its signalling socket stays open. Its last numbers are history
+    // within about 3 s: the API says "stalled" and gives no rates.
     sims[1].set_sending(false);
     let stopped = Instant::now();
+    let stale = wait_until(Duration::from_secs(8), "hang-gai's numbers shown as stalled", || async {
+        let (_, v) = bridge.tech("GET", "/api/tech", "").await;
+        let s = site(&v, "hang-gai");
+        (s["media"] == "stalled" && s["video_in"]["bitrate_bps"] == 0.0 && s["audio_in"]["packets_per_second"] == 0.0).then(|| stopped.elapsed())
+    })
+    .await;
+    println!("hang-gai shown stalled, without rates, {:.1} s after its media stopped", stale.as_secs_f64());
+    assert!(stale < Duration::from_secs(3), "stale numbers shown for {stale:?}");
     let view = wait_until(Duration::from_secs(8), "site_dropped on hang-gai", || async {
         let (_, v) = bridge.tech("GET", "/api/tech", "").await;
         alarms_of(&v, "hang-gai").contains(&"site_dropped".to_string()).then_some(v)
@@ -68,6 +79,69 @@ async fn a_site_whose_media_stops_is_flagged_dropped_within_five_seconds_and_the
         alarms_of(&v, "hang-gai").is_empty().then_some(())
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_site_whose_connection_drops_is_held_and_flagged_dropped_within_five_seconds() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let bridge = TestBridge::start_default();
+    let _hq = Sim::join(&bridge.cert_pem(), bridge.port, "hq", bridge.key("hq")).await;
+    let ward = Sim::join(&bridge.cert_pem(), bridge.port, "hang-dao", bridge.key("hang-dao")).await;
+    wait_until(Duration::from_secs(20), "hang-dao measured", || async {
+        let (_, v) = bridge.tech("GET", "/api/tech", "").await;
+        (site(&v, "hang-dao")["media"] == "flowing").then_some(())
+    })
+    .await;
+    // Its process dies: socket and media gone at once. The seat is held for it to come back.
+    ward.stop();
+    let dropped = Instant::now();
+    let view = wait_until(Duration::from_secs(8), "site_dropped on the held hang-dao", || async {
+        let (_, v) = bridge.tech("GET", "/api/tech", "").await;
+        alarms_of(&v, "hang-dao").contains(&"site_dropped".to_string()).then_some(v)
+    })
+    .await;
+    let raised_after = dropped.elapsed();
+    println!("site_dropped raised {:.1} s after the connection dropped", raised_after.as_secs_f64());
+    assert!(raised_after < Duration::from_secs(5), "raised after {raised_after:?}");
+    let s = site(&view, "hang-dao");
+    assert_eq!((s["connection"].as_str(), s["status"].as_str(), s["present"].as_bool()), (Some("held"), Some("alarm"), Some(false)), "{s}");
+    let left = s["held_left_ms"].as_i64().unwrap();
+    assert!((50_000..=60_000).contains(&left), "{left} ms of the 60 s grace left");
+    assert_eq!(s["alarms"][0]["reason"]["code"], "connection_lost", "{s}");
+    assert_eq!(s["media"], "none", "a held site has no current media: {s}");
+    assert_eq!(view["status"], "degraded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ward_that_does_not_hear_hq_is_flagged_one_way_once_the_grace_is_over() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let bridge = TestBridge::start_default();
+    let hq = Sim::join(&bridge.cert_pem(), bridge.port, "hq", bridge.key("hq")).await;
+    let ward = Sim::join(&bridge.cert_pem(), bridge.port, "hang-bai", bridge.key("hang-bai")).await;
+    wait_until(Duration::from_secs(20), "media both ways", || async {
+        (hq.received("hang-bai", "audio") > 50 && ward.received("hq", "audio") > 50).then_some(())
+    })
+    .await;
+    // The ward's page reports, every second, that nothing arrives from HQ.
+    let first_report = Instant::now();
+    let deaf = serde_json::json!({"type": "stats", "report": {"received": {}}});
+    let raised = wait_until(Duration::from_secs(20), "one_way_audio on hang-bai", || async {
+        ward.send(deaf.clone());
+        let (_, v) = bridge.tech("GET", "/api/tech", "").await;
+        let at = first_report.elapsed();
+        let alarm = site(&v, "hang-bai")["alarms"].as_array().unwrap().iter().find(|a| a["alarm"] == "one_way_audio").cloned();
+        if alarm.is_none() {
+            tokio::time::sleep(Duration::from_millis(800)).await;
+        }
+        alarm.map(|a| (at, a))
+    })
+    .await;
+    let (after, alarm) = raised;
+    println!("one_way_audio raised {:.1} s after the first report of a deaf page", after.as_secs_f64());
+    // The grace (8 s) holds it back; then it is raised as without one (1.5 s).
+    assert!(after >= Duration::from_secs(7), "raised during the grace, after {after:?}");
+    assert!(after < Duration::from_secs(14), "raised after {after:?}");
+    assert_eq!(alarm["reason"]["code"], "site_does_not_hear_hq", "{alarm}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

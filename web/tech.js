@@ -1,12 +1,16 @@
 // @ts-check
 /**
  * The technicians' page: one row per site with its link numbers, a status colour, and
- * sparklines of the last five minutes (loss, RTT, bitrate, audio level); active alarms; the
- * readiness check; and per-site actions. It polls GET /api/tech once a second. A technician
- * signs in with a name and password (`POST /api/login`); the printed link carries them in the
- * address's fragment, which never reaches the server and is removed once used.
+ * labelled sparklines of the last five minutes (loss, RTT, bitrate, audio level); active
+ * alarms; the readiness check; per-site actions; the event log. It polls GET /api/tech once
+ * a second and renders what the server decided: who is connected, held or stalled, which
+ * numbers are current. Words come from techtext.js (codes and numbers → Vietnamese or
+ * English), times from the meeting's time zone. A technician signs in with a name and
+ * password (`POST /api/login`); the printed link carries them in the address's fragment,
+ * which never reaches the server and is removed once used.
  */
-import { loadStrings, t, toggleLanguage, translatePage } from "./i18n.js";
+import { lang, loadStrings, t, toggleLanguage, translatePage } from "./i18n.js";
+import { DEFAULT_TIME_ZONE, checkText, clock, eventText, numbers, rate, reasonText } from "./techtext.js";
 
 const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
 const fragment = new URLSearchParams(location.hash.slice(1));
@@ -16,6 +20,18 @@ translatePage();
 $("lang").addEventListener("click", toggleLanguage);
 /** @type {Record<string, string>} */
 const headers = { authorization: "", "content-type": "application/json" };
+
+/** How long an action's outcome stays on screen (a new action replaces it sooner). */
+const FEEDBACK_MS = 15_000;
+
+/** The names of sites, from the last view (ids are for machines). */
+/** @type {Map<string, string>} */
+const names = new Map();
+const nameOf = (/** @type {string} */ id) => (id === "@bridge" ? t("alarm.bridge") : names.get(id) || id);
+const num = numbers(lang);
+const words = { t, num, nameOf };
+let timeZone = DEFAULT_TIME_ZONE;
+let time = clock(timeZone);
 
 /** @param {string} user @param {string} password */
 async function signIn(user, password) {
@@ -33,28 +49,64 @@ function showStatus(phase, text) {
   $("status").textContent = text;
 }
 
-const fmtRate = (/** @type {number} */ bps) => (bps >= 1e6 ? `${(bps / 1e6).toFixed(2)} Mb/s` : `${Math.round(bps / 1e3)} kb/s`);
-const fmt = (/** @type {number|null|undefined} */ v, /** @type {number} */ d = 0) => (v === null || v === undefined ? "–" : v.toFixed(d));
+/** @type {ReturnType<typeof setTimeout>|undefined} */
+let feedbackTimer;
 
 /**
- * Draws one sparkline on a small canvas.
- * @param {HTMLCanvasElement} canvas @param {number[]} values @param {string} colour @param {number} [max]
+ * An action's outcome, kept on screen (fixed, whatever the scroll) until read: the status
+ * line is rewritten every second, so it is no place for it.
+ * @param {"pending"|"ok"|"error"} state @param {string} text
  */
-function spark(canvas, values, colour, max) {
+function showFeedback(state, text) {
+  const box = $("feedback");
+  box.dataset.state = state;
+  /** @type {HTMLElement} */ (box.querySelector(".text")).textContent = `${time(Date.now())} ${text}`;
+  box.hidden = false;
+  clearTimeout(feedbackTimer);
+  if (state !== "pending") feedbackTimer = setTimeout(() => { box.hidden = true; }, FEEDBACK_MS);
+}
+/** @type {HTMLElement} */ ($("feedback").querySelector("button")).addEventListener("click", () => { $("feedback").hidden = true; });
+
+/** The sparklines: series, label key, colour, fixed top of the scale (else the 5 minutes' highest). */
+const SERIES = /** @type {const} */ ([
+  { key: "loss", label: "tech.spark.loss", colour: "#ff8080", top: 20, value: (/** @type {any} */ x) => x.loss_percent, unit: (/** @type {number} */ v) => `${num(v)} %` },
+  { key: "rtt", label: "tech.spark.rtt", colour: "#d9a21b", top: undefined, value: (/** @type {any} */ x) => x.rtt_ms || 0, unit: (/** @type {number} */ v) => `${num(v)} ms` },
+  { key: "bitrate", label: "tech.spark.bitrate", colour: "#5ab0ff", top: undefined, value: (/** @type {any} */ x) => x.bitrate_in_bps, unit: (/** @type {number} */ v) => rate(v, num) },
+  { key: "level", label: "tech.spark.level", colour: "#2e9d5b", top: 1, value: (/** @type {any} */ x) => x.level, unit: (/** @type {number} */ v) => num(v, 1) },
+]);
+
+/**
+ * Draws one sparkline (oldest left, now at the right edge) on a 0…top scale; returns the top.
+ * @param {HTMLCanvasElement} canvas @param {number[]} values @param {string} colour @param {number} [fixedTop]
+ */
+function spark(canvas, values, colour, fixedTop) {
   const g = /** @type {CanvasRenderingContext2D} */ (canvas.getContext("2d"));
   const w = canvas.width, h = canvas.height;
   g.clearRect(0, 0, w, h);
-  if (!values.length) return;
-  const top = max ?? Math.max(1e-9, ...values);
+  const top = fixedTop ?? niceTop(Math.max(0, ...values));
+  g.strokeStyle = "#2a3a4a";
+  g.beginPath();
+  g.moveTo(0, h - 0.5);
+  g.lineTo(w, h - 0.5);
+  g.stroke();
+  if (!values.length || top <= 0) return top;
   g.strokeStyle = colour;
   g.lineWidth = 1.5;
   g.beginPath();
   values.forEach((v, i) => {
-    const x = (i / Math.max(1, 299)) * w + (w - (values.length / 300) * w);
+    const x = (i / 299) * w + (w - (values.length / 300) * w);
     const y = h - 1 - (Math.min(v, top) / top) * (h - 2);
     if (i === 0) g.moveTo(x, y); else g.lineTo(x, y);
   });
   g.stroke();
+  return top;
+}
+
+/** A round scale top at or above `x`: 1, 2, 5 × 10ⁿ. @param {number} x */
+function niceTop(x) {
+  if (x <= 0) return 0;
+  const p = 10 ** Math.floor(Math.log10(x));
+  return [1, 2, 5, 10].map((m) => m * p).find((v) => v >= x) || 10 * p;
 }
 
 /** @type {Map<string, HTMLTableRowElement>} */
@@ -70,13 +122,21 @@ function row(s) {
       <td class="jitter"></td><td class="rtt"></td><td class="video"></td><td class="audio"></td>
       <td class="spark"></td><td class="actions"></td>`;
     const sparkCell = /** @type {HTMLElement} */ (tr.querySelector(".spark"));
-    for (const [k, label] of [["loss", t("tech.loss")], ["rtt", t("tech.rtt")], ["bitrate", t("tech.in")], ["level", t("tech.audio")]]) {
+    for (const series of SERIES) {
+      const line = document.createElement("div");
+      line.className = "spark-line";
+      line.dataset.series = series.key;
+      const label = document.createElement("span");
+      label.className = "spark-label";
+      label.textContent = t(series.label);
       const c = document.createElement("canvas");
-      c.width = 110;
-      c.height = 22;
-      c.dataset.series = k;
-      c.title = label;
-      sparkCell.append(c);
+      c.width = 96;
+      c.height = 18;
+      c.dataset.series = series.key;
+      const top = document.createElement("span");
+      top.className = "spark-top";
+      line.append(label, c, top);
+      sparkCell.append(line);
     }
     const actions = /** @type {HTMLElement} */ (tr.querySelector(".actions"));
     for (const action of ["keyframe", "restart_ice", "drop"]) {
@@ -95,14 +155,41 @@ function row(s) {
 
 /** @param {string} site @param {string} action */
 async function act(site, action) {
-  const r = await fetch("/api/tech/action", { method: "POST", headers, body: JSON.stringify({ site, action }) });
-  const body = await r.json().catch(() => ({}));
-  showStatus(r.ok ? "connected" : "error", r.ok ? t("tech.done", { action: t(`tech.action.${action}`), site }) : body.message || r.statusText);
+  const what = { action: t(`tech.action.${action}`), site: nameOf(site) };
+  showFeedback("pending", t("tech.sending", what));
+  try {
+    const r = await fetch("/api/tech/action", { method: "POST", headers, body: JSON.stringify({ site, action }) });
+    const body = await r.json().catch(() => ({}));
+    if (r.ok) showFeedback("ok", t("tech.done", what));
+    else showFeedback("error", t("tech.failed", { ...what, why: say(`error.${body.code}`, body.message || r.statusText) }));
+  } catch {
+    showFeedback("error", t("tech.failed", { ...what, why: t("tech.unreachable") }));
+  }
+}
+
+/** @param {string} key @param {string} fallback */
+function say(key, fallback) {
+  const text = t(key);
+  return text === key ? fallback : text;
 }
 
 /** The last view the page rendered, for tests and consoles. */
 /** @type {any} */
 let lastView = null;
+
+/**
+ * The state cell: connection first (held: how long the seat is kept), then media.
+ * @param {any} s
+ */
+function stateText(s) {
+  if (s.connection === "absent") return t("tech.status.absent");
+  if (s.connection === "held") return t("tech.held", { seconds: num(Math.max(0, Math.ceil((s.held_left_ms ?? 0) / 1000))) });
+  if (s.media === "none") return t("tech.media.none");
+  if (s.media === "stalled") return t("tech.media.stalled", { seconds: num((s.last_packet_age_ms ?? 0) / 1000, 1) });
+  const path = s.path ? ` · ${t(`tech.path.${s.path}`)}` : "";
+  const candidate = s.candidate ? ` (${s.candidate})` : "";
+  return `${t(`tech.status.${s.status}`)}${path}${candidate} · ${num((s.last_packet_age_ms ?? 0) / 1000, 1)} s`;
+}
 
 async function refresh() {
   if (!headers.authorization) return;
@@ -115,39 +202,47 @@ async function refresh() {
   }
   const v = await r.json();
   lastView = v;
+  if (v.time_zone && v.time_zone !== timeZone) {
+    timeZone = v.time_zone;
+    time = clock(timeZone);
+  }
+  for (const s of v.sites) names.set(s.id, s.name);
   renderEvents(v.events || []);
-  showStatus("connected", t("tech.updated", { time: new Date().toLocaleTimeString() }));
+  showStatus("connected", t("tech.updated", { time: time(Date.now()), zone: timeZone }));
   $("overall").textContent = v.status === "ok" ? t("tech.ok") : t("tech.degraded", { n: v.alarms.length });
   $("overall").dataset.status = v.status;
   for (const s of v.sites) {
     const tr = row(s);
     tr.dataset.status = s.status;
+    tr.dataset.connection = s.connection;
+    tr.dataset.media = s.media;
     const cell = (/** @type {string} */ c, /** @type {string} */ text) => { /** @type {HTMLElement} */ (tr.querySelector(`.${c}`)).textContent = text; };
     cell("name", s.name);
     tr.dataset.path = s.path;
-    cell("state", t(`tech.status.${s.status}`) + (s.path && s.present ? ` · ${t(`tech.path.${s.path}`)}` : "") + (s.candidate ? ` (${s.candidate})` : "") +
-      (s.last_packet_age_ms !== null && s.present ? ` · ${fmt(s.last_packet_age_ms / 1000, 1)} s` : ""));
-    cell("in", s.present ? `${fmtRate(s.audio_in.bitrate_bps + s.video_in.bitrate_bps)} · ${fmt(s.audio_in.packets_per_second + s.video_in.packets_per_second)} p/s` : "–");
-    cell("out", s.present ? fmtRate(s.bitrate_out_bps) : "–");
-    cell("loss", s.present ? `${fmt(Math.max(s.audio_in.loss_percent, s.video_in.loss_percent), 1)} %` : "–");
-    cell("jitter", s.present ? `${fmt(Math.max(s.audio_in.jitter_ms, s.video_in.jitter_ms), 1)} ms` : "–");
-    cell("rtt", s.rtt_ms !== null ? `${fmt(s.rtt_ms)} ms` : "–");
-    cell("video", s.present ? `${fmt(s.video_in.frames_per_second, 1)} fps${s.video_in.width ? ` · ${s.video_in.width}×${s.video_in.height}` : ""}` : "–");
-    cell("audio", s.present ? fmt(s.audio_level, 2) : "–");
+    cell("state", stateText(s));
+    // Numbers only while they are current: a held or stalled site's last figures are history.
+    const live = s.connection === "connected" && s.media === "flowing";
+    const dash = "–";
+    cell("in", live ? `${rate(s.audio_in.bitrate_bps + s.video_in.bitrate_bps, num)} · ${num(s.audio_in.packets_per_second + s.video_in.packets_per_second)} p/s` : dash);
+    cell("out", s.connection === "connected" ? rate(s.bitrate_out_bps, num) : dash);
+    cell("loss", live ? `${num(Math.max(s.audio_in.loss_percent, s.video_in.loss_percent), 1)} %` : dash);
+    cell("jitter", live ? `${num(Math.max(s.audio_in.jitter_ms, s.video_in.jitter_ms), 1)} ms` : dash);
+    cell("rtt", live && s.rtt_ms !== null ? `${num(s.rtt_ms)} ms` : dash);
+    cell("video", live ? `${num(s.video_in.frames_per_second, 1)} ${t("tech.fps")}${s.video_in.width ? ` · ${s.video_in.width}×${s.video_in.height}` : ""}` : dash);
+    cell("audio", live ? num(s.audio_level, 2) : dash);
     const hist = s.history;
-    for (const c of tr.querySelectorAll("canvas")) {
-      const canvas = /** @type {HTMLCanvasElement} */ (c);
-      const series = canvas.dataset.series;
-      if (series === "loss") spark(canvas, hist.map((/** @type {any} */ x) => x.loss_percent), "#ff8080", 20);
-      if (series === "rtt") spark(canvas, hist.map((/** @type {any} */ x) => x.rtt_ms || 0), "#d9a21b");
-      if (series === "bitrate") spark(canvas, hist.map((/** @type {any} */ x) => x.bitrate_in_bps), "#5ab0ff");
-      if (series === "level") spark(canvas, hist.map((/** @type {any} */ x) => x.level), "#2e9d5b", 1);
+    for (const series of SERIES) {
+      const line = /** @type {HTMLElement} */ (tr.querySelector(`.spark-line[data-series="${series.key}"]`));
+      const top = spark(/** @type {HTMLCanvasElement} */ (line.querySelector("canvas")), hist.map(series.value), series.colour, series.top);
+      /** @type {HTMLElement} */ (line.querySelector(".spark-top")).textContent = top > 0 ? series.unit(top) : "";
     }
   }
   $("alarms").replaceChildren(...(v.alarms.length ? v.alarms.map((/** @type {any} */ a) => {
     const li = document.createElement("li");
     li.dataset.alarm = a.alarm;
-    li.textContent = `${new Date(a.since_ms).toLocaleTimeString()} — ${a.site === "@bridge" ? t("alarm.bridge") : v.sites.find((/** @type {any} */ s) => s.id === a.site)?.name || a.site}: ${t(`alarm.${a.alarm}`)} (${a.detail})`;
+    li.dataset.site = a.site;
+    const why = a.reason ? reasonText(a.reason, words) : a.detail;
+    li.textContent = `${time(a.since_ms)} — ${nameOf(a.site)}: ${say(`alarm.${a.alarm}`, a.alarm)}${why ? ` (${why})` : ""}`;
     return li;
   }) : [Object.assign(document.createElement("li"), { className: "empty", textContent: t("tech.no_alarms") })]));
 }
@@ -157,27 +252,45 @@ function renderEvents(events) {
   $("events").replaceChildren(...events.slice().reverse().map((e) => {
     const li = document.createElement("li");
     li.dataset.kind = e.kind;
-    li.textContent = `${new Date(e.at_ms).toLocaleTimeString()} ${e.site_id || ""} ${e.kind}${e.detail && e.kind !== "join" && e.kind !== "reconnect" && e.kind !== "connection_lost" ? ` — ${e.detail}` : ""}`;
+    li.dataset.code = e.code;
+    const at = document.createElement("time");
+    at.dateTime = new Date(e.at_ms).toISOString();
+    at.textContent = time(e.at_ms);
+    li.append(at, ` ${e.site_id ? `${nameOf(e.site_id)}: ` : ""}${eventText(e, words)}`);
     return li;
   }));
 }
 
 $("readiness").addEventListener("click", async () => {
+  const button = /** @type {HTMLButtonElement} */ ($("readiness"));
+  button.disabled = true;
   $("report-box").hidden = false;
   $("report").textContent = t("tech.checking");
-  const r = await fetch("/api/tech/readiness", { method: "POST", headers });
-  const v = await r.json();
-  const list = document.createElement("ul");
-  for (const s of v.sites) {
-    const li = document.createElement("li");
-    li.dataset.site = s.site;
-    li.dataset.pass = String(s.pass);
-    const failed = s.checks.filter((/** @type {any} */ c) => !c.pass).map((/** @type {any} */ c) => `${t(`check.${c.name}`)}: ${c.detail}`);
-    li.textContent = `${s.pass ? "✔" : "✘"} ${s.name}${failed.length ? ` — ${failed.join("; ")}` : ""}`;
-    list.append(li);
+  $("report-box").scrollIntoView({ block: "start" });
+  try {
+    const r = await fetch("/api/tech/readiness", { method: "POST", headers });
+    const v = await r.json();
+    const list = document.createElement("ul");
+    for (const s of v.sites) {
+      const li = document.createElement("li");
+      li.dataset.site = s.site;
+      li.dataset.pass = String(s.pass);
+      const failed = s.checks.filter((/** @type {any} */ c) => !c.pass).map((/** @type {any} */ c) => `${t(`check.${c.name}`)}: ${c.reason ? checkText(c.reason, words) : c.detail}`);
+      li.textContent = `${s.pass ? "✔" : "✘"} ${s.name}${failed.length ? ` — ${failed.join("; ")}` : ""}`;
+      list.append(li);
+    }
+    const when = document.createElement("p");
+    when.className = "when";
+    when.textContent = t(v.pass ? "tech.readiness_all_pass" : "tech.readiness_result", { time: time(Date.now()) });
+    $("report").replaceChildren(when, list);
+  } catch {
+    $("report").textContent = t("tech.unreachable");
+  } finally {
+    button.disabled = false;
+    $("report-box").scrollIntoView({ block: "start" });
   }
-  $("report").replaceChildren(list);
 });
+$("report-close").addEventListener("click", () => { $("report-box").hidden = true; });
 
 $("login").addEventListener("submit", async (ev) => {
   ev.preventDefault();

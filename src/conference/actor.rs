@@ -958,6 +958,7 @@ impl Actor {
                 audio_expected: !(s.mute.audio || s.mute.hard),
                 video_expected: !s.mute.video,
                 holds_floor: holders.iter().any(|h| h.site == i),
+                held_until_ms: s.held_until,
             })
             .collect();
         self.view.send_replace(Arc::new(view));

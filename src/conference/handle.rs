@@ -104,6 +104,8 @@ pub struct SiteView {
     /// Camera on.
     pub video_expected: bool,
     pub holds_floor: bool,
+    /// Its connection dropped and its seat is held until then (Unix ms), for /tech.
+    pub held_until_ms: Option<i64>,
 }
 
 #[derive(Clone)]

@@ -5,12 +5,21 @@
 //! and snapshots are passed in, changes are returned. It must never read a
 //! clock, measure media itself, do I/O, spawn threads or draw random numbers;
 //! measurement belongs to the stats code and delivery to the caller.
+//!
+//! Why an alarm holds is a [`Reason`]: a stable code and its numbers, never a
+//! sentence. The technicians' page words it in Vietnamese or English; its
+//! `Display` is the English of logs and the event log.
+
+use serde::Serialize;
+use std::fmt;
 
 /// What the bridge knows about one site at one evaluation.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct SiteSnapshot {
-    /// The site holds its seat.
+    /// The site holds its seat: connected, or `held` for it after its connection dropped.
     pub present: bool,
+    /// The site's connection dropped and its seat is held for it to reconnect.
+    pub held: bool,
     /// Age of the last RTP packet of any kind from the site; `None` = never.
     pub ms_since_last_media: Option<f64>,
     /// Audio packets per second received from the site.
@@ -21,10 +30,12 @@ pub struct SiteSnapshot {
     pub video_expected: bool,
     /// What the bridge knows of why video may be missing (a refused codec, say); shown on
     /// the frozen-video alarm.
-    pub video_cause: Option<String>,
-    /// The site's own page reports receiving HQ's audio; `None` = no report.
+    pub video_cause: Option<VideoCause>,
+    /// The site's own page reports receiving HQ's audio; `None` = no report, or HQ sends
+    /// none (absent or muted).
     pub receives_hq_audio: Option<bool>,
-    /// HQ's page reports receiving this site's audio; `None` = no report.
+    /// HQ's page reports receiving this site's audio; `None` = no report, or the site sends
+    /// none (muted).
     pub hq_receives_site_audio: Option<bool>,
     /// The site is not muted, so its audio should flow.
     pub audio_expected: bool,
@@ -48,7 +59,17 @@ pub struct Thresholds {
     pub raise_after_ms: f64,
     /// A raised alarm must be healthy this long before it clears.
     pub clear_after_ms: f64,
+    /// A page's "no audio arrives" is not evidence of one-way audio until this long after
+    /// that direction's audio became expected (a join, an unmute, HQ's unmute, the first
+    /// report of a page, media back after a stall): pages report every 3 s, over the last
+    /// 3 s, and a newly received site has no earlier count to compare with.
+    pub audio_grace_ms: f64,
 }
+
+/// The one-way-audio grace, from measurement: real Chromium pages' reports first show the
+/// audio of a newly joined or unmuted site 3.6–6.1 s after the change, mostly 6.0 s (two
+/// report periods; docs/operations.md, "Alarms"); 8 s leaves room for a loaded room PC.
+pub const AUDIO_GRACE_MS: f64 = 8000.0;
 
 impl Default for Thresholds {
     fn default() -> Self {
@@ -60,6 +81,7 @@ impl Default for Thresholds {
             silence_level: 0.02,
             raise_after_ms: 2000.0,
             clear_after_ms: 5000.0,
+            audio_grace_ms: AUDIO_GRACE_MS,
         }
     }
 }
@@ -115,6 +137,76 @@ impl AlarmKind {
     }
 }
 
+/// Why an alarm holds, as a stable `code` with its numbers (rounded as shown). Serialised
+/// as `{"code": "high_rtt", "ms": 530.0, "limit": 300.0}` for the technicians' page.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "code", rename_all = "snake_case")]
+pub enum Reason {
+    /// Connected, but nothing has arrived for `seconds`.
+    NoMedia { seconds: f64 },
+    /// Nothing has arrived since the site joined, `seconds` ago.
+    NoMediaSinceJoining { seconds: f64 },
+    /// The site's connection dropped (its seat is held for it); no media for `seconds`.
+    ConnectionLost { seconds: f64 },
+    SiteDoesNotHearHq,
+    HqDoesNotHearSite,
+    NoAudioEitherWay,
+    FloorHolderSilent { level: f64, limit: f64 },
+    FrozenVideo { cause: Option<VideoCause> },
+    HighLoss { percent: f64, limit: f64 },
+    HighRtt { ms: f64, limit: f64 },
+    /// The bridge's own `recording_failed` (raised by the monitor, not by these rules):
+    /// the error as the operating system gave it.
+    RecordingFailed { error: String },
+}
+
+/// What the bridge knows of why a camera that is on sends no pictures.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "code", rename_all = "snake_case")]
+pub enum VideoCause {
+    /// The bridge refused part of the site's offer; `detail` names codecs and sections.
+    Refused { detail: String },
+    /// Its audio arrives but no video packets do.
+    NoVideoPackets,
+    /// Video packets arrive but carry no pictures.
+    NoPictures,
+}
+
+fn tenths(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::NoMedia { seconds } => write!(f, "no media for {seconds:.1} s"),
+            Reason::NoMediaSinceJoining { seconds } => write!(f, "no media since joining {seconds:.1} s ago"),
+            Reason::ConnectionLost { seconds } => write!(f, "connection lost, seat held; no media for {seconds:.1} s"),
+            Reason::SiteDoesNotHearHq => f.write_str("site does not hear HQ"),
+            Reason::HqDoesNotHearSite => f.write_str("HQ does not hear site"),
+            Reason::NoAudioEitherWay => f.write_str("no audio in either direction"),
+            Reason::FloorHolderSilent { level, limit } => write!(f, "holds floor but audio level {level:.3} < {limit}"),
+            Reason::FrozenVideo { cause: None } => f.write_str("camera on but 0 fps received"),
+            Reason::FrozenVideo { cause: Some(cause) } => write!(f, "camera on but 0 fps received: {cause}"),
+            Reason::HighLoss { percent, limit } => write!(f, "loss {percent:.1} % > {limit} %"),
+            Reason::HighRtt { ms, limit } => write!(f, "rtt {ms:.0} ms > {limit} ms"),
+            Reason::RecordingFailed { error } => f.write_str(error),
+        }
+    }
+}
+
+impl fmt::Display for VideoCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            VideoCause::Refused { detail } => f.write_str(detail),
+            VideoCause::NoVideoPackets => {
+                f.write_str("its audio arrives but no video packets do (the browser sends none, or none the bridge recognised)")
+            }
+            VideoCause::NoPictures => f.write_str("video packets arrive but carry no pictures"),
+        }
+    }
+}
+
 /// A state transition to show or log.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AlarmChange {
@@ -124,7 +216,7 @@ pub enum AlarmChange {
         site: usize,
         kind: AlarmKind,
         since_ms: f64,
-        detail: String,
+        reason: Reason,
     },
     /// `duration_ms` runs from `since_ms` of the raise to this clear.
     Cleared {
@@ -134,13 +226,13 @@ pub enum AlarmChange {
     },
 }
 
-/// An alarm currently raised; `detail` is refreshed on every evaluation.
+/// An alarm currently raised; `reason` is refreshed on every evaluation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ActiveAlarm {
     pub site: usize,
     pub kind: AlarmKind,
     pub since_ms: f64,
-    pub detail: String,
+    pub reason: Reason,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -149,13 +241,36 @@ struct RuleState {
     bad_since: Option<f64>,
     /// Start of the current unbroken healthy run while raised.
     good_since: Option<f64>,
-    /// (since_ms, detail) while raised.
-    raised: Option<(f64, String)>,
+    /// (since_ms, reason) while raised.
+    raised: Option<(f64, Reason)>,
+}
+
+/// Since when each direction of a site's audio has been expected and reported on without a
+/// break; a page's "nothing arrives" counts only [`Thresholds::audio_grace_ms`] after that.
+#[derive(Debug, Clone, PartialEq, Default)]
+struct AudioWatch {
+    site_hears_hq: Option<f64>,
+    hq_hears_site: Option<f64>,
+}
+
+impl AudioWatch {
+    /// Carries each direction's start on while it is reported, restarts it when it is not.
+    fn follow(&mut self, now_ms: f64, s: &SiteSnapshot) {
+        self.site_hears_hq = s.receives_hq_audio.map(|_| self.site_hears_hq.unwrap_or(now_ms));
+        self.hq_hears_site = s.hq_receives_site_audio.map(|_| self.hq_hears_site.unwrap_or(now_ms));
+    }
+
+    /// (the site's report counts, HQ's report counts) at `now_ms`.
+    fn settled(&self, now_ms: f64, grace_ms: f64) -> (bool, bool) {
+        let past = |since: Option<f64>| since.is_some_and(|t| now_ms - t >= grace_ms);
+        (past(self.site_hears_hq), past(self.hq_hears_site))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
 struct SiteState {
     present_since: Option<f64>,
+    audio: AudioWatch,
     rules: [RuleState; 6],
 }
 
@@ -208,22 +323,30 @@ impl AlarmEngine {
                 .is_none_or(|age| age > self.thresholds.raise_after_ms / 2.0);
             for kind in AlarmKind::ALL {
                 let dropped = state.rules[AlarmKind::SiteDropped.index()].raised.is_some();
-                let rule = &mut state.rules[kind.index()];
                 if (dropped || stalled) && kind.suppressed_by_drop() {
                     // Neither side of the hysteresis may progress on data
-                    // from a dead link; start both afresh once it is back.
+                    // from a dead link; start both afresh once it is back,
+                    // and give the pages' audio reports their grace again.
+                    let rule = &mut state.rules[kind.index()];
                     rule.bad_since = None;
                     rule.good_since = None;
+                    if kind == AlarmKind::OneWayAudio {
+                        state.audio = AudioWatch::default();
+                    }
                     continue;
                 }
-                let condition = check(kind, snap, present_for, &self.thresholds);
+                if kind == AlarmKind::OneWayAudio {
+                    state.audio.follow(now_ms, snap);
+                }
+                let settled = state.audio.settled(now_ms, self.thresholds.audio_grace_ms);
+                let condition = check(kind, snap, present_for, settled, &self.thresholds);
                 let hold_ms = match kind {
                     AlarmKind::SiteDropped => 0.0,
                     AlarmKind::FloorHolderSilent => self.thresholds.floor_silent_after_ms,
                     _ => self.thresholds.raise_after_ms,
                 };
                 if let Some(change) = step(
-                    rule,
+                    &mut state.rules[kind.index()],
                     site,
                     kind,
                     now_ms,
@@ -243,12 +366,12 @@ impl AlarmEngine {
         let mut out = Vec::new();
         for (site, state) in self.sites.iter().enumerate() {
             for (kind, rule) in AlarmKind::ALL.iter().zip(state.rules.iter()) {
-                if let Some((since_ms, detail)) = &rule.raised {
+                if let Some((since_ms, reason)) = &rule.raised {
                     out.push(ActiveAlarm {
                         site,
                         kind: *kind,
                         since_ms: *since_ms,
-                        detail: detail.clone(),
+                        reason: reason.clone(),
                     });
                 }
             }
@@ -263,27 +386,27 @@ fn step(
     site: usize,
     kind: AlarmKind,
     now_ms: f64,
-    condition: Option<String>,
+    condition: Option<Reason>,
     hold_ms: f64,
     clear_after_ms: f64,
 ) -> Option<AlarmChange> {
     match condition {
-        Some(detail) => {
+        Some(reason) => {
             rule.good_since = None;
             let bad_since = *rule.bad_since.get_or_insert(now_ms);
             if let Some((_, shown)) = &mut rule.raised {
-                *shown = detail;
+                *shown = reason;
                 return None;
             }
             if now_ms - bad_since < hold_ms {
                 return None;
             }
-            rule.raised = Some((bad_since, detail.clone()));
+            rule.raised = Some((bad_since, reason.clone()));
             Some(AlarmChange::Raised {
                 site,
                 kind,
                 since_ms: bad_since,
-                detail,
+                reason,
             })
         }
         None => {
@@ -305,50 +428,63 @@ fn step(
     }
 }
 
-/// Returns the technician-facing detail when `kind`'s condition holds right
-/// now. Missing reports and NaN never trigger an alarm, because an alarm
-/// claims a fault and missing data is not one; the exception is
-/// `ms_since_last_media == None`, which is a fact ("nothing ever arrived").
-fn check(kind: AlarmKind, s: &SiteSnapshot, present_for_ms: f64, t: &Thresholds) -> Option<String> {
+/// Returns why `kind`'s condition holds right now, if it does. Missing
+/// reports and NaN never trigger an alarm, because an alarm claims a fault
+/// and missing data is not one; the exception is `ms_since_last_media ==
+/// None`, which is a fact ("nothing ever arrived"). `audio_settled` says
+/// whether (the site's, HQ's) audio report is past its grace.
+fn check(
+    kind: AlarmKind,
+    s: &SiteSnapshot,
+    present_for_ms: f64,
+    audio_settled: (bool, bool),
+    t: &Thresholds,
+) -> Option<Reason> {
     match kind {
-        AlarmKind::SiteDropped => match s.ms_since_last_media {
-            Some(age) if age > t.dropped_after_ms => {
-                Some(format!("no media for {:.1} s", age / 1000.0))
-            }
-            Some(_) => None,
-            None if present_for_ms >= t.dropped_after_ms => Some(format!(
-                "no media since joining {:.1} s ago",
-                present_for_ms / 1000.0
-            )),
-            None => None,
-        },
+        AlarmKind::SiteDropped => {
+            let (seconds, ever) = match s.ms_since_last_media {
+                Some(age) if age > t.dropped_after_ms => (age / 1000.0, true),
+                None if present_for_ms >= t.dropped_after_ms => (present_for_ms / 1000.0, false),
+                _ => return None,
+            };
+            let seconds = tenths(seconds);
+            Some(match (s.held, ever) {
+                (true, _) => Reason::ConnectionLost { seconds },
+                (false, true) => Reason::NoMedia { seconds },
+                (false, false) => Reason::NoMediaSinceJoining { seconds },
+            })
+        }
         AlarmKind::OneWayAudio => {
-            let site_deaf = s.receives_hq_audio == Some(false);
-            let hq_deaf = s.audio_expected && s.hq_receives_site_audio == Some(false);
+            let site_deaf = audio_settled.0 && s.receives_hq_audio == Some(false);
+            let hq_deaf = audio_settled.1 && s.audio_expected && s.hq_receives_site_audio == Some(false);
             match (site_deaf, hq_deaf) {
-                (true, true) => Some("no audio in either direction".to_string()),
-                (true, false) => Some("site does not hear HQ".to_string()),
-                (false, true) => Some("HQ does not hear site".to_string()),
+                (true, true) => Some(Reason::NoAudioEitherWay),
+                (true, false) => Some(Reason::SiteDoesNotHearHq),
+                (false, true) => Some(Reason::HqDoesNotHearSite),
                 (false, false) => None,
             }
         }
         AlarmKind::FloorHolderSilent => match s.audio_level {
             Some(level) if s.holds_floor && s.audio_expected && level < t.silence_level => {
-                Some(format!(
-                    "holds floor but audio level {:.3} < {}",
-                    level, t.silence_level
-                ))
+                Some(Reason::FloorHolderSilent {
+                    level: (level * 1000.0).round() / 1000.0,
+                    limit: t.silence_level,
+                })
             }
             _ => None,
         },
-        AlarmKind::FrozenVideo => (s.video_expected && s.video_in_fps <= 0.0).then(|| match &s.video_cause {
-            Some(cause) => format!("camera on but 0 fps received: {cause}"),
-            None => "camera on but 0 fps received".to_string(),
+        AlarmKind::FrozenVideo => (s.video_expected && s.video_in_fps <= 0.0).then(|| Reason::FrozenVideo {
+            cause: s.video_cause.clone(),
         }),
-        AlarmKind::HighLoss => (s.loss_percent > t.loss_percent)
-            .then(|| format!("loss {:.1} % > {} %", s.loss_percent, t.loss_percent)),
+        AlarmKind::HighLoss => (s.loss_percent > t.loss_percent).then(|| Reason::HighLoss {
+            percent: tenths(s.loss_percent),
+            limit: t.loss_percent,
+        }),
         AlarmKind::HighRtt => match s.rtt_ms {
-            Some(rtt) if rtt > t.rtt_ms => Some(format!("rtt {:.0} ms > {} ms", rtt, t.rtt_ms)),
+            Some(rtt) if rtt > t.rtt_ms => Some(Reason::HighRtt {
+                ms: rtt.round(),
+                limit: t.rtt_ms,
+            }),
             _ => None,
         },
     }
@@ -361,6 +497,7 @@ mod tests {
     fn healthy() -> SiteSnapshot {
         SiteSnapshot {
             present: true,
+            held: false,
             ms_since_last_media: Some(20.0),
             audio_in_pps: 50.0,
             video_in_fps: 25.0,
@@ -444,7 +581,8 @@ mod tests {
         );
         let active = e.active();
         assert_eq!(active.len(), 1);
-        assert_eq!(active[0].detail, "no media for 9.0 s");
+        assert_eq!(active[0].reason, Reason::NoMedia { seconds: 9.0 });
+        assert_eq!(active[0].reason.to_string(), "no media for 9.0 s");
     }
 
     #[test]
@@ -493,7 +631,10 @@ mod tests {
                 site: 0,
                 kind: AlarmKind::HighLoss,
                 since_ms: 5000.0,
-                detail: "loss 12.3 % > 5 %".into()
+                reason: Reason::HighLoss {
+                    percent: 12.3,
+                    limit: 5.0
+                }
             }
         );
     }
@@ -532,7 +673,7 @@ mod tests {
         assert_eq!(raised(&changes), vec![(7000.0, 0, AlarmKind::HighRtt)]);
         assert_eq!(cleared(&changes), vec![(20_000.0, 0, AlarmKind::HighRtt)]);
         assert!(
-            matches!(&changes[0].1, AlarmChange::Raised { detail, .. } if detail == "rtt 412 ms > 300 ms")
+            matches!(&changes[0].1, AlarmChange::Raised { reason, .. } if reason.to_string() == "rtt 412 ms > 300 ms")
         );
     }
 
@@ -588,7 +729,7 @@ mod tests {
         unknown.receives_hq_audio = None;
         unknown.hq_receives_site_audio = None;
         let mut e = engine(4);
-        let changes = run(&mut e, 0, 10, |_| {
+        let changes = run(&mut e, 0, 12, |_| {
             vec![
                 site_deaf.clone(),
                 hq_deaf.clone(),
@@ -596,14 +737,15 @@ mod tests {
                 unknown.clone(),
             ]
         });
+        // After the grace (8 s from the first report), then the raise window (2 s).
         assert_eq!(
             raised(&changes),
             vec![
-                (2000.0, 0, AlarmKind::OneWayAudio),
-                (2000.0, 1, AlarmKind::OneWayAudio)
+                (10_000.0, 0, AlarmKind::OneWayAudio),
+                (10_000.0, 1, AlarmKind::OneWayAudio)
             ]
         );
-        let details: Vec<String> = e.active().into_iter().map(|a| a.detail).collect();
+        let details: Vec<String> = e.active().into_iter().map(|a| a.reason.to_string()).collect();
         assert_eq!(
             details,
             vec!["site does not hear HQ", "HQ does not hear site"]
@@ -668,6 +810,145 @@ mod tests {
             .iter()
             .all(|(_, c)| matches!(c, AlarmChange::Raised { site: 2, .. })));
         assert!(e.active().iter().all(|a| a.site == 2));
+    }
+
+    /// The pages report every 3 s; a site just joined or unmuted is reported as "nothing
+    /// arrives" for a few seconds. `hq_hears(now)` is HQ's report of the site.
+    fn unmuted_at(now: f64, unmute_ms: f64, hq_hears_from_ms: f64) -> SiteSnapshot {
+        let mut s = healthy();
+        s.audio_expected = now >= unmute_ms;
+        s.hq_receives_site_audio = s.audio_expected.then_some(now >= hq_hears_from_ms);
+        s
+    }
+
+    #[test]
+    fn unmuting_raises_no_one_way_audio_while_the_reports_catch_up() {
+        // HQ's page shows the audio 6.5 s after the unmute (measured: up to 6.1 s).
+        let mut e = engine(1);
+        let changes = run(&mut e, 0, 40, |now| vec![unmuted_at(now, 10_000.0, 16_500.0)]);
+        assert!(changes.is_empty(), "{changes:?}");
+    }
+
+    #[test]
+    fn hq_unmuting_gives_every_ward_the_grace() {
+        let mut e = engine(5);
+        let changes = run(&mut e, 0, 40, |now| {
+            let mut ward = healthy();
+            // HQ muted until 10 s: the wards' reports of it do not count; then they show
+            // HQ's audio from 15 s.
+            ward.receives_hq_audio = (now >= 10_000.0).then_some(now >= 15_000.0);
+            vec![ward; 5]
+        });
+        assert!(changes.is_empty(), "{changes:?}");
+    }
+
+    #[test]
+    fn joining_raises_no_one_way_audio_before_the_first_reports_show_audio() {
+        let mut e = engine(1);
+        let changes = run(&mut e, 0, 40, |now| {
+            // Media from 1 s after the join; the site's first report (3 s) says nothing
+            // from HQ yet, the second (6 s) hears it.
+            let mut s = healthy();
+            s.ms_since_last_media = (now >= 1000.0).then_some(20.0);
+            s.receives_hq_audio = (now >= 3000.0).then_some(now >= 6000.0);
+            s.hq_receives_site_audio = Some(now >= 7000.0);
+            vec![s]
+        });
+        assert!(changes.is_empty(), "{changes:?}");
+    }
+
+    #[test]
+    fn a_real_one_way_fault_after_an_unmute_is_raised_just_after_the_grace() {
+        let t = Thresholds {
+            raise_after_ms: 1500.0,
+            ..Thresholds::default()
+        };
+        let mut e = AlarmEngine::new(1, t);
+        // Unmuted at 10 s; HQ never hears the site. Evaluated twice a second, as the
+        // monitor does.
+        let mut changes = Vec::new();
+        for i in 0..60 {
+            let now = f64::from(i) * 500.0;
+            let snap = unmuted_at(now, 10_000.0, f64::INFINITY);
+            changes.extend(e.evaluate(now, &[snap]).into_iter().map(|c| (now, c)));
+        }
+        let raise_at = 10_000.0 + t.audio_grace_ms + t.raise_after_ms;
+        assert_eq!(raised(&changes), vec![(raise_at, 0, AlarmKind::OneWayAudio)]);
+        assert_eq!(e.active()[0].reason, Reason::HqDoesNotHearSite);
+    }
+
+    #[test]
+    fn a_one_way_fault_in_mid_meeting_is_raised_as_fast_as_without_a_grace() {
+        let mut e = engine(1);
+        let changes = run(&mut e, 0, 40, |now| {
+            let mut s = healthy();
+            s.receives_hq_audio = Some(now < 30_000.0);
+            vec![s]
+        });
+        assert_eq!(
+            raised(&changes),
+            vec![(32_000.0, 0, AlarmKind::OneWayAudio)]
+        );
+        assert_eq!(e.active()[0].reason, Reason::SiteDoesNotHearHq);
+    }
+
+    #[test]
+    fn media_back_after_a_stall_gives_the_reports_their_grace_again() {
+        let mut e = engine(1);
+        let changes = run(&mut e, 0, 60, |now| {
+            // A one-second stall at 20 s (too short to be a drop); HQ's page then needs
+            // two reports to show the site's audio again.
+            let mut s = healthy();
+            let stalled = (20_000.0..21_500.0).contains(&now);
+            s.ms_since_last_media = Some(if stalled { now - 19_900.0 } else { 20.0 });
+            s.hq_receives_site_audio = Some(!(20_000.0..27_000.0).contains(&now));
+            vec![s]
+        });
+        assert!(changes.is_empty(), "{changes:?}");
+    }
+
+    #[test]
+    fn a_lost_connection_with_its_seat_held_is_site_dropped() {
+        let mut e = engine(2);
+        let changes = run(&mut e, 0, 20, |now| {
+            let mut lost = media_stopped_at(now, 9980.0);
+            lost.held = now > 9980.0;
+            vec![healthy(), lost]
+        });
+        assert_eq!(
+            raised(&changes),
+            vec![(13_000.0, 1, AlarmKind::SiteDropped)]
+        );
+        assert_eq!(
+            e.active()[0].reason,
+            Reason::ConnectionLost { seconds: 9.0 }
+        );
+    }
+
+    #[test]
+    fn reasons_are_a_code_and_numbers() {
+        let json = |r: Reason| serde_json::to_value(r).unwrap();
+        assert_eq!(
+            json(Reason::HighRtt {
+                ms: 530.0,
+                limit: 300.0
+            }),
+            serde_json::json!({"code": "high_rtt", "ms": 530.0, "limit": 300.0})
+        );
+        assert_eq!(
+            json(Reason::FrozenVideo {
+                cause: Some(VideoCause::NoPictures)
+            }),
+            serde_json::json!({"code": "frozen_video", "cause": {"code": "no_pictures"}})
+        );
+        assert_eq!(
+            json(Reason::ConnectionLost { seconds: 4.2 }),
+            serde_json::json!({"code": "connection_lost", "seconds": 4.2})
+        );
+        assert_eq!(
+            json(Reason::SiteDoesNotHearHq),
+            serde_json::json!({"code": "site_does_not_hear_hq"})
+        );
     }
 
     #[test]

@@ -2,8 +2,10 @@
 //!
 //! [`stats`] holds the pure arithmetic (loss with reordering and wrap-around, RFC 3550
 //! jitter); [`alarms`] the pure alarm rules with hysteresis. Both take time as an input.
+//! [`journal`] reads the event log as technicians see it: codes and parameters, not prose.
 
 pub mod alarms;
 pub mod board;
+pub mod journal;
 pub mod monitor;
 pub mod stats;

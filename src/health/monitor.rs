@@ -1,12 +1,15 @@
 //! The health monitor: one task that owns alarm state, the 5-minute history of every site and
 //! the pages' own reports, and answers the technician page, `/api/health` and `/metrics`.
 //!
-//! Once a second it reads the statistics board (written by the media path), the audio
-//! levels, the conference's view of each site (present, muted, floor) and the latest page
-//! reports, feeds the pure [`AlarmEngine`], records changes in the event log, and keeps a
-//! ring of samples for the sparklines. It never touches media or sockets.
+//! Twice a second it reads the statistics board (written by the media path), the audio
+//! levels, the conference's view of each site (present, held for reconnection, muted, floor)
+//! and the latest page reports, feeds the pure [`AlarmEngine`], records changes in the event
+//! log, and keeps a ring of samples for the sparklines. It decides which numbers are current:
+//! a stream silent for [`STALE_AFTER_MS`] shows no rates, a site silent for
+//! [`STALLED_AFTER_MS`] is `stalled`, a site whose connection dropped is `held`. It never
+//! touches media or sockets.
 
-use super::alarms::{ActiveAlarm, AlarmChange, AlarmEngine, SiteSnapshot, Thresholds};
+use super::alarms::{ActiveAlarm, AlarmChange, AlarmEngine, Reason, SiteSnapshot, Thresholds, VideoCause};
 use super::board::{InboundSnapshot, StatsBoard, Transport};
 use crate::conference::SiteView;
 use crate::config::{Role, Settings};
@@ -29,6 +32,12 @@ const HISTORY: usize = 300;
 const REPORT_FRESH: Duration = Duration::from_secs(12);
 /// The `site` of alarms about the bridge itself rather than one site (not a valid site id).
 pub const BRIDGE: &str = "@bridge";
+/// A stream with no packet for this long has no current rates (its 2 s window is empty):
+/// the page shows none rather than the last ones.
+pub const STALE_AFTER_MS: f64 = 2000.0;
+/// A site with no packet of any kind for this long is shown as `stalled` (audio alone
+/// sends 50 packets a second; a muted microphone still sends).
+pub const STALLED_AFTER_MS: f64 = 1500.0;
 
 /// One point of a sparkline.
 #[derive(Debug, Clone, Serialize)]
@@ -45,9 +54,19 @@ pub struct Sample {
 pub struct SiteHealth {
     pub id: String,
     pub name: String,
+    /// Connected now (a held seat is not).
     pub present: bool,
-    /// `absent`, `ok`, `alarm`.
+    /// `absent`; `alarm` (any alarm active); `held` (its connection dropped, its seat is
+    /// kept); `stalled` (connected, nothing arrives); `ok`.
     pub status: &'static str,
+    /// `connected`, `held` (connection lost, seat kept until `held_until_ms`) or `absent`.
+    pub connection: &'static str,
+    /// Unix ms when a held seat is given up; `held_left_ms` of it remain.
+    pub held_until_ms: Option<i64>,
+    pub held_left_ms: Option<i64>,
+    /// `flowing`, `stalled` (nothing for [`STALLED_AFTER_MS`]) or `none` (nothing since
+    /// joining, or not connected). Only `flowing` numbers are current.
+    pub media: &'static str,
     pub audio_in: InboundSnapshot,
     pub video_in: InboundSnapshot,
     pub bitrate_out_bps: f64,
@@ -71,7 +90,10 @@ pub struct AlarmView {
     pub site: String,
     pub alarm: &'static str,
     pub since_ms: i64,
+    /// Why, in English (logs, older pages).
     pub detail: String,
+    /// Why, as a code and its numbers: the technicians' page words it.
+    pub reason: Reason,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -87,7 +109,48 @@ pub struct HealthView {
 pub struct Check {
     pub name: &'static str,
     pub pass: bool,
+    /// What was found, in English.
     pub detail: String,
+    /// What was found, as a code and its numbers: the technicians' page words it.
+    pub reason: Finding,
+}
+
+/// What one readiness check found.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "code", rename_all = "snake_case")]
+pub enum Finding {
+    NotJoined,
+    /// The connection dropped; the seat is kept `seconds_left` more.
+    Held { seconds_left: i64 },
+    Joined,
+    AudioPackets { pps: f64 },
+    NoReport,
+    ReceivesAudio,
+    ReceivesNoAudio,
+    Level { level: f64 },
+    Frames { fps: f64 },
+    Rtt { ms: f64, limit: f64 },
+    RttUnknown,
+    Loss { percent: f64, limit: f64 },
+}
+
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Finding::NotJoined => f.write_str("the site has not joined"),
+            Finding::Held { seconds_left } => write!(f, "connection lost; seat held {seconds_left} s more"),
+            Finding::Joined => Ok(()),
+            Finding::AudioPackets { pps } => write!(f, "{pps:.0} audio packets/s"),
+            Finding::NoReport => f.write_str("no report from the site's page yet"),
+            Finding::ReceivesAudio => f.write_str("the page receives audio"),
+            Finding::ReceivesNoAudio => f.write_str("the page receives no audio"),
+            Finding::Level { level } => write!(f, "level {level:.2}"),
+            Finding::Frames { fps } => write!(f, "{fps:.1} frames/s"),
+            Finding::Rtt { ms, limit } => write!(f, "{ms:.0} ms (limit {limit:.0})"),
+            Finding::RttUnknown => f.write_str("not measured yet"),
+            Finding::Loss { percent, limit } => write!(f, "{percent:.1} % (limit {limit:.0} %)"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -135,6 +198,8 @@ struct SiteState {
     report: Option<(Instant, ClientReport)>,
     last_out: (u64, Instant),
     bitrate_out_bps: f64,
+    /// When the site took its seat; kept while the seat is held, so media from before a
+    /// drop still counts as the last media (a fresh join starts the clock again).
     joined_at: Option<Instant>,
 }
 
@@ -223,6 +288,20 @@ fn age_ms(at: Option<Instant>, now: Instant) -> Option<f64> {
     at.map(|t| now.saturating_duration_since(t).as_secs_f64() * 1000.0)
 }
 
+/// The snapshot as it stands now: a stream silent for [`STALE_AFTER_MS`] has no current
+/// rates (the reader publishes only when packets arrive, so its last figures would stay).
+fn current(mut s: InboundSnapshot, now: Instant) -> InboundSnapshot {
+    if age_ms(s.last_packet, now).is_none_or(|ms| ms >= STALE_AFTER_MS) {
+        s.packets_per_second = 0.0;
+        s.bitrate_bps = 0.0;
+        s.loss_percent = 0.0;
+        s.residual_loss_percent = 0.0;
+        s.jitter_ms = 0.0;
+        s.frames_per_second = 0.0;
+    }
+    s
+}
+
 impl Monitor {
     fn chair(&self) -> usize {
         self.settings.sites.iter().position(|s| s.role == Role::Chair).unwrap_or(0)
@@ -230,6 +309,21 @@ impl Monitor {
 
     fn site_view(&self, site: usize) -> SiteView {
         self.view.borrow().get(site).copied().unwrap_or_default()
+    }
+
+    /// Until when (Unix ms) the site's seat is held after its connection dropped.
+    fn held_until(&self, site: usize) -> Option<i64> {
+        let view = self.site_view(site);
+        if view.present {
+            None
+        } else {
+            view.held_until_ms
+        }
+    }
+
+    /// Connected now, or its seat held for it.
+    fn seated(&self, site: usize) -> bool {
+        self.site_view(site).present || self.held_until(site).is_some()
     }
 
     fn fresh_report(&self, site: usize, now: Instant) -> Option<&ClientReport> {
@@ -247,18 +341,18 @@ impl Monitor {
     }
 
     /// Why a site's video may be missing, as far as the bridge knows.
-    fn video_cause(&self, site: usize, audio: &InboundSnapshot, video: &InboundSnapshot, now: Instant) -> Option<String> {
-        if let Some(refused) = self.board.media_refused(site) {
-            return Some(refused);
+    fn video_cause(&self, site: usize, audio: &InboundSnapshot, video: &InboundSnapshot, now: Instant) -> Option<VideoCause> {
+        if let Some(detail) = self.board.media_refused(site) {
+            return Some(VideoCause::Refused { detail });
         }
         let audio_flows = audio.live && age_ms(audio.last_packet, now).is_some_and(|ms| ms < 2000.0);
         if !audio_flows {
             return None;
         }
         if video.packets_total == 0 || age_ms(video.last_packet, now).is_none_or(|ms| ms >= 2000.0) {
-            Some("its audio arrives but no video packets do (the browser sends none, or none the bridge recognised)".into())
+            Some(VideoCause::NoVideoPackets)
         } else {
-            Some("video packets arrive but carry no pictures".into())
+            Some(VideoCause::NoPictures)
         }
     }
 
@@ -275,8 +369,10 @@ impl Monitor {
         let chair = self.chair();
         let chair_view = self.site_view(chair);
         let hq_sends = chair_view.present && chair_view.audio_expected && site != chair;
+        let held = self.held_until(site).is_some();
         SiteSnapshot {
-            present: view.present,
+            present: view.present || held,
+            held,
             ms_since_last_media: age_ms(since_join, now),
             audio_in_pps: if recent(&a) { a.packets_per_second } else { 0.0 },
             video_in_fps: if recent(&v) { v.frames_per_second } else { 0.0 },
@@ -295,9 +391,9 @@ impl Monitor {
     fn on_tick(&mut self, now: Instant) {
         let levels = self.router.levels();
         for site in 0..self.sites.len() {
-            let present = self.site_view(site).present;
+            let seated = self.seated(site);
             let s = &mut self.sites[site];
-            match (present, s.joined_at) {
+            match (seated, s.joined_at) {
                 (true, None) => s.joined_at = Some(now),
                 (false, Some(_)) => s.joined_at = None,
                 _ => {}
@@ -322,7 +418,7 @@ impl Monitor {
         }
         let wall = now_ms();
         for (site, snap) in snapshots.iter().enumerate() {
-            let (a, v) = (self.board.inbound(site, Kind::Audio), self.board.inbound(site, Kind::Video));
+            let (a, v) = (current(self.board.inbound(site, Kind::Audio), now), current(self.board.inbound(site, Kind::Video), now));
             let s = &mut self.sites[site];
             if s.history.len() == HISTORY {
                 s.history.pop_front();
@@ -332,26 +428,28 @@ impl Monitor {
                 loss_percent: snap.loss_percent,
                 rtt_ms: snap.rtt_ms,
                 bitrate_in_bps: if snap.present { a.bitrate_bps + v.bitrate_bps } else { 0.0 },
-                level: snap.audio_level.unwrap_or(0.0),
+                level: if a.packets_per_second > 0.0 { snap.audio_level.unwrap_or(0.0) } else { 0.0 },
             });
         }
     }
 
+    /// Logs a change (English, for journalctl) and writes it to the event log: the English
+    /// detail (the minutes show it) and the reason's code and numbers (the page words them).
     fn record(&self, change: AlarmChange) {
-        let (site, kind, detail) = match &change {
-            AlarmChange::Raised { site, kind, detail, .. } => {
-                warn!(site = %self.settings.sites[*site].id, alarm = kind.code(), "{}: alarm raised: {detail}", self.settings.sites[*site].name);
-                (*site, format!("alarm_raised:{}", kind.code()), detail.clone())
+        let (site, kind, detail, params) = match &change {
+            AlarmChange::Raised { site, kind, reason, .. } => {
+                warn!(site = %self.settings.sites[*site].id, alarm = kind.code(), "{}: alarm raised: {reason}", self.settings.sites[*site].name);
+                (*site, format!("alarm_raised:{}", kind.code()), reason.to_string(), serde_json::to_string(reason).ok())
             }
             AlarmChange::Cleared { site, kind, duration_ms } => {
                 info!(site = %self.settings.sites[*site].id, alarm = kind.code(), "{}: alarm cleared after {:.0} s", self.settings.sites[*site].name, duration_ms / 1000.0);
-                (*site, format!("alarm_cleared:{}", kind.code()), format!("{:.0} s", duration_ms / 1000.0))
+                (*site, format!("alarm_cleared:{}", kind.code()), format!("{:.0} s", duration_ms / 1000.0), None)
             }
         };
         let store = self.store.clone();
         let site_id = self.settings.sites[site].id.clone();
         tokio::task::spawn_blocking(move || {
-            if let Err(e) = store.log_event(Some(&site_id), &kind, &detail) {
+            if let Err(e) = store.log_event_with(Some(&site_id), &kind, &detail, params.as_deref()) {
                 warn!("event log write failed: {e}");
             }
         });
@@ -362,23 +460,24 @@ impl Monitor {
     fn check_recording(&mut self) {
         let status = self.recording.borrow().clone();
         let failed = (status.state == RecState::Failed).then(|| status.error.unwrap_or_default());
-        let (kind, detail) = match (&self.recording_alarm, failed) {
+        let (kind, detail, params) = match (&self.recording_alarm, failed) {
             (None, Some(error)) => {
                 warn!(alarm = "recording_failed", "bridge: alarm raised: {error}");
                 self.recording_alarm = Some((now_ms(), error.clone()));
-                ("alarm_raised:recording_failed", error)
+                let reason = serde_json::to_string(&Reason::RecordingFailed { error: error.clone() }).ok();
+                ("alarm_raised:recording_failed", error, reason)
             }
             (Some((since, _)), None) => {
                 let secs = (now_ms() - since) / 1000;
                 info!(alarm = "recording_failed", "bridge: alarm cleared after {secs} s");
                 self.recording_alarm = None;
-                ("alarm_cleared:recording_failed", format!("{secs} s"))
+                ("alarm_cleared:recording_failed", format!("{secs} s"), None)
             }
             _ => return,
         };
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || {
-            if let Err(e) = store.log_event(None, kind, &detail) {
+            if let Err(e) = store.log_event_with(None, kind, &detail, params.as_deref()) {
                 warn!("event log write failed: {e}");
             }
         });
@@ -386,15 +485,23 @@ impl Monitor {
 
     fn alarm_view(&self, a: &ActiveAlarm, now: Instant) -> AlarmView {
         let since = now_ms() - (now.duration_since(self.epoch).as_secs_f64() * 1000.0 - a.since_ms) as i64;
-        AlarmView { site: self.settings.sites[a.site].id.clone(), alarm: a.kind.code(), since_ms: since, detail: a.detail.clone() }
+        AlarmView {
+            site: self.settings.sites[a.site].id.clone(),
+            alarm: a.kind.code(),
+            since_ms: since,
+            detail: a.reason.to_string(),
+            reason: a.reason.clone(),
+        }
     }
 
     fn health_view(&self, with_history: bool, now: Instant) -> HealthView {
         let levels = self.router.levels();
         let mut alarms: Vec<AlarmView> = self.engine.active().iter().map(|a| self.alarm_view(a, now)).collect();
-        if let Some((since_ms, detail)) = &self.recording_alarm {
-            alarms.push(AlarmView { site: BRIDGE.into(), alarm: "recording_failed", since_ms: *since_ms, detail: detail.clone() });
+        if let Some((since_ms, error)) = &self.recording_alarm {
+            let reason = Reason::RecordingFailed { error: error.clone() };
+            alarms.push(AlarmView { site: BRIDGE.into(), alarm: "recording_failed", since_ms: *since_ms, detail: error.clone(), reason });
         }
+        let wall = now_ms();
         let sites = self
             .settings
             .sites
@@ -402,9 +509,26 @@ impl Monitor {
             .enumerate()
             .map(|(i, site)| {
                 let present = self.site_view(i).present;
-                let (a, v) = (self.board.inbound(i, Kind::Audio), self.board.inbound(i, Kind::Video));
+                let held_until_ms = self.held_until(i);
+                let (a, v) = (current(self.board.inbound(i, Kind::Audio), now), current(self.board.inbound(i, Kind::Video), now));
                 let site_alarms: Vec<AlarmView> = alarms.iter().filter(|x| x.site == site.id).cloned().collect();
                 let last = [a.last_packet, v.last_packet].into_iter().flatten().max();
+                // Only media since this seat was taken counts (a rejoin starts afresh).
+                let since_seat = match (last, self.sites[i].joined_at) {
+                    (Some(l), Some(j)) if l < j => None,
+                    (l, _) => l,
+                };
+                let media = match age_ms(since_seat, now) {
+                    _ if !present => "none",
+                    None => "none",
+                    Some(ms) if ms >= STALLED_AFTER_MS => "stalled",
+                    Some(_) => "flowing",
+                };
+                let connection = match (present, held_until_ms) {
+                    (true, _) => "connected",
+                    (false, Some(_)) => "held",
+                    (false, None) => "absent",
+                };
                 let candidate = Some(self.board.connection(i).1)
                     .filter(|c| !c.is_empty())
                     .or_else(|| self.fresh_report(i, now).and_then(|r| r.candidate.clone()))
@@ -413,7 +537,17 @@ impl Monitor {
                     id: site.id.clone(),
                     name: site.name.clone(),
                     present,
-                    status: if !present { "absent" } else if site_alarms.is_empty() { "ok" } else { "alarm" },
+                    status: match (connection, site_alarms.is_empty(), media) {
+                        ("absent", _, _) => "absent",
+                        (_, false, _) => "alarm",
+                        ("held", true, _) => "held",
+                        (_, true, "flowing") => "ok",
+                        _ => "stalled",
+                    },
+                    connection,
+                    held_until_ms,
+                    held_left_ms: held_until_ms.map(|t| (t - wall).max(0)),
+                    media,
                     audio_in: a,
                     video_in: v,
                     bitrate_out_bps: self.sites[i].bitrate_out_bps,
@@ -450,38 +584,37 @@ impl Monitor {
             .map(|(i, site)| {
                 let snap = self.snapshot(i, now, &levels);
                 let mut checks = Vec::new();
-                let mut check = |name: &'static str, pass: bool, detail: String| checks.push(Check { name, pass, detail });
-                if !snap.present {
-                    check("connected", false, "the site has not joined".into());
+                let mut check = |name: &'static str, pass: bool, reason: Finding| checks.push(Check { name, pass, detail: reason.to_string(), reason });
+                if let Some(until) = self.held_until(i) {
+                    check("connected", false, Finding::Held { seconds_left: ((until - now_ms()).max(0) + 999) / 1000 });
+                } else if !snap.present {
+                    check("connected", false, Finding::NotJoined);
                 } else {
-                    check("connected", true, String::new());
+                    check("connected", true, Finding::Joined);
                     let media_in = snap.audio_in_pps > 0.0 && snap.ms_since_last_media.is_some_and(|ms| ms < 2000.0);
-                    check("media_from_site", media_in, format!("{:.0} audio packets/s", snap.audio_in_pps));
+                    check("media_from_site", media_in, Finding::AudioPackets { pps: snap.audio_in_pps.round() });
                     let hears = if i == chair {
                         self.fresh_report(i, now).map(|r| r.received.values().any(|x| x.audio_pps > 0.0))
                     } else {
                         self.page_hears(i, chair, now)
                     };
-                    check(
-                        "media_to_site",
-                        hears == Some(true),
-                        match hears {
-                            None => "no report from the site's page yet".into(),
-                            Some(true) => "the page receives audio".into(),
-                            Some(false) => "the page receives no audio".into(),
-                        },
-                    );
+                    let finding = match hears {
+                        None => Finding::NoReport,
+                        Some(true) => Finding::ReceivesAudio,
+                        Some(false) => Finding::ReceivesNoAudio,
+                    };
+                    check("media_to_site", hears == Some(true), finding);
                     let level = snap.audio_level.unwrap_or(0.0);
-                    check("microphone", level > th.silence_level, format!("level {level:.2}"));
-                    check("camera", snap.video_in_fps > 0.0, format!("{:.1} frames/s", snap.video_in_fps));
+                    check("microphone", level > th.silence_level, Finding::Level { level: (level * 100.0).round() / 100.0 });
+                    check("camera", snap.video_in_fps > 0.0, Finding::Frames { fps: (snap.video_in_fps * 10.0).round() / 10.0 });
                     match snap.rtt_ms {
-                        Some(rtt) => check("rtt", rtt <= th.rtt_ms, format!("{rtt:.0} ms (limit {:.0})", th.rtt_ms)),
-                        None => check("rtt", false, "not measured yet".into()),
+                        Some(rtt) => check("rtt", rtt <= th.rtt_ms, Finding::Rtt { ms: rtt.round(), limit: th.rtt_ms }),
+                        None => check("rtt", false, Finding::RttUnknown),
                     }
                     check(
                         "loss",
                         snap.loss_percent <= th.loss_percent,
-                        format!("{:.1} % (limit {:.0} %)", snap.loss_percent, th.loss_percent),
+                        Finding::Loss { percent: (snap.loss_percent * 10.0).round() / 10.0, limit: th.loss_percent },
                     );
                 }
                 let pass = checks.iter().all(|c| c.pass);

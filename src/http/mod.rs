@@ -106,6 +106,8 @@ struct PublicSite<'a> {
 #[derive(serde::Serialize)]
 struct SitesReply<'a> {
     title: &'a str,
+    /// The meeting's time zone (IANA name): pages write times in it.
+    time_zone: &'a str,
     sites: Vec<PublicSite<'a>>,
 }
 
@@ -113,6 +115,7 @@ async fn sites(State(bridge): State<Arc<Bridge>>) -> Response {
     let s = &bridge.settings;
     Json(SitesReply {
         title: &s.title,
+        time_zone: &s.time_zone,
         sites: s.sites.iter().map(|x| PublicSite { id: &x.id, name: &x.name, role: x.role }).collect(),
     })
     .into_response()

@@ -29,11 +29,14 @@ pub async fn view(State(bridge): State<Arc<Bridge>>, headers: HeaderMap) -> Resp
     let Some(view) = bridge.health.view(true).await else {
         return refuse(StatusCode::SERVICE_UNAVAILABLE, "internal", "health monitor stopped");
     };
-    // The event log's tail: joins, reconnects, ICE restarts, alarms, actions.
+    // The event log's tail (joins, reconnects, ICE restarts, alarms, actions) as codes and
+    // parameters the page words; times are written in the meeting's time zone.
     let store = bridge.store.clone();
     let events = tokio::task::spawn_blocking(move || store.recent_events(40)).await.ok().and_then(Result::ok).unwrap_or_default();
+    let events: Vec<_> = events.iter().map(crate::health::journal::entry).collect();
     let mut v = serde_json::to_value(view).unwrap_or_default();
     v["events"] = serde_json::json!(events);
+    v["time_zone"] = serde_json::json!(bridge.settings.time_zone);
     Json(v).into_response()
 }
 

@@ -212,7 +212,7 @@ mod tests {
     use super::*;
 
     fn ev(at_ms: i64, site: &str, kind: &str, detail: &str) -> Event {
-        Event { at_ms, site_id: (!site.is_empty()).then(|| site.to_string()), kind: kind.into(), detail: detail.into() }
+        Event { at_ms, site_id: (!site.is_empty()).then(|| site.to_string()), kind: kind.into(), detail: detail.into(), params: None }
     }
 
     #[test]

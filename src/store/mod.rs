@@ -62,6 +62,9 @@ const MIGRATIONS: &[&str] = &[
         created_ms INTEGER NOT NULL,
         expires_ms INTEGER NOT NULL
     );",
+    // 5: what an event says as a stable code and numbers (JSON), beside its English detail:
+    // an alarm's reason, which the technicians' page words in Vietnamese or English.
+    "ALTER TABLE events ADD COLUMN params TEXT;",
 ];
 
 /// A person who logs in, as stored (the password only as its hash).
@@ -120,7 +123,11 @@ pub struct Event {
     pub at_ms: i64,
     pub site_id: Option<String>,
     pub kind: String,
+    /// In English, for people reading the store, the logs or the minutes.
     pub detail: String,
+    /// The same as a code and numbers (JSON), where the writer gave them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub params: Option<String>,
 }
 
 impl Store {
@@ -267,11 +274,17 @@ impl Store {
 
     /// Appends to the event log, under the conference running now (if any).
     pub fn log_event(&self, site_id: Option<&str>, kind: &str, detail: &str) -> Result<(), StoreError> {
+        self.log_event_with(site_id, kind, detail, None)
+    }
+
+    /// As [`Store::log_event`], with what the event says as a code and numbers (`params`,
+    /// JSON) beside the English `detail`.
+    pub fn log_event_with(&self, site_id: Option<&str>, kind: &str, detail: &str, params: Option<&str>) -> Result<(), StoreError> {
         let conn = self.conn.lock().expect("store mutex poisoned");
         conn.execute(
-            "INSERT INTO events (at_ms, site_id, kind, detail, conference_id) VALUES (?1, ?2, ?3, ?4,
+            "INSERT INTO events (at_ms, site_id, kind, detail, params, conference_id) VALUES (?1, ?2, ?3, ?4, ?5,
              (SELECT id FROM conferences WHERE ended_ms IS NULL ORDER BY id DESC LIMIT 1))",
-            params![now_ms(), site_id, kind, detail],
+            params![now_ms(), site_id, kind, detail, params],
         )?;
         Ok(())
     }
@@ -312,8 +325,8 @@ impl Store {
     /// Every event of one conference, oldest first.
     pub fn conference_events(&self, id: i64) -> Result<Vec<Event>, StoreError> {
         let conn = self.conn.lock().expect("store mutex poisoned");
-        let mut stmt = conn.prepare("SELECT at_ms, site_id, kind, detail FROM events WHERE conference_id = ?1 ORDER BY id")?;
-        let rows = stmt.query_map(params![id], |r| Ok(Event { at_ms: r.get(0)?, site_id: r.get(1)?, kind: r.get(2)?, detail: r.get(3)? }))?;
+        let mut stmt = conn.prepare("SELECT at_ms, site_id, kind, detail, params FROM events WHERE conference_id = ?1 ORDER BY id")?;
+        let rows = stmt.query_map(params![id], event_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -341,13 +354,15 @@ impl Store {
     pub fn recent_events(&self, limit: usize) -> Result<Vec<Event>, StoreError> {
         let conn = self.conn.lock().expect("store mutex poisoned");
         let mut stmt = conn.prepare(
-            "SELECT at_ms, site_id, kind, detail FROM (SELECT * FROM events ORDER BY id DESC LIMIT ?1) ORDER BY id",
+            "SELECT at_ms, site_id, kind, detail, params FROM (SELECT * FROM events ORDER BY id DESC LIMIT ?1) ORDER BY id",
         )?;
-        let rows = stmt.query_map(params![limit as i64], |r| {
-            Ok(Event { at_ms: r.get(0)?, site_id: r.get(1)?, kind: r.get(2)?, detail: r.get(3)? })
-        })?;
+        let rows = stmt.query_map(params![limit as i64], event_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+}
+
+fn event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
+    Ok(Event { at_ms: r.get(0)?, site_id: r.get(1)?, kind: r.get(2)?, detail: r.get(3)?, params: r.get(4)? })
 }
 
 pub fn now_ms() -> i64 {
@@ -383,9 +398,11 @@ mod tests {
         assert_eq!(store.load_conference_state().unwrap().as_deref(), Some("{\"locked\":false}"));
         assert_eq!(store.key_hash("hang-gai").unwrap().as_deref(), Some("hash-2"));
         assert_eq!(store.key_hash("hq").unwrap(), None);
+        store.log_event_with(Some("hang-gai"), "alarm_raised:high_rtt", "rtt 530 ms > 300 ms", Some(r#"{"code":"high_rtt"}"#)).unwrap();
         let events = store.recent_events(10).unwrap();
-        assert_eq!(events.len(), 1);
-        assert_eq!(events[0].detail, "Cụm Hàng Gai");
+        assert_eq!(events.len(), 2);
+        assert_eq!((events[0].detail.as_str(), events[0].params.as_deref()), ("Cụm Hàng Gai", None));
+        assert_eq!(events[1].params.as_deref(), Some(r#"{"code":"high_rtt"}"#));
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

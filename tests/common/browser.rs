@@ -87,6 +87,7 @@ impl Browser {
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
+            // "chromium-webrtc: pid=<pid> profile=<dir>"
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(p) = line.split("profile=").nth(1) {
                     let _ = tx.send((PathBuf::from(p.trim()), process_group(&line)));
@@ -176,12 +177,21 @@ impl Browser {
         }
     }
 
-    /// Kills the browser as a crash or a power cut would (SIGKILL to its whole process
-    /// group: no `leave`, no closing handshake); its launcher then removes the profile.
-    pub fn crash(self) {
-        if let Some(group) = self.group {
-            let _ = Command::new("kill").arg("-KILL").arg(format!("-{group}")).status();
+    /// Kills the browser as a crash or a power cut would: SIGKILL to its whole process group,
+    /// so nothing says goodbye (no WebSocket close, no RTCP BYE). Waits (bounded) until the
+    /// browser is gone; its launcher then removes the profile.
+    pub fn kill(&mut self) {
+        let Some(group) = self.group else { return };
+        let _ = Command::new("kill").args(["-KILL", "--", &format!("-{group}")]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Path::new(&format!("/proc/{group}")).exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// As [`Browser::kill`], and the browser is gone.
+    pub fn crash(mut self) {
+        self.kill();
         drop(self);
     }
 
