@@ -172,7 +172,20 @@ async fn a_whole_district_meeting_runs_with_no_trap_for_the_chair_the_wards_or_t
     let alarmed = killed.elapsed();
     println!("alarm on the chair page {alarmed:?} after the browser was killed");
     assert!(alarmed < Duration::from_secs(5), "alarm after {alarmed:?}");
-    let status = text(&mut hq, "#sites tr[data-site=\"hang-bai\"] td:nth-child(2)").await;
+    // The technicians' alarm (what /tech shows).
+    let deadline = Deadline::after(Duration::from_secs(15), "site_dropped for Hàng Bài on /tech");
+    loop {
+        let (_, tech) = bridge.tech("GET", "/api/tech", "").await;
+        let raised = tech["alarms"].as_array().is_some_and(|a| a.iter().any(|x| x["site"] == "hang-bai" && x["alarm"] == "site_dropped"));
+        if raised {
+            break;
+        }
+        deadline.tick_showing(&tech["alarms"]).await;
+    }
+    let on_tech = killed.elapsed();
+    println!("site_dropped for the technicians {on_tech:?} after the browser was killed");
+    assert!(on_tech < Duration::from_secs(6), "the technicians' alarm after {on_tech:?}");
+    let status = text(&mut hq, "#sites tr[data-site=\"hang-bai\"] .presence").await;
     assert!(status.contains("giữ chỗ"), "the chair sees its seat held, not 'absent': {status:?}");
     // The floor returns to the chair after the hold.
     until(&mut hq, "window.diemcau.state().floor.holders.length", json!(0), Duration::from_secs(HOLD_S + 10), "the floor back with the chair after the hold").await;
@@ -188,12 +201,13 @@ async fn a_whole_district_meeting_runs_with_no_trap_for_the_chair_the_wards_or_t
     // --- In the locked meeting, Cửa Nam's PC comes back and gets in by itself; Hàng Đào,
     // which was not in the meeting, waits until the chair lets it in.
     let mut nam = Browser::launch("cua-nam", &bridge.join_url("cua-nam"), &media("cua-nam", (40, 40, 220), 880), &scratch).await;
-    until(&mut nam, "window.diemcau.client.phase", json!("flowing"), Duration::from_secs(60), "Cửa Nam back in the locked meeting").await;
+    nam.wait_receiving("hq", Duration::from_secs(60), " (Cửa Nam back in the locked meeting)").await;
     let mut dao = Browser::launch("hang-dao", &bridge.join_url("hang-dao"), &media("hang-dao", (200, 40, 200), 330), &scratch).await;
     until(&mut dao, "window.diemcau.client.phase", json!("locked_waiting"), Duration::from_secs(30), "Hàng Đào told it waits for the chair").await;
     until(&mut hq, "document.querySelectorAll('#sites tr[data-site=\"hang-dao\"] button.admit').length", json!(1), Duration::from_secs(10), "the chair seeing Hàng Đào waiting").await;
     click(&mut hq, "#sites tr[data-site=\"hang-dao\"] button.admit").await;
-    until(&mut dao, "window.diemcau.client.phase", json!("flowing"), Duration::from_secs(30), "Hàng Đào in, without a reload").await;
+    dao.wait_receiving("hq", Duration::from_secs(30), " (Hàng Đào in, without a reload)").await;
+    until(&mut dao, "document.getElementById('status').dataset.phase", json!("flowing"), Duration::from_secs(5), "its page saying media flows").await;
 
     // --- English, at once and without a reload.
     click(&mut gai, "#lang").await;

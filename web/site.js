@@ -429,7 +429,10 @@ function render() {
     const v = /** @type {HTMLVideoElement} */ (content.querySelector("video"));
     if (sharedTrack && (/** @type {MediaStream|null} */ (v.srcObject))?.getTracks()[0] !== sharedTrack) v.srcObject = new MediaStream([sharedTrack]);
   }
-  if (isChair) renderChair();
+  if (isChair) {
+    renderChair();
+    renderAlarms();
+  }
   // Every site sees that the meeting is being recorded (and a failure, so nobody relies on it).
   const rec = $("rec");
   rec.hidden = !s.recording;
@@ -559,8 +562,13 @@ setInterval(renderTimers, 1000);
 let alarms = [];
 function renderAlarms() {
   const list = $("chair-alarms");
-  list.hidden = !alarms.length;
-  list.replaceChildren(...alarms.map((a) => {
+  // A site whose connection dropped is known at once from the state; the technicians'
+  // alarm for it follows a few seconds later.
+  const lost = (state?.sites || []).filter((x) => x.reconnecting && !alarms.some((a) => a.site === x.id && a.alarm === "site_dropped"))
+    .map((x) => ({ site: x.id, alarm: "site_dropped" }));
+  const shown = [...lost, ...alarms];
+  list.hidden = !shown.length;
+  list.replaceChildren(...shown.map((a) => {
     const li = document.createElement("li");
     li.dataset.alarm = a.alarm;
     li.dataset.site = a.site;
@@ -568,8 +576,8 @@ function renderAlarms() {
     return li;
   }));
   const badge = $("alarm-badge");
-  badge.hidden = !alarms.length;
-  badge.textContent = t("alarm.badge", { n: alarms.length });
+  badge.hidden = !shown.length;
+  badge.textContent = t("alarm.badge", { n: shown.length });
 }
 if (isChair) {
   const poll = async () => {
