@@ -126,3 +126,52 @@ async fn firefox_as_hq_sees_and_hears_a_chromium_ward_and_is_seen_and_heard() {
     drop(pages);
     let _ = std::fs::remove_dir_all(&scratch);
 }
+
+/// A meeting configured for H.264 only, and a Firefox ward without it: its camera cannot be
+/// forwarded. Never a silently dead camera: the page is told why, the bridge's log says so,
+/// and the technicians' frozen-video alarm names the refused codecs; its audio still goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_firefox_camera_the_meeting_cannot_forward_is_named_not_silently_dead() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let data = common::scratch_dir("bridge");
+    let default = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/default.toml")).unwrap();
+    let config = data.join("config.toml");
+    std::fs::write(&config, default.replacen("\n[media]\n", "\n[media]\nvideo_codecs = [\"h264\"]\n", 1)).unwrap();
+    let bridge = TestBridge::start_with(config, data);
+    let scratch = scratch_dir("ffh264");
+    let mut hq = Browser::launch_builtin("hq", &bridge.join_url("hq"), &scratch).await;
+    let mut ward = Browser::launch_firefox("hang-gai", &bridge.join_url("hang-gai"), &scratch).await;
+    // The Firefox page says its camera is not forwarded.
+    let deadline = Deadline::after(Duration::from_secs(30), "the Firefox page to say its camera cannot be forwarded");
+    loop {
+        let notice = ward.eval("document.getElementById('notice').textContent").await.unwrap_or_default();
+        if notice.as_str().is_some_and(|n| n.contains("chuẩn nén")) {
+            break;
+        }
+        deadline.tick_showing(&notice).await;
+    }
+    // HQ still hears it.
+    let deadline = Deadline::after(Duration::from_secs(30), "HQ to hear the Firefox ward");
+    loop {
+        let r = hq.received().await;
+        if r.get("hang-gai").is_some_and(|x| x.audio_energy > 0.0) {
+            break;
+        }
+        deadline.tick_showing(&r).await;
+    }
+    // The technicians see why its picture is missing.
+    let deadline = Deadline::after(Duration::from_secs(30), "a frozen-video alarm naming the refused codecs");
+    loop {
+        let (_, tech) = bridge.tech("GET", "/api/tech", "").await;
+        let alarm = tech["alarms"].as_array().and_then(|a| a.iter().find(|x| x["site"] == "hang-gai" && x["alarm"] == "frozen_video")).cloned();
+        if let Some(a) = alarm.as_ref().filter(|a| a["reason"]["cause"]["code"] == "refused") {
+            let detail = a["reason"]["cause"]["detail"].as_str().unwrap_or_default().to_lowercase();
+            assert!(detail.contains("vp8") && detail.contains("h.264"), "the cause names what was offered and what is forwarded: {a}");
+            break;
+        }
+        deadline.tick_showing(&alarm).await;
+    }
+    assert!(bridge.log_text().contains("cannot receive its video"), "the log says so");
+    drop((hq, ward));
+    let _ = std::fs::remove_dir_all(&scratch);
+}

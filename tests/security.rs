@@ -284,3 +284,21 @@ async fn a_refusal_takes_as_long_for_an_unknown_user_as_for_a_wrong_password() {
     println!("median refusal: known user {known:.1} ms, unknown user {unknown:.1} ms");
     assert!(unknown > known / 2.0 && unknown < known * 2.0, "the refusal time tells whether a user exists: {known:.1} vs {unknown:.1} ms");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_technicians_action_from_another_sites_page_is_refused() {
+    let bridge = TestBridge::start_default();
+    let auth = format!("Bearer {}", bridge.tech_token().await);
+    let body = r#"{"site":"hang-gai","action":"restart_ice"}"#;
+    for path in ["/api/tech/action", "/api/tech/readiness"] {
+        let headers = [("Authorization", auth.as_str()), ("Content-Type", "application/json"), ("Origin", "https://evil.example")];
+        let (status, reply) = https_request(&bridge.cert_pem(), bridge.port, "POST", path, &headers, body).await;
+        assert_eq!(status, 403, "{path}: {reply}");
+        assert!(reply.contains("bad_origin"), "{path}: {reply}");
+    }
+    // The bridge's own page (its Origin: the Host this client sends) is let through.
+    let own = "https://localhost".to_string();
+    let headers = [("Authorization", auth.as_str()), ("Content-Type", "application/json"), ("Origin", own.as_str())];
+    let (status, reply) = https_request(&bridge.cert_pem(), bridge.port, "POST", "/api/tech/readiness", &headers, "").await;
+    assert_ne!(status, 403, "{reply}");
+}

@@ -9,6 +9,7 @@ use crate::config::{Role, Settings};
 use crate::floor::{AgendaItem, Floor, FloorError, FloorEvent, ItemKind, RequestId};
 use crate::media::router::Router;
 use crate::signal::outbox::{NotQueued, Outbox};
+use crate::store::journal::Entry;
 use crate::signal::protocol::{
     AgendaItemSpec, AgendaKind, AgendaView, CurrentItemView, ErrorCode, FloorEventKind, FloorHolderView, FloorView, Layout,
     MeetingView, Outgoing, QueueEntryView, RecordingView, ServerMessage, SiteLevel, SitePresence,
@@ -210,6 +211,9 @@ impl Actor {
                 // Flush now, on this task: the process is about to exit.
                 if let Err(e) = self.store.save_conference_state(&self.persisted_json()) {
                     warn!("saving the conference state at shutdown failed: {e}");
+                }
+                if !self.store.flush_events(std::time::Duration::from_secs(2)) {
+                    warn!("the event log was not fully written before the shutdown");
                 }
                 let _ = reply.send(());
             }
@@ -985,22 +989,18 @@ impl Actor {
     }
 
     /// An event that must be written before what follows it (the end of a conference).
+    /// Records an event now; the same as [`Actor::log`] (kept for the places that say the event
+    /// must be written before what follows: it is, as the writer keeps the order).
     fn log_now(&self, site: usize, kind: &str, detail: &str) {
-        if let Err(e) = self.store.log_event(Some(&self.settings.sites[site].id), kind, detail) {
-            warn!("event log write failed: {e}");
-        }
+        self.log(site, kind, detail);
     }
 
     /// Event log writes go to a blocking thread: the actor never waits on the disk.
+    /// Records an event of `site` in the event log, stamped with the time and the conference
+    /// it happened in (written in the actor's order by the store's one writer).
     fn log(&self, site: usize, kind: &str, detail: &str) {
-        let store = self.store.clone();
-        let site_id = self.settings.sites[site].id.clone();
-        let (kind, detail) = (kind.to_string(), detail.to_string());
-        tokio::task::spawn_blocking(move || {
-            if let Err(e) = store.log_event(Some(&site_id), &kind, &detail) {
-                warn!("event log write failed: {e}");
-            }
-        });
+        let entry = Entry::now(Some(&self.settings.sites[site].id), kind, detail).of_conference(self.meeting.map(|(id, _)| id));
+        self.store.record(entry);
     }
 }
 

@@ -17,6 +17,7 @@ use crate::media::router::Router;
 use crate::media::Kind;
 use crate::recording::{RecState, RecordingStatus};
 use crate::signal::protocol::ClientReport;
+use crate::store::journal::Entry;
 use crate::store::{now_ms, Store};
 use serde::Serialize;
 use std::collections::VecDeque;
@@ -446,13 +447,7 @@ impl Monitor {
                 (*site, format!("alarm_cleared:{}", kind.code()), format!("{:.0} s", duration_ms / 1000.0), None)
             }
         };
-        let store = self.store.clone();
-        let site_id = self.settings.sites[site].id.clone();
-        tokio::task::spawn_blocking(move || {
-            if let Err(e) = store.log_event_with(Some(&site_id), &kind, &detail, params.as_deref()) {
-                warn!("event log write failed: {e}");
-            }
-        });
+        self.store.record(Entry::now(Some(&self.settings.sites[site].id), &kind, &detail).with_params(params));
     }
 
     /// A failed recording is an alarm of the bridge itself, raised at once (it is not a
@@ -475,12 +470,7 @@ impl Monitor {
             }
             _ => return,
         };
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || {
-            if let Err(e) = store.log_event_with(None, kind, &detail, params.as_deref()) {
-                warn!("event log write failed: {e}");
-            }
-        });
+        self.store.record(Entry::now(None, kind, &detail).with_params(params));
     }
 
     fn alarm_view(&self, a: &ActiveAlarm, now: Instant) -> AlarmView {

@@ -54,6 +54,7 @@ pub fn app(bridge: Arc<Bridge>) -> Router {
         .route("/api/sites", get(sites))
         .route("/ws", get(ws))
         .route("/{*path}", get(|Path(path): Path<String>| async move { asset(&path) }))
+        .layer(axum::middleware::from_fn_with_state(bridge.clone(), security::same_origin_writes))
         .layer(axum::middleware::from_fn(security::headers))
         .with_state(bridge)
 }

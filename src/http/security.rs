@@ -35,6 +35,20 @@ pub async fn headers(request: Request, next: Next) -> Response {
     resp
 }
 
+/// Every request that changes something (any method but GET, HEAD and OPTIONS) must come from
+/// no page or the bridge's own: refused `403 bad_origin` otherwise, before any handler runs,
+/// so no endpoint can forget the check.
+pub async fn same_origin_writes(axum::extract::State(bridge): axum::extract::State<std::sync::Arc<crate::server::Bridge>>, request: Request, next: Next) -> Response {
+    use axum::http::Method;
+    use axum::response::IntoResponse;
+    let writes = !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if writes && !origin_allowed(request.headers(), request.uri(), &bridge.settings) {
+        let body = axum::Json(serde_json::json!({"code": "bad_origin", "message": "requests from another site's page are refused"}));
+        return (axum::http::StatusCode::FORBIDDEN, body).into_response();
+    }
+    next.run(request).await
+}
+
 /// A request may come from no page at all (no `Origin`: a program, a test, the CLI) or from
 /// this bridge's own pages: `Origin` equal to `https://<Host>` or to the configured
 /// `server.public_url`. Anything else is another site's page acting through the user's

@@ -45,9 +45,8 @@ pub async fn readiness(State(bridge): State<Arc<Bridge>>, headers: HeaderMap) ->
         return r;
     }
     let report = bridge.health.readiness().await;
-    let store = bridge.store.clone();
     let summary = report.iter().map(|s| format!("{}={}", s.site, if s.pass { "pass" } else { "fail" })).collect::<Vec<_>>().join(" ");
-    tokio::task::spawn_blocking(move || store.log_event(None, "readiness_check", &summary));
+    bridge.store.record(crate::store::journal::Entry::now(None, "readiness_check", &summary));
     Json(serde_json::json!({"pass": report.iter().all(|s| s.pass), "sites": report})).into_response()
 }
 
@@ -93,9 +92,8 @@ pub async fn action(State(bridge): State<Arc<Bridge>>, headers: HeaderMap, body:
         return refuse(StatusCode::CONFLICT, "site_absent", "the site is not connected");
     }
     tracing::info!(site = %req.site, action = %req.action, "technician action on {name}");
-    let store = bridge.store.clone();
     let kind = format!("tech_{}", req.action);
-    tokio::task::spawn_blocking(move || store.log_event(Some(&req.site), &kind, "by a technician"));
+    bridge.store.record(crate::store::journal::Entry::now(Some(&req.site), &kind, "by a technician"));
     Json(serde_json::json!({"ok": true})).into_response()
 }
 

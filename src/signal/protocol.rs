@@ -550,6 +550,39 @@ impl ServerMessage {
     }
 }
 
+/// Client-supplied text as it may appear in a log line: at most 160 characters, control
+/// characters escaped (a newline in a field cannot forge a log line), and any run of 20 or
+/// more key-like characters (letters, digits, `-`, `_`) replaced by `…`, so a key or token
+/// sent in the wrong field never reaches the log.
+pub fn for_log(text: &str) -> String {
+    let mut out = String::new();
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        if run.chars().count() >= 20 {
+            out.push('…');
+        } else {
+            out.push_str(run);
+        }
+        run.clear();
+    };
+    for c in text.chars() {
+        if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+            run.push(c);
+            continue;
+        }
+        flush(&mut run, &mut out);
+        out.extend(c.escape_debug());
+        if out.chars().count() > 160 {
+            break;
+        }
+    }
+    flush(&mut run, &mut out);
+    if out.chars().count() > 160 {
+        out = out.chars().take(160).collect::<String>() + "…";
+    }
+    out
+}
+
 /// A refused client message: the code and what to tell the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
@@ -625,6 +658,15 @@ mod tests {
             sdp_m_line_index: Some(0),
             username_fragment: Some("abcd".into()),
         }
+    }
+
+    #[test]
+    fn client_text_in_a_log_line_is_short_one_line_and_keyless() {
+        assert_eq!(for_log("invalid type: \"x\nFORGED\""), "invalid type: \\\"x\\nFORGED\\\"");
+        let key = "dcj_Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MA";
+        assert_eq!(for_log(&format!("unknown field `key`, value {key}")), "unknown field `key`, value …");
+        let long = for_log(&"a b ".repeat(10_000));
+        assert!(long.chars().count() <= 161 && long.ends_with('…'), "{long}");
     }
 
     #[test]

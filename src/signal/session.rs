@@ -157,7 +157,7 @@ impl Session {
         let msg = match parse_client(text) {
             Ok(m) => m,
             Err(refusal) => {
-                warn!(code = ?refusal.code, "refused a client message: {}", refusal.message);
+                warn!(code = ?refusal.code, "refused a client message: {}", super::protocol::for_log(&refusal.message));
                 return (vec![refusal.into()], Flow::Continue);
             }
         };
@@ -253,8 +253,8 @@ impl Session {
             }
             PeerEvent::IceRestarted => {
                 if let Some(j) = &self.joined {
-                    let (store, site) = (self.bridge.store.clone(), self.bridge.settings.sites[j.site].id.clone());
-                    tokio::task::spawn_blocking(move || store.log_event(Some(&site), "ice_restart", ""));
+                    let site = &self.bridge.settings.sites[j.site].id;
+                    self.bridge.store.record(crate::store::journal::Entry::now(Some(site), "ice_restart", ""));
                 }
                 return vec![];
             }
@@ -269,7 +269,7 @@ impl Session {
         match self.bridge.conference.act(j.site, self.session, action).await {
             Ok(()) => vec![],
             Err(r) => {
-                warn!(code = ?r.code, "refused {kind}: {}", r.message);
+                warn!(code = ?r.code, "refused {kind}: {}", super::protocol::for_log(&r.message));
                 vec![ServerMessage::error(r.code, r.message, Some(kind))]
             }
         }

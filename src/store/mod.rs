@@ -2,7 +2,10 @@
 //!
 //! It holds what must survive a restart: the hashes of site keys and an append-only event
 //! log (joins, leaves). Calls are short and synchronous behind a `std::sync::Mutex`; the
-//! media path never touches the store, and async callers go through `spawn_blocking`.
+//! media path never touches the store. Events are recorded without blocking: one writer thread
+//! ([`journal`]) writes them in the order they happened.
+
+pub mod journal;
 
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
@@ -115,6 +118,8 @@ pub enum StoreError {
 #[derive(Clone)]
 pub struct Store {
     conn: Arc<Mutex<Connection>>,
+    /// The event log's one writer (its own thread, fed in order, never blocking the caller).
+    journal: journal::Journal,
 }
 
 /// One row of the event log.
@@ -141,7 +146,10 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        let store = Store { conn: Arc::new(Mutex::new(conn)) };
+        let conn = Arc::new(Mutex::new(conn));
+        let writer = conn.clone();
+        let journal = journal::Journal::spawn(move |batch| Store::write_events(&writer, batch).map_err(|e| e.to_string()));
+        let store = Store { conn, journal };
         store.migrate()?;
         Ok(store)
     }
@@ -286,6 +294,37 @@ impl Store {
              (SELECT id FROM conferences WHERE ended_ms IS NULL ORDER BY id DESC LIMIT 1))",
             params![now_ms(), site_id, kind, detail, params],
         )?;
+        Ok(())
+    }
+
+    /// Records an event: handed to the event log's writer, which writes it in order.
+    pub fn record(&self, entry: journal::Entry) {
+        self.journal.record(entry);
+    }
+
+    /// Waits (bounded) until every event recorded so far is written.
+    pub fn flush_events(&self, timeout: std::time::Duration) -> bool {
+        self.journal.flush(timeout)
+    }
+
+    /// Writes a batch of events in one transaction, in order (the [`journal`]'s writer).
+    fn write_events(conn: &Mutex<Connection>, entries: &[journal::Entry]) -> Result<(), StoreError> {
+        let mut conn = conn.lock().expect("store mutex poisoned");
+        let tx = conn.transaction()?;
+        for e in entries {
+            match e.conference {
+                journal::Belongs::To(conference) => tx.execute(
+                    "INSERT INTO events (at_ms, site_id, kind, detail, params, conference_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![e.at_ms, e.site_id, e.kind, e.detail, e.params, conference],
+                )?,
+                journal::Belongs::Current => tx.execute(
+                    "INSERT INTO events (at_ms, site_id, kind, detail, params, conference_id) VALUES (?1, ?2, ?3, ?4, ?5,
+                     (SELECT id FROM conferences WHERE ended_ms IS NULL ORDER BY id DESC LIMIT 1))",
+                    params![e.at_ms, e.site_id, e.kind, e.detail, e.params],
+                )?,
+            };
+        }
+        tx.commit()?;
         Ok(())
     }
 
