@@ -50,8 +50,12 @@ fn in_view(selector: &str) -> String {
     )
 }
 
+/// Each test runs its own browsers and bridge; on two cores they take turns.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chromium_site_is_measured_on_the_technicians_page_and_passes_readiness() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let (config, data) = config_in_zone("Asia/Kathmandu");
     let bridge = TestBridge::start_with(config, data);
     let scratch = scratch_dir("th");
@@ -206,6 +210,7 @@ const KATHMANDU_S: i64 = 5 * 3600 + 45 * 60;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_ward_browser_shows_as_held_with_site_dropped_and_no_stale_numbers() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let bridge = TestBridge::start_default();
     let scratch = scratch_dir("tk");
     let hq_media = fake_media(&scratch, "hq", (220, 30, 30), 440);
@@ -334,6 +339,7 @@ async fn set_mic(bridge: &TestBridge, page: &mut Browser, site_id: &str, muted: 
 /// tests/health.rs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn joining_and_unmuting_raise_no_one_way_audio_alarm() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let bridge = TestBridge::start_default();
     let scratch = scratch_dir("tg");
     let hq_media = fake_media(&scratch, "hq", (220, 30, 30), 440);
@@ -375,6 +381,7 @@ async fn joining_and_unmuting_raise_no_one_way_audio_alarm() {
 /// English.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_technicians_words_are_vietnamese_first_with_24_hour_times_in_the_meeting_zone() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let bridge = TestBridge::start_default();
     let scratch = scratch_dir("tw");
     let mut page = Browser::launch("words", &format!("https://localhost:{}/", bridge.port), &fake_media(&scratch, "w", (0, 0, 0), 100), &scratch).await;

@@ -202,6 +202,11 @@ struct SiteState {
     /// When the site took its seat; kept while the seat is held, so media from before a
     /// drop still counts as the last media (a fresh join starts the clock again).
     joined_at: Option<Instant>,
+    /// Its audio (or HQ's, heard by it) became expected since the last evaluation: however
+    /// short the mute was, the pages' audio reports get their grace again.
+    audio_restarted: bool,
+    /// Whether its audio was expected at the last view seen.
+    audio_was_expected: bool,
 }
 
 struct Monitor {
@@ -238,7 +243,7 @@ pub fn spawn(parts: MonitorParts, cancel: CancellationToken) -> HealthHandle {
         engine: AlarmEngine::new(n, parts.thresholds),
         thresholds: parts.thresholds,
         sites: (0..n)
-            .map(|_| SiteState { history: VecDeque::new(), report: None, last_out: (0, now), bitrate_out_bps: 0.0, joined_at: None })
+            .map(|_| SiteState { history: VecDeque::new(), report: None, last_out: (0, now), bitrate_out_bps: 0.0, joined_at: None, audio_restarted: false, audio_was_expected: false })
             .collect(),
         settings: parts.settings,
         board: parts.board,
@@ -250,6 +255,7 @@ pub fn spawn(parts: MonitorParts, cancel: CancellationToken) -> HealthHandle {
         recording: parts.recording,
         recording_alarm: None,
     };
+    let mut view_changes = m.view.clone();
     tokio::spawn(async move {
         // Evaluated twice a second so an alarm is raised well within 5 s of its cause; the
         // history keeps one sample a second.
@@ -259,6 +265,7 @@ pub fn spawn(parts: MonitorParts, cancel: CancellationToken) -> HealthHandle {
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 _ = tick.tick() => m.on_tick(Instant::now()),
+                Ok(()) = view_changes.changed() => m.on_view_change(),
                 cmd = rx.recv() => match cmd {
                     Some(Command::Report { site, report }) => {
                         if let Some(s) = m.sites.get_mut(site) {
@@ -306,6 +313,25 @@ fn current(mut s: InboundSnapshot, now: Instant) -> InboundSnapshot {
 impl Monitor {
     fn chair(&self) -> usize {
         self.settings.sites.iter().position(|s| s.role == Role::Chair).unwrap_or(0)
+    }
+
+    /// Notes every change of who is expected to send audio as it happens, not only at the
+    /// next evaluation: a mute and unmute within half a second still restart the grace.
+    fn on_view_change(&mut self) {
+        let view = self.view.borrow_and_update().clone();
+        let chair = self.chair();
+        let chair_unmuted = view.get(chair).is_some_and(|v| v.audio_expected) && !self.sites[chair].audio_was_expected;
+        for (i, v) in view.iter().enumerate() {
+            let Some(s) = self.sites.get_mut(i) else { continue };
+            if (v.audio_expected && !s.audio_was_expected) || chair_unmuted {
+                s.audio_restarted = true;
+            }
+        }
+        for (i, v) in view.iter().enumerate() {
+            if let Some(s) = self.sites.get_mut(i) {
+                s.audio_was_expected = v.audio_expected;
+            }
+        }
     }
 
     fn site_view(&self, site: usize) -> SiteView {
@@ -359,6 +385,7 @@ impl Monitor {
 
     fn snapshot(&self, site: usize, now: Instant, levels: &[f32]) -> SiteSnapshot {
         let view = self.site_view(site);
+        let restarted = self.sites[site].audio_restarted;
         let (a, v) = (self.board.inbound(site, Kind::Audio), self.board.inbound(site, Kind::Video));
         let recent = |s: &InboundSnapshot| s.live && age_ms(s.last_packet, now).is_some_and(|ms| ms < 2000.0);
         let last = [a.last_packet, v.last_packet].into_iter().flatten().max();
@@ -379,8 +406,9 @@ impl Monitor {
             video_in_fps: if recent(&v) { v.frames_per_second } else { 0.0 },
             video_expected: view.video_expected,
             video_cause: self.video_cause(site, &a, &v, now),
-            receives_hq_audio: if hq_sends { self.page_hears(site, chair, now) } else { None },
-            hq_receives_site_audio: if site != chair && view.audio_expected { self.page_hears(chair, site, now) } else { None },
+            receives_hq_audio: if hq_sends && !restarted { self.page_hears(site, chair, now) } else { None },
+            hq_receives_site_audio: if site != chair && view.audio_expected && !restarted { self.page_hears(chair, site, now) } else { None },
+
             audio_expected: view.audio_expected,
             holds_floor: view.holds_floor,
             audio_level: levels.get(site).map(|l| *l as f64),
@@ -408,6 +436,9 @@ impl Monitor {
             s.last_out = (out_bytes, now);
         }
         let snapshots: Vec<SiteSnapshot> = (0..self.sites.len()).map(|i| self.snapshot(i, now, &levels)).collect();
+        for s in &mut self.sites {
+            s.audio_restarted = false;
+        }
         let t = now.duration_since(self.epoch).as_secs_f64() * 1000.0;
         for change in self.engine.evaluate(t, &snapshots) {
             self.record(change);

@@ -71,11 +71,17 @@ pub struct IceLite {
     remote_ufrag: String,
     selected: Option<SocketAddr>,
     last_check: Option<Instant>,
+    /// Addresses that sent a valid check lately (newest last, a few at most): the browser may
+    /// use any of them for its handshake and media.
+    validated: Vec<SocketAddr>,
 }
+
+/// How many checked addresses are remembered (a browser checks a pair per local candidate).
+const VALIDATED: usize = 8;
 
 impl IceLite {
     pub fn new(local: IceCredentials, remote_ufrag: impl Into<String>) -> Self {
-        IceLite { local, remote_ufrag: remote_ufrag.into(), selected: None, last_check: None }
+        IceLite { local, remote_ufrag: remote_ufrag.into(), selected: None, last_check: None, validated: Vec::new() }
     }
 
     pub fn local(&self) -> &IceCredentials {
@@ -89,6 +95,22 @@ impl IceLite {
     /// Where media goes: the address of the browser's nominated (or first valid) check.
     pub fn selected(&self) -> Option<SocketAddr> {
         self.selected
+    }
+
+    /// Takes DTLS or media from `from` if the browser may send it from there: the selected
+    /// address, or another that passed a check, which then becomes the selected one (the
+    /// browser chose that pair; its nomination may have been lost or come on another path,
+    /// as when a loaded browser first nominates an ICE-TCP pair and then a UDP one). False for
+    /// an address that never passed a check.
+    pub fn accept_from(&mut self, from: SocketAddr) -> bool {
+        if self.selected == Some(from) {
+            return true;
+        }
+        if self.validated.contains(&from) {
+            self.selected = Some(from);
+            return true;
+        }
+        false
     }
 
     /// True once a pair was selected and no valid check came for [`CONSENT_TIMEOUT`].
@@ -129,6 +151,11 @@ impl IceLite {
         }
         if self.selected == Some(from) {
             self.last_check = Some(now);
+        }
+        self.validated.retain(|a| *a != from);
+        self.validated.push(from);
+        if self.validated.len() > VALIDATED {
+            self.validated.remove(0);
         }
         Ok(Answer { response: success_response(&request, from, &self.local.pwd)?, selected_changed })
     }
@@ -190,6 +217,24 @@ mod tests {
         mapped.get_from_as(&response, rtc::stun::attributes::ATTR_XORMAPPED_ADDRESS).unwrap();
         assert_eq!(SocketAddr::new(mapped.ip, mapped.port), addr(5000));
         MessageIntegrity::check(&mut response, b"bridge-password-24chars!", &RingCrypto).expect("signed with our password");
+    }
+
+    #[test]
+    fn the_handshake_is_taken_from_any_checked_address_which_then_carries_the_media() {
+        let pwd = "bridge-password-24chars!";
+        let mut ice = IceLite::new(creds("brdg", pwd), "brws");
+        let now = Instant::now();
+        // A loaded browser's ICE-TCP check comes first; its UDP check comes later, and the
+        // nomination that would move the pair is lost.
+        ice.answer(now, addr(6000), &check("brdg:brws", pwd, false)).unwrap();
+        ice.answer(now, addr(5000), &check("brdg:brws", pwd, false)).unwrap();
+        assert_eq!(ice.selected(), Some(addr(6000)));
+        // Its DTLS arrives on the UDP pair: taken, and the media follows it there.
+        assert!(ice.accept_from(addr(5000)));
+        assert_eq!(ice.selected(), Some(addr(5000)));
+        // An address that never passed a check is not.
+        assert!(!ice.accept_from(addr(7000)));
+        assert_eq!(ice.selected(), Some(addr(5000)));
     }
 
     #[test]

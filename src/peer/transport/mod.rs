@@ -228,10 +228,13 @@ impl Transport {
         Ok(())
     }
 
-    fn from_selected(&self, from: SocketAddr) -> Result<(), TransportError> {
-        match self.ice.selected() {
-            Some(addr) if addr == from => Ok(()),
-            _ => Err(TransportError::NotSelected(from)),
+    /// DTLS and media are taken from the selected address or another that passed a check
+    /// (which then becomes the selected one); never from an address that did not.
+    fn from_selected(&mut self, from: SocketAddr) -> Result<(), TransportError> {
+        if self.ice.accept_from(from) {
+            Ok(())
+        } else {
+            Err(TransportError::NotSelected(from))
         }
     }
 
