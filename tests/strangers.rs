@@ -43,15 +43,11 @@ async fn idle_and_trickling_strangers_are_closed_and_a_site_still_signs_in() {
     for _ in 0..100 {
         idle.push(connect_from(stranger, bridge.port).await.expect("connect from 127.0.0.2"));
     }
-    // Well before any timeout (10 s), the ones over the limit are closed.
-    let deadline = Instant::now() + Duration::from_secs(6);
-    let mut closed_at_once = 0;
-    for s in idle.iter_mut().skip(64) {
-        let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(50));
-        if closed_within(s, left).await {
-            closed_at_once += 1;
-        }
-    }
+    // Well before any timeout (10 s), the ones over the limit are closed. All 100 are watched
+    // together, so neither the order the bridge accepted them in nor a slow test machine
+    // changes the count; the ones held for the handshake stay open for the full 10 s.
+    let watched = futures::future::join_all(idle.iter_mut().map(|s| closed_within(s, Duration::from_secs(5)))).await;
+    let closed_at_once = watched.iter().filter(|closed| **closed).count();
     assert_eq!(closed_at_once, 36, "the connections over the per-address limit");
     // A site's sign-in from another address is answered meanwhile.
     let t = Instant::now();
@@ -85,7 +81,7 @@ async fn idle_and_trickling_strangers_are_closed_and_a_site_still_signs_in() {
     println!("idle TLS and trickling connections closed after {:?}", started.elapsed());
     // And the first address's held connections are gone by now (no handshake in 10 s).
     let mut still_open = 0;
-    for s in idle.iter_mut().take(64) {
+    for (s, _) in idle.iter_mut().zip(&watched).filter(|(_, closed)| !**closed) {
         if !closed_within(s, Duration::from_millis(50)).await {
             still_open += 1;
         }
