@@ -167,3 +167,101 @@ async fn recording_does_not_start_without_enough_free_disk() {
     assert_eq!(error_for(&hq, "start_recording").as_deref(), Some("recording_no_space"));
     assert!(latest_state(&hq)["recording"].is_null());
 }
+
+/// The frames of an IVF file: (count, last timestamp in 1/90 000 s); `None` unless the file
+/// is whole (every frame complete up to the end).
+fn ivf_frames(bytes: &[u8]) -> Option<(u64, u64)> {
+    if bytes.len() < 32 || &bytes[..4] != b"DKIF" {
+        return None;
+    }
+    let (mut at, mut frames, mut last) = (32usize, 0u64, 0u64);
+    while at < bytes.len() {
+        let size = u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?) as usize;
+        last = u64::from_le_bytes(bytes.get(at + 4..at + 12)?.try_into().ok()?);
+        bytes.get(at + 12..at + 12 + size)?;
+        at += 12 + size;
+        frames += 1;
+    }
+    Some((frames, last))
+}
+
+fn index_of(dir: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_loses_at_most_the_last_second_and_the_meeting_and_its_recording_carry_on() {
+    let mut bridge = TestBridge::start_default();
+    let hq = Sim::join(&bridge.cert_pem(), bridge.port, "hq", bridge.key("hq")).await;
+    let ward = Sim::join(&bridge.cert_pem(), bridge.port, "hang-gai", bridge.key("hang-gai")).await;
+    media_flowing(&hq, "hang-gai").await;
+    hq.send(json!({"type": "start_conference"}));
+    let conference = wait_until(Duration::from_secs(10), "the conference to start", || async { latest_state(&ward)["meeting"]["id"].as_i64() }).await;
+    hq.send(json!({"type": "start_recording"}));
+    recording_state(&ward, Some("recording")).await;
+    // The length of the recording before the crash is the scenario's.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let killed_ms = diemcau::store::now_ms();
+    bridge.kill_and_restart();
+
+    // The interrupted recording: closed at start, and its files hold all but the last second.
+    let root = bridge.data.join("recordings");
+    let first = recording_dirs(&root).remove(0);
+    let index = wait_until(Duration::from_secs(10), "the interrupted recording to be closed", || async {
+        let index = index_of(&first);
+        index["stopped_ms"].is_i64().then_some(index)
+    })
+    .await;
+    assert_eq!(index["complete"], false, "{index}");
+    assert!(index["error"].as_str().unwrap().starts_with("interrupted"), "{index}");
+    let tracks = index["tracks"].as_array().unwrap();
+    for (site, kind) in [("hq", "video"), ("hang-gai", "video"), ("hq", "audio"), ("hang-gai", "audio")] {
+        let t = tracks.iter().find(|t| t["site"] == site && t["kind"] == kind).unwrap_or_else(|| panic!("no {site} {kind} in {index}"));
+        let bytes = std::fs::read(first.join(t["file"].as_str().unwrap())).unwrap();
+        assert_eq!(bytes.len() as u64, t["bytes"].as_u64().unwrap(), "{site} {kind}: the index counts the file's bytes");
+        let units = t["units"].as_u64().unwrap();
+        if kind == "video" {
+            let (frames, last_pts) = ivf_frames(&bytes).unwrap_or_else(|| panic!("{site} video is not a whole IVF file"));
+            assert!(frames >= units && units > 20, "{site} video: {frames} frames in the file, {units} in the index");
+            let kept_ms = t["start_ms"].as_i64().unwrap() + (last_pts / 90) as i64;
+            let lost_ms = killed_ms - kept_ms;
+            println!("{site} video: {frames} frames kept; the file ends {lost_ms} ms before the kill");
+            assert!(lost_ms < 2_000, "{site} video: {lost_ms} ms lost (a checkpoint each second, and the media path's own delay)");
+        } else {
+            let pages = bytes.windows(4).filter(|w| w == b"OggS").count() as u64;
+            assert!(pages >= units + 2 - 1 && units > 50, "{site} audio: {pages} Ogg pages, {units} packets in the index");
+        }
+    }
+
+    // The sites come back: the conference carries on, and so does the recording (a new
+    // segment), and a ward's attendance is taken.
+    let hq = Sim::join(&bridge.cert_pem(), bridge.port, "hq", bridge.key("hq")).await;
+    let ward = Sim::join(&bridge.cert_pem(), bridge.port, "hang-gai", bridge.key("hang-gai")).await;
+    media_flowing(&ward, "hq").await;
+    let state = latest_state(&ward);
+    assert_eq!(state["meeting"]["id"].as_i64(), Some(conference), "{state}");
+    recording_state(&ward, Some("recording")).await;
+    ward.send(json!({"type": "attendance", "attendees": "Phường Hàng Gai", "headcount": 12}));
+    let db = bridge.data.join("diemcau.sqlite3");
+    wait_until(Duration::from_secs(10), "the attendance to be stored for the conference", || {
+        let db = db.clone();
+        async move {
+            let conn = rusqlite::Connection::open(&db).ok()?;
+            conn.query_row("SELECT headcount FROM attendance WHERE conference_id = ?1 AND site_id = 'hang-gai'", [conference], |r| r.get::<_, i64>(0)).ok()
+        }
+    })
+    .await;
+    assert!(error_for(&ward, "attendance").is_none(), "attendance refused: {:?}", error_for(&ward, "attendance"));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    hq.send(json!({"type": "end_conference"}));
+    recording_state(&ward, None).await;
+
+    let dirs = recording_dirs(&root);
+    assert_eq!(dirs.len(), 2, "the interrupted recording and its continuation");
+    let second = index_of(&dirs[1]);
+    assert_eq!((second["complete"].as_bool(), second["conference_id"].as_i64()), (Some(true), Some(conference)), "{second}");
+    assert!(second["tracks"].as_array().unwrap().iter().any(|t| t["site"] == "hang-gai" && t["kind"] == "video" && t["units"].as_u64() > Some(10)), "{second}");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let restarted: i64 = conn.query_row("SELECT COUNT(*) FROM events WHERE conference_id = ?1 AND kind = 'bridge_restarted'", [conference], |r| r.get(0)).unwrap();
+    assert_eq!(restarted, 1, "the restart is in the conference's event log");
+}

@@ -80,6 +80,9 @@ struct Persisted {
     /// Sites admitted to the locked conference.
     #[serde(default)]
     admitted: Vec<String>,
+    /// Recording was running: after a restart it continues (in a new folder, the next segment).
+    #[serde(default)]
+    recording: bool,
 }
 
 struct Actor {
@@ -156,7 +159,8 @@ pub fn spawn(settings: Arc<Settings>, store: Store, router: Router, recorder: Re
         persist,
     };
     let view = actor.view.subscribe();
-    if !actor.restore() {
+    let restored = actor.restore();
+    if restored.is_none() {
         let programme = actor.settings.agenda.clone();
         match programme.into_iter().map(|i| actor.agenda_item(i)).collect::<Result<Vec<_>, _>>() {
             Ok(items) if !items.is_empty() => {
@@ -168,6 +172,7 @@ pub fn spawn(settings: Arc<Settings>, store: Store, router: Router, recorder: Re
             Err(e) => warn!("the configured programme was not accepted: {}", e.message),
         }
     }
+    actor.resume_meeting(restored == Some(true));
     actor.apply_media_policy();
     actor.publish_view();
     let mut recording = actor.recorder.status();
@@ -203,16 +208,19 @@ impl Actor {
                 self.send_all(ServerMessage::Restarting {
                     message: "Máy chủ đang khởi động lại; trang sẽ tự kết nối lại. / The server is restarting; this page reconnects by itself.".into(),
                 });
+                // Saved as it was before the files are closed: a recording running now
+                // continues after the restart.
+                let json = self.persisted_json();
                 // Close the recorded files properly (bounded): the process is about to exit.
                 if self.recording.state == RecState::Recording {
-                    self.recorder.stop_and_wait(std::time::Duration::from_secs(3));
+                    blocking(|| self.recorder.stop_and_wait(std::time::Duration::from_secs(3)));
                     self.log_now(self.floor.chair(), "recording_stopped", "server shutdown");
                 }
                 // Flush now, on this task: the process is about to exit.
-                if let Err(e) = self.store.save_conference_state(&self.persisted_json()) {
+                if let Err(e) = blocking(|| self.store.save_conference_state(&json)) {
                     warn!("saving the conference state at shutdown failed: {e}");
                 }
-                if !self.store.flush_events(std::time::Duration::from_secs(2)) {
+                if !blocking(|| self.store.flush_events(std::time::Duration::from_secs(2))) {
                     warn!("the event log was not fully written before the shutdown");
                 }
                 let _ = reply.send(());
@@ -447,27 +455,28 @@ impl Actor {
     }
 
     /// Loads the state saved before a restart. Sites that were present get their seats held,
-    /// so they come back to their floor and queue places. False if nothing was restored.
-    fn restore(&mut self) -> bool {
-        let json = match self.store.load_conference_state() {
+    /// so they come back to their floor and queue places. `None` if nothing was restored, or
+    /// whether a recording was running.
+    fn restore(&mut self) -> Option<bool> {
+        let json = match blocking(|| self.store.load_conference_state()) {
             Ok(Some(json)) => json,
-            Ok(None) => return false,
+            Ok(None) => return None,
             Err(e) => {
                 warn!("reading the saved conference state failed: {e}");
-                return false;
+                return None;
             }
         };
         let saved: Persisted = match serde_json::from_str(&json) {
             Ok(p) => p,
             Err(e) => {
                 warn!("the saved conference state is unreadable ({e}); starting fresh");
-                return false;
+                return None;
             }
         };
         let n = self.settings.sites.len();
         if saved.floor.site_count() != n || saved.floor.chair() != self.floor.chair() {
             warn!("the saved conference state is for another site list; starting fresh");
-            return false;
+            return None;
         }
         let now = now_ms();
         let mut floor = saved.floor;
@@ -494,7 +503,38 @@ impl Actor {
             }
         }
         info!(held = self.seats.iter().filter(|s| s.held_until.is_some()).count(), "restored the conference state saved before the restart");
-        true
+        Some(saved.recording)
+    }
+
+    /// Carries on with the conference that was running when the bridge stopped (an orderly
+    /// restart, a crash or a power cut): its record in the store, and its recording, which
+    /// continues in a new folder (the next segment; the interrupted one keeps what reached
+    /// the disk, at most a second short).
+    fn resume_meeting(&mut self, was_recording: bool) {
+        let chair = self.floor.chair();
+        match blocking(|| self.store.running_conference()) {
+            Ok(Some(c)) => {
+                info!(id = c.id, "the conference started before the restart carries on");
+                self.meeting = Some((c.id, c.started_ms));
+                self.log(chair, "bridge_restarted", "the conference carries on");
+            }
+            Ok(None) => {}
+            Err(e) => warn!("reading the running conference failed: {e}; the chair can start it again"),
+        }
+        if !was_recording {
+            return;
+        }
+        match self.recorder.start(&self.settings.title, self.meeting.map(|(id, _)| id)) {
+            Ok(id) => {
+                info!(recording = %id, "the recording continues after the restart");
+                self.recording = self.recorder.status().borrow().clone();
+                self.log(chair, "recording_started", &id);
+            }
+            Err(e) => {
+                warn!("the recording could not continue after the restart: {e}");
+                self.log(chair, "recording_failed", &format!("not continued after a restart: {e}"));
+            }
+        }
     }
 
     fn persisted_json(&self) -> String {
@@ -511,6 +551,7 @@ impl Actor {
                 .map(|(i, _)| self.id(i).to_string())
                 .collect(),
             admitted: self.seats.iter().enumerate().filter(|(_, s)| s.admitted).map(|(i, _)| self.id(i).to_string()).collect(),
+            recording: self.recording.state == RecState::Recording,
         };
         serde_json::to_string(&saved).unwrap_or_default()
     }
@@ -629,8 +670,8 @@ impl Actor {
                 vec![]
             }
             Action::StartConference => {
-                // Rare and quick: done on this task so every later event belongs to it.
-                match self.store.start_conference(&self.settings.title) {
+                // Rare and quick: done on this task (see `blocking`) so every later event belongs to it.
+                match blocking(|| self.store.start_conference(&self.settings.title)) {
                     Ok(c) => {
                         info!(id = c.id, "conference started");
                         self.meeting = Some((c.id, c.started_ms));
@@ -656,7 +697,7 @@ impl Actor {
                     self.log_now(site, "recording_stopped", "the conference ended");
                 }
                 self.log_now(site, "conference_ended", "");
-                if let Err(e) = self.store.end_conference() {
+                if let Err(e) = blocking(|| self.store.end_conference()) {
                     warn!("ending the conference record failed: {e}");
                 }
                 info!("conference ended");
@@ -1001,6 +1042,18 @@ impl Actor {
     fn log(&self, site: usize, kind: &str, detail: &str) {
         let entry = Entry::now(Some(&self.settings.sites[site].id), kind, detail).of_conference(self.meeting.map(|(id, _)| id));
         self.store.record(entry);
+    }
+}
+
+/// Runs a short blocking store call from the actor's task. On the multi-threaded runtime the
+/// worker hands its other tasks to the rest of the pool first (`block_in_place`), so pages
+/// and media are not held up behind the disk; the actor itself waits, which keeps the order
+/// of what it decides (events after `start_conference` belong to that conference).
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }
 

@@ -74,8 +74,9 @@ impl<W: Write + Seek> IvfWriter<W> {
         }
     }
 
-    /// Patches the size and length into the header and flushes.
-    pub fn finish(mut self) -> std::io::Result<W> {
+    /// Patches the size and length so far into the header and hands everything to the
+    /// file: after a crash the file is a complete IVF file up to this point.
+    pub fn checkpoint(&mut self) -> std::io::Result<()> {
         let (w, h) = self.size.unwrap_or((0, 0));
         self.out.seek(SeekFrom::Start(12))?;
         self.out.write_all(&w.to_le_bytes())?;
@@ -83,7 +84,12 @@ impl<W: Write + Seek> IvfWriter<W> {
         self.out.seek(SeekFrom::Start(24))?;
         self.out.write_all(&(self.duration().min(u32::MAX as u64) as u32).to_le_bytes())?;
         self.out.seek(SeekFrom::End(0))?;
-        self.out.flush()?;
+        self.out.flush()
+    }
+
+    /// Patches the size and length into the header and flushes.
+    pub fn finish(mut self) -> std::io::Result<W> {
+        self.checkpoint()?;
         Ok(self.out)
     }
 }
@@ -113,5 +119,22 @@ mod tests {
         assert_eq!(u64::from_le_bytes(f2[4..12].try_into().unwrap()), 6000);
         assert_eq!(f2[12], 4);
         assert_eq!(bytes.len(), 32 + 15 + 13);
+    }
+
+    #[test]
+    fn a_checkpoint_leaves_a_complete_file_and_writing_goes_on_after_it() {
+        let mut w = IvfWriter::new(Cursor::new(Vec::new())).unwrap();
+        w.set_size((320, 240));
+        w.write_frame(&[1, 2, 3], 0).unwrap();
+        w.write_frame(&[4], 3000).unwrap();
+        w.checkpoint().unwrap();
+        let at_checkpoint = w.out.get_ref().clone();
+        assert_eq!(u16::from_le_bytes([at_checkpoint[12], at_checkpoint[13]]), 320, "size in the header already");
+        assert_eq!(u32::from_le_bytes(at_checkpoint[24..28].try_into().unwrap()), 6000, "length so far");
+        assert_eq!(at_checkpoint.len(), 32 + 15 + 13, "both frames are in");
+        w.write_frame(&[5, 6], 6000).unwrap();
+        let bytes = w.finish().unwrap().into_inner();
+        assert_eq!(bytes.len(), 32 + 15 + 13 + 14, "the next frame follows the checkpoint's");
+        assert_eq!(&bytes[..60][..12], &at_checkpoint[..12]);
     }
 }

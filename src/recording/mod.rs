@@ -35,8 +35,9 @@ pub const QUEUE_PACKETS: usize = 8192;
 pub const SEGMENT_GAP: Duration = Duration::from_secs(10);
 /// How often free disk space is checked while recording.
 const DISK_CHECK: Duration = Duration::from_secs(2);
-/// How often the index is rewritten while recording, so a crash leaves a usable one.
-const INDEX_EVERY: Duration = Duration::from_secs(10);
+/// How often every file is handed to the disk (IVF headers patched) and the index rewritten,
+/// so a crash or `kill -9` loses at most this much of the recording.
+pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -135,9 +136,13 @@ impl Recorder {
         let (control, control_rx) = std_mpsc::channel();
         let status = Arc::new(watch::channel(RecordingStatus::default()).0);
         let worker = Worker { router: router.clone(), site_ids, status: status.clone(), min_free_bytes };
+        let (interrupted_root, before_ms) = (root.clone(), now_ms());
         std::thread::Builder::new()
             .name("recorder".into())
-            .spawn(move || worker.run(control_rx))
+            .spawn(move || {
+                close_interrupted(&interrupted_root, before_ms);
+                worker.run(control_rx)
+            })
             .expect("spawn the recorder thread");
         Recorder { root, min_free_bytes, router, control, status }
     }
@@ -260,6 +265,30 @@ fn write_index(dir: &Path, index: &Index) -> std::io::Result<()> {
     std::fs::rename(tmp, dir.join("index.json"))
 }
 
+/// Closes the index of every recording under `root` started before `before_ms` that a crash
+/// or power cut left open (never stopped): stopped at its last written media, marked as
+/// interrupted, byte counts taken from the files (which hold everything up to the last
+/// checkpoint, [`CHECKPOINT_EVERY`]). Returns how many were closed.
+pub fn close_interrupted(root: &Path, before_ms: i64) -> usize {
+    let mut closed = 0;
+    for mut index in list(root).into_iter().filter(|i| i.stopped_ms.is_none() && i.started_ms < before_ms) {
+        let dir = root.join(&index.id);
+        for t in &mut index.tracks {
+            t.bytes = std::fs::metadata(dir.join(&t.file)).map(|m| m.len()).unwrap_or(0);
+        }
+        index.stopped_ms = Some(index.tracks.iter().map(|t| t.end_ms).max().unwrap_or(index.started_ms));
+        index.error.get_or_insert_with(|| "interrupted: the bridge stopped before the recording was closed; the files end at its last second".into());
+        match write_index(&dir, &index) {
+            Ok(()) => {
+                info!(recording = %index.id, files = index.tracks.len(), "closed a recording interrupted by a crash or power cut");
+                closed += 1;
+            }
+            Err(e) => error!(recording = %index.id, "cannot close the interrupted recording in {}: {e}", dir.display()),
+        }
+    }
+    closed
+}
+
 /// Every recording under `root`, newest first (folders without a readable index skipped).
 pub fn list(root: &Path) -> Vec<Index> {
     let Ok(entries) = std::fs::read_dir(root) else { return Vec::new() };
@@ -353,7 +382,7 @@ impl Worker {
 
     /// Records until the router drops the queue's sender (stop), or an error.
     fn record(&self, s: &mut Session, packets: &std_mpsc::Receiver<SinkPacket>) -> Result<(), RecordFailure> {
-        let (mut last_disk_check, mut last_index, mut last_flush) = (Instant::now(), Instant::now(), Instant::now());
+        let (mut last_disk_check, mut last_checkpoint, mut last_flush) = (Instant::now(), Instant::now(), Instant::now());
         loop {
             match packets.recv_timeout(Duration::from_millis(100)) {
                 Ok(p) => s.on_packet(p, Instant::now(), &self.site_ids, &self.router)?,
@@ -373,10 +402,10 @@ impl Worker {
                     return Err(RecordFailure::DiskLow { free_mb: free >> 20, min_mb: self.min_free_bytes >> 20 });
                 }
             }
-            if now.duration_since(last_index) >= INDEX_EVERY {
-                last_index = now;
+            if now.duration_since(last_checkpoint) >= CHECKPOINT_EVERY {
+                last_checkpoint = now;
                 s.index.dropped_packets = self.router.counters().recorder_dropped;
-                write_index(&s.dir, &s.index).map_err(RecordFailure::Io)?;
+                s.checkpoint()?;
             }
         }
         let now = Instant::now();
@@ -448,6 +477,21 @@ impl Session {
                 router.request_keyframe(key.0, key.1);
             }
         }
+        Ok(())
+    }
+
+    /// Hands every file's data to the disk, then rewrites the index to match: what the index
+    /// lists is in the files, whatever happens to the process next.
+    fn checkpoint(&mut self) -> Result<(), RecordFailure> {
+        for f in self.streams.values_mut() {
+            match &mut f.writer {
+                FileWriter::Opus(w) => w.flush()?,
+                FileWriter::Video(w) => w.checkpoint()?,
+            }
+            let t = &mut self.index.tracks[f.entry];
+            t.bytes = std::fs::metadata(self.dir.join(&t.file)).map(|m| m.len()).unwrap_or(t.bytes);
+        }
+        write_index(&self.dir, &self.index)?;
         Ok(())
     }
 

@@ -53,6 +53,12 @@ impl<W: Write> OggOpusWriter<W> {
         Ok(())
     }
 
+    /// Hands everything written so far to the file (the held packet stays held): after a
+    /// crash the file ends at the last page written.
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+
     pub fn packets(&self) -> u64 {
         self.packets
     }

@@ -167,6 +167,20 @@ pub fn build(conference: ConferenceRecord, events: &[Event], attendance: &[Atten
                     }
                 }
             }
+            "bridge_restarted" => {
+                // Everyone was cut off while the bridge was down: presence resumes when each
+                // site is back, and a recording the restart interrupted ends here.
+                for (site, since) in std::mem::take(&mut present_since) {
+                    if let Some(a) = att.get_mut(&site) {
+                        a.present_seconds += secs(since, Some(e.at_ms));
+                    }
+                }
+                for r in recordings.iter_mut().filter(|r| r.stopped_ms.is_none()) {
+                    r.stopped_ms = Some(e.at_ms);
+                    r.error = Some("interrupted by a restart of the bridge".into());
+                }
+                incidents.push(Incident { site: String::new(), alarm: e.kind.clone(), raised_ms: e.at_ms, cleared_ms: Some(e.at_ms), detail: e.detail.clone() });
+            }
             kind if kind.starts_with("alarm_raised:") => {
                 incidents.push(Incident {
                     site,
@@ -264,5 +278,27 @@ mod tests {
         assert_eq!((m.recordings[0].started_ms, m.recordings[0].stopped_ms, m.recordings[0].error.as_deref()), (1_000, Some(30_000), None));
         assert_eq!(m.recordings[1].error.as_deref(), Some("disk almost full"));
         assert_eq!((m.incidents[0].site.as_str(), m.incidents[0].alarm.as_str()), ("", "recording_failed"));
+    }
+
+    #[test]
+    fn a_crash_in_the_middle_splits_presence_and_the_recording_into_segments() {
+        let conf = ConferenceRecord { id: 1, title: "Hội nghị".into(), started_ms: 0, ended_ms: Some(100_000) };
+        let events = vec![
+            ev(1_000, "hq", "join", "s1"),
+            ev(2_000, "hq", "recording_started", "2026-12-01_08-00-02"),
+            // killed at about 30 s; back at 40 s
+            ev(40_000, "hq", "bridge_restarted", "the conference carries on"),
+            ev(40_000, "hq", "recording_started", "2026-12-01_08-00-40"),
+            ev(45_000, "hq", "join_held_seat", "s2"),
+            ev(90_000, "hq", "recording_stopped", "the conference ended"),
+            ev(90_000, "hq", "leave", "present at the end"),
+        ];
+        let m = build(conf, &events, &[], &[("hq".into(), "Trụ sở".into())], 200_000);
+        assert_eq!(m.recordings.len(), 2, "two segments");
+        assert_eq!((m.recordings[0].stopped_ms, m.recordings[0].error.as_deref()), (Some(40_000), Some("interrupted by a restart of the bridge")));
+        assert_eq!((m.recordings[1].started_ms, m.recordings[1].stopped_ms), (40_000, Some(90_000)));
+        assert_eq!(m.attendance[0].present_seconds, 39.0 + 45.0, "the time away is not counted");
+        assert_eq!(m.attendance[0].reconnects, 1);
+        assert!(m.incidents.iter().any(|i| i.alarm == "bridge_restarted" && i.raised_ms == 40_000));
     }
 }

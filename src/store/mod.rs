@@ -337,6 +337,18 @@ impl Store {
         Ok(ConferenceRecord { id: conn.last_insert_rowid(), title: title.to_string(), started_ms: now, ended_ms: None })
     }
 
+    /// The conference started and not yet ended, if any: after a restart (orderly or not)
+    /// the bridge carries on with it.
+    pub fn running_conference(&self) -> Result<Option<ConferenceRecord>, StoreError> {
+        let conn = self.conn.lock().expect("store mutex poisoned");
+        let running = conn
+            .query_row("SELECT id, title, started_ms FROM conferences WHERE ended_ms IS NULL ORDER BY id DESC LIMIT 1", [], |r| {
+                Ok(ConferenceRecord { id: r.get(0)?, title: r.get(1)?, started_ms: r.get(2)?, ended_ms: None })
+            })
+            .optional()?;
+        Ok(running)
+    }
+
     pub fn end_conference(&self) -> Result<Option<i64>, StoreError> {
         let conn = self.conn.lock().expect("store mutex poisoned");
         let running: Option<i64> =
