@@ -158,6 +158,9 @@ pub enum Reason {
     /// The bridge's own `recording_failed` (raised by the monitor, not by these rules):
     /// the error as the operating system gave it.
     RecordingFailed { error: String },
+    /// The bridge's own `storage_failed`: the store cannot write (its file and why). The
+    /// meeting goes on; its events, minutes and sign-ins after a restart are at stake.
+    StorageFailed { path: String, problem: crate::store::fault::Problem, error: String },
 }
 
 /// What the bridge knows of why a camera that is on sends no pictures.
@@ -191,6 +194,9 @@ impl fmt::Display for Reason {
             Reason::HighLoss { percent, limit } => write!(f, "loss {percent:.1} % > {limit} %"),
             Reason::HighRtt { ms, limit } => write!(f, "rtt {ms:.0} ms > {limit} ms"),
             Reason::RecordingFailed { error } => f.write_str(error),
+            Reason::StorageFailed { path, problem, error } => {
+                crate::store::WriteFault { path: path.clone(), problem: *problem, error: error.clone() }.fmt(f)
+            }
         }
     }
 }

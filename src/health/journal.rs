@@ -58,7 +58,7 @@ fn code_and_params(e: &Event) -> (&str, Value) {
         | "mute_all" | "unmute_all" | "locked" | "unlocked" | "share_start" | "share_stop" | "floor_requested"
         | "floor_cancelled" | "floor_granted" | "floor_denied" | "floor_revoked" | "floor_released" | "conference_started"
         | "conference_ended" | "recording_started" | "ice_restart" | "tech_keyframe" | "tech_restart_ice" | "tech_drop"
-        | "key_rotated") => (kind, none),
+        | "key_rotated" | "bridge_restarted") => (kind, none),
         "seat_released" if detail.contains("key") => ("seat_released_key", none),
         "seat_released" => ("seat_released", none),
         "recording_stopped" => match detail {
@@ -223,6 +223,7 @@ mod tests {
             Reason::HighLoss { percent: 9.0, limit: 5.0 },
             Reason::HighRtt { ms: 400.0, limit: 300.0 },
             Reason::RecordingFailed { error: String::new() },
+            Reason::StorageFailed { path: String::new(), problem: crate::store::fault::Problem::DiskFull, error: String::new() },
         ];
         let code = |v: Value| v["code"].as_str().unwrap().to_string();
         keys.extend(reasons.into_iter().map(|r| format!("tech.reason.{}", code(json!(r)))));

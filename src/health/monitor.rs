@@ -18,7 +18,7 @@ use crate::media::Kind;
 use crate::recording::{RecState, RecordingStatus};
 use crate::signal::protocol::ClientReport;
 use crate::store::journal::Entry;
-use crate::store::{now_ms, Store};
+use crate::store::{now_ms, Store, WriteFault};
 use serde::Serialize;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -223,6 +223,9 @@ struct Monitor {
     recording: watch::Receiver<RecordingStatus>,
     /// The bridge-wide `recording_failed` alarm: since when (Unix ms) and why.
     recording_alarm: Option<(i64, String)>,
+    storage: watch::Receiver<Option<WriteFault>>,
+    /// The bridge-wide `storage_failed` alarm: since when (Unix ms) and why.
+    storage_alarm: Option<(i64, WriteFault)>,
 }
 
 pub struct MonitorParts {
@@ -249,11 +252,13 @@ pub fn spawn(parts: MonitorParts, cancel: CancellationToken) -> HealthHandle {
         board: parts.board,
         router: parts.router,
         view: parts.view,
+        storage: parts.store.write_faults(),
         store: parts.store,
         epoch: now,
         ticks: 0,
         recording: parts.recording,
         recording_alarm: None,
+        storage_alarm: None,
     };
     let mut view_changes = m.view.clone();
     tokio::spawn(async move {
@@ -444,6 +449,7 @@ impl Monitor {
             self.record(change);
         }
         self.check_recording();
+        self.check_storage();
         self.ticks += 1;
         if self.ticks % 2 == 1 {
             return;
@@ -504,6 +510,32 @@ impl Monitor {
         self.store.record(Entry::now(None, kind, &detail).with_params(params));
     }
 
+    /// A store that cannot write is an alarm of the bridge itself, raised at once and cleared
+    /// by the first write that succeeds again (someone freed space or fixed the folder).
+    fn check_storage(&mut self) {
+        let fault = self.storage.borrow().clone();
+        match (&self.storage_alarm, fault) {
+            (None, Some(fault)) => {
+                warn!(alarm = "storage_failed", "bridge: alarm raised: {fault}");
+                self.storage_alarm = Some((now_ms(), fault));
+            }
+            (Some((since, _)), None) => {
+                let secs = (now_ms() - since) / 1000;
+                info!(alarm = "storage_failed", "bridge: alarm cleared after {secs} s");
+                // Both written now that writing works (the raise could not be), each at its time.
+                if let Some((since, fault)) = self.storage_alarm.take() {
+                    let reason = Reason::StorageFailed { path: fault.path.clone(), problem: fault.problem, error: fault.error.clone() };
+                    let mut raised = Entry::now(None, "alarm_raised:storage_failed", &fault.to_string()).with_params(serde_json::to_string(&reason).ok());
+                    raised.at_ms = since;
+                    self.store.record(raised);
+                }
+                self.store.record(Entry::now(None, "alarm_cleared:storage_failed", &format!("{secs} s")));
+            }
+            (Some((since, old)), Some(fault)) if *old != fault => self.storage_alarm = Some((*since, fault)),
+            _ => {}
+        }
+    }
+
     fn alarm_view(&self, a: &ActiveAlarm, now: Instant) -> AlarmView {
         let since = now_ms() - (now.duration_since(self.epoch).as_secs_f64() * 1000.0 - a.since_ms) as i64;
         AlarmView {
@@ -521,6 +553,10 @@ impl Monitor {
         if let Some((since_ms, error)) = &self.recording_alarm {
             let reason = Reason::RecordingFailed { error: error.clone() };
             alarms.push(AlarmView { site: BRIDGE.into(), alarm: "recording_failed", since_ms: *since_ms, detail: error.clone(), reason });
+        }
+        if let Some((since_ms, fault)) = &self.storage_alarm {
+            let reason = Reason::StorageFailed { path: fault.path.clone(), problem: fault.problem, error: fault.error.clone() };
+            alarms.push(AlarmView { site: BRIDGE.into(), alarm: "storage_failed", since_ms: *since_ms, detail: fault.to_string(), reason });
         }
         let wall = now_ms();
         let sites = self

@@ -5,11 +5,15 @@
 //! media path never touches the store. Events are recorded without blocking: one writer thread
 //! ([`journal`]) writes them in the order they happened.
 
+pub mod fault;
 pub mod journal;
 
+pub use fault::WriteFault;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use tokio::sync::watch;
+use tracing::{info, warn};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
 const MIGRATIONS: &[&str] = &[
@@ -110,8 +114,18 @@ pub struct AttendanceEntry {
 pub enum StoreError {
     #[error("database error: {0}")]
     Sql(#[from] rusqlite::Error),
-    #[error("database file {path}: {reason}")]
+    #[error("cannot use the database file {path}: {reason}")]
     Open { path: String, reason: String },
+    #[error("cannot write to the data folder {path}: {}", io_reason(source))]
+    Io { path: String, source: std::io::Error },
+}
+
+fn io_reason(e: &std::io::Error) -> String {
+    match fault::io_problem(e) {
+        fault::Problem::DiskFull => format!("the disk is full ({e})"),
+        fault::Problem::ReadOnly => format!("it is read-only or not writable ({e})"),
+        fault::Problem::Other => e.to_string(),
+    }
 }
 
 /// A clonable handle to the database.
@@ -120,6 +134,10 @@ pub struct Store {
     conn: Arc<Mutex<Connection>>,
     /// The event log's one writer (its own thread, fed in order, never blocking the caller).
     journal: journal::Journal,
+    /// The database file, for errors a technician reads.
+    path: Arc<str>,
+    /// The last write that failed, until one succeeds again (the `storage_failed` alarm).
+    fault: Arc<watch::Sender<Option<WriteFault>>>,
 }
 
 /// One row of the event log.
@@ -137,21 +155,43 @@ pub struct Event {
 
 impl Store {
     /// Opens (creating if needed) `<dir>/diemcau.sqlite3` and applies pending migrations.
+    /// A folder the bridge cannot write to (full disk, read-only) is refused here with an
+    /// error that names it and says why, rather than failing a meeting later.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        check_writable(dir)?;
         let path = dir.join("diemcau.sqlite3");
-        let conn = Connection::open(&path).map_err(|e| StoreError::Open {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let shown = path.display().to_string();
+        let open = || -> Result<Connection, StoreError> {
+            let conn = Connection::open(&path)?;
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            conn.busy_timeout(std::time::Duration::from_secs(5))?;
+            Ok(conn)
+        };
+        let conn = open().map_err(|e| StoreError::Open { path: shown.clone(), reason: WriteFault::of(&shown, &e).problem_text() })?;
         let conn = Arc::new(Mutex::new(conn));
+        let fault = Arc::new(watch::channel(None).0);
         let writer = conn.clone();
-        let journal = journal::Journal::spawn(move |batch| Store::write_events(&writer, batch).map_err(|e| e.to_string()));
-        let store = Store { conn, journal };
-        store.migrate()?;
+        let (journal_path, journal_fault) = (Arc::<str>::from(shown.as_str()), fault.clone());
+        let journal = journal::Journal::spawn(move |batch| {
+            let written = Store::write_events(&writer, batch);
+            note_write(&journal_path, &journal_fault, &written);
+            written.map_err(|e| e.to_string())
+        });
+        let store = Store { conn, journal, path: Arc::from(shown.as_str()), fault };
+        store.migrate().map_err(|e| StoreError::Open { path: shown.clone(), reason: WriteFault::of(&shown, &e).problem_text() })?;
         Ok(store)
+    }
+
+    /// The last write that failed (`None` once writes succeed again), as it changes.
+    pub fn write_faults(&self) -> watch::Receiver<Option<WriteFault>> {
+        self.fault.subscribe()
+    }
+
+    /// Notes the outcome of a write for the `storage_failed` alarm, and passes it on.
+    fn noted<T>(&self, written: Result<T, StoreError>) -> Result<T, StoreError> {
+        note_write(&self.path, &self.fault, &written);
+        written
     }
 
     fn migrate(&self) -> Result<(), StoreError> {
@@ -174,13 +214,15 @@ impl Store {
     }
 
     pub fn set_key_hash(&self, site_id: &str, hash: &str) -> Result<(), StoreError> {
-        let conn = self.conn.lock().expect("store mutex poisoned");
-        conn.execute(
-            "INSERT INTO site_keys (site_id, key_hash, created_at) VALUES (?1, ?2, ?3)
-             ON CONFLICT(site_id) DO UPDATE SET key_hash = excluded.key_hash, created_at = excluded.created_at",
-            params![site_id, hash, now_ms()],
-        )?;
-        Ok(())
+        self.noted((|| -> Result<(), StoreError> {
+            let conn = self.conn.lock().expect("store mutex poisoned");
+            conn.execute(
+                "INSERT INTO site_keys (site_id, key_hash, created_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(site_id) DO UPDATE SET key_hash = excluded.key_hash, created_at = excluded.created_at",
+                params![site_id, hash, now_ms()],
+            )?;
+            Ok(())
+        })())
     }
 
     /// Every site's key hash (including the technicians' legacy entry), by id.
@@ -217,13 +259,15 @@ impl Store {
 
     /// Adds a user or replaces its role and password.
     pub fn set_user(&self, name: &str, role: &str, password_hash: &str) -> Result<(), StoreError> {
-        let conn = self.conn.lock().expect("store mutex poisoned");
-        conn.execute(
-            "INSERT INTO users (name, role, password_hash, created_ms) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT(name) DO UPDATE SET role = excluded.role, password_hash = excluded.password_hash, created_ms = excluded.created_ms",
-            params![name, role, password_hash, now_ms()],
-        )?;
-        Ok(())
+        self.noted((|| -> Result<(), StoreError> {
+            let conn = self.conn.lock().expect("store mutex poisoned");
+            conn.execute(
+                "INSERT INTO users (name, role, password_hash, created_ms) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(name) DO UPDATE SET role = excluded.role, password_hash = excluded.password_hash, created_ms = excluded.created_ms",
+                params![name, role, password_hash, now_ms()],
+            )?;
+            Ok(())
+        })())
     }
 
     /// Removes a user; false if there was none.
@@ -233,12 +277,14 @@ impl Store {
     }
 
     pub fn save_session(&self, s: &SessionRecord) -> Result<(), StoreError> {
-        let conn = self.conn.lock().expect("store mutex poisoned");
-        conn.execute(
-            "INSERT OR REPLACE INTO sessions (token_hash, role, subject, created_ms, expires_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![s.token_hash, s.role, s.subject, s.created_ms, s.expires_ms],
-        )?;
-        Ok(())
+        self.noted((|| -> Result<(), StoreError> {
+            let conn = self.conn.lock().expect("store mutex poisoned");
+            conn.execute(
+                "INSERT OR REPLACE INTO sessions (token_hash, role, subject, created_ms, expires_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![s.token_hash, s.role, s.subject, s.created_ms, s.expires_ms],
+            )?;
+            Ok(())
+        })())
     }
 
     /// Sessions not yet past their absolute expiry; older rows are deleted.
@@ -253,26 +299,32 @@ impl Store {
     }
 
     pub fn delete_session(&self, token_hash: &str) -> Result<(), StoreError> {
-        let conn = self.conn.lock().expect("store mutex poisoned");
-        conn.execute("DELETE FROM sessions WHERE token_hash = ?1", params![token_hash])?;
-        Ok(())
+        self.noted((|| -> Result<(), StoreError> {
+            let conn = self.conn.lock().expect("store mutex poisoned");
+            conn.execute("DELETE FROM sessions WHERE token_hash = ?1", params![token_hash])?;
+            Ok(())
+        })())
     }
 
     /// Ends every session of one site or user.
     pub fn delete_sessions_of(&self, subject: &str) -> Result<(), StoreError> {
-        let conn = self.conn.lock().expect("store mutex poisoned");
-        conn.execute("DELETE FROM sessions WHERE subject = ?1", params![subject])?;
-        Ok(())
+        self.noted((|| -> Result<(), StoreError> {
+            let conn = self.conn.lock().expect("store mutex poisoned");
+            conn.execute("DELETE FROM sessions WHERE subject = ?1", params![subject])?;
+            Ok(())
+        })())
     }
 
     pub fn save_conference_state(&self, json: &str) -> Result<(), StoreError> {
-        let conn = self.conn.lock().expect("store mutex poisoned");
-        conn.execute(
-            "INSERT INTO conference_state (id, state, saved_ms) VALUES (1, ?1, ?2)
-             ON CONFLICT(id) DO UPDATE SET state = excluded.state, saved_ms = excluded.saved_ms",
-            params![json, now_ms()],
-        )?;
-        Ok(())
+        self.noted((|| -> Result<(), StoreError> {
+            let conn = self.conn.lock().expect("store mutex poisoned");
+            conn.execute(
+                "INSERT INTO conference_state (id, state, saved_ms) VALUES (1, ?1, ?2)
+                 ON CONFLICT(id) DO UPDATE SET state = excluded.state, saved_ms = excluded.saved_ms",
+                params![json, now_ms()],
+            )?;
+            Ok(())
+        })())
     }
 
     pub fn load_conference_state(&self) -> Result<Option<String>, StoreError> {
@@ -330,11 +382,13 @@ impl Store {
 
     /// Starts a conference (ending one still running) and returns it.
     pub fn start_conference(&self, title: &str) -> Result<ConferenceRecord, StoreError> {
-        let conn = self.conn.lock().expect("store mutex poisoned");
-        let now = now_ms();
-        conn.execute("UPDATE conferences SET ended_ms = ?1 WHERE ended_ms IS NULL", params![now])?;
-        conn.execute("INSERT INTO conferences (title, started_ms) VALUES (?1, ?2)", params![title, now])?;
-        Ok(ConferenceRecord { id: conn.last_insert_rowid(), title: title.to_string(), started_ms: now, ended_ms: None })
+        self.noted((|| -> Result<ConferenceRecord, StoreError> {
+            let conn = self.conn.lock().expect("store mutex poisoned");
+            let now = now_ms();
+            conn.execute("UPDATE conferences SET ended_ms = ?1 WHERE ended_ms IS NULL", params![now])?;
+            conn.execute("INSERT INTO conferences (title, started_ms) VALUES (?1, ?2)", params![title, now])?;
+            Ok(ConferenceRecord { id: conn.last_insert_rowid(), title: title.to_string(), started_ms: now, ended_ms: None })
+        })())
     }
 
     /// The conference started and not yet ended, if any: after a restart (orderly or not)
@@ -350,11 +404,13 @@ impl Store {
     }
 
     pub fn end_conference(&self) -> Result<Option<i64>, StoreError> {
-        let conn = self.conn.lock().expect("store mutex poisoned");
-        let running: Option<i64> =
-            conn.query_row("SELECT id FROM conferences WHERE ended_ms IS NULL ORDER BY id DESC LIMIT 1", [], |r| r.get(0)).optional()?;
-        conn.execute("UPDATE conferences SET ended_ms = ?1 WHERE ended_ms IS NULL", params![now_ms()])?;
-        Ok(running)
+        self.noted((|| -> Result<Option<i64>, StoreError> {
+            let conn = self.conn.lock().expect("store mutex poisoned");
+            let running: Option<i64> =
+                conn.query_row("SELECT id FROM conferences WHERE ended_ms IS NULL ORDER BY id DESC LIMIT 1", [], |r| r.get(0)).optional()?;
+            conn.execute("UPDATE conferences SET ended_ms = ?1 WHERE ended_ms IS NULL", params![now_ms()])?;
+            Ok(running)
+        })())
     }
 
     pub fn conferences(&self) -> Result<Vec<ConferenceRecord>, StoreError> {
@@ -383,15 +439,17 @@ impl Store {
 
     /// Records who attends at a site in the running conference; false if none is running.
     pub fn set_attendance(&self, site_id: &str, attendees: &str, headcount: Option<i64>) -> Result<bool, StoreError> {
-        let conn = self.conn.lock().expect("store mutex poisoned");
-        let changed = conn.execute(
-            "INSERT INTO attendance (conference_id, site_id, attendees, headcount, updated_ms)
-             SELECT id, ?1, ?2, ?3, ?4 FROM conferences WHERE ended_ms IS NULL ORDER BY id DESC LIMIT 1
-             ON CONFLICT(conference_id, site_id) DO UPDATE SET attendees = excluded.attendees,
-                 headcount = excluded.headcount, updated_ms = excluded.updated_ms",
-            params![site_id, attendees, headcount, now_ms()],
-        )?;
-        Ok(changed > 0)
+        self.noted((|| -> Result<bool, StoreError> {
+            let conn = self.conn.lock().expect("store mutex poisoned");
+            let changed = conn.execute(
+                "INSERT INTO attendance (conference_id, site_id, attendees, headcount, updated_ms)
+                 SELECT id, ?1, ?2, ?3, ?4 FROM conferences WHERE ended_ms IS NULL ORDER BY id DESC LIMIT 1
+                 ON CONFLICT(conference_id, site_id) DO UPDATE SET attendees = excluded.attendees,
+                     headcount = excluded.headcount, updated_ms = excluded.updated_ms",
+                params![site_id, attendees, headcount, now_ms()],
+            )?;
+            Ok(changed > 0)
+        })())
     }
 
     pub fn attendance(&self, conference_id: i64) -> Result<Vec<AttendanceEntry>, StoreError> {
@@ -414,6 +472,47 @@ impl Store {
 
 fn event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
     Ok(Event { at_ms: r.get(0)?, site_id: r.get(1)?, kind: r.get(2)?, detail: r.get(3)?, params: r.get(4)? })
+}
+
+/// Writes, syncs and removes a small file in `dir`: a full disk or a read-only folder shows
+/// here, at start, with the folder's name.
+fn check_writable(dir: &Path) -> Result<(), StoreError> {
+    use std::io::Write;
+    let io = |source| StoreError::Io { path: dir.display().to_string(), source };
+    let probe = dir.join(".write-check");
+    let written = std::fs::File::create(&probe).and_then(|mut f| {
+        f.write_all(&[0u8; 4096])?;
+        f.sync_all()
+    });
+    let _ = std::fs::remove_file(&probe);
+    written.map_err(io)
+}
+
+/// Keeps the store's fault up to date after a write: set (and logged once) when a write
+/// fails, cleared (and logged) when one succeeds again.
+fn note_write<T>(path: &str, fault: &watch::Sender<Option<WriteFault>>, written: &Result<T, StoreError>) {
+    match written {
+        Ok(_) => {
+            fault.send_if_modified(|f| {
+                let was = f.take();
+                if let Some(was) = &was {
+                    info!("the store writes again ({} before)", was);
+                }
+                was.is_some()
+            });
+        }
+        Err(e) => {
+            let now = WriteFault::of(path, e);
+            fault.send_if_modified(|f| {
+                if f.as_ref() == Some(&now) {
+                    return false;
+                }
+                warn!("{now}; the meeting goes on, but what happens is not being recorded");
+                *f = Some(now);
+                true
+            });
+        }
+    }
 }
 
 pub fn now_ms() -> i64 {

@@ -117,6 +117,10 @@ pub fn with_engine(config: PathBuf, data: &Path, engine: &str) -> PathBuf {
     copy
 }
 
+fn seen(root: &Path, path: &Path) -> PathBuf {
+    root.join(path.strip_prefix("/").unwrap_or(path))
+}
+
 /// The real `diemcau serve` on 127.0.0.1, a free port and a fresh data directory.
 pub struct TestBridge {
     child: Child,
@@ -128,6 +132,9 @@ pub struct TestBridge {
     /// The first technician's name and password (printed with the join links).
     pub technician: (String, String),
     pub log: PathBuf,
+    /// The file system as the bridge sees it: `/`, or `/proc/<pid>/root` when a wrapper
+    /// mounted something of its own (a small or read-only disk) in a private namespace.
+    seen_root: PathBuf,
     /// A technician's session token, once signed in.
     tech_token: std::sync::Mutex<Option<String>>,
 }
@@ -234,7 +241,8 @@ impl TestBridge {
                 panic!("bridge did not report its address within 30 s; log: {}", std::fs::read_to_string(&log).unwrap_or_default());
             }
         };
-        let links = std::fs::read_to_string(data.join("join-links.txt")).unwrap_or_default();
+        let seen_root = if wrapper.is_empty() { PathBuf::from("/") } else { PathBuf::from(format!("/proc/{}/root", child.id())) };
+        let links = std::fs::read_to_string(seen(&seen_root, &data.join("join-links.txt"))).unwrap_or_default();
         let urls: Vec<(String, String)> = links
             .lines()
             .filter(|l| !l.starts_with('#'))
@@ -252,7 +260,12 @@ impl TestBridge {
                 Some((user.to_string(), password.to_string()))
             })
             .unwrap_or_default();
-        TestBridge { child, config, port, data, keys, technician, log, tech_token: Default::default() }
+        TestBridge { child, config, port, data, keys, technician, log, seen_root, tech_token: Default::default() }
+    }
+
+    /// `path` as the bridge sees it (through its own mounts, if a wrapper made any).
+    pub fn seen(&self, path: &Path) -> PathBuf {
+        seen(&self.seen_root, path)
     }
 
     pub fn pid(&self) -> u32 {
@@ -272,7 +285,7 @@ impl TestBridge {
     }
 
     pub fn cert_pem(&self) -> PathBuf {
-        self.data.join("tls/cert.pem")
+        self.seen(&self.data.join("tls/cert.pem"))
     }
 
     /// The technicians' page, signing in as the first technician.
