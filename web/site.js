@@ -8,6 +8,8 @@
 import { loadStrings, t, toggleLanguage, translatePage } from "./i18n.js";
 import { BridgeClient } from "./bridge.js";
 import * as devices from "./devices.js";
+import { votePanel } from "./votes.js";
+import { chairNotices, helpButton, noticeBoard } from "./messages.js";
 
 const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
 const key = new URLSearchParams(location.hash.slice(1)).get("key") || "";
@@ -167,6 +169,12 @@ const relayOnly = new URLSearchParams(location.search).get("relay") === "1";
 const preferCodec = new URLSearchParams(location.search).get("codec") || undefined;
 const client = new BridgeClient({ wsUrl: `${proto}//${location.host}/ws`, site: siteId, key, localStream: local, relayOnly, preferCodec });
 const audioBox = $("audio");
+/** What the vote, notice and help panels need of this page. */
+const tools = { act: (/** @type {any} */ m) => client.act(m), siteId, isChair, nameOf, wards: conf.sites.filter((x) => x.role !== "chair") };
+const drawVote = votePanel(tools, isChair ? $("chair-vote") : $("vote-panel"));
+const drawMessages = noticeBoard(tools, $("site-notices"));
+const drawChairNotices = isChair ? chairNotices(tools, $("chair-notices")) : () => {};
+const drawHelp = helpButton(tools, /** @type {HTMLButtonElement} */ ($("help")));
 
 /** @type {import("./protocol.js").ServerMessage & {type: "state"} | null} */
 let state = null;
@@ -404,6 +412,10 @@ function render() {
 
   const mine = s.sites.find((x) => x.id === siteId);
   if (mine) client.followMutes(mine);
+  drawVote(s.vote);
+  drawMessages(s.notices || []);
+  drawChairNotices(s.notices || []);
+  drawHelp(mine);
   const mic = $("mic");
   mic.textContent = mine?.hard_muted ? t("mic.hard") : mine?.audio_muted ? t("mic.on") : t("mic.off");
   mic.dataset.on = String(!(mine?.audio_muted || mine?.hard_muted));

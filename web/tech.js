@@ -207,6 +207,11 @@ async function refresh() {
     time = clock(timeZone);
   }
   for (const s of v.sites) names.set(s.id, s.name);
+  const to = /** @type {HTMLSelectElement} */ ($("notice-to"));
+  if (to.options.length === 0) {
+    to.append(new Option(t("message.to_all"), ""), ...v.sites.map((/** @type {any} */ s) => new Option(s.name, s.id)));
+  }
+  renderHelp(v.help || []);
   renderEvents(v.events || []);
   showStatus("connected", t("tech.updated", { time: time(Date.now()), zone: timeZone }));
   $("overall").textContent = v.status === "ok" ? t("tech.ok") : t("tech.degraded", { n: v.alarms.length });
@@ -246,6 +251,40 @@ async function refresh() {
     return li;
   }) : [Object.assign(document.createElement("li"), { className: "empty", textContent: t("tech.no_alarms") })]));
 }
+
+/**
+ * Sites asking for help, oldest first, each with a button to mark it handled.
+ * @param {{site: string, name: string, since_ms: number, text: string}[]} help
+ */
+function renderHelp(help) {
+  $("help-box").hidden = help.length === 0;
+  $("help-list").replaceChildren(...help.map((h) => {
+    const done = Object.assign(document.createElement("button"), { type: "button", textContent: t("tech.help.done") });
+    done.addEventListener("click", () => act(h.site, "help_done"));
+    const li = document.createElement("li");
+    li.dataset.site = h.site;
+    li.append(`${time(h.since_ms)} — ${h.name}${h.text ? `: ${h.text}` : ""} `, done);
+    return li;
+  }));
+}
+
+$("notice-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const to = /** @type {HTMLSelectElement} */ ($("notice-to")).value;
+  const input = /** @type {HTMLInputElement} */ ($("notice-text"));
+  const what = { action: t("tech.notice.heading"), site: to ? nameOf(to) : t("message.to_all") };
+  showFeedback("pending", t("tech.sending", what));
+  try {
+    const r = await fetch("/api/tech/notice", { method: "POST", headers, body: JSON.stringify(to ? { site: to, text: input.value } : { text: input.value }) });
+    const body = await r.json().catch(() => ({}));
+    if (r.ok) {
+      input.value = "";
+      showFeedback("ok", t("tech.done", what));
+    } else showFeedback("error", t("tech.failed", { ...what, why: say(`error.${body.code}`, body.message || r.statusText) }));
+  } catch {
+    showFeedback("error", t("tech.failed", { ...what, why: t("tech.unreachable") }));
+  }
+});
 
 /** @param {any[]} events */
 function renderEvents(events) {

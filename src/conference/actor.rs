@@ -4,6 +4,8 @@
 //! not merely hidden by a page.
 
 use super::handle::{Action, Command, ConferenceHandle, Refused, Seat, SiteView};
+use super::notice::{self, HelpRequest, NoticeError, Notices, Sender};
+use super::vote::{VoteError, Votes};
 use super::JoinRefused;
 use crate::config::{Role, Settings};
 use crate::floor::{AgendaItem, Floor, FloorError, FloorEvent, ItemKind, RequestId};
@@ -12,7 +14,7 @@ use crate::signal::outbox::{NotQueued, Outbox};
 use crate::store::journal::Entry;
 use crate::signal::protocol::{
     AgendaItemSpec, AgendaKind, AgendaView, CurrentItemView, ErrorCode, FloorEventKind, FloorHolderView, FloorView, Layout,
-    MeetingView, Outgoing, QueueEntryView, RecordingView, ServerMessage, SiteLevel, SitePresence,
+    HelpView, MeetingView, NoticeView, Outgoing, QueueEntryView, RecordingView, ServerMessage, SiteLevel, SitePresence, TallyView, VoteView,
 };
 use crate::media::speaker::SpeakerDetector;
 use crate::media::Selection;
@@ -64,6 +66,10 @@ struct SeatState {
     /// The last time (Unix ms) this site asked to join the locked conference and was not
     /// admitted: the chair sees it waiting.
     knocked_ms: Option<i64>,
+    /// How many people attend at this bridge point, as it entered (bounds its vote counts).
+    headcount: Option<u32>,
+    /// Its open request for a technician's help.
+    help: Option<HelpRequest>,
 }
 
 /// What survives a restart: written to the store after every change.
@@ -83,6 +89,13 @@ struct Persisted {
     /// Recording was running: after a restart it continues (in a new folder, the next segment).
     #[serde(default)]
     recording: bool,
+    #[serde(default)]
+    votes: Votes,
+    #[serde(default)]
+    notices: Notices,
+    /// Headcounts entered, by site id.
+    #[serde(default)]
+    headcounts: Vec<(String, u32)>,
 }
 
 struct Actor {
@@ -104,6 +117,8 @@ struct Actor {
     /// The recorder's last reported status (what pages are shown).
     recording: RecordingStatus,
     view: tokio::sync::watch::Sender<Arc<Vec<SiteView>>>,
+    votes: Votes,
+    notices: Notices,
     /// The latest state to persist; a writer task saves it, coalescing bursts.
     persist: tokio::sync::watch::Sender<Option<String>>,
 }
@@ -156,6 +171,8 @@ pub fn spawn(settings: Arc<Settings>, store: Store, router: Router, recorder: Re
         recording: RecordingStatus::default(),
         recorder,
         view: tokio::sync::watch::channel(Arc::new(Vec::new())).0,
+        votes: Votes::default(),
+        notices: Notices::default(),
         persist,
     };
     let view = actor.view.subscribe();
@@ -241,6 +258,21 @@ impl Actor {
             }
             Command::Presence { reply } => {
                 let _ = reply.send(self.presence());
+            }
+            Command::TechNotice { to, text, reply } => {
+                let sent = self.send_notice(self.floor.chair(), Sender::Technician, to, &text);
+                if sent.is_ok() {
+                    self.broadcast_state();
+                }
+                let _ = reply.send(sent);
+            }
+            Command::HelpDone { site, reply } => {
+                let had = self.seats[site].help.take().is_some();
+                if had {
+                    self.log(site, "help_done", "by a technician");
+                    self.broadcast_state();
+                }
+                let _ = reply.send(had);
             }
             Command::LinkQuality { site, loss_percent } => {
                 let now = now_ms();
@@ -497,6 +529,13 @@ impl Actor {
         }
         self.layout = saved.layout;
         self.locked = saved.locked;
+        self.votes = saved.votes;
+        self.notices = saved.notices;
+        for (id, headcount) in saved.headcounts {
+            if let Some(i) = self.settings.site_index(&id) {
+                self.seats[i].headcount = Some(headcount);
+            }
+        }
         for id in &saved.admitted {
             if let Some(i) = self.settings.site_index(id) {
                 self.seats[i].admitted = true;
@@ -552,6 +591,9 @@ impl Actor {
                 .collect(),
             admitted: self.seats.iter().enumerate().filter(|(_, s)| s.admitted).map(|(i, _)| self.id(i).to_string()).collect(),
             recording: self.recording.state == RecState::Recording,
+            votes: self.votes.clone(),
+            notices: self.notices.clone(),
+            headcounts: self.seats.iter().enumerate().filter_map(|(i, s)| Some((self.id(i).to_string(), s.headcount?))).collect(),
         };
         serde_json::to_string(&saved).unwrap_or_default()
     }
@@ -584,6 +626,9 @@ impl Actor {
                 | Action::EndConference
                 | Action::StartRecording
                 | Action::StopRecording
+                | Action::OpenVote { .. }
+                | Action::CloseVote
+                | Action::SendNotice { .. }
         );
         if chair_only && !is_chair {
             warn!(site = %self.id(site), ?action, "refused: chair command from a site");
@@ -740,8 +785,53 @@ impl Actor {
                 if self.meeting.is_none() {
                     return Err(Refused::new(ErrorCode::NoConference, "the chair has not started the conference yet"));
                 }
+                if let Some(h) = headcount {
+                    self.seats[site].headcount = Some(h.clamp(0, u32::MAX as i64) as u32);
+                }
                 let (store, id) = (self.store.clone(), self.id(site).to_string());
                 tokio::task::spawn_blocking(move || store.set_attendance(&id, &attendees, headcount));
+                vec![]
+            }
+            Action::OpenVote { question, options } => {
+                let vote = self.votes.open(&question, options, now).map_err(vote_refusal)?;
+                let params = serde_json::json!({"vote": vote.id, "options": vote.options}).to_string();
+                let detail = vote.question.clone();
+                info!(vote = vote.id, "vote opened: {detail}");
+                self.log_with(site, "vote_opened", &detail, Some(params));
+                vec![]
+            }
+            Action::VoteCounts { vote, counts } => {
+                let line = counts.iter().map(u32::to_string).collect::<Vec<_>>().join("/");
+                self.votes.tally(vote, site, counts, self.seats[site].headcount).map_err(vote_refusal)?;
+                self.log_with(site, "vote_counts", &line, Some(serde_json::json!({"vote": vote}).to_string()));
+                vec![]
+            }
+            Action::CloseVote => {
+                let vote = self.votes.close(now).map_err(vote_refusal)?;
+                let tallies: serde_json::Map<String, serde_json::Value> =
+                    vote.tallies.iter().map(|(s, c)| (self.settings.sites[*s].id.clone(), serde_json::json!(c))).collect();
+                let params = serde_json::json!({"vote": vote.id, "question": vote.question, "options": vote.options, "tallies": tallies, "totals": vote.totals()});
+                let detail = vote.options.iter().zip(vote.totals()).map(|(o, t)| format!("{o}: {t}")).collect::<Vec<_>>().join("; ");
+                info!(vote = vote.id, "vote closed: {detail}");
+                self.log_with(site, "vote_closed", &detail, Some(params.to_string()));
+                vec![]
+            }
+            Action::SendNotice { site: to, text } => {
+                let to = to.map(|id| self.site_index(&id)).transpose()?;
+                self.send_notice(site, Sender::Chair, to, &text)?;
+                vec![]
+            }
+            Action::AckNotice { notice } => {
+                if self.notices.ack(notice, site).map_err(notice_refusal)? {
+                    self.log(site, "notice_acked", &notice.to_string());
+                }
+                vec![]
+            }
+            Action::AskHelp { text } => {
+                let text = if text.trim().is_empty() { String::new() } else { notice::text_of(&text).map_err(notice_refusal)? };
+                warn!(site = %self.id(site), "{} asks the technicians for help: {text}", self.name(site));
+                self.log(site, "help_requested", &text);
+                self.seats[site].help = Some(HelpRequest { since_ms: now, text });
                 vec![]
             }
             Action::ShareStop => {
@@ -854,6 +944,7 @@ impl Actor {
                 reconnecting: seat.holder.is_none() && seat.held_until.is_some(),
                 held_until_ms: seat.held_until.filter(|_| seat.holder.is_none()),
                 waiting: self.locked && seat.knocked_ms.is_some(),
+                help: seat.help.as_ref().map(|h| HelpView { since_ms: h.since_ms, text: h.text.clone() }),
             })
             .collect()
     }
@@ -920,6 +1011,28 @@ impl Actor {
                 }),
             },
             agenda: AgendaView { items, current },
+            vote: self.votes.current().map(|v| VoteView {
+                id: v.id,
+                question: v.question.clone(),
+                options: v.options.clone(),
+                open: v.is_open(),
+                opened_ms: v.opened_ms,
+                closed_ms: v.closed_ms,
+                tallies: v.tallies.iter().map(|(s, counts)| TallyView { site: self.id(*s).to_string(), counts: counts.clone() }).collect(),
+                totals: v.totals(),
+            }),
+            notices: self
+                .notices
+                .latest()
+                .map(|n| NoticeView {
+                    id: n.id,
+                    from: n.from,
+                    to: n.to.map(|i| self.id(i).to_string()),
+                    text: n.text.clone(),
+                    sent_ms: n.sent_ms,
+                    acked: n.acked.iter().map(|i| self.id(*i).to_string()).collect(),
+                })
+                .collect(),
             server_now_ms: now,
         }
     }
@@ -1040,8 +1153,24 @@ impl Actor {
     /// Records an event of `site` in the event log, stamped with the time and the conference
     /// it happened in (written in the actor's order by the store's one writer).
     fn log(&self, site: usize, kind: &str, detail: &str) {
-        let entry = Entry::now(Some(&self.settings.sites[site].id), kind, detail).of_conference(self.meeting.map(|(id, _)| id));
+        self.log_with(site, kind, detail, None);
+    }
+
+    /// As [`Actor::log`], with the event's numbers as JSON `params`.
+    fn log_with(&self, site: usize, kind: &str, detail: &str, params: Option<String>) {
+        let entry = Entry::now(Some(&self.settings.sites[site].id), kind, detail).with_params(params).of_conference(self.meeting.map(|(id, _)| id));
         self.store.record(entry);
+    }
+
+    /// A written notice from the chair or a technician (`by`: the site it is logged under).
+    fn send_notice(&mut self, by: usize, from: Sender, to: Option<usize>, text: &str) -> Result<u64, Refused> {
+        let notice = self.notices.send(from, to, text, now_ms()).map_err(notice_refusal)?;
+        let (id, text) = (notice.id, notice.text.clone());
+        let to_id = to.map(|i| self.id(i).to_string());
+        info!(notice = id, to = to_id.as_deref().unwrap_or("all"), ?from, "notice sent: {text}");
+        let params = serde_json::json!({"notice": id, "to": to_id, "from": from}).to_string();
+        self.log_with(by, "notice_sent", &text, Some(params));
+        Ok(id)
     }
 }
 
@@ -1055,6 +1184,25 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
         Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
         _ => f(),
     }
+}
+
+fn vote_refusal(e: VoteError) -> Refused {
+    let code = match e {
+        VoteError::NotOpen | VoteError::WrongVote => ErrorCode::VoteNotOpen,
+        VoteError::AlreadyOpen => ErrorCode::VoteOpen,
+        VoteError::BadQuestion | VoteError::BadOptions | VoteError::WrongCount { .. } => ErrorCode::InvalidVote,
+        VoteError::OverHeadcount { .. } => ErrorCode::OverHeadcount,
+        VoteError::HeadcountNeeded => ErrorCode::HeadcountNeeded,
+    };
+    Refused::new(code, e.to_string())
+}
+
+fn notice_refusal(e: NoticeError) -> Refused {
+    let code = match e {
+        NoticeError::BadText => ErrorCode::InvalidNotice,
+        NoticeError::Unknown | NoticeError::NotForSite => ErrorCode::UnknownNotice,
+    };
+    Refused::new(code, e.to_string())
 }
 
 fn floor_refusal(e: FloorError) -> Refused {

@@ -25,6 +25,10 @@ pub(super) enum Command {
     Evict { site: usize, message: String },
     /// A page's report of the worst video loss it receives (percent).
     LinkQuality { site: usize, loss_percent: f64 },
+    /// A technician's written notice to one site (or every site); its id.
+    TechNotice { to: Option<usize>, text: String, reply: oneshot::Sender<Result<u64, Refused>> },
+    /// A technician handled the site's help request; false if there was none.
+    HelpDone { site: usize, reply: oneshot::Sender<bool> },
 }
 
 /// What a joined site asks the conference to do. Who may do what is decided by the actor.
@@ -59,6 +63,15 @@ pub enum Action {
     /// Start sharing content (the chair or the floor holder).
     ShareStart,
     ShareStop,
+    /// Chair: open a vote; every site: enter its counts; chair: close it.
+    OpenVote { question: String, options: Option<Vec<String>> },
+    VoteCounts { vote: u64, counts: Vec<u32> },
+    CloseVote,
+    /// Chair: a written notice to one site or all.
+    SendNotice { site: Option<String>, text: String },
+    AckNotice { notice: u64 },
+    /// Ask the technicians for help.
+    AskHelp { text: String },
 }
 
 /// A granted seat.
@@ -167,6 +180,23 @@ impl ConferenceHandle {
     /// Ends the site's session and releases its seat: its key was re-issued.
     pub async fn evict(&self, site: usize, message: String) {
         let _ = self.tx.send(Command::Evict { site, message }).await;
+    }
+
+    /// A technician's written notice to `to` (or every site); its id.
+    pub async fn tech_notice(&self, to: Option<usize>, text: String) -> Result<u64, Refused> {
+        let stopped = || Refused::new(ErrorCode::Internal, "the conference is not running");
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Command::TechNotice { to, text, reply }).await.map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
+    }
+
+    /// A technician marks the site's help request handled; false if there was none.
+    pub async fn help_done(&self, site: usize) -> bool {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(Command::HelpDone { site, reply }).await.is_err() {
+            return false;
+        }
+        rx.await.unwrap_or(false)
     }
 
     /// Every configured site with its presence.

@@ -6,7 +6,9 @@
 
 mod actor;
 mod handle;
+pub mod notice;
 pub mod view;
+pub mod vote;
 
 pub use actor::spawn;
 pub use handle::{Action, ConferenceHandle, JoinRefused, Refused, Seat, SiteView};

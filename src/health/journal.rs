@@ -90,6 +90,17 @@ fn code_and_params(e: &Event) -> (&str, Value) {
         }
         "user_changed" => ("user_changed", json!({"user": detail.split(" (").next().unwrap_or(detail)})),
         "user_removed" => ("user_removed", json!({"user": detail})),
+        "vote_opened" => ("vote_opened", json!({"question": detail})),
+        "vote_counts" => ("vote_counts", json!({"counts": detail})),
+        "vote_closed" => ("vote_closed", json!({"result": detail})),
+        "notice_sent" => {
+            let p: Value = e.params.as_deref().and_then(|p| serde_json::from_str(p).ok()).unwrap_or_default();
+            let code = if p["from"] == "technician" { "notice_sent_tech" } else { "notice_sent" };
+            (code, json!({"text": detail, "to": p["to"]}))
+        }
+        "notice_acked" => ("notice_acked", none),
+        "help_requested" => ("help_requested", json!({"text": detail})),
+        "help_done" => ("help_done", none),
         _ => ("other", json!({"kind": e.kind, "detail": detail})),
     }
 }
@@ -199,6 +210,14 @@ mod tests {
             ("readiness_check", "hq=pass hang-gai=fail"),
             ("user_changed", "kythuat (technician)"),
             ("user_removed", "kythuat"),
+            ("vote_opened", "Thông qua nghị quyết?"),
+            ("vote_counts", "10/1/0"),
+            ("vote_closed", "Tán thành: 10; Không tán thành: 1; Ý kiến khác: 0"),
+            ("notice_sent", "Đề nghị bật micro"),
+            ("notice_acked", "3"),
+            ("help_requested", "Không nghe thấy"),
+            ("help_done", "by a technician"),
+            ("bridge_restarted", ""),
             ("alarm_raised:site_dropped", ""),
             ("alarm_cleared:site_dropped", "3 s"),
             ("something_new", ""),

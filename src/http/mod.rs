@@ -45,6 +45,7 @@ pub fn app(bridge: Arc<Bridge>) -> Router {
         .route("/api/tech", get(tech::view))
         .route("/api/tech/readiness", axum::routing::post(tech::readiness))
         .route("/api/tech/action", axum::routing::post(tech::action))
+        .route("/api/tech/notice", axum::routing::post(tech::notice))
         .route("/metrics", get(tech::metrics))
         .route("/api/conferences", get(records::list))
         .route("/api/conferences/{id}/minutes", get(records::minutes))

@@ -36,6 +36,16 @@ pub async fn view(State(bridge): State<Arc<Bridge>>, headers: HeaderMap) -> Resp
     let events: Vec<_> = events.iter().map(crate::health::journal::entry).collect();
     let mut v = serde_json::to_value(view).unwrap_or_default();
     v["events"] = serde_json::json!(events);
+    // Sites asking for a technician's help, oldest first.
+    let mut help: Vec<_> = bridge
+        .conference
+        .presence()
+        .await
+        .into_iter()
+        .filter_map(|p| p.help.map(|h| serde_json::json!({"site": p.id, "name": p.name, "since_ms": h.since_ms, "text": h.text})))
+        .collect();
+    help.sort_by_key(|h| h["since_ms"].as_i64());
+    v["help"] = serde_json::json!(help);
     v["time_zone"] = serde_json::json!(bridge.settings.time_zone);
     Json(v).into_response()
 }
@@ -54,8 +64,36 @@ pub async fn readiness(State(bridge): State<Arc<Bridge>>, headers: HeaderMap) ->
 #[serde(deny_unknown_fields)]
 pub struct ActionRequest {
     site: String,
-    /// `keyframe`, `restart_ice` or `drop`.
+    /// `keyframe`, `restart_ice`, `drop` or `help_done`.
     action: String,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoticeRequest {
+    /// The site it is for; absent: every site.
+    #[serde(default)]
+    site: Option<String>,
+    text: String,
+}
+
+/// A technician's written notice to one site or all, shown on their pages until read.
+pub async fn notice(State(bridge): State<Arc<Bridge>>, headers: HeaderMap, body: Result<Json<NoticeRequest>, axum::extract::rejection::JsonRejection>) -> Response {
+    if let Err(r) = authorise(&bridge, &headers) {
+        return r;
+    }
+    let Ok(Json(req)) = body else {
+        return refuse(StatusCode::BAD_REQUEST, "invalid_message", "expected {\"site\": \"…\" (or none: every site), \"text\": \"…\"}");
+    };
+    let to = match req.site.as_deref().map(|id| bridge.settings.site_index(id)) {
+        Some(None) => return refuse(StatusCode::NOT_FOUND, "site_unknown", "no such site"),
+        Some(Some(i)) => Some(i),
+        None => None,
+    };
+    match bridge.conference.tech_notice(to, req.text).await {
+        Ok(id) => Json(serde_json::json!({"ok": true, "notice": id})).into_response(),
+        Err(r) => refuse(StatusCode::BAD_REQUEST, &serde_json::to_value(r.code).ok().and_then(|c| c.as_str().map(str::to_owned)).unwrap_or_default(), &r.message),
+    }
 }
 
 pub async fn action(State(bridge): State<Arc<Bridge>>, headers: HeaderMap, body: Result<Json<ActionRequest>, axum::extract::rejection::JsonRejection>) -> Response {
@@ -68,8 +106,15 @@ pub async fn action(State(bridge): State<Arc<Bridge>>, headers: HeaderMap, body:
     let Some(site) = bridge.settings.site_index(&req.site) else {
         return refuse(StatusCode::NOT_FOUND, "site_unknown", "no such site");
     };
+    if req.action == "help_done" {
+        if !bridge.conference.help_done(site).await {
+            return refuse(StatusCode::CONFLICT, "no_help_request", "the site has no open request for help");
+        }
+        tracing::info!(site = %req.site, "a technician handled the site's request for help");
+        return Json(serde_json::json!({"ok": true})).into_response();
+    }
     if !["keyframe", "restart_ice", "drop"].contains(&req.action.as_str()) {
-        return refuse(StatusCode::BAD_REQUEST, "unknown_action", "action must be keyframe, restart_ice or drop");
+        return refuse(StatusCode::BAD_REQUEST, "unknown_action", "action must be keyframe, restart_ice, drop or help_done");
     }
     let present = bridge.conference.presence().await.get(site).is_some_and(|p| p.present);
     if !present {

@@ -13,6 +13,19 @@ pub struct Minutes {
     pub attendance: Vec<SiteAttendance>,
     pub incidents: Vec<Incident>,
     pub recordings: Vec<RecordingRecord>,
+    pub votes: Vec<VoteRecord>,
+}
+
+/// A vote and its result, as closed by the chair (or still open when the minutes were made).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct VoteRecord {
+    pub question: String,
+    pub options: Vec<String>,
+    pub opened_ms: i64,
+    pub closed_ms: Option<i64>,
+    /// Per site id that entered counts: its counts, one per option.
+    pub tallies: Vec<(String, Vec<u64>)>,
+    pub totals: Vec<u64>,
 }
 
 /// A recording made during the conference (its files are listed in its `index.json`).
@@ -84,6 +97,7 @@ pub fn build(conference: ConferenceRecord, events: &[Event], attendance: &[Atten
     let mut requests: BTreeMap<u64, RequestRecord> = BTreeMap::new();
     let mut incidents: Vec<Incident> = Vec::new();
     let mut recordings: Vec<RecordingRecord> = Vec::new();
+    let mut votes: Vec<VoteRecord> = Vec::new();
     let mut present_since: BTreeMap<String, i64> = BTreeMap::new();
     let mut att: BTreeMap<String, SiteAttendance> = sites
         .iter()
@@ -167,6 +181,25 @@ pub fn build(conference: ConferenceRecord, events: &[Event], attendance: &[Atten
                     }
                 }
             }
+            "vote_opened" => {
+                let p: serde_json::Value = e.params.as_deref().and_then(|p| serde_json::from_str(p).ok()).unwrap_or_default();
+                let options: Vec<String> = p["options"].as_array().map(|a| a.iter().filter_map(|o| o.as_str().map(str::to_owned)).collect()).unwrap_or_default();
+                let totals = vec![0; options.len()];
+                votes.push(VoteRecord { question: e.detail.clone(), options, opened_ms: e.at_ms, closed_ms: None, tallies: Vec::new(), totals });
+            }
+            "vote_counts" => {
+                if let Some(v) = votes.last_mut().filter(|v| v.closed_ms.is_none()) {
+                    let counts: Vec<u64> = e.detail.split('/').filter_map(|c| c.parse().ok()).collect();
+                    v.tallies.retain(|(s, _)| *s != site);
+                    v.tallies.push((site, counts));
+                    v.totals = (0..v.options.len()).map(|i| v.tallies.iter().map(|(_, c)| c.get(i).copied().unwrap_or(0)).sum()).collect();
+                }
+            }
+            "vote_closed" => {
+                if let Some(v) = votes.last_mut().filter(|v| v.closed_ms.is_none()) {
+                    v.closed_ms = Some(e.at_ms);
+                }
+            }
             "bridge_restarted" => {
                 // Everyone was cut off while the bridge was down: presence resumes when each
                 // site is back, and a recording the restart interrupted ends here.
@@ -218,6 +251,7 @@ pub fn build(conference: ConferenceRecord, events: &[Event], attendance: &[Atten
         attendance: sites.iter().filter_map(|(id, _)| att.remove(id)).collect(),
         incidents,
         recordings,
+        votes,
     }
 }
 

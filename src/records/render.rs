@@ -56,6 +56,13 @@ pub fn csv(m: &Minutes) -> String {
         let secs = r.stopped_ms.map(|s| format!("{:.0}", (s - r.started_ms) as f64 / 1000.0)).unwrap_or_default();
         row(["recording", "", &r.id, &opt_time(Some(r.started_ms)), &opt_time(r.stopped_ms), &secs, r.error.as_deref().unwrap_or("")]);
     }
+    for v in &m.votes {
+        let result = |counts: &[u64]| v.options.iter().zip(counts).map(|(o, c)| format!("{o}: {c}")).collect::<Vec<_>>().join("; ");
+        row(["vote", "", &v.question, &opt_time(Some(v.opened_ms)), &opt_time(v.closed_ms), "", &result(&v.totals)]);
+        for (site, counts) in &v.tallies {
+            row(["vote_site", site, &v.question, "", "", "", &result(counts)]);
+        }
+    }
     out
 }
 
@@ -113,6 +120,27 @@ pub fn html(m: &Minutes, site_name: impl Fn(&str) -> String) -> String {
         let note = r.error.as_deref().map(|e| format!("lỗi: {}", esc(e))).unwrap_or_default();
         let _ = write!(h, "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", esc(&r.id), time(r.started_ms), opt_time(r.stopped_ms), note);
     }
-    h.push_str("</table></body></html>");
+    h.push_str("</table><h2>7. Biểu quyết</h2>");
+    for v in &m.votes {
+        let state = if v.closed_ms.is_some() { "" } else { " (chưa kết thúc)" };
+        let _ = write!(h, "<p><b>{}</b>{state}<br>Mở lúc {} — đóng lúc {}</p><table><tr><th>Điểm cầu</th>", esc(&v.question), time(v.opened_ms), opt_time(v.closed_ms));
+        for o in &v.options {
+            let _ = write!(h, "<th>{}</th>", esc(o));
+        }
+        h.push_str("</tr>");
+        for (site, counts) in &v.tallies {
+            let _ = write!(h, "<tr><td>{}</td>", esc(&site_name(site)));
+            for c in counts {
+                let _ = write!(h, "<td>{c}</td>");
+            }
+            h.push_str("</tr>");
+        }
+        h.push_str("<tr><th>Tổng cộng</th>");
+        for t in &v.totals {
+            let _ = write!(h, "<th>{t}</th>");
+        }
+        h.push_str("</tr></table>");
+    }
+    h.push_str("</body></html>");
     h
 }

@@ -97,6 +97,31 @@ pub enum ClientMessage {
         #[serde(default)]
         headcount: Option<i64>,
     },
+    /// Chair: open a vote ("biểu quyết"); `options` default to "Tán thành / Không tán thành /
+    /// Ý kiến khác".
+    OpenVote {
+        question: String,
+        #[serde(default)]
+        options: Option<Vec<String>>,
+    },
+    /// This bridge point's counts for the open vote `vote`, one per option (a correction
+    /// replaces them); they may not add up to more than its headcount.
+    VoteCounts { vote: u64, counts: Vec<u32> },
+    /// Chair: close the open vote; its result stays shown until the next one opens.
+    CloseVote {},
+    /// Chair: a short written notice to one site (`site`) or every site (absent).
+    SendNotice {
+        #[serde(default)]
+        site: Option<String>,
+        text: String,
+    },
+    /// Someone at this site read notice `notice`.
+    AckNotice { notice: u64 },
+    /// Ask the technicians for help (`text`: what is wrong, may be empty).
+    AskHelp {
+        #[serde(default)]
+        text: String,
+    },
 }
 
 /// A page's summary of what it receives, for technicians.
@@ -159,6 +184,12 @@ impl ClientMessage {
         "start_recording",
         "stop_recording",
         "view_page",
+        "open_vote",
+        "vote_counts",
+        "close_vote",
+        "send_notice",
+        "ack_notice",
+        "ask_help",
     ];
 
     /// The `type` tag, for error replies and logs.
@@ -194,6 +225,12 @@ impl ClientMessage {
             ClientMessage::StartRecording {} => "start_recording",
             ClientMessage::StopRecording {} => "stop_recording",
             ClientMessage::ViewPage { .. } => "view_page",
+            ClientMessage::OpenVote { .. } => "open_vote",
+            ClientMessage::VoteCounts { .. } => "vote_counts",
+            ClientMessage::CloseVote {} => "close_vote",
+            ClientMessage::SendNotice { .. } => "send_notice",
+            ClientMessage::AckNotice { .. } => "ack_notice",
+            ClientMessage::AskHelp { .. } => "ask_help",
         }
     }
 }
@@ -272,6 +309,12 @@ pub enum ServerMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         recording: Option<RecordingView>,
         agenda: AgendaView,
+        /// The open vote, or the last one closed (until the next opens).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        vote: Option<VoteView>,
+        /// The latest written notices (each page shows those for it until acknowledged).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        notices: Vec<NoticeView>,
         /// The server's clock (Unix ms) when this was sent, so pages can run timers.
         server_now_ms: i64,
     },
@@ -367,6 +410,50 @@ pub struct SitePresence {
     /// chair may let it in (`admit`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub waiting: bool,
+    /// The site asked the technicians for help and no technician has marked it handled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub help: Option<HelpView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HelpView {
+    pub since_ms: i64,
+    pub text: String,
+}
+
+/// A vote as every page shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoteView {
+    pub id: u64,
+    pub question: String,
+    pub options: Vec<String>,
+    pub open: bool,
+    pub opened_ms: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed_ms: Option<i64>,
+    /// The sites that entered counts, in the configured order.
+    pub tallies: Vec<TallyView>,
+    /// Per option, every site's counts added up.
+    pub totals: Vec<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TallyView {
+    pub site: String,
+    pub counts: Vec<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoticeView {
+    pub id: u64,
+    pub from: crate::conference::notice::Sender,
+    /// The site it is for; absent: every site.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    pub text: String,
+    pub sent_ms: i64,
+    /// Sites that acknowledged it.
+    pub acked: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -489,6 +576,13 @@ pub enum ErrorCode {
     RecordingActive,
     RecordingNoSpace,
     RecordingFailed,
+    VoteNotOpen,
+    VoteOpen,
+    InvalidVote,
+    OverHeadcount,
+    HeadcountNeeded,
+    InvalidNotice,
+    UnknownNotice,
     TokenInvalid,
     TokenExpired,
     TicketReplayed,
@@ -706,11 +800,17 @@ mod tests {
         });
         round_trip_client(ClientMessage::StartConference {});
         round_trip_client(ClientMessage::EndConference {});
+        round_trip_client(ClientMessage::OpenVote { question: "Thông qua?".into(), options: None });
+        round_trip_client(ClientMessage::VoteCounts { vote: 1, counts: vec![3, 0, 1] });
+        round_trip_client(ClientMessage::CloseVote {});
+        round_trip_client(ClientMessage::SendNotice { site: Some("hang-gai".into()), text: "Đề nghị bật micro".into() });
+        round_trip_client(ClientMessage::AckNotice { notice: 2 });
+        round_trip_client(ClientMessage::AskHelp { text: String::new() });
         round_trip_client(ClientMessage::Attendance { attendees: "Phường Hàng Gai, Phường Hàng Trống".into(), headcount: Some(14) });
         round_trip_client(ClientMessage::StartRecording {});
         round_trip_client(ClientMessage::StopRecording {});
         round_trip_client(ClientMessage::ViewPage { page: 2 });
-        assert_eq!(ClientMessage::TYPES.len(), 30);
+        assert_eq!(ClientMessage::TYPES.len(), 36);
         for t in ClientMessage::TYPES {
             // Every listed type parses far enough to be recognised (not unknown_type).
             let code = parse_client(&format!("{{\"type\":\"{t}\",\"bogus\":1}}")).unwrap_err().code;
@@ -741,6 +841,7 @@ mod tests {
                 reconnecting: false,
                 held_until_ms: None,
                 waiting: false,
+                help: Some(HelpView { since_ms: 4, text: "Không nghe thấy Trụ sở".into() }),
             }],
             floor: FloorView {
                 holders: vec![FloorHolderView { site: "hang-gai".into(), request: 1, since_ms: 5 }],
@@ -755,6 +856,24 @@ mod tests {
                 items: vec![AgendaItemSpec { title: "Phát biểu".into(), kind: AgendaKind::Speech, site: Some("hang-gai".into()), planned_minutes: 7 }],
                 current: Some(CurrentItemView { index: 0, started_ms: 5, planned_ms: 420_000, speaker_absent: false }),
             },
+            vote: Some(VoteView {
+                id: 1,
+                question: "Thông qua nghị quyết?".into(),
+                options: vec!["Tán thành".into(), "Không tán thành".into()],
+                open: true,
+                opened_ms: 6,
+                closed_ms: None,
+                tallies: vec![TallyView { site: "hang-gai".into(), counts: vec![10, 1] }],
+                totals: vec![10, 1],
+            }),
+            notices: vec![NoticeView {
+                id: 2,
+                from: crate::conference::notice::Sender::Chair,
+                to: Some("hang-gai".into()),
+                text: "Đề nghị bật micro".into(),
+                sent_ms: 7,
+                acked: vec![],
+            }],
             server_now_ms: 9,
         });
         round_trip_server(ServerMessage::Floor { event: FloorEventKind::Granted, request: 1, site: "hang-gai".into() });

@@ -211,6 +211,12 @@ impl Session {
                         }
                         Action::Attendance { attendees, headcount }
                     }
+                    ClientMessage::OpenVote { question, options } => Action::OpenVote { question, options },
+                    ClientMessage::VoteCounts { vote, counts } => Action::VoteCounts { vote, counts },
+                    ClientMessage::CloseVote {} => Action::CloseVote,
+                    ClientMessage::SendNotice { site, text } => Action::SendNotice { site, text },
+                    ClientMessage::AckNotice { notice } => Action::AckNotice { notice },
+                    ClientMessage::AskHelp { text } => Action::AskHelp { text },
                     ClientMessage::Stats { report } => {
                         return match &self.joined {
                             Some(j) => {
