@@ -132,11 +132,18 @@ async fn bad_input_of_every_kind_is_refused_with_its_code_and_the_meeting_carrie
         case("ward changes the layout", Probe::Ward(json!({"type": "set_layout", "layout": "grid"})), 0, "not_chair"),
         case("ward starts recording", Probe::Ward(json!({"type": "start_recording"})), 0, "not_chair"),
         case("ward ends the conference", Probe::Ward(json!({"type": "end_conference"})), 0, "not_chair"),
+        case("ward opens a vote", Probe::Ward(json!({"type": "open_vote", "question": "Q"})), 0, "not_chair"),
+        case("ward closes a vote", Probe::Ward(json!({"type": "close_vote"})), 0, "not_chair"),
+        case("ward sends a notice", Probe::Ward(json!({"type": "send_notice", "text": "x"})), 0, "not_chair"),
+        case("counts with no vote open", Probe::Ward(json!({"type": "vote_counts", "vote": 1, "counts": [1, 0, 0]})), 0, "vote_not_open"),
+        case("a notice that does not exist", Probe::Ward(json!({"type": "ack_notice", "notice": 99})), 0, "unknown_notice"),
+        case("a call for help of 301 characters", Probe::Ward(json!({"type": "ask_help", "text": "x".repeat(301)})), 0, "invalid_notice"),
         case("ward mistyped mute", Probe::Ward(json!({"type": "mute", "audio": "yes"})), 0, "invalid_message"),
         case("forged ticket", Probe::Join(Ticket::Forged), 0, "token_invalid"),
         case("replayed ticket", Probe::Join(Ticket::Replayed), 0, "ticket_replayed"),
         case("expired ticket", Probe::Join(Ticket::Expired), 0, "token_expired"),
         case("ward uses a technician action", http("POST", "/api/tech/action", Auth::Ward, r#"{"site":"hang-gai","action":"drop"}"#), 403, "forbidden"),
+        case("chair sends a technician's notice", http("POST", "/api/tech/notice", Auth::Chair, r#"{"text":"x"}"#), 403, "forbidden"),
         case("chair reads the technicians' view", http("GET", "/api/tech", Auth::Chair, ""), 403, "forbidden"),
         case("ward reads the recordings", http("GET", "/api/recordings", Auth::Ward, ""), 403, "forbidden"),
         case("no token", http("GET", "/api/tech", Auth::None, ""), 401, "token_missing"),
@@ -290,7 +297,7 @@ async fn a_technicians_action_from_another_sites_page_is_refused() {
     let bridge = TestBridge::start_default();
     let auth = format!("Bearer {}", bridge.tech_token().await);
     let body = r#"{"site":"hang-gai","action":"restart_ice"}"#;
-    for path in ["/api/tech/action", "/api/tech/readiness"] {
+    for path in ["/api/tech/action", "/api/tech/readiness", "/api/tech/notice"] {
         let headers = [("Authorization", auth.as_str()), ("Content-Type", "application/json"), ("Origin", "https://evil.example")];
         let (status, reply) = https_request(&bridge.cert_pem(), bridge.port, "POST", path, &headers, body).await;
         assert_eq!(status, 403, "{path}: {reply}");
