@@ -76,8 +76,10 @@ async fn a_scripted_meeting_produces_minutes_that_match_the_script() {
     assert!(list["conferences"][0]["ended_ms"].is_i64());
     let check = |m: &Value| {
         let speakers = m["speakers"].as_array().unwrap();
-        assert_eq!(speakers.len(), 3, "{m}");
-        for (s, (site, expected)) in speakers.iter().zip([("hang-gai", 2.0), ("hang-gai", 1.5), ("cua-nam", 1.0)]) {
+        assert_eq!(speakers.len(), 4, "{m}");
+        // HQ speaks in the report item; then the wards given the floor.
+        assert_eq!(speakers[0]["item"], "Báo cáo tình hình thực hiện nhiệm vụ");
+        for (s, (site, expected)) in speakers.iter().zip([("hq", 2.2), ("hang-gai", 2.0), ("hang-gai", 1.5), ("cua-nam", 1.0)]) {
             assert_eq!(s["site"], site);
             let secs = s["seconds"].as_f64().unwrap();
             assert!((secs - expected).abs() <= 1.0, "spoke {secs} s, script {expected} s");
@@ -92,6 +94,10 @@ async fn a_scripted_meeting_produces_minutes_that_match_the_script() {
         assert_eq!(programme.len(), 2);
         assert_eq!(programme[0]["title"], "Báo cáo tình hình thực hiện nhiệm vụ");
         assert_eq!(programme[1]["planned_minutes"], 7);
+        // The items the meeting never reached are listed as planned.
+        let not_reached: Vec<_> = m["not_reached"].as_array().unwrap().iter().map(|p| p["title"].as_str().unwrap().to_string()).collect();
+        assert_eq!(not_reached, ["Phát biểu của Cụm Cửa Nam", "Phát biểu chỉ đạo của đồng chí Bí thư Quận ủy"]);
+        assert_eq!(m["requests"][0]["topic"], "Ý kiến");
     };
     let (_, m) = bridge.tech("GET", &format!("/api/conferences/{id}/minutes"), "").await;
     check(&m);

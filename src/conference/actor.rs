@@ -685,7 +685,9 @@ impl Actor {
             }
             Action::SetAgenda { items } => {
                 let items = items.into_iter().map(|i| self.agenda_item(i)).collect::<Result<Vec<_>, _>>()?;
-                self.floor.set_agenda(site, items, now).map_err(floor_refusal)?
+                let events = self.floor.set_agenda(site, items, now).map_err(floor_refusal)?;
+                self.log_programme(site);
+                events
             }
             Action::NextItem => self.floor.next_item(site, now).map_err(floor_refusal)?,
             Action::Lock { locked } => {
@@ -726,6 +728,7 @@ impl Actor {
                             }
                         }
                         self.log(site, "conference_started", &c.id.to_string());
+                        self.log_programme(site);
                     }
                     Err(e) => return Err(Refused::new(ErrorCode::Internal, format!("cannot record the conference: {e}"))),
                 }
@@ -875,7 +878,9 @@ impl Actor {
                 FloorEvent::ItemStarted { index } => {
                     // index, planned minutes and title: the minutes report needs all three.
                     let (title, planned) = self.floor.agenda().get(index).map(|i| (i.title.clone(), i.planned_minutes)).unwrap_or_default();
-                    self.log(self.floor.chair(), "agenda_item_started", &format!("{index}\t{planned}\t{title}"));
+                    let spec = self.programme().into_iter().nth(index);
+                    let params = spec.map(|i| serde_json::json!({"kind": i.kind, "site": i.site}).to_string());
+                    self.log_with(self.floor.chair(), "agenda_item_started", &format!("{index}\t{planned}\t{title}"), params);
                     continue;
                 }
                 FloorEvent::SpeakerAbsent { index, site } => {
@@ -909,7 +914,9 @@ impl Actor {
                 _ => {}
             }
             info!(site = %self.id(site), request = id.0, "floor {kind:?}");
-            self.log(site, &format!("floor_{}", format!("{kind:?}").to_lowercase()), &id.0.to_string());
+            let topic = self.floor.request_by_id(id).and_then(|r| r.topic.clone()).filter(|_| kind == FloorEventKind::Requested);
+            let params = topic.map(|t| serde_json::json!({"topic": t}).to_string());
+            self.log_with(site, &format!("floor_{}", format!("{kind:?}").to_lowercase()), &id.0.to_string(), params);
             self.send_all(ServerMessage::Floor { event: kind, request: id.0, site: self.id(site).to_string() });
         }
     }
@@ -949,6 +956,30 @@ impl Actor {
             .collect()
     }
 
+    /// The programme as sent and shown.
+    fn programme(&self) -> Vec<AgendaItemSpec> {
+        self.floor
+            .agenda()
+            .iter()
+            .map(|i| AgendaItemSpec {
+                title: i.title.clone(),
+                kind: match i.kind {
+                    ItemKind::Report => AgendaKind::Report,
+                    ItemKind::Speech => AgendaKind::Speech,
+                    ItemKind::Directive => AgendaKind::Directive,
+                },
+                site: i.site.map(|s| self.id(s).to_string()),
+                planned_minutes: i.planned_minutes,
+            })
+            .collect()
+    }
+
+    /// Records the planned programme, so the minutes list every item, reached or not.
+    fn log_programme(&self, site: usize) {
+        let params = serde_json::json!({"items": self.programme()}).to_string();
+        self.log_with(site, "programme", &format!("{} items", self.floor.agenda().len()), Some(params));
+    }
+
     fn state(&self) -> ServerMessage {
         let now = now_ms();
         let floor = FloorView {
@@ -971,21 +1002,7 @@ impl Actor {
                 })
                 .collect(),
         };
-        let items = self
-            .floor
-            .agenda()
-            .iter()
-            .map(|i| AgendaItemSpec {
-                title: i.title.clone(),
-                kind: match i.kind {
-                    ItemKind::Report => AgendaKind::Report,
-                    ItemKind::Speech => AgendaKind::Speech,
-                    ItemKind::Directive => AgendaKind::Directive,
-                },
-                site: i.site.map(|s| self.id(s).to_string()),
-                planned_minutes: i.planned_minutes,
-            })
-            .collect();
+        let items = self.programme();
         let current = self
             .floor
             .current_item(now)

@@ -7,11 +7,18 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Minutes {
     pub conference: ConferenceRecord,
+    /// The chair's site id (who started the conference).
+    pub chair: Option<String>,
     pub programme: Vec<ItemRecord>,
+    /// Planned items never started, in programme order.
+    pub not_reached: Vec<PlannedItem>,
     pub speakers: Vec<SpeechRecord>,
     pub requests: Vec<RequestRecord>,
     pub attendance: Vec<SiteAttendance>,
+    /// Every alarm raised during the conference (the technical appendix).
     pub incidents: Vec<Incident>,
+    /// The incidents that mattered, merged (see [`notable`]).
+    pub notable_incidents: Vec<Incident>,
     pub recordings: Vec<RecordingRecord>,
     pub votes: Vec<VoteRecord>,
 }
@@ -38,10 +45,23 @@ pub struct RecordingRecord {
     pub error: Option<String>,
 }
 
+/// An item of the planned programme (the last one the chair set).
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct PlannedItem {
+    pub title: String,
+    /// `report`, `speech` or `directive`.
+    pub kind: String,
+    #[serde(default)]
+    pub site: Option<String>,
+    pub planned_minutes: u32,
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ItemRecord {
     pub index: usize,
     pub title: String,
+    /// `report`, `speech` or `directive`, when the event log says.
+    pub kind: Option<String>,
     pub planned_minutes: u32,
     pub started_ms: i64,
     pub ended_ms: Option<i64>,
@@ -51,7 +71,10 @@ pub struct ItemRecord {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct SpeechRecord {
     pub site: String,
+    /// The floor request; 0 for the chair speaking in a report or directive item.
     pub request: u64,
+    /// The programme item's title, for the chair's report or directive.
+    pub item: Option<String>,
     pub started_ms: i64,
     pub ended_ms: Option<i64>,
     pub seconds: f64,
@@ -62,6 +85,7 @@ pub struct RequestRecord {
     pub request: u64,
     pub site: String,
     pub at_ms: i64,
+    pub topic: Option<String>,
     /// `pending`, `granted`, `denied`, `cancelled`.
     pub outcome: String,
 }
@@ -99,6 +123,11 @@ pub fn build(conference: ConferenceRecord, events: &[Event], attendance: &[Atten
     let mut recordings: Vec<RecordingRecord> = Vec::new();
     let mut votes: Vec<VoteRecord> = Vec::new();
     let mut present_since: BTreeMap<String, i64> = BTreeMap::new();
+    let mut planned: Vec<PlannedItem> = Vec::new();
+    let mut chair: Option<String> = None;
+    // Speeches cut when their site lost its connection (request per site): the seat hold is
+    // not speaking time; the speech goes on if the site comes back holding the floor.
+    let mut cut: BTreeMap<String, u64> = BTreeMap::new();
     let mut att: BTreeMap<String, SiteAttendance> = sites
         .iter()
         .map(|(id, name)| {
@@ -122,13 +151,19 @@ pub fn build(conference: ConferenceRecord, events: &[Event], attendance: &[Atten
     for e in events {
         let site = e.site_id.clone().unwrap_or_default();
         let request = e.detail.parse::<u64>().unwrap_or(0);
+        let params: serde_json::Value = e.params.as_deref().and_then(|p| serde_json::from_str(p).ok()).unwrap_or_default();
         match e.kind.as_str() {
+            "conference_started" => chair = Some(site.clone()),
+            "programme" => planned = serde_json::from_value(params["items"].clone()).unwrap_or_default(),
             "join" | "rejoin" | "reconnect" | "join_held_seat" => {
                 if let Some(a) = att.get_mut(&site) {
                     a.first_join_ms.get_or_insert(e.at_ms);
                     if e.kind == "reconnect" || e.kind == "join_held_seat" {
                         a.reconnects += 1;
                     }
+                }
+                if let Some(request) = cut.remove(&site) {
+                    speakers.push(SpeechRecord { site: site.clone(), request, item: None, started_ms: e.at_ms, ended_ms: None, seconds: 0.0 });
                 }
                 present_since.entry(site).or_insert(e.at_ms);
             }
@@ -137,15 +172,22 @@ pub fn build(conference: ConferenceRecord, events: &[Event], attendance: &[Atten
                     a.present_seconds += secs(since, Some(e.at_ms));
                     a.last_leave_ms = Some(e.at_ms);
                 }
+                if let Some(s) = speakers.iter_mut().rev().find(|s| s.site == site && s.request != 0 && s.ended_ms.is_none()) {
+                    s.ended_ms = Some(e.at_ms);
+                    if e.kind == "connection_lost" {
+                        cut.insert(site, s.request);
+                    }
+                }
             }
             "floor_requested" => {
-                requests.insert(request, RequestRecord { request, site, at_ms: e.at_ms, outcome: "pending".into() });
+                let topic = params["topic"].as_str().map(str::to_owned);
+                requests.insert(request, RequestRecord { request, site, at_ms: e.at_ms, topic, outcome: "pending".into() });
             }
             "floor_granted" => {
                 if let Some(r) = requests.get_mut(&request) {
                     r.outcome = "granted".into();
                 }
-                speakers.push(SpeechRecord { site, request, started_ms: e.at_ms, ended_ms: None, seconds: 0.0 });
+                speakers.push(SpeechRecord { site, request, item: None, started_ms: e.at_ms, ended_ms: None, seconds: 0.0 });
             }
             "floor_denied" | "floor_cancelled" => {
                 if let Some(r) = requests.get_mut(&request) {
@@ -153,6 +195,7 @@ pub fn build(conference: ConferenceRecord, events: &[Event], attendance: &[Atten
                 }
             }
             "floor_revoked" | "floor_released" => {
+                cut.retain(|_, r| *r != request);
                 if let Some(s) = speakers.iter_mut().rev().find(|s| s.request == request && s.ended_ms.is_none()) {
                     s.ended_ms = Some(e.at_ms);
                 }
@@ -162,12 +205,21 @@ pub fn build(conference: ConferenceRecord, events: &[Event], attendance: &[Atten
                 let index = f.next().and_then(|x| x.parse().ok()).unwrap_or(0);
                 let planned_minutes = f.next().and_then(|x| x.parse().ok()).unwrap_or(0);
                 let title = f.next().unwrap_or("").to_string();
-                programme.push(ItemRecord { index, title, planned_minutes, started_ms: e.at_ms, ended_ms: None, actual_seconds: 0.0 });
+                let kind = params["kind"].as_str().map(str::to_owned);
+                // In a report or a directive the chair speaks, without a floor request.
+                if matches!(kind.as_deref(), Some("report" | "directive")) {
+                    speakers.push(SpeechRecord { site: site.clone(), request: 0, item: Some(title.clone()), started_ms: e.at_ms, ended_ms: None, seconds: 0.0 });
+                }
+                programme.push(ItemRecord { index, title, kind, planned_minutes, started_ms: e.at_ms, ended_ms: None, actual_seconds: 0.0 });
             }
             "agenda_item_ended" => {
                 let index: usize = e.detail.split('\t').next().and_then(|x| x.parse().ok()).unwrap_or(0);
                 if let Some(item) = programme.iter_mut().rev().find(|i| i.index == index && i.ended_ms.is_none()) {
                     item.ended_ms = Some(e.at_ms);
+                    let title = item.title.clone();
+                    if let Some(s) = speakers.iter_mut().rev().find(|s| s.request == 0 && s.item.as_deref() == Some(&title) && s.ended_ms.is_none()) {
+                        s.ended_ms = Some(e.at_ms);
+                    }
                 }
             }
             "recording_started" => {
@@ -243,16 +295,42 @@ pub fn build(conference: ConferenceRecord, events: &[Event], attendance: &[Atten
     for i in &mut programme {
         i.actual_seconds = secs(i.started_ms, i.ended_ms);
     }
+    let not_reached = planned.into_iter().enumerate().filter(|(i, _)| !programme.iter().any(|p| p.index == *i)).map(|(_, p)| p).collect();
     Minutes {
         conference,
+        chair,
         programme,
+        not_reached,
         speakers,
         requests: requests.into_values().collect(),
         attendance: sites.iter().filter_map(|(id, _)| att.remove(id)).collect(),
+        notable_incidents: notable(&incidents),
         incidents,
         recordings,
         votes,
     }
+}
+
+/// An alarm that cleared within this long is left out of the incidents that mattered.
+pub const BRIEF_MS: i64 = 10_000;
+/// The same alarm of the same site raised again within this long of clearing continues the
+/// same incident.
+pub const MERGE_GAP_MS: i64 = 60_000;
+
+/// The incidents a secretariat files: alarms of a site merged when they come back within a
+/// minute, and brief ones (cleared within 10 s, merged) left out; the bridge's own and
+/// uncleared ones always kept.
+pub fn notable(incidents: &[Incident]) -> Vec<Incident> {
+    let mut merged: Vec<Incident> = Vec::new();
+    for i in incidents {
+        let previous = merged.iter_mut().rev().find(|m| m.site == i.site && m.alarm == i.alarm);
+        match previous {
+            Some(m) if m.cleared_ms.is_some_and(|c| i.raised_ms - c <= MERGE_GAP_MS) => m.cleared_ms = i.cleared_ms,
+            _ => merged.push(i.clone()),
+        }
+    }
+    merged.retain(|m| m.site.is_empty() || m.cleared_ms.is_none_or(|c| c - m.raised_ms >= BRIEF_MS));
+    merged
 }
 
 #[cfg(test)]
@@ -312,6 +390,56 @@ mod tests {
         assert_eq!((m.recordings[0].started_ms, m.recordings[0].stopped_ms, m.recordings[0].error.as_deref()), (1_000, Some(30_000), None));
         assert_eq!(m.recordings[1].error.as_deref(), Some("disk almost full"));
         assert_eq!((m.incidents[0].site.as_str(), m.incidents[0].alarm.as_str()), ("", "recording_failed"));
+    }
+
+    fn incident(site: &str, alarm: &str, raised_ms: i64, cleared_ms: Option<i64>) -> Incident {
+        Incident { site: site.into(), alarm: alarm.into(), raised_ms, cleared_ms, detail: String::new() }
+    }
+
+    #[test]
+    fn brief_alarms_are_left_out_and_repeated_ones_merged() {
+        let all = [
+            incident("hang-gai", "one_way_audio", 1_000, Some(4_000)), // 3 s: noise
+            incident("hang-gai", "high_loss", 10_000, Some(16_000)),
+            incident("hang-gai", "high_loss", 40_000, Some(47_000)), // back within a minute: one incident, 37 s
+            incident("cua-nam", "site_dropped", 50_000, None),       // never cleared: kept
+            incident("", "recording_failed", 60_000, Some(61_000)),  // the bridge's own: kept
+        ];
+        let kept = notable(&all);
+        assert_eq!(kept.iter().map(|i| (i.alarm.as_str(), i.raised_ms, i.cleared_ms)).collect::<Vec<_>>(), [
+            ("high_loss", 10_000, Some(47_000)),
+            ("site_dropped", 50_000, None),
+            ("recording_failed", 60_000, Some(61_000)),
+        ]);
+    }
+
+    #[test]
+    fn the_minutes_list_every_planned_item_hq_speaking_topics_and_no_seat_hold() {
+        let conf = ConferenceRecord { id: 1, title: "Hội nghị".into(), started_ms: 0, ended_ms: Some(300_000) };
+        let mut programme = ev(0, "hq", "programme", "3 items");
+        programme.params = Some(r#"{"items":[{"title":"Báo cáo","kind":"report","planned_minutes":10},{"title":"Phát biểu Hàng Gai","kind":"speech","site":"hang-gai","planned_minutes":5},{"title":"Chỉ đạo","kind":"directive","planned_minutes":5}]}"#.into());
+        let mut report = ev(1_000, "hq", "agenda_item_started", "0\t10\tBáo cáo");
+        report.params = Some(r#"{"kind":"report"}"#.into());
+        let mut asked = ev(5_000, "hang-gai", "floor_requested", "1");
+        asked.params = Some(r#"{"topic":"Về chỉnh trang đô thị"}"#.into());
+        let events = vec![
+            ev(0, "hq", "conference_started", "1"),
+            programme,
+            report,
+            asked,
+            ev(61_000, "hq", "agenda_item_ended", "0"),
+            ev(62_000, "hang-gai", "floor_granted", "1"),
+            ev(80_000, "hang-gai", "connection_lost", "s"), // its browser crashed: the seat is held
+            ev(100_000, "hang-gai", "join_held_seat", "s2"), // back 20 s later, still holding the floor
+            ev(130_000, "hang-gai", "floor_released", "1"),
+        ];
+        let sites = [("hq".to_string(), "Trụ sở".to_string()), ("hang-gai".to_string(), "Cụm Hàng Gai".to_string())];
+        let m = build(conf, &events, &[], &sites, 400_000);
+        assert_eq!(m.chair.as_deref(), Some("hq"));
+        assert_eq!(m.not_reached.iter().map(|p| p.title.as_str()).collect::<Vec<_>>(), ["Phát biểu Hàng Gai", "Chỉ đạo"]);
+        let spoke: Vec<(&str, f64)> = m.speakers.iter().map(|s| (s.site.as_str(), s.seconds)).collect();
+        assert_eq!(spoke, [("hq", 60.0), ("hang-gai", 18.0), ("hang-gai", 30.0)], "HQ's report counted; the 20 s seat hold is not");
+        assert_eq!(m.requests[0].topic.as_deref(), Some("Về chỉnh trang đô thị"));
     }
 
     #[test]
