@@ -72,7 +72,7 @@ fn password(from_stdin: bool) -> Result<(String, bool), CliError> {
     Ok((p, false))
 }
 
-/// `diemcau user add <name> --role technician|chair` (or `passwd` for an existing user).
+/// `diemcau user add <name> --role technician|chair|secretariat` (or `passwd` for an existing user).
 pub fn set_user(data: &Path, name: &str, role: Option<&str>, from_stdin: bool, must_exist: bool) -> Result<(), CliError> {
     if !keys::valid_user_name(name) {
         return Err(CliError::Usage(format!("{name:?}: a user name is 1-40 lowercase letters, digits, '.', '_' or '-'")));
@@ -81,10 +81,10 @@ pub fn set_user(data: &Path, name: &str, role: Option<&str>, from_stdin: bool, m
     let existing = store.user(name)?;
     let role = match (role, &existing, must_exist) {
         (_, None, true) => return Err(CliError::Usage(format!("no user {name:?}"))),
-        (Some(r @ ("technician" | "chair")), _, _) => r.to_string(),
-        (Some(r), _, _) => return Err(CliError::Usage(format!("role {r:?}: use technician or chair"))),
+        (Some(r @ ("technician" | "chair" | "secretariat")), _, _) => r.to_string(),
+        (Some(r), _, _) => return Err(CliError::Usage(format!("role {r:?}: use technician, chair or secretariat"))),
         (None, Some(u), _) => u.role.clone(),
-        (None, None, false) => return Err(CliError::Usage("give --role technician or --role chair".into())),
+        (None, None, false) => return Err(CliError::Usage("give --role technician, chair or secretariat".into())),
     };
     let (password, generated) = password(from_stdin)?;
     store.set_user(name, &role, &keys::hash_key(&password)?)?;

@@ -28,7 +28,7 @@ enum Command {
     },
     /// Site keys: `keys rotate <site>` re-issues one (its old link stops working), `keys list`.
     Keys { action: String, site: Option<String> },
-    /// People who sign in: `user add <name> --role technician|chair`, `user passwd <name>`,
+    /// People who sign in: `user add <name> --role technician|chair|secretariat`, `user passwd <name>`,
     /// `user remove <name>`, `user list`. A password is generated unless --password-stdin.
     User {
         action: String,

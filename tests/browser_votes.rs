@@ -112,4 +112,35 @@ async fn a_vote_a_notice_and_a_call_for_help_run_through_chromium_and_firefox_pa
     let minutes = bridge.get_json(&format!("/api/conferences/{id}/minutes")).await;
     assert_eq!(minutes["votes"][0]["totals"], json!([18, 1, 2]), "{minutes}");
     assert_eq!(minutes["votes"][0]["tallies"].as_array().map(Vec::len), Some(2));
+    click(&mut hq, "#meeting").await; // the chair ends the meeting
+
+    // The secretariat's archive: a records-only account signs in on /records and finds the
+    // meeting, its minutes to print with the vote; the technicians' API stays closed to it.
+    let mut add = std::process::Command::new(env!("CARGO_BIN_EXE_diemcau"))
+        .args(["--data"])
+        .arg(&bridge.data)
+        .args(["user", "add", "vanphong", "--role", "secretariat", "--password-stdin"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .env("RUST_BACKTRACE", "0")
+        .spawn()
+        .expect("diemcau user add");
+    use std::io::Write;
+    add.stdin.take().unwrap().write_all(b"mat-khau-van-phong-2026\n").unwrap();
+    let added = add.wait_with_output().unwrap();
+    assert!(added.status.success(), "the secretariat's account is added: {}", String::from_utf8_lossy(&added.stderr));
+    let (status, _) = bridge.login("vanphong", "mat-khau-van-phong-2026").await;
+    assert_eq!(status, 200);
+    let mut archive = Browser::launch_builtin("vanphong", &format!("https://localhost:{}/records", bridge.port), &scratch).await;
+    until(&mut archive, "!document.getElementById('login').hidden", json!(true), Duration::from_secs(20), "the sign-in form").await;
+    type_into(&mut archive, "#user", "vanphong").await;
+    type_into(&mut archive, "#password", "mat-khau-van-phong-2026").await;
+    click(&mut archive, "#login button[type=submit]").await;
+    let row = format!("document.querySelector('#conferences tr[data-conference=\"{id}\"] a')?.getAttribute('href')");
+    until(&mut archive, &row, json!(format!("/api/conferences/{id}/minutes?format=html")), Duration::from_secs(10), "the meeting in the archive").await;
+    let page = format!("fetch('/api/conferences/{id}/minutes?format=html', {{credentials: 'same-origin'}}).then(r => r.text()).then(t => t.includes('Biểu quyết') && t.includes('Thông qua Nghị quyết quý IV?') && t.includes('CHỦ TRÌ HỘI NGHỊ'))");
+    until(&mut archive, &page, json!(true), Duration::from_secs(10), "the minutes to sign, with the vote").await;
+    let tech = "fetch('/api/tech', {credentials: 'same-origin'}).then(r => r.status)";
+    assert_eq!(archive.eval(tech).await, Some(json!(403)), "the secretariat does not see the technicians' view");
 }

@@ -23,11 +23,13 @@ const REMEMBER_MS: i64 = 3_600_000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
-    /// HQ's site, or a person of the secretariat.
+    /// HQ's site, or a person who chairs.
     Chair,
     /// A ward's bridge point.
     Site,
     Technician,
+    /// A person of the secretariat: the records only (past conferences, minutes, recordings).
+    Secretariat,
 }
 
 impl Role {
@@ -36,6 +38,7 @@ impl Role {
             Role::Chair => "chair",
             Role::Site => "site",
             Role::Technician => "technician",
+            Role::Secretariat => "secretariat",
         }
     }
 
@@ -44,6 +47,7 @@ impl Role {
             "chair" => Some(Role::Chair),
             "site" => Some(Role::Site),
             "technician" => Some(Role::Technician),
+            "secretariat" => Some(Role::Secretariat),
             _ => None,
         }
     }

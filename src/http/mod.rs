@@ -52,6 +52,7 @@ pub fn app(bridge: Arc<Bridge>) -> Router {
         .route("/api/recordings", get(records::recordings))
         .route("/api/recordings/{id}/{file}", get(records::recording_file))
         .route("/tech", get(|| async { asset("tech.html") }))
+        .route("/records", get(|| async { asset("records.html") }))
         .route("/api/sites", get(sites))
         .route("/ws", get(ws))
         .route("/{*path}", get(|Path(path): Path<String>| async move { asset(&path) }))

@@ -21,7 +21,7 @@ pub struct RecordQuery {
 }
 
 fn authorise(bridge: &Bridge, headers: &HeaderMap) -> Result<(), Response> {
-    super::auth::require(bridge, headers, &[Role::Chair, Role::Technician]).map(|_| ())
+    super::auth::require(bridge, headers, &[Role::Chair, Role::Technician, Role::Secretariat]).map(|_| ())
 }
 
 pub async fn list(State(bridge): State<Arc<Bridge>>, headers: HeaderMap) -> Response {

@@ -29,6 +29,27 @@ impl WriteFault {
         WriteFault { path: path.to_string(), problem: problem_of(e), error: e.to_string() }
     }
 
+    /// A fault of the storage itself (disk, folder, file), or `None` for an error of what
+    /// was written (a constraint, a bug): that says nothing about whether the disk works.
+    pub fn of_storage(path: &str, e: &StoreError) -> Option<WriteFault> {
+        use rusqlite::ErrorCode;
+        let storage = match e {
+            StoreError::Sql(rusqlite::Error::SqliteFailure(f, _)) => matches!(
+                f.code,
+                ErrorCode::DiskFull
+                    | ErrorCode::ReadOnly
+                    | ErrorCode::SystemIoFailure
+                    | ErrorCode::CannotOpen
+                    | ErrorCode::DatabaseCorrupt
+                    | ErrorCode::NotADatabase
+                    | ErrorCode::FileLockingProtocolFailed
+            ),
+            StoreError::Sql(_) => false,
+            StoreError::Open { .. } | StoreError::Io { .. } => true,
+        };
+        storage.then(|| WriteFault::of(path, e))
+    }
+
     /// The problem in words, without the path.
     pub fn problem_text(&self) -> String {
         match self.problem {
@@ -87,5 +108,7 @@ mod tests {
         let other = WriteFault::of("/x", &sqlite(rusqlite::ffi::SQLITE_CORRUPT));
         assert_eq!(other.problem, Problem::Other);
         assert!(other.to_string().starts_with("cannot write /x: database error"), "{other}");
+        assert!(WriteFault::of_storage("/x", &sqlite(rusqlite::ffi::SQLITE_CONSTRAINT)).is_none(), "a refused row is not a disk fault");
+        assert!(WriteFault::of_storage("/x", &sqlite(rusqlite::ffi::SQLITE_FULL)).is_some());
     }
 }

@@ -72,6 +72,16 @@ const MIGRATIONS: &[&str] = &[
     // 5: what an event says as a stable code and numbers (JSON), beside its English detail:
     // an alarm's reason, which the technicians' page words in Vietnamese or English.
     "ALTER TABLE events ADD COLUMN params TEXT;",
+    // v6: the secretariat's records-only accounts (SQLite cannot change a CHECK in place).
+    "CREATE TABLE users_v6 (
+        name          TEXT PRIMARY KEY,
+        role          TEXT NOT NULL CHECK (role IN ('technician', 'chair', 'secretariat')),
+        password_hash TEXT NOT NULL,
+        created_ms    INTEGER NOT NULL
+    );
+    INSERT INTO users_v6 SELECT name, role, password_hash, created_ms FROM users;
+    DROP TABLE users;
+    ALTER TABLE users_v6 RENAME TO users;",
 ];
 
 /// A person who logs in, as stored (the password only as its hash).
@@ -502,7 +512,7 @@ fn note_write<T>(path: &str, fault: &watch::Sender<Option<WriteFault>>, written:
             });
         }
         Err(e) => {
-            let now = WriteFault::of(path, e);
+            let Some(now) = WriteFault::of_storage(path, e) else { return };
             fault.send_if_modified(|f| {
                 if f.as_ref() == Some(&now) {
                     return false;
