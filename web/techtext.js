@@ -84,6 +84,8 @@ export function reasonText(reason, w) {
   if (typeof reason.level === "number") p.level = num(reason.level, 3);
   if (typeof reason.limit === "number") p.limit = num(reason.limit, reason.code === "floor_holder_silent" ? 2 : 0);
   if (typeof reason.error === "string") p.error = reason.error;
+  if (typeof reason.refused === "number") p.refused = num(reason.refused);
+  if (typeof reason.budget === "string") p.budget = say(t, `tech.budget.${reason.budget}`, {}, reason.budget);
   const text = say(t, `tech.reason.${reason.code}`, p, reason.code);
   if (reason.code === "frozen_video" && reason.cause) {
     const cause = reason.cause;
