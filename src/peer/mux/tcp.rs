@@ -373,6 +373,11 @@ impl PcLink {
 /// same writer task as the PeerConnection engine's streams. The reader ends with the
 /// connection or `cancel`, the writer when the `FrameWriter` is dropped.
 pub fn serve_framed(mux: Arc<Mux>, link: Arc<PcLink>, routed: Routed, cancel: tokio_util::sync::CancellationToken) -> (SocketAddr, FrameWriter) {
+    serve_framed_idle(mux, link, routed, cancel, ROUTED_IDLE)
+}
+
+/// [`serve_framed`] with the connection closed after `idle` without a whole frame.
+fn serve_framed_idle(mux: Arc<Mux>, link: Arc<PcLink>, routed: Routed, cancel: tokio_util::sync::CancellationToken, idle: Duration) -> (SocketAddr, FrameWriter) {
     let Routed { stream, peer, prefix, place } = routed;
     let (mut read_half, write_half) = stream.into_split();
     // The reader ends the writer too: a connection closed for what it sent closes both ways.
@@ -399,7 +404,7 @@ pub fn serve_framed(mux: Arc<Mux>, link: Arc<PcLink>, routed: Routed, cancel: to
             };
             let frame = tokio::select! {
                 _ = cancel.cancelled() => break,
-                f = tokio::time::timeout(ROUTED_IDLE, frame) => f,
+                f = tokio::time::timeout(idle, frame) => f,
             };
             let frame = match frame {
                 Ok(Ok(frame)) => frame,
@@ -411,7 +416,7 @@ pub fn serve_framed(mux: Arc<Mux>, link: Arc<PcLink>, routed: Routed, cancel: to
                 Ok(Err(_)) => break,
                 Err(_) => {
                     reader_mux.counters.tcp_idle.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!("ICE-TCP connection from {peer} closed: no whole frame for {ROUTED_IDLE:?}");
+                    tracing::debug!("ICE-TCP connection from {peer} closed: no whole frame for {idle:?}");
                     break;
                 }
             };
@@ -443,5 +448,51 @@ impl FrameWriter {
         frame.extend_from_slice(&(datagram.len() as u16).to_be_bytes());
         frame.extend_from_slice(datagram);
         queue_frame(&self.mux, &self.link, &self.tx, &self.failed, frame).is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    /// A lean peer's routed ICE-TCP connection, served by [`serve_framed`], and the stranger's
+    /// end of it.
+    async fn served(idle: Duration) -> (Arc<Mux>, tokio::net::TcpStream, FrameWriter) {
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let mux = Mux::bind(super::super::MuxConfig { udp_bind: any, tcp_bind: None, advertise_ips: vec![any.ip()] }).await.unwrap();
+        let listener = tokio::net::TcpListener::bind(any).await.unwrap();
+        let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (stream, peer) = listener.accept().await.unwrap();
+        let link = mux.new_link();
+        let routed = Routed { stream, peer, prefix: Vec::new(), place: RoutedPlace::new(link.clone()) };
+        let (_, writer) = serve_framed_idle(mux.clone(), link, routed, tokio_util::sync::CancellationToken::new(), idle);
+        (mux, client, writer)
+    }
+
+    /// Reads until the bridge closes the connection; false if it did not within `within`.
+    async fn closed_within(client: &mut tokio::net::TcpStream, within: Duration) -> bool {
+        let mut buf = [0u8; 64];
+        matches!(tokio::time::timeout(within, async { while client.read(&mut buf).await.is_ok_and(|n| n > 0) {} }).await, Ok(()))
+    }
+
+    #[tokio::test]
+    async fn a_routed_connection_that_sends_an_oversized_frame_is_closed() {
+        let (mux, mut client, writer) = served(ROUTED_IDLE).await;
+        client.write_all(&[0xFF, 0xFF]).await.unwrap();
+        client.write_all(&[0x17; 4000]).await.unwrap();
+        assert!(closed_within(&mut client, Duration::from_secs(5)).await, "a 64 KiB frame was waited for");
+        assert_eq!(mux.counters.tcp_oversized.load(Ordering::Relaxed), 1);
+        assert!(writer.is_closed(), "the sending side closes with it");
+    }
+
+    #[tokio::test]
+    async fn a_routed_connection_that_goes_quiet_is_closed() {
+        // The idle limit shortened to 200 ms (30 s in the bridge).
+        let (mux, mut client, _writer) = served(Duration::from_millis(200)).await;
+        // Half a frame, then nothing.
+        client.write_all(&[0x00, 0x40, 1, 2]).await.unwrap();
+        assert!(closed_within(&mut client, Duration::from_secs(10)).await, "a half-open connection was kept");
+        assert_eq!(mux.counters.tcp_idle.load(Ordering::Relaxed), 1);
     }
 }
