@@ -532,7 +532,7 @@ impl Monitor {
         for site in 0..self.sites.len() {
             let counts = self.board.refused(site);
             let s = &mut self.sites[site];
-            if let Some(&(budget, n)) = counts.iter().zip(s.refused.iter()).filter(|(now, before)| now.1 > before.1).map(|(now, _)| now).last() {
+            if let Some(&(budget, n)) = counts.iter().zip(s.refused.iter()).filter(|(now, before)| now.1 > before.1).map(|(now, _)| now).next_back() {
                 s.over_budget = Some((budget, n));
             }
             s.refused = counts;
