@@ -150,7 +150,11 @@ async fn junk_on_the_media_port_changes_nothing_for_the_sites() {
     assert_eq!(present, 2, "{health}");
     hq.stop();
     let refused = wait_until(Duration::from_secs(10), "HQ's media connection to close", || async { bridge.closed_count("hq", "refused") }).await;
-    assert!(refused >= 200, "the 200 forged checks reached HQ's transport and were refused ({refused})");
+    // The first forged checks reach HQ's transport and are refused there; after the address's
+    // budget of failed checks (20, src/peer/mux/strangers.rs) the shared port drops the rest
+    // before routing them.
+    assert!(refused >= 20, "the first forged checks reached HQ's transport and were refused ({refused})");
+    assert!(bridge.log_text().contains("refusing connectivity checks from 127.0.0.1"), "the rest were not refused at the port");
 }
 
 /// A Binding request with USERNAME `username` and a MESSAGE-INTEGRITY of zeros.

@@ -86,6 +86,8 @@ export function reasonText(reason, w) {
   if (typeof reason.error === "string") p.error = reason.error;
   if (typeof reason.path === "string") p.path = reason.path;
   if (reason.code === "storage_failed") p.problem = say(t, `tech.storage.${reason.problem}`, {}, reason.error ?? "");
+  if (typeof reason.refused === "number") p.refused = num(reason.refused);
+  if (typeof reason.budget === "string") p.budget = say(t, `tech.budget.${reason.budget}`, {}, reason.budget);
   const text = say(t, `tech.reason.${reason.code}`, p, reason.code);
   if (reason.code === "frozen_video" && reason.cause) {
     const cause = reason.cause;

@@ -161,6 +161,12 @@ pub enum Reason {
     /// The bridge's own `storage_failed`: the store cannot write (its file and why). The
     /// meeting goes on; its events, minutes and sign-ins after a restart are at stake.
     StorageFailed { path: String, problem: crate::store::fault::Problem, error: String },
+    /// The site asked for more than one of its budgets allows (raised by the monitor from the
+    /// board's counts): `budget` is the code of the one that refused last, `refused` its total.
+    OverBudget { budget: &'static str, refused: u64 },
+    /// The shared media ports refused strangers' traffic (checks with wrong credentials over
+    /// their address's budget, oversized or idle ICE-TCP connections): `refused` in all.
+    StrangerTraffic { refused: u64 },
 }
 
 /// What the bridge knows of why a camera that is on sends no pictures.
@@ -197,6 +203,8 @@ impl fmt::Display for Reason {
             Reason::StorageFailed { path, problem, error } => {
                 crate::store::WriteFault { path: path.clone(), problem: *problem, error: error.clone() }.fmt(f)
             }
+            Reason::OverBudget { budget, refused } => write!(f, "over its {budget} budget: {refused} refused"),
+            Reason::StrangerTraffic { refused } => write!(f, "strangers' traffic on the media ports: {refused} refused"),
         }
     }
 }
@@ -210,6 +218,53 @@ impl fmt::Display for VideoCause {
             }
             VideoCause::NoPictures => f.write_str("video packets arrive but carry no pictures"),
         }
+    }
+}
+
+/// How long an `over_budget` or `stranger_traffic` alarm stays raised after its refusals
+/// stop growing.
+pub const REFUSALS_CLEAR_MS: f64 = 30_000.0;
+
+/// Raises an alarm at once when a monotonic count of refusals grows, and clears it once the
+/// count has not grown for [`REFUSALS_CLEAR_MS`]: refusals are facts, not a flapping
+/// measurement, so there is no raise window. Time is passed in.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RefusalWatch {
+    seen: u64,
+    raised_since: Option<f64>,
+    last_growth_ms: f64,
+}
+
+/// What one observation of a [`RefusalWatch`] changed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RefusalChange {
+    Raised,
+    Cleared { duration_ms: f64 },
+}
+
+impl RefusalWatch {
+    /// The count is `total` at `now_ms`.
+    pub fn observe(&mut self, now_ms: f64, total: u64) -> Option<RefusalChange> {
+        if total > self.seen {
+            self.seen = total;
+            self.last_growth_ms = now_ms;
+            if self.raised_since.is_none() {
+                self.raised_since = Some(now_ms);
+                return Some(RefusalChange::Raised);
+            }
+            return None;
+        }
+        let since = self.raised_since?;
+        if now_ms - self.last_growth_ms < REFUSALS_CLEAR_MS {
+            return None;
+        }
+        self.raised_since = None;
+        Some(RefusalChange::Cleared { duration_ms: now_ms - since })
+    }
+
+    /// Since when (the watch's ms) the alarm is raised.
+    pub fn raised_since(&self) -> Option<f64> {
+        self.raised_since
     }
 }
 
@@ -971,5 +1026,21 @@ mod tests {
                 "high_rtt"
             ]
         );
+    }
+
+    #[test]
+    fn refusals_raise_at_once_and_clear_after_a_quiet_half_minute() {
+        let mut w = RefusalWatch::default();
+        assert_eq!(w.observe(0.0, 0), None, "nothing refused");
+        assert_eq!(w.observe(500.0, 3), Some(RefusalChange::Raised));
+        // Still growing: no new change, however many.
+        for i in 2..60 {
+            assert_eq!(w.observe(500.0 * i as f64, 3 + i * 1000), None);
+        }
+        let last_growth = 500.0 * 59.0;
+        assert_eq!(w.observe(last_growth + REFUSALS_CLEAR_MS - 500.0, 3 + 59 * 1000), None, "quiet, but not long enough");
+        assert_eq!(w.observe(last_growth + REFUSALS_CLEAR_MS, 3 + 59 * 1000), Some(RefusalChange::Cleared { duration_ms: last_growth + REFUSALS_CLEAR_MS - 500.0 }));
+        assert_eq!(w.raised_since(), None);
+        assert_eq!(w.observe(last_growth + REFUSALS_CLEAR_MS + 500.0, 3 + 59 * 1000 + 1), Some(RefusalChange::Raised), "raised again");
     }
 }

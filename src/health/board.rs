@@ -141,17 +141,49 @@ struct SiteSlot {
     transport: AtomicU8,
     /// Why the bridge could not accept some of what the site sends (its last offer).
     media_refused: Mutex<Option<String>>,
+    /// What the site's budgets refused it, by [`Budget`] (monotonic).
+    refused: [AtomicU64; Budget::ALL.len()],
+}
+
+/// A per-site budget of what one site can make the bridge do or keep (the lean engine's
+/// `peer/lean/budget.rs`). What a budget refuses is counted here; the monitor raises the
+/// site's `over_budget` alarm while the counts grow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Budget {
+    Nacks,
+    Ssrcs,
+    Renegotiations,
+    Sections,
+    Candidates,
+}
+
+impl Budget {
+    pub const ALL: [Budget; 5] = [Budget::Nacks, Budget::Ssrcs, Budget::Renegotiations, Budget::Sections, Budget::Candidates];
+
+    /// Stable code for logs, `/api/tech` and the technicians' page.
+    pub fn code(self) -> &'static str {
+        match self {
+            Budget::Nacks => "nacks",
+            Budget::Ssrcs => "ssrcs",
+            Budget::Renegotiations => "renegotiations",
+            Budget::Sections => "sections",
+            Budget::Candidates => "candidates",
+        }
+    }
 }
 
 /// The board: one slot per configured site.
 pub struct StatsBoard {
     sites: Box<[SiteSlot]>,
     epoch: Instant,
+    /// What the shared media ports refused strangers (checks with wrong credentials over
+    /// their address's budget, oversized or idle ICE-TCP connections), as last published.
+    strangers_refused: AtomicU64,
 }
 
 impl StatsBoard {
     pub fn new(site_count: usize) -> Self {
-        Self { sites: (0..site_count).map(|_| SiteSlot::default()).collect(), epoch: Instant::now() }
+        Self { sites: (0..site_count).map(|_| SiteSlot::default()).collect(), epoch: Instant::now(), strangers_refused: AtomicU64::new(0) }
     }
 
     /// A packet from `site` arrived now (the reader calls this per packet).
@@ -220,6 +252,28 @@ impl StatsBoard {
 
     pub fn media_refused(&self, site: usize) -> Option<String> {
         self.sites.get(site)?.media_refused.lock().expect("board mutex poisoned").clone()
+    }
+
+    /// `n` more of what `site` asked for were refused by `budget`.
+    pub fn refuse(&self, site: usize, budget: Budget, n: u64) {
+        if let Some(s) = self.sites.get(site) {
+            s.refused[budget as usize].fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    /// What `site`'s budgets refused so far, by budget.
+    pub fn refused(&self, site: usize) -> [(Budget, u64); Budget::ALL.len()] {
+        let count = |b: Budget| self.sites.get(site).map_or(0, |s| s.refused[b as usize].load(Ordering::Relaxed));
+        Budget::ALL.map(|b| (b, count(b)))
+    }
+
+    /// The shared ports' refusals of strangers so far (monotonic; publishers may race).
+    pub fn note_strangers_refused(&self, total: u64) {
+        self.strangers_refused.fetch_max(total, Ordering::Relaxed);
+    }
+
+    pub fn strangers_refused(&self) -> u64 {
+        self.strangers_refused.load(Ordering::Relaxed)
     }
 
     pub fn transport(&self, site: usize) -> Option<Transport> {

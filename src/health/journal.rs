@@ -243,7 +243,11 @@ mod tests {
             Reason::HighRtt { ms: 400.0, limit: 300.0 },
             Reason::RecordingFailed { error: String::new() },
             Reason::StorageFailed { path: String::new(), problem: crate::store::fault::Problem::DiskFull, error: String::new() },
+            Reason::OverBudget { budget: "ssrcs", refused: 1 },
+            Reason::StrangerTraffic { refused: 1 },
         ];
+        keys.extend(["over_budget", "stranger_traffic"].map(|a| format!("alarm.{a}")));
+        keys.extend(crate::health::board::Budget::ALL.map(|b| format!("tech.budget.{}", b.code())));
         let code = |v: Value| v["code"].as_str().unwrap().to_string();
         keys.extend(reasons.into_iter().map(|r| format!("tech.reason.{}", code(json!(r)))));
         let causes = [VideoCause::Refused { detail: String::new() }, VideoCause::NoVideoPackets, VideoCause::NoPictures];

@@ -9,8 +9,8 @@
 //! [`STALLED_AFTER_MS`] is `stalled`, a site whose connection dropped is `held`. It never
 //! touches media or sockets.
 
-use super::alarms::{ActiveAlarm, AlarmChange, AlarmEngine, Reason, SiteSnapshot, Thresholds, VideoCause};
-use super::board::{InboundSnapshot, StatsBoard, Transport};
+use super::alarms::{ActiveAlarm, AlarmChange, AlarmEngine, Reason, RefusalChange, RefusalWatch, SiteSnapshot, Thresholds, VideoCause};
+use super::board::{Budget, InboundSnapshot, StatsBoard, Transport};
 use crate::conference::SiteView;
 use crate::config::{Role, Settings};
 use crate::media::router::Router;
@@ -207,6 +207,11 @@ struct SiteState {
     audio_restarted: bool,
     /// Whether its audio was expected at the last view seen.
     audio_was_expected: bool,
+    /// Its `over_budget` alarm, and what its budgets had refused at the last tick.
+    budgets: RefusalWatch,
+    refused: [(Budget, u64); Budget::ALL.len()],
+    /// The budget that refused last, and its count, for the alarm's reason.
+    over_budget: Option<(Budget, u64)>,
 }
 
 struct Monitor {
@@ -226,6 +231,8 @@ struct Monitor {
     storage: watch::Receiver<Option<WriteFault>>,
     /// The bridge-wide `storage_failed` alarm: since when (Unix ms) and why.
     storage_alarm: Option<(i64, WriteFault)>,
+    /// The bridge-wide `stranger_traffic` alarm.
+    strangers: RefusalWatch,
 }
 
 pub struct MonitorParts {
@@ -246,7 +253,18 @@ pub fn spawn(parts: MonitorParts, cancel: CancellationToken) -> HealthHandle {
         engine: AlarmEngine::new(n, parts.thresholds),
         thresholds: parts.thresholds,
         sites: (0..n)
-            .map(|_| SiteState { history: VecDeque::new(), report: None, last_out: (0, now), bitrate_out_bps: 0.0, joined_at: None, audio_restarted: false, audio_was_expected: false })
+            .map(|_| SiteState {
+                history: VecDeque::new(),
+                report: None,
+                last_out: (0, now),
+                bitrate_out_bps: 0.0,
+                joined_at: None,
+                audio_restarted: false,
+                audio_was_expected: false,
+                budgets: RefusalWatch::default(),
+                refused: Budget::ALL.map(|b| (b, 0)),
+                over_budget: None,
+            })
             .collect(),
         settings: parts.settings,
         board: parts.board,
@@ -259,6 +277,7 @@ pub fn spawn(parts: MonitorParts, cancel: CancellationToken) -> HealthHandle {
         recording: parts.recording,
         recording_alarm: None,
         storage_alarm: None,
+        strangers: RefusalWatch::default(),
     };
     let mut view_changes = m.view.clone();
     tokio::spawn(async move {
@@ -450,6 +469,7 @@ impl Monitor {
         }
         self.check_recording();
         self.check_storage();
+        self.check_refusals(t);
         self.ticks += 1;
         if self.ticks % 2 == 1 {
             return;
@@ -536,6 +556,56 @@ impl Monitor {
         }
     }
 
+    /// What the sites' budgets and the shared ports refused: a site's `over_budget` alarm and
+    /// the bridge's `stranger_traffic` alarm are raised at once when their counts grow and
+    /// cleared after a quiet [`super::alarms::REFUSALS_CLEAR_MS`]; logged and recorded once
+    /// each way, never per refusal.
+    fn check_refusals(&mut self, t: f64) {
+        for site in 0..self.sites.len() {
+            let counts = self.board.refused(site);
+            let s = &mut self.sites[site];
+            if let Some(&(budget, n)) = counts.iter().zip(s.refused.iter()).filter(|(now, before)| now.1 > before.1).map(|(now, _)| now).next_back() {
+                s.over_budget = Some((budget, n));
+            }
+            s.refused = counts;
+            let total = counts.iter().map(|(_, n)| n).sum();
+            let Some(change) = s.budgets.observe(t, total) else { continue };
+            let (budget, refused) = s.over_budget.map_or(("?", 0), |(b, n)| (b.code(), n));
+            let reason = Reason::OverBudget { budget, refused };
+            let (id, name) = (&self.settings.sites[site].id, &self.settings.sites[site].name);
+            let (kind, detail, params) = match change {
+                RefusalChange::Raised => {
+                    warn!(site = %id, alarm = "over_budget", "{name}: alarm raised: {reason}");
+                    ("alarm_raised:over_budget", reason.to_string(), serde_json::to_string(&reason).ok())
+                }
+                RefusalChange::Cleared { duration_ms } => {
+                    info!(site = %id, alarm = "over_budget", "{name}: alarm cleared after {:.0} s", duration_ms / 1000.0);
+                    ("alarm_cleared:over_budget", format!("{:.0} s", duration_ms / 1000.0), None)
+                }
+            };
+            self.store.record(Entry::now(Some(id), kind, &detail).with_params(params));
+        }
+        let refused = self.board.strangers_refused();
+        let Some(change) = self.strangers.observe(t, refused) else { return };
+        let reason = Reason::StrangerTraffic { refused };
+        let (kind, detail, params) = match change {
+            RefusalChange::Raised => {
+                warn!(alarm = "stranger_traffic", "bridge: alarm raised: {reason}");
+                ("alarm_raised:stranger_traffic", reason.to_string(), serde_json::to_string(&reason).ok())
+            }
+            RefusalChange::Cleared { duration_ms } => {
+                info!(alarm = "stranger_traffic", "bridge: alarm cleared after {:.0} s", duration_ms / 1000.0);
+                ("alarm_cleared:stranger_traffic", format!("{:.0} s", duration_ms / 1000.0), None)
+            }
+        };
+        self.store.record(Entry::now(None, kind, &detail).with_params(params));
+    }
+
+    /// Unix ms of a moment on the monitor's clock (`t` ms since its epoch).
+    fn wall_ms(&self, t: f64, now: Instant) -> i64 {
+        now_ms() - (now.duration_since(self.epoch).as_secs_f64() * 1000.0 - t) as i64
+    }
+
     fn alarm_view(&self, a: &ActiveAlarm, now: Instant) -> AlarmView {
         let since = now_ms() - (now.duration_since(self.epoch).as_secs_f64() * 1000.0 - a.since_ms) as i64;
         AlarmView {
@@ -557,6 +627,16 @@ impl Monitor {
         if let Some((since_ms, fault)) = &self.storage_alarm {
             let reason = Reason::StorageFailed { path: fault.path.clone(), problem: fault.problem, error: fault.error.clone() };
             alarms.push(AlarmView { site: BRIDGE.into(), alarm: "storage_failed", since_ms: *since_ms, detail: fault.to_string(), reason });
+        }
+        for (i, s) in self.sites.iter().enumerate() {
+            let Some(since) = s.budgets.raised_since() else { continue };
+            let (budget, refused) = s.over_budget.map_or(("?", 0), |(b, n)| (b.code(), n));
+            let reason = Reason::OverBudget { budget, refused };
+            alarms.push(AlarmView { site: self.settings.sites[i].id.clone(), alarm: "over_budget", since_ms: self.wall_ms(since, now), detail: reason.to_string(), reason });
+        }
+        if let Some(since) = self.strangers.raised_since() {
+            let reason = Reason::StrangerTraffic { refused: self.board.strangers_refused() };
+            alarms.push(AlarmView { site: BRIDGE.into(), alarm: "stranger_traffic", since_ms: self.wall_ms(since, now), detail: reason.to_string(), reason });
         }
         let wall = now_ms();
         let sites = self

@@ -21,6 +21,11 @@ use tracing::info;
 /// paused: a browser drops its upper layers when its uplink or CPU cannot carry them, and
 /// the slots showing that layer move to one that flows (and back when it returns).
 pub const LAYER_PAUSE: Duration = Duration::from_millis(1500);
+/// Layers (SSRCs) one received stream may open: three simulcast layers and one spare, for an
+/// SSRC a browser changes. Each costs a source in the router (its route table rebuilt under
+/// the control lock) and a keyframe task; a page that sends more SSRCs on one stream is
+/// broken or hostile, and their packets are dropped.
+pub const MAX_LAYERS: usize = 4;
 
 /// One layer of a received stream: its meter and liveness.
 struct LayerState {
@@ -65,11 +70,17 @@ impl Inbound {
         self.layers.contains_key(&ssrc)
     }
 
-    /// Registers the layer `ssrc` carries (by its RID) as a source. For video, returns the
+    /// True when the stream has [`MAX_LAYERS`]: a new SSRC opens nothing.
+    pub fn is_full(&self) -> bool {
+        self.layers.len() >= MAX_LAYERS
+    }
+
+    /// Registers the layer `ssrc` carries (by its RID) as a source, unless the stream has
+    /// [`MAX_LAYERS`] already (then its packets are dropped). For video, returns the
     /// channel on which the router asks this layer for keyframes; the engine turns those into
     /// PLIs to the publisher.
     pub fn open_layer(&mut self, ssrc: u32, rid: Option<&str>, now: Instant) -> Option<mpsc::Receiver<()>> {
-        if self.layers.contains_key(&ssrc) {
+        if self.layers.contains_key(&ssrc) || self.is_full() {
             return None;
         }
         let layer = if self.kind == Kind::Video { layer_of_rid(rid) } else { HIGH };
@@ -198,5 +209,24 @@ mod tests {
         let at = t0 + Duration::from_millis(2100);
         camera.on_packet(packet(high, 50, &[0x10, 0x00]), at);
         assert_eq!(std::iter::from_fn(|| viewer.try_recv().ok()).last().map(|p| p.layer), Some(HIGH));
+    }
+
+    #[test]
+    fn a_stream_opens_a_few_layers_and_drops_the_packets_of_more_ssrcs() {
+        let router = Router::new(2);
+        let mut viewer = router.register_sink(HQ, router.next_generation());
+        router.set_selections(vec![Selection { audio: vec![Some(WARD)], ..Default::default() }, Selection::default()]);
+        let board = Arc::new(StatsBoard::new(2));
+        let mut mic = Inbound::new(WARD, Kind::Audio, router.next_generation(), router.clone(), board, Arc::default(), Codec::Opus);
+        let t0 = Instant::now();
+        // A hostile page sends each packet with a new SSRC on its one audio stream.
+        for ssrc in 1..=100u32 {
+            let _ = mic.open_layer(ssrc, None, t0);
+            mic.on_packet(packet(ssrc, 1, &[0xF8, 0x00]), t0);
+        }
+        assert!(mic.is_full());
+        assert_eq!(mic.layers.len(), MAX_LAYERS);
+        let forwarded: Vec<u32> = std::iter::from_fn(|| viewer.try_recv().ok()).map(|p| p.packet.header.ssrc).collect();
+        assert_eq!(forwarded.len(), MAX_LAYERS, "only the open layers' packets are forwarded ({} were)", forwarded.len());
     }
 }

@@ -26,6 +26,12 @@ impl Bucket {
         self.at = Some(now);
     }
 
+    /// The tokens there are now.
+    pub fn available(&mut self, now: Instant) -> f64 {
+        self.refill(now);
+        self.tokens
+    }
+
     /// Takes `n` tokens if there are that many.
     pub fn take(&mut self, n: f64, now: Instant) -> bool {
         self.refill(now);
@@ -82,6 +88,63 @@ impl RetransmitBudget {
     }
 }
 
+/// Distinct SSRCs the bridge follows from one site's connection: audio, a camera's three
+/// simulcast layers and a shared screen's, each with its retransmission SSRC, is 14. Each new
+/// one costs map entries, a layer in the router (its route table rebuilt under the control
+/// lock) and a keyframe task; packets with more are dropped.
+pub const MAX_SSRCS: usize = 32;
+/// Offers a site may make per minute (bursts of [`RENEGOTIATION_BURST`]): a page renegotiates
+/// when it shares its screen, switches camera or restarts ICE, a few times a minute at most.
+/// Each offer is parsed, answered and its ICE credentials registered.
+pub const RENEGOTIATIONS_PER_MINUTE: f64 = 30.0;
+pub const RENEGOTIATION_BURST: f64 = 10.0;
+/// m-sections a site's offer may add beyond the bridge's own output slots (a page sends
+/// audio, a camera and a shared screen, and may keep a few stopped transceivers).
+pub const MAX_SITE_SECTIONS: usize = 16;
+
+pub use crate::health::board::Budget;
+
+/// The new SSRCs a site's packets bring: each admitted while the site has fewer than
+/// [`MAX_SSRCS`], then refused. Known SSRCs are not asked about.
+#[derive(Debug, Default, Clone)]
+pub struct SsrcBudget {
+    pub refused: u64,
+}
+
+impl SsrcBudget {
+    /// May a packet with a new SSRC open one more (`known` are followed already)?
+    pub fn admit(&mut self, known: usize) -> bool {
+        let ok = known < MAX_SSRCS;
+        if !ok {
+            self.refused += 1;
+        }
+        ok
+    }
+}
+
+/// Offers a site may make: a token bucket per minute, time passed in.
+#[derive(Debug, Clone)]
+pub struct RenegotiationBudget {
+    offers: Bucket,
+    pub refused: u64,
+}
+
+impl Default for RenegotiationBudget {
+    fn default() -> Self {
+        RenegotiationBudget { offers: Bucket::new(RENEGOTIATIONS_PER_MINUTE / 60.0, RENEGOTIATION_BURST), refused: 0 }
+    }
+}
+
+impl RenegotiationBudget {
+    pub fn allow(&mut self, now: Instant) -> bool {
+        let ok = self.offers.take(1.0, now);
+        if !ok {
+            self.refused += 1;
+        }
+        ok
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,5 +173,24 @@ mod tests {
             total += (0..1275).filter(|_| r.allow(1000, t0 + Duration::from_millis(100 * tick))).count();
         }
         assert!((1150..=1250).contains(&total), "{total} sent in 10 s at 120/s (150 kB/s)");
+    }
+
+    #[test]
+    fn a_site_gets_its_ssrcs_and_no_more() {
+        let mut b = SsrcBudget::default();
+        let admitted = (0..1000).filter(|&known| b.admit(known.min(MAX_SSRCS))).count();
+        assert_eq!(admitted, MAX_SSRCS);
+        assert_eq!(b.refused, 1000 - MAX_SSRCS as u64);
+    }
+
+    #[test]
+    fn offers_get_their_burst_then_thirty_a_minute() {
+        let t0 = Instant::now();
+        let mut r = RenegotiationBudget::default();
+        assert_eq!((0..100).filter(|_| r.allow(t0)).count(), RENEGOTIATION_BURST as usize, "the burst");
+        // An offer every 100 ms for a minute: about the rate, not 600.
+        let allowed = (1..=600u64).filter(|i| r.allow(t0 + Duration::from_millis(100 * i))).count();
+        assert!((29..=31).contains(&allowed), "{allowed} offers in a minute");
+        assert_eq!(r.refused, 90 + 600 - allowed as u64);
     }
 }

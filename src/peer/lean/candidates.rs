@@ -18,11 +18,14 @@ pub struct RemoteCandidates {
 impl RemoteCandidates {
     /// Remembers one trickled candidate (`candidate:<foundation> <component> <udp|tcp>
     /// <priority> <address> <port> typ <type> …`, with or without `a=`); others are ignored.
-    pub fn add(&mut self, candidate: &str) {
-        let Some((addr, typ, tcp)) = parse(candidate) else { return };
+    /// False when the site has [`MAX_CANDIDATES`] already and this one is refused.
+    pub fn add(&mut self, candidate: &str) -> bool {
+        let Some((addr, typ, tcp)) = parse(candidate) else { return true };
         if self.by_addr.len() < MAX_CANDIDATES || self.by_addr.contains_key(&addr) {
             self.by_addr.insert(addr, (typ.to_owned(), tcp));
+            return true;
         }
+        false
     }
 
     /// The type of the candidate `addr` belongs to. Over ICE-TCP the browser's port is the
@@ -77,12 +80,11 @@ mod tests {
     fn what_is_not_a_candidate_is_ignored() {
         let mut c = RemoteCandidates::default();
         for junk in ["", "candidate:", "candidate:1 1 udp 1 not-an-ip 5 typ host", "candidate:1 1 udp 1 1.2.3.4 5", "a=end-of-candidates"] {
-            c.add(junk);
+            assert!(c.add(junk), "junk is ignored, not counted as over the cap");
         }
         assert!(c.by_addr.is_empty());
-        for i in 0..(MAX_CANDIDATES as u16 + 10) {
-            c.add(&format!("candidate:1 1 udp 1 10.0.0.1 {} typ host", 1000 + i));
-        }
+        let refused = (0..(MAX_CANDIDATES as u16 + 10)).filter(|i| !c.add(&format!("candidate:1 1 udp 1 10.0.0.1 {} typ host", 1000 + i))).count();
         assert_eq!(c.by_addr.len(), MAX_CANDIDATES);
+        assert_eq!(refused, 10, "the candidates over the cap are refused, and said to be");
     }
 }

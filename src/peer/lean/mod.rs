@@ -122,6 +122,9 @@ pub async fn spawn(site: usize, ctx: PeerContext) -> Result<(PeerHandle, mpsc::R
         histories: HashMap::new(),
         retransmitted: 0,
         retransmit_budget: budget::RetransmitBudget::default(),
+        ssrc_budget: budget::SsrcBudget::default(),
+        renegotiations: budget::RenegotiationBudget::default(),
+        over_budget_logged: Vec::new(),
         sent: HashMap::new(),
         rtt: None,
         feedback: TransportFeedback::default(),
@@ -198,6 +201,12 @@ struct LeanPeer {
     retransmitted: u64,
     /// What this site's NACKs may make the bridge send again.
     retransmit_budget: budget::RetransmitBudget,
+    /// How many SSRCs this site's packets may make the bridge follow.
+    ssrc_budget: budget::SsrcBudget,
+    /// How often this site may offer.
+    renegotiations: budget::RenegotiationBudget,
+    /// The budgets whose refusals the log has told (once per budget and connection).
+    over_budget_logged: Vec<budget::Budget>,
     /// What each output slot sent, by its SSRC, for the sender reports.
     sent: HashMap<u32, Sent>,
     /// Round-trip time from the browser's reports on the bridge's sender reports (smoothed).
@@ -285,6 +294,7 @@ impl LeanPeer {
                 _ = feedback_tick.tick(), if self.feedback.negotiated() => self.send_feedback(),
                 _ = repair_tick.tick(), if self.repairs.values().any(|r| r.missing() > 0) => self.send_nacks(),
                 _ = stats_tick.tick() => {
+                    self.ctx.board.note_strangers_refused(self.ctx.network.mux.strangers_refused());
                     if self.state == Some(MediaState::Connected) {
                         self.report_connection();
                     }
@@ -304,7 +314,7 @@ impl LeanPeer {
         self.ctx.network.mux.close_pc(&self.link);
         let o = &self.outputs;
         let (nacked, recovered) = self.repairs.values().fold((0, 0), |(a, r), x| (a + x.asked, r + x.recovered));
-        info!(written = o.written, unbound = o.unbound, held = o.held, failed = o.failed, unsupported = o.unsupported, retransmitted = self.retransmitted, nack_refused = self.retransmit_budget.refused, refused = self.refused, transport_feedback = self.feedback.sent, nacked, recovered, "media connection closed");
+        info!(written = o.written, unbound = o.unbound, held = o.held, failed = o.failed, unsupported = o.unsupported, retransmitted = self.retransmitted, nack_refused = self.retransmit_budget.refused, ssrc_refused = self.ssrc_budget.refused, offers_refused = self.renegotiations.refused, refused = self.refused, transport_feedback = self.feedback.sent, nacked, recovered, "media connection closed");
     }
 
     /// The event's send, not borrowing the peer (whose transport is not `Sync`) across it.
@@ -318,6 +328,23 @@ impl LeanPeer {
     fn refuse(&self, code: ErrorCode, message: String, request: &'static str) -> impl std::future::Future<Output = ()> + Send + 'static {
         warn!(%message, "refused {request}");
         self.emit(PeerEvent::Refused { code, message, request })
+    }
+
+    /// As [`Self::refuse`], without a log line: a budget's refusals are logged once by
+    /// [`Self::over_budget`], not each time.
+    fn refuse_quietly(&self, code: ErrorCode, message: String, request: &'static str) -> impl std::future::Future<Output = ()> + Send + 'static {
+        self.emit(PeerEvent::Refused { code, message, request })
+    }
+
+    /// `n` more of what the site asked for were refused by `budget`: counted on the health
+    /// board (which raises the site's `over_budget` alarm), logged once per budget and
+    /// connection, never per packet.
+    fn over_budget(&mut self, budget: budget::Budget, n: u64, what: &str) {
+        self.ctx.board.refuse(self.site, budget, n);
+        if !self.over_budget_logged.contains(&budget) {
+            self.over_budget_logged.push(budget);
+            warn!(budget = budget.code(), "over budget: {what} (counted; logged once per connection)");
+        }
     }
 
     /// Sends what the transport queued (check answers, handshake flights).
@@ -428,7 +455,11 @@ impl LeanPeer {
             PeerCommand::ContentTrack(id) => self.content_track = Some(id),
             // ICE-lite: the browser's checks come to the bridge; its candidates only say which
             // kind of address those come from.
-            PeerCommand::RemoteCandidate(c) => self.remote_candidates.add(&c.candidate),
+            PeerCommand::RemoteCandidate(c) => {
+                if !self.remote_candidates.add(&c.candidate) {
+                    self.over_budget(budget::Budget::Candidates, 1, "this site trickles more candidates than a browser gathers; the rest are ignored");
+                }
+            }
         }
     }
 
@@ -440,6 +471,11 @@ impl LeanPeer {
     }
 
     async fn on_remote_offer(&mut self, sdp: String) {
+        if !self.renegotiations.allow(Instant::now()) {
+            self.over_budget(budget::Budget::Renegotiations, 1, "this site offers more often than a page renegotiates; the extra offers are refused");
+            let msg = format!("too many offers: at most {} a minute", budget::RENEGOTIATIONS_PER_MINUTE);
+            return self.refuse_quietly(ErrorCode::RateLimited, msg, "offer").await;
+        }
         if self.negotiating {
             let msg = "the server's offer is waiting for an answer; answer it before offering".to_string();
             return self.refuse(ErrorCode::NegotiationFailed, msg, "offer").await;
@@ -448,6 +484,12 @@ impl LeanPeer {
             Ok(d) => d,
             Err(e) => return self.refuse(ErrorCode::SdpInvalid, format!("offer not accepted: {e}"), "offer").await,
         };
+        let outputs = self.negotiation.sections.iter().filter(|s| matches!(s.role, Role::Output(_))).count();
+        if offer.sections.len() > outputs + budget::MAX_SITE_SECTIONS {
+            self.over_budget(budget::Budget::Sections, 1, "this site's offer has more m-sections than a page sends; it is refused");
+            let msg = format!("offer not accepted: {} m-sections; a site may send at most {}", offer.sections.len() - outputs, budget::MAX_SITE_SECTIONS);
+            return self.refuse_quietly(ErrorCode::SdpInvalid, msg, "offer").await;
+        }
         if self.fingerprint_changed(&offer) {
             let msg = "the offer announces another DTLS certificate than this session's; join again".to_string();
             return self.refuse(ErrorCode::SdpInvalid, msg, "offer").await;
@@ -458,8 +500,9 @@ impl LeanPeer {
         }
         self.negotiation = negotiation;
         // A browser that does not trickle lists its candidates in the offer.
-        for c in offer.sections.iter().flat_map(|s| &s.candidates) {
-            self.remote_candidates.add(c);
+        let ignored = offer.sections.iter().flat_map(|s| &s.candidates).filter(|c| !self.remote_candidates.add(c)).count();
+        if ignored > 0 {
+            self.over_budget(budget::Budget::Candidates, ignored as u64, "this site lists more candidates than a browser gathers; the rest are ignored");
         }
         let refused: Vec<String> = self.negotiation.refused_sends(&offer).map(|(s, why)| format!("its {} (mid {}): {why}", s.media, s.mid)).collect();
         if !refused.is_empty() {
@@ -625,6 +668,10 @@ impl LeanPeer {
             Ok(Received::Rtcp(bytes)) => self.on_rtcp(&bytes),
             Ok(Received::Nothing) => {}
             Err(e) => {
+                if matches!(e, super::transport::TransportError::Check(_)) {
+                    // Wrong credentials: counted against the address ([`crate::peer::mux::strangers`]).
+                    self.ctx.network.mux.check_failed(from);
+                }
                 self.refused += 1;
                 // The first few, then one in a thousand: a flood must not flood the log.
                 if self.refused <= 5 || self.refused % 1000 == 0 {
@@ -645,6 +692,9 @@ impl LeanPeer {
         let index = match self.by_ssrc.get(&ssrc) {
             Some(&i) => i,
             None => match self.stream_of(&packet) {
+                Some(_) if !self.ssrc_budget.admit(self.by_ssrc.len()) => {
+                    return self.over_budget(budget::Budget::Ssrcs, 1, "this site sends more SSRCs than a page does; their packets are dropped");
+                }
                 Some(i) => {
                     self.by_ssrc.insert(ssrc, i);
                     i
@@ -662,6 +712,11 @@ impl LeanPeer {
         let rid = self.streams[index].rid_ext.and_then(|id| packet.header.get_extension(id)).map(|r| String::from_utf8_lossy(&r).into_owned());
         let simulcast = self.streams[index].simulcast && self.streams[index].rid_ext.is_some();
         let (plis, cancel) = (self.pli_tx.clone(), self.cancel.clone());
+        let Some(inbound) = self.inbound_for(index) else { return };
+        if !inbound.has_layer(ssrc) && inbound.is_full() {
+            self.ssrc_budget.refused += 1;
+            return self.over_budget(budget::Budget::Ssrcs, 1, "this site sends more SSRCs on one stream than its layers; their packets are dropped");
+        }
         let Some(inbound) = self.inbound_for(index) else { return };
         if !inbound.has_layer(ssrc) {
             if simulcast && rid.is_none() {
@@ -771,6 +826,7 @@ impl LeanPeer {
         let Some(history) = self.histories.get_mut(&nack.media_ssrc) else { return };
         let seqs: Vec<u16> = nack.nacks.iter().flat_map(|p| history::requested(p.packet_id, p.lost_packets)).take(MAX_RETRANSMIT_PER_NACK).collect();
         let mut again = Vec::new();
+        let refused_before = self.retransmit_budget.refused;
         for seq in seqs {
             let Some(packet) = history.resend(seq, now, gap) else { continue };
             if !self.retransmit_budget.allow(packet.payload.len() + 12, now) {
@@ -778,9 +834,13 @@ impl LeanPeer {
             }
             again.push(packet.clone());
         }
+        let refused = self.retransmit_budget.refused - refused_before;
+        if refused > 0 {
+            self.ctx.board.refuse(self.site, budget::Budget::Nacks, refused);
+        }
         if self.retransmit_budget.refused > 0 && !self.retransmit_budget.logged {
             self.retransmit_budget.logged = true;
-            warn!(budget_per_s = budget::RETRANSMIT_PACKETS_PER_S, "this site asks for more retransmissions than its budget; the rest are not sent (counted as nack_refused)");
+            warn!(budget = "nacks", budget_per_s = budget::RETRANSMIT_PACKETS_PER_S, "over budget: this site asks for more retransmissions than its budget; the rest are not sent (counted as nack_refused)");
         }
         for packet in again {
             if self.protect_and_send(&packet) {

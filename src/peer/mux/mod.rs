@@ -22,6 +22,7 @@
 
 pub mod runtime;
 pub mod sdp;
+pub mod strangers;
 pub mod stun;
 pub mod tcp;
 pub mod udp;
@@ -189,6 +190,12 @@ pub struct Counters {
     pub tcp_routed: AtomicU64,
     pub tcp_rejected: AtomicU64,
     pub tcp_frame_drops: AtomicU64,
+    /// STUN checks dropped unrouted: their source address failed too many checks.
+    pub stun_refused: AtomicU64,
+    /// Routed ICE-TCP connections closed for a frame no browser sends (too large).
+    pub tcp_oversized: AtomicU64,
+    /// Routed ICE-TCP connections closed for carrying no whole frame for [`tcp::ROUTED_IDLE`].
+    pub tcp_idle: AtomicU64,
 }
 
 /// The shared ports and the routing tables.
@@ -205,6 +212,21 @@ pub struct Mux {
     next_id: AtomicU64,
     epoch: Instant,
     pub counters: Counters,
+    /// Failed connectivity checks by source IP (strangers' sprays); see [`strangers`].
+    check_failures: Mutex<strangers::CheckFailures>,
+    /// Whether `check_failures` has anyone in it (no lock per check while it has not).
+    check_failures_any: AtomicBool,
+    /// When the log last told of refused checks, and how many it told of.
+    check_failures_logged: Mutex<(Option<Instant>, u64)>,
+    /// Stops the mux's own tasks (UDP demux, TCP acceptor, expiry): [`Mux::shutdown`], or the
+    /// last `Arc<Mux>` dropped. They hold only a `Weak<Mux>` and the socket they read.
+    stop: tokio_util::sync::CancellationToken,
+}
+
+impl Drop for Mux {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
 }
 
 impl std::fmt::Debug for Mux {
@@ -235,13 +257,61 @@ impl Mux {
             next_id: AtomicU64::new(1),
             epoch: Instant::now(),
             counters: Counters::default(),
+            check_failures: Mutex::default(),
+            check_failures_any: AtomicBool::new(false),
+            check_failures_logged: Mutex::new((None, 0)),
+            stop: tokio_util::sync::CancellationToken::new(),
         });
-        tokio::spawn(udp::demux_loop(mux.clone()));
+        let stop = mux.stop.clone();
+        tokio::spawn(udp::demux_loop(Arc::downgrade(&mux), mux.udp_sock.clone(), stop.clone()));
         if let Some(l) = tcp_listener {
-            tokio::spawn(tcp::accept_loop(mux.clone(), l));
+            tokio::spawn(tcp::accept_loop(Arc::downgrade(&mux), l, stop.clone()));
         }
-        tokio::spawn(expiry_loop(Arc::downgrade(&mux)));
+        tokio::spawn(expiry_loop(Arc::downgrade(&mux), stop));
         Ok(mux)
+    }
+
+    /// Stops the mux's tasks: the shared ports take nothing more in (the ICE-TCP listener
+    /// closes; the UDP socket closes with the last `Arc<Mux>`). Also done on drop.
+    pub fn shutdown(&self) {
+        self.stop.cancel();
+    }
+
+    /// A connectivity check from `from` failed (wrong or unknown credentials): counted against
+    /// its IP, whose checks are dropped once it is over budget ([`strangers`]). Addresses a
+    /// site's media comes from are exempt.
+    pub fn check_failed(&self, from: SocketAddr) {
+        if self.addrs.read().unwrap().contains_key(&from) {
+            return;
+        }
+        self.check_failures.lock().unwrap().failed(from.ip(), Instant::now());
+        self.check_failures_any.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether a check from `from` is dropped before routing (its IP failed too many).
+    fn check_refused(&self, from: SocketAddr) -> bool {
+        if !self.check_failures_any.load(Ordering::Relaxed) {
+            return false;
+        }
+        let now = Instant::now();
+        if !self.check_failures.lock().unwrap().refuse(from.ip(), now) || self.addrs.read().unwrap().contains_key(&from) {
+            return false;
+        }
+        let total = self.counters.stun_refused.fetch_add(1, Ordering::Relaxed) + 1;
+        // Logged the first time, then at most once a minute: never per packet.
+        let mut logged = self.check_failures_logged.lock().unwrap();
+        if logged.0.is_none_or(|at| now.duration_since(at) >= Duration::from_secs(60)) {
+            tracing::warn!(refused = total, "refusing connectivity checks from {}: too many with wrong credentials (counted in stun_refused; logged at most once a minute)", from.ip());
+            *logged = (Some(now), total);
+        }
+        true
+    }
+
+    /// What the shared ports refused strangers so far: checks over their address's budget
+    /// and ICE-TCP connections closed for oversized frames or idleness.
+    pub fn strangers_refused(&self) -> u64 {
+        let c = &self.counters;
+        [&c.stun_refused, &c.tcp_oversized, &c.tcp_idle].iter().map(|a| a.load(Ordering::Relaxed)).sum()
     }
 
     /// The IP each PC's driver binds its throw-away label sockets on: the bind IP, or
@@ -423,6 +493,9 @@ impl Mux {
             tcp_routed: g(&c.tcp_routed),
             tcp_rejected: g(&c.tcp_rejected),
             tcp_frame_drops: g(&c.tcp_frame_drops),
+            stun_refused: g(&c.stun_refused),
+            tcp_oversized: g(&c.tcp_oversized),
+            tcp_idle: g(&c.tcp_idle),
         }
     }
 }
@@ -439,6 +512,9 @@ pub struct MuxSnapshot {
     pub tcp_routed: u64,
     pub tcp_rejected: u64,
     pub tcp_frame_drops: u64,
+    pub stun_refused: u64,
+    pub tcp_oversized: u64,
+    pub tcp_idle: u64,
 }
 
 /// The IPv4 addresses of the host's interfaces that are up, for a bridge bound to every
@@ -472,13 +548,22 @@ pub fn interface_ips() -> Vec<std::net::IpAddr> {
     ips
 }
 
-/// Every 5 s: drop retired ufrags, idle or dead addresses, old transaction ids.
-async fn expiry_loop(mux: Weak<Mux>) {
+/// Every 5 s: drop retired ufrags, idle or dead addresses, old transaction ids, forgiven
+/// strangers.
+async fn expiry_loop(mux: Weak<Mux>, stop: tokio_util::sync::CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
         let Some(mux) = mux.upgrade() else { return };
         let now = Instant::now();
+        {
+            let mut failures = mux.check_failures.lock().unwrap();
+            failures.forget_forgiven(now);
+            mux.check_failures_any.store(!failures.is_empty(), Ordering::Relaxed);
+        }
         mux.ufrags
             .lock()
             .unwrap()
@@ -490,5 +575,51 @@ async fn expiry_loop(mux: Weak<Mux>) {
             alive && now_ms.saturating_sub(e.last_rx_ms.load(Ordering::Relaxed)) < idle_ms
         });
         mux.txids.lock().unwrap().retain(|_, (l, t)| l.strong_count() > 0 && now.duration_since(*t) < TXID_TTL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn bind_loopback() -> Arc<Mux> {
+        let any = "127.0.0.1:0".parse().unwrap();
+        Mux::bind(MuxConfig { udp_bind: any, tcp_bind: Some(any), advertise_ips: vec![any.ip()] }).await.unwrap()
+    }
+
+    /// Polls `ok` every 20 ms for at most 5 s.
+    async fn eventually(mut ok: impl FnMut() -> bool) -> bool {
+        for _ in 0..250 {
+            if ok() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
+    }
+
+    #[tokio::test]
+    async fn dropping_the_mux_stops_its_tasks_and_frees_its_ports() {
+        let mux = bind_loopback().await;
+        let (udp, tcp) = (mux.udp_addr, mux.tcp_addr.unwrap());
+        assert!(std::net::UdpSocket::bind(udp).is_err(), "the port is the mux's while it runs");
+        drop(mux);
+        // The tasks held the sockets; once they stop, the ports can be bound again.
+        assert!(eventually(|| std::net::UdpSocket::bind(udp).is_ok()).await, "UDP {udp} still held after the mux was dropped");
+        assert!(eventually(|| std::net::TcpListener::bind(tcp).is_ok()).await, "TCP {tcp} still held after the mux was dropped");
+    }
+
+    #[tokio::test]
+    async fn a_mux_shut_down_takes_nothing_more_in() {
+        let mux = bind_loopback().await;
+        let stranger = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        stranger.send_to(b"before", mux.udp_addr).unwrap();
+        assert!(eventually(|| mux.counters.udp_in.load(Ordering::Relaxed) == 1).await);
+        mux.shutdown();
+        let tcp = mux.tcp_addr.unwrap();
+        assert!(eventually(|| std::net::TcpStream::connect(tcp).is_err()).await, "the ICE-TCP listener closes");
+        stranger.send_to(b"after", mux.udp_addr).unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(mux.counters.udp_in.load(Ordering::Relaxed), 1, "a datagram after shutdown was taken in");
     }
 }

@@ -31,6 +31,13 @@ const MAX_ROUTED_PER_PC: usize = 8;
 const WRITE_QUEUE_FRAMES: usize = 1024;
 /// Connections routed to a PC but not yet taken by its driver.
 const ACCEPT_QUEUE: usize = 16;
+/// The largest frame a routed connection may carry: browsers frame what they would send in
+/// one UDP datagram (≤ 1 500 bytes). A larger one closes the connection (RFC 4571 allows
+/// 64 KiB; no browser sends it, and the bridge would hold it in memory).
+pub const MAX_FRAME: usize = 2048;
+/// A routed connection that carries no whole frame for this long is closed: a browser sends
+/// a consent check every few seconds (RFC 7675), so only a half-open or trickling one is.
+pub const ROUTED_IDLE: Duration = Duration::from_secs(30);
 
 /// A connection the acceptor routed to one PC.
 #[derive(Debug)]
@@ -60,11 +67,17 @@ impl Drop for RoutedPlace {
     }
 }
 
-pub(super) async fn accept_loop(mux: Arc<Mux>, listener: tokio::net::TcpListener) {
+/// Accepts ICE-TCP connections until `stop` or the mux is gone; the listener closes then.
+pub(super) async fn accept_loop(mux: std::sync::Weak<Mux>, listener: tokio::net::TcpListener, stop: tokio_util::sync::CancellationToken) {
     let pending = Arc::new(Semaphore::new(MAX_PENDING_HANDSHAKES));
     let per_ip: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>> = Arc::default();
     loop {
-        let (stream, peer) = match listener.accept().await {
+        let accepted = tokio::select! {
+            _ = stop.cancelled() => return,
+            a = listener.accept() => a,
+        };
+        let Some(mux) = mux.upgrade() else { return };
+        let (stream, peer) = match accepted {
             Ok(x) => x,
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.
@@ -89,11 +102,16 @@ pub(super) async fn accept_loop(mux: Arc<Mux>, listener: tokio::net::TcpListener
             }
             *n += 1;
         }
-        let (mux, per_ip) = (mux.clone(), per_ip.clone());
+        let (mux, per_ip, stop) = (mux.clone(), per_ip.clone(), stop.clone());
+        // Bounded by the first-frame timeout, and stopped with the mux.
         tokio::spawn(async move {
             let _permit = permit;
             let _slot = PendingSlot { per_ip, ip };
-            match tokio::time::timeout(FIRST_FRAME_TIMEOUT, route(&mux, stream, peer)).await {
+            let routed = tokio::select! {
+                _ = stop.cancelled() => return,
+                r = tokio::time::timeout(FIRST_FRAME_TIMEOUT, route(&mux, stream, peer)) => r,
+            };
+            match routed {
                 Ok(Ok(())) => {
                     mux.counters.tcp_routed.fetch_add(1, Ordering::Relaxed);
                 }
@@ -240,25 +258,31 @@ pub struct VirtualTcpStream {
 impl VirtualTcpStream {
     fn new(mux: Arc<Mux>, link: Arc<PcLink>, stream: tokio::net::TcpStream, peer: SocketAddr, label: SocketAddr, prefix: Vec<u8>) -> Self {
         let (read_half, write_half) = stream.into_split();
-        let (write_tx, write_failed) = spawn_writer(write_half);
+        let (write_tx, write_failed) = spawn_writer(write_half, tokio_util::sync::CancellationToken::new());
         VirtualTcpStream { mux, link, read: tokio::sync::Mutex::new((prefix, 0, read_half)), write_tx, write_failed, label, peer }
     }
 }
 
 /// The task that writes one ICE-TCP connection's frames, in order, from a bounded queue; it
-/// ends when the queue's sender is dropped or the socket fails (then the flag is set).
-fn spawn_writer(mut write_half: tokio::net::tcp::OwnedWriteHalf) -> (mpsc::Sender<Vec<u8>>, Arc<AtomicBool>) {
+/// ends when the queue's sender is dropped, the socket fails or `closed` (then the flag is
+/// set), and closes the connection's sending side.
+fn spawn_writer(mut write_half: tokio::net::tcp::OwnedWriteHalf, closed: tokio_util::sync::CancellationToken) -> (mpsc::Sender<Vec<u8>>, Arc<AtomicBool>) {
     let (write_tx, mut write_rx) = mpsc::channel::<Vec<u8>>(WRITE_QUEUE_FRAMES);
     let write_failed = Arc::new(AtomicBool::new(false));
     let failed = write_failed.clone();
     tokio::spawn(async move {
         use tokio::io::AsyncWriteExt;
-        while let Some(frame) = write_rx.recv().await {
+        loop {
+            let frame = tokio::select! {
+                _ = closed.cancelled() => break,
+                f = write_rx.recv() => f,
+            };
+            let Some(frame) = frame else { break };
             if write_half.write_all(&frame).await.is_err() {
-                failed.store(true, Ordering::Relaxed);
                 break;
             }
         }
+        failed.store(true, Ordering::Relaxed);
         let _ = write_half.shutdown().await;
     });
     (write_tx, write_failed)
@@ -349,12 +373,20 @@ impl PcLink {
 /// same writer task as the PeerConnection engine's streams. The reader ends with the
 /// connection or `cancel`, the writer when the `FrameWriter` is dropped.
 pub fn serve_framed(mux: Arc<Mux>, link: Arc<PcLink>, routed: Routed, cancel: tokio_util::sync::CancellationToken) -> (SocketAddr, FrameWriter) {
+    serve_framed_idle(mux, link, routed, cancel, ROUTED_IDLE)
+}
+
+/// [`serve_framed`] with the connection closed after `idle` without a whole frame.
+fn serve_framed_idle(mux: Arc<Mux>, link: Arc<PcLink>, routed: Routed, cancel: tokio_util::sync::CancellationToken, idle: Duration) -> (SocketAddr, FrameWriter) {
     let Routed { stream, peer, prefix, place } = routed;
     let (mut read_half, write_half) = stream.into_split();
-    let (tx, failed) = spawn_writer(write_half);
+    // The reader ends the writer too: a connection closed for what it sent closes both ways.
+    let closed = cancel.child_token();
+    let (tx, failed) = spawn_writer(write_half, closed.clone());
     let (reader_mux, reader_link) = (mux.clone(), link.clone());
     tokio::spawn(async move {
         let _place = place;
+        let _closed = closed.drop_guard();
         if prefix.len() > 2 {
             reader_link.push_datagram(peer, bytes::Bytes::copy_from_slice(&prefix[2..]));
         }
@@ -362,15 +394,32 @@ pub fn serve_framed(mux: Arc<Mux>, link: Arc<PcLink>, routed: Routed, cancel: to
         loop {
             let frame = async {
                 read_half.read_exact(&mut len).await?;
-                let mut frame = vec![0u8; u16::from_be_bytes(len) as usize];
+                let n = u16::from_be_bytes(len) as usize;
+                if n > MAX_FRAME {
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, format!("a frame of {n} bytes")));
+                }
+                let mut frame = vec![0u8; n];
                 read_half.read_exact(&mut frame).await?;
                 Ok::<_, io::Error>(frame)
             };
             let frame = tokio::select! {
                 _ = cancel.cancelled() => break,
-                f = frame => f,
+                f = tokio::time::timeout(idle, frame) => f,
             };
-            let Ok(frame) = frame else { break };
+            let frame = match frame {
+                Ok(Ok(frame)) => frame,
+                Ok(Err(e)) if e.kind() == io::ErrorKind::InvalidData => {
+                    reader_mux.counters.tcp_oversized.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!("ICE-TCP connection from {peer} closed: {e}");
+                    break;
+                }
+                Ok(Err(_)) => break,
+                Err(_) => {
+                    reader_mux.counters.tcp_idle.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!("ICE-TCP connection from {peer} closed: no whole frame for {idle:?}");
+                    break;
+                }
+            };
             if !reader_link.push_datagram(peer, bytes::Bytes::from(frame)) {
                 reader_mux.counters.udp_queue_drops.fetch_add(1, Ordering::Relaxed);
             }
@@ -399,5 +448,51 @@ impl FrameWriter {
         frame.extend_from_slice(&(datagram.len() as u16).to_be_bytes());
         frame.extend_from_slice(datagram);
         queue_frame(&self.mux, &self.link, &self.tx, &self.failed, frame).is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    /// A lean peer's routed ICE-TCP connection, served by [`serve_framed`], and the stranger's
+    /// end of it.
+    async fn served(idle: Duration) -> (Arc<Mux>, tokio::net::TcpStream, FrameWriter) {
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let mux = Mux::bind(super::super::MuxConfig { udp_bind: any, tcp_bind: None, advertise_ips: vec![any.ip()] }).await.unwrap();
+        let listener = tokio::net::TcpListener::bind(any).await.unwrap();
+        let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (stream, peer) = listener.accept().await.unwrap();
+        let link = mux.new_link();
+        let routed = Routed { stream, peer, prefix: Vec::new(), place: RoutedPlace::new(link.clone()) };
+        let (_, writer) = serve_framed_idle(mux.clone(), link, routed, tokio_util::sync::CancellationToken::new(), idle);
+        (mux, client, writer)
+    }
+
+    /// Reads until the bridge closes the connection; false if it did not within `within`.
+    async fn closed_within(client: &mut tokio::net::TcpStream, within: Duration) -> bool {
+        let mut buf = [0u8; 64];
+        matches!(tokio::time::timeout(within, async { while client.read(&mut buf).await.is_ok_and(|n| n > 0) {} }).await, Ok(()))
+    }
+
+    #[tokio::test]
+    async fn a_routed_connection_that_sends_an_oversized_frame_is_closed() {
+        let (mux, mut client, writer) = served(ROUTED_IDLE).await;
+        client.write_all(&[0xFF, 0xFF]).await.unwrap();
+        client.write_all(&[0x17; 4000]).await.unwrap();
+        assert!(closed_within(&mut client, Duration::from_secs(5)).await, "a 64 KiB frame was waited for");
+        assert_eq!(mux.counters.tcp_oversized.load(Ordering::Relaxed), 1);
+        assert!(writer.is_closed(), "the sending side closes with it");
+    }
+
+    #[tokio::test]
+    async fn a_routed_connection_that_goes_quiet_is_closed() {
+        // The idle limit shortened to 200 ms (30 s in the bridge).
+        let (mux, mut client, _writer) = served(Duration::from_millis(200)).await;
+        // Half a frame, then nothing.
+        client.write_all(&[0x00, 0x40, 1, 2]).await.unwrap();
+        assert!(closed_within(&mut client, Duration::from_secs(10)).await, "a half-open connection was kept");
+        assert_eq!(mux.counters.tcp_idle.load(Ordering::Relaxed), 1);
     }
 }

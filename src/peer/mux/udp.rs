@@ -57,11 +57,17 @@ impl Mux {
     }
 }
 
-/// Receives every datagram of the shared port and queues it on the PC it belongs to.
-pub(super) async fn demux_loop(mux: Arc<Mux>) {
+/// Receives every datagram of the shared port and queues it on the PC it belongs to, until
+/// `stop` or the mux is gone.
+pub(super) async fn demux_loop(mux: std::sync::Weak<Mux>, sock: Arc<tokio::net::UdpSocket>, stop: tokio_util::sync::CancellationToken) {
     let mut buf = vec![0u8; 2048];
     loop {
-        let (n, from) = match mux.udp_sock.recv_from(&mut buf).await {
+        let received = tokio::select! {
+            _ = stop.cancelled() => return,
+            r = sock.recv_from(&mut buf) => r,
+        };
+        let Some(mux) = mux.upgrade() else { return };
+        let (n, from) = match received {
             Ok(r) => r,
             // ICMP port-unreachable from an earlier send shows up here on Linux: transient.
             Err(e) if matches!(e.kind(), io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionReset | io::ErrorKind::Interrupted) => continue,
@@ -77,13 +83,22 @@ pub(super) async fn demux_loop(mux: Arc<Mux>) {
         let target = match stun::classify(data) {
             // A check from the browser: USERNAME names our PC. Preferred over the address,
             // so a path that moves to another PC (or a reused remote port) follows the ufrag.
+            // Unless its address failed too many checks: then it is dropped here.
+            Kind::Stun { class: Class::Request, .. } if mux.check_refused(from) => continue,
             Kind::Stun { class: Class::Request, username: Some(u), .. } => {
                 match stun::local_ufrag(u).and_then(|u| mux.link_by_ufrag(u)) {
                     Some(l) => {
                         c.udp_by_ufrag.fetch_add(1, Ordering::Relaxed);
                         Some(l)
                     }
-                    None => mux.link_by_addr(&from).inspect(|_| { c.udp_by_addr.fetch_add(1, Ordering::Relaxed); }),
+                    None => {
+                        let by_addr = mux.link_by_addr(&from).inspect(|_| { c.udp_by_addr.fetch_add(1, Ordering::Relaxed); });
+                        if by_addr.is_none() {
+                            // A check for no site of this bridge: a failed check.
+                            mux.check_failed(from);
+                        }
+                        by_addr
+                    }
                 }
             }
             // The answer to one of our own checks: whoever sent that transaction.
