@@ -228,10 +228,12 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
     server.http_builder().http1().timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT);
     let server = server.serve(app.into_make_service_with_connect_info::<SocketAddr>());
     let server = tokio::spawn(server);
-    let stopper = shutdown.clone();
+    let (stopper, stopped_mux) = (shutdown.clone(), mux.clone());
     tokio::spawn(async move {
         stopper.cancelled().await;
         handle.graceful_shutdown(Some(std::time::Duration::from_secs(3)));
+        // The shared media ports' tasks stop and the ports are given back.
+        stopped_mux.shutdown();
     });
     let tcp = mux.tcp_addr.map(|a| format!(", ICE-TCP {a}")).unwrap_or_default();
     info!(version = crate::VERSION, "bridge listening on https://{addr} (media on UDP {}{tcp})", mux.udp_addr);
