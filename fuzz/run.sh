@@ -22,5 +22,5 @@ for t in "${targets[@]}"; do
   "$bin/$t" corpus/"$t" "${seeds[@]}" -runs="$runs" -timeout=10 -rss_limit_mb=2048 -max_len="$max_len" \
     -artifact_prefix=artifacts/"$t"/ -print_final_stats=1 >logs/"$t".log 2>&1 || echo "$t: libFuzzer exited $?" >>logs/"$t".log
   end=$(date +%s)
-  echo "$t: $(grep -E '^#[0-9]+ +DONE' logs/"$t".log | tail -1) wall $((end - start)) s, corpus $(ls corpus/"$t" | wc -l) files, crashes $(ls artifacts/"$t" | wc -l)"
+  echo "$t: $(grep -E '^#[0-9]+[[:space:]]+DONE' logs/"$t".log | tail -1) wall $((end - start)) s, corpus $(ls corpus/"$t" | wc -l) files, crashes $(ls artifacts/"$t" | wc -l)"
 done
