@@ -14,7 +14,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::{mpsc, Semaphore};
 use webrtc::runtime::{AsyncTcpListener, AsyncTcpStream};
 
@@ -149,7 +149,7 @@ impl Drop for PendingSlot {
 /// True if a STUN Binding request carries MESSAGE-INTEGRITY made with `pwd` (and, if it has
 /// one, a valid FINGERPRINT): only a browser that got the password over its authenticated
 /// signalling can make one.
-fn signed_with(frame: &[u8], pwd: &str) -> bool {
+pub fn signed_with(frame: &[u8], pwd: &str) -> bool {
     use rtc::crypto::providers::RingCrypto;
     use rtc::stun::integrity::MessageIntegrity;
     let mut m = rtc::stun::message::Message::new();
@@ -162,8 +162,10 @@ fn signed_with(frame: &[u8], pwd: &str) -> bool {
     MessageIntegrity::check(&mut m, pwd.as_bytes(), &RingCrypto).is_ok()
 }
 
-async fn route(mux: &Mux, mut stream: tokio::net::TcpStream, peer: SocketAddr) -> io::Result<()> {
-    let _ = stream.set_nodelay(true);
+/// Reads a connection's first RFC 4571 frame, and nothing beyond it: a STUN Binding request
+/// with USERNAME. Returns the bytes read (length and frame, to replay to the driver) and the
+/// ufrag that routes the connection.
+pub async fn read_first_frame<R: AsyncRead + Unpin>(stream: &mut R) -> io::Result<(Vec<u8>, String)> {
     let mut prefix = vec![0u8; 2];
     stream.read_exact(&mut prefix).await?;
     let len = u16::from_be_bytes([prefix[0], prefix[1]]) as usize;
@@ -177,6 +179,26 @@ async fn route(mux: &Mux, mut stream: tokio::net::TcpStream, peer: SocketAddr) -
         _ => None,
     }
     .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "first frame is not a Binding request with USERNAME"))?;
+    Ok((prefix, ufrag))
+}
+
+/// Reads one RFC 4571 frame (a 2-byte length, then that many bytes). A frame announced over
+/// [`MAX_FRAME`] is refused (`InvalidData`) before any of it is read.
+pub async fn read_frame<R: AsyncRead + Unpin>(stream: &mut R) -> io::Result<Vec<u8>> {
+    let mut len = [0u8; 2];
+    stream.read_exact(&mut len).await?;
+    let n = u16::from_be_bytes(len) as usize;
+    if n > MAX_FRAME {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("a frame of {n} bytes")));
+    }
+    let mut frame = vec![0u8; n];
+    stream.read_exact(&mut frame).await?;
+    Ok(frame)
+}
+
+async fn route(mux: &Mux, mut stream: tokio::net::TcpStream, peer: SocketAddr) -> io::Result<()> {
+    let _ = stream.set_nodelay(true);
+    let (prefix, ufrag) = read_first_frame(&mut stream).await?;
     let (link, pwd) = mux
         .link_and_pwd(&ufrag)
         .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("unknown ufrag {ufrag}")))?;
@@ -390,18 +412,8 @@ fn serve_framed_idle(mux: Arc<Mux>, link: Arc<PcLink>, routed: Routed, cancel: t
         if prefix.len() > 2 {
             reader_link.push_datagram(peer, bytes::Bytes::copy_from_slice(&prefix[2..]));
         }
-        let mut len = [0u8; 2];
         loop {
-            let frame = async {
-                read_half.read_exact(&mut len).await?;
-                let n = u16::from_be_bytes(len) as usize;
-                if n > MAX_FRAME {
-                    return Err(io::Error::new(io::ErrorKind::InvalidData, format!("a frame of {n} bytes")));
-                }
-                let mut frame = vec![0u8; n];
-                read_half.read_exact(&mut frame).await?;
-                Ok::<_, io::Error>(frame)
-            };
+            let frame = read_frame(&mut read_half);
             let frame = tokio::select! {
                 _ = cancel.cancelled() => break,
                 f = tokio::time::timeout(idle, frame) => f,
