@@ -8,10 +8,15 @@
 //!   cargo bench --bench soak -- --minutes 60 --sample-seconds 30
 //!
 //! Options: `--minutes M` (default 60), `--sample-seconds S` (default 30), `--warm-up-minutes W`
-//! (default 5: growth is measured from the first sample at or after W). Every S seconds one CSV
-//! line (`sample,…`) goes to stdout: the bridge's RSS and PSS, open file descriptors, threads,
-//! live tokio tasks (`diemcau_tasks_alive` from `/metrics`), CPU, and the lowest media rate any
-//! site received in that window; a JSON summary follows at the end. Every wait is bounded.
+//! (default 5: growth is measured from the first sample at or after W), `--reconnect-seconds R`
+//! (default 60: how often a ward leaves and rejoins). `SOAK_WRAPPER="heaptrack -o /tmp/soak"`
+//! runs the bridge under that command (a profiler), stopped with SIGTERM at the end so it can
+//! write its data (`GLIBC_TUNABLES=…` in the environment reaches the bridge too).
+//!
+//! Every S seconds one CSV line (`sample,…`) goes to stdout: the bridge's RSS and PSS, open file
+//! descriptors, threads, live tokio tasks (`diemcau_tasks_alive` from `/metrics`), CPU, and the
+//! lowest media rate any site received in that window; a JSON summary follows at the end. Every
+//! wait is bounded. Figures and what they showed: docs/performance.md, "Soak".
 //! The run fails (exit 1) when a goal is missed: RSS growth after warm-up over 5 %, file
 //! descriptors or tasks higher at the end than at warm-up by more than one reconnect's worth,
 //! a site that stopped receiving media, a reconnect that did not come back, or a refused
@@ -31,7 +36,6 @@ const SITES: [&str; 6] = ["hq", "cua-nam", "hang-bai", "hang-gai", "trang-tien",
 /// Video packets per second each site sends (audio is always 50).
 const VIDEO_PPS: u32 = 33;
 const CHAIR_EVERY: Duration = Duration::from_secs(4);
-const RECONNECT_EVERY: Duration = Duration::from_secs(60);
 /// A rejoined ward must receive HQ's media again within this.
 const REJOIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// The goal: RSS at the end at most this much above RSS at the end of warm-up.
@@ -45,10 +49,11 @@ struct Args {
     minutes: f64,
     sample_seconds: u64,
     warm_up_minutes: f64,
+    reconnect_every: Duration,
 }
 
 fn args() -> Args {
-    let mut a = Args { minutes: 60.0, sample_seconds: 30, warm_up_minutes: 5.0 };
+    let mut a = Args { minutes: 60.0, sample_seconds: 30, warm_up_minutes: 5.0, reconnect_every: Duration::from_secs(60) };
     let argv: Vec<String> = std::env::args().collect();
     let mut i = 1;
     while i < argv.len() {
@@ -57,6 +62,7 @@ fn args() -> Args {
             "--minutes" => a.minutes = value().parse().expect("--minutes M"),
             "--sample-seconds" => a.sample_seconds = value().parse().expect("--sample-seconds S"),
             "--warm-up-minutes" => a.warm_up_minutes = value().parse().expect("--warm-up-minutes W"),
+            "--reconnect-seconds" => a.reconnect_every = Duration::from_secs(value().parse().expect("--reconnect-seconds R")),
             _ => {
                 i += 1;
                 continue; // cargo bench passes --bench
@@ -66,6 +72,7 @@ fn args() -> Args {
     }
     assert!(a.minutes > 0.0 && a.minutes <= 24.0 * 60.0, "--minutes between 0 and 1440");
     assert!((1..=3600).contains(&a.sample_seconds), "--sample-seconds between 1 and 3600");
+    assert!(a.reconnect_every >= Duration::from_secs(5), "--reconnect-seconds at least 5");
     a
 }
 
@@ -149,8 +156,21 @@ async fn metrics_text(bridge: &TestBridge) -> Option<String> {
     }
 }
 
+/// The bridge's own process: `pid`, or under a wrapper the descendant named `diemcau`.
+fn bridge_process(pid: u32) -> u32 {
+    let mut queue = vec![pid];
+    while let Some(p) = queue.pop() {
+        if std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "diemcau") {
+            return p;
+        }
+        let children = std::fs::read_to_string(format!("/proc/{p}/task/{p}/children")).unwrap_or_default();
+        queue.extend(children.split_whitespace().filter_map(|c| c.parse::<u32>().ok()));
+    }
+    pid
+}
+
 async fn sampler(bridge: Arc<TestBridge>, shared: Arc<Shared>, every: Duration, t0: Instant, end: Instant) -> Vec<Sample> {
-    let pid = bridge.pid();
+    let pid = bridge_process(bridge.pid());
     let mut samples: Vec<Sample> = Vec::new();
     let mut last: Vec<(Arc<Sim>, u64)> = Vec::new();
     let mut last_forwarded = 0.0;
@@ -367,8 +387,11 @@ fn main() {
 
 async fn run(a: Args) {
     let started_at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let bridge = Arc::new(TestBridge::start_with(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/default.toml"), common::scratch_dir("soak")));
-    eprintln!("soak: bridge pid {} on port {}, log {}", bridge.pid(), bridge.port, bridge.log.display());
+    let config = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/default.toml");
+    let wrapper = std::env::var("SOAK_WRAPPER").unwrap_or_default();
+    let wrapper: Vec<&str> = wrapper.split_whitespace().collect();
+    let bridge = Arc::new(if wrapper.is_empty() { TestBridge::start_with(config, common::scratch_dir("soak")) } else { TestBridge::start_wrapped(&wrapper, config, common::scratch_dir("soak")) });
+    eprintln!("soak: bridge pid {} on port {}, log {}", bridge_process(bridge.pid()), bridge.port, bridge.log.display());
     let mut sims = Vec::new();
     for site in SITES {
         let cert = bridge.cert_pem();
@@ -390,7 +413,7 @@ async fn run(a: Args) {
     let mut action_kinds: std::collections::BTreeMap<&'static str, u64> = Default::default();
     let mut error_codes: std::collections::BTreeMap<String, u64> = Default::default();
     let mut seen = std::collections::HashMap::new();
-    let (mut next_action, mut next_reconnect) = (t0 + CHAIR_EVERY, t0 + RECONNECT_EVERY);
+    let (mut next_action, mut next_reconnect) = (t0 + CHAIR_EVERY, t0 + a.reconnect_every);
     loop {
         let next = next_action.min(next_reconnect);
         if next >= end {
@@ -406,7 +429,7 @@ async fn run(a: Args) {
                 Err(_) => shared.fail(t0, format!("{} reconnect took over 60 s", SITES[ward])),
             }
             minute += 1;
-            next_reconnect += RECONNECT_EVERY;
+            next_reconnect += a.reconnect_every;
         } else {
             let kind = chair_action(&shared, k).await;
             if kind.contains(':') {
@@ -415,7 +438,10 @@ async fn run(a: Args) {
             *action_kinds.entry(kind).or_default() += 1;
             *shared.actions.lock().unwrap() += 1;
             k += 1;
-            next_action += CHAIR_EVERY;
+            // After a reconnect held the loop up, the actions missed are not sent in a burst:
+            // a ward's `release_floor` could then overtake the chair's `grant_floor` on the
+            // other socket (refused `not_holder`, as the first hour's run showed).
+            next_action = (next_action + CHAIR_EVERY).max(Instant::now() + CHAIR_EVERY / 2);
         }
         for code in new_errors(&shared, &mut seen) {
             shared.fail(t0, format!("refused: {code}"));
@@ -485,6 +511,16 @@ async fn run(a: Args) {
     // Sites first (their sockets close), then the bridge.
     shared.sims.lock().unwrap().clear();
     tokio::time::sleep(Duration::from_millis(300)).await;
+    if !wrapper.is_empty() {
+        // An orderly stop of the bridge itself, then time for the wrapper to write its data.
+        let pid = bridge_process(bridge.pid());
+        let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let running = |p: u32| std::fs::read_to_string(format!("/proc/{p}/stat")).is_ok_and(|s| s.rsplit_once(") ").is_some_and(|(_, r)| !r.starts_with('Z')));
+        while running(bridge.pid()) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
     drop(bridge);
     if !ok {
         std::process::exit(1);
