@@ -244,10 +244,17 @@ fn pending_request(chair: &Sim, site: &str) -> Option<u64> {
     state["floor"]["queue"].as_array()?.iter().find(|q| q["site"] == site)?["request"].as_u64()
 }
 
+/// How many kinds of chair action there are; each ward gets one round of them in turn.
+const KINDS: u64 = 14;
+
+/// The ward chair action number `k` is about.
+fn acting_ward(k: u64) -> usize {
+    1 + ((k / KINDS) % 5) as usize
+}
+
 /// Chair action number `k`: the kinds in turn, each on the next ward.
 async fn chair_action(shared: &Shared, k: u64) -> &'static str {
-    const KINDS: u64 = 14;
-    let ward_index = 1 + ((k / KINDS) % 5) as usize;
+    let ward_index = acting_ward(k);
     let ward_id = SITES[ward_index];
     let (chair, ward) = (shared.sim(0), shared.sim(ward_index));
     match k % KINDS {
@@ -421,7 +428,12 @@ async fn run(a: Args) {
         }
         tokio::time::sleep_until(next.into()).await;
         if Instant::now() >= next_reconnect {
-            let ward = 1 + (minute % 5) as usize;
+            // Not the ward the chair is acting on: its leave would withdraw a floor request
+            // the chair is about to grant (refused, as the tool's own doing).
+            let mut ward = 1 + (minute % 5) as usize;
+            if ward == acting_ward(k) {
+                ward = ward % 5 + 1;
+            }
             let clean = minute % 2 == 0;
             match tokio::time::timeout(Duration::from_secs(60), reconnect(&bridge, &shared, ward, clean)).await {
                 Ok(Ok(())) => *shared.reconnects.lock().unwrap() += 1,
