@@ -201,6 +201,10 @@ pub async fn metrics(
     let (open, refused) = bridge.conns.snapshot();
     metric("diemcau_http_connections", "gauge", "HTTPS connections open (signed in or not).", vec![(String::new(), open as f64)]);
     metric("diemcau_http_connections_refused_total", "counter", "HTTPS connections closed at once: over the per-address or total limit.", vec![(String::new(), refused as f64)]);
+    // Flat across a long meeting when every task has an owner that stops it (the soak bench
+    // reads this; docs/performance.md, "Soak").
+    let tasks = tokio::runtime::Handle::current().metrics().num_alive_tasks();
+    metric("diemcau_tasks_alive", "gauge", "Tokio tasks alive in the bridge's runtime.", vec![(String::new(), tasks as f64)]);
     let m = bridge.peers.network.mux.snapshot();
     metric(
         "diemcau_mux_tcp_connections_total",
