@@ -152,8 +152,10 @@ async fn junk_on_the_media_port_changes_nothing_for_the_sites() {
     let refused = wait_until(Duration::from_secs(10), "HQ's media connection to close", || async { bridge.closed_count("hq", "refused") }).await;
     // The first forged checks reach HQ's transport and are refused there; after the address's
     // budget of failed checks (20, src/peer/mux/strangers.rs) the shared port drops the rest
-    // before routing them.
-    assert!(refused >= 20, "the first forged checks reached HQ's transport and were refused ({refused})");
+    // before routing them. The checks naming HQ alternate with ones naming no site, which
+    // spend the same budget: about half of it reaches HQ (11 seen in CI; 5 asserted, as HQ's
+    // refusals are counted against the budget a moment after the port routes them).
+    assert!(refused >= 5, "the first forged checks reached HQ's transport and were refused ({refused})");
     assert!(bridge.log_text().contains("refusing connectivity checks from 127.0.0.1"), "the rest were not refused at the port");
 }
 
