@@ -60,7 +60,7 @@ async fn a_hostile_site_and_a_stranger_do_not_disturb_the_other_sites() {
     // The hostile site's slots get their answer before the attack starts.
     tokio::time::sleep(Duration::from_secs(1)).await;
 
-    let (media_udp, media_tcp) = media_ports_from_log(&bridge.log_text());
+    let (media_udp, media_tcp) = common::media_ports_from_log(&bridge.log_text());
     let hq_ufrag = bridge_ufrag(&sims[0]);
     let pid = bridge.pid();
     let log_before = bridge.log_text().lines().count();
@@ -154,37 +154,10 @@ fn last_lines(log: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// (UDP port, ICE-TCP port) from "media on UDP 127.0.0.1:<port>, ICE-TCP 127.0.0.1:<port>)".
-fn media_ports_from_log(log: &str) -> (u16, u16) {
-    let port = |after: &str| {
-        let addr = log.split(after).nth(1).and_then(|r| r.split([')', ',', ' ']).next());
-        addr.and_then(|a| a.rsplit(':').next()?.parse().ok()).unwrap_or_else(|| panic!("{after} in the log"))
-    };
-    (port("media on UDP "), port("ICE-TCP "))
-}
-
 /// The bridge's ICE ufrag towards a site, from its answer.
 fn bridge_ufrag(sim: &Sim) -> String {
     let answer = sim.messages.lock().unwrap().iter().find(|m| m["type"] == "answer").map(|m| m["sdp"].as_str().unwrap().to_owned()).unwrap();
     answer.lines().find_map(|l| l.trim_end().strip_prefix("a=ice-ufrag:")).unwrap().to_owned()
-}
-
-/// A Binding request with USERNAME `username` and a MESSAGE-INTEGRITY of zeros.
-fn binding_request(username: &str) -> Vec<u8> {
-    let mut name = username.as_bytes().to_vec();
-    let padded = name.len().div_ceil(4) * 4;
-    let attrs_len = 4 + padded + 4 + 20;
-    let mut m = vec![0x00, 0x01];
-    m.extend_from_slice(&(attrs_len as u16).to_be_bytes());
-    m.extend_from_slice(&[0x21, 0x12, 0xA4, 0x42]);
-    m.extend_from_slice(&rand::random::<[u8; 12]>());
-    m.extend_from_slice(&[0x00, 0x06]);
-    m.extend_from_slice(&(name.len() as u16).to_be_bytes());
-    name.resize(padded, 0);
-    m.extend_from_slice(&name);
-    m.extend_from_slice(&[0x00, 0x08, 0x00, 20]);
-    m.extend_from_slice(&[0u8; 20]);
-    m
 }
 
 /// The stranger on the shared UDP port: checks for HQ's ufrag with a wrong password, checks
@@ -197,8 +170,8 @@ async fn spray_udp(port: u16, hq_ufrag: String, sent: Arc<AtomicU64>, stop: Canc
         tick.tick().await;
         for i in 0..8u8 {
             let junk = match i % 4 {
-                0 => binding_request(&format!("{hq_ufrag}:intruder")),
-                1 => binding_request(&format!("nobody{}:who", rand::random::<u16>())),
+                0 => common::binding_request(&format!("{hq_ufrag}:intruder")),
+                1 => common::binding_request(&format!("nobody{}:who", rand::random::<u16>())),
                 2 => [vec![22, 254, 253, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 100, 1], vec![0xAB; 100]].concat(),
                 _ => (0..200).map(|_| rand::random::<u8>()).collect(),
             };
@@ -225,7 +198,7 @@ async fn spray_tcp(port: u16, stop: CancellationToken) -> u64 {
                 0 => (0..300).map(|_| rand::random::<u8>()).collect(),
                 1 => [vec![0xFF, 0xFF], vec![0x17; 4000]].concat(),
                 _ => {
-                    let check = binding_request("nobody:who");
+                    let check = common::binding_request("nobody:who");
                     [(check.len() as u16).to_be_bytes().to_vec(), check].concat()
                 }
             };

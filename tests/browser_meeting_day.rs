@@ -19,7 +19,7 @@
 
 mod common;
 
-use common::browser::{fake_media, Browser};
+use common::browser::{fake_media, until, Browser};
 use common::{scratch_dir, Deadline, TestBridge};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -34,18 +34,6 @@ fn bridge() -> TestBridge {
     let config = data.join("config.toml");
     std::fs::write(&config, default.replacen("seat_grace_s = 60", &format!("seat_grace_s = {HOLD_S}"), 1)).unwrap();
     TestBridge::start_with(config, data)
-}
-
-/// Evaluates `js` until it returns `want`, or fails with `what` and the last value seen.
-async fn until(page: &mut Browser, js: &str, want: Value, timeout: Duration, what: &str) {
-    let deadline = Deadline::after(timeout, format!("{}: {what}", page.name));
-    loop {
-        let v = page.eval(js).await.unwrap_or(Value::Null);
-        if v == want {
-            return;
-        }
-        deadline.tick_showing(&v).await;
-    }
 }
 
 async fn click(page: &mut Browser, selector: &str) {

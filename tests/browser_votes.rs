@@ -8,22 +8,10 @@
 
 mod common;
 
-use common::browser::{fake_media, Browser};
-use common::{scratch_dir, Deadline, TestBridge};
-use serde_json::{json, Value};
+use common::browser::{fake_media, until, Browser};
+use common::{scratch_dir, TestBridge};
+use serde_json::json;
 use std::time::Duration;
-
-/// Evaluates `js` until it returns `want`, or fails with `what` and the last value seen.
-async fn until(page: &mut Browser, js: &str, want: Value, timeout: Duration, what: &str) {
-    let deadline = Deadline::after(timeout, format!("{}: {what}", page.name));
-    loop {
-        let v = page.eval(js).await.unwrap_or(Value::Null);
-        if v == want {
-            return;
-        }
-        deadline.tick_showing(&v).await;
-    }
-}
 
 /// Types `value` into the field `selector` as a person would (the page reads `.value`).
 async fn type_into(page: &mut Browser, selector: &str, value: &str) {

@@ -4,7 +4,7 @@
 mod common;
 
 use common::sim::Sim;
-use common::ws::Client;
+use common::ws::{state_where, Client};
 use common::{wait_until, TestBridge};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -200,18 +200,6 @@ fn bridge_with_seat_hold(seconds: u32) -> TestBridge {
     let config = data.join("config.toml");
     std::fs::write(&config, default.replacen("seat_grace_s = 60", &format!("seat_grace_s = {seconds}"), 1)).unwrap();
     TestBridge::start_with(config, data)
-}
-
-/// The last `state` a client received within `timeout` that satisfies `pred`.
-async fn state_where(c: &mut Client, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        match tokio::time::timeout_at(deadline, c.recv()).await {
-            Ok(Some(v)) if v["type"] == "state" && pred(&v) => return v,
-            Ok(Some(_)) => continue,
-            _ => panic!("no state where {what} within 10 s"),
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -121,15 +121,15 @@ async fn junk_on_the_media_port_changes_nothing_for_the_sites() {
         (hq.received("hang-gai", "video") > 20 && ward.received("hq", "video") > 20).then_some(())
     })
     .await;
-    let port = media_port_from_log(&bridge.log_text());
+    let port = common::media_ports_from_log(&bridge.log_text()).0;
     let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     // HQ's ICE user name from the bridge's answer: a check with it reaches HQ's own transport,
     // which must refuse it (its MESSAGE-INTEGRITY is not keyed with HQ's password).
     let answer = hq.messages.lock().unwrap().iter().find(|m| m["type"] == "answer").map(|m| m["sdp"].as_str().unwrap().to_owned()).unwrap();
     let ufrag = answer.lines().find_map(|l| l.trim_end().strip_prefix("a=ice-ufrag:")).unwrap().to_owned();
     let junk: Vec<Vec<u8>> = vec![
-        binding_request(&format!("{ufrag}:intruder")),
-        binding_request("nope:who"),
+        common::binding_request(&format!("{ufrag}:intruder")),
+        common::binding_request("nope:who"),
         vec![22, 254, 253, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xFF],
         vec![0x80, 96, 0, 1, 0, 0, 0, 0, 1, 2, 3, 4, 9, 9, 9],
         vec![0xFF; 1200],
@@ -159,26 +159,3 @@ async fn junk_on_the_media_port_changes_nothing_for_the_sites() {
     assert!(bridge.log_text().contains("refusing connectivity checks from 127.0.0.1"), "the rest were not refused at the port");
 }
 
-/// A Binding request with USERNAME `username` and a MESSAGE-INTEGRITY of zeros.
-fn binding_request(username: &str) -> Vec<u8> {
-    let mut name = username.as_bytes().to_vec();
-    let padded = name.len().div_ceil(4) * 4;
-    let attrs_len = 4 + padded + 4 + 20;
-    let mut m = vec![0x00, 0x01];
-    m.extend_from_slice(&(attrs_len as u16).to_be_bytes());
-    m.extend_from_slice(&[0x21, 0x12, 0xA4, 0x42]);
-    m.extend_from_slice(&rand::random::<[u8; 12]>());
-    m.extend_from_slice(&[0x00, 0x06]);
-    m.extend_from_slice(&(name.len() as u16).to_be_bytes());
-    name.resize(padded, 0);
-    m.extend_from_slice(&name);
-    m.extend_from_slice(&[0x00, 0x08, 0x00, 20]);
-    m.extend_from_slice(&[0u8; 20]);
-    m
-}
-
-/// "media on UDP 127.0.0.1:<port>, …" from the bridge's start-up line.
-fn media_port_from_log(log: &str) -> u16 {
-    let addr = log.split("media on UDP ").nth(1).and_then(|r| r.split([')', ',', ' ']).next());
-    addr.and_then(|a| a.rsplit(':').next()?.parse().ok()).expect("media port in the log")
-}

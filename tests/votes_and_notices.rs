@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::ws::Client;
+use common::ws::{state_where, Client};
 use common::TestBridge;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -29,18 +29,6 @@ async fn refusal(c: &mut Client, msg: Value) -> Option<String> {
             Ok(Some(v)) if v["type"] == "error" => return v["code"].as_str().map(str::to_owned),
             Ok(Some(_)) => continue,
             Ok(None) | Err(_) => return None,
-        }
-    }
-}
-
-/// The next state (within 10 s) for which `pred` holds.
-async fn state_where(c: &mut Client, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        match tokio::time::timeout_at(deadline, c.recv()).await {
-            Ok(Some(v)) if v["type"] == "state" && pred(&v) => return v,
-            Ok(Some(_)) => continue,
-            _ => panic!("no state where {what} within 10 s"),
         }
     }
 }

@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
+use super::Deadline;
 
 pub fn lab_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/lab");
@@ -421,4 +422,16 @@ pub fn colour_of(selector: &str) -> String {
             return ch.map((a) => a.sort((x, y) => x - y)[a.length >> 1]);
         }})()"#
     )
+}
+
+/// Evaluates `js` until it returns `want`, or fails with `what` and the last value seen.
+pub async fn until(page: &mut Browser, js: &str, want: Value, timeout: Duration, what: &str) {
+    let deadline = Deadline::after(timeout, format!("{}: {what}", page.name));
+    loop {
+        let v = page.eval(js).await.unwrap_or(Value::Null);
+        if v == want {
+            return;
+        }
+        deadline.tick_showing(&v).await;
+    }
 }

@@ -378,3 +378,30 @@ impl Drop for TestBridge {
 
 /// Lines of the bridge's log printed when a test fails.
 const LOG_TAIL_LINES: usize = 120;
+
+/// (UDP port, ICE-TCP port) from "media on UDP 127.0.0.1:<port>, ICE-TCP 127.0.0.1:<port>)".
+pub fn media_ports_from_log(log: &str) -> (u16, u16) {
+    let port = |after: &str| {
+        let addr = log.split(after).nth(1).and_then(|r| r.split([')', ',', ' ']).next());
+        addr.and_then(|a| a.rsplit(':').next()?.parse().ok()).unwrap_or_else(|| panic!("{after} in the log"))
+    };
+    (port("media on UDP "), port("ICE-TCP "))
+}
+
+/// A Binding request with USERNAME `username` and a MESSAGE-INTEGRITY of zeros.
+pub fn binding_request(username: &str) -> Vec<u8> {
+    let mut name = username.as_bytes().to_vec();
+    let padded = name.len().div_ceil(4) * 4;
+    let attrs_len = 4 + padded + 4 + 20;
+    let mut m = vec![0x00, 0x01];
+    m.extend_from_slice(&(attrs_len as u16).to_be_bytes());
+    m.extend_from_slice(&[0x21, 0x12, 0xA4, 0x42]);
+    m.extend_from_slice(&rand::random::<[u8; 12]>());
+    m.extend_from_slice(&[0x00, 0x06]);
+    m.extend_from_slice(&(name.len() as u16).to_be_bytes());
+    name.resize(padded, 0);
+    m.extend_from_slice(&name);
+    m.extend_from_slice(&[0x00, 0x08, 0x00, 20]);
+    m.extend_from_slice(&[0u8; 20]);
+    m
+}

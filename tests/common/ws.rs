@@ -162,3 +162,15 @@ fn dechunk(mut body: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+/// The next state (within 10 s) for which `pred` holds.
+pub async fn state_where(c: &mut Client, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout_at(deadline, c.recv()).await {
+            Ok(Some(v)) if v["type"] == "state" && pred(&v) => return v,
+            Ok(Some(_)) => continue,
+            _ => panic!("no state where {what} within 10 s"),
+        }
+    }
+}
