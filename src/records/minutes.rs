@@ -127,7 +127,9 @@ pub fn build(conference: ConferenceRecord, events: &[Event], attendance: &[Atten
     let mut chair: Option<String> = None;
     // Speeches cut when their site lost its connection (request per site): the seat hold is
     // not speaking time; the speech goes on if the site comes back holding the floor.
-    let mut cut: BTreeMap<String, u64> = BTreeMap::new();
+    let mut cut: BTreeMap<String, (u64, Option<String>)> = BTreeMap::new();
+    // The running programme item: its title, and the site it names for a speech.
+    let mut running: Option<(String, Option<String>)> = None;
     let mut att: BTreeMap<String, SiteAttendance> = sites
         .iter()
         .map(|(id, name)| {
@@ -162,8 +164,8 @@ pub fn build(conference: ConferenceRecord, events: &[Event], attendance: &[Atten
                         a.reconnects += 1;
                     }
                 }
-                if let Some(request) = cut.remove(&site) {
-                    speakers.push(SpeechRecord { site: site.clone(), request, item: None, started_ms: e.at_ms, ended_ms: None, seconds: 0.0 });
+                if let Some((request, item)) = cut.remove(&site) {
+                    speakers.push(SpeechRecord { site: site.clone(), request, item, started_ms: e.at_ms, ended_ms: None, seconds: 0.0 });
                 }
                 present_since.entry(site).or_insert(e.at_ms);
             }
@@ -175,7 +177,7 @@ pub fn build(conference: ConferenceRecord, events: &[Event], attendance: &[Atten
                 if let Some(s) = speakers.iter_mut().rev().find(|s| s.site == site && s.request != 0 && s.ended_ms.is_none()) {
                     s.ended_ms = Some(e.at_ms);
                     if e.kind == "connection_lost" {
-                        cut.insert(site, s.request);
+                        cut.insert(site, (s.request, s.item.clone()));
                     }
                 }
             }
@@ -187,7 +189,10 @@ pub fn build(conference: ConferenceRecord, events: &[Event], attendance: &[Atten
                 if let Some(r) = requests.get_mut(&request) {
                     r.outcome = "granted".into();
                 }
-                speakers.push(SpeechRecord { site, request, item: None, started_ms: e.at_ms, ended_ms: None, seconds: 0.0 });
+                // The floor given to the site the running item names is that item's speech;
+                // any other is a request's, and its topic says what it was about.
+                let item = running.as_ref().filter(|(_, speaker)| speaker.as_deref() == Some(site.as_str())).map(|(title, _)| title.clone());
+                speakers.push(SpeechRecord { site, request, item, started_ms: e.at_ms, ended_ms: None, seconds: 0.0 });
             }
             "floor_denied" | "floor_cancelled" => {
                 if let Some(r) = requests.get_mut(&request) {
@@ -195,7 +200,7 @@ pub fn build(conference: ConferenceRecord, events: &[Event], attendance: &[Atten
                 }
             }
             "floor_revoked" | "floor_released" => {
-                cut.retain(|_, r| *r != request);
+                cut.retain(|_, (r, _)| *r != request);
                 if let Some(s) = speakers.iter_mut().rev().find(|s| s.request == request && s.ended_ms.is_none()) {
                     s.ended_ms = Some(e.at_ms);
                 }
@@ -210,6 +215,7 @@ pub fn build(conference: ConferenceRecord, events: &[Event], attendance: &[Atten
                 if matches!(kind.as_deref(), Some("report" | "directive")) {
                     speakers.push(SpeechRecord { site: site.clone(), request: 0, item: Some(title.clone()), started_ms: e.at_ms, ended_ms: None, seconds: 0.0 });
                 }
+                running = Some((title.clone(), params["site"].as_str().map(str::to_owned)));
                 programme.push(ItemRecord { index, title, kind, planned_minutes, started_ms: e.at_ms, ended_ms: None, actual_seconds: 0.0 });
             }
             "agenda_item_ended" => {
@@ -217,6 +223,7 @@ pub fn build(conference: ConferenceRecord, events: &[Event], attendance: &[Atten
                 if let Some(item) = programme.iter_mut().rev().find(|i| i.index == index && i.ended_ms.is_none()) {
                     item.ended_ms = Some(e.at_ms);
                     let title = item.title.clone();
+                    running.take_if(|(t, _)| *t == title);
                     if let Some(s) = speakers.iter_mut().rev().find(|s| s.request == 0 && s.item.as_deref() == Some(&title) && s.ended_ms.is_none()) {
                         s.ended_ms = Some(e.at_ms);
                     }
@@ -316,13 +323,20 @@ pub const BRIEF_MS: i64 = 10_000;
 /// The same alarm of the same site raised again within this long of clearing continues the
 /// same incident.
 pub const MERGE_GAP_MS: i64 = 60_000;
+/// The alarm of a site whose connection is lost.
+const SITE_DROPPED: &str = "site_dropped";
 
 /// The incidents a secretariat files: alarms of a site merged when they come back within a
 /// minute, and brief ones (cleared within 10 s, merged) left out; the bridge's own and
-/// uncleared ones always kept.
+/// uncleared ones always kept. What a site's alarms say while it is disconnected (silent,
+/// no picture) is the lost connection's doing, filed as that one incident.
 pub fn notable(incidents: &[Incident]) -> Vec<Incident> {
+    let dropped: Vec<&Incident> = incidents.iter().filter(|i| i.alarm == SITE_DROPPED).collect();
+    let while_dropped = |i: &Incident| {
+        i.alarm != SITE_DROPPED && dropped.iter().any(|d| d.site == i.site && i.raised_ms >= d.raised_ms && d.cleared_ms.is_none_or(|c| i.raised_ms <= c))
+    };
     let mut merged: Vec<Incident> = Vec::new();
-    for i in incidents {
+    for i in incidents.iter().filter(|i| !while_dropped(i)) {
         let previous = merged.iter_mut().rev().find(|m| m.site == i.site && m.alarm == i.alarm);
         match previous {
             Some(m) if m.cleared_ms.is_some_and(|c| i.raised_ms - c <= MERGE_GAP_MS) => m.cleared_ms = i.cleared_ms,
@@ -404,6 +418,7 @@ mod tests {
             incident("hang-gai", "high_loss", 40_000, Some(47_000)), // back within a minute: one incident, 37 s
             incident("cua-nam", "site_dropped", 50_000, None),       // never cleared: kept
             incident("", "recording_failed", 60_000, Some(61_000)),  // the bridge's own: kept
+            incident("cua-nam", "floor_holder_silent", 58_000, None), // it is gone: part of the drop
         ];
         let kept = notable(&all);
         assert_eq!(kept.iter().map(|i| (i.alarm.as_str(), i.raised_ms, i.cleared_ms)).collect::<Vec<_>>(), [
@@ -440,6 +455,35 @@ mod tests {
         let spoke: Vec<(&str, f64)> = m.speakers.iter().map(|s| (s.site.as_str(), s.seconds)).collect();
         assert_eq!(spoke, [("hq", 60.0), ("hang-gai", 18.0), ("hang-gai", 30.0)], "HQ's report counted; the 20 s seat hold is not");
         assert_eq!(m.requests[0].topic.as_deref(), Some("Về chỉnh trang đô thị"));
+    }
+
+    #[test]
+    fn a_programme_speech_is_named_by_its_item_across_a_lost_connection_and_a_request_by_its_topic() {
+        let conf = ConferenceRecord { id: 1, title: "Hội nghị".into(), started_ms: 0, ended_ms: Some(300_000) };
+        let mut speech = ev(1_000, "hq", "agenda_item_started", "1\t7\tPhát biểu Hàng Gai");
+        speech.params = Some(r#"{"kind":"speech","site":"hang-gai"}"#.into());
+        let mut asked = ev(2_000, "cua-nam", "floor_requested", "2");
+        asked.params = Some(r#"{"topic":"Kiến nghị"}"#.into());
+        let events = vec![
+            speech,
+            ev(1_000, "hang-gai", "floor_granted", "1"), // the programme gives it the floor
+            asked,
+            ev(20_000, "hang-gai", "connection_lost", "s"),
+            ev(30_000, "hang-gai", "join_held_seat", "s2"),
+            ev(40_000, "hang-gai", "floor_revoked", "1"),
+            ev(41_000, "cua-nam", "floor_granted", "2"), // from the queue, in the same item
+            ev(50_000, "cua-nam", "floor_released", "2"),
+            ev(60_000, "hq", "agenda_item_ended", "1"),
+        ];
+        let sites = [("hang-gai".to_string(), "Cụm Hàng Gai".to_string()), ("cua-nam".to_string(), "Cụm Cửa Nam".to_string())];
+        let m = build(conf, &events, &[], &sites, 400_000);
+        let spoke: Vec<(&str, Option<&str>, f64)> = m.speakers.iter().map(|s| (s.site.as_str(), s.item.as_deref(), s.seconds)).collect();
+        assert_eq!(spoke, [
+            ("hang-gai", Some("Phát biểu Hàng Gai"), 19.0),
+            ("hang-gai", Some("Phát biểu Hàng Gai"), 10.0),
+            ("cua-nam", None, 9.0),
+        ]);
+
     }
 
     #[test]
