@@ -21,5 +21,17 @@ elif ! command -v chromium >/dev/null || ! command -v ffprobe >/dev/null || ! co
 fi
 command -v python3 >/dev/null || { echo "tests/run.sh: python3 is needed to generate fake camera/microphone files" >&2; exit 1; }
 
+# The web client's JSDoc types (jsconfig.json), checked by TypeScript: the pages have no build
+# step, so this is what keeps `ServerMessage` and the pages' use of it honest.
+tsc=target/tools/node_modules/.bin/tsc
+if [ ! -x "$tsc" ]; then
+  if ! command -v npm >/dev/null && [ "$(id -u)" -eq 0 ]; then
+    apt-get install -y -q nodejs npm >/dev/null
+  fi
+  command -v npm >/dev/null || { echo "tests/run.sh: npm (Node.js) is needed to check the web client's types; run as root once or install nodejs and npm" >&2; exit 1; }
+  npm install --prefix target/tools --no-audit --no-fund --silent typescript@5.6.3
+fi
+"$tsc" -p jsconfig.json
+
 # Bounded: a hung test fails the run instead of stalling CI.
 timeout --signal=INT 1800 cargo test --locked --no-fail-fast -- --test-threads="${DIEMCAU_TEST_THREADS:-4}"

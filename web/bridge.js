@@ -352,7 +352,7 @@ export class BridgeClient {
       const t = pc.addTransceiver(track, sendEncodings ? { direction: "sendonly", streams: [local], sendEncodings } : { direction: "sendonly", streams: [local] });
       if (track.kind === "video" && this.opts.preferCodec) preferCodec(t, this.opts.preferCodec);
     }
-    pc.onicecandidate = (e) => { if (e.candidate) this.sig?.candidate(e.candidate.toJSON()); };
+    pc.onicecandidate = (e) => { if (e.candidate) this.sig?.candidate(/** @type {import("./protocol.js").IceCandidate} */ (e.candidate.toJSON())); };
     pc.ontrack = (e) => {
       const slot = e.streams[0]?.id;
       if (!slot) return;

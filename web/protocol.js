@@ -6,19 +6,26 @@
  */
 
 /** @typedef {{candidate: string, sdpMid?: string|null, sdpMLineIndex?: number|null, usernameFragment?: string|null}} IceCandidate */
-/** @typedef {{id: string, name: string, role: "chair"|"site", present: boolean, since_ms?: number, audio_muted: boolean, video_muted: boolean, hard_muted: boolean}} SitePresence */
+/** @typedef {{id: string, name: string, role: "chair"|"site", present: boolean, since_ms?: number, audio_muted: boolean, video_muted: boolean, hard_muted: boolean, reconnecting?: boolean, held_until_ms?: number, waiting?: boolean, help?: {since_ms: number, text?: string}}} SitePresence */
 /** @typedef {{holders: {site: string, request: number, since_ms: number}[], queue: {position: number, request: number, site: string, topic?: string, since_ms: number}[]}} FloorView */
 /** @typedef {{title: string, kind: "report"|"speech"|"directive", site?: string, planned_minutes: number}} AgendaItem */
-/** @typedef {{items: AgendaItem[], current?: {index: number, started_ms: number, planned_ms: number}}} AgendaView */
+/** @typedef {{items: AgendaItem[], current?: {index: number, started_ms: number, planned_ms: number, speaker_absent?: boolean}}} AgendaView */
+/** @typedef {{id: number, question: string, options: string[], open: boolean, opened_ms: number, closed_ms?: number, tallies: {site: string, counts: number[]}[], totals: number[]}} VoteView */
+/** @typedef {{id: number, from: "chair"|"technician", to?: string, text: string, sent_ms: number, acked: string[]}} NoticeView */
+/** @typedef {{video: (string|null)[], audio: (string|null)[], content: string|null, page: number, pages: number}} ViewMessage */
 /**
  * @typedef {{type: "joined", session: string, site: {id: string, name: string, role: string}, conference: {title: string}, ice_servers: RTCIceServer[], resume: string, resumed: boolean}
- *  | {type: "state", sites: SitePresence[], floor: FloorView, layout: "stage"|"grid", locked: boolean, agenda: AgendaView, server_now_ms: number, sharing?: string, meeting?: {id: number, started_ms: number}, recording?: {state: "recording"|"failed", started_ms: number, error?: string}}
+ *  | {type: "state", sites: SitePresence[], floor: FloorView, layout: "stage"|"grid", locked: boolean, agenda: AgendaView, server_now_ms: number, sharing?: string, meeting?: {id: number, started_ms: number}, recording?: {state: "recording"|"failed", started_ms: number, error?: string}, vote?: VoteView, notices?: NoticeView[]}
+ *  | ({type: "view"} & ViewMessage)
  *  | {type: "floor", event: string, request: number, site: string}
  *  | {type: "speaking", active: string|null, levels: {site: string, level: number}[]}
  *  | {type: "offer", sdp: string} | {type: "answer", sdp: string}
  *  | {type: "candidate", candidate: IceCandidate}
  *  | {type: "media", state: "connecting"|"connected"|"disconnected"|"failed"|"closed"}
  *  | {type: "replaced", message: string}
+ *  | {type: "dropped", message: string}
+ *  | {type: "restarting", message: string}
+ *  | {type: "restart_ice"}
  *  | {type: "revoked", message: string}
  *  | {type: "error", code: string, message: string, request?: string}
  *  | {type: "pong"}} ServerMessage

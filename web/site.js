@@ -296,7 +296,9 @@ function applyView() {
       tile.dataset.video = "live";
       if (!(site in firstFrameMs)) firstFrameMs[site] = Math.round(performance.now() - start);
     };
-    if ("requestVideoFrameCallback" in video) video.requestVideoFrameCallback(onFrame);
+    // Browsers without requestVideoFrameCallback (Firefox before 132) report the first frame by loadeddata.
+    const frames = /** @type {Partial<HTMLVideoElement>} */ (video).requestVideoFrameCallback;
+    if (frames) frames.call(video, onFrame);
     else video.addEventListener("loadeddata", onFrame, { once: true });
   });
   // Present sites not shown on this page of thumbnails.
