@@ -199,7 +199,10 @@ impl Store {
     }
 
     /// Notes the outcome of a write for the `storage_failed` alarm, and passes it on.
-    fn noted<T>(&self, written: Result<T, StoreError>) -> Result<T, StoreError> {
+    /// Runs one write on the connection; a failure the disk caused (full, read-only) raises
+    /// the storage alarm, and the next write that succeeds clears it.
+    fn write<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let written = f(&self.conn.lock().expect("store mutex poisoned"));
         note_write(&self.path, &self.fault, &written);
         written
     }
@@ -224,15 +227,14 @@ impl Store {
     }
 
     pub fn set_key_hash(&self, site_id: &str, hash: &str) -> Result<(), StoreError> {
-        self.noted((|| -> Result<(), StoreError> {
-            let conn = self.conn.lock().expect("store mutex poisoned");
+        self.write(|conn| {
             conn.execute(
                 "INSERT INTO site_keys (site_id, key_hash, created_at) VALUES (?1, ?2, ?3)
                  ON CONFLICT(site_id) DO UPDATE SET key_hash = excluded.key_hash, created_at = excluded.created_at",
                 params![site_id, hash, now_ms()],
             )?;
             Ok(())
-        })())
+        })
     }
 
     /// Every site's key hash (including the technicians' legacy entry), by id.
@@ -269,32 +271,29 @@ impl Store {
 
     /// Adds a user or replaces its role and password.
     pub fn set_user(&self, name: &str, role: &str, password_hash: &str) -> Result<(), StoreError> {
-        self.noted((|| -> Result<(), StoreError> {
-            let conn = self.conn.lock().expect("store mutex poisoned");
+        self.write(|conn| {
             conn.execute(
                 "INSERT INTO users (name, role, password_hash, created_ms) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT(name) DO UPDATE SET role = excluded.role, password_hash = excluded.password_hash, created_ms = excluded.created_ms",
                 params![name, role, password_hash, now_ms()],
             )?;
             Ok(())
-        })())
+        })
     }
 
     /// Removes a user; false if there was none.
     pub fn remove_user(&self, name: &str) -> Result<bool, StoreError> {
-        let conn = self.conn.lock().expect("store mutex poisoned");
-        Ok(conn.execute("DELETE FROM users WHERE name = ?1", params![name])? > 0)
+        self.write(|conn| Ok(conn.execute("DELETE FROM users WHERE name = ?1", params![name])? > 0))
     }
 
     pub fn save_session(&self, s: &SessionRecord) -> Result<(), StoreError> {
-        self.noted((|| -> Result<(), StoreError> {
-            let conn = self.conn.lock().expect("store mutex poisoned");
+        self.write(|conn| {
             conn.execute(
                 "INSERT OR REPLACE INTO sessions (token_hash, role, subject, created_ms, expires_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![s.token_hash, s.role, s.subject, s.created_ms, s.expires_ms],
             )?;
             Ok(())
-        })())
+        })
     }
 
     /// Sessions not yet past their absolute expiry; older rows are deleted.
@@ -309,32 +308,29 @@ impl Store {
     }
 
     pub fn delete_session(&self, token_hash: &str) -> Result<(), StoreError> {
-        self.noted((|| -> Result<(), StoreError> {
-            let conn = self.conn.lock().expect("store mutex poisoned");
+        self.write(|conn| {
             conn.execute("DELETE FROM sessions WHERE token_hash = ?1", params![token_hash])?;
             Ok(())
-        })())
+        })
     }
 
     /// Ends every session of one site or user.
     pub fn delete_sessions_of(&self, subject: &str) -> Result<(), StoreError> {
-        self.noted((|| -> Result<(), StoreError> {
-            let conn = self.conn.lock().expect("store mutex poisoned");
+        self.write(|conn| {
             conn.execute("DELETE FROM sessions WHERE subject = ?1", params![subject])?;
             Ok(())
-        })())
+        })
     }
 
     pub fn save_conference_state(&self, json: &str) -> Result<(), StoreError> {
-        self.noted((|| -> Result<(), StoreError> {
-            let conn = self.conn.lock().expect("store mutex poisoned");
+        self.write(|conn| {
             conn.execute(
                 "INSERT INTO conference_state (id, state, saved_ms) VALUES (1, ?1, ?2)
                  ON CONFLICT(id) DO UPDATE SET state = excluded.state, saved_ms = excluded.saved_ms",
                 params![json, now_ms()],
             )?;
             Ok(())
-        })())
+        })
     }
 
     pub fn load_conference_state(&self) -> Result<Option<String>, StoreError> {
@@ -392,13 +388,12 @@ impl Store {
 
     /// Starts a conference (ending one still running) and returns it.
     pub fn start_conference(&self, title: &str) -> Result<ConferenceRecord, StoreError> {
-        self.noted((|| -> Result<ConferenceRecord, StoreError> {
-            let conn = self.conn.lock().expect("store mutex poisoned");
+        self.write(|conn| {
             let now = now_ms();
             conn.execute("UPDATE conferences SET ended_ms = ?1 WHERE ended_ms IS NULL", params![now])?;
             conn.execute("INSERT INTO conferences (title, started_ms) VALUES (?1, ?2)", params![title, now])?;
             Ok(ConferenceRecord { id: conn.last_insert_rowid(), title: title.to_string(), started_ms: now, ended_ms: None })
-        })())
+        })
     }
 
     /// The conference started and not yet ended, if any: after a restart (orderly or not)
@@ -414,13 +409,12 @@ impl Store {
     }
 
     pub fn end_conference(&self) -> Result<Option<i64>, StoreError> {
-        self.noted((|| -> Result<Option<i64>, StoreError> {
-            let conn = self.conn.lock().expect("store mutex poisoned");
+        self.write(|conn| {
             let running: Option<i64> =
                 conn.query_row("SELECT id FROM conferences WHERE ended_ms IS NULL ORDER BY id DESC LIMIT 1", [], |r| r.get(0)).optional()?;
             conn.execute("UPDATE conferences SET ended_ms = ?1 WHERE ended_ms IS NULL", params![now_ms()])?;
             Ok(running)
-        })())
+        })
     }
 
     pub fn conferences(&self) -> Result<Vec<ConferenceRecord>, StoreError> {
@@ -449,8 +443,7 @@ impl Store {
 
     /// Records who attends at a site in the running conference; false if none is running.
     pub fn set_attendance(&self, site_id: &str, attendees: &str, headcount: Option<i64>) -> Result<bool, StoreError> {
-        self.noted((|| -> Result<bool, StoreError> {
-            let conn = self.conn.lock().expect("store mutex poisoned");
+        self.write(|conn| {
             let changed = conn.execute(
                 "INSERT INTO attendance (conference_id, site_id, attendees, headcount, updated_ms)
                  SELECT id, ?1, ?2, ?3, ?4 FROM conferences WHERE ended_ms IS NULL ORDER BY id DESC LIMIT 1
@@ -459,7 +452,7 @@ impl Store {
                 params![site_id, attendees, headcount, now_ms()],
             )?;
             Ok(changed > 0)
-        })())
+        })
     }
 
     pub fn attendance(&self, conference_id: i64) -> Result<Vec<AttendanceEntry>, StoreError> {
