@@ -805,8 +805,9 @@ impl Actor {
             }
             Action::VoteCounts { vote, counts } => {
                 let line = counts.iter().map(u32::to_string).collect::<Vec<_>>().join("/");
+                let params = serde_json::json!({"vote": vote, "counts": counts}).to_string();
                 self.votes.tally(vote, site, counts, self.seats[site].headcount).map_err(vote_refusal)?;
-                self.log_with(site, "vote_counts", &line, Some(serde_json::json!({"vote": vote}).to_string()));
+                self.log_with(site, "vote_counts", &line, Some(params));
                 vec![]
             }
             Action::CloseVote => {

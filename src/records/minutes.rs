@@ -248,7 +248,10 @@ pub fn build(conference: ConferenceRecord, events: &[Event], attendance: &[Atten
             }
             "vote_counts" => {
                 if let Some(v) = votes.last_mut().filter(|v| v.closed_ms.is_none()) {
-                    let counts: Vec<u64> = e.detail.split('/').filter_map(|c| c.parse().ok()).collect();
+                    // The counts are in the params; logs written before they were carry them
+                    // only in the detail ("11/1/0").
+                    let counts: Vec<u64> = serde_json::from_value(params["counts"].clone())
+                        .unwrap_or_else(|_| e.detail.split('/').filter_map(|c| c.parse().ok()).collect());
                     v.tallies.retain(|(s, _)| *s != site);
                     v.tallies.push((site, counts));
                     v.totals = (0..v.options.len()).map(|i| v.tallies.iter().map(|(_, c)| c.get(i).copied().unwrap_or(0)).sum()).collect();
@@ -484,6 +487,23 @@ mod tests {
             ("cua-nam", None, 9.0),
         ]);
 
+    }
+
+    #[test]
+    fn vote_counts_come_from_the_params_and_an_older_log_from_its_detail() {
+        let conf = ConferenceRecord { id: 1, title: "Hội nghị".into(), started_ms: 0, ended_ms: Some(60_000) };
+        let mut opened = ev(1_000, "hq", "vote_opened", "Thông qua?");
+        opened.params = Some(r#"{"vote":1,"options":["Tán thành","Không tán thành","Ý kiến khác"]}"#.into());
+        let mut gai = ev(2_000, "hang-gai", "vote_counts", "");
+        gai.params = Some(r#"{"vote":1,"counts":[11,1,0]}"#.into());
+        let nam = ev(3_000, "cua-nam", "vote_counts", "7/0/2"); // written before the params had counts
+        let mut corrected = ev(4_000, "hang-gai", "vote_counts", "");
+        corrected.params = Some(r#"{"vote":1,"counts":[10,2,0]}"#.into());
+        let events = vec![opened, gai, nam, corrected, ev(5_000, "hq", "vote_closed", "")];
+        let m = build(conf, &events, &[], &[], 60_000);
+        assert_eq!(m.votes[0].tallies, [("cua-nam".to_string(), vec![7, 0, 2]), ("hang-gai".to_string(), vec![10, 2, 0])]);
+        assert_eq!(m.votes[0].totals, [17, 2, 2]);
+        assert_eq!(m.votes[0].closed_ms, Some(5_000));
     }
 
     #[test]
