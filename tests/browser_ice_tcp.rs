@@ -1,5 +1,5 @@
 //! A ward office whose firewall drops all UDP still joins: inside a private network namespace
-//! where nftables drops every UDP packet (`../shared/lab/impair.sh cut`), headless Chromium
+//! where nftables drops every UDP packet (`tests/lab/impair.sh cut`), headless Chromium
 //! reaches the bridge's one ICE-TCP port, decodes HQ's video and hears it; the page's selected
 //! pair is TCP and the bridge reports the site's path as `tcp`. Needs root (`ip netns`).
 

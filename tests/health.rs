@@ -196,7 +196,7 @@ async fn ten_percent_loss_on_one_site_is_measured_and_alarmed_while_the_others_s
     let bridge = TestBridge::start_default();
     let hq = Sim::join(&bridge.cert_pem(), bridge.port, "hq", bridge.key("hq")).await;
     let _clean = Sim::join(&bridge.cert_pem(), bridge.port, "cua-nam", bridge.key("cua-nam")).await;
-    // One ward's media goes through ../shared/lab/udp-relay.py dropping 10 % each way; if its
+    // One ward's media goes through tests/lab/udp-relay.py dropping 10 % each way; if its
     // media does not come up, another ward joins through a fresh relay (see
     // `join_through_loss`), so the alarm timing is measured on a site with no history.
     let (lossy, _sim) = Sim::join_through_loss(&bridge, &["hang-bai", "hang-dao", "trang-tien"], 10.0, |id, _| hq.received(id, "audio") > 0).await;

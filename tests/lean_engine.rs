@@ -16,7 +16,7 @@ use std::time::Duration;
 async fn a_receiver_behind_a_lossy_link_gets_lost_video_sent_again() {
     let bridge = TestBridge::start_default_on("lean");
     let _hq = Sim::join(&bridge.cert_pem(), bridge.port, "hq", bridge.key("hq")).await;
-    // A ward's media goes through ../shared/lab/udp-relay.py dropping 5 % each way; its
+    // A ward's media goes through tests/lab/udp-relay.py dropping 5 % each way; its
     // webrtc-rs receiver NACKs what it misses of HQ's camera.
     let (ward, lossy) = Sim::join_through_loss(&bridge, &["cua-nam", "hang-bai", "hang-gai"], 5.0, |_, sim| sim.received("hq", "video") > 0).await;
     wait_until(Duration::from_secs(30), "the ward to receive 300 of HQ's video packets through the lossy relay", || async {

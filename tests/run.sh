@@ -2,16 +2,12 @@
 # Runs every test of Điểm Cầu: unit, integration (webrtc-rs site simulator) and end to end
 # in headless Chromium and Firefox ESR. On a fresh Debian machine with a Rust toolchain it
 # first installs what the tests need: Debian's chromium, chromium-driver and fonts (via
-# ../shared/lab/), firefox-esr (driven through tests/lab/firefox-webrtc.sh), ffmpeg (ffprobe
+# tests/lab/), firefox-esr (driven through tests/lab/firefox-webrtc.sh), ffmpeg (ffprobe
 # checks recorded files), coturn (a TURN relay) and nftables (blocking UDP for ICE-TCP).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-lab="${DIEMCAU_LAB:-../shared/lab}"
-if [ ! -f "$lab/install-chromium.sh" ]; then
-  echo "tests/run.sh: $lab/install-chromium.sh not found; the browser tests need ../shared/lab beside the project (or DIEMCAU_LAB)" >&2
-  exit 1
-fi
+lab=tests/lab
 packages="ffmpeg coturn nftables firefox-esr"
 if [ "$(id -u)" -eq 0 ]; then
   LAB_EXTRA_PKGS="${LAB_EXTRA_PKGS:-} $packages" bash "$lab/install-chromium.sh"

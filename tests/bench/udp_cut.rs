@@ -1,10 +1,10 @@
 //! Benchmark: how fast a meeting recovers from a network cut. Real headless Chromium sites
 //! (HQ and Cụm Hàng Gai) and a simulated site in the speak queue; Hàng Gai holds the floor.
 //! Ten times: all UDP on the loopback of a private network namespace is cut for 5 s with
-//! `../shared/lab/impair.sh`, then restored; the time from the restore until HQ's browser
+//! `tests/lab/impair.sh`, then restored; the time from the restore until HQ's browser
 //! receives Hàng Gai's audio again is measured, and the floor and queue are checked.
 //!
-//!   LAB_EXTRA_PKGS=nftables bash ../shared/lab/install-chromium.sh    # once, as root
+//!   LAB_EXTRA_PKGS=nftables bash tests/lab/install-chromium.sh    # once, as root
 //!   cargo bench --bench udp_cut                                       # BENCH_CUTS=10 BENCH_CUT_SECONDS=5
 //!
 //! Why all UDP rather than one site's port: webrtc-rs binds a new socket on an ICE restart,
@@ -33,7 +33,7 @@ fn impair(args: &[&str]) {
 fn main() {
     if std::env::var("DIEMCAU_NETNS").is_err() {
         // Re-run this benchmark inside a fresh network namespace with only loopback.
-        assert!(Command::new("nft").arg("--version").output().is_ok(), "needs nftables: LAB_EXTRA_PKGS=nftables bash ../shared/lab/install-chromium.sh");
+        assert!(Command::new("nft").arg("--version").output().is_ok(), "needs nftables: LAB_EXTRA_PKGS=nftables bash tests/lab/install-chromium.sh");
         let ns = format!("dcbench{}", std::process::id());
         assert!(Command::new("ip").args(["netns", "add", &ns]).status().unwrap().success(), "ip netns add (root needed)");
         Command::new("ip").args(["-n", &ns, "link", "set", "lo", "up"]).status().unwrap();

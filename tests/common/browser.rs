@@ -1,5 +1,5 @@
 //! Headless browsers with fake camera and microphone, driven from the tests: Chromium through
-//! ../shared/lab/chromium-webrtc.sh over the DevTools protocol, and Firefox ESR through the
+//! tests/lab/chromium-webrtc.sh over the DevTools protocol, and Firefox ESR through the
 //! project's own tests/lab/firefox-webrtc.sh over WebDriver BiDi (Firefox no longer speaks
 //! DevTools). Either way: load a page, evaluate JavaScript, read the browser's own numbers.
 
@@ -14,8 +14,8 @@ use tokio_tungstenite::tungstenite::Message;
 use super::Deadline;
 
 pub fn lab_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/lab");
-    assert!(dir.join("chromium-webrtc.sh").exists(), "../shared/lab/chromium-webrtc.sh not found beside the project");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lab");
+    assert!(dir.join("chromium-webrtc.sh").exists(), "tests/lab/chromium-webrtc.sh not found");
     dir
 }
 

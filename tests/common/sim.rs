@@ -213,7 +213,7 @@ impl Sim {
         Self::join_with(cert_pem, port, site, key, video_pps, None).await
     }
 
-    /// As [`Sim::join_at_rate`], with the media path through `../shared/lab/udp-relay.py`
+    /// As [`Sim::join_at_rate`], with the media path through `tests/lab/udp-relay.py`
     /// dropping `loss` percent of packets in each direction (the server's candidates are
     /// rewritten to point at a relay in front of them).
     pub async fn join_with(cert_pem: &Path, port: u16, site: &str, key: &str, video_pps: u32, loss: Option<f64>) -> Sim {
