@@ -304,10 +304,10 @@ impl Actor {
                 let seat = &mut self.seats[site];
                 let sent = seat.holder.as_ref().is_some_and(|h| {
                     if close {
-                        h.outbox.close_with(msg);
+                        h.outbox.close_with(*msg);
                         true
                     } else {
-                        h.outbox.send(msg).is_ok()
+                        h.outbox.send(*msg).is_ok()
                     }
                 });
                 if sent && close {
@@ -343,7 +343,7 @@ impl Actor {
         let eligible: Vec<bool> = self.seats.iter().map(|s| s.holder.is_some() && !(s.mute.audio || s.mute.hard)).collect();
         let before = self.speaker.current();
         let active = self.speaker.update(now, &levels, &eligible);
-        if active != before || self.ticks % 2 == 0 {
+        if active != before || self.ticks.is_multiple_of(2) {
             let levels = levels
                 .iter()
                 .enumerate()
@@ -438,7 +438,7 @@ impl Actor {
     fn leave(&mut self, site: usize, session: Uuid, lost: bool) {
         let now = now_ms();
         let seat = &mut self.seats[site];
-        if !seat.holder.as_ref().is_some_and(|h| h.session == session) {
+        if seat.holder.as_ref().is_none_or(|h| h.session != session) {
             return;
         }
         seat.holder = None;
@@ -605,7 +605,7 @@ impl Actor {
     }
 
     fn act(&mut self, site: usize, session: Uuid, action: Action) -> Result<(), Refused> {
-        if !self.seats[site].holder.as_ref().is_some_and(|h| h.session == session) {
+        if self.seats[site].holder.as_ref().is_none_or(|h| h.session != session) {
             return Err(Refused::new(ErrorCode::NotJoined, "this session no longer holds the site's seat"));
         }
         let is_chair = self.settings.sites[site].role == Role::Chair;

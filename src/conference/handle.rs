@@ -19,7 +19,7 @@ pub(super) enum Command {
     Presence { reply: oneshot::Sender<Vec<SitePresence>> },
     /// Sends a message to the session holding `site`'s seat; with `close`, that session is
     /// closed afterwards (a technician dropping a stuck session).
-    Notify { site: usize, msg: ServerMessage, close: bool, reply: oneshot::Sender<bool> },
+    Notify { site: usize, msg: Box<ServerMessage>, close: bool, reply: oneshot::Sender<bool> },
     /// The site's credentials were revoked: its session is told why and its seat released
     /// (not held: the old key cannot come back).
     Evict { site: usize, message: String },
@@ -165,7 +165,7 @@ impl ConferenceHandle {
     /// Sends `msg` to the site's current session; false if the site is not present.
     pub async fn notify(&self, site: usize, msg: ServerMessage, close: bool) -> bool {
         let (reply, rx) = oneshot::channel();
-        if self.tx.send(Command::Notify { site, msg, close, reply }).await.is_err() {
+        if self.tx.send(Command::Notify { site, msg: Box::new(msg), close, reply }).await.is_err() {
             return false;
         }
         rx.await.unwrap_or(false)

@@ -85,7 +85,7 @@ impl Journal {
         match self.tx.try_send(Message::Entry(entry)) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
-                if self.dropped.fetch_add(1, Ordering::Relaxed) % 1000 == 0 {
+                if self.dropped.fetch_add(1, Ordering::Relaxed).is_multiple_of(1000) {
                     warn!(dropped = self.dropped.load(Ordering::Relaxed), "the event log writer is behind; events are being dropped");
                 }
             }

@@ -132,8 +132,11 @@ struct Measured {
     /// fan out the ones before them, so audio and frame starts show the per-packet delay.
     histograms: OnceLock<[Vec<AtomicU32>; 3]>,
     /// Per (receiver, source, kind): (first seq, highest seq, received) within the window.
-    streams: Mutex<std::collections::HashMap<(usize, u16, u8), (u32, u32, u64)>>,
+    streams: Mutex<StreamCounts>,
 }
+
+/// Per (receiver, source, kind): (first seq, highest seq, received).
+type StreamCounts = std::collections::HashMap<(usize, u16, u8), (u32, u32, u64)>;
 
 impl Measured {
     fn histogram(&self, which: usize) -> &[AtomicU32] {

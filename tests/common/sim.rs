@@ -119,7 +119,7 @@ pub fn candidate_init(c: &Value, candidate: String) -> RTCIceCandidateInit {
 /// so that no path bypasses the loss.
 fn relay_candidate(candidate: &str, loss: f64, relays: &Mutex<Vec<std::process::Child>>) -> Option<String> {
     let mut f: Vec<String> = candidate.split(' ').map(str::to_string).collect();
-    if f.len() < 8 || f[2].to_ascii_lowercase() != "udp" {
+    if f.len() < 8 || !f[2].eq_ignore_ascii_case("udp") {
         return None;
     }
     let listen = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();

@@ -159,7 +159,7 @@ impl Transport {
                 Ok(Received::Nothing)
             }
             Class::Dtls => {
-                self.from_selected(from)?;
+                self.check_selected(from)?;
                 let keyed = self.dtls.read(now, from, datagram);
                 self.drain_dtls();
                 match keyed {
@@ -177,7 +177,7 @@ impl Transport {
                 Ok(Received::Nothing)
             }
             class @ (Class::Rtp | Class::Rtcp) => {
-                self.from_selected(from)?;
+                self.check_selected(from)?;
                 let srtp = self.srtp.as_mut().ok_or(TransportError::NotConnected)?;
                 let plain = if class == Class::Rtp { srtp.inbound.decrypt_rtp(datagram) } else { srtp.inbound.decrypt_rtcp(datagram) };
                 let plain = plain.map_err(|e| TransportError::Srtp(e.to_string()))?;
@@ -230,7 +230,7 @@ impl Transport {
 
     /// DTLS and media are taken from the selected address or another that passed a check
     /// (which then becomes the selected one); never from an address that did not.
-    fn from_selected(&mut self, from: SocketAddr) -> Result<(), TransportError> {
+    fn check_selected(&mut self, from: SocketAddr) -> Result<(), TransportError> {
         if self.ice.accept_from(from) {
             Ok(())
         } else {
