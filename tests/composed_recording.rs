@@ -3,13 +3,14 @@
 //! given to the ward halfway. The archive shows the composition reach 100 %; Debian's
 //! `ffprobe` finds one H.264 video and one AAC audio stream lasting the recorded time (within
 //! 5 %); frames taken a second and a half either side of the floor change show the floor
-//! holder's colour on the stage (HQ's before, the ward's after) and the other in a thumbnail.
+//! holder's colour on the stage (HQ's before, the ward's after) and the other in a thumbnail;
+//! the archive page links the file.
 //! A bridge whose ffmpeg cannot be run raises the `composition_failed` alarm and keeps every
 //! per-site file as it was.
 
 mod common;
 
-use common::browser::{fake_media, Browser};
+use common::browser::{fake_media, until, Browser};
 use common::sim::Sim;
 use common::ws::{https_request, https_request_bytes};
 use common::{scratch_dir, wait_until, Deadline, TestBridge};
@@ -153,6 +154,19 @@ async fn the_composed_recording_shows_the_floor_holder_on_the_stage() {
         let len = std::fs::metadata(dir.join(t["file"].as_str().unwrap())).unwrap().len();
         assert_eq!(len, t["bytes"].as_u64().unwrap(), "{t}");
     }
+
+    // The archive page, signed in, shows the composition done with the link to the file.
+    let mut archive = Browser::launch_builtin("archive", &format!("https://localhost:{}/records", bridge.port), &scratch).await;
+    until(&mut archive, "!document.getElementById('login').hidden", json!(true), Duration::from_secs(20), "the sign-in form").await;
+    let (user, password) = bridge.technician.clone();
+    let sign_in = format!(
+        "(() => {{ document.getElementById('user').value = {user:?}; document.getElementById('password').value = {password:?}; document.querySelector('#login button[type=submit]').click(); return true; }})()"
+    );
+    assert_eq!(archive.eval(&sign_in).await, Some(json!(true)));
+    let row = format!(
+        "(() => {{ const r = document.querySelector('#recordings tr[data-recording=\"{id}\"]'); return r ? [r.dataset.compose, r.dataset.percent, r.querySelector('a[href$=\".mp4\"]')?.getAttribute('href') ?? null] : null; }})()"
+    );
+    until(&mut archive, &row, json!(["done", "100", path]), Duration::from_secs(20), "the composed file on the archive page").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
