@@ -78,12 +78,30 @@ pub struct RecordingConfig {
     /// less than this free (MB): the event log and the meeting itself need the rest.
     #[serde(default = "default_min_free_mb")]
     pub min_free_mb: u64,
+    /// Make one watchable file (MP4) of each recording when it stops (default true).
+    #[serde(default = "yes")]
+    pub compose: bool,
+    /// The ffmpeg program that composes it (default `ffmpeg`, found in `PATH`).
+    #[serde(default = "default_ffmpeg")]
+    pub ffmpeg: String,
+    /// Encoder threads for composing (default 2, at most 8): what a meeting running at the
+    /// same time leaves free.
+    #[serde(default)]
+    pub compose_threads: Option<u32>,
 }
 
 impl Default for RecordingConfig {
     fn default() -> Self {
-        Self { dir: String::new(), min_free_mb: default_min_free_mb() }
+        Self { dir: String::new(), min_free_mb: default_min_free_mb(), compose: true, ffmpeg: default_ffmpeg(), compose_threads: None }
     }
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_ffmpeg() -> String {
+    "ffmpeg".into()
 }
 
 fn default_min_free_mb() -> u64 {
@@ -288,6 +306,8 @@ pub struct Settings {
     /// Recordings folder from config; `None` = `<data>/recordings`.
     pub recording_dir: Option<PathBuf>,
     pub recording_min_free_bytes: u64,
+    /// How recordings are composed into one file (`ffmpeg: None` = not composed).
+    pub composer: crate::recording::composer::ComposerConfig,
     pub limits: crate::auth::limits::Limits,
     /// TURN servers for pages (empty = none) and the secret their credentials derive from.
     pub turn_urls: Vec<String>,
@@ -522,6 +542,10 @@ impl Config {
             turn_ttl_s: self.turn.ttl_s.unwrap_or(12 * 3600).clamp(60, 7 * 86_400),
             recording_dir: Some(PathBuf::from(self.recording.dir.trim())).filter(|d| !d.as_os_str().is_empty()),
             recording_min_free_bytes: self.recording.min_free_mb.saturating_mul(1 << 20),
+            composer: crate::recording::composer::ComposerConfig {
+                ffmpeg: Some(PathBuf::from(self.recording.ffmpeg.trim())).filter(|p| self.recording.compose && !p.as_os_str().is_empty()),
+                threads: self.recording.compose_threads.unwrap_or(2).clamp(1, 8),
+            },
             limits: {
                 let d = crate::auth::limits::Limits::default();
                 let l = &self.limits;

@@ -13,6 +13,7 @@ use crate::health::monitor::{HealthHandle, MonitorParts};
 use crate::media::router::Router;
 use crate::peer::mux::{Mux, MuxConfig};
 use crate::peer::{MediaNetwork, PeerContext};
+use crate::recording::composer::Composer;
 use crate::recording::Recorder;
 use crate::store::Store;
 use std::net::SocketAddr;
@@ -36,6 +37,8 @@ pub struct Bridge {
     pub auth: Arc<Auth>,
     /// Where recordings are written (one folder each, with its `index.json`).
     pub recordings: PathBuf,
+    /// Makes one watchable file of each recording; its progress for the archive.
+    pub composer: Composer,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -176,6 +179,8 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
     let recordings = settings.recording_dir.clone().unwrap_or_else(|| opts.data.join("recordings"));
     let recorder = Recorder::spawn(recordings.clone(), settings.recording_min_free_bytes, router.clone(), site_ids.clone());
     let recording = recorder.status();
+    let composer = Composer::spawn(recordings.clone(), settings.composer.clone(), settings.clone(), store.clone(), shutdown.clone());
+    composer.follow(recorder.status(), shutdown.clone());
     let conference = conference::spawn(settings.clone(), store.clone(), router.clone(), recorder, shutdown.clone());
     let peers = PeerContext {
         router,
@@ -198,6 +203,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
             store: store.clone(),
             thresholds: settings.thresholds,
             recording,
+            composition: composer.failures(),
         },
         shutdown.clone(),
     );
@@ -215,6 +221,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
         started: Instant::now(),
         auth,
         recordings,
+        composer,
     });
     let app = http::app(bridge.clone());
 

@@ -3,12 +3,13 @@
 # in headless Chromium and Firefox ESR. On a fresh Debian machine with a Rust toolchain it
 # first installs what the tests need: Debian's chromium, chromium-driver and fonts (via
 # tests/lab/), firefox-esr (driven through tests/lab/firefox-webrtc.sh), ffmpeg (ffprobe
-# checks recorded files), coturn (a TURN relay) and nftables (blocking UDP for ICE-TCP).
+# checks recorded files; the bridge composes recordings with it, naming tiles in DejaVu Sans
+# from fonts-dejavu-core), coturn (a TURN relay) and nftables (blocking UDP for ICE-TCP).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 lab=tests/lab
-packages="ffmpeg coturn nftables firefox-esr"
+packages="ffmpeg fonts-dejavu-core coturn nftables firefox-esr"
 if [ "$(id -u)" -eq 0 ]; then
   LAB_EXTRA_PKGS="${LAB_EXTRA_PKGS:-} $packages" bash "$lab/install-chromium.sh"
 elif ! command -v chromium >/dev/null || ! command -v ffprobe >/dev/null || ! command -v firefox-esr >/dev/null; then

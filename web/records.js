@@ -4,7 +4,9 @@
  * CSV and JSON) and the recordings with their files. A member of the secretariat, the chair
  * or a technician signs in with a name and password (`POST /api/login`); the session cookie
  * it sets lets the minutes and files open in their own tabs. The server decides who may see
- * what (a ward's or a stranger's request is refused there).
+ * what (a ward's or a stranger's request is refused there). Each recording also has one
+ * composed file (the meeting as HQ saw it, MP4): its progress is shown while the bridge makes
+ * it, and it can be made again (`POST /api/recordings/<id>/compose`).
  */
 import { loadStrings, t, toggleLanguage, translatePage } from "./i18n.js";
 import { DEFAULT_TIME_ZONE, clock } from "./techtext.js";
@@ -39,6 +41,41 @@ function row(cells) {
   return tr;
 }
 
+/** @type {ReturnType<typeof setTimeout> | undefined} */
+let refresh;
+
+/**
+ * The composed file's cell: its link, its progress, or why it failed and a button to try again.
+ * @param {any} x a recording @param {(name: string) => string} file
+ * @returns {(Node|string)[]}
+ */
+function composed(x, file) {
+  const c = x.composition;
+  const again = (/** @type {string} */ label) => {
+    const b = Object.assign(document.createElement("button"), { type: "button", textContent: label, className: "compose" });
+    b.addEventListener("click", async () => {
+      b.disabled = true;
+      const r = await fetch(`/api/recordings/${encodeURIComponent(x.id)}/compose`, { method: "POST", credentials: "same-origin" });
+      if (!r.ok) showStatus("error", (await r.json().catch(() => ({}))).message || r.statusText);
+      await load();
+    });
+    return b;
+  };
+  if (!c) return x.stopped_ms ? [t("records.compose_none"), again(t("records.compose"))] : [];
+  switch (c.state) {
+    case "queued":
+      return [t("records.compose_queued")];
+    case "running": {
+      const bar = Object.assign(document.createElement("progress"), { max: 100, value: c.percent });
+      return [bar, t("records.compose_running", { percent: c.percent })];
+    }
+    case "done":
+      return [link(file(c.file), c.file)];
+    default:
+      return [t("records.compose_failed", { error: c.error || "" }), again(t("records.compose_again"))];
+  }
+}
+
 /** Lists conferences and recordings; false if not signed in. */
 async function load() {
   const r = await fetch("/api/conferences", { credentials: "same-origin" });
@@ -66,14 +103,21 @@ async function load() {
   const { recordings } = rec.ok ? await rec.json() : { recordings: [] };
   /** @type {HTMLElement} */ ($("recordings").querySelector("tbody")).replaceChildren(...recordings.map((/** @type {any} */ x) => {
     const state = x.complete ? t("records.complete") : x.error ? t("records.interrupted", { error: x.error }) : t("records.recording_now");
+    const file = (/** @type {string} */ name) => `/api/recordings/${encodeURIComponent(x.id)}/${encodeURIComponent(name)}`;
     const tr = row([
       [`${x.title} — ${day(x.started_ms)} ${time(x.started_ms)}`],
       [state],
-      x.tracks.map((/** @type {any} */ f) => link(`/api/recordings/${encodeURIComponent(x.id)}/${encodeURIComponent(f.file)}`, f.file)),
+      composed(x, file),
+      x.tracks.map((/** @type {any} */ f) => link(file(f.file), f.file)),
     ]);
     tr.dataset.recording = x.id;
+    tr.dataset.compose = x.composition?.state ?? "none";
+    tr.dataset.percent = String(x.composition?.percent ?? 0);
     return tr;
   }));
+  // While a recording is being composed, its progress is read again every two seconds.
+  clearTimeout(refresh);
+  if (recordings.some((/** @type {any} */ x) => ["queued", "running"].includes(x.composition?.state))) refresh = setTimeout(load, 2000);
   showStatus("connected", t("records.count", { conferences: conferences.length, recordings: recordings.length }));
   return true;
 }

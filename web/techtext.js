@@ -84,6 +84,7 @@ export function reasonText(reason, w) {
   if (typeof reason.level === "number") p.level = num(reason.level, 3);
   if (typeof reason.limit === "number") p.limit = num(reason.limit, reason.code === "floor_holder_silent" ? 2 : 0);
   if (typeof reason.error === "string") p.error = reason.error;
+  if (typeof reason.recording === "string") p.recording = reason.recording;
   if (typeof reason.path === "string") p.path = reason.path;
   if (reason.code === "storage_failed") p.problem = say(t, `tech.storage.${reason.problem}`, {}, reason.error ?? "");
   if (typeof reason.refused === "number") p.refused = num(reason.refused);

@@ -158,6 +158,9 @@ pub enum Reason {
     /// The bridge's own `recording_failed` (raised by the monitor, not by these rules):
     /// the error as the operating system gave it.
     RecordingFailed { error: String },
+    /// The bridge's own `composition_failed`: recording `recording` could not be made into
+    /// one watchable file (ffmpeg missing, failed or too slow); its per-site files stay.
+    CompositionFailed { recording: String, error: String },
     /// The bridge's own `storage_failed`: the store cannot write (its file and why). The
     /// meeting goes on; its events, minutes and sign-ins after a restart are at stake.
     StorageFailed { path: String, problem: crate::store::fault::Problem, error: String },
@@ -200,6 +203,7 @@ impl fmt::Display for Reason {
             Reason::HighLoss { percent, limit } => write!(f, "loss {percent:.1} % > {limit} %"),
             Reason::HighRtt { ms, limit } => write!(f, "rtt {ms:.0} ms > {limit} ms"),
             Reason::RecordingFailed { error } => f.write_str(error),
+            Reason::CompositionFailed { recording, error } => write!(f, "recording {recording} could not be composed into one file: {error}"),
             Reason::StorageFailed { path, problem, error } => {
                 crate::store::WriteFault { path: path.clone(), problem: *problem, error: error.clone() }.fmt(f)
             }

@@ -67,6 +67,15 @@ fn code_and_params(e: &Event) -> (&str, Value) {
             _ => ("recording_stopped", none),
         },
         "recording_failed" => ("recording_failed", json!({"error": detail})),
+        "composition_done" => ("composition_done", json!({"recording": detail})),
+        "composition_failed" => {
+            // `<recording>: <error>`, with both as params from the composer.
+            let p: Value = e.params.as_deref().and_then(|p| serde_json::from_str(p).ok()).unwrap_or_default();
+            match (p["recording"].as_str(), p["error"].as_str()) {
+                (Some(r), Some(err)) => ("composition_failed", json!({"recording": r, "error": err})),
+                _ => ("composition_failed", json!({"recording": "", "error": detail})),
+            }
+        }
         "mute" => {
             let flag = |name: &str| detail.split_whitespace().any(|w| w == format!("{name}=true"));
             ("mute", json!({"audio_muted": flag("audio_muted"), "video_muted": flag("video_muted")}))
@@ -200,6 +209,8 @@ mod tests {
             ("recording_stopped", "server shutdown"),
             ("recording_stopped", "the conference ended"),
             ("recording_failed", "disk full"),
+            ("composition_done", "2026-12-05_08-00-00"),
+            ("composition_failed", "2026-12-05_08-00-00: ffmpeg failed"),
             ("agenda_item_started", "0\t20\tBáo cáo"),
             ("agenda_item_ended", "0"),
             ("ice_restart", ""),
@@ -242,11 +253,12 @@ mod tests {
             Reason::HighLoss { percent: 9.0, limit: 5.0 },
             Reason::HighRtt { ms: 400.0, limit: 300.0 },
             Reason::RecordingFailed { error: String::new() },
+            Reason::CompositionFailed { recording: String::new(), error: String::new() },
             Reason::StorageFailed { path: String::new(), problem: crate::store::fault::Problem::DiskFull, error: String::new() },
             Reason::OverBudget { budget: "ssrcs", refused: 1 },
             Reason::StrangerTraffic { refused: 1 },
         ];
-        keys.extend(["over_budget", "stranger_traffic"].map(|a| format!("alarm.{a}")));
+        keys.extend(["over_budget", "stranger_traffic", "composition_failed"].map(|a| format!("alarm.{a}")));
         keys.extend(crate::health::board::Budget::ALL.map(|b| format!("tech.budget.{}", b.code())));
         let code = |v: Value| v["code"].as_str().unwrap().to_string();
         keys.extend(reasons.into_iter().map(|r| format!("tech.reason.{}", code(json!(r)))));

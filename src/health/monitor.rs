@@ -15,6 +15,7 @@ use crate::conference::SiteView;
 use crate::config::{Role, Settings};
 use crate::media::router::Router;
 use crate::media::Kind;
+use crate::recording::composer::CompositionFailure;
 use crate::recording::{RecState, RecordingStatus};
 use crate::signal::protocol::ClientReport;
 use crate::store::journal::Entry;
@@ -231,6 +232,9 @@ struct Monitor {
     storage: watch::Receiver<Option<WriteFault>>,
     /// The bridge-wide `storage_failed` alarm: since when (Unix ms) and why.
     storage_alarm: Option<(i64, WriteFault)>,
+    composition: watch::Receiver<Option<CompositionFailure>>,
+    /// The bridge-wide `composition_failed` alarm: the failure it was raised for.
+    composition_alarm: Option<CompositionFailure>,
     /// The bridge-wide `stranger_traffic` alarm.
     strangers: RefusalWatch,
 }
@@ -243,6 +247,8 @@ pub struct MonitorParts {
     pub store: Store,
     pub thresholds: Thresholds,
     pub recording: watch::Receiver<RecordingStatus>,
+    /// The composer's last failure (cleared by its next success).
+    pub composition: watch::Receiver<Option<CompositionFailure>>,
 }
 
 pub fn spawn(parts: MonitorParts, cancel: CancellationToken) -> HealthHandle {
@@ -277,6 +283,8 @@ pub fn spawn(parts: MonitorParts, cancel: CancellationToken) -> HealthHandle {
         recording: parts.recording,
         recording_alarm: None,
         storage_alarm: None,
+        composition: parts.composition,
+        composition_alarm: None,
         strangers: RefusalWatch::default(),
     };
     let mut view_changes = m.view.clone();
@@ -469,6 +477,7 @@ impl Monitor {
         }
         self.check_recording();
         self.check_storage();
+        self.check_composition();
         self.check_refusals(t);
         self.ticks += 1;
         if self.ticks % 2 == 1 {
@@ -528,6 +537,29 @@ impl Monitor {
             _ => return,
         };
         self.store.record(Entry::now(None, kind, &detail).with_params(params));
+    }
+
+    /// A recording that could not be composed into one file is an alarm of the bridge itself,
+    /// raised at once and cleared when a later composition succeeds (the archive's "compose
+    /// again", once the cause is fixed). The per-site files are untouched either way.
+    fn check_composition(&mut self) {
+        let failure = self.composition.borrow().clone();
+        match (&self.composition_alarm, failure) {
+            (None, Some(f)) => {
+                warn!(alarm = "composition_failed", recording = %f.recording, "bridge: alarm raised: {}", f.error);
+                let reason = Reason::CompositionFailed { recording: f.recording.clone(), error: f.error.clone() };
+                self.store.record(Entry::now(None, "alarm_raised:composition_failed", &reason.to_string()).with_params(serde_json::to_string(&reason).ok()));
+                self.composition_alarm = Some(f);
+            }
+            (Some(old), None) => {
+                let secs = (now_ms() - old.at_ms) / 1000;
+                info!(alarm = "composition_failed", "bridge: alarm cleared after {secs} s");
+                self.composition_alarm = None;
+                self.store.record(Entry::now(None, "alarm_cleared:composition_failed", &format!("{secs} s")));
+            }
+            (Some(old), Some(f)) if *old != f => self.composition_alarm = Some(f),
+            _ => {}
+        }
     }
 
     /// A store that cannot write is an alarm of the bridge itself, raised at once and cleared
@@ -623,6 +655,10 @@ impl Monitor {
         if let Some((since_ms, error)) = &self.recording_alarm {
             let reason = Reason::RecordingFailed { error: error.clone() };
             alarms.push(AlarmView { site: BRIDGE.into(), alarm: "recording_failed", since_ms: *since_ms, detail: error.clone(), reason });
+        }
+        if let Some(f) = &self.composition_alarm {
+            let reason = Reason::CompositionFailed { recording: f.recording.clone(), error: f.error.clone() };
+            alarms.push(AlarmView { site: BRIDGE.into(), alarm: "composition_failed", since_ms: f.at_ms, detail: reason.to_string(), reason });
         }
         if let Some((since_ms, fault)) = &self.storage_alarm {
             let reason = Reason::StorageFailed { path: fault.path.clone(), problem: fault.problem, error: fault.error.clone() };

@@ -50,6 +50,7 @@ pub fn app(bridge: Arc<Bridge>) -> Router {
         .route("/api/conferences", get(records::list))
         .route("/api/conferences/{id}/minutes", get(records::minutes))
         .route("/api/recordings", get(records::recordings))
+        .route("/api/recordings/{id}/compose", axum::routing::post(records::compose))
         .route("/api/recordings/{id}/{file}", get(records::recording_file))
         .route("/tech", get(|| async { asset("tech.html") }))
         .route("/records", get(|| async { asset("records.html") }))

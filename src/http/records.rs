@@ -1,7 +1,8 @@
 //! Meeting records over HTTP: the list of conferences and each one's minutes as JSON, CSV or
 //! a printable Vietnamese page, and the recordings (their indexes and files). For the chair
 //! (HQ's page, or the secretariat) and the technicians: a session token as a bearer header
-//! or the session cookie (links opened in a new tab).
+//! or the session cookie (links opened in a new tab). A recording's one composed file is
+//! served like its per-site files, and can be composed again on demand.
 
 use super::refuse;
 use crate::auth::Role;
@@ -76,14 +77,54 @@ pub async fn minutes(State(bridge): State<Arc<Bridge>>, Path(id): Path<i64>, hea
     }
 }
 
-/// Every recording's index, newest first.
+/// Every recording's index, newest first, each with its `composition` (queued, running with
+/// its percentage, done with its file, failed with why; absent if never composed).
 pub async fn recordings(State(bridge): State<Arc<Bridge>>, headers: HeaderMap) -> Response {
     if let Err(r) = authorise(&bridge, &headers) {
         return r;
     }
     let root = bridge.recordings.clone();
-    let list = tokio::task::spawn_blocking(move || crate::recording::list(&root)).await.unwrap_or_default();
+    let composer = bridge.composer.clone();
+    let list = tokio::task::spawn_blocking(move || {
+        crate::recording::list(&root)
+            .into_iter()
+            .map(|index| {
+                let composition = composer.status(&index.id);
+                let mut v = serde_json::to_value(index).unwrap_or_default();
+                v["composition"] = serde_json::to_value(composition).unwrap_or_default();
+                v
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap_or_default();
     Json(serde_json::json!({"recordings": list})).into_response()
+}
+
+/// Composes a recording into one file (again): for an older recording, or after a failure.
+pub async fn compose(State(bridge): State<Arc<Bridge>>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    if let Err(r) = authorise(&bridge, &headers) {
+        return r;
+    }
+    use crate::recording::composer::ComposeRefusal;
+    let composer = bridge.composer.clone();
+    let asked = id.clone();
+    match tokio::task::spawn_blocking(move || composer.request(&asked)).await {
+        Ok(Ok(())) => {
+            tracing::info!(recording = %id, "composing the recording, as asked from the archive");
+            (StatusCode::ACCEPTED, Json(serde_json::json!({"recording": id, "state": "queued"}))).into_response()
+        }
+        Ok(Err(e)) => {
+            let (status, code) = match e {
+                ComposeRefusal::Unknown => (StatusCode::NOT_FOUND, "recording_unknown"),
+                ComposeRefusal::Disabled => (StatusCode::CONFLICT, "composing_off"),
+                ComposeRefusal::Recording | ComposeRefusal::Busy => (StatusCode::CONFLICT, "composing_busy"),
+                ComposeRefusal::QueueFull => (StatusCode::SERVICE_UNAVAILABLE, "composing_busy"),
+            };
+            refuse(status, code, &e.to_string())
+        }
+        Err(_) => refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal", "cannot queue the composition"),
+    }
 }
 
 /// One file of a recording: only names its index lists (or the index itself) are served.
@@ -98,7 +139,8 @@ pub async fn recording_file(
     let root = bridge.recordings.clone();
     let path = tokio::task::spawn_blocking(move || {
         let index = crate::recording::list(&root).into_iter().find(|i| i.id == id)?;
-        let listed = file == "index.json" || index.tracks.iter().any(|t| t.file == file);
+        let composed = file == crate::recording::composer::file_name(&index.id);
+        let listed = file == "index.json" || composed || index.tracks.iter().any(|t| t.file == file);
         listed.then(|| root.join(&index.id).join(&file))
     })
     .await
@@ -117,6 +159,7 @@ pub async fn recording_file(
     let mime = match file.rsplit('.').next() {
         Some("ogg") => "audio/ogg",
         Some("ivf") => "video/x-ivf",
+        Some("mp4") => "video/mp4",
         Some("json") => "application/json",
         _ => "application/octet-stream",
     };

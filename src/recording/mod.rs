@@ -8,7 +8,12 @@
 //! ones. Files are written on a thread of the recorder's own, so no tokio worker ever waits
 //! on the disk. A write error or a disk running low fails the recording (status `failed`,
 //! a technicians' alarm) and leaves the live meeting untouched.
+//!
+//! When a recording stops, [`composer`] makes one watchable file of it (the meeting as HQ saw
+//! it, planned by the pure [`compose`]) with Debian's ffmpeg; the per-site files stay.
 
+pub mod compose;
+pub mod composer;
 pub mod ivf;
 pub mod ogg;
 pub mod track;
