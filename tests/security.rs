@@ -139,6 +139,12 @@ async fn bad_input_of_every_kind_is_refused_with_its_code_and_the_meeting_carrie
         case("a notice that does not exist", Probe::Ward(json!({"type": "ack_notice", "notice": 99})), 0, "unknown_notice"),
         case("a call for help of 301 characters", Probe::Ward(json!({"type": "ask_help", "text": "x".repeat(301)})), 0, "invalid_notice"),
         case("ward mistyped mute", Probe::Ward(json!({"type": "mute", "audio": "yes"})), 0, "invalid_message"),
+        case(
+            "a candidate with an unknown field",
+            Probe::Ward(json!({"type": "candidate", "candidate": {"candidate": "candidate:1 1 udp 2130706431 127.0.0.1 9 typ host", "sdpMid": "0", "sdpMLineIndex": 0, "usernameFragment": "abcd", "relayed": true}})),
+            0,
+            "invalid_message",
+        ),
         case("forged ticket", Probe::Join(Ticket::Forged), 0, "token_invalid"),
         case("replayed ticket", Probe::Join(Ticket::Replayed), 0, "ticket_replayed"),
         case("expired ticket", Probe::Join(Ticket::Expired), 0, "token_expired"),
@@ -174,7 +180,10 @@ async fn bad_input_of_every_kind_is_refused_with_its_code_and_the_meeting_carrie
             }
             Probe::Ward(msg) => {
                 tt.send(msg).await;
-                tt.recv_type("error").await["code"].as_str().unwrap_or("").to_string()
+                // The ward keeps receiving `speaking` and `state`; a refusal that never comes
+                // must fail the case, not hang it.
+                let reply = tokio::time::timeout(Duration::from_secs(10), tt.recv_type("error")).await;
+                reply.unwrap_or_else(|_| panic!("{}: no error reply within 10 s", c.name))["code"].as_str().unwrap_or("").to_string()
             }
             Probe::Join(kind) => {
                 let ticket = match kind {
