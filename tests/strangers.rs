@@ -189,3 +189,92 @@ async fn a_storm_of_wrong_keys_does_not_keep_a_site_from_signing_in() {
     println!("the storm's answers: {answers:?}");
     assert!(!answers.contains_key(&200), "no wrong key got in");
 }
+
+/// What a socket hears until it closes or `wait` passes: the `error` codes, and the close frame.
+async fn listen(rx: &mut futures::stream::SplitStream<common::ws::Socket>, wait: Duration) -> (Vec<String>, Option<(u16, String)>) {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut codes = Vec::new();
+    while let Ok(Some(Ok(m))) = tokio::time::timeout_at(deadline, rx.next()).await {
+        match m {
+            Message::Text(t) => {
+                let v: serde_json::Value = serde_json::from_str(t.as_str()).unwrap();
+                if v["type"] == "error" {
+                    codes.push(v["code"].as_str().unwrap_or("").to_string());
+                }
+            }
+            Message::Close(frame) => return (codes, frame.map(|f| (u16::from(f.code), f.reason.to_string()))),
+            _ => {}
+        }
+    }
+    (codes, None)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sockets_that_only_ping_are_closed_and_a_ping_flood_is_limited() {
+    use futures::{SinkExt, StreamExt};
+    use serde_json::json;
+    use tokio_tungstenite::tungstenite::Message;
+    let bridge = TestBridge::start_default();
+    let (cert, port) = (bridge.cert_pem(), bridge.port);
+
+    // A stranger that never joins and sends a WebSocket ping every 2 s.
+    let pinger = {
+        let (mut tx, mut rx) = common::ws::Client::connect(&cert, port).await.into_socket().split();
+        tokio::spawn(async move {
+            let opened = Instant::now();
+            let pings = tokio::spawn(async move {
+                while tx.send(Message::Ping(vec![1].into())).await.is_ok() {
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+            });
+            let heard = listen(&mut rx, Duration::from_secs(40)).await;
+            pings.abort();
+            (heard, opened.elapsed())
+        })
+    };
+    // A stranger that floods pings as fast as its socket takes them, for at most 10 s.
+    let flooder = {
+        let (mut tx, mut rx) = common::ws::Client::connect(&cert, port).await.into_socket().split();
+        tokio::spawn(async move {
+            let opened = Instant::now();
+            let pings = tokio::spawn(async move {
+                let mut sent = 0u64;
+                while opened.elapsed() < Duration::from_secs(10) && tx.send(Message::Ping(vec![2].into())).await.is_ok() {
+                    sent += 1;
+                }
+                sent
+            });
+            let heard = listen(&mut rx, Duration::from_secs(15)).await;
+            (heard, opened.elapsed(), pings.await.unwrap())
+        })
+    };
+    // A page: joins at once, then its JSON `ping` every 5 s (browsers send no WebSocket pings).
+    let mut page = common::ws::Client::connect(&cert, port).await;
+    assert_eq!(page.join("hang-gai", bridge.key("hang-gai")).await["type"], "joined");
+
+    let ((flood_codes, flood_close), flood_took, sent) = flooder.await.unwrap();
+    println!("ping flood: {sent} pings; errors {flood_codes:?}; closed with {flood_close:?} after {flood_took:?}");
+    assert!(flood_codes.iter().any(|c| c == "rate_limited"), "the ping flooder is told it is over the rate: {flood_codes:?}");
+    assert_eq!(flood_close, Some((1008, "flooding".to_string())), "and closed as a flood");
+
+    let ((codes, close), took) = pinger.await.unwrap();
+    println!("pinging stranger: errors {codes:?}; closed with {close:?} after {took:?}");
+    assert_eq!(close, Some((1008, "join_timeout".to_string())), "a socket that only pings is closed");
+    assert_eq!(codes, vec!["not_joined".to_string()], "with a reason it can read");
+    assert!(took >= Duration::from_secs(19) && took < Duration::from_secs(25), "20 s after it opened, pings or not: {took:?}");
+
+    // The page, joined for longer than that now, is unaffected.
+    for _ in 0..2 {
+        page.send(json!({"type": "ping"})).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let m = tokio::time::timeout_at(deadline, page.recv()).await.expect("a pong within 10 s").expect("the page's socket is open");
+            if m["type"] == "pong" {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
