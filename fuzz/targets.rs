@@ -17,7 +17,7 @@ use diemcau::media::rewrite::Rewriter;
 use diemcau::media::router::Router;
 use diemcau::media::{h264, speaker, vp8, Codec, Kind, RtpPacket, Selection};
 use diemcau::peer::inbound::Inbound;
-use diemcau::peer::lean::budget::RetransmitBudget;
+use diemcau::peer::budget::RetransmitBudget;
 use diemcau::peer::lean::candidates::RemoteCandidates;
 use diemcau::peer::lean::congestion::TransportFeedback;
 use diemcau::peer::lean::history::{self, History};

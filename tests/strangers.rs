@@ -2,7 +2,9 @@
 //! byte at a time, from a few addresses, cannot use up what the bridge needs for everyone
 //! else. Over the per-address limit a connection is closed at once; idle and trickling ones
 //! are closed when the TLS handshake or the request's header does not come in time; a site's
-//! sign-in from another address meanwhile is answered as usual.
+//! sign-in from another address meanwhile is answered as usual. A WebSocket that never joins
+//! is closed however it pings; a malformed request gets hyper's bare 400 and a closed
+//! connection.
 
 mod common;
 
@@ -188,4 +190,139 @@ async fn a_storm_of_wrong_keys_does_not_keep_a_site_from_signing_in() {
     }
     println!("the storm's answers: {answers:?}");
     assert!(!answers.contains_key(&200), "no wrong key got in");
+}
+
+/// What a socket hears until it closes or `wait` passes: the `error` codes, and the close frame.
+async fn listen(rx: &mut futures::stream::SplitStream<common::ws::Socket>, wait: Duration) -> (Vec<String>, Option<(u16, String)>) {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut codes = Vec::new();
+    while let Ok(Some(Ok(m))) = tokio::time::timeout_at(deadline, rx.next()).await {
+        match m {
+            Message::Text(t) => {
+                let v: serde_json::Value = serde_json::from_str(t.as_str()).unwrap();
+                if v["type"] == "error" {
+                    codes.push(v["code"].as_str().unwrap_or("").to_string());
+                }
+            }
+            Message::Close(frame) => return (codes, frame.map(|f| (u16::from(f.code), f.reason.to_string()))),
+            _ => {}
+        }
+    }
+    (codes, None)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sockets_that_only_ping_are_closed_and_a_ping_flood_is_limited() {
+    use futures::{SinkExt, StreamExt};
+    use serde_json::json;
+    use tokio_tungstenite::tungstenite::Message;
+    let bridge = TestBridge::start_default();
+    let (cert, port) = (bridge.cert_pem(), bridge.port);
+
+    // A stranger that never joins and sends a WebSocket ping every 2 s.
+    let pinger = {
+        let (mut tx, mut rx) = common::ws::Client::connect(&cert, port).await.into_socket().split();
+        tokio::spawn(async move {
+            let opened = Instant::now();
+            let pings = tokio::spawn(async move {
+                while tx.send(Message::Ping(vec![1].into())).await.is_ok() {
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+            });
+            let heard = listen(&mut rx, Duration::from_secs(40)).await;
+            pings.abort();
+            (heard, opened.elapsed())
+        })
+    };
+    // A stranger that floods pings as fast as its socket takes them, for at most 10 s.
+    let flooder = {
+        let (mut tx, mut rx) = common::ws::Client::connect(&cert, port).await.into_socket().split();
+        tokio::spawn(async move {
+            let opened = Instant::now();
+            let pings = tokio::spawn(async move {
+                let mut sent = 0u64;
+                while opened.elapsed() < Duration::from_secs(10) && tx.send(Message::Ping(vec![2].into())).await.is_ok() {
+                    sent += 1;
+                }
+                sent
+            });
+            let heard = listen(&mut rx, Duration::from_secs(15)).await;
+            (heard, opened.elapsed(), pings.await.unwrap())
+        })
+    };
+    // A page: joins at once, then its JSON `ping` every 5 s (browsers send no WebSocket pings).
+    let mut page = common::ws::Client::connect(&cert, port).await;
+    assert_eq!(page.join("hang-gai", bridge.key("hang-gai")).await["type"], "joined");
+
+    let ((flood_codes, flood_close), flood_took, sent) = flooder.await.unwrap();
+    println!("ping flood: {sent} pings; errors {flood_codes:?}; closed with {flood_close:?} after {flood_took:?}");
+    assert!(flood_codes.iter().any(|c| c == "rate_limited"), "the ping flooder is told it is over the rate: {flood_codes:?}");
+    assert_eq!(flood_close, Some((1008, "flooding".to_string())), "and closed as a flood");
+
+    let ((codes, close), took) = pinger.await.unwrap();
+    println!("pinging stranger: errors {codes:?}; closed with {close:?} after {took:?}");
+    assert_eq!(close, Some((1008, "join_timeout".to_string())), "a socket that only pings is closed");
+    assert_eq!(codes, vec!["not_joined".to_string()], "with a reason it can read");
+    assert!(took >= Duration::from_secs(19) && took < Duration::from_secs(25), "20 s after it opened, pings or not: {took:?}");
+
+    // The page, joined for longer than that now, is unaffected.
+    for _ in 0..2 {
+        page.send(json!({"type": "ping"})).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let m = tokio::time::timeout_at(deadline, page.recv()).await.expect("a pong within 10 s").expect("the page's socket is open");
+            if m["type"] == "pong" {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+/// What the bridge answers to `request` on a fresh TLS connection: the reply's bytes, and
+/// whether the bridge closed the connection after it (within 5 s).
+async fn raw_exchange(cert: &std::path::Path, port: u16, request: &[u8]) -> (Vec<u8>, bool) {
+    let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let connector = tokio_rustls::TlsConnector::from(tls_config(cert));
+    let mut tls = connector.connect(rustls::pki_types::ServerName::try_from("localhost").unwrap(), tcp).await.unwrap();
+    tls.write_all(request).await.unwrap();
+    let mut reply = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut reply)).await.is_ok();
+    (reply, closed)
+}
+
+/// A request hyper cannot parse is answered by hyper itself, before the router and its
+/// security headers: a bare `400` (or `431`, `414`) with no body, then the connection closes.
+/// Nothing there for a browser to render, frame, sniff or cache (docs/security.md,
+/// "Transport"); this pins that shape, so a change of hyper that adds a body is noticed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_hyper_cannot_parse_gets_a_bare_400_and_the_connection_closes() {
+    let bridge = TestBridge::start_default();
+    let (cert, port) = (bridge.cert_pem(), bridge.port);
+    for (what, request, status) in [
+        ("a malformed request line", b"GET /\x01 HTTP/1.1\r\nHost: localhost\r\n\r\n".to_vec(), 400),
+        ("a header line without a colon", b"GET / HTTP/1.1\r\nHost localhost\r\n\r\n".to_vec(), 400),
+        ("an unknown HTTP version", b"GET / HTTP/7.1\r\nHost: localhost\r\n\r\n".to_vec(), 400),
+    ] {
+        let (reply, closed) = raw_exchange(&cert, port, &request).await;
+        let text = String::from_utf8_lossy(&reply).to_string();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or_else(|| panic!("{what}: no HTTP reply: {text:?}"));
+        let mut lines = head.lines();
+        let status_line = lines.next().unwrap_or("");
+        assert!(status_line.starts_with(&format!("HTTP/1.1 {status} ")), "{what}: {status_line}");
+        let names: Vec<String> = lines.map(|l| l.split(':').next().unwrap_or("").trim().to_ascii_lowercase()).collect();
+        assert!(names.iter().all(|n| ["content-length", "date", "connection"].contains(&n.as_str())), "{what}: hyper's own reply has grown headers: {names:?}");
+        assert!(head.to_ascii_lowercase().contains("content-length: 0"), "{what}: {head}");
+        assert!(body.is_empty(), "{what}: a body: {body:?}");
+        assert!(closed, "{what}: the connection stays open after hyper's reply");
+    }
+    // What reaches the router gets the headers, even when refused.
+    let (reply, _) = raw_exchange(&cert, port, b"POST /api/session HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: 7\r\n\r\nsite=hq").await;
+    let head = String::from_utf8_lossy(&reply).split("\r\n\r\n").next().unwrap_or("").to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 400 "), "{head}");
+    for h in ["strict-transport-security:", "content-security-policy:", "x-content-type-options: nosniff", "cache-control: no-store"] {
+        assert!(head.contains(h), "the router's 400 lacks {h}: {head}");
+    }
 }

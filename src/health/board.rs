@@ -145,8 +145,8 @@ struct SiteSlot {
     refused: [AtomicU64; Budget::ALL.len()],
 }
 
-/// A per-site budget of what one site can make the bridge do or keep (the lean engine's
-/// `peer/lean/budget.rs`). What a budget refuses is counted here; the monitor raises the
+/// A per-site budget of what one site can make the bridge do or keep (`peer/budget.rs`, both
+/// engines). What a budget refuses is counted here; the monitor raises the
 /// site's `over_budget` alarm while the counts grow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Budget {

@@ -4,7 +4,8 @@
 //! Only Opus and VP8 are offered, without RTX: every site then publishes the same codecs, so
 //! any publisher's packets can be forwarded to any receiver as they are. Cameras may send
 //! simulcast (up to three layers, told apart by their RIDs). Retransmissions are
-//! answered from the NACK interceptor's buffer on each outgoing leg.
+//! answered from the NACK interceptor's buffer on each outgoing leg, within the receiving
+//! site's retransmission budget (`guard.rs`).
 
 use super::tap::KeyframeTap;
 use rtc::interceptor::Slot;
@@ -75,6 +76,7 @@ pub async fn build(
     net: &MediaNetwork,
     handler: Arc<dyn PeerConnectionEventHandler>,
     keyframe_requests: mpsc::UnboundedSender<u32>,
+    nacks: super::guard::NackGuard,
 ) -> webrtc::error::Result<(Arc<dyn PeerConnection>, Arc<PcLink>)> {
     let mut media_engine = MediaEngine::default();
     media_engine.register_codec(RTCRtpCodecParameters { rtp_codec: opus(), payload_type: 111 }, RtpCodecKind::Audio)?;
@@ -97,6 +99,8 @@ pub async fn build(
     let registry = register_default_interceptors(Registry::new(), &mut media_engine)?;
     // Last in the chain, so it sees inbound RTCP after every other interceptor.
     let registry = registry.with(Slot::from(14_000), KeyframeTap::new(keyframe_requests));
+    // Between the pacer and the NACK responder: its retransmissions pass the site's budget.
+    let registry = registry.with(Slot::from(super::guard::SLOT), nacks);
 
     // 1:1 NAT is handled by the mux rewriting what we advertise: the setting engine's NAT
     // option is never read by webrtc-rs 0.21.

@@ -14,7 +14,9 @@
 //! Packets flow without passing through the peer task: a reader task per received track hands
 //! them to the [`Router`], and a sink task per peer writes what the router queued for it.
 
+pub mod budget;
 mod engine;
+mod guard;
 pub mod inbound;
 pub mod lean;
 pub mod mux;
@@ -36,7 +38,7 @@ use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingPar
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use inbound::Inbound;
 use sink::SinkControl;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -60,6 +62,30 @@ pub const KEYFRAME_MIN_INTERVAL: Duration = Duration::from_millis(350);
 
 /// Candidates kept when they arrive before the offer they belong to.
 const MAX_EARLY_CANDIDATES: usize = 32;
+
+/// What a site's budgets refused on its connection: counted on the health board (which raises
+/// the site's `over_budget` alarm), logged once per budget and connection, never per packet.
+/// Both engines report through one.
+pub(crate) struct Refusals {
+    site: usize,
+    board: Arc<StatsBoard>,
+    logged: Vec<budget::Budget>,
+}
+
+impl Refusals {
+    pub(crate) fn new(site: usize, board: Arc<StatsBoard>) -> Self {
+        Refusals { site, board, logged: Vec::new() }
+    }
+
+    /// `n` more of what the site asked for were refused by `budget`; `what` says why, once.
+    pub(crate) fn refuse(&mut self, budget: budget::Budget, n: u64, what: &str) {
+        self.board.refuse(self.site, budget, n);
+        if !self.logged.contains(&budget) {
+            self.logged.push(budget);
+            warn!(budget = budget.code(), "over budget: {what} (counted; logged once per connection)");
+        }
+    }
+}
 
 /// What a signalling session asks of its peer.
 #[derive(Debug)]
@@ -133,19 +159,24 @@ pub async fn spawn(site: usize, ctx: PeerContext) -> Result<(PeerHandle, mpsc::R
     }
     let (pc_tx, pc_rx) = mpsc::unbounded_channel();
     let (kf_tx, kf_rx) = mpsc::unbounded_channel();
-    let (pc, link) = engine::build(&ctx.network, Arc::new(Handler { tx: pc_tx }), kf_tx).await?;
+    let site_id = ctx.site_ids[site].clone();
+    let nacks = guard::NackGuard::new(site_id.clone(), site, Some(ctx.board.clone()));
+    let (pc, link) = engine::build(&ctx.network, Arc::new(Handler { tx: pc_tx }), kf_tx, nacks).await?;
     let (commands, cmd_rx) = mpsc::channel(64);
     let (events_tx, events_rx) = mpsc::channel(256);
     let cancel = CancellationToken::new();
     let generation = ctx.router.next_generation();
     let sink_rx = ctx.router.register_sink(site, generation);
     let (sink_ctl, sink_ctl_rx) = mpsc::unbounded_channel();
-    let site_id = ctx.site_ids[site].clone();
     let span = tracing::info_span!("peer", site = %site_id);
     tokio::spawn(sink::run(site, ctx.board.clone(), ctx.router.clone(), sink_rx, sink_ctl_rx, cancel.clone()).instrument(span.clone()));
     let task = PeerTask {
         site,
         generation,
+        refusals: Refusals::new(site, ctx.board.clone()),
+        renegotiations: budget::RenegotiationBudget::default(),
+        candidates: HashSet::new(),
+        tracks: 0,
         ctx,
         pc,
         link,
@@ -214,6 +245,14 @@ struct Output {
 struct PeerTask {
     site: usize,
     generation: u64,
+    /// The site's budgets, as the lean engine keeps them (`budget.rs`): offers a minute,
+    /// candidates named, tracks read; NACKs are held by the interceptor in `guard.rs`.
+    refusals: Refusals,
+    renegotiations: budget::RenegotiationBudget,
+    /// The remote candidates taken (transport, address, port), trickled or in offers.
+    candidates: HashSet<String>,
+    /// Tracks of the site being read.
+    tracks: usize,
     ctx: PeerContext,
     pc: Arc<dyn PeerConnection>,
     /// This PeerConnection's entry on the shared media ports.
@@ -281,12 +320,31 @@ impl PeerTask {
         self.emit(PeerEvent::Refused { code, message, request }).await;
     }
 
+    /// As [`Self::refuse`], without a log line: a budget's refusals are logged once by
+    /// [`Refusals::refuse`], not each time.
+    async fn refuse_quietly(&self, code: ErrorCode, message: String, request: &'static str) {
+        self.emit(PeerEvent::Refused { code, message, request }).await;
+    }
+
+    /// Whether the site may name one more remote candidate (one it named before is free).
+    fn take_candidate(&mut self, candidate: &str) -> bool {
+        let Some(key) = budget::candidate_address(candidate) else { return true };
+        if self.candidates.len() < budget::MAX_CANDIDATES || self.candidates.contains(&key) {
+            self.candidates.insert(key);
+            return true;
+        }
+        false
+    }
+
     async fn on_command(&mut self, cmd: PeerCommand) {
         match cmd {
             PeerCommand::RemoteOffer(sdp) => self.on_remote_offer(sdp).await,
             PeerCommand::RemoteAnswer(sdp) => self.on_remote_answer(sdp).await,
             PeerCommand::ContentTrack(id) => self.content_track = Some(id),
             PeerCommand::RemoteCandidate(c) => {
+                if !self.take_candidate(&c.candidate) {
+                    return self.refusals.refuse(budget::Budget::Candidates, 1, "this site trickles more candidates than a browser gathers; the rest are ignored");
+                }
                 if !self.has_remote_description {
                     // Trickled ahead of its offer: keep it for when the offer is applied.
                     if self.early_candidates.len() < MAX_EARLY_CANDIDATES {
@@ -294,17 +352,22 @@ impl PeerTask {
                     }
                     return;
                 }
-                let init = RTCIceCandidateInit {
-                    candidate: c.candidate,
-                    sdp_mid: c.sdp_mid,
-                    sdp_mline_index: c.sdp_m_line_index,
-                    username_fragment: c.username_fragment,
-                    ..Default::default()
-                };
-                if let Err(e) = self.pc.add_ice_candidate(init).await {
-                    self.refuse(ErrorCode::BadCandidate, format!("ICE candidate not accepted: {e}"), "candidate").await;
-                }
+                self.add_candidate(c).await;
             }
+        }
+    }
+
+    /// Gives a candidate (within the budget) to webrtc-rs's ICE agent.
+    async fn add_candidate(&self, c: IceCandidate) {
+        let init = RTCIceCandidateInit {
+            candidate: c.candidate,
+            sdp_mid: c.sdp_mid,
+            sdp_mline_index: c.sdp_m_line_index,
+            username_fragment: c.username_fragment,
+            ..Default::default()
+        };
+        if let Err(e) = self.pc.add_ice_candidate(init).await {
+            self.refuse(ErrorCode::BadCandidate, format!("ICE candidate not accepted: {e}"), "candidate").await;
         }
     }
 
@@ -317,6 +380,18 @@ impl PeerTask {
     }
 
     async fn on_remote_offer(&mut self, sdp: String) {
+        if !self.renegotiations.allow(std::time::Instant::now()) {
+            self.refusals.refuse(budget::Budget::Renegotiations, 1, "this site offers more often than a page renegotiates; the extra offers are refused");
+            let msg = format!("too many offers: at most {} a minute", budget::RENEGOTIATIONS_PER_MINUTE);
+            return self.refuse_quietly(ErrorCode::RateLimited, msg, "offer").await;
+        }
+        // The browser's offers repeat the bridge's output slots; beyond those, what a page sends.
+        let sections = budget::sections(&sdp);
+        if sections > self.outputs.len() + budget::MAX_SITE_SECTIONS {
+            self.refusals.refuse(budget::Budget::Sections, 1, "this site's offer has more m-sections than a page sends; it is refused");
+            let msg = format!("offer not accepted: {} m-sections; a site may send at most {}", sections - self.outputs.len(), budget::MAX_SITE_SECTIONS);
+            return self.refuse_quietly(ErrorCode::SdpInvalid, msg, "offer").await;
+        }
         if self.negotiating {
             let msg = "the server's offer is waiting for an answer; answer it before offering".to_string();
             return self.refuse(ErrorCode::NegotiationFailed, msg, "offer").await;
@@ -324,6 +399,21 @@ impl PeerTask {
         if self.fingerprint_changed(&sdp) {
             let msg = "the offer announces another DTLS certificate than this session's; join again".to_string();
             return self.refuse(ErrorCode::SdpInvalid, msg, "offer").await;
+        }
+        // Candidates written in the offer count like trickled ones; those over the budget are
+        // taken out before webrtc-rs's ICE agent pairs them.
+        let mut ignored = 0u64;
+        let sdp: String = sdp
+            .split_inclusive('\n')
+            .filter(|line| {
+                let Some(c) = line.trim_end().strip_prefix("a=") else { return true };
+                let keep = !c.starts_with("candidate:") || self.take_candidate(c);
+                ignored += u64::from(!keep);
+                keep
+            })
+            .collect();
+        if ignored > 0 {
+            self.refusals.refuse(budget::Budget::Candidates, ignored, "this site lists more candidates than a browser gathers; the rest are ignored");
         }
         let sdp_for_pin = sdp.clone();
         let result = async {
@@ -357,7 +447,7 @@ impl PeerTask {
                 }
                 self.has_remote_description = true;
                 for c in std::mem::take(&mut self.early_candidates) {
-                    Box::pin(self.on_command(PeerCommand::RemoteCandidate(c))).await;
+                    self.add_candidate(c).await;
                 }
                 if !std::mem::replace(&mut self.answered_first_offer, true) {
                     self.add_slots().await;
@@ -495,6 +585,10 @@ impl PeerTask {
                 _ => self.camera_track = Some(track_id),
             }
         }
+        if self.tracks >= budget::MAX_TRACKS {
+            return self.refusals.refuse(budget::Budget::Ssrcs, 1, "this site sends more tracks than a page does; they are not read");
+        }
+        self.tracks += 1;
         // webrtc-rs can announce a track before it has resolved the track's codec (seen after
         // a restart, when media arrives at once). Only Opus and VP8 are negotiated, so the kind
         // decides the codec.

@@ -265,9 +265,11 @@ pub struct AgendaItemSpec {
     pub planned_minutes: u32,
 }
 
-/// An ICE candidate in the browser's `RTCIceCandidateInit` shape.
+/// An ICE candidate in the browser's `RTCIceCandidateInit` shape: the four fields of
+/// `RTCIceCandidate.toJSON()` and nothing else, so a typo or an extra field is refused like
+/// anywhere else in a message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct IceCandidate {
     pub candidate: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -913,6 +915,14 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(c, ClientMessage::Candidate { candidate: IceCandidate { sdp_m_line_index: Some(0), .. } }));
+        // What `RTCIceCandidate.toJSON()` gives in Chromium and Firefox: all four fields,
+        // some of them null (Firefox's end-of-candidates is an empty `candidate`).
+        for browser in [
+            r#"{"type":"candidate","candidate":{"candidate":"candidate:1 1 udp 1 127.0.0.1 9 typ host","sdpMid":"0","sdpMLineIndex":0,"usernameFragment":"Ab1c"}}"#,
+            r#"{"type":"candidate","candidate":{"candidate":"","sdpMid":null,"sdpMLineIndex":null,"usernameFragment":null}}"#,
+        ] {
+            assert!(matches!(parse_client(browser), Ok(ClientMessage::Candidate { .. })), "{browser}");
+        }
     }
 
     #[test]
@@ -927,6 +937,11 @@ mod tests {
         assert_eq!(code(r#"{"type":"join","site":42,"ticket":"k"}"#), ErrorCode::InvalidMessage);
         assert_eq!(code(r#"{"type":"join","site":"hq","ticket":"k","admin":true}"#), ErrorCode::InvalidMessage);
         assert_eq!(code(r#"{"type":"join","site":"hq","key":"k"}"#), ErrorCode::InvalidMessage, "keys go to /api/session, not the socket");
+        assert_eq!(
+            code(r#"{"type":"candidate","candidate":{"candidate":"candidate:1 1 udp 1 127.0.0.1 9 typ host","sdpMid":"0","priority":1}}"#),
+            ErrorCode::InvalidMessage,
+            "the candidate object refuses unknown fields too"
+        );
         let big = format!(r#"{{"type":"offer","sdp":"{}"}}"#, "a".repeat(MAX_MESSAGE_BYTES));
         assert_eq!(code(&big), ErrorCode::TooLarge);
     }

@@ -23,6 +23,12 @@ use uuid::Uuid;
 /// whose network vanished does not hold its seat until TCP gives up minutes later.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(45);
 
+/// A socket must have joined this long after it opened, or it is closed. Pages send `join`
+/// as soon as the socket opens (they hold the ticket already), so this only ends sockets
+/// that never will: without it a stranger's socket kept alive by pings, which count as
+/// hearing from it, would hold one of its address's sockets for ever.
+pub const JOIN_TIMEOUT: Duration = Duration::from_secs(20);
+
 struct Joined {
     site: usize,
     peer: PeerHandle,
@@ -57,8 +63,16 @@ impl Session {
         let (outbox_tx, mut outbox) = Outbox::new();
         let mut last_heard = Instant::now();
         let mut idle_check = tokio::time::interval(Duration::from_secs(5));
+        let join_deadline = tokio::time::sleep(JOIN_TIMEOUT);
+        tokio::pin!(join_deadline);
         let close_reason = loop {
             let out = tokio::select! {
+                () = &mut join_deadline, if self.joined.is_none() => {
+                    info!("no join within {} s; closing the socket", JOIN_TIMEOUT.as_secs());
+                    let bye = ServerMessage::error(ErrorCode::NotJoined, format!("no join within {} s; closing", JOIN_TIMEOUT.as_secs()), None);
+                    send_all(&mut tx, vec![bye]).await;
+                    break Some("join_timeout");
+                }
                 _ = idle_check.tick() => {
                     if last_heard.elapsed() > IDLE_TIMEOUT {
                         warn!("nothing heard for {} s; closing the socket", IDLE_TIMEOUT.as_secs());
@@ -68,7 +82,9 @@ impl Session {
                 }
                 incoming = rx.next() => {
                     last_heard = Instant::now();
-                    let counted = matches!(incoming, Some(Ok(Message::Text(_) | Message::Binary(_))));
+                    // Every frame but Close spends the socket's rate: WebSocket pings and pongs
+                    // cost the bridge a read and a reply like a message does.
+                    let counted = matches!(incoming, Some(Ok(Message::Text(_) | Message::Binary(_) | Message::Ping(_) | Message::Pong(_))));
                     let verdict = if counted { self.rate.on_message(crate::store::now_ms()) } else { Verdict::Accept };
                     match (verdict, incoming) {
                     (Verdict::Close, _) => {
@@ -129,8 +145,8 @@ impl Session {
             }
         };
         if let Some(reason) = close_reason {
-            // 1008: policy violation (a flood); 1000 otherwise.
-            let code = if reason == "flooding" { 1008 } else { 1000 };
+            // 1008: policy violation (a flood, no join in time); 1000 otherwise.
+            let code = if matches!(reason, "flooding" | "join_timeout") { 1008 } else { 1000 };
             let _ = tx.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
             // The closing handshake: read (and drop) what the client still sends until its Close,
             // for at most a second. Dropping a socket with unread input makes the kernel reset

@@ -6,8 +6,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-/// Candidates remembered per site at most (a browser gathers a handful).
-const MAX_CANDIDATES: usize = 64;
+use crate::peer::budget::MAX_CANDIDATES;
 
 #[derive(Debug, Default, Clone)]
 pub struct RemoteCandidates {

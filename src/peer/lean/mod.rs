@@ -16,7 +16,6 @@
 //! What the browser's uplink lost of its video is asked for again ([`repair`], NACK). The
 //! remote candidate type comes from the candidates the browser trickles ([`candidates`]).
 
-pub mod budget;
 pub mod candidates;
 pub mod congestion;
 pub mod history;
@@ -25,6 +24,7 @@ pub mod repair;
 pub mod sending;
 pub mod sdp;
 
+use super::budget;
 use super::inbound::Inbound;
 use super::sink::Outputs;
 use super::transport::dtls::fingerprint_set;
@@ -124,7 +124,7 @@ pub async fn spawn(site: usize, ctx: PeerContext) -> Result<(PeerHandle, mpsc::R
         retransmit_budget: budget::RetransmitBudget::default(),
         ssrc_budget: budget::SsrcBudget::default(),
         renegotiations: budget::RenegotiationBudget::default(),
-        over_budget_logged: Vec::new(),
+        refusals: crate::peer::Refusals::new(site, ctx.board.clone()),
         sent: HashMap::new(),
         rtt: None,
         feedback: TransportFeedback::default(),
@@ -205,8 +205,8 @@ struct LeanPeer {
     ssrc_budget: budget::SsrcBudget,
     /// How often this site may offer.
     renegotiations: budget::RenegotiationBudget,
-    /// The budgets whose refusals the log has told (once per budget and connection).
-    over_budget_logged: Vec<budget::Budget>,
+    /// What the budgets refused: counted on the board, logged once per budget and connection.
+    refusals: crate::peer::Refusals,
     /// What each output slot sent, by its SSRC, for the sender reports.
     sent: HashMap<u32, Sent>,
     /// Round-trip time from the browser's reports on the bridge's sender reports (smoothed).
@@ -340,11 +340,7 @@ impl LeanPeer {
     /// board (which raises the site's `over_budget` alarm), logged once per budget and
     /// connection, never per packet.
     fn over_budget(&mut self, budget: budget::Budget, n: u64, what: &str) {
-        self.ctx.board.refuse(self.site, budget, n);
-        if !self.over_budget_logged.contains(&budget) {
-            self.over_budget_logged.push(budget);
-            warn!(budget = budget.code(), "over budget: {what} (counted; logged once per connection)");
-        }
+        self.refusals.refuse(budget, n, what);
     }
 
     /// Sends what the transport queued (check answers, handshake flights).

@@ -5,7 +5,7 @@
 //! site's media already comes from are never refused: a stranger who forges a site's source IP
 //! cannot cut it off. Sans-IO: time is passed in.
 
-use crate::peer::lean::budget::Bucket;
+use crate::peer::budget::Bucket;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::Instant;

@@ -1,4 +1,5 @@
 //! What one site may make the bridge do for it, per second: token buckets, time passed in.
+//! One set of rules for both media engines (`lean/` and the webrtc-rs one in `mod.rs`).
 //! Each budget refills at its rate up to its burst; work over budget is dropped (and counted
 //! by the caller), never queued, so a hostile or broken page cannot make the bridge spend on
 //! it what other sites need.
@@ -145,6 +146,32 @@ impl RenegotiationBudget {
     }
 }
 
+/// Remote candidates a site may name (trickled or in its offers), counted by address: a
+/// browser gathers a handful per ICE restart. With the webrtc engine each one is a remote
+/// candidate its full ICE agent pairs and sends checks to, so the cap also bounds where a
+/// site can make the bridge send STUN.
+pub const MAX_CANDIDATES: usize = 64;
+
+/// Tracks the webrtc engine reads from one site's connection: a page sends audio, a camera
+/// and a shared screen. Each may have [`crate::peer::inbound::MAX_LAYERS`] layers, so this
+/// keeps the SSRCs followed within [`MAX_SSRCS`], as the lean engine does per SSRC.
+pub const MAX_TRACKS: usize = MAX_SSRCS / crate::peer::inbound::MAX_LAYERS;
+
+/// The m-sections of an SDP (`m=` lines).
+pub fn sections(sdp: &str) -> usize {
+    sdp.lines().filter(|l| l.starts_with("m=")).count()
+}
+
+/// What the candidate budget counts a candidate line as (`candidate:<foundation> <component>
+/// <udp|tcp> <priority> <address> <port> typ …`, with or without `a=`): its transport, address
+/// and port, so the same candidate named twice counts once. None for what is not one.
+pub fn candidate_address(candidate: &str) -> Option<String> {
+    let line = candidate.trim().trim_start_matches("a=").strip_prefix("candidate:")?;
+    let fields: Vec<&str> = line.split_ascii_whitespace().collect();
+    let (transport, address, port) = (fields.get(2)?, fields.get(4)?, fields.get(5)?);
+    Some(format!("{} {address} {port}", transport.to_ascii_lowercase()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,5 +219,18 @@ mod tests {
         let allowed = (1..=600u64).filter(|i| r.allow(t0 + Duration::from_millis(100 * i))).count();
         assert!((29..=31).contains(&allowed), "{allowed} offers in a minute");
         assert_eq!(r.refused, 90 + 600 - allowed as u64);
+    }
+
+    #[test]
+    fn sections_and_candidates_are_counted_as_the_budgets_count_them() {
+        let sdp = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\n";
+        assert_eq!(sections(sdp), 2);
+        let a = candidate_address("candidate:1 1 UDP 2122260223 192.168.1.20 54321 typ host generation 0");
+        assert_eq!(a.as_deref(), Some("udp 192.168.1.20 54321"));
+        assert_eq!(candidate_address("a=candidate:9 1 udp 1 192.168.1.20 54321 typ host"), a, "the same address, another foundation");
+        assert_ne!(candidate_address("candidate:1 1 tcp 1 192.168.1.20 54321 typ host tcptype active"), a);
+        assert_eq!(candidate_address(""), None);
+        assert_eq!(candidate_address("candidate:1 1 udp"), None);
+        assert_eq!(MAX_TRACKS * crate::peer::inbound::MAX_LAYERS, MAX_SSRCS);
     }
 }
