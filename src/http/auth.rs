@@ -34,6 +34,12 @@ pub fn refusal(e: AuthError) -> Response {
     super::refuse(status(e), e.code(), &e.to_string())
 }
 
+impl IntoResponse for AuthError {
+    fn into_response(self) -> Response {
+        refusal(self)
+    }
+}
+
 /// The token a request carries, from the header first, else the cookie.
 fn token(headers: &HeaderMap) -> Option<&str> {
     super::bearer(headers).map(str::trim).filter(|t| !t.is_empty()).or_else(|| {
@@ -49,13 +55,13 @@ pub fn principal(bridge: &Bridge, headers: &HeaderMap) -> Result<Principal, Auth
     bridge.auth.authenticate(token(headers).ok_or(AuthError::NoToken)?)
 }
 
-/// The request's principal if its role is one of `allowed`; otherwise the response to send.
-pub fn require(bridge: &Bridge, headers: &HeaderMap, allowed: &[Role]) -> Result<Principal, Response> {
-    let p = principal(bridge, headers).map_err(refusal)?;
+/// The request's principal if its role is one of `allowed`; otherwise why not (a response).
+pub fn require(bridge: &Bridge, headers: &HeaderMap, allowed: &[Role]) -> Result<Principal, AuthError> {
+    let p = principal(bridge, headers)?;
     if allowed.contains(&p.role) {
         Ok(p)
     } else {
-        Err(refusal(AuthError::Forbidden))
+        Err(AuthError::Forbidden)
     }
 }
 

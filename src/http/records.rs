@@ -5,7 +5,7 @@
 //! served like its per-site files, and can be composed again on demand.
 
 use super::refuse;
-use crate::auth::Role;
+use crate::auth::{AuthError, Role};
 use crate::records::{minutes, render};
 use crate::server::Bridge;
 use crate::store::now_ms;
@@ -21,13 +21,13 @@ pub struct RecordQuery {
     format: Option<String>,
 }
 
-fn authorise(bridge: &Bridge, headers: &HeaderMap) -> Result<(), Response> {
+fn authorise(bridge: &Bridge, headers: &HeaderMap) -> Result<(), AuthError> {
     super::auth::require(bridge, headers, &[Role::Chair, Role::Technician, Role::Secretariat]).map(|_| ())
 }
 
 pub async fn list(State(bridge): State<Arc<Bridge>>, headers: HeaderMap) -> Response {
     if let Err(r) = authorise(&bridge, &headers) {
-        return r;
+        return r.into_response();
     }
     let store = bridge.store.clone();
     match tokio::task::spawn_blocking(move || store.conferences()).await {
@@ -38,7 +38,7 @@ pub async fn list(State(bridge): State<Arc<Bridge>>, headers: HeaderMap) -> Resp
 
 pub async fn minutes(State(bridge): State<Arc<Bridge>>, Path(id): Path<i64>, headers: HeaderMap, Query(q): Query<RecordQuery>) -> Response {
     if let Err(r) = authorise(&bridge, &headers) {
-        return r;
+        return r.into_response();
     }
     let store = bridge.store.clone();
     let loaded = tokio::task::spawn_blocking(move || -> Result<_, crate::store::StoreError> {
@@ -81,7 +81,7 @@ pub async fn minutes(State(bridge): State<Arc<Bridge>>, Path(id): Path<i64>, hea
 /// its percentage, done with its file, failed with why; absent if never composed).
 pub async fn recordings(State(bridge): State<Arc<Bridge>>, headers: HeaderMap) -> Response {
     if let Err(r) = authorise(&bridge, &headers) {
-        return r;
+        return r.into_response();
     }
     let root = bridge.recordings.clone();
     let composer = bridge.composer.clone();
@@ -104,7 +104,7 @@ pub async fn recordings(State(bridge): State<Arc<Bridge>>, headers: HeaderMap) -
 /// Composes a recording into one file (again): for an older recording, or after a failure.
 pub async fn compose(State(bridge): State<Arc<Bridge>>, Path(id): Path<String>, headers: HeaderMap) -> Response {
     if let Err(r) = authorise(&bridge, &headers) {
-        return r;
+        return r.into_response();
     }
     use crate::recording::composer::ComposeRefusal;
     let composer = bridge.composer.clone();
@@ -134,7 +134,7 @@ pub async fn recording_file(
     headers: HeaderMap,
 ) -> Response {
     if let Err(r) = authorise(&bridge, &headers) {
-        return r;
+        return r.into_response();
     }
     let root = bridge.recordings.clone();
     let path = tokio::task::spawn_blocking(move || {

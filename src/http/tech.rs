@@ -5,7 +5,7 @@
 //! Prometheus or node exporter).
 
 use super::refuse;
-use crate::auth::Role;
+use crate::auth::{AuthError, Role};
 use crate::media::delay;
 use crate::media::Kind;
 use crate::server::Bridge;
@@ -18,13 +18,13 @@ use std::fmt::Write;
 use std::sync::Arc;
 
 /// A technician's token is required; `Err` is the response to send.
-fn authorise(bridge: &Bridge, headers: &HeaderMap) -> Result<(), Response> {
+fn authorise(bridge: &Bridge, headers: &HeaderMap) -> Result<(), AuthError> {
     super::auth::require(bridge, headers, &[Role::Technician]).map(|_| ())
 }
 
 pub async fn view(State(bridge): State<Arc<Bridge>>, headers: HeaderMap) -> Response {
     if let Err(r) = authorise(&bridge, &headers) {
-        return r;
+        return r.into_response();
     }
     let Some(view) = bridge.health.view(true).await else {
         return refuse(StatusCode::SERVICE_UNAVAILABLE, "internal", "health monitor stopped");
@@ -52,7 +52,7 @@ pub async fn view(State(bridge): State<Arc<Bridge>>, headers: HeaderMap) -> Resp
 
 pub async fn readiness(State(bridge): State<Arc<Bridge>>, headers: HeaderMap) -> Response {
     if let Err(r) = authorise(&bridge, &headers) {
-        return r;
+        return r.into_response();
     }
     let report = bridge.health.readiness().await;
     let summary = report.iter().map(|s| format!("{}={}", s.site, if s.pass { "pass" } else { "fail" })).collect::<Vec<_>>().join(" ");
@@ -80,7 +80,7 @@ pub struct NoticeRequest {
 /// A technician's written notice to one site or all, shown on their pages until read.
 pub async fn notice(State(bridge): State<Arc<Bridge>>, headers: HeaderMap, body: Result<Json<NoticeRequest>, axum::extract::rejection::JsonRejection>) -> Response {
     if let Err(r) = authorise(&bridge, &headers) {
-        return r;
+        return r.into_response();
     }
     let Ok(Json(req)) = body else {
         return refuse(StatusCode::BAD_REQUEST, "invalid_message", "expected {\"site\": \"…\" (or none: every site), \"text\": \"…\"}");
@@ -98,7 +98,7 @@ pub async fn notice(State(bridge): State<Arc<Bridge>>, headers: HeaderMap, body:
 
 pub async fn action(State(bridge): State<Arc<Bridge>>, headers: HeaderMap, body: Result<Json<ActionRequest>, axum::extract::rejection::JsonRejection>) -> Response {
     if let Err(r) = authorise(&bridge, &headers) {
-        return r;
+        return r.into_response();
     }
     let Ok(Json(req)) = body else {
         return refuse(StatusCode::BAD_REQUEST, "invalid_message", "expected {\"site\": \"…\", \"action\": \"keyframe|restart_ice|drop\"}");
@@ -151,7 +151,7 @@ pub async fn metrics(
 ) -> Response {
     if !addr.ip().is_loopback() {
         if let Err(r) = authorise(&bridge, &headers) {
-            return r;
+            return r.into_response();
         }
     }
     let Some(view) = bridge.health.view(false).await else {

@@ -302,7 +302,7 @@ pub fn list(root: &Path) -> Vec<Index> {
         .filter_map(|e| std::fs::read(e.path().join("index.json")).ok())
         .filter_map(|bytes| serde_json::from_slice(&bytes).ok())
         .collect();
-    list.sort_by(|a, b| b.started_ms.cmp(&a.started_ms));
+    list.sort_by_key(|r| std::cmp::Reverse(r.started_ms));
     list
 }
 

@@ -670,7 +670,7 @@ impl LeanPeer {
                 }
                 self.refused += 1;
                 // The first few, then one in a thousand: a flood must not flood the log.
-                if self.refused <= 5 || self.refused % 1000 == 0 {
+                if self.refused <= 5 || self.refused.is_multiple_of(1000) {
                     debug!(refused = self.refused, "datagram from {from} refused: {e}");
                 }
             }
