@@ -46,6 +46,7 @@ async fn main() -> anyhow::Result<()> {
     // whatever the umask it was started with.
     // SAFETY: umask only sets the process's file-creation mask.
     unsafe { libc::umask(0o077) };
+    keep_large_blocks_off_the_heap();
     diemcau::server::init_logging();
     let Cli { command, config, data } = Cli::parse();
     let name = |n: Option<String>| n.ok_or_else(|| anyhow::anyhow!("give a name"));
@@ -65,4 +66,20 @@ async fn main() -> anyhow::Result<()> {
         },
     }
     Ok(())
+}
+
+/// Every sign-in checks its key with Argon2id, which takes a 7 MiB block and frees it. glibc
+/// raises its mmap threshold the first time such a block is freed, so later ones come from a
+/// thread's malloc arena and stay resident once freed: the bridge's RSS grew by a block each
+/// time a sign-in ran on a thread (or arena) that had none yet (+8 % in an hour's soak, its
+/// live heap flat; docs/performance.md, "Soak"). A fixed threshold keeps every block from
+/// 128 KiB up in its own mapping, given back to the system when freed. Media buffers are far
+/// smaller, so the forwarding path is untouched.
+fn keep_large_blocks_off_the_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; any value is valid for M_MMAP_THRESHOLD
+    // up to 32 MiB, and it is called before the bridge allocates anything large.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
 }
