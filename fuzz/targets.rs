@@ -40,7 +40,7 @@ use rtc::shared::marshal::{Marshal, Unmarshal};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU8;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant, SystemTime};
 
 /// Every target by name, as the fuzz binaries and the seed directories name them.
@@ -85,6 +85,23 @@ fn addr(port: u16) -> SocketAddr {
     SocketAddr::from(([192, 0, 2, 7], port))
 }
 
+/// The webrtc engine's advertised addresses in the `sdp` target: fixed, so built once.
+static ADVERTISED: LazyLock<Advertised> = LazyLock::new(|| Advertised {
+    udp_label: Some(addr(50_000)),
+    tcp_label: Some(addr(50_001)),
+    ips: vec![[203, 0, 113, 7].into(), [198, 51, 100, 1].into()],
+    udp_port: 3478,
+    tcp_port: Some(443),
+});
+
+/// The bridge's side of the lean engine's SDP in the `sdp` target: fixed, so built once.
+static LOCAL_TRANSPORT: LazyLock<LocalTransport> = LazyLock::new(|| LocalTransport {
+    ufrag: LOCAL_UFRAG.into(),
+    pwd: PWD.into(),
+    fingerprint: "sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF".into(),
+    candidates: vec!["candidate:1 1 udp 2130706431 203.0.113.7 3478 typ host".into()],
+});
+
 /// SDP from a site (an offer or an answer, as text in a signalling message): the lean engine's
 /// `on_remote_offer` and `on_remote_answer` on it (parse, negotiate, write the answer, add the
 /// output slots, offer them, take the input as the answer to that offer), its candidates as
@@ -92,14 +109,7 @@ fn addr(port: u16) -> SocketAddr {
 /// whole SDP (`mux::sdp::advertise_sdp`).
 pub fn sdp(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else { return };
-    let adv = Advertised {
-        udp_label: Some(addr(50_000)),
-        tcp_label: Some(addr(50_001)),
-        ips: vec![[203, 0, 113, 7].into(), [198, 51, 100, 1].into()],
-        udp_port: 3478,
-        tcp_port: Some(443),
-    };
-    let _ = advertise_sdp(text, &adv);
+    let _ = advertise_sdp(text, &ADVERTISED);
     let Ok(remote) = RemoteDescription::parse(text) else { return };
     let mut candidates = RemoteCandidates::default();
     for c in remote.sections.iter().flat_map(|s| &s.candidates) {
@@ -110,24 +120,19 @@ pub fn sdp(data: &[u8]) {
         let _ = s.choose(&Codec::VIDEO);
         let _ = s.preference().filter_map(|c| c.codec()).count();
     }
-    let local = LocalTransport {
-        ufrag: LOCAL_UFRAG.into(),
-        pwd: PWD.into(),
-        fingerprint: "sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF".into(),
-        candidates: vec!["candidate:1 1 udp 2130706431 203.0.113.7 3478 typ host".into()],
-    };
+    let local = &*LOCAL_TRANSPORT;
     let mut negotiation = Negotiation::new(&Codec::VIDEO);
     if negotiation.apply_offer(&remote).is_ok() {
         let _ = negotiation.refused_sends(&remote).count();
         for (_, inbound) in negotiation.inbound() {
             let _ = (inbound.extmap(lean_sdp::MID_URI), inbound.extmap(lean_sdp::RID_URI), inbound.extmap(lean_sdp::TRANSPORT_CC_URI));
         }
-        let answer = negotiation.answer(&local);
+        let answer = negotiation.answer(local);
         let _ = RemoteDescription::parse(&answer);
         negotiation.add_output(Kind::Audio, 0, 0x1111);
         negotiation.add_output(Kind::Video, 0, 0x2222);
         negotiation.add_output(Kind::Content, 0, 0x3333);
-        let _ = negotiation.offer(&local);
+        let _ = negotiation.offer(local);
     }
     // The same text as the browser's answer to the bridge's offer, and as a re-offer.
     let _ = negotiation.apply_answer(&remote);
@@ -293,6 +298,17 @@ pub fn rtcp(data: &[u8]) {
     }
 }
 
+/// A receiver's rewriter that has forwarded one VP8 packet of another source (SSRC 0), and when.
+static VP8_SWITCHED: LazyLock<(Rewriter, Instant)> = LazyLock::new(|| {
+    let mut rewriter = Rewriter::new(7, PayloadTypes::single(Codec::Vp8, 96), 90_000);
+    let now = Instant::now();
+    let mut first = RtpPacket::default();
+    first.header.payload_type = Codec::Vp8.internal_pt();
+    first.payload = Bytes::from_static(&[0x90, 0xc0, 0x80, 0x05, 0x09]);
+    assert!(rewriter.rewrite(&mut first, now));
+    (rewriter, now)
+});
+
 /// A VP8 RTP payload: the descriptor, key frame and size (statistics, recorder), the picture
 /// numbering and its rewriting (`Rewriter` towards each receiver).
 pub fn vp8(data: &[u8]) {
@@ -309,13 +325,10 @@ pub fn vp8(data: &[u8]) {
         assert_eq!(again.picture_id, n.picture_id.map(|_| wanted), "PictureID written");
         assert_eq!(again.tl0, n.tl0.map(|_| 0x56), "TL0PICIDX written");
     }
-    // Through a receiver's rewriter, after a source switch (renumbering on).
-    let mut rewriter = Rewriter::new(7, PayloadTypes::single(Codec::Vp8, 96), 90_000);
-    let now = Instant::now();
-    let mut first = RtpPacket::default();
-    first.header.payload_type = Codec::Vp8.internal_pt();
-    first.payload = Bytes::from_static(&[0x90, 0xc0, 0x80, 0x05, 0x09]);
-    assert!(rewriter.rewrite(&mut first, now));
+    // Through a receiver's rewriter, after a source switch (renumbering on): a copy of the one
+    // made once, so every input meets the same state.
+    let (switched, now) = &*VP8_SWITCHED;
+    let (mut rewriter, now) = (switched.clone(), *now);
     let mut packet = RtpPacket::default();
     packet.header.payload_type = Codec::Vp8.internal_pt();
     packet.header.ssrc = 99;
