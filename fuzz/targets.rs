@@ -16,8 +16,8 @@ use diemcau::media::codec::PayloadTypes;
 use diemcau::media::rewrite::Rewriter;
 use diemcau::media::router::Router;
 use diemcau::media::{h264, speaker, vp8, Codec, Kind, RtpPacket, Selection};
-use diemcau::peer::inbound::Inbound;
 use diemcau::peer::budget::RetransmitBudget;
+use diemcau::peer::inbound::Inbound;
 use diemcau::peer::lean::candidates::RemoteCandidates;
 use diemcau::peer::lean::congestion::TransportFeedback;
 use diemcau::peer::lean::history::{self, History};
@@ -43,17 +43,12 @@ use std::sync::atomic::AtomicU8;
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant, SystemTime};
 
+/// A fuzz target: one input's bytes.
+pub type Target = fn(&[u8]);
+
 /// Every target by name, as the fuzz binaries and the seed directories name them.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
-    ("sdp", sdp),
-    ("stun", stun),
-    ("ice_tcp", ice_tcp),
-    ("rtp", rtp),
-    ("rtcp", rtcp),
-    ("vp8", vp8),
-    ("h264", h264),
-    ("signal_json", signal_json),
-];
+pub const TARGETS: &[(&str, Target)] =
+    &[("sdp", sdp), ("stun", stun), ("ice_tcp", ice_tcp), ("rtp", rtp), ("rtcp", rtcp), ("vp8", vp8), ("h264", h264), ("signal_json", signal_json)];
 
 /// The bridge's ICE credentials in the STUN targets; the synthetic seeds are signed with them.
 pub const LOCAL_UFRAG: &str = "fuzz";

@@ -366,10 +366,7 @@ impl Settings {
             tracing::info!("{DEFAULT_PATH} not found here; using the built-in default configuration (HQ and five ward points)");
             return Self::from_toml(DEFAULT_TOML);
         }
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read { path: path.display().to_string(), reason: e.to_string() })?;
         Self::from_toml(&text)
     }
 
@@ -400,8 +397,10 @@ impl Settings {
 
 impl Config {
     pub fn validate(self) -> Result<Settings, ConfigError> {
-        let listen: SocketAddr = self.server.listen.parse().map_err(|e: std::net::AddrParseError| {
-            ConfigError::BadAddress { field: "server.listen", value: self.server.listen.clone(), reason: e.to_string() }
+        let listen: SocketAddr = self.server.listen.parse().map_err(|e: std::net::AddrParseError| ConfigError::BadAddress {
+            field: "server.listen",
+            value: self.server.listen.clone(),
+            reason: e.to_string(),
         })?;
         let media_bind_ip = match self.media.bind_ip.trim() {
             "" => None,
@@ -569,11 +568,7 @@ impl Config {
 fn parse_ip_or(field: &'static str, value: &str, default: IpAddr) -> Result<IpAddr, ConfigError> {
     match value.trim() {
         "" => Ok(default),
-        v => v.parse().map_err(|e: std::net::AddrParseError| ConfigError::BadAddress {
-            field,
-            value: v.to_string(),
-            reason: e.to_string(),
-        }),
+        v => v.parse().map_err(|e: std::net::AddrParseError| ConfigError::BadAddress { field, value: v.to_string(), reason: e.to_string() }),
     }
 }
 
@@ -589,9 +584,9 @@ fn valid_time_zone(name: &str, zoneinfo: &Path) -> bool {
     let parts: Vec<&str> = name.split('/').collect();
     let well_formed = parts.len() >= 2
         && AREAS.contains(&parts[0])
-        && parts.iter().all(|p| {
-            p.len() <= 30 && p.starts_with(|c: char| c.is_ascii_alphabetic()) && p.chars().all(|c| c.is_ascii_alphanumeric() || "_-+".contains(c))
-        });
+        && parts
+            .iter()
+            .all(|p| p.len() <= 30 && p.starts_with(|c: char| c.is_ascii_alphabetic()) && p.chars().all(|c| c.is_ascii_alphanumeric() || "_-+".contains(c)));
     if !well_formed {
         return false;
     }
@@ -638,7 +633,9 @@ mod tests {
     #[test]
     fn the_time_zone_defaults_to_ha_noi_and_must_be_a_zone_name() {
         assert_eq!(Settings::from_toml(MINIMAL).unwrap().time_zone, "Asia/Ho_Chi_Minh");
-        let with = |zone: &str| Settings::from_toml(&MINIMAL.replace("title = \"Hội nghị\"", &format!("title = \"Hội nghị\"\ntime_zone = \"{zone}\""))).map(|s| s.time_zone);
+        let with = |zone: &str| {
+            Settings::from_toml(&MINIMAL.replace("title = \"Hội nghị\"", &format!("title = \"Hội nghị\"\ntime_zone = \"{zone}\""))).map(|s| s.time_zone)
+        };
         assert_eq!(with("Asia/Bangkok"), Ok("Asia/Bangkok".to_string()));
         assert_eq!(with("UTC"), Ok("UTC".to_string()));
         for bad in ["Hanoi", "GMT+7", "Asia/Ho Chi Minh", "asia/ho_chi_minh", "Mars/Olympus_Mons", "Asia/../../etc/passwd"] {
@@ -678,10 +675,7 @@ mod tests {
     #[test]
     fn unknown_role_is_refused_with_the_site_named() {
         let text = MINIMAL.replace("role = \"site\"", "role = \"observer\"");
-        assert_eq!(
-            Settings::from_toml(&text).unwrap_err(),
-            ConfigError::UnknownRole { site: "hang-gai".into(), role: "observer".into() }
-        );
+        assert_eq!(Settings::from_toml(&text).unwrap_err(), ConfigError::UnknownRole { site: "hang-gai".into(), role: "observer".into() });
     }
 
     #[test]

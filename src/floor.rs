@@ -95,18 +95,46 @@ pub struct ItemRun {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FloorEvent {
-    Requested { id: RequestId, site: SiteIndex },
-    Cancelled { id: RequestId, site: SiteIndex },
-    Granted { id: RequestId, site: SiteIndex },
-    Denied { id: RequestId, site: SiteIndex },
-    Revoked { id: RequestId, site: SiteIndex },
-    Released { id: RequestId, site: SiteIndex },
-    ItemStarted { index: usize },
+    Requested {
+        id: RequestId,
+        site: SiteIndex,
+    },
+    Cancelled {
+        id: RequestId,
+        site: SiteIndex,
+    },
+    Granted {
+        id: RequestId,
+        site: SiteIndex,
+    },
+    Denied {
+        id: RequestId,
+        site: SiteIndex,
+    },
+    Revoked {
+        id: RequestId,
+        site: SiteIndex,
+    },
+    Released {
+        id: RequestId,
+        site: SiteIndex,
+    },
+    ItemStarted {
+        index: usize,
+    },
     /// A speech item started while its site is not connected: nobody was given the floor
     /// (the programme goes on; the chair may give it when the site comes, or move on).
-    SpeakerAbsent { index: usize, site: SiteIndex },
-    ItemEnded { index: usize },
-    PresenceChanged { site: SiteIndex, present: bool },
+    SpeakerAbsent {
+        index: usize,
+        site: SiteIndex,
+    },
+    ItemEnded {
+        index: usize,
+    },
+    PresenceChanged {
+        site: SiteIndex,
+        present: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -360,11 +388,7 @@ impl Floor {
     }
 
     pub fn position_of(&self, site: SiteIndex) -> Option<usize> {
-        self.requests
-            .iter()
-            .filter(|r| r.state == RequestState::Pending)
-            .position(|r| r.site == site)
-            .map(|n| n + 1)
+        self.requests.iter().filter(|r| r.state == RequestState::Pending).position(|r| r.site == site).map(|n| n + 1)
     }
 
     /// Not called `request` because that name is the asking operation.
@@ -381,8 +405,7 @@ impl Floor {
     pub fn set_agenda(&mut self, actor: SiteIndex, items: Vec<AgendaItem>, now_ms: i64) -> Outcome {
         self.check_chair(actor)?;
         for (n, item) in items.iter().enumerate() {
-            self.validate_item(item)
-                .map_err(|why| FloorError::InvalidAgenda(format!("item {}: {why}", n + 1)))?;
+            self.validate_item(item).map_err(|why| FloorError::InvalidAgenda(format!("item {}: {why}", n + 1)))?;
         }
         let events = self.end_running_item(now_ms).into_iter().collect();
         self.agenda = items;
@@ -428,14 +451,7 @@ impl Floor {
         let item = self.agenda[run.index].clone();
         let elapsed_ms = now_ms.saturating_sub(run.started_ms).max(0);
         let planned_ms = i64::from(item.planned_minutes) * MS_PER_MINUTE;
-        Some(CurrentItem {
-            index: run.index,
-            item,
-            started_ms: run.started_ms,
-            elapsed_ms,
-            planned_ms,
-            overtime: elapsed_ms > planned_ms,
-        })
+        Some(CurrentItem { index: run.index, item, started_ms: run.started_ms, elapsed_ms, planned_ms, overtime: elapsed_ms > planned_ms })
     }
 
     pub fn agenda_log(&self) -> Vec<ItemRun> {
@@ -443,11 +459,19 @@ impl Floor {
     }
 
     fn check_chair(&self, actor: SiteIndex) -> Result<(), FloorError> {
-        if actor == self.chair { Ok(()) } else { Err(FloorError::NotChair) }
+        if actor == self.chair {
+            Ok(())
+        } else {
+            Err(FloorError::NotChair)
+        }
     }
 
     fn check_site(&self, site: SiteIndex) -> Result<(), FloorError> {
-        if site < self.present.len() { Ok(()) } else { Err(FloorError::UnknownSite) }
+        if site < self.present.len() {
+            Ok(())
+        } else {
+            Err(FloorError::UnknownSite)
+        }
     }
 
     fn validate_item(&self, item: &AgendaItem) -> Result<(), String> {
@@ -462,9 +486,7 @@ impl Floor {
         }
         match (item.kind, item.site) {
             (ItemKind::Speech, None) => Err("a speech needs a site".into()),
-            (ItemKind::Report | ItemKind::Directive, Some(s)) if s != self.chair => {
-                Err("reports and directives are given by the chair".into())
-            }
+            (ItemKind::Report | ItemKind::Directive, Some(s)) if s != self.chair => Err("reports and directives are given by the chair".into()),
             _ => Ok(()),
         }
     }
@@ -515,15 +537,7 @@ impl Floor {
         // A state saved before ids were counted apart: continue after the last one kept.
         self.last_id = self.last_id.max(self.requests.last().map_or(0, |r| r.id.0)) + 1;
         let id = RequestId(self.last_id);
-        self.requests.push(FloorRequest {
-            id,
-            site,
-            topic,
-            state: RequestState::Pending,
-            created_ms: now_ms,
-            decided_ms: None,
-            ended_ms: None,
-        });
+        self.requests.push(FloorRequest { id, site, topic, state: RequestState::Pending, created_ms: now_ms, decided_ms: None, ended_ms: None });
         self.requests.len() - 1
     }
 
@@ -770,10 +784,7 @@ mod tests {
         f.request(C, None, T0 + 3_000).unwrap();
         let q = f.queue(T0 + 10_000);
         let summary: Vec<_> = q.iter().map(|e| (e.position, e.id, e.site, e.waiting_ms)).collect();
-        assert_eq!(
-            summary,
-            vec![(1, id(1), B, 10_000), (2, id(2), A, 9_000), (3, id(3), C, 7_000)]
-        );
+        assert_eq!(summary, vec![(1, id(1), B, 10_000), (2, id(2), A, 9_000), (3, id(3), C, 7_000)]);
         assert_eq!([f.position_of(B), f.position_of(A), f.position_of(C)], [Some(1), Some(2), Some(3)]);
         assert_eq!(f.position_of(CHAIR), None);
     }
@@ -899,10 +910,7 @@ mod tests {
     fn give_replaces_the_current_holder_atomically() {
         let mut f = meeting(1);
         f.give(CHAIR, A, T0).unwrap();
-        assert_eq!(
-            f.give(CHAIR, B, T0 + 60_000),
-            Ok(vec![E::Revoked { id: id(1), site: A }, E::Granted { id: id(2), site: B }])
-        );
+        assert_eq!(f.give(CHAIR, B, T0 + 60_000), Ok(vec![E::Revoked { id: id(1), site: A }, E::Granted { id: id(2), site: B }]));
         assert_eq!(f.holders().iter().map(|h| h.site).collect::<Vec<_>>(), vec![B]);
         let r = f.request_by_id(id(1)).unwrap();
         assert_eq!((r.state, r.decided_ms, r.ended_ms), (RequestState::Revoked, Some(T0), Some(T0 + 60_000)));
@@ -1007,10 +1015,7 @@ mod tests {
         f.request(A, None, T0 + 2).unwrap();
         f.request(B, None, T0 + 2).unwrap();
         f.grant(CHAIR, id(5), T0 + 2).unwrap();
-        assert_eq!(
-            f.give(CHAIR, A, T0 + 2),
-            Ok(vec![E::Revoked { id: id(3), site: C }, E::Revoked { id: id(5), site: B }, E::Granted { id: id(4), site: A }])
-        );
+        assert_eq!(f.give(CHAIR, A, T0 + 2), Ok(vec![E::Revoked { id: id(3), site: C }, E::Revoked { id: id(5), site: B }, E::Granted { id: id(4), site: A }]));
     }
 
     #[test]
@@ -1035,10 +1040,7 @@ mod tests {
         f.revoke(CHAIR, B, T0).unwrap();
         let states: Vec<_> = f.history().iter().map(|r| (r.id, r.site, r.state)).collect();
         use RequestState::*;
-        assert_eq!(
-            states,
-            vec![(id(1), A, Released), (id(2), B, Denied), (id(3), C, Cancelled), (id(4), B, Revoked)]
-        );
+        assert_eq!(states, vec![(id(1), A, Released), (id(2), B, Denied), (id(3), C, Cancelled), (id(4), B, Revoked)]);
     }
 
     #[test]
@@ -1074,12 +1076,7 @@ mod tests {
         f.give(CHAIR, A, T0 + 1).unwrap();
         assert_eq!(
             f.next_item(CHAIR, T0 + 600_000),
-            Ok(vec![
-                E::ItemEnded { index: 0 },
-                E::Revoked { id: id(1), site: A },
-                E::ItemStarted { index: 1 },
-                E::Granted { id: id(2), site: B },
-            ])
+            Ok(vec![E::ItemEnded { index: 0 }, E::Revoked { id: id(1), site: A }, E::ItemStarted { index: 1 }, E::Granted { id: id(2), site: B },])
         );
         assert_eq!(f.holders(), vec![Holder { site: B, request: id(2), since_ms: T0 + 600_000 }]);
         assert_eq!(f.current_item(T0 + 600_000).map(|c| c.index), Some(1));
@@ -1090,10 +1087,7 @@ mod tests {
         let mut f = meeting(1);
         f.set_agenda(CHAIR, vec![item(ItemKind::Speech, Some(B), 5)], T0).unwrap();
         f.request(B, Some("Báo cáo phường".into()), T0).unwrap();
-        assert_eq!(
-            f.next_item(CHAIR, T0 + 1),
-            Ok(vec![E::ItemStarted { index: 0 }, E::Granted { id: id(1), site: B }])
-        );
+        assert_eq!(f.next_item(CHAIR, T0 + 1), Ok(vec![E::ItemStarted { index: 0 }, E::Granted { id: id(1), site: B }]));
         assert_eq!(f.history().len(), 1);
     }
 
@@ -1103,10 +1097,7 @@ mod tests {
         f.give(CHAIR, A, T0).unwrap();
         f.give(CHAIR, B, T0).unwrap();
         f.set_agenda(CHAIR, vec![item(ItemKind::Speech, Some(B), 5)], T0).unwrap();
-        assert_eq!(
-            f.next_item(CHAIR, T0 + 1),
-            Ok(vec![E::Revoked { id: id(1), site: A }, E::ItemStarted { index: 0 }])
-        );
+        assert_eq!(f.next_item(CHAIR, T0 + 1), Ok(vec![E::Revoked { id: id(1), site: A }, E::ItemStarted { index: 0 }]));
         assert_eq!(f.holders(), vec![Holder { site: B, request: id(2), since_ms: T0 }]);
     }
 
@@ -1117,14 +1108,7 @@ mod tests {
         f.set_agenda(CHAIR, agenda, T0).unwrap();
         f.give(CHAIR, A, T0).unwrap();
         f.give(CHAIR, C, T0).unwrap();
-        assert_eq!(
-            f.next_item(CHAIR, T0 + 1),
-            Ok(vec![
-                E::Revoked { id: id(1), site: A },
-                E::Revoked { id: id(2), site: C },
-                E::ItemStarted { index: 0 },
-            ])
-        );
+        assert_eq!(f.next_item(CHAIR, T0 + 1), Ok(vec![E::Revoked { id: id(1), site: A }, E::Revoked { id: id(2), site: C }, E::ItemStarted { index: 0 },]));
         f.give(CHAIR, A, T0 + 2).unwrap();
         let events = f.next_item(CHAIR, T0 + 3).unwrap();
         assert_eq!(events[1], E::Revoked { id: id(3), site: A });
@@ -1184,10 +1168,7 @@ mod tests {
         f.next_item(CHAIR, T0 + 250).unwrap();
         assert_eq!(
             f.agenda_log(),
-            vec![
-                ItemRun { index: 0, started_ms: T0, ended_ms: Some(T0 + 100) },
-                ItemRun { index: 1, started_ms: T0 + 100, ended_ms: Some(T0 + 250) },
-            ]
+            vec![ItemRun { index: 0, started_ms: T0, ended_ms: Some(T0 + 100) }, ItemRun { index: 1, started_ms: T0 + 100, ended_ms: Some(T0 + 250) },]
         );
     }
 

@@ -16,14 +16,14 @@
 pub mod auth;
 pub mod cli;
 pub mod conference;
+pub mod config;
 pub mod floor;
 pub mod health;
-pub mod config;
 pub mod http;
 pub mod media;
 pub mod peer;
-pub mod records;
 pub mod recording;
+pub mod records;
 pub mod server;
 pub mod signal;
 pub mod store;

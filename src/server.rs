@@ -6,10 +6,10 @@
 use crate::auth::{keys, Auth};
 use crate::conference::{self, ConferenceHandle};
 use crate::config::Settings;
-use crate::http;
 use crate::health;
 use crate::health::board::StatsBoard;
 use crate::health::monitor::{HealthHandle, MonitorParts};
+use crate::http;
 use crate::media::router::Router;
 use crate::peer::mux::{Mux, MuxConfig};
 use crate::peer::{MediaNetwork, PeerContext};
@@ -138,13 +138,11 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
         settings.media_tcp_port = Some(port);
     }
     let settings = Arc::new(settings);
-    std::fs::create_dir_all(&opts.data)
-        .map_err(|e| StartError::DataDir { path: opts.data.display().to_string(), reason: e.to_string() })?;
+    std::fs::create_dir_all(&opts.data).map_err(|e| StartError::DataDir { path: opts.data.display().to_string(), reason: e.to_string() })?;
     let store = Store::open(&opts.data)?;
     let tls = http::tls::load(settings.tls.cert.as_deref(), settings.tls.key.as_deref(), &opts.data, settings.listen.ip()).await?;
 
-    let listener = std::net::TcpListener::bind(settings.listen)
-        .map_err(|e| StartError::Bind { addr: settings.listen, reason: e.to_string() })?;
+    let listener = std::net::TcpListener::bind(settings.listen).map_err(|e| StartError::Bind { addr: settings.listen, reason: e.to_string() })?;
     listener.set_nonblocking(true).map_err(|e| StartError::Bind { addr: settings.listen, reason: e.to_string() })?;
     let addr = listener.local_addr().map_err(|e| StartError::Bind { addr: settings.listen, reason: e.to_string() })?;
     let base_url = settings.public_url.clone().unwrap_or_else(|| format!("https://localhost:{}", addr.port()));

@@ -48,9 +48,8 @@ async fn a_hostile_site_and_a_stranger_do_not_disturb_the_other_sites() {
     for site in NORMAL {
         sims.push(Sim::join(&bridge.cert_pem(), bridge.port, site, bridge.key(site)).await);
     }
-    let audio_matrix = |sims: &[Sim]| -> Vec<u64> {
-        sims.iter().flat_map(|rx| NORMAL.iter().filter(move |s| **s != rx.site).map(move |s| rx.received(s, "audio"))).collect()
-    };
+    let audio_matrix =
+        |sims: &[Sim]| -> Vec<u64> { sims.iter().flat_map(|rx| NORMAL.iter().filter(move |s| **s != rx.site).map(move |s| rx.received(s, "audio"))).collect() };
     wait_until(Duration::from_secs(20), "every normal site to receive the others' audio", || async {
         audio_matrix(&sims).iter().all(|n| *n >= 50).then_some(())
     })
@@ -141,7 +140,8 @@ async fn a_hostile_site_and_a_stranger_do_not_disturb_the_other_sites() {
     }
     assert!(log_after.contains("refusing connectivity checks from 127.0.0.1"), "the stranger's checks were not refused");
     hostile.stop();
-    let closed = wait_until(Duration::from_secs(10), "the hostile site's media connection to close", || async { bridge.closed_count(HOSTILE, "ssrc_refused") }).await;
+    let closed =
+        wait_until(Duration::from_secs(10), "the hostile site's media connection to close", || async { bridge.closed_count(HOSTILE, "ssrc_refused") }).await;
     let nack_refused = bridge.closed_count(HOSTILE, "nack_refused").unwrap_or(0);
     let offers_refused = bridge.closed_count(HOSTILE, "offers_refused").unwrap_or(0);
     println!("refused of the hostile site: {closed} packets on new SSRCs, {nack_refused} retransmissions, {offers_refused} offers");
@@ -282,7 +282,8 @@ impl Hostile {
                 ..Default::default()
             })
             .collect();
-        let audio = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(HOSTILE.into(), "h-audio".into(), "h-audio".into(), RtpCodecKind::Audio, encodings)));
+        let audio =
+            Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(HOSTILE.into(), "h-audio".into(), "h-audio".into(), RtpCodecKind::Audio, encodings)));
         let video = local_track(HOSTILE, RtpCodecKind::Video, common::sim::vp8(), 0x2000_0000);
         for t in [audio.clone() as Arc<dyn TrackLocal>, video as Arc<dyn TrackLocal>] {
             let init = RTCRtpTransceiverInit { direction: RTCRtpTransceiverDirection::Sendonly, streams: vec![HOSTILE.to_string()], send_encodings: vec![] };

@@ -13,8 +13,7 @@ use common::{scratch_dir, Deadline, TestBridge};
 use serde_json::json;
 use std::time::Duration;
 
-const SITES: [(&str, (u8, u8, u8), u32); 3] =
-    [("hq", (220, 30, 30), 440), ("hang-gai", (30, 200, 30), 660), ("cua-nam", (40, 40, 220), 880)];
+const SITES: [(&str, (u8, u8, u8), u32); 3] = [("hq", (220, 30, 30), 440), ("hang-gai", (30, 200, 30), 660), ("cua-nam", (40, 40, 220), 880)];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_chair_gives_the_floor_and_mutes_a_ward_and_every_browser_follows() {
@@ -112,7 +111,8 @@ async fn the_chair_gives_the_floor_and_mutes_a_ward_and_every_browser_follows() 
 
     // The floor holder shares content (a canvas standing in for slides): every other page
     // shows it large; a ward without the floor may not share.
-    let refused = browsers[2].eval(&format!("({CANVAS_TRACK}).then(t => window.diemcau.shareTrack(t)).then(() => document.getElementById('notice').textContent)")).await;
+    let refused =
+        browsers[2].eval(&format!("({CANVAS_TRACK}).then(t => window.diemcau.shareTrack(t)).then(() => document.getElementById('notice').textContent)")).await;
     assert!(refused.as_ref().and_then(|n| n.as_str()).is_some_and(|n| n.contains("được trình chiếu")), "{refused:?}");
     assert_eq!(browsers[0].eval("window.diemcau.state().sharing ?? null").await, Some(json!(null)), "nobody shares");
     browsers[1].eval(&format!("({CANVAS_TRACK}).then(t => window.diemcau.shareTrack(t))")).await;
@@ -160,7 +160,9 @@ async fn the_chair_gives_the_floor_and_mutes_a_ward_and_every_browser_follows() 
         .eval("(() => { document.querySelector('#agenda-rows tr .title').value = 'Ý kiến của Cụm Cửa Nam'; document.getElementById('agenda-editor').requestSubmit(); return true; })()")
         .await;
     let deadline = Deadline::after(Duration::from_secs(10), "the new programme in the state, the editor closed");
-    while browsers[0].eval("window.diemcau.state().agenda.items.map(i => i.site).join() + ' ' + document.getElementById('agenda-editor').hidden").await != Some(json!("cua-nam true")) {
+    while browsers[0].eval("window.diemcau.state().agenda.items.map(i => i.site).join() + ' ' + document.getElementById('agenda-editor').hidden").await
+        != Some(json!("cua-nam true"))
+    {
         deadline.tick().await;
     }
     browsers[0].eval("document.getElementById('next-item').click()").await;
@@ -169,7 +171,8 @@ async fn the_chair_gives_the_floor_and_mutes_a_ward_and_every_browser_follows() 
         loop {
             let floor = browsers[i].eval("document.body.dataset.floor").await;
             let item = browsers[i].eval("document.getElementById('item').textContent").await;
-            if floor == Some(json!("cua-nam")) && item.as_ref().and_then(|v| v.as_str()).is_some_and(|t| t.starts_with("Mục 1/1: Ý kiến của Cụm Cửa Nam")) {
+            if floor == Some(json!("cua-nam")) && item.as_ref().and_then(|v| v.as_str()).is_some_and(|t| t.starts_with("Mục 1/1: Ý kiến của Cụm Cửa Nam"))
+            {
                 break;
             }
             deadline.tick().await;
@@ -189,9 +192,7 @@ async fn the_chair_gives_the_floor_and_mutes_a_ward_and_every_browser_follows() 
     // The link carries no credential: the chair's browser opens it with its session cookie.
     let deadline = Deadline::after(Duration::from_secs(10), "the minutes to list hang-gai's attendance");
     loop {
-        let page = browsers[0]
-            .eval("fetch(document.getElementById('minutes').href).then(async (r) => `${r.status} ${await r.text()}`)")
-            .await;
+        let page = browsers[0].eval("fetch(document.getElementById('minutes').href).then(async (r) => `${r.status} ${await r.text()}`)").await;
         if page.as_ref().and_then(|p| p.as_str()).is_some_and(|p| p.starts_with("200 ") && p.contains("Phường Hàng Gai")) {
             break;
         }

@@ -49,10 +49,9 @@ async fn hq_and_two_wards_see_and_hear_each_other_in_chromium() {
     // and the bridge told it when they arrived, ten times a second, for its delay-based
     // estimate. Counted when the pages have closed.
     for s in &SITES {
-        let feedback = wait_until(Duration::from_secs(20), &format!("{}'s media connection to close", s.id), || async {
-            bridge.closed_count(s.id, "transport_feedback")
-        })
-        .await;
+        let feedback =
+            wait_until(Duration::from_secs(20), &format!("{}'s media connection to close", s.id), || async { bridge.closed_count(s.id, "transport_feedback") })
+                .await;
         println!("transport-cc feedback packets sent to {}: {feedback}", s.id);
         assert!(feedback >= 10, "{}: {feedback} feedback packets in a meeting of several seconds", s.id);
     }
@@ -162,8 +161,7 @@ async fn hq_and_two_wards_see_and_hear_each_other_in_chromium_with(bridge: &Test
         }
     }
     let health = bridge.get_json("/api/health").await;
-    let present: Vec<_> =
-        health["sites"].as_array().unwrap().iter().filter(|s| s["present"] == true).map(|s| s["id"].clone()).collect();
+    let present: Vec<_> = health["sites"].as_array().unwrap().iter().filter(|s| s["present"] == true).map(|s| s["id"].clone()).collect();
     assert_eq!(present, vec![json!("hq"), json!("cua-nam"), json!("hang-gai")], "{health}");
     drop(browsers);
     let _ = std::fs::remove_dir_all(&scratch);

@@ -171,7 +171,9 @@ async fn a_chromium_site_is_measured_on_the_technicians_page_and_passes_readines
     while tech.eval("document.querySelectorAll('#report li').length").await != Some(json!(6)) {
         deadline.tick().await;
     }
-    let rect = tech.eval("JSON.stringify({box: document.getElementById('report-box').getBoundingClientRect(), scroll: scrollY, inner: [innerWidth, innerHeight]})").await;
+    let rect = tech
+        .eval("JSON.stringify({box: document.getElementById('report-box').getBoundingClientRect(), scroll: scrollY, inner: [innerWidth, innerHeight]})")
+        .await;
     assert_eq!(tech.eval(&in_view("#report-box")).await, Some(json!(true)), "the readiness result is inside the 1366×768 screen: {rect:?}");
     let verdict = tech.eval("document.querySelector('#report li[data-site=\"hang-gai\"]').textContent").await.unwrap();
     assert!(verdict.as_str().unwrap().starts_with("✔ Cụm Hàng Gai"), "{verdict}");
@@ -186,7 +188,8 @@ async fn a_chromium_site_is_measured_on_the_technicians_page_and_passes_readines
             .eval("[...document.querySelectorAll('#events li')].map(li => ({text: li.textContent, at: li.querySelector('time').dateTime, clock: li.querySelector('time').textContent}))")
             .await
             .unwrap();
-        if lines.as_array().unwrap().iter().any(|l| l["text"].as_str().unwrap().contains("Cụm Hàng Gai: kỹ thuật viên yêu cầu khởi động lại ICE")) {
+        if lines.as_array().unwrap().iter().any(|l| l["text"].as_str().unwrap().contains("Cụm Hàng Gai: kỹ thuật viên yêu cầu khởi động lại ICE"))
+        {
             break lines;
         }
         deadline.tick_showing(&lines).await;
@@ -260,9 +263,7 @@ async fn a_killed_ward_browser_shows_as_held_with_site_dropped_and_no_stale_numb
         }
         deadline.tick_showing(&row).await;
     };
-    println!(
-        "after the kill: numbers blanked {blanked:?}, shown held {held:?}, site_dropped raised {raised_api:?} (API), on /tech {raised_page:?}; row {row}"
-    );
+    println!("after the kill: numbers blanked {blanked:?}, shown held {held:?}, site_dropped raised {raised_api:?} (API), on /tech {raised_page:?}; row {row}");
     let (blanked, raised_api, raised_page) = (blanked.unwrap(), raised_api.unwrap(), raised_page.unwrap());
     assert!(blanked < Duration::from_secs(4), "stale numbers shown for {blanked:?}");
     assert!(raised_api < Duration::from_secs(5), "site_dropped raised after {raised_api:?}");

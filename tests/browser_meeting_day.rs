@@ -89,9 +89,23 @@ async fn a_whole_district_meeting_runs_with_no_trap_for_the_chair_the_wards_or_t
 
     // --- First use on these PCs: each page offers its room's devices with a preview; the
     // chair keeps its camera and microphone, and the choice is remembered.
-    until(&mut hq, "!document.getElementById('devices-panel').hidden && document.querySelectorAll('#cam-select option').length > 0", json!(true), Duration::from_secs(10), "the device chooser open at first use").await;
+    until(
+        &mut hq,
+        "!document.getElementById('devices-panel').hidden && document.querySelectorAll('#cam-select option').length > 0",
+        json!(true),
+        Duration::from_secs(10),
+        "the device chooser open at first use",
+    )
+    .await;
     hq.eval("document.getElementById('devices-panel').requestSubmit()").await;
-    until(&mut hq, "document.getElementById('devices-panel').hidden && localStorage.getItem('diemcau.devices.hq') !== null", json!(true), Duration::from_secs(10), "the choice applied and remembered").await;
+    until(
+        &mut hq,
+        "document.getElementById('devices-panel').hidden && localStorage.getItem('diemcau.devices.hq') !== null",
+        json!(true),
+        Duration::from_secs(10),
+        "the choice applied and remembered",
+    )
+    .await;
     for page in [&mut gai, &mut nam, &mut bai] {
         page.eval("document.getElementById('devices-close').click()").await;
     }
@@ -141,7 +155,14 @@ async fn a_whole_district_meeting_runs_with_no_trap_for_the_chair_the_wards_or_t
     // --- Hàng Bài asks to speak from its kiosk; the chair grants it from the queue while Hàng
     // Gai speaks: the floor is handed over, and Hàng Gai's page says to whom.
     click(&mut bai, "#ask").await;
-    until(&mut hq, "document.querySelectorAll('#queue li[data-site=\"hang-bai\"] button.grant').length", json!(1), Duration::from_secs(5), "Hàng Bài in the queue").await;
+    until(
+        &mut hq,
+        "document.querySelectorAll('#queue li[data-site=\"hang-bai\"] button.grant').length",
+        json!(1),
+        Duration::from_secs(5),
+        "Hàng Bài in the queue",
+    )
+    .await;
     click(&mut hq, "#queue li[data-site=\"hang-bai\"] button.grant").await;
     until(&mut hq, "window.diemcau.state().floor.holders[0]?.site", json!("hang-bai"), Duration::from_secs(5), "Hàng Bài holding the floor").await;
     let told = Deadline::after(Duration::from_secs(5), "Hàng Gai told the floor went to Hàng Bài");
@@ -156,7 +177,14 @@ async fn a_whole_district_meeting_runs_with_no_trap_for_the_chair_the_wards_or_t
     // --- Hàng Bài's browser dies while it holds the floor.
     let killed = Instant::now();
     bai.crash();
-    until(&mut hq, "[...document.querySelectorAll('#chair-alarms li')].some(li => li.dataset.site === 'hang-bai')", json!(true), Duration::from_secs(15), "an alarm for Hàng Bài on the chair page").await;
+    until(
+        &mut hq,
+        "[...document.querySelectorAll('#chair-alarms li')].some(li => li.dataset.site === 'hang-bai')",
+        json!(true),
+        Duration::from_secs(15),
+        "an alarm for Hàng Bài on the chair page",
+    )
+    .await;
     let alarmed = killed.elapsed();
     println!("alarm on the chair page {alarmed:?} after the browser was killed");
     assert!(alarmed < Duration::from_secs(5), "alarm after {alarmed:?}");
@@ -176,11 +204,19 @@ async fn a_whole_district_meeting_runs_with_no_trap_for_the_chair_the_wards_or_t
     let status = text(&mut hq, "#sites tr[data-site=\"hang-bai\"] .presence").await;
     assert!(status.contains("giữ chỗ"), "the chair sees its seat held, not 'absent': {status:?}");
     // The floor returns to the chair after the hold.
-    until(&mut hq, "window.diemcau.state().floor.holders.length", json!(0), Duration::from_secs(HOLD_S + 10), "the floor back with the chair after the hold").await;
+    until(&mut hq, "window.diemcau.state().floor.holders.length", json!(0), Duration::from_secs(HOLD_S + 10), "the floor back with the chair after the hold")
+        .await;
 
     // --- Cửa Nam's PC goes off; its speech comes while it is away: the programme goes on.
     nam.crash();
-    until(&mut hq, "window.diemcau.state().sites.find(s => s.id === 'cua-nam').reconnecting", json!(false), Duration::from_secs(HOLD_S + 15), "Cửa Nam's seat released").await;
+    until(
+        &mut hq,
+        "window.diemcau.state().sites.find(s => s.id === 'cua-nam').reconnecting",
+        json!(false),
+        Duration::from_secs(HOLD_S + 15),
+        "Cửa Nam's seat released",
+    )
+    .await;
     click(&mut hq, "#next-item").await;
     until(&mut hq, "document.getElementById('item').dataset.absent", json!("true"), Duration::from_secs(5), "its speech shown with the speaker absent").await;
     click(&mut hq, "#next-item").await;
@@ -192,7 +228,14 @@ async fn a_whole_district_meeting_runs_with_no_trap_for_the_chair_the_wards_or_t
     nam.wait_receiving("hq", Duration::from_secs(60), " (Cửa Nam back in the locked meeting)").await;
     let mut dao = Browser::launch("hang-dao", &bridge.join_url("hang-dao"), &media("hang-dao", (200, 40, 200), 330), &scratch).await;
     until(&mut dao, "window.diemcau.client.phase", json!("locked_waiting"), Duration::from_secs(30), "Hàng Đào told it waits for the chair").await;
-    until(&mut hq, "document.querySelectorAll('#sites tr[data-site=\"hang-dao\"] button.admit').length", json!(1), Duration::from_secs(10), "the chair seeing Hàng Đào waiting").await;
+    until(
+        &mut hq,
+        "document.querySelectorAll('#sites tr[data-site=\"hang-dao\"] button.admit').length",
+        json!(1),
+        Duration::from_secs(10),
+        "the chair seeing Hàng Đào waiting",
+    )
+    .await;
     click(&mut hq, "#sites tr[data-site=\"hang-dao\"] button.admit").await;
     dao.wait_receiving("hq", Duration::from_secs(30), " (Hàng Đào in, without a reload)").await;
     until(&mut dao, "document.getElementById('status').dataset.phase", json!("flowing"), Duration::from_secs(5), "its page saying media flows").await;

@@ -100,12 +100,27 @@ async fn a_meeting_run_through_its_pages_has_minutes_that_match_what_happened() 
     gai.crash();
     let crashed = Instant::now();
     let first_speech_s = gai_spoke.elapsed().as_secs_f64();
-    until(&mut hq, "window.diemcau.state().sites.find(s => s.id === 'hang-gai').reconnecting", json!(true), Duration::from_secs(15), "Hàng Gai's seat held").await;
-    until(&mut hq, "[...document.querySelectorAll('#chair-alarms li')].some(li => li.dataset.site === 'hang-gai')", json!(true), Duration::from_secs(15), "the lost connection on the chair's page").await;
+    until(&mut hq, "window.diemcau.state().sites.find(s => s.id === 'hang-gai').reconnecting", json!(true), Duration::from_secs(15), "Hàng Gai's seat held")
+        .await;
+    until(
+        &mut hq,
+        "[...document.querySelectorAll('#chair-alarms li')].some(li => li.dataset.site === 'hang-gai')",
+        json!(true),
+        Duration::from_secs(15),
+        "the lost connection on the chair's page",
+    )
+    .await;
     // Away long enough to be an incident worth filing (the minutes leave out shorter ones).
     tokio::time::sleep((crashed + AWAY).saturating_duration_since(Instant::now())).await;
     let mut gai = Browser::launch("hang-gai", &bridge.join_url("hang-gai"), &gai_media, &scratch).await;
-    until(&mut hq, "window.diemcau.state().sites.find(s => s.id === 'hang-gai').present", json!(true), Duration::from_secs(HOLD_S), "Hàng Gai back within the hold").await;
+    until(
+        &mut hq,
+        "window.diemcau.state().sites.find(s => s.id === 'hang-gai').present",
+        json!(true),
+        Duration::from_secs(HOLD_S),
+        "Hàng Gai back within the hold",
+    )
+    .await;
     let back = Instant::now();
     let held_s = crashed.elapsed().as_secs_f64();
     assert_eq!(hq.eval(HOLDER).await, Some(json!("hang-gai")), "Hàng Gai came back holding the floor");
@@ -119,20 +134,41 @@ async fn a_meeting_run_through_its_pages_has_minutes_that_match_what_happened() 
     type_into(&mut hq, "#chair-vote form input", "Thông qua Nghị quyết quý IV?").await;
     click(&mut hq, "#chair-vote form button[type=submit]").await;
     for page in [&mut gai, &mut nam] {
-        until(page, "document.querySelector('#vote-panel h2')?.textContent ?? ''", json!("Biểu quyết: Thông qua Nghị quyết quý IV?"), Duration::from_secs(10), "the vote on the page").await;
+        until(
+            page,
+            "document.querySelector('#vote-panel h2')?.textContent ?? ''",
+            json!("Biểu quyết: Thông qua Nghị quyết quý IV?"),
+            Duration::from_secs(10),
+            "the vote on the page",
+        )
+        .await;
     }
     enter_counts(&mut gai, [11, 1, 0]).await;
     enter_counts(&mut nam, [7, 0, 2]).await;
     let totals = "[...document.querySelectorAll('#chair-vote tr.total th')].map(e => e.textContent)";
     until(&mut hq, totals, json!(["Tổng cộng", "18", "1", "2"]), Duration::from_secs(10), "the live totals").await;
     click(&mut hq, "#chair-vote .vote-close").await;
-    until(&mut nam, "document.querySelector('#vote-panel .vote-result')?.textContent ?? ''", json!("Tán thành: 18 · Không tán thành: 1 · Ý kiến khác: 2"), Duration::from_secs(10), "the result").await;
+    until(
+        &mut nam,
+        "document.querySelector('#vote-panel .vote-result')?.textContent ?? ''",
+        json!("Tán thành: 18 · Không tán thành: 1 · Ý kiến khác: 2"),
+        Duration::from_secs(10),
+        "the result",
+    )
+    .await;
 
     // --- A notice to Cửa Nam, read there; Cửa Nam calls a technician, who handles it.
     hq.eval("document.querySelector('#chair-notices select').value = 'cua-nam'").await;
     type_into(&mut hq, "#chair-notices input", "Điểm cầu Cửa Nam đề nghị bật micro").await;
     click(&mut hq, "#chair-notices button[type=submit]").await;
-    until(&mut nam, "document.querySelector('#site-notices p')?.textContent ?? ''", json!("Điểm cầu Cửa Nam đề nghị bật micro"), Duration::from_secs(10), "the notice shown").await;
+    until(
+        &mut nam,
+        "document.querySelector('#site-notices p')?.textContent ?? ''",
+        json!("Điểm cầu Cửa Nam đề nghị bật micro"),
+        Duration::from_secs(10),
+        "the notice shown",
+    )
+    .await;
     click(&mut nam, "#site-notices button").await;
     until(&mut hq, "document.querySelector('#chair-notices li')?.dataset.read", json!("true"), Duration::from_secs(10), "the notice read").await;
     click(&mut nam, "#help").await;
@@ -144,7 +180,14 @@ async fn a_meeting_run_through_its_pages_has_minutes_that_match_what_happened() 
     // from the queue, Cửa Nam gives the floor back itself.
     nam.eval("window.prompt = () => 'Kiến nghị về ngân sách phường'").await;
     click(&mut nam, "#ask").await;
-    until(&mut hq, "document.querySelectorAll('#queue li[data-site=\"cua-nam\"] button.grant').length", json!(1), Duration::from_secs(10), "Cửa Nam in the queue").await;
+    until(
+        &mut hq,
+        "document.querySelectorAll('#queue li[data-site=\"cua-nam\"] button.grant').length",
+        json!(1),
+        Duration::from_secs(10),
+        "Cửa Nam in the queue",
+    )
+    .await;
     click(&mut hq, "#queue li[data-site=\"cua-nam\"] button.grant").await;
     until(&mut nam, HOLDER, json!("cua-nam"), Duration::from_secs(5), "Cửa Nam holding the floor").await;
     let nam_spoke = Instant::now();
@@ -165,7 +208,8 @@ async fn a_meeting_run_through_its_pages_has_minutes_that_match_what_happened() 
     near("the report item", m["programme"][0]["actual_seconds"].as_f64().unwrap(), report_s);
     assert_eq!(titles(&m["not_reached"]), ["Phát biểu của Cụm Cửa Nam", "Phát biểu chỉ đạo của đồng chí Bí thư Quận ủy"]);
 
-    let speeches: Vec<(String, f64)> = m["speakers"].as_array().unwrap().iter().map(|s| (s["site"].as_str().unwrap().to_owned(), s["seconds"].as_f64().unwrap())).collect();
+    let speeches: Vec<(String, f64)> =
+        m["speakers"].as_array().unwrap().iter().map(|s| (s["site"].as_str().unwrap().to_owned(), s["seconds"].as_f64().unwrap())).collect();
     let sites: Vec<&str> = speeches.iter().map(|(s, _)| s.as_str()).collect();
     assert_eq!(sites, ["hq", "hang-gai", "hang-gai", "cua-nam"], "{}", m["speakers"]);
     near("HQ's report", speeches[0].1, report_s);
@@ -176,11 +220,15 @@ async fn a_meeting_run_through_its_pages_has_minutes_that_match_what_happened() 
 
     let requests = m["requests"].as_array().unwrap();
     assert_eq!(requests.len(), 1, "{requests:?}");
-    assert_eq!((requests[0]["site"].as_str(), requests[0]["topic"].as_str(), requests[0]["outcome"].as_str()), (Some("cua-nam"), Some("Kiến nghị về ngân sách phường"), Some("granted")));
+    assert_eq!(
+        (requests[0]["site"].as_str(), requests[0]["topic"].as_str(), requests[0]["outcome"].as_str()),
+        (Some("cua-nam"), Some("Kiến nghị về ngân sách phường"), Some("granted"))
+    );
 
     assert_eq!(m["votes"][0]["question"], "Thông qua Nghị quyết quý IV?");
     assert_eq!(m["votes"][0]["totals"], json!([18, 1, 2]));
-    let tallies: Vec<(String, Value)> = m["votes"][0]["tallies"].as_array().unwrap().iter().map(|t| (t[0].as_str().unwrap().to_owned(), t[1].clone())).collect();
+    let tallies: Vec<(String, Value)> =
+        m["votes"][0]["tallies"].as_array().unwrap().iter().map(|t| (t[0].as_str().unwrap().to_owned(), t[1].clone())).collect();
     assert!(tallies.contains(&("hang-gai".into(), json!([11, 1, 0]))) && tallies.contains(&("cua-nam".into(), json!([7, 0, 2]))), "{tallies:?}");
 
     let attendance = |site: &str| m["attendance"].as_array().unwrap().iter().find(|a| a["site"] == site).cloned().unwrap();
@@ -195,10 +243,26 @@ async fn a_meeting_run_through_its_pages_has_minutes_that_match_what_happened() 
     // The page to print: in Vietnamese, dated, the items not reached marked, the incident in
     // words, and the signature block.
     let auth = format!("Bearer {}", bridge.tech_token().await);
-    let (status, html) =
-        common::ws::https_request(&bridge.cert_pem(), bridge.port, "GET", &format!("/api/conferences/{id}/minutes?format=html"), &[("Authorization", &auth)], "").await;
+    let (status, html) = common::ws::https_request(
+        &bridge.cert_pem(),
+        bridge.port,
+        "GET",
+        &format!("/api/conferences/{id}/minutes?format=html"),
+        &[("Authorization", &auth)],
+        "",
+    )
+    .await;
     assert_eq!(status, 200);
-    for words in ["BIÊN BẢN HỘI NGHỊ TRỰC TUYẾN", "tháng", "chưa thực hiện", "Kiến nghị về ngân sách phường", "Thông qua Nghị quyết quý IV?", "mất kết nối", "CHỦ TRÌ HỘI NGHỊ", "THƯ KÝ HỘI NGHỊ"] {
+    for words in [
+        "BIÊN BẢN HỘI NGHỊ TRỰC TUYẾN",
+        "tháng",
+        "chưa thực hiện",
+        "Kiến nghị về ngân sách phường",
+        "Thông qua Nghị quyết quý IV?",
+        "mất kết nối",
+        "CHỦ TRÌ HỘI NGHỊ",
+        "THƯ KÝ HỘI NGHỊ",
+    ] {
         assert!(html.contains(words), "the printable minutes lack {words:?}");
     }
     let _ = std::fs::remove_dir_all(&scratch);

@@ -41,9 +41,8 @@ async fn pages_come_back_by_themselves_after_the_server_is_killed_and_restarted(
     let deadline = Deadline::after(Duration::from_secs(10), "the floor to reach the saved state");
     let db = bridge.data.join("diemcau.sqlite3");
     loop {
-        let saved = rusqlite::Connection::open(&db)
-            .and_then(|c| c.query_row("SELECT state FROM conference_state", [], |r| r.get::<_, String>(0)))
-            .unwrap_or_default();
+        let saved =
+            rusqlite::Connection::open(&db).and_then(|c| c.query_row("SELECT state FROM conference_state", [], |r| r.get::<_, String>(0))).unwrap_or_default();
         if saved.contains("\"Granted\"") {
             break;
         }

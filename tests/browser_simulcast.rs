@@ -48,7 +48,8 @@ async fn each_receiver_gets_the_layer_that_fits_the_tile_with(bridge: TestBridge
     let mut viewer = Browser::launch_builtin("cua-nam", &bridge.join_url("cua-nam"), &scratch).await;
     let deadline = Deadline::after(Duration::from_secs(30), "the ward's page to open its camera");
     let size = loop {
-        let v = ward.eval("(() => { const s = window.diemcau.client.opts.localStream.getVideoTracks()[0].getSettings(); return [s.width, s.height]; })()").await;
+        let v =
+            ward.eval("(() => { const s = window.diemcau.client.opts.localStream.getVideoTracks()[0].getSettings(); return [s.width, s.height]; })()").await;
         if let Some(v) = v {
             break v;
         }

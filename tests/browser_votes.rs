@@ -59,27 +59,62 @@ async fn a_vote_a_notice_and_a_call_for_help_run_through_chromium_and_firefox_pa
     type_into(&mut hq, "#chair-vote form input", "Thông qua Nghị quyết quý IV?").await;
     click(&mut hq, "#chair-vote form button[type=submit]").await;
     for page in [&mut gai, &mut nam] {
-        until(page, "document.querySelector('#vote-panel h2')?.textContent ?? ''", json!("Biểu quyết: Thông qua Nghị quyết quý IV?"), Duration::from_secs(10), "the vote on the page").await;
+        until(
+            page,
+            "document.querySelector('#vote-panel h2')?.textContent ?? ''",
+            json!("Biểu quyết: Thông qua Nghị quyết quý IV?"),
+            Duration::from_secs(10),
+            "the vote on the page",
+        )
+        .await;
     }
     enter_counts(&mut gai, [11, 1, 0]).await;
     // Cửa Nam counts more hands than people present: its own page says so, nothing is counted.
     enter_counts(&mut nam, [20, 0, 0]).await;
-    until(&mut nam, "document.getElementById('notice').textContent.includes('vượt quá số người dự')", json!(true), Duration::from_secs(10), "the over-headcount refusal").await;
-    until(&mut hq, "document.querySelector('#chair-vote tr[data-site=\"cua-nam\"]')?.dataset.sent", json!("false"), Duration::from_secs(5), "Cửa Nam not counted").await;
+    until(
+        &mut nam,
+        "document.getElementById('notice').textContent.includes('vượt quá số người dự')",
+        json!(true),
+        Duration::from_secs(10),
+        "the over-headcount refusal",
+    )
+    .await;
+    until(
+        &mut hq,
+        "document.querySelector('#chair-vote tr[data-site=\"cua-nam\"]')?.dataset.sent",
+        json!("false"),
+        Duration::from_secs(5),
+        "Cửa Nam not counted",
+    )
+    .await;
     enter_counts(&mut nam, [7, 0, 2]).await;
     until(&mut nam, "document.querySelector('#vote-panel .vote-sent')?.dataset.sent", json!("true"), Duration::from_secs(10), "its counts sent").await;
     let totals = "[...document.querySelectorAll('#chair-vote tr.total th')].map(e => e.textContent)";
     until(&mut hq, totals, json!(["Tổng cộng", "18", "1", "2"]), Duration::from_secs(10), "the live totals").await;
     click(&mut hq, "#chair-vote .vote-close").await;
     for page in [&mut gai, &mut nam] {
-        until(page, "document.querySelector('#vote-panel .vote-result')?.textContent ?? ''", json!("Tán thành: 18 · Không tán thành: 1 · Ý kiến khác: 2"), Duration::from_secs(10), "the result").await;
+        until(
+            page,
+            "document.querySelector('#vote-panel .vote-result')?.textContent ?? ''",
+            json!("Tán thành: 18 · Không tán thành: 1 · Ý kiến khác: 2"),
+            Duration::from_secs(10),
+            "the result",
+        )
+        .await;
     }
 
     // A notice to Hàng Gai only: on its page until read; the chair sees it read.
     hq.eval("document.querySelector('#chair-notices select').value = 'hang-gai'").await;
     type_into(&mut hq, "#chair-notices input", "Điểm cầu Hàng Gai đề nghị bật micro").await;
     click(&mut hq, "#chair-notices button[type=submit]").await;
-    until(&mut gai, "document.querySelector('#site-notices p')?.textContent ?? ''", json!("Điểm cầu Hàng Gai đề nghị bật micro"), Duration::from_secs(10), "the notice shown").await;
+    until(
+        &mut gai,
+        "document.querySelector('#site-notices p')?.textContent ?? ''",
+        json!("Điểm cầu Hàng Gai đề nghị bật micro"),
+        Duration::from_secs(10),
+        "the notice shown",
+    )
+    .await;
     assert_eq!(gai.eval("document.getElementById('site-notices').hidden").await, Some(json!(false)));
     assert_eq!(nam.eval("document.getElementById('site-notices').hidden").await, Some(json!(true)), "not for Cửa Nam");
     click(&mut gai, "#site-notices button").await;

@@ -79,10 +79,7 @@ async fn chair_mute_stops_a_sites_audio_at_the_server_and_giving_the_floor_resto
     // Giving the floor unmutes it in one step.
     hq.send(json!({"type": "give_floor", "site": "hang-gai"}));
     let a = listener.received("hang-gai", "audio");
-    wait_until(Duration::from_secs(10), "hang-gai's audio to flow again", || async {
-        (listener.received("hang-gai", "audio") >= a + 25).then_some(())
-    })
-    .await;
+    wait_until(Duration::from_secs(10), "hang-gai's audio to flow again", || async { (listener.received("hang-gai", "audio") >= a + 25).then_some(()) }).await;
     let s = latest_state(&hq);
     assert_eq!(s["floor"]["holders"][0]["site"], "hang-gai");
     assert_eq!(site(&s, "hang-gai")["hard_muted"], false);

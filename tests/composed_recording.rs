@@ -33,7 +33,12 @@ fn probe(path: &Path) -> (Vec<(String, String)>, f64) {
         .expect("ffprobe (Debian's ffmpeg; tests/run.sh installs it)");
     assert!(out.status.success(), "ffprobe rejected {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let streams = v["streams"].as_array().unwrap().iter().map(|s| (s["codec_type"].as_str().unwrap_or("").to_string(), s["codec_name"].as_str().unwrap_or("").to_string())).collect();
+    let streams = v["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["codec_type"].as_str().unwrap_or("").to_string(), s["codec_name"].as_str().unwrap_or("").to_string()))
+        .collect();
     let duration = v["format"]["duration"].as_str().and_then(|d| d.parse().ok()).unwrap_or(0.0);
     (streams, duration)
 }

@@ -28,18 +28,13 @@ async fn every_site_receives_every_other_sites_audio_and_video_with(bridge: Test
     let matrix = || {
         sims.iter()
             .map(|rx| {
-                let row: Vec<String> =
-                    SITES.iter().map(|s| format!("{}/{}", rx.received(s, "audio"), rx.received(s, "video"))).collect();
+                let row: Vec<String> = SITES.iter().map(|s| format!("{}/{}", rx.received(s, "audio"), rx.received(s, "video"))).collect();
                 format!("{:>10} <- {}", rx.site, row.join(" "))
             })
             .collect::<Vec<_>>()
             .join("\n")
     };
-    let all_received = || {
-        sims.iter().all(|rx| {
-            SITES.iter().filter(|s| **s != rx.site).all(|s| rx.received(s, "audio") >= 25 && rx.received(s, "video") >= 25)
-        })
-    };
+    let all_received = || sims.iter().all(|rx| SITES.iter().filter(|s| **s != rx.site).all(|s| rx.received(s, "audio") >= 25 && rx.received(s, "video") >= 25));
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while !all_received() && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(200)).await;

@@ -12,12 +12,12 @@
 use diemcau::conference::{self, Action};
 use diemcau::media::router::Router;
 use diemcau::recording::Recorder;
+use diemcau::signal::outbox::{Delivery, Outbox};
 use diemcau::signal::protocol::{parse_client, AgendaItemSpec, AgendaKind, ClientMessage, ErrorCode, Layout, Outgoing, ServerMessage};
 use diemcau::store::Store;
 use proptest::prelude::*;
 use serde_json::Value;
 use std::sync::Arc;
-use diemcau::signal::outbox::{Delivery, Outbox};
 
 fn cases() -> u32 {
     std::env::var("DIEMCAU_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256)
@@ -46,18 +46,33 @@ fn json_value() -> impl Strategy<Value = Value> {
 fn message_like() -> impl Strategy<Value = Value> {
     let types: Vec<&'static str> = ClientMessage::TYPES.to_vec();
     let field = prop::sample::select(vec![
-        "site", "ticket", "resume", "sdp", "candidate", "audio", "video", "topic", "request", "muted", "layout", "items", "locked", "track",
-        "report", "attendees", "headcount", "key", "role",
+        "site",
+        "ticket",
+        "resume",
+        "sdp",
+        "candidate",
+        "audio",
+        "video",
+        "topic",
+        "request",
+        "muted",
+        "layout",
+        "items",
+        "locked",
+        "track",
+        "report",
+        "attendees",
+        "headcount",
+        "key",
+        "role",
     ]);
-    (
-        prop_oneof![prop::sample::select(types).prop_map(String::from), "[a-z_]{0,16}"],
-        prop::collection::btree_map(field, json_value(), 0..5),
-    )
-        .prop_map(|(t, fields)| {
+    (prop_oneof![prop::sample::select(types).prop_map(String::from), "[a-z_]{0,16}"], prop::collection::btree_map(field, json_value(), 0..5)).prop_map(
+        |(t, fields)| {
             let mut m: serde_json::Map<String, Value> = fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
             m.insert("type".into(), Value::from(t));
             Value::Object(m)
-        })
+        },
+    )
 }
 
 fn check_parse(text: &str) -> Result<(), TestCaseError> {

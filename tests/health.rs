@@ -172,12 +172,12 @@ async fn metrics_and_actions_for_a_connected_site() {
     wait_until(Duration::from_secs(20), "media both ways", || async { (hq.received("trang-tien", "audio") > 50).then_some(()) }).await;
     let metrics = wait_until(Duration::from_secs(10), "per-site inbound metrics", || async {
         let (_, text) = common::ws::https_request(&bridge.cert_pem(), bridge.port, "GET", "/metrics", &[], "").await;
-        text.lines()
-            .any(|l| l.starts_with("diemcau_media_in_packets_per_second{site=\"trang-tien\",kind=\"audio\"}") && !l.ends_with(" 0"))
-            .then_some(text)
+        text.lines().any(|l| l.starts_with("diemcau_media_in_packets_per_second{site=\"trang-tien\",kind=\"audio\"}") && !l.ends_with(" 0")).then_some(text)
     })
     .await;
-    for name in ["diemcau_site_present{site=\"trang-tien\"} 1", "# TYPE diemcau_media_forwarded_packets_total counter", "diemcau_media_out_packets_total{site=\"hq\"}"] {
+    for name in
+        ["diemcau_site_present{site=\"trang-tien\"} 1", "# TYPE diemcau_media_forwarded_packets_total counter", "diemcau_media_out_packets_total{site=\"hq\"}"]
+    {
         assert!(metrics.contains(name), "missing {name}:\n{metrics}");
     }
     let (status, _) = bridge.tech("POST", "/api/tech/action", r#"{"site":"trang-tien","action":"keyframe"}"#).await;

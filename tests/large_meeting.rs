@@ -54,7 +54,7 @@ async fn each_site_gets_the_stage_a_page_of_thumbnails_and_the_loudest_voices() 
         sims.push(Sim::join(&bridge.cert_pem(), bridge.port, id, &key(id)).await);
     }
     let me = &sims[WARDS]; // p9, the last ward
-    // Video: HQ, then the first three others of config order; audio: HQ and one more.
+                           // Video: HQ, then the first three others of config order; audio: HQ and one more.
     wait_until(Duration::from_secs(30), "p9's view", || async { (sites_in(&latest_view(me), "video").len() == 4).then_some(()) }).await;
     let view = latest_view(me);
     assert_eq!(sites_in(&view, "video"), ["hq", "p1", "p2", "p3"], "{view}");

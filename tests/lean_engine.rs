@@ -24,10 +24,8 @@ async fn a_receiver_behind_a_lossy_link_gets_lost_video_sent_again() {
     })
     .await;
     lossy.stop();
-    let sent_again = wait_until(Duration::from_secs(10), "the ward's media connection to close", || async {
-        bridge.closed_count(&ward, "retransmitted")
-    })
-    .await;
+    let sent_again =
+        wait_until(Duration::from_secs(10), "the ward's media connection to close", || async { bridge.closed_count(&ward, "retransmitted") }).await;
     println!("packets sent again to {ward}: {sent_again}");
     assert!(sent_again > 0, "5 % loss on the way to {ward}, yet nothing was sent again");
 }
@@ -158,4 +156,3 @@ async fn junk_on_the_media_port_changes_nothing_for_the_sites() {
     assert!(refused >= 5, "the first forged checks reached HQ's transport and were refused ({refused})");
     assert!(bridge.log_text().contains("refusing connectivity checks from 127.0.0.1"), "the rest were not refused at the port");
 }
-

@@ -53,10 +53,7 @@ async fn six_sites_use_the_one_configured_udp_port_and_nothing_else_on(engine: O
     for site in ["hq", "cua-nam", "hang-bai", "hang-gai", "trang-tien", "hang-dao"] {
         sims.push(Sim::join(&bridge.cert_pem(), bridge.port, site, bridge.key(site)).await);
     }
-    wait_until(Duration::from_secs(30), "every site to receive HQ", || async {
-        sims[1..].iter().all(|s| s.received("hq", "audio") > 10).then_some(())
-    })
-    .await;
+    wait_until(Duration::from_secs(30), "every site to receive HQ", || async { sims[1..].iter().all(|s| s.received("hq", "audio") > 10).then_some(()) }).await;
     let udp_ports = ports_of(bridge.pid(), "-ua");
     assert_eq!(udp_ports, vec![udp], "the bridge's only UDP socket is the configured media port ({udp_ports:?})");
     let mut tcp_ports = ports_of(bridge.pid(), "-tl");
@@ -65,18 +62,16 @@ async fn six_sites_use_the_one_configured_udp_port_and_nothing_else_on(engine: O
     expected.sort();
     assert_eq!(tcp_ports, expected, "listening: HTTPS and ICE-TCP only");
     for sim in &sims {
-        assert!(candidates(sim).iter().all(|c| c.contains(&format!(" {udp} typ host")) || c.contains(&format!(" {tcp} typ host tcptype passive"))), "{:?}", candidates(sim));
+        assert!(
+            candidates(sim).iter().all(|c| c.contains(&format!(" {udp} typ host")) || c.contains(&format!(" {tcp} typ host tcptype passive"))),
+            "{:?}",
+            candidates(sim)
+        );
     }
 }
 
 fn candidates(sim: &Sim) -> Vec<String> {
-    sim.messages
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|m| m["type"] == "candidate")
-        .filter_map(|m| m["candidate"]["candidate"].as_str().map(str::to_string))
-        .collect()
+    sim.messages.lock().unwrap().iter().filter(|m| m["type"] == "candidate").filter_map(|m| m["candidate"]["candidate"].as_str().map(str::to_string)).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -32,14 +32,12 @@ async fn recording_state(sim: &Sim, want: Option<&str>) {
 async fn media_flowing(rx: &Sim, from: &str) {
     let (a0, v0) = (rx.received(from, "audio"), rx.received(from, "video"));
     let what = format!("{from}'s media to keep reaching {}", rx.site);
-    wait_until(Duration::from_secs(20), &what, || async {
-        (rx.received(from, "audio") > a0 + 25 && rx.received(from, "video") > v0 + 10).then_some(())
-    })
-    .await;
+    wait_until(Duration::from_secs(20), &what, || async { (rx.received(from, "audio") > a0 + 25 && rx.received(from, "video") > v0 + 10).then_some(()) }).await;
 }
 
 fn recording_dirs(root: &Path) -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root).map(|d| d.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.is_dir()).collect()).unwrap_or_default();
+    let mut dirs: Vec<PathBuf> =
+        std::fs::read_dir(root).map(|d| d.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.is_dir()).collect()).unwrap_or_default();
     dirs.sort();
     dirs
 }
@@ -73,7 +71,9 @@ async fn the_chair_records_each_sites_audio_and_video_into_indexed_files() {
     let index: Value = serde_json::from_slice(&std::fs::read(dirs[0].join("index.json")).unwrap()).unwrap();
     assert_eq!(index["complete"], true, "{index}");
     let tracks = index["tracks"].as_array().unwrap();
-    for (site, kind, codec, magic) in [("hq", "audio", "opus", b"OggS"), ("hq", "video", "vp8", b"DKIF"), ("hang-gai", "audio", "opus", b"OggS"), ("hang-gai", "video", "vp8", b"DKIF")] {
+    for (site, kind, codec, magic) in
+        [("hq", "audio", "opus", b"OggS"), ("hq", "video", "vp8", b"DKIF"), ("hang-gai", "audio", "opus", b"OggS"), ("hang-gai", "video", "vp8", b"DKIF")]
+    {
         let t = tracks.iter().find(|t| t["site"] == site && t["kind"] == kind).unwrap_or_else(|| panic!("no {site} {kind} in {index}"));
         assert_eq!(t["codec"], codec);
         let span = t["end_ms"].as_i64().unwrap() - t["start_ms"].as_i64().unwrap();
@@ -262,6 +262,7 @@ async fn a_crash_loses_at_most_the_last_second_and_the_meeting_and_its_recording
     assert_eq!((second["complete"].as_bool(), second["conference_id"].as_i64()), (Some(true), Some(conference)), "{second}");
     assert!(second["tracks"].as_array().unwrap().iter().any(|t| t["site"] == "hang-gai" && t["kind"] == "video" && t["units"].as_u64() > Some(10)), "{second}");
     let conn = rusqlite::Connection::open(&db).unwrap();
-    let restarted: i64 = conn.query_row("SELECT COUNT(*) FROM events WHERE conference_id = ?1 AND kind = 'bridge_restarted'", [conference], |r| r.get(0)).unwrap();
+    let restarted: i64 =
+        conn.query_row("SELECT COUNT(*) FROM events WHERE conference_id = ?1 AND kind = 'bridge_restarted'", [conference], |r| r.get(0)).unwrap();
     assert_eq!(restarted, 1, "the restart is in the conference's event log");
 }

@@ -103,18 +103,27 @@ async fn a_scripted_meeting_produces_minutes_that_match_the_script() {
     check(&m);
 
     let auth = format!("Bearer {}", bridge.tech_token().await);
-    let (status, csv) =
-        common::ws::https_request(&bridge.cert_pem(), bridge.port, "GET", &format!("/api/conferences/{id}/minutes?format=csv"), &[("Authorization", &auth)], "").await;
+    let (status, csv) = common::ws::https_request(
+        &bridge.cert_pem(),
+        bridge.port,
+        "GET",
+        &format!("/api/conferences/{id}/minutes?format=csv"),
+        &[("Authorization", &auth)],
+        "",
+    )
+    .await;
     assert_eq!(status, 200);
     assert!(csv.starts_with("section,site,item,start,end,seconds,detail") && csv.contains("speech,hang-gai"), "{csv}");
     // The chair's page signs in with HQ's key; its session cookie opens the printable minutes.
     let cookie = format!("diemcau_token={}", bridge.site_token("hq").await);
     let (status, html) =
-        common::ws::https_request(&bridge.cert_pem(), bridge.port, "GET", &format!("/api/conferences/{id}/minutes?format=html"), &[("Cookie", &cookie)], "").await;
+        common::ws::https_request(&bridge.cert_pem(), bridge.port, "GET", &format!("/api/conferences/{id}/minutes?format=html"), &[("Cookie", &cookie)], "")
+            .await;
     assert_eq!(status, 200, "the chair's session opens the printable minutes");
     assert!(html.contains("BIÊN BẢN HỘI NGHỊ TRỰC TUYẾN") && html.contains("Cụm Hàng Gai") && html.contains("không được chấp nhận"));
     let ward = format!("Bearer {}", bridge.site_token("hang-gai").await);
-    let (status, _) = common::ws::https_request(&bridge.cert_pem(), bridge.port, "GET", &format!("/api/conferences/{id}/minutes"), &[("Authorization", &ward)], "").await;
+    let (status, _) =
+        common::ws::https_request(&bridge.cert_pem(), bridge.port, "GET", &format!("/api/conferences/{id}/minutes"), &[("Authorization", &ward)], "").await;
     assert_eq!(status, 403, "a ward's session does not open the records");
 
     // The records survive a restart.

@@ -58,10 +58,8 @@ async fn a_lost_site_keeps_its_floor_and_queue_place_during_the_grace_and_gets_t
     // Both ward connections die (no `leave`).
     drop(ward);
     drop(asker);
-    let s = state_where(&mut hq, "both shown reconnecting", |s| {
-        site(s, "hang-gai")["reconnecting"] == true && site(s, "cua-nam")["reconnecting"] == true
-    })
-    .await;
+    let s =
+        state_where(&mut hq, "both shown reconnecting", |s| site(s, "hang-gai")["reconnecting"] == true && site(s, "cua-nam")["reconnecting"] == true).await;
     assert_eq!(site(&s, "hang-gai")["present"], false);
     assert_eq!(s["floor"]["holders"][0]["site"], "hang-gai", "the floor is held");
     assert_eq!(s["floor"]["queue"][0]["site"], "cua-nam", "the queue place is held");
@@ -80,10 +78,7 @@ async fn a_lost_site_keeps_its_floor_and_queue_place_during_the_grace_and_gets_t
 
     // Lost again and not back within 3 s: the floor returns to the chair.
     drop(ward);
-    let s = state_where(&mut hq, "the grace to run out", |s| {
-        site(s, "hang-gai")["reconnecting"] == false && site(s, "hang-gai")["present"] == false
-    })
-    .await;
+    let s = state_where(&mut hq, "the grace to run out", |s| site(s, "hang-gai")["reconnecting"] == false && site(s, "hang-gai")["present"] == false).await;
     assert!(s["floor"]["holders"].as_array().unwrap().is_empty(), "{s}");
 }
 

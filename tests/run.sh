@@ -30,5 +30,9 @@ if [ ! -x "$tsc" ]; then
 fi
 "$tsc" -p jsconfig.json
 
+# What the code claims, checked by the tools: one format (rustfmt.toml), no clippy warning.
+cargo fmt --check
+cargo clippy --locked --all-targets -- -D warnings
+
 # Bounded: a hung test fails the run instead of stalling CI.
 timeout --signal=INT 1800 cargo test --locked --no-fail-fast -- --test-threads="${DIEMCAU_TEST_THREADS:-4}"

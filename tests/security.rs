@@ -143,7 +143,9 @@ async fn bad_input_of_every_kind_is_refused_with_its_code_and_the_meeting_carrie
         case("ward mistyped mute", Probe::Ward(json!({"type": "mute", "audio": "yes"})), 0, "invalid_message"),
         case(
             "a candidate with an unknown field",
-            Probe::Ward(json!({"type": "candidate", "candidate": {"candidate": "candidate:1 1 udp 2130706431 127.0.0.1 9 typ host", "sdpMid": "0", "sdpMLineIndex": 0, "usernameFragment": "abcd", "relayed": true}})),
+            Probe::Ward(
+                json!({"type": "candidate", "candidate": {"candidate": "candidate:1 1 udp 2130706431 127.0.0.1 9 typ host", "sdpMid": "0", "sdpMLineIndex": 0, "usernameFragment": "abcd", "relayed": true}}),
+            ),
             0,
             "invalid_message",
         ),
@@ -160,11 +162,22 @@ async fn bad_input_of_every_kind_is_refused_with_its_code_and_the_meeting_carrie
         case("wrong key", http("POST", "/api/session", Auth::None, r#"{"site":"hq","key":"0123456789abcdef0123"}"#), 401, "bad_key"),
         case("unknown site", http("POST", "/api/session", Auth::None, r#"{"site":"ba-dinh","key":"0123456789abcdef0123"}"#), 404, "site_unknown"),
         case("malformed sign-in", http("POST", "/api/session", Auth::None, "site=hq"), 400, "invalid_message"),
-        case("sign-in with an unknown field", http("POST", "/api/login", Auth::None, r#"{"user":"kythuat","password":"x","admin":true}"#), 400, "invalid_message"),
+        case(
+            "sign-in with an unknown field",
+            http("POST", "/api/login", Auth::None, r#"{"user":"kythuat","password":"x","admin":true}"#),
+            400,
+            "invalid_message",
+        ),
         case("wrong password", http("POST", "/api/login", Auth::None, r#"{"user":"kythuat","password":"not-the-password"}"#), 401, "bad_credentials"),
         case(
             "sign-in from another site's page",
-            Probe::Http { method: "POST", path: "/api/session", auth: Auth::None, origin: Some("https://evil.example"), body: format!(r#"{{"site":"hq","key":"{}"}}"#, bridge.key("hq")) },
+            Probe::Http {
+                method: "POST",
+                path: "/api/session",
+                auth: Auth::None,
+                origin: Some("https://evil.example"),
+                body: format!(r#"{{"site":"hq","key":"{}"}}"#, bridge.key("hq")),
+            },
             403,
             "bad_origin",
         ),

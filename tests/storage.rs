@@ -136,10 +136,8 @@ async fn a_disk_that_fills_during_the_meeting_raises_an_alarm_and_the_meeting_go
     // Space is freed: the next write succeeds and the alarm clears by itself.
     std::fs::remove_file(&filler).unwrap();
     hq.send(json!({"type": "set_layout", "layout": "grid"}));
-    wait_until(Duration::from_secs(15), "the storage_failed alarm to clear", || async {
-        tech_alarm(&bridge, "storage_failed").await.is_none().then_some(())
-    })
-    .await;
+    wait_until(Duration::from_secs(15), "the storage_failed alarm to clear", || async { tech_alarm(&bridge, "storage_failed").await.is_none().then_some(()) })
+        .await;
     // The raise and the clear are in the event log, the raise at the time it happened.
     let events = wait_until(Duration::from_secs(10), "the alarm's events in the log", || async {
         let (_, v) = bridge.tech("GET", "/api/tech", "").await;

@@ -79,7 +79,10 @@ async fn idle_and_trickling_strangers_are_closed_and_a_site_still_signs_in() {
     let mut buf = [0u8; 64];
     let quiet_closed = matches!(tokio::time::timeout(Duration::from_secs(5), quiet.read(&mut buf)).await, Ok(Ok(0)) | Ok(Err(_)));
     assert!(quiet_closed, "a TLS connection that never sent a request is closed");
-    assert!(!trickled_to_end || matches!(tokio::time::timeout(Duration::from_secs(5), trickle.read(&mut buf)).await, Ok(Ok(0)) | Ok(Err(_))), "a header trickled for 18 s is cut off");
+    assert!(
+        !trickled_to_end || matches!(tokio::time::timeout(Duration::from_secs(5), trickle.read(&mut buf)).await, Ok(Ok(0)) | Ok(Err(_))),
+        "a header trickled for 18 s is cut off"
+    );
     println!("idle TLS and trickling connections closed after {:?}", started.elapsed());
     // And the first address's held connections are gone by now (no handshake in 10 s).
     let mut still_open = 0;
@@ -117,7 +120,11 @@ async fn ice_tcp_takes_only_signed_checks_and_a_few_pending_connections_per_addr
     })
     .await;
     let ufrag = answer.lines().find_map(|l| l.trim_end().strip_prefix("a=ice-ufrag:")).unwrap().to_string();
-    let port: u16 = answer.lines().find(|l| l.contains(" tcp ") && l.contains("typ host")).and_then(|l| l.split_whitespace().nth(5)?.parse().ok()).expect("a TCP candidate");
+    let port: u16 = answer
+        .lines()
+        .find(|l| l.contains(" tcp ") && l.contains("typ host"))
+        .and_then(|l| l.split_whitespace().nth(5)?.parse().ok())
+        .expect("a TCP candidate");
 
     // A stranger names the ward's ufrag without the password, then announces a 64 KiB frame:
     // closed, not routed to the ward's peer.
@@ -155,7 +162,10 @@ async fn wrong_key_from(from: IpAddr, port: u16, cert: &std::path::Path) -> u16 
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
     let Ok(mut tls) = connector.connect(name, tcp).await else { return 0 };
     let body = r#"{"site":"hang-gai","key":"a wrong key, tried by a stranger"}"#;
-    let req = format!("POST /api/session HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+    let req = format!(
+        "POST /api/session HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
     if tls.write_all(req.as_bytes()).await.is_err() {
         return 0;
     }
@@ -319,7 +329,12 @@ async fn a_request_hyper_cannot_parse_gets_a_bare_400_and_the_connection_closes(
         assert!(closed, "{what}: the connection stays open after hyper's reply");
     }
     // What reaches the router gets the headers, even when refused.
-    let (reply, _) = raw_exchange(&cert, port, b"POST /api/session HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: 7\r\n\r\nsite=hq").await;
+    let (reply, _) = raw_exchange(
+        &cert,
+        port,
+        b"POST /api/session HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: 7\r\n\r\nsite=hq",
+    )
+    .await;
     let head = String::from_utf8_lossy(&reply).split("\r\n\r\n").next().unwrap_or("").to_ascii_lowercase();
     assert!(head.starts_with("http/1.1 400 "), "{head}");
     for h in ["strict-transport-security:", "content-security-policy:", "x-content-type-options: nosniff", "cache-control: no-store"] {

@@ -123,16 +123,12 @@ fn argon2() -> Argon2<'static> {
 
 pub fn hash_key(key: &str) -> Result<String, AccessError> {
     let salt = SaltString::generate(&mut OsRng);
-    argon2()
-        .hash_password(key.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| AccessError::Hash(e.to_string()))
+    argon2().hash_password(key.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| AccessError::Hash(e.to_string()))
 }
 
 /// A hash of a random key nobody knows, made once: checked against when a user name does not
 /// exist, so a refusal takes as long as for a known name with a wrong password.
-pub static DECOY_HASH: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| hash_key(&hex::encode(rand::random::<[u8; 16]>())).unwrap_or_default());
+pub static DECOY_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| hash_key(&hex::encode(rand::random::<[u8; 16]>())).unwrap_or_default());
 
 pub fn verify_key(key: &str, hash: &str) -> bool {
     match PasswordHash::new(hash) {

@@ -86,7 +86,9 @@ pub enum Verdict {
     Accept,
     /// Over the rate: drop it; `reply` on the first drop of each second (so a flood does not
     /// get a flood of replies back).
-    Drop { reply: bool },
+    Drop {
+        reply: bool,
+    },
     /// Over the rate for `flood_strikes` seconds in a row: close the socket.
     Close,
 }

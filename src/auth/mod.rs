@@ -14,8 +14,8 @@ pub mod tokens;
 pub mod turn;
 pub mod verifier;
 
-use crate::config::Settings;
 use crate::conference::ConferenceHandle;
+use crate::config::Settings;
 use crate::store::{now_ms, SessionRecord, Store, StoreError};
 use limits::{Gate, GateRefusal, Limits};
 use rand::RngCore;
@@ -23,8 +23,8 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-pub use tokens::{Principal, Role};
 use tokens::{Issued, TokenError, Tokens};
+pub use tokens::{Principal, Role};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -312,7 +312,12 @@ impl Auth {
                             warn!(site = %site, "the site's key was re-issued; ending its sessions");
                             self.revoke(site, true);
                             if let Some(i) = self.settings.site_index(site) {
-                                conference.evict(i, "Khóa của điểm cầu đã được cấp lại; hãy dùng đường dẫn mới. / This site's key was re-issued; use the new link.".into()).await;
+                                conference
+                                    .evict(
+                                        i,
+                                        "Khóa của điểm cầu đã được cấp lại; hãy dùng đường dẫn mới. / This site's key was re-issued; use the new link.".into(),
+                                    )
+                                    .await;
                             }
                         }
                     }

@@ -5,21 +5,21 @@
 
 use super::handle::{Action, Command, ConferenceHandle, Refused, Seat, SiteView};
 use super::notice::{self, HelpRequest, NoticeError, Notices, Sender};
+use super::view::{self, Candidate, Shape};
 use super::vote::{VoteError, Votes};
 use super::JoinRefused;
 use crate::config::{Role, Settings};
 use crate::floor::{AgendaItem, Floor, FloorError, FloorEvent, ItemKind, RequestId};
 use crate::media::router::Router;
-use crate::signal::outbox::{NotQueued, Outbox};
-use crate::store::journal::Entry;
-use crate::signal::protocol::{
-    AgendaItemSpec, AgendaKind, AgendaView, CurrentItemView, ErrorCode, FloorEventKind, FloorHolderView, FloorView, Layout,
-    HelpView, MeetingView, NoticeView, Outgoing, QueueEntryView, RecordingView, ServerMessage, SiteLevel, SitePresence, TallyView, VoteView,
-};
 use crate::media::speaker::SpeakerDetector;
 use crate::media::Selection;
-use super::view::{self, Candidate, Shape};
 use crate::recording::{RecState, RecordError, Recorder, RecordingStatus};
+use crate::signal::outbox::{NotQueued, Outbox};
+use crate::signal::protocol::{
+    AgendaItemSpec, AgendaKind, AgendaView, CurrentItemView, ErrorCode, FloorEventKind, FloorHolderView, FloorView, HelpView, Layout, MeetingView, NoticeView,
+    Outgoing, QueueEntryView, RecordingView, ServerMessage, SiteLevel, SitePresence, TallyView, VoteView,
+};
+use crate::store::journal::Entry;
 use crate::store::{now_ms, Store};
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -470,8 +470,7 @@ impl Actor {
 
     /// Seats whose grace ran out are released: the floor returns to the chair.
     fn release_expired_seats(&mut self, now: i64) {
-        let expired: Vec<usize> =
-            self.seats.iter().enumerate().filter(|(_, s)| s.held_until.is_some_and(|t| t <= now)).map(|(i, _)| i).collect();
+        let expired: Vec<usize> = self.seats.iter().enumerate().filter(|(_, s)| s.held_until.is_some_and(|t| t <= now)).map(|(i, _)| i).collect();
         for site in &expired {
             let seat = &mut self.seats[*site];
             seat.held_until = None;
@@ -599,9 +598,9 @@ impl Actor {
     }
 
     fn site_index(&self, id: &str) -> Result<usize, Refused> {
-        self.settings.site_index(id).ok_or_else(|| {
-            Refused::new(ErrorCode::SiteUnknown, format!("no site with id {:?}", id.chars().take(64).collect::<String>()))
-        })
+        self.settings
+            .site_index(id)
+            .ok_or_else(|| Refused::new(ErrorCode::SiteUnknown, format!("no site with id {:?}", id.chars().take(64).collect::<String>())))
     }
 
     fn act(&mut self, site: usize, session: Uuid, action: Action) -> Result<(), Refused> {
@@ -814,7 +813,8 @@ impl Actor {
                 let vote = self.votes.close(now).map_err(vote_refusal)?;
                 let tallies: serde_json::Map<String, serde_json::Value> =
                     vote.tallies.iter().map(|(s, c)| (self.settings.sites[*s].id.clone(), serde_json::json!(c))).collect();
-                let params = serde_json::json!({"vote": vote.id, "question": vote.question, "options": vote.options, "tallies": tallies, "totals": vote.totals()});
+                let params =
+                    serde_json::json!({"vote": vote.id, "question": vote.question, "options": vote.options, "tallies": tallies, "totals": vote.totals()});
                 let detail = vote.options.iter().zip(vote.totals()).map(|(o, t)| format!("{o}: {t}")).collect::<Vec<_>>().join("; ");
                 info!(vote = vote.id, "vote closed: {detail}");
                 self.log_with(site, "vote_closed", &detail, Some(params.to_string()));
@@ -852,9 +852,11 @@ impl Actor {
 
     fn agenda_item(&self, spec: AgendaItemSpec) -> Result<AgendaItem, Refused> {
         let site = match &spec.site {
-            Some(id) => Some(self.settings.site_index(id).ok_or_else(|| {
-                Refused::new(ErrorCode::InvalidAgenda, format!("programme item {:?} names unknown site {id:?}", spec.title))
-            })?),
+            Some(id) => Some(
+                self.settings
+                    .site_index(id)
+                    .ok_or_else(|| Refused::new(ErrorCode::InvalidAgenda, format!("programme item {:?} names unknown site {id:?}", spec.title)))?,
+            ),
             None => None,
         };
         let kind = match spec.kind {
@@ -926,12 +928,7 @@ impl Actor {
     /// its video flows unless it turned its camera off; content flows only from the site
     /// that is sharing.
     fn apply_media_policy(&self) {
-        let policy = self
-            .seats
-            .iter()
-            .enumerate()
-            .map(|(i, s)| [s.mute.audio || s.mute.hard, s.mute.video, self.sharing != Some(i)])
-            .collect();
+        let policy = self.seats.iter().enumerate().map(|(i, s)| [s.mute.audio || s.mute.hard, s.mute.video, self.sharing != Some(i)]).collect();
         self.router.set_policy(policy);
     }
 
@@ -1004,15 +1001,13 @@ impl Actor {
                 .collect(),
         };
         let items = self.programme();
-        let current = self
-            .floor
-            .current_item(now)
-            .map(|c| CurrentItemView {
-                index: c.index,
-                started_ms: c.started_ms,
-                planned_ms: c.planned_ms,
-                speaker_absent: c.item.kind == ItemKind::Speech && c.item.site.is_some_and(|s| s != self.floor.chair() && !self.floor.is_present(s) && !self.floor.holders().iter().any(|h| h.site == s)),
-            });
+        let current = self.floor.current_item(now).map(|c| CurrentItemView {
+            index: c.index,
+            started_ms: c.started_ms,
+            planned_ms: c.planned_ms,
+            speaker_absent: c.item.kind == ItemKind::Speech
+                && c.item.site.is_some_and(|s| s != self.floor.chair() && !self.floor.is_present(s) && !self.floor.holders().iter().any(|h| h.site == s)),
+        });
         ServerMessage::State {
             sites: self.presence(),
             floor,

@@ -13,65 +13,140 @@ pub(super) enum Command {
         outbox: Outbox,
         reply: oneshot::Sender<Result<Seat, JoinRefused>>,
     },
-    Leave { site: usize, session: Uuid, lost: bool },
-    Shutdown { reply: oneshot::Sender<()> },
-    Act { site: usize, session: Uuid, action: Action, reply: oneshot::Sender<Result<(), Refused>> },
-    Presence { reply: oneshot::Sender<Vec<SitePresence>> },
+    Leave {
+        site: usize,
+        session: Uuid,
+        lost: bool,
+    },
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
+    Act {
+        site: usize,
+        session: Uuid,
+        action: Action,
+        reply: oneshot::Sender<Result<(), Refused>>,
+    },
+    Presence {
+        reply: oneshot::Sender<Vec<SitePresence>>,
+    },
     /// Sends a message to the session holding `site`'s seat; with `close`, that session is
     /// closed afterwards (a technician dropping a stuck session).
-    Notify { site: usize, msg: Box<ServerMessage>, close: bool, reply: oneshot::Sender<bool> },
+    Notify {
+        site: usize,
+        msg: Box<ServerMessage>,
+        close: bool,
+        reply: oneshot::Sender<bool>,
+    },
     /// The site's credentials were revoked: its session is told why and its seat released
     /// (not held: the old key cannot come back).
-    Evict { site: usize, message: String },
+    Evict {
+        site: usize,
+        message: String,
+    },
     /// A page's report of the worst video loss it receives (percent).
-    LinkQuality { site: usize, loss_percent: f64 },
+    LinkQuality {
+        site: usize,
+        loss_percent: f64,
+    },
     /// A technician's written notice to one site (or every site); its id.
-    TechNotice { to: Option<usize>, text: String, reply: oneshot::Sender<Result<u64, Refused>> },
+    TechNotice {
+        to: Option<usize>,
+        text: String,
+        reply: oneshot::Sender<Result<u64, Refused>>,
+    },
     /// A technician handled the site's help request; false if there was none.
-    HelpDone { site: usize, reply: oneshot::Sender<bool> },
+    HelpDone {
+        site: usize,
+        reply: oneshot::Sender<bool>,
+    },
 }
 
 /// What a joined site asks the conference to do. Who may do what is decided by the actor.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
-    Mute { audio: Option<bool>, video: Option<bool> },
-    RequestFloor { topic: Option<String> },
+    Mute {
+        audio: Option<bool>,
+        video: Option<bool>,
+    },
+    RequestFloor {
+        topic: Option<String>,
+    },
     CancelFloor,
     ReleaseFloor,
-    GrantFloor { request: u64 },
-    DenyFloor { request: u64 },
-    GiveFloor { site: String },
-    RevokeFloor { site: String },
-    MuteSite { site: String, muted: bool },
-    MuteAll { muted: bool },
-    SetLayout { layout: Layout },
-    SetAgenda { items: Vec<AgendaItemSpec> },
+    GrantFloor {
+        request: u64,
+    },
+    DenyFloor {
+        request: u64,
+    },
+    GiveFloor {
+        site: String,
+    },
+    RevokeFloor {
+        site: String,
+    },
+    MuteSite {
+        site: String,
+        muted: bool,
+    },
+    MuteAll {
+        muted: bool,
+    },
+    SetLayout {
+        layout: Layout,
+    },
+    SetAgenda {
+        items: Vec<AgendaItemSpec>,
+    },
     NextItem,
-    Lock { locked: bool },
+    Lock {
+        locked: bool,
+    },
     /// Chair: let a site waiting at the locked conference in.
-    Admit { site: String },
+    Admit {
+        site: String,
+    },
     /// Chair: start / end the recorded conference.
     StartConference,
     EndConference,
     /// Show another page of thumbnails.
-    ViewPage { page: usize },
+    ViewPage {
+        page: usize,
+    },
     /// Chair: start / stop recording.
     StartRecording,
     StopRecording,
     /// Who attends at this bridge point.
-    Attendance { attendees: String, headcount: Option<i64> },
+    Attendance {
+        attendees: String,
+        headcount: Option<i64>,
+    },
     /// Start sharing content (the chair or the floor holder).
     ShareStart,
     ShareStop,
     /// Chair: open a vote; every site: enter its counts; chair: close it.
-    OpenVote { question: String, options: Option<Vec<String>> },
-    VoteCounts { vote: u64, counts: Vec<u32> },
+    OpenVote {
+        question: String,
+        options: Option<Vec<String>>,
+    },
+    VoteCounts {
+        vote: u64,
+        counts: Vec<u32>,
+    },
     CloseVote,
     /// Chair: a written notice to one site or all.
-    SendNotice { site: Option<String>, text: String },
-    AckNotice { notice: u64 },
+    SendNotice {
+        site: Option<String>,
+        text: String,
+    },
+    AckNotice {
+        notice: u64,
+    },
     /// Ask the technicians for help.
-    AskHelp { text: String },
+    AskHelp {
+        text: String,
+    },
 }
 
 /// A granted seat.

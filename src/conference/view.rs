@@ -52,7 +52,14 @@ pub fn pages(sites: &[Candidate], receiver: usize, chair: usize, shape: Shape) -
 }
 
 /// The sites a receiver should get, before slot assignment.
-pub fn wanted(sites: &[Candidate], receiver: usize, chair: usize, sharing: Option<usize>, page: usize, shape: Shape) -> (Vec<usize>, Vec<usize>, Option<usize>) {
+pub fn wanted(
+    sites: &[Candidate],
+    receiver: usize,
+    chair: usize,
+    sharing: Option<usize>,
+    page: usize,
+    shape: Shape,
+) -> (Vec<usize>, Vec<usize>, Option<usize>) {
     let (stage, rest) = video_order(sites, receiver, chair);
     let video = if stage.len() + rest.len() <= shape.video_slots {
         stage.into_iter().chain(rest).collect()

@@ -99,14 +99,8 @@ pub enum AlarmKind {
 impl AlarmKind {
     /// Evaluation and reporting order; `SiteDropped` comes first because it
     /// decides whether the others are suppressed.
-    pub const ALL: [AlarmKind; 6] = [
-        AlarmKind::SiteDropped,
-        AlarmKind::OneWayAudio,
-        AlarmKind::FloorHolderSilent,
-        AlarmKind::FrozenVideo,
-        AlarmKind::HighLoss,
-        AlarmKind::HighRtt,
-    ];
+    pub const ALL: [AlarmKind; 6] =
+        [AlarmKind::SiteDropped, AlarmKind::OneWayAudio, AlarmKind::FloorHolderSilent, AlarmKind::FrozenVideo, AlarmKind::HighLoss, AlarmKind::HighRtt];
 
     /// Stable identifier for logs and the technicians' UI.
     pub fn code(&self) -> &'static str {
@@ -130,10 +124,7 @@ impl AlarmKind {
     /// reconnecting site does not flash symptoms) and while media is stalled
     /// or has never arrived, which is when a drop may still be on its way.
     fn suppressed_by_drop(self) -> bool {
-        matches!(
-            self,
-            AlarmKind::FrozenVideo | AlarmKind::HighLoss | AlarmKind::OneWayAudio
-        )
+        matches!(self, AlarmKind::FrozenVideo | AlarmKind::HighLoss | AlarmKind::OneWayAudio)
     }
 }
 
@@ -143,33 +134,64 @@ impl AlarmKind {
 #[serde(tag = "code", rename_all = "snake_case")]
 pub enum Reason {
     /// Connected, but nothing has arrived for `seconds`.
-    NoMedia { seconds: f64 },
+    NoMedia {
+        seconds: f64,
+    },
     /// Nothing has arrived since the site joined, `seconds` ago.
-    NoMediaSinceJoining { seconds: f64 },
+    NoMediaSinceJoining {
+        seconds: f64,
+    },
     /// The site's connection dropped (its seat is held for it); no media for `seconds`.
-    ConnectionLost { seconds: f64 },
+    ConnectionLost {
+        seconds: f64,
+    },
     SiteDoesNotHearHq,
     HqDoesNotHearSite,
     NoAudioEitherWay,
-    FloorHolderSilent { level: f64, limit: f64 },
-    FrozenVideo { cause: Option<VideoCause> },
-    HighLoss { percent: f64, limit: f64 },
-    HighRtt { ms: f64, limit: f64 },
+    FloorHolderSilent {
+        level: f64,
+        limit: f64,
+    },
+    FrozenVideo {
+        cause: Option<VideoCause>,
+    },
+    HighLoss {
+        percent: f64,
+        limit: f64,
+    },
+    HighRtt {
+        ms: f64,
+        limit: f64,
+    },
     /// The bridge's own `recording_failed` (raised by the monitor, not by these rules):
     /// the error as the operating system gave it.
-    RecordingFailed { error: String },
+    RecordingFailed {
+        error: String,
+    },
     /// The bridge's own `composition_failed`: recording `recording` could not be made into
     /// one watchable file (ffmpeg missing, failed or too slow); its per-site files stay.
-    CompositionFailed { recording: String, error: String },
+    CompositionFailed {
+        recording: String,
+        error: String,
+    },
     /// The bridge's own `storage_failed`: the store cannot write (its file and why). The
     /// meeting goes on; its events, minutes and sign-ins after a restart are at stake.
-    StorageFailed { path: String, problem: crate::store::fault::Problem, error: String },
+    StorageFailed {
+        path: String,
+        problem: crate::store::fault::Problem,
+        error: String,
+    },
     /// The site asked for more than one of its budgets allows (raised by the monitor from the
     /// board's counts): `budget` is the code of the one that refused last, `refused` its total.
-    OverBudget { budget: &'static str, refused: u64 },
+    OverBudget {
+        budget: &'static str,
+        refused: u64,
+    },
     /// The shared media ports refused strangers' traffic (checks with wrong credentials over
     /// their address's budget, oversized or idle ICE-TCP connections): `refused` in all.
-    StrangerTraffic { refused: u64 },
+    StrangerTraffic {
+        refused: u64,
+    },
 }
 
 /// What the bridge knows of why a camera that is on sends no pictures.
@@ -204,9 +226,7 @@ impl fmt::Display for Reason {
             Reason::HighRtt { ms, limit } => write!(f, "rtt {ms:.0} ms > {limit} ms"),
             Reason::RecordingFailed { error } => f.write_str(error),
             Reason::CompositionFailed { recording, error } => write!(f, "recording {recording} could not be composed into one file: {error}"),
-            Reason::StorageFailed { path, problem, error } => {
-                crate::store::WriteFault { path: path.clone(), problem: *problem, error: error.clone() }.fmt(f)
-            }
+            Reason::StorageFailed { path, problem, error } => crate::store::WriteFault { path: path.clone(), problem: *problem, error: error.clone() }.fmt(f),
             Reason::OverBudget { budget, refused } => write!(f, "over its {budget} budget: {refused} refused"),
             Reason::StrangerTraffic { refused } => write!(f, "strangers' traffic on the media ports: {refused} refused"),
         }
@@ -217,9 +237,7 @@ impl fmt::Display for VideoCause {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             VideoCause::Refused { detail } => f.write_str(detail),
-            VideoCause::NoVideoPackets => {
-                f.write_str("its audio arrives but no video packets do (the browser sends none, or none the bridge recognised)")
-            }
+            VideoCause::NoVideoPackets => f.write_str("its audio arrives but no video packets do (the browser sends none, or none the bridge recognised)"),
             VideoCause::NoPictures => f.write_str("video packets arrive but carry no pictures"),
         }
     }
@@ -277,18 +295,9 @@ impl RefusalWatch {
 pub enum AlarmChange {
     /// `since_ms` is when the condition was first seen to hold, not when the
     /// hysteresis let it through, because technicians want the onset.
-    Raised {
-        site: usize,
-        kind: AlarmKind,
-        since_ms: f64,
-        reason: Reason,
-    },
+    Raised { site: usize, kind: AlarmKind, since_ms: f64, reason: Reason },
     /// `duration_ms` runs from `since_ms` of the raise to this clear.
-    Cleared {
-        site: usize,
-        kind: AlarmKind,
-        duration_ms: f64,
-    },
+    Cleared { site: usize, kind: AlarmKind, duration_ms: f64 },
 }
 
 /// An alarm currently raised; `reason` is refreshed on every evaluation.
@@ -348,10 +357,7 @@ pub struct AlarmEngine {
 
 impl AlarmEngine {
     pub fn new(site_count: usize, thresholds: Thresholds) -> Self {
-        AlarmEngine {
-            thresholds,
-            sites: vec![SiteState::default(); site_count],
-        }
+        AlarmEngine { thresholds, sites: vec![SiteState::default(); site_count] }
     }
 
     /// Evaluates `snapshots[i]` as site `i`. A longer slice adds sites; sites
@@ -369,11 +375,7 @@ impl AlarmEngine {
                 // fault; keeping its alarms up would page someone for nothing.
                 for (kind, rule) in AlarmKind::ALL.iter().zip(state.rules.iter_mut()) {
                     if let Some((since_ms, _)) = rule.raised.take() {
-                        changes.push(AlarmChange::Cleared {
-                            site,
-                            kind: *kind,
-                            duration_ms: now_ms - since_ms,
-                        });
+                        changes.push(AlarmChange::Cleared { site, kind: *kind, duration_ms: now_ms - since_ms });
                     }
                 }
                 *state = SiteState::default();
@@ -383,9 +385,7 @@ impl AlarmEngine {
             // A stall is declared at half the raise window so that its
             // symptoms are paused before they could finish their own window
             // and beat the slower SiteDropped verdict to the board.
-            let stalled = snap
-                .ms_since_last_media
-                .is_none_or(|age| age > self.thresholds.raise_after_ms / 2.0);
+            let stalled = snap.ms_since_last_media.is_none_or(|age| age > self.thresholds.raise_after_ms / 2.0);
             for kind in AlarmKind::ALL {
                 let dropped = state.rules[AlarmKind::SiteDropped.index()].raised.is_some();
                 if (dropped || stalled) && kind.suppressed_by_drop() {
@@ -410,15 +410,7 @@ impl AlarmEngine {
                     AlarmKind::FloorHolderSilent => self.thresholds.floor_silent_after_ms,
                     _ => self.thresholds.raise_after_ms,
                 };
-                if let Some(change) = step(
-                    &mut state.rules[kind.index()],
-                    site,
-                    kind,
-                    now_ms,
-                    condition,
-                    hold_ms,
-                    self.thresholds.clear_after_ms,
-                ) {
+                if let Some(change) = step(&mut state.rules[kind.index()], site, kind, now_ms, condition, hold_ms, self.thresholds.clear_after_ms) {
                     changes.push(change);
                 }
             }
@@ -432,12 +424,7 @@ impl AlarmEngine {
         for (site, state) in self.sites.iter().enumerate() {
             for (kind, rule) in AlarmKind::ALL.iter().zip(state.rules.iter()) {
                 if let Some((since_ms, reason)) = &rule.raised {
-                    out.push(ActiveAlarm {
-                        site,
-                        kind: *kind,
-                        since_ms: *since_ms,
-                        reason: reason.clone(),
-                    });
+                    out.push(ActiveAlarm { site, kind: *kind, since_ms: *since_ms, reason: reason.clone() });
                 }
             }
         }
@@ -446,15 +433,7 @@ impl AlarmEngine {
 }
 
 /// Advances one rule's hysteresis by one evaluation.
-fn step(
-    rule: &mut RuleState,
-    site: usize,
-    kind: AlarmKind,
-    now_ms: f64,
-    condition: Option<Reason>,
-    hold_ms: f64,
-    clear_after_ms: f64,
-) -> Option<AlarmChange> {
+fn step(rule: &mut RuleState, site: usize, kind: AlarmKind, now_ms: f64, condition: Option<Reason>, hold_ms: f64, clear_after_ms: f64) -> Option<AlarmChange> {
     match condition {
         Some(reason) => {
             rule.good_since = None;
@@ -467,12 +446,7 @@ fn step(
                 return None;
             }
             rule.raised = Some((bad_since, reason.clone()));
-            Some(AlarmChange::Raised {
-                site,
-                kind,
-                since_ms: bad_since,
-                reason,
-            })
+            Some(AlarmChange::Raised { site, kind, since_ms: bad_since, reason })
         }
         None => {
             rule.bad_since = None;
@@ -484,11 +458,7 @@ fn step(
             }
             rule.raised = None;
             rule.good_since = None;
-            Some(AlarmChange::Cleared {
-                site,
-                kind,
-                duration_ms: now_ms - since_ms,
-            })
+            Some(AlarmChange::Cleared { site, kind, duration_ms: now_ms - since_ms })
         }
     }
 }
@@ -498,13 +468,7 @@ fn step(
 /// and missing data is not one; the exception is `ms_since_last_media ==
 /// None`, which is a fact ("nothing ever arrived"). `audio_settled` says
 /// whether (the site's, HQ's) audio report is past its grace.
-fn check(
-    kind: AlarmKind,
-    s: &SiteSnapshot,
-    present_for_ms: f64,
-    audio_settled: (bool, bool),
-    t: &Thresholds,
-) -> Option<Reason> {
+fn check(kind: AlarmKind, s: &SiteSnapshot, present_for_ms: f64, audio_settled: (bool, bool), t: &Thresholds) -> Option<Reason> {
     match kind {
         AlarmKind::SiteDropped => {
             let (seconds, ever) = match s.ms_since_last_media {
@@ -531,25 +495,14 @@ fn check(
         }
         AlarmKind::FloorHolderSilent => match s.audio_level {
             Some(level) if s.holds_floor && s.audio_expected && level < t.silence_level => {
-                Some(Reason::FloorHolderSilent {
-                    level: (level * 1000.0).round() / 1000.0,
-                    limit: t.silence_level,
-                })
+                Some(Reason::FloorHolderSilent { level: (level * 1000.0).round() / 1000.0, limit: t.silence_level })
             }
             _ => None,
         },
-        AlarmKind::FrozenVideo => (s.video_expected && s.video_in_fps <= 0.0).then(|| Reason::FrozenVideo {
-            cause: s.video_cause.clone(),
-        }),
-        AlarmKind::HighLoss => (s.loss_percent > t.loss_percent).then(|| Reason::HighLoss {
-            percent: tenths(s.loss_percent),
-            limit: t.loss_percent,
-        }),
+        AlarmKind::FrozenVideo => (s.video_expected && s.video_in_fps <= 0.0).then(|| Reason::FrozenVideo { cause: s.video_cause.clone() }),
+        AlarmKind::HighLoss => (s.loss_percent > t.loss_percent).then(|| Reason::HighLoss { percent: tenths(s.loss_percent), limit: t.loss_percent }),
         AlarmKind::HighRtt => match s.rtt_ms {
-            Some(rtt) if rtt > t.rtt_ms => Some(Reason::HighRtt {
-                ms: rtt.round(),
-                limit: t.rtt_ms,
-            }),
+            Some(rtt) if rtt > t.rtt_ms => Some(Reason::HighRtt { ms: rtt.round(), limit: t.rtt_ms }),
             _ => None,
         },
     }
@@ -580,12 +533,7 @@ mod tests {
 
     /// Evaluates once per second for seconds `from..to`, returning each change
     /// with the second it happened in.
-    fn run(
-        e: &mut AlarmEngine,
-        from: u32,
-        to: u32,
-        snaps: impl Fn(f64) -> Vec<SiteSnapshot>,
-    ) -> Vec<(f64, AlarmChange)> {
+    fn run(e: &mut AlarmEngine, from: u32, to: u32, snaps: impl Fn(f64) -> Vec<SiteSnapshot>) -> Vec<(f64, AlarmChange)> {
         let mut out = Vec::new();
         for s in from..to {
             let now = f64::from(s) * 1000.0;
@@ -640,10 +588,7 @@ mod tests {
     fn site_dropped_is_raised_within_five_seconds() {
         let mut e = engine(1);
         let changes = run(&mut e, 0, 20, |now| vec![media_stopped_at(now, 9980.0)]);
-        assert_eq!(
-            raised(&changes),
-            vec![(13_000.0, 0, AlarmKind::SiteDropped)]
-        );
+        assert_eq!(raised(&changes), vec![(13_000.0, 0, AlarmKind::SiteDropped)]);
         let active = e.active();
         assert_eq!(active.len(), 1);
         assert_eq!(active[0].reason, Reason::NoMedia { seconds: 9.0 });
@@ -664,14 +609,9 @@ mod tests {
         let mut e = engine(1);
         run(&mut e, 0, 20, |now| vec![media_stopped_at(now, 9980.0)]);
         let changes = run(&mut e, 20, 40, |_| vec![healthy()]);
-        assert_eq!(
-            cleared(&changes),
-            vec![(25_000.0, 0, AlarmKind::SiteDropped)]
-        );
+        assert_eq!(cleared(&changes), vec![(25_000.0, 0, AlarmKind::SiteDropped)]);
         assert!(raised(&changes).is_empty());
-        assert!(
-            matches!(changes[0].1, AlarmChange::Cleared { duration_ms, .. } if duration_ms == 12_000.0)
-        );
+        assert!(matches!(changes[0].1, AlarmChange::Cleared { duration_ms, .. } if duration_ms == 12_000.0));
     }
 
     #[test]
@@ -692,15 +632,7 @@ mod tests {
         assert_eq!(raised(&changes), vec![(7000.0, 0, AlarmKind::HighLoss)]);
         assert_eq!(
             changes[0].1,
-            AlarmChange::Raised {
-                site: 0,
-                kind: AlarmKind::HighLoss,
-                since_ms: 5000.0,
-                reason: Reason::HighLoss {
-                    percent: 12.3,
-                    limit: 5.0
-                }
-            }
+            AlarmChange::Raised { site: 0, kind: AlarmKind::HighLoss, since_ms: 5000.0, reason: Reason::HighLoss { percent: 12.3, limit: 5.0 } }
         );
     }
 
@@ -737,9 +669,7 @@ mod tests {
         });
         assert_eq!(raised(&changes), vec![(7000.0, 0, AlarmKind::HighRtt)]);
         assert_eq!(cleared(&changes), vec![(20_000.0, 0, AlarmKind::HighRtt)]);
-        assert!(
-            matches!(&changes[0].1, AlarmChange::Raised { reason, .. } if reason.to_string() == "rtt 412 ms > 300 ms")
-        );
+        assert!(matches!(&changes[0].1, AlarmChange::Raised { reason, .. } if reason.to_string() == "rtt 412 ms > 300 ms"));
     }
 
     #[test]
@@ -753,15 +683,8 @@ mod tests {
         };
         let mut e = engine(1);
         let changes = run(&mut e, 0, 15, |_| vec![silent(Some(0.005), true)]);
-        assert_eq!(
-            raised(&changes),
-            vec![(10_000.0, 0, AlarmKind::FloorHolderSilent)]
-        );
-        for quiet_but_fine in [
-            silent(None, true),
-            silent(Some(0.0), false),
-            silent(Some(0.1), true),
-        ] {
+        assert_eq!(raised(&changes), vec![(10_000.0, 0, AlarmKind::FloorHolderSilent)]);
+        for quiet_but_fine in [silent(None, true), silent(Some(0.0), false), silent(Some(0.1), true)] {
             let mut e = engine(1);
             assert!(run(&mut e, 0, 30, |_| vec![quiet_but_fine.clone()]).is_empty());
         }
@@ -776,10 +699,7 @@ mod tests {
         assert!(run(&mut e, 0, 10, |_| vec![frozen.clone()]).is_empty());
         frozen.video_expected = true;
         let changes = run(&mut e, 10, 20, |_| vec![frozen.clone()]);
-        assert_eq!(
-            raised(&changes),
-            vec![(12_000.0, 0, AlarmKind::FrozenVideo)]
-        );
+        assert_eq!(raised(&changes), vec![(12_000.0, 0, AlarmKind::FrozenVideo)]);
     }
 
     #[test]
@@ -794,47 +714,19 @@ mod tests {
         unknown.receives_hq_audio = None;
         unknown.hq_receives_site_audio = None;
         let mut e = engine(4);
-        let changes = run(&mut e, 0, 12, |_| {
-            vec![
-                site_deaf.clone(),
-                hq_deaf.clone(),
-                muted.clone(),
-                unknown.clone(),
-            ]
-        });
+        let changes = run(&mut e, 0, 12, |_| vec![site_deaf.clone(), hq_deaf.clone(), muted.clone(), unknown.clone()]);
         // After the grace (8 s from the first report), then the raise window (2 s).
-        assert_eq!(
-            raised(&changes),
-            vec![
-                (10_000.0, 0, AlarmKind::OneWayAudio),
-                (10_000.0, 1, AlarmKind::OneWayAudio)
-            ]
-        );
+        assert_eq!(raised(&changes), vec![(10_000.0, 0, AlarmKind::OneWayAudio), (10_000.0, 1, AlarmKind::OneWayAudio)]);
         let details: Vec<String> = e.active().into_iter().map(|a| a.reason.to_string()).collect();
-        assert_eq!(
-            details,
-            vec!["site does not hear HQ", "HQ does not hear site"]
-        );
+        assert_eq!(details, vec!["site does not hear HQ", "HQ does not hear site"]);
     }
 
     #[test]
     fn dropped_site_suppresses_other_alarms() {
         let mut e = engine(1);
-        let changes = run(&mut e, 0, 60, |now| {
-            if now < 40_000.0 {
-                vec![media_stopped_at(now, 9980.0)]
-            } else {
-                vec![healthy()]
-            }
-        });
-        assert_eq!(
-            raised(&changes),
-            vec![(13_000.0, 0, AlarmKind::SiteDropped)]
-        );
-        assert_eq!(
-            cleared(&changes),
-            vec![(45_000.0, 0, AlarmKind::SiteDropped)]
-        );
+        let changes = run(&mut e, 0, 60, |now| if now < 40_000.0 { vec![media_stopped_at(now, 9980.0)] } else { vec![healthy()] });
+        assert_eq!(raised(&changes), vec![(13_000.0, 0, AlarmKind::SiteDropped)]);
+        assert_eq!(cleared(&changes), vec![(45_000.0, 0, AlarmKind::SiteDropped)]);
         assert!(e.active().is_empty());
     }
 
@@ -845,18 +737,9 @@ mod tests {
         bad.rtt_ms = Some(900.0);
         let mut e = engine(1);
         assert_eq!(raised(&run(&mut e, 0, 5, |_| vec![bad.clone()])).len(), 2);
-        let gone = SiteSnapshot {
-            present: false,
-            ..bad.clone()
-        };
+        let gone = SiteSnapshot { present: false, ..bad.clone() };
         let changes = run(&mut e, 5, 20, |_| vec![gone.clone()]);
-        assert_eq!(
-            cleared(&changes),
-            vec![
-                (5000.0, 0, AlarmKind::HighLoss),
-                (5000.0, 0, AlarmKind::HighRtt)
-            ]
-        );
+        assert_eq!(cleared(&changes), vec![(5000.0, 0, AlarmKind::HighLoss), (5000.0, 0, AlarmKind::HighRtt)]);
         assert_eq!(changes.len(), 2);
         assert!(e.active().is_empty());
     }
@@ -871,9 +754,7 @@ mod tests {
             snaps
         });
         assert!(!changes.is_empty());
-        assert!(changes
-            .iter()
-            .all(|(_, c)| matches!(c, AlarmChange::Raised { site: 2, .. })));
+        assert!(changes.iter().all(|(_, c)| matches!(c, AlarmChange::Raised { site: 2, .. })));
         assert!(e.active().iter().all(|a| a.site == 2));
     }
 
@@ -924,10 +805,7 @@ mod tests {
 
     #[test]
     fn a_real_one_way_fault_after_an_unmute_is_raised_just_after_the_grace() {
-        let t = Thresholds {
-            raise_after_ms: 1500.0,
-            ..Thresholds::default()
-        };
+        let t = Thresholds { raise_after_ms: 1500.0, ..Thresholds::default() };
         let mut e = AlarmEngine::new(1, t);
         // Unmuted at 10 s; HQ never hears the site. Evaluated twice a second, as the
         // monitor does.
@@ -950,10 +828,7 @@ mod tests {
             s.receives_hq_audio = Some(now < 30_000.0);
             vec![s]
         });
-        assert_eq!(
-            raised(&changes),
-            vec![(32_000.0, 0, AlarmKind::OneWayAudio)]
-        );
+        assert_eq!(raised(&changes), vec![(32_000.0, 0, AlarmKind::OneWayAudio)]);
         assert_eq!(e.active()[0].reason, Reason::SiteDoesNotHearHq);
     }
 
@@ -980,56 +855,26 @@ mod tests {
             lost.held = now > 9980.0;
             vec![healthy(), lost]
         });
-        assert_eq!(
-            raised(&changes),
-            vec![(13_000.0, 1, AlarmKind::SiteDropped)]
-        );
-        assert_eq!(
-            e.active()[0].reason,
-            Reason::ConnectionLost { seconds: 9.0 }
-        );
+        assert_eq!(raised(&changes), vec![(13_000.0, 1, AlarmKind::SiteDropped)]);
+        assert_eq!(e.active()[0].reason, Reason::ConnectionLost { seconds: 9.0 });
     }
 
     #[test]
     fn reasons_are_a_code_and_numbers() {
         let json = |r: Reason| serde_json::to_value(r).unwrap();
+        assert_eq!(json(Reason::HighRtt { ms: 530.0, limit: 300.0 }), serde_json::json!({"code": "high_rtt", "ms": 530.0, "limit": 300.0}));
         assert_eq!(
-            json(Reason::HighRtt {
-                ms: 530.0,
-                limit: 300.0
-            }),
-            serde_json::json!({"code": "high_rtt", "ms": 530.0, "limit": 300.0})
-        );
-        assert_eq!(
-            json(Reason::FrozenVideo {
-                cause: Some(VideoCause::NoPictures)
-            }),
+            json(Reason::FrozenVideo { cause: Some(VideoCause::NoPictures) }),
             serde_json::json!({"code": "frozen_video", "cause": {"code": "no_pictures"}})
         );
-        assert_eq!(
-            json(Reason::ConnectionLost { seconds: 4.2 }),
-            serde_json::json!({"code": "connection_lost", "seconds": 4.2})
-        );
-        assert_eq!(
-            json(Reason::SiteDoesNotHearHq),
-            serde_json::json!({"code": "site_does_not_hear_hq"})
-        );
+        assert_eq!(json(Reason::ConnectionLost { seconds: 4.2 }), serde_json::json!({"code": "connection_lost", "seconds": 4.2}));
+        assert_eq!(json(Reason::SiteDoesNotHearHq), serde_json::json!({"code": "site_does_not_hear_hq"}));
     }
 
     #[test]
     fn codes_are_stable() {
         let codes: Vec<&str> = AlarmKind::ALL.iter().map(AlarmKind::code).collect();
-        assert_eq!(
-            codes,
-            [
-                "site_dropped",
-                "one_way_audio",
-                "floor_holder_silent",
-                "frozen_video",
-                "high_loss",
-                "high_rtt"
-            ]
-        );
+        assert_eq!(codes, ["site_dropped", "one_way_audio", "floor_holder_silent", "frozen_video", "high_loss", "high_rtt"]);
     }
 
     #[test]
@@ -1043,7 +888,10 @@ mod tests {
         }
         let last_growth = 500.0 * 59.0;
         assert_eq!(w.observe(last_growth + REFUSALS_CLEAR_MS - 500.0, 3 + 59 * 1000), None, "quiet, but not long enough");
-        assert_eq!(w.observe(last_growth + REFUSALS_CLEAR_MS, 3 + 59 * 1000), Some(RefusalChange::Cleared { duration_ms: last_growth + REFUSALS_CLEAR_MS - 500.0 }));
+        assert_eq!(
+            w.observe(last_growth + REFUSALS_CLEAR_MS, 3 + 59 * 1000),
+            Some(RefusalChange::Cleared { duration_ms: last_growth + REFUSALS_CLEAR_MS - 500.0 })
+        );
         assert_eq!(w.raised_since(), None);
         assert_eq!(w.observe(last_growth + REFUSALS_CLEAR_MS + 500.0, 3 + 59 * 1000 + 1), Some(RefusalChange::Raised), "raised again");
     }

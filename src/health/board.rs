@@ -78,10 +78,7 @@ impl InboundMeter {
         let h = &packet.header;
         // Without RTX, a retransmission is a late packet with an old sequence number; count
         // every gap-filling late packet as recovered.
-        let late = self
-            .stats
-            .extended_highest_seq()
-            .is_some_and(|hi| (hi as u16).wrapping_sub(h.sequence_number) as i16 > 0);
+        let late = self.stats.extended_highest_seq().is_some_and(|hi| (hi as u16).wrapping_sub(h.sequence_number) as i16 > 0);
         self.stats.on_packet(h.sequence_number, h.timestamp, t, packet.payload.len(), late);
         self.rate.record(t, packet.payload.len() + 12);
         if self.kind != Kind::Audio {
@@ -226,10 +223,7 @@ impl StatsBoard {
 
     /// (packets, bytes) sent to `site` so far.
     pub fn outbound(&self, site: usize) -> (u64, u64) {
-        self.sites
-            .get(site)
-            .map(|s| (s.out_packets.load(Ordering::Relaxed), s.out_bytes.load(Ordering::Relaxed)))
-            .unwrap_or_default()
+        self.sites.get(site).map(|s| (s.out_packets.load(Ordering::Relaxed), s.out_bytes.load(Ordering::Relaxed))).unwrap_or_default()
     }
 
     /// The server's view of a site's path: ICE RTT, the remote candidate type (empty when

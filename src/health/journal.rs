@@ -54,11 +54,10 @@ fn code_and_params(e: &Event) -> (&str, Value) {
         // Session ids and request numbers are for the store, not for people.
         "join" if detail == "present at the start" => ("join_at_start", none),
         "leave" if detail == "present at the end" => ("leave_at_end", none),
-        kind @ ("join" | "rejoin" | "reconnect" | "join_held_seat" | "connection_lost" | "leave" | "hard_mute" | "hard_mute_released"
-        | "mute_all" | "unmute_all" | "locked" | "unlocked" | "share_start" | "share_stop" | "floor_requested"
-        | "floor_cancelled" | "floor_granted" | "floor_denied" | "floor_revoked" | "floor_released" | "conference_started"
-        | "conference_ended" | "recording_started" | "ice_restart" | "tech_keyframe" | "tech_restart_ice" | "tech_drop"
-        | "key_rotated" | "bridge_restarted") => (kind, none),
+        kind @ ("join" | "rejoin" | "reconnect" | "join_held_seat" | "connection_lost" | "leave" | "hard_mute" | "hard_mute_released" | "mute_all"
+        | "unmute_all" | "locked" | "unlocked" | "share_start" | "share_stop" | "floor_requested" | "floor_cancelled" | "floor_granted"
+        | "floor_denied" | "floor_revoked" | "floor_released" | "conference_started" | "conference_ended" | "recording_started" | "ice_restart"
+        | "tech_keyframe" | "tech_restart_ice" | "tech_drop" | "key_rotated" | "bridge_restarted") => (kind, none),
         "seat_released" if detail.contains("key") => ("seat_released_key", none),
         "seat_released" => ("seat_released", none),
         "recording_stopped" => match detail {
@@ -157,10 +156,7 @@ mod tests {
     fn details_written_as_text_become_parameters() {
         assert_eq!(read("mute", "audio_muted=true video_muted=false").1, json!({"audio_muted": true, "video_muted": false}));
         assert_eq!(read("layout", "Grid").1, json!({"layout": "grid"}));
-        assert_eq!(
-            read("agenda_item_started", "1\t7\tPhát biểu của Cụm Hàng Gai").1,
-            json!({"item": 2, "minutes": 7, "title": "Phát biểu của Cụm Hàng Gai"})
-        );
+        assert_eq!(read("agenda_item_started", "1\t7\tPhát biểu của Cụm Hàng Gai").1, json!({"item": 2, "minutes": 7, "title": "Phát biểu của Cụm Hàng Gai"}));
         assert_eq!(read("agenda_item_ended", "1").1, json!({"item": 2}));
         assert_eq!(read("readiness_check", "hq=pass hang-gai=fail cua-nam=fail").1, json!({"passed": ["hq"], "failed": ["hang-gai", "cua-nam"]}));
         assert_eq!(read("seat_released", "grace period over; floor returned to the chair").0, "seat_released");

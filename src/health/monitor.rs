@@ -123,17 +123,31 @@ pub struct Check {
 pub enum Finding {
     NotJoined,
     /// The connection dropped; the seat is kept `seconds_left` more.
-    Held { seconds_left: i64 },
+    Held {
+        seconds_left: i64,
+    },
     Joined,
-    AudioPackets { pps: f64 },
+    AudioPackets {
+        pps: f64,
+    },
     NoReport,
     ReceivesAudio,
     ReceivesNoAudio,
-    Level { level: f64 },
-    Frames { fps: f64 },
-    Rtt { ms: f64, limit: f64 },
+    Level {
+        level: f64,
+    },
+    Frames {
+        fps: f64,
+    },
+    Rtt {
+        ms: f64,
+        limit: f64,
+    },
     RttUnknown,
-    Loss { percent: f64, limit: f64 },
+    Loss {
+        percent: f64,
+        limit: f64,
+    },
 }
 
 impl std::fmt::Display for Finding {
@@ -668,7 +682,13 @@ impl Monitor {
             let Some(since) = s.budgets.raised_since() else { continue };
             let (budget, refused) = s.over_budget.map_or(("?", 0), |(b, n)| (b.code(), n));
             let reason = Reason::OverBudget { budget, refused };
-            alarms.push(AlarmView { site: self.settings.sites[i].id.clone(), alarm: "over_budget", since_ms: self.wall_ms(since, now), detail: reason.to_string(), reason });
+            alarms.push(AlarmView {
+                site: self.settings.sites[i].id.clone(),
+                alarm: "over_budget",
+                since_ms: self.wall_ms(since, now),
+                detail: reason.to_string(),
+                reason,
+            });
         }
         if let Some(since) = self.strangers.raised_since() {
             let reason = Reason::StrangerTraffic { refused: self.board.strangers_refused() };

@@ -90,14 +90,7 @@ impl StreamStats {
     }
 
     /// Feeds one arrived packet. `is_retransmission` marks NACK repairs (RTX).
-    pub fn on_packet(
-        &mut self,
-        seq: u16,
-        rtp_timestamp: u32,
-        arrival_ms: f64,
-        payload_bytes: usize,
-        is_retransmission: bool,
-    ) {
+    pub fn on_packet(&mut self, seq: u16, rtp_timestamp: u32, arrival_ms: f64, payload_bytes: usize, is_retransmission: bool) {
         self.last_arrival_ms = Some(arrival_ms);
         self.bytes += payload_bytes as u64;
         if is_retransmission {
@@ -223,19 +216,9 @@ impl StreamStats {
         let expected = self.expected - e0;
         let received = self.received - r0;
         let lost = expected.saturating_sub(received);
-        let loss_percent = if expected == 0 {
-            0.0
-        } else {
-            lost as f64 * 100.0 / expected as f64
-        };
+        let loss_percent = if expected == 0 { 0.0 } else { lost as f64 * 100.0 / expected as f64 };
         self.interval_mark = (self.expected, self.received, self.bytes);
-        IntervalReport {
-            expected,
-            received,
-            lost,
-            loss_percent,
-            bytes: self.bytes - b0,
-        }
+        IntervalReport { expected, received, lost, loss_percent, bytes: self.bytes - b0 }
     }
 
     pub fn clock_rate(&self) -> u32 {
@@ -299,15 +282,8 @@ impl RateMeter {
     /// # Panics
     /// If `window_ms` is not a positive finite number.
     pub fn new(window_ms: f64) -> Self {
-        assert!(
-            window_ms.is_finite() && window_ms > 0.0,
-            "window must be positive"
-        );
-        RateMeter {
-            window_ms,
-            samples: VecDeque::new(),
-            evicted_at: None,
-        }
+        assert!(window_ms.is_finite() && window_ms > 0.0, "window must be positive");
+        RateMeter { window_ms, samples: VecDeque::new(), evicted_at: None }
     }
 
     /// Time must not run backwards; an earlier `now_ms` is taken as the
@@ -379,9 +355,7 @@ impl FrameRate {
     /// # Panics
     /// If `window_ms` is not a positive finite number.
     pub fn new(window_ms: f64) -> Self {
-        FrameRate {
-            meter: RateMeter::new(window_ms),
-        }
+        FrameRate { meter: RateMeter::new(window_ms) }
     }
 
     pub fn on_frame_end(&mut self, now_ms: f64) {
@@ -440,10 +414,7 @@ mod tests {
     fn duplicates_are_counted_once() {
         let mut s = StreamStats::new(48_000);
         feed(&mut s, [0, 1, 1, 2, 0, 3, 3]);
-        assert_eq!(
-            (s.expected(), s.received(), s.lost(), s.duplicates()),
-            (4, 4, 0, 3)
-        );
+        assert_eq!((s.expected(), s.received(), s.lost(), s.duplicates()), (4, 4, 0, 3));
     }
 
     #[test]
@@ -470,10 +441,7 @@ mod tests {
         assert_eq!((s.lost(), s.recovered(), s.retransmissions()), (0, 1, 1));
         // A retransmission of something we already have repairs nothing.
         s.on_packet(5, 5 * 960, 410.0, 100, true);
-        assert_eq!(
-            (s.received(), s.recovered(), s.retransmissions()),
-            (10, 1, 2)
-        );
+        assert_eq!((s.received(), s.recovered(), s.retransmissions()), (10, 1, 2));
     }
 
     #[test]
@@ -481,17 +449,11 @@ mod tests {
         let mut s = StreamStats::new(48_000);
         feed(&mut s, (0..100).filter(|&q| q != 10 && q != 50));
         let r = s.interval();
-        assert_eq!(
-            (r.expected, r.received, r.lost, r.bytes),
-            (100, 98, 2, 9800)
-        );
+        assert_eq!((r.expected, r.received, r.lost, r.bytes), (100, 98, 2, 9800));
         assert!(close(r.loss_percent, 2.0));
         feed(&mut s, 100..200);
         let r = s.interval();
-        assert_eq!(
-            (r.expected, r.received, r.lost, r.bytes),
-            (100, 100, 0, 10_000)
-        );
+        assert_eq!((r.expected, r.received, r.lost, r.bytes), (100, 100, 0, 10_000));
         assert_eq!(r.loss_percent, 0.0);
         let r = s.interval();
         assert_eq!((r.expected, r.received, r.loss_percent), (0, 0, 0.0));
@@ -524,13 +486,7 @@ mod tests {
         // Starts near the timestamp wrap to show the wrapping difference.
         let ts0 = u32::MAX - 6000;
         for i in 0..300u32 {
-            s.on_packet(
-                i as u16,
-                ts0.wrapping_add(i * 3000),
-                f64::from(i) * 100.0 / 3.0,
-                1200,
-                false,
-            );
+            s.on_packet(i as u16, ts0.wrapping_add(i * 3000), f64::from(i) * 100.0 / 3.0, 1200, false);
         }
         assert!(s.jitter_rtp_units() < 1e-6);
     }

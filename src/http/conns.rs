@@ -8,9 +8,9 @@
 
 use axum_server::accept::Accept;
 use std::collections::HashMap;
+use std::future::Future;
 use std::io;
 use std::net::IpAddr;
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};

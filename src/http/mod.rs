@@ -132,8 +132,7 @@ async fn health(State(bridge): State<Arc<Bridge>>, headers: HeaderMap) -> Respon
     let view = bridge.health.view(false).await;
     let status = view.as_ref().map(|v| v.status).unwrap_or("degraded");
     if !detailed {
-        return Json(serde_json::json!({"status": status, "version": crate::VERSION, "uptime_s": bridge.started.elapsed().as_secs()}))
-            .into_response();
+        return Json(serde_json::json!({"status": status, "version": crate::VERSION, "uptime_s": bridge.started.elapsed().as_secs()})).into_response();
     }
     let sites = bridge.conference.presence().await;
     let alarms = view.as_ref().map(|v| v.alarms.clone()).unwrap_or_default();

@@ -56,10 +56,7 @@ pub async fn minutes(State(bridge): State<Arc<Bridge>>, Path(id): Path<i64>, hea
     let sites: Vec<(String, String)> = bridge.settings.sites.iter().map(|s| (s.id.clone(), s.name.clone())).collect();
     let m = minutes::build(conference, &events, &attendance, &sites, now_ms());
     match q.format.as_deref().unwrap_or("json") {
-        "csv" => (
-            [(header::CONTENT_TYPE, "text/csv; charset=utf-8"), (header::CONTENT_DISPOSITION, "attachment; filename=\"bien-ban.csv\"")],
-            render::csv(&m),
-        )
+        "csv" => ([(header::CONTENT_TYPE, "text/csv; charset=utf-8"), (header::CONTENT_DISPOSITION, "attachment; filename=\"bien-ban.csv\"")], render::csv(&m))
             .into_response(),
         "html" => {
             // Events without a site are the bridge's own (a failed recording).
@@ -128,11 +125,7 @@ pub async fn compose(State(bridge): State<Arc<Bridge>>, Path(id): Path<String>, 
 }
 
 /// One file of a recording: only names its index lists (or the index itself) are served.
-pub async fn recording_file(
-    State(bridge): State<Arc<Bridge>>,
-    Path((id, file)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Response {
+pub async fn recording_file(State(bridge): State<Arc<Bridge>>, Path((id, file)): Path<(String, String)>, headers: HeaderMap) -> Response {
     if let Err(r) = authorise(&bridge, &headers) {
         return r.into_response();
     }

@@ -38,7 +38,11 @@ pub async fn headers(request: Request, next: Next) -> Response {
 /// Every request that changes something (any method but GET, HEAD and OPTIONS) must come from
 /// no page or the bridge's own: refused `403 bad_origin` otherwise, before any handler runs,
 /// so no endpoint can forget the check.
-pub async fn same_origin_writes(axum::extract::State(bridge): axum::extract::State<std::sync::Arc<crate::server::Bridge>>, request: Request, next: Next) -> Response {
+pub async fn same_origin_writes(
+    axum::extract::State(bridge): axum::extract::State<std::sync::Arc<crate::server::Bridge>>,
+    request: Request,
+    next: Next,
+) -> Response {
     use axum::http::Method;
     use axum::response::IntoResponse;
     let writes = !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);

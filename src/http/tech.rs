@@ -78,7 +78,11 @@ pub struct NoticeRequest {
 }
 
 /// A technician's written notice to one site or all, shown on their pages until read.
-pub async fn notice(State(bridge): State<Arc<Bridge>>, headers: HeaderMap, body: Result<Json<NoticeRequest>, axum::extract::rejection::JsonRejection>) -> Response {
+pub async fn notice(
+    State(bridge): State<Arc<Bridge>>,
+    headers: HeaderMap,
+    body: Result<Json<NoticeRequest>, axum::extract::rejection::JsonRejection>,
+) -> Response {
     if let Err(r) = authorise(&bridge, &headers) {
         return r.into_response();
     }
@@ -92,11 +96,17 @@ pub async fn notice(State(bridge): State<Arc<Bridge>>, headers: HeaderMap, body:
     };
     match bridge.conference.tech_notice(to, req.text).await {
         Ok(id) => Json(serde_json::json!({"ok": true, "notice": id})).into_response(),
-        Err(r) => refuse(StatusCode::BAD_REQUEST, &serde_json::to_value(r.code).ok().and_then(|c| c.as_str().map(str::to_owned)).unwrap_or_default(), &r.message),
+        Err(r) => {
+            refuse(StatusCode::BAD_REQUEST, &serde_json::to_value(r.code).ok().and_then(|c| c.as_str().map(str::to_owned)).unwrap_or_default(), &r.message)
+        }
     }
 }
 
-pub async fn action(State(bridge): State<Arc<Bridge>>, headers: HeaderMap, body: Result<Json<ActionRequest>, axum::extract::rejection::JsonRejection>) -> Response {
+pub async fn action(
+    State(bridge): State<Arc<Bridge>>,
+    headers: HeaderMap,
+    body: Result<Json<ActionRequest>, axum::extract::rejection::JsonRejection>,
+) -> Response {
     if let Err(r) = authorise(&bridge, &headers) {
         return r.into_response();
     }
@@ -176,11 +186,36 @@ pub async fn metrics(
     metric("diemcau_media_in_loss_ratio", "gauge", "Inbound packet loss before retransmission, last second.", per_kind(|s| s.loss_percent / 100.0));
     metric("diemcau_media_in_jitter_seconds", "gauge", "RFC 3550 interarrival jitter.", per_kind(|s| s.jitter_ms / 1000.0));
     metric("diemcau_media_in_packets_total", "counter", "RTP packets received from the site.", per_kind(|s| s.packets_total as f64));
-    metric("diemcau_media_in_frames_per_second", "gauge", "Camera frames/s received from the site.", view.sites.iter().map(|s| (site(&s.id), s.video_in.frames_per_second)).collect());
-    metric("diemcau_media_out_bitrate_bits_per_second", "gauge", "Bitrate sent to the site.", view.sites.iter().map(|s| (site(&s.id), s.bitrate_out_bps)).collect());
-    metric("diemcau_media_out_packets_total", "counter", "RTP packets sent to the site.", view.sites.iter().map(|s| (site(&s.id), s.packets_out_total as f64)).collect());
-    metric("diemcau_ice_rtt_seconds", "gauge", "Round-trip time of the site's media path.", view.sites.iter().filter_map(|s| s.rtt_ms.map(|r| (site(&s.id), r / 1000.0))).collect());
-    metric("diemcau_audio_level_ratio", "gauge", "Recent loudness of the site's audio, 0..1.", view.sites.iter().map(|s| (site(&s.id), s.audio_level)).collect());
+    metric(
+        "diemcau_media_in_frames_per_second",
+        "gauge",
+        "Camera frames/s received from the site.",
+        view.sites.iter().map(|s| (site(&s.id), s.video_in.frames_per_second)).collect(),
+    );
+    metric(
+        "diemcau_media_out_bitrate_bits_per_second",
+        "gauge",
+        "Bitrate sent to the site.",
+        view.sites.iter().map(|s| (site(&s.id), s.bitrate_out_bps)).collect(),
+    );
+    metric(
+        "diemcau_media_out_packets_total",
+        "counter",
+        "RTP packets sent to the site.",
+        view.sites.iter().map(|s| (site(&s.id), s.packets_out_total as f64)).collect(),
+    );
+    metric(
+        "diemcau_ice_rtt_seconds",
+        "gauge",
+        "Round-trip time of the site's media path.",
+        view.sites.iter().filter_map(|s| s.rtt_ms.map(|r| (site(&s.id), r / 1000.0))).collect(),
+    );
+    metric(
+        "diemcau_audio_level_ratio",
+        "gauge",
+        "Recent loudness of the site's audio, 0..1.",
+        view.sites.iter().map(|s| (site(&s.id), s.audio_level)).collect(),
+    );
     metric(
         "diemcau_alarm_active",
         "gauge",
@@ -196,11 +231,26 @@ pub async fn metrics(
         vec![("{reason=\"queue_full\"}".into(), c.dropped_queue_full as f64), ("{reason=\"muted\"}".into(), c.blocked_muted as f64)],
     );
     metric("diemcau_media_keyframe_requests_total", "counter", "Keyframe requests sent to publishers.", vec![(String::new(), c.keyframe_requests as f64)]);
-    metric("diemcau_recording_dropped_packets_total", "counter", "Packets the recorder could not keep up with.", vec![(String::new(), c.recorder_dropped as f64)]);
-    metric("diemcau_media_stale_source_packets_total", "counter", "Packets from a site's replaced peer, not forwarded.", vec![(String::new(), c.stale_source as f64)]);
+    metric(
+        "diemcau_recording_dropped_packets_total",
+        "counter",
+        "Packets the recorder could not keep up with.",
+        vec![(String::new(), c.recorder_dropped as f64)],
+    );
+    metric(
+        "diemcau_media_stale_source_packets_total",
+        "counter",
+        "Packets from a site's replaced peer, not forwarded.",
+        vec![(String::new(), c.stale_source as f64)],
+    );
     let (open, refused) = bridge.conns.snapshot();
     metric("diemcau_http_connections", "gauge", "HTTPS connections open (signed in or not).", vec![(String::new(), open as f64)]);
-    metric("diemcau_http_connections_refused_total", "counter", "HTTPS connections closed at once: over the per-address or total limit.", vec![(String::new(), refused as f64)]);
+    metric(
+        "diemcau_http_connections_refused_total",
+        "counter",
+        "HTTPS connections closed at once: over the per-address or total limit.",
+        vec![(String::new(), refused as f64)],
+    );
     // Flat across a long meeting when every task has an owner that stops it (the soak bench
     // reads this; docs/performance.md, "Soak").
     let tasks = tokio::runtime::Handle::current().metrics().num_alive_tasks();

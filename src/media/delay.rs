@@ -84,10 +84,7 @@ pub struct DelaySnapshot {
 
 impl ForwardingDelay {
     pub fn snapshot(&self) -> DelaySnapshot {
-        DelaySnapshot {
-            counts: self.counts.iter().map(|c| c.load(Ordering::Relaxed)).collect(),
-            sum_seconds: self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9,
-        }
+        DelaySnapshot { counts: self.counts.iter().map(|c| c.load(Ordering::Relaxed)).collect(), sum_seconds: self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9 }
     }
 }
 

@@ -93,13 +93,8 @@ mod tests {
         assert!(append_annex_b(&[0x7c, 0x85, 0xaa, 0xbb], &mut out), "first fragment of an IDR");
         assert!(append_annex_b(&[0x7c, 0x45, 0xcc], &mut out), "last fragment");
         assert!(append_annex_b(&[0x41, 0x9a], &mut out));
-        let want: Vec<u8> = [
-            &[0, 0, 0, 1, 0x67, 0x42, 0xe0][..],
-            &[0, 0, 0, 1, 0x68, 0xce],
-            &[0, 0, 0, 1, 0x65, 0xaa, 0xbb, 0xcc],
-            &[0, 0, 0, 1, 0x41, 0x9a],
-        ]
-        .concat();
+        let want: Vec<u8> =
+            [&[0, 0, 0, 1, 0x67, 0x42, 0xe0][..], &[0, 0, 0, 1, 0x68, 0xce], &[0, 0, 0, 1, 0x65, 0xaa, 0xbb, 0xcc], &[0, 0, 0, 1, 0x41, 0x9a]].concat();
         assert_eq!(out, want);
         assert!(!append_annex_b(&[0x00], &mut out), "NAL type 0 is not a packet the bridge knows");
     }

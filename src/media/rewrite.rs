@@ -230,7 +230,8 @@ mod tests {
         let mut p = vp8_packet(1, 1, 1, 1);
         assert!(rw.rewrite(&mut p, Instant::now()));
         assert_eq!(p.header.payload_type, 98);
-        let mut h264 = RtpPacket { header: Header { payload_type: Codec::H264.internal_pt(), ..header(1, 2, 2) }, payload: bytes::Bytes::from_static(&[0x41, 0x9a]) };
+        let mut h264 =
+            RtpPacket { header: Header { payload_type: Codec::H264.internal_pt(), ..header(1, 2, 2) }, payload: bytes::Bytes::from_static(&[0x41, 0x9a]) };
         assert!(rw.rewrite(&mut h264, Instant::now()));
         assert_eq!(h264.header.payload_type, 127);
     }
@@ -238,7 +239,8 @@ mod tests {
     #[test]
     fn a_codec_the_receiver_did_not_accept_is_not_sent() {
         let mut rw = Rewriter::new(7, vp8_only(96), 90_000);
-        let mut h264 = RtpPacket { header: Header { payload_type: Codec::H264.internal_pt(), ..header(1, 2, 2) }, payload: bytes::Bytes::from_static(&[0x41, 0x9a]) };
+        let mut h264 =
+            RtpPacket { header: Header { payload_type: Codec::H264.internal_pt(), ..header(1, 2, 2) }, payload: bytes::Bytes::from_static(&[0x41, 0x9a]) };
         assert!(!rw.rewrite(&mut h264, Instant::now()));
     }
 

@@ -299,7 +299,8 @@ impl Router {
         if let Some(rec) = &table.recorder {
             let best = table.recorded_layer.get(source).map_or(HIGH, |l| l[kind.index()]);
             if layer == best {
-                if let Err(std::sync::mpsc::TrySendError::Full(_)) = rec.try_send(SinkPacket { source, kind, layer, slot: 0, packet: packet.clone(), received }) {
+                if let Err(std::sync::mpsc::TrySendError::Full(_)) = rec.try_send(SinkPacket { source, kind, layer, slot: 0, packet: packet.clone(), received })
+                {
                     counters.recorder_dropped.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -380,7 +381,9 @@ impl Router {
             }
         }
         let recorded_layer = (0..n)
-            .map(|s| [Kind::Audio, Kind::Video, Kind::Content].map(|k| (0..LAYERS as Layer).rev().find(|l| c.sources.contains_key(&(s, k, *l))).unwrap_or(HIGH)))
+            .map(|s| {
+                [Kind::Audio, Kind::Video, Kind::Content].map(|k| (0..LAYERS as Layer).rev().find(|l| c.sources.contains_key(&(s, k, *l))).unwrap_or(HIGH))
+            })
             .collect();
         self.inner.routes.store(Arc::new(RouteTable { sinks, targets, recorded_layer, blocked: c.blocked.clone(), recorder: c.recorder.clone(), generations }));
     }

@@ -7,20 +7,18 @@
 //! answered from the NACK interceptor's buffer on each outgoing leg, within the receiving
 //! site's retransmission budget (`guard.rs`).
 
+use super::mux::{Mux, PcLink};
 use super::tap::KeyframeTap;
 use rtc::interceptor::Slot;
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
-};
+use rtc::rtp_transceiver::rtp_sender::{RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind};
 use rtc::rtp_transceiver::RTCRtpTransceiverDirection;
-use super::mux::{Mux, PcLink};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use webrtc::peer_connection::{
-    register_default_interceptors, MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
-    RTCConfigurationBuilder, Registry, SettingEngineBuilder,
+    register_default_interceptors, MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder, Registry,
+    SettingEngineBuilder,
 };
 
 pub const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
@@ -89,7 +87,9 @@ pub async fn build(
     )?;
     // Simulcast from the browsers: each layer's packets carry the m-line (mid) and the layer's
     // RID (RFC 8852), which is how webrtc-rs tells the layers of one camera apart.
-    for uri in ["urn:ietf:params:rtp-hdrext:sdes:mid", "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id", "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id"] {
+    for uri in
+        ["urn:ietf:params:rtp-hdrext:sdes:mid", "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id", "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id"]
+    {
         media_engine.register_header_extension(
             RTCRtpHeaderExtensionCapability { uri: uri.to_owned() },
             RtpCodecKind::Video,

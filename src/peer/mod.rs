@@ -20,23 +20,23 @@ mod guard;
 pub mod inbound;
 pub mod lean;
 pub mod mux;
-pub mod transport;
 mod sink;
 mod tap;
+pub mod transport;
 
 pub use engine::MediaNetwork;
 
 use crate::health::board::{StatsBoard, Transport};
-use crate::media::router::Router;
 use crate::media::codec::{Codec, PayloadTypes};
+use crate::media::router::Router;
 use crate::media::Kind;
-use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
 use crate::signal::protocol::{ErrorCode, IceCandidate, MediaState};
+use inbound::Inbound;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
-use inbound::Inbound;
 use sink::SinkControl;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -48,8 +48,7 @@ use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
-    PeerConnection, PeerConnectionEventHandler, RTCIceCandidateInit, RTCPeerConnectionIceEvent, RTCPeerConnectionState,
-    RTCSessionDescription,
+    PeerConnection, PeerConnectionEventHandler, RTCIceCandidateInit, RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription,
 };
 use webrtc::rtp_transceiver::RtpSender;
 
@@ -109,7 +108,11 @@ pub enum PeerEvent {
     /// The worst video loss (percent) the browser reports on what the bridge sends it (lean
     /// engine, from its RTCP reception reports): whether its downlink can take large layers.
     DownlinkLoss(f64),
-    Refused { code: ErrorCode, message: String, request: &'static str },
+    Refused {
+        code: ErrorCode,
+        message: String,
+        request: &'static str,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -343,7 +346,11 @@ impl PeerTask {
             PeerCommand::ContentTrack(id) => self.content_track = Some(id),
             PeerCommand::RemoteCandidate(c) => {
                 if !self.take_candidate(&c.candidate) {
-                    return self.refusals.refuse(budget::Budget::Candidates, 1, "this site trickles more candidates than a browser gathers; the rest are ignored");
+                    return self.refusals.refuse(
+                        budget::Budget::Candidates,
+                        1,
+                        "this site trickles more candidates than a browser gathers; the rest are ignored",
+                    );
                 }
                 if !self.has_remote_description {
                     // Trickled ahead of its offer: keep it for when the offer is applied.
@@ -645,10 +652,7 @@ impl PeerTask {
                 Some(RTCRtpTransceiverInit { direction: RTCRtpTransceiverDirection::Sendonly, streams: vec![id], send_encodings: vec![] }),
             )
             .await?;
-        let sender = transceiver
-            .sender()
-            .await?
-            .ok_or_else(|| webrtc::error::Error::Other("transceiver has no sender".into()))?;
+        let sender = transceiver.sender().await?.ok_or_else(|| webrtc::error::Error::Other("transceiver has no sender".into()))?;
         Ok(Output { track, sender, ssrc, codec, offered: false, bound_payload_type: None })
     }
 
@@ -682,12 +686,7 @@ impl PeerTask {
                     continue;
                 }
             };
-            let pt = params
-                .rtp_parameters
-                .codecs
-                .iter()
-                .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(&out.codec.mime_type))
-                .map(|c| c.payload_type);
+            let pt = params.rtp_parameters.codecs.iter().find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(&out.codec.mime_type)).map(|c| c.payload_type);
             let Some(pt) = pt else {
                 warn!("the browser did not accept {} for output {}", out.codec.mime_type, slot_id(kind, slot));
                 continue;
@@ -760,12 +759,7 @@ pub fn slot_id(kind: Kind, slot: usize) -> String {
 
 /// Sends a PLI to the publisher for each request, at most one per [`KEYFRAME_MIN_INTERVAL`];
 /// the channel holds one pending request, so a burst collapses into one more PLI.
-async fn request_keyframes(
-    track: Arc<dyn TrackRemote>,
-    media_ssrc: u32,
-    mut requests: mpsc::Receiver<()>,
-    cancel: CancellationToken,
-) {
+async fn request_keyframes(track: Arc<dyn TrackRemote>, media_ssrc: u32, mut requests: mpsc::Receiver<()>, cancel: CancellationToken) {
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,

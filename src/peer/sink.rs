@@ -28,7 +28,14 @@ use webrtc::media_stream::track_local::TrackLocal;
 pub enum SinkControl {
     /// Media may flow only while connected: before DTLS completes there are no SRTP keys.
     Connected(bool),
-    Bind { kind: Kind, slot: usize, track: Arc<TrackLocalStaticRTP>, ssrc: u32, payload_types: PayloadTypes, clock_rate: u32 },
+    Bind {
+        kind: Kind,
+        slot: usize,
+        track: Arc<TrackLocalStaticRTP>,
+        ssrc: u32,
+        payload_types: PayloadTypes,
+        clock_rate: u32,
+    },
 }
 
 /// How long a slot waits for the keyframe it asked for before asking again.
@@ -203,7 +210,11 @@ mod tests {
         assert_eq!(gate.admit((1, 2), Kind::Video, Codec::Vp8, DELTA, t0), Admit::Hold);
         assert_eq!(gate.admit((1, 2), Kind::Video, Codec::Vp8, CONTINUATION, t0 + Duration::from_millis(500)), Admit::Hold);
         assert_eq!(gate.admit((1, 2), Kind::Video, Codec::Vp8, DELTA, t0 + KEYFRAME_RETRY), Admit::HoldAndAsk, "the first request went unanswered");
-        assert_eq!(gate.admit((1, 2), Kind::Video, Codec::Vp8, DELTA, t0 + KEYFRAME_RETRY + Duration::from_millis(10)), Admit::Hold, "asked again only after another wait");
+        assert_eq!(
+            gate.admit((1, 2), Kind::Video, Codec::Vp8, DELTA, t0 + KEYFRAME_RETRY + Duration::from_millis(10)),
+            Admit::Hold,
+            "asked again only after another wait"
+        );
         assert_eq!(gate.admit((1, 2), Kind::Video, Codec::Vp8, DELTA, t0 + 2 * KEYFRAME_RETRY), Admit::HoldAndAsk);
         assert_eq!(gate.admit((1, 2), Kind::Video, Codec::Vp8, KEY, t0 + 2 * KEYFRAME_RETRY), Admit::Write);
         assert_eq!(gate.admit((1, 2), Kind::Video, Codec::Vp8, DELTA, t0 + 5 * KEYFRAME_RETRY), Admit::Write, "after the keyframe everything goes");

@@ -165,10 +165,8 @@ pub fn plan(index: &Index, dir: &Path, sites: &[(String, String)], spans: &[Span
             ids.push(t.site.clone());
         }
     }
-    let shown: Vec<String> = ids
-        .into_iter()
-        .filter(|id| index.tracks.iter().any(|t| &t.site == id && recorded(t)) || spans.iter().any(|s| s.stage.as_ref() == Some(id)))
-        .collect();
+    let shown: Vec<String> =
+        ids.into_iter().filter(|id| index.tracks.iter().any(|t| &t.site == id && recorded(t)) || spans.iter().any(|s| s.stage.as_ref() == Some(id))).collect();
     let name = |id: &str| sites.iter().find(|(s, _)| s == id).map_or(id.to_string(), |(_, n)| n.clone());
 
     // Each site's distinct places, with the spans it is there (ffmpeg's `enable`).
@@ -267,18 +265,40 @@ pub fn args(plan: &Plan, graph_file: &Path, out: &Path, limits: Limits) -> Vec<O
         a.push(input.into());
     }
     let threads = limits.threads.max(1).to_string();
-    let rest = [
-        "-filter_complex_threads",
-        "1",
-        "-filter_complex_script",
-    ];
+    let rest = ["-filter_complex_threads", "1", "-filter_complex_script"];
     a.extend(rest.map(OsString::from));
     a.push(graph_file.into());
     let rest = [
-        "-map", "[vout]", "-map", "[aout]", "-t", &format!("{:.3}", plan.duration_s),
-        "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p", "-threads", &threads,
-        "-c:a", "aac", "-b:a", "128k", "-ac", "2",
-        "-movflags", "+faststart", "-progress", "pipe:1", "-stats_period", "1", "-f", "mp4",
+        "-map",
+        "[vout]",
+        "-map",
+        "[aout]",
+        "-t",
+        &format!("{:.3}", plan.duration_s),
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-crf",
+        "23",
+        "-pix_fmt",
+        "yuv420p",
+        "-threads",
+        &threads,
+        "-c:a",
+        "aac",
+        "-b:a",
+        "128k",
+        "-ac",
+        "2",
+        "-movflags",
+        "+faststart",
+        "-progress",
+        "pipe:1",
+        "-stats_period",
+        "1",
+        "-f",
+        "mp4",
     ];
     a.extend(rest.map(OsString::from));
     a.push(out.into());
@@ -381,11 +401,7 @@ mod tests {
         let stage = Span { from_s: 0.0, to_s: 1.0, grid: false, stage: Some("hang-gai".into()) };
         assert_eq!(
             tiles(&stage, &shown),
-            [
-                ("hang-gai".into(), STAGE),
-                ("hq".into(), Rect { x: 960, y: 0, w: 320, h: 180 }),
-                ("cua-nam".into(), Rect { x: 960, y: 180, w: 320, h: 180 }),
-            ]
+            [("hang-gai".into(), STAGE), ("hq".into(), Rect { x: 960, y: 0, w: 320, h: 180 }), ("cua-nam".into(), Rect { x: 960, y: 180, w: 320, h: 180 }),]
         );
         let grid = Span { grid: true, stage: None, ..stage };
         let g = tiles(&grid, &shown);
@@ -416,8 +432,8 @@ mod tests {
                 track("hang-gai-audio-01.ogg", "hang-gai", "audio", 11_400),
             ],
         };
-        let sites = [("hq", "Hội trường UBND"), ("hang-gai", "Phường Hàng Gai: tổ 1, 'A'"), ("cua-nam", "Cửa Nam")]
-            .map(|(a, b)| (a.to_string(), b.to_string()));
+        let sites =
+            [("hq", "Hội trường UBND"), ("hang-gai", "Phường Hàng Gai: tổ 1, 'A'"), ("cua-nam", "Cửa Nam")].map(|(a, b)| (a.to_string(), b.to_string()));
         let spans = timeline(&[ev(15_000, "hang-gai", "floor_granted", "1")], 10_000, 20_000, "hq", 1);
         let dir = Path::new("/rec/x");
         let p = plan(&index, dir, &sites, &spans, Some(Path::new("/fonts/DejaVuSans.ttf")));
@@ -480,6 +496,9 @@ mod tests {
     fn filter_values_are_escaped_twice() {
         assert_eq!(escape("Hàng Gai"), "Hàng Gai");
         // The example of ffmpeg-filters(1).
-        assert_eq!(escape("this is a 'string': may contain one, or more, special characters"), r"this is a \\\'string\\\'\\: may contain one\, or more\, special characters");
+        assert_eq!(
+            escape("this is a 'string': may contain one, or more, special characters"),
+            r"this is a \\\'string\\\'\\: may contain one\, or more\, special characters"
+        );
     }
 }

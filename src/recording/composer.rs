@@ -123,13 +123,7 @@ impl Composer {
     /// Starts the composer task; it stops with `cancel` (killing a running ffmpeg).
     pub fn spawn(root: PathBuf, config: ComposerConfig, settings: Arc<Settings>, store: Store, cancel: CancellationToken) -> Composer {
         let (tx, mut rx) = mpsc::channel::<String>(QUEUE);
-        let inner = Arc::new(Inner {
-            root,
-            enabled: config.ffmpeg.is_some(),
-            live: Mutex::new(HashMap::new()),
-            tx,
-            failure: watch::channel(None).0,
-        });
+        let inner = Arc::new(Inner { root, enabled: config.ffmpeg.is_some(), live: Mutex::new(HashMap::new()), tx, failure: watch::channel(None).0 });
         let composer = Composer { inner };
         let worker = Worker { composer: composer.clone(), config, settings, store };
         tokio::spawn(async move {

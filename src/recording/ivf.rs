@@ -35,7 +35,7 @@ impl<W: Write + Seek> IvfWriter<W> {
         // 12..16: width, height (patched later)
         h[16..20].copy_from_slice(&VIDEO_CLOCK.to_le_bytes()); // time base denominator
         h[20..24].copy_from_slice(&1u32.to_le_bytes()); // time base numerator
-        // 24..28: length in time-base units (patched later)
+                                                        // 24..28: length in time-base units (patched later)
         out.write_all(&h)?;
         Ok(IvfWriter { out, frames: 0, last_pts: 0, size: None })
     }

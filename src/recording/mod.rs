@@ -30,8 +30,8 @@ use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
-use track::{Assembler, Output, StreamCounts, StreamKind};
 use tracing::{error, info};
+use track::{Assembler, Output, StreamCounts, StreamKind};
 
 /// Packets queued between the packet path and the recorder's thread (≈ 1.5 s of a
 /// six-site meeting).
@@ -193,12 +193,7 @@ impl Recorder {
         };
         write_index(&dir, &index).map_err(|e| folder_err(&dir, e))?;
         let (tx, packets) = std_mpsc::sync_channel(QUEUE_PACKETS);
-        self.status.send_replace(RecordingStatus {
-            state: RecState::Recording,
-            id: Some(id.clone()),
-            started_ms: Some(started_ms),
-            ..Default::default()
-        });
+        self.status.send_replace(RecordingStatus { state: RecState::Recording, id: Some(id.clone()), started_ms: Some(started_ms), ..Default::default() });
         if self.control.send(Control::Start { dir, index, packets, started: Instant::now() }).is_err() {
             let error = "the recorder has stopped".to_string();
             self.status.send_replace(RecordingStatus { state: RecState::Failed, error: Some(error), ..Default::default() });
@@ -340,8 +335,7 @@ impl Worker {
     fn run(self, control: std_mpsc::Receiver<Control>) {
         while let Ok(Control::Start { dir, index, packets, started }) = control.recv() {
             let id = index.id.clone();
-            let mut session =
-                Session { dir, index, started, streams: HashMap::new(), segments: HashMap::new(), bytes: 0, out: Vec::new() };
+            let mut session = Session { dir, index, started, streams: HashMap::new(), segments: HashMap::new(), bytes: 0, out: Vec::new() };
             match self.record(&mut session, &packets) {
                 Ok(()) => {
                     info!(recording = %id, files = session.index.tracks.len(), bytes = session.bytes, "recording stopped; files closed");

@@ -213,7 +213,14 @@ pub fn build(conference: ConferenceRecord, events: &[Event], attendance: &[Atten
                 let kind = params["kind"].as_str().map(str::to_owned);
                 // In a report or a directive the chair speaks, without a floor request.
                 if matches!(kind.as_deref(), Some("report" | "directive")) {
-                    speakers.push(SpeechRecord { site: site.clone(), request: 0, item: Some(title.clone()), started_ms: e.at_ms, ended_ms: None, seconds: 0.0 });
+                    speakers.push(SpeechRecord {
+                        site: site.clone(),
+                        request: 0,
+                        item: Some(title.clone()),
+                        started_ms: e.at_ms,
+                        ended_ms: None,
+                        seconds: 0.0,
+                    });
                 }
                 running = Some((title.clone(), params["site"].as_str().map(str::to_owned)));
                 programme.push(ItemRecord { index, title, kind, planned_minutes, started_ms: e.at_ms, ended_ms: None, actual_seconds: 0.0 });
@@ -242,7 +249,8 @@ pub fn build(conference: ConferenceRecord, events: &[Event], attendance: &[Atten
             }
             "vote_opened" => {
                 let p: serde_json::Value = e.params.as_deref().and_then(|p| serde_json::from_str(p).ok()).unwrap_or_default();
-                let options: Vec<String> = p["options"].as_array().map(|a| a.iter().filter_map(|o| o.as_str().map(str::to_owned)).collect()).unwrap_or_default();
+                let options: Vec<String> =
+                    p["options"].as_array().map(|a| a.iter().filter_map(|o| o.as_str().map(str::to_owned)).collect()).unwrap_or_default();
                 let totals = vec![0; options.len()];
                 votes.push(VoteRecord { question: e.detail.clone(), options, opened_ms: e.at_ms, closed_ms: None, tallies: Vec::new(), totals });
             }
@@ -250,8 +258,8 @@ pub fn build(conference: ConferenceRecord, events: &[Event], attendance: &[Atten
                 if let Some(v) = votes.last_mut().filter(|v| v.closed_ms.is_none()) {
                     // The counts are in the params; logs written before they were carry them
                     // only in the detail ("11/1/0").
-                    let counts: Vec<u64> = serde_json::from_value(params["counts"].clone())
-                        .unwrap_or_else(|_| e.detail.split('/').filter_map(|c| c.parse().ok()).collect());
+                    let counts: Vec<u64> =
+                        serde_json::from_value(params["counts"].clone()).unwrap_or_else(|_| e.detail.split('/').filter_map(|c| c.parse().ok()).collect());
                     v.tallies.retain(|(s, _)| *s != site);
                     v.tallies.push((site, counts));
                     v.totals = (0..v.options.len()).map(|i| v.tallies.iter().map(|(_, c)| c.get(i).copied().unwrap_or(0)).sum()).collect();
@@ -274,7 +282,13 @@ pub fn build(conference: ConferenceRecord, events: &[Event], attendance: &[Atten
                     r.stopped_ms = Some(e.at_ms);
                     r.error = Some("interrupted by a restart of the bridge".into());
                 }
-                incidents.push(Incident { site: String::new(), alarm: e.kind.clone(), raised_ms: e.at_ms, cleared_ms: Some(e.at_ms), detail: e.detail.clone() });
+                incidents.push(Incident {
+                    site: String::new(),
+                    alarm: e.kind.clone(),
+                    raised_ms: e.at_ms,
+                    cleared_ms: Some(e.at_ms),
+                    detail: e.detail.clone(),
+                });
             }
             kind if kind.starts_with("alarm_raised:") => {
                 incidents.push(Incident {
@@ -424,11 +438,10 @@ mod tests {
             incident("cua-nam", "floor_holder_silent", 58_000, None), // it is gone: part of the drop
         ];
         let kept = notable(&all);
-        assert_eq!(kept.iter().map(|i| (i.alarm.as_str(), i.raised_ms, i.cleared_ms)).collect::<Vec<_>>(), [
-            ("high_loss", 10_000, Some(47_000)),
-            ("site_dropped", 50_000, None),
-            ("recording_failed", 60_000, Some(61_000)),
-        ]);
+        assert_eq!(
+            kept.iter().map(|i| (i.alarm.as_str(), i.raised_ms, i.cleared_ms)).collect::<Vec<_>>(),
+            [("high_loss", 10_000, Some(47_000)), ("site_dropped", 50_000, None), ("recording_failed", 60_000, Some(61_000)),]
+        );
     }
 
     #[test]
@@ -447,7 +460,7 @@ mod tests {
             asked,
             ev(61_000, "hq", "agenda_item_ended", "0"),
             ev(62_000, "hang-gai", "floor_granted", "1"),
-            ev(80_000, "hang-gai", "connection_lost", "s"), // its browser crashed: the seat is held
+            ev(80_000, "hang-gai", "connection_lost", "s"),  // its browser crashed: the seat is held
             ev(100_000, "hang-gai", "join_held_seat", "s2"), // back 20 s later, still holding the floor
             ev(130_000, "hang-gai", "floor_released", "1"),
         ];
@@ -481,12 +494,7 @@ mod tests {
         let sites = [("hang-gai".to_string(), "Cụm Hàng Gai".to_string()), ("cua-nam".to_string(), "Cụm Cửa Nam".to_string())];
         let m = build(conf, &events, &[], &sites, 400_000);
         let spoke: Vec<(&str, Option<&str>, f64)> = m.speakers.iter().map(|s| (s.site.as_str(), s.item.as_deref(), s.seconds)).collect();
-        assert_eq!(spoke, [
-            ("hang-gai", Some("Phát biểu Hàng Gai"), 19.0),
-            ("hang-gai", Some("Phát biểu Hàng Gai"), 10.0),
-            ("cua-nam", None, 9.0),
-        ]);
-
+        assert_eq!(spoke, [("hang-gai", Some("Phát biểu Hàng Gai"), 19.0), ("hang-gai", Some("Phát biểu Hàng Gai"), 10.0), ("cua-nam", None, 9.0),]);
     }
 
     #[test]

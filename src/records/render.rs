@@ -36,7 +36,15 @@ pub fn csv(m: &Minutes) -> String {
         let _ = writeln!(out, "{}", cols.iter().map(|c| csv_field(c)).collect::<Vec<_>>().join(","));
     };
     for i in &m.programme {
-        row(["programme", "", &i.title, &opt_time(Some(i.started_ms)), &opt_time(i.ended_ms), &format!("{:.0}", i.actual_seconds), &format!("planned {} min", i.planned_minutes)]);
+        row([
+            "programme",
+            "",
+            &i.title,
+            &opt_time(Some(i.started_ms)),
+            &opt_time(i.ended_ms),
+            &format!("{:.0}", i.actual_seconds),
+            &format!("planned {} min", i.planned_minutes),
+        ]);
     }
     for s in &m.speakers {
         row(["speech", &s.site, "", &opt_time(Some(s.started_ms)), &opt_time(s.ended_ms), &format!("{:.0}", s.seconds), &format!("request {}", s.request)]);
@@ -113,7 +121,15 @@ pub fn html(m: &Minutes, site_name: impl Fn(&str) -> String) -> String {
     );
     h.push_str("<h2>1. Chương trình</h2><table><tr><th>Mục</th><th>Dự kiến</th><th>Bắt đầu</th><th>Kết thúc</th><th>Thực tế</th></tr>");
     for i in &m.programme {
-        let _ = write!(h, "<tr><td>{}</td><td>{} phút</td><td>{}</td><td>{}</td><td>{}</td></tr>", esc(&i.title), i.planned_minutes, time(i.started_ms), opt_time(i.ended_ms), duration(i.actual_seconds));
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{} phút</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&i.title),
+            i.planned_minutes,
+            time(i.started_ms),
+            opt_time(i.ended_ms),
+            duration(i.actual_seconds)
+        );
     }
     for p in &m.not_reached {
         let _ = write!(h, "<tr class=\"not-reached\"><td>{}</td><td>{} phút</td><td colspan=\"3\">chưa thực hiện</td></tr>", esc(&p.title), p.planned_minutes);
@@ -124,7 +140,15 @@ pub fn html(m: &Minutes, site_name: impl Fn(&str) -> String) -> String {
             Some(item) => item.clone(),
             None => m.requests.iter().find(|r| r.request == s.request).and_then(|r| r.topic.clone()).unwrap_or_default(),
         };
-        let _ = write!(h, "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", esc(&site_name(&s.site)), esc(&topic), time(s.started_ms), opt_time(s.ended_ms), duration(s.seconds));
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&site_name(&s.site)),
+            esc(&topic),
+            time(s.started_ms),
+            opt_time(s.ended_ms),
+            duration(s.seconds)
+        );
     }
     h.push_str("</table><h2>3. Đăng ký phát biểu</h2><table><tr><th>Điểm cầu</th><th>Nội dung</th><th>Lúc</th><th>Kết quả</th></tr>");
     for r in &m.requests {
@@ -134,7 +158,14 @@ pub fn html(m: &Minutes, site_name: impl Fn(&str) -> String) -> String {
             "cancelled" => "tự hủy",
             _ => "chưa xử lý",
         };
-        let _ = write!(h, "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", esc(&site_name(&r.site)), esc(r.topic.as_deref().unwrap_or("")), time(r.at_ms), outcome);
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&site_name(&r.site)),
+            esc(r.topic.as_deref().unwrap_or("")),
+            time(r.at_ms),
+            outcome
+        );
     }
     h.push_str("</table><h2>4. Thành phần tham dự</h2><table><tr><th>Điểm cầu</th><th>Thành phần</th><th>Số người</th><th>Vào lần đầu</th><th>Rời lần cuối</th><th>Thời gian có mặt</th><th>Kết nối lại</th></tr>");
     for a in &m.attendance {
@@ -154,7 +185,13 @@ pub fn html(m: &Minutes, site_name: impl Fn(&str) -> String) -> String {
     h.push_str("<h2>5. Biểu quyết</h2>");
     for v in &m.votes {
         let state = if v.closed_ms.is_some() { "" } else { " (chưa kết thúc)" };
-        let _ = write!(h, "<p><b>{}</b>{state}<br>Mở lúc {} — đóng lúc {}</p><table><tr><th>Điểm cầu</th>", esc(&v.question), time(v.opened_ms), opt_time(v.closed_ms));
+        let _ = write!(
+            h,
+            "<p><b>{}</b>{state}<br>Mở lúc {} — đóng lúc {}</p><table><tr><th>Điểm cầu</th>",
+            esc(&v.question),
+            time(v.opened_ms),
+            opt_time(v.closed_ms)
+        );
         for o in &v.options {
             let _ = write!(h, "<th>{}</th>", esc(o));
         }
@@ -178,7 +215,14 @@ pub fn html(m: &Minutes, site_name: impl Fn(&str) -> String) -> String {
     } else {
         h.push_str("<table><tr><th>Điểm cầu</th><th>Sự cố</th><th>Từ</th><th>Đến</th></tr>");
         for i in &m.notable_incidents {
-            let _ = write!(h, "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", esc(&site_name(&i.site)), esc(&alarm_name(&i.alarm)), time(i.raised_ms), opt_time(i.cleared_ms));
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&site_name(&i.site)),
+                esc(&alarm_name(&i.alarm)),
+                time(i.raised_ms),
+                opt_time(i.cleared_ms)
+            );
         }
         h.push_str("</table>");
     }
@@ -187,8 +231,10 @@ pub fn html(m: &Minutes, site_name: impl Fn(&str) -> String) -> String {
         let note = r.error.as_deref().map(|e| format!("lỗi: {}", esc(e))).unwrap_or_default();
         let _ = write!(h, "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", esc(&r.id), time(r.started_ms), opt_time(r.stopped_ms), note);
     }
-    h.push_str("</table><div class=\"sign\"><div><p><b>THƯ KÝ HỘI NGHỊ</b></p><p><i>(Ký, ghi rõ họ tên)</i></p><p class=\"space\"></p></div>\
-                <div><p><b>CHỦ TRÌ HỘI NGHỊ</b></p><p><i>(Ký, ghi rõ họ tên)</i></p><p class=\"space\"></p></div></div>");
+    h.push_str(
+        "</table><div class=\"sign\"><div><p><b>THƯ KÝ HỘI NGHỊ</b></p><p><i>(Ký, ghi rõ họ tên)</i></p><p class=\"space\"></p></div>\
+                <div><p><b>CHỦ TRÌ HỘI NGHỊ</b></p><p><i>(Ký, ghi rõ họ tên)</i></p><p class=\"space\"></p></div></div>",
+    );
     h.push_str("<section class=\"appendix\"><h2>Phụ lục: chi tiết kỹ thuật (cho cán bộ kỹ thuật)</h2><table><tr><th>Điểm cầu</th><th>Cảnh báo</th><th>Mã</th><th>Từ</th><th>Đến</th><th>Chi tiết</th></tr>");
     for i in &m.incidents {
         let _ = write!(

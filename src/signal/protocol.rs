@@ -324,7 +324,11 @@ pub enum ServerMessage {
         server_now_ms: i64,
     },
     /// Something happened to a floor request (sent to every site).
-    Floor { event: FloorEventKind, request: u64, site: String },
+    Floor {
+        event: FloorEventKind,
+        request: u64,
+        site: String,
+    },
     /// Which site each of this page's output slots carries (stream ids `v<i>`, `a<i>`,
     /// `c0`); sent after `joined` and whenever it changes.
     View {
@@ -336,26 +340,45 @@ pub enum ServerMessage {
         pages: usize,
     },
     /// Who is speaking, from the audio levels (twice a second, and at once on a change).
-    Speaking { active: Option<String>, levels: Vec<SiteLevel> },
+    Speaking {
+        active: Option<String>,
+        levels: Vec<SiteLevel>,
+    },
     /// A server offer (renegotiation: a new site's media to receive).
-    Offer { sdp: String },
+    Offer {
+        sdp: String,
+    },
     /// The server's answer to the browser's offer.
-    Answer { sdp: String },
+    Answer {
+        sdp: String,
+    },
     /// A trickled ICE candidate of the server.
-    Candidate { candidate: IceCandidate },
+    Candidate {
+        candidate: IceCandidate,
+    },
     /// The server side of this site's media connection changed state.
-    Media { state: MediaState },
+    Media {
+        state: MediaState,
+    },
     /// A newer join took this site's seat; the server closes this socket next.
-    Replaced { message: String },
+    Replaced {
+        message: String,
+    },
     /// A technician dropped this session; the server closes the socket next and the page
     /// should join again.
-    Dropped { message: String },
+    Dropped {
+        message: String,
+    },
     /// The site's key was re-issued: this session ends and must not rejoin with the old key.
-    Revoked { message: String },
+    Revoked {
+        message: String,
+    },
     /// A technician asks the page to restart ICE (a new offer with `iceRestart`).
     RestartIce {},
     /// The server is shutting down (for a restart); the page reconnects by itself.
-    Restarting { message: String },
+    Restarting {
+        message: String,
+    },
     /// Something the client sent was refused; nothing changed because of it.
     Error {
         code: ErrorCode,
@@ -706,19 +729,12 @@ pub fn parse_client(text: &str) -> Result<ClientMessage, Refusal> {
             request: None,
         });
     }
-    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| Refusal {
-        code: ErrorCode::BadJson,
-        message: format!("not valid JSON: {e}"),
-        request: None,
-    })?;
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| Refusal { code: ErrorCode::BadJson, message: format!("not valid JSON: {e}"), request: None })?;
     let kind = match value.get("type") {
         Some(serde_json::Value::String(t)) => t.clone(),
-        Some(_) => {
-            return Err(Refusal { code: ErrorCode::InvalidMessage, message: "\"type\" must be a string".into(), request: None })
-        }
-        None if value.is_object() => {
-            return Err(Refusal { code: ErrorCode::InvalidMessage, message: "message has no \"type\" field".into(), request: None })
-        }
+        Some(_) => return Err(Refusal { code: ErrorCode::InvalidMessage, message: "\"type\" must be a string".into(), request: None }),
+        None if value.is_object() => return Err(Refusal { code: ErrorCode::InvalidMessage, message: "message has no \"type\" field".into(), request: None }),
         None => return Err(Refusal { code: ErrorCode::InvalidMessage, message: "message must be a JSON object".into(), request: None }),
     };
     if !ClientMessage::TYPES.contains(&kind.as_str()) {
@@ -728,11 +744,7 @@ pub fn parse_client(text: &str) -> Result<ClientMessage, Refusal> {
             request: Some(kind.chars().take(64).collect()),
         });
     }
-    serde_json::from_value(value).map_err(|e| Refusal {
-        code: ErrorCode::InvalidMessage,
-        message: format!("invalid {kind} message: {e}"),
-        request: Some(kind),
-    })
+    serde_json::from_value(value).map_err(|e| Refusal { code: ErrorCode::InvalidMessage, message: format!("invalid {kind} message: {e}"), request: Some(kind) })
 }
 
 #[cfg(test)]
@@ -890,10 +902,7 @@ mod tests {
             page: 0,
             pages: 3,
         });
-        round_trip_server(ServerMessage::Speaking {
-            active: Some("hang-gai".into()),
-            levels: vec![SiteLevel { site: "hang-gai".into(), level: 0.5 }],
-        });
+        round_trip_server(ServerMessage::Speaking { active: Some("hang-gai".into()), levels: vec![SiteLevel { site: "hang-gai".into(), level: 0.5 }] });
         round_trip_server(ServerMessage::Offer { sdp: "v=0".into() });
         round_trip_server(ServerMessage::Answer { sdp: "v=0".into() });
         round_trip_server(ServerMessage::Candidate { candidate: candidate() });
@@ -910,14 +919,10 @@ mod tests {
     #[test]
     fn wire_format_matches_the_protocol_document() {
         let m = ServerMessage::error(ErrorCode::NotJoined, "join first", Some("offer"));
-        assert_eq!(
-            serde_json::to_value(&m).unwrap(),
-            serde_json::json!({"type": "error", "code": "not_joined", "message": "join first", "request": "offer"})
-        );
-        let c: ClientMessage = parse_client(
-            r#"{"type":"candidate","candidate":{"candidate":"candidate:1 1 udp 1 127.0.0.1 9 typ host","sdpMid":"0","sdpMLineIndex":0}}"#,
-        )
-        .unwrap();
+        assert_eq!(serde_json::to_value(&m).unwrap(), serde_json::json!({"type": "error", "code": "not_joined", "message": "join first", "request": "offer"}));
+        let c: ClientMessage =
+            parse_client(r#"{"type":"candidate","candidate":{"candidate":"candidate:1 1 udp 1 127.0.0.1 9 typ host","sdpMid":"0","sdpMLineIndex":0}}"#)
+                .unwrap();
         assert!(matches!(c, ClientMessage::Candidate { candidate: IceCandidate { sdp_m_line_index: Some(0), .. } }));
         // What `RTCIceCandidate.toJSON()` gives in Chromium and Firefox: all four fields,
         // some of them null (Firefox's end-of-candidates is an empty `candidate`).

@@ -184,9 +184,7 @@ impl Session {
             ClientMessage::Leave {} => (vec![], Flow::Close("left")),
             ClientMessage::Offer { sdp } => (self.to_peer(kind, PeerCommand::RemoteOffer(sdp)).await, Flow::Continue),
             ClientMessage::Answer { sdp } => (self.to_peer(kind, PeerCommand::RemoteAnswer(sdp)).await, Flow::Continue),
-            ClientMessage::Candidate { candidate } => {
-                (self.to_peer(kind, PeerCommand::RemoteCandidate(candidate)).await, Flow::Continue)
-            }
+            ClientMessage::Candidate { candidate } => (self.to_peer(kind, PeerCommand::RemoteCandidate(candidate)).await, Flow::Continue),
             other => {
                 let action = match other {
                     ClientMessage::Mute { audio, video } => Action::Mute { audio, video },
@@ -223,7 +221,10 @@ impl Session {
                     ClientMessage::ViewPage { page } => Action::ViewPage { page },
                     ClientMessage::Attendance { attendees, headcount } => {
                         if attendees.chars().count() > 2000 || headcount.is_some_and(|h| !(0..=100_000).contains(&h)) {
-                            return (vec![ServerMessage::error(ErrorCode::InvalidMessage, "attendees over 2000 characters or a headcount out of range", Some(kind))], Flow::Continue);
+                            return (
+                                vec![ServerMessage::error(ErrorCode::InvalidMessage, "attendees over 2000 characters or a headcount out of range", Some(kind))],
+                                Flow::Continue,
+                            );
                         }
                         Action::Attendance { attendees, headcount }
                     }
@@ -383,8 +384,6 @@ async fn next_peer_event(joined: &mut Option<Joined>) -> Option<PeerEvent> {
         }
     }
 }
-
-
 
 /// Sends each message as a JSON text frame; false once the socket is gone.
 async fn send_all<S>(tx: &mut S, msgs: Vec<ServerMessage>) -> bool

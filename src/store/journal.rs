@@ -7,8 +7,8 @@
 //! when they are written.
 
 use super::now_ms;
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::warn;
@@ -40,7 +40,14 @@ pub struct Entry {
 impl Entry {
     /// An event happening now, belonging to the conference running when it is written.
     pub fn now(site_id: Option<&str>, kind: &str, detail: &str) -> Entry {
-        Entry { at_ms: now_ms(), site_id: site_id.map(str::to_owned), kind: kind.to_owned(), detail: detail.to_owned(), params: None, conference: Belongs::Current }
+        Entry {
+            at_ms: now_ms(),
+            site_id: site_id.map(str::to_owned),
+            kind: kind.to_owned(),
+            detail: detail.to_owned(),
+            params: None,
+            conference: Belongs::Current,
+        }
     }
 
     pub fn with_params(mut self, params: Option<String>) -> Entry {

@@ -221,9 +221,7 @@ impl Store {
 
     pub fn key_hash(&self, site_id: &str) -> Result<Option<String>, StoreError> {
         let conn = self.conn.lock().expect("store mutex poisoned");
-        Ok(conn
-            .query_row("SELECT key_hash FROM site_keys WHERE site_id = ?1", params![site_id], |r| r.get(0))
-            .optional()?)
+        Ok(conn.query_row("SELECT key_hash FROM site_keys WHERE site_id = ?1", params![site_id], |r| r.get(0)).optional()?)
     }
 
     pub fn set_key_hash(&self, site_id: &str, hash: &str) -> Result<(), StoreError> {
@@ -465,9 +463,7 @@ impl Store {
     /// The most recent events, oldest first.
     pub fn recent_events(&self, limit: usize) -> Result<Vec<Event>, StoreError> {
         let conn = self.conn.lock().expect("store mutex poisoned");
-        let mut stmt = conn.prepare(
-            "SELECT at_ms, site_id, kind, detail, params FROM (SELECT * FROM events ORDER BY id DESC LIMIT ?1) ORDER BY id",
-        )?;
+        let mut stmt = conn.prepare("SELECT at_ms, site_id, kind, detail, params FROM (SELECT * FROM events ORDER BY id DESC LIMIT ?1) ORDER BY id")?;
         let rows = stmt.query_map(params![limit as i64], event_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -519,10 +515,7 @@ fn note_write<T>(path: &str, fault: &watch::Sender<Option<WriteFault>>, written:
 }
 
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -27,13 +27,13 @@
 mod common;
 mod meeting;
 
-use common::sim::{candidate_init, client_pc_on, local_track, opus, vp8};
 use common::drain::{DrainRuntime, Drained};
-use meeting::{key, site_id};
+use common::sim::{candidate_init, client_pc_on, local_track, opus, vp8};
 use common::ws::Client;
 use common::{proc_usage, TestBridge};
 use diemcau::media::delay::DelaySnapshot;
 use futures::{SinkExt, StreamExt};
+use meeting::{key, site_id};
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use serde_json::{json, Value};
@@ -45,9 +45,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
-use webrtc::peer_connection::{
-    PeerConnectionEventHandler, RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription,
-};
+use webrtc::peer_connection::{PeerConnectionEventHandler, RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription};
 
 /// Where our header starts in each payload: after a VP8 payload descriptor and key-frame byte
 /// (the bridge forwards a newly selected camera from a key frame on), or an Opus TOC byte.
@@ -87,7 +85,18 @@ struct Args {
 }
 
 fn args() -> Args {
-    let mut a = Args { sites: 6, stage: false, seconds: 20, video_kbps: 400, stage_kbps: 2500, join_batch: 10, measured: usize::MAX, storm: 0, engine: "lean".into(), pace: 0.0 };
+    let mut a = Args {
+        sites: 6,
+        stage: false,
+        seconds: 20,
+        video_kbps: 400,
+        stage_kbps: 2500,
+        join_batch: 10,
+        measured: usize::MAX,
+        storm: 0,
+        engine: "lean".into(),
+        pace: 0.0,
+    };
     let argv: Vec<String> = std::env::args().collect();
     let mut i = 1;
     while i < argv.len() {
@@ -203,7 +212,9 @@ struct Handler {
 impl PeerConnectionEventHandler for Handler {
     async fn on_ice_candidate(&self, ev: RTCPeerConnectionIceEvent) {
         if let Ok(c) = ev.candidate.to_json() {
-            let _ = self.outgoing.send(json!({"type": "candidate", "candidate": {"candidate": c.candidate, "sdpMid": c.sdp_mid, "sdpMLineIndex": c.sdp_mline_index}}));
+            let _ = self
+                .outgoing
+                .send(json!({"type": "candidate", "candidate": {"candidate": c.candidate, "sdpMid": c.sdp_mid, "sdpMLineIndex": c.sdp_mline_index}}));
         }
     }
 
@@ -260,7 +271,15 @@ impl MediaPacket {
 
 /// One simulated site: joins, publishes, receives; stops with `cancel`.
 /// `light`: receive through a [`DrainRuntime`] that counts the media into it, unread.
-async fn site(bridge: &TestBridge, index: usize, video_kbps: Arc<AtomicU64>, pace: f64, measured: Arc<Measured>, light: Option<Arc<Drained>>, cancel: CancellationToken) -> (mpsc::UnboundedSender<Value>, Arc<AtomicBool>) {
+async fn site(
+    bridge: &TestBridge,
+    index: usize,
+    video_kbps: Arc<AtomicU64>,
+    pace: f64,
+    measured: Arc<Measured>,
+    light: Option<Arc<Drained>>,
+    cancel: CancellationToken,
+) -> (mpsc::UnboundedSender<Value>, Arc<AtomicBool>) {
     let id = site_id(index);
     let mut client = Client::connect(&bridge.cert_pem(), bridge.port).await;
     let joined = client.join(&id, &key(index)).await;
@@ -361,7 +380,15 @@ async fn site(bridge: &TestBridge, index: usize, video_kbps: Arc<AtomicU64>, pac
                     let frame: Vec<MediaPacket> = (0..packets)
                         .map(|k| {
                             let first = if k == 0 { [0x10, 0x10] } else { [0x00, 0x10] };
-                            MediaPacket { pt: 96, seq: vseq.wrapping_add(k as u32), ts: vts, marker: k + 1 == packets, size: VIDEO_PACKET_BYTES, first, kind: 1 }
+                            MediaPacket {
+                                pt: 96,
+                                seq: vseq.wrapping_add(k as u32),
+                                ts: vts,
+                                marker: k + 1 == packets,
+                                size: VIDEO_PACKET_BYTES,
+                                first,
+                                kind: 1,
+                            }
                         })
                         .collect();
                     vseq = vseq.wrapping_add(packets as u32);
@@ -382,7 +409,6 @@ async fn site(bridge: &TestBridge, index: usize, video_kbps: Arc<AtomicU64>, pac
     }
     (outgoing, connected)
 }
-
 
 fn self_cpu() -> f64 {
     proc_usage(std::process::id()).0

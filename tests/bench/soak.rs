@@ -102,7 +102,18 @@ impl Sample {
     fn csv(&self) -> String {
         format!(
             "sample,{:.0},{},{},{},{},{},{:.1},{:.0},{:.0},{},{},{}",
-            self.t_s, self.rss_kib, self.pss_kib, self.fds, self.threads, self.tasks, self.cpu_s, self.out_pps, self.min_site_rx_pps, self.actions, self.reconnects, self.failures
+            self.t_s,
+            self.rss_kib,
+            self.pss_kib,
+            self.fds,
+            self.threads,
+            self.tasks,
+            self.cpu_s,
+            self.out_pps,
+            self.min_site_rx_pps,
+            self.actions,
+            self.reconnects,
+            self.failures
         )
     }
 }
@@ -397,7 +408,11 @@ async fn run(a: Args) {
     let config = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/default.toml");
     let wrapper = std::env::var("SOAK_WRAPPER").unwrap_or_default();
     let wrapper: Vec<&str> = wrapper.split_whitespace().collect();
-    let bridge = Arc::new(if wrapper.is_empty() { TestBridge::start_with(config, common::scratch_dir("soak")) } else { TestBridge::start_wrapped(&wrapper, config, common::scratch_dir("soak")) });
+    let bridge = Arc::new(if wrapper.is_empty() {
+        TestBridge::start_with(config, common::scratch_dir("soak"))
+    } else {
+        TestBridge::start_wrapped(&wrapper, config, common::scratch_dir("soak"))
+    });
     eprintln!("soak: bridge pid {} on port {}, log {}", bridge_process(bridge.pid()), bridge.port, bridge.log.display());
     let mut sims = Vec::new();
     for site in SITES {
@@ -479,7 +494,11 @@ async fn run(a: Args) {
         let n = after.len() as f64;
         let (mx, my) = (after.iter().map(|s| s.t_s).sum::<f64>() / n, after.iter().map(|s| s.rss_kib as f64).sum::<f64>() / n);
         let (sxy, sxx) = after.iter().fold((0.0, 0.0), |(xy, xx), s| (xy + (s.t_s - mx) * (s.rss_kib as f64 - my), xx + (s.t_s - mx).powi(2)));
-        if sxx > 0.0 { sxy / sxx * 3600.0 } else { 0.0 }
+        if sxx > 0.0 {
+            sxy / sxx * 3600.0
+        } else {
+            0.0
+        }
     };
     let rss_growth = growth(warm.rss_kib, last.rss_kib);
     let (fds, tasks, threads) = (range(|s| s.fds), range(|s| s.tasks), range(|s| s.threads));

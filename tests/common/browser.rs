@@ -3,6 +3,7 @@
 //! project's own tests/lab/firefox-webrtc.sh over WebDriver BiDi (Firefox no longer speaks
 //! DevTools). Either way: load a page, evaluate JavaScript, read the browser's own numbers.
 
+use super::Deadline;
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
@@ -11,7 +12,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
-use super::Deadline;
 
 pub fn lab_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lab");
@@ -80,11 +80,7 @@ impl Browser {
         if let Some((video, audio)) = media {
             command.env("LAB_FAKE_VIDEO", video).env("LAB_FAKE_AUDIO", audio);
         }
-        let mut child = command
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("launch chromium-webrtc.sh");
+        let mut child = command.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("launch chromium-webrtc.sh");
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -160,7 +156,9 @@ impl Browser {
         let tree = b.command("browsingContext.getTree", json!({"maxDepth": 0})).await.expect("browsingContext.getTree");
         let context = tree["contexts"][0]["context"].as_str().expect("a top-level browsing context").to_string();
         b.protocol = Protocol::Bidi { context: context.clone() };
-        b.command("browsingContext.navigate", json!({"context": context, "url": url, "wait": "complete"})).await.unwrap_or_else(|| panic!("{name}: Firefox did not load {url}"));
+        b.command("browsingContext.navigate", json!({"context": context, "url": url, "wait": "complete"}))
+            .await
+            .unwrap_or_else(|| panic!("{name}: Firefox did not load {url}"));
         b
     }
 
@@ -254,9 +252,8 @@ impl Browser {
     pub async fn screenshot(&mut self, path: &Path) {
         let shot = match &self.protocol {
             Protocol::DevTools => {
-                let _ = self
-                    .command("Emulation.setDeviceMetricsOverride", json!({"width": 1280, "height": 800, "deviceScaleFactor": 1, "mobile": false}))
-                    .await;
+                let _ =
+                    self.command("Emulation.setDeviceMetricsOverride", json!({"width": 1280, "height": 800, "deviceScaleFactor": 1, "mobile": false})).await;
                 self.command("Page.captureScreenshot", json!({"format": "png"})).await
             }
             Protocol::Bidi { context } => {
@@ -377,9 +374,7 @@ async fn page_target(port: u16, url: &str) -> Option<String> {
         buf.extend_from_slice(&chunk[..n]);
         let text = String::from_utf8_lossy(&buf).to_string();
         if let Some((head, body)) = text.split_once("\r\n\r\n") {
-            let len: usize = head
-                .lines()
-                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().ok()))??;
+            let len: usize = head.lines().find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().ok()))??;
             if body.len() >= len {
                 break body.to_string();
             }

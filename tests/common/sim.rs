@@ -18,9 +18,8 @@ use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
-    register_default_interceptors, MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
-    RTCConfigurationBuilder, RTCIceCandidateInit, RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription,
-    Registry, SettingEngineBuilder,
+    register_default_interceptors, MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
+    RTCIceCandidateInit, RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription, Registry, SettingEngineBuilder,
 };
 
 pub type Counts = Arc<Mutex<HashMap<(String, String), u64>>>;
@@ -227,7 +226,15 @@ impl Sim {
         Self::join_on(cert_pem, port, site, key, 100, None, Some(runtime)).await
     }
 
-    async fn join_on(cert_pem: &Path, port: u16, site: &str, key: &str, video_pps: u32, loss: Option<f64>, runtime: Option<Arc<dyn webrtc::runtime::Runtime>>) -> Sim {
+    async fn join_on(
+        cert_pem: &Path,
+        port: u16,
+        site: &str,
+        key: &str,
+        video_pps: u32,
+        loss: Option<f64>,
+        runtime: Option<Arc<dyn webrtc::runtime::Runtime>>,
+    ) -> Sim {
         let relays: Arc<Mutex<Vec<std::process::Child>>> = Arc::default();
         let mut client = Client::connect(cert_pem, port).await;
         let joined = client.join(site, key).await;
@@ -263,7 +270,8 @@ impl Sim {
         let (mut ws_tx, mut ws_rx) = socket.split();
         // Signalling pump: outgoing JSON to the socket, incoming JSON applied to the PC in order.
         {
-            let (pc, messages, cancel, outgoing, relays_held, slots) = (pc.clone(), messages.clone(), cancel.clone(), outgoing.clone(), relays.clone(), slots.clone());
+            let (pc, messages, cancel, outgoing, relays_held, slots) =
+                (pc.clone(), messages.clone(), cancel.clone(), outgoing.clone(), relays.clone(), slots.clone());
             let relays = relays_held;
             tokio::spawn(async move {
                 let mut keepalive = tokio::time::interval(Duration::from_secs(15));

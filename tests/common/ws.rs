@@ -38,9 +38,7 @@ impl Client {
     pub async fn connect(cert_pem: &Path, port: u16) -> Client {
         let url = format!("wss://localhost:{port}/ws");
         let connector = tokio_tungstenite::Connector::Rustls(tls_config(cert_pem));
-        let (socket, _) = tokio_tungstenite::connect_async_tls_with_config(url, None, false, Some(connector))
-            .await
-            .expect("websocket connect");
+        let (socket, _) = tokio_tungstenite::connect_async_tls_with_config(url, None, false, Some(connector)).await.expect("websocket connect");
         Client { socket, cert_pem: cert_pem.to_path_buf(), port }
     }
 

@@ -7,8 +7,8 @@
 //! The feedback itself is built by rtc-interceptor's TWCC receiver, driven here without an
 //! interceptor chain: one call per packet that carries the sequence number, one per tick.
 
-use rtc::interceptor::{Interceptor, Packet, RTPHeaderExtension, StreamInfo, TaggedPacket, TwccReceiverBuilder, TwccReceiverInterceptor};
 use rtc::interceptor::AttributedPacket;
+use rtc::interceptor::{Interceptor, Packet, RTPHeaderExtension, StreamInfo, TaggedPacket, TwccReceiverBuilder, TwccReceiverInterceptor};
 use rtc::rtp::header::Header;
 use rtc::sansio::Protocol;
 use rtc::shared::TransportContext;

@@ -21,8 +21,8 @@ pub mod congestion;
 pub mod history;
 pub mod reception;
 pub mod repair;
-pub mod sending;
 pub mod sdp;
+pub mod sending;
 
 use super::budget;
 use super::inbound::Inbound;
@@ -38,20 +38,20 @@ use crate::peer::mux::tcp::{serve_framed, FrameWriter};
 use crate::peer::mux::{Datagram, PcLink};
 use crate::signal::protocol::IceCandidate;
 use crate::signal::protocol::{ErrorCode, MediaState};
-use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
-use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
-use rtc::rtcp::receiver_report::ReceiverReport;
-use rtc::rtcp::sender_report::SenderReport;
 use candidates::RemoteCandidates;
 use congestion::TransportFeedback;
 use history::History;
 use reception::Reception;
 use repair::Repair;
-use sending::Sent;
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
+use rtc::rtcp::receiver_report::ReceiverReport;
+use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::shared::marshal::{Marshal, Unmarshal};
 use sdp::{LocalTransport, Negotiation, RemoteDescription, Role};
+use sending::Sent;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU8;
@@ -314,7 +314,22 @@ impl LeanPeer {
         self.ctx.network.mux.close_pc(&self.link);
         let o = &self.outputs;
         let (nacked, recovered) = self.repairs.values().fold((0, 0), |(a, r), x| (a + x.asked, r + x.recovered));
-        info!(written = o.written, unbound = o.unbound, held = o.held, failed = o.failed, unsupported = o.unsupported, retransmitted = self.retransmitted, nack_refused = self.retransmit_budget.refused, ssrc_refused = self.ssrc_budget.refused, offers_refused = self.renegotiations.refused, refused = self.refused, transport_feedback = self.feedback.sent, nacked, recovered, "media connection closed");
+        info!(
+            written = o.written,
+            unbound = o.unbound,
+            held = o.held,
+            failed = o.failed,
+            unsupported = o.unsupported,
+            retransmitted = self.retransmitted,
+            nack_refused = self.retransmit_budget.refused,
+            ssrc_refused = self.ssrc_budget.refused,
+            offers_refused = self.renegotiations.refused,
+            refused = self.refused,
+            transport_feedback = self.feedback.sent,
+            nacked,
+            recovered,
+            "media connection closed"
+        );
     }
 
     /// The event's send, not borrowing the peer (whose transport is not `Sync`) across it.
@@ -556,13 +571,7 @@ impl LeanPeer {
             if let Some(level) = section.extmap(sdp::AUDIO_LEVEL_URI) {
                 self.audio_level_id.store(level, std::sync::atomic::Ordering::Relaxed);
             }
-            let media = self
-                .negotiation
-                .sections
-                .iter()
-                .find(|s| s.mid == mid)
-                .map(|s| s.media.clone())
-                .unwrap_or_default();
+            let media = self.negotiation.sections.iter().find(|s| s.mid == mid).map(|s| s.media.clone()).unwrap_or_default();
             match self.streams.iter_mut().find(|s| s.mid == mid) {
                 Some(s) => {
                     s.ssrcs = section.ssrcs.clone();
@@ -734,9 +743,7 @@ impl LeanPeer {
         if let Some(i) = self.streams.iter().position(|s| s.ssrcs.contains(&ssrc)) {
             return Some(i);
         }
-        let by_mid = self.streams.iter().position(|s| {
-            s.mid_ext.and_then(|id| packet.header.get_extension(id)).is_some_and(|m| m.as_ref() == s.mid.as_bytes())
-        });
+        let by_mid = self.streams.iter().position(|s| s.mid_ext.and_then(|id| packet.header.get_extension(id)).is_some_and(|m| m.as_ref() == s.mid.as_bytes()));
         if by_mid.is_some() {
             return by_mid;
         }
@@ -836,7 +843,11 @@ impl LeanPeer {
         }
         if self.retransmit_budget.refused > 0 && !self.retransmit_budget.logged {
             self.retransmit_budget.logged = true;
-            warn!(budget = "nacks", budget_per_s = budget::RETRANSMIT_PACKETS_PER_S, "over budget: this site asks for more retransmissions than its budget; the rest are not sent (counted as nack_refused)");
+            warn!(
+                budget = "nacks",
+                budget_per_s = budget::RETRANSMIT_PACKETS_PER_S,
+                "over budget: this site asks for more retransmissions than its budget; the rest are not sent (counted as nack_refused)"
+            );
         }
         for packet in again {
             if self.protect_and_send(&packet) {

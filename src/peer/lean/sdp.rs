@@ -407,7 +407,14 @@ impl Default for Negotiation {
 impl Negotiation {
     pub fn new(video_codecs: &[Codec]) -> Self {
         let video_codecs = video_codecs.iter().copied().filter(|c| c.is_video()).collect();
-        Negotiation { sections: Vec::new(), video_codecs, browser_pts: PayloadTypes::default(), used_pts: Vec::new(), session_id: rand::random::<u32>() as u64, version: 1 }
+        Negotiation {
+            sections: Vec::new(),
+            video_codecs,
+            browser_pts: PayloadTypes::default(),
+            used_pts: Vec::new(),
+            session_id: rand::random::<u32>() as u64,
+            version: 1,
+        }
     }
 
     /// Takes a browser offer: sections already negotiated keep their place (and an output
@@ -437,7 +444,13 @@ impl Negotiation {
                 Ok(inbound) => Role::Inbound(inbound),
                 Err(refusal) => Role::Rejected(refusal),
             };
-            self.sections.push(Section { mid: remote.mid.clone(), media: remote.media.clone(), protocol: remote.protocol.clone(), formats: remote.formats.clone(), role });
+            self.sections.push(Section {
+                mid: remote.mid.clone(),
+                media: remote.media.clone(),
+                protocol: remote.protocol.clone(),
+                formats: remote.formats.clone(),
+                role,
+            });
         }
         Ok(())
     }

@@ -133,7 +133,6 @@ mod tests {
         assert_eq!(s.gaps(), 0);
     }
 
-
     #[test]
     fn ntp_time_counts_from_1900_in_32_32_fixed_point() {
         let at = UNIX_EPOCH + Duration::from_millis(1_500);

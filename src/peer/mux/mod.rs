@@ -301,7 +301,11 @@ impl Mux {
         // Logged the first time, then at most once a minute: never per packet.
         let mut logged = self.check_failures_logged.lock().unwrap();
         if logged.0.is_none_or(|at| now.duration_since(at) >= Duration::from_secs(60)) {
-            tracing::warn!(refused = total, "refusing connectivity checks from {}: too many with wrong credentials (counted in stun_refused; logged at most once a minute)", from.ip());
+            tracing::warn!(
+                refused = total,
+                "refusing connectivity checks from {}: too many with wrong credentials (counted in stun_refused; logged at most once a minute)",
+                from.ip()
+            );
             *logged = (Some(now), total);
         }
         true
@@ -536,7 +540,11 @@ pub fn interface_ips() -> Vec<std::net::IpAddr> {
             // SAFETY: an AF_INET address is a sockaddr_in.
             let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
             let ip = std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
-            if ip.is_loopback() { loopback.push(ip.into()) } else if !ips.contains(&ip.into()) { ips.push(ip.into()) }
+            if ip.is_loopback() {
+                loopback.push(ip.into())
+            } else if !ips.contains(&ip.into()) {
+                ips.push(ip.into())
+            }
         }
         cur = ifa.ifa_next;
     }
@@ -564,10 +572,7 @@ async fn expiry_loop(mux: Weak<Mux>, stop: tokio_util::sync::CancellationToken) 
             failures.forget_forgiven(now);
             mux.check_failures_any.store(!failures.is_empty(), Ordering::Relaxed);
         }
-        mux.ufrags
-            .lock()
-            .unwrap()
-            .retain(|_, e| e.link.strong_count() > 0 && e.retire_at.is_none_or(|t| now < t));
+        mux.ufrags.lock().unwrap().retain(|_, e| e.link.strong_count() > 0 && e.retire_at.is_none_or(|t| now < t));
         let idle_ms = ADDR_IDLE_TIMEOUT.as_millis() as u64;
         let now_ms = mux.now_ms();
         mux.addrs.write().unwrap().retain(|_, e| {

@@ -117,10 +117,7 @@ mod tests {
         assert_eq!(advertise_candidate(other, &adv()), [other]);
         let sdp = "v=0\r\na=candidate:1 1 udp 2130706431 127.0.0.1 40001 typ host\r\n\
                    a=candidate:3 1 tcp 1 127.0.0.1 9 typ host tcptype active\r\na=end-of-candidates\r\n";
-        assert_eq!(
-            advertise_sdp(sdp, &adv()),
-            "v=0\r\na=candidate:1 1 udp 2130706431 203.0.113.7 3478 typ host\r\na=end-of-candidates\r\n"
-        );
+        assert_eq!(advertise_sdp(sdp, &adv()), "v=0\r\na=candidate:1 1 udp 2130706431 203.0.113.7 3478 typ host\r\na=end-of-candidates\r\n");
     }
 
     #[test]

@@ -199,24 +199,16 @@ pub async fn read_frame<R: AsyncRead + Unpin>(stream: &mut R) -> io::Result<Vec<
 async fn route(mux: &Mux, mut stream: tokio::net::TcpStream, peer: SocketAddr) -> io::Result<()> {
     let _ = stream.set_nodelay(true);
     let (prefix, ufrag) = read_first_frame(&mut stream).await?;
-    let (link, pwd) = mux
-        .link_and_pwd(&ufrag)
-        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("unknown ufrag {ufrag}")))?;
+    let (link, pwd) = mux.link_and_pwd(&ufrag).ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("unknown ufrag {ufrag}")))?;
     if !signed_with(&prefix[2..], &pwd) {
         return Err(io::Error::new(io::ErrorKind::PermissionDenied, "first check not signed with the ICE password"));
     }
     if link.tcp_routed.load(Ordering::Relaxed) >= MAX_ROUTED_PER_PC {
         return Err(io::Error::new(io::ErrorKind::WouldBlock, "this PeerConnection already has its ICE-TCP connections"));
     }
-    let tx = link
-        .tcp_accept_tx
-        .lock()
-        .unwrap()
-        .clone()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "PeerConnection has no TCP listener"))?;
+    let tx = link.tcp_accept_tx.lock().unwrap().clone().ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "PeerConnection has no TCP listener"))?;
     let place = RoutedPlace::new(link.clone());
-    tx.try_send(Routed { stream, peer, prefix, place })
-        .map_err(|_| io::Error::new(io::ErrorKind::WouldBlock, "PeerConnection is not accepting"))
+    tx.try_send(Routed { stream, peer, prefix, place }).map_err(|_| io::Error::new(io::ErrorKind::WouldBlock, "PeerConnection is not accepting"))
 }
 
 /// What a PC's driver gets from `Runtime::wrap_tcp_listener`.
@@ -399,7 +391,13 @@ pub fn serve_framed(mux: Arc<Mux>, link: Arc<PcLink>, routed: Routed, cancel: to
 }
 
 /// [`serve_framed`] with the connection closed after `idle` without a whole frame.
-fn serve_framed_idle(mux: Arc<Mux>, link: Arc<PcLink>, routed: Routed, cancel: tokio_util::sync::CancellationToken, idle: Duration) -> (SocketAddr, FrameWriter) {
+fn serve_framed_idle(
+    mux: Arc<Mux>,
+    link: Arc<PcLink>,
+    routed: Routed,
+    cancel: tokio_util::sync::CancellationToken,
+    idle: Duration,
+) -> (SocketAddr, FrameWriter) {
     let Routed { stream, peer, prefix, place } = routed;
     let (mut read_half, write_half) = stream.into_split();
     // The reader ends the writer too: a connection closed for what it sent closes both ways.

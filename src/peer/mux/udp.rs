@@ -92,7 +92,9 @@ pub(super) async fn demux_loop(mux: std::sync::Weak<Mux>, sock: Arc<tokio::net::
                         Some(l)
                     }
                     None => {
-                        let by_addr = mux.link_by_addr(&from).inspect(|_| { c.udp_by_addr.fetch_add(1, Ordering::Relaxed); });
+                        let by_addr = mux.link_by_addr(&from).inspect(|_| {
+                            c.udp_by_addr.fetch_add(1, Ordering::Relaxed);
+                        });
                         if by_addr.is_none() {
                             // A check for no site of this bridge: a failed check.
                             mux.check_failed(from);
@@ -107,10 +109,14 @@ pub(super) async fn demux_loop(mux: std::sync::Weak<Mux>, sock: Arc<tokio::net::
                     c.udp_by_txid.fetch_add(1, Ordering::Relaxed);
                     Some(l)
                 }
-                None => mux.link_by_addr(&from).inspect(|_| { c.udp_by_addr.fetch_add(1, Ordering::Relaxed); }),
+                None => mux.link_by_addr(&from).inspect(|_| {
+                    c.udp_by_addr.fetch_add(1, Ordering::Relaxed);
+                }),
             },
             // DTLS, SRTP, SRTCP, indications: by source address.
-            _ => mux.link_by_addr(&from).inspect(|_| { c.udp_by_addr.fetch_add(1, Ordering::Relaxed); }),
+            _ => mux.link_by_addr(&from).inspect(|_| {
+                c.udp_by_addr.fetch_add(1, Ordering::Relaxed);
+            }),
         };
         match target {
             Some(link) => {

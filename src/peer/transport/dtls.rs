@@ -60,10 +60,7 @@ impl Identity {
         let config = ConfigBuilder::default()
             .with_crypto_provider(provider.clone())
             .with_certificates(vec![certificate])
-            .with_srtp_protection_profiles(vec![
-                SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm,
-                SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80,
-            ])
+            .with_srtp_protection_profiles(vec![SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm, SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80])
             // WebRTC peers present self-signed certificates: require one, verify it against
             // the SDP fingerprint after the handshake instead of against any CA.
             .with_client_auth(ClientAuthType::RequireAnyClientCert)
@@ -155,9 +152,7 @@ impl DtlsServer {
             _ => return Err(DtlsError::NoSrtpProfile),
         };
         let mut config = rtc::srtp::config::Config { profile, ..Default::default() };
-        let material = state
-            .export_keying_material(rtc::srtp::config::LABEL_EXTRACTOR_DTLS_SRTP, &[], config.keying_material_len())
-            .map_err(protocol)?;
+        let material = state.export_keying_material(rtc::srtp::config::LABEL_EXTRACTOR_DTLS_SRTP, &[], config.keying_material_len()).map_err(protocol)?;
         config.set_session_keys_from_keying_material(material.as_ref(), false).map_err(srtp)?;
         let keys = &config.keys;
         let crypto = self.provider.crypto();

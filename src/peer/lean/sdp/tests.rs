@@ -27,12 +27,19 @@ fn chromiums_offer_is_read_codec_extensions_layers_and_all() {
     assert_eq!(d.ufrag, "9K+g");
     assert_eq!(d.fingerprints.len(), 1);
     let [audio, video] = &d.sections[..] else { panic!("two sections") };
-    assert_eq!((audio.media.as_str(), audio.mid.as_str(), audio.direction.as_str(), audio.choose(&[Codec::Opus]).map(|c| c.pt)), ("audio", "0", "sendonly", Some(111)));
+    assert_eq!(
+        (audio.media.as_str(), audio.mid.as_str(), audio.direction.as_str(), audio.choose(&[Codec::Opus]).map(|c| c.pt)),
+        ("audio", "0", "sendonly", Some(111))
+    );
     assert_eq!(audio.extmap(AUDIO_LEVEL_URI), Some(1));
     assert_eq!(audio.ssrcs, vec![2631279610]);
     assert_eq!(audio.track_id.as_deref(), Some("870df94b-f9f8-4865-baf5-abb9a0032759"));
     assert_eq!((video.mid.as_str(), video.choose(&Codec::VIDEO).map(|c| c.pt)), ("1", Some(96)), "VP8 comes first in Chromium's order");
-    assert_eq!(video.choose(&[Codec::H264]).map(|c| (c.pt, c.fmtp.as_str())), Some((109, "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f")), "constrained baseline, mode 1");
+    assert_eq!(
+        video.choose(&[Codec::H264]).map(|c| (c.pt, c.fmtp.as_str())),
+        Some((109, "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f")),
+        "constrained baseline, mode 1"
+    );
     assert_eq!(video.rids, vec!["l", "h"]);
     assert!(video.ssrcs.is_empty(), "simulcast layers are announced by rid, not by SSRC");
     assert_eq!((video.extmap(MID_URI), video.extmap(RID_URI)), (Some(4), Some(10)));
@@ -46,12 +53,27 @@ fn the_answer_receives_opus_and_simulcast_vp8_as_ice_lite_dtls_server() {
     assert!(sdp.contains("a=ice-lite\r\n") && sdp.contains("a=group:BUNDLE 0 1\r\n"), "{sdp}");
     let audio = section(&sdp, "0");
     assert!(audio.starts_with("m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"), "only Opus: {audio}");
-    for line in ["a=recvonly", "a=setup:passive", "a=ice-ufrag:brdg", "a=fingerprint:sha-256 AB:CD", "a=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level", "a=candidate:1 1 udp"] {
+    for line in [
+        "a=recvonly",
+        "a=setup:passive",
+        "a=ice-ufrag:brdg",
+        "a=fingerprint:sha-256 AB:CD",
+        "a=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level",
+        "a=candidate:1 1 udp",
+    ] {
         assert!(audio.contains(line), "{line} in {audio}");
     }
     let video = section(&sdp, "1");
     assert!(video.starts_with("m=video 9 UDP/TLS/RTP/SAVPF 96\r\n"), "only VP8, no RTX: {video}");
-    for line in ["a=rid:l recv", "a=rid:h recv", "a=simulcast:recv l;h", "a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid", "a=extmap:10 urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id", "a=rtcp-fb:96 nack\r\n", "a=rtcp-fb:96 nack pli"] {
+    for line in [
+        "a=rid:l recv",
+        "a=rid:h recv",
+        "a=simulcast:recv l;h",
+        "a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid",
+        "a=extmap:10 urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id",
+        "a=rtcp-fb:96 nack\r\n",
+        "a=rtcp-fb:96 nack pli",
+    ] {
         assert!(video.contains(line), "{line} in {video}");
     }
     // The transport-wide sequence number is read (the bridge reports arrivals); the rest of
@@ -82,9 +104,14 @@ fn the_bridges_offer_keeps_the_browsers_sections_and_adds_send_only_slots() {
     assert!(section(&offer, "c0").contains("a=msid:c0 c0"));
 
     // The browser answers: receives each slot (here at other payload types), DTLS client.
-    let answer = offer.replace("a=sendonly", "a=recvonly").replace("a=setup:passive", "a=setup:active").replace(" 111\r\n", " 109\r\n").replace("a=rtpmap:111", "a=rtpmap:109");
+    let answer = offer
+        .replace("a=sendonly", "a=recvonly")
+        .replace("a=setup:passive", "a=setup:active")
+        .replace(" 111\r\n", " 109\r\n")
+        .replace("a=rtpmap:111", "a=rtpmap:109");
     let accepted = n.apply_answer(&RemoteDescription::parse(&answer).unwrap()).unwrap();
-    let got: Vec<_> = accepted.iter().map(|o| (o.kind, o.slot, o.ssrc, o.payload_types.codecs().map(|c| (c, o.payload_types.get(c).unwrap())).collect::<Vec<_>>())).collect();
+    let got: Vec<_> =
+        accepted.iter().map(|o| (o.kind, o.slot, o.ssrc, o.payload_types.codecs().map(|c| (c, o.payload_types.get(c).unwrap())).collect::<Vec<_>>())).collect();
     // H.264 is offered at Chromium's own number for constrained baseline (109 in this offer).
     let video = vec![(Codec::Vp8, 96), (Codec::H264, 109)];
     assert_eq!(got, vec![(Kind::Audio, 0, 1111, vec![(Codec::Opus, 109)]), (Kind::Video, 0, 2222, video.clone()), (Kind::Content, 0, 3333, video)]);
@@ -110,12 +137,27 @@ fn a_re_offer_keeps_the_order_adds_content_and_refuses_what_is_not_forwarded() {
     // screen, and a data channel.
     let mut again = first.clone();
     let opus = RemoteCodec { pt: 111, name: "opus".into(), clock_rate: 48_000, fmtp: String::new() };
-    again.sections.push(RemoteSection { media: "audio".into(), mid: "a0".into(), port: 9, direction: "recvonly".into(), formats: "111".into(), codecs: vec![opus], ..Default::default() });
+    again.sections.push(RemoteSection {
+        media: "audio".into(),
+        mid: "a0".into(),
+        port: 9,
+        direction: "recvonly".into(),
+        formats: "111".into(),
+        codecs: vec![opus],
+        ..Default::default()
+    });
     let mut screen = first.sections[1].clone();
     screen.mid = "2".into();
     screen.rids.clear();
     again.sections.push(screen);
-    again.sections.push(RemoteSection { media: "application".into(), mid: "3".into(), port: 9, protocol: "UDP/DTLS/SCTP".into(), formats: "webrtc-datachannel".into(), ..Default::default() });
+    again.sections.push(RemoteSection {
+        media: "application".into(),
+        mid: "3".into(),
+        port: 9,
+        protocol: "UDP/DTLS/SCTP".into(),
+        formats: "webrtc-datachannel".into(),
+        ..Default::default()
+    });
     n.apply_offer(&again).unwrap();
     let sdp = n.answer(&local());
     assert!(sdp.contains("a=group:BUNDLE 0 1 a0 2\r\n"), "{sdp}");
@@ -243,8 +285,18 @@ fn a_meeting_of_vp8_only_answers_safari_with_vp8() {
 
 #[test]
 fn each_browser_renegotiates_with_its_shared_screen_received_and_the_slots_kept() {
-    let answers = [include_str!("testdata/chromium156_answer.sdp"), include_str!("testdata/chromium150_answer.sdp"), include_str!("testdata/firefox153_answer.sdp"), include_str!("testdata/firefox140_answer.sdp")];
-    let second = [include_str!("testdata/chromium156_offer2.sdp"), include_str!("testdata/chromium150_offer2.sdp"), include_str!("testdata/firefox153_offer2.sdp"), include_str!("testdata/firefox140_offer2.sdp")];
+    let answers = [
+        include_str!("testdata/chromium156_answer.sdp"),
+        include_str!("testdata/chromium150_answer.sdp"),
+        include_str!("testdata/firefox153_answer.sdp"),
+        include_str!("testdata/firefox140_answer.sdp"),
+    ];
+    let second = [
+        include_str!("testdata/chromium156_offer2.sdp"),
+        include_str!("testdata/chromium150_offer2.sdp"),
+        include_str!("testdata/firefox153_offer2.sdp"),
+        include_str!("testdata/firefox140_offer2.sdp"),
+    ];
     for (((browser, offer), answer), offer2) in OFFERS.iter().zip(answers).zip(second) {
         let (mut n, _) = answered(offer);
         // The slots the recorded answer answers (testdata/README.md).
@@ -270,7 +322,8 @@ fn each_browser_renegotiates_with_its_shared_screen_received_and_the_slots_kept(
 #[test]
 fn a_camera_with_no_codec_the_bridge_forwards_is_refused_with_its_reason() {
     // Chromium's offer with only VP9 and AV1 left for the camera.
-    let vp9_only = OFFERS[0].1.replace("m=video 9 UDP/TLS/RTP/SAVPF 96 97 ", "m=video 9 UDP/TLS/RTP/SAVPF ").replace("a=rtpmap:96 VP8/90000", "a=rtpmap:96 VP8-NOT/90000");
+    let vp9_only =
+        OFFERS[0].1.replace("m=video 9 UDP/TLS/RTP/SAVPF 96 97 ", "m=video 9 UDP/TLS/RTP/SAVPF ").replace("a=rtpmap:96 VP8/90000", "a=rtpmap:96 VP8-NOT/90000");
     let offer = RemoteDescription::parse(&vp9_only).unwrap();
     let mut n = Negotiation::new(&[Codec::Vp8]);
     n.apply_offer(&offer).unwrap();
