@@ -14,7 +14,7 @@
 
 mod common;
 
-use common::browser::{fake_media, until, Browser};
+use common::browser::{click, fake_media, type_into, until, Browser};
 use common::{scratch_dir, TestBridge};
 use serde_json::{json, Value};
 use std::path::Path;
@@ -34,16 +34,6 @@ fn bridge() -> TestBridge {
     let config = data.join("config.toml");
     std::fs::write(&config, default.replacen("seat_grace_s = 60", &format!("seat_grace_s = {HOLD_S}"), 1)).unwrap();
     TestBridge::start_with(config, data)
-}
-
-async fn type_into(page: &mut Browser, selector: &str, value: &str) {
-    let js = format!("(() => {{ const e = document.querySelector({selector:?}); if (!e) return false; e.value = {value:?}; e.dispatchEvent(new Event('input', {{bubbles: true}})); return true; }})()");
-    assert_eq!(page.eval(&js).await, Some(json!(true)), "{}: no field {selector}", page.name);
-}
-
-async fn click(page: &mut Browser, selector: &str) {
-    let js = format!("(() => {{ const b = document.querySelector({selector:?}); if (!b || b.disabled) return false; b.click(); return true; }})()");
-    assert_eq!(page.eval(&js).await, Some(json!(true)), "{}: no enabled {selector} to click", page.name);
 }
 
 /// Who holds the floor, as the chair's page knows it.

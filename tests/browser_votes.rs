@@ -8,21 +8,10 @@
 
 mod common;
 
-use common::browser::{fake_media, until, Browser};
+use common::browser::{click, fake_media, type_into, until, Browser};
 use common::{scratch_dir, TestBridge};
 use serde_json::json;
 use std::time::Duration;
-
-/// Types `value` into the field `selector` as a person would (the page reads `.value`).
-async fn type_into(page: &mut Browser, selector: &str, value: &str) {
-    let js = format!("(() => {{ const e = document.querySelector({selector:?}); if (!e) return false; e.value = {value:?}; e.dispatchEvent(new Event('input', {{bubbles: true}})); return true; }})()");
-    assert_eq!(page.eval(&js).await, Some(json!(true)), "{}: no field {selector}", page.name);
-}
-
-async fn click(page: &mut Browser, selector: &str) {
-    let js = format!("(() => {{ const b = document.querySelector({selector:?}); if (!b || b.disabled) return false; b.click(); return true; }})()");
-    assert_eq!(page.eval(&js).await, Some(json!(true)), "{}: no enabled {selector} to click", page.name);
-}
 
 /// A ward enters its room's counts in its vote form and sends them.
 async fn enter_counts(page: &mut Browser, counts: [u32; 3]) {

@@ -430,3 +430,15 @@ pub async fn until(page: &mut Browser, js: &str, want: Value, timeout: Duration,
         deadline.tick_showing(&v).await;
     }
 }
+
+/// Types `value` into the field `selector` as a person would (the page reads `.value`).
+pub async fn type_into(page: &mut Browser, selector: &str, value: &str) {
+    let js = format!("(() => {{ const e = document.querySelector({selector:?}); if (!e) return false; e.value = {value:?}; e.dispatchEvent(new Event('input', {{bubbles: true}})); return true; }})()");
+    assert_eq!(page.eval(&js).await, Some(serde_json::json!(true)), "{}: no field {selector}", page.name);
+}
+
+/// Clicks the enabled element `selector`, as a person would; fails if there is none.
+pub async fn click(page: &mut Browser, selector: &str) {
+    let js = format!("(() => {{ const b = document.querySelector({selector:?}); if (!b || b.disabled) return false; b.click(); return true; }})()");
+    assert_eq!(page.eval(&js).await, Some(serde_json::json!(true)), "{}: no enabled {selector} to click", page.name);
+}
