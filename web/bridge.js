@@ -91,8 +91,8 @@ export class BridgeClient {
     /** mid → output slot id (`a0`, `v3`, `c0`), for mapping receive statistics to sites */
     /** @type {Map<string, string>} */
     this.slotByMid = new Map();
-    /** @type {{video: (string|null)[], audio: (string|null)[], content: string|null, page: number, pages: number}} */
-    this.view = { video: [], audio: [], content: null, page: 0, pages: 1 };
+    /** @type {import("./protocol.js").ViewMessage} */
+    this.view = { video: [], audio: [], content: null, page: 0, pages: 1, paused: [] };
     this.attempt = 0;
     this.stopped = false;
     /** Time the signalling socket opened (performance.now()), per attempt. */

@@ -12,7 +12,7 @@
 /** @typedef {{items: AgendaItem[], current?: {index: number, started_ms: number, planned_ms: number, speaker_absent?: boolean}}} AgendaView */
 /** @typedef {{id: number, question: string, options: string[], open: boolean, opened_ms: number, closed_ms?: number, tallies: {site: string, counts: number[]}[], totals: number[]}} VoteView */
 /** @typedef {{id: number, from: "chair"|"technician", to?: string, text: string, sent_ms: number, acked: string[]}} NoticeView */
-/** @typedef {{video: (string|null)[], audio: (string|null)[], content: string|null, page: number, pages: number}} ViewMessage */
+/** @typedef {{video: (string|null)[], audio: (string|null)[], content: string|null, page: number, pages: number, paused?: string[]}} ViewMessage */
 /**
  * @typedef {{type: "joined", session: string, site: {id: string, name: string, role: string}, conference: {title: string}, ice_servers: RTCIceServer[], resume: string, resumed: boolean}
  *  | {type: "state", sites: SitePresence[], floor: FloorView, layout: "stage"|"grid", locked: boolean, agenda: AgendaView, server_now_ms: number, sharing?: string, meeting?: {id: number, started_ms: number}, recording?: {state: "recording"|"failed", started_ms: number, error?: string}, vote?: VoteView, notices?: NoticeView[]}

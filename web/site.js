@@ -309,6 +309,15 @@ function applyView() {
     tile.dataset.video = "none";
   });
   tiles.forEach((tile, site) => { tile.dataset.offpage = String(site !== siteId && !shown.has(site) && view.pages > 1); });
+  // Cameras this site's line cannot take now: the tile says so (its audio still comes).
+  const paused = new Set(view.paused || []);
+  tiles.forEach((tile, site) => {
+    const was = tile.dataset.paused === "true";
+    tile.dataset.paused = String(paused.has(site));
+    const ph = tile.querySelector(".placeholder");
+    if (ph && paused.has(site)) ph.textContent = t("tile.paused_line");
+    else if (ph && was && state) render();
+  });
   view.audio.forEach((site, i) => {
     const stream = slotStreams.get(`a${i}`);
     if (!stream) return;
@@ -394,7 +403,7 @@ function render() {
       const ph = tile.querySelector(".placeholder");
       if (ph) {
         ph.textContent = site.present
-          ? (tile.dataset.offpage === "true" ? t("tile.offpage") : site.video_muted ? t("tile.camera_off") : t("tile.waiting"))
+          ? (tile.dataset.offpage === "true" ? t("tile.offpage") : site.video_muted ? t("tile.camera_off") : tile.dataset.paused === "true" ? t("tile.paused_line") : t("tile.waiting"))
           : site.reconnecting ? t("tile.reconnecting", { site: site.name }) : t("tile.absent");
       }
       if (site.video_muted) tile.dataset.video = "none";

@@ -109,6 +109,22 @@ function niceTop(x) {
   return [1, 2, 5, 10].map((m) => m * p).find((v) => v >= x) || 10 * p;
 }
 
+/**
+ * The bridge's estimate of a site's downlink, the layers it receives and why not more: "1,2 Mbit/s ·
+ * 1 cao, 3 thấp · giới hạn theo ước tính".
+ * @param {any} s
+ */
+function downlinkText(s) {
+  /** @type {Record<string, number>} */
+  const counts = {};
+  for (const c of s.receiving || []) counts[c.layer] = (counts[c.layer] || 0) + 1;
+  const layers = ["high", "medium", "low", "paused"].filter((l) => counts[l]).map((l) => `${counts[l]} ${t(`tech.layer.${l}`)}`).join(", ");
+  const parts = [s.downlink_bps ? rate(s.downlink_bps, num) : t("tech.no_estimate")];
+  if (layers) parts.push(layers);
+  if (s.limited_by) parts.push(t(`tech.limited.${s.limited_by}`));
+  return parts.join(" · ");
+}
+
 /** @type {Map<string, HTMLTableRowElement>} */
 const rows = new Map();
 
@@ -119,7 +135,7 @@ function row(s) {
     tr = document.createElement("tr");
     tr.dataset.site = s.id;
     tr.innerHTML = `<td class="name"></td><td class="state"></td><td class="in"></td><td class="out"></td><td class="loss"></td>
-      <td class="jitter"></td><td class="rtt"></td><td class="video"></td><td class="audio"></td>
+      <td class="jitter"></td><td class="rtt"></td><td class="downlink"></td><td class="video"></td><td class="audio"></td>
       <td class="spark"></td><td class="actions"></td>`;
     const sparkCell = /** @type {HTMLElement} */ (tr.querySelector(".spark"));
     for (const series of SERIES) {
@@ -233,6 +249,9 @@ async function refresh() {
     cell("loss", live ? `${num(Math.max(s.audio_in.loss_percent, s.video_in.loss_percent), 1)} %` : dash);
     cell("jitter", live ? `${num(Math.max(s.audio_in.jitter_ms, s.video_in.jitter_ms), 1)} ms` : dash);
     cell("rtt", live && s.rtt_ms !== null ? `${num(s.rtt_ms)} ms` : dash);
+    cell("downlink", s.connection === "connected" ? downlinkText(s) : dash);
+    /** @type {HTMLElement} */ (tr.querySelector(".downlink")).title = (s.receiving || []).map((/** @type {{site: string, layer: string}} */ c) => `${nameOf(c.site)}: ${t(`tech.layer.${c.layer}`)}`).join("\n");
+    tr.dataset.limited = s.limited_by || "";
     cell("video", live ? `${num(s.video_in.frames_per_second, 1)} ${t("tech.fps")}${s.video_in.width ? ` · ${s.video_in.width}×${s.video_in.height}` : ""}` : dash);
     cell("audio", live ? num(s.audio_level, 2) : dash);
     const hist = s.history;

@@ -3,7 +3,7 @@
 //! media router as a forwarding policy, so a muted site's audio is dropped by the server,
 //! not merely hidden by a page.
 
-use super::handle::{Action, Command, ConferenceHandle, Refused, Seat, SiteView};
+use super::handle::{Action, Command, ConferenceHandle, Receiving, Refused, Seat, SiteView};
 use super::notice::{self, HelpRequest, NoticeError, Notices, Sender};
 use super::view::{self, Candidate, Shape};
 use super::vote::{VoteError, Votes};
@@ -60,6 +60,14 @@ struct SeatState {
     pages: usize,
     /// Until when (Unix ms) this site's downlink is treated as too weak for large layers.
     constrained_until: i64,
+    /// The bridge's estimate of this site's downlink (bit/s), while its connection lasts.
+    downlink_bps: Option<f64>,
+    /// When (Unix ms) the layers this site receives were last raised to fit the estimate.
+    raised_ms: i64,
+    /// Sites whose camera this site's line cannot take now.
+    paused: Vec<usize>,
+    /// What limited the layers this site receives.
+    limited_by: Option<&'static str>,
     /// While the conference is locked: this site may (re)join (it was present when the
     /// chair locked, or joined or was let in since).
     admitted: bool,
@@ -127,6 +135,9 @@ struct Actor {
 const CONSTRAINED_LOSS_PERCENT: f64 = 8.0;
 /// …for this long after its last such report (its reports come every 3 s).
 const CONSTRAINED_FOR_MS: i64 = 20_000;
+
+/// The layers a site receives are raised to fit its downlink estimate at most this often.
+const RAISE_EVERY_MS: i64 = 3_000;
 
 /// A site that asked to join the locked conference shows as waiting this long after its last
 /// try (its page tries again every few seconds).
@@ -286,6 +297,16 @@ impl Actor {
                     }
                 }
             }
+            Command::LinkEstimate { site, bps } => {
+                if self.seats[site].holder.is_some() {
+                    let before = self.seats[site].downlink_bps.replace(bps);
+                    if before.is_none() {
+                        info!(site = %self.id(site), kbps = (bps / 1000.0) as u64, "{}'s downlink is estimated: the layers it receives fit it", self.name(site));
+                    }
+                    self.update_views(&self.router.levels());
+                    self.publish_view();
+                }
+            }
             Command::Evict { site, message } => {
                 let seat = &mut self.seats[site];
                 if let Some(h) = &seat.holder {
@@ -442,6 +463,7 @@ impl Actor {
             return;
         }
         seat.holder = None;
+        seat.downlink_bps = None;
         self.floor.set_present(site, false, now);
         if self.sharing == Some(site) {
             self.sharing = None;
@@ -1080,17 +1102,40 @@ impl Actor {
         let chair = self.floor.chair();
         let mut changed = false;
         for r in 0..self.seats.len() {
+            let mut paused_changed = false;
             let (new, pages) = if self.seats[r].holder.is_some() {
                 let pages = view::pages(&candidates, r, chair, shape);
                 let mut sel = view::select(&candidates, r, chair, self.sharing, self.seats[r].page, shape, &self.seats[r].selection);
+                let wanted = view::cost(&sel);
+                let mut limited_by = None;
                 if self.seats[r].constrained_until > now_ms() {
                     view::constrain(&mut sel);
+                    limited_by = Some("loss");
+                }
+                let paused = match self.seats[r].downlink_bps {
+                    Some(bps) => self.fit_downlink(r, &mut sel, bps),
+                    None => Vec::new(),
+                };
+                if view::cost(&sel) < wanted && limited_by.is_none() {
+                    limited_by = Some("estimate");
+                }
+                if limited_by != self.seats[r].limited_by {
+                    let kbps = self.seats[r].downlink_bps.map_or(0, |b| (b / 1000.0) as u64);
+                    match limited_by {
+                        Some(why) => info!(site = %self.id(r), why, kbps, "{} receives smaller layers than its tiles want", self.name(r)),
+                        None => info!(site = %self.id(r), kbps, "{} receives the layers its tiles want", self.name(r)),
+                    }
+                }
+                self.seats[r].limited_by = limited_by;
+                if paused != self.seats[r].paused {
+                    self.seats[r].paused = paused;
+                    paused_changed = true;
                 }
                 (sel, pages)
             } else {
                 (Selection::default(), 0)
             };
-            if new == self.seats[r].selection && pages == self.seats[r].pages {
+            if new == self.seats[r].selection && pages == self.seats[r].pages && !paused_changed {
                 continue;
             }
             changed |= new != self.seats[r].selection;
@@ -1109,6 +1154,7 @@ impl Actor {
                     content: id(&sel.content),
                     page,
                     pages,
+                    paused: self.seats[r].paused.iter().map(|&i| self.settings.sites[i].id.clone()).collect(),
                 };
                 h.outbox.set_view(msg);
             }
@@ -1116,6 +1162,33 @@ impl Actor {
         if changed {
             self.router.set_selections(self.seats.iter().map(|s| s.selection.clone()).collect());
         }
+    }
+
+    /// Fits what `r` receives into its downlink estimate. What the tiles want within 70 % of
+    /// it is given at once; otherwise the layers are fitted into 85 % of it when that means
+    /// less than now (at once), or into 70 % when it means more, no more than once per
+    /// [`RAISE_EVERY_MS`]: a layer raised too eagerly congests the line it was meant to fill.
+    fn fit_downlink(&mut self, r: usize, sel: &mut Selection, bps: f64) -> Vec<usize> {
+        let now = now_ms();
+        let current = view::cost(&self.seats[r].selection);
+        let down = (bps * 0.85) as u64;
+        let up = (bps * 0.70) as u64;
+        if view::cost(sel) <= up {
+            // Room to spare: every tile gets what it wants, at once (the chair gave the floor).
+            return Vec::new();
+        }
+        let budget = if down < current {
+            down
+        } else if now - self.seats[r].raised_ms < RAISE_EVERY_MS {
+            current
+        } else {
+            up.max(current)
+        };
+        let paused = view::fit(sel, budget);
+        if view::cost(sel) > current && self.seats[r].holder.is_some() {
+            self.seats[r].raised_ms = now;
+        }
+        paused
     }
 
     fn publish_view(&self) {
@@ -1130,6 +1203,17 @@ impl Actor {
                 video_expected: !s.mute.video,
                 holds_floor: holders.iter().any(|h| h.site == i),
                 held_until_ms: s.held_until,
+                receiving: Receiving {
+                    cameras: s
+                        .selection
+                        .video
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(slot, site)| Some(((*site)?, Some(s.selection.layer(crate::media::Kind::Video, slot)))))
+                        .chain(s.paused.iter().map(|&p| (p, None)))
+                        .collect(),
+                    limited_by: s.limited_by,
+                },
             })
             .collect();
         self.view.send_replace(Arc::new(view));

@@ -49,6 +49,11 @@ pub(super) enum Command {
         site: usize,
         loss_percent: f64,
     },
+    /// The bridge's estimate of how much the site's downlink takes (bit/s).
+    LinkEstimate {
+        site: usize,
+        bps: f64,
+    },
     /// A technician's written notice to one site (or every site); its id.
     TechNotice {
         to: Option<usize>,
@@ -184,7 +189,7 @@ impl Refused {
 }
 
 /// What the health monitor needs to know of a site from the conference.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SiteView {
     pub present: bool,
     /// Not muted (own or chair's mute): its audio should flow.
@@ -194,6 +199,18 @@ pub struct SiteView {
     pub holds_floor: bool,
     /// Its connection dropped and its seat is held until then (Unix ms), for /tech.
     pub held_until_ms: Option<i64>,
+    /// What this site receives of each camera, and why not more, for /tech.
+    pub receiving: Receiving,
+}
+
+/// The cameras one site receives: per site shown, its layer (`None`: paused, its line cannot
+/// take even the low layer), and what limited them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Receiving {
+    pub cameras: Vec<(usize, Option<crate::media::Layer>)>,
+    /// `estimate` (the downlink estimate), `loss` (the page reported heavy loss) or `None`:
+    /// every camera at the layer its tile wants.
+    pub limited_by: Option<&'static str>,
 }
 
 #[derive(Clone)]
@@ -250,6 +267,11 @@ impl ConferenceHandle {
     /// (dropped if the actor is busy: reports repeat).
     pub fn link_quality(&self, site: usize, loss_percent: f64) {
         let _ = self.tx.try_send(Command::LinkQuality { site, loss_percent });
+    }
+
+    /// The site's downlink estimate (dropped if the conference is behind: it comes again).
+    pub fn link_estimate(&self, site: usize, bps: f64) {
+        let _ = self.tx.try_send(Command::LinkEstimate { site, bps });
     }
 
     /// Ends the site's session and releases its seat: its key was re-issued.

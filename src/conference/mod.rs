@@ -11,4 +11,4 @@ pub mod view;
 pub mod vote;
 
 pub use actor::spawn;
-pub use handle::{Action, ConferenceHandle, JoinRefused, Refused, Seat, SiteView};
+pub use handle::{Action, ConferenceHandle, JoinRefused, Receiving, Refused, Seat, SiteView};

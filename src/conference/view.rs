@@ -123,6 +123,75 @@ pub fn constrain(selection: &mut Selection) {
     selection.video_layers.iter_mut().for_each(|l| *l = LOW);
 }
 
+/// What the web client's camera layers send at most (`web/bridge.js`), bit/s, by layer.
+pub const CAMERA_LAYER_BPS: [u64; 3] = [150_000, 500_000, 1_500_000];
+/// A shared screen (its high layer) and one audio slot, with packet overhead.
+pub const CONTENT_BPS: u64 = 800_000;
+pub const AUDIO_BPS: u64 = 45_000;
+
+/// What a selection costs the receiver's downlink, bit/s, at the layers' ceilings.
+pub fn cost(selection: &Selection) -> u64 {
+    let audio = selection.audio.iter().flatten().count() as u64 * AUDIO_BPS;
+    let content = selection.content.map_or(0, |_| CONTENT_BPS);
+    let video = selection
+        .video
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.is_some())
+        .map(|(slot, _)| CAMERA_LAYER_BPS[selection.layer(crate::media::Kind::Video, slot) as usize])
+        .sum::<u64>();
+    audio + content + video
+}
+
+/// Fits a selection into `budget` bit/s of downlink. Audio always stays (it is the last thing a
+/// meeting may lose), then the shared screen; then every camera gets its low layer, the large
+/// tiles first, so every picture keeps moving before any gets sharper; then each camera is
+/// raised towards the layer its tile wants, large tiles first. A camera that does not fit even
+/// at its low layer is paused: its slot is emptied and its site returned, so the page can say
+/// why it shows no picture.
+pub fn fit(selection: &mut Selection, budget: u64) -> Vec<usize> {
+    let fixed = selection.audio.iter().flatten().count() as u64 * AUDIO_BPS + selection.content.map_or(0, |_| CONTENT_BPS);
+    let mut left = budget.saturating_sub(fixed);
+    let wanted: Vec<(usize, u8)> = (0..selection.video.len())
+        .filter(|&slot| selection.video[slot].is_some())
+        .map(|slot| (slot, selection.layer(crate::media::Kind::Video, slot)))
+        .collect();
+    // Large tiles first; among equals, slot order.
+    let mut order = wanted.clone();
+    order.sort_by_key(|&(slot, layer)| (std::cmp::Reverse(layer), slot));
+    let mut given: Vec<Option<u8>> = vec![None; selection.video.len()];
+    for &(slot, _) in &order {
+        if left >= CAMERA_LAYER_BPS[LOW as usize] {
+            left -= CAMERA_LAYER_BPS[LOW as usize];
+            given[slot] = Some(LOW);
+        }
+    }
+    for &(slot, want) in &order {
+        while let Some(layer) = given[slot].filter(|l| *l < want) {
+            let step = CAMERA_LAYER_BPS[layer as usize + 1] - CAMERA_LAYER_BPS[layer as usize];
+            if left < step {
+                break;
+            }
+            left -= step;
+            given[slot] = Some(layer + 1);
+        }
+    }
+    if selection.video_layers.len() < selection.video.len() {
+        selection.video_layers.resize(selection.video.len(), HIGH);
+    }
+    let mut paused = Vec::new();
+    for (slot, _) in wanted {
+        match given[slot] {
+            Some(layer) => selection.video_layers[slot] = layer,
+            None => {
+                paused.extend(selection.video[slot].take());
+                selection.video_layers[slot] = HIGH;
+            }
+        }
+    }
+    paused
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,6 +276,38 @@ mod tests {
         assert_eq!((layer_of(&s, 0), layer_of(&s, 4), layer_of(&s, 1)), (HIGH, HIGH, LOW));
         let grid = select(&sites, 2, 0, None, 0, Shape { grid: true, ..SMALL }, &s);
         assert!(grid.video.iter().flatten().all(|site| layer_of(&grid, *site) == MEDIUM), "equal tiles, medium layer");
+    }
+
+    #[test]
+    fn a_downlink_estimate_keeps_audio_then_every_picture_moving_then_the_stage_sharp() {
+        let sites = meeting(6);
+        let shape = Shape { audio_slots: 3, video_slots: 5, grid: false };
+        let full = select(&sites, 1, 0, None, 0, shape, &Selection::default());
+        let layer_of = |s: &Selection, site: usize| s.video.iter().position(|x| *x == Some(site)).map(|slot| s.video_layers[slot]);
+        // Plenty: nothing changes.
+        let mut s = full.clone();
+        assert!(fit(&mut s, 10_000_000).is_empty());
+        assert_eq!(s, full);
+        // 1 Mbit/s: audio (135 k), five low layers (750 k): every picture moves, none sharp.
+        let mut s = full.clone();
+        assert!(fit(&mut s, 1_000_000).is_empty());
+        assert!((0..6).filter(|&i| i != 1).all(|i| layer_of(&s, i) == Some(LOW)), "{s:?}");
+        assert!(cost(&s) <= 1_000_000);
+        // 1.3 Mbit/s: the chair's stage is raised first.
+        let mut s = full.clone();
+        fit(&mut s, 1_300_000);
+        assert_eq!(layer_of(&s, 0), Some(MEDIUM), "{s:?}");
+        // 500 kbit/s: audio, then as many low layers as fit, the stage first; the rest paused.
+        let mut s = full.clone();
+        let paused = fit(&mut s, 500_000);
+        assert_eq!(layer_of(&s, 0), Some(LOW), "HQ's picture stays: {s:?}");
+        assert_eq!(paused.len(), 3, "{paused:?}");
+        assert_eq!(s.audio, full.audio, "audio is never what suffers");
+        assert!(cost(&s) <= 500_000);
+        // Less than audio itself: every picture paused, audio kept.
+        let mut s = full.clone();
+        assert_eq!(fit(&mut s, 100_000).len(), 5);
+        assert_eq!(s.audio, full.audio);
     }
 
     #[test]

@@ -140,6 +140,10 @@ struct SiteSlot {
     media_refused: Mutex<Option<String>>,
     /// What the site's budgets refused it, by [`Budget`] (monotonic).
     refused: [AtomicU64; Budget::ALL.len()],
+    /// The bridge's estimate of the site's downlink, bit/s (0 = none: no transport-cc), and
+    /// how long its packets wait in the line's queue, µs.
+    downlink_bps: AtomicU64,
+    queue_us: AtomicU64,
 }
 
 /// A per-site budget of what one site can make the bridge do or keep (`peer/budget.rs`, both
@@ -234,6 +238,23 @@ impl StatsBoard {
             *s.candidate.lock().expect("board mutex poisoned") = candidate.to_string();
             s.transport.store(transport.map_or(0, |t| t as u8 + 1), Ordering::Relaxed);
         }
+    }
+
+    /// The bridge's estimate of how much the site's downlink takes (`None`: no estimate, the
+    /// site's browser does not report arrivals), and the queueing delay it measured.
+    pub fn set_downlink(&self, site: usize, bps: Option<f64>, queue: Option<std::time::Duration>) {
+        if let Some(s) = self.sites.get(site) {
+            s.downlink_bps.store(bps.map_or(0, |b| b.max(1.0) as u64), Ordering::Relaxed);
+            s.queue_us.store(queue.map_or(0, |q| q.as_micros() as u64), Ordering::Relaxed);
+        }
+    }
+
+    /// The downlink estimate (bit/s) and the queueing delay (ms), if any.
+    pub fn downlink(&self, site: usize) -> (Option<f64>, Option<f64>) {
+        let Some(s) = self.sites.get(site) else { return (None, None) };
+        let bps = s.downlink_bps.load(Ordering::Relaxed);
+        let queue = s.queue_us.load(Ordering::Relaxed);
+        ((bps > 0).then_some(bps as f64), (bps > 0).then_some(queue as f64 / 1000.0))
     }
 
     /// What of the site's media its last offer made the bridge refuse, and why (`None`: all

@@ -74,6 +74,16 @@ pub struct SiteHealth {
     pub bitrate_out_bps: f64,
     pub packets_out_total: u64,
     pub rtt_ms: Option<f64>,
+    /// The bridge's estimate of what the site's downlink takes, bit/s (from its browser's
+    /// transport-cc feedback; `None` before any or on the webrtc engine), and how long the
+    /// bridge's packets wait in the line's queue, ms.
+    pub downlink_bps: Option<f64>,
+    pub queue_ms: Option<f64>,
+    /// The cameras it receives and at which layer (`low`, `medium`, `high`, or `paused`: its
+    /// line cannot take even the low one), and what limited them (`estimate`, `loss`, or
+    /// nothing: every camera at the layer its tile wants).
+    pub receiving: Vec<ReceivedCamera>,
+    pub limited_by: Option<&'static str>,
     /// How the site is connected, as the server's ICE sees it (host, srflx, prflx, relay).
     pub candidate: String,
     /// The media path in one word: `udp` (direct), `tcp` (ICE over TCP: UDP blocked) or
@@ -85,6 +95,13 @@ pub struct SiteHealth {
     pub client: Option<ClientReport>,
     pub alarms: Vec<AlarmView>,
     pub history: Vec<Sample>,
+}
+
+/// One camera a site receives, for the technicians' page.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReceivedCamera {
+    pub site: String,
+    pub layer: &'static str,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -381,7 +398,7 @@ impl Monitor {
     }
 
     fn site_view(&self, site: usize) -> SiteView {
-        self.view.borrow().get(site).copied().unwrap_or_default()
+        self.view.borrow().get(site).cloned().unwrap_or_default()
     }
 
     /// Until when (Unix ms) the site's seat is held after its connection dropped.
@@ -746,6 +763,24 @@ impl Monitor {
                     bitrate_out_bps: self.sites[i].bitrate_out_bps,
                     packets_out_total: self.board.outbound(i).0,
                     rtt_ms: self.rtt(i, now),
+                    receiving: self
+                        .site_view(i)
+                        .receiving
+                        .cameras
+                        .iter()
+                        .map(|&(from, layer)| ReceivedCamera {
+                            site: self.settings.sites[from].id.clone(),
+                            layer: match layer {
+                                None => "paused",
+                                Some(crate::media::LOW) => "low",
+                                Some(crate::media::MEDIUM) => "medium",
+                                Some(_) => "high",
+                            },
+                        })
+                        .collect(),
+                    limited_by: self.site_view(i).receiving.limited_by,
+                    downlink_bps: self.board.downlink(i).0.filter(|_| present),
+                    queue_ms: self.board.downlink(i).1.filter(|_| present),
                     candidate: candidate.clone(),
                     path: match (candidate.as_str(), self.board.transport(i)) {
                         ("relay", _) => "relay",

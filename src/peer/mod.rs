@@ -108,6 +108,9 @@ pub enum PeerEvent {
     /// The worst video loss (percent) the browser reports on what the bridge sends it (lean
     /// engine, from its RTCP reception reports): whether its downlink can take large layers.
     DownlinkLoss(f64),
+    /// How much the site's downlink takes (bit/s), from its browser's transport-cc feedback on
+    /// what the bridge sends (lean engine): the conference fits the site's layers into it.
+    DownlinkEstimate(f64),
     Refused {
         code: ErrorCode,
         message: String,

@@ -338,6 +338,10 @@ pub enum ServerMessage {
         /// The page of thumbnails shown (0-based) and how many there are.
         page: usize,
         pages: usize,
+        /// Sites whose camera this page's line cannot take now (the bridge's downlink
+        /// estimate): their tiles say so; their audio still comes.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        paused: Vec<String>,
     },
     /// Who is speaking, from the audio levels (twice a second, and at once on a change).
     Speaking {
@@ -901,6 +905,7 @@ mod tests {
             content: Some("hq".into()),
             page: 0,
             pages: 3,
+            paused: vec!["hang-bai".into()],
         });
         round_trip_server(ServerMessage::Speaking { active: Some("hang-gai".into()), levels: vec![SiteLevel { site: "hang-gai".into(), level: 0.5 }] });
         round_trip_server(ServerMessage::Offer { sdp: "v=0".into() });

@@ -274,6 +274,12 @@ impl Session {
                 }
                 return vec![];
             }
+            PeerEvent::DownlinkEstimate(bps) => {
+                if let Some(j) = &self.joined {
+                    self.bridge.conference.link_estimate(j.site, bps);
+                }
+                return vec![];
+            }
             PeerEvent::IceRestarted => {
                 if let Some(j) = &self.joined {
                     let site = &self.bridge.settings.sites[j.site].id;

@@ -18,6 +18,7 @@
 
 pub mod candidates;
 pub mod congestion;
+pub mod estimate;
 pub mod history;
 pub mod reception;
 pub mod repair;
@@ -40,6 +41,7 @@ use crate::signal::protocol::IceCandidate;
 use crate::signal::protocol::{ErrorCode, MediaState};
 use candidates::RemoteCandidates;
 use congestion::TransportFeedback;
+use estimate::DownlinkEstimate;
 use history::History;
 use reception::Reception;
 use repair::Repair;
@@ -48,6 +50,7 @@ use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication
 use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
 use rtc::rtcp::receiver_report::ReceiverReport;
 use rtc::rtcp::sender_report::SenderReport;
+use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::shared::marshal::{Marshal, Unmarshal};
 use sdp::{LocalTransport, Negotiation, RemoteDescription, Role};
@@ -77,6 +80,12 @@ const MAX_RETRANSMIT_PER_NACK: usize = 64;
 const MAX_REFUSED_ANSWERS: u8 = 3;
 /// At most one report of the downlink's video loss to the session per this.
 const LOSS_EVENT_INTERVAL: Duration = Duration::from_millis(500);
+/// The downlink estimate goes to the conference when it moved by this share, or after
+/// [`ESTIMATE_EVENT_EVERY`] anyway.
+const ESTIMATE_CHANGE: f64 = 0.08;
+const ESTIMATE_EVENT_EVERY: Duration = Duration::from_secs(2);
+/// The round trip assumed until the browser's reports measure it.
+const DEFAULT_RTT: Duration = Duration::from_millis(50);
 /// The SSRC the bridge's own RTCP (keyframe requests) goes out with.
 const RTCP_SSRC: u32 = 1;
 
@@ -128,6 +137,9 @@ pub async fn spawn(site: usize, ctx: PeerContext) -> Result<(PeerHandle, mpsc::R
         sent: HashMap::new(),
         rtt: None,
         feedback: TransportFeedback::default(),
+        estimate: DownlinkEstimate::default(),
+        estimate_ext: None,
+        estimate_sent: None,
         repairs: HashMap::new(),
         remote_candidates: RemoteCandidates::default(),
         delays: DelayCounts::default(),
@@ -213,6 +225,13 @@ struct LeanPeer {
     rtt: Option<Duration>,
     /// Arrival times of the browser's numbered packets, for its congestion control.
     feedback: TransportFeedback,
+    /// How much the site's downlink takes, from the browser's word on the bridge's numbered
+    /// packets.
+    estimate: DownlinkEstimate,
+    /// The id the bridge numbers its packets to the site with, once the browser accepted it.
+    estimate_ext: Option<u8>,
+    /// The estimate last told to the conference, and when.
+    estimate_sent: Option<(f64, Instant)>,
     /// What the browser's uplink lost of each video stream it sends, to ask for again.
     repairs: HashMap<u32, Repair>,
     /// The candidates the browser trickled, which name the type of the address it uses.
@@ -289,6 +308,7 @@ impl LeanPeer {
                 }
                 _ = report_tick.tick() => {
                     self.send_reports();
+                    self.report_estimate();
                     self.delays.flush_into(self.ctx.router.forwarding_delay());
                 }
                 _ = feedback_tick.tick(), if self.feedback.negotiated() => self.send_feedback(),
@@ -305,6 +325,7 @@ impl LeanPeer {
         }
         self.cancel.cancel();
         self.ctx.router.unregister_sink(self.site, self.generation);
+        self.ctx.board.set_downlink(self.site, None, None);
         self.delays.flush_into(self.ctx.router.forwarding_delay());
         for s in &mut self.streams {
             if let Some(inbound) = s.inbound.as_mut() {
@@ -326,6 +347,8 @@ impl LeanPeer {
             offers_refused = self.renegotiations.refused,
             refused = self.refused,
             transport_feedback = self.feedback.sent,
+            downlink_feedback = self.estimate.feedbacks,
+            downlink_estimate_kbps = (self.estimate.bps() / 1000.0) as u64,
             nacked,
             recovered,
             "media connection closed"
@@ -647,6 +670,9 @@ impl LeanPeer {
                 debug!(accepted = accepted.len(), "answer applied");
                 let connected = self.state == Some(MediaState::Connected);
                 for o in accepted {
+                    if o.transport_cc.is_some() {
+                        self.estimate_ext = o.transport_cc;
+                    }
                     let clock_rate = if o.kind == Kind::Audio { 48_000 } else { 90_000 };
                     self.outputs.bind(o.kind, o.slot, (), o.ssrc, o.payload_types, clock_rate);
                     if o.kind.is_video() && connected {
@@ -798,6 +824,8 @@ impl LeanPeer {
                 blocks.extend(sr.reports.iter().cloned());
             } else if let Some(rr) = any.downcast_ref::<ReceiverReport>() {
                 blocks.extend(rr.reports.iter().cloned());
+            } else if let Some(cc) = any.downcast_ref::<TransportLayerCc>() {
+                self.estimate.on_feedback(Instant::now(), cc, self.rtt.unwrap_or(DEFAULT_RTT));
             } else if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
                 nacks.push(nack.clone());
             } else if let Some(pli) = any.downcast_ref::<PictureLossIndication>() {
@@ -849,8 +877,8 @@ impl LeanPeer {
                 "over budget: this site asks for more retransmissions than its budget; the rest are not sent (counted as nack_refused)"
             );
         }
-        for packet in again {
-            if self.protect_and_send(&packet) {
+        for mut packet in again {
+            if self.protect_and_send(&mut packet) {
                 self.retransmitted += 1;
             }
         }
@@ -861,7 +889,7 @@ impl LeanPeer {
     fn forward(&mut self, p: SinkPacket) {
         let (received, source, pt) = (p.received, p.source, p.packet.header.payload_type);
         let unsupported = self.outputs.unsupported;
-        let Some(((), packet)) = self.outputs.prepare(p, &self.ctx.router) else {
+        let Some(((), mut packet)) = self.outputs.prepare(p, &self.ctx.router) else {
             if unsupported == 0 && self.outputs.unsupported > 0 {
                 let codec = crate::media::Codec::of_internal_pt(pt).map_or("?", |c| c.as_str());
                 let from = self.ctx.site_ids.get(source).map_or("?", String::as_str);
@@ -869,7 +897,7 @@ impl LeanPeer {
             }
             return;
         };
-        if self.protect_and_send(&packet) {
+        if self.protect_and_send(&mut packet) {
             let now = Instant::now();
             self.delays.record(now.saturating_duration_since(received));
             self.outputs.written += 1;
@@ -885,12 +913,42 @@ impl LeanPeer {
         }
     }
 
-    fn protect_and_send(&mut self, packet: &RtpPacket) -> bool {
+    /// Numbers the packet for the downlink estimate (once the browser reports arrivals),
+    /// encrypts and sends it.
+    fn protect_and_send(&mut self, packet: &mut RtpPacket) -> bool {
         let Some(t) = self.transport.as_mut() else { return false };
+        let numbered = self.estimate_ext.and_then(|id| {
+            let seq = self.estimate.stamp();
+            packet.header.set_extension(id, bytes::Bytes::copy_from_slice(&seq.to_be_bytes())).ok().map(|_| seq)
+        });
         let Ok(n) = packet.marshal_to(&mut self.scratch) else { return false };
-        match t.protect_rtp(&self.scratch[..n]) {
+        let sent = match t.protect_rtp(&self.scratch[..n]) {
             Ok((to, datagram)) => self.send_to(to, &datagram),
             Err(_) => false,
+        };
+        if let Some(seq) = numbered.filter(|_| sent) {
+            self.estimate.on_sent(Instant::now(), packet.header.ssrc, packet.header.sequence_number, seq, n);
+        }
+        sent
+    }
+
+    /// The downlink estimate to the health board, and to the conference when it moved (it
+    /// fits the layers this site receives into it).
+    fn report_estimate(&mut self) {
+        if self.estimate_ext.is_none() || self.estimate.feedbacks == 0 {
+            return;
+        }
+        let now = Instant::now();
+        self.estimate.prune(now);
+        let view = self.estimate.view();
+        self.ctx.board.set_downlink(self.site, Some(view.bps), view.queue);
+        let due = match self.estimate_sent {
+            None => true,
+            Some((bps, at)) => (view.bps - bps).abs() >= bps * ESTIMATE_CHANGE || now.duration_since(at) >= ESTIMATE_EVENT_EVERY,
+        };
+        if due && self.events.try_send(PeerEvent::DownlinkEstimate(view.bps)).is_ok() {
+            debug!(kbps = (view.bps / 1000.0) as u64, delay_kbps = (view.delay_bps / 1000.0) as u64, loss_kbps = (view.loss_bps / 1000.0) as u64, queue = ?view.queue, "downlink estimate");
+            self.estimate_sent = Some((view.bps, now));
         }
     }
 

@@ -327,6 +327,9 @@ pub struct Output {
     pub payload_types: PayloadTypes,
     /// The browser's answer to an offer of this slot has been applied.
     pub accepted: bool,
+    /// The id the browser's answer gave the transport-wide sequence number on this slot: the
+    /// bridge numbers what it sends and the browser reports arrivals (the downlink estimate).
+    pub transport_cc: Option<u8>,
 }
 
 /// Why a browser's m-section is not received.
@@ -506,7 +509,7 @@ impl Negotiation {
         let media = if kind == Kind::Audio { "audio" } else { "video" };
         let mid = crate::peer::slot_id(kind, slot);
         let formats = codecs.iter().filter_map(|c| payload_types.get(*c)).map(|pt| pt.to_string()).collect::<Vec<_>>().join(" ");
-        let output = Output { kind, slot, ssrc, payload_types, accepted: false };
+        let output = Output { kind, slot, ssrc, payload_types, accepted: false, transport_cc: None };
         self.sections.push(Section { mid, media: media.into(), protocol: "UDP/TLS/RTP/SAVPF".into(), formats, role: Role::Output(output) });
     }
 
@@ -528,12 +531,20 @@ impl Negotiation {
                 let pts = remote.accepted();
                 if !pts.is_empty() {
                     output.payload_types = pts;
+                    output.transport_cc = remote.extmap(TRANSPORT_CC_URI);
                     output.accepted = true;
                     accepted.push(output.clone());
                 }
             }
         }
         Ok(accepted)
+    }
+
+    /// The id the browser numbers its own packets with (transport-wide sequence): the bridge
+    /// offers the same id on its slots, so one number means one extension in the bundle. `None`
+    /// when the browser does not use the extension: it would not report arrivals either.
+    pub fn transport_cc_id(&self) -> Option<u8> {
+        self.inbound().find_map(|(_, i)| i.extmap(TRANSPORT_CC_URI))
     }
 
     /// The answer to the browser's last offer.
@@ -569,6 +580,7 @@ impl Negotiation {
         }
         sdp.push_str("a=msid-semantic: WMS *\r\n");
         let mut first = true;
+        let output_transport_cc = self.transport_cc_id();
         for s in &self.sections {
             // (codec, payload type, fmtp) of every format the section carries.
             let formats: Vec<(Codec, u8, &str)> = match &s.role {
@@ -600,13 +612,20 @@ impl Negotiation {
                     sdp.push_str("a=recvonly\r\n");
                 }
                 Role::Output(_) => {
+                    if let Some(id) = output_transport_cc {
+                        let _ = write!(sdp, "a=extmap:{id} {TRANSPORT_CC_URI}\r\n");
+                    }
                     let _ = write!(sdp, "a=sendonly\r\na=msid:{0} {0}\r\n", s.mid);
                 }
                 Role::Rejected(_) => {}
             }
             sdp.push_str("a=rtcp-mux\r\na=rtcp-rsize\r\n");
             let inbound = matches!(s.role, Role::Inbound(_));
-            let transport_cc = matches!(&s.role, Role::Inbound(i) if i.extmap(TRANSPORT_CC_URI).is_some());
+            let transport_cc = match &s.role {
+                Role::Inbound(i) => i.extmap(TRANSPORT_CC_URI).is_some(),
+                Role::Output(_) => output_transport_cc.is_some(),
+                Role::Rejected(_) => false,
+            };
             for (codec, pt, fmtp) in &formats {
                 write_codec(&mut sdp, *codec, *pt, fmtp, inbound, transport_cc);
             }
@@ -657,7 +676,8 @@ fn write_codec(sdp: &mut String, codec: Codec, pt: u8, fmtp: &str, inbound: bool
         }
     }
     if transport_cc {
-        // The bridge reports arrivals; the browser's delay-based estimate uses them.
+        // Arrivals are reported both ways: the bridge tells the browser what of its packets
+        // arrived (its estimate of its uplink), the browser tells the bridge (the downlink's).
         let _ = write!(sdp, "a=rtcp-fb:{pt} transport-cc\r\n");
     }
 }

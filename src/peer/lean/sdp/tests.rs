@@ -102,6 +102,13 @@ fn the_bridges_offer_keeps_the_browsers_sections_and_adds_send_only_slots() {
     }
     assert!(section(&offer, "0").contains("a=recvonly"), "the microphone is still received");
     assert!(section(&offer, "c0").contains("a=msid:c0 c0"));
+    // The browser is asked to report arrivals on the slots too (the downlink estimate), at the
+    // id it numbers its own packets with.
+    for mid in ["a0", "v0", "c0"] {
+        let slot = section(&offer, mid);
+        assert!(slot.contains("a=extmap:3 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01\r\n"), "{slot}");
+        assert!(slot.contains(" transport-cc\r\n"), "{slot}");
+    }
 
     // The browser answers: receives each slot (here at other payload types), DTLS client.
     let answer = offer
@@ -115,6 +122,7 @@ fn the_bridges_offer_keeps_the_browsers_sections_and_adds_send_only_slots() {
     // H.264 is offered at Chromium's own number for constrained baseline (109 in this offer).
     let video = vec![(Codec::Vp8, 96), (Codec::H264, 109)];
     assert_eq!(got, vec![(Kind::Audio, 0, 1111, vec![(Codec::Opus, 109)]), (Kind::Video, 0, 2222, video.clone()), (Kind::Content, 0, 3333, video)]);
+    assert!(accepted.iter().all(|o| o.transport_cc == Some(3)), "the answer keeps the extension: {accepted:?}");
 }
 
 #[test]

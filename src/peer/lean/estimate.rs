@@ -1,0 +1,340 @@
+//! How much one site's downlink can take: a send-side estimate in the spirit of Google
+//! Congestion Control (draft-ietf-rmcat-gcc-02). Every packet the bridge sends the site carries
+//! a transport-wide sequence number ([`DownlinkEstimate::stamp`]); the browser's transport-cc
+//! feedback says when each arrived, or that it did not. Two estimates come of that, and the
+//! lower one is the site's:
+//!
+//! - **delay-based**: the trend of the delay between groups of packets (a queue growing on the
+//!   line shows there before any packet is lost) drives an additive-increase,
+//!   multiplicative-decrease controller ([`RateControl`]): it climbs 8 % a second while the line
+//!   is quiet, more gently once near the capacity it last backed off from, and backs off to
+//!   85 % of what the line delivered as soon as the queue grows;
+//! - **loss-based**: more than 10 % lost lowers it in proportion, less than 2 % lets it climb,
+//!   in between it holds (a few per cent of random loss is a line's nature, not congestion).
+//!
+//! The filtering of the delay trend, the overuse detector and the loss controller are
+//! rtc-interceptor's; what to do with their verdicts is decided here, because an SFU's sending
+//! rate is not its own to set: the conference can only choose layers, so the estimate keeps
+//! climbing on a quiet line (up to [`MAX_BPS`] or a site's ceiling) for the conference to try
+//! the next layer, and the line's answer to that layer is what brings it down (see
+//! docs/architecture.md, "Downlink estimate"). Pure: every instant is passed in.
+
+use rtc::interceptor::{convert_twcc, History, LossController, OveruseDetector, PacketReport, RateCalculator, RateControlState, SlopeEstimator, Usage};
+use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// Where every site's estimate starts: what an office LAN takes easily, so a meeting opens on
+/// full layers and a weaker line is found within its first seconds.
+pub const INITIAL_BPS: f64 = 3_000_000.0;
+/// Never below this: every site's audio and a little more.
+pub const MIN_BPS: f64 = 80_000.0;
+/// Never above this without a configured limit.
+pub const MAX_BPS: f64 = 20_000_000.0;
+/// How long a sent packet waits for the browser's word on it.
+const HORIZON: Duration = Duration::from_secs(2);
+/// The multiplicative climb per second, far from the line's known capacity.
+const INCREASE_PER_S: f64 = 1.08;
+/// On overuse the target drops to this share of what the line delivered.
+const DECREASE_FACTOR: f64 = 0.85;
+/// At most one change per this (a decrease is never held back).
+const CHANGE_INTERVAL: Duration = Duration::from_millis(200);
+/// An overuse while the line delivered less than this share of the target says little about
+/// the target (the bridge was sending far less: a meeting starting, a site paused, a busy
+/// receiver): the target is lowered by [`DECREASE_FACTOR`] itself, not to what was delivered.
+const FULL_SHARE: f64 = 0.5;
+/// A queue this long on the line is overuse whatever its trend: a drop-tail queue that stays
+/// full shows a flat delay (and a few per cent of loss the loss-based half holds on), so the
+/// trend alone would let the line stay congested.
+const QUEUE_OVERUSE: Duration = Duration::from_millis(60);
+/// The line's empty-queue delay is the least seen over this (in one-second buckets).
+const BASE_DELAY_WINDOW: usize = 10;
+
+/// The line's capacity as last found by backing off: the mean and variance of the delivered
+/// rates at the decreases (in kbit/s, as libwebrtc keeps them, so the variance is well scaled).
+#[derive(Debug, Clone, Copy)]
+struct Capacity {
+    mean_kbps: f64,
+    var: f64,
+}
+
+impl Capacity {
+    fn deviation_kbps(&self) -> f64 {
+        (self.var * self.mean_kbps).sqrt()
+    }
+    fn upper_bps(&self) -> f64 {
+        (self.mean_kbps + 3.0 * self.deviation_kbps()) * 1000.0
+    }
+    fn lower_bps(&self) -> f64 {
+        (self.mean_kbps - 3.0 * self.deviation_kbps()) * 1000.0
+    }
+}
+
+/// The delay-based controller: the state machine of the draft (overuse → decrease, quiet →
+/// increase, draining → hold) with the capacity memory that makes it climb gently near the
+/// rate it last fell from and fast again once the line delivers clearly more.
+#[derive(Debug, Clone)]
+pub struct RateControl {
+    target: f64,
+    state: RateControlState,
+    last_change: Option<Instant>,
+    capacity: Option<Capacity>,
+}
+
+impl RateControl {
+    pub fn new(initial: f64) -> Self {
+        RateControl { target: initial, state: RateControlState::default(), last_change: None, capacity: None }
+    }
+
+    pub fn target(&self) -> f64 {
+        self.target
+    }
+
+    /// Folds in the detector's verdict and the rate the line delivered (`None` when too little
+    /// arrived to say), with `rtt` the round trip (for the additive step).
+    pub fn update(&mut self, now: Instant, usage: Usage, delivered: Option<f64>, rtt: Duration) -> f64 {
+        self.state = self.state.next(usage);
+        let recent = self.last_change.is_some_and(|t| now.saturating_duration_since(t) < CHANGE_INTERVAL);
+        if recent && self.state != RateControlState::Decrease {
+            return self.target;
+        }
+        if let (Some(d), Some(c)) = (delivered, self.capacity) {
+            // The line delivers clearly more than it did when the controller last backed off:
+            // what it learnt then no longer holds.
+            if d > c.upper_bps() {
+                self.capacity = None;
+            }
+        }
+        match self.state {
+            RateControlState::Hold => {}
+            RateControlState::Decrease => {
+                let Some(d) = delivered else { return self.target };
+                // Once per interval: the line's answer to the last decrease is not in yet.
+                if recent && d >= self.target * 0.5 {
+                    return self.target;
+                }
+                if d >= self.target * FULL_SHARE {
+                    self.learn_capacity(d);
+                    self.target = (d * DECREASE_FACTOR).min(self.target);
+                } else {
+                    self.target *= DECREASE_FACTOR;
+                }
+                self.last_change = Some(now);
+                // Once backed off, hold until the detector sees the queue drain or settle.
+                self.state = RateControlState::Hold;
+            }
+            RateControlState::Increase => {
+                let elapsed = self.last_change.map_or(CHANGE_INTERVAL, |t| now.saturating_duration_since(t)).min(Duration::from_secs(1));
+                let near = self.capacity.is_some_and(|c| self.target >= c.lower_bps());
+                self.target = if near {
+                    // About one packet more per response time: approach the known capacity
+                    // rather than overshoot it.
+                    let response = rtt + Duration::from_millis(100);
+                    self.target + 1200.0 * 8.0 * elapsed.as_secs_f64() / response.as_secs_f64()
+                } else {
+                    self.target * INCREASE_PER_S.powf(elapsed.as_secs_f64())
+                };
+                self.last_change = Some(now);
+            }
+        }
+        self.target
+    }
+
+    fn learn_capacity(&mut self, delivered_bps: f64) {
+        let kbps = delivered_bps / 1000.0;
+        self.capacity = Some(match self.capacity {
+            // Far below what was known: the line changed; start again from here.
+            Some(c) if delivered_bps >= c.lower_bps() => {
+                let mean = 0.95 * c.mean_kbps + 0.05 * kbps;
+                let norm = mean.max(1.0);
+                let var = (0.95 * c.var + 0.05 * (mean - kbps).powi(2) / norm).clamp(0.4, 2.5);
+                Capacity { mean_kbps: mean, var }
+            }
+            _ => Capacity { mean_kbps: kbps, var: 0.4 },
+        });
+    }
+}
+
+/// How long packets wait in the line's queue: each arrival's one-way delay (on the browser's
+/// clock against the bridge's, so only differences mean anything) above the least seen lately.
+#[derive(Debug, Default)]
+struct QueueDelay {
+    epoch: Option<Instant>,
+    /// The least offset (ms) per second, the newest last.
+    minima: VecDeque<(u64, f64)>,
+    /// The last batch's mean queueing delay.
+    last: Option<Duration>,
+}
+
+impl QueueDelay {
+    /// The mean queueing delay of one batch of reports (the arrived ones).
+    fn on_reports(&mut self, reports: &[PacketReport]) -> Option<Duration> {
+        let epoch = *self.epoch.get_or_insert_with(|| reports[0].departure);
+        let mut offsets = Vec::with_capacity(reports.len());
+        for r in reports {
+            let Some(arrival) = r.arrival.filter(|_| r.arrived) else { continue };
+            let sent = r.departure.saturating_duration_since(epoch);
+            let offset = arrival.as_secs_f64() * 1000.0 - sent.as_secs_f64() * 1000.0;
+            let second = sent.as_secs();
+            match self.minima.back_mut() {
+                Some((s, m)) if *s == second => *m = m.min(offset),
+                _ => {
+                    self.minima.push_back((second, offset));
+                    while self.minima.front().is_some_and(|(s, _)| *s + (BASE_DELAY_WINDOW as u64) <= second) {
+                        self.minima.pop_front();
+                    }
+                }
+            }
+            offsets.push(offset);
+        }
+        let base = self.minima.iter().map(|(_, m)| *m).reduce(f64::min)?;
+        if offsets.is_empty() {
+            return self.last;
+        }
+        let mean = offsets.iter().map(|o| o - base).sum::<f64>() / offsets.len() as f64;
+        self.last = Some(Duration::from_secs_f64(mean.max(0.0) / 1000.0));
+        self.last
+    }
+}
+
+/// What the estimate stands on, for the health page and the log.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EstimateView {
+    /// The site's estimate: the lower of the two below, within the limits.
+    pub bps: f64,
+    pub delay_bps: f64,
+    pub loss_bps: f64,
+    /// What the line delivered lately (bit/s), if enough arrived to say.
+    pub delivered_bps: Option<f64>,
+    /// The smoothed share of packets lost (0–1).
+    pub loss: Option<f64>,
+    /// The delay trend says the line's queue grows, or the queue is long.
+    pub overusing: bool,
+    /// How long packets wait in the line's queue lately.
+    pub queue: Option<Duration>,
+}
+
+/// The estimate towards one site, with the record of what was sent that the feedback is
+/// matched against.
+pub struct DownlinkEstimate {
+    history: History,
+    slope: SlopeEstimator,
+    detector: OveruseDetector,
+    delivered: RateCalculator,
+    delay: RateControl,
+    loss: LossController,
+    queue: QueueDelay,
+    usage: Usage,
+    next_seq: u16,
+    max_bps: f64,
+    last_delivered: Option<f64>,
+    /// Feedback packets taken, and packets reported on, for the closing log line.
+    pub feedbacks: u64,
+    pub reported: u64,
+}
+
+impl Default for DownlinkEstimate {
+    fn default() -> Self {
+        DownlinkEstimate::new(MAX_BPS)
+    }
+}
+
+impl DownlinkEstimate {
+    /// An estimate that never exceeds `max_bps` (a site's configured ceiling).
+    pub fn new(max_bps: f64) -> Self {
+        let max_bps = max_bps.max(MIN_BPS);
+        let initial = INITIAL_BPS.min(max_bps);
+        DownlinkEstimate {
+            history: History::new(),
+            slope: SlopeEstimator::new(),
+            detector: OveruseDetector::new(),
+            delivered: RateCalculator::new(Duration::from_millis(1000)),
+            delay: RateControl::new(initial),
+            loss: LossController::new(initial, MIN_BPS, max_bps),
+            queue: QueueDelay::default(),
+            usage: Usage::Normal,
+            next_seq: 0,
+            max_bps,
+            last_delivered: None,
+            feedbacks: 0,
+            reported: 0,
+        }
+    }
+
+    /// The transport-wide sequence number for the next packet to the site.
+    pub fn stamp(&mut self) -> u16 {
+        let seq = self.next_seq;
+        self.next_seq = self.next_seq.wrapping_add(1);
+        seq
+    }
+
+    /// Records a packet that went out at `now` with the number [`Self::stamp`] gave it.
+    pub fn on_sent(&mut self, now: Instant, ssrc: u32, rtp_seq: u16, transport_seq: u16, bytes: usize) {
+        self.history.add_outgoing(ssrc, rtp_seq, true, transport_seq, bytes, now);
+    }
+
+    /// The browser's word on what arrived, received at `now`.
+    pub fn on_feedback(&mut self, now: Instant, feedback: &TransportLayerCc, rtt: Duration) {
+        self.feedbacks += 1;
+        for ack in convert_twcc(feedback) {
+            self.history.on_twcc_feedback(now, ack);
+        }
+        let reports = self.history.take_reports();
+        self.on_reports(now, &reports, rtt);
+    }
+
+    fn on_reports(&mut self, now: Instant, reports: &[PacketReport], rtt: Duration) {
+        if reports.is_empty() {
+            return;
+        }
+        self.reported += reports.len() as u64;
+        let mut usage = self.detector.usage();
+        for r in reports {
+            if r.arrived {
+                self.delivered.add(now, r.size);
+            }
+            if let Some(trend) = self.slope.accumulate(r) {
+                usage = self.detector.update(trend.at, trend.estimate_ms);
+            }
+        }
+        if self.queue.on_reports(reports).is_some_and(|q| q > QUEUE_OVERUSE) {
+            usage = Usage::Over;
+        }
+        self.usage = usage;
+        let delivered = self.delivered.rate_bits_per_second(now);
+        self.last_delivered = delivered;
+        self.delay.update(now, usage, delivered, rtt);
+        self.delay.target = self.delay.target.clamp(MIN_BPS, self.max_bps);
+        let lost = reports.iter().filter(|r| !r.arrived).count();
+        self.loss.update(now, lost, reports.len());
+    }
+
+    /// Forgets what the browser will no longer report on (call about once a second).
+    pub fn prune(&mut self, now: Instant) {
+        self.history.prune_before(now.checked_sub(HORIZON).unwrap_or(now));
+    }
+
+    /// A new ceiling (a technician's or the chair's limit for this site).
+    pub fn set_max(&mut self, max_bps: f64) {
+        self.max_bps = max_bps.max(MIN_BPS);
+    }
+
+    pub fn bps(&self) -> f64 {
+        self.delay.target().min(self.loss.target()).clamp(MIN_BPS, self.max_bps)
+    }
+
+    pub fn view(&self) -> EstimateView {
+        EstimateView {
+            bps: self.bps(),
+            delay_bps: self.delay.target(),
+            loss_bps: self.loss.target(),
+            delivered_bps: self.last_delivered,
+            loss: self.loss.average_loss(),
+            overusing: self.usage == Usage::Over,
+            queue: self.queue.last,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,204 @@
+//! The estimate against a simulated office line, in simulated time: the bridge sends what the
+//! estimate allows (as the conference would, choosing layers below it), through a bottleneck
+//! with a 200 ms queue, to the browser's side of transport-cc (rtc-interceptor's receiver, the
+//! same code the bridge answers its own browsers with); the feedback comes back every 100 ms.
+
+use super::*;
+use crate::peer::lean::congestion::TransportFeedback;
+use rtc::rtp::header::Header;
+use rtc::shared::marshal::Unmarshal;
+use std::collections::VecDeque;
+
+const EXT: u8 = 5;
+const PACKET: usize = 1200;
+const ONE_WAY: Duration = Duration::from_millis(20);
+
+/// One office line towards a site.
+struct Line {
+    /// Bit/s the line carries.
+    capacity: f64,
+    /// Share of packets lost at random, in per mille, by a fixed pattern.
+    loss_per_mille: u32,
+    /// Whether everything is dropped (a cut).
+    cut: bool,
+    /// When the bottleneck is free again.
+    free_at: Instant,
+    /// Packets on their way: (arrival at the browser, header).
+    in_flight: VecDeque<(Instant, Header)>,
+    sent: u64,
+}
+
+impl Line {
+    fn new(capacity: f64, t0: Instant) -> Self {
+        Line { capacity, loss_per_mille: 0, cut: false, free_at: t0, in_flight: VecDeque::new(), sent: 0 }
+    }
+
+    fn send(&mut self, now: Instant, header: Header) {
+        self.sent += 1;
+        // A deterministic pseudo-random pattern: packet n is lost when its hash falls low.
+        let h = (self.sent.wrapping_mul(2_654_435_761) >> 7) % 1000;
+        if self.cut || (h as u32) < self.loss_per_mille {
+            return;
+        }
+        let start = self.free_at.max(now);
+        if start.saturating_duration_since(now) > Duration::from_millis(200) {
+            return; // the queue is full: dropped
+        }
+        self.free_at = start + Duration::from_secs_f64(PACKET as f64 * 8.0 / self.capacity);
+        self.in_flight.push_back((self.free_at + ONE_WAY, header));
+    }
+}
+
+/// The bridge, the line and the browser, stepped 1 ms at a time.
+struct Sim {
+    now: Instant,
+    estimate: DownlinkEstimate,
+    line: Line,
+    browser: TransportFeedback,
+    /// What the bridge would send if the line took everything (the layers the conference wants).
+    wanted: f64,
+    /// Bits owed to the line at the current sending rate.
+    credit: f64,
+    seq: u16,
+    steps: u64,
+}
+
+impl Sim {
+    fn new(capacity: f64, wanted: f64) -> Self {
+        let now = Instant::now();
+        let mut browser = TransportFeedback::default();
+        browser.set_extension(Some(EXT));
+        Sim { now, estimate: DownlinkEstimate::default(), line: Line::new(capacity, now), browser, wanted, credit: 0.0, seq: 0, steps: 0 }
+    }
+
+    /// The conference sends at most 90 % of the estimate (it picks layers that fit).
+    fn sending_rate(&self) -> f64 {
+        self.wanted.min(self.estimate.bps() * 0.9)
+    }
+
+    fn run(&mut self, span: Duration) {
+        let end = self.now + span;
+        while self.now < end {
+            self.now += Duration::from_millis(1);
+            self.credit += self.sending_rate() / 1000.0;
+            while self.credit >= (PACKET * 8) as f64 {
+                self.credit -= (PACKET * 8) as f64;
+                let transport_seq = self.estimate.stamp();
+                self.seq = self.seq.wrapping_add(1);
+                let mut header = Header { version: 2, ssrc: 9, sequence_number: self.seq, ..Default::default() };
+                header.set_extension(EXT, bytes::Bytes::copy_from_slice(&transport_seq.to_be_bytes())).unwrap();
+                self.estimate.on_sent(self.now, 9, self.seq, transport_seq, PACKET);
+                self.line.send(self.now, header);
+            }
+            while self.line.in_flight.front().is_some_and(|(at, _)| *at <= self.now) {
+                let (at, header) = self.line.in_flight.pop_front().unwrap();
+                self.browser.on_packet(at, &header);
+            }
+            let bytes = self.browser.due(self.now);
+            if !bytes.is_empty() {
+                let mut buf = bytes.as_slice();
+                while let Ok(fb) = TransportLayerCc::unmarshal(&mut buf) {
+                    self.estimate.on_feedback(self.now, &fb, ONE_WAY * 2);
+                    if buf.is_empty() {
+                        break;
+                    }
+                }
+            }
+            self.steps += 1;
+            if self.steps.is_multiple_of(1000) {
+                self.estimate.prune(self.now);
+            }
+        }
+    }
+
+    /// The estimate (kbit/s) at the end of each of `n` spans of `span`.
+    fn trace(&mut self, n: usize, span: Duration) -> Vec<u64> {
+        (0..n)
+            .map(|_| {
+                self.run(span);
+                (self.estimate.bps() / 1000.0) as u64
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn a_line_capped_at_one_megabit_is_found_within_seconds_and_held_below_it() {
+    let mut sim = Sim::new(1_000_000.0, 2_500_000.0);
+    let trace = sim.trace(20, Duration::from_millis(500));
+    println!("estimate every 500 ms (kbit/s): {trace:?}");
+    let settled = &trace[6..];
+    assert!(trace[..6].iter().any(|&k| k < 1000), "under 1 Mbit/s within 3 s: {trace:?}");
+    assert!(settled.iter().all(|&k| (500..=1400).contains(&k)), "near the line's 1 Mbit/s from then on: {trace:?}");
+    assert!(sim.estimate.reported > 1000, "the browser's feedback was matched to what was sent");
+}
+
+#[test]
+fn when_the_cap_is_lifted_the_estimate_climbs_back_to_what_the_layers_want() {
+    let mut sim = Sim::new(1_000_000.0, 2_500_000.0);
+    sim.run(Duration::from_secs(20));
+    let capped = sim.estimate.bps();
+    sim.line.capacity = 50_000_000.0;
+    let trace = sim.trace(30, Duration::from_millis(1000));
+    println!("capped at {capped:.0}; then every second (kbit/s): {trace:?}");
+    let back = trace.iter().position(|&k| k >= 2_700).map(|s| s + 1);
+    assert!(back.is_some_and(|s| s <= 20), "above the 2.5 Mbit/s the layers want within 20 s: {trace:?}");
+}
+
+#[test]
+fn random_loss_of_five_percent_does_not_cut_the_estimate() {
+    let mut sim = Sim::new(50_000_000.0, 2_500_000.0);
+    sim.line.loss_per_mille = 50;
+    let trace = sim.trace(20, Duration::from_millis(500));
+    println!("estimate every 500 ms with 5 % loss (kbit/s): {trace:?}");
+    assert!(trace[4..].iter().all(|&k| k >= 2_400), "5 % is a line's nature, not congestion: {trace:?}");
+    let loss = sim.estimate.view().loss.unwrap();
+    assert!((0.02..0.10).contains(&loss), "the loss seen is about 5 %: {loss}");
+}
+
+#[test]
+fn heavy_loss_lowers_the_estimate_and_the_ceiling_is_kept() {
+    let mut sim = Sim::new(50_000_000.0, 2_500_000.0);
+    sim.line.loss_per_mille = 300;
+    sim.run(Duration::from_secs(5));
+    assert!(sim.estimate.bps() < 1_500_000.0, "30 % loss: {}", sim.estimate.bps());
+    let mut limited = Sim::new(50_000_000.0, 5_000_000.0);
+    limited.estimate.set_max(600_000.0);
+    limited.run(Duration::from_secs(5));
+    assert!(limited.estimate.bps() <= 600_000.0, "a configured ceiling holds: {}", limited.estimate.bps());
+}
+
+#[test]
+fn the_controller_backs_off_to_below_what_was_delivered_and_then_climbs_gently_near_it() {
+    let t0 = Instant::now();
+    let mut rc = RateControl::new(2_000_000.0);
+    let rtt = Duration::from_millis(50);
+    let ms = |n| t0 + Duration::from_millis(n);
+    rc.update(ms(0), Usage::Over, Some(1_000_000.0), rtt);
+    assert_eq!(rc.target(), 850_000.0, "85 % of the delivered rate");
+    rc.update(ms(100), Usage::Over, Some(850_000.0), rtt);
+    assert_eq!(rc.target(), 850_000.0, "one decrease per interval: the line has not answered the last yet");
+    rc.update(ms(150), Usage::Normal, Some(850_000.0), rtt);
+    assert_eq!(rc.target(), 850_000.0, "held after the decrease");
+    rc.update(ms(1300), Usage::Normal, Some(850_000.0), rtt);
+    let step = rc.target() - 850_000.0;
+    assert!(step > 0.0 && step < 100_000.0, "additive near the capacity it fell from: +{step}");
+    rc.update(ms(2300), Usage::Normal, Some(3_000_000.0), rtt);
+    let before = rc.target();
+    rc.update(ms(3300), Usage::Normal, Some(3_000_000.0), rtt);
+    assert!(rc.target() >= before * 1.07, "the line delivered far more: multiplicative again ({before} → {})", rc.target());
+}
+
+#[test]
+fn a_bridge_that_sends_little_is_not_held_to_what_it_sends() {
+    let t0 = Instant::now();
+    let rtt = Duration::from_millis(50);
+    let mut rc = RateControl::new(3_000_000.0);
+    for i in 1..6 {
+        rc.update(t0 + Duration::from_millis(300 * i), Usage::Normal, Some(100_000.0), rtt);
+    }
+    assert!(rc.target() > 3_000_000.0, "audio alone says nothing of what the line takes: {}", rc.target());
+    let before = rc.target();
+    rc.update(t0 + Duration::from_secs(3), Usage::Over, Some(100_000.0), rtt);
+    assert_eq!(rc.target(), before * 0.85, "a jitter spike while sending little lowers it gently, not to 85 kbit/s");
+}
