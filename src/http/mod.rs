@@ -1,6 +1,7 @@
 //! The HTTP face of the bridge: pages, static assets, REST and the WebSocket upgrade.
 //!
-//! [`app`] builds the router from shared state so tests can drive it without a socket.
+//! [`app`] builds the router from shared state so tests drive it without a socket
+//! (`app(bridge).oneshot(request)`, in `tests.rs`).
 //! Every response carries the security headers of [`security`]; every protected endpoint
 //! asks [`auth::require`] for a role first (the table is in docs/security.md).
 
@@ -9,6 +10,8 @@ pub mod conns;
 pub mod records;
 pub mod security;
 pub mod tech;
+#[cfg(test)]
+mod tests;
 pub mod tls;
 
 use crate::auth::Role;
