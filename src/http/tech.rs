@@ -73,12 +73,42 @@ pub async fn readiness(State(bridge): State<Arc<Bridge>>, _: Require<Technicians
     Json(ReadinessReply { pass: sites.iter().all(|s| s.pass), sites })
 }
 
+/// What a technician may do to a site.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TechAction {
+    /// Ask the site's camera for a keyframe now.
+    Keyframe,
+    /// Tell the site's page to restart ICE.
+    RestartIce,
+    /// End the site's session; its page reconnects.
+    Drop,
+    /// Mark the site's call for help handled.
+    HelpDone,
+    /// Any other word. Kept rather than refused by the parser, so that the reply is
+    /// `unknown_action` after the site is checked, as documented, not `invalid_message`.
+    #[serde(other)]
+    Unknown,
+}
+
+impl TechAction {
+    /// The action's name on the wire and in the event log (`tech_<name>`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TechAction::Keyframe => "keyframe",
+            TechAction::RestartIce => "restart_ice",
+            TechAction::Drop => "drop",
+            TechAction::HelpDone => "help_done",
+            TechAction::Unknown => "unknown",
+        }
+    }
+}
+
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ActionRequest {
     site: String,
-    /// `keyframe`, `restart_ice`, `drop` or `help_done`.
-    action: String,
+    action: TechAction,
 }
 
 #[derive(serde::Deserialize)]
@@ -131,38 +161,43 @@ pub async fn action(
         return Err(ApiError::BadBody("{\"site\": \"…\", \"action\": \"keyframe|restart_ice|drop\"}"));
     };
     let site = bridge.settings.site_index(&req.site).ok_or(ApiError::SiteUnknown)?;
-    if req.action == "help_done" {
-        if !bridge.conference.help_done(site).await {
-            return Err(ApiError::refused(StatusCode::CONFLICT, "no_help_request", "the site has no open request for help"));
+    // What to tell the site's session (and whether to close it); none: a keyframe request.
+    let told = match req.action {
+        TechAction::HelpDone => {
+            if !bridge.conference.help_done(site).await {
+                return Err(ApiError::refused(StatusCode::CONFLICT, "no_help_request", "the site has no open request for help"));
+            }
+            tracing::info!(site = %req.site, "a technician handled the site's request for help");
+            return Ok(Done::ok());
         }
-        tracing::info!(site = %req.site, "a technician handled the site's request for help");
-        return Ok(Done::ok());
-    }
-    if !["keyframe", "restart_ice", "drop"].contains(&req.action.as_str()) {
-        return Err(ApiError::refused(StatusCode::BAD_REQUEST, "unknown_action", "action must be keyframe, restart_ice, drop or help_done"));
-    }
+        TechAction::Unknown => {
+            return Err(ApiError::refused(StatusCode::BAD_REQUEST, "unknown_action", "action must be keyframe, restart_ice, drop or help_done"));
+        }
+        TechAction::Keyframe => None,
+        TechAction::RestartIce => Some((ServerMessage::RestartIce {}, false)),
+        TechAction::Drop => {
+            let message = "Kỹ thuật viên đã ngắt phiên này để kết nối lại. / A technician reset this session.".to_string();
+            Some((ServerMessage::Dropped { message }, true))
+        }
+    };
     let present = bridge.conference.presence().await.get(site).is_some_and(|p| p.present);
     if !present {
         return Err(ApiError::SiteAbsent);
     }
     let name = bridge.settings.sites[site].name.clone();
-    let done = match req.action.as_str() {
-        "keyframe" => {
+    let done = match told {
+        None => {
             bridge.peers.router.request_keyframe(site, Kind::Video);
             true
         }
-        "restart_ice" => bridge.conference.notify(site, ServerMessage::RestartIce {}, false).await,
-        "drop" => {
-            let message = "Kỹ thuật viên đã ngắt phiên này để kết nối lại. / A technician reset this session.".to_string();
-            bridge.conference.notify(site, ServerMessage::Dropped { message }, true).await
-        }
-        _ => return Err(ApiError::refused(StatusCode::BAD_REQUEST, "unknown_action", "action must be keyframe, restart_ice or drop")),
+        Some((msg, close)) => bridge.conference.notify(site, msg, close).await,
     };
     if !done {
         return Err(ApiError::SiteAbsent);
     }
-    tracing::info!(site = %req.site, action = %req.action, "technician action on {name}");
-    let kind = format!("tech_{}", req.action);
+    let action = req.action.as_str();
+    tracing::info!(site = %req.site, action, "technician action on {name}");
+    let kind = format!("tech_{action}");
     bridge.store.record(crate::store::journal::Entry::now(Some(&req.site), &kind, "by a technician"));
     Ok(Done::ok())
 }
@@ -295,4 +330,20 @@ pub async fn metrics(
         rows,
     );
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TechAction;
+
+    #[test]
+    fn a_tech_actions_name_is_the_one_it_is_asked_by() {
+        for a in [TechAction::Keyframe, TechAction::RestartIce, TechAction::Drop, TechAction::HelpDone] {
+            assert_eq!(serde_json::from_str::<TechAction>(&format!("\"{}\"", a.as_str())).unwrap(), a);
+        }
+        for other in ["reboot", "Keyframe", "restart-ice", ""] {
+            assert_eq!(serde_json::from_str::<TechAction>(&format!("\"{other}\"")).unwrap(), TechAction::Unknown, "{other}");
+        }
+        assert!(serde_json::from_str::<TechAction>("7").is_err(), "not a word: a malformed request");
+    }
 }
