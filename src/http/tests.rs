@@ -3,7 +3,9 @@
 //! refusal byte for byte, the Origin check on every write, and the technicians' actions.
 //!
 //! The bridge is the real one (`server::start` on the default config, a fresh data directory
-//! and ephemeral ports it never receives on): the requests go straight into its router.
+//! and ephemeral ports it never receives on): the requests go straight into its router. Its
+//! records hold one ended conference and one finished recording, so each route has something
+//! to answer with.
 
 use super::app;
 use crate::server::{self, Running};
@@ -23,12 +25,15 @@ const PASSWORD: &str = "mat-khau-cua-phep-thu";
 /// Another computer on the office network (not the bridge's own host).
 const LAN: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 7));
 
-/// A running bridge on a scratch directory, its router, and the site keys it generated.
+/// A running bridge on a scratch directory, its router, the site keys it generated, and the
+/// ids of the conference and the recording in its records.
 struct Fixture {
     running: Running,
     app: Router,
     data: PathBuf,
     keys: HashMap<String, String>,
+    conference: i64,
+    recording: String,
 }
 
 impl Fixture {
@@ -56,8 +61,25 @@ impl Fixture {
         for (user, role) in [("kythuat", "technician"), ("chutri", "chair"), ("thuky", "secretariat")] {
             running.bridge.store.set_user(user, role, &hash).unwrap();
         }
-        let app = app(running.bridge.clone());
-        Fixture { running, app, data, keys }
+        let bridge = &running.bridge;
+        let conference = bridge.store.start_conference("Hội nghị thử").unwrap().id;
+        bridge.store.end_conference().unwrap();
+        let recording = "2026-12-05-thu".to_string();
+        let index = crate::recording::Index {
+            id: recording.clone(),
+            title: "Hội nghị thử".into(),
+            conference_id: Some(conference),
+            started_ms: 1_764_900_000_000,
+            stopped_ms: Some(1_764_900_060_000),
+            complete: true,
+            error: None,
+            dropped_packets: 0,
+            tracks: Vec::new(),
+        };
+        std::fs::create_dir_all(bridge.recordings.join(&recording)).unwrap();
+        std::fs::write(bridge.recordings.join(&recording).join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+        let app = app(bridge.clone());
+        Fixture { running, app, data, keys, conference, recording }
     }
 
     async fn call(&self, r: Req<'_>) -> Reply {
@@ -197,18 +219,20 @@ const TECHNICIANS: &[Caller] = &[Caller::Technician];
 const RECORD_READERS: &[Caller] = &[Caller::ChairSite, Caller::ChairUser, Caller::Technician, Caller::Secretariat];
 
 /// A role-guarded route, who may call it, and what it answers them (status, and the code of
-/// a refusal) with the scratch bridge's empty records and no site connected.
+/// a refusal) with the scratch bridge's records and no site connected.
 struct Route {
     method: Method,
-    path: &'static str,
+    path: String,
     body: &'static str,
     allowed: &'static [Caller],
     answer: (StatusCode, &'static str),
 }
 
-fn guarded_routes() -> Vec<Route> {
-    let route = |method: Method, path, body, allowed, answer| Route { method, path, body, allowed, answer };
+fn guarded_routes(f: &Fixture) -> Vec<Route> {
+    let route = |method: Method, path: &str, body, allowed, answer| Route { method, path: path.to_string(), body, allowed, answer };
     let ok = (StatusCode::OK, "");
+    let minutes = format!("/api/conferences/{}/minutes", f.conference);
+    let recording = format!("/api/recordings/{}", f.recording);
     vec![
         route(Method::GET, "/api/tech", "", TECHNICIANS, ok),
         route(Method::POST, "/api/tech/readiness", "", TECHNICIANS, ok),
@@ -217,11 +241,16 @@ fn guarded_routes() -> Vec<Route> {
         route(Method::POST, "/api/tech/notice", r#"{"text":"Kiểm tra micro"}"#, TECHNICIANS, ok),
         route(Method::GET, "/metrics", "", TECHNICIANS, ok),
         route(Method::GET, "/api/conferences", "", RECORD_READERS, ok),
+        route(Method::GET, &minutes, "", RECORD_READERS, ok),
+        route(Method::GET, &format!("{minutes}?format=csv"), "", RECORD_READERS, ok),
+        route(Method::GET, &format!("{minutes}?format=html"), "", RECORD_READERS, ok),
         route(Method::GET, "/api/conferences/424242/minutes", "", RECORD_READERS, (StatusCode::NOT_FOUND, "conference_unknown")),
-        route(Method::GET, "/api/conferences/424242/minutes?format=csv", "", RECORD_READERS, (StatusCode::NOT_FOUND, "conference_unknown")),
         route(Method::GET, "/api/recordings", "", RECORD_READERS, ok),
-        route(Method::POST, "/api/recordings/khong-co/compose", "", RECORD_READERS, (StatusCode::NOT_FOUND, "recording_unknown")),
+        route(Method::GET, &format!("{recording}/index.json"), "", RECORD_READERS, ok),
         route(Method::GET, "/api/recordings/khong-co/index.json", "", RECORD_READERS, (StatusCode::NOT_FOUND, "recording_unknown")),
+        // Composing is not started for real here (it runs ffmpeg): the unknown recording's
+        // refusal shows the guard let the caller through.
+        route(Method::POST, "/api/recordings/khong-co/compose", "", RECORD_READERS, (StatusCode::NOT_FOUND, "recording_unknown")),
     ]
 }
 
@@ -229,9 +258,9 @@ fn guarded_routes() -> Vec<Route> {
 async fn each_role_reaches_exactly_the_routes_the_security_table_gives_it() {
     let f = Fixture::start().await;
     let tokens = f.tokens().await;
-    for r in guarded_routes() {
+    for r in guarded_routes(&f) {
         for (caller, token) in &tokens {
-            let reply = f.call(Req::new(r.method.clone(), r.path, r.body).token(token.as_deref())).await;
+            let reply = f.call(Req::new(r.method.clone(), &r.path, r.body).token(token.as_deref())).await;
             let what = format!("{caller:?} {} {}: {}", r.method, r.path, reply.text);
             let (status, code) = match caller {
                 Caller::Nobody => (StatusCode::UNAUTHORIZED, "token_missing"),
@@ -248,8 +277,8 @@ async fn a_refusal_of_who_is_asking_reads_the_same_on_every_route() {
     let f = Fixture::start().await;
     let ward = f.site_token("hang-gai", 1).await;
     let forged = format!("dct_{}", "cd".repeat(32));
-    for r in guarded_routes() {
-        let call = |token| f.call(Req::new(r.method.clone(), r.path, r.body).token(token));
+    for r in guarded_routes(&f) {
+        let call = |token| f.call(Req::new(r.method.clone(), &r.path, r.body).token(token));
         let none = call(None).await;
         assert_eq!(none.text, r#"{"code":"token_missing","message":"sign in first: no session token"}"#, "{}", r.path);
         assert_eq!(none.headers[header::CONTENT_TYPE], "application/json");
@@ -403,4 +432,28 @@ async fn a_technicians_action_is_one_of_four_words_and_the_site_is_checked_first
     assert_eq!((notice.status, notice.code().as_str()), (StatusCode::NOT_FOUND, "site_unknown"));
     let sent = f.call(Req::post("/api/tech/notice", r#"{"text":"Kiểm tra micro"}"#).token(Some(tech))).await;
     assert_eq!(sent.keys(), ["notice", "ok"], "{}", sent.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_records_list_the_archives_conferences_and_recordings() {
+    let f = Fixture::start().await;
+    let secretariat = f.user_token("thuky", 1).await;
+    let conferences = f.call(Req::get("/api/conferences").token(Some(&secretariat))).await.json();
+    let listed = &conferences["conferences"][0];
+    assert_eq!((listed["id"].as_i64(), listed["title"].as_str()), (Some(f.conference), Some("Hội nghị thử")), "{conferences}");
+    assert!(listed["ended_ms"].is_i64(), "{conferences}");
+    let minutes = f.call(Req::get(&format!("/api/conferences/{}/minutes?format=pdf", f.conference)).token(Some(&secretariat))).await;
+    assert_eq!((minutes.status, minutes.code().as_str()), (StatusCode::BAD_REQUEST, "invalid_message"));
+
+    let recordings = f.call(Req::get("/api/recordings").token(Some(&secretariat))).await;
+    let row = recordings.json()["recordings"][0].clone();
+    let mut keys: Vec<&str> = row.as_object().map(|o| o.keys().map(String::as_str).collect()).unwrap_or_default();
+    keys.sort();
+    assert_eq!(keys, ["complete", "composition", "conference_id", "dropped_packets", "id", "started_ms", "stopped_ms", "title", "tracks"], "{row}");
+    assert!(row["composition"].is_null(), "never composed: {row}");
+    let index = f.call(Req::get(&format!("/api/recordings/{}/index.json", f.recording)).token(Some(&secretariat))).await;
+    assert_eq!(index.headers[header::CONTENT_DISPOSITION], "attachment; filename=\"index.json\"");
+    assert_eq!(index.json()["id"], f.recording.as_str());
+    let outside = f.call(Req::get(&format!("/api/recordings/{}/..%2F..%2Fdiemcau.sqlite3", f.recording)).token(Some(&secretariat))).await;
+    assert_eq!((outside.status, outside.code().as_str()), (StatusCode::NOT_FOUND, "recording_unknown"), "only files its index lists");
 }
