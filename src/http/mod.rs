@@ -1,17 +1,23 @@
 //! The HTTP face of the bridge: pages, static assets, REST and the WebSocket upgrade.
 //!
-//! [`app`] builds the router from shared state so tests can drive it without a socket.
-//! Every response carries the security headers of [`security`]; every protected endpoint
-//! asks [`auth::require`] for a role first (the table is in docs/security.md).
+//! [`app`] builds the router from shared state so tests drive it without a socket
+//! (`app(bridge).oneshot(request)`, in `tests.rs`). Every response carries the security
+//! headers of [`security`], and every write is refused from another site's page before any
+//! handler runs. A protected endpoint names who may call it in its signature, with the
+//! [`auth::Require`] extractor (the table is in docs/security.md); handlers refuse with
+//! [`error::ApiError`], whose reply is the `{code, message}` JSON every endpoint uses.
 
 pub mod auth;
 pub mod conns;
+pub mod error;
 pub mod records;
 pub mod security;
 pub mod tech;
+#[cfg(test)]
+mod tests;
 pub mod tls;
 
-use crate::auth::Role;
+use crate::auth::AuthError;
 use crate::server::Bridge;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, Path, State};
@@ -60,16 +66,6 @@ pub fn app(bridge: Arc<Bridge>) -> Router {
         .layer(axum::middleware::from_fn_with_state(bridge.clone(), security::same_origin_writes))
         .layer(axum::middleware::from_fn(security::headers))
         .with_state(bridge)
-}
-
-/// A JSON error reply `{code, message}` for the REST endpoints.
-fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
-    (status, Json(serde_json::json!({"code": code, "message": message}))).into_response()
-}
-
-/// The token of an `Authorization: Bearer <token>` header, as sent.
-fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
-    headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "))
 }
 
 fn asset(path: &str) -> Response {
@@ -125,37 +121,65 @@ async fn sites(State(bridge): State<Arc<Bridge>>) -> Response {
     .into_response()
 }
 
+/// What anyone may know: whether the bridge is up.
+#[derive(serde::Serialize)]
+pub struct HealthSummary {
+    /// `ok` or `degraded` (any alarm active).
+    status: &'static str,
+    version: &'static str,
+    uptime_s: u64,
+}
+
+/// What the chair and the technicians see besides.
+#[derive(serde::Serialize)]
+pub struct HealthDetail {
+    #[serde(flatten)]
+    summary: HealthSummary,
+    conference: String,
+    sites: Vec<SiteDetail>,
+    alarms: Vec<crate::health::monitor::AlarmView>,
+    media: crate::media::router::CounterSnapshot,
+    forwarding_delay: crate::media::delay::DelaySnapshot,
+}
+
+/// A site's presence, with its health status and its active alarms.
+#[derive(serde::Serialize)]
+pub struct SiteDetail {
+    #[serde(flatten)]
+    presence: crate::signal::protocol::SitePresence,
+    status: &'static str,
+    alarms: Vec<crate::health::monitor::AlarmView>,
+}
+
 /// Open: whether the bridge is up (for a load balancer or a monitor). With the chair's or a
 /// technician's token: every site's presence, status and alarms, and the media counters.
-async fn health(State(bridge): State<Arc<Bridge>>, headers: HeaderMap) -> Response {
-    let detailed = auth::principal(&bridge, &headers).is_ok_and(|p| matches!(p.role, Role::Chair | Role::Technician));
+async fn health(State(bridge): State<Arc<Bridge>>, overseer: Option<auth::Require<auth::Overseers>>) -> Response {
     let view = bridge.health.view(false).await;
     let status = view.as_ref().map(|v| v.status).unwrap_or("degraded");
-    if !detailed {
-        return Json(serde_json::json!({"status": status, "version": crate::VERSION, "uptime_s": bridge.started.elapsed().as_secs()})).into_response();
+    let summary = HealthSummary { status, version: crate::VERSION, uptime_s: bridge.started.elapsed().as_secs() };
+    if overseer.is_none() {
+        return Json(summary).into_response();
     }
-    let sites = bridge.conference.presence().await;
     let alarms = view.as_ref().map(|v| v.alarms.clone()).unwrap_or_default();
-    let sites: Vec<_> = sites
+    let sites = bridge
+        .conference
+        .presence()
+        .await
         .into_iter()
-        .map(|s| {
-            let health = view.as_ref().and_then(|v| v.sites.iter().find(|h| h.id == s.id));
-            let mut v = serde_json::to_value(&s).unwrap_or_default();
-            v["status"] = serde_json::json!(health.map(|h| h.status).unwrap_or("absent"));
-            v["alarms"] = serde_json::json!(alarms.iter().filter(|a| a.site == s.id).collect::<Vec<_>>());
-            v
+        .map(|presence| {
+            let health = view.as_ref().and_then(|v| v.sites.iter().find(|h| h.id == presence.id));
+            let alarms = alarms.iter().filter(|a| a.site == presence.id).cloned().collect();
+            SiteDetail { status: health.map(|h| h.status).unwrap_or("absent"), alarms, presence }
         })
         .collect();
-    Json(serde_json::json!({
-        "status": status,
-        "version": crate::VERSION,
-        "uptime_s": bridge.started.elapsed().as_secs(),
-        "conference": bridge.settings.title,
-        "sites": sites,
-        "alarms": alarms,
-        "media": bridge.peers.router.counters(),
-        "forwarding_delay": bridge.peers.router.forwarding_delay().snapshot(),
-    }))
+    Json(HealthDetail {
+        summary,
+        conference: bridge.settings.title.clone(),
+        sites,
+        alarms,
+        media: bridge.peers.router.counters(),
+        forwarding_delay: bridge.peers.router.forwarding_delay().snapshot(),
+    })
     .into_response()
 }
 
@@ -167,22 +191,19 @@ async fn ws(
     uri: axum::http::Uri,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
-) -> Response {
+) -> Result<Response, error::ApiError> {
     if !security::origin_allowed(&headers, &uri, &bridge.settings) {
         tracing::warn!(ip = %addr.ip(), "refused a WebSocket from another site's page");
-        return refuse(StatusCode::FORBIDDEN, "bad_origin", "this WebSocket comes from a page of another site");
+        return Err(error::ApiError::BadOrigin("this WebSocket comes from a page of another site"));
     }
-    if let Err(e) = bridge.auth.open_socket(addr.ip()) {
-        tracing::warn!(ip = %addr.ip(), "refused a WebSocket: {e}");
-        return auth::refusal(e);
-    }
+    bridge.auth.open_socket(addr.ip()).inspect_err(|e: &AuthError| tracing::warn!(ip = %addr.ip(), "refused a WebSocket: {e}"))?;
     let ip = addr.ip();
-    upgrade
+    Ok(upgrade
         .max_message_size(WS_FRAME_LIMIT)
         .max_frame_size(WS_FRAME_LIMIT)
         .on_failed_upgrade({
             let bridge = bridge.clone();
             move |_| bridge.auth.close_socket(ip)
         })
-        .on_upgrade(move |socket| crate::signal::session::run(socket, bridge, ip))
+        .on_upgrade(move |socket| crate::signal::session::run(socket, bridge, ip)))
 }

@@ -4,13 +4,15 @@
 //! or the session cookie (links opened in a new tab). A recording's one composed file is
 //! served like its per-site files, and can be composed again on demand.
 
-use super::refuse;
-use crate::auth::{AuthError, Role};
+use super::auth::{RecordReaders, Require};
+use super::error::ApiError;
+use crate::recording::composer::{ComposeRefusal, Composition};
+use crate::recording::Index;
 use crate::records::{minutes, render};
 use crate::server::Bridge;
-use crate::store::now_ms;
+use crate::store::{now_ms, ConferenceRecord};
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use std::sync::Arc;
@@ -21,25 +23,26 @@ pub struct RecordQuery {
     format: Option<String>,
 }
 
-fn authorise(bridge: &Bridge, headers: &HeaderMap) -> Result<(), AuthError> {
-    super::auth::require(bridge, headers, &[Role::Chair, Role::Technician, Role::Secretariat]).map(|_| ())
+#[derive(serde::Serialize)]
+pub struct ConferencesReply {
+    conferences: Vec<ConferenceRecord>,
 }
 
-pub async fn list(State(bridge): State<Arc<Bridge>>, headers: HeaderMap) -> Response {
-    if let Err(r) = authorise(&bridge, &headers) {
-        return r.into_response();
-    }
+pub async fn list(State(bridge): State<Arc<Bridge>>, _: Require<RecordReaders>) -> Result<Json<ConferencesReply>, ApiError> {
     let store = bridge.store.clone();
     match tokio::task::spawn_blocking(move || store.conferences()).await {
-        Ok(Ok(list)) => Json(serde_json::json!({"conferences": list})).into_response(),
-        _ => refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal", "cannot read the records"),
+        Ok(Ok(conferences)) => Ok(Json(ConferencesReply { conferences })),
+        _ => Err(ApiError::Internal("cannot read the records")),
     }
 }
 
-pub async fn minutes(State(bridge): State<Arc<Bridge>>, Path(id): Path<i64>, headers: HeaderMap, Query(q): Query<RecordQuery>) -> Response {
-    if let Err(r) = authorise(&bridge, &headers) {
-        return r.into_response();
-    }
+/// The minutes as `?format=json` (the default), `csv` or `html` (printable).
+pub async fn minutes(
+    State(bridge): State<Arc<Bridge>>,
+    Path(id): Path<i64>,
+    Query(q): Query<RecordQuery>,
+    _: Require<RecordReaders>,
+) -> Result<Response, ApiError> {
     let store = bridge.store.clone();
     let loaded = tokio::task::spawn_blocking(move || -> Result<_, crate::store::StoreError> {
         Ok(match store.conference(id)? {
@@ -50,12 +53,12 @@ pub async fn minutes(State(bridge): State<Arc<Bridge>>, Path(id): Path<i64>, hea
     .await;
     let (conference, events, attendance) = match loaded {
         Ok(Ok(Some(x))) => x,
-        Ok(Ok(None)) => return refuse(StatusCode::NOT_FOUND, "conference_unknown", "no conference with that id"),
-        _ => return refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal", "cannot read the records"),
+        Ok(Ok(None)) => return Err(ApiError::refused(StatusCode::NOT_FOUND, "conference_unknown", "no conference with that id")),
+        _ => return Err(ApiError::Internal("cannot read the records")),
     };
     let sites: Vec<(String, String)> = bridge.settings.sites.iter().map(|s| (s.id.clone(), s.name.clone())).collect();
     let m = minutes::build(conference, &events, &attendance, &sites, now_ms());
-    match q.format.as_deref().unwrap_or("json") {
+    Ok(match q.format.as_deref().unwrap_or("json") {
         "csv" => ([(header::CONTENT_TYPE, "text/csv; charset=utf-8"), (header::CONTENT_DISPOSITION, "attachment; filename=\"bien-ban.csv\"")], render::csv(&m))
             .into_response(),
         "html" => {
@@ -70,46 +73,55 @@ pub async fn minutes(State(bridge): State<Arc<Bridge>>, Path(id): Path<i64>, hea
             ([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CONTENT_SECURITY_POLICY, csp)], render::html(&m, name)).into_response()
         }
         "json" => Json(m).into_response(),
-        _ => refuse(StatusCode::BAD_REQUEST, "invalid_message", "format must be json, csv or html"),
-    }
+        _ => return Err(ApiError::refused(StatusCode::BAD_REQUEST, "invalid_message", "format must be json, csv or html")),
+    })
 }
 
-/// Every recording's index, newest first, each with its `composition` (queued, running with
-/// its percentage, done with its file, failed with why; absent if never composed).
-pub async fn recordings(State(bridge): State<Arc<Bridge>>, headers: HeaderMap) -> Response {
-    if let Err(r) = authorise(&bridge, &headers) {
-        return r.into_response();
-    }
+/// One recording in the archive: its index, and where its composition stands.
+#[derive(serde::Serialize)]
+pub struct RecordingRow {
+    #[serde(flatten)]
+    index: Index,
+    /// Queued, running with its percentage, done with its file, failed with why; `null` if
+    /// never composed.
+    composition: Option<Composition>,
+}
+
+#[derive(serde::Serialize)]
+pub struct RecordingsReply {
+    recordings: Vec<RecordingRow>,
+}
+
+/// Every recording's index, newest first, each with its `composition`.
+pub async fn recordings(State(bridge): State<Arc<Bridge>>, _: Require<RecordReaders>) -> Json<RecordingsReply> {
     let root = bridge.recordings.clone();
     let composer = bridge.composer.clone();
-    let list = tokio::task::spawn_blocking(move || {
-        crate::recording::list(&root)
-            .into_iter()
-            .map(|index| {
-                let composition = composer.status(&index.id);
-                let mut v = serde_json::to_value(index).unwrap_or_default();
-                v["composition"] = serde_json::to_value(composition).unwrap_or_default();
-                v
-            })
-            .collect::<Vec<_>>()
+    let recordings = tokio::task::spawn_blocking(move || {
+        crate::recording::list(&root).into_iter().map(|index| RecordingRow { composition: composer.status(&index.id), index }).collect::<Vec<_>>()
     })
     .await
     .unwrap_or_default();
-    Json(serde_json::json!({"recordings": list})).into_response()
+    Json(RecordingsReply { recordings })
+}
+
+#[derive(serde::Serialize)]
+pub struct ComposeReply {
+    recording: String,
+    state: &'static str,
 }
 
 /// Composes a recording into one file (again): for an older recording, or after a failure.
-pub async fn compose(State(bridge): State<Arc<Bridge>>, Path(id): Path<String>, headers: HeaderMap) -> Response {
-    if let Err(r) = authorise(&bridge, &headers) {
-        return r.into_response();
-    }
-    use crate::recording::composer::ComposeRefusal;
+pub async fn compose(
+    State(bridge): State<Arc<Bridge>>,
+    Path(id): Path<String>,
+    _: Require<RecordReaders>,
+) -> Result<(StatusCode, Json<ComposeReply>), ApiError> {
     let composer = bridge.composer.clone();
     let asked = id.clone();
     match tokio::task::spawn_blocking(move || composer.request(&asked)).await {
         Ok(Ok(())) => {
             tracing::info!(recording = %id, "composing the recording, as asked from the archive");
-            (StatusCode::ACCEPTED, Json(serde_json::json!({"recording": id, "state": "queued"}))).into_response()
+            Ok((StatusCode::ACCEPTED, Json(ComposeReply { recording: id, state: "queued" })))
         }
         Ok(Err(e)) => {
             let (status, code) = match e {
@@ -118,17 +130,18 @@ pub async fn compose(State(bridge): State<Arc<Bridge>>, Path(id): Path<String>, 
                 ComposeRefusal::Recording | ComposeRefusal::Busy => (StatusCode::CONFLICT, "composing_busy"),
                 ComposeRefusal::QueueFull => (StatusCode::SERVICE_UNAVAILABLE, "composing_busy"),
             };
-            refuse(status, code, &e.to_string())
+            Err(ApiError::refused(status, code, e.to_string()))
         }
-        Err(_) => refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal", "cannot queue the composition"),
+        Err(_) => Err(ApiError::Internal("cannot queue the composition")),
     }
 }
 
 /// One file of a recording: only names its index lists (or the index itself) are served.
-pub async fn recording_file(State(bridge): State<Arc<Bridge>>, Path((id, file)): Path<(String, String)>, headers: HeaderMap) -> Response {
-    if let Err(r) = authorise(&bridge, &headers) {
-        return r.into_response();
-    }
+pub async fn recording_file(
+    State(bridge): State<Arc<Bridge>>,
+    Path((id, file)): Path<(String, String)>,
+    _: Require<RecordReaders>,
+) -> Result<Response, ApiError> {
     let root = bridge.recordings.clone();
     let path = tokio::task::spawn_blocking(move || {
         let index = crate::recording::list(&root).into_iter().find(|i| i.id == id)?;
@@ -144,7 +157,7 @@ pub async fn recording_file(State(bridge): State<Arc<Bridge>>, Path((id, file)):
         None => None,
     };
     let Some((path, f)) = opened else {
-        return refuse(StatusCode::NOT_FOUND, "recording_unknown", "no such recording or file");
+        return Err(ApiError::refused(StatusCode::NOT_FOUND, "recording_unknown", "no such recording or file"));
     };
     let file = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     // Streamed: an hour of one site's video is hundreds of megabytes.
@@ -157,5 +170,5 @@ pub async fn recording_file(State(bridge): State<Arc<Bridge>>, Path((id, file)):
         _ => "application/octet-stream",
     };
     let disposition = format!("attachment; filename=\"{file}\"");
-    ([(header::CONTENT_TYPE, mime.to_string()), (header::CONTENT_DISPOSITION, disposition)], body).into_response()
+    Ok(([(header::CONTENT_TYPE, mime.to_string()), (header::CONTENT_DISPOSITION, disposition)], body).into_response())
 }

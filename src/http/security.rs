@@ -47,8 +47,7 @@ pub async fn same_origin_writes(
     use axum::response::IntoResponse;
     let writes = !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if writes && !origin_allowed(request.headers(), request.uri(), &bridge.settings) {
-        let body = axum::Json(serde_json::json!({"code": "bad_origin", "message": "requests from another site's page are refused"}));
-        return (axum::http::StatusCode::FORBIDDEN, body).into_response();
+        return super::error::ApiError::BadOrigin("requests from another site's page are refused").into_response();
     }
     next.run(request).await
 }

@@ -4,68 +4,111 @@
 //! `/metrics` takes a technician's token too, or none from the bridge's own host (a local
 //! Prometheus or node exporter).
 
-use super::refuse;
-use crate::auth::{AuthError, Role};
+use super::auth::{Require, Technicians};
+use super::error::ApiError;
+use crate::auth::AuthError;
+use crate::health::journal::JournalEntry;
+use crate::health::monitor::{HealthView, SiteReadiness};
 use crate::media::delay;
 use crate::media::Kind;
 use crate::server::Bridge;
 use crate::signal::protocol::ServerMessage;
+use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use std::fmt::Write;
 use std::sync::Arc;
 
-/// A technician's token is required; `Err` is the response to send.
-fn authorise(bridge: &Bridge, headers: &HeaderMap) -> Result<(), AuthError> {
-    super::auth::require(bridge, headers, &[Role::Technician]).map(|_| ())
+/// The technicians' view: the health monitor's, with the event log's tail, the open calls for
+/// help and the meeting's time zone.
+#[derive(serde::Serialize)]
+pub struct TechView {
+    #[serde(flatten)]
+    health: HealthView,
+    /// Joins, reconnects, ICE restarts, alarms, actions: codes and parameters the page words.
+    events: Vec<JournalEntry>,
+    /// Sites asking for a technician's help, oldest first.
+    help: Vec<HelpCall>,
+    /// Times are written in this zone (an IANA name).
+    time_zone: String,
 }
 
-pub async fn view(State(bridge): State<Arc<Bridge>>, headers: HeaderMap) -> Response {
-    if let Err(r) = authorise(&bridge, &headers) {
-        return r.into_response();
-    }
-    let Some(view) = bridge.health.view(true).await else {
-        return refuse(StatusCode::SERVICE_UNAVAILABLE, "internal", "health monitor stopped");
-    };
-    // The event log's tail (joins, reconnects, ICE restarts, alarms, actions) as codes and
-    // parameters the page words; times are written in the meeting's time zone.
+#[derive(serde::Serialize)]
+pub struct HelpCall {
+    site: String,
+    name: String,
+    since_ms: i64,
+    text: String,
+}
+
+pub async fn view(State(bridge): State<Arc<Bridge>>, _: Require<Technicians>) -> Result<Json<TechView>, ApiError> {
+    let health = bridge.health.view(true).await.ok_or(ApiError::Unavailable("health monitor stopped"))?;
     let store = bridge.store.clone();
     let events = tokio::task::spawn_blocking(move || store.recent_events(40)).await.ok().and_then(Result::ok).unwrap_or_default();
-    let events: Vec<_> = events.iter().map(crate::health::journal::entry).collect();
-    let mut v = serde_json::to_value(view).unwrap_or_default();
-    v["events"] = serde_json::json!(events);
-    // Sites asking for a technician's help, oldest first.
+    let events = events.iter().map(crate::health::journal::entry).collect();
     let mut help: Vec<_> = bridge
         .conference
         .presence()
         .await
         .into_iter()
-        .filter_map(|p| p.help.map(|h| serde_json::json!({"site": p.id, "name": p.name, "since_ms": h.since_ms, "text": h.text})))
+        .filter_map(|p| p.help.map(|h| HelpCall { site: p.id, name: p.name, since_ms: h.since_ms, text: h.text }))
         .collect();
-    help.sort_by_key(|h| h["since_ms"].as_i64());
-    v["help"] = serde_json::json!(help);
-    v["time_zone"] = serde_json::json!(bridge.settings.time_zone);
-    Json(v).into_response()
+    help.sort_by_key(|h| h.since_ms);
+    Ok(Json(TechView { health, events, help, time_zone: bridge.settings.time_zone.clone() }))
 }
 
-pub async fn readiness(State(bridge): State<Arc<Bridge>>, headers: HeaderMap) -> Response {
-    if let Err(r) = authorise(&bridge, &headers) {
-        return r.into_response();
-    }
-    let report = bridge.health.readiness().await;
-    let summary = report.iter().map(|s| format!("{}={}", s.site, if s.pass { "pass" } else { "fail" })).collect::<Vec<_>>().join(" ");
+#[derive(serde::Serialize)]
+pub struct ReadinessReply {
+    /// Every site passed every check.
+    pass: bool,
+    sites: Vec<SiteReadiness>,
+}
+
+pub async fn readiness(State(bridge): State<Arc<Bridge>>, _: Require<Technicians>) -> Json<ReadinessReply> {
+    let sites = bridge.health.readiness().await;
+    let summary = sites.iter().map(|s| format!("{}={}", s.site, if s.pass { "pass" } else { "fail" })).collect::<Vec<_>>().join(" ");
     bridge.store.record(crate::store::journal::Entry::now(None, "readiness_check", &summary));
-    Json(serde_json::json!({"pass": report.iter().all(|s| s.pass), "sites": report})).into_response()
+    Json(ReadinessReply { pass: sites.iter().all(|s| s.pass), sites })
+}
+
+/// What a technician may do to a site.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TechAction {
+    /// Ask the site's camera for a keyframe now.
+    Keyframe,
+    /// Tell the site's page to restart ICE.
+    RestartIce,
+    /// End the site's session; its page reconnects.
+    Drop,
+    /// Mark the site's call for help handled.
+    HelpDone,
+    /// Any other word. Kept rather than refused by the parser, so that the reply is
+    /// `unknown_action` after the site is checked, as documented, not `invalid_message`.
+    #[serde(other)]
+    Unknown,
+}
+
+impl TechAction {
+    /// The action's name on the wire and in the event log (`tech_<name>`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TechAction::Keyframe => "keyframe",
+            TechAction::RestartIce => "restart_ice",
+            TechAction::Drop => "drop",
+            TechAction::HelpDone => "help_done",
+            TechAction::Unknown => "unknown",
+        }
+    }
 }
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ActionRequest {
     site: String,
-    /// `keyframe`, `restart_ice`, `drop` or `help_done`.
-    action: String,
+    action: TechAction,
 }
 
 #[derive(serde::Deserialize)]
@@ -77,79 +120,86 @@ pub struct NoticeRequest {
     text: String,
 }
 
+/// `{"ok": true}`, and the notice's id when one was sent.
+#[derive(serde::Serialize)]
+pub struct Done {
+    ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    notice: Option<u64>,
+}
+
+impl Done {
+    fn ok() -> Json<Done> {
+        Json(Done { ok: true, notice: None })
+    }
+}
+
 /// A technician's written notice to one site or all, shown on their pages until read.
 pub async fn notice(
     State(bridge): State<Arc<Bridge>>,
-    headers: HeaderMap,
-    body: Result<Json<NoticeRequest>, axum::extract::rejection::JsonRejection>,
-) -> Response {
-    if let Err(r) = authorise(&bridge, &headers) {
-        return r.into_response();
-    }
+    _: Require<Technicians>,
+    body: Result<Json<NoticeRequest>, JsonRejection>,
+) -> Result<Json<Done>, ApiError> {
     let Ok(Json(req)) = body else {
-        return refuse(StatusCode::BAD_REQUEST, "invalid_message", "expected {\"site\": \"…\" (or none: every site), \"text\": \"…\"}");
+        return Err(ApiError::BadBody("{\"site\": \"…\" (or none: every site), \"text\": \"…\"}"));
     };
     let to = match req.site.as_deref().map(|id| bridge.settings.site_index(id)) {
-        Some(None) => return refuse(StatusCode::NOT_FOUND, "site_unknown", "no such site"),
+        Some(None) => return Err(ApiError::SiteUnknown),
         Some(Some(i)) => Some(i),
         None => None,
     };
-    match bridge.conference.tech_notice(to, req.text).await {
-        Ok(id) => Json(serde_json::json!({"ok": true, "notice": id})).into_response(),
-        Err(r) => {
-            refuse(StatusCode::BAD_REQUEST, &serde_json::to_value(r.code).ok().and_then(|c| c.as_str().map(str::to_owned)).unwrap_or_default(), &r.message)
-        }
-    }
+    let id = bridge.conference.tech_notice(to, req.text).await?;
+    Ok(Json(Done { ok: true, notice: Some(id) }))
 }
 
 pub async fn action(
     State(bridge): State<Arc<Bridge>>,
-    headers: HeaderMap,
-    body: Result<Json<ActionRequest>, axum::extract::rejection::JsonRejection>,
-) -> Response {
-    if let Err(r) = authorise(&bridge, &headers) {
-        return r.into_response();
-    }
+    _: Require<Technicians>,
+    body: Result<Json<ActionRequest>, JsonRejection>,
+) -> Result<Json<Done>, ApiError> {
     let Ok(Json(req)) = body else {
-        return refuse(StatusCode::BAD_REQUEST, "invalid_message", "expected {\"site\": \"…\", \"action\": \"keyframe|restart_ice|drop\"}");
+        return Err(ApiError::BadBody("{\"site\": \"…\", \"action\": \"keyframe|restart_ice|drop\"}"));
     };
-    let Some(site) = bridge.settings.site_index(&req.site) else {
-        return refuse(StatusCode::NOT_FOUND, "site_unknown", "no such site");
-    };
-    if req.action == "help_done" {
-        if !bridge.conference.help_done(site).await {
-            return refuse(StatusCode::CONFLICT, "no_help_request", "the site has no open request for help");
+    let site = bridge.settings.site_index(&req.site).ok_or(ApiError::SiteUnknown)?;
+    // What to tell the site's session (and whether to close it); none: a keyframe request.
+    let told = match req.action {
+        TechAction::HelpDone => {
+            if !bridge.conference.help_done(site).await {
+                return Err(ApiError::refused(StatusCode::CONFLICT, "no_help_request", "the site has no open request for help"));
+            }
+            tracing::info!(site = %req.site, "a technician handled the site's request for help");
+            return Ok(Done::ok());
         }
-        tracing::info!(site = %req.site, "a technician handled the site's request for help");
-        return Json(serde_json::json!({"ok": true})).into_response();
-    }
-    if !["keyframe", "restart_ice", "drop"].contains(&req.action.as_str()) {
-        return refuse(StatusCode::BAD_REQUEST, "unknown_action", "action must be keyframe, restart_ice, drop or help_done");
-    }
+        TechAction::Unknown => {
+            return Err(ApiError::refused(StatusCode::BAD_REQUEST, "unknown_action", "action must be keyframe, restart_ice, drop or help_done"));
+        }
+        TechAction::Keyframe => None,
+        TechAction::RestartIce => Some((ServerMessage::RestartIce {}, false)),
+        TechAction::Drop => {
+            let message = "Kỹ thuật viên đã ngắt phiên này để kết nối lại. / A technician reset this session.".to_string();
+            Some((ServerMessage::Dropped { message }, true))
+        }
+    };
     let present = bridge.conference.presence().await.get(site).is_some_and(|p| p.present);
     if !present {
-        return refuse(StatusCode::CONFLICT, "site_absent", "the site is not connected");
+        return Err(ApiError::SiteAbsent);
     }
     let name = bridge.settings.sites[site].name.clone();
-    let done = match req.action.as_str() {
-        "keyframe" => {
+    let done = match told {
+        None => {
             bridge.peers.router.request_keyframe(site, Kind::Video);
             true
         }
-        "restart_ice" => bridge.conference.notify(site, ServerMessage::RestartIce {}, false).await,
-        "drop" => {
-            let message = "Kỹ thuật viên đã ngắt phiên này để kết nối lại. / A technician reset this session.".to_string();
-            bridge.conference.notify(site, ServerMessage::Dropped { message }, true).await
-        }
-        _ => return refuse(StatusCode::BAD_REQUEST, "unknown_action", "action must be keyframe, restart_ice or drop"),
+        Some((msg, close)) => bridge.conference.notify(site, msg, close).await,
     };
     if !done {
-        return refuse(StatusCode::CONFLICT, "site_absent", "the site is not connected");
+        return Err(ApiError::SiteAbsent);
     }
-    tracing::info!(site = %req.site, action = %req.action, "technician action on {name}");
-    let kind = format!("tech_{}", req.action);
+    let action = req.action.as_str();
+    tracing::info!(site = %req.site, action, "technician action on {name}");
+    let kind = format!("tech_{action}");
     bridge.store.record(crate::store::journal::Entry::now(Some(&req.site), &kind, "by a technician"));
-    Json(serde_json::json!({"ok": true})).into_response()
+    Ok(Done::ok())
 }
 
 /// Prometheus text format; names `diemcau_<subsystem>_<name>_<unit>`, documented in
@@ -157,16 +207,12 @@ pub async fn action(
 pub async fn metrics(
     State(bridge): State<Arc<Bridge>>,
     axum::extract::ConnectInfo(addr): axum::extract::ConnectInfo<std::net::SocketAddr>,
-    headers: HeaderMap,
-) -> Response {
+    technician: Result<Require<Technicians>, AuthError>,
+) -> Result<Response, ApiError> {
     if !addr.ip().is_loopback() {
-        if let Err(r) = authorise(&bridge, &headers) {
-            return r.into_response();
-        }
+        technician?;
     }
-    let Some(view) = bridge.health.view(false).await else {
-        return refuse(StatusCode::SERVICE_UNAVAILABLE, "internal", "health monitor stopped");
-    };
+    let view = bridge.health.view(false).await.ok_or(ApiError::Unavailable("health monitor stopped"))?;
     let c = bridge.peers.router.counters();
     let mut out = String::new();
     let mut metric = |name: &str, kind: &str, help: &str, rows: Vec<(String, f64)>| {
@@ -283,5 +329,21 @@ pub async fn metrics(
         "Time from a datagram's arrival on the media port to the send of each packet forwarded from it (lean engine).",
         rows,
     );
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out).into_response()
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TechAction;
+
+    #[test]
+    fn a_tech_actions_name_is_the_one_it_is_asked_by() {
+        for a in [TechAction::Keyframe, TechAction::RestartIce, TechAction::Drop, TechAction::HelpDone] {
+            assert_eq!(serde_json::from_str::<TechAction>(&format!("\"{}\"", a.as_str())).unwrap(), a);
+        }
+        for other in ["reboot", "Keyframe", "restart-ice", ""] {
+            assert_eq!(serde_json::from_str::<TechAction>(&format!("\"{other}\"")).unwrap(), TechAction::Unknown, "{other}");
+        }
+        assert!(serde_json::from_str::<TechAction>("7").is_err(), "not a word: a malformed request");
+    }
 }
