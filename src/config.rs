@@ -254,6 +254,12 @@ pub struct SiteConfig {
     /// Optional fixed join key; when absent the server generates one on first start.
     #[serde(default)]
     pub key: Option<String>,
+    /// A known weak line's ceilings, kbit/s: what the bridge sends the site at most (its
+    /// downlink estimate never exceeds it) and what the site's browser is told to send at most.
+    #[serde(default)]
+    pub downlink_kbps: Option<u32>,
+    #[serde(default)]
+    pub uplink_kbps: Option<u32>,
 }
 
 /// What a site may do; decided by config, enforced by the server.
@@ -270,7 +276,27 @@ pub struct Site {
     pub id: String,
     pub name: String,
     pub role: Role,
+    pub line: LineLimits,
 }
+
+/// A site's line as configured: ceilings in kbit/s (`None`: as the line takes).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct LineLimits {
+    pub down_kbps: Option<u32>,
+    pub up_kbps: Option<u32>,
+}
+
+impl LineLimits {
+    pub fn down_bps(&self) -> Option<f64> {
+        self.down_kbps.map(|k| k as f64 * 1000.0)
+    }
+    pub fn up_bps(&self) -> Option<f64> {
+        self.up_kbps.map(|k| k as f64 * 1000.0)
+    }
+}
+
+/// The least a line ceiling may be: a site's audio and a small picture.
+pub const MIN_LINE_KBPS: u32 = 200;
 
 /// Configuration after validation: what the rest of the server works with.
 #[derive(Debug, Clone)]
@@ -335,6 +361,8 @@ pub enum ConfigError {
     ChairCount(usize),
     #[error("site {0:?} has a key shorter than 16 characters")]
     WeakKey(String),
+    #[error("site {site}: {field} = {kbps} is below {min} kbit/s, too little for audio and a small picture")]
+    LineTooSlow { site: String, field: &'static str, kbps: u32, min: u32 },
     #[error("tls: give both cert and key, or neither")]
     TlsHalf,
     #[error("media.video_codecs: {0:?} is not a video codec the bridge forwards (\"vp8\", \"h264\"; at least one)")]
@@ -440,7 +468,13 @@ impl Config {
                 }
                 fixed_keys.push((s.id.clone(), key));
             }
-            sites.push(Site { id: s.id, name: s.name, role });
+            for (field, kbps) in [("downlink_kbps", s.downlink_kbps), ("uplink_kbps", s.uplink_kbps)] {
+                if let Some(kbps) = kbps.filter(|k| *k < MIN_LINE_KBPS) {
+                    return Err(ConfigError::LineTooSlow { site: s.id, field, kbps, min: MIN_LINE_KBPS });
+                }
+            }
+            let line = LineLimits { down_kbps: s.downlink_kbps, up_kbps: s.uplink_kbps };
+            sites.push(Site { id: s.id, name: s.name, role, line });
         }
         let chairs = sites.iter().filter(|s| s.role == Role::Chair).count();
         if chairs != 1 {
@@ -706,6 +740,19 @@ mod tests {
     fn site_ids_must_be_url_safe() {
         let text = MINIMAL.replace("id = \"hang-gai\"", "id = \"Hàng Gai\"");
         assert_eq!(Settings::from_toml(&text).unwrap_err(), ConfigError::BadSiteId("Hàng Gai".into()));
+    }
+
+    #[test]
+    fn a_weak_lines_ceilings_are_read_and_too_little_is_refused() {
+        let text = MINIMAL.replace("role = \"site\"", "role = \"site\"\ndownlink_kbps = 1000\nuplink_kbps = 500");
+        let s = Settings::from_toml(&text).unwrap();
+        let ward = s.sites.iter().find(|x| x.id == "hang-gai").unwrap();
+        assert_eq!((ward.line.down_bps(), ward.line.up_bps()), (Some(1_000_000.0), Some(500_000.0)));
+        let text = MINIMAL.replace("role = \"site\"", "role = \"site\"\ndownlink_kbps = 64");
+        assert_eq!(
+            Settings::from_toml(&text).unwrap_err(),
+            ConfigError::LineTooSlow { site: "hang-gai".into(), field: "downlink_kbps", kbps: 64, min: MIN_LINE_KBPS }
+        );
     }
 
     #[test]

@@ -191,6 +191,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
         board: Arc::new(StatsBoard::new(settings.sites.len())),
         slots: (settings.audio_slots, settings.video_slots),
         video_codecs: settings.video_codecs.clone(),
+        lines: settings.sites.iter().map(|s| s.line).collect(),
     };
     let health = health::monitor::spawn(
         MonitorParts {

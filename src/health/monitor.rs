@@ -84,6 +84,8 @@ pub struct SiteHealth {
     /// nothing: every camera at the layer its tile wants).
     pub receiving: Vec<ReceivedCamera>,
     pub limited_by: Option<&'static str>,
+    /// The site's configured line ceilings, kbit/s (`[[sites]] downlink_kbps`, `uplink_kbps`).
+    pub line: crate::config::LineLimits,
     /// How the site is connected, as the server's ICE sees it (host, srflx, prflx, relay).
     pub candidate: String,
     /// The media path in one word: `udp` (direct), `tcp` (ICE over TCP: UDP blocked) or
@@ -779,6 +781,7 @@ impl Monitor {
                         })
                         .collect(),
                     limited_by: self.site_view(i).receiving.limited_by,
+                    line: site.line,
                     downlink_bps: self.board.downlink(i).0.filter(|_| present),
                     queue_ms: self.board.downlink(i).1.filter(|_| present),
                     candidate: candidate.clone(),

@@ -137,6 +137,8 @@ pub struct PeerContext {
     pub slots: (usize, usize),
     /// The video codecs the meeting forwards (the lean engine; `webrtc` forwards VP8).
     pub video_codecs: Vec<crate::media::Codec>,
+    /// Each site's configured line ceilings, by site index (the lean engine).
+    pub lines: Arc<[crate::config::LineLimits]>,
 }
 
 /// The session's handle; dropping it closes the peer.

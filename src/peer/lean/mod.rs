@@ -137,7 +137,7 @@ pub async fn spawn(site: usize, ctx: PeerContext) -> Result<(PeerHandle, mpsc::R
         sent: HashMap::new(),
         rtt: None,
         feedback: TransportFeedback::default(),
-        estimate: DownlinkEstimate::default(),
+        estimate: DownlinkEstimate::new(ctx.lines.get(site).and_then(|l| l.down_bps()).unwrap_or(estimate::MAX_BPS)),
         estimate_ext: None,
         estimate_sent: None,
         repairs: HashMap::new(),
@@ -980,7 +980,8 @@ impl LeanPeer {
         }
         let video: Vec<u32> = self.by_ssrc.iter().filter(|(_, &i)| self.streams[i].media == "video").map(|(&ssrc, _)| ssrc).collect();
         if !video.is_empty() {
-            if let Ok(b) = (ReceiverEstimatedMaximumBitrate { sender_ssrc: RTCP_SSRC, bitrate: REMB_BPS, ssrcs: video }).marshal() {
+            let ceiling = self.ctx.lines.get(self.site).and_then(|l| l.up_bps()).map_or(REMB_BPS, |up| REMB_BPS.min(up as f32));
+            if let Ok(b) = (ReceiverEstimatedMaximumBitrate { sender_ssrc: RTCP_SSRC, bitrate: ceiling, ssrcs: video }).marshal() {
                 compound.extend_from_slice(&b);
             }
         }
