@@ -435,12 +435,14 @@ async fn scenario(meeting: &mut Meeting, line: &Line, s: Scenario, seconds: u64)
             out["adapt_s"] = json!(adapt);
             out["full_layers_s"] = json!(full);
             out["cap_kbps"] = json!(kbit);
+            // Bound: the sending was above the cap before, or the cap's queue had to drop.
+            let bound = kbps_before > 0.95 * kbit as f64 || counters.queue_drops > 0;
             let adapt_text = match adapt {
-                _ if kbps_before <= 0.95 * kbit as f64 => format!("n/a (the cap did not bind: {kbps_before:.0} kbit/s before)"),
+                _ if !bound => format!("n/a (the cap did not bind: {kbps_before:.0} kbit/s before, no queue drops)"),
                 Some(a) => format!("{a:.1} s"),
                 None => format!("never in {seconds} s (rate fits the line after {})", secs_or(fits, &format!("{seconds} s"))),
             };
-            out["cap_bound"] = json!(kbps_before > 0.95 * kbit as f64);
+            out["cap_bound"] = json!(bound);
             format!("{:<17} adapt {} (goal <= 2 s) | {common} | full layers {} after lift (goal <= 10 s)", s.name, adapt_text, secs_or(full, "30 s"))
         }
         Kind::Cut(_) => {
