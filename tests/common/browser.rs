@@ -442,3 +442,118 @@ pub async fn click(page: &mut Browser, selector: &str) {
     let js = format!("(() => {{ const b = document.querySelector({selector:?}); if (!b || b.disabled) return false; b.click(); return true; }})()");
     assert_eq!(page.eval(&js).await, Some(serde_json::json!(true)), "{}: no enabled {selector} to click", page.name);
 }
+
+impl Browser {
+    /// As [`Browser::launch`], with Chromium running inside the network namespace `ns` (e.g. a
+    /// ward's shaped line, `common::line`). `url` must name an address reachable from there;
+    /// IP literals work (they are let through Chromium's host-resolver rules here). DevTools
+    /// listens on the namespace's own loopback; this process reaches it from a thread that
+    /// enters the namespace only to open the connection, so the test's control traffic never
+    /// crosses (or is shaped by) the ward's line.
+    pub async fn launch_in_netns(ns: &str, name: &str, url: &str, media: &(PathBuf, PathBuf), scratch: &Path) -> Browser {
+        let host = url.split("://").nth(1).and_then(|r| r.split([':', '/']).next()).unwrap_or("localhost").to_string();
+        let rules = format!("--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE 127.0.0.1 , EXCLUDE [::1] , EXCLUDE {host}");
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", ns, "bash"])
+            .arg(lab_dir().join("chromium-webrtc.sh"))
+            .arg(url)
+            .arg(rules)
+            .env("LAB_DEVTOOLS_PORT", "0")
+            .env("LAB_SCRATCH", scratch)
+            .env("LAB_FAKE_VIDEO", &media.0)
+            .env("LAB_FAKE_AUDIO", &media.1)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("launch chromium-webrtc.sh in a namespace");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(p) = line.split("profile=").nth(1) {
+                    let _ = tx.send((PathBuf::from(p.trim()), process_group(&line)));
+                }
+            }
+        });
+        let (profile, group) = rx.recv_timeout(Duration::from_secs(20)).expect("chromium-webrtc.sh printed no profile");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let port: u16 = loop {
+            if let Ok(text) = std::fs::read_to_string(profile.join("DevToolsActivePort")) {
+                if let Some(Ok(p)) = text.lines().next().map(str::parse) {
+                    break p;
+                }
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                let log = std::fs::read_to_string(profile.join("chromium.log")).unwrap_or_default();
+                panic!("{name}: chromium exited ({status}) in {ns} before DevTools was up; log:\n{log}");
+            }
+            assert!(Instant::now() < deadline, "{name}: no DevToolsActivePort within 30 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let ws_url = loop {
+            if let Some(u) = page_target_in(ns, port, url).await {
+                break u;
+            }
+            assert!(Instant::now() < deadline, "{name}: page target not found in {ns}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let tcp = connect_in_netns(ns, port).await.unwrap_or_else(|e| panic!("{name}: DevTools in {ns}: {e}"));
+        let (ws, _) = tokio_tungstenite::client_async(ws_url, tokio_tungstenite::MaybeTlsStream::Plain(tcp)).await.expect("devtools websocket");
+        Browser { child, ws, next_id: 1, protocol: Protocol::DevTools, group, name: name.to_string() }
+    }
+}
+
+/// A TCP connection to `127.0.0.1:port` inside the network namespace `ns`: a short-lived
+/// thread enters the namespace (`setns` changes only the calling thread), connects, and hands
+/// the socket back; the socket stays in that namespace wherever it is used.
+pub async fn connect_in_netns(ns: &str, port: u16) -> std::io::Result<tokio::net::TcpStream> {
+    let stream = super::line::in_netns(ns, move || {
+        let s = std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(5))?;
+        s.set_nonblocking(true)?;
+        Ok(s)
+    })?;
+    tokio::net::TcpStream::from_std(stream)
+}
+
+/// As `page_target`, for a browser inside the namespace `ns`.
+async fn page_target_in(ns: &str, port: u16, url: &str) -> Option<String> {
+    let mut tcp = connect_in_netns(ns, port).await.ok()?;
+    tcp.write_all(b"GET /json/list HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").await.ok()?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let body = loop {
+        let n = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut chunk)).await.ok()?.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&buf).to_string();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let len: usize = head.lines().find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().ok()))??;
+            if body.len() >= len {
+                break body.to_string();
+            }
+        }
+    };
+    let targets: Vec<Value> = serde_json::from_str(&body).ok()?;
+    let prefix = url.split('#').next()?;
+    targets
+        .iter()
+        .find(|t| t["type"] == "page" && t["url"].as_str().is_some_and(|u| u.starts_with(prefix)))
+        .and_then(|t| t["id"].as_str().map(|id| format!("ws://127.0.0.1:{port}/devtools/page/{id}")))
+}
+
+/// As [`fake_media`], with a camera of `size` (e.g. `"640x360"`: the page's camera size, large
+/// enough for two simulcast layers) at 15 frames per second.
+pub fn fake_media_sized(dir: &Path, name: &str, rgb: (u8, u8, u8), tone_hz: u32, size: &str) -> (PathBuf, PathBuf) {
+    let status = Command::new("python3")
+        .arg(lab_dir().join("gen-fake-media.py"))
+        .arg(dir)
+        .arg(name)
+        .args(["--rgb", &format!("{},{},{}", rgb.0, rgb.1, rgb.2), "--tone", &tone_hz.to_string(), "--size", size, "--fps", "15"])
+        .stdout(Stdio::null())
+        .status()
+        .expect("run gen-fake-media.py");
+    assert!(status.success());
+    (dir.join(format!("{name}.y4m")), dir.join(format!("{name}.wav")))
+}

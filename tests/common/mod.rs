@@ -4,6 +4,7 @@
 
 pub mod browser;
 pub mod drain;
+pub mod line;
 pub mod sim;
 pub mod ws;
 
