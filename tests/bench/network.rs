@@ -53,7 +53,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
-use common::browser::{fake_media_sized, Browser};
+use common::browser::{busy_camera, Browser};
 use common::line::{self, Dir, Line, BRIDGE_IP};
 use common::{scratch_dir, Deadline, TestBridge};
 use serde_json::{json, Value};
@@ -185,34 +185,6 @@ fn main() {
     } else {
         runtime.block_on(run(args));
     }
-}
-
-/// A fake camera and microphone for `site`: the lab's tone, and 640x360 at 15 frames/s of the
-/// site's colour under fresh random noise every frame. The lab's plain colour with a moving
-/// bar compresses to ~50 kbit/s, far under any cap; noise keeps each simulcast layer at its
-/// bitrate ceiling, as a detailed office scene would, so a cap on the line binds.
-fn busy_camera(dir: &std::path::Path, site: &str, rgb: (u8, u8, u8), tone: u32) -> (std::path::PathBuf, std::path::PathBuf) {
-    let (video, audio) = fake_media_sized(dir, site, rgb, tone, "640x360");
-    let (w, h, frames) = (640usize, 360usize, 30usize);
-    let (r, g, b) = (rgb.0 as f64, rgb.1 as f64, rgb.2 as f64);
-    let y = (0.257 * r + 0.504 * g + 0.098 * b + 16.0) as i32;
-    let u = (-0.148 * r - 0.291 * g + 0.439 * b + 128.0) as u8;
-    let v = (0.439 * r - 0.368 * g - 0.071 * b + 128.0) as u8;
-    let mut out = format!("YUV4MPEG2 W{w} H{h} F15:1 Ip A1:1 C420jpeg\n").into_bytes();
-    let mut seed = 0x9e37_79b9_7f4a_7c15u64 ^ tone as u64;
-    for _ in 0..frames {
-        out.extend_from_slice(b"FRAME\n");
-        for _ in 0..w * h {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            out.push((y + (seed % 81) as i32 - 40).clamp(16, 235) as u8);
-        }
-        out.extend(std::iter::repeat_n(u, w * h / 4));
-        out.extend(std::iter::repeat_n(v, w * h / 4));
-    }
-    std::fs::write(&video, out).unwrap();
-    (video, audio)
 }
 
 /// A UDP port nobody in this (fresh) namespace uses, for the bridge's media.

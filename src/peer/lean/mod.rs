@@ -84,6 +84,9 @@ const LOSS_EVENT_INTERVAL: Duration = Duration::from_millis(500);
 /// [`ESTIMATE_EVENT_EVERY`] anyway.
 const ESTIMATE_CHANGE: f64 = 0.08;
 const ESTIMATE_EVENT_EVERY: Duration = Duration::from_secs(2);
+/// Bytes a packet takes on the line beyond its RTP: the SRTP authentication tag (10) and the
+/// UDP (8) and IPv4 (20) headers.
+const WIRE_OVERHEAD: usize = 38;
 /// The round trip assumed until the browser's reports measure it.
 const DEFAULT_RTT: Duration = Duration::from_millis(50);
 /// The SSRC the bridge's own RTCP (keyframe requests) goes out with.
@@ -927,7 +930,8 @@ impl LeanPeer {
             Err(_) => false,
         };
         if let Some(seq) = numbered.filter(|_| sent) {
-            self.estimate.on_sent(Instant::now(), packet.header.ssrc, packet.header.sequence_number, seq, n);
+            // As the line counts it: with the SRTP tag and the UDP and IPv4 headers.
+            self.estimate.on_sent(Instant::now(), packet.header.ssrc, packet.header.sequence_number, seq, n + WIRE_OVERHEAD);
         }
         sent
     }

@@ -1,0 +1,160 @@
+//! A ward on an office line whose downlink is capped to 1 Mbit/s (issue #20): the bridge's
+//! estimate of that line falls below the cap, the technicians' API says the ward's layers are
+//! limited by it, and the ward's own Chromium page keeps decoding every camera it receives and
+//! hearing HQ; when the cap is lifted, the ward gets the layers its tiles want again.
+//!
+//! HQ and two wards run in headless Chromium on the bridge's loopback; Cụm Hàng Gai runs in a
+//! namespace of its own behind a veth pair whose bridge side is shaped (`tests/common/line.rs`:
+//! tc htb with a ~200 ms queue). Cameras are busy (noise), so each layer runs at its ceiling and
+//! the cap binds. Needs root (`ip netns`, tc, nftables). Timings are measured by
+//! `cargo bench --bench network`; this test asserts behaviour, with generous bounds.
+
+mod common;
+
+use common::browser::{busy_camera, Browser};
+use common::line::{Dir, Line, BRIDGE_IP};
+use common::{scratch_dir, Deadline, TestBridge};
+use serde_json::Value;
+use std::process::Command;
+use std::time::Duration;
+
+const TEST: &str = "a_ward_on_a_one_megabit_line_keeps_every_picture_and_its_sound";
+const WARD: &str = "hang-gai";
+const OTHERS: [&str; 3] = ["hq", "cua-nam", "hang-bai"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ward_on_a_one_megabit_line_keeps_every_picture_and_its_sound() {
+    if std::env::var("DIEMCAU_NETNS").is_err() {
+        // Run this very test again inside a fresh namespace that has only loopback.
+        let ns = format!("dcdown{}", std::process::id());
+        let added = Command::new("ip").args(["netns", "add", &ns]).status().expect("ip (iproute2)");
+        assert!(added.success(), "ip netns add failed: this test needs root");
+        Command::new("ip").args(["-n", &ns, "link", "set", "lo", "up"]).status().unwrap();
+        let status = Command::new("ip")
+            .args(["netns", "exec", &ns])
+            .arg(std::env::current_exe().unwrap())
+            .args([TEST, "--exact", "--nocapture"])
+            .env("DIEMCAU_NETNS", &ns)
+            .env("DIEMCAU_LINE_ID", std::process::id().to_string())
+            .status()
+            .unwrap();
+        let _ = Command::new("ip").args(["netns", "del", &format!("dcw{}", std::process::id())]).stderr(std::process::Stdio::null()).status();
+        Command::new("ip").args(["netns", "del", &ns]).status().unwrap();
+        assert!(status.success(), "the test inside the namespace failed");
+        return;
+    }
+    let udp = std::net::UdpSocket::bind("0.0.0.0:0").unwrap().local_addr().unwrap().port();
+    let mut line = Line::new(udp).await;
+    let (config, data) = TestBridge::config_with("");
+    // Media on every address of this namespace, advertised at the bridge's end of the line;
+    // no ICE-TCP, so the ward's media takes the shaped UDP path.
+    let text = std::fs::read_to_string(&config).unwrap().replacen("bind_ip = \"\"", "bind_ip = \"0.0.0.0\"", 1).replacen(
+        "public_ip = \"\"",
+        &format!("public_ip = \"{BRIDGE_IP}\"\nudp_port = {udp}\nice_tcp = false"),
+        1,
+    );
+    std::fs::write(&config, text).unwrap();
+    let bridge = TestBridge::start_with(config, data);
+    line.expose_tcp(bridge.port).await;
+    let scratch = scratch_dir("downlink");
+    let mut pages = Vec::new();
+    for (site, rgb, tone) in [("hq", (220, 30, 30), 440), ("cua-nam", (30, 30, 220), 523), ("hang-bai", (220, 200, 30), 587)] {
+        pages.push(Browser::launch(site, &bridge.join_url(site), &busy_camera(&scratch, site, rgb, tone), &scratch).await);
+    }
+    let url = format!("https://{BRIDGE_IP}:{}/site/{WARD}#key={}", bridge.port, bridge.key(WARD));
+    let mut ward = Browser::launch_in_netns(&line.ward_ns, WARD, &url, &busy_camera(&scratch, WARD, (30, 200, 30), 660), &scratch).await;
+    for other in OTHERS {
+        ward.wait_receiving(other, Duration::from_secs(90), " over its line").await;
+    }
+
+    // Unshaped, the ward's line is estimated and its cameras are not limited.
+    let before = wait_tech(&bridge, "the ward's downlink to be estimated, unlimited", |w| {
+        w["downlink_bps"].as_f64().is_some_and(|b| b > 1_500_000.0) && w["limited_by"].is_null()
+    })
+    .await;
+    println!("before the cap: {}", summary(&before));
+
+    line.cap(Dir::Down, 1000);
+    let capped = wait_tech(&bridge, "the estimate to find the 1 Mbit/s cap and limit the ward's layers", |w| {
+        w["downlink_bps"].as_f64().is_some_and(|b| b <= 1_100_000.0) && w["limited_by"] == "estimate"
+    })
+    .await;
+    println!("capped: {}", summary(&capped));
+    let layers: Vec<&str> = capped["receiving"].as_array().unwrap().iter().filter_map(|c| c["layer"].as_str()).collect();
+    assert_eq!(layers.len(), OTHERS.len(), "every camera is accounted for: {capped}");
+    assert!(!layers.contains(&"high"), "no large layer on a 1 Mbit/s line: {layers:?}");
+
+    // On the capped line, HQ's picture on the stage keeps moving and its sound keeps coming;
+    // every other camera either keeps moving or its tile says the line cannot take it now.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let a0 = audio(&mut ward).await;
+    let mut last = ward.received().await;
+    let (mut stage_frames, mut seconds) = (0.0, 0);
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        seconds += 1;
+        let now = ward.received().await;
+        let tiles = ward.eval(TILES_JS).await.unwrap_or_default();
+        for other in OTHERS {
+            let (was, is) = (last.get(other).map_or(0.0, |r| r.frames_decoded), now.get(other).map_or(0.0, |r| r.frames_decoded));
+            // A slot that changed streams starts counting again: any change is frames decoded.
+            let moving = is != was && is > 0.0;
+            let paused = tiles[other]["paused"] == "true";
+            if other == "hq" {
+                stage_frames += if is >= was { is - was } else { is };
+            }
+            assert!(moving || paused || other == "hq", "{other}'s tile neither moves nor says the line cannot take it: {tiles}");
+            if paused {
+                assert!(tiles[other]["text"].as_str().is_some_and(|t| t.contains("Đường truyền")), "the paused tile says why, in Vietnamese: {tiles}");
+            }
+        }
+        last = now;
+    }
+    println!("HQ on the stage: {stage_frames} frames decoded in {seconds} s on the capped line");
+    assert!(stage_frames >= seconds as f64, "HQ's picture keeps moving on the capped line: {stage_frames} frames in {seconds} s");
+    let a1 = audio(&mut ward).await;
+    let (samples, concealed) = (a1.0 - a0.0, a1.1 - a0.1);
+    println!("HQ's audio: {samples} samples, {concealed} concealed ({:.2} %)", 100.0 * concealed / samples.max(1.0));
+    assert!(samples > 0.0 && concealed < samples * 0.2, "HQ's sound keeps coming: {concealed} of {samples} samples concealed");
+
+    // The cap lifted: the ward gets the layers its tiles want again.
+    line.uncap(Dir::Down);
+    let after = wait_tech(&bridge, "the ward's layers to be unlimited again after the cap is lifted", |w| w["limited_by"].is_null()).await;
+    println!("lifted: {}", summary(&after));
+
+    drop(ward);
+    drop(pages);
+    drop(line);
+    let _ = std::fs::remove_dir_all(&scratch);
+}
+
+/// The ward's row of the technicians' API once `ok` holds for it (bounded: 60 s).
+async fn wait_tech(bridge: &TestBridge, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Deadline::after(Duration::from_secs(60), what);
+    loop {
+        let (_, v) = bridge.tech("GET", "/api/tech", "").await;
+        let ward = v["health"]["sites"].as_array().or(v["sites"].as_array()).and_then(|s| s.iter().find(|x| x["id"] == WARD)).cloned().unwrap_or_default();
+        if ok(&ward) {
+            return ward;
+        }
+        deadline.tick_showing(&summary(&ward)).await;
+    }
+}
+
+fn summary(ward: &Value) -> String {
+    format!("estimate {} bit/s, queue {} ms, limited by {}, receiving {}", ward["downlink_bps"], ward["queue_ms"], ward["limited_by"], ward["receiving"])
+}
+
+/// Per remote site, its tile on the page: `paused` (the line cannot take its camera) and the
+/// placeholder's text.
+const TILES_JS: &str = "(() => { const o = {}; document.querySelectorAll('.tile[data-site]').forEach((t) => { \
+    o[t.dataset.site] = { paused: t.dataset.paused || 'false', text: (t.querySelector('.placeholder') || {}).textContent || '' }; }); return o; })()";
+
+/// HQ's audio on the ward's page: (totalSamplesReceived, concealedSamples).
+async fn audio(page: &mut Browser) -> (f64, f64) {
+    let js = "(async () => { const c = window.diemcau.client; const r = await c.pc.getStats(); let o = [0, 0]; \
+              r.forEach((s) => { if (s.type === 'inbound-rtp' && s.kind === 'audio' && s.mid && c.siteOf(c.slotByMid.get(s.mid)) === 'hq') \
+              { o = [s.totalSamplesReceived || 0, s.concealedSamples || 0]; } }); return o; })()";
+    let v = page.eval(js).await.unwrap_or_default();
+    (v[0].as_f64().unwrap_or(0.0), v[1].as_f64().unwrap_or(0.0))
+}
