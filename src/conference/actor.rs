@@ -60,8 +60,10 @@ struct SeatState {
     pages: usize,
     /// Until when (Unix ms) this site's downlink is treated as too weak for large layers.
     constrained_until: i64,
-    /// The bridge's estimate of this site's downlink (bit/s), while its connection lasts.
+    /// The bridge's estimate of this site's downlink (bit/s), while its connection lasts, and
+    /// its loss-based half (only loss may pause a camera).
     downlink_bps: Option<f64>,
+    downlink_loss_bps: f64,
     /// When (Unix ms) the layers this site receives were last raised to fit the estimate.
     raised_ms: i64,
     /// Sites whose camera this site's line cannot take now.
@@ -297,8 +299,9 @@ impl Actor {
                     }
                 }
             }
-            Command::LinkEstimate { site, bps } => {
+            Command::LinkEstimate { site, bps, loss_bps } => {
                 if self.seats[site].holder.is_some() {
+                    self.seats[site].downlink_loss_bps = loss_bps;
                     let before = self.seats[site].downlink_bps.replace(bps);
                     if before.is_none() {
                         info!(site = %self.id(site), kbps = (bps / 1000.0) as u64, "{}'s downlink is estimated: the layers it receives fit it", self.name(site));
@@ -1177,13 +1180,20 @@ impl Actor {
             // Room to spare: every tile gets what it wants, at once (the chair gave the floor).
             return Vec::new();
         }
-        let budget = if down < current {
+        let mut budget = if down < current {
             down
         } else if now - self.seats[r].raised_ms < RAISE_EVERY_MS {
             current
         } else {
             up.max(current)
         };
+        // Delay alone lowers layers, never pauses a camera: a receiving computer too busy to
+        // take packets in time shows delay as a weak line does, but only a line that cannot
+        // carry the low layers loses packets.
+        let low = view::cost_at_low(sel);
+        if self.seats[r].downlink_loss_bps * 0.85 >= low as f64 {
+            budget = budget.max(low);
+        }
         let paused = view::fit(sel, budget);
         if view::cost(sel) > current && self.seats[r].holder.is_some() {
             self.seats[r].raised_ms = now;

@@ -49,10 +49,12 @@ pub(super) enum Command {
         site: usize,
         loss_percent: f64,
     },
-    /// The bridge's estimate of how much the site's downlink takes (bit/s).
+    /// The bridge's estimate of how much the site's downlink takes (bit/s), and its
+    /// loss-based half.
     LinkEstimate {
         site: usize,
         bps: f64,
+        loss_bps: f64,
     },
     /// A technician's written notice to one site (or every site); its id.
     TechNotice {
@@ -270,8 +272,8 @@ impl ConferenceHandle {
     }
 
     /// The site's downlink estimate (dropped if the conference is behind: it comes again).
-    pub fn link_estimate(&self, site: usize, bps: f64) {
-        let _ = self.tx.try_send(Command::LinkEstimate { site, bps });
+    pub fn link_estimate(&self, site: usize, bps: f64, loss_bps: f64) {
+        let _ = self.tx.try_send(Command::LinkEstimate { site, bps, loss_bps });
     }
 
     /// Ends the site's session and releases its seat: its key was re-issued.

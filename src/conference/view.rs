@@ -143,6 +143,13 @@ pub fn cost(selection: &Selection) -> u64 {
     audio + content + video
 }
 
+/// What a selection costs with every camera at its low layer.
+pub fn cost_at_low(selection: &Selection) -> u64 {
+    let audio = selection.audio.iter().flatten().count() as u64 * AUDIO_BPS;
+    let content = selection.content.map_or(0, |_| CONTENT_BPS);
+    audio + content + selection.video.iter().flatten().count() as u64 * CAMERA_LAYER_BPS[LOW as usize]
+}
+
 /// Fits a selection into `budget` bit/s of downlink. Audio always stays (it is the last thing a
 /// meeting may lose), then the shared screen; then every camera gets its low layer, the large
 /// tiles first, so every picture keeps moving before any gets sharper; then each camera is

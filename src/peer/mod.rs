@@ -110,7 +110,10 @@ pub enum PeerEvent {
     DownlinkLoss(f64),
     /// How much the site's downlink takes (bit/s), from its browser's transport-cc feedback on
     /// what the bridge sends (lean engine): the conference fits the site's layers into it.
-    DownlinkEstimate(f64),
+    DownlinkEstimate {
+        bps: f64,
+        loss_bps: f64,
+    },
     Refused {
         code: ErrorCode,
         message: String,

@@ -274,9 +274,9 @@ impl Session {
                 }
                 return vec![];
             }
-            PeerEvent::DownlinkEstimate(bps) => {
+            PeerEvent::DownlinkEstimate { bps, loss_bps } => {
                 if let Some(j) = &self.joined {
-                    self.bridge.conference.link_estimate(j.site, bps);
+                    self.bridge.conference.link_estimate(j.site, bps, loss_bps);
                 }
                 return vec![];
             }

@@ -950,7 +950,7 @@ impl LeanPeer {
             None => true,
             Some((bps, at)) => (view.bps - bps).abs() >= bps * ESTIMATE_CHANGE || now.duration_since(at) >= ESTIMATE_EVENT_EVERY,
         };
-        if due && self.events.try_send(PeerEvent::DownlinkEstimate(view.bps)).is_ok() {
+        if due && self.events.try_send(PeerEvent::DownlinkEstimate { bps: view.bps, loss_bps: view.loss_bps }).is_ok() {
             debug!(kbps = (view.bps / 1000.0) as u64, delay_kbps = (view.delay_bps / 1000.0) as u64, loss_kbps = (view.loss_bps / 1000.0) as u64, queue = ?view.queue, "downlink estimate");
             self.estimate_sent = Some((view.bps, now));
         }
