@@ -1195,7 +1195,7 @@ impl Actor {
             budget = budget.max(low);
         }
         let paused = view::fit(sel, budget);
-        if view::cost(sel) > current && self.seats[r].holder.is_some() {
+        if view::cost(sel) > current {
             self.seats[r].raised_ms = now;
         }
         paused

@@ -129,10 +129,13 @@ pub const CAMERA_LAYER_BPS: [u64; 3] = [150_000, 500_000, 1_500_000];
 pub const CONTENT_BPS: u64 = 800_000;
 pub const AUDIO_BPS: u64 = 45_000;
 
+/// What a selection's audio and shared screen cost: what no fitting lowers.
+fn fixed_cost(selection: &Selection) -> u64 {
+    selection.audio.iter().flatten().count() as u64 * AUDIO_BPS + selection.content.map_or(0, |_| CONTENT_BPS)
+}
+
 /// What a selection costs the receiver's downlink, bit/s, at the layers' ceilings.
 pub fn cost(selection: &Selection) -> u64 {
-    let audio = selection.audio.iter().flatten().count() as u64 * AUDIO_BPS;
-    let content = selection.content.map_or(0, |_| CONTENT_BPS);
     let video = selection
         .video
         .iter()
@@ -140,14 +143,12 @@ pub fn cost(selection: &Selection) -> u64 {
         .filter(|(_, s)| s.is_some())
         .map(|(slot, _)| CAMERA_LAYER_BPS[selection.layer(crate::media::Kind::Video, slot) as usize])
         .sum::<u64>();
-    audio + content + video
+    fixed_cost(selection) + video
 }
 
 /// What a selection costs with every camera at its low layer.
 pub fn cost_at_low(selection: &Selection) -> u64 {
-    let audio = selection.audio.iter().flatten().count() as u64 * AUDIO_BPS;
-    let content = selection.content.map_or(0, |_| CONTENT_BPS);
-    audio + content + selection.video.iter().flatten().count() as u64 * CAMERA_LAYER_BPS[LOW as usize]
+    fixed_cost(selection) + selection.video.iter().flatten().count() as u64 * CAMERA_LAYER_BPS[LOW as usize]
 }
 
 /// Fits a selection into `budget` bit/s of downlink. Audio always stays (it is the last thing a
@@ -157,8 +158,7 @@ pub fn cost_at_low(selection: &Selection) -> u64 {
 /// at its low layer is paused: its slot is emptied and its site returned, so the page can say
 /// why it shows no picture.
 pub fn fit(selection: &mut Selection, budget: u64) -> Vec<usize> {
-    let fixed = selection.audio.iter().flatten().count() as u64 * AUDIO_BPS + selection.content.map_or(0, |_| CONTENT_BPS);
-    let mut left = budget.saturating_sub(fixed);
+    let mut left = budget.saturating_sub(fixed_cost(selection));
     let wanted: Vec<(usize, u8)> = (0..selection.video.len())
         .filter(|&slot| selection.video[slot].is_some())
         .map(|slot| (slot, selection.layer(crate::media::Kind::Video, slot)))

@@ -720,7 +720,9 @@ impl Monitor {
             .iter()
             .enumerate()
             .map(|(i, site)| {
-                let present = self.site_view(i).present;
+                let view = self.site_view(i);
+                let present = view.present;
+                let (downlink_bps, queue_ms) = self.board.downlink(i);
                 let held_until_ms = self.held_until(i);
                 let (a, v) = (current(self.board.inbound(i, Kind::Audio), now), current(self.board.inbound(i, Kind::Video), now));
                 let site_alarms: Vec<AlarmView> = alarms.iter().filter(|x| x.site == site.id).cloned().collect();
@@ -765,8 +767,7 @@ impl Monitor {
                     bitrate_out_bps: self.sites[i].bitrate_out_bps,
                     packets_out_total: self.board.outbound(i).0,
                     rtt_ms: self.rtt(i, now),
-                    receiving: self
-                        .site_view(i)
+                    receiving: view
                         .receiving
                         .cameras
                         .iter()
@@ -780,10 +781,10 @@ impl Monitor {
                             },
                         })
                         .collect(),
-                    limited_by: self.site_view(i).receiving.limited_by,
+                    limited_by: view.receiving.limited_by,
                     line: site.line,
-                    downlink_bps: self.board.downlink(i).0.filter(|_| present),
-                    queue_ms: self.board.downlink(i).1.filter(|_| present),
+                    downlink_bps: downlink_bps.filter(|_| present),
+                    queue_ms: queue_ms.filter(|_| present),
                     candidate: candidate.clone(),
                     path: match (candidate.as_str(), self.board.transport(i)) {
                         ("relay", _) => "relay",
