@@ -12,10 +12,9 @@
 mod common;
 
 use common::browser::{busy_camera, Browser};
-use common::line::{Dir, Line, BRIDGE_IP};
+use common::line::{self, Dir, Line, BRIDGE_IP};
 use common::{scratch_dir, Deadline, TestBridge};
 use serde_json::Value;
-use std::process::Command;
 use std::time::Duration;
 
 const TEST: &str = "a_ward_on_a_one_megabit_line_keeps_every_picture_and_its_sound";
@@ -24,37 +23,12 @@ const OTHERS: [&str; 3] = ["hq", "cua-nam", "hang-bai"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ward_on_a_one_megabit_line_keeps_every_picture_and_its_sound() {
-    if std::env::var("DIEMCAU_NETNS").is_err() {
-        // Run this very test again inside a fresh namespace that has only loopback.
-        let ns = format!("dcdown{}", std::process::id());
-        let added = Command::new("ip").args(["netns", "add", &ns]).status().expect("ip (iproute2)");
-        assert!(added.success(), "ip netns add failed: this test needs root");
-        Command::new("ip").args(["-n", &ns, "link", "set", "lo", "up"]).status().unwrap();
-        let status = Command::new("ip")
-            .args(["netns", "exec", &ns])
-            .arg(std::env::current_exe().unwrap())
-            .args([TEST, "--exact", "--nocapture"])
-            .env("DIEMCAU_NETNS", &ns)
-            .env("DIEMCAU_LINE_ID", std::process::id().to_string())
-            .status()
-            .unwrap();
-        let _ = Command::new("ip").args(["netns", "del", &format!("dcw{}", std::process::id())]).stderr(std::process::Stdio::null()).status();
-        Command::new("ip").args(["netns", "del", &ns]).status().unwrap();
-        assert!(status.success(), "the test inside the namespace failed");
+    if !line::test_in_private_netns(TEST, "down", &[]) {
         return;
     }
     let udp = std::net::UdpSocket::bind("0.0.0.0:0").unwrap().local_addr().unwrap().port();
     let mut line = Line::new(udp).await;
-    let (config, data) = TestBridge::config_with("");
-    // Media on every address of this namespace, advertised at the bridge's end of the line;
-    // no ICE-TCP, so the ward's media takes the shaped UDP path.
-    let text = std::fs::read_to_string(&config).unwrap().replacen("bind_ip = \"\"", "bind_ip = \"0.0.0.0\"", 1).replacen(
-        "public_ip = \"\"",
-        &format!("public_ip = \"{BRIDGE_IP}\"\nudp_port = {udp}\nice_tcp = false"),
-        1,
-    );
-    std::fs::write(&config, text).unwrap();
-    let bridge = TestBridge::start_with(config, data);
+    let bridge = line::start_bridge(udp);
     line.expose_tcp(bridge.port).await;
     let scratch = scratch_dir("downlink");
     let mut pages = Vec::new();

@@ -6,6 +6,7 @@
 mod common;
 
 use common::browser::{fake_media, lab_dir, Browser};
+use common::line;
 use common::{scratch_dir, TestBridge};
 use std::process::Command;
 use std::time::Duration;
@@ -26,22 +27,9 @@ async fn the_same_on_the_webrtc_engine() {
 /// Runs `test` again inside a fresh network namespace (on `engine`, else the suite's), where
 /// the body below blocks UDP.
 async fn joins_over_ice_tcp(test: &str, engine: Option<&str>) {
-    if std::env::var("DIEMCAU_NETNS").is_err() {
-        // Run this very test again inside a fresh namespace that has only loopback.
-        let ns = format!("dctcp{}{}", std::process::id(), engine.unwrap_or("s"));
-        let added = Command::new("ip").args(["netns", "add", &ns]).status().expect("ip (iproute2)");
-        assert!(added.success(), "ip netns add failed: this test needs root");
-        Command::new("ip").args(["-n", &ns, "link", "set", "lo", "up"]).status().unwrap();
-        let status = Command::new("ip")
-            .args(["netns", "exec", &ns])
-            .arg(std::env::current_exe().unwrap())
-            .args([test, "--exact", "--nocapture"])
-            .envs(engine.map(|e| ("DIEMCAU_TEST_ENGINE", e)))
-            .env("DIEMCAU_NETNS", &ns)
-            .status()
-            .unwrap();
-        Command::new("ip").args(["netns", "del", &ns]).status().unwrap();
-        assert!(status.success(), "the test inside the namespace failed");
+    // Run this very test again inside a fresh namespace that has only loopback.
+    let envs: Vec<(&str, &str)> = engine.map(|e| ("DIEMCAU_TEST_ENGINE", e)).into_iter().collect();
+    if !line::test_in_private_netns(test, &format!("tcp{}", engine.unwrap_or("s")), &envs) {
         return;
     }
     let cut = Command::new("bash").arg(lab_dir().join("impair.sh")).arg("cut").status().expect("impair.sh");

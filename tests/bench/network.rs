@@ -55,7 +55,7 @@ mod common;
 
 use common::browser::{busy_camera, Browser};
 use common::line::{self, Dir, Line, BRIDGE_IP};
-use common::{scratch_dir, Deadline, TestBridge};
+use common::{scratch_dir, Deadline};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -207,16 +207,7 @@ impl Meeting {
 async fn run(args: Args) {
     let udp = free_udp_port();
     let mut line = Line::new(udp).await;
-    let (config, data) = TestBridge::config_with("");
-    // Media on every address of the bridge's namespace, advertised at its end of the line (the
-    // other sites reach that address over their own loopback, unshaped); no ICE-TCP.
-    let text = std::fs::read_to_string(&config).unwrap().replacen("bind_ip = \"\"", "bind_ip = \"0.0.0.0\"", 1).replacen(
-        "public_ip = \"\"",
-        &format!("public_ip = \"{BRIDGE_IP}\"\nudp_port = {udp}\nice_tcp = false"),
-        1,
-    );
-    std::fs::write(&config, text).unwrap();
-    let bridge = TestBridge::start_with(config, data);
+    let bridge = line::start_bridge(udp);
     line.expose_tcp(bridge.port).await;
     let scratch = scratch_dir("net");
     let mut meeting = Meeting { pages: Vec::new(), full: [0.0; 2] };

@@ -21,11 +21,17 @@ pub fn lab_dir() -> PathBuf {
 
 /// Writes `<name>.y4m` and `<name>.wav` (solid colour + moving bar, sine tone) into `dir`.
 pub fn fake_media(dir: &Path, name: &str, rgb: (u8, u8, u8), tone_hz: u32) -> (PathBuf, PathBuf) {
+    generate_fake_media(dir, name, rgb, tone_hz, &[])
+}
+
+/// Runs the lab's `gen-fake-media.py` for `name`, with `extra` arguments (size, rate).
+fn generate_fake_media(dir: &Path, name: &str, rgb: (u8, u8, u8), tone_hz: u32, extra: &[&str]) -> (PathBuf, PathBuf) {
     let status = Command::new("python3")
         .arg(lab_dir().join("gen-fake-media.py"))
         .arg(dir)
         .arg(name)
         .args(["--rgb", &format!("{},{},{}", rgb.0, rgb.1, rgb.2), "--tone", &tone_hz.to_string()])
+        .args(extra)
         .stdout(Stdio::null())
         .status()
         .expect("run gen-fake-media.py");
@@ -80,32 +86,7 @@ impl Browser {
         if let Some((video, audio)) = media {
             command.env("LAB_FAKE_VIDEO", video).env("LAB_FAKE_AUDIO", audio);
         }
-        let mut child = command.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("launch chromium-webrtc.sh");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            // "chromium-webrtc: pid=<pid> profile=<dir>"
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(p) = line.split("profile=").nth(1) {
-                    let _ = tx.send((PathBuf::from(p.trim()), process_group(&line)));
-                }
-            }
-        });
-        let (profile, group) = rx.recv_timeout(Duration::from_secs(20)).expect("chromium-webrtc.sh printed no profile");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let port: u16 = loop {
-            if let Ok(text) = std::fs::read_to_string(profile.join("DevToolsActivePort")) {
-                if let Some(Ok(p)) = text.lines().next().map(str::parse) {
-                    break p;
-                }
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                let log = std::fs::read_to_string(profile.join("chromium.log")).unwrap_or_default();
-                panic!("{name}: chromium exited ({status}) before DevTools was up; log:\n{log}");
-            }
-            assert!(Instant::now() < deadline, "{name}: no DevToolsActivePort within 30 s");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
+        let (child, group, port, deadline) = start_chromium(command, name, "").await;
         let ws_url = loop {
             if let Some(u) = page_target(port, url).await {
                 break u;
@@ -355,13 +336,49 @@ impl Drop for Browser {
 }
 
 /// The process group a launcher's `pid=<n>` line names.
+/// Runs a Chromium launcher (`chromium-webrtc.sh`, however it is wrapped) and waits for its
+/// DevTools port: the child, its process group, the port, and the deadline (30 s) the caller's
+/// own waits share. `place` names where it runs in messages (e.g. " in <namespace>").
+async fn start_chromium(mut command: Command, name: &str, place: &str) -> (Child, Option<i32>, u16, Instant) {
+    let mut child = command.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("launch chromium-webrtc.sh");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // "chromium-webrtc: pid=<pid> profile=<dir>"
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(p) = line.split("profile=").nth(1) {
+                let _ = tx.send((PathBuf::from(p.trim()), process_group(&line)));
+            }
+        }
+    });
+    let (profile, group) = rx.recv_timeout(Duration::from_secs(20)).expect("chromium-webrtc.sh printed no profile");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(profile.join("DevToolsActivePort")) {
+            if let Some(Ok(port)) = text.lines().next().map(str::parse) {
+                return (child, group, port, deadline);
+            }
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let log = std::fs::read_to_string(profile.join("chromium.log")).unwrap_or_default();
+            panic!("{name}: chromium exited ({status}){place} before DevTools was up; log:\n{log}");
+        }
+        assert!(Instant::now() < deadline, "{name}: no DevToolsActivePort within 30 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 fn process_group(line: &str) -> Option<i32> {
     line.split("pid=").nth(1)?.split_whitespace().next()?.parse().ok()
 }
 
 /// The DevTools WebSocket URL of the page showing `url`.
 async fn page_target(port: u16, url: &str) -> Option<String> {
-    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+    page_target_over(tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?, port, url).await
+}
+
+/// The page target for `url` from DevTools' `/json/list`, asked over `tcp` (to `port`).
+async fn page_target_over(mut tcp: tokio::net::TcpStream, port: u16, url: &str) -> Option<String> {
     tcp.write_all(b"GET /json/list HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").await.ok()?;
     // DevTools keeps the connection open: read the head, then exactly Content-Length bytes.
     let mut buf = Vec::new();
@@ -453,43 +470,10 @@ impl Browser {
     pub async fn launch_in_netns(ns: &str, name: &str, url: &str, media: &(PathBuf, PathBuf), scratch: &Path) -> Browser {
         let host = url.split("://").nth(1).and_then(|r| r.split([':', '/']).next()).unwrap_or("localhost").to_string();
         let rules = format!("--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE 127.0.0.1 , EXCLUDE [::1] , EXCLUDE {host}");
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", ns, "bash"])
-            .arg(lab_dir().join("chromium-webrtc.sh"))
-            .arg(url)
-            .arg(rules)
-            .env("LAB_DEVTOOLS_PORT", "0")
-            .env("LAB_SCRATCH", scratch)
-            .env("LAB_FAKE_VIDEO", &media.0)
-            .env("LAB_FAKE_AUDIO", &media.1)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("launch chromium-webrtc.sh in a namespace");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(p) = line.split("profile=").nth(1) {
-                    let _ = tx.send((PathBuf::from(p.trim()), process_group(&line)));
-                }
-            }
-        });
-        let (profile, group) = rx.recv_timeout(Duration::from_secs(20)).expect("chromium-webrtc.sh printed no profile");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let port: u16 = loop {
-            if let Ok(text) = std::fs::read_to_string(profile.join("DevToolsActivePort")) {
-                if let Some(Ok(p)) = text.lines().next().map(str::parse) {
-                    break p;
-                }
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                let log = std::fs::read_to_string(profile.join("chromium.log")).unwrap_or_default();
-                panic!("{name}: chromium exited ({status}) in {ns} before DevTools was up; log:\n{log}");
-            }
-            assert!(Instant::now() < deadline, "{name}: no DevToolsActivePort within 30 s");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", ns, "bash"]).arg(lab_dir().join("chromium-webrtc.sh")).arg(url).arg(rules);
+        command.env("LAB_DEVTOOLS_PORT", "0").env("LAB_SCRATCH", scratch).env("LAB_FAKE_VIDEO", &media.0).env("LAB_FAKE_AUDIO", &media.1);
+        let (child, group, port, deadline) = start_chromium(command, name, &format!(" in {ns}")).await;
         let ws_url = loop {
             if let Some(u) = page_target_in(ns, port, url).await {
                 break u;
@@ -517,45 +501,13 @@ pub async fn connect_in_netns(ns: &str, port: u16) -> std::io::Result<tokio::net
 
 /// As `page_target`, for a browser inside the namespace `ns`.
 async fn page_target_in(ns: &str, port: u16, url: &str) -> Option<String> {
-    let mut tcp = connect_in_netns(ns, port).await.ok()?;
-    tcp.write_all(b"GET /json/list HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").await.ok()?;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let body = loop {
-        let n = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut chunk)).await.ok()?.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        let text = String::from_utf8_lossy(&buf).to_string();
-        if let Some((head, body)) = text.split_once("\r\n\r\n") {
-            let len: usize = head.lines().find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().ok()))??;
-            if body.len() >= len {
-                break body.to_string();
-            }
-        }
-    };
-    let targets: Vec<Value> = serde_json::from_str(&body).ok()?;
-    let prefix = url.split('#').next()?;
-    targets
-        .iter()
-        .find(|t| t["type"] == "page" && t["url"].as_str().is_some_and(|u| u.starts_with(prefix)))
-        .and_then(|t| t["id"].as_str().map(|id| format!("ws://127.0.0.1:{port}/devtools/page/{id}")))
+    page_target_over(connect_in_netns(ns, port).await.ok()?, port, url).await
 }
 
 /// As [`fake_media`], with a camera of `size` (e.g. `"640x360"`: the page's camera size, large
 /// enough for two simulcast layers) at 15 frames per second.
 pub fn fake_media_sized(dir: &Path, name: &str, rgb: (u8, u8, u8), tone_hz: u32, size: &str) -> (PathBuf, PathBuf) {
-    let status = Command::new("python3")
-        .arg(lab_dir().join("gen-fake-media.py"))
-        .arg(dir)
-        .arg(name)
-        .args(["--rgb", &format!("{},{},{}", rgb.0, rgb.1, rgb.2), "--tone", &tone_hz.to_string(), "--size", size, "--fps", "15"])
-        .stdout(Stdio::null())
-        .status()
-        .expect("run gen-fake-media.py");
-    assert!(status.success());
-    (dir.join(format!("{name}.y4m")), dir.join(format!("{name}.wav")))
+    generate_fake_media(dir, name, rgb, tone_hz, &["--size", size, "--fps", "15"])
 }
 
 /// A fake camera and microphone for `site`: the lab's tone, and 640x360 at 15 frames/s of the

@@ -81,26 +81,64 @@ pub fn enter_private_netns(tag: &str) {
     if std::env::var("DIEMCAU_NETNS").is_ok() {
         return;
     }
+    // SAFETY: setting a signal disposition to SIG_IGN has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+    }
+    let status = run_in_fresh_netns(tag, std::env::args_os().skip(1).collect(), &[]);
+    std::process::exit(status.code().unwrap_or(1));
+}
+
+/// For a test: when not yet inside one, runs `test` of this test binary again inside a fresh
+/// network namespace that has only `lo` (with `envs` set), deletes it and any ward namespace
+/// a [`Line`] left, asserts it passed, and returns false; inside, returns true (run the body).
+/// Needs root.
+pub fn test_in_private_netns(test: &str, tag: &str, envs: &[(&str, &str)]) -> bool {
+    if std::env::var("DIEMCAU_NETNS").is_ok() {
+        return true;
+    }
+    let args = [test, "--exact", "--nocapture"].map(std::ffi::OsString::from).to_vec();
+    let status = run_in_fresh_netns(tag, args, envs);
+    assert!(status.success(), "the test inside the namespace failed");
+    false
+}
+
+/// Runs this executable with `args` inside a fresh namespace `dc<tag><pid>` that has only `lo`
+/// up (`DIEMCAU_NETNS` names it, `DIEMCAU_LINE_ID` gives a [`Line`] its names), then deletes
+/// that namespace and the ward's.
+fn run_in_fresh_netns(tag: &str, args: Vec<std::ffi::OsString>, envs: &[(&str, &str)]) -> std::process::ExitStatus {
     let pid = std::process::id();
     let ns = format!("dc{tag}{pid}");
     let added = Command::new("ip").args(["netns", "add", &ns]).status().expect("ip (iproute2)");
     assert!(added.success(), "ip netns add failed: this needs root");
     run("ip", &["-n", &ns, "link", "set", "lo", "up"]);
-    // SAFETY: setting a signal disposition to SIG_IGN has no preconditions.
-    unsafe {
-        libc::signal(libc::SIGINT, libc::SIG_IGN);
-    }
     let status = Command::new("ip")
         .args(["netns", "exec", &ns])
         .arg(std::env::current_exe().unwrap())
-        .args(std::env::args_os().skip(1))
+        .args(args)
+        .envs(envs.iter().copied())
         .env("DIEMCAU_NETNS", &ns)
         .env("DIEMCAU_LINE_ID", pid.to_string())
         .status()
         .expect("re-run inside the namespace");
     let _ = Command::new("ip").args(["netns", "del", &format!("dcw{pid}")]).stderr(std::process::Stdio::null()).status();
     let _ = Command::new("ip").args(["netns", "del", &ns]).status();
-    std::process::exit(status.code().unwrap_or(1));
+    status
+}
+
+/// A bridge of the default config for a meeting with a [`Line`]: media on every address of
+/// this namespace on `udp_port`, advertised at the bridge's end of the line (the other sites
+/// reach that address over their own loopback, unshaped), and no ICE-TCP, so the ward's media
+/// takes the shaped UDP path and a cut of UDP is a cut of its media.
+pub fn start_bridge(udp_port: u16) -> super::TestBridge {
+    let (config, data) = super::TestBridge::config_with("");
+    let text = std::fs::read_to_string(&config).unwrap().replacen("bind_ip = \"\"", "bind_ip = \"0.0.0.0\"", 1).replacen(
+        "public_ip = \"\"",
+        &format!("public_ip = \"{BRIDGE_IP}\"\nudp_port = {udp_port}\nice_tcp = false"),
+        1,
+    );
+    std::fs::write(&config, text).unwrap();
+    super::TestBridge::start_with(config, data)
 }
 
 /// Runs `f` on a thread that has entered the network namespace `ns` (`setns` changes only the
