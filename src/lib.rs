@@ -7,7 +7,8 @@
 //! - [`auth`]: keys, passwords, session tokens, join tickets and limits: who may do what;
 //! - [`conference`]: the conference actor, the single owner of who is present;
 //! - [`signal`]: the WebSocket protocol (typed messages) and one task per socket;
-//! - [`peer`]: one WebRTC PeerConnection per site, the only module that drives webrtc-rs;
+//! - [`peer`]: each site's media connection behind one seam, on the lean engine (default) or
+//!   a webrtc-rs PeerConnection; the only module that speaks WebRTC;
 //! - [`media`]: the routing table and the RTP forwarding path between peers;
 //! - [`store`]: the embedded SQLite file (site key hashes, event log);
 //! - [`recording`]: every site's forwarded media written to Ogg/Opus and IVF/VP8 files;

@@ -217,7 +217,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
         network: MediaNetwork {
             mux: mux.clone(),
             engine: settings.media_engine,
-            identity: Arc::new(crate::peer::transport::Identity::generate().map_err(|e| StartError::Dtls(e.to_string()))?),
+            identity: Arc::new(crate::peer::lean::transport::Identity::generate().map_err(|e| StartError::Dtls(e.to_string()))?),
         },
         site_ids,
         board: Arc::new(StatsBoard::new(settings.sites.len())),

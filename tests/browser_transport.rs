@@ -1,4 +1,4 @@
-//! The bridge's own transport (`peer::transport`: ICE-lite, DTLS-SRTP, no PeerConnection) and
+//! The bridge's own transport (`peer::lean::transport`: ICE-lite, DTLS-SRTP, no PeerConnection) and
 //! its SDP (`peer::lean::sdp`) against real headless Chromium. The page offers its camera and
 //! microphone send-only, as the web client does; the bridge answers, then offers two output
 //! slots, which the page accepts. The browser checks the bridge's one UDP socket, shakes
@@ -14,7 +14,7 @@ use common::{scratch_dir, Deadline};
 use diemcau::media::vp8;
 use diemcau::media::{Codec, Kind};
 use diemcau::peer::lean::sdp::{LocalTransport, Negotiation, RemoteDescription};
-use diemcau::peer::transport::{IceCredentials, Identity, Received, RemoteTransport, Transport, TransportState};
+use diemcau::peer::lean::transport::{IceCredentials, Identity, Received, RemoteTransport, Transport, TransportState};
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -128,7 +128,7 @@ async fn serve(socket: UdpSocket, mut t: Transport, pts: Pts, counts: Arc<Counts
     }
 }
 
-async fn send(socket: &UdpSocket, protected: Result<(SocketAddr, BytesMut), diemcau::peer::transport::TransportError>) {
+async fn send(socket: &UdpSocket, protected: Result<(SocketAddr, BytesMut), diemcau::peer::lean::transport::TransportError>) {
     let (to, datagram) = protected.expect("protect after the handshake");
     socket.send_to(&datagram, to).await.expect("send_to");
 }

@@ -145,7 +145,7 @@ fn records_split_a_multi_packet_input() {
 
 #[test]
 fn re_signed_chromium_checks_reach_the_answer() {
-    use diemcau::peer::transport::{ice_lite::IceLite, IceCredentials};
+    use diemcau::peer::lean::transport::{ice_lite::IceLite, IceCredentials};
     let checks: Vec<Vec<u8>> = seeds("stun").into_iter().filter(|s| s.len() > 20 && s[..2] == [0, 1]).collect();
     let answered = checks
         .iter()

@@ -24,12 +24,11 @@ pub mod reception;
 pub mod repair;
 pub mod sdp;
 pub mod sending;
+pub mod transport;
 
 use super::budget;
 use super::inbound::Inbound;
-use super::sink::Outputs;
-use super::transport::dtls::fingerprint_set;
-use super::transport::{IceCredentials, Received, RemoteTransport, Transport, TransportState};
+use super::outputs::Outputs;
 use super::{PeerCommand, PeerContext, PeerError, PeerEvent, PeerHandle, KEYFRAME_MIN_INTERVAL};
 use crate::health::board::Transport as Path;
 use crate::media::delay::DelayCounts;
@@ -63,6 +62,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
+use transport::dtls::fingerprint_set;
+use transport::{IceCredentials, Received, RemoteTransport, Transport, TransportState};
 
 /// Datagrams taken from the shared port per wake, and router packets per wake.
 const BATCH: usize = 64;
@@ -702,7 +703,7 @@ impl LeanPeer {
             Ok(Received::Rtcp(bytes)) => self.on_rtcp(&bytes),
             Ok(Received::Nothing) => {}
             Err(e) => {
-                if matches!(e, super::transport::TransportError::Check(_)) {
+                if matches!(e, transport::TransportError::Check(_)) {
                     // Wrong credentials: counted against the address ([`crate::peer::mux::strangers`]).
                     self.ctx.network.mux.check_failed(from);
                 }

@@ -8,8 +8,8 @@
 //! is over the budget, or that sent the same packet again within the gap, is dropped here and
 //! counted on the site's board. First transmissions and RTCP pass untouched.
 
-use super::budget::{Budget, RetransmitBudget, RESEND_GAP};
 use crate::health::board::StatsBoard;
+use crate::peer::budget::{Budget, RetransmitBudget, RESEND_GAP};
 use rtc::interceptor::{Attribute, Interceptor, Packet, StreamInfo, TaggedPacket};
 use rtc::sansio::Protocol;
 use rtc::shared::error::Error;

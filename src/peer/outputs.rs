@@ -1,42 +1,21 @@
-//! The sink task: writes the packets the router queued for one receiving site (the
-//! PeerConnection engine). [`Outputs`], the slots' binding, rewriting and keyframe gate, is
-//! shared with the lean engine, which writes from its own peer task.
+//! The output slots towards one receiving site, for both engines: which writer each slot has,
+//! its rewriting state (SSRC, payload type per codec, sequence and timestamp offsets) and its
+//! keyframe gate. The `webrtc` engine's sink task and the lean peer task each own one.
 //!
-//! It owns the output slots' rewriting state, so the packet path to one receiver takes no
-//! lock shared with anything else. When a video slot starts carrying another site (or another
-//! simulcast layer), the new stream's packets are held back until its next keyframe: what came
-//! before would only show as a broken picture. While a slot waits, the keyframe is asked for
-//! again every [`KEYFRAME_RETRY`]: a request can be lost or ignored by the publisher (Chromium
-//! drops one that comes too soon after the last), and without a retry the slot would stay
-//! black until the next natural keyframe, which may never come. Packets for a slot not
-//! negotiated yet or while the connection is not up are dropped (counted); `write_rtp` errors
-//! are counted, never fatal.
+//! When a video slot starts carrying another site (or another simulcast layer), the new
+//! stream's packets are held back until its next keyframe: what came before would only show as
+//! a broken picture. While a slot waits, the keyframe is asked for again every
+//! [`KEYFRAME_RETRY`]: a request can be lost or ignored by the publisher (Chromium drops one
+//! that comes too soon after the last), and without a retry the slot would stay black until the
+//! next natural keyframe, which may never come. Packets for a slot not negotiated yet or while
+//! the connection is not up are dropped (counted).
 
-use crate::health::board::StatsBoard;
 use crate::media::codec::{Codec, PayloadTypes};
 use crate::media::rewrite::Rewriter;
 use crate::media::router::{Router, SinkPacket};
 use crate::media::{Kind, KINDS};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 use tracing::debug;
-use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
-use webrtc::media_stream::track_local::TrackLocal;
-
-pub enum SinkControl {
-    /// Media may flow only while connected: before DTLS completes there are no SRTP keys.
-    Connected(bool),
-    Bind {
-        kind: Kind,
-        slot: usize,
-        track: Arc<TrackLocalStaticRTP>,
-        ssrc: u32,
-        payload_types: PayloadTypes,
-        clock_rate: u32,
-    },
-}
 
 /// How long a slot waits for the keyframe it asked for before asking again.
 pub const KEYFRAME_RETRY: Duration = Duration::from_millis(1000);
@@ -158,41 +137,6 @@ impl<W> Outputs<W> {
         }
         Some((&b.writer, packet))
     }
-}
-
-pub async fn run(
-    site: usize,
-    board: Arc<StatsBoard>,
-    router: Router,
-    mut packets: mpsc::Receiver<SinkPacket>,
-    mut control: mpsc::UnboundedReceiver<SinkControl>,
-    cancel: CancellationToken,
-) {
-    let mut outputs: Outputs<Arc<TrackLocalStaticRTP>> = Outputs::new(site);
-    loop {
-        tokio::select! {
-            biased;
-            _ = cancel.cancelled() => break,
-            Some(ctl) = control.recv() => match ctl {
-                SinkControl::Connected(c) => outputs.set_connected(c),
-                SinkControl::Bind { kind, slot, track, ssrc, payload_types, clock_rate } => outputs.bind(kind, slot, track, ssrc, payload_types, clock_rate),
-            },
-            p = packets.recv() => {
-                let Some(p) = p else { break };
-                let Some((track, packet)) = outputs.prepare(p, &router) else { continue };
-                let bytes = packet.payload.len() + 12;
-                match track.clone().write_rtp(packet).await {
-                    Ok(()) => {
-                        outputs.written += 1;
-                        board.add_outbound(site, bytes);
-                    }
-                    Err(_) => outputs.failed += 1,
-                }
-            }
-        }
-    }
-    let Outputs { written, unbound, failed, held, unsupported, .. } = outputs;
-    debug!(written, unbound, failed, held, unsupported, "sink stopped");
 }
 
 #[cfg(test)]

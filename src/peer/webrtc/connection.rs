@@ -7,8 +7,9 @@
 //! answered from the NACK interceptor's buffer on each outgoing leg, within the receiving
 //! site's retransmission budget (`guard.rs`).
 
-use super::mux::{Mux, PcLink};
 use super::tap::KeyframeTap;
+use crate::peer::mux::PcLink;
+use crate::peer::MediaNetwork;
 use rtc::interceptor::Slot;
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
 use rtc::rtp_transceiver::rtp_sender::{RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind};
@@ -36,16 +37,7 @@ pub fn extmap_id(sdp: &str, uri: &str) -> Option<u8> {
 /// The DTLS certificate fingerprints an SDP announces (`a=fingerprint:<hash> <value>`),
 /// normalised to lowercase, sorted and without duplicates.
 pub fn fingerprints(sdp: &str) -> Vec<String> {
-    super::transport::dtls::fingerprint_set(sdp.lines().filter_map(|l| l.trim_end().strip_prefix("a=fingerprint:")))
-}
-
-/// The bridge's shared media ports, which every peer uses, and the engine that drives them.
-#[derive(Debug, Clone)]
-pub struct MediaNetwork {
-    pub mux: Arc<Mux>,
-    pub engine: crate::config::MediaEngine,
-    /// The lean engine's DTLS certificate, one for every site.
-    pub identity: Arc<super::transport::Identity>,
+    crate::peer::lean::transport::dtls::fingerprint_set(sdp.lines().filter_map(|l| l.trim_end().strip_prefix("a=fingerprint:")))
 }
 
 pub fn opus() -> RTCRtpCodec {
