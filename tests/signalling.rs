@@ -109,6 +109,54 @@ async fn bad_input_gets_typed_errors_and_the_other_sites_keep_receiving_media_wi
     .await;
 }
 
+/// One rule on both engines: every description after the first announces the DTLS certificate
+/// of the first, which came over this authenticated session. A re-offer announcing none, or
+/// another, is refused with `sdp_invalid`, and the site's media goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_later_offer_without_the_sessions_certificate_is_refused_on_both_engines() {
+    for engine in ["lean", "webrtc"] {
+        let bridge = TestBridge::start_default_on(engine);
+        let hq = Sim::join(&bridge.cert_pem(), bridge.port, "hq", bridge.key("hq")).await;
+        let ward = Sim::join(&bridge.cert_pem(), bridge.port, "hang-gai", bridge.key("hang-gai")).await;
+        wait_until(Duration::from_secs(30), "media to flow both ways", || async {
+            (flowing(&hq, "hang-gai", 10).await && flowing(&ward, "hq", 10).await).then_some(())
+        })
+        .await;
+        let lines = || ward.first_offer.split_inclusive('\n');
+        assert!(lines().any(|l| l.starts_with("a=fingerprint:")), "the first offer announces a certificate");
+        let without: String = lines().filter(|l| !l.starts_with("a=fingerprint:")).collect();
+        let another: String = lines()
+            .map(|l| {
+                if l.starts_with("a=fingerprint:") {
+                    "a=fingerprint:sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF\r\n"
+                } else {
+                    l
+                }
+            })
+            .collect();
+        let refusals = || {
+            ward.messages
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|m| m["type"] == "error" && m["code"] == "sdp_invalid" && m["message"].as_str().unwrap_or("").contains("certificate"))
+                .count()
+        };
+        for (i, sdp) in [without, another].into_iter().enumerate() {
+            ward.send(json!({"type": "offer", "sdp": sdp}));
+            wait_until(Duration::from_secs(10), &format!("{engine}: re-offer {} refused for its certificate", i + 1), || async {
+                (refusals() > i).then_some(())
+            })
+            .await;
+        }
+        let (a, v) = (hq.received("hang-gai", "audio"), ward.received("hq", "video"));
+        wait_until(Duration::from_secs(15), &format!("{engine}: media to keep flowing"), || async {
+            (hq.received("hang-gai", "audio") >= a + 25 && ward.received("hq", "video") >= v + 15).then_some(())
+        })
+        .await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn second_join_of_a_site_takes_over_and_the_first_is_told_replaced() {
     let bridge = TestBridge::start_default();

@@ -22,6 +22,7 @@ pub mod budget;
 pub mod inbound;
 pub mod lean;
 pub mod mux;
+pub mod offer_answer;
 pub mod outputs;
 pub mod webrtc;
 

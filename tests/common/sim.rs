@@ -47,6 +47,8 @@ pub struct Sim {
     counts: Counts,
     /// Every server message received, in order.
     pub messages: Arc<Mutex<Vec<Value>>>,
+    /// The offer it joined with (its camera and microphone, its DTLS certificate).
+    pub first_offer: String,
     connected: Arc<Mutex<bool>>,
     send_audio: Arc<std::sync::atomic::AtomicBool>,
     send_all: Arc<std::sync::atomic::AtomicBool>,
@@ -265,6 +267,7 @@ impl Sim {
         pc.set_local_description(offer).await.unwrap();
         let sdp = pc.local_description().await.unwrap().sdp;
         outgoing.send(json!({"type": "offer", "sdp": sdp})).unwrap();
+        let first_offer = sdp;
 
         let cancel = CancellationToken::new();
         let (mut ws_tx, mut ws_rx) = socket.split();
@@ -373,7 +376,7 @@ impl Sim {
                 }
             });
         }
-        Sim { site: site.to_string(), counts, messages, connected, send_audio, send_all, cancel, outgoing }
+        Sim { site: site.to_string(), counts, messages, first_offer, connected, send_audio, send_all, cancel, outgoing }
     }
 
     pub fn received(&self, site: &str, kind: &str) -> u64 {

@@ -28,6 +28,7 @@ pub mod transport;
 
 use super::budget;
 use super::inbound::Inbound;
+use super::offer_answer::{AfterRefusedAnswer, OfferAnswer, Refusal};
 use super::outputs::Outputs;
 use super::{PeerCommand, PeerContext, PeerError, PeerEvent, PeerHandle, KEYFRAME_MIN_INTERVAL};
 use crate::health::board::Transport as Path;
@@ -62,7 +63,6 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
-use transport::dtls::fingerprint_set;
 use transport::{IceCredentials, Received, RemoteTransport, Transport, TransportState};
 
 /// Datagrams taken from the shared port per wake, and router packets per wake.
@@ -77,8 +77,6 @@ const EARLY_REPORT_INTERVAL: Duration = Duration::from_millis(250);
 const EARLY_REPORTS_FOR: Duration = Duration::from_secs(3);
 /// Packets sent again for one NACK at most (a burst of loss asks for many at once).
 const MAX_RETRANSMIT_PER_NACK: usize = 64;
-/// Refused answers in a row before the bridge stops re-offering.
-const MAX_REFUSED_ANSWERS: u8 = 3;
 /// At most one report of the downlink's video loss to the session per this.
 const LOSS_EVENT_INTERVAL: Duration = Duration::from_millis(500);
 /// The downlink estimate goes to the conference when it moved by this share, or after
@@ -111,10 +109,8 @@ pub async fn spawn(site: usize, ctx: PeerContext) -> Result<(PeerHandle, mpsc::R
         negotiation: Negotiation::new(&ctx.video_codecs),
         ice: IceCredentials::random(),
         transport: None,
-        pinned_fingerprints: None,
-        negotiating: false,
+        offers: OfferAnswer::default(),
         answered_first_offer: false,
-        refused_answers: 0,
         state: None,
         outputs: Outputs::new(site),
         output_ssrcs: HashMap::new(),
@@ -136,7 +132,6 @@ pub async fn spawn(site: usize, ctx: PeerContext) -> Result<(PeerHandle, mpsc::R
         retransmitted: 0,
         retransmit_budget: budget::RetransmitBudget::default(),
         ssrc_budget: budget::SsrcBudget::default(),
-        renegotiations: budget::RenegotiationBudget::default(),
         refusals: crate::peer::Refusals::new(site, ctx.board.clone()),
         sent: HashMap::new(),
         rtt: None,
@@ -181,12 +176,9 @@ struct LeanPeer {
     /// The bridge's current ICE credentials towards this site.
     ice: IceCredentials,
     transport: Option<Transport>,
-    pinned_fingerprints: Option<Vec<String>>,
-    negotiating: bool,
+    /// The offer/answer rules kept with the site (shared with the other engine).
+    offers: OfferAnswer,
     answered_first_offer: bool,
-    /// Answers to the bridge's offer refused in a row; after [`MAX_REFUSED_ANSWERS`] it stops
-    /// offering again (a page that cannot answer would otherwise loop).
-    refused_answers: u8,
     /// Last state told to the session.
     state: Option<MediaState>,
     outputs: Outputs<()>,
@@ -219,8 +211,6 @@ struct LeanPeer {
     retransmit_budget: budget::RetransmitBudget,
     /// How many SSRCs this site's packets may make the bridge follow.
     ssrc_budget: budget::SsrcBudget,
-    /// How often this site may offer.
-    renegotiations: budget::RenegotiationBudget,
     /// What the budgets refused: counted on the board, logged once per budget and connection.
     refusals: crate::peer::Refusals,
     /// What each output slot sent, by its SSRC, for the sender reports.
@@ -348,7 +338,7 @@ impl LeanPeer {
             retransmitted = self.retransmitted,
             nack_refused = self.retransmit_budget.refused,
             ssrc_refused = self.ssrc_budget.refused,
-            offers_refused = self.renegotiations.refused,
+            offers_refused = self.offers.offers_refused(),
             refused = self.refused,
             transport_feedback = self.feedback.sent,
             downlink_feedback = self.estimate.feedbacks,
@@ -376,6 +366,18 @@ impl LeanPeer {
     /// [`Self::over_budget`], not each time.
     fn refuse_quietly(&self, code: ErrorCode, message: String, request: &'static str) -> impl std::future::Future<Output = ()> + Send + 'static {
         self.emit(PeerEvent::Refused { code, message, request })
+    }
+
+    /// Refuses what the offer/answer rules refused: a budget's refusals are counted and logged
+    /// once ([`Self::over_budget`]), the others logged each time.
+    async fn refuse_for(&mut self, r: Refusal, request: &'static str) {
+        match r.over {
+            Some((budget, what)) => {
+                self.over_budget(budget, 1, what);
+                self.refuse_quietly(r.code, r.message, request).await
+            }
+            None => self.refuse(r.code, r.message, request).await,
+        }
     }
 
     /// `n` more of what the site asked for were refused by `budget`: counted on the health
@@ -501,37 +503,15 @@ impl LeanPeer {
         }
     }
 
-    /// The same certificate as the first description, which came over this authenticated
-    /// signalling session, or none at all.
-    fn fingerprint_changed(&self, d: &RemoteDescription) -> bool {
-        let now = fingerprint_set(d.fingerprints.iter().map(String::as_str));
-        self.pinned_fingerprints.as_ref().is_some_and(|pinned| &now != pinned)
-    }
-
     async fn on_remote_offer(&mut self, sdp: String) {
-        if !self.renegotiations.allow(Instant::now()) {
-            self.over_budget(budget::Budget::Renegotiations, 1, "this site offers more often than a page renegotiates; the extra offers are refused");
-            let msg = format!("too many offers: at most {} a minute", budget::RENEGOTIATIONS_PER_MINUTE);
-            return self.refuse_quietly(ErrorCode::RateLimited, msg, "offer").await;
-        }
-        if self.negotiating {
-            let msg = "the server's offer is waiting for an answer; answer it before offering".to_string();
-            return self.refuse(ErrorCode::NegotiationFailed, msg, "offer").await;
+        let outputs = self.negotiation.sections.iter().filter(|s| matches!(s.role, Role::Output(_))).count();
+        if let Err(r) = self.offers.check_offer(&sdp, outputs, Instant::now()) {
+            return self.refuse_for(r, "offer").await;
         }
         let offer = match RemoteDescription::parse(&sdp) {
             Ok(d) => d,
             Err(e) => return self.refuse(ErrorCode::SdpInvalid, format!("offer not accepted: {e}"), "offer").await,
         };
-        let outputs = self.negotiation.sections.iter().filter(|s| matches!(s.role, Role::Output(_))).count();
-        if offer.sections.len() > outputs + budget::MAX_SITE_SECTIONS {
-            self.over_budget(budget::Budget::Sections, 1, "this site's offer has more m-sections than a page sends; it is refused");
-            let msg = format!("offer not accepted: {} m-sections; a site may send at most {}", offer.sections.len() - outputs, budget::MAX_SITE_SECTIONS);
-            return self.refuse_quietly(ErrorCode::SdpInvalid, msg, "offer").await;
-        }
-        if self.fingerprint_changed(&offer) {
-            let msg = "the offer announces another DTLS certificate than this session's; join again".to_string();
-            return self.refuse(ErrorCode::SdpInvalid, msg, "offer").await;
-        }
         let mut negotiation = self.negotiation.clone();
         if let Err(e) = negotiation.apply_offer(&offer) {
             return self.refuse(ErrorCode::SdpInvalid, format!("offer not accepted: {e}"), "offer").await;
@@ -558,7 +538,6 @@ impl LeanPeer {
             None => {
                 let remote = RemoteTransport { ufrag: offer.ufrag.clone(), fingerprints: offer.fingerprints.clone() };
                 self.transport = Some(Transport::new(&self.ctx.network.identity, self.ice.clone(), remote, mux.udp_addr));
-                self.pinned_fingerprints = Some(fingerprint_set(offer.fingerprints.iter().map(String::as_str)));
             }
             Some(t) if t.remote_ufrag() != offer.ufrag => {
                 info!("the site restarted ICE");
@@ -569,6 +548,7 @@ impl LeanPeer {
             }
             Some(_) => {}
         }
+        self.offers.offer_applied(&sdp);
         self.learn_streams();
         let answer = self.negotiation.answer(&self.local_transport());
         if let Err(e) = mux.register_local_sdp(&self.link, &answer) {
@@ -652,25 +632,19 @@ impl LeanPeer {
         if let Err(e) = self.ctx.network.mux.register_local_sdp(&self.link, &offer) {
             return warn!("media ports refused the offer's ICE credentials: {e}");
         }
-        self.negotiating = true;
+        self.offers.offered();
         self.emit(PeerEvent::LocalOffer(offer)).await;
     }
 
     async fn on_remote_answer(&mut self, sdp: String) {
-        if !self.negotiating {
-            let msg = "no server offer is waiting for an answer".to_string();
-            return self.refuse(ErrorCode::NegotiationFailed, msg, "answer").await;
+        if let Err(r) = self.offers.take_answer() {
+            return self.refuse_for(r, "answer").await;
         }
-        let answer = match RemoteDescription::parse(&sdp) {
-            Ok(d) if self.fingerprint_changed(&d) => Err("it announces another DTLS certificate than this session's".to_string()),
-            Ok(d) => Ok(d),
-            Err(e) => Err(e.to_string()),
-        };
-        self.negotiating = false;
+        let answer = self.offers.check_answer(&sdp).map_err(|r| r.message).and_then(|()| RemoteDescription::parse(&sdp).map_err(|e| e.to_string()));
         let applied = answer.and_then(|a| self.negotiation.apply_answer(&a).map_err(|e| e.to_string()));
         match applied {
             Ok(accepted) => {
-                self.refused_answers = 0;
+                self.offers.answer_applied();
                 debug!(accepted = accepted.len(), "answer applied");
                 let connected = self.state == Some(MediaState::Connected);
                 for o in accepted {
@@ -685,8 +659,7 @@ impl LeanPeer {
                 }
             }
             Err(e) => {
-                self.refused_answers += 1;
-                if self.refused_answers >= MAX_REFUSED_ANSWERS {
+                if self.offers.answer_refused() == AfterRefusedAnswer::GiveUp {
                     return self.refuse(ErrorCode::SdpInvalid, format!("answer not accepted: {e}; not offering again, join again"), "answer").await;
                 }
                 self.refuse(ErrorCode::SdpInvalid, format!("answer not accepted: {e}; offering again"), "answer").await;

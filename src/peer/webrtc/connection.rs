@@ -34,12 +34,6 @@ pub fn extmap_id(sdp: &str, uri: &str) -> Option<u8> {
     })
 }
 
-/// The DTLS certificate fingerprints an SDP announces (`a=fingerprint:<hash> <value>`),
-/// normalised to lowercase, sorted and without duplicates.
-pub fn fingerprints(sdp: &str) -> Vec<String> {
-    crate::peer::lean::transport::dtls::fingerprint_set(sdp.lines().filter_map(|l| l.trim_end().strip_prefix("a=fingerprint:")))
-}
-
 pub fn opus() -> RTCRtpCodec {
     RTCRtpCodec {
         mime_type: MIME_TYPE_OPUS.to_owned(),
@@ -127,12 +121,5 @@ mod tests {
         assert_eq!(extmap_id(sdp, AUDIO_LEVEL_URI), Some(1));
         assert_eq!(extmap_id(sdp, "http://x"), Some(3));
         assert_eq!(extmap_id(sdp, "urn:none"), None);
-    }
-
-    #[test]
-    fn fingerprints_are_read_once_per_value() {
-        let sdp = "v=0\r\na=fingerprint:sha-256 AB:CD\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=fingerprint:sha-256 ab:cd\r\n";
-        assert_eq!(fingerprints(sdp), vec!["sha-256 ab:cd".to_string()]);
-        assert!(fingerprints("v=0\r\n").is_empty());
     }
 }

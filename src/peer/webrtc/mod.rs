@@ -16,6 +16,7 @@ mod tap;
 use super::budget;
 use super::inbound::Inbound;
 use super::mux;
+use super::offer_answer::{AfterRefusedAnswer, OfferAnswer, Refusal};
 use super::{slot_id, PeerCommand, PeerContext, PeerError, PeerEvent, PeerHandle, Refusals, KEYFRAME_MIN_INTERVAL};
 use crate::health::board::Transport;
 use crate::media::codec::{Codec, PayloadTypes};
@@ -63,7 +64,7 @@ pub(super) async fn spawn(site: usize, ctx: PeerContext) -> Result<(PeerHandle, 
         site,
         generation,
         refusals: Refusals::new(site, ctx.board.clone()),
-        renegotiations: budget::RenegotiationBudget::default(),
+        offers: OfferAnswer::default(),
         candidates: HashSet::new(),
         tracks: 0,
         ctx,
@@ -72,7 +73,6 @@ pub(super) async fn spawn(site: usize, ctx: PeerContext) -> Result<(PeerHandle, 
         events: events_tx,
         sink_ctl,
         outputs: HashMap::new(),
-        negotiating: false,
         pending: false,
         answered_first_offer: false,
         has_remote_description: false,
@@ -82,7 +82,6 @@ pub(super) async fn spawn(site: usize, ctx: PeerContext) -> Result<(PeerHandle, 
         content_track: None,
         camera_track: None,
         remote_ufrag: None,
-        pinned_fingerprints: None,
         cancel: cancel.clone(),
     };
     tokio::spawn(task.run(cmd_rx, pc_rx, kf_rx).instrument(span));
@@ -137,7 +136,8 @@ struct PeerTask {
     /// The site's budgets, as the lean engine keeps them (`budget.rs`): offers a minute,
     /// candidates named, tracks read; NACKs are held by the interceptor in `guard.rs`.
     refusals: Refusals,
-    renegotiations: budget::RenegotiationBudget,
+    /// The offer/answer rules kept with the site (shared with the other engine).
+    offers: OfferAnswer,
     /// The remote candidates taken (transport, address, port), trickled or in offers.
     candidates: HashSet<String>,
     /// Tracks of the site being read.
@@ -150,8 +150,6 @@ struct PeerTask {
     sink_ctl: mpsc::UnboundedSender<SinkControl>,
     /// The output slots towards the browser, by kind and slot number.
     outputs: HashMap<(Kind, usize), Output>,
-    /// A server offer is waiting for the browser's answer.
-    negotiating: bool,
     /// Something changed while negotiating: offer again after the answer.
     pending: bool,
     answered_first_offer: bool,
@@ -165,9 +163,6 @@ struct PeerTask {
     camera_track: Option<String>,
     /// ICE username fragment of the browser's last offer, to notice ICE restarts.
     remote_ufrag: Option<String>,
-    /// The browser's DTLS certificate fingerprints from its first offer, which came over this
-    /// authenticated signalling session; later descriptions must announce the same.
-    pinned_fingerprints: Option<Vec<String>>,
     cancel: CancellationToken,
 }
 
@@ -209,10 +204,16 @@ impl PeerTask {
         self.emit(PeerEvent::Refused { code, message, request }).await;
     }
 
-    /// As [`Self::refuse`], without a log line: a budget's refusals are logged once by
-    /// [`Refusals::refuse`], not each time.
-    async fn refuse_quietly(&self, code: ErrorCode, message: String, request: &'static str) {
-        self.emit(PeerEvent::Refused { code, message, request }).await;
+    /// Refuses what the offer/answer rules refused: a budget's refusals are counted and logged
+    /// once ([`Refusals::refuse`]), the others logged each time.
+    async fn refuse_for(&mut self, r: Refusal, request: &'static str) {
+        match r.over {
+            Some((budget, what)) => {
+                self.refusals.refuse(budget, 1, what);
+                self.emit(PeerEvent::Refused { code: r.code, message: r.message, request }).await;
+            }
+            None => self.refuse(r.code, r.message, request).await,
+        }
     }
 
     /// Whether the site may name one more remote candidate (one it named before is free).
@@ -264,34 +265,9 @@ impl PeerTask {
         }
     }
 
-    /// The DTLS session is bound to the fingerprint of the first description (webrtc-rs
-    /// checks the browser's certificate against it); a later description announcing another
-    /// certificate is refused rather than silently ignored.
-    fn fingerprint_changed(&self, sdp: &str) -> bool {
-        let now = connection::fingerprints(sdp);
-        self.pinned_fingerprints.as_ref().is_some_and(|pinned| !now.is_empty() && &now != pinned)
-    }
-
     async fn on_remote_offer(&mut self, sdp: String) {
-        if !self.renegotiations.allow(std::time::Instant::now()) {
-            self.refusals.refuse(budget::Budget::Renegotiations, 1, "this site offers more often than a page renegotiates; the extra offers are refused");
-            let msg = format!("too many offers: at most {} a minute", budget::RENEGOTIATIONS_PER_MINUTE);
-            return self.refuse_quietly(ErrorCode::RateLimited, msg, "offer").await;
-        }
-        // The browser's offers repeat the bridge's output slots; beyond those, what a page sends.
-        let sections = budget::sections(&sdp);
-        if sections > self.outputs.len() + budget::MAX_SITE_SECTIONS {
-            self.refusals.refuse(budget::Budget::Sections, 1, "this site's offer has more m-sections than a page sends; it is refused");
-            let msg = format!("offer not accepted: {} m-sections; a site may send at most {}", sections - self.outputs.len(), budget::MAX_SITE_SECTIONS);
-            return self.refuse_quietly(ErrorCode::SdpInvalid, msg, "offer").await;
-        }
-        if self.negotiating {
-            let msg = "the server's offer is waiting for an answer; answer it before offering".to_string();
-            return self.refuse(ErrorCode::NegotiationFailed, msg, "offer").await;
-        }
-        if self.fingerprint_changed(&sdp) {
-            let msg = "the offer announces another DTLS certificate than this session's; join again".to_string();
-            return self.refuse(ErrorCode::SdpInvalid, msg, "offer").await;
+        if let Err(r) = self.offers.check_offer(&sdp, self.outputs.len(), std::time::Instant::now()) {
+            return self.refuse_for(r, "offer").await;
         }
         // Candidates written in the offer count like trickled ones; those over the budget are
         // taken out before webrtc-rs's ICE agent pairs them.
@@ -335,9 +311,7 @@ impl PeerTask {
                     return self.refuse(ErrorCode::Internal, format!("media ports: {e}"), "offer").await;
                 }
                 self.emit(PeerEvent::LocalAnswer(self.ctx.network.mux.advertise_sdp(&self.link, &answer.sdp))).await;
-                if self.pinned_fingerprints.is_none() {
-                    self.pinned_fingerprints = Some(connection::fingerprints(&sdp_for_pin)).filter(|f| !f.is_empty());
-                }
+                self.offers.offer_applied(&sdp_for_pin);
                 self.has_remote_description = true;
                 for c in std::mem::take(&mut self.early_candidates) {
                     self.add_candidate(c).await;
@@ -351,27 +325,28 @@ impl PeerTask {
     }
 
     async fn on_remote_answer(&mut self, sdp: String) {
-        if !self.negotiating {
-            let msg = "no server offer is waiting for an answer".to_string();
-            return self.refuse(ErrorCode::NegotiationFailed, msg, "answer").await;
+        if let Err(r) = self.offers.take_answer() {
+            return self.refuse_for(r, "answer").await;
         }
-        if self.fingerprint_changed(&sdp) {
-            let msg = "the answer announces another DTLS certificate than this session's".to_string();
-            return self.refuse(ErrorCode::SdpInvalid, msg, "answer").await;
-        }
-        let result = match RTCSessionDescription::answer(sdp) {
-            Ok(answer) => self.pc.set_remote_description(answer).await,
-            Err(e) => Err(e),
+        let result = match self.offers.check_answer(&sdp) {
+            Err(r) => Err(r.message),
+            Ok(()) => match RTCSessionDescription::answer(sdp) {
+                Ok(answer) => self.pc.set_remote_description(answer).await.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            },
         };
-        self.negotiating = false;
         match result {
             Ok(()) => {
                 debug!("answer applied");
+                self.offers.answer_applied();
                 self.bind_outputs().await;
                 if std::mem::take(&mut self.pending) {
                     // Outputs were added while that offer was out: they need an offer of their own.
                     self.offer().await;
                 }
+            }
+            Err(e) if self.offers.answer_refused() == AfterRefusedAnswer::GiveUp => {
+                self.refuse(ErrorCode::SdpInvalid, format!("answer not accepted: {e}; not offering again, join again"), "answer").await;
             }
             Err(e) => {
                 self.refuse(ErrorCode::SdpInvalid, format!("answer not accepted: {e}; offering again"), "answer").await;
@@ -506,7 +481,7 @@ impl PeerTask {
             }
         }
         info!(outputs = self.outputs.len(), "offering the output slots");
-        if self.negotiating {
+        if self.offers.awaiting_answer() {
             self.pending = true;
         } else {
             self.offer().await;
@@ -554,7 +529,7 @@ impl PeerTask {
                 if let Err(e) = self.ctx.network.mux.register_local_sdp(&self.link, &offer.sdp) {
                     return warn!("media ports refused the offer's ICE credentials: {e}");
                 }
-                self.negotiating = true;
+                self.offers.offered();
                 self.outputs.values_mut().for_each(|o| o.offered = true);
                 self.emit(PeerEvent::LocalOffer(self.ctx.network.mux.advertise_sdp(&self.link, &offer.sdp))).await;
             }
