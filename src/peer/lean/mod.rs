@@ -53,7 +53,7 @@ use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::shared::marshal::{Marshal, Unmarshal};
-use sdp::{LocalTransport, Negotiation, RemoteDescription, Role};
+use sdp::{LocalTransport, Media, Negotiation, RemoteDescription, Role};
 use sending::Sent;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -160,7 +160,7 @@ struct Stream {
     codec: crate::media::Codec,
     /// Simulcast layers negotiated (by RID); a new SSRC waits for a packet naming its RID.
     simulcast: bool,
-    media: String,
+    media: Media,
     mid_ext: Option<u8>,
     rid_ext: Option<u8>,
     track_id: Option<String>,
@@ -710,11 +710,11 @@ impl LeanPeer {
                 None => return,
             },
         };
-        let clock_rate = if self.streams[index].media == "audio" { 48_000 } else { 90_000 };
+        let clock_rate = if self.streams[index].media == Media::Audio { 48_000 } else { 90_000 };
         let epoch = self.epoch;
         let reception = self.receptions.entry(ssrc).or_insert_with(|| Reception::new(ssrc, clock_rate, epoch));
         reception.on_packet(packet.header.sequence_number, packet.header.timestamp, received);
-        if self.streams[index].media == "video" {
+        if self.streams[index].media == Media::Video {
             self.repairs.entry(ssrc).or_insert_with(|| Repair::new(ssrc)).on_packet(packet.header.sequence_number, received);
         }
         let rid = self.streams[index].rid_ext.and_then(|id| packet.header.get_extension(id)).map(|r| String::from_utf8_lossy(&r).into_owned());
@@ -764,7 +764,7 @@ impl LeanPeer {
     fn inbound_for(&mut self, index: usize) -> Option<&mut Inbound> {
         if self.streams[index].inbound.is_none() {
             let s = &self.streams[index];
-            let kind = if s.media == "audio" {
+            let kind = if s.media == Media::Audio {
                 Kind::Audio
             } else if s.track_id.is_some() && s.track_id == self.content_track {
                 Kind::Content
@@ -956,7 +956,7 @@ impl LeanPeer {
         if compound.is_empty() {
             return;
         }
-        let video: Vec<u32> = self.by_ssrc.iter().filter(|(_, &i)| self.streams[i].media == "video").map(|(&ssrc, _)| ssrc).collect();
+        let video: Vec<u32> = self.by_ssrc.iter().filter(|(_, &i)| self.streams[i].media == Media::Video).map(|(&ssrc, _)| ssrc).collect();
         if !video.is_empty() {
             let ceiling = self.ctx.lines.get(self.site).and_then(|l| l.up_bps()).map_or(REMB_BPS, |up| REMB_BPS.min(up as f32));
             if let Ok(b) = (ReceiverEstimatedMaximumBitrate { sender_ssrc: RTCP_SSRC, bitrate: ceiling, ssrcs: video }).marshal() {

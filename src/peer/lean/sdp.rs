@@ -82,10 +82,61 @@ impl RemoteCodec {
     }
 }
 
+/// The media of an m-section (`m=<media> …`). The bridge receives and sends audio and video;
+/// anything else (a data channel's `application`, or what a future browser adds) is kept as
+/// written, so that the answer refuses it on the same m-line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Media {
+    Audio,
+    Video,
+    Other(String),
+}
+
+impl Media {
+    pub fn parse(s: &str) -> Media {
+        match s {
+            "audio" => Media::Audio,
+            "video" => Media::Video,
+            other => Media::Other(other.to_owned()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Media::Audio => "audio",
+            Media::Video => "video",
+            Media::Other(s) => s,
+        }
+    }
+}
+
+impl Default for Media {
+    fn default() -> Self {
+        Media::Other(String::new())
+    }
+}
+
+impl From<Kind> for Media {
+    /// What an output slot of this kind is offered as (shared content is video).
+    fn from(kind: Kind) -> Media {
+        if kind == Kind::Audio {
+            Media::Audio
+        } else {
+            Media::Video
+        }
+    }
+}
+
+impl std::fmt::Display for Media {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What one remote m-section says.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RemoteSection {
-    pub media: String,
+    pub media: Media,
     pub mid: String,
     pub port: u16,
     pub direction: String,
@@ -175,7 +226,7 @@ impl RemoteDescription {
             if let Some(m) = line.strip_prefix("m=") {
                 d.sections.extend(current.take().map(Parsing::finish));
                 let mut parts = m.splitn(4, ' ');
-                let media = parts.next().unwrap_or_default().to_owned();
+                let media = Media::parse(parts.next().unwrap_or_default());
                 let port = parts.next().and_then(|p| p.split('/').next()?.parse().ok()).unwrap_or(0);
                 let protocol = parts.next().unwrap_or_default().to_owned();
                 let formats = parts.next().unwrap_or_default().to_owned();
@@ -370,7 +421,7 @@ impl Role {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Section {
     pub mid: String,
-    pub media: String,
+    pub media: Media,
     pub protocol: String,
     pub formats: String,
     pub role: Role,
@@ -506,11 +557,10 @@ impl Negotiation {
             taken.push(pt);
             payload_types.set(*c, pt);
         }
-        let media = if kind == Kind::Audio { "audio" } else { "video" };
         let mid = crate::peer::slot_id(kind, slot);
         let formats = codecs.iter().filter_map(|c| payload_types.get(*c)).map(|pt| pt.to_string()).collect::<Vec<_>>().join(" ");
         let output = Output { kind, slot, ssrc, payload_types, accepted: false, transport_cc: None };
-        self.sections.push(Section { mid, media: media.into(), protocol: "UDP/TLS/RTP/SAVPF".into(), formats, role: Role::Output(output) });
+        self.sections.push(Section { mid, media: Media::from(kind), protocol: "UDP/TLS/RTP/SAVPF".into(), formats, role: Role::Output(output) });
     }
 
     /// Takes the browser's answer to the bridge's offer; returns the outputs it accepted
@@ -686,10 +736,10 @@ fn write_codec(sdp: &mut String, codec: Codec, pt: u8, fmtp: &str, inbound: bool
 /// audio; for video the browser's most preferred of `video_codecs`) and the extensions it
 /// reads; or why it cannot be received.
 fn inbound_of(remote: &RemoteSection, video_codecs: &[Codec]) -> Result<Inbound, Refusal> {
-    let (allowed, wanted): (&[Codec], &[&str]) = match remote.media.as_str() {
-        "audio" => (&[Codec::Opus], &[AUDIO_LEVEL_URI, MID_URI, TRANSPORT_CC_URI]),
-        "video" => (video_codecs, &[MID_URI, RID_URI, TRANSPORT_CC_URI]),
-        _ => return Err(Refusal::NotMedia),
+    let (allowed, wanted): (&[Codec], &[&str]) = match remote.media {
+        Media::Audio => (&[Codec::Opus], &[AUDIO_LEVEL_URI, MID_URI, TRANSPORT_CC_URI]),
+        Media::Video => (video_codecs, &[MID_URI, RID_URI, TRANSPORT_CC_URI]),
+        Media::Other(_) => return Err(Refusal::NotMedia),
     };
     let Some(chosen) = remote.choose(allowed) else {
         let mut offered: Vec<String> = Vec::new();

@@ -146,7 +146,7 @@ fn a_re_offer_keeps_the_order_adds_content_and_refuses_what_is_not_forwarded() {
     let mut again = first.clone();
     let opus = RemoteCodec { pt: 111, name: "opus".into(), clock_rate: 48_000, fmtp: String::new() };
     again.sections.push(RemoteSection {
-        media: "audio".into(),
+        media: Media::Audio,
         mid: "a0".into(),
         port: 9,
         direction: "recvonly".into(),
@@ -159,7 +159,7 @@ fn a_re_offer_keeps_the_order_adds_content_and_refuses_what_is_not_forwarded() {
     screen.rids.clear();
     again.sections.push(screen);
     again.sections.push(RemoteSection {
-        media: "application".into(),
+        media: Media::Other("application".into()),
         mid: "3".into(),
         port: 9,
         protocol: "UDP/DTLS/SCTP".into(),
