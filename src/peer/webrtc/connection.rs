@@ -84,7 +84,7 @@ pub async fn build(
     }
     let registry = register_default_interceptors(Registry::new(), &mut media_engine)?;
     // Last in the chain, so it sees inbound RTCP after every other interceptor.
-    let registry = registry.with(Slot::from(14_000), KeyframeTap::new(keyframe_requests));
+    let registry = registry.with(Slot::from(14_000), KeyframeTap::tap(keyframe_requests));
     // Between the pacer and the NACK responder: its retransmissions pass the site's budget.
     let registry = registry.with(Slot::from(super::guard::SLOT), nacks);
 

@@ -8,11 +8,10 @@
 //! is over the budget, or that sent the same packet again within the gap, is dropped here and
 //! counted on the site's board. First transmissions and RTCP pass untouched.
 
+use super::passthrough::{PassThrough, Watch};
 use crate::health::board::StatsBoard;
 use crate::peer::budget::{Budget, RetransmitBudget, RESEND_GAP};
-use rtc::interceptor::{Attribute, Interceptor, Packet, StreamInfo, TaggedPacket};
-use rtc::sansio::Protocol;
-use rtc::shared::error::Error;
+use rtc::interceptor::{Attribute, Packet, TaggedPacket};
 use rtc::shared::marshal::MarshalSize;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -27,7 +26,11 @@ pub const SLOT: usize = 3_500;
 /// (at the budget's 240-packet burst, far more than the gap can hold).
 const REMEMBERED: usize = 1024;
 
-pub struct NackGuard {
+/// The interceptor: first transmissions and RTCP pass, retransmissions within the budget.
+pub type NackGuard = PassThrough<RetransmitGuard>;
+
+/// Which retransmissions may go out: within the site's budget, each packet at most once a gap.
+pub struct RetransmitGuard {
     budget: RetransmitBudget,
     /// (SSRC, sequence number) → when it was last sent again.
     resent: HashMap<(u32, u16), Instant>,
@@ -36,24 +39,15 @@ pub struct NackGuard {
     site_id: String,
     site: usize,
     board: Option<Arc<StatsBoard>>,
-    write_queue: VecDeque<TaggedPacket>,
-    read_queue: VecDeque<TaggedPacket>,
 }
 
 impl NackGuard {
-    pub fn new(site_id: String, site: usize, board: Option<Arc<StatsBoard>>) -> Self {
-        NackGuard {
-            site_id,
-            budget: RetransmitBudget::default(),
-            resent: HashMap::new(),
-            order: VecDeque::new(),
-            site,
-            board,
-            write_queue: VecDeque::new(),
-            read_queue: VecDeque::new(),
-        }
+    pub fn guard(site_id: String, site: usize, board: Option<Arc<StatsBoard>>) -> Self {
+        PassThrough::new(RetransmitGuard { site_id, budget: RetransmitBudget::default(), resent: HashMap::new(), order: VecDeque::new(), site, board })
     }
+}
 
+impl RetransmitGuard {
     /// May this retransmission of `ssrc`/`seq`, `size` bytes, go out at `now`?
     fn allow(&mut self, ssrc: u32, seq: u16, size: usize, now: Instant) -> bool {
         let recent = self.resent.get(&(ssrc, seq)).is_some_and(|at| now.saturating_duration_since(*at) < RESEND_GAP);
@@ -86,51 +80,20 @@ impl NackGuard {
     }
 }
 
-impl Protocol<TaggedPacket, TaggedPacket, ()> for NackGuard {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = Error;
-    type Time = Instant;
-
-    fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        self.read_queue.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_read(&mut self) -> Option<Self::Rout> {
-        self.read_queue.pop_front()
-    }
-
-    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        if msg.message.has(&Attribute::Retransmission) {
-            if let Packet::Rtp(p) = &msg.message.packet {
-                let (ssrc, seq, size) = (p.header.ssrc, p.header.sequence_number, p.marshal_size());
-                if !self.allow(ssrc, seq, size, msg.now) {
-                    return Ok(());
-                }
-            }
+impl Watch for RetransmitGuard {
+    fn admit_write(&mut self, msg: &TaggedPacket) -> bool {
+        match &msg.message.packet {
+            Packet::Rtp(p) if msg.message.has(&Attribute::Retransmission) => self.allow(p.header.ssrc, p.header.sequence_number, p.marshal_size(), msg.now),
+            _ => true,
         }
-        self.write_queue.push_back(msg);
-        Ok(())
     }
-
-    fn poll_write(&mut self) -> Option<Self::Wout> {
-        self.write_queue.pop_front()
-    }
-}
-
-impl Interceptor for NackGuard {
-    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use rtc::interceptor::AttributedPacket;
+    use rtc::sansio::Protocol;
     use std::time::Duration;
 
     fn packet(seq: u16, now: Instant, retransmission: bool) -> TaggedPacket {
@@ -154,7 +117,7 @@ mod tests {
     #[test]
     fn a_flood_of_retransmissions_gets_the_budget_and_no_more() {
         let t0 = Instant::now();
-        let mut g = NackGuard::new("hang-gai".into(), 0, None);
+        let mut g = NackGuard::guard("hang-gai".into(), 0, None);
         // What one compound of 75 NACKs with full bitmasks makes webrtc-rs queue: 1 275 packets.
         assert_eq!(through(&mut g, (0..1275).map(|s| packet(s, t0, true))), 240, "the burst");
         // The same compound every 100 ms for 10 s: about the rate (120/s, 150 kB/s), not the flood.
@@ -164,13 +127,13 @@ mod tests {
             sent += through(&mut g, (0..1275u16).map(|s| packet(s.wrapping_add((1275 * tick) as u16), now, true)));
         }
         assert!((1150..=1250).contains(&sent), "{sent} sent again in 10 s");
-        assert_eq!(g.budget.refused, 1275 * 101 - 240 - sent as u64);
+        assert_eq!(g.watch.budget.refused, 1275 * 101 - 240 - sent as u64);
     }
 
     #[test]
     fn a_packet_is_sent_again_at_most_once_per_gap() {
         let t0 = Instant::now();
-        let mut g = NackGuard::new("hang-gai".into(), 0, None);
+        let mut g = NackGuard::guard("hang-gai".into(), 0, None);
         assert_eq!(through(&mut g, [packet(5, t0, true)]), 1);
         assert_eq!(through(&mut g, [packet(5, t0 + Duration::from_millis(50), true)]), 0, "asked again within the gap");
         assert_eq!(through(&mut g, [packet(5, t0 + RESEND_GAP + Duration::from_millis(10), true)]), 1, "after it");
@@ -179,8 +142,8 @@ mod tests {
     #[test]
     fn first_transmissions_pass_untouched() {
         let t0 = Instant::now();
-        let mut g = NackGuard::new("hang-gai".into(), 0, None);
+        let mut g = NackGuard::guard("hang-gai".into(), 0, None);
         assert_eq!(through(&mut g, (0..5000).map(|s| packet(s, t0, false))), 5000);
-        assert_eq!(g.budget.refused, 0);
+        assert_eq!(g.watch.budget.refused, 0);
     }
 }

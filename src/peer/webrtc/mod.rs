@@ -10,6 +10,7 @@
 
 mod connection;
 mod guard;
+mod passthrough;
 mod sink;
 mod tap;
 
@@ -50,7 +51,7 @@ pub(super) async fn spawn(site: usize, ctx: PeerContext) -> Result<(PeerHandle, 
     let (pc_tx, pc_rx) = mpsc::unbounded_channel();
     let (kf_tx, kf_rx) = mpsc::unbounded_channel();
     let site_id = ctx.site_ids[site].clone();
-    let nacks = guard::NackGuard::new(site_id.clone(), site, Some(ctx.board.clone()));
+    let nacks = guard::NackGuard::guard(site_id.clone(), site, Some(ctx.board.clone()));
     let (pc, link) = connection::build(&ctx.network, Arc::new(Handler { tx: pc_tx }), kf_tx, nacks).await?;
     let (commands, cmd_rx) = mpsc::channel(64);
     let (events_tx, events_rx) = mpsc::channel(256);

@@ -4,35 +4,28 @@
 //! delivery on each local track (one poll task per forwarded track), this tap copies the
 //! media SSRC of each keyframe request into a channel and lets the packet continue unchanged.
 
-use rtc::interceptor::{Interceptor, Packet, StreamInfo, TaggedPacket};
+use super::passthrough::{PassThrough, Watch};
+use rtc::interceptor::{Packet, TaggedPacket};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use rtc::sansio::Protocol;
-use rtc::shared::error::Error;
-use std::collections::VecDeque;
-use std::time::Instant;
 use tokio::sync::mpsc;
 
-pub struct KeyframeTap {
+/// The interceptor: every packet passes, keyframe requests are copied to the peer task.
+pub type KeyframeTap = PassThrough<KeyframeRequests>;
+
+/// Copies the media SSRC of each PLI and FIR that passes into a channel.
+pub struct KeyframeRequests {
     requests: mpsc::UnboundedSender<u32>,
-    read_queue: VecDeque<TaggedPacket>,
-    write_queue: VecDeque<TaggedPacket>,
 }
 
 impl KeyframeTap {
-    pub fn new(requests: mpsc::UnboundedSender<u32>) -> Self {
-        Self { requests, read_queue: VecDeque::new(), write_queue: VecDeque::new() }
+    pub fn tap(requests: mpsc::UnboundedSender<u32>) -> Self {
+        PassThrough::new(KeyframeRequests { requests })
     }
 }
 
-impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeTap {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = Error;
-    type Time = Instant;
-
-    fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+impl Watch for KeyframeRequests {
+    fn on_read(&mut self, msg: &TaggedPacket) {
         if let Packet::Rtcp(packets) = &msg.message.packet {
             for p in packets {
                 let any = p.as_any();
@@ -45,27 +38,5 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeTap {
                 }
             }
         }
-        self.read_queue.push_back(msg);
-        Ok(())
     }
-
-    fn poll_read(&mut self) -> Option<Self::Rout> {
-        self.read_queue.pop_front()
-    }
-
-    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        self.write_queue.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_write(&mut self) -> Option<Self::Wout> {
-        self.write_queue.pop_front()
-    }
-}
-
-impl Interceptor for KeyframeTap {
-    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }
