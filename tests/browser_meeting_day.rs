@@ -19,7 +19,7 @@
 
 mod common;
 
-use common::browser::{fake_media, until, Browser};
+use common::browser::{click, fake_media, until, Browser};
 use common::{scratch_dir, Deadline, TestBridge};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -34,11 +34,6 @@ fn bridge() -> TestBridge {
     let config = data.join("config.toml");
     std::fs::write(&config, default.replacen("seat_grace_s = 60", &format!("seat_grace_s = {HOLD_S}"), 1)).unwrap();
     TestBridge::start_with(config, data)
-}
-
-async fn click(page: &mut Browser, selector: &str) {
-    let js = format!("(() => {{ const b = document.querySelector('{selector}'); if (!b || b.disabled) return false; b.click(); return true; }})()");
-    assert_eq!(page.eval(&js).await, Some(json!(true)), "{}: no enabled {selector} to click", page.name);
 }
 
 async fn text(page: &mut Browser, selector: &str) -> String {
