@@ -8,16 +8,17 @@ use super::notice::{self, HelpRequest, NoticeError, Notices, Sender};
 use super::view::{self, Candidate, Shape};
 use super::vote::{VoteError, Votes};
 use super::JoinRefused;
-use crate::config::{Role, Settings};
-use crate::floor::{AgendaItem, Floor, FloorError, FloorEvent, ItemKind, RequestId};
+use crate::config::Settings;
+use crate::domain::{AgendaItem, AgendaKind, Layout, SiteRole};
+use crate::floor::{Floor, FloorError, FloorEvent, RequestId};
 use crate::media::router::Router;
 use crate::media::speaker::SpeakerDetector;
 use crate::media::Selection;
 use crate::recording::{RecState, RecordError, Recorder, RecordingStatus};
 use crate::signal::outbox::{NotQueued, Outbox};
 use crate::signal::protocol::{
-    AgendaItemSpec, AgendaKind, AgendaView, CurrentItemView, ErrorCode, FloorEventKind, FloorHolderView, FloorView, HelpView, Layout, MeetingView, NoticeView,
-    Outgoing, QueueEntryView, RecordingView, ServerMessage, SiteLevel, SitePresence, TallyView, VoteView,
+    AgendaItemSpec, AgendaView, CurrentItemView, ErrorCode, FloorEventKind, FloorHolderView, FloorView, HelpView, MeetingView, NoticeView, Outgoing,
+    QueueEntryView, RecordingView, ServerMessage, SiteLevel, SitePresence, TallyView, VoteView,
 };
 use crate::store::journal::Entry;
 use crate::store::{now_ms, Store};
@@ -167,7 +168,7 @@ pub fn spawn(settings: Arc<Settings>, store: Store, router: Router, recorder: Re
     }
     let (tx, mut rx) = mpsc::channel(256);
     let seats = settings.sites.iter().map(|_| SeatState::default()).collect();
-    let chair = settings.sites.iter().position(|s| s.role == Role::Chair).expect("validated config has a chair");
+    let chair = settings.sites.iter().position(|s| s.role == SiteRole::Chair).expect("validated config has a chair");
     let floor = Floor::new(settings.sites.len(), chair, settings.max_floor_holders);
     let mut actor = Actor {
         settings,
@@ -192,14 +193,10 @@ pub fn spawn(settings: Arc<Settings>, store: Store, router: Router, recorder: Re
     let restored = actor.restore();
     if restored.is_none() {
         let programme = actor.settings.agenda.clone();
-        match programme.into_iter().map(|i| actor.agenda_item(i)).collect::<Result<Vec<_>, _>>() {
-            Ok(items) if !items.is_empty() => {
-                if let Err(e) = actor.floor.set_agenda(chair, items, now_ms()) {
-                    warn!("the configured programme was not accepted: {e}");
-                }
+        if !programme.is_empty() {
+            if let Err(e) = actor.floor.set_agenda(chair, programme, now_ms()) {
+                warn!("the configured programme was not accepted: {e}");
             }
-            Ok(_) => {}
-            Err(e) => warn!("the configured programme was not accepted: {}", e.message),
         }
     }
     actor.resume_meeting(restored == Some(true));
@@ -401,7 +398,7 @@ impl Actor {
     }
 
     fn join(&mut self, site: usize, session: Uuid, resume: Option<String>, outbox: Outbox) -> Result<Seat, JoinRefused> {
-        let is_chair = self.settings.sites[site].role == Role::Chair;
+        let is_chair = self.settings.sites[site].role == SiteRole::Chair;
         let held = self.seats[site].held_until.is_some();
         if self.locked && !is_chair && self.seats[site].holder.is_none() && !held && !self.seats[site].admitted {
             let first = self.seats[site].knocked_ms.is_none();
@@ -632,7 +629,7 @@ impl Actor {
         if self.seats[site].holder.as_ref().is_none_or(|h| h.session != session) {
             return Err(Refused::new(ErrorCode::NotJoined, "this session no longer holds the site's seat"));
         }
-        let is_chair = self.settings.sites[site].role == Role::Chair;
+        let is_chair = self.settings.sites[site].role == SiteRole::Chair;
         let chair_only = matches!(
             action,
             Action::GrantFloor { .. }
@@ -686,7 +683,7 @@ impl Actor {
             }
             Action::MuteSite { site: target, muted } => {
                 let target = self.site_index(&target)?;
-                if self.settings.sites[target].role == Role::Chair {
+                if self.settings.sites[target].role == SiteRole::Chair {
                     return Err(Refused::new(ErrorCode::InvalidTarget, "the chair's own site cannot be hard-muted"));
                 }
                 self.seats[target].mute.hard = muted;
@@ -695,7 +692,7 @@ impl Actor {
             }
             Action::MuteAll { muted } => {
                 for (i, s) in self.settings.sites.iter().enumerate() {
-                    if s.role != Role::Chair {
+                    if s.role != SiteRole::Chair {
                         self.seats[i].mute.hard = muted;
                     }
                 }
@@ -884,12 +881,7 @@ impl Actor {
             ),
             None => None,
         };
-        let kind = match spec.kind {
-            AgendaKind::Report => ItemKind::Report,
-            AgendaKind::Speech => ItemKind::Speech,
-            AgendaKind::Directive => ItemKind::Directive,
-        };
-        Ok(AgendaItem { title: spec.title, kind, site, planned_minutes: spec.planned_minutes })
+        Ok(AgendaItem { title: spec.title, kind: spec.kind, site, planned_minutes: spec.planned_minutes })
     }
 
     /// The side effects of floor changes: giving the floor unmutes the site, ending it
@@ -984,16 +976,7 @@ impl Actor {
         self.floor
             .agenda()
             .iter()
-            .map(|i| AgendaItemSpec {
-                title: i.title.clone(),
-                kind: match i.kind {
-                    ItemKind::Report => AgendaKind::Report,
-                    ItemKind::Speech => AgendaKind::Speech,
-                    ItemKind::Directive => AgendaKind::Directive,
-                },
-                site: i.site.map(|s| self.id(s).to_string()),
-                planned_minutes: i.planned_minutes,
-            })
+            .map(|i| AgendaItemSpec { title: i.title.clone(), kind: i.kind, site: i.site.map(|s| self.id(s).to_string()), planned_minutes: i.planned_minutes })
             .collect()
     }
 
@@ -1030,7 +1013,7 @@ impl Actor {
             index: c.index,
             started_ms: c.started_ms,
             planned_ms: c.planned_ms,
-            speaker_absent: c.item.kind == ItemKind::Speech
+            speaker_absent: c.item.kind == AgendaKind::Speech
                 && c.item.site.is_some_and(|s| s != self.floor.chair() && !self.floor.is_present(s) && !self.floor.holders().iter().any(|h| h.site == s)),
         });
         ServerMessage::State {

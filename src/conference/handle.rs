@@ -1,7 +1,8 @@
 //! The cheap, clonable API to the conference actor.
 
+use crate::domain::Layout;
 use crate::signal::outbox::Outbox;
-use crate::signal::protocol::{AgendaItemSpec, ErrorCode, Layout, ServerMessage, SitePresence};
+use crate::signal::protocol::{AgendaItemSpec, ErrorCode, ServerMessage, SitePresence};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 

@@ -7,6 +7,9 @@
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
+// The meeting's own enums go on the wire as they are: their serde names are the protocol's.
+pub use crate::domain::{AgendaKind, Layout, SiteRole};
+
 /// Largest client message accepted, in bytes; larger ones get `too_large` and are discarded.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
@@ -235,25 +238,6 @@ impl ClientMessage {
     }
 }
 
-/// How every site's page arranges the tiles.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Layout {
-    /// HQ and the floor holder large, the others small.
-    #[default]
-    Stage,
-    /// Every site the same size.
-    Grid,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AgendaKind {
-    Report,
-    Speech,
-    Directive,
-}
-
 /// A programme item as sent and shown.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -398,7 +382,7 @@ pub enum ServerMessage {
 pub struct SiteInfo {
     pub id: String,
     pub name: String,
-    pub role: crate::config::Role,
+    pub role: SiteRole,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -419,7 +403,7 @@ pub struct IceServer {
 pub struct SitePresence {
     pub id: String,
     pub name: String,
-    pub role: crate::config::Role,
+    pub role: SiteRole,
     pub present: bool,
     /// Unix milliseconds of the current join (present) or last leave (absent); absent if never.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -754,7 +738,6 @@ pub fn parse_client(text: &str) -> Result<ClientMessage, Refusal> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Role;
 
     fn round_trip_client(m: ClientMessage) {
         let text = serde_json::to_string(&m).unwrap();
@@ -844,7 +827,7 @@ mod tests {
     fn every_server_message_round_trips() {
         round_trip_server(ServerMessage::Joined {
             session: "s".into(),
-            site: SiteInfo { id: "hq".into(), name: "Trụ sở Quận ủy – 21 Bà Triệu".into(), role: Role::Chair },
+            site: SiteInfo { id: "hq".into(), name: "Trụ sở Quận ủy – 21 Bà Triệu".into(), role: SiteRole::Chair },
             conference: ConferenceInfo { title: "Hội nghị".into() },
             ice_servers: vec![IceServer { urls: vec!["stun:x".into()], username: None, credential: None }],
             resume: "r".into(),
@@ -854,7 +837,7 @@ mod tests {
             sites: vec![SitePresence {
                 id: "hq".into(),
                 name: "Trụ sở".into(),
-                role: Role::Chair,
+                role: SiteRole::Chair,
                 present: true,
                 since_ms: Some(1),
                 audio_muted: false,
