@@ -189,6 +189,13 @@ impl Refused {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Refused { code, message: message.into() }
     }
+
+    /// A refusal by the floor, a vote, a notice or the recorder: its own words, and the code
+    /// the wire gives it (`signal::protocol`, one list per error type).
+    pub fn of<E: Into<ErrorCode> + std::fmt::Display>(e: E) -> Self {
+        let message = e.to_string();
+        Refused { code: e.into(), message }
+    }
 }
 
 /// What the health monitor needs to know of a site from the conference.
