@@ -4,6 +4,7 @@
 //! exactly one chair, valid addresses. Validation errors name the offending site or field so
 //! an operator can fix the file without reading code.
 
+use crate::domain::{self, AgendaItem, AgendaKind, SiteRole};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
@@ -262,20 +263,12 @@ pub struct SiteConfig {
     pub uplink_kbps: Option<u32>,
 }
 
-/// What a site may do; decided by config, enforced by the server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    Chair,
-    Site,
-}
-
 /// A validated site: id, display name and role.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Site {
     pub id: String,
     pub name: String,
-    pub role: Role,
+    pub role: SiteRole,
     pub line: LineLimits,
 }
 
@@ -327,7 +320,7 @@ pub struct Settings {
     /// Fixed keys from config, by site id.
     pub fixed_keys: Vec<(String, String)>,
     /// The initial programme (kinds and sites checked).
-    pub agenda: Vec<crate::signal::protocol::AgendaItemSpec>,
+    pub agenda: Vec<AgendaItem>,
     pub thresholds: crate::health::alarms::Thresholds,
     /// Recordings folder from config; `None` = `<data>/recordings`.
     pub recording_dir: Option<PathBuf>,
@@ -457,10 +450,8 @@ impl Config {
             if s.name.trim().is_empty() {
                 return Err(ConfigError::EmptyName(s.id));
             }
-            let role = match s.role.as_str() {
-                "chair" => Role::Chair,
-                "site" => Role::Site,
-                other => return Err(ConfigError::UnknownRole { site: s.id, role: other.to_string() }),
+            let Some(role) = domain::parse::<SiteRole>(&s.role) else {
+                return Err(ConfigError::UnknownRole { site: s.id, role: s.role });
             };
             if let Some(key) = s.key {
                 if key.len() < 16 {
@@ -476,7 +467,7 @@ impl Config {
             let line = LineLimits { down_kbps: s.downlink_kbps, up_kbps: s.uplink_kbps };
             sites.push(Site { id: s.id, name: s.name, role, line });
         }
-        let chairs = sites.iter().filter(|s| s.role == Role::Chair).count();
+        let chairs = sites.iter().filter(|s| s.role == SiteRole::Chair).count();
         if chairs != 1 {
             return Err(ConfigError::ChairCount(chairs));
         }
@@ -499,13 +490,9 @@ impl Config {
         }
         let mut agenda = Vec::with_capacity(self.agenda.len());
         for (i, a) in self.agenda.into_iter().enumerate() {
-            use crate::signal::protocol::{AgendaItemSpec, AgendaKind};
             let bad = |reason: &str| ConfigError::BadAgenda { index: i + 1, title: a.title.clone(), reason: reason.to_string() };
-            let kind = match a.kind.as_str() {
-                "report" => AgendaKind::Report,
-                "speech" => AgendaKind::Speech,
-                "directive" => AgendaKind::Directive,
-                _ => return Err(bad("kind must be \"report\", \"speech\" or \"directive\"")),
+            let Some(kind) = domain::parse::<AgendaKind>(&a.kind) else {
+                return Err(bad("kind must be \"report\", \"speech\" or \"directive\""));
             };
             if a.title.trim().is_empty() {
                 return Err(bad("empty title"));
@@ -513,12 +500,12 @@ impl Config {
             if a.planned_minutes == 0 {
                 return Err(bad("planned_minutes must be at least 1"));
             }
-            match &a.site {
-                Some(id) if !sites.iter().any(|s| &s.id == id) => return Err(bad("names a site that is not configured")),
+            let site = match &a.site {
+                Some(id) => Some(sites.iter().position(|s| &s.id == id).ok_or_else(|| bad("names a site that is not configured"))?),
                 None if kind == AgendaKind::Speech => return Err(bad("a speech needs a site")),
-                _ => {}
-            }
-            agenda.push(AgendaItemSpec { title: a.title, kind, site: a.site, planned_minutes: a.planned_minutes });
+                None => None,
+            };
+            agenda.push(AgendaItem { title: a.title, kind, site, planned_minutes: a.planned_minutes });
         }
         let time_zone = match self.conference.time_zone.as_deref().map(str::trim) {
             None | Some("") => DEFAULT_TIME_ZONE.to_string(),
@@ -656,8 +643,8 @@ mod tests {
         let ids: Vec<_> = s.sites.iter().map(|s| s.id.as_str()).collect();
         assert_eq!(ids, ["hq", "cua-nam", "hang-bai", "hang-gai", "trang-tien", "hang-dao"]);
         assert_eq!(s.sites[0].name, "Trụ sở Quận ủy – 21 Bà Triệu");
-        assert_eq!(s.sites[0].role, Role::Chair);
-        assert!(s.sites[1..].iter().all(|s| s.role == Role::Site));
+        assert_eq!(s.sites[0].role, SiteRole::Chair);
+        assert!(s.sites[1..].iter().all(|s| s.role == SiteRole::Site));
         assert_eq!(s.sites[5].name, "Cụm Hàng Đào");
         assert_eq!(s.listen, "0.0.0.0:8443".parse::<SocketAddr>().unwrap());
         assert!(s.fixed_keys.is_empty(), "default config must not ship keys");

@@ -9,7 +9,7 @@
 
 use std::fmt;
 
-pub type SiteIndex = usize;
+use crate::domain::{AgendaItem, AgendaKind, SiteIndex};
 
 /// Topics are shown on a one-line banner at every site; 200 characters is what
 /// fits, and Vietnamese diacritics make byte counts meaningless for that.
@@ -59,21 +59,6 @@ pub struct QueueEntry {
     pub site: SiteIndex,
     pub topic: Option<String>,
     pub waiting_ms: i64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum ItemKind {
-    Report,
-    Speech,
-    Directive,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct AgendaItem {
-    pub title: String,
-    pub kind: ItemKind,
-    pub site: Option<SiteIndex>,
-    pub planned_minutes: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,27 +137,6 @@ pub enum FloorError {
     NotHolder,
     InvalidAgenda(String),
     AgendaFinished,
-}
-
-impl FloorError {
-    /// Stable across releases: clients and the UI translate on these codes.
-    pub fn code(&self) -> &'static str {
-        match self {
-            FloorError::NotChair => "not_chair",
-            FloorError::ChairNeedsNoRequest => "chair_needs_no_request",
-            FloorError::AlreadyQueued => "already_queued",
-            FloorError::AlreadyHolds => "already_holds",
-            FloorError::TopicTooLong => "topic_too_long",
-            FloorError::UnknownSite => "unknown_site",
-            FloorError::NoPendingRequest => "no_pending_request",
-            FloorError::UnknownRequest => "unknown_request",
-            FloorError::NotPending => "not_pending",
-            FloorError::SiteAbsent => "site_absent",
-            FloorError::NotHolder => "not_holder",
-            FloorError::InvalidAgenda(_) => "invalid_agenda",
-            FloorError::AgendaFinished => "agenda_finished",
-        }
-    }
 }
 
 impl fmt::Display for FloorError {
@@ -430,7 +394,7 @@ impl Floor {
         };
         // A speech assigned to the chair needs no floor, so it runs like a report.
         let speaker = match (item.kind, item.site) {
-            (ItemKind::Speech, Some(s)) if s != self.chair => Some(s),
+            (AgendaKind::Speech, Some(s)) if s != self.chair => Some(s),
             _ => None,
         };
         let mut events: Vec<FloorEvent> = self.end_running_item(now_ms).into_iter().collect();
@@ -485,8 +449,8 @@ impl Floor {
             return Err(format!("unknown site {s}"));
         }
         match (item.kind, item.site) {
-            (ItemKind::Speech, None) => Err("a speech needs a site".into()),
-            (ItemKind::Report | ItemKind::Directive, Some(s)) if s != self.chair => Err("reports and directives are given by the chair".into()),
+            (AgendaKind::Speech, None) => Err("a speech needs a site".into()),
+            (AgendaKind::Report | AgendaKind::Directive, Some(s)) if s != self.chair => Err("reports and directives are given by the chair".into()),
             _ => Ok(()),
         }
     }
@@ -644,7 +608,7 @@ mod tests {
         assert_eq!(*f, before, "a refused operation changed the state");
     }
 
-    fn item(kind: ItemKind, site: Option<SiteIndex>, minutes: u32) -> AgendaItem {
+    fn item(kind: AgendaKind, site: Option<SiteIndex>, minutes: u32) -> AgendaItem {
         AgendaItem { title: format!("{kind:?}"), kind, site, planned_minutes: minutes }
     }
 
@@ -971,7 +935,7 @@ mod tests {
         let mut f = meeting(1);
         f.request(A, None, T0).unwrap();
         f.give(CHAIR, B, T0).unwrap();
-        let agenda = vec![item(ItemKind::Report, None, 5)];
+        let agenda = vec![item(AgendaKind::Report, None, 5)];
         for actor in [A, B, NOWHERE] {
             refused(&mut f, FloorError::NotChair, |f| f.grant(actor, id(1), T0));
             refused(&mut f, FloorError::NotChair, |f| f.deny(actor, id(1), T0));
@@ -1046,20 +1010,20 @@ mod tests {
     #[test]
     fn invalid_agendas_are_refused() {
         let mut f = meeting(1);
-        f.set_agenda(CHAIR, vec![item(ItemKind::Report, None, 5)], T0).unwrap();
+        f.set_agenda(CHAIR, vec![item(AgendaKind::Report, None, 5)], T0).unwrap();
         f.next_item(CHAIR, T0).unwrap();
-        let mut untitled = item(ItemKind::Report, None, 5);
+        let mut untitled = item(AgendaKind::Report, None, 5);
         untitled.title = "  ".into();
         let bad = [
-            item(ItemKind::Speech, None, 5),
-            item(ItemKind::Speech, Some(NOWHERE), 5),
-            item(ItemKind::Report, Some(NOWHERE), 5),
-            item(ItemKind::Directive, Some(A), 5),
-            item(ItemKind::Speech, Some(A), 0),
+            item(AgendaKind::Speech, None, 5),
+            item(AgendaKind::Speech, Some(NOWHERE), 5),
+            item(AgendaKind::Report, Some(NOWHERE), 5),
+            item(AgendaKind::Directive, Some(A), 5),
+            item(AgendaKind::Speech, Some(A), 0),
             untitled,
         ];
         for b in bad {
-            let items = vec![item(ItemKind::Report, None, 5), b];
+            let items = vec![item(AgendaKind::Report, None, 5), b];
             let before = f.clone();
             let err = f.set_agenda(CHAIR, items, T0 + 1).unwrap_err();
             assert!(matches!(&err, FloorError::InvalidAgenda(why) if why.starts_with("item 2:")), "{err}");
@@ -1070,7 +1034,7 @@ mod tests {
     #[test]
     fn next_item_for_a_speech_gives_the_floor_to_its_site() {
         let mut f = meeting(1);
-        let agenda = vec![item(ItemKind::Report, Some(CHAIR), 10), item(ItemKind::Speech, Some(B), 5)];
+        let agenda = vec![item(AgendaKind::Report, Some(CHAIR), 10), item(AgendaKind::Speech, Some(B), 5)];
         assert_eq!(f.set_agenda(CHAIR, agenda, T0), Ok(vec![]));
         assert_eq!(f.next_item(CHAIR, T0), Ok(vec![E::ItemStarted { index: 0 }]));
         f.give(CHAIR, A, T0 + 1).unwrap();
@@ -1085,7 +1049,7 @@ mod tests {
     #[test]
     fn next_item_uses_the_speakers_pending_request() {
         let mut f = meeting(1);
-        f.set_agenda(CHAIR, vec![item(ItemKind::Speech, Some(B), 5)], T0).unwrap();
+        f.set_agenda(CHAIR, vec![item(AgendaKind::Speech, Some(B), 5)], T0).unwrap();
         f.request(B, Some("Báo cáo phường".into()), T0).unwrap();
         assert_eq!(f.next_item(CHAIR, T0 + 1), Ok(vec![E::ItemStarted { index: 0 }, E::Granted { id: id(1), site: B }]));
         assert_eq!(f.history().len(), 1);
@@ -1096,7 +1060,7 @@ mod tests {
         let mut f = meeting(2);
         f.give(CHAIR, A, T0).unwrap();
         f.give(CHAIR, B, T0).unwrap();
-        f.set_agenda(CHAIR, vec![item(ItemKind::Speech, Some(B), 5)], T0).unwrap();
+        f.set_agenda(CHAIR, vec![item(AgendaKind::Speech, Some(B), 5)], T0).unwrap();
         assert_eq!(f.next_item(CHAIR, T0 + 1), Ok(vec![E::Revoked { id: id(1), site: A }, E::ItemStarted { index: 0 }]));
         assert_eq!(f.holders(), vec![Holder { site: B, request: id(2), since_ms: T0 }]);
     }
@@ -1104,7 +1068,7 @@ mod tests {
     #[test]
     fn next_item_for_a_report_or_directive_revokes_all_holders() {
         let mut f = meeting(2);
-        let agenda = vec![item(ItemKind::Directive, None, 5), item(ItemKind::Speech, Some(CHAIR), 5)];
+        let agenda = vec![item(AgendaKind::Directive, None, 5), item(AgendaKind::Speech, Some(CHAIR), 5)];
         f.set_agenda(CHAIR, agenda, T0).unwrap();
         f.give(CHAIR, A, T0).unwrap();
         f.give(CHAIR, C, T0).unwrap();
@@ -1118,7 +1082,7 @@ mod tests {
     #[test]
     fn a_speech_by_an_absent_site_starts_without_a_floor_and_the_programme_goes_on() {
         let mut f = meeting(1);
-        let agenda = vec![item(ItemKind::Report, None, 5), item(ItemKind::Speech, Some(C), 5), item(ItemKind::Directive, None, 5)];
+        let agenda = vec![item(AgendaKind::Report, None, 5), item(AgendaKind::Speech, Some(C), 5), item(AgendaKind::Directive, None, 5)];
         f.set_agenda(CHAIR, agenda, T0).unwrap();
         f.next_item(CHAIR, T0).unwrap();
         f.give(CHAIR, A, T0).unwrap();
@@ -1136,7 +1100,7 @@ mod tests {
     fn the_last_next_item_ends_the_programme_and_then_it_is_finished() {
         let mut f = meeting(1);
         refused(&mut f, FloorError::AgendaFinished, |f| f.next_item(CHAIR, T0));
-        f.set_agenda(CHAIR, vec![item(ItemKind::Report, None, 5)], T0).unwrap();
+        f.set_agenda(CHAIR, vec![item(AgendaKind::Report, None, 5)], T0).unwrap();
         f.next_item(CHAIR, T0).unwrap();
         f.give(CHAIR, A, T0 + 1).unwrap();
         assert_eq!(f.next_item(CHAIR, T0 + 2), Ok(vec![E::ItemEnded { index: 0 }]));
@@ -1148,12 +1112,12 @@ mod tests {
     #[test]
     fn overtime_is_flagged_after_the_planned_minutes() {
         let mut f = meeting(1);
-        f.set_agenda(CHAIR, vec![item(ItemKind::Speech, Some(A), 3)], T0).unwrap();
+        f.set_agenda(CHAIR, vec![item(AgendaKind::Speech, Some(A), 3)], T0).unwrap();
         f.next_item(CHAIR, T0).unwrap();
         let at = |ms| f.current_item(T0 + ms).unwrap();
         let on_time = at(180_000);
         assert_eq!((on_time.elapsed_ms, on_time.planned_ms, on_time.overtime), (180_000, 180_000, false));
-        assert_eq!(on_time.item, item(ItemKind::Speech, Some(A), 3));
+        assert_eq!(on_time.item, item(AgendaKind::Speech, Some(A), 3));
         assert_eq!(on_time.started_ms, T0);
         assert!(at(180_001).overtime);
     }
@@ -1161,7 +1125,7 @@ mod tests {
     #[test]
     fn agenda_log_records_start_and_end_times() {
         let mut f = meeting(1);
-        let agenda = vec![item(ItemKind::Report, None, 1), item(ItemKind::Speech, Some(A), 1)];
+        let agenda = vec![item(AgendaKind::Report, None, 1), item(AgendaKind::Speech, Some(A), 1)];
         f.set_agenda(CHAIR, agenda, T0).unwrap();
         f.next_item(CHAIR, T0).unwrap();
         f.next_item(CHAIR, T0 + 100).unwrap();
@@ -1175,9 +1139,9 @@ mod tests {
     #[test]
     fn replacing_the_agenda_ends_the_running_item_and_restarts_the_programme() {
         let mut f = meeting(1);
-        f.set_agenda(CHAIR, vec![item(ItemKind::Speech, Some(A), 5)], T0).unwrap();
+        f.set_agenda(CHAIR, vec![item(AgendaKind::Speech, Some(A), 5)], T0).unwrap();
         f.next_item(CHAIR, T0).unwrap();
-        let replacement = vec![item(ItemKind::Directive, Some(CHAIR), 2)];
+        let replacement = vec![item(AgendaKind::Directive, Some(CHAIR), 2)];
         assert_eq!(f.set_agenda(CHAIR, replacement.clone(), T0 + 5), Ok(vec![E::ItemEnded { index: 0 }]));
         assert_eq!(f.agenda(), &replacement[..]);
         assert!(f.agenda_log().is_empty() && f.current_item(T0 + 5).is_none());
@@ -1187,25 +1151,25 @@ mod tests {
     }
 
     #[test]
-    fn error_codes_are_stable_and_messages_are_present() {
+    fn every_refusal_says_what_was_wrong() {
         use FloorError::*;
         let all = [
-            (NotChair, "not_chair"),
-            (ChairNeedsNoRequest, "chair_needs_no_request"),
-            (AlreadyQueued, "already_queued"),
-            (AlreadyHolds, "already_holds"),
-            (TopicTooLong, "topic_too_long"),
-            (UnknownSite, "unknown_site"),
-            (NoPendingRequest, "no_pending_request"),
-            (UnknownRequest, "unknown_request"),
-            (NotPending, "not_pending"),
-            (SiteAbsent, "site_absent"),
-            (NotHolder, "not_holder"),
-            (InvalidAgenda("item 1: empty title".into()), "invalid_agenda"),
-            (AgendaFinished, "agenda_finished"),
+            NotChair,
+            ChairNeedsNoRequest,
+            AlreadyQueued,
+            AlreadyHolds,
+            TopicTooLong,
+            UnknownSite,
+            NoPendingRequest,
+            UnknownRequest,
+            NotPending,
+            SiteAbsent,
+            NotHolder,
+            InvalidAgenda("item 1: empty title".into()),
+            AgendaFinished,
         ];
-        for (err, code) in all {
-            assert_eq!(err.code(), code);
+        // Their wire codes are `signal::protocol`'s one list (`From<FloorError> for ErrorCode`).
+        for err in all {
             assert!(!err.to_string().is_empty());
         }
         assert_eq!(InvalidAgenda("x".into()).to_string(), "invalid agenda: x");

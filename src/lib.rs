@@ -3,6 +3,7 @@
 //! One process serves the web client, the WebSocket signalling and a selective forwarding
 //! unit (SFU): every site sends its camera and microphone once, the server forwards them to
 //! the other sites. The modules are named by the domain:
+//! - [`domain`]: the meeting's own words (site roles, programme items, layout), used by all;
 //! - [`config`]: the typed, validated configuration (sites, roles, addresses);
 //! - [`auth`]: keys, passwords, session tokens, join tickets and limits: who may do what;
 //! - [`conference`]: the conference actor, the single owner of who is present;
@@ -18,6 +19,7 @@ pub mod auth;
 pub mod cli;
 pub mod conference;
 pub mod config;
+pub mod domain;
 pub mod floor;
 pub mod health;
 pub mod http;

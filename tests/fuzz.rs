@@ -152,7 +152,7 @@ fn check_state(state: &ServerMessage) -> Result<(), TestCaseError> {
     for h in &floor.holders {
         prop_assert!(!floor.queue.iter().any(|q| q.site == h.site), "{} holds and waits", h.site);
         let s = sites.iter().find(|s| s.id == h.site).unwrap();
-        prop_assert!(s.role == diemcau::config::Role::Site, "only a ward holds the floor");
+        prop_assert!(s.role == diemcau::domain::SiteRole::Site, "only a ward holds the floor");
         prop_assert!(s.present, "the floor holder is present");
     }
     for (i, q) in floor.queue.iter().enumerate() {

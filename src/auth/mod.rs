@@ -195,7 +195,7 @@ impl Auth {
             self.verifier.failed(ip);
             return Err(AuthError::BadKey);
         }
-        let role = if site.role == crate::config::Role::Chair { Role::Chair } else { Role::Site };
+        let role = Role::from(site.role);
         let principal = Principal { role, subject: site.id.clone(), is_site: true };
         let now = now_ms();
         let (ticket, token) = {

@@ -53,6 +53,16 @@ impl Role {
     }
 }
 
+impl From<crate::domain::SiteRole> for Role {
+    /// A site signs in with its key under the role its config gives it.
+    fn from(role: crate::domain::SiteRole) -> Role {
+        match role {
+            crate::domain::SiteRole::Chair => Role::Chair,
+            crate::domain::SiteRole::Site => Role::Site,
+        }
+    }
+}
+
 /// The holder of a credential.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {

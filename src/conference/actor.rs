@@ -4,20 +4,21 @@
 //! not merely hidden by a page.
 
 use super::handle::{Action, Command, ConferenceHandle, Receiving, Refused, Seat, SiteView};
-use super::notice::{self, HelpRequest, NoticeError, Notices, Sender};
+use super::notice::{self, HelpRequest, Notices, Sender};
 use super::view::{self, Candidate, Shape};
-use super::vote::{VoteError, Votes};
+use super::vote::Votes;
 use super::JoinRefused;
-use crate::config::{Role, Settings};
-use crate::floor::{AgendaItem, Floor, FloorError, FloorEvent, ItemKind, RequestId};
+use crate::config::Settings;
+use crate::domain::{AgendaItem, AgendaKind, Layout, SiteRole};
+use crate::floor::{Floor, FloorEvent, RequestId};
 use crate::media::router::Router;
 use crate::media::speaker::SpeakerDetector;
 use crate::media::Selection;
-use crate::recording::{RecState, RecordError, Recorder, RecordingStatus};
+use crate::recording::{RecState, Recorder, RecordingStatus};
 use crate::signal::outbox::{NotQueued, Outbox};
 use crate::signal::protocol::{
-    AgendaItemSpec, AgendaKind, AgendaView, CurrentItemView, ErrorCode, FloorEventKind, FloorHolderView, FloorView, HelpView, Layout, MeetingView, NoticeView,
-    Outgoing, QueueEntryView, RecordingView, ServerMessage, SiteLevel, SitePresence, TallyView, VoteView,
+    AgendaItemSpec, AgendaView, CurrentItemView, ErrorCode, FloorEventKind, FloorHolderView, FloorView, HelpView, MeetingView, NoticeView, Outgoing,
+    QueueEntryView, RecordingView, ServerMessage, SiteLevel, SitePresence, TallyView, VoteView,
 };
 use crate::store::journal::Entry;
 use crate::store::{now_ms, Store};
@@ -167,7 +168,7 @@ pub fn spawn(settings: Arc<Settings>, store: Store, router: Router, recorder: Re
     }
     let (tx, mut rx) = mpsc::channel(256);
     let seats = settings.sites.iter().map(|_| SeatState::default()).collect();
-    let chair = settings.sites.iter().position(|s| s.role == Role::Chair).expect("validated config has a chair");
+    let chair = settings.sites.iter().position(|s| s.role == SiteRole::Chair).expect("validated config has a chair");
     let floor = Floor::new(settings.sites.len(), chair, settings.max_floor_holders);
     let mut actor = Actor {
         settings,
@@ -192,14 +193,10 @@ pub fn spawn(settings: Arc<Settings>, store: Store, router: Router, recorder: Re
     let restored = actor.restore();
     if restored.is_none() {
         let programme = actor.settings.agenda.clone();
-        match programme.into_iter().map(|i| actor.agenda_item(i)).collect::<Result<Vec<_>, _>>() {
-            Ok(items) if !items.is_empty() => {
-                if let Err(e) = actor.floor.set_agenda(chair, items, now_ms()) {
-                    warn!("the configured programme was not accepted: {e}");
-                }
+        if !programme.is_empty() {
+            if let Err(e) = actor.floor.set_agenda(chair, programme, now_ms()) {
+                warn!("the configured programme was not accepted: {e}");
             }
-            Ok(_) => {}
-            Err(e) => warn!("the configured programme was not accepted: {}", e.message),
         }
     }
     actor.resume_meeting(restored == Some(true));
@@ -401,7 +398,7 @@ impl Actor {
     }
 
     fn join(&mut self, site: usize, session: Uuid, resume: Option<String>, outbox: Outbox) -> Result<Seat, JoinRefused> {
-        let is_chair = self.settings.sites[site].role == Role::Chair;
+        let is_chair = self.settings.sites[site].role == SiteRole::Chair;
         let held = self.seats[site].held_until.is_some();
         if self.locked && !is_chair && self.seats[site].holder.is_none() && !held && !self.seats[site].admitted {
             let first = self.seats[site].knocked_ms.is_none();
@@ -632,7 +629,7 @@ impl Actor {
         if self.seats[site].holder.as_ref().is_none_or(|h| h.session != session) {
             return Err(Refused::new(ErrorCode::NotJoined, "this session no longer holds the site's seat"));
         }
-        let is_chair = self.settings.sites[site].role == Role::Chair;
+        let is_chair = self.settings.sites[site].role == SiteRole::Chair;
         let chair_only = matches!(
             action,
             Action::GrantFloor { .. }
@@ -671,22 +668,22 @@ impl Actor {
                 self.log(site, "mute", &detail);
                 vec![]
             }
-            Action::RequestFloor { topic } => self.floor.request(site, topic, now).map_err(floor_refusal)?,
-            Action::CancelFloor => self.floor.cancel(site, now).map_err(floor_refusal)?,
-            Action::ReleaseFloor => self.floor.release(site, now).map_err(floor_refusal)?,
-            Action::GrantFloor { request } => self.floor.grant(site, RequestId(request), now).map_err(floor_refusal)?,
-            Action::DenyFloor { request } => self.floor.deny(site, RequestId(request), now).map_err(floor_refusal)?,
+            Action::RequestFloor { topic } => self.floor.request(site, topic, now).map_err(Refused::of)?,
+            Action::CancelFloor => self.floor.cancel(site, now).map_err(Refused::of)?,
+            Action::ReleaseFloor => self.floor.release(site, now).map_err(Refused::of)?,
+            Action::GrantFloor { request } => self.floor.grant(site, RequestId(request), now).map_err(Refused::of)?,
+            Action::DenyFloor { request } => self.floor.deny(site, RequestId(request), now).map_err(Refused::of)?,
             Action::GiveFloor { site: target } => {
                 let target = self.site_index(&target)?;
-                self.floor.give(site, target, now).map_err(floor_refusal)?
+                self.floor.give(site, target, now).map_err(Refused::of)?
             }
             Action::RevokeFloor { site: target } => {
                 let target = self.site_index(&target)?;
-                self.floor.revoke(site, target, now).map_err(floor_refusal)?
+                self.floor.revoke(site, target, now).map_err(Refused::of)?
             }
             Action::MuteSite { site: target, muted } => {
                 let target = self.site_index(&target)?;
-                if self.settings.sites[target].role == Role::Chair {
+                if self.settings.sites[target].role == SiteRole::Chair {
                     return Err(Refused::new(ErrorCode::InvalidTarget, "the chair's own site cannot be hard-muted"));
                 }
                 self.seats[target].mute.hard = muted;
@@ -695,7 +692,7 @@ impl Actor {
             }
             Action::MuteAll { muted } => {
                 for (i, s) in self.settings.sites.iter().enumerate() {
-                    if s.role != Role::Chair {
+                    if s.role != SiteRole::Chair {
                         self.seats[i].mute.hard = muted;
                     }
                 }
@@ -709,11 +706,11 @@ impl Actor {
             }
             Action::SetAgenda { items } => {
                 let items = items.into_iter().map(|i| self.agenda_item(i)).collect::<Result<Vec<_>, _>>()?;
-                let events = self.floor.set_agenda(site, items, now).map_err(floor_refusal)?;
+                let events = self.floor.set_agenda(site, items, now).map_err(Refused::of)?;
                 self.log_programme(site);
                 events
             }
-            Action::NextItem => self.floor.next_item(site, now).map_err(floor_refusal)?,
+            Action::NextItem => self.floor.next_item(site, now).map_err(Refused::of)?,
             Action::Lock { locked } => {
                 self.locked = locked;
                 // Locking admits the sites of this meeting: present, or held for reconnection.
@@ -789,13 +786,8 @@ impl Actor {
                         self.log(site, "recording_started", &id);
                     }
                     Err(e) => {
-                        let code = match e {
-                            RecordError::AlreadyRecording => ErrorCode::RecordingActive,
-                            RecordError::NoSpace { .. } => ErrorCode::RecordingNoSpace,
-                            RecordError::Folder { .. } => ErrorCode::RecordingFailed,
-                        };
                         warn!("recording not started: {e}");
-                        return Err(Refused::new(code, e.to_string()));
+                        return Err(Refused::of(e));
                     }
                 }
                 vec![]
@@ -820,7 +812,7 @@ impl Actor {
                 vec![]
             }
             Action::OpenVote { question, options } => {
-                let vote = self.votes.open(&question, options, now).map_err(vote_refusal)?;
+                let vote = self.votes.open(&question, options, now).map_err(Refused::of)?;
                 let params = serde_json::json!({"vote": vote.id, "options": vote.options}).to_string();
                 let detail = vote.question.clone();
                 info!(vote = vote.id, "vote opened: {detail}");
@@ -830,12 +822,12 @@ impl Actor {
             Action::VoteCounts { vote, counts } => {
                 let line = counts.iter().map(u32::to_string).collect::<Vec<_>>().join("/");
                 let params = serde_json::json!({"vote": vote, "counts": counts}).to_string();
-                self.votes.tally(vote, site, counts, self.seats[site].headcount).map_err(vote_refusal)?;
+                self.votes.tally(vote, site, counts, self.seats[site].headcount).map_err(Refused::of)?;
                 self.log_with(site, "vote_counts", &line, Some(params));
                 vec![]
             }
             Action::CloseVote => {
-                let vote = self.votes.close(now).map_err(vote_refusal)?;
+                let vote = self.votes.close(now).map_err(Refused::of)?;
                 let tallies: serde_json::Map<String, serde_json::Value> =
                     vote.tallies.iter().map(|(s, c)| (self.settings.sites[*s].id.clone(), serde_json::json!(c))).collect();
                 let params =
@@ -851,13 +843,13 @@ impl Actor {
                 vec![]
             }
             Action::AckNotice { notice } => {
-                if self.notices.ack(notice, site).map_err(notice_refusal)? {
+                if self.notices.ack(notice, site).map_err(Refused::of)? {
                     self.log(site, "notice_acked", &notice.to_string());
                 }
                 vec![]
             }
             Action::AskHelp { text } => {
-                let text = if text.trim().is_empty() { String::new() } else { notice::text_of(&text).map_err(notice_refusal)? };
+                let text = if text.trim().is_empty() { String::new() } else { notice::text_of(&text).map_err(Refused::of)? };
                 warn!(site = %self.id(site), "{} asks the technicians for help: {text}", self.name(site));
                 self.log(site, "help_requested", &text);
                 self.seats[site].help = Some(HelpRequest { since_ms: now, text });
@@ -884,12 +876,7 @@ impl Actor {
             ),
             None => None,
         };
-        let kind = match spec.kind {
-            AgendaKind::Report => ItemKind::Report,
-            AgendaKind::Speech => ItemKind::Speech,
-            AgendaKind::Directive => ItemKind::Directive,
-        };
-        Ok(AgendaItem { title: spec.title, kind, site, planned_minutes: spec.planned_minutes })
+        Ok(AgendaItem { title: spec.title, kind: spec.kind, site, planned_minutes: spec.planned_minutes })
     }
 
     /// The side effects of floor changes: giving the floor unmutes the site, ending it
@@ -984,16 +971,7 @@ impl Actor {
         self.floor
             .agenda()
             .iter()
-            .map(|i| AgendaItemSpec {
-                title: i.title.clone(),
-                kind: match i.kind {
-                    ItemKind::Report => AgendaKind::Report,
-                    ItemKind::Speech => AgendaKind::Speech,
-                    ItemKind::Directive => AgendaKind::Directive,
-                },
-                site: i.site.map(|s| self.id(s).to_string()),
-                planned_minutes: i.planned_minutes,
-            })
+            .map(|i| AgendaItemSpec { title: i.title.clone(), kind: i.kind, site: i.site.map(|s| self.id(s).to_string()), planned_minutes: i.planned_minutes })
             .collect()
     }
 
@@ -1030,7 +1008,7 @@ impl Actor {
             index: c.index,
             started_ms: c.started_ms,
             planned_ms: c.planned_ms,
-            speaker_absent: c.item.kind == ItemKind::Speech
+            speaker_absent: c.item.kind == AgendaKind::Speech
                 && c.item.site.is_some_and(|s| s != self.floor.chair() && !self.floor.is_present(s) && !self.floor.holders().iter().any(|h| h.site == s)),
         });
         ServerMessage::State {
@@ -1271,7 +1249,7 @@ impl Actor {
 
     /// A written notice from the chair or a technician (`by`: the site it is logged under).
     fn send_notice(&mut self, by: usize, from: Sender, to: Option<usize>, text: &str) -> Result<u64, Refused> {
-        let notice = self.notices.send(from, to, text, now_ms()).map_err(notice_refusal)?;
+        let notice = self.notices.send(from, to, text, now_ms()).map_err(Refused::of)?;
         let (id, text) = (notice.id, notice.text.clone());
         let to_id = to.map(|i| self.id(i).to_string());
         info!(notice = id, to = to_id.as_deref().unwrap_or("all"), ?from, "notice sent: {text}");
@@ -1291,42 +1269,4 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
         Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
         _ => f(),
     }
-}
-
-fn vote_refusal(e: VoteError) -> Refused {
-    let code = match e {
-        VoteError::NotOpen | VoteError::WrongVote => ErrorCode::VoteNotOpen,
-        VoteError::AlreadyOpen => ErrorCode::VoteOpen,
-        VoteError::BadQuestion | VoteError::BadOptions | VoteError::WrongCount { .. } => ErrorCode::InvalidVote,
-        VoteError::OverHeadcount { .. } => ErrorCode::OverHeadcount,
-        VoteError::HeadcountNeeded => ErrorCode::HeadcountNeeded,
-    };
-    Refused::new(code, e.to_string())
-}
-
-fn notice_refusal(e: NoticeError) -> Refused {
-    let code = match e {
-        NoticeError::BadText => ErrorCode::InvalidNotice,
-        NoticeError::Unknown | NoticeError::NotForSite => ErrorCode::UnknownNotice,
-    };
-    Refused::new(code, e.to_string())
-}
-
-fn floor_refusal(e: FloorError) -> Refused {
-    let code = match e {
-        FloorError::NotChair => ErrorCode::NotChair,
-        FloorError::ChairNeedsNoRequest => ErrorCode::ChairNeedsNoRequest,
-        FloorError::AlreadyQueued => ErrorCode::AlreadyQueued,
-        FloorError::AlreadyHolds => ErrorCode::AlreadyHolds,
-        FloorError::TopicTooLong => ErrorCode::TopicTooLong,
-        FloorError::UnknownSite => ErrorCode::SiteUnknown,
-        FloorError::NoPendingRequest => ErrorCode::NoPendingRequest,
-        FloorError::UnknownRequest => ErrorCode::UnknownRequest,
-        FloorError::NotPending => ErrorCode::NotPending,
-        FloorError::SiteAbsent => ErrorCode::SiteAbsent,
-        FloorError::NotHolder => ErrorCode::NotHolder,
-        FloorError::InvalidAgenda(_) => ErrorCode::InvalidAgenda,
-        FloorError::AgendaFinished => ErrorCode::AgendaFinished,
-    };
-    Refused::new(code, e.to_string())
 }

@@ -1,7 +1,8 @@
 //! The cheap, clonable API to the conference actor.
 
+use crate::domain::Layout;
 use crate::signal::outbox::Outbox;
-use crate::signal::protocol::{AgendaItemSpec, ErrorCode, Layout, ServerMessage, SitePresence};
+use crate::signal::protocol::{AgendaItemSpec, ErrorCode, ServerMessage, SitePresence};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
@@ -187,6 +188,13 @@ pub struct Refused {
 impl Refused {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Refused { code, message: message.into() }
+    }
+
+    /// A refusal by the floor, a vote, a notice or the recorder: its own words, and the code
+    /// the wire gives it (`signal::protocol`, one list per error type).
+    pub fn of<E: Into<ErrorCode> + std::fmt::Display>(e: E) -> Self {
+        let message = e.to_string();
+        Refused { code: e.into(), message }
     }
 }
 

@@ -12,7 +12,8 @@
 use super::alarms::{ActiveAlarm, AlarmChange, AlarmEngine, Reason, RefusalChange, RefusalWatch, SiteSnapshot, Thresholds, VideoCause};
 use super::board::{Budget, InboundSnapshot, StatsBoard, Transport};
 use crate::conference::SiteView;
-use crate::config::{Role, Settings};
+use crate::config::Settings;
+use crate::domain::SiteRole;
 use crate::media::router::Router;
 use crate::media::Kind;
 use crate::recording::composer::CompositionFailure;
@@ -377,7 +378,7 @@ fn current(mut s: InboundSnapshot, now: Instant) -> InboundSnapshot {
 
 impl Monitor {
     fn chair(&self) -> usize {
-        self.settings.sites.iter().position(|s| s.role == Role::Chair).unwrap_or(0)
+        self.settings.sites.iter().position(|s| s.role == SiteRole::Chair).unwrap_or(0)
     }
 
     /// Notes every change of who is expected to send audio as it happens, not only at the

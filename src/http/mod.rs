@@ -100,7 +100,7 @@ async fn site_page(State(bridge): State<Arc<Bridge>>, Path(id): Path<String>) ->
 struct PublicSite<'a> {
     id: &'a str,
     name: &'a str,
-    role: crate::config::Role,
+    role: crate::domain::SiteRole,
 }
 
 #[derive(serde::Serialize)]

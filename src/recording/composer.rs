@@ -277,7 +277,7 @@ impl Worker {
         .map_err(|e| e.to_string())?
         .map_err(|e| format!("cannot read the event log: {e}"))?;
         let sites: Vec<(String, String)> = self.settings.sites.iter().map(|s| (s.id.clone(), s.name.clone())).collect();
-        let chair = self.settings.sites.iter().find(|s| s.role == crate::config::Role::Chair).map(|s| s.id.clone()).unwrap_or_default();
+        let chair = self.settings.sites.iter().find(|s| s.role == crate::domain::SiteRole::Chair).map(|s| s.id.clone()).unwrap_or_default();
         let spans = compose::timeline(&events, index.started_ms, stopped_ms, &chair, self.settings.max_floor_holders);
         let font = compose::find_font();
         if font.is_none() {

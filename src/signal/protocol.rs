@@ -7,6 +7,9 @@
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
+// The meeting's own enums go on the wire as they are: their serde names are the protocol's.
+pub use crate::domain::{AgendaKind, Layout, SiteRole};
+
 /// Largest client message accepted, in bytes; larger ones get `too_large` and are discarded.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
@@ -235,25 +238,6 @@ impl ClientMessage {
     }
 }
 
-/// How every site's page arranges the tiles.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Layout {
-    /// HQ and the floor holder large, the others small.
-    #[default]
-    Stage,
-    /// Every site the same size.
-    Grid,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AgendaKind {
-    Report,
-    Speech,
-    Directive,
-}
-
 /// A programme item as sent and shown.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -398,7 +382,7 @@ pub enum ServerMessage {
 pub struct SiteInfo {
     pub id: String,
     pub name: String,
-    pub role: crate::config::Role,
+    pub role: SiteRole,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -419,7 +403,7 @@ pub struct IceServer {
 pub struct SitePresence {
     pub id: String,
     pub name: String,
-    pub role: crate::config::Role,
+    pub role: SiteRole,
     pub present: bool,
     /// Unix milliseconds of the current join (present) or last leave (absent); absent if never.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -642,6 +626,112 @@ impl From<crate::auth::AuthError> for ErrorCode {
     }
 }
 
+// What the conference and its parts refuse, as the wire names it: one list per error type.
+
+impl From<crate::floor::FloorError> for ErrorCode {
+    fn from(e: crate::floor::FloorError) -> Self {
+        use crate::floor::FloorError as F;
+        match e {
+            F::NotChair => ErrorCode::NotChair,
+            F::ChairNeedsNoRequest => ErrorCode::ChairNeedsNoRequest,
+            F::AlreadyQueued => ErrorCode::AlreadyQueued,
+            F::AlreadyHolds => ErrorCode::AlreadyHolds,
+            F::TopicTooLong => ErrorCode::TopicTooLong,
+            F::UnknownSite => ErrorCode::SiteUnknown,
+            F::NoPendingRequest => ErrorCode::NoPendingRequest,
+            F::UnknownRequest => ErrorCode::UnknownRequest,
+            F::NotPending => ErrorCode::NotPending,
+            F::SiteAbsent => ErrorCode::SiteAbsent,
+            F::NotHolder => ErrorCode::NotHolder,
+            F::InvalidAgenda(_) => ErrorCode::InvalidAgenda,
+            F::AgendaFinished => ErrorCode::AgendaFinished,
+        }
+    }
+}
+
+impl From<crate::conference::vote::VoteError> for ErrorCode {
+    fn from(e: crate::conference::vote::VoteError) -> Self {
+        use crate::conference::vote::VoteError as V;
+        match e {
+            V::NotOpen | V::WrongVote => ErrorCode::VoteNotOpen,
+            V::AlreadyOpen => ErrorCode::VoteOpen,
+            V::BadQuestion | V::BadOptions | V::WrongCount { .. } => ErrorCode::InvalidVote,
+            V::OverHeadcount { .. } => ErrorCode::OverHeadcount,
+            V::HeadcountNeeded => ErrorCode::HeadcountNeeded,
+        }
+    }
+}
+
+impl From<crate::conference::notice::NoticeError> for ErrorCode {
+    fn from(e: crate::conference::notice::NoticeError) -> Self {
+        use crate::conference::notice::NoticeError as N;
+        match e {
+            N::BadText => ErrorCode::InvalidNotice,
+            N::Unknown | N::NotForSite => ErrorCode::UnknownNotice,
+        }
+    }
+}
+
+impl From<crate::recording::RecordError> for ErrorCode {
+    fn from(e: crate::recording::RecordError) -> Self {
+        use crate::recording::RecordError as R;
+        match e {
+            R::AlreadyRecording => ErrorCode::RecordingActive,
+            R::NoSpace { .. } => ErrorCode::RecordingNoSpace,
+            R::Folder { .. } => ErrorCode::RecordingFailed,
+        }
+    }
+}
+
+/// The conference's part of a client message: what a joined site asks the conference to do.
+/// The rest (joining, negotiation, pings, statistics) is the session's own and comes back as
+/// it was. `share_start`'s track id is for the site's peer, which the session tells.
+impl TryFrom<ClientMessage> for crate::conference::Action {
+    type Error = ClientMessage;
+
+    fn try_from(m: ClientMessage) -> Result<Self, ClientMessage> {
+        use crate::conference::Action as A;
+        Ok(match m {
+            ClientMessage::Mute { audio, video } => A::Mute { audio, video },
+            ClientMessage::RequestFloor { topic } => A::RequestFloor { topic },
+            ClientMessage::CancelFloor {} => A::CancelFloor,
+            ClientMessage::ReleaseFloor {} => A::ReleaseFloor,
+            ClientMessage::GrantFloor { request } => A::GrantFloor { request },
+            ClientMessage::DenyFloor { request } => A::DenyFloor { request },
+            ClientMessage::GiveFloor { site } => A::GiveFloor { site },
+            ClientMessage::RevokeFloor { site } => A::RevokeFloor { site },
+            ClientMessage::MuteSite { site, muted } => A::MuteSite { site, muted },
+            ClientMessage::MuteAll { muted } => A::MuteAll { muted },
+            ClientMessage::SetLayout { layout } => A::SetLayout { layout },
+            ClientMessage::SetAgenda { items } => A::SetAgenda { items },
+            ClientMessage::NextItem {} => A::NextItem,
+            ClientMessage::Lock { locked } => A::Lock { locked },
+            ClientMessage::Admit { site } => A::Admit { site },
+            ClientMessage::ShareStart { .. } => A::ShareStart,
+            ClientMessage::ShareStop {} => A::ShareStop,
+            ClientMessage::StartConference {} => A::StartConference,
+            ClientMessage::EndConference {} => A::EndConference,
+            ClientMessage::StartRecording {} => A::StartRecording,
+            ClientMessage::StopRecording {} => A::StopRecording,
+            ClientMessage::ViewPage { page } => A::ViewPage { page },
+            ClientMessage::Attendance { attendees, headcount } => A::Attendance { attendees, headcount },
+            ClientMessage::OpenVote { question, options } => A::OpenVote { question, options },
+            ClientMessage::VoteCounts { vote, counts } => A::VoteCounts { vote, counts },
+            ClientMessage::CloseVote {} => A::CloseVote,
+            ClientMessage::SendNotice { site, text } => A::SendNotice { site, text },
+            ClientMessage::AckNotice { notice } => A::AckNotice { notice },
+            ClientMessage::AskHelp { text } => A::AskHelp { text },
+            own @ (ClientMessage::Join { .. }
+            | ClientMessage::Offer { .. }
+            | ClientMessage::Answer { .. }
+            | ClientMessage::Candidate { .. }
+            | ClientMessage::Leave {}
+            | ClientMessage::Ping {}
+            | ClientMessage::Stats { .. }) => return Err(own),
+        })
+    }
+}
+
 /// What the conference puts in a session's outbox: a message for that page, or one written
 /// once for every page. The state after each change and the speaking levels go to every site
 /// alike; at 126 sites serialising them per page (after a deep copy per page) was 126 times
@@ -754,7 +844,50 @@ pub fn parse_client(text: &str) -> Result<ClientMessage, Refusal> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Role;
+
+    #[test]
+    fn floor_refusals_carry_the_documented_codes() {
+        use crate::floor::FloorError::*;
+        let all = [
+            (NotChair, "not_chair"),
+            (ChairNeedsNoRequest, "chair_needs_no_request"),
+            (AlreadyQueued, "already_queued"),
+            (AlreadyHolds, "already_holds"),
+            (TopicTooLong, "topic_too_long"),
+            (UnknownSite, "site_unknown"),
+            (NoPendingRequest, "no_pending_request"),
+            (UnknownRequest, "unknown_request"),
+            (NotPending, "not_pending"),
+            (SiteAbsent, "site_absent"),
+            (NotHolder, "not_holder"),
+            (InvalidAgenda("item 1: empty title".into()), "invalid_agenda"),
+            (AgendaFinished, "agenda_finished"),
+        ];
+        let protocol = include_str!("../../docs/protocol.md");
+        for (err, code) in all {
+            assert_eq!(serde_json::to_value(ErrorCode::from(err)).unwrap(), code);
+            assert!(protocol.contains(&format!("`{code}`")), "docs/protocol.md lists {code}");
+        }
+    }
+
+    #[test]
+    fn only_the_session_s_own_messages_are_not_conference_actions() {
+        use crate::conference::Action;
+        let own = [
+            r#"{"type":"ping"}"#,
+            r#"{"type":"leave"}"#,
+            r#"{"type":"offer","sdp":"v=0"}"#,
+            r#"{"type":"stats","report":{}}"#,
+            r#"{"type":"join","site":"hq","ticket":"t"}"#,
+        ];
+        for text in own {
+            assert!(Action::try_from(parse_client(text).unwrap()).is_err(), "{text}");
+        }
+        let share = parse_client(r#"{"type":"share_start","track":"abc"}"#).unwrap();
+        assert_eq!(Action::try_from(share), Ok(Action::ShareStart));
+        let mute = parse_client(r#"{"type":"mute_site","site":"hang-gai","muted":true}"#).unwrap();
+        assert_eq!(Action::try_from(mute), Ok(Action::MuteSite { site: "hang-gai".into(), muted: true }));
+    }
 
     fn round_trip_client(m: ClientMessage) {
         let text = serde_json::to_string(&m).unwrap();
@@ -844,7 +977,7 @@ mod tests {
     fn every_server_message_round_trips() {
         round_trip_server(ServerMessage::Joined {
             session: "s".into(),
-            site: SiteInfo { id: "hq".into(), name: "Trụ sở Quận ủy – 21 Bà Triệu".into(), role: Role::Chair },
+            site: SiteInfo { id: "hq".into(), name: "Trụ sở Quận ủy – 21 Bà Triệu".into(), role: SiteRole::Chair },
             conference: ConferenceInfo { title: "Hội nghị".into() },
             ice_servers: vec![IceServer { urls: vec!["stun:x".into()], username: None, credential: None }],
             resume: "r".into(),
@@ -854,7 +987,7 @@ mod tests {
             sites: vec![SitePresence {
                 id: "hq".into(),
                 name: "Trụ sở".into(),
-                role: Role::Chair,
+                role: SiteRole::Chair,
                 present: true,
                 since_ms: Some(1),
                 audio_muted: false,

@@ -185,77 +185,40 @@ impl Session {
             ClientMessage::Offer { sdp } => (self.to_peer(kind, PeerCommand::RemoteOffer(sdp)).await, Flow::Continue),
             ClientMessage::Answer { sdp } => (self.to_peer(kind, PeerCommand::RemoteAnswer(sdp)).await, Flow::Continue),
             ClientMessage::Candidate { candidate } => (self.to_peer(kind, PeerCommand::RemoteCandidate(candidate)).await, Flow::Continue),
-            other => {
-                let action = match other {
-                    ClientMessage::Mute { audio, video } => Action::Mute { audio, video },
-                    ClientMessage::RequestFloor { topic } => Action::RequestFloor { topic },
-                    ClientMessage::CancelFloor {} => Action::CancelFloor,
-                    ClientMessage::ReleaseFloor {} => Action::ReleaseFloor,
-                    ClientMessage::GrantFloor { request } => Action::GrantFloor { request },
-                    ClientMessage::DenyFloor { request } => Action::DenyFloor { request },
-                    ClientMessage::GiveFloor { site } => Action::GiveFloor { site },
-                    ClientMessage::RevokeFloor { site } => Action::RevokeFloor { site },
-                    ClientMessage::MuteSite { site, muted } => Action::MuteSite { site, muted },
-                    ClientMessage::MuteAll { muted } => Action::MuteAll { muted },
-                    ClientMessage::SetLayout { layout } => Action::SetLayout { layout },
-                    ClientMessage::SetAgenda { items } => Action::SetAgenda { items },
-                    ClientMessage::NextItem {} => Action::NextItem,
-                    ClientMessage::Lock { locked } => Action::Lock { locked },
-                    ClientMessage::Admit { site } => Action::Admit { site },
-                    ClientMessage::ShareStart { track } => {
-                        // Decided by the conference first; only then does the peer treat the
-                        // track as content (before the browser's offer for it is processed).
-                        let replies = self.act(kind, Action::ShareStart).await;
-                        if replies.is_empty() {
-                            if let Some(j) = &self.joined {
-                                j.peer.send(PeerCommand::ContentTrack(track)).await;
-                            }
-                        }
-                        return (replies, Flow::Continue);
+            ClientMessage::ShareStart { track } => {
+                // Decided by the conference first; only then does the peer treat the track as
+                // content (before the browser's offer for it is processed).
+                let replies = self.act(kind, Action::ShareStart).await;
+                if replies.is_empty() {
+                    if let Some(j) = &self.joined {
+                        j.peer.send(PeerCommand::ContentTrack(track)).await;
                     }
-                    ClientMessage::ShareStop {} => Action::ShareStop,
-                    ClientMessage::StartConference {} => Action::StartConference,
-                    ClientMessage::EndConference {} => Action::EndConference,
-                    ClientMessage::StartRecording {} => Action::StartRecording,
-                    ClientMessage::StopRecording {} => Action::StopRecording,
-                    ClientMessage::ViewPage { page } => Action::ViewPage { page },
-                    ClientMessage::Attendance { attendees, headcount } => {
-                        if attendees.chars().count() > 2000 || headcount.is_some_and(|h| !(0..=100_000).contains(&h)) {
-                            return (
-                                vec![ServerMessage::error(ErrorCode::InvalidMessage, "attendees over 2000 characters or a headcount out of range", Some(kind))],
-                                Flow::Continue,
-                            );
-                        }
-                        Action::Attendance { attendees, headcount }
-                    }
-                    ClientMessage::OpenVote { question, options } => Action::OpenVote { question, options },
-                    ClientMessage::VoteCounts { vote, counts } => Action::VoteCounts { vote, counts },
-                    ClientMessage::CloseVote {} => Action::CloseVote,
-                    ClientMessage::SendNotice { site, text } => Action::SendNotice { site, text },
-                    ClientMessage::AckNotice { notice } => Action::AckNotice { notice },
-                    ClientMessage::AskHelp { text } => Action::AskHelp { text },
-                    ClientMessage::Stats { report } => {
-                        return match &self.joined {
-                            Some(j) => {
-                                // The worst video loss the page sees tells the conference whether
-                                // its downlink can take large simulcast layers.
-                                let loss = report.received.values().filter(|r| r.video_fps > 0.0).map(|r| r.loss_percent).fold(0.0, f64::max);
-                                self.bridge.conference.link_quality(j.site, loss);
-                                self.bridge.health.client_report(j.site, report);
-                                (vec![], Flow::Continue)
-                            }
-                            None => (vec![ServerMessage::error(ErrorCode::NotJoined, "join before sending stats", Some(kind))], Flow::Continue),
-                        };
-                    }
-                    ClientMessage::Join { .. }
-                    | ClientMessage::Leave {}
-                    | ClientMessage::Ping {}
-                    | ClientMessage::Offer { .. }
-                    | ClientMessage::Answer { .. }
-                    | ClientMessage::Candidate { .. } => unreachable!("handled above"),
-                };
-                (self.act(kind, action).await, Flow::Continue)
+                }
+                (replies, Flow::Continue)
             }
+            ClientMessage::Attendance { attendees, headcount }
+                if attendees.chars().count() > 2000 || headcount.is_some_and(|h| !(0..=100_000).contains(&h)) =>
+            {
+                (
+                    vec![ServerMessage::error(ErrorCode::InvalidMessage, "attendees over 2000 characters or a headcount out of range", Some(kind))],
+                    Flow::Continue,
+                )
+            }
+            ClientMessage::Stats { report } => match &self.joined {
+                Some(j) => {
+                    // The worst video loss the page sees tells the conference whether its
+                    // downlink can take large simulcast layers.
+                    let loss = report.received.values().filter(|r| r.video_fps > 0.0).map(|r| r.loss_percent).fold(0.0, f64::max);
+                    self.bridge.conference.link_quality(j.site, loss);
+                    self.bridge.health.client_report(j.site, report);
+                    (vec![], Flow::Continue)
+                }
+                None => (vec![ServerMessage::error(ErrorCode::NotJoined, "join before sending stats", Some(kind))], Flow::Continue),
+            },
+            other => match Action::try_from(other) {
+                Ok(action) => (self.act(kind, action).await, Flow::Continue),
+                Err(own) => unreachable!("{} is handled above", own.kind()),
+            },
         }
     }
 
