@@ -33,6 +33,8 @@ pub const MIN_BPS: f64 = 80_000.0;
 pub const MAX_BPS: f64 = 20_000_000.0;
 /// How long a sent packet waits for the browser's word on it.
 const HORIZON: Duration = Duration::from_secs(2);
+/// How often what the browser will no longer report on is forgotten.
+const PRUNE_EVERY: Duration = Duration::from_secs(1);
 /// The multiplicative climb per second, far from the line's known capacity.
 const INCREASE_PER_S: f64 = 1.08;
 /// On overuse the target drops to this share of what the line delivered.
@@ -228,6 +230,7 @@ pub struct DownlinkEstimate {
     next_seq: u16,
     max_bps: f64,
     last_delivered: Option<f64>,
+    last_prune: Option<Instant>,
     /// Feedback packets taken, and packets reported on, for the closing log line.
     pub feedbacks: u64,
     pub reported: u64,
@@ -256,6 +259,7 @@ impl DownlinkEstimate {
             next_seq: 0,
             max_bps,
             last_delivered: None,
+            last_prune: None,
             feedbacks: 0,
             reported: 0,
         }
@@ -268,9 +272,20 @@ impl DownlinkEstimate {
         seq
     }
 
-    /// Records a packet that went out at `now` with the number [`Self::stamp`] gave it.
+    /// Records a packet that went out at `now` with the number [`Self::stamp`] gave it. What
+    /// was sent more than [`HORIZON`] ago and never reported on is forgotten here, so the record
+    /// stays bounded whether or not the browser ever sends feedback.
     pub fn on_sent(&mut self, now: Instant, ssrc: u32, rtp_seq: u16, transport_seq: u16, bytes: usize) {
         self.history.add_outgoing(ssrc, rtp_seq, true, transport_seq, bytes, now);
+        if self.last_prune.is_none_or(|t| now.saturating_duration_since(t) >= PRUNE_EVERY) {
+            self.last_prune = Some(now);
+            self.history.prune_before(now.checked_sub(HORIZON).unwrap_or(now));
+        }
+    }
+
+    /// Packets sent and not yet reported on or forgotten.
+    pub fn unreported(&self) -> usize {
+        self.history.len()
     }
 
     /// The browser's word on what arrived, received at `now`.
@@ -307,11 +322,6 @@ impl DownlinkEstimate {
         self.delay.target = self.delay.target.clamp(MIN_BPS, self.max_bps);
         let lost = reports.iter().filter(|r| !r.arrived).count();
         self.loss.update(now, lost, reports.len());
-    }
-
-    /// Forgets what the browser will no longer report on (call about once a second).
-    pub fn prune(&mut self, now: Instant) {
-        self.history.prune_before(now.checked_sub(HORIZON).unwrap_or(now));
     }
 
     /// A new ceiling (a technician's or the chair's limit for this site).

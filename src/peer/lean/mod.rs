@@ -917,7 +917,6 @@ impl LeanPeer {
             return;
         }
         let now = Instant::now();
-        self.estimate.prune(now);
         let view = self.estimate.view();
         self.ctx.board.set_downlink(self.site, Some(view.bps), view.queue);
         let due = match self.estimate_sent {

@@ -60,7 +60,6 @@ struct Sim {
     /// Bits owed to the line at the current sending rate.
     credit: f64,
     seq: u16,
-    steps: u64,
 }
 
 impl Sim {
@@ -68,7 +67,7 @@ impl Sim {
         let now = Instant::now();
         let mut browser = TransportFeedback::default();
         browser.set_extension(Some(EXT));
-        Sim { now, estimate: DownlinkEstimate::default(), line: Line::new(capacity, now), browser, wanted, credit: 0.0, seq: 0, steps: 0 }
+        Sim { now, estimate: DownlinkEstimate::default(), line: Line::new(capacity, now), browser, wanted, credit: 0.0, seq: 0 }
     }
 
     /// The conference sends at most 90 % of the estimate (it picks layers that fit).
@@ -103,10 +102,6 @@ impl Sim {
                         break;
                     }
                 }
-            }
-            self.steps += 1;
-            if self.steps.is_multiple_of(1000) {
-                self.estimate.prune(self.now);
             }
         }
     }
@@ -201,4 +196,17 @@ fn a_bridge_that_sends_little_is_not_held_to_what_it_sends() {
     let before = rc.target();
     rc.update(t0 + Duration::from_secs(3), Usage::Over, Some(100_000.0), rtt);
     assert_eq!(rc.target(), before * 0.85, "a jitter spike while sending little lowers it gently, not to 85 kbit/s");
+}
+
+#[test]
+fn a_browser_that_never_reports_does_not_grow_the_record_of_what_was_sent() {
+    // Accepted the numbering, never sends feedback (a broken or hostile page): 10 s at 1 000
+    // packets a second leave at most the last two seconds' worth.
+    let mut estimate = DownlinkEstimate::default();
+    let t0 = Instant::now();
+    for i in 0..10_000u32 {
+        let seq = estimate.stamp();
+        estimate.on_sent(t0 + Duration::from_millis(u64::from(i)), 9, i as u16, seq, PACKET);
+    }
+    assert!(estimate.unreported() <= 3_100, "{} packets still recorded", estimate.unreported());
 }
