@@ -13,82 +13,82 @@ use std::path::{Path, PathBuf};
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Config {
+pub(crate) struct Config {
     #[serde(default)]
-    pub server: ServerConfig,
+    pub(crate) server: ServerConfig,
     #[serde(default)]
-    pub tls: TlsConfig,
+    pub(crate) tls: TlsConfig,
     #[serde(default)]
-    pub media: MediaConfig,
-    pub conference: ConferenceConfig,
-    pub sites: Vec<SiteConfig>,
+    pub(crate) media: MediaConfig,
+    pub(crate) conference: ConferenceConfig,
+    pub(crate) sites: Vec<SiteConfig>,
     /// The programme the conference starts with; the chair can replace it.
     #[serde(default)]
-    pub agenda: Vec<AgendaConfig>,
+    pub(crate) agenda: Vec<AgendaConfig>,
     #[serde(default)]
-    pub alarms: AlarmConfig,
+    pub(crate) alarms: AlarmConfig,
     #[serde(default)]
-    pub recording: RecordingConfig,
+    pub(crate) recording: RecordingConfig,
     #[serde(default)]
-    pub limits: LimitsConfig,
+    pub(crate) limits: LimitsConfig,
     #[serde(default)]
-    pub turn: TurnConfig,
+    pub(crate) turn: TurnConfig,
 }
 
 /// An external TURN server (coturn) that pages may relay through; see docs/operations.md.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TurnConfig {
+pub(crate) struct TurnConfig {
     /// `turn:` / `turns:` URLs handed to pages, e.g. `turns:turn.quanuy.vn:443?transport=tcp`.
     #[serde(default)]
-    pub urls: Vec<String>,
+    pub(crate) urls: Vec<String>,
     /// coturn's `static-auth-secret`: pages get time-limited credentials derived from it.
     #[serde(default)]
-    pub secret: String,
+    pub(crate) secret: String,
     /// How long those credentials are valid (default 12 h).
     #[serde(default)]
-    pub ttl_s: Option<u64>,
+    pub(crate) ttl_s: Option<u64>,
 }
 
 /// Limits against broken or hostile clients (see docs/security.md); every field optional.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct LimitsConfig {
-    pub messages_per_second: Option<f64>,
-    pub message_burst: Option<f64>,
-    pub flood_strikes: Option<u32>,
-    pub joins_per_minute: Option<f64>,
-    pub sockets_per_ip: Option<usize>,
+pub(crate) struct LimitsConfig {
+    pub(crate) messages_per_second: Option<f64>,
+    pub(crate) message_burst: Option<f64>,
+    pub(crate) flood_strikes: Option<u32>,
+    pub(crate) joins_per_minute: Option<f64>,
+    pub(crate) sockets_per_ip: Option<usize>,
     #[serde(default)]
-    pub connections_per_ip: Option<usize>,
+    pub(crate) connections_per_ip: Option<usize>,
     #[serde(default)]
-    pub connections_total: Option<usize>,
-    pub sockets_per_site: Option<usize>,
-    pub token_idle_s: Option<u64>,
-    pub ticket_s: Option<u64>,
+    pub(crate) connections_total: Option<usize>,
+    pub(crate) sockets_per_site: Option<usize>,
+    pub(crate) token_idle_s: Option<u64>,
+    pub(crate) ticket_s: Option<u64>,
 }
 
 /// Where recordings go and how much disk they must leave free.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RecordingConfig {
+pub(crate) struct RecordingConfig {
     /// Folder of recordings; empty = `<data>/recordings`.
     #[serde(default)]
-    pub dir: String,
+    pub(crate) dir: String,
     /// Recording refuses to start, and stops with an alarm, when the disk holding `dir` has
     /// less than this free (MB): the event log and the meeting itself need the rest.
     #[serde(default = "default_min_free_mb")]
-    pub min_free_mb: u64,
+    pub(crate) min_free_mb: u64,
     /// Make one watchable file (MP4) of each recording when it stops (default true).
     #[serde(default = "yes")]
-    pub compose: bool,
+    pub(crate) compose: bool,
     /// The ffmpeg program that composes it (default `ffmpeg`, found in `PATH`).
     #[serde(default = "default_ffmpeg")]
-    pub ffmpeg: String,
+    pub(crate) ffmpeg: String,
     /// Encoder threads for composing (default 2, at most 8): what a meeting running at the
     /// same time leaves free.
     #[serde(default)]
-    pub compose_threads: Option<u32>,
+    pub(crate) compose_threads: Option<u32>,
 }
 
 impl Default for RecordingConfig {
@@ -112,39 +112,39 @@ fn default_min_free_mb() -> u64 {
 /// Alarm thresholds (see docs/operations.md); every field optional.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AlarmConfig {
-    pub dropped_after_ms: Option<f64>,
-    pub floor_silent_after_ms: Option<f64>,
-    pub loss_percent: Option<f64>,
-    pub rtt_ms: Option<f64>,
-    pub silence_level: Option<f64>,
-    pub raise_after_ms: Option<f64>,
-    pub clear_after_ms: Option<f64>,
-    pub audio_grace_ms: Option<f64>,
+pub(crate) struct AlarmConfig {
+    pub(crate) dropped_after_ms: Option<f64>,
+    pub(crate) floor_silent_after_ms: Option<f64>,
+    pub(crate) loss_percent: Option<f64>,
+    pub(crate) rtt_ms: Option<f64>,
+    pub(crate) silence_level: Option<f64>,
+    pub(crate) raise_after_ms: Option<f64>,
+    pub(crate) clear_after_ms: Option<f64>,
+    pub(crate) audio_grace_ms: Option<f64>,
 }
 
 /// A programme item as configured.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AgendaConfig {
-    pub title: String,
+pub(crate) struct AgendaConfig {
+    pub(crate) title: String,
     /// `report`, `speech` or `directive`.
-    pub kind: String,
+    pub(crate) kind: String,
     /// The speaking site of a `speech`.
     #[serde(default)]
-    pub site: Option<String>,
-    pub planned_minutes: u32,
+    pub(crate) site: Option<String>,
+    pub(crate) planned_minutes: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ServerConfig {
+pub(crate) struct ServerConfig {
     /// `ip:port` the HTTPS/WebSocket server listens on; port 0 picks a free one.
     #[serde(default = "default_listen")]
-    pub listen: String,
+    pub(crate) listen: String,
     /// Base URL put in join links; empty means `https://localhost:<bound port>`.
     #[serde(default)]
-    pub public_url: String,
+    pub(crate) public_url: String,
 }
 
 impl Default for ServerConfig {
@@ -154,7 +154,7 @@ impl Default for ServerConfig {
 }
 
 /// The media ports when the config names none.
-pub const DEFAULT_MEDIA_PORT: u16 = 10000;
+pub(crate) const DEFAULT_MEDIA_PORT: u16 = 10000;
 
 fn default_listen() -> String {
     "0.0.0.0:8443".to_string()
@@ -162,46 +162,46 @@ fn default_listen() -> String {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TlsConfig {
+pub(crate) struct TlsConfig {
     /// PEM certificate chain; with `key`, replaces the generated self-signed certificate.
-    pub cert: Option<PathBuf>,
-    pub key: Option<PathBuf>,
+    pub(crate) cert: Option<PathBuf>,
+    pub(crate) key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct MediaConfig {
+pub(crate) struct MediaConfig {
     /// IP the media sockets bind to; empty = the listen IP.
     #[serde(default)]
-    pub bind_ip: String,
+    pub(crate) bind_ip: String,
     /// Public IP advertised in ICE candidates (1:1 NAT); empty = none.
     #[serde(default)]
-    pub public_ip: String,
+    pub(crate) public_ip: String,
     /// The one UDP port all media uses (default 10000; 0 = any free port).
     #[serde(default)]
-    pub udp_port: Option<u16>,
+    pub(crate) udp_port: Option<u16>,
     /// The one TCP port of ICE over TCP, for sites whose UDP is blocked (default 10000;
     /// 0 = any free port).
     #[serde(default)]
-    pub tcp_port: Option<u16>,
+    pub(crate) tcp_port: Option<u16>,
     /// Offer ICE over TCP at all (default true).
     #[serde(default)]
-    pub ice_tcp: Option<bool>,
+    pub(crate) ice_tcp: Option<bool>,
     /// Which media engine carries the sites' media (default `lean`).
     #[serde(default)]
-    pub engine: MediaEngine,
+    pub(crate) engine: MediaEngine,
     /// The video codecs the meeting forwards (default `["vp8", "h264"]`); each camera sends
     /// the first of these in its browser's own order of preference. The `webrtc` engine
     /// forwards VP8 only.
     #[serde(default)]
-    pub video_codecs: Option<Vec<String>>,
+    pub(crate) video_codecs: Option<Vec<String>>,
 }
 
 /// The media engine: the bridge's own lean path (ICE-lite, DTLS-SRTP and forwarding without
 /// a PeerConnection; the default), or webrtc-rs PeerConnections (docs/operations.md).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum MediaEngine {
+pub(crate) enum MediaEngine {
     Webrtc,
     #[default]
     Lean,
@@ -209,30 +209,30 @@ pub enum MediaEngine {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ConferenceConfig {
-    pub title: String,
+pub(crate) struct ConferenceConfig {
+    pub(crate) title: String,
     /// How many sites may hold the floor at once (default 1).
     #[serde(default = "one")]
-    pub max_floor_holders: usize,
+    pub(crate) max_floor_holders: usize,
     /// How long a site that lost its connection keeps its seat, floor and queue place.
     #[serde(default = "sixty")]
-    pub seat_grace_s: u64,
+    pub(crate) seat_grace_s: u64,
     /// Cameras of other sites a page receives at once: HQ, the floor holder, then a page of
     /// thumbnails (default 9: a district meeting's six sites all fit).
     #[serde(default)]
-    pub video_slots: Option<usize>,
+    pub(crate) video_slots: Option<usize>,
     /// Other sites a page hears at once: all unmuted ones if they fit, else HQ, the floor
     /// holder and the loudest (default 6).
     #[serde(default)]
-    pub audio_slots: Option<usize>,
+    pub(crate) audio_slots: Option<usize>,
     /// The meeting's time zone (IANA name): every time a person reads on the technicians'
     /// page is written in it, on a 24-hour clock (default `Asia/Ho_Chi_Minh`).
     #[serde(default)]
-    pub time_zone: Option<String>,
+    pub(crate) time_zone: Option<String>,
 }
 
 /// The time zone of a configuration that names none.
-pub const DEFAULT_TIME_ZONE: &str = "Asia/Ho_Chi_Minh";
+pub(crate) const DEFAULT_TIME_ZONE: &str = "Asia/Ho_Chi_Minh";
 
 /// Where the operating system keeps its time-zone database (tzdata).
 const ZONEINFO: &str = "/usr/share/zoneinfo";
@@ -248,90 +248,90 @@ fn one() -> usize {
 /// A bridge point as configured.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SiteConfig {
-    pub id: String,
-    pub name: String,
-    pub role: String,
+pub(crate) struct SiteConfig {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) role: String,
     /// Optional fixed join key; when absent the server generates one on first start.
     #[serde(default)]
-    pub key: Option<String>,
+    pub(crate) key: Option<String>,
     /// A known weak line's ceilings, kbit/s: what the bridge sends the site at most (its
     /// downlink estimate never exceeds it) and what the site's browser is told to send at most.
     #[serde(default)]
-    pub downlink_kbps: Option<u32>,
+    pub(crate) downlink_kbps: Option<u32>,
     #[serde(default)]
-    pub uplink_kbps: Option<u32>,
+    pub(crate) uplink_kbps: Option<u32>,
 }
 
 /// A validated site: id, display name and role.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Site {
     pub id: String,
-    pub name: String,
-    pub role: SiteRole,
-    pub line: LineLimits,
+    pub(crate) name: String,
+    pub(crate) role: SiteRole,
+    pub(crate) line: LineLimits,
 }
 
 /// A site's line as configured: ceilings in kbit/s (`None`: as the line takes).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct LineLimits {
-    pub down_kbps: Option<u32>,
-    pub up_kbps: Option<u32>,
+pub(crate) struct LineLimits {
+    pub(crate) down_kbps: Option<u32>,
+    pub(crate) up_kbps: Option<u32>,
 }
 
 impl LineLimits {
-    pub fn down_bps(&self) -> Option<f64> {
+    pub(crate) fn down_bps(&self) -> Option<f64> {
         self.down_kbps.map(|k| k as f64 * 1000.0)
     }
-    pub fn up_bps(&self) -> Option<f64> {
+    pub(crate) fn up_bps(&self) -> Option<f64> {
         self.up_kbps.map(|k| k as f64 * 1000.0)
     }
 }
 
 /// The least a line ceiling may be: a site's audio and a small picture.
-pub const MIN_LINE_KBPS: u32 = 200;
+pub(crate) const MIN_LINE_KBPS: u32 = 200;
 
 /// Configuration after validation: what the rest of the server works with.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub listen: SocketAddr,
-    pub public_url: Option<String>,
-    pub tls: TlsConfig,
+    pub(crate) listen: SocketAddr,
+    pub(crate) public_url: Option<String>,
+    pub(crate) tls: TlsConfig,
     /// Media bind IP given in config; `None` follows the listen IP.
-    pub media_bind_ip: Option<IpAddr>,
-    pub media_public_ip: Option<IpAddr>,
+    pub(crate) media_bind_ip: Option<IpAddr>,
+    pub(crate) media_public_ip: Option<IpAddr>,
     /// The shared media ports as configured (`None`: the default, see [`Settings::media_ports`]).
-    pub media_udp_port: Option<u16>,
-    pub media_tcp_port: Option<u16>,
-    pub ice_tcp: bool,
-    pub media_engine: MediaEngine,
+    pub(crate) media_udp_port: Option<u16>,
+    pub(crate) media_tcp_port: Option<u16>,
+    pub(crate) ice_tcp: bool,
+    pub(crate) media_engine: MediaEngine,
     /// The video codecs the meeting forwards, in the bridge's order for its offers.
-    pub video_codecs: Vec<crate::media::Codec>,
-    pub title: String,
-    pub max_floor_holders: usize,
-    pub seat_grace_ms: i64,
+    pub(crate) video_codecs: Vec<crate::media::Codec>,
+    pub(crate) title: String,
+    pub(crate) max_floor_holders: usize,
+    pub(crate) seat_grace_ms: i64,
     /// Output slots of every receiving page (see `conference::view`).
-    pub video_slots: usize,
-    pub audio_slots: usize,
+    pub(crate) video_slots: usize,
+    pub(crate) audio_slots: usize,
     /// The meeting's time zone, an IANA name (pages format times with it).
-    pub time_zone: String,
+    pub(crate) time_zone: String,
     /// Sites in config order; a site's index here is its compact id on the media path.
     pub sites: Vec<Site>,
     /// Fixed keys from config, by site id.
-    pub fixed_keys: Vec<(String, String)>,
+    pub(crate) fixed_keys: Vec<(String, String)>,
     /// The initial programme (kinds and sites checked).
-    pub agenda: Vec<AgendaItem>,
-    pub thresholds: crate::health::alarms::Thresholds,
+    pub(crate) agenda: Vec<AgendaItem>,
+    pub(crate) thresholds: crate::health::alarms::Thresholds,
     /// Recordings folder from config; `None` = `<data>/recordings`.
-    pub recording_dir: Option<PathBuf>,
-    pub recording_min_free_bytes: u64,
+    pub(crate) recording_dir: Option<PathBuf>,
+    pub(crate) recording_min_free_bytes: u64,
     /// How recordings are composed into one file (`ffmpeg: None` = not composed).
-    pub composer: crate::recording::composer::ComposerConfig,
-    pub limits: crate::auth::limits::Limits,
+    pub(crate) composer: crate::recording::composer::ComposerConfig,
+    pub(crate) limits: crate::auth::limits::Limits,
     /// TURN servers for pages (empty = none) and the secret their credentials derive from.
-    pub turn_urls: Vec<String>,
-    pub turn_secret: String,
-    pub turn_ttl_s: u64,
+    pub(crate) turn_urls: Vec<String>,
+    pub(crate) turn_secret: String,
+    pub(crate) turn_ttl_s: u64,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -375,9 +375,9 @@ pub enum ConfigError {
 }
 
 /// The bundled default configuration (HQ and five ward points), built into the binary.
-pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+pub(crate) const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 /// Where the default configuration is looked for first (relative to the working directory).
-pub const DEFAULT_PATH: &str = "config/default.toml";
+pub(crate) const DEFAULT_PATH: &str = "config/default.toml";
 
 impl Settings {
     /// Reads and validates a config file. The default path falls back to the built-in copy
@@ -392,32 +392,32 @@ impl Settings {
     }
 
     /// Parses and validates config text.
-    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+    pub(crate) fn from_toml(text: &str) -> Result<Self, ConfigError> {
         let raw: Config = toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
         raw.validate()
     }
 
     /// The IP media sockets bind to: the configured one, else the listen IP.
-    pub fn media_bind_ip(&self) -> IpAddr {
+    pub(crate) fn media_bind_ip(&self) -> IpAddr {
         self.media_bind_ip.unwrap_or(self.listen.ip())
     }
 
     /// The UDP and (unless ICE-TCP is off) TCP media ports: as configured, else
     /// [`DEFAULT_MEDIA_PORT`] — or any free port when the HTTPS listener takes one (port 0:
     /// several bridges on one host, as tests run them).
-    pub fn media_ports(&self) -> (u16, Option<u16>) {
+    pub(crate) fn media_ports(&self) -> (u16, Option<u16>) {
         let default = if self.listen.port() == 0 { 0 } else { DEFAULT_MEDIA_PORT };
         (self.media_udp_port.unwrap_or(default), self.ice_tcp.then(|| self.media_tcp_port.unwrap_or(default)))
     }
 
     /// The index of a site on the media path, if configured.
-    pub fn site_index(&self, id: &str) -> Option<usize> {
+    pub(crate) fn site_index(&self, id: &str) -> Option<usize> {
         self.sites.iter().position(|s| s.id == id)
     }
 }
 
 impl Config {
-    pub fn validate(self) -> Result<Settings, ConfigError> {
+    pub(crate) fn validate(self) -> Result<Settings, ConfigError> {
         let listen: SocketAddr = self.server.listen.parse().map_err(|e: std::net::AddrParseError| ConfigError::BadAddress {
             field: "server.listen",
             value: self.server.listen.clone(),

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 /// A configured site's position in the site list: what the floor, the views and the router
 /// count by. Ids (`"hang-gai"`) are for people, the config file and the wire.
-pub type SiteIndex = usize;
+pub(crate) type SiteIndex = usize;
 
 /// What a site may do in the meeting; decided by config, enforced by the conference.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -37,13 +37,13 @@ pub enum AgendaKind {
 
 /// One programme item, its site by index.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AgendaItem {
-    pub title: String,
+pub(crate) struct AgendaItem {
+    pub(crate) title: String,
     // Saved states from before this type existed spell the kind `"Report"`.
     #[serde(deserialize_with = "kind_any_case")]
-    pub kind: AgendaKind,
-    pub site: Option<SiteIndex>,
-    pub planned_minutes: u32,
+    pub(crate) kind: AgendaKind,
+    pub(crate) site: Option<SiteIndex>,
+    pub(crate) planned_minutes: u32,
 }
 
 /// How every site's page arranges the tiles.
@@ -59,7 +59,7 @@ pub enum Layout {
 
 /// Reads one of these enums from its serde name (`"chair"`, `"speech"`), as config text gives
 /// it; `None` for any other text.
-pub fn parse<T: serde::de::DeserializeOwned>(name: &str) -> Option<T> {
+pub(crate) fn parse<T: serde::de::DeserializeOwned>(name: &str) -> Option<T> {
     T::deserialize(serde::de::value::StrDeserializer::<serde::de::value::Error>::new(name)).ok()
 }
 

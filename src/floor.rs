@@ -13,15 +13,15 @@ use crate::domain::{AgendaItem, AgendaKind, SiteIndex};
 
 /// Topics are shown on a one-line banner at every site; 200 characters is what
 /// fits, and Vietnamese diacritics make byte counts meaningless for that.
-pub const MAX_TOPIC_CHARS: usize = 200;
+pub(crate) const MAX_TOPIC_CHARS: usize = 200;
 
 const MS_PER_MINUTE: i64 = 60_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
-pub struct RequestId(pub u64);
+pub(crate) struct RequestId(pub u64);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum RequestState {
+pub(crate) enum RequestState {
     Pending,
     Granted,
     Denied,
@@ -31,55 +31,55 @@ pub enum RequestState {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct FloorRequest {
-    pub id: RequestId,
-    pub site: SiteIndex,
-    pub topic: Option<String>,
-    pub state: RequestState,
-    pub created_ms: i64,
+pub(crate) struct FloorRequest {
+    pub(crate) id: RequestId,
+    pub(crate) site: SiteIndex,
+    pub(crate) topic: Option<String>,
+    pub(crate) state: RequestState,
+    pub(crate) created_ms: i64,
     /// When the request left `Pending` (granted, denied or cancelled).
-    pub decided_ms: Option<i64>,
+    pub(crate) decided_ms: Option<i64>,
     /// When a granted floor ended (revoked or released); kept apart from
     /// `decided_ms` so the minutes can still compute how long a site spoke.
-    pub ended_ms: Option<i64>,
+    pub(crate) ended_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Holder {
-    pub site: SiteIndex,
-    pub request: RequestId,
-    pub since_ms: i64,
+pub(crate) struct Holder {
+    pub(crate) site: SiteIndex,
+    pub(crate) request: RequestId,
+    pub(crate) since_ms: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QueueEntry {
+pub(crate) struct QueueEntry {
     /// 1-based, because it is read out to people ("you are number 2").
-    pub position: usize,
-    pub id: RequestId,
-    pub site: SiteIndex,
-    pub topic: Option<String>,
-    pub waiting_ms: i64,
+    pub(crate) position: usize,
+    pub(crate) id: RequestId,
+    pub(crate) site: SiteIndex,
+    pub(crate) topic: Option<String>,
+    pub(crate) waiting_ms: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CurrentItem {
-    pub index: usize,
-    pub item: AgendaItem,
-    pub started_ms: i64,
-    pub elapsed_ms: i64,
-    pub planned_ms: i64,
-    pub overtime: bool,
+pub(crate) struct CurrentItem {
+    pub(crate) index: usize,
+    pub(crate) item: AgendaItem,
+    pub(crate) started_ms: i64,
+    pub(crate) elapsed_ms: i64,
+    pub(crate) planned_ms: i64,
+    pub(crate) overtime: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ItemRun {
-    pub index: usize,
-    pub started_ms: i64,
-    pub ended_ms: Option<i64>,
+pub(crate) struct ItemRun {
+    pub(crate) index: usize,
+    pub(crate) started_ms: i64,
+    pub(crate) ended_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FloorEvent {
+pub(crate) enum FloorEvent {
     Requested {
         id: RequestId,
         site: SiteIndex,
@@ -123,7 +123,7 @@ pub enum FloorEvent {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FloorError {
+pub(crate) enum FloorError {
     NotChair,
     ChairNeedsNoRequest,
     AlreadyQueued,
@@ -165,12 +165,12 @@ impl std::error::Error for FloorError {}
 type Outcome = Result<Vec<FloorEvent>, FloorError>;
 
 /// Finished requests kept (for `history`); older ones are dropped.
-pub const RECENT_FINISHED: usize = 32;
+pub(crate) const RECENT_FINISHED: usize = 32;
 
 /// Every check in an operation runs before its first mutation, which is what
 /// makes "on error nothing changes" hold without any rollback code.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Floor {
+pub(crate) struct Floor {
     chair: SiteIndex,
     max_holders: usize,
     present: Vec<bool>,
@@ -194,7 +194,7 @@ impl Floor {
     /// # Panics
     /// If `chair >= site_count` or `max_holders == 0`: both are configuration
     /// bugs that no meeting could run with.
-    pub fn new(site_count: usize, chair: SiteIndex, max_holders: usize) -> Self {
+    pub(crate) fn new(site_count: usize, chair: SiteIndex, max_holders: usize) -> Self {
         assert!(chair < site_count, "chair {chair} is not one of {site_count} sites");
         assert!(max_holders >= 1, "a meeting needs room for at least one holder");
         Floor {
@@ -209,19 +209,20 @@ impl Floor {
         }
     }
 
-    pub fn chair(&self) -> SiteIndex {
+    pub(crate) fn chair(&self) -> SiteIndex {
         self.chair
     }
 
-    pub fn site_count(&self) -> usize {
+    pub(crate) fn site_count(&self) -> usize {
         self.present.len()
     }
 
-    pub fn max_holders(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn max_holders(&self) -> usize {
         self.max_holders
     }
 
-    pub fn is_present(&self, site: SiteIndex) -> bool {
+    pub(crate) fn is_present(&self, site: SiteIndex) -> bool {
         self.present.get(site).copied().unwrap_or(false)
     }
 
@@ -229,7 +230,7 @@ impl Floor {
     /// usually comes back, and a later layer decides when to give up on it.
     /// Unknown sites are ignored because presence comes from the transport,
     /// not from a participant who could be told about a mistake.
-    pub fn set_present(&mut self, site: SiteIndex, present: bool, _now_ms: i64) -> Vec<FloorEvent> {
+    pub(crate) fn set_present(&mut self, site: SiteIndex, present: bool, _now_ms: i64) -> Vec<FloorEvent> {
         match self.present.get_mut(site) {
             Some(p) if *p != present => {
                 *p = present;
@@ -239,7 +240,7 @@ impl Floor {
         }
     }
 
-    pub fn request(&mut self, actor: SiteIndex, topic: Option<String>, now_ms: i64) -> Outcome {
+    pub(crate) fn request(&mut self, actor: SiteIndex, topic: Option<String>, now_ms: i64) -> Outcome {
         self.check_site(actor)?;
         if actor == self.chair {
             return Err(FloorError::ChairNeedsNoRequest);
@@ -258,7 +259,7 @@ impl Floor {
         Ok(vec![FloorEvent::Requested { id: self.requests[i].id, site: actor }])
     }
 
-    pub fn cancel(&mut self, actor: SiteIndex, now_ms: i64) -> Outcome {
+    pub(crate) fn cancel(&mut self, actor: SiteIndex, now_ms: i64) -> Outcome {
         self.check_site(actor)?;
         let i = self.pending_of(actor).ok_or(FloorError::NoPendingRequest)?;
         Ok(vec![self.decide(i, RequestState::Cancelled, now_ms)])
@@ -266,7 +267,7 @@ impl Floor {
 
     /// Granting on a full floor replaces the holders, as giving does: both are the chair
     /// handing the floor to a site, and the same click must not mean two things.
-    pub fn grant(&mut self, actor: SiteIndex, id: RequestId, now_ms: i64) -> Outcome {
+    pub(crate) fn grant(&mut self, actor: SiteIndex, id: RequestId, now_ms: i64) -> Outcome {
         self.check_chair(actor)?;
         let i = self.pending_index(id)?;
         if !self.present[self.requests[i].site] {
@@ -280,7 +281,7 @@ impl Floor {
         Ok(events)
     }
 
-    pub fn deny(&mut self, actor: SiteIndex, id: RequestId, now_ms: i64) -> Outcome {
+    pub(crate) fn deny(&mut self, actor: SiteIndex, id: RequestId, now_ms: i64) -> Outcome {
         self.check_chair(actor)?;
         let i = self.pending_index(id)?;
         Ok(vec![self.decide(i, RequestState::Denied, now_ms)])
@@ -289,7 +290,7 @@ impl Floor {
     /// Giving replaces rather than failing on a full floor: the chair pointing
     /// at a site is an order, and making them revoke first would be a second
     /// step during which nobody may speak.
-    pub fn give(&mut self, actor: SiteIndex, site: SiteIndex, now_ms: i64) -> Outcome {
+    pub(crate) fn give(&mut self, actor: SiteIndex, site: SiteIndex, now_ms: i64) -> Outcome {
         self.check_chair(actor)?;
         self.check_site(site)?;
         if site == self.chair {
@@ -309,34 +310,36 @@ impl Floor {
         Ok(events)
     }
 
-    pub fn revoke(&mut self, actor: SiteIndex, site: SiteIndex, now_ms: i64) -> Outcome {
+    pub(crate) fn revoke(&mut self, actor: SiteIndex, site: SiteIndex, now_ms: i64) -> Outcome {
         self.check_chair(actor)?;
         self.check_site(site)?;
         let k = self.holder_slot(site).ok_or(FloorError::NotHolder)?;
         Ok(vec![self.end_holding(k, RequestState::Revoked, now_ms)])
     }
 
-    pub fn release(&mut self, actor: SiteIndex, now_ms: i64) -> Outcome {
+    pub(crate) fn release(&mut self, actor: SiteIndex, now_ms: i64) -> Outcome {
         self.check_site(actor)?;
         let k = self.holder_slot(actor).ok_or(FloorError::NotHolder)?;
         Ok(vec![self.end_holding(k, RequestState::Released, now_ms)])
     }
 
+    #[cfg(test)]
     /// The audio-forwarding rule: the chair is never muted by floor control.
-    pub fn may_speak(&self, site: SiteIndex) -> bool {
+    pub(crate) fn may_speak(&self, site: SiteIndex) -> bool {
         site == self.chair || self.holds(site)
     }
 
-    pub fn holders(&self) -> Vec<Holder> {
+    pub(crate) fn holders(&self) -> Vec<Holder> {
         self.holders.clone()
     }
 
-    pub fn speaking_ms(&self, site: SiteIndex, now_ms: i64) -> Option<i64> {
+    #[cfg(test)]
+    pub(crate) fn speaking_ms(&self, site: SiteIndex, now_ms: i64) -> Option<i64> {
         let k = self.holder_slot(site)?;
         Some(now_ms.saturating_sub(self.holders[k].since_ms).max(0))
     }
 
-    pub fn queue(&self, now_ms: i64) -> Vec<QueueEntry> {
+    pub(crate) fn queue(&self, now_ms: i64) -> Vec<QueueEntry> {
         self.requests
             .iter()
             .filter(|r| r.state == RequestState::Pending)
@@ -351,22 +354,24 @@ impl Floor {
             .collect()
     }
 
-    pub fn position_of(&self, site: SiteIndex) -> Option<usize> {
+    #[cfg(test)]
+    pub(crate) fn position_of(&self, site: SiteIndex) -> Option<usize> {
         self.requests.iter().filter(|r| r.state == RequestState::Pending).position(|r| r.site == site).map(|n| n + 1)
     }
 
     /// Not called `request` because that name is the asking operation.
-    pub fn request_by_id(&self, id: RequestId) -> Option<&FloorRequest> {
+    pub(crate) fn request_by_id(&self, id: RequestId) -> Option<&FloorRequest> {
         self.index_of(id).map(|i| &self.requests[i])
     }
 
-    pub fn history(&self) -> &[FloorRequest] {
+    #[cfg(test)]
+    pub(crate) fn history(&self) -> &[FloorRequest] {
         &self.requests
     }
 
     /// Replacing the programme ends a running item (so its run is closed) and
     /// restarts the log, because `ItemRun::index` points into this agenda.
-    pub fn set_agenda(&mut self, actor: SiteIndex, items: Vec<AgendaItem>, now_ms: i64) -> Outcome {
+    pub(crate) fn set_agenda(&mut self, actor: SiteIndex, items: Vec<AgendaItem>, now_ms: i64) -> Outcome {
         self.check_chair(actor)?;
         for (n, item) in items.iter().enumerate() {
             self.validate_item(item).map_err(|why| FloorError::InvalidAgenda(format!("item {}: {why}", n + 1)))?;
@@ -377,13 +382,13 @@ impl Floor {
         Ok(events)
     }
 
-    pub fn agenda(&self) -> &[AgendaItem] {
+    pub(crate) fn agenda(&self) -> &[AgendaItem] {
         &self.agenda
     }
 
     /// On the last item this only ends it, so the programme can be closed and
     /// its end time recorded; only a call after that reports `AgendaFinished`.
-    pub fn next_item(&mut self, actor: SiteIndex, now_ms: i64) -> Outcome {
+    pub(crate) fn next_item(&mut self, actor: SiteIndex, now_ms: i64) -> Outcome {
         self.check_chair(actor)?;
         let next = self.runs.len();
         let Some(item) = self.agenda.get(next) else {
@@ -410,7 +415,7 @@ impl Floor {
         Ok(events)
     }
 
-    pub fn current_item(&self, now_ms: i64) -> Option<CurrentItem> {
+    pub(crate) fn current_item(&self, now_ms: i64) -> Option<CurrentItem> {
         let run = self.running()?;
         let item = self.agenda[run.index].clone();
         let elapsed_ms = now_ms.saturating_sub(run.started_ms).max(0);
@@ -418,7 +423,8 @@ impl Floor {
         Some(CurrentItem { index: run.index, item, started_ms: run.started_ms, elapsed_ms, planned_ms, overtime: elapsed_ms > planned_ms })
     }
 
-    pub fn agenda_log(&self) -> Vec<ItemRun> {
+    #[cfg(test)]
+    pub(crate) fn agenda_log(&self) -> Vec<ItemRun> {
         self.runs.clone()
     }
 

@@ -24,21 +24,21 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 /// Shared state of a running bridge; handed to every HTTP handler and session.
-pub struct Bridge {
+pub(crate) struct Bridge {
     /// HTTPS connections open and refused (before sign-in too).
-    pub conns: crate::http::conns::ConnLimits,
-    pub settings: Arc<Settings>,
-    pub store: Store,
-    pub conference: ConferenceHandle,
-    pub health: HealthHandle,
-    pub peers: PeerContext,
-    pub started: Instant,
+    pub(crate) conns: crate::http::conns::ConnLimits,
+    pub(crate) settings: Arc<Settings>,
+    pub(crate) store: Store,
+    pub(crate) conference: ConferenceHandle,
+    pub(crate) health: HealthHandle,
+    pub(crate) peers: PeerContext,
+    pub(crate) started: Instant,
     /// Credentials, sessions and limits.
-    pub auth: Arc<Auth>,
+    pub(crate) auth: Arc<Auth>,
     /// Where recordings are written (one folder each, with its `index.json`).
-    pub recordings: PathBuf,
+    pub(crate) recordings: PathBuf,
     /// Makes one watchable file of each recording; its progress for the archive.
-    pub composer: Composer,
+    pub(crate) composer: Composer,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,17 +74,15 @@ pub struct Options {
 }
 
 /// A bridge that is accepting connections.
-pub struct Running {
-    pub addr: SocketAddr,
-    pub base_url: String,
-    pub bridge: Arc<Bridge>,
-    pub shutdown: CancellationToken,
+pub(crate) struct Running {
+    pub(crate) bridge: Arc<Bridge>,
+    pub(crate) shutdown: CancellationToken,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 impl Running {
     /// Serves until `shutdown` is cancelled (or the server fails).
-    pub async fn wait(self) -> std::io::Result<()> {
+    pub(crate) async fn wait(self) -> std::io::Result<()> {
         self.server.await.unwrap_or_else(|e| Err(std::io::Error::other(e)))
     }
 }
@@ -150,7 +148,7 @@ async fn give_back_free_heap(shutdown: CancellationToken) {
 }
 
 /// Gives the free pages inside every malloc arena back to the system (`malloc_trim`).
-pub fn release_free_heap() {
+pub(crate) fn release_free_heap() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only releases memory malloc holds free; no live block moves.
     unsafe {
@@ -158,7 +156,7 @@ pub fn release_free_heap() {
     }
 }
 
-pub async fn start(opts: Options) -> Result<Running, StartError> {
+pub(crate) async fn start(opts: Options) -> Result<Running, StartError> {
     let mut settings = Settings::load(&opts.config)?;
     let open_files = http::conns::raise_open_files();
     info!(open_files, "open-file limit");
@@ -275,7 +273,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
     });
     let tcp = mux.tcp_addr.map(|a| format!(", ICE-TCP {a}")).unwrap_or_default();
     info!(version = crate::VERSION, "bridge listening on https://{addr} (media on UDP {}{tcp})", mux.udp_addr);
-    Ok(Running { addr, base_url, bridge, shutdown, server })
+    Ok(Running { bridge, shutdown, server })
 }
 
 #[cfg(all(test, target_os = "linux", target_env = "gnu"))]

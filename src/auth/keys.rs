@@ -29,16 +29,16 @@ pub enum AccessError {
 
 /// A join link for one site, as printed at first start.
 #[derive(Debug, Clone)]
-pub struct JoinLink {
-    pub site_id: String,
-    pub site_name: String,
-    pub url: String,
+pub(crate) struct JoinLink {
+    pub(crate) site_id: String,
+    pub(crate) site_name: String,
+    pub(crate) url: String,
 }
 
 /// Makes sure every site has a key hash in the store. Sites with a fixed key in config get
 /// that key's hash; sites with neither get a fresh random key. Returns the links for the keys
 /// generated now (empty on later starts).
-pub fn provision_keys(settings: &Settings, store: &Store, base_url: &str) -> Result<Vec<JoinLink>, AccessError> {
+pub(crate) fn provision_keys(settings: &Settings, store: &Store, base_url: &str) -> Result<Vec<JoinLink>, AccessError> {
     let mut links = Vec::new();
     for site in &settings.sites {
         let fixed = settings.fixed_keys.iter().find(|(id, _)| id == &site.id).map(|(_, k)| k.clone());
@@ -69,19 +69,19 @@ pub fn provision_keys(settings: &Settings, store: &Store, base_url: &str) -> Res
 }
 
 /// The technician created on first start.
-pub const FIRST_TECHNICIAN: &str = "kythuat";
+pub(crate) const FIRST_TECHNICIAN: &str = "kythuat";
 /// The id of the technicians' line in the links file (not a valid site id).
-pub const TECHNICIANS_LINE: &str = "@technician";
+pub(crate) const TECHNICIANS_LINE: &str = "@technician";
 
 /// The technicians' page, signing in as `user` (the fragment never reaches the server's logs;
 /// the page removes it from the address bar once signed in).
-pub fn tech_url(base_url: &str, user: &str, password: &str) -> String {
+pub(crate) fn tech_url(base_url: &str, user: &str, password: &str) -> String {
     format!("{base_url}/tech#user={user}&password={password}")
 }
 
 /// Gives `site` a new random key: every session holding the old one ends (the running
 /// bridge notices within seconds). Returns the new join link.
-pub fn rotate_key(settings: &Settings, store: &Store, base_url: &str, site_id: &str) -> Result<JoinLink, AccessError> {
+pub(crate) fn rotate_key(settings: &Settings, store: &Store, base_url: &str, site_id: &str) -> Result<JoinLink, AccessError> {
     let site = settings.sites.iter().find(|s| s.id == site_id).ok_or_else(|| AccessError::UnknownSite(site_id.to_string()))?;
     if settings.fixed_keys.iter().any(|(id, _)| id == site_id) {
         // The next start would put the configured key back.
@@ -93,21 +93,21 @@ pub fn rotate_key(settings: &Settings, store: &Store, base_url: &str, site_id: &
 }
 
 /// A valid user name: 1–40 lowercase letters, digits, `.`, `_`, `-`.
-pub fn valid_user_name(name: &str) -> bool {
+pub(crate) fn valid_user_name(name: &str) -> bool {
     (1..=40).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
 }
 
 /// Passwords people choose must be at least this long (generated ones are 32 hex digits).
-pub const MIN_PASSWORD_CHARS: usize = 12;
+pub(crate) const MIN_PASSWORD_CHARS: usize = 12;
 
-pub fn join_url(base_url: &str, site_id: &str, key: &str) -> String {
+pub(crate) fn join_url(base_url: &str, site_id: &str, key: &str) -> String {
     // The key rides in the fragment: browsers never send it to the server in the request line,
     // so it stays out of access logs and Referer headers.
     format!("{base_url}/site/{site_id}#key={key}")
 }
 
 /// 128 bits of randomness, hex-encoded.
-pub fn generate_key() -> String {
+pub(crate) fn generate_key() -> String {
     let mut bytes = [0u8; 16];
     rand::thread_rng().fill_bytes(&mut bytes);
     hex::encode(bytes)
@@ -121,16 +121,16 @@ fn argon2() -> Argon2<'static> {
     Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
 }
 
-pub fn hash_key(key: &str) -> Result<String, AccessError> {
+pub(crate) fn hash_key(key: &str) -> Result<String, AccessError> {
     let salt = SaltString::generate(&mut OsRng);
     argon2().hash_password(key.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| AccessError::Hash(e.to_string()))
 }
 
 /// A hash of a random key nobody knows, made once: checked against when a user name does not
 /// exist, so a refusal takes as long as for a known name with a wrong password.
-pub static DECOY_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| hash_key(&hex::encode(rand::random::<[u8; 16]>())).unwrap_or_default());
+pub(crate) static DECOY_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| hash_key(&hex::encode(rand::random::<[u8; 16]>())).unwrap_or_default());
 
-pub fn verify_key(key: &str, hash: &str) -> bool {
+pub(crate) fn verify_key(key: &str, hash: &str) -> bool {
     match PasswordHash::new(hash) {
         // The parameters stored in the hash decide the cost, so older hashes still verify.
         Ok(parsed) => argon2().verify_password(key.as_bytes(), &parsed).is_ok(),
@@ -141,7 +141,7 @@ pub fn verify_key(key: &str, hash: &str) -> bool {
 /// Writes the links to `<dir>/join-links.txt`, readable by the owner only. Lines of sites
 /// not in `links` are kept from the existing file, so re-issuing one site's key leaves the
 /// other sites' links in place.
-pub fn write_links_file(dir: &Path, title: &str, links: &[JoinLink]) -> Result<(), AccessError> {
+pub(crate) fn write_links_file(dir: &Path, title: &str, links: &[JoinLink]) -> Result<(), AccessError> {
     use std::io::Write;
     let path = dir.join("join-links.txt");
     let kept: Vec<String> = std::fs::read_to_string(&path)

@@ -8,26 +8,26 @@ use std::net::IpAddr;
 
 /// Configured limits (`[limits]` in the config).
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// Sustained messages per second one socket may send.
-    pub messages_per_second: f64,
+    pub(crate) messages_per_second: f64,
     /// Messages one socket may send at once before the rate applies.
-    pub message_burst: f64,
+    pub(crate) message_burst: f64,
     /// Seconds in a row a socket may stay over its rate before it is closed.
-    pub flood_strikes: u32,
+    pub(crate) flood_strikes: u32,
     /// Key or password checks (sessions, logins) and joins per minute from one address.
-    pub joins_per_minute: f64,
+    pub(crate) joins_per_minute: f64,
     /// Open WebSockets from one address.
-    pub sockets_per_ip: usize,
+    pub(crate) sockets_per_ip: usize,
     /// Open HTTPS connections (any, before sign-in too) from one address, and in all.
-    pub connections_per_ip: usize,
-    pub connections_total: usize,
+    pub(crate) connections_per_ip: usize,
+    pub(crate) connections_total: usize,
     /// Sockets joined (or joining) as one site at a time.
-    pub sockets_per_site: usize,
+    pub(crate) sockets_per_site: usize,
     /// A session token ends after this long without use (ms).
-    pub token_idle_ms: i64,
+    pub(crate) token_idle_ms: i64,
     /// A join ticket must be used within this (ms).
-    pub ticket_ms: i64,
+    pub(crate) ticket_ms: i64,
 }
 
 impl Default for Limits {
@@ -49,7 +49,7 @@ impl Default for Limits {
 
 /// A token bucket: `capacity` at once, refilled at `per_ms`.
 #[derive(Debug, Clone)]
-pub struct Bucket {
+pub(crate) struct Bucket {
     capacity: f64,
     per_ms: f64,
     level: f64,
@@ -57,7 +57,7 @@ pub struct Bucket {
 }
 
 impl Bucket {
-    pub fn new(capacity: f64, per_second: f64, now_ms: i64) -> Self {
+    pub(crate) fn new(capacity: f64, per_second: f64, now_ms: i64) -> Self {
         Bucket { capacity, per_ms: per_second / 1000.0, level: capacity, at_ms: now_ms }
     }
 
@@ -67,7 +67,7 @@ impl Bucket {
     }
 
     /// Takes one token if there is one.
-    pub fn take(&mut self, now_ms: i64) -> bool {
+    pub(crate) fn take(&mut self, now_ms: i64) -> bool {
         let elapsed = (now_ms - self.at_ms).max(0) as f64;
         self.level = (self.level + elapsed * self.per_ms).min(self.capacity);
         self.at_ms = now_ms;
@@ -82,7 +82,7 @@ impl Bucket {
 
 /// What to do with one incoming message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     Accept,
     /// Over the rate: drop it; `reply` on the first drop of each second (so a flood does not
     /// get a flood of replies back).
@@ -95,7 +95,7 @@ pub enum Verdict {
 
 /// One socket's message rate.
 #[derive(Debug, Clone)]
-pub struct MessageRate {
+pub(crate) struct MessageRate {
     bucket: Bucket,
     strikes_allowed: u32,
     /// The current one-second window and whether it dropped anything.
@@ -105,7 +105,7 @@ pub struct MessageRate {
 }
 
 impl MessageRate {
-    pub fn new(limits: &Limits, now_ms: i64) -> Self {
+    pub(crate) fn new(limits: &Limits, now_ms: i64) -> Self {
         MessageRate {
             bucket: Bucket::new(limits.message_burst, limits.messages_per_second, now_ms),
             strikes_allowed: limits.flood_strikes.max(1),
@@ -115,7 +115,7 @@ impl MessageRate {
         }
     }
 
-    pub fn on_message(&mut self, now_ms: i64) -> Verdict {
+    pub(crate) fn on_message(&mut self, now_ms: i64) -> Verdict {
         let window = now_ms / 1000;
         if window != self.window {
             // A second with drops right after another counts; a quiet second forgives.
@@ -141,7 +141,7 @@ impl MessageRate {
 
 /// Why a gate refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GateRefusal {
+pub(crate) enum GateRefusal {
     TooManyJoins,
     TooManySockets,
 }
@@ -149,7 +149,7 @@ pub enum GateRefusal {
 /// Per-address and per-site counters, shared by every socket and login (behind one short
 /// mutex in [`super::Auth`]).
 #[derive(Debug, Default)]
-pub struct Gate {
+pub(crate) struct Gate {
     limits: Limits,
     joins: HashMap<IpAddr, Bucket>,
     sockets: HashMap<IpAddr, usize>,
@@ -157,16 +157,12 @@ pub struct Gate {
 }
 
 impl Gate {
-    pub fn new(limits: Limits) -> Self {
+    pub(crate) fn new(limits: Limits) -> Self {
         Gate { limits, ..Default::default() }
     }
 
-    pub fn limits(&self) -> &Limits {
-        &self.limits
-    }
-
     /// A key or password check, or a join, from `ip`.
-    pub fn attempt(&mut self, ip: IpAddr, now_ms: i64) -> Result<(), GateRefusal> {
+    pub(crate) fn attempt(&mut self, ip: IpAddr, now_ms: i64) -> Result<(), GateRefusal> {
         let (capacity, per_second) = (self.limits.joins_per_minute, self.limits.joins_per_minute / 60.0);
         let bucket = self.joins.entry(ip).or_insert_with(|| Bucket::new(capacity, per_second, now_ms));
         if bucket.take(now_ms) {
@@ -176,7 +172,7 @@ impl Gate {
         }
     }
 
-    pub fn open_socket(&mut self, ip: IpAddr) -> Result<(), GateRefusal> {
+    pub(crate) fn open_socket(&mut self, ip: IpAddr) -> Result<(), GateRefusal> {
         let n = self.sockets.entry(ip).or_default();
         if *n >= self.limits.sockets_per_ip {
             return Err(GateRefusal::TooManySockets);
@@ -185,7 +181,7 @@ impl Gate {
         Ok(())
     }
 
-    pub fn close_socket(&mut self, ip: IpAddr) {
+    pub(crate) fn close_socket(&mut self, ip: IpAddr) {
         if let Some(n) = self.sockets.get_mut(&ip) {
             *n = n.saturating_sub(1);
             if *n == 0 {
@@ -194,7 +190,7 @@ impl Gate {
         }
     }
 
-    pub fn enter_site(&mut self, site: &str) -> Result<(), GateRefusal> {
+    pub(crate) fn enter_site(&mut self, site: &str) -> Result<(), GateRefusal> {
         let n = self.site_sockets.entry(site.to_string()).or_default();
         if *n >= self.limits.sockets_per_site {
             return Err(GateRefusal::TooManySockets);
@@ -203,7 +199,7 @@ impl Gate {
         Ok(())
     }
 
-    pub fn leave_site(&mut self, site: &str) {
+    pub(crate) fn leave_site(&mut self, site: &str) {
         if let Some(n) = self.site_sockets.get_mut(site) {
             *n = n.saturating_sub(1);
             if *n == 0 {
@@ -213,7 +209,7 @@ impl Gate {
     }
 
     /// Forgets addresses whose join bucket is full again (idle), so the map stays small.
-    pub fn purge(&mut self, now_ms: i64) {
+    pub(crate) fn purge(&mut self, now_ms: i64) {
         self.joins.retain(|_, b| b.full_at() > now_ms);
     }
 }

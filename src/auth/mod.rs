@@ -8,11 +8,11 @@
 //! media. A watcher notices when `diemcau keys rotate` or `diemcau user remove` changed the
 //! credentials under a running bridge and ends the sessions that used the old ones. Nothing here logs a key, password, token or ticket.
 
-pub mod keys;
-pub mod limits;
-pub mod tokens;
-pub mod turn;
-pub mod verifier;
+pub(crate) mod keys;
+pub(crate) mod limits;
+pub(crate) mod tokens;
+pub(crate) mod turn;
+pub(crate) mod verifier;
 
 use crate::conference::ConferenceHandle;
 use crate::config::Settings;
@@ -24,13 +24,13 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokens::{Issued, TokenError, Tokens};
-pub use tokens::{Principal, Role};
+pub(crate) use tokens::{Principal, Role};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 /// A refused credential or request, with the stable code clients see.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum AuthError {
+pub(crate) enum AuthError {
     #[error("no site with that id")]
     SiteUnknown,
     #[error("the key does not match this site; use the site's join link")]
@@ -56,7 +56,7 @@ pub enum AuthError {
 }
 
 impl AuthError {
-    pub fn code(self) -> &'static str {
+    pub(crate) fn code(self) -> &'static str {
         match self {
             AuthError::SiteUnknown => "site_unknown",
             AuthError::BadKey => "bad_key",
@@ -94,10 +94,10 @@ impl From<GateRefusal> for AuthError {
 
 /// What a successful key check gives a site's page.
 #[derive(Debug, Clone)]
-pub struct SiteSession {
-    pub principal: Principal,
-    pub ticket: Issued,
-    pub token: Issued,
+pub(crate) struct SiteSession {
+    pub(crate) principal: Principal,
+    pub(crate) ticket: Issued,
+    pub(crate) token: Issued,
 }
 
 struct State {
@@ -105,7 +105,7 @@ struct State {
     gate: Gate,
 }
 
-pub struct Auth {
+pub(crate) struct Auth {
     settings: Arc<Settings>,
     store: Store,
     state: Mutex<State>,
@@ -125,7 +125,7 @@ fn stored_subject(p: &Principal) -> String {
 
 impl Auth {
     /// Loads the REST sessions saved before a restart.
-    pub fn new(settings: Arc<Settings>, store: Store, limits: Limits) -> Result<Auth, StoreError> {
+    pub(crate) fn new(settings: Arc<Settings>, store: Store, limits: Limits) -> Result<Auth, StoreError> {
         let now = now_ms();
         let mut tokens = Tokens::new(limits.token_idle_ms, limits.ticket_ms);
         for s in store.live_sessions(now)? {
@@ -146,35 +146,31 @@ impl Auth {
         self.state.lock().expect("auth mutex poisoned")
     }
 
-    pub fn limits(&self) -> Limits {
-        *self.lock().gate.limits()
-    }
-
     /// A WebSocket from `ip` opens; refused over the per-address limit.
-    pub fn open_socket(&self, ip: IpAddr) -> Result<(), AuthError> {
+    pub(crate) fn open_socket(&self, ip: IpAddr) -> Result<(), AuthError> {
         Ok(self.lock().gate.open_socket(ip)?)
     }
 
-    pub fn close_socket(&self, ip: IpAddr) {
+    pub(crate) fn close_socket(&self, ip: IpAddr) {
         self.lock().gate.close_socket(ip);
     }
 
     /// A socket joins as `site`; refused over the per-site limit.
-    pub fn enter_site(&self, site: &str) -> Result<(), AuthError> {
+    pub(crate) fn enter_site(&self, site: &str) -> Result<(), AuthError> {
         Ok(self.lock().gate.enter_site(site)?)
     }
 
-    pub fn leave_site(&self, site: &str) {
+    pub(crate) fn leave_site(&self, site: &str) {
         self.lock().gate.leave_site(site);
     }
 
     /// Counts one attempt from `ip` against its per-minute budget.
-    pub fn attempt(&self, ip: IpAddr) -> Result<(), AuthError> {
+    pub(crate) fn attempt(&self, ip: IpAddr) -> Result<(), AuthError> {
         Ok(self.lock().gate.attempt(ip, now_ms())?)
     }
 
     /// Checks a site's key; gives a REST token and a join ticket.
-    pub async fn site_session(&self, site_id: &str, key: &str, ip: IpAddr) -> Result<SiteSession, AuthError> {
+    pub(crate) async fn site_session(&self, site_id: &str, key: &str, ip: IpAddr) -> Result<SiteSession, AuthError> {
         self.attempt(ip)?;
         let site = self.settings.sites.iter().find(|s| s.id == site_id).ok_or(AuthError::SiteUnknown)?;
         let store = self.store.clone();
@@ -207,7 +203,7 @@ impl Auth {
     }
 
     /// Checks a person's name and password; gives a REST token.
-    pub async fn login(&self, user: &str, password: &str, ip: IpAddr) -> Result<(Principal, Issued), AuthError> {
+    pub(crate) async fn login(&self, user: &str, password: &str, ip: IpAddr) -> Result<(Principal, Issued), AuthError> {
         self.attempt(ip)?;
         let store = self.store.clone();
         let (name, password) = (user.to_string(), password.to_string());
@@ -255,12 +251,12 @@ impl Auth {
     }
 
     /// The holder of a REST token (its idle time starts again).
-    pub fn authenticate(&self, token: &str) -> Result<Principal, AuthError> {
+    pub(crate) fn authenticate(&self, token: &str) -> Result<Principal, AuthError> {
         Ok(self.lock().tokens.check(token, now_ms())?)
     }
 
     /// Uses a join ticket for `site`. A bad ticket counts against the address's budget.
-    pub fn redeem(&self, ticket: &str, site: &str, ip: IpAddr) -> Result<Principal, AuthError> {
+    pub(crate) fn redeem(&self, ticket: &str, site: &str, ip: IpAddr) -> Result<Principal, AuthError> {
         let now = now_ms();
         let mut st = self.lock();
         match st.tokens.redeem(ticket, now) {
@@ -273,7 +269,7 @@ impl Auth {
         }
     }
 
-    pub async fn logout(&self, token: &str) {
+    pub(crate) async fn logout(&self, token: &str) {
         let Some(digest) = self.lock().tokens.revoke(token) else { return };
         let store = self.store.clone();
         let _ = tokio::task::spawn_blocking(move || store.delete_session(&hex::encode(digest))).await;
@@ -289,7 +285,7 @@ impl Auth {
 
     /// Every 2 s: a site whose key hash changed (rotated) loses its sessions and its seat; a
     /// user removed or given a new password loses theirs. Also forgets stale tokens.
-    pub fn watch_credentials(self: Arc<Self>, conference: ConferenceHandle, cancel: CancellationToken) {
+    pub(crate) fn watch_credentials(self: Arc<Self>, conference: ConferenceHandle, cancel: CancellationToken) {
         tokio::spawn(async move {
             let mut known: Option<(HashMap<String, String>, HashMap<String, String>)> = None;
             let mut tick = tokio::time::interval(Duration::from_secs(2));

@@ -13,16 +13,16 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 
 /// Defaults: a token lives 30 min without use, 12 h at most; a ticket 60 s.
-pub const TOKEN_IDLE_MS: i64 = 30 * 60_000;
-pub const TOKEN_MAX_MS: i64 = 12 * 3_600_000;
-pub const TICKET_MS: i64 = 60_000;
+pub(crate) const TOKEN_IDLE_MS: i64 = 30 * 60_000;
+pub(crate) const TOKEN_MAX_MS: i64 = 12 * 3_600_000;
+pub(crate) const TICKET_MS: i64 = 60_000;
 /// How long an expired or used credential is still recognised.
 const REMEMBER_MS: i64 = 3_600_000;
 
 /// Who may do what: decided by config (sites) or by the user table (people).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Role {
+pub(crate) enum Role {
     /// HQ's site, or a person who chairs.
     Chair,
     /// A ward's bridge point.
@@ -33,7 +33,7 @@ pub enum Role {
 }
 
 impl Role {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Role::Chair => "chair",
             Role::Site => "site",
@@ -42,7 +42,7 @@ impl Role {
         }
     }
 
-    pub fn parse(s: &str) -> Option<Role> {
+    pub(crate) fn parse(s: &str) -> Option<Role> {
         match s {
             "chair" => Some(Role::Chair),
             "site" => Some(Role::Site),
@@ -65,16 +65,16 @@ impl From<crate::domain::SiteRole> for Role {
 
 /// The holder of a credential.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
-    pub role: Role,
+pub(crate) struct Principal {
+    pub(crate) role: Role,
     /// A site id (for a site's session) or a user name.
-    pub subject: String,
+    pub(crate) subject: String,
     /// True when the subject is a site (authenticated by its key), not a person.
-    pub is_site: bool,
+    pub(crate) is_site: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenError {
+pub(crate) enum TokenError {
     /// Never issued (forged, mistyped, or forgotten long ago).
     Invalid,
     Expired,
@@ -108,17 +108,17 @@ impl Entry {
 
 /// A credential just issued: the secret itself (given to the client once) and its digest.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Issued {
-    pub secret: String,
-    pub digest: [u8; 32],
-    pub expires_ms: i64,
+pub(crate) struct Issued {
+    pub(crate) secret: String,
+    pub(crate) digest: [u8; 32],
+    pub(crate) expires_ms: i64,
 }
 
-pub fn digest(secret: &str) -> [u8; 32] {
+pub(crate) fn digest(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.as_bytes()).into()
 }
 
-pub struct Tokens {
+pub(crate) struct Tokens {
     entries: HashMap<[u8; 32], Entry>,
     idle_ms: i64,
     ticket_ms: i64,
@@ -132,22 +132,22 @@ impl Default for Tokens {
 
 impl Tokens {
     /// Tokens expire after `idle_ms` without use, tickets after `ticket_ms`.
-    pub fn new(idle_ms: i64, ticket_ms: i64) -> Self {
+    pub(crate) fn new(idle_ms: i64, ticket_ms: i64) -> Self {
         Tokens { entries: HashMap::new(), idle_ms: idle_ms.max(1), ticket_ms: ticket_ms.max(1) }
     }
 
     /// A REST token for `principal`; `random` must come from a cryptographic source.
-    pub fn issue_token(&mut self, principal: Principal, random: [u8; 32], now_ms: i64) -> Issued {
+    pub(crate) fn issue_token(&mut self, principal: Principal, random: [u8; 32], now_ms: i64) -> Issued {
         self.insert(principal, Kind::Token, "dct_", random, now_ms, now_ms + TOKEN_MAX_MS)
     }
 
     /// A one-use WebSocket join ticket for `principal` (a site).
-    pub fn issue_ticket(&mut self, principal: Principal, random: [u8; 32], now_ms: i64) -> Issued {
+    pub(crate) fn issue_ticket(&mut self, principal: Principal, random: [u8; 32], now_ms: i64) -> Issued {
         self.insert(principal, Kind::Ticket { used: false }, "dcj_", random, now_ms, now_ms + self.ticket_ms)
     }
 
     /// Takes back a token saved before a restart (its idle time starts again now).
-    pub fn restore(&mut self, digest: [u8; 32], principal: Principal, expires_ms: i64, now_ms: i64) {
+    pub(crate) fn restore(&mut self, digest: [u8; 32], principal: Principal, expires_ms: i64, now_ms: i64) {
         self.entries.insert(digest, Entry { principal, kind: Kind::Token, last_used_ms: now_ms, expires_ms });
     }
 
@@ -159,7 +159,7 @@ impl Tokens {
     }
 
     /// Checks a REST token and extends its idle time.
-    pub fn check(&mut self, token: &str, now_ms: i64) -> Result<Principal, TokenError> {
+    pub(crate) fn check(&mut self, token: &str, now_ms: i64) -> Result<Principal, TokenError> {
         let idle = self.idle_ms;
         let e = self.entries.get_mut(&digest(token)).filter(|e| e.kind == Kind::Token).ok_or(TokenError::Invalid)?;
         if now_ms >= e.valid_until(idle) {
@@ -170,7 +170,7 @@ impl Tokens {
     }
 
     /// Uses a join ticket: valid once, within its minute.
-    pub fn redeem(&mut self, ticket: &str, now_ms: i64) -> Result<Principal, TokenError> {
+    pub(crate) fn redeem(&mut self, ticket: &str, now_ms: i64) -> Result<Principal, TokenError> {
         let e = self.entries.get_mut(&digest(ticket)).ok_or(TokenError::Invalid)?;
         match e.kind {
             Kind::Token => Err(TokenError::Invalid),
@@ -184,29 +184,26 @@ impl Tokens {
     }
 
     /// Ends one token (logout). Returns its digest if it existed.
-    pub fn revoke(&mut self, token: &str) -> Option<[u8; 32]> {
+    pub(crate) fn revoke(&mut self, token: &str) -> Option<[u8; 32]> {
         let d = digest(token);
         self.entries.remove(&d).map(|_| d)
     }
 
     /// Ends every token and ticket of a site or user (its key rotated, the user removed).
-    pub fn revoke_subject(&mut self, subject: &str, is_site: bool) -> usize {
+    pub(crate) fn revoke_subject(&mut self, subject: &str, is_site: bool) -> usize {
         let before = self.entries.len();
         self.entries.retain(|_, e| !(e.principal.subject == subject && e.principal.is_site == is_site));
         before - self.entries.len()
     }
 
     /// Forgets what expired more than an hour ago.
-    pub fn purge(&mut self, now_ms: i64) {
+    pub(crate) fn purge(&mut self, now_ms: i64) {
         let idle = self.idle_ms;
         self.entries.retain(|_, e| now_ms < e.valid_until(idle) + REMEMBER_MS);
     }
 
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 }

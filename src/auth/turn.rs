@@ -7,7 +7,7 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 
 /// `(username, credential)` valid until `now_s + ttl_s`.
-pub fn credentials(secret: &str, site: &str, now_s: u64, ttl_s: u64) -> (String, String) {
+pub(crate) fn credentials(secret: &str, site: &str, now_s: u64, ttl_s: u64) -> (String, String) {
     let username = format!("{}:{site}", now_s + ttl_s);
     let mut mac = Hmac::<sha1::Sha1>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
     mac.update(username.as_bytes());

@@ -19,19 +19,19 @@ use std::time::{Duration, Instant};
 use tracing::warn;
 
 /// Checks allowed to wait for a lane; more than a city's meeting signing in at once.
-pub const QUEUE: usize = 256;
+pub(crate) const QUEUE: usize = 256;
 /// Checks one address may have waiting (a room PC signs in once; an office behind one NAT a
 /// few times).
-pub const QUEUE_PER_ADDRESS: usize = 16;
+pub(crate) const QUEUE_PER_ADDRESS: usize = 16;
 /// An address whose check failed is served after every other for this long: a storm of wrong
 /// keys from a hundred addresses then waits behind the one site that knows its key.
-pub const SUSPECT_FOR: Duration = Duration::from_secs(600);
+pub(crate) const SUSPECT_FOR: Duration = Duration::from_secs(600);
 
 type Job = Box<dyn FnOnce() + Send>;
 
 /// The check could not be queued: too many are waiting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Busy;
+pub(crate) struct Busy;
 
 /// Waiting checks, by address, served round robin: trusted addresses first, then those whose
 /// checks failed lately.
@@ -98,7 +98,7 @@ struct Shared {
     ready: Condvar,
 }
 
-pub struct Verifier {
+pub(crate) struct Verifier {
     shared: Arc<Shared>,
 }
 
@@ -113,12 +113,12 @@ impl Drop for Verifier {
 
 impl Verifier {
     /// Lanes for this machine: half its cores, at least one.
-    pub fn for_this_machine() -> Verifier {
+    pub(crate) fn for_this_machine() -> Verifier {
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         Verifier::new((cores / 2).max(1))
     }
 
-    pub fn new(lanes: usize) -> Verifier {
+    pub(crate) fn new(lanes: usize) -> Verifier {
         let shared = Arc::new(Shared { waiting: Mutex::default(), ready: Condvar::new() });
         for lane in 0..lanes.max(1) {
             let shared = shared.clone();
@@ -132,7 +132,7 @@ impl Verifier {
 
     /// Runs `check` for a sign-in from `ip` on a lane and waits (asynchronously) for its
     /// answer; `Busy` when too many checks wait (in all, or from that address).
-    pub async fn run<T: Send + 'static>(&self, ip: IpAddr, check: impl FnOnce() -> T + Send + 'static) -> Result<T, Busy> {
+    pub(crate) async fn run<T: Send + 'static>(&self, ip: IpAddr, check: impl FnOnce() -> T + Send + 'static) -> Result<T, Busy> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move || {
             let _ = tx.send(check());
@@ -147,7 +147,7 @@ impl Verifier {
 
     /// A check from `ip` failed (a wrong key or password): its next ones wait behind everyone
     /// else's for a while.
-    pub fn failed(&self, ip: IpAddr) {
+    pub(crate) fn failed(&self, ip: IpAddr) {
         if let Ok(mut w) = self.shared.waiting.lock() {
             let now = Instant::now();
             w.failed.retain(|_, at| now.duration_since(*at) < SUSPECT_FOR);

@@ -451,7 +451,7 @@ impl Actor {
         };
         self.log(site, event, &session.to_string());
         self.broadcast_state();
-        Ok(Seat { site, session, replaced_previous, resumed: held, resume: token })
+        Ok(Seat { replaced_previous, resumed: held, resume: token })
     }
 
     /// A session ended. `lost`: the connection went away without `leave`, so the seat, floor

@@ -160,14 +160,12 @@ pub enum Action {
 /// A granted seat.
 #[derive(Debug, Clone)]
 pub struct Seat {
-    pub site: usize,
-    pub session: Uuid,
     /// True if this join took the seat from an earlier session.
-    pub replaced_previous: bool,
+    pub(crate) replaced_previous: bool,
     /// True if this join resumed a seat held after a lost connection.
-    pub resumed: bool,
+    pub(crate) resumed: bool,
     /// The token to present when resuming next time.
-    pub resume: String,
+    pub(crate) resume: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -182,17 +180,17 @@ pub enum JoinRefused {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refused {
     pub code: ErrorCode,
-    pub message: String,
+    pub(crate) message: String,
 }
 
 impl Refused {
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Refused { code, message: message.into() }
     }
 
     /// A refusal by the floor, a vote, a notice or the recorder: its own words, and the code
     /// the wire gives it (`signal::protocol`, one list per error type).
-    pub fn of<E: Into<ErrorCode> + std::fmt::Display>(e: E) -> Self {
+    pub(crate) fn of<E: Into<ErrorCode> + std::fmt::Display>(e: E) -> Self {
         let message = e.to_string();
         Refused { code: e.into(), message }
     }
@@ -201,26 +199,26 @@ impl Refused {
 /// What the health monitor needs to know of a site from the conference.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SiteView {
-    pub present: bool,
+    pub(crate) present: bool,
     /// Not muted (own or chair's mute): its audio should flow.
-    pub audio_expected: bool,
+    pub(crate) audio_expected: bool,
     /// Camera on.
-    pub video_expected: bool,
-    pub holds_floor: bool,
+    pub(crate) video_expected: bool,
+    pub(crate) holds_floor: bool,
     /// Its connection dropped and its seat is held until then (Unix ms), for /tech.
-    pub held_until_ms: Option<i64>,
+    pub(crate) held_until_ms: Option<i64>,
     /// What this site receives of each camera, and why not more, for /tech.
-    pub receiving: Receiving,
+    pub(crate) receiving: Receiving,
 }
 
 /// The cameras one site receives: per site shown, its layer (`None`: paused, its line cannot
 /// take even the low layer), and what limited them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Receiving {
-    pub cameras: Vec<(usize, Option<crate::media::Layer>)>,
+    pub(crate) cameras: Vec<(usize, Option<crate::media::Layer>)>,
     /// `estimate` (the downlink estimate), `loss` (the page reported heavy loss) or `None`:
     /// every camera at the layer its tile wants.
-    pub limited_by: Option<&'static str>,
+    pub(crate) limited_by: Option<&'static str>,
 }
 
 #[derive(Clone)]
@@ -239,12 +237,12 @@ impl ConferenceHandle {
 
     /// Gives up the seat, if `session` still holds it. `lost`: the connection dropped (the
     /// seat is held for the grace period) rather than the site leaving.
-    pub async fn leave(&self, site: usize, session: Uuid, lost: bool) {
+    pub(crate) async fn leave(&self, site: usize, session: Uuid, lost: bool) {
         let _ = self.tx.send(Command::Leave { site, session, lost }).await;
     }
 
     /// Tells every page the server is restarting and saves the state; for SIGTERM.
-    pub async fn shutdown(&self) {
+    pub(crate) async fn shutdown(&self) {
         let (reply, rx) = oneshot::channel();
         if self.tx.send(Command::Shutdown { reply }).await.is_ok() {
             let _ = rx.await;
@@ -260,12 +258,12 @@ impl ConferenceHandle {
     }
 
     /// A live view of presence, mutes and floor, for the health monitor.
-    pub fn view(&self) -> tokio::sync::watch::Receiver<std::sync::Arc<Vec<SiteView>>> {
+    pub(crate) fn view(&self) -> tokio::sync::watch::Receiver<std::sync::Arc<Vec<SiteView>>> {
         self.view.clone()
     }
 
     /// Sends `msg` to the site's current session; false if the site is not present.
-    pub async fn notify(&self, site: usize, msg: ServerMessage, close: bool) -> bool {
+    pub(crate) async fn notify(&self, site: usize, msg: ServerMessage, close: bool) -> bool {
         let (reply, rx) = oneshot::channel();
         if self.tx.send(Command::Notify { site, msg: Box::new(msg), close, reply }).await.is_err() {
             return false;
@@ -275,22 +273,22 @@ impl ConferenceHandle {
 
     /// What a site's downlink loses of its video, from its page's report or its RTCP
     /// (dropped if the actor is busy: reports repeat).
-    pub fn link_quality(&self, site: usize, loss_percent: f64) {
+    pub(crate) fn link_quality(&self, site: usize, loss_percent: f64) {
         let _ = self.tx.try_send(Command::LinkQuality { site, loss_percent });
     }
 
     /// The site's downlink estimate (dropped if the conference is behind: it comes again).
-    pub fn link_estimate(&self, site: usize, bps: f64, loss_bps: f64) {
+    pub(crate) fn link_estimate(&self, site: usize, bps: f64, loss_bps: f64) {
         let _ = self.tx.try_send(Command::LinkEstimate { site, bps, loss_bps });
     }
 
     /// Ends the site's session and releases its seat: its key was re-issued.
-    pub async fn evict(&self, site: usize, message: String) {
+    pub(crate) async fn evict(&self, site: usize, message: String) {
         let _ = self.tx.send(Command::Evict { site, message }).await;
     }
 
     /// A technician's written notice to `to` (or every site); its id.
-    pub async fn tech_notice(&self, to: Option<usize>, text: String) -> Result<u64, Refused> {
+    pub(crate) async fn tech_notice(&self, to: Option<usize>, text: String) -> Result<u64, Refused> {
         let stopped = || Refused::new(ErrorCode::Internal, "the conference is not running");
         let (reply, rx) = oneshot::channel();
         self.tx.send(Command::TechNotice { to, text, reply }).await.map_err(|_| stopped())?;
@@ -298,7 +296,7 @@ impl ConferenceHandle {
     }
 
     /// A technician marks the site's help request handled; false if there was none.
-    pub async fn help_done(&self, site: usize) -> bool {
+    pub(crate) async fn help_done(&self, site: usize) -> bool {
         let (reply, rx) = oneshot::channel();
         if self.tx.send(Command::HelpDone { site, reply }).await.is_err() {
             return false;
@@ -307,7 +305,7 @@ impl ConferenceHandle {
     }
 
     /// Every configured site with its presence.
-    pub async fn presence(&self) -> Vec<SitePresence> {
+    pub(crate) async fn presence(&self) -> Vec<SitePresence> {
         let (reply, rx) = oneshot::channel();
         if self.tx.send(Command::Presence { reply }).await.is_err() {
             return Vec::new();

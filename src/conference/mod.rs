@@ -6,9 +6,9 @@
 
 mod actor;
 mod handle;
-pub mod notice;
-pub mod view;
-pub mod vote;
+pub(crate) mod notice;
+pub(crate) mod view;
+pub(crate) mod vote;
 
 pub use actor::spawn;
 pub use handle::{Action, ConferenceHandle, JoinRefused, Receiving, Refused, Seat, SiteView};

@@ -6,31 +6,31 @@
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
-pub const MAX_TEXT_CHARS: usize = 300;
+pub(crate) const MAX_TEXT_CHARS: usize = 300;
 /// Notices kept (and sent in the state): the latest ones.
-pub const KEPT: usize = 10;
+pub(crate) const KEPT: usize = 10;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Sender {
+pub(crate) enum Sender {
     Chair,
     Technician,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Notice {
-    pub id: u64,
-    pub from: Sender,
+pub(crate) struct Notice {
+    pub(crate) id: u64,
+    pub(crate) from: Sender,
     /// The site it is for; `None`: every site.
-    pub to: Option<usize>,
-    pub text: String,
-    pub sent_ms: i64,
+    pub(crate) to: Option<usize>,
+    pub(crate) text: String,
+    pub(crate) sent_ms: i64,
     /// Sites that acknowledged it, in order.
-    pub acked: Vec<usize>,
+    pub(crate) acked: Vec<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum NoticeError {
+pub(crate) enum NoticeError {
     #[error("a notice has 1 to {MAX_TEXT_CHARS} characters")]
     BadText,
     #[error("no such notice (it may be too old)")]
@@ -40,13 +40,13 @@ pub enum NoticeError {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Notices {
+pub(crate) struct Notices {
     list: VecDeque<Notice>,
     last_id: u64,
 }
 
 /// Checks a free text a person typed: trimmed, not empty, not too long.
-pub fn text_of(text: &str) -> Result<String, NoticeError> {
+pub(crate) fn text_of(text: &str) -> Result<String, NoticeError> {
     let text = text.trim();
     if text.is_empty() || text.chars().count() > MAX_TEXT_CHARS {
         return Err(NoticeError::BadText);
@@ -55,7 +55,7 @@ pub fn text_of(text: &str) -> Result<String, NoticeError> {
 }
 
 impl Notices {
-    pub fn send(&mut self, from: Sender, to: Option<usize>, text: &str, now_ms: i64) -> Result<&Notice, NoticeError> {
+    pub(crate) fn send(&mut self, from: Sender, to: Option<usize>, text: &str, now_ms: i64) -> Result<&Notice, NoticeError> {
         let text = text_of(text)?;
         self.last_id += 1;
         if self.list.len() == KEPT {
@@ -66,7 +66,7 @@ impl Notices {
     }
 
     /// `site` read notice `id`. True if this is news (not acknowledged by the site before).
-    pub fn ack(&mut self, id: u64, site: usize) -> Result<bool, NoticeError> {
+    pub(crate) fn ack(&mut self, id: u64, site: usize) -> Result<bool, NoticeError> {
         let n = self.list.iter_mut().find(|n| n.id == id).ok_or(NoticeError::Unknown)?;
         if n.to.is_some_and(|to| to != site) {
             return Err(NoticeError::NotForSite);
@@ -78,16 +78,16 @@ impl Notices {
         Ok(true)
     }
 
-    pub fn latest(&self) -> impl Iterator<Item = &Notice> {
+    pub(crate) fn latest(&self) -> impl Iterator<Item = &Notice> {
         self.list.iter()
     }
 }
 
 /// A site's open request for a technician's help.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HelpRequest {
-    pub since_ms: i64,
-    pub text: String,
+pub(crate) struct HelpRequest {
+    pub(crate) since_ms: i64,
+    pub(crate) text: String,
 }
 
 #[cfg(test)]

@@ -9,27 +9,27 @@
 
 /// What the rules need to know about one site.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Candidate {
-    pub present: bool,
+pub(crate) struct Candidate {
+    pub(crate) present: bool,
     /// Its camera is on.
-    pub video: bool,
+    pub(crate) video: bool,
     /// Its audio flows (not muted by itself or the chair).
-    pub audio: bool,
+    pub(crate) audio: bool,
     /// Recent loudness, 0..1.
-    pub level: f32,
-    pub holds_floor: bool,
+    pub(crate) level: f32,
+    pub(crate) holds_floor: bool,
 }
 
-pub use crate::media::Selection;
+pub(crate) use crate::media::Selection;
 use crate::media::{HIGH, LOW, MEDIUM};
 
 /// How many slots a receiver has, and how its page lays them out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Shape {
-    pub audio_slots: usize,
-    pub video_slots: usize,
+pub(crate) struct Shape {
+    pub(crate) audio_slots: usize,
+    pub(crate) video_slots: usize,
     /// Every tile the same size (the chair's grid layout) rather than a stage.
-    pub grid: bool,
+    pub(crate) grid: bool,
 }
 
 /// The video order: the chair, then the floor holders, then everyone else in config order.
@@ -41,7 +41,7 @@ fn video_order(sites: &[Candidate], receiver: usize, chair: usize) -> (Vec<usize
 }
 
 /// Pages of thumbnails a receiver can choose from (at least 1).
-pub fn pages(sites: &[Candidate], receiver: usize, chair: usize, shape: Shape) -> usize {
+pub(crate) fn pages(sites: &[Candidate], receiver: usize, chair: usize, shape: Shape) -> usize {
     let (stage, rest) = video_order(sites, receiver, chair);
     let per_page = shape.video_slots.saturating_sub(stage.len()).max(1);
     if stage.len() + rest.len() <= shape.video_slots {
@@ -52,7 +52,7 @@ pub fn pages(sites: &[Candidate], receiver: usize, chair: usize, shape: Shape) -
 }
 
 /// The sites a receiver should get, before slot assignment.
-pub fn wanted(
+pub(crate) fn wanted(
     sites: &[Candidate],
     receiver: usize,
     chair: usize,
@@ -87,7 +87,7 @@ pub fn wanted(
 }
 
 /// Puts `want` into `slots` slots, keeping every site that stays where it was.
-pub fn assign(previous: &[Option<usize>], want: &[usize], slots: usize) -> Vec<Option<usize>> {
+pub(crate) fn assign(previous: &[Option<usize>], want: &[usize], slots: usize) -> Vec<Option<usize>> {
     let mut out: Vec<Option<usize>> = (0..slots).map(|i| previous.get(i).copied().flatten().filter(|s| want.contains(s))).collect();
     let mut free = (0..slots).filter(|i| out[*i].is_none()).collect::<Vec<_>>().into_iter();
     for site in want {
@@ -103,7 +103,7 @@ pub fn assign(previous: &[Option<usize>], want: &[usize], slots: usize) -> Vec<O
 
 /// One receiver's selection, given its previous one. Large tiles (HQ, the floor holder) get a
 /// camera's high simulcast layer, thumbnails the low one, a grid's equal tiles the medium one.
-pub fn select(sites: &[Candidate], receiver: usize, chair: usize, sharing: Option<usize>, page: usize, shape: Shape, previous: &Selection) -> Selection {
+pub(crate) fn select(sites: &[Candidate], receiver: usize, chair: usize, sharing: Option<usize>, page: usize, shape: Shape, previous: &Selection) -> Selection {
     let (want_video, audio, content) = wanted(sites, receiver, chair, sharing, page, shape);
     let video = assign(&previous.video, &want_video, shape.video_slots);
     let video_layers = video
@@ -119,15 +119,15 @@ pub fn select(sites: &[Candidate], receiver: usize, chair: usize, sharing: Optio
 }
 
 /// A receiver whose downlink loses packets gets the low layer in every video slot.
-pub fn constrain(selection: &mut Selection) {
+pub(crate) fn constrain(selection: &mut Selection) {
     selection.video_layers.iter_mut().for_each(|l| *l = LOW);
 }
 
 /// What the web client's camera layers send at most (`web/bridge.js`), bit/s, by layer.
-pub const CAMERA_LAYER_BPS: [u64; 3] = [150_000, 500_000, 1_500_000];
+pub(crate) const CAMERA_LAYER_BPS: [u64; 3] = [150_000, 500_000, 1_500_000];
 /// A shared screen (its high layer) and one audio slot, with packet overhead.
-pub const CONTENT_BPS: u64 = 800_000;
-pub const AUDIO_BPS: u64 = 45_000;
+pub(crate) const CONTENT_BPS: u64 = 800_000;
+pub(crate) const AUDIO_BPS: u64 = 45_000;
 
 /// What a selection's audio and shared screen cost: what no fitting lowers.
 fn fixed_cost(selection: &Selection) -> u64 {
@@ -135,7 +135,7 @@ fn fixed_cost(selection: &Selection) -> u64 {
 }
 
 /// What a selection costs the receiver's downlink, bit/s, at the layers' ceilings.
-pub fn cost(selection: &Selection) -> u64 {
+pub(crate) fn cost(selection: &Selection) -> u64 {
     let video = selection
         .video
         .iter()
@@ -147,7 +147,7 @@ pub fn cost(selection: &Selection) -> u64 {
 }
 
 /// What a selection costs with every camera at its low layer.
-pub fn cost_at_low(selection: &Selection) -> u64 {
+pub(crate) fn cost_at_low(selection: &Selection) -> u64 {
     fixed_cost(selection) + selection.video.iter().flatten().count() as u64 * CAMERA_LAYER_BPS[LOW as usize]
 }
 
@@ -157,7 +157,7 @@ pub fn cost_at_low(selection: &Selection) -> u64 {
 /// raised towards the layer its tile wants, large tiles first. A camera that does not fit even
 /// at its low layer is paused: its slot is emptied and its site returned, so the page can say
 /// why it shows no picture.
-pub fn fit(selection: &mut Selection, budget: u64) -> Vec<usize> {
+pub(crate) fn fit(selection: &mut Selection, budget: u64) -> Vec<usize> {
     let mut left = budget.saturating_sub(fixed_cost(selection));
     let wanted: Vec<(usize, u8)> = (0..selection.video.len())
         .filter(|&slot| selection.video[slot].is_some())

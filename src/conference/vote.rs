@@ -7,29 +7,29 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The options when the chair gives none.
-pub const DEFAULT_OPTIONS: [&str; 3] = ["Tán thành", "Không tán thành", "Ý kiến khác"];
-pub const MAX_QUESTION_CHARS: usize = 300;
-pub const MAX_OPTION_CHARS: usize = 80;
-pub const MAX_OPTIONS: usize = 6;
+pub(crate) const DEFAULT_OPTIONS: [&str; 3] = ["Tán thành", "Không tán thành", "Ý kiến khác"];
+pub(crate) const MAX_QUESTION_CHARS: usize = 300;
+pub(crate) const MAX_OPTION_CHARS: usize = 80;
+pub(crate) const MAX_OPTIONS: usize = 6;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Vote {
-    pub id: u64,
-    pub question: String,
-    pub options: Vec<String>,
-    pub opened_ms: i64,
-    pub closed_ms: Option<i64>,
+pub(crate) struct Vote {
+    pub(crate) id: u64,
+    pub(crate) question: String,
+    pub(crate) options: Vec<String>,
+    pub(crate) opened_ms: i64,
+    pub(crate) closed_ms: Option<i64>,
     /// Per site index: its counts, one per option, as last entered.
-    pub tallies: BTreeMap<usize, Vec<u32>>,
+    pub(crate) tallies: BTreeMap<usize, Vec<u32>>,
 }
 
 impl Vote {
-    pub fn is_open(&self) -> bool {
+    pub(crate) fn is_open(&self) -> bool {
         self.closed_ms.is_none()
     }
 
     /// Every site's counts added up, per option.
-    pub fn totals(&self) -> Vec<u64> {
+    pub(crate) fn totals(&self) -> Vec<u64> {
         let mut totals = vec![0u64; self.options.len()];
         for counts in self.tallies.values() {
             for (t, c) in totals.iter_mut().zip(counts) {
@@ -41,7 +41,7 @@ impl Vote {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum VoteError {
+pub(crate) enum VoteError {
     #[error("no vote is open")]
     NotOpen,
     #[error("a vote is already open; close it first")]
@@ -62,18 +62,18 @@ pub enum VoteError {
 
 /// The current (or last) vote, and the id the next one gets.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Votes {
+pub(crate) struct Votes {
     current: Option<Vote>,
     last_id: u64,
 }
 
 impl Votes {
     /// The open vote, or the last one closed (its result stays shown until the next opens).
-    pub fn current(&self) -> Option<&Vote> {
+    pub(crate) fn current(&self) -> Option<&Vote> {
         self.current.as_ref()
     }
 
-    pub fn open(&mut self, question: &str, options: Option<Vec<String>>, now_ms: i64) -> Result<&Vote, VoteError> {
+    pub(crate) fn open(&mut self, question: &str, options: Option<Vec<String>>, now_ms: i64) -> Result<&Vote, VoteError> {
         if self.current.as_ref().is_some_and(Vote::is_open) {
             return Err(VoteError::AlreadyOpen);
         }
@@ -97,7 +97,7 @@ impl Votes {
 
     /// `site` enters (or corrects) its room's counts for vote `id`. They may not add up to
     /// more than the people attending there.
-    pub fn tally(&mut self, id: u64, site: usize, counts: Vec<u32>, headcount: Option<u32>) -> Result<(), VoteError> {
+    pub(crate) fn tally(&mut self, id: u64, site: usize, counts: Vec<u32>, headcount: Option<u32>) -> Result<(), VoteError> {
         let vote = self.current.as_mut().filter(|v| v.is_open()).ok_or(VoteError::NotOpen)?;
         if vote.id != id {
             return Err(VoteError::WrongVote);
@@ -114,7 +114,7 @@ impl Votes {
         Ok(())
     }
 
-    pub fn close(&mut self, now_ms: i64) -> Result<&Vote, VoteError> {
+    pub(crate) fn close(&mut self, now_ms: i64) -> Result<&Vote, VoteError> {
         let vote = self.current.as_mut().filter(|v| v.is_open()).ok_or(VoteError::NotOpen)?;
         vote.closed_ms = Some(now_ms);
         Ok(vote)

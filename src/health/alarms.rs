@@ -15,61 +15,61 @@ use std::fmt;
 
 /// What the bridge knows about one site at one evaluation.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct SiteSnapshot {
+pub(crate) struct SiteSnapshot {
     /// The site holds its seat: connected, or `held` for it after its connection dropped.
-    pub present: bool,
+    pub(crate) present: bool,
     /// The site's connection dropped and its seat is held for it to reconnect.
-    pub held: bool,
+    pub(crate) held: bool,
     /// Age of the last RTP packet of any kind from the site; `None` = never.
-    pub ms_since_last_media: Option<f64>,
+    pub(crate) ms_since_last_media: Option<f64>,
     /// Audio packets per second received from the site.
-    pub audio_in_pps: f64,
+    pub(crate) audio_in_pps: f64,
     /// Frames per second received from the site's camera.
-    pub video_in_fps: f64,
+    pub(crate) video_in_fps: f64,
     /// The site's camera is on, so video should flow.
-    pub video_expected: bool,
+    pub(crate) video_expected: bool,
     /// What the bridge knows of why video may be missing (a refused codec, say); shown on
     /// the frozen-video alarm.
-    pub video_cause: Option<VideoCause>,
+    pub(crate) video_cause: Option<VideoCause>,
     /// The site's own page reports receiving HQ's audio; `None` = no report, or HQ sends
     /// none (absent or muted).
-    pub receives_hq_audio: Option<bool>,
+    pub(crate) receives_hq_audio: Option<bool>,
     /// HQ's page reports receiving this site's audio; `None` = no report, or the site sends
     /// none (muted).
-    pub hq_receives_site_audio: Option<bool>,
+    pub(crate) hq_receives_site_audio: Option<bool>,
     /// The site is not muted, so its audio should flow.
-    pub audio_expected: bool,
-    pub holds_floor: bool,
+    pub(crate) audio_expected: bool,
+    pub(crate) holds_floor: bool,
     /// Recent average loudness, 0.0 (silence) ..= 1.0.
-    pub audio_level: Option<f64>,
+    pub(crate) audio_level: Option<f64>,
     /// Inbound loss over the last interval.
-    pub loss_percent: f64,
-    pub rtt_ms: Option<f64>,
+    pub(crate) loss_percent: f64,
+    pub(crate) rtt_ms: Option<f64>,
 }
 
 /// Alarm limits and hysteresis windows, all in milliseconds or percent.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Thresholds {
-    pub dropped_after_ms: f64,
-    pub floor_silent_after_ms: f64,
-    pub loss_percent: f64,
-    pub rtt_ms: f64,
-    pub silence_level: f64,
+pub(crate) struct Thresholds {
+    pub(crate) dropped_after_ms: f64,
+    pub(crate) floor_silent_after_ms: f64,
+    pub(crate) loss_percent: f64,
+    pub(crate) rtt_ms: f64,
+    pub(crate) silence_level: f64,
     /// A condition must hold this long before it is raised.
-    pub raise_after_ms: f64,
+    pub(crate) raise_after_ms: f64,
     /// A raised alarm must be healthy this long before it clears.
-    pub clear_after_ms: f64,
+    pub(crate) clear_after_ms: f64,
     /// A page's "no audio arrives" is not evidence of one-way audio until this long after
     /// that direction's audio became expected (a join, an unmute, HQ's unmute, the first
     /// report of a page, media back after a stall): pages report every 3 s, over the last
     /// 3 s, and a newly received site has no earlier count to compare with.
-    pub audio_grace_ms: f64,
+    pub(crate) audio_grace_ms: f64,
 }
 
 /// The one-way-audio grace, from measurement: real Chromium pages' reports first show the
 /// audio of a newly joined or unmuted site 3.6–6.1 s after the change, mostly 6.0 s (two
 /// report periods; docs/operations.md, "Alarms"); 8 s leaves room for a loaded room PC.
-pub const AUDIO_GRACE_MS: f64 = 8000.0;
+pub(crate) const AUDIO_GRACE_MS: f64 = 8000.0;
 
 impl Default for Thresholds {
     fn default() -> Self {
@@ -87,7 +87,7 @@ impl Default for Thresholds {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum AlarmKind {
+pub(crate) enum AlarmKind {
     SiteDropped,
     OneWayAudio,
     FloorHolderSilent,
@@ -99,11 +99,11 @@ pub enum AlarmKind {
 impl AlarmKind {
     /// Evaluation and reporting order; `SiteDropped` comes first because it
     /// decides whether the others are suppressed.
-    pub const ALL: [AlarmKind; 6] =
+    pub(crate) const ALL: [AlarmKind; 6] =
         [AlarmKind::SiteDropped, AlarmKind::OneWayAudio, AlarmKind::FloorHolderSilent, AlarmKind::FrozenVideo, AlarmKind::HighLoss, AlarmKind::HighRtt];
 
     /// Stable identifier for logs and the technicians' UI.
-    pub fn code(&self) -> &'static str {
+    pub(crate) fn code(&self) -> &'static str {
         match self {
             AlarmKind::SiteDropped => "site_dropped",
             AlarmKind::OneWayAudio => "one_way_audio",
@@ -132,7 +132,7 @@ impl AlarmKind {
 /// as `{"code": "high_rtt", "ms": 530.0, "limit": 300.0}` for the technicians' page.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "code", rename_all = "snake_case")]
-pub enum Reason {
+pub(crate) enum Reason {
     /// Connected, but nothing has arrived for `seconds`.
     NoMedia {
         seconds: f64,
@@ -197,7 +197,7 @@ pub enum Reason {
 /// What the bridge knows of why a camera that is on sends no pictures.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "code", rename_all = "snake_case")]
-pub enum VideoCause {
+pub(crate) enum VideoCause {
     /// The bridge refused part of the site's offer; `detail` names codecs and sections.
     Refused { detail: String },
     /// Its audio arrives but no video packets do.
@@ -245,13 +245,13 @@ impl fmt::Display for VideoCause {
 
 /// How long an `over_budget` or `stranger_traffic` alarm stays raised after its refusals
 /// stop growing.
-pub const REFUSALS_CLEAR_MS: f64 = 30_000.0;
+pub(crate) const REFUSALS_CLEAR_MS: f64 = 30_000.0;
 
 /// Raises an alarm at once when a monotonic count of refusals grows, and clears it once the
 /// count has not grown for [`REFUSALS_CLEAR_MS`]: refusals are facts, not a flapping
 /// measurement, so there is no raise window. Time is passed in.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct RefusalWatch {
+pub(crate) struct RefusalWatch {
     seen: u64,
     raised_since: Option<f64>,
     last_growth_ms: f64,
@@ -259,14 +259,14 @@ pub struct RefusalWatch {
 
 /// What one observation of a [`RefusalWatch`] changed.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum RefusalChange {
+pub(crate) enum RefusalChange {
     Raised,
     Cleared { duration_ms: f64 },
 }
 
 impl RefusalWatch {
     /// The count is `total` at `now_ms`.
-    pub fn observe(&mut self, now_ms: f64, total: u64) -> Option<RefusalChange> {
+    pub(crate) fn observe(&mut self, now_ms: f64, total: u64) -> Option<RefusalChange> {
         if total > self.seen {
             self.seen = total;
             self.last_growth_ms = now_ms;
@@ -285,14 +285,14 @@ impl RefusalWatch {
     }
 
     /// Since when (the watch's ms) the alarm is raised.
-    pub fn raised_since(&self) -> Option<f64> {
+    pub(crate) fn raised_since(&self) -> Option<f64> {
         self.raised_since
     }
 }
 
 /// A state transition to show or log.
 #[derive(Debug, Clone, PartialEq)]
-pub enum AlarmChange {
+pub(crate) enum AlarmChange {
     /// `since_ms` is when the condition was first seen to hold, not when the
     /// hysteresis let it through, because technicians want the onset.
     Raised { site: usize, kind: AlarmKind, since_ms: f64, reason: Reason },
@@ -302,11 +302,11 @@ pub enum AlarmChange {
 
 /// An alarm currently raised; `reason` is refreshed on every evaluation.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ActiveAlarm {
-    pub site: usize,
-    pub kind: AlarmKind,
-    pub since_ms: f64,
-    pub reason: Reason,
+pub(crate) struct ActiveAlarm {
+    pub(crate) site: usize,
+    pub(crate) kind: AlarmKind,
+    pub(crate) since_ms: f64,
+    pub(crate) reason: Reason,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -350,20 +350,20 @@ struct SiteState {
 
 /// Per-site, per-kind alarm state machine.
 #[derive(Debug, Clone, PartialEq)]
-pub struct AlarmEngine {
+pub(crate) struct AlarmEngine {
     thresholds: Thresholds,
     sites: Vec<SiteState>,
 }
 
 impl AlarmEngine {
-    pub fn new(site_count: usize, thresholds: Thresholds) -> Self {
+    pub(crate) fn new(site_count: usize, thresholds: Thresholds) -> Self {
         AlarmEngine { thresholds, sites: vec![SiteState::default(); site_count] }
     }
 
     /// Evaluates `snapshots[i]` as site `i`. A longer slice adds sites; sites
     /// beyond a shorter slice keep their state untouched, since no news is
     /// not evidence of health. Changes are ordered by site, then kind.
-    pub fn evaluate(&mut self, now_ms: f64, snapshots: &[SiteSnapshot]) -> Vec<AlarmChange> {
+    pub(crate) fn evaluate(&mut self, now_ms: f64, snapshots: &[SiteSnapshot]) -> Vec<AlarmChange> {
         if self.sites.len() < snapshots.len() {
             self.sites.resize(snapshots.len(), SiteState::default());
         }
@@ -419,7 +419,7 @@ impl AlarmEngine {
     }
 
     /// Raised alarms, ordered by site, then kind.
-    pub fn active(&self) -> Vec<ActiveAlarm> {
+    pub(crate) fn active(&self) -> Vec<ActiveAlarm> {
         let mut out = Vec::new();
         for (site, state) in self.sites.iter().enumerate() {
             for (kind, rule) in AlarmKind::ALL.iter().zip(state.rules.iter()) {

@@ -14,35 +14,35 @@ use std::time::Instant;
 
 /// What one received stream looked like over the last second.
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct InboundSnapshot {
-    pub live: bool,
-    pub packets_total: u64,
-    pub packets_per_second: f64,
-    pub bitrate_bps: f64,
+pub(crate) struct InboundSnapshot {
+    pub(crate) live: bool,
+    pub(crate) packets_total: u64,
+    pub(crate) packets_per_second: f64,
+    pub(crate) bitrate_bps: f64,
     /// Packets missing when newer ones arrived (before retransmission), last interval.
-    pub loss_percent: f64,
+    pub(crate) loss_percent: f64,
     /// Still missing at the end of the interval (after retransmission or reordering).
-    pub residual_loss_percent: f64,
-    pub lost_total: u64,
-    pub recovered_total: u64,
-    pub jitter_ms: f64,
-    pub frames_per_second: f64,
-    pub width: u16,
-    pub height: u16,
+    pub(crate) residual_loss_percent: f64,
+    pub(crate) lost_total: u64,
+    pub(crate) recovered_total: u64,
+    pub(crate) jitter_ms: f64,
+    pub(crate) frames_per_second: f64,
+    pub(crate) width: u16,
+    pub(crate) height: u16,
     /// When the last packet arrived (kept per packet by the board, see [`StatsBoard::touch`]).
     #[serde(skip)]
-    pub last_packet: Option<Instant>,
+    pub(crate) last_packet: Option<Instant>,
 }
 
 /// How a site's media travels to the bridge (reported by the peer, from the media ports).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
+pub(crate) enum Transport {
     Udp = 0,
     Tcp = 1,
 }
 
 /// Per-stream meter kept by the reader task; cheap per packet.
-pub struct InboundMeter {
+pub(crate) struct InboundMeter {
     kind: Kind,
     codec: crate::media::Codec,
     stats: StreamStats,
@@ -56,7 +56,7 @@ pub struct InboundMeter {
 }
 
 impl InboundMeter {
-    pub fn new(kind: Kind, codec: crate::media::Codec) -> Self {
+    pub(crate) fn new(kind: Kind, codec: crate::media::Codec) -> Self {
         let now = Instant::now();
         Self {
             kind,
@@ -73,7 +73,7 @@ impl InboundMeter {
     }
 
     /// Records one packet; returns a snapshot when one is due (about once a second).
-    pub fn on_packet(&mut self, packet: &crate::media::RtpPacket, now: Instant) -> Option<InboundSnapshot> {
+    pub(crate) fn on_packet(&mut self, packet: &crate::media::RtpPacket, now: Instant) -> Option<InboundSnapshot> {
         let t = now.duration_since(self.epoch).as_secs_f64() * 1000.0;
         let h = &packet.header;
         // Without RTX, a retransmission is a late packet with an old sequence number; count
@@ -150,7 +150,7 @@ struct SiteSlot {
 /// engines). What a budget refuses is counted here; the monitor raises the
 /// site's `over_budget` alarm while the counts grow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Budget {
+pub(crate) enum Budget {
     Nacks,
     Ssrcs,
     Renegotiations,
@@ -159,10 +159,10 @@ pub enum Budget {
 }
 
 impl Budget {
-    pub const ALL: [Budget; 5] = [Budget::Nacks, Budget::Ssrcs, Budget::Renegotiations, Budget::Sections, Budget::Candidates];
+    pub(crate) const ALL: [Budget; 5] = [Budget::Nacks, Budget::Ssrcs, Budget::Renegotiations, Budget::Sections, Budget::Candidates];
 
     /// Stable code for logs, `/api/tech` and the technicians' page.
-    pub fn code(self) -> &'static str {
+    pub(crate) fn code(self) -> &'static str {
         match self {
             Budget::Nacks => "nacks",
             Budget::Ssrcs => "ssrcs",
@@ -188,27 +188,27 @@ impl StatsBoard {
     }
 
     /// A packet from `site` arrived now (the reader calls this per packet).
-    pub fn touch(&self, site: usize, kind: Kind, now: Instant) {
+    pub(crate) fn touch(&self, site: usize, kind: Kind, now: Instant) {
         if let Some(s) = self.sites.get(site) {
             let us = now.saturating_duration_since(self.epoch).as_micros() as u64;
             s.last_packet_us[kind.index()].store(us.max(1), Ordering::Relaxed);
         }
     }
 
-    pub fn publish_inbound(&self, site: usize, kind: Kind, snapshot: InboundSnapshot) {
+    pub(crate) fn publish_inbound(&self, site: usize, kind: Kind, snapshot: InboundSnapshot) {
         if let Some(s) = self.sites.get(site) {
             *s.inbound[kind.index()].lock().expect("board mutex poisoned") = snapshot;
         }
     }
 
     /// The stream ended (site left, track closed).
-    pub fn end_inbound(&self, site: usize, kind: Kind) {
+    pub(crate) fn end_inbound(&self, site: usize, kind: Kind) {
         if let Some(s) = self.sites.get(site) {
             s.inbound[kind.index()].lock().expect("board mutex poisoned").live = false;
         }
     }
 
-    pub fn inbound(&self, site: usize, kind: Kind) -> InboundSnapshot {
+    pub(crate) fn inbound(&self, site: usize, kind: Kind) -> InboundSnapshot {
         let Some(s) = self.sites.get(site) else { return InboundSnapshot::default() };
         let mut snap = s.inbound[kind.index()].lock().expect("board mutex poisoned").clone();
         let us = s.last_packet_us[kind.index()].load(Ordering::Relaxed);
@@ -218,7 +218,7 @@ impl StatsBoard {
         snap
     }
 
-    pub fn add_outbound(&self, site: usize, bytes: usize) {
+    pub(crate) fn add_outbound(&self, site: usize, bytes: usize) {
         if let Some(s) = self.sites.get(site) {
             s.out_packets.fetch_add(1, Ordering::Relaxed);
             s.out_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
@@ -226,13 +226,13 @@ impl StatsBoard {
     }
 
     /// (packets, bytes) sent to `site` so far.
-    pub fn outbound(&self, site: usize) -> (u64, u64) {
+    pub(crate) fn outbound(&self, site: usize) -> (u64, u64) {
         self.sites.get(site).map(|s| (s.out_packets.load(Ordering::Relaxed), s.out_bytes.load(Ordering::Relaxed))).unwrap_or_default()
     }
 
     /// The server's view of a site's path: ICE RTT, the remote candidate type (empty when
     /// webrtc-rs has no entry for it, as for peer-reflexive remotes) and the transport.
-    pub fn set_connection(&self, site: usize, rtt_ms: Option<f64>, candidate: &str, transport: Option<Transport>) {
+    pub(crate) fn set_connection(&self, site: usize, rtt_ms: Option<f64>, candidate: &str, transport: Option<Transport>) {
         if let Some(s) = self.sites.get(site) {
             s.rtt_ms.store(rtt_ms.map(|r| r as f32).unwrap_or(0.0).to_bits(), Ordering::Relaxed);
             *s.candidate.lock().expect("board mutex poisoned") = candidate.to_string();
@@ -242,7 +242,7 @@ impl StatsBoard {
 
     /// The bridge's estimate of how much the site's downlink takes (`None`: no estimate, the
     /// site's browser does not report arrivals), and the queueing delay it measured.
-    pub fn set_downlink(&self, site: usize, bps: Option<f64>, queue: Option<std::time::Duration>) {
+    pub(crate) fn set_downlink(&self, site: usize, bps: Option<f64>, queue: Option<std::time::Duration>) {
         if let Some(s) = self.sites.get(site) {
             s.downlink_bps.store(bps.map_or(0, |b| b.max(1.0) as u64), Ordering::Relaxed);
             s.queue_us.store(queue.map_or(0, |q| q.as_micros() as u64), Ordering::Relaxed);
@@ -250,7 +250,7 @@ impl StatsBoard {
     }
 
     /// The downlink estimate (bit/s) and the queueing delay (ms), if any.
-    pub fn downlink(&self, site: usize) -> (Option<f64>, Option<f64>) {
+    pub(crate) fn downlink(&self, site: usize) -> (Option<f64>, Option<f64>) {
         let Some(s) = self.sites.get(site) else { return (None, None) };
         let bps = s.downlink_bps.load(Ordering::Relaxed);
         let queue = s.queue_us.load(Ordering::Relaxed);
@@ -259,39 +259,39 @@ impl StatsBoard {
 
     /// What of the site's media its last offer made the bridge refuse, and why (`None`: all
     /// of it was accepted). The health page names it as the cause of missing video.
-    pub fn set_media_refused(&self, site: usize, why: Option<String>) {
+    pub(crate) fn set_media_refused(&self, site: usize, why: Option<String>) {
         if let Some(s) = self.sites.get(site) {
             *s.media_refused.lock().expect("board mutex poisoned") = why;
         }
     }
 
-    pub fn media_refused(&self, site: usize) -> Option<String> {
+    pub(crate) fn media_refused(&self, site: usize) -> Option<String> {
         self.sites.get(site)?.media_refused.lock().expect("board mutex poisoned").clone()
     }
 
     /// `n` more of what `site` asked for were refused by `budget`.
-    pub fn refuse(&self, site: usize, budget: Budget, n: u64) {
+    pub(crate) fn refuse(&self, site: usize, budget: Budget, n: u64) {
         if let Some(s) = self.sites.get(site) {
             s.refused[budget as usize].fetch_add(n, Ordering::Relaxed);
         }
     }
 
     /// What `site`'s budgets refused so far, by budget.
-    pub fn refused(&self, site: usize) -> [(Budget, u64); Budget::ALL.len()] {
+    pub(crate) fn refused(&self, site: usize) -> [(Budget, u64); Budget::ALL.len()] {
         let count = |b: Budget| self.sites.get(site).map_or(0, |s| s.refused[b as usize].load(Ordering::Relaxed));
         Budget::ALL.map(|b| (b, count(b)))
     }
 
     /// The shared ports' refusals of strangers so far (monotonic; publishers may race).
-    pub fn note_strangers_refused(&self, total: u64) {
+    pub(crate) fn note_strangers_refused(&self, total: u64) {
         self.strangers_refused.fetch_max(total, Ordering::Relaxed);
     }
 
-    pub fn strangers_refused(&self) -> u64 {
+    pub(crate) fn strangers_refused(&self) -> u64 {
         self.strangers_refused.load(Ordering::Relaxed)
     }
 
-    pub fn transport(&self, site: usize) -> Option<Transport> {
+    pub(crate) fn transport(&self, site: usize) -> Option<Transport> {
         match self.sites.get(site)?.transport.load(Ordering::Relaxed) {
             1 => Some(Transport::Udp),
             2 => Some(Transport::Tcp),
@@ -300,7 +300,7 @@ impl StatsBoard {
     }
 
     /// Server-measured ICE RTT (ms) and the selected remote candidate type.
-    pub fn connection(&self, site: usize) -> (Option<f64>, String) {
+    pub(crate) fn connection(&self, site: usize) -> (Option<f64>, String) {
         self.sites
             .get(site)
             .map(|s| {

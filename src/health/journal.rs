@@ -11,15 +11,15 @@ use serde_json::{json, Map, Value};
 
 /// One line of the technicians' event log.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct JournalEntry {
-    pub at_ms: i64,
+pub(crate) struct JournalEntry {
+    pub(crate) at_ms: i64,
     /// The site the event concerns (its id); `None` for the bridge as a whole.
-    pub site_id: Option<String>,
+    pub(crate) site_id: Option<String>,
     /// The kind as stored (`alarm_raised:one_way_audio`), for styling and scripts.
-    pub kind: String,
+    pub(crate) kind: String,
     /// What the page words: `join`, `alarm_raised`, `readiness_check`, …
-    pub code: String,
-    pub params: Map<String, Value>,
+    pub(crate) code: String,
+    pub(crate) params: Map<String, Value>,
 }
 
 fn params(v: Value) -> Map<String, Value> {
@@ -30,7 +30,7 @@ fn params(v: Value) -> Map<String, Value> {
 }
 
 /// Reads one stored event.
-pub fn entry(e: &Event) -> JournalEntry {
+pub(crate) fn entry(e: &Event) -> JournalEntry {
     let (code, p) = code_and_params(e);
     JournalEntry { at_ms: e.at_ms, site_id: e.site_id.clone(), kind: e.kind.clone(), code: code.to_string(), params: params(p) }
 }

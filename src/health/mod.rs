@@ -4,8 +4,8 @@
 //! jitter); [`alarms`] the pure alarm rules with hysteresis. Both take time as an input.
 //! [`journal`] reads the event log as technicians see it: codes and parameters, not prose.
 
-pub mod alarms;
+pub(crate) mod alarms;
 pub mod board;
-pub mod journal;
-pub mod monitor;
-pub mod stats;
+pub(crate) mod journal;
+pub(crate) mod monitor;
+pub(crate) mod stats;

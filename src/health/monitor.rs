@@ -34,113 +34,113 @@ const HISTORY: usize = 300;
 /// A page report older than this is ignored.
 const REPORT_FRESH: Duration = Duration::from_secs(12);
 /// The `site` of alarms about the bridge itself rather than one site (not a valid site id).
-pub const BRIDGE: &str = "@bridge";
+pub(crate) const BRIDGE: &str = "@bridge";
 /// A stream with no packet for this long has no current rates (its 2 s window is empty):
 /// the page shows none rather than the last ones.
-pub const STALE_AFTER_MS: f64 = 2000.0;
+pub(crate) const STALE_AFTER_MS: f64 = 2000.0;
 /// A site with no packet of any kind for this long is shown as `stalled` (audio alone
 /// sends 50 packets a second; a muted microphone still sends).
-pub const STALLED_AFTER_MS: f64 = 1500.0;
+pub(crate) const STALLED_AFTER_MS: f64 = 1500.0;
 
 /// One point of a sparkline.
 #[derive(Debug, Clone, Serialize)]
-pub struct Sample {
-    pub t_ms: i64,
-    pub loss_percent: f64,
-    pub rtt_ms: Option<f64>,
-    pub bitrate_in_bps: f64,
-    pub level: f64,
+pub(crate) struct Sample {
+    pub(crate) t_ms: i64,
+    pub(crate) loss_percent: f64,
+    pub(crate) rtt_ms: Option<f64>,
+    pub(crate) bitrate_in_bps: f64,
+    pub(crate) level: f64,
 }
 
 /// A site's row on the technician page.
 #[derive(Debug, Clone, Serialize)]
-pub struct SiteHealth {
-    pub id: String,
-    pub name: String,
+pub(crate) struct SiteHealth {
+    pub(crate) id: String,
+    pub(crate) name: String,
     /// Connected now (a held seat is not).
-    pub present: bool,
+    pub(crate) present: bool,
     /// `absent`; `alarm` (any alarm active); `held` (its connection dropped, its seat is
     /// kept); `stalled` (connected, nothing arrives); `ok`.
-    pub status: &'static str,
+    pub(crate) status: &'static str,
     /// `connected`, `held` (connection lost, seat kept until `held_until_ms`) or `absent`.
-    pub connection: &'static str,
+    pub(crate) connection: &'static str,
     /// Unix ms when a held seat is given up; `held_left_ms` of it remain.
-    pub held_until_ms: Option<i64>,
-    pub held_left_ms: Option<i64>,
+    pub(crate) held_until_ms: Option<i64>,
+    pub(crate) held_left_ms: Option<i64>,
     /// `flowing`, `stalled` (nothing for [`STALLED_AFTER_MS`]) or `none` (nothing since
     /// joining, or not connected). Only `flowing` numbers are current.
-    pub media: &'static str,
-    pub audio_in: InboundSnapshot,
-    pub video_in: InboundSnapshot,
-    pub bitrate_out_bps: f64,
-    pub packets_out_total: u64,
-    pub rtt_ms: Option<f64>,
+    pub(crate) media: &'static str,
+    pub(crate) audio_in: InboundSnapshot,
+    pub(crate) video_in: InboundSnapshot,
+    pub(crate) bitrate_out_bps: f64,
+    pub(crate) packets_out_total: u64,
+    pub(crate) rtt_ms: Option<f64>,
     /// The bridge's estimate of what the site's downlink takes, bit/s (from its browser's
     /// transport-cc feedback; `None` before any or on the webrtc engine), and how long the
     /// bridge's packets wait in the line's queue, ms.
-    pub downlink_bps: Option<f64>,
-    pub queue_ms: Option<f64>,
+    pub(crate) downlink_bps: Option<f64>,
+    pub(crate) queue_ms: Option<f64>,
     /// The cameras it receives and at which layer (`low`, `medium`, `high`, or `paused`: its
     /// line cannot take even the low one), and what limited them (`estimate`, `loss`, or
     /// nothing: every camera at the layer its tile wants).
-    pub receiving: Vec<ReceivedCamera>,
-    pub limited_by: Option<&'static str>,
+    pub(crate) receiving: Vec<ReceivedCamera>,
+    pub(crate) limited_by: Option<&'static str>,
     /// The site's configured line ceilings, kbit/s (`[[sites]] downlink_kbps`, `uplink_kbps`).
-    pub line: crate::config::LineLimits,
+    pub(crate) line: crate::config::LineLimits,
     /// How the site is connected, as the server's ICE sees it (host, srflx, prflx, relay).
-    pub candidate: String,
+    pub(crate) candidate: String,
     /// The media path in one word: `udp` (direct), `tcp` (ICE over TCP: UDP blocked) or
     /// `relay` (through TURN); empty until known.
-    pub path: &'static str,
-    pub audio_level: f64,
-    pub last_packet_age_ms: Option<f64>,
+    pub(crate) path: &'static str,
+    pub(crate) audio_level: f64,
+    pub(crate) last_packet_age_ms: Option<f64>,
     /// The page's own report, when fresh.
-    pub client: Option<ClientReport>,
-    pub alarms: Vec<AlarmView>,
-    pub history: Vec<Sample>,
+    pub(crate) client: Option<ClientReport>,
+    pub(crate) alarms: Vec<AlarmView>,
+    pub(crate) history: Vec<Sample>,
 }
 
 /// One camera a site receives, for the technicians' page.
 #[derive(Debug, Clone, Serialize)]
-pub struct ReceivedCamera {
-    pub site: String,
-    pub layer: &'static str,
+pub(crate) struct ReceivedCamera {
+    pub(crate) site: String,
+    pub(crate) layer: &'static str,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct AlarmView {
-    pub site: String,
-    pub alarm: &'static str,
-    pub since_ms: i64,
+pub(crate) struct AlarmView {
+    pub(crate) site: String,
+    pub(crate) alarm: &'static str,
+    pub(crate) since_ms: i64,
     /// Why, in English (logs, older pages).
-    pub detail: String,
+    pub(crate) detail: String,
     /// Why, as a code and its numbers: the technicians' page words it.
-    pub reason: Reason,
+    pub(crate) reason: Reason,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct HealthView {
+pub(crate) struct HealthView {
     /// `ok` or `degraded` (any alarm active).
-    pub status: &'static str,
-    pub sites: Vec<SiteHealth>,
-    pub alarms: Vec<AlarmView>,
+    pub(crate) status: &'static str,
+    pub(crate) sites: Vec<SiteHealth>,
+    pub(crate) alarms: Vec<AlarmView>,
 }
 
 /// One check of the readiness report.
 #[derive(Debug, Clone, Serialize)]
-pub struct Check {
-    pub name: &'static str,
-    pub pass: bool,
+pub(crate) struct Check {
+    pub(crate) name: &'static str,
+    pub(crate) pass: bool,
     /// What was found, in English.
-    pub detail: String,
+    pub(crate) detail: String,
     /// What was found, as a code and its numbers: the technicians' page words it.
-    pub reason: Finding,
+    pub(crate) reason: Finding,
 }
 
 /// What one readiness check found.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "code", rename_all = "snake_case")]
-pub enum Finding {
+pub(crate) enum Finding {
     NotJoined,
     /// The connection dropped; the seat is kept `seconds_left` more.
     Held {
@@ -190,11 +190,11 @@ impl std::fmt::Display for Finding {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct SiteReadiness {
-    pub site: String,
-    pub name: String,
-    pub pass: bool,
-    pub checks: Vec<Check>,
+pub(crate) struct SiteReadiness {
+    pub(crate) site: String,
+    pub(crate) name: String,
+    pub(crate) pass: bool,
+    pub(crate) checks: Vec<Check>,
 }
 
 enum Command {
@@ -204,23 +204,23 @@ enum Command {
 }
 
 #[derive(Clone)]
-pub struct HealthHandle {
+pub(crate) struct HealthHandle {
     tx: mpsc::Sender<Command>,
 }
 
 impl HealthHandle {
     /// A page's report; dropped if the monitor is busy (the next one comes in seconds).
-    pub fn client_report(&self, site: usize, report: ClientReport) {
+    pub(crate) fn client_report(&self, site: usize, report: ClientReport) {
         let _ = self.tx.try_send(Command::Report { site, report });
     }
 
-    pub async fn view(&self, history: bool) -> Option<HealthView> {
+    pub(crate) async fn view(&self, history: bool) -> Option<HealthView> {
         let (reply, rx) = oneshot::channel();
         self.tx.send(Command::View { history, reply }).await.ok()?;
         rx.await.ok()
     }
 
-    pub async fn readiness(&self) -> Vec<SiteReadiness> {
+    pub(crate) async fn readiness(&self) -> Vec<SiteReadiness> {
         let (reply, rx) = oneshot::channel();
         if self.tx.send(Command::Readiness { reply }).await.is_err() {
             return Vec::new();
@@ -273,19 +273,19 @@ struct Monitor {
     strangers: RefusalWatch,
 }
 
-pub struct MonitorParts {
-    pub settings: Arc<Settings>,
-    pub board: Arc<StatsBoard>,
-    pub router: Router,
-    pub view: watch::Receiver<Arc<Vec<SiteView>>>,
-    pub store: Store,
-    pub thresholds: Thresholds,
-    pub recording: watch::Receiver<RecordingStatus>,
+pub(crate) struct MonitorParts {
+    pub(crate) settings: Arc<Settings>,
+    pub(crate) board: Arc<StatsBoard>,
+    pub(crate) router: Router,
+    pub(crate) view: watch::Receiver<Arc<Vec<SiteView>>>,
+    pub(crate) store: Store,
+    pub(crate) thresholds: Thresholds,
+    pub(crate) recording: watch::Receiver<RecordingStatus>,
     /// The composer's last failure (cleared by its next success).
-    pub composition: watch::Receiver<Option<CompositionFailure>>,
+    pub(crate) composition: watch::Receiver<Option<CompositionFailure>>,
 }
 
-pub fn spawn(parts: MonitorParts, cancel: CancellationToken) -> HealthHandle {
+pub(crate) fn spawn(parts: MonitorParts, cancel: CancellationToken) -> HealthHandle {
     let (tx, mut rx) = mpsc::channel(256);
     let now = Instant::now();
     let n = parts.settings.sites.len();

@@ -25,20 +25,20 @@ const MAX_SAMPLES: usize = 8192;
 
 /// Counters for the period between two calls to [`StreamStats::interval`].
 #[derive(Debug, Clone, PartialEq)]
-pub struct IntervalReport {
-    pub expected: u64,
-    pub received: u64,
-    pub lost: u64,
+pub(crate) struct IntervalReport {
+    pub(crate) expected: u64,
+    pub(crate) received: u64,
+    pub(crate) lost: u64,
     /// 0.0..=100.0; 0.0 when nothing was expected.
-    pub loss_percent: f64,
+    pub(crate) loss_percent: f64,
     /// Payload bytes of every packet that arrived, duplicates and
     /// retransmissions included, because they all used the link.
-    pub bytes: u64,
+    pub(crate) bytes: u64,
 }
 
 /// Statistics for one received RTP stream (one SSRC).
 #[derive(Debug, Clone, PartialEq)]
-pub struct StreamStats {
+pub(crate) struct StreamStats {
     clock_rate: u32,
     /// Extended highest sequence number (wrap count in the upper bits).
     max_ext: Option<i64>,
@@ -68,7 +68,7 @@ impl StreamStats {
     ///
     /// # Panics
     /// If `clock_rate` is 0, which would make jitter meaningless.
-    pub fn new(clock_rate: u32) -> Self {
+    pub(crate) fn new(clock_rate: u32) -> Self {
         assert!(clock_rate > 0, "RTP clock rate must be positive");
         StreamStats {
             clock_rate,
@@ -90,7 +90,7 @@ impl StreamStats {
     }
 
     /// Feeds one arrived packet. `is_retransmission` marks NACK repairs (RTX).
-    pub fn on_packet(&mut self, seq: u16, rtp_timestamp: u32, arrival_ms: f64, payload_bytes: usize, is_retransmission: bool) {
+    pub(crate) fn on_packet(&mut self, seq: u16, rtp_timestamp: u32, arrival_ms: f64, payload_bytes: usize, is_retransmission: bool) {
         self.last_arrival_ms = Some(arrival_ms);
         self.bytes += payload_bytes as u64;
         if is_retransmission {
@@ -211,7 +211,7 @@ impl StreamStats {
     /// Closes the current report period and returns its counters; call once
     /// per period. A late packet may fill a gap from an earlier period, so a
     /// period can receive more than it expected; its loss is then 0.
-    pub fn interval(&mut self) -> IntervalReport {
+    pub(crate) fn interval(&mut self) -> IntervalReport {
         let (e0, r0, b0) = self.interval_mark;
         let expected = self.expected - e0;
         let received = self.received - r0;
@@ -221,45 +221,44 @@ impl StreamStats {
         IntervalReport { expected, received, lost, loss_percent, bytes: self.bytes - b0 }
     }
 
-    pub fn clock_rate(&self) -> u32 {
-        self.clock_rate
-    }
+    #[cfg(test)]
     /// Packets the sequence numbers say were sent, summed over restarts.
-    pub fn expected(&self) -> u64 {
+    pub(crate) fn expected(&self) -> u64 {
         self.expected
     }
     /// Unique packets received.
-    pub fn received(&self) -> u64 {
+    pub(crate) fn received(&self) -> u64 {
         self.received
     }
-    pub fn lost(&self) -> u64 {
+    pub(crate) fn lost(&self) -> u64 {
         self.expected.saturating_sub(self.received)
     }
-    pub fn duplicates(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn duplicates(&self) -> u64 {
         self.duplicates
     }
+    #[cfg(test)]
     /// Every packet flagged as a retransmission, useful or not.
-    pub fn retransmissions(&self) -> u64 {
+    pub(crate) fn retransmissions(&self) -> u64 {
         self.retransmissions
     }
     /// Retransmissions that filled a gap, i.e. losses repaired by NACK.
-    pub fn recovered(&self) -> u64 {
+    pub(crate) fn recovered(&self) -> u64 {
         self.recovered
     }
-    pub fn bytes_received(&self) -> u64 {
-        self.bytes
-    }
     /// Highest sequence number with its wrap count in the upper bits.
-    pub fn extended_highest_seq(&self) -> Option<u64> {
+    pub(crate) fn extended_highest_seq(&self) -> Option<u64> {
         self.max_ext.map(|e| e as u64)
     }
-    pub fn jitter_rtp_units(&self) -> f64 {
+    #[cfg(test)]
+    pub(crate) fn jitter_rtp_units(&self) -> f64 {
         self.jitter
     }
-    pub fn jitter_ms(&self) -> f64 {
+    pub(crate) fn jitter_ms(&self) -> f64 {
         self.jitter * 1000.0 / f64::from(self.clock_rate)
     }
-    pub fn last_arrival_ms(&self) -> Option<f64> {
+    #[cfg(test)]
+    pub(crate) fn last_arrival_ms(&self) -> Option<f64> {
         self.last_arrival_ms
     }
 }
@@ -272,7 +271,7 @@ impl StreamStats {
 /// cap bounds memory without biasing the rate low. During the first window
 /// after start the rate ramps up, because it is always divided by the window.
 #[derive(Debug, Clone, PartialEq)]
-pub struct RateMeter {
+pub(crate) struct RateMeter {
     window_ms: f64,
     samples: VecDeque<(f64, u64)>,
     evicted_at: Option<f64>,
@@ -281,14 +280,14 @@ pub struct RateMeter {
 impl RateMeter {
     /// # Panics
     /// If `window_ms` is not a positive finite number.
-    pub fn new(window_ms: f64) -> Self {
+    pub(crate) fn new(window_ms: f64) -> Self {
         assert!(window_ms.is_finite() && window_ms > 0.0, "window must be positive");
         RateMeter { window_ms, samples: VecDeque::new(), evicted_at: None }
     }
 
     /// Time must not run backwards; an earlier `now_ms` is taken as the
     /// latest time seen so the samples stay ordered.
-    pub fn record(&mut self, now_ms: f64, bytes: usize) {
+    pub(crate) fn record(&mut self, now_ms: f64, bytes: usize) {
         let now = match self.samples.back() {
             Some(&(last, _)) if last > now_ms => last,
             _ => now_ms,
@@ -324,7 +323,7 @@ impl RateMeter {
         (now_ms - floor, bytes, packets)
     }
 
-    pub fn bits_per_second(&self, now_ms: f64) -> f64 {
+    pub(crate) fn bits_per_second(&self, now_ms: f64) -> f64 {
         let (span, bytes, _) = self.totals(now_ms);
         if span > 0.0 {
             bytes as f64 * 8.0 * 1000.0 / span
@@ -333,7 +332,7 @@ impl RateMeter {
         }
     }
 
-    pub fn packets_per_second(&self, now_ms: f64) -> f64 {
+    pub(crate) fn packets_per_second(&self, now_ms: f64) -> f64 {
         let (span, _, packets) = self.totals(now_ms);
         if span > 0.0 {
             packets as f64 * 1000.0 / span
@@ -347,22 +346,22 @@ impl RateMeter {
 /// with the marker bit set) rather than packets, since a video frame spans
 /// many packets.
 #[derive(Debug, Clone, PartialEq)]
-pub struct FrameRate {
+pub(crate) struct FrameRate {
     meter: RateMeter,
 }
 
 impl FrameRate {
     /// # Panics
     /// If `window_ms` is not a positive finite number.
-    pub fn new(window_ms: f64) -> Self {
+    pub(crate) fn new(window_ms: f64) -> Self {
         FrameRate { meter: RateMeter::new(window_ms) }
     }
 
-    pub fn on_frame_end(&mut self, now_ms: f64) {
+    pub(crate) fn on_frame_end(&mut self, now_ms: f64) {
         self.meter.record(now_ms, 0);
     }
 
-    pub fn frames_per_second(&self, now_ms: f64) -> f64 {
+    pub(crate) fn frames_per_second(&self, now_ms: f64) -> f64 {
         self.meter.packets_per_second(now_ms)
     }
 }

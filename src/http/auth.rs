@@ -20,10 +20,10 @@ use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-pub const COOKIE: &str = "diemcau_token";
+pub(crate) const COOKIE: &str = "diemcau_token";
 
 /// The HTTP status of each refusal.
-pub fn status(e: AuthError) -> StatusCode {
+pub(crate) fn status(e: AuthError) -> StatusCode {
     match e {
         AuthError::SiteUnknown => StatusCode::NOT_FOUND,
         AuthError::Forbidden => StatusCode::FORBIDDEN,
@@ -54,12 +54,12 @@ fn principal(bridge: &Bridge, headers: &HeaderMap) -> Result<Principal, AuthErro
 }
 
 /// A set of roles, as a type: the `R` of [`Require<R>`].
-pub trait Roles: Send + Sync + 'static {
+pub(crate) trait Roles: Send + Sync + 'static {
     const ALLOWED: &'static [Role];
 }
 
 /// The technicians alone: `/api/tech/*` and `/metrics`.
-pub struct Technicians;
+pub(crate) struct Technicians;
 
 impl Roles for Technicians {
     const ALLOWED: &'static [Role] = &[Role::Technician];
@@ -67,14 +67,14 @@ impl Roles for Technicians {
 
 /// Who may read the records (conferences, minutes, recordings): the chair, the technicians,
 /// the secretariat.
-pub struct RecordReaders;
+pub(crate) struct RecordReaders;
 
 impl Roles for RecordReaders {
     const ALLOWED: &'static [Role] = &[Role::Chair, Role::Technician, Role::Secretariat];
 }
 
 /// Who sees every site's state in `/api/health`: the chair and the technicians.
-pub struct Overseers;
+pub(crate) struct Overseers;
 
 impl Roles for Overseers {
     const ALLOWED: &'static [Role] = &[Role::Chair, Role::Technician];
@@ -84,13 +84,13 @@ impl Roles for Overseers {
 /// else gets the [`AuthError`] as the reply (`401 token_missing`, `token_invalid`,
 /// `token_expired`; `403 forbidden`) before the handler runs. As `Option<Require<R>>` it
 /// only asks, and refuses nobody.
-pub struct Require<R: Roles>(pub Principal, PhantomData<fn() -> R>);
+pub(crate) struct Require<R: Roles>(PhantomData<fn() -> R>);
 
 impl<R: Roles> Require<R> {
     fn check(bridge: &Bridge, headers: &HeaderMap) -> Result<Self, AuthError> {
         let p = principal(bridge, headers)?;
         if R::ALLOWED.contains(&p.role) {
-            Ok(Require(p, PhantomData))
+            Ok(Require(PhantomData))
         } else {
             Err(AuthError::Forbidden)
         }
@@ -135,7 +135,7 @@ fn signed_in(token: &crate::auth::tokens::Issued, who: impl serde::Serialize) ->
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SessionRequest {
+pub(crate) struct SessionRequest {
     site: String,
     key: String,
 }
@@ -151,7 +151,7 @@ struct SiteSignedIn<'a> {
 
 /// `POST /api/session {site, key}`: a site's page signs in. (Another site's page never gets
 /// here: `security::same_origin_writes` refuses every write from one.)
-pub async fn session(
+pub(crate) async fn session(
     State(bridge): State<Arc<Bridge>>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     body: Result<Json<SessionRequest>, JsonRejection>,
@@ -164,7 +164,7 @@ pub async fn session(
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct LoginRequest {
+pub(crate) struct LoginRequest {
     user: String,
     password: String,
 }
@@ -176,7 +176,7 @@ struct UserSignedIn<'a> {
 }
 
 /// `POST /api/login {user, password}`: a technician or a member of the secretariat signs in.
-pub async fn login(
+pub(crate) async fn login(
     State(bridge): State<Arc<Bridge>>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     body: Result<Json<LoginRequest>, JsonRejection>,
@@ -187,7 +187,7 @@ pub async fn login(
 }
 
 /// `POST /api/logout`: ends the request's token and clears the cookie.
-pub async fn logout(State(bridge): State<Arc<Bridge>>, headers: HeaderMap) -> Response {
+pub(crate) async fn logout(State(bridge): State<Arc<Bridge>>, headers: HeaderMap) -> Response {
     if let Some(t) = token(&headers) {
         bridge.auth.logout(t).await;
     }

@@ -29,19 +29,19 @@ struct Counts {
 
 /// The counts of open HTTPS connections, shared by the acceptor and every connection's guard.
 #[derive(Clone)]
-pub struct ConnLimits {
+pub(crate) struct ConnLimits {
     counts: Arc<Mutex<Counts>>,
     per_ip: usize,
     total: usize,
 }
 
 impl ConnLimits {
-    pub fn new(per_ip: usize, total: usize) -> Self {
+    pub(crate) fn new(per_ip: usize, total: usize) -> Self {
         ConnLimits { counts: Arc::default(), per_ip: per_ip.max(1), total: total.max(1) }
     }
 
     /// Counts a new connection from `ip`, or refuses it.
-    pub fn admit(&self, ip: IpAddr) -> Option<ConnGuard> {
+    pub(crate) fn admit(&self, ip: IpAddr) -> Option<ConnGuard> {
         let mut c = self.counts.lock().expect("connection counts poisoned");
         let from_ip = c.by_ip.get(&ip).copied().unwrap_or(0);
         if from_ip >= self.per_ip || c.total >= self.total {
@@ -60,14 +60,14 @@ impl ConnLimits {
     }
 
     /// (open connections, refused so far).
-    pub fn snapshot(&self) -> (usize, u64) {
+    pub(crate) fn snapshot(&self) -> (usize, u64) {
         let c = self.counts.lock().expect("connection counts poisoned");
         (c.total, c.refused)
     }
 }
 
 /// One counted connection; dropping it (when the socket closes) releases its place.
-pub struct ConnGuard {
+pub(crate) struct ConnGuard {
     counts: Arc<Mutex<Counts>>,
     ip: IpAddr,
 }
@@ -89,8 +89,8 @@ impl Drop for ConnGuard {
 /// written while the previous one is unacknowledged would otherwise wait for the page's
 /// delayed ACK).
 #[derive(Clone)]
-pub struct LimitAcceptor {
-    pub limits: ConnLimits,
+pub(crate) struct LimitAcceptor {
+    pub(crate) limits: ConnLimits,
 }
 
 impl<S> Accept<TcpStream, S> for LimitAcceptor {
@@ -109,7 +109,7 @@ impl<S> Accept<TcpStream, S> for LimitAcceptor {
 }
 
 /// A TCP stream that holds its place in the counts until it is dropped.
-pub struct Counted {
+pub(crate) struct Counted {
     stream: TcpStream,
     _guard: ConnGuard,
 }
@@ -143,13 +143,13 @@ impl AsyncWrite for Counted {
 }
 
 /// How long a connection may stay silent after its TLS handshake before its first request.
-pub const FIRST_REQUEST: Duration = Duration::from_secs(10);
+pub(crate) const FIRST_REQUEST: Duration = Duration::from_secs(10);
 
 /// Wraps an acceptor (the TLS one) so that each connection must begin its first request
 /// within [`FIRST_REQUEST`].
 #[derive(Clone)]
-pub struct FirstRequest<A> {
-    pub inner: A,
+pub(crate) struct FirstRequest<A> {
+    pub(crate) inner: A,
 }
 
 impl<A, I, S> Accept<I, S> for FirstRequest<A>
@@ -173,7 +173,7 @@ where
 }
 
 /// A stream whose first byte must come before a deadline (then it is an ordinary stream).
-pub struct Hurried<T> {
+pub(crate) struct Hurried<T> {
     stream: T,
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
 }
@@ -217,7 +217,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Hurried<T> {
 
 /// Raises the process's open-file limit to its hard limit (the default soft limit of 1 024 is
 /// what a few hundred idle connections used up); returns the limit in force.
-pub fn raise_open_files() -> u64 {
+pub(crate) fn raise_open_files() -> u64 {
     // SAFETY: getrlimit/setrlimit with a valid pointer to a local rlimit.
     unsafe {
         let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };

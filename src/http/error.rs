@@ -14,7 +14,7 @@ use std::borrow::Cow;
 
 /// Why a REST request was refused.
 #[derive(Debug)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     /// Who is asking, or whether they may: the status and code [`super::auth::status`] gives.
     Auth(AuthError),
     /// A write, or a WebSocket, from another site's page: `403 bad_origin` with this message.
@@ -36,7 +36,7 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    pub fn refused(status: StatusCode, code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+    pub(crate) fn refused(status: StatusCode, code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
         ApiError::Refused { status, code, message: message.into() }
     }
 }
@@ -61,7 +61,7 @@ struct ErrorBody<'a, C: serde::Serialize> {
 }
 
 /// The JSON error reply `{code, message}` with `status`.
-pub fn refuse<C: serde::Serialize>(status: StatusCode, code: C, message: &str) -> Response {
+pub(crate) fn refuse<C: serde::Serialize>(status: StatusCode, code: C, message: &str) -> Response {
     (status, Json(ErrorBody { code, message })).into_response()
 }
 

@@ -7,15 +7,15 @@
 //! [`auth::Require`] extractor (the table is in docs/security.md); handlers refuse with
 //! [`error::ApiError`], whose reply is the `{code, message}` JSON every endpoint uses.
 
-pub mod auth;
-pub mod conns;
-pub mod error;
-pub mod records;
-pub mod security;
-pub mod tech;
+pub(crate) mod auth;
+pub(crate) mod conns;
+pub(crate) mod error;
+pub(crate) mod records;
+pub(crate) mod security;
+pub(crate) mod tech;
 #[cfg(test)]
 mod tests;
-pub mod tls;
+pub(crate) mod tls;
 
 use crate::auth::AuthError;
 use crate::server::Bridge;
@@ -39,7 +39,7 @@ struct Assets;
 /// `too_large` and carries on.
 const WS_FRAME_LIMIT: usize = 1024 * 1024;
 
-pub fn app(bridge: Arc<Bridge>) -> Router {
+pub(crate) fn app(bridge: Arc<Bridge>) -> Router {
     Router::new()
         .route("/", get(|| async { asset("index.html") }))
         .route("/site/{id}", get(site_page))
@@ -123,7 +123,7 @@ async fn sites(State(bridge): State<Arc<Bridge>>) -> Response {
 
 /// What anyone may know: whether the bridge is up.
 #[derive(serde::Serialize)]
-pub struct HealthSummary {
+pub(crate) struct HealthSummary {
     /// `ok` or `degraded` (any alarm active).
     status: &'static str,
     version: &'static str,
@@ -132,7 +132,7 @@ pub struct HealthSummary {
 
 /// What the chair and the technicians see besides.
 #[derive(serde::Serialize)]
-pub struct HealthDetail {
+pub(crate) struct HealthDetail {
     #[serde(flatten)]
     summary: HealthSummary,
     conference: String,
@@ -144,7 +144,7 @@ pub struct HealthDetail {
 
 /// A site's presence, with its health status and its active alarms.
 #[derive(serde::Serialize)]
-pub struct SiteDetail {
+pub(crate) struct SiteDetail {
     #[serde(flatten)]
     presence: crate::signal::protocol::SitePresence,
     status: &'static str,

@@ -19,16 +19,16 @@ use std::sync::Arc;
 
 #[derive(serde::Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-pub struct RecordQuery {
+pub(crate) struct RecordQuery {
     format: Option<String>,
 }
 
 #[derive(serde::Serialize)]
-pub struct ConferencesReply {
+pub(crate) struct ConferencesReply {
     conferences: Vec<ConferenceRecord>,
 }
 
-pub async fn list(State(bridge): State<Arc<Bridge>>, _: Require<RecordReaders>) -> Result<Json<ConferencesReply>, ApiError> {
+pub(crate) async fn list(State(bridge): State<Arc<Bridge>>, _: Require<RecordReaders>) -> Result<Json<ConferencesReply>, ApiError> {
     let store = bridge.store.clone();
     match tokio::task::spawn_blocking(move || store.conferences()).await {
         Ok(Ok(conferences)) => Ok(Json(ConferencesReply { conferences })),
@@ -37,7 +37,7 @@ pub async fn list(State(bridge): State<Arc<Bridge>>, _: Require<RecordReaders>) 
 }
 
 /// The minutes as `?format=json` (the default), `csv` or `html` (printable).
-pub async fn minutes(
+pub(crate) async fn minutes(
     State(bridge): State<Arc<Bridge>>,
     Path(id): Path<i64>,
     Query(q): Query<RecordQuery>,
@@ -79,7 +79,7 @@ pub async fn minutes(
 
 /// One recording in the archive: its index, and where its composition stands.
 #[derive(serde::Serialize)]
-pub struct RecordingRow {
+pub(crate) struct RecordingRow {
     #[serde(flatten)]
     index: Index,
     /// Queued, running with its percentage, done with its file, failed with why; `null` if
@@ -88,12 +88,12 @@ pub struct RecordingRow {
 }
 
 #[derive(serde::Serialize)]
-pub struct RecordingsReply {
+pub(crate) struct RecordingsReply {
     recordings: Vec<RecordingRow>,
 }
 
 /// Every recording's index, newest first, each with its `composition`.
-pub async fn recordings(State(bridge): State<Arc<Bridge>>, _: Require<RecordReaders>) -> Json<RecordingsReply> {
+pub(crate) async fn recordings(State(bridge): State<Arc<Bridge>>, _: Require<RecordReaders>) -> Json<RecordingsReply> {
     let root = bridge.recordings.clone();
     let composer = bridge.composer.clone();
     let recordings = tokio::task::spawn_blocking(move || {
@@ -105,13 +105,13 @@ pub async fn recordings(State(bridge): State<Arc<Bridge>>, _: Require<RecordRead
 }
 
 #[derive(serde::Serialize)]
-pub struct ComposeReply {
+pub(crate) struct ComposeReply {
     recording: String,
     state: &'static str,
 }
 
 /// Composes a recording into one file (again): for an older recording, or after a failure.
-pub async fn compose(
+pub(crate) async fn compose(
     State(bridge): State<Arc<Bridge>>,
     Path(id): Path<String>,
     _: Require<RecordReaders>,
@@ -137,7 +137,7 @@ pub async fn compose(
 }
 
 /// One file of a recording: only names its index lists (or the index itself) are served.
-pub async fn recording_file(
+pub(crate) async fn recording_file(
     State(bridge): State<Arc<Bridge>>,
     Path((id, file)): Path<(String, String)>,
     _: Require<RecordReaders>,

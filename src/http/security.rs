@@ -12,11 +12,11 @@ use axum::response::Response;
 
 /// The policy for the bridge's own pages. Handlers that need another (the printable
 /// minutes' inline style) set theirs and it is kept.
-pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
+pub(crate) const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
      media-src 'self' blob: mediastream:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
      form-action 'self'; frame-ancestors 'none'";
 
-pub async fn headers(request: Request, next: Next) -> Response {
+pub(crate) async fn headers(request: Request, next: Next) -> Response {
     let api = request.uri().path().starts_with("/api/") || request.uri().path() == "/metrics";
     let mut resp = next.run(request).await;
     let h = resp.headers_mut();
@@ -38,7 +38,7 @@ pub async fn headers(request: Request, next: Next) -> Response {
 /// Every request that changes something (any method but GET, HEAD and OPTIONS) must come from
 /// no page or the bridge's own: refused `403 bad_origin` otherwise, before any handler runs,
 /// so no endpoint can forget the check.
-pub async fn same_origin_writes(
+pub(crate) async fn same_origin_writes(
     axum::extract::State(bridge): axum::extract::State<std::sync::Arc<crate::server::Bridge>>,
     request: Request,
     next: Next,
@@ -58,7 +58,7 @@ pub async fn same_origin_writes(
 /// browser.
 ///
 /// `uri` is the request's: over HTTP/2 the host is its authority, not a `Host` header.
-pub fn origin_allowed(headers: &HeaderMap, uri: &Uri, settings: &Settings) -> bool {
+pub(crate) fn origin_allowed(headers: &HeaderMap, uri: &Uri, settings: &Settings) -> bool {
     let Some(origin) = headers.get(header::ORIGIN) else { return true };
     let Ok(origin) = origin.to_str() else { return false };
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).or_else(|| uri.authority().map(|a| a.as_str()));

@@ -24,7 +24,7 @@ use std::sync::Arc;
 /// The technicians' view: the health monitor's, with the event log's tail, the open calls for
 /// help and the meeting's time zone.
 #[derive(serde::Serialize)]
-pub struct TechView {
+pub(crate) struct TechView {
     #[serde(flatten)]
     health: HealthView,
     /// Joins, reconnects, ICE restarts, alarms, actions: codes and parameters the page words.
@@ -36,14 +36,14 @@ pub struct TechView {
 }
 
 #[derive(serde::Serialize)]
-pub struct HelpCall {
+pub(crate) struct HelpCall {
     site: String,
     name: String,
     since_ms: i64,
     text: String,
 }
 
-pub async fn view(State(bridge): State<Arc<Bridge>>, _: Require<Technicians>) -> Result<Json<TechView>, ApiError> {
+pub(crate) async fn view(State(bridge): State<Arc<Bridge>>, _: Require<Technicians>) -> Result<Json<TechView>, ApiError> {
     let health = bridge.health.view(true).await.ok_or(ApiError::Unavailable("health monitor stopped"))?;
     let store = bridge.store.clone();
     let events = tokio::task::spawn_blocking(move || store.recent_events(40)).await.ok().and_then(Result::ok).unwrap_or_default();
@@ -60,13 +60,13 @@ pub async fn view(State(bridge): State<Arc<Bridge>>, _: Require<Technicians>) ->
 }
 
 #[derive(serde::Serialize)]
-pub struct ReadinessReply {
+pub(crate) struct ReadinessReply {
     /// Every site passed every check.
     pass: bool,
     sites: Vec<SiteReadiness>,
 }
 
-pub async fn readiness(State(bridge): State<Arc<Bridge>>, _: Require<Technicians>) -> Json<ReadinessReply> {
+pub(crate) async fn readiness(State(bridge): State<Arc<Bridge>>, _: Require<Technicians>) -> Json<ReadinessReply> {
     let sites = bridge.health.readiness().await;
     let summary = sites.iter().map(|s| format!("{}={}", s.site, if s.pass { "pass" } else { "fail" })).collect::<Vec<_>>().join(" ");
     bridge.store.record(crate::store::journal::Entry::now(None, "readiness_check", &summary));
@@ -76,7 +76,7 @@ pub async fn readiness(State(bridge): State<Arc<Bridge>>, _: Require<Technicians
 /// What a technician may do to a site.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum TechAction {
+pub(crate) enum TechAction {
     /// Ask the site's camera for a keyframe now.
     Keyframe,
     /// Tell the site's page to restart ICE.
@@ -93,7 +93,7 @@ pub enum TechAction {
 
 impl TechAction {
     /// The action's name on the wire and in the event log (`tech_<name>`).
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             TechAction::Keyframe => "keyframe",
             TechAction::RestartIce => "restart_ice",
@@ -106,14 +106,14 @@ impl TechAction {
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ActionRequest {
+pub(crate) struct ActionRequest {
     site: String,
     action: TechAction,
 }
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NoticeRequest {
+pub(crate) struct NoticeRequest {
     /// The site it is for; absent: every site.
     #[serde(default)]
     site: Option<String>,
@@ -122,7 +122,7 @@ pub struct NoticeRequest {
 
 /// `{"ok": true}`, and the notice's id when one was sent.
 #[derive(serde::Serialize)]
-pub struct Done {
+pub(crate) struct Done {
     ok: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     notice: Option<u64>,
@@ -135,7 +135,7 @@ impl Done {
 }
 
 /// A technician's written notice to one site or all, shown on their pages until read.
-pub async fn notice(
+pub(crate) async fn notice(
     State(bridge): State<Arc<Bridge>>,
     _: Require<Technicians>,
     body: Result<Json<NoticeRequest>, JsonRejection>,
@@ -152,7 +152,7 @@ pub async fn notice(
     Ok(Json(Done { ok: true, notice: Some(id) }))
 }
 
-pub async fn action(
+pub(crate) async fn action(
     State(bridge): State<Arc<Bridge>>,
     _: Require<Technicians>,
     body: Result<Json<ActionRequest>, JsonRejection>,
@@ -204,7 +204,7 @@ pub async fn action(
 
 /// Prometheus text format; names `diemcau_<subsystem>_<name>_<unit>`, documented in
 /// docs/operations.md.
-pub async fn metrics(
+pub(crate) async fn metrics(
     State(bridge): State<Arc<Bridge>>,
     axum::extract::ConnectInfo(addr): axum::extract::ConnectInfo<std::net::SocketAddr>,
     technician: Result<Require<Technicians>, AuthError>,

@@ -17,13 +17,13 @@ pub enum TlsError {
 }
 
 /// Where the generated certificate lives.
-pub fn self_signed_paths(data_dir: &Path) -> (PathBuf, PathBuf) {
+pub(crate) fn self_signed_paths(data_dir: &Path) -> (PathBuf, PathBuf) {
     let dir = data_dir.join("tls");
     (dir.join("cert.pem"), dir.join("key.pem"))
 }
 
 /// Loads the configured PEM pair, or the self-signed pair (generating it the first time).
-pub async fn load(cert: Option<&Path>, key: Option<&Path>, data_dir: &Path, listen_ip: IpAddr) -> Result<RustlsConfig, TlsError> {
+pub(crate) async fn load(cert: Option<&Path>, key: Option<&Path>, data_dir: &Path, listen_ip: IpAddr) -> Result<RustlsConfig, TlsError> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let (cert, key) = match (cert, key) {
         (Some(c), Some(k)) => (c.to_path_buf(), k.to_path_buf()),

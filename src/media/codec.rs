@@ -18,7 +18,7 @@ pub enum Codec {
 }
 
 /// Number of [`Codec`]s, for per-codec arrays.
-pub const CODECS: usize = 3;
+pub(crate) const CODECS: usize = 3;
 
 impl Codec {
     pub const VIDEO: [Codec; 2] = [Codec::Vp8, Codec::H264];
@@ -34,7 +34,7 @@ impl Codec {
     }
 
     /// The codec a forwarded packet carries, from its (internal) payload type.
-    pub fn of_internal_pt(pt: u8) -> Option<Codec> {
+    pub(crate) fn of_internal_pt(pt: u8) -> Option<Codec> {
         match pt {
             111 => Some(Codec::Opus),
             96 => Some(Codec::Vp8),
@@ -43,7 +43,7 @@ impl Codec {
         }
     }
 
-    pub const fn index(self) -> usize {
+    pub(crate) const fn index(self) -> usize {
         self as usize
     }
 
@@ -54,12 +54,12 @@ impl Codec {
         }
     }
 
-    pub fn is_video(self) -> bool {
+    pub(crate) fn is_video(self) -> bool {
         self != Codec::Opus
     }
 
     /// The name in configuration, logs and the health page.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Codec::Opus => "opus",
             Codec::Vp8 => "vp8",
@@ -68,7 +68,7 @@ impl Codec {
     }
 
     /// The codec a configuration or log name means (`vp8`, `h264`, `opus`; any case).
-    pub fn parse(name: &str) -> Option<Codec> {
+    pub(crate) fn parse(name: &str) -> Option<Codec> {
         match name.to_ascii_lowercase().as_str() {
             "opus" => Some(Codec::Opus),
             "vp8" => Some(Codec::Vp8),
@@ -99,7 +99,7 @@ impl PayloadTypes {
         p
     }
 
-    pub fn set(&mut self, codec: Codec, pt: u8) {
+    pub(crate) fn set(&mut self, codec: Codec, pt: u8) {
         self.0[codec.index()] = Some(pt);
     }
 
@@ -107,12 +107,12 @@ impl PayloadTypes {
         self.0[codec.index()]
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.0.iter().all(Option::is_none)
     }
 
     /// The codecs accepted, in [`Codec`] order.
-    pub fn codecs(&self) -> impl Iterator<Item = Codec> + '_ {
+    pub(crate) fn codecs(&self) -> impl Iterator<Item = Codec> + '_ {
         [Codec::Opus, Codec::Vp8, Codec::H264].into_iter().filter(|c| self.get(*c).is_some())
     }
 }

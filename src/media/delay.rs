@@ -13,7 +13,7 @@ use std::time::Duration;
 
 /// Bucket upper bounds: 10 µs × 1.25^i, from 10 µs to ≈ 0.5 s, so a quantile read from the
 /// buckets is within a quarter of its value.
-pub const BUCKETS: usize = 49;
+pub(crate) const BUCKETS: usize = 49;
 
 fn bounds_ns() -> &'static [u64; BUCKETS] {
     static BOUNDS: std::sync::OnceLock<[u64; BUCKETS]> = std::sync::OnceLock::new();
@@ -21,13 +21,13 @@ fn bounds_ns() -> &'static [u64; BUCKETS] {
 }
 
 /// The upper bound of bucket `i`, in seconds (the last bucket, `BUCKETS`, has none).
-pub fn bound_seconds(i: usize) -> f64 {
+pub(crate) fn bound_seconds(i: usize) -> f64 {
     bounds_ns()[i] as f64 / 1e9
 }
 
 /// One task's counts since it last added them to the bridge's.
 #[derive(Debug, Clone)]
-pub struct DelayCounts {
+pub(crate) struct DelayCounts {
     counts: [u64; BUCKETS + 1],
     sum_ns: u64,
     any: bool,
@@ -40,7 +40,7 @@ impl Default for DelayCounts {
 }
 
 impl DelayCounts {
-    pub fn record(&mut self, delay: Duration) {
+    pub(crate) fn record(&mut self, delay: Duration) {
         let ns = delay.as_nanos().min(u64::MAX as u128) as u64;
         self.counts[bounds_ns().partition_point(|&b| b < ns)] += 1;
         self.sum_ns = self.sum_ns.saturating_add(ns);
@@ -48,7 +48,7 @@ impl DelayCounts {
     }
 
     /// Adds these to `total` and starts again from zero.
-    pub fn flush_into(&mut self, total: &ForwardingDelay) {
+    pub(crate) fn flush_into(&mut self, total: &ForwardingDelay) {
         if !std::mem::take(&mut self.any) {
             return;
         }
@@ -63,7 +63,7 @@ impl DelayCounts {
 
 /// The bridge's forwarding delays since it started.
 #[derive(Debug)]
-pub struct ForwardingDelay {
+pub(crate) struct ForwardingDelay {
     counts: [AtomicU64; BUCKETS + 1],
     sum_ns: AtomicU64,
 }
@@ -78,12 +78,12 @@ impl Default for ForwardingDelay {
 /// the last has no end), and the sum of all delays.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DelaySnapshot {
-    pub counts: Vec<u64>,
+    pub(crate) counts: Vec<u64>,
     pub sum_seconds: f64,
 }
 
 impl ForwardingDelay {
-    pub fn snapshot(&self) -> DelaySnapshot {
+    pub(crate) fn snapshot(&self) -> DelaySnapshot {
         DelaySnapshot { counts: self.counts.iter().map(|c| c.load(Ordering::Relaxed)).collect(), sum_seconds: self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9 }
     }
 }

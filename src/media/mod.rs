@@ -32,14 +32,14 @@ pub enum Kind {
 
 /// A simulcast layer of a camera: 0 low, 1 medium, 2 high (full resolution). A publisher that
 /// sends one encoding sends [`HIGH`]; audio and content are always [`HIGH`].
-pub type Layer = u8;
-pub const LOW: Layer = 0;
-pub const MEDIUM: Layer = 1;
-pub const HIGH: Layer = 2;
-pub const LAYERS: usize = 3;
+pub(crate) type Layer = u8;
+pub(crate) const LOW: Layer = 0;
+pub(crate) const MEDIUM: Layer = 1;
+pub(crate) const HIGH: Layer = 2;
+pub(crate) const LAYERS: usize = 3;
 
 /// The layer a simulcast RID names (the web client's `l`, `m`, `h`); none or unknown = high.
-pub fn layer_of_rid(rid: Option<&str>) -> Layer {
+pub(crate) fn layer_of_rid(rid: Option<&str>) -> Layer {
     match rid {
         Some("l") | Some("q") => LOW,
         Some("m") => MEDIUM,
@@ -61,7 +61,7 @@ pub struct Selection {
 
 impl Selection {
     /// The slots of one kind (content has one).
-    pub fn slots(&self, kind: Kind) -> Vec<Option<usize>> {
+    pub(crate) fn slots(&self, kind: Kind) -> Vec<Option<usize>> {
         match kind {
             Kind::Audio => self.audio.clone(),
             Kind::Video => self.video.clone(),
@@ -70,7 +70,7 @@ impl Selection {
     }
 
     /// The layer wanted in one slot.
-    pub fn layer(&self, kind: Kind, slot: usize) -> Layer {
+    pub(crate) fn layer(&self, kind: Kind, slot: usize) -> Layer {
         match kind {
             Kind::Video => self.video_layers.get(slot).copied().unwrap_or(HIGH),
             _ => HIGH,
@@ -78,7 +78,7 @@ impl Selection {
     }
 
     /// The source in one slot.
-    pub fn source(&self, kind: Kind, slot: usize) -> Option<usize> {
+    pub(crate) fn source(&self, kind: Kind, slot: usize) -> Option<usize> {
         match kind {
             Kind::Audio => self.audio.get(slot).copied().flatten(),
             Kind::Video => self.video.get(slot).copied().flatten(),
@@ -88,10 +88,10 @@ impl Selection {
 }
 
 /// Number of [`Kind`]s, for per-site arrays on the packet path.
-pub const KINDS: usize = 3;
+pub(crate) const KINDS: usize = 3;
 
 impl Kind {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Kind::Audio => "audio",
             Kind::Video => "video",
@@ -100,7 +100,7 @@ impl Kind {
     }
 
     /// Dense index (audio 0, video 1, content 2) for per-site arrays on the packet path.
-    pub fn index(self) -> usize {
+    pub(crate) fn index(self) -> usize {
         match self {
             Kind::Audio => 0,
             Kind::Video => 1,

@@ -85,12 +85,12 @@ impl Rewriter {
         }
     }
 
-    pub fn ssrc(&self) -> u32 {
+    pub(crate) fn ssrc(&self) -> u32 {
         self.ssrc
     }
 
     /// The receiver renegotiated: its payload types may have changed.
-    pub fn set_payload_types(&mut self, payload_types: PayloadTypes) {
+    pub(crate) fn set_payload_types(&mut self, payload_types: PayloadTypes) {
         self.payload_types = payload_types;
     }
 

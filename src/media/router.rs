@@ -18,25 +18,25 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
 /// Depth of each receiver's queue, in packets (≈ 0.5 s of a 6-site meeting's video).
-pub const SINK_QUEUE_PACKETS: usize = 1024;
+pub(crate) const SINK_QUEUE_PACKETS: usize = 1024;
 
 /// A packet on its way to one receiver's output slot.
 #[derive(Debug)]
 pub struct SinkPacket {
-    pub source: usize,
-    pub kind: Kind,
+    pub(crate) source: usize,
+    pub(crate) kind: Kind,
     /// The simulcast layer it belongs to ([`HIGH`] without simulcast).
-    pub layer: Layer,
+    pub(crate) layer: Layer,
     /// The receiver's output slot of that kind (0 for the recorder).
-    pub slot: u8,
+    pub(crate) slot: u8,
     pub packet: RtpPacket,
     /// When its datagram was taken off the media port (where the forwarding delay starts).
-    pub received: std::time::Instant,
+    pub(crate) received: std::time::Instant,
 }
 
 /// The immutable snapshot the packet path reads.
 #[derive(Debug, Default)]
-pub struct RouteTable {
+pub(crate) struct RouteTable {
     /// Receiving queues by site.
     sinks: Vec<Option<mpsc::Sender<SinkPacket>>>,
     /// By source site and kind: the (receiver site, slot, layer) it is forwarded to.
@@ -55,27 +55,27 @@ pub struct RouteTable {
 
 /// Counters of the forwarding path, readable at any time.
 #[derive(Debug, Default)]
-pub struct MediaCounters {
-    pub received_packets: AtomicU64,
-    pub forwarded_packets: AtomicU64,
-    pub dropped_queue_full: AtomicU64,
-    pub blocked_muted: AtomicU64,
-    pub keyframe_requests: AtomicU64,
+pub(crate) struct MediaCounters {
+    pub(crate) received_packets: AtomicU64,
+    pub(crate) forwarded_packets: AtomicU64,
+    pub(crate) dropped_queue_full: AtomicU64,
+    pub(crate) blocked_muted: AtomicU64,
+    pub(crate) keyframe_requests: AtomicU64,
     /// Packets the recorder's queue had no room for (recording only; live media unaffected).
-    pub recorder_dropped: AtomicU64,
+    pub(crate) recorder_dropped: AtomicU64,
     /// Packets from a site's replaced peer, not forwarded.
-    pub stale_source: AtomicU64,
+    pub(crate) stale_source: AtomicU64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct CounterSnapshot {
-    pub received_packets: u64,
-    pub forwarded_packets: u64,
-    pub dropped_queue_full: u64,
-    pub blocked_muted: u64,
-    pub keyframe_requests: u64,
-    pub recorder_dropped: u64,
-    pub stale_source: u64,
+pub(crate) struct CounterSnapshot {
+    pub(crate) received_packets: u64,
+    pub(crate) forwarded_packets: u64,
+    pub(crate) dropped_queue_full: u64,
+    pub(crate) blocked_muted: u64,
+    pub(crate) keyframe_requests: u64,
+    pub(crate) recorder_dropped: u64,
+    pub(crate) stale_source: u64,
 }
 
 struct SourceEntry {
@@ -145,7 +145,7 @@ impl Router {
         rx
     }
 
-    pub fn unregister_sink(&self, site: usize, generation: u64) {
+    pub(crate) fn unregister_sink(&self, site: usize, generation: u64) {
         let mut c = self.lock();
         if c.sinks.get(&site).is_some_and(|(g, _)| *g == generation) {
             c.sinks.remove(&site);
@@ -155,7 +155,7 @@ impl Router {
 
     /// Registers a published stream (one layer of it). `keyframe` receives a unit for each
     /// keyframe request. Receivers whose slots now get this layer start it with a keyframe.
-    pub fn register_source(&self, site: usize, kind: Kind, layer: Layer, generation: u64, keyframe: mpsc::Sender<()>) {
+    pub(crate) fn register_source(&self, site: usize, kind: Kind, layer: Layer, generation: u64, keyframe: mpsc::Sender<()>) {
         self.change_routes(|c| {
             c.sources.insert((site, kind, layer), SourceEntry { generation, keyframe, live: true });
         });
@@ -164,7 +164,7 @@ impl Router {
         }
     }
 
-    pub fn unregister_source(&self, site: usize, kind: Kind, layer: Layer, generation: u64) {
+    pub(crate) fn unregister_source(&self, site: usize, kind: Kind, layer: Layer, generation: u64) {
         self.change_routes(|c| {
             if c.sources.get(&(site, kind, layer)).is_some_and(|e| e.generation == generation) {
                 c.sources.remove(&(site, kind, layer));
@@ -174,7 +174,7 @@ impl Router {
 
     /// A layer stopped arriving (`live` false) or came back: slots that wanted it get the
     /// nearest live layer meanwhile, each starting on a keyframe.
-    pub fn set_layer_live(&self, site: usize, kind: Kind, layer: Layer, generation: u64, live: bool) {
+    pub(crate) fn set_layer_live(&self, site: usize, kind: Kind, layer: Layer, generation: u64, live: bool) {
         self.change_routes(|c| {
             if let Some(e) = c.sources.get_mut(&(site, kind, layer)).filter(|e| e.generation == generation) {
                 e.live = live;
@@ -211,7 +211,7 @@ impl Router {
 
     /// A receiver asks for a keyframe on one of its slots: the publisher of the layer that
     /// slot carries now is asked.
-    pub fn request_slot_keyframe(&self, receiver: usize, kind: Kind, slot: usize) {
+    pub(crate) fn request_slot_keyframe(&self, receiver: usize, kind: Kind, slot: usize) {
         let c = self.lock();
         let Some(sel) = c.selections.get(receiver) else { return };
         let Some(source) = sel.source(kind, slot) else { return };
@@ -223,7 +223,7 @@ impl Router {
     /// of that site's packets of that kind is forwarded (server-enforced mute, sharing rights).
     /// A video stream that becomes unblocked gets a keyframe request, so receivers decode at
     /// once.
-    pub fn set_policy(&self, blocked: Vec<[bool; KINDS]>) {
+    pub(crate) fn set_policy(&self, blocked: Vec<[bool; KINDS]>) {
         let mut c = self.lock();
         let mut unblocked = Vec::new();
         for (site, b) in blocked.iter().enumerate() {
@@ -243,14 +243,14 @@ impl Router {
 
     /// Starts (`Some`) or stops offering every forwarded packet to a recorder's queue.
     /// Dropping the old queue's sender is how the recorder learns that recording stopped.
-    pub fn set_recorder(&self, recorder: Option<std::sync::mpsc::SyncSender<SinkPacket>>) {
+    pub(crate) fn set_recorder(&self, recorder: Option<std::sync::mpsc::SyncSender<SinkPacket>>) {
         let mut c = self.lock();
         c.recorder = recorder;
         self.publish_routes(&c);
     }
 
     /// Asks every publisher of video or content for a keyframe.
-    pub fn request_all_keyframes(&self) {
+    pub(crate) fn request_all_keyframes(&self) {
         let c = self.lock();
         for ((_, kind, _), e) in c.sources.iter() {
             if kind.is_video() && e.keyframe.try_send(()).is_ok() {
@@ -261,7 +261,7 @@ impl Router {
 
     /// Asks the publisher of `site`'s video or content for a keyframe on every layer it
     /// sends (the publisher rate-limits).
-    pub fn request_keyframe(&self, site: usize, kind: Kind) {
+    pub(crate) fn request_keyframe(&self, site: usize, kind: Kind) {
         let c = self.lock();
         for layer in 0..LAYERS as Layer {
             self.send_keyframe(&c, site, kind, layer);
@@ -269,7 +269,7 @@ impl Router {
     }
 
     /// The same for one layer.
-    pub fn request_layer_keyframe(&self, site: usize, kind: Kind, layer: Layer) {
+    pub(crate) fn request_layer_keyframe(&self, site: usize, kind: Kind, layer: Layer) {
         let c = self.lock();
         self.send_keyframe(&c, site, kind, layer);
     }
@@ -284,7 +284,7 @@ impl Router {
 
     /// The packet path: offer one packet from `source` (one `layer` of it) to the receivers
     /// whose slots carry that layer.
-    pub fn forward(&self, source: usize, generation: u64, kind: Kind, layer: Layer, packet: RtpPacket, received: std::time::Instant) {
+    pub(crate) fn forward(&self, source: usize, generation: u64, kind: Kind, layer: Layer, packet: RtpPacket, received: std::time::Instant) {
         let counters = &self.inner.counters;
         counters.received_packets.fetch_add(1, Ordering::Relaxed);
         let table = self.inner.routes.load();
@@ -326,23 +326,23 @@ impl Router {
     }
 
     /// Records `site`'s current loudness (0.0..=1.0), from its audio-level header extension.
-    pub fn set_level(&self, site: usize, level: f32) {
+    pub(crate) fn set_level(&self, site: usize, level: f32) {
         if let Some(l) = self.inner.levels.get(site) {
             l.store(level.to_bits(), Ordering::Relaxed);
         }
     }
 
     /// Every site's last recorded loudness.
-    pub fn levels(&self) -> Vec<f32> {
+    pub(crate) fn levels(&self) -> Vec<f32> {
         self.inner.levels.iter().map(|l| f32::from_bits(l.load(Ordering::Relaxed))).collect()
     }
 
     /// Where the sending tasks add the delays of what they forwarded.
-    pub fn forwarding_delay(&self) -> &super::delay::ForwardingDelay {
+    pub(crate) fn forwarding_delay(&self) -> &super::delay::ForwardingDelay {
         &self.inner.delay
     }
 
-    pub fn counters(&self) -> CounterSnapshot {
+    pub(crate) fn counters(&self) -> CounterSnapshot {
         let c = &self.inner.counters;
         CounterSnapshot {
             received_packets: c.received_packets.load(Ordering::Relaxed),

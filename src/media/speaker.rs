@@ -19,16 +19,16 @@ pub fn level_from_extension(payload: &[u8]) -> Option<u8> {
 }
 
 #[derive(Debug, Clone)]
-pub struct SpeakerDetector {
+pub(crate) struct SpeakerDetector {
     current: Option<usize>,
     candidate: Option<(usize, i64)>,
     last_heard_ms: i64,
     /// Loudness a site needs to count as speaking.
-    pub threshold: f32,
+    pub(crate) threshold: f32,
     /// How long a new site must stay loudest before it takes over.
-    pub switch_after_ms: i64,
+    pub(crate) switch_after_ms: i64,
     /// How long the current speaker is kept through silence.
-    pub hold_ms: i64,
+    pub(crate) hold_ms: i64,
 }
 
 impl Default for SpeakerDetector {
@@ -38,13 +38,13 @@ impl Default for SpeakerDetector {
 }
 
 impl SpeakerDetector {
-    pub fn current(&self) -> Option<usize> {
+    pub(crate) fn current(&self) -> Option<usize> {
         self.current
     }
 
     /// Feeds the current levels (index = site) and which sites may be chosen; returns the
     /// active speaker after this update.
-    pub fn update(&mut self, now_ms: i64, levels: &[f32], eligible: &[bool]) -> Option<usize> {
+    pub(crate) fn update(&mut self, now_ms: i64, levels: &[f32], eligible: &[bool]) -> Option<usize> {
         let loudest = levels
             .iter()
             .enumerate()

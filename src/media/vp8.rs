@@ -8,9 +8,9 @@ pub struct Descriptor {
     /// Bytes of descriptor before the VP8 data.
     pub len: usize,
     /// S bit: this packet starts a VP8 partition.
-    pub start: bool,
+    pub(crate) start: bool,
     /// Partition index (PID).
-    pub partition: u8,
+    pub(crate) partition: u8,
 }
 
 impl Descriptor {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 /// A token bucket: `rate` per second, at most `burst` saved up.
 #[derive(Debug, Clone)]
-pub struct Bucket {
+pub(crate) struct Bucket {
     rate: f64,
     burst: f64,
     tokens: f64,
@@ -16,7 +16,7 @@ pub struct Bucket {
 }
 
 impl Bucket {
-    pub fn new(rate: f64, burst: f64) -> Self {
+    pub(crate) fn new(rate: f64, burst: f64) -> Self {
         Bucket { rate, burst, tokens: burst, at: None }
     }
 
@@ -28,13 +28,13 @@ impl Bucket {
     }
 
     /// The tokens there are now.
-    pub fn available(&mut self, now: Instant) -> f64 {
+    pub(crate) fn available(&mut self, now: Instant) -> f64 {
         self.refill(now);
         self.tokens
     }
 
     /// Takes `n` tokens if there are that many.
-    pub fn take(&mut self, n: f64, now: Instant) -> bool {
+    pub(crate) fn take(&mut self, n: f64, now: Instant) -> bool {
         self.refill(now);
         if self.tokens >= n {
             self.tokens -= n;
@@ -48,22 +48,22 @@ impl Bucket {
 /// Retransmissions a receiver's NACKs may ask of the bridge: packets and bytes per second.
 /// A receiver losing 20 % of a full downlink (≈ 300 video packets/s) asks for ≈ 60/s; the
 /// budget leaves room for twice that and a burst after a short cut.
-pub const RETRANSMIT_PACKETS_PER_S: f64 = 120.0;
-pub const RETRANSMIT_PACKETS_BURST: f64 = 240.0;
-pub const RETRANSMIT_BYTES_PER_S: f64 = 150_000.0;
-pub const RETRANSMIT_BYTES_BURST: f64 = 300_000.0;
+pub(crate) const RETRANSMIT_PACKETS_PER_S: f64 = 120.0;
+pub(crate) const RETRANSMIT_PACKETS_BURST: f64 = 240.0;
+pub(crate) const RETRANSMIT_BYTES_PER_S: f64 = 150_000.0;
+pub(crate) const RETRANSMIT_BYTES_BURST: f64 = 300_000.0;
 /// A packet is sent again at most once per this (or per round trip, if longer): NACKs that
 /// repeat within it ask for what is already on its way.
-pub const RESEND_GAP: Duration = Duration::from_millis(100);
+pub(crate) const RESEND_GAP: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Clone)]
 pub struct RetransmitBudget {
     packets: Bucket,
     bytes: Bucket,
     /// Asked for but not sent: over budget, or sent again too recently.
-    pub refused: u64,
+    pub(crate) refused: u64,
     /// Whether the log has said so (once per connection).
-    pub logged: bool,
+    pub(crate) logged: bool,
 }
 
 impl Default for RetransmitBudget {
@@ -93,28 +93,28 @@ impl RetransmitBudget {
 /// simulcast layers and a shared screen's, each with its retransmission SSRC, is 14. Each new
 /// one costs map entries, a layer in the router (its route table rebuilt under the control
 /// lock) and a keyframe task; packets with more are dropped.
-pub const MAX_SSRCS: usize = 32;
+pub(crate) const MAX_SSRCS: usize = 32;
 /// Offers a site may make per minute (bursts of [`RENEGOTIATION_BURST`]): a page renegotiates
 /// when it shares its screen, switches camera or restarts ICE, a few times a minute at most.
 /// Each offer is parsed, answered and its ICE credentials registered.
-pub const RENEGOTIATIONS_PER_MINUTE: f64 = 30.0;
-pub const RENEGOTIATION_BURST: f64 = 10.0;
+pub(crate) const RENEGOTIATIONS_PER_MINUTE: f64 = 30.0;
+pub(crate) const RENEGOTIATION_BURST: f64 = 10.0;
 /// m-sections a site's offer may add beyond the bridge's own output slots (a page sends
 /// audio, a camera and a shared screen, and may keep a few stopped transceivers).
-pub const MAX_SITE_SECTIONS: usize = 16;
+pub(crate) const MAX_SITE_SECTIONS: usize = 16;
 
-pub use crate::health::board::Budget;
+pub(crate) use crate::health::board::Budget;
 
 /// The new SSRCs a site's packets bring: each admitted while the site has fewer than
 /// [`MAX_SSRCS`], then refused. Known SSRCs are not asked about.
 #[derive(Debug, Default, Clone)]
-pub struct SsrcBudget {
-    pub refused: u64,
+pub(crate) struct SsrcBudget {
+    pub(crate) refused: u64,
 }
 
 impl SsrcBudget {
     /// May a packet with a new SSRC open one more (`known` are followed already)?
-    pub fn admit(&mut self, known: usize) -> bool {
+    pub(crate) fn admit(&mut self, known: usize) -> bool {
         let ok = known < MAX_SSRCS;
         if !ok {
             self.refused += 1;
@@ -125,9 +125,9 @@ impl SsrcBudget {
 
 /// Offers a site may make: a token bucket per minute, time passed in.
 #[derive(Debug, Clone)]
-pub struct RenegotiationBudget {
+pub(crate) struct RenegotiationBudget {
     offers: Bucket,
-    pub refused: u64,
+    pub(crate) refused: u64,
 }
 
 impl Default for RenegotiationBudget {
@@ -137,7 +137,7 @@ impl Default for RenegotiationBudget {
 }
 
 impl RenegotiationBudget {
-    pub fn allow(&mut self, now: Instant) -> bool {
+    pub(crate) fn allow(&mut self, now: Instant) -> bool {
         let ok = self.offers.take(1.0, now);
         if !ok {
             self.refused += 1;
@@ -150,22 +150,22 @@ impl RenegotiationBudget {
 /// browser gathers a handful per ICE restart. With the webrtc engine each one is a remote
 /// candidate its full ICE agent pairs and sends checks to, so the cap also bounds where a
 /// site can make the bridge send STUN.
-pub const MAX_CANDIDATES: usize = 64;
+pub(crate) const MAX_CANDIDATES: usize = 64;
 
 /// Tracks the webrtc engine reads from one site's connection: a page sends audio, a camera
 /// and a shared screen. Each may have [`crate::peer::inbound::MAX_LAYERS`] layers, so this
 /// keeps the SSRCs followed within [`MAX_SSRCS`], as the lean engine does per SSRC.
-pub const MAX_TRACKS: usize = MAX_SSRCS / crate::peer::inbound::MAX_LAYERS;
+pub(crate) const MAX_TRACKS: usize = MAX_SSRCS / crate::peer::inbound::MAX_LAYERS;
 
 /// The m-sections of an SDP (`m=` lines).
-pub fn sections(sdp: &str) -> usize {
+pub(crate) fn sections(sdp: &str) -> usize {
     sdp.lines().filter(|l| l.starts_with("m=")).count()
 }
 
 /// What the candidate budget counts a candidate line as (`candidate:<foundation> <component>
 /// <udp|tcp> <priority> <address> <port> typ …`, with or without `a=`): its transport, address
 /// and port, so the same candidate named twice counts once. None for what is not one.
-pub fn candidate_address(candidate: &str) -> Option<String> {
+pub(crate) fn candidate_address(candidate: &str) -> Option<String> {
     let line = candidate.trim().trim_start_matches("a=").strip_prefix("candidate:")?;
     let fields: Vec<&str> = line.split_ascii_whitespace().collect();
     let (transport, address, port) = (fields.get(2)?, fields.get(4)?, fields.get(5)?);

@@ -20,12 +20,12 @@ use tracing::info;
 /// A simulcast layer silent this long while another layer of the same track flows counts as
 /// paused: a browser drops its upper layers when its uplink or CPU cannot carry them, and
 /// the slots showing that layer move to one that flows (and back when it returns).
-pub const LAYER_PAUSE: Duration = Duration::from_millis(1500);
+pub(crate) const LAYER_PAUSE: Duration = Duration::from_millis(1500);
 /// Layers (SSRCs) one received stream may open: three simulcast layers and one spare, for an
 /// SSRC a browser changes. Each costs a source in the router (its route table rebuilt under
 /// the control lock) and a keyframe task; a page that sends more SSRCs on one stream is
 /// broken or hostile, and their packets are dropped.
-pub const MAX_LAYERS: usize = 4;
+pub(crate) const MAX_LAYERS: usize = 4;
 
 /// One layer of a received stream: its meter and liveness.
 struct LayerState {
@@ -58,11 +58,7 @@ impl Inbound {
         Inbound { site, kind, generation, router, board, level_id, codec, layers: HashMap::new(), next_layer_check: Instant::now(), loudness: 0.0 }
     }
 
-    pub fn codec(&self) -> Codec {
-        self.codec
-    }
-
-    pub fn kind(&self) -> Kind {
+    pub(crate) fn kind(&self) -> Kind {
         self.kind
     }
 
@@ -71,7 +67,7 @@ impl Inbound {
     }
 
     /// True when the stream has [`MAX_LAYERS`]: a new SSRC opens nothing.
-    pub fn is_full(&self) -> bool {
+    pub(crate) fn is_full(&self) -> bool {
         self.layers.len() >= MAX_LAYERS
     }
 
@@ -154,7 +150,7 @@ impl Inbound {
     }
 
     /// The stream ended: its sources leave the router, its meters the health page.
-    pub fn close(&mut self) {
+    pub(crate) fn close(&mut self) {
         if self.kind == Kind::Audio {
             self.router.set_level(self.site, 0.0);
         }

@@ -22,9 +22,9 @@ pub mod budget;
 pub mod inbound;
 pub mod lean;
 pub mod mux;
-pub mod offer_answer;
-pub mod outputs;
-pub mod webrtc;
+pub(crate) mod offer_answer;
+pub(crate) mod outputs;
+pub(crate) mod webrtc;
 
 use crate::health::board::StatsBoard;
 use crate::media::router::Router;
@@ -42,7 +42,7 @@ use tracing::warn;
 /// `EncoderRtcpFeedback`) ignores a request that comes within 300 ms of the last one it
 /// acted on, so a 300 ms spacing had coalesced requests arrive just inside that window and
 /// be ignored (seen: a recording's first keyframe took a second); 350 ms clears it.
-pub const KEYFRAME_MIN_INTERVAL: Duration = Duration::from_millis(350);
+pub(crate) const KEYFRAME_MIN_INTERVAL: Duration = Duration::from_millis(350);
 
 /// What a site's budgets refused on its connection: counted on the health board (which raises
 /// the site's `over_budget` alarm), logged once per budget and connection, never per packet.
@@ -70,7 +70,7 @@ impl Refusals {
 
 /// What a signalling session asks of its peer.
 #[derive(Debug)]
-pub enum PeerCommand {
+pub(crate) enum PeerCommand {
     RemoteOffer(String),
     RemoteAnswer(String),
     RemoteCandidate(IceCandidate),
@@ -80,7 +80,7 @@ pub enum PeerCommand {
 
 /// What a peer tells its signalling session.
 #[derive(Debug, Clone, PartialEq)]
-pub enum PeerEvent {
+pub(crate) enum PeerEvent {
     LocalAnswer(String),
     LocalOffer(String),
     LocalCandidate(IceCandidate),
@@ -104,37 +104,37 @@ pub enum PeerEvent {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum PeerError {
+pub(crate) enum PeerError {
     #[error("cannot create the media connection: {0}")]
     Build(#[from] ::webrtc::error::Error),
 }
 
 /// Everything a peer needs from the bridge.
 #[derive(Clone)]
-pub struct PeerContext {
-    pub router: Router,
-    pub network: MediaNetwork,
+pub(crate) struct PeerContext {
+    pub(crate) router: Router,
+    pub(crate) network: MediaNetwork,
     /// Site ids by index: stream ids of forwarded tracks, so browsers know whose media it is.
-    pub site_ids: Arc<[String]>,
+    pub(crate) site_ids: Arc<[String]>,
     /// Where measured statistics go.
-    pub board: Arc<StatsBoard>,
+    pub(crate) board: Arc<StatsBoard>,
     /// Output slots per receiving site: (audio, video).
-    pub slots: (usize, usize),
+    pub(crate) slots: (usize, usize),
     /// The video codecs the meeting forwards (the lean engine; `webrtc` forwards VP8).
-    pub video_codecs: Vec<crate::media::Codec>,
+    pub(crate) video_codecs: Vec<crate::media::Codec>,
     /// Each site's configured line ceilings, by site index (the lean engine).
-    pub lines: Arc<[crate::config::LineLimits]>,
+    pub(crate) lines: Arc<[crate::config::LineLimits]>,
 }
 
 /// The session's handle; dropping it closes the peer.
-pub struct PeerHandle {
+pub(crate) struct PeerHandle {
     commands: mpsc::Sender<PeerCommand>,
     cancel: CancellationToken,
 }
 
 impl PeerHandle {
     /// Queues a command; false if the peer has stopped.
-    pub async fn send(&self, command: PeerCommand) -> bool {
+    pub(crate) async fn send(&self, command: PeerCommand) -> bool {
         self.commands.send(command).await.is_ok()
     }
 }
@@ -147,16 +147,16 @@ impl Drop for PeerHandle {
 
 /// The bridge's shared media ports, which every peer uses, and the engine that drives them.
 #[derive(Debug, Clone)]
-pub struct MediaNetwork {
-    pub mux: Arc<Mux>,
-    pub engine: crate::config::MediaEngine,
+pub(crate) struct MediaNetwork {
+    pub(crate) mux: Arc<Mux>,
+    pub(crate) engine: crate::config::MediaEngine,
     /// The lean engine's DTLS certificate, one for every site.
-    pub identity: Arc<lean::transport::Identity>,
+    pub(crate) identity: Arc<lean::transport::Identity>,
 }
 
 /// Starts the peer for `site` on the configured engine; events arrive on the returned receiver
 /// until the peer stops.
-pub async fn spawn(site: usize, ctx: PeerContext) -> Result<(PeerHandle, mpsc::Receiver<PeerEvent>), PeerError> {
+pub(crate) async fn spawn(site: usize, ctx: PeerContext) -> Result<(PeerHandle, mpsc::Receiver<PeerEvent>), PeerError> {
     match ctx.network.engine {
         crate::config::MediaEngine::Lean => lean::spawn(site, ctx).await,
         crate::config::MediaEngine::Webrtc => webrtc::spawn(site, ctx).await,
@@ -164,7 +164,7 @@ pub async fn spawn(site: usize, ctx: PeerContext) -> Result<(PeerHandle, mpsc::R
 }
 
 /// The stream id of an output slot, as the page sees it: `a0`, `v3`, `c0`.
-pub fn slot_id(kind: Kind, slot: usize) -> String {
+pub(crate) fn slot_id(kind: Kind, slot: usize) -> String {
     let prefix = match kind {
         Kind::Audio => 'a',
         Kind::Video => 'v',

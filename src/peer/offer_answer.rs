@@ -14,15 +14,15 @@ use std::time::Instant;
 
 /// Answers to the bridge's offer refused in a row before it stops offering again: a page that
 /// cannot answer the slots would otherwise be sent the same offer for ever.
-pub const MAX_REFUSED_ANSWERS: u8 = 3;
+pub(crate) const MAX_REFUSED_ANSWERS: u8 = 3;
 
 /// Why a description from the site is not applied: the error code and message its page is
 /// sent, and the budget it went over (counted and logged once per connection, not per refusal).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Refusal {
-    pub code: ErrorCode,
+pub(crate) struct Refusal {
+    pub(crate) code: ErrorCode,
     pub message: String,
-    pub over: Option<(Budget, &'static str)>,
+    pub(crate) over: Option<(Budget, &'static str)>,
 }
 
 impl Refusal {
@@ -33,14 +33,14 @@ impl Refusal {
 
 /// After a refused answer: offer again, or stop (the page is told to join again).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AfterRefusedAnswer {
+pub(crate) enum AfterRefusedAnswer {
     OfferAgain,
     GiveUp,
 }
 
 /// One site's offer/answer state.
 #[derive(Debug, Default)]
-pub struct OfferAnswer {
+pub(crate) struct OfferAnswer {
     renegotiations: RenegotiationBudget,
     /// The bridge's offer waits for the browser's answer.
     awaiting_answer: bool,
@@ -51,19 +51,19 @@ pub struct OfferAnswer {
 
 /// The certificate fingerprints a description announces (`a=fingerprint:` lines, session or
 /// media level), normalised and deduplicated.
-pub fn fingerprints(sdp: &str) -> Vec<String> {
+pub(crate) fn fingerprints(sdp: &str) -> Vec<String> {
     fingerprint_set(sdp.lines().filter_map(|l| l.trim_end().strip_prefix("a=fingerprint:")))
 }
 
 impl OfferAnswer {
     /// Offers refused by the renegotiation budget so far.
-    pub fn offers_refused(&self) -> u64 {
+    pub(crate) fn offers_refused(&self) -> u64 {
         self.renegotiations.refused
     }
 
     /// Whether the site's offer may be applied, given the bridge's own output slots (which
     /// the browser's offers repeat).
-    pub fn check_offer(&mut self, sdp: &str, outputs: usize, now: Instant) -> Result<(), Refusal> {
+    pub(crate) fn check_offer(&mut self, sdp: &str, outputs: usize, now: Instant) -> Result<(), Refusal> {
         if !self.renegotiations.allow(now) {
             let message = format!("too many offers: at most {} a minute", budget::RENEGOTIATIONS_PER_MINUTE);
             let what = "this site offers more often than a page renegotiates; the extra offers are refused";
@@ -85,24 +85,24 @@ impl OfferAnswer {
     }
 
     /// The site's offer was applied: its certificate is the session's from now on.
-    pub fn offer_applied(&mut self, sdp: &str) {
+    pub(crate) fn offer_applied(&mut self, sdp: &str) {
         if self.pinned.is_none() {
             self.pinned = Some(fingerprints(sdp)).filter(|f| !f.is_empty());
         }
     }
 
     /// The bridge sent an offer of its own.
-    pub fn offered(&mut self) {
+    pub(crate) fn offered(&mut self) {
         self.awaiting_answer = true;
     }
 
     /// Whether the bridge's offer waits for its answer.
-    pub fn awaiting_answer(&self) -> bool {
+    pub(crate) fn awaiting_answer(&self) -> bool {
         self.awaiting_answer
     }
 
     /// The site sent an answer: whether one was awaited. Either way none is awaited afterwards.
-    pub fn take_answer(&mut self) -> Result<(), Refusal> {
+    pub(crate) fn take_answer(&mut self) -> Result<(), Refusal> {
         if !std::mem::take(&mut self.awaiting_answer) {
             return Err(Refusal::new(ErrorCode::NegotiationFailed, "no server offer is waiting for an answer"));
         }
@@ -111,7 +111,7 @@ impl OfferAnswer {
 
     /// Whether an awaited answer announces the session's certificate; a refusal here counts as
     /// a refused answer ([`Self::answer_refused`]).
-    pub fn check_answer(&self, sdp: &str) -> Result<(), Refusal> {
+    pub(crate) fn check_answer(&self, sdp: &str) -> Result<(), Refusal> {
         if self.certificate_changed(sdp) {
             return Err(Refusal::new(ErrorCode::SdpInvalid, "it announces another DTLS certificate than this session's (or none)"));
         }
@@ -119,13 +119,13 @@ impl OfferAnswer {
     }
 
     /// The answer was applied.
-    pub fn answer_applied(&mut self) {
+    pub(crate) fn answer_applied(&mut self) {
         self.refused_answers = 0;
     }
 
     /// The answer (checked here or by the engine) was not applied: offer again, unless that
     /// has failed [`MAX_REFUSED_ANSWERS`] times in a row.
-    pub fn answer_refused(&mut self) -> AfterRefusedAnswer {
+    pub(crate) fn answer_refused(&mut self) -> AfterRefusedAnswer {
         self.refused_answers = self.refused_answers.saturating_add(1);
         if self.refused_answers >= MAX_REFUSED_ANSWERS {
             AfterRefusedAnswer::GiveUp

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use tracing::debug;
 
 /// How long a slot waits for the keyframe it asked for before asking again.
-pub const KEYFRAME_RETRY: Duration = Duration::from_millis(1000);
+pub(crate) const KEYFRAME_RETRY: Duration = Duration::from_millis(1000);
 
 /// What to do with one packet on its way into an output slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,38 +61,38 @@ impl KeyframeGate {
 
 /// The output slots towards one receiving site: each bound slot's writer (`W`, whatever the
 /// engine writes with), its rewriting state and its keyframe gate.
-pub struct Outputs<W> {
+pub(crate) struct Outputs<W> {
     site: usize,
     slots: [Vec<Option<Binding<W>>>; KINDS],
     connected: bool,
-    pub written: u64,
-    pub unbound: u64,
-    pub held: u64,
-    pub failed: u64,
+    pub(crate) written: u64,
+    pub(crate) unbound: u64,
+    pub(crate) held: u64,
+    pub(crate) failed: u64,
     /// Packets of a codec the receiver did not accept on that slot.
-    pub unsupported: u64,
+    pub(crate) unsupported: u64,
 }
 
-pub struct Binding<W> {
-    pub writer: W,
+pub(crate) struct Binding<W> {
+    pub(crate) writer: W,
     rewriter: Rewriter,
     gate: KeyframeGate,
 }
 
 impl<W> Outputs<W> {
-    pub fn new(site: usize) -> Self {
+    pub(crate) fn new(site: usize) -> Self {
         Outputs { site, slots: Default::default(), connected: false, written: 0, unbound: 0, held: 0, failed: 0, unsupported: 0 }
     }
 
     /// Media may flow only while connected: before DTLS completes there are no SRTP keys.
-    pub fn set_connected(&mut self, connected: bool) {
+    pub(crate) fn set_connected(&mut self, connected: bool) {
         self.connected = connected;
     }
 
     /// Binds a slot to its writer, SSRC and the payload types the browser accepted (per
     /// codec). Rebinding the same SSRC keeps the stream continuous (only the payload types
     /// may change).
-    pub fn bind(&mut self, kind: Kind, slot: usize, writer: W, ssrc: u32, payload_types: PayloadTypes, clock_rate: u32) {
+    pub(crate) fn bind(&mut self, kind: Kind, slot: usize, writer: W, ssrc: u32, payload_types: PayloadTypes, clock_rate: u32) {
         let slots = &mut self.slots[kind.index()];
         if slots.len() <= slot {
             slots.resize_with(slot + 1, || None);
@@ -106,7 +106,7 @@ impl<W> Outputs<W> {
     /// The packet rewritten for its slot and the slot's writer, or `None` when the slot is not
     /// bound, the site not connected, or the slot waits for a keyframe (asked for again from
     /// `router` when the wait is long).
-    pub fn prepare(&mut self, p: SinkPacket, router: &Router) -> Option<(&W, crate::media::RtpPacket)> {
+    pub(crate) fn prepare(&mut self, p: SinkPacket, router: &Router) -> Option<(&W, crate::media::RtpPacket)> {
         let SinkPacket { source, kind, layer, slot, mut packet, .. } = p;
         let connected = self.connected;
         let Some(b) = self.slots[kind.index()].get_mut(slot as usize).and_then(Option::as_mut).filter(|_| connected) else {

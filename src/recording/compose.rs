@@ -17,9 +17,9 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 /// The composed picture (16:9, the pages' tile shape).
-pub const WIDTH: u32 = 1280;
-pub const HEIGHT: u32 = 720;
-pub const FPS: u32 = 25;
+pub(crate) const WIDTH: u32 = 1280;
+pub(crate) const HEIGHT: u32 = 720;
+pub(crate) const FPS: u32 = 25;
 /// The stage in the stage layout, top left; thumbnails fill the right column, then the row
 /// below the stage.
 const STAGE: Rect = Rect { x: 0, y: 0, w: 960, h: 540 };
@@ -31,35 +31,35 @@ const TILE: &str = "0x000000";
 
 /// Fonts tried for the sites' names, in order; each has the Vietnamese letters. Debian's
 /// `fonts-dejavu-core` comes with Chromium and ffmpeg's own dependencies.
-pub const FONTS: [&str; 3] = [
+pub(crate) const FONTS: [&str; 3] = [
     "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
     "/usr/share/fonts/truetype/noto/NotoSans-Regular.ttf",
     "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Rect {
-    pub x: u32,
-    pub y: u32,
-    pub w: u32,
-    pub h: u32,
+pub(crate) struct Rect {
+    pub(crate) x: u32,
+    pub(crate) y: u32,
+    pub(crate) w: u32,
+    pub(crate) h: u32,
 }
 
 /// What HQ's screen showed from `from_s` to `to_s` (seconds since the recording started).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Span {
-    pub from_s: f64,
-    pub to_s: f64,
+pub(crate) struct Span {
+    pub(crate) from_s: f64,
+    pub(crate) to_s: f64,
     /// Every tile the same size (the chair's grid layout).
-    pub grid: bool,
+    pub(crate) grid: bool,
     /// The site on the stage (stage layout): the first floor holder, else the chair.
-    pub stage: Option<String>,
+    pub(crate) stage: Option<String>,
 }
 
 /// Who held the floor and which layout was chosen over the recording, from the event log.
 /// `events` are in the order written; those before `started_ms` only set the state at the
 /// start. With no floor holder the chair is on the stage: it is who the sites were watching.
-pub fn timeline(events: &[Event], started_ms: i64, stopped_ms: i64, chair: &str, max_holders: usize) -> Vec<Span> {
+pub(crate) fn timeline(events: &[Event], started_ms: i64, stopped_ms: i64, chair: &str, max_holders: usize) -> Vec<Span> {
     let mut grid = false;
     let mut holders: Vec<String> = Vec::new();
     let mut spans: Vec<Span> = Vec::new();
@@ -104,7 +104,7 @@ pub fn timeline(events: &[Event], started_ms: i64, stopped_ms: i64, chair: &str,
 }
 
 /// Where each shown site's tile is during one span: `shown` in the order tiles are filled.
-pub fn tiles(span: &Span, shown: &[String]) -> Vec<(String, Rect)> {
+pub(crate) fn tiles(span: &Span, shown: &[String]) -> Vec<(String, Rect)> {
     match &span.stage {
         Some(stage) if !span.grid => {
             let mut out = vec![(stage.clone(), STAGE)];
@@ -137,22 +137,22 @@ pub fn tiles(span: &Span, shown: &[String]) -> Vec<(String, Rect)> {
 /// A composition ready to run: input files (in order) and the filter graph that makes
 /// `[vout]` and `[aout]`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Plan {
-    pub inputs: Vec<PathBuf>,
-    pub graph: String,
-    pub duration_s: f64,
+pub(crate) struct Plan {
+    pub(crate) inputs: Vec<PathBuf>,
+    pub(crate) graph: String,
+    pub(crate) duration_s: f64,
 }
 
 /// How the encoder is held back so a meeting running at the same time keeps its cores.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Limits {
-    pub threads: u32,
+pub(crate) struct Limits {
+    pub(crate) threads: u32,
 }
 
 /// Plans the composed file of recording `index` (its files in `dir`). `sites`: every
 /// configured site as (id, name), in config order; `spans` from [`timeline`]; `font`: a TTF
 /// with Vietnamese letters, or `None` (tiles then carry no names).
-pub fn plan(index: &Index, dir: &Path, sites: &[(String, String)], spans: &[Span], font: Option<&Path>) -> Plan {
+pub(crate) fn plan(index: &Index, dir: &Path, sites: &[(String, String)], spans: &[Span], font: Option<&Path>) -> Plan {
     let duration_s = (index.stopped_ms.unwrap_or(index.started_ms) - index.started_ms).max(0) as f64 / 1000.0;
     let recorded = |t: &TrackEntry| t.bytes > 0 || t.units > 0;
     let video: Vec<&TrackEntry> = index.tracks.iter().filter(|t| t.kind == "video" && recorded(t)).collect();
@@ -258,7 +258,7 @@ pub fn plan(index: &Index, dir: &Path, sites: &[(String, String)], spans: &[Span
 
 /// The ffmpeg arguments (after the program) that run `plan` with its graph in `graph_file`,
 /// writing MP4 (H.264 + AAC) to `out`, progress as `key=value` lines on stdout.
-pub fn args(plan: &Plan, graph_file: &Path, out: &Path, limits: Limits) -> Vec<OsString> {
+pub(crate) fn args(plan: &Plan, graph_file: &Path, out: &Path, limits: Limits) -> Vec<OsString> {
     let mut a: Vec<OsString> = ["-hide_banner", "-nostdin", "-loglevel", "error", "-y"].map(OsString::from).to_vec();
     for input in &plan.inputs {
         a.push("-i".into());
@@ -307,7 +307,7 @@ pub fn args(plan: &Plan, graph_file: &Path, out: &Path, limits: Limits) -> Vec<O
 
 /// A value for a filter graph: escaped for the filter's option parser, then for the graph's
 /// (ffmpeg-filters(1), "Notes on filtergraph escaping").
-pub fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     let mut level1 = String::with_capacity(s.len());
     for c in s.chars() {
         if matches!(c, '\\' | '\'' | ':') {
@@ -326,12 +326,12 @@ pub fn escape(s: &str) -> String {
 }
 
 /// Microseconds of output written, from one line of `-progress` (`out_time_us=…`).
-pub fn progress_us(line: &str) -> Option<u64> {
+pub(crate) fn progress_us(line: &str) -> Option<u64> {
     line.trim().strip_prefix("out_time_us=")?.parse().ok()
 }
 
 /// The first font of [`FONTS`] present on this machine.
-pub fn find_font() -> Option<PathBuf> {
+pub(crate) fn find_font() -> Option<PathBuf> {
     FONTS.iter().map(PathBuf::from).find(|p| p.is_file())
 }
 

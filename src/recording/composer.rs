@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 /// The result of a composition, kept beside the recording's files.
-pub const RESULT_FILE: &str = "composed.json";
+pub(crate) const RESULT_FILE: &str = "composed.json";
 /// Recordings waiting to be composed.
 const QUEUE: usize = 64;
 /// CPU priority of ffmpeg (`nice`): below the bridge, which forwards the live meeting.
@@ -36,13 +36,13 @@ const TIMEOUT_BASE: Duration = Duration::from_secs(300);
 const TIMEOUT_PER_SECOND: f64 = 4.0;
 
 /// The composed file of recording `id`, in its folder.
-pub fn file_name(id: &str) -> String {
+pub(crate) fn file_name(id: &str) -> String {
     format!("{id}.mp4")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum ComposeState {
+pub(crate) enum ComposeState {
     Queued,
     Running,
     Done,
@@ -51,20 +51,20 @@ pub enum ComposeState {
 
 /// Where a recording's composition stands, as the archive shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Composition {
-    pub state: ComposeState,
+pub(crate) struct Composition {
+    pub(crate) state: ComposeState,
     /// Of the meeting's time written so far (100 once done).
-    pub percent: u8,
+    pub(crate) percent: u8,
     /// The composed file's name in the recording's folder, once done.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub file: Option<String>,
+    pub(crate) file: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
     /// How long ffmpeg took (done or failed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seconds: Option<f64>,
+    pub(crate) seconds: Option<f64>,
     /// When it was queued, started or finished (Unix ms).
-    pub at_ms: i64,
+    pub(crate) at_ms: i64,
 }
 
 impl Composition {
@@ -75,23 +75,23 @@ impl Composition {
 
 /// The last composition that failed (cleared by the next one that succeeds).
 #[derive(Debug, Clone, PartialEq)]
-pub struct CompositionFailure {
-    pub recording: String,
-    pub error: String,
-    pub at_ms: i64,
+pub(crate) struct CompositionFailure {
+    pub(crate) recording: String,
+    pub(crate) error: String,
+    pub(crate) at_ms: i64,
 }
 
 /// How compositions run (from `[recording]` in the config).
 #[derive(Debug, Clone)]
-pub struct ComposerConfig {
+pub(crate) struct ComposerConfig {
     /// The ffmpeg program; `None` when composing is switched off.
-    pub ffmpeg: Option<PathBuf>,
+    pub(crate) ffmpeg: Option<PathBuf>,
     /// Encoder threads.
-    pub threads: u32,
+    pub(crate) threads: u32,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
-pub enum ComposeRefusal {
+pub(crate) enum ComposeRefusal {
     #[error("composing recordings is switched off ([recording] compose = false)")]
     Disabled,
     #[error("no such recording")]
@@ -106,7 +106,7 @@ pub enum ComposeRefusal {
 
 /// A cheap clonable handle on the composer task.
 #[derive(Clone)]
-pub struct Composer {
+pub(crate) struct Composer {
     inner: Arc<Inner>,
 }
 
@@ -121,7 +121,7 @@ struct Inner {
 
 impl Composer {
     /// Starts the composer task; it stops with `cancel` (killing a running ffmpeg).
-    pub fn spawn(root: PathBuf, config: ComposerConfig, settings: Arc<Settings>, store: Store, cancel: CancellationToken) -> Composer {
+    pub(crate) fn spawn(root: PathBuf, config: ComposerConfig, settings: Arc<Settings>, store: Store, cancel: CancellationToken) -> Composer {
         let (tx, mut rx) = mpsc::channel::<String>(QUEUE);
         let inner = Arc::new(Inner { root, enabled: config.ffmpeg.is_some(), live: Mutex::new(HashMap::new()), tx, failure: watch::channel(None).0 });
         let composer = Composer { inner };
@@ -143,7 +143,7 @@ impl Composer {
 
     /// Composes every recording that stops from now on (when the recorder has closed its
     /// files: the status leaves `recording`), until `cancel`.
-    pub fn follow(&self, mut status: watch::Receiver<RecordingStatus>, cancel: CancellationToken) {
+    pub(crate) fn follow(&self, mut status: watch::Receiver<RecordingStatus>, cancel: CancellationToken) {
         let me = self.clone();
         tokio::spawn(async move {
             let mut running: Option<String> = None;
@@ -167,7 +167,7 @@ impl Composer {
     }
 
     /// Queues recording `id` for composition (again, if it was composed before).
-    pub fn request(&self, id: &str) -> Result<(), ComposeRefusal> {
+    pub(crate) fn request(&self, id: &str) -> Result<(), ComposeRefusal> {
         if !self.inner.enabled {
             return Err(ComposeRefusal::Disabled);
         }
@@ -185,7 +185,7 @@ impl Composer {
     }
 
     /// Where recording `id`'s composition stands: queued or running, else its last result.
-    pub fn status(&self, id: &str) -> Option<Composition> {
+    pub(crate) fn status(&self, id: &str) -> Option<Composition> {
         if let Some(c) = self.inner.live.lock().expect("composer mutex poisoned").get(id) {
             return Some(c.clone());
         }
@@ -194,7 +194,7 @@ impl Composer {
     }
 
     /// The last failure, for the health monitor's alarm.
-    pub fn failures(&self) -> watch::Receiver<Option<CompositionFailure>> {
+    pub(crate) fn failures(&self) -> watch::Receiver<Option<CompositionFailure>> {
         self.inner.failure.subscribe()
     }
 

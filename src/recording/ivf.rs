@@ -10,9 +10,9 @@
 use std::io::{Seek, SeekFrom, Write};
 
 /// RTP clock of video, and the file's time base denominator.
-pub const VIDEO_CLOCK: u32 = 90_000;
+pub(crate) const VIDEO_CLOCK: u32 = 90_000;
 
-pub struct IvfWriter<W: Write + Seek> {
+pub(crate) struct IvfWriter<W: Write + Seek> {
     out: W,
     frames: u32,
     last_pts: u64,
@@ -21,12 +21,12 @@ pub struct IvfWriter<W: Write + Seek> {
 
 impl<W: Write + Seek> IvfWriter<W> {
     /// Writes the header; width and height are filled in by [`IvfWriter::finish`] once known.
-    pub fn new(out: W) -> std::io::Result<Self> {
+    pub(crate) fn new(out: W) -> std::io::Result<Self> {
         Self::with_fourcc(out, b"VP80")
     }
 
     /// As [`IvfWriter::new`] for another codec's fourcc (`H264`).
-    pub fn with_fourcc(mut out: W, fourcc: &[u8; 4]) -> std::io::Result<Self> {
+    pub(crate) fn with_fourcc(mut out: W, fourcc: &[u8; 4]) -> std::io::Result<Self> {
         let mut h = [0u8; 32];
         h[0..4].copy_from_slice(b"DKIF");
         h[4..6].copy_from_slice(&0u16.to_le_bytes()); // version
@@ -41,12 +41,12 @@ impl<W: Write + Seek> IvfWriter<W> {
     }
 
     /// Notes the picture size (from a key frame); the first one seen goes in the header.
-    pub fn set_size(&mut self, size: (u16, u16)) {
+    pub(crate) fn set_size(&mut self, size: (u16, u16)) {
         self.size.get_or_insert(size);
     }
 
     /// Appends one frame at `pts` (RTP ticks since the first frame).
-    pub fn write_frame(&mut self, frame: &[u8], pts: u64) -> std::io::Result<()> {
+    pub(crate) fn write_frame(&mut self, frame: &[u8], pts: u64) -> std::io::Result<()> {
         let mut h = [0u8; 12];
         h[0..4].copy_from_slice(&(frame.len() as u32).to_le_bytes());
         h[4..12].copy_from_slice(&pts.to_le_bytes());
@@ -57,16 +57,16 @@ impl<W: Write + Seek> IvfWriter<W> {
         Ok(())
     }
 
-    pub fn frames(&self) -> u32 {
+    pub(crate) fn frames(&self) -> u32 {
         self.frames
     }
 
-    pub fn size(&self) -> Option<(u16, u16)> {
+    pub(crate) fn size(&self) -> Option<(u16, u16)> {
         self.size
     }
 
     /// The file's length in ticks: the last frame's timestamp plus one average frame time.
-    pub fn duration(&self) -> u64 {
+    pub(crate) fn duration(&self) -> u64 {
         match self.frames {
             0 => 0,
             1 => self.last_pts,
@@ -76,7 +76,7 @@ impl<W: Write + Seek> IvfWriter<W> {
 
     /// Patches the size and length so far into the header and hands everything to the
     /// file: after a crash the file is a complete IVF file up to this point.
-    pub fn checkpoint(&mut self) -> std::io::Result<()> {
+    pub(crate) fn checkpoint(&mut self) -> std::io::Result<()> {
         let (w, h) = self.size.unwrap_or((0, 0));
         self.out.seek(SeekFrom::Start(12))?;
         self.out.write_all(&w.to_le_bytes())?;
@@ -88,7 +88,7 @@ impl<W: Write + Seek> IvfWriter<W> {
     }
 
     /// Patches the size and length into the header and flushes.
-    pub fn finish(mut self) -> std::io::Result<W> {
+    pub(crate) fn finish(mut self) -> std::io::Result<W> {
         self.checkpoint()?;
         Ok(self.out)
     }

@@ -12,11 +12,11 @@
 //! When a recording stops, [`composer`] makes one watchable file of it (the meeting as HQ saw
 //! it, planned by the pure [`compose`]) with Debian's ffmpeg; the per-site files stay.
 
-pub mod compose;
-pub mod composer;
-pub mod ivf;
-pub mod ogg;
-pub mod track;
+pub(crate) mod compose;
+pub(crate) mod composer;
+pub(crate) mod ivf;
+pub(crate) mod ogg;
+pub(crate) mod track;
 
 use crate::media::router::{Router, SinkPacket};
 use crate::media::{Codec, Kind};
@@ -35,18 +35,18 @@ use track::{Assembler, Output, StreamCounts, StreamKind};
 
 /// Packets queued between the packet path and the recorder's thread (≈ 1.5 s of a
 /// six-site meeting).
-pub const QUEUE_PACKETS: usize = 8192;
+pub(crate) const QUEUE_PACKETS: usize = 8192;
 /// A stream silent this long (muted, camera off, reconnecting) continues in a new file.
-pub const SEGMENT_GAP: Duration = Duration::from_secs(10);
+pub(crate) const SEGMENT_GAP: Duration = Duration::from_secs(10);
 /// How often free disk space is checked while recording.
 const DISK_CHECK: Duration = Duration::from_secs(2);
 /// How often every file is handed to the disk (IVF headers patched) and the index rewritten,
 /// so a crash or `kill -9` loses at most this much of the recording.
-pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+pub(crate) const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum RecState {
+pub(crate) enum RecState {
     #[default]
     Idle,
     Recording,
@@ -56,19 +56,19 @@ pub enum RecState {
 
 /// What the conference, the pages and the technicians see of the recording.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct RecordingStatus {
-    pub state: RecState,
+pub(crate) struct RecordingStatus {
+    pub(crate) state: RecState,
     /// The recording's folder name under the recordings directory.
-    pub id: Option<String>,
-    pub started_ms: Option<i64>,
+    pub(crate) id: Option<String>,
+    pub(crate) started_ms: Option<i64>,
     /// Bytes of media written so far.
-    pub bytes: u64,
-    pub files: usize,
-    pub error: Option<String>,
+    pub(crate) bytes: u64,
+    pub(crate) files: usize,
+    pub(crate) error: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
-pub enum RecordError {
+pub(crate) enum RecordError {
     #[error("a recording is already running")]
     AlreadyRecording,
     #[error("not enough free disk space for recording: {free_mb} MB free, at least {min_mb} MB needed")]
@@ -79,47 +79,47 @@ pub enum RecordError {
 
 /// One file of a recording, as listed in `index.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TrackEntry {
-    pub file: String,
-    pub site: String,
+pub(crate) struct TrackEntry {
+    pub(crate) file: String,
+    pub(crate) site: String,
     /// `audio`, `video` or `content`.
-    pub kind: String,
+    pub(crate) kind: String,
     /// `opus` or `vp8`.
-    pub codec: String,
-    pub clock_rate: u32,
+    pub(crate) codec: String,
+    pub(crate) clock_rate: u32,
     /// Wall-clock time (Unix ms) of the file's first and last packet.
-    pub start_ms: i64,
-    pub end_ms: i64,
+    pub(crate) start_ms: i64,
+    pub(crate) end_ms: i64,
     /// RTP timestamp of the first packet: the file's timestamps count from it.
-    pub first_rtp_timestamp: u32,
-    pub ssrc: u32,
-    pub packets: u64,
-    pub lost_packets: u64,
+    pub(crate) first_rtp_timestamp: u32,
+    pub(crate) ssrc: u32,
+    pub(crate) packets: u64,
+    pub(crate) lost_packets: u64,
     /// Opus packets or VP8 frames in the file.
-    pub units: u64,
-    pub frames_dropped: u64,
+    pub(crate) units: u64,
+    pub(crate) frames_dropped: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub width: Option<u16>,
+    pub(crate) width: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub height: Option<u16>,
-    pub bytes: u64,
+    pub(crate) height: Option<u16>,
+    pub(crate) bytes: u64,
 }
 
 /// `index.json` of a recording.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Index {
-    pub id: String,
-    pub title: String,
-    pub conference_id: Option<i64>,
-    pub started_ms: i64,
-    pub stopped_ms: Option<i64>,
+pub(crate) struct Index {
+    pub(crate) id: String,
+    pub(crate) title: String,
+    pub(crate) conference_id: Option<i64>,
+    pub(crate) started_ms: i64,
+    pub(crate) stopped_ms: Option<i64>,
     /// True once the recording was stopped and every file closed properly.
-    pub complete: bool,
+    pub(crate) complete: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
     /// Packets the recorder could not keep up with (the live meeting was not affected).
-    pub dropped_packets: u64,
-    pub tracks: Vec<TrackEntry>,
+    pub(crate) dropped_packets: u64,
+    pub(crate) tracks: Vec<TrackEntry>,
 }
 
 enum Control {
@@ -152,16 +152,12 @@ impl Recorder {
         Recorder { root, min_free_bytes, router, control, status }
     }
 
-    pub fn status(&self) -> watch::Receiver<RecordingStatus> {
+    pub(crate) fn status(&self) -> watch::Receiver<RecordingStatus> {
         self.status.subscribe()
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
     /// Starts recording every forwarded stream; returns the recording's id.
-    pub fn start(&self, title: &str, conference_id: Option<i64>) -> Result<String, RecordError> {
+    pub(crate) fn start(&self, title: &str, conference_id: Option<i64>) -> Result<String, RecordError> {
         if self.status.borrow().state == RecState::Recording {
             return Err(RecordError::AlreadyRecording);
         }
@@ -208,7 +204,7 @@ impl Recorder {
 
     /// Stops recording (the thread closes the files and completes the index), or
     /// acknowledges a failed recording.
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         self.router.set_recorder(None);
         self.status.send_if_modified(|s| {
             if s.state == RecState::Failed {
@@ -221,7 +217,7 @@ impl Recorder {
     }
 
     /// Stops and waits (bounded) until the files are closed: for an orderly shutdown.
-    pub fn stop_and_wait(&self, timeout: Duration) {
+    pub(crate) fn stop_and_wait(&self, timeout: Duration) {
         self.stop();
         let deadline = Instant::now() + timeout;
         while self.status.borrow().state == RecState::Recording && Instant::now() < deadline {
@@ -231,7 +227,7 @@ impl Recorder {
 }
 
 /// Free space for unprivileged writers on the file system holding `path`.
-pub fn free_bytes(path: &Path) -> std::io::Result<u64> {
+pub(crate) fn free_bytes(path: &Path) -> std::io::Result<u64> {
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
@@ -243,7 +239,7 @@ pub fn free_bytes(path: &Path) -> std::io::Result<u64> {
 }
 
 /// `YYYY-MM-DD_HH-MM-SS` in Hà Nội time (UTC+7), for folder names people can read.
-pub fn hanoi_time(ms: i64) -> String {
+pub(crate) fn hanoi_time(ms: i64) -> String {
     let secs = ms.div_euclid(1000) + 7 * 3600;
     let (days, s) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
@@ -269,7 +265,7 @@ fn write_index(dir: &Path, index: &Index) -> std::io::Result<()> {
 /// or power cut left open (never stopped): stopped at its last written media, marked as
 /// interrupted, byte counts taken from the files (which hold everything up to the last
 /// checkpoint, [`CHECKPOINT_EVERY`]). Returns how many were closed.
-pub fn close_interrupted(root: &Path, before_ms: i64) -> usize {
+pub(crate) fn close_interrupted(root: &Path, before_ms: i64) -> usize {
     let mut closed = 0;
     for mut index in list(root).into_iter().filter(|i| i.stopped_ms.is_none() && i.started_ms < before_ms) {
         let dir = root.join(&index.id);
@@ -290,7 +286,7 @@ pub fn close_interrupted(root: &Path, before_ms: i64) -> usize {
 }
 
 /// Every recording under `root`, newest first (folders without a readable index skipped).
-pub fn list(root: &Path) -> Vec<Index> {
+pub(crate) fn list(root: &Path) -> Vec<Index> {
     let Ok(entries) = std::fs::read_dir(root) else { return Vec::new() };
     let mut list: Vec<Index> = entries
         .filter_map(Result::ok)

@@ -8,9 +8,9 @@
 use std::io::Write;
 
 /// The Opus RTP clock and the granule rate of Ogg Opus.
-pub const OPUS_CLOCK: u32 = 48_000;
+pub(crate) const OPUS_CLOCK: u32 = 48_000;
 
-pub struct OggOpusWriter<W: Write> {
+pub(crate) struct OggOpusWriter<W: Write> {
     out: W,
     serial: u32,
     page: u32,
@@ -21,7 +21,7 @@ pub struct OggOpusWriter<W: Write> {
 
 impl<W: Write> OggOpusWriter<W> {
     /// Writes the identification and comment headers.
-    pub fn new(out: W, serial: u32, channels: u8) -> std::io::Result<Self> {
+    pub(crate) fn new(out: W, serial: u32, channels: u8) -> std::io::Result<Self> {
         let mut w = OggOpusWriter { out, serial, page: 0, held: None, packets: 0 };
         let mut head = Vec::with_capacity(19);
         head.extend_from_slice(b"OpusHead");
@@ -43,7 +43,7 @@ impl<W: Write> OggOpusWriter<W> {
     }
 
     /// Appends one Opus packet that starts `start` samples (48 kHz) after the file's start.
-    pub fn write_packet(&mut self, packet: &[u8], start: u64) -> std::io::Result<()> {
+    pub(crate) fn write_packet(&mut self, packet: &[u8], start: u64) -> std::io::Result<()> {
         let end = start + packet_samples(packet) as u64;
         if let Some((payload, granule)) = self.held.take() {
             self.write_page(&payload, granule, 0)?;
@@ -55,16 +55,12 @@ impl<W: Write> OggOpusWriter<W> {
 
     /// Hands everything written so far to the file (the held packet stays held): after a
     /// crash the file ends at the last page written.
-    pub fn flush(&mut self) -> std::io::Result<()> {
+    pub(crate) fn flush(&mut self) -> std::io::Result<()> {
         self.out.flush()
     }
 
-    pub fn packets(&self) -> u64 {
-        self.packets
-    }
-
     /// Writes the held packet with the end-of-stream flag and flushes.
-    pub fn finish(mut self) -> std::io::Result<W> {
+    pub(crate) fn finish(mut self) -> std::io::Result<W> {
         match self.held.take() {
             Some((payload, granule)) => self.write_page(&payload, granule, 0x04)?,
             None => self.write_page(&[], 0, 0x04)?,
@@ -97,7 +93,7 @@ impl<W: Write> OggOpusWriter<W> {
 
 /// Samples (48 kHz) in one Opus packet, from its TOC byte (RFC 6716 §3.1); 960 (20 ms) when
 /// the packet is too short to tell.
-pub fn packet_samples(packet: &[u8]) -> u32 {
+pub(crate) fn packet_samples(packet: &[u8]) -> u32 {
     let Some(&toc) = packet.first() else { return 960 };
     let config = toc >> 3;
     // Frame duration in units of 1/400 s (2.5 ms = 120 samples).

@@ -14,15 +14,15 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 /// Packets held waiting for a missing one before it is given up.
-pub const MAX_HELD: usize = 64;
+pub(crate) const MAX_HELD: usize = 64;
 /// How long a missing packet is waited for.
-pub const MAX_WAIT: Duration = Duration::from_millis(300);
+pub(crate) const MAX_WAIT: Duration = Duration::from_millis(300);
 /// How often a keyframe is asked for again while none arrives.
-pub const KEYFRAME_RETRY: Duration = Duration::from_millis(400);
+pub(crate) const KEYFRAME_RETRY: Duration = Duration::from_millis(400);
 
 /// What a stream produces for its file.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Output {
+pub(crate) enum Output {
     /// One Opus packet starting `pts` clock ticks after the stream's first packet.
     Audio { payload: Bytes, pts: u64 },
     /// One complete video frame (VP8, or an H.264 access unit in Annex B form).
@@ -32,7 +32,7 @@ pub enum Output {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StreamKind {
+pub(crate) enum StreamKind {
     Opus,
     Vp8,
     H264,
@@ -40,11 +40,11 @@ pub enum StreamKind {
 
 /// Counters of one stream, for the recording's index.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct StreamCounts {
-    pub packets: u64,
+pub(crate) struct StreamCounts {
+    pub(crate) packets: u64,
     /// Given up waiting for (after [`MAX_WAIT`]) or arrived too late.
-    pub lost: u64,
-    pub frames_dropped: u64,
+    pub(crate) lost: u64,
+    pub(crate) frames_dropped: u64,
 }
 
 struct Frame {
@@ -54,7 +54,7 @@ struct Frame {
     broken: bool,
 }
 
-pub struct Assembler {
+pub(crate) struct Assembler {
     kind: StreamKind,
     /// Held packets by extended sequence number, with their arrival time.
     held: BTreeMap<u64, (RtpPacket, Instant)>,
@@ -74,7 +74,7 @@ pub struct Assembler {
 }
 
 impl Assembler {
-    pub fn new(kind: StreamKind) -> Self {
+    pub(crate) fn new(kind: StreamKind) -> Self {
         Assembler {
             kind,
             held: BTreeMap::new(),
@@ -89,12 +89,12 @@ impl Assembler {
         }
     }
 
-    pub fn counts(&self) -> StreamCounts {
+    pub(crate) fn counts(&self) -> StreamCounts {
         self.counts
     }
 
     /// Takes one packet; what became ready is appended to `out`.
-    pub fn push(&mut self, packet: RtpPacket, now: Instant, out: &mut Vec<Output>) {
+    pub(crate) fn push(&mut self, packet: RtpPacket, now: Instant, out: &mut Vec<Output>) {
         self.counts.packets += 1;
         let seq = packet.header.sequence_number;
         let ext = match self.next {
@@ -117,12 +117,12 @@ impl Assembler {
     }
 
     /// Gives up on gaps that have been waited for long enough; call a few times a second.
-    pub fn flush(&mut self, now: Instant, out: &mut Vec<Output>) {
+    pub(crate) fn flush(&mut self, now: Instant, out: &mut Vec<Output>) {
         self.release(now, out);
     }
 
     /// Releases everything held (the stream ends) and the frame in progress, if complete.
-    pub fn finish(&mut self, now: Instant, out: &mut Vec<Output>) {
+    pub(crate) fn finish(&mut self, now: Instant, out: &mut Vec<Output>) {
         while let Some((ext, (p, _))) = self.held.pop_first() {
             self.skip_to(ext);
             self.take(p, now, out);

@@ -5,115 +5,115 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Minutes {
-    pub conference: ConferenceRecord,
+pub(crate) struct Minutes {
+    pub(crate) conference: ConferenceRecord,
     /// The chair's site id (who started the conference).
-    pub chair: Option<String>,
-    pub programme: Vec<ItemRecord>,
+    pub(crate) chair: Option<String>,
+    pub(crate) programme: Vec<ItemRecord>,
     /// Planned items never started, in programme order.
-    pub not_reached: Vec<PlannedItem>,
-    pub speakers: Vec<SpeechRecord>,
-    pub requests: Vec<RequestRecord>,
-    pub attendance: Vec<SiteAttendance>,
+    pub(crate) not_reached: Vec<PlannedItem>,
+    pub(crate) speakers: Vec<SpeechRecord>,
+    pub(crate) requests: Vec<RequestRecord>,
+    pub(crate) attendance: Vec<SiteAttendance>,
     /// Every alarm raised during the conference (the technical appendix).
-    pub incidents: Vec<Incident>,
+    pub(crate) incidents: Vec<Incident>,
     /// The incidents that mattered, merged (see [`notable`]).
-    pub notable_incidents: Vec<Incident>,
-    pub recordings: Vec<RecordingRecord>,
-    pub votes: Vec<VoteRecord>,
+    pub(crate) notable_incidents: Vec<Incident>,
+    pub(crate) recordings: Vec<RecordingRecord>,
+    pub(crate) votes: Vec<VoteRecord>,
 }
 
 /// A vote and its result, as closed by the chair (or still open when the minutes were made).
 #[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct VoteRecord {
-    pub question: String,
-    pub options: Vec<String>,
-    pub opened_ms: i64,
-    pub closed_ms: Option<i64>,
+pub(crate) struct VoteRecord {
+    pub(crate) question: String,
+    pub(crate) options: Vec<String>,
+    pub(crate) opened_ms: i64,
+    pub(crate) closed_ms: Option<i64>,
     /// Per site id that entered counts: its counts, one per option.
-    pub tallies: Vec<(String, Vec<u64>)>,
-    pub totals: Vec<u64>,
+    pub(crate) tallies: Vec<(String, Vec<u64>)>,
+    pub(crate) totals: Vec<u64>,
 }
 
 /// A recording made during the conference (its files are listed in its `index.json`).
 #[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct RecordingRecord {
-    pub id: String,
-    pub started_ms: i64,
-    pub stopped_ms: Option<i64>,
+pub(crate) struct RecordingRecord {
+    pub(crate) id: String,
+    pub(crate) started_ms: i64,
+    pub(crate) stopped_ms: Option<i64>,
     /// Why it stopped early, if it failed.
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
 }
 
 /// An item of the planned programme (the last one the chair set).
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
-pub struct PlannedItem {
-    pub title: String,
+pub(crate) struct PlannedItem {
+    pub(crate) title: String,
     /// `report`, `speech` or `directive`.
-    pub kind: String,
+    pub(crate) kind: String,
     #[serde(default)]
-    pub site: Option<String>,
-    pub planned_minutes: u32,
+    pub(crate) site: Option<String>,
+    pub(crate) planned_minutes: u32,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct ItemRecord {
-    pub index: usize,
-    pub title: String,
+pub(crate) struct ItemRecord {
+    pub(crate) index: usize,
+    pub(crate) title: String,
     /// `report`, `speech` or `directive`, when the event log says.
-    pub kind: Option<String>,
-    pub planned_minutes: u32,
-    pub started_ms: i64,
-    pub ended_ms: Option<i64>,
-    pub actual_seconds: f64,
+    pub(crate) kind: Option<String>,
+    pub(crate) planned_minutes: u32,
+    pub(crate) started_ms: i64,
+    pub(crate) ended_ms: Option<i64>,
+    pub(crate) actual_seconds: f64,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct SpeechRecord {
-    pub site: String,
+pub(crate) struct SpeechRecord {
+    pub(crate) site: String,
     /// The floor request; 0 for the chair speaking in a report or directive item.
-    pub request: u64,
+    pub(crate) request: u64,
     /// The programme item's title, for the chair's report or directive.
-    pub item: Option<String>,
-    pub started_ms: i64,
-    pub ended_ms: Option<i64>,
-    pub seconds: f64,
+    pub(crate) item: Option<String>,
+    pub(crate) started_ms: i64,
+    pub(crate) ended_ms: Option<i64>,
+    pub(crate) seconds: f64,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct RequestRecord {
-    pub request: u64,
-    pub site: String,
-    pub at_ms: i64,
-    pub topic: Option<String>,
+pub(crate) struct RequestRecord {
+    pub(crate) request: u64,
+    pub(crate) site: String,
+    pub(crate) at_ms: i64,
+    pub(crate) topic: Option<String>,
     /// `pending`, `granted`, `denied`, `cancelled`.
-    pub outcome: String,
+    pub(crate) outcome: String,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct SiteAttendance {
-    pub site: String,
-    pub name: String,
-    pub first_join_ms: Option<i64>,
-    pub last_leave_ms: Option<i64>,
-    pub present_seconds: f64,
-    pub reconnects: u32,
-    pub attendees: String,
-    pub headcount: Option<i64>,
+pub(crate) struct SiteAttendance {
+    pub(crate) site: String,
+    pub(crate) name: String,
+    pub(crate) first_join_ms: Option<i64>,
+    pub(crate) last_leave_ms: Option<i64>,
+    pub(crate) present_seconds: f64,
+    pub(crate) reconnects: u32,
+    pub(crate) attendees: String,
+    pub(crate) headcount: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Incident {
-    pub site: String,
-    pub alarm: String,
-    pub raised_ms: i64,
-    pub cleared_ms: Option<i64>,
-    pub detail: String,
+pub(crate) struct Incident {
+    pub(crate) site: String,
+    pub(crate) alarm: String,
+    pub(crate) raised_ms: i64,
+    pub(crate) cleared_ms: Option<i64>,
+    pub(crate) detail: String,
 }
 
 /// Builds the minutes. `sites` are (id, name) in config order; `now_ms` closes intervals
 /// still open (a running conference).
-pub fn build(conference: ConferenceRecord, events: &[Event], attendance: &[AttendanceEntry], sites: &[(String, String)], now_ms: i64) -> Minutes {
+pub(crate) fn build(conference: ConferenceRecord, events: &[Event], attendance: &[AttendanceEntry], sites: &[(String, String)], now_ms: i64) -> Minutes {
     let end = conference.ended_ms.unwrap_or(now_ms);
     let secs = |a: i64, b: Option<i64>| (b.unwrap_or(end) - a).max(0) as f64 / 1000.0;
     let mut programme: Vec<ItemRecord> = Vec::new();
@@ -339,7 +339,7 @@ pub fn build(conference: ConferenceRecord, events: &[Event], attendance: &[Atten
 pub const BRIEF_MS: i64 = 10_000;
 /// The same alarm of the same site raised again within this long of clearing continues the
 /// same incident.
-pub const MERGE_GAP_MS: i64 = 60_000;
+pub(crate) const MERGE_GAP_MS: i64 = 60_000;
 /// The alarm of a site whose connection is lost.
 const SITE_DROPPED: &str = "site_dropped";
 
@@ -347,7 +347,7 @@ const SITE_DROPPED: &str = "site_dropped";
 /// minute, and brief ones (cleared within 10 s, merged) left out; the bridge's own and
 /// uncleared ones always kept. What a site's alarms say while it is disconnected (silent,
 /// no picture) is the lost connection's doing, filed as that one incident.
-pub fn notable(incidents: &[Incident]) -> Vec<Incident> {
+pub(crate) fn notable(incidents: &[Incident]) -> Vec<Incident> {
     let dropped: Vec<&Incident> = incidents.iter().filter(|i| i.alarm == SITE_DROPPED).collect();
     let while_dropped = |i: &Incident| {
         i.alarm != SITE_DROPPED && dropped.iter().any(|d| d.site == i.site && i.raised_ms >= d.raised_ms && d.cleared_ms.is_none_or(|c| i.raised_ms <= c))

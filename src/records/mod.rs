@@ -6,4 +6,4 @@
 //! result into CSV or a printable Vietnamese HTML page.
 
 pub mod minutes;
-pub mod render;
+pub(crate) mod render;

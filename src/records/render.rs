@@ -30,7 +30,7 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-pub fn csv(m: &Minutes) -> String {
+pub(crate) fn csv(m: &Minutes) -> String {
     let mut out = String::from("section,site,item,start,end,seconds,detail\n");
     let mut row = |cols: [&str; 7]| {
         let _ = writeln!(out, "{}", cols.iter().map(|c| csv_field(c)).collect::<Vec<_>>().join(","));
@@ -103,7 +103,7 @@ th{background:#eee}h1{font-size:1.35rem;text-align:center;margin:.2rem 0}h2{font
 .sign p{margin:.2rem}.sign .space{height:5rem}.appendix{font-size:.85rem;break-before:page}\
 @page{size:A4;margin:18mm 15mm 18mm 20mm}@media print{body{margin:0;max-width:none}th{background:#ddd!important;-webkit-print-color-adjust:exact;print-color-adjust:exact}tr{break-inside:avoid}h2{break-after:avoid}}";
 
-pub fn html(m: &Minutes, site_name: impl Fn(&str) -> String) -> String {
+pub(crate) fn html(m: &Minutes, site_name: impl Fn(&str) -> String) -> String {
     let c = &m.conference;
     let chair = m.chair.as_deref().map(&site_name).unwrap_or_default();
     let mut h = String::new();

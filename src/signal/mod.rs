@@ -5,4 +5,4 @@
 
 pub mod outbox;
 pub mod protocol;
-pub mod session;
+pub(crate) mod session;

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, Notify};
 
 /// Ordinary messages queued per page.
-pub const DEPTH: usize = 64;
+pub(crate) const DEPTH: usize = 64;
 
 #[derive(Default)]
 struct Latest {
@@ -36,7 +36,7 @@ pub struct Outbox {
 
 /// Why an ordinary message was not queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NotQueued {
+pub(crate) enum NotQueued {
     /// The page is behind: this message is lost (the next `state` still arrives).
     Full,
     /// The session has ended.
@@ -52,7 +52,7 @@ impl Outbox {
     }
 
     /// Queues an ordinary message.
-    pub fn send(&self, msg: impl Into<Outgoing>) -> Result<(), NotQueued> {
+    pub(crate) fn send(&self, msg: impl Into<Outgoing>) -> Result<(), NotQueued> {
         self.queue.try_send(msg.into()).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => NotQueued::Full,
             mpsc::error::TrySendError::Closed(_) => NotQueued::Closed,
@@ -60,29 +60,30 @@ impl Outbox {
     }
 
     /// The whole conference state, replacing one not yet sent.
-    pub fn set_state(&self, msg: Outgoing) {
+    pub(crate) fn set_state(&self, msg: Outgoing) {
         self.latest(|l| l.state = Some(msg));
     }
 
     /// Which site each output slot carries, replacing a view not yet sent.
-    pub fn set_view(&self, msg: impl Into<Outgoing>) {
+    pub(crate) fn set_view(&self, msg: impl Into<Outgoing>) {
         let msg = msg.into();
         self.latest(|l| l.view = Some(msg));
     }
 
     /// The speaking levels, replacing ones not yet sent.
-    pub fn set_speaking(&self, msg: Outgoing) {
+    pub(crate) fn set_speaking(&self, msg: Outgoing) {
         self.latest(|l| l.speaking = Some(msg));
     }
 
     /// Ends the session with `msg` (`replaced`, `revoked`, `dropped`): delivered first, whatever
     /// the queue holds.
-    pub fn close_with(&self, msg: ServerMessage) {
+    pub(crate) fn close_with(&self, msg: ServerMessage) {
         self.latest(|l| l.close = Some(msg));
     }
 
+    #[cfg(test)]
     /// The session has ended (its socket is gone).
-    pub fn is_closed(&self) -> bool {
+    pub(crate) fn is_closed(&self) -> bool {
         self.queue.is_closed()
     }
 
@@ -118,7 +119,7 @@ impl Inbox {
     /// The next thing to deliver: a closing message first, then queued messages in order, then
     /// the newest state, view and speaking levels. `None` once the conference has dropped
     /// every sender and nothing is left.
-    pub async fn recv(&mut self) -> Option<Delivery> {
+    pub(crate) async fn recv(&mut self) -> Option<Delivery> {
         loop {
             match self.next() {
                 Ready::Some(d) => return Some(d),

@@ -11,7 +11,7 @@ use std::sync::Arc;
 pub use crate::domain::{AgendaKind, Layout, SiteRole};
 
 /// Largest client message accepted, in bytes; larger ones get `too_large` and are discarded.
-pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
 /// Messages a client sends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -133,26 +133,26 @@ pub enum ClientMessage {
 pub struct ClientReport {
     /// Round-trip time of the selected ICE candidate pair, ms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rtt_ms: Option<f64>,
+    pub(crate) rtt_ms: Option<f64>,
     /// How the page is connected: `host`, `srflx`, `prflx` or `relay` (its local candidate).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub candidate: Option<String>,
+    pub(crate) candidate: Option<String>,
     /// Per sending site id: what arrives from it.
     #[serde(default)]
-    pub received: std::collections::BTreeMap<String, ReceivedReport>,
+    pub(crate) received: std::collections::BTreeMap<String, ReceivedReport>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ReceivedReport {
+pub(crate) struct ReceivedReport {
     #[serde(default)]
-    pub audio_pps: f64,
+    pub(crate) audio_pps: f64,
     #[serde(default)]
-    pub video_fps: f64,
+    pub(crate) video_fps: f64,
     #[serde(default)]
-    pub loss_percent: f64,
+    pub(crate) loss_percent: f64,
     #[serde(default)]
-    pub jitter_ms: f64,
+    pub(crate) jitter_ms: f64,
 }
 
 impl ClientMessage {
@@ -196,7 +196,7 @@ impl ClientMessage {
     ];
 
     /// The `type` tag, for error replies and logs.
-    pub fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             ClientMessage::Join { .. } => "join",
             ClientMessage::Offer { .. } => "offer",
@@ -255,13 +255,13 @@ pub struct AgendaItemSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct IceCandidate {
-    pub candidate: String,
+    pub(crate) candidate: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sdp_mid: Option<String>,
+    pub(crate) sdp_mid: Option<String>,
     #[serde(default, rename = "sdpMLineIndex", skip_serializing_if = "Option::is_none")]
-    pub sdp_m_line_index: Option<u16>,
+    pub(crate) sdp_m_line_index: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub username_fragment: Option<String>,
+    pub(crate) username_fragment: Option<String>,
 }
 
 /// Messages the server sends.
@@ -380,119 +380,119 @@ pub enum ServerMessage {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SiteInfo {
-    pub id: String,
-    pub name: String,
-    pub role: SiteRole,
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) role: SiteRole,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConferenceInfo {
-    pub title: String,
+    pub(crate) title: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IceServer {
-    pub urls: Vec<String>,
+    pub(crate) urls: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub username: Option<String>,
+    pub(crate) username: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub credential: Option<String>,
+    pub(crate) credential: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SitePresence {
     pub id: String,
-    pub name: String,
+    pub(crate) name: String,
     pub role: SiteRole,
     pub present: bool,
     /// Unix milliseconds of the current join (present) or last leave (absent); absent if never.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub since_ms: Option<i64>,
+    pub(crate) since_ms: Option<i64>,
     /// The site muted its own microphone / camera.
     #[serde(default)]
-    pub audio_muted: bool,
+    pub(crate) audio_muted: bool,
     #[serde(default)]
-    pub video_muted: bool,
+    pub(crate) video_muted: bool,
     /// The chair muted this site; it cannot unmute itself.
     #[serde(default)]
-    pub hard_muted: bool,
+    pub(crate) hard_muted: bool,
     /// The site lost its connection and its seat is held for it (it is reconnecting).
     #[serde(default)]
-    pub reconnecting: bool,
+    pub(crate) reconnecting: bool,
     /// While reconnecting: until when (Unix ms) its seat, floor and queue place are held.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub held_until_ms: Option<i64>,
+    pub(crate) held_until_ms: Option<i64>,
     /// The conference is locked and this site, which is not admitted, asked to join: the
     /// chair may let it in (`admit`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub waiting: bool,
+    pub(crate) waiting: bool,
     /// The site asked the technicians for help and no technician has marked it handled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub help: Option<HelpView>,
+    pub(crate) help: Option<HelpView>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HelpView {
-    pub since_ms: i64,
-    pub text: String,
+pub(crate) struct HelpView {
+    pub(crate) since_ms: i64,
+    pub(crate) text: String,
 }
 
 /// A vote as every page shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VoteView {
-    pub id: u64,
-    pub question: String,
-    pub options: Vec<String>,
-    pub open: bool,
-    pub opened_ms: i64,
+    pub(crate) id: u64,
+    pub(crate) question: String,
+    pub(crate) options: Vec<String>,
+    pub(crate) open: bool,
+    pub(crate) opened_ms: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub closed_ms: Option<i64>,
+    pub(crate) closed_ms: Option<i64>,
     /// The sites that entered counts, in the configured order.
-    pub tallies: Vec<TallyView>,
+    pub(crate) tallies: Vec<TallyView>,
     /// Per option, every site's counts added up.
-    pub totals: Vec<u64>,
+    pub(crate) totals: Vec<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TallyView {
-    pub site: String,
-    pub counts: Vec<u32>,
+pub(crate) struct TallyView {
+    pub(crate) site: String,
+    pub(crate) counts: Vec<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NoticeView {
-    pub id: u64,
-    pub from: crate::conference::notice::Sender,
+    pub(crate) id: u64,
+    pub(crate) from: crate::conference::notice::Sender,
     /// The site it is for; absent: every site.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub to: Option<String>,
-    pub text: String,
-    pub sent_ms: i64,
+    pub(crate) to: Option<String>,
+    pub(crate) text: String,
+    pub(crate) sent_ms: i64,
     /// Sites that acknowledged it.
-    pub acked: Vec<String>,
+    pub(crate) acked: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MeetingView {
-    pub id: i64,
-    pub started_ms: i64,
+    pub(crate) id: i64,
+    pub(crate) started_ms: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordingView {
     /// `recording` or `failed`.
-    pub state: String,
-    pub started_ms: i64,
+    pub(crate) state: String,
+    pub(crate) started_ms: i64,
     /// Why the recording stopped, when it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
 }
 
 /// A site's recent loudness, 0.0 (silent) to 1.0.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SiteLevel {
-    pub site: String,
-    pub level: f32,
+    pub(crate) site: String,
+    pub(crate) level: f32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -504,35 +504,35 @@ pub struct FloorView {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FloorHolderView {
     pub site: String,
-    pub request: u64,
-    pub since_ms: i64,
+    pub(crate) request: u64,
+    pub(crate) since_ms: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueueEntryView {
     pub position: usize,
-    pub request: u64,
+    pub(crate) request: u64,
     pub site: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub topic: Option<String>,
-    pub since_ms: i64,
+    pub(crate) topic: Option<String>,
+    pub(crate) since_ms: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct AgendaView {
-    pub items: Vec<AgendaItemSpec>,
+    pub(crate) items: Vec<AgendaItemSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub current: Option<CurrentItemView>,
+    pub(crate) current: Option<CurrentItemView>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CurrentItemView {
-    pub index: usize,
-    pub started_ms: i64,
-    pub planned_ms: i64,
+pub(crate) struct CurrentItemView {
+    pub(crate) index: usize,
+    pub(crate) started_ms: i64,
+    pub(crate) planned_ms: i64,
     /// A speech whose site is not connected: nobody holds the floor for it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub speaker_absent: bool,
+    pub(crate) speaker_absent: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -746,7 +746,7 @@ pub enum Outgoing {
 
 impl Outgoing {
     /// `msg` as JSON text, to hand to many outboxes.
-    pub fn shared(msg: &ServerMessage) -> Outgoing {
+    pub(crate) fn shared(msg: &ServerMessage) -> Outgoing {
         match serde_json::to_string(msg) {
             Ok(text) => Outgoing::Text(text.into()),
             // Serialising our own types does not fail; if it ever did, each page tries.
@@ -762,7 +762,7 @@ impl From<ServerMessage> for Outgoing {
 }
 
 impl ServerMessage {
-    pub fn error(code: ErrorCode, message: impl Into<String>, request: Option<&str>) -> Self {
+    pub(crate) fn error(code: ErrorCode, message: impl Into<String>, request: Option<&str>) -> Self {
         ServerMessage::Error { code, message: message.into(), request: request.map(str::to_string) }
     }
 }
@@ -771,7 +771,7 @@ impl ServerMessage {
 /// characters escaped (a newline in a field cannot forge a log line), and any run of 20 or
 /// more key-like characters (letters, digits, `-`, `_`) replaced by `…`, so a key or token
 /// sent in the wrong field never reaches the log.
-pub fn for_log(text: &str) -> String {
+pub(crate) fn for_log(text: &str) -> String {
     let mut out = String::new();
     let mut run = String::new();
     let flush = |run: &mut String, out: &mut String| {
@@ -803,9 +803,9 @@ pub fn for_log(text: &str) -> String {
 /// A refused client message: the code and what to tell the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
-    pub code: ErrorCode,
+    pub(crate) code: ErrorCode,
     pub message: String,
-    pub request: Option<String>,
+    pub(crate) request: Option<String>,
 }
 
 impl From<Refusal> for ServerMessage {

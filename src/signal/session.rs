@@ -21,13 +21,13 @@ use uuid::Uuid;
 
 /// A socket silent for this long is taken as dead (clients `ping` every 15 s), so a site
 /// whose network vanished does not hold its seat until TCP gives up minutes later.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(45);
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(45);
 
 /// A socket must have joined this long after it opened, or it is closed. Pages send `join`
 /// as soon as the socket opens (they hold the ticket already), so this only ends sockets
 /// that never will: without it a stranger's socket kept alive by pings, which count as
 /// hearing from it, would hold one of its address's sockets for ever.
-pub const JOIN_TIMEOUT: Duration = Duration::from_secs(20);
+pub(crate) const JOIN_TIMEOUT: Duration = Duration::from_secs(20);
 
 struct Joined {
     site: usize,
@@ -41,7 +41,7 @@ enum Flow {
 }
 
 /// Serves one socket from `ip` (already counted against the per-address limit; released here).
-pub async fn run(socket: WebSocket, bridge: Arc<Bridge>, ip: IpAddr) {
+pub(crate) async fn run(socket: WebSocket, bridge: Arc<Bridge>, ip: IpAddr) {
     let session = Uuid::new_v4();
     let span = tracing::info_span!("session", %session, %ip);
     let rate = MessageRate::new(&bridge.settings.limits, crate::store::now_ms());

@@ -10,7 +10,7 @@ use std::fmt;
 /// What stops the store from writing, in terms a technician acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Problem {
+pub(crate) enum Problem {
     DiskFull,
     ReadOnly,
     Other,
@@ -18,20 +18,20 @@ pub enum Problem {
 
 /// The last failed write: where, what kind of problem, and the error as reported.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct WriteFault {
-    pub path: String,
-    pub problem: Problem,
-    pub error: String,
+pub(crate) struct WriteFault {
+    pub(crate) path: String,
+    pub(crate) problem: Problem,
+    pub(crate) error: String,
 }
 
 impl WriteFault {
-    pub fn of(path: &str, e: &StoreError) -> WriteFault {
+    pub(crate) fn of(path: &str, e: &StoreError) -> WriteFault {
         WriteFault { path: path.to_string(), problem: problem_of(e), error: e.to_string() }
     }
 
     /// A fault of the storage itself (disk, folder, file), or `None` for an error of what
     /// was written (a constraint, a bug): that says nothing about whether the disk works.
-    pub fn of_storage(path: &str, e: &StoreError) -> Option<WriteFault> {
+    pub(crate) fn of_storage(path: &str, e: &StoreError) -> Option<WriteFault> {
         use rusqlite::ErrorCode;
         let storage = match e {
             StoreError::Sql(rusqlite::Error::SqliteFailure(f, _)) => matches!(
@@ -51,7 +51,7 @@ impl WriteFault {
     }
 
     /// The problem in words, without the path.
-    pub fn problem_text(&self) -> String {
+    pub(crate) fn problem_text(&self) -> String {
         match self.problem {
             Problem::DiskFull => "the disk is full".into(),
             Problem::ReadOnly => "the data folder is read-only".into(),
@@ -80,7 +80,7 @@ fn problem_of(e: &StoreError) -> Problem {
 }
 
 /// ENOSPC / EDQUOT and EROFS / EACCES as a [`Problem`].
-pub fn io_problem(e: &std::io::Error) -> Problem {
+pub(crate) fn io_problem(e: &std::io::Error) -> Problem {
     match e.raw_os_error() {
         Some(libc::ENOSPC) | Some(libc::EDQUOT) => Problem::DiskFull,
         Some(libc::EROFS) | Some(libc::EACCES) | Some(libc::EPERM) => Problem::ReadOnly,

@@ -15,11 +15,11 @@ use tracing::warn;
 
 /// Entries waiting to be written; beyond this (the disk stalled for long) new ones are
 /// dropped and counted rather than blocking anyone.
-pub const QUEUE: usize = 8192;
+pub(crate) const QUEUE: usize = 8192;
 
 /// Which conference an entry belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Belongs {
+pub(crate) enum Belongs {
     /// As stamped by the conference actor: this one, or none.
     To(Option<i64>),
     /// The one running when the entry is written.
@@ -28,18 +28,18 @@ pub enum Belongs {
 
 /// One event to record.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Entry {
-    pub at_ms: i64,
-    pub site_id: Option<String>,
-    pub kind: String,
-    pub detail: String,
-    pub params: Option<String>,
-    pub conference: Belongs,
+pub(crate) struct Entry {
+    pub(crate) at_ms: i64,
+    pub(crate) site_id: Option<String>,
+    pub(crate) kind: String,
+    pub(crate) detail: String,
+    pub(crate) params: Option<String>,
+    pub(crate) conference: Belongs,
 }
 
 impl Entry {
     /// An event happening now, belonging to the conference running when it is written.
-    pub fn now(site_id: Option<&str>, kind: &str, detail: &str) -> Entry {
+    pub(crate) fn now(site_id: Option<&str>, kind: &str, detail: &str) -> Entry {
         Entry {
             at_ms: now_ms(),
             site_id: site_id.map(str::to_owned),
@@ -50,12 +50,12 @@ impl Entry {
         }
     }
 
-    pub fn with_params(mut self, params: Option<String>) -> Entry {
+    pub(crate) fn with_params(mut self, params: Option<String>) -> Entry {
         self.params = params;
         self
     }
 
-    pub fn of_conference(mut self, conference: Option<i64>) -> Entry {
+    pub(crate) fn of_conference(mut self, conference: Option<i64>) -> Entry {
         self.conference = Belongs::To(conference);
         self
     }
@@ -69,7 +69,7 @@ enum Message {
 
 /// The writer's handle; cheap to clone.
 #[derive(Clone)]
-pub struct Journal {
+pub(crate) struct Journal {
     tx: SyncSender<Message>,
     dropped: Arc<AtomicU64>,
 }
@@ -77,7 +77,7 @@ pub struct Journal {
 impl Journal {
     /// Starts the writer thread; `write` stores one batch in order. The thread ends when the
     /// last handle is dropped.
-    pub fn spawn(write: impl Fn(&[Entry]) -> Result<(), String> + Send + 'static) -> Journal {
+    pub(crate) fn spawn(write: impl Fn(&[Entry]) -> Result<(), String> + Send + 'static) -> Journal {
         let (tx, rx) = sync_channel(QUEUE);
         let dropped = Arc::new(AtomicU64::new(0));
         let spawned = std::thread::Builder::new().name("diemcau-journal".into()).spawn(move || write_loop(&write, &rx));
@@ -88,7 +88,7 @@ impl Journal {
     }
 
     /// Hands an entry to the writer; never blocks.
-    pub fn record(&self, entry: Entry) {
+    pub(crate) fn record(&self, entry: Entry) {
         match self.tx.try_send(Message::Entry(entry)) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
@@ -102,17 +102,12 @@ impl Journal {
 
     /// Waits (at most `timeout`) until everything recorded so far is written: before the
     /// process exits, and in tests.
-    pub fn flush(&self, timeout: Duration) -> bool {
+    pub(crate) fn flush(&self, timeout: Duration) -> bool {
         let (done, wait) = sync_channel(1);
         if self.tx.send(Message::Flush(done)).is_err() {
             return false;
         }
         wait.recv_timeout(timeout).is_ok()
-    }
-
-    /// Entries dropped because the writer was behind.
-    pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
     }
 }
 

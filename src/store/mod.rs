@@ -5,10 +5,10 @@
 //! media path never touches the store. Events are recorded without blocking: one writer thread
 //! ([`journal`]) writes them in the order they happened.
 
-pub mod fault;
-pub mod journal;
+pub(crate) mod fault;
+pub(crate) mod journal;
 
-pub use fault::WriteFault;
+pub(crate) use fault::WriteFault;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -86,38 +86,38 @@ const MIGRATIONS: &[&str] = &[
 
 /// A person who logs in, as stored (the password only as its hash).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UserRecord {
-    pub name: String,
-    pub role: String,
-    pub password_hash: String,
-    pub created_ms: i64,
+pub(crate) struct UserRecord {
+    pub(crate) name: String,
+    pub(crate) role: String,
+    pub(crate) password_hash: String,
+    pub(crate) created_ms: i64,
 }
 
 /// A REST session as stored: the token's SHA-256 (hex), whose it is, until when.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionRecord {
-    pub token_hash: String,
-    pub role: String,
-    pub subject: String,
-    pub created_ms: i64,
-    pub expires_ms: i64,
+pub(crate) struct SessionRecord {
+    pub(crate) token_hash: String,
+    pub(crate) role: String,
+    pub(crate) subject: String,
+    pub(crate) created_ms: i64,
+    pub(crate) expires_ms: i64,
 }
 
 /// A conference as recorded.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct ConferenceRecord {
-    pub id: i64,
-    pub title: String,
-    pub started_ms: i64,
-    pub ended_ms: Option<i64>,
+pub(crate) struct ConferenceRecord {
+    pub(crate) id: i64,
+    pub(crate) title: String,
+    pub(crate) started_ms: i64,
+    pub(crate) ended_ms: Option<i64>,
 }
 
 /// What a ward entered about who attends at its bridge point.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct AttendanceEntry {
-    pub site_id: String,
-    pub attendees: String,
-    pub headcount: Option<i64>,
+pub(crate) struct AttendanceEntry {
+    pub(crate) site_id: String,
+    pub(crate) attendees: String,
+    pub(crate) headcount: Option<i64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -152,15 +152,15 @@ pub struct Store {
 
 /// One row of the event log.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Event {
-    pub at_ms: i64,
-    pub site_id: Option<String>,
-    pub kind: String,
+pub(crate) struct Event {
+    pub(crate) at_ms: i64,
+    pub(crate) site_id: Option<String>,
+    pub(crate) kind: String,
     /// In English, for people reading the store, the logs or the minutes.
-    pub detail: String,
+    pub(crate) detail: String,
     /// The same as a code and numbers (JSON), where the writer gave them.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub params: Option<String>,
+    pub(crate) params: Option<String>,
 }
 
 impl Store {
@@ -194,7 +194,7 @@ impl Store {
     }
 
     /// The last write that failed (`None` once writes succeed again), as it changes.
-    pub fn write_faults(&self) -> watch::Receiver<Option<WriteFault>> {
+    pub(crate) fn write_faults(&self) -> watch::Receiver<Option<WriteFault>> {
         self.fault.subscribe()
     }
 
@@ -219,12 +219,12 @@ impl Store {
         Ok(())
     }
 
-    pub fn key_hash(&self, site_id: &str) -> Result<Option<String>, StoreError> {
+    pub(crate) fn key_hash(&self, site_id: &str) -> Result<Option<String>, StoreError> {
         let conn = self.conn.lock().expect("store mutex poisoned");
         Ok(conn.query_row("SELECT key_hash FROM site_keys WHERE site_id = ?1", params![site_id], |r| r.get(0)).optional()?)
     }
 
-    pub fn set_key_hash(&self, site_id: &str, hash: &str) -> Result<(), StoreError> {
+    pub(crate) fn set_key_hash(&self, site_id: &str, hash: &str) -> Result<(), StoreError> {
         self.write(|conn| {
             conn.execute(
                 "INSERT INTO site_keys (site_id, key_hash, created_at) VALUES (?1, ?2, ?3)
@@ -236,7 +236,7 @@ impl Store {
     }
 
     /// Every site's key hash (including the technicians' legacy entry), by id.
-    pub fn key_hashes(&self) -> Result<Vec<(String, String)>, StoreError> {
+    pub(crate) fn key_hashes(&self) -> Result<Vec<(String, String)>, StoreError> {
         let conn = self.conn.lock().expect("store mutex poisoned");
         let mut stmt = conn.prepare("SELECT site_id, key_hash FROM site_keys ORDER BY site_id")?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
@@ -244,21 +244,21 @@ impl Store {
     }
 
     /// When each site's key was set (Unix ms), by id.
-    pub fn key_times(&self) -> Result<Vec<(String, i64)>, StoreError> {
+    pub(crate) fn key_times(&self) -> Result<Vec<(String, i64)>, StoreError> {
         let conn = self.conn.lock().expect("store mutex poisoned");
         let mut stmt = conn.prepare("SELECT site_id, created_at FROM site_keys ORDER BY site_id")?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    pub fn users(&self) -> Result<Vec<UserRecord>, StoreError> {
+    pub(crate) fn users(&self) -> Result<Vec<UserRecord>, StoreError> {
         let conn = self.conn.lock().expect("store mutex poisoned");
         let mut stmt = conn.prepare("SELECT name, role, password_hash, created_ms FROM users ORDER BY name")?;
         let rows = stmt.query_map([], |r| Ok(UserRecord { name: r.get(0)?, role: r.get(1)?, password_hash: r.get(2)?, created_ms: r.get(3)? }))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    pub fn user(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {
+    pub(crate) fn user(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {
         let conn = self.conn.lock().expect("store mutex poisoned");
         Ok(conn
             .query_row("SELECT name, role, password_hash, created_ms FROM users WHERE name = ?1", params![name], |r| {
@@ -268,7 +268,7 @@ impl Store {
     }
 
     /// Adds a user or replaces its role and password.
-    pub fn set_user(&self, name: &str, role: &str, password_hash: &str) -> Result<(), StoreError> {
+    pub(crate) fn set_user(&self, name: &str, role: &str, password_hash: &str) -> Result<(), StoreError> {
         self.write(|conn| {
             conn.execute(
                 "INSERT INTO users (name, role, password_hash, created_ms) VALUES (?1, ?2, ?3, ?4)
@@ -280,11 +280,11 @@ impl Store {
     }
 
     /// Removes a user; false if there was none.
-    pub fn remove_user(&self, name: &str) -> Result<bool, StoreError> {
+    pub(crate) fn remove_user(&self, name: &str) -> Result<bool, StoreError> {
         self.write(|conn| Ok(conn.execute("DELETE FROM users WHERE name = ?1", params![name])? > 0))
     }
 
-    pub fn save_session(&self, s: &SessionRecord) -> Result<(), StoreError> {
+    pub(crate) fn save_session(&self, s: &SessionRecord) -> Result<(), StoreError> {
         self.write(|conn| {
             conn.execute(
                 "INSERT OR REPLACE INTO sessions (token_hash, role, subject, created_ms, expires_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -295,7 +295,7 @@ impl Store {
     }
 
     /// Sessions not yet past their absolute expiry; older rows are deleted.
-    pub fn live_sessions(&self, now_ms: i64) -> Result<Vec<SessionRecord>, StoreError> {
+    pub(crate) fn live_sessions(&self, now_ms: i64) -> Result<Vec<SessionRecord>, StoreError> {
         let conn = self.conn.lock().expect("store mutex poisoned");
         conn.execute("DELETE FROM sessions WHERE expires_ms <= ?1", params![now_ms])?;
         let mut stmt = conn.prepare("SELECT token_hash, role, subject, created_ms, expires_ms FROM sessions")?;
@@ -305,7 +305,7 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    pub fn delete_session(&self, token_hash: &str) -> Result<(), StoreError> {
+    pub(crate) fn delete_session(&self, token_hash: &str) -> Result<(), StoreError> {
         self.write(|conn| {
             conn.execute("DELETE FROM sessions WHERE token_hash = ?1", params![token_hash])?;
             Ok(())
@@ -313,14 +313,14 @@ impl Store {
     }
 
     /// Ends every session of one site or user.
-    pub fn delete_sessions_of(&self, subject: &str) -> Result<(), StoreError> {
+    pub(crate) fn delete_sessions_of(&self, subject: &str) -> Result<(), StoreError> {
         self.write(|conn| {
             conn.execute("DELETE FROM sessions WHERE subject = ?1", params![subject])?;
             Ok(())
         })
     }
 
-    pub fn save_conference_state(&self, json: &str) -> Result<(), StoreError> {
+    pub(crate) fn save_conference_state(&self, json: &str) -> Result<(), StoreError> {
         self.write(|conn| {
             conn.execute(
                 "INSERT INTO conference_state (id, state, saved_ms) VALUES (1, ?1, ?2)
@@ -331,19 +331,19 @@ impl Store {
         })
     }
 
-    pub fn load_conference_state(&self) -> Result<Option<String>, StoreError> {
+    pub(crate) fn load_conference_state(&self) -> Result<Option<String>, StoreError> {
         let conn = self.conn.lock().expect("store mutex poisoned");
         Ok(conn.query_row("SELECT state FROM conference_state WHERE id = 1", [], |r| r.get(0)).optional()?)
     }
 
     /// Appends to the event log, under the conference running now (if any).
-    pub fn log_event(&self, site_id: Option<&str>, kind: &str, detail: &str) -> Result<(), StoreError> {
+    pub(crate) fn log_event(&self, site_id: Option<&str>, kind: &str, detail: &str) -> Result<(), StoreError> {
         self.log_event_with(site_id, kind, detail, None)
     }
 
     /// As [`Store::log_event`], with what the event says as a code and numbers (`params`,
     /// JSON) beside the English `detail`.
-    pub fn log_event_with(&self, site_id: Option<&str>, kind: &str, detail: &str, params: Option<&str>) -> Result<(), StoreError> {
+    pub(crate) fn log_event_with(&self, site_id: Option<&str>, kind: &str, detail: &str, params: Option<&str>) -> Result<(), StoreError> {
         let conn = self.conn.lock().expect("store mutex poisoned");
         conn.execute(
             "INSERT INTO events (at_ms, site_id, kind, detail, params, conference_id) VALUES (?1, ?2, ?3, ?4, ?5,
@@ -354,12 +354,12 @@ impl Store {
     }
 
     /// Records an event: handed to the event log's writer, which writes it in order.
-    pub fn record(&self, entry: journal::Entry) {
+    pub(crate) fn record(&self, entry: journal::Entry) {
         self.journal.record(entry);
     }
 
     /// Waits (bounded) until every event recorded so far is written.
-    pub fn flush_events(&self, timeout: std::time::Duration) -> bool {
+    pub(crate) fn flush_events(&self, timeout: std::time::Duration) -> bool {
         self.journal.flush(timeout)
     }
 
@@ -385,7 +385,7 @@ impl Store {
     }
 
     /// Starts a conference (ending one still running) and returns it.
-    pub fn start_conference(&self, title: &str) -> Result<ConferenceRecord, StoreError> {
+    pub(crate) fn start_conference(&self, title: &str) -> Result<ConferenceRecord, StoreError> {
         self.write(|conn| {
             let now = now_ms();
             conn.execute("UPDATE conferences SET ended_ms = ?1 WHERE ended_ms IS NULL", params![now])?;
@@ -396,7 +396,7 @@ impl Store {
 
     /// The conference started and not yet ended, if any: after a restart (orderly or not)
     /// the bridge carries on with it.
-    pub fn running_conference(&self) -> Result<Option<ConferenceRecord>, StoreError> {
+    pub(crate) fn running_conference(&self) -> Result<Option<ConferenceRecord>, StoreError> {
         let conn = self.conn.lock().expect("store mutex poisoned");
         let running = conn
             .query_row("SELECT id, title, started_ms FROM conferences WHERE ended_ms IS NULL ORDER BY id DESC LIMIT 1", [], |r| {
@@ -406,7 +406,7 @@ impl Store {
         Ok(running)
     }
 
-    pub fn end_conference(&self) -> Result<Option<i64>, StoreError> {
+    pub(crate) fn end_conference(&self) -> Result<Option<i64>, StoreError> {
         self.write(|conn| {
             let running: Option<i64> =
                 conn.query_row("SELECT id FROM conferences WHERE ended_ms IS NULL ORDER BY id DESC LIMIT 1", [], |r| r.get(0)).optional()?;
@@ -415,14 +415,14 @@ impl Store {
         })
     }
 
-    pub fn conferences(&self) -> Result<Vec<ConferenceRecord>, StoreError> {
+    pub(crate) fn conferences(&self) -> Result<Vec<ConferenceRecord>, StoreError> {
         let conn = self.conn.lock().expect("store mutex poisoned");
         let mut stmt = conn.prepare("SELECT id, title, started_ms, ended_ms FROM conferences ORDER BY id DESC")?;
         let rows = stmt.query_map([], |r| Ok(ConferenceRecord { id: r.get(0)?, title: r.get(1)?, started_ms: r.get(2)?, ended_ms: r.get(3)? }))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    pub fn conference(&self, id: i64) -> Result<Option<ConferenceRecord>, StoreError> {
+    pub(crate) fn conference(&self, id: i64) -> Result<Option<ConferenceRecord>, StoreError> {
         let conn = self.conn.lock().expect("store mutex poisoned");
         Ok(conn
             .query_row("SELECT id, title, started_ms, ended_ms FROM conferences WHERE id = ?1", params![id], |r| {
@@ -432,7 +432,7 @@ impl Store {
     }
 
     /// Every event of one conference, oldest first.
-    pub fn conference_events(&self, id: i64) -> Result<Vec<Event>, StoreError> {
+    pub(crate) fn conference_events(&self, id: i64) -> Result<Vec<Event>, StoreError> {
         let conn = self.conn.lock().expect("store mutex poisoned");
         let mut stmt = conn.prepare("SELECT at_ms, site_id, kind, detail, params FROM events WHERE conference_id = ?1 ORDER BY id")?;
         let rows = stmt.query_map(params![id], event_row)?;
@@ -440,7 +440,7 @@ impl Store {
     }
 
     /// Records who attends at a site in the running conference; false if none is running.
-    pub fn set_attendance(&self, site_id: &str, attendees: &str, headcount: Option<i64>) -> Result<bool, StoreError> {
+    pub(crate) fn set_attendance(&self, site_id: &str, attendees: &str, headcount: Option<i64>) -> Result<bool, StoreError> {
         self.write(|conn| {
             let changed = conn.execute(
                 "INSERT INTO attendance (conference_id, site_id, attendees, headcount, updated_ms)
@@ -453,7 +453,7 @@ impl Store {
         })
     }
 
-    pub fn attendance(&self, conference_id: i64) -> Result<Vec<AttendanceEntry>, StoreError> {
+    pub(crate) fn attendance(&self, conference_id: i64) -> Result<Vec<AttendanceEntry>, StoreError> {
         let conn = self.conn.lock().expect("store mutex poisoned");
         let mut stmt = conn.prepare("SELECT site_id, attendees, headcount FROM attendance WHERE conference_id = ?1 ORDER BY site_id")?;
         let rows = stmt.query_map(params![conference_id], |r| Ok(AttendanceEntry { site_id: r.get(0)?, attendees: r.get(1)?, headcount: r.get(2)? }))?;
@@ -461,7 +461,7 @@ impl Store {
     }
 
     /// The most recent events, oldest first.
-    pub fn recent_events(&self, limit: usize) -> Result<Vec<Event>, StoreError> {
+    pub(crate) fn recent_events(&self, limit: usize) -> Result<Vec<Event>, StoreError> {
         let conn = self.conn.lock().expect("store mutex poisoned");
         let mut stmt = conn.prepare("SELECT at_ms, site_id, kind, detail, params FROM (SELECT * FROM events ORDER BY id DESC LIMIT ?1) ORDER BY id")?;
         let rows = stmt.query_map(params![limit as i64], event_row)?;

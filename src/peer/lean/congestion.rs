@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 pub const TRANSPORT_CC_URI: &str = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
 
 /// How often the browser hears what arrived (Chromium's own receivers send every 50–250 ms).
-pub const FEEDBACK_INTERVAL: Duration = Duration::from_millis(100);
+pub(crate) const FEEDBACK_INTERVAL: Duration = Duration::from_millis(100);
 
 /// The arrivals recorded since the last feedback, for one site's transport.
 pub struct TransportFeedback {
@@ -26,8 +26,8 @@ pub struct TransportFeedback {
     /// The extension id the browser numbers its packets with; `None` until negotiated.
     ext_id: Option<u8>,
     /// Packets recorded and feedback packets built, for the closing log line.
-    pub recorded: u64,
-    pub sent: u64,
+    pub(crate) recorded: u64,
+    pub(crate) sent: u64,
 }
 
 impl Default for TransportFeedback {
@@ -52,7 +52,7 @@ impl TransportFeedback {
         self.ext_id = id;
     }
 
-    pub fn negotiated(&self) -> bool {
+    pub(crate) fn negotiated(&self) -> bool {
         self.ext_id.is_some()
     }
 

@@ -26,11 +26,11 @@ use std::time::{Duration, Instant};
 
 /// Where every site's estimate starts: what an office LAN takes easily, so a meeting opens on
 /// full layers and a weaker line is found within its first seconds.
-pub const INITIAL_BPS: f64 = 3_000_000.0;
+pub(crate) const INITIAL_BPS: f64 = 3_000_000.0;
 /// Never below this: every site's audio and a little more.
-pub const MIN_BPS: f64 = 80_000.0;
+pub(crate) const MIN_BPS: f64 = 80_000.0;
 /// Never above this without a configured limit.
-pub const MAX_BPS: f64 = 20_000_000.0;
+pub(crate) const MAX_BPS: f64 = 20_000_000.0;
 /// How long a sent packet waits for the browser's word on it.
 const HORIZON: Duration = Duration::from_secs(2);
 /// How often what the browser will no longer report on is forgotten.
@@ -76,7 +76,7 @@ impl Capacity {
 /// increase, draining → hold) with the capacity memory that makes it climb gently near the
 /// rate it last fell from and fast again once the line delivers clearly more.
 #[derive(Debug, Clone)]
-pub struct RateControl {
+pub(crate) struct RateControl {
     target: f64,
     state: RateControlState,
     last_change: Option<Instant>,
@@ -84,17 +84,17 @@ pub struct RateControl {
 }
 
 impl RateControl {
-    pub fn new(initial: f64) -> Self {
+    pub(crate) fn new(initial: f64) -> Self {
         RateControl { target: initial, state: RateControlState::default(), last_change: None, capacity: None }
     }
 
-    pub fn target(&self) -> f64 {
+    pub(crate) fn target(&self) -> f64 {
         self.target
     }
 
     /// Folds in the detector's verdict and the rate the line delivered (`None` when too little
     /// arrived to say), with `rtt` the round trip (for the additive step).
-    pub fn update(&mut self, now: Instant, usage: Usage, delivered: Option<f64>, rtt: Duration) -> f64 {
+    pub(crate) fn update(&mut self, now: Instant, usage: Usage, delivered: Option<f64>, rtt: Duration) -> f64 {
         self.state = self.state.next(usage);
         let recent = self.last_change.is_some_and(|t| now.saturating_duration_since(t) < CHANGE_INTERVAL);
         if recent && self.state != RateControlState::Decrease {
@@ -201,24 +201,24 @@ impl QueueDelay {
 
 /// What the estimate stands on, for the health page and the log.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct EstimateView {
+pub(crate) struct EstimateView {
     /// The site's estimate: the lower of the two below, within the limits.
-    pub bps: f64,
-    pub delay_bps: f64,
-    pub loss_bps: f64,
+    pub(crate) bps: f64,
+    pub(crate) delay_bps: f64,
+    pub(crate) loss_bps: f64,
     /// What the line delivered lately (bit/s), if enough arrived to say.
-    pub delivered_bps: Option<f64>,
+    pub(crate) delivered_bps: Option<f64>,
     /// The smoothed share of packets lost (0–1).
-    pub loss: Option<f64>,
+    pub(crate) loss: Option<f64>,
     /// The delay trend says the line's queue grows, or the queue is long.
-    pub overusing: bool,
+    pub(crate) overusing: bool,
     /// How long packets wait in the line's queue lately.
-    pub queue: Option<Duration>,
+    pub(crate) queue: Option<Duration>,
 }
 
 /// The estimate towards one site, with the record of what was sent that the feedback is
 /// matched against.
-pub struct DownlinkEstimate {
+pub(crate) struct DownlinkEstimate {
     history: History,
     slope: SlopeEstimator,
     detector: OveruseDetector,
@@ -232,8 +232,8 @@ pub struct DownlinkEstimate {
     last_delivered: Option<f64>,
     last_prune: Option<Instant>,
     /// Feedback packets taken, and packets reported on, for the closing log line.
-    pub feedbacks: u64,
-    pub reported: u64,
+    pub(crate) feedbacks: u64,
+    pub(crate) reported: u64,
 }
 
 impl Default for DownlinkEstimate {
@@ -244,7 +244,7 @@ impl Default for DownlinkEstimate {
 
 impl DownlinkEstimate {
     /// An estimate that never exceeds `max_bps` (a site's configured ceiling).
-    pub fn new(max_bps: f64) -> Self {
+    pub(crate) fn new(max_bps: f64) -> Self {
         let max_bps = max_bps.max(MIN_BPS);
         let initial = INITIAL_BPS.min(max_bps);
         DownlinkEstimate {
@@ -266,7 +266,7 @@ impl DownlinkEstimate {
     }
 
     /// The transport-wide sequence number for the next packet to the site.
-    pub fn stamp(&mut self) -> u16 {
+    pub(crate) fn stamp(&mut self) -> u16 {
         let seq = self.next_seq;
         self.next_seq = self.next_seq.wrapping_add(1);
         seq
@@ -275,7 +275,7 @@ impl DownlinkEstimate {
     /// Records a packet that went out at `now` with the number [`Self::stamp`] gave it. What
     /// was sent more than [`HORIZON`] ago and never reported on is forgotten here, so the record
     /// stays bounded whether or not the browser ever sends feedback.
-    pub fn on_sent(&mut self, now: Instant, ssrc: u32, rtp_seq: u16, transport_seq: u16, bytes: usize) {
+    pub(crate) fn on_sent(&mut self, now: Instant, ssrc: u32, rtp_seq: u16, transport_seq: u16, bytes: usize) {
         self.history.add_outgoing(ssrc, rtp_seq, true, transport_seq, bytes, now);
         if self.last_prune.is_none_or(|t| now.saturating_duration_since(t) >= PRUNE_EVERY) {
             self.last_prune = Some(now);
@@ -283,13 +283,14 @@ impl DownlinkEstimate {
         }
     }
 
+    #[cfg(test)]
     /// Packets sent and not yet reported on or forgotten.
-    pub fn unreported(&self) -> usize {
+    pub(crate) fn unreported(&self) -> usize {
         self.history.len()
     }
 
     /// The browser's word on what arrived, received at `now`.
-    pub fn on_feedback(&mut self, now: Instant, feedback: &TransportLayerCc, rtt: Duration) {
+    pub(crate) fn on_feedback(&mut self, now: Instant, feedback: &TransportLayerCc, rtt: Duration) {
         self.feedbacks += 1;
         for ack in convert_twcc(feedback) {
             self.history.on_twcc_feedback(now, ack);
@@ -324,16 +325,17 @@ impl DownlinkEstimate {
         self.loss.update(now, lost, reports.len());
     }
 
+    #[cfg(test)]
     /// A new ceiling (a technician's or the chair's limit for this site).
-    pub fn set_max(&mut self, max_bps: f64) {
+    pub(crate) fn set_max(&mut self, max_bps: f64) {
         self.max_bps = max_bps.max(MIN_BPS);
     }
 
-    pub fn bps(&self) -> f64 {
+    pub(crate) fn bps(&self) -> f64 {
         self.delay.target().min(self.loss.target()).clamp(MIN_BPS, self.max_bps)
     }
 
-    pub fn view(&self) -> EstimateView {
+    pub(crate) fn view(&self) -> EstimateView {
         EstimateView {
             bps: self.bps(),
             delay_bps: self.delay.target(),

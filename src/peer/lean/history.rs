@@ -8,7 +8,7 @@ use crate::media::RtpPacket;
 use std::time::{Duration, Instant};
 
 /// Packets kept per slot: about 1.7 s of a 2.5 Mbit/s camera (≈ 300 packets/s).
-pub const HISTORY: usize = 512;
+pub(crate) const HISTORY: usize = 512;
 
 #[derive(Debug)]
 pub struct History {
@@ -29,8 +29,9 @@ impl History {
         self.ring[seq as usize % HISTORY] = Some((packet.clone(), None));
     }
 
+    #[cfg(test)]
     /// The packet sent with `seq`, if it is still kept.
-    pub fn get(&self, seq: u16) -> Option<&RtpPacket> {
+    pub(crate) fn get(&self, seq: u16) -> Option<&RtpPacket> {
         self.ring[seq as usize % HISTORY].as_ref().map(|(p, _)| p).filter(|p| p.header.sequence_number == seq)
     }
 

@@ -18,7 +18,7 @@
 
 pub mod candidates;
 pub mod congestion;
-pub mod estimate;
+pub(crate) mod estimate;
 pub mod history;
 pub mod reception;
 pub mod repair;
@@ -69,7 +69,7 @@ use transport::{IceCredentials, Received, RemoteTransport, Transport, TransportS
 const BATCH: usize = 64;
 /// The bandwidth ceiling each browser is told for everything it sends (REMB): a camera's
 /// three simulcast layers (at most 2.2 Mbit/s in the web client) and a shared screen.
-pub const REMB_BPS: f32 = 4_000_000.0;
+pub(crate) const REMB_BPS: f32 = 4_000_000.0;
 /// How often reception is reported; more often in the first seconds, when Chromium takes a
 /// REMB as its starting estimate.
 const REPORT_INTERVAL: Duration = Duration::from_secs(1);
@@ -92,7 +92,7 @@ const DEFAULT_RTT: Duration = Duration::from_millis(50);
 const RTCP_SSRC: u32 = 1;
 
 /// Starts the lean peer for `site`.
-pub async fn spawn(site: usize, ctx: PeerContext) -> Result<(PeerHandle, mpsc::Receiver<PeerEvent>), PeerError> {
+pub(crate) async fn spawn(site: usize, ctx: PeerContext) -> Result<(PeerHandle, mpsc::Receiver<PeerEvent>), PeerError> {
     let (commands, cmd_rx) = mpsc::channel(64);
     let (events_tx, events_rx) = mpsc::channel(256);
     let cancel = CancellationToken::new();

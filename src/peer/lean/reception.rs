@@ -9,7 +9,7 @@ use std::time::Instant;
 /// The sequence numbers of one stream so far (RFC 3550 A.1): the first, the highest and its
 /// wraps. A packet behind the highest (reordered, sent again) leaves them as they are.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct SeqRange {
+pub(crate) struct SeqRange {
     first: Option<u16>,
     highest: u16,
     /// Wraps of the highest, times 65 536.
@@ -17,7 +17,7 @@ pub struct SeqRange {
 }
 
 impl SeqRange {
-    pub fn on_seq(&mut self, seq: u16) {
+    pub(crate) fn on_seq(&mut self, seq: u16) {
         if self.first.is_none() {
             (self.first, self.highest) = (Some(seq), seq);
             return;
@@ -32,12 +32,12 @@ impl SeqRange {
     }
 
     /// The highest with its wraps (RFC 3550's extended highest sequence number).
-    pub fn extended_max(&self) -> u32 {
+    pub(crate) fn extended_max(&self) -> u32 {
         self.cycles.wrapping_add(self.highest as u32)
     }
 
     /// Sequence numbers from the first to the highest, both counted (0 before any).
-    pub fn expected(&self) -> u32 {
+    pub(crate) fn expected(&self) -> u32 {
         self.first.map_or(0, |first| self.extended_max().wrapping_sub(first as u32).wrapping_add(1))
     }
 }

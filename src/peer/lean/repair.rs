@@ -11,7 +11,7 @@ use rtc::rtcp::transport_feedbacks::transport_layer_nack::{nack_pairs_from_seque
 use std::time::{Duration, Instant};
 
 /// How often the missing packets are looked at (and a NACK may go out).
-pub const INTERVAL: Duration = Duration::from_millis(20);
+pub(crate) const INTERVAL: Duration = Duration::from_millis(20);
 /// A packet is missing once a later one has arrived and it has not for this long: shorter
 /// reordering is not loss.
 const REORDER_WAIT: Duration = Duration::from_millis(5);
@@ -44,8 +44,8 @@ pub struct Repair {
     highest: Option<u16>,
     missing: Vec<Missing>,
     /// Sequence numbers asked for, and how many of those arrived afterwards.
-    pub asked: u64,
-    pub recovered: u64,
+    pub(crate) asked: u64,
+    pub(crate) recovered: u64,
 }
 
 impl Repair {
@@ -114,7 +114,7 @@ impl Repair {
         Some(TransportLayerNack { sender_ssrc, media_ssrc: self.ssrc, nacks: nack_pairs_from_sequence_numbers(&seqs) })
     }
 
-    pub fn missing(&self) -> usize {
+    pub(crate) fn missing(&self) -> usize {
         self.missing.len()
     }
 }

@@ -22,13 +22,13 @@ use crate::media::codec::{Codec, PayloadTypes};
 use crate::media::Kind;
 use std::fmt::Write;
 
-pub const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
+pub(crate) const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
 pub const MID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
 pub const RID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
 pub use super::congestion::TRANSPORT_CC_URI;
 /// The H.264 the bridge offers for its outputs: constrained baseline, level 3.1,
 /// packetization mode 1.
-pub const H264_FMTP: &str = "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
+pub(crate) const H264_FMTP: &str = "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SdpError {
@@ -43,11 +43,11 @@ pub enum SdpError {
 /// One `a=rtpmap` (with its `a=fmtp`) of a remote m-section.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RemoteCodec {
-    pub pt: u8,
+    pub(crate) pt: u8,
     /// Lower case, e.g. `vp8`, `h264`, `opus`, `rtx`.
-    pub name: String,
-    pub clock_rate: u32,
-    pub fmtp: String,
+    pub(crate) name: String,
+    pub(crate) clock_rate: u32,
+    pub(crate) fmtp: String,
 }
 
 impl RemoteCodec {
@@ -86,14 +86,14 @@ impl RemoteCodec {
 /// anything else (a data channel's `application`, or what a future browser adds) is kept as
 /// written, so that the answer refuses it on the same m-line.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Media {
+pub(crate) enum Media {
     Audio,
     Video,
     Other(String),
 }
 
 impl Media {
-    pub fn parse(s: &str) -> Media {
+    pub(crate) fn parse(s: &str) -> Media {
         match s {
             "audio" => Media::Audio,
             "video" => Media::Video,
@@ -101,7 +101,7 @@ impl Media {
         }
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         match self {
             Media::Audio => "audio",
             Media::Video => "video",
@@ -136,26 +136,26 @@ impl std::fmt::Display for Media {
 /// What one remote m-section says.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RemoteSection {
-    pub media: Media,
+    pub(crate) media: Media,
     pub mid: String,
-    pub port: u16,
-    pub direction: String,
-    pub protocol: String,
-    pub formats: String,
+    pub(crate) port: u16,
+    pub(crate) direction: String,
+    pub(crate) protocol: String,
+    pub(crate) formats: String,
     /// Every `a=rtpmap`, in the order written.
-    pub codecs: Vec<RemoteCodec>,
+    pub(crate) codecs: Vec<RemoteCodec>,
     /// `a=bundle-only`: port 0, yet part of the bundle (RFC 8843).
-    pub bundle_only: bool,
+    pub(crate) bundle_only: bool,
     /// `(id, uri)` of every `a=extmap`.
-    pub extmaps: Vec<(u8, String)>,
+    pub(crate) extmaps: Vec<(u8, String)>,
     /// The simulcast layers the browser sends, in its `a=simulcast` order (paused ones
     /// included, `~` removed), each with an `a=rid ... send` line.
-    pub rids: Vec<String>,
+    pub(crate) rids: Vec<String>,
     /// Primary SSRCs (`a=ssrc`, without the retransmission SSRCs of `a=ssrc-group:FID`).
-    pub ssrcs: Vec<u32>,
+    pub(crate) ssrcs: Vec<u32>,
     /// The track id of `a=msid:<stream> <track>`.
-    pub track_id: Option<String>,
-    pub setup: Option<String>,
+    pub(crate) track_id: Option<String>,
+    pub(crate) setup: Option<String>,
     /// `a=candidate` values (a browser that does not trickle puts them here).
     pub candidates: Vec<String>,
 }
@@ -166,7 +166,7 @@ fn extmap_id(extmaps: &[(u8, String)], uri: &str) -> Option<u8> {
 }
 
 impl RemoteSection {
-    pub fn extmap(&self, uri: &str) -> Option<u8> {
+    pub(crate) fn extmap(&self, uri: &str) -> Option<u8> {
         extmap_id(&self.extmaps, uri)
     }
 
@@ -212,7 +212,7 @@ impl RemoteSection {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RemoteDescription {
     pub ufrag: String,
-    pub pwd: String,
+    pub(crate) pwd: String,
     pub fingerprints: Vec<String>,
     pub sections: Vec<RemoteSection>,
 }
@@ -350,15 +350,15 @@ impl Parsing {
 /// One of the browser's streams that the bridge receives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inbound {
-    pub codec: Codec,
+    pub(crate) codec: Codec,
     pub payload_type: u8,
     /// The browser's `a=fmtp` for it (echoed in the answer).
-    pub fmtp: String,
+    pub(crate) fmtp: String,
     /// The extensions the bridge reads, at the browser's ids.
-    pub extmaps: Vec<(u8, String)>,
-    pub rids: Vec<String>,
-    pub ssrcs: Vec<u32>,
-    pub track_id: Option<String>,
+    pub(crate) extmaps: Vec<(u8, String)>,
+    pub(crate) rids: Vec<String>,
+    pub(crate) ssrcs: Vec<u32>,
+    pub(crate) track_id: Option<String>,
 }
 
 impl Inbound {
@@ -372,15 +372,15 @@ impl Inbound {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Output {
     pub kind: Kind,
-    pub slot: usize,
-    pub ssrc: u32,
+    pub(crate) slot: usize,
+    pub(crate) ssrc: u32,
     /// Per codec: as offered until the browser's answer says otherwise.
     pub payload_types: PayloadTypes,
     /// The browser's answer to an offer of this slot has been applied.
-    pub accepted: bool,
+    pub(crate) accepted: bool,
     /// The id the browser's answer gave the transport-wide sequence number on this slot: the
     /// bridge numbers what it sends and the browser reports arrivals (the downlink estimate).
-    pub transport_cc: Option<u8>,
+    pub(crate) transport_cc: Option<u8>,
 }
 
 /// Why a browser's m-section is not received.
@@ -405,7 +405,7 @@ impl std::fmt::Display for Refusal {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Role {
+pub(crate) enum Role {
     Inbound(Inbound),
     Output(Output),
     /// Refused with port 0; the m-line is kept as the browser wrote it.
@@ -413,18 +413,18 @@ pub enum Role {
 }
 
 impl Role {
-    pub fn is_rejected(&self) -> bool {
+    pub(crate) fn is_rejected(&self) -> bool {
         matches!(self, Role::Rejected(_))
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Section {
-    pub mid: String,
-    pub media: Media,
-    pub protocol: String,
-    pub formats: String,
-    pub role: Role,
+    pub(crate) mid: String,
+    pub(crate) media: Media,
+    pub(crate) protocol: String,
+    pub(crate) formats: String,
+    pub(crate) role: Role,
 }
 
 /// What the bridge writes about its own end of the transport.
@@ -440,7 +440,7 @@ pub struct LocalTransport {
 /// The m-sections negotiated with one browser, in order.
 #[derive(Debug, Clone)]
 pub struct Negotiation {
-    pub sections: Vec<Section>,
+    pub(crate) sections: Vec<Section>,
     /// The video codecs the meeting forwards, in the bridge's order for its own offers.
     video_codecs: Vec<Codec>,
     /// The browser's own payload type for each forwarded codec, and every payload type its
@@ -593,7 +593,7 @@ impl Negotiation {
     /// The id the browser numbers its own packets with (transport-wide sequence): the bridge
     /// offers the same id on its slots, so one number means one extension in the bundle. `None`
     /// when the browser does not use the extension: it would not report arrivals either.
-    pub fn transport_cc_id(&self) -> Option<u8> {
+    pub(crate) fn transport_cc_id(&self) -> Option<u8> {
         self.inbound().find_map(|(_, i)| i.extmap(TRANSPORT_CC_URI))
     }
 

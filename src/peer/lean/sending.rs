@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
 
 /// 64-bit NTP time (32.32 fixed point) of a wall-clock instant.
-pub fn ntp_time(at: SystemTime) -> u64 {
+pub(crate) fn ntp_time(at: SystemTime) -> u64 {
     let since = at.duration_since(UNIX_EPOCH).unwrap_or_default();
     let seconds = since.as_secs() + NTP_UNIX_OFFSET;
     let fraction = ((since.subsec_nanos() as u64) << 32) / 1_000_000_000;
@@ -20,7 +20,7 @@ pub fn ntp_time(at: SystemTime) -> u64 {
 }
 
 /// The middle 32 bits of an NTP time, as LSR carries it (units of 1/65 536 s).
-pub fn ntp_middle(ntp: u64) -> u32 {
+pub(crate) fn ntp_middle(ntp: u64) -> u32 {
     (ntp >> 16) as u32
 }
 

@@ -20,12 +20,12 @@
 //!   frame (a Binding request), routes the connection by ufrag and replays that frame to the
 //!   PC's virtual listener, which hands the stream to the driver.
 
-pub mod runtime;
+pub(crate) mod runtime;
 pub mod sdp;
-pub mod strangers;
+pub(crate) mod strangers;
 pub mod stun;
 pub mod tcp;
-pub mod udp;
+pub(crate) mod udp;
 
 use futures::task::AtomicWaker;
 use std::collections::{HashMap, VecDeque};
@@ -34,36 +34,36 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-pub use runtime::MuxRuntime;
+pub(crate) use runtime::MuxRuntime;
 
 /// How long a ufrag replaced by an ICE restart keeps routing (in-flight checks of the old
 /// generation). The PC's agent already rejects them after the restart; this only avoids
 /// counting them as unrouted.
-pub const RETIRED_UFRAG_GRACE: Duration = Duration::from_secs(30);
+pub(crate) const RETIRED_UFRAG_GRACE: Duration = Duration::from_secs(30);
 /// A learned remote address is forgotten after this long without a packet from it. ICE
 /// consent checks (RFC 7675) arrive every few seconds on a live pair, so this only drops
 /// dead paths.
-pub const ADDR_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const ADDR_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Transaction ids of our own outgoing Binding requests are kept this long for response routing.
-pub const TXID_TTL: Duration = Duration::from_secs(10);
+pub(crate) const TXID_TTL: Duration = Duration::from_secs(10);
 /// Datagrams queued per PC before the mux drops (the PC's driver is not keeping up).
-pub const PC_QUEUE_LIMIT: usize = 4096;
+pub(crate) const PC_QUEUE_LIMIT: usize = 4096;
 
 /// Configuration of the shared ports.
 #[derive(Debug, Clone)]
-pub struct MuxConfig {
+pub(crate) struct MuxConfig {
     /// Where the shared UDP socket binds, e.g. `0.0.0.0:10000` (port 0: any free port).
-    pub udp_bind: SocketAddr,
+    pub(crate) udp_bind: SocketAddr,
     /// Where the shared ICE-TCP listener binds (None = no ICE-TCP).
-    pub tcp_bind: Option<SocketAddr>,
+    pub(crate) tcp_bind: Option<SocketAddr>,
     /// The addresses written into advertised candidates: the public IP behind 1:1 NAT, else
     /// the bind IP, else (bound to every interface) each interface's address.
-    pub advertise_ips: Vec<std::net::IpAddr>,
+    pub(crate) advertise_ips: Vec<std::net::IpAddr>,
 }
 
 /// How a PeerConnection's media currently travels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
+pub(crate) enum Transport {
     Udp,
     Tcp,
 }
@@ -71,16 +71,15 @@ pub enum Transport {
 /// One datagram for a PC, from the shared ports, with the time it was taken off the socket
 /// (where the bridge's forwarding delay starts).
 #[derive(Debug)]
-pub struct Datagram {
-    pub from: SocketAddr,
-    pub data: bytes::Bytes,
-    pub at: std::time::Instant,
+pub(crate) struct Datagram {
+    pub(crate) from: SocketAddr,
+    pub(crate) data: bytes::Bytes,
+    pub(crate) at: std::time::Instant,
 }
 
 /// Per-PeerConnection state shared between the mux (producer) and the PC's virtual sockets.
 #[derive(Debug)]
-pub struct PcLink {
-    pub id: u64,
+pub(crate) struct PcLink {
     /// Inbound datagrams waiting for the PC's driver, with their source address.
     udp_queue: Mutex<VecDeque<Datagram>>,
     udp_waker: AtomicWaker,
@@ -101,7 +100,7 @@ pub struct PcLink {
 
 impl PcLink {
     /// Over UDP or ICE-TCP, from what the PC last sent media on.
-    pub fn transport(&self) -> Option<Transport> {
+    pub(crate) fn transport(&self) -> Option<Transport> {
         match self.transport.load(Ordering::Relaxed) {
             1 => Some(Transport::Udp),
             2 => Some(Transport::Tcp),
@@ -113,15 +112,15 @@ impl PcLink {
         self.transport.store(if t == Transport::Udp { 1 } else { 2 }, Ordering::Relaxed);
     }
 
-    pub fn udp_label(&self) -> Option<SocketAddr> {
+    pub(crate) fn udp_label(&self) -> Option<SocketAddr> {
         *self.udp_label.lock().unwrap()
     }
-    pub fn tcp_label(&self) -> Option<SocketAddr> {
+    pub(crate) fn tcp_label(&self) -> Option<SocketAddr> {
         *self.tcp_label.lock().unwrap()
     }
     /// Moves up to `max` waiting datagrams into `out`; when none wait, registers `cx` to be
     /// woken by the next one. For peers that read the shared port themselves (the lean engine).
-    pub fn poll_datagrams(&self, cx: &mut std::task::Context<'_>, out: &mut Vec<Datagram>, max: usize) -> std::task::Poll<()> {
+    pub(crate) fn poll_datagrams(&self, cx: &mut std::task::Context<'_>, out: &mut Vec<Datagram>, max: usize) -> std::task::Poll<()> {
         let take = |out: &mut Vec<_>| {
             let mut q = self.udp_queue.lock().unwrap();
             let n = q.len().min(max);
@@ -177,41 +176,40 @@ type TxId = [u8; 12];
 
 /// Counters, all monotonic; read with [`Mux::counters`].
 #[derive(Debug, Default)]
-pub struct Counters {
-    pub udp_in: AtomicU64,
-    pub udp_by_ufrag: AtomicU64,
-    pub udp_by_txid: AtomicU64,
-    pub udp_by_addr: AtomicU64,
-    pub udp_unrouted: AtomicU64,
-    pub udp_queue_drops: AtomicU64,
-    pub udp_out: AtomicU64,
-    pub udp_send_drops: AtomicU64,
-    pub tcp_accepted: AtomicU64,
-    pub tcp_routed: AtomicU64,
-    pub tcp_rejected: AtomicU64,
-    pub tcp_frame_drops: AtomicU64,
+pub(crate) struct Counters {
+    pub(crate) udp_in: AtomicU64,
+    pub(crate) udp_by_ufrag: AtomicU64,
+    pub(crate) udp_by_txid: AtomicU64,
+    pub(crate) udp_by_addr: AtomicU64,
+    pub(crate) udp_unrouted: AtomicU64,
+    pub(crate) udp_queue_drops: AtomicU64,
+    pub(crate) udp_out: AtomicU64,
+    pub(crate) udp_send_drops: AtomicU64,
+    pub(crate) tcp_accepted: AtomicU64,
+    pub(crate) tcp_routed: AtomicU64,
+    pub(crate) tcp_rejected: AtomicU64,
+    pub(crate) tcp_frame_drops: AtomicU64,
     /// STUN checks dropped unrouted: their source address failed too many checks.
-    pub stun_refused: AtomicU64,
+    pub(crate) stun_refused: AtomicU64,
     /// Routed ICE-TCP connections closed for a frame no browser sends (too large).
-    pub tcp_oversized: AtomicU64,
+    pub(crate) tcp_oversized: AtomicU64,
     /// Routed ICE-TCP connections closed for carrying no whole frame for [`tcp::ROUTED_IDLE`].
-    pub tcp_idle: AtomicU64,
+    pub(crate) tcp_idle: AtomicU64,
 }
 
 /// The shared ports and the routing tables.
-pub struct Mux {
-    pub config: MuxConfig,
-    pub udp_addr: SocketAddr,
-    pub tcp_addr: Option<SocketAddr>,
+pub(crate) struct Mux {
+    pub(crate) config: MuxConfig,
+    pub(crate) udp_addr: SocketAddr,
+    pub(crate) tcp_addr: Option<SocketAddr>,
     udp_sock: Arc<tokio::net::UdpSocket>,
     ufrags: Mutex<HashMap<String, UfragEntry>>,
     /// Remote address → PC. Read on every inbound non-STUN datagram, written rarely.
     addrs: std::sync::RwLock<HashMap<SocketAddr, AddrEntry>>,
     /// Transaction id of a Binding request we sent → the PC that sent it.
     txids: Mutex<HashMap<TxId, (Weak<PcLink>, Instant)>>,
-    next_id: AtomicU64,
     epoch: Instant,
-    pub counters: Counters,
+    pub(crate) counters: Counters,
     /// Failed connectivity checks by source IP (strangers' sprays); see [`strangers`].
     check_failures: Mutex<strangers::CheckFailures>,
     /// Whether `check_failures` has anyone in it (no lock per check while it has not).
@@ -238,7 +236,7 @@ impl std::fmt::Debug for Mux {
 impl Mux {
     /// Binds the shared ports and starts the UDP demux, TCP acceptor and expiry tasks.
     /// Must run inside a tokio runtime.
-    pub async fn bind(config: MuxConfig) -> std::io::Result<Arc<Mux>> {
+    pub(crate) async fn bind(config: MuxConfig) -> std::io::Result<Arc<Mux>> {
         let udp_sock = Arc::new(udp::bind_shared(config.udp_bind)?);
         let udp_addr = udp_sock.local_addr()?;
         let tcp_listener = match config.tcp_bind {
@@ -254,7 +252,6 @@ impl Mux {
             ufrags: Mutex::new(HashMap::new()),
             addrs: std::sync::RwLock::new(HashMap::new()),
             txids: Mutex::new(HashMap::new()),
-            next_id: AtomicU64::new(1),
             epoch: Instant::now(),
             counters: Counters::default(),
             check_failures: Mutex::default(),
@@ -273,14 +270,14 @@ impl Mux {
 
     /// Stops the mux's tasks: the shared ports take nothing more in (the ICE-TCP listener
     /// closes; the UDP socket closes with the last `Arc<Mux>`). Also done on drop.
-    pub fn shutdown(&self) {
+    pub(crate) fn shutdown(&self) {
         self.stop.cancel();
     }
 
     /// A connectivity check from `from` failed (wrong or unknown credentials): counted against
     /// its IP, whose checks are dropped once it is over budget ([`strangers`]). Addresses a
     /// site's media comes from are exempt.
-    pub fn check_failed(&self, from: SocketAddr) {
+    pub(crate) fn check_failed(&self, from: SocketAddr) {
         if self.addrs.read().unwrap().contains_key(&from) {
             return;
         }
@@ -313,7 +310,7 @@ impl Mux {
 
     /// What the shared ports refused strangers so far: checks over their address's budget
     /// and ICE-TCP connections closed for oversized frames or idleness.
-    pub fn strangers_refused(&self) -> u64 {
+    pub(crate) fn strangers_refused(&self) -> u64 {
         let c = &self.counters;
         [&c.stun_refused, &c.tcp_oversized, &c.tcp_idle].iter().map(|a| a.load(Ordering::Relaxed)).sum()
     }
@@ -321,7 +318,7 @@ impl Mux {
     /// The IP each PC's driver binds its throw-away label sockets on: the bind IP, or
     /// 127.0.0.1 when bound to every interface (one specific IP gives one label per PC).
     /// Never on the wire.
-    pub fn label_ip(&self) -> std::net::IpAddr {
+    pub(crate) fn label_ip(&self) -> std::net::IpAddr {
         let ip = self.udp_addr.ip();
         if ip.is_unspecified() {
             std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
@@ -331,7 +328,7 @@ impl Mux {
     }
 
     /// A new PC's link and the runtime to build it with.
-    pub fn new_pc(self: &Arc<Self>) -> (Arc<PcLink>, Arc<MuxRuntime>) {
+    pub(crate) fn new_pc(self: &Arc<Self>) -> (Arc<PcLink>, Arc<MuxRuntime>) {
         let link = self.new_link();
         let rt = Arc::new(MuxRuntime::new(self.clone(), link.clone()));
         (link, rt)
@@ -339,9 +336,8 @@ impl Mux {
 
     /// A new link for a peer that reads and writes the shared port itself
     /// ([`PcLink::poll_datagrams`], [`Mux::send_udp`]).
-    pub fn new_link(&self) -> Arc<PcLink> {
+    pub(crate) fn new_link(&self) -> Arc<PcLink> {
         Arc::new(PcLink {
-            id: self.next_id.fetch_add(1, Ordering::Relaxed),
             udp_queue: Mutex::new(VecDeque::new()),
             udp_waker: AtomicWaker::new(),
             udp_label: Mutex::new(None),
@@ -358,7 +354,7 @@ impl Mux {
     /// `set_local_description` and **before** the description is sent to the browser (the
     /// browser starts checks as soon as it has it). A ufrag the PC no longer uses (ICE
     /// restart) keeps routing for [`RETIRED_UFRAG_GRACE`].
-    pub fn register_local_sdp(&self, link: &Arc<PcLink>, sdp: &str) -> Result<(), String> {
+    pub(crate) fn register_local_sdp(&self, link: &Arc<PcLink>, sdp: &str) -> Result<(), String> {
         let mut current: Vec<String> = Vec::new();
         let mut pwds: HashMap<String, String> = HashMap::new();
         let mut last_ufrag: Option<String> = None;
@@ -402,7 +398,7 @@ impl Mux {
     }
 
     /// Forgets a PC: its ufrags stop routing at once; address entries expire lazily.
-    pub fn close_pc(&self, link: &Arc<PcLink>) {
+    pub(crate) fn close_pc(&self, link: &Arc<PcLink>) {
         link.closed.store(true, Ordering::Relaxed);
         let mut table = self.ufrags.lock().unwrap();
         for u in link.ufrags.lock().unwrap().drain(..) {
@@ -459,12 +455,12 @@ impl Mux {
     }
 
     /// Candidate rewriting for `link` (see [`sdp::advertise_candidate`]): none, one or several.
-    pub fn advertise_candidate(&self, link: &PcLink, candidate: &str) -> Vec<String> {
+    pub(crate) fn advertise_candidate(&self, link: &PcLink, candidate: &str) -> Vec<String> {
         sdp::advertise_candidate(candidate, &self.advertised(link))
     }
 
     /// The same for every `a=candidate` line of a description.
-    pub fn advertise_sdp(&self, link: &PcLink, sdp_text: &str) -> String {
+    pub(crate) fn advertise_sdp(&self, link: &PcLink, sdp_text: &str) -> String {
         sdp::advertise_sdp(sdp_text, &self.advertised(link))
     }
 
@@ -478,13 +474,8 @@ impl Mux {
         }
     }
 
-    /// Sizes of the routing tables: (ufrags, addresses, transaction ids).
-    pub fn table_sizes(&self) -> (usize, usize, usize) {
-        (self.ufrags.lock().unwrap().len(), self.addrs.read().unwrap().len(), self.txids.lock().unwrap().len())
-    }
-
     /// The counters, for `/metrics`.
-    pub fn snapshot(&self) -> MuxSnapshot {
+    pub(crate) fn snapshot(&self) -> MuxSnapshot {
         let c = &self.counters;
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         MuxSnapshot {
@@ -506,24 +497,24 @@ impl Mux {
 
 /// What `/metrics` shows of the shared ports.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct MuxSnapshot {
-    pub udp_in: u64,
-    pub udp_unrouted: u64,
-    pub udp_queue_drops: u64,
-    pub udp_out: u64,
-    pub udp_send_drops: u64,
-    pub tcp_accepted: u64,
-    pub tcp_routed: u64,
-    pub tcp_rejected: u64,
-    pub tcp_frame_drops: u64,
-    pub stun_refused: u64,
-    pub tcp_oversized: u64,
-    pub tcp_idle: u64,
+pub(crate) struct MuxSnapshot {
+    pub(crate) udp_in: u64,
+    pub(crate) udp_unrouted: u64,
+    pub(crate) udp_queue_drops: u64,
+    pub(crate) udp_out: u64,
+    pub(crate) udp_send_drops: u64,
+    pub(crate) tcp_accepted: u64,
+    pub(crate) tcp_routed: u64,
+    pub(crate) tcp_rejected: u64,
+    pub(crate) tcp_frame_drops: u64,
+    pub(crate) stun_refused: u64,
+    pub(crate) tcp_oversized: u64,
+    pub(crate) tcp_idle: u64,
 }
 
 /// The IPv4 addresses of the host's interfaces that are up, for a bridge bound to every
 /// interface, which advertises each of them; loopback only when there is nothing else.
-pub fn interface_ips() -> Vec<std::net::IpAddr> {
+pub(crate) fn interface_ips() -> Vec<std::net::IpAddr> {
     let mut ips = Vec::new();
     let mut loopback = Vec::new();
     let mut head: *mut libc::ifaddrs = std::ptr::null_mut();

@@ -16,7 +16,7 @@ use webrtc::runtime::{AsyncInterval, AsyncTcpListener, AsyncTcpStream, AsyncUdpS
 const MDNS_PORT: u16 = 5353;
 
 #[derive(Debug)]
-pub struct MuxRuntime {
+pub(crate) struct MuxRuntime {
     inner: TokioRuntime,
     mux: Arc<Mux>,
     link: Arc<PcLink>,

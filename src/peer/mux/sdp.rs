@@ -26,7 +26,7 @@ pub struct Advertised {
 /// * TCP `tcptype active` (port 9) and `so` → nothing: the server never dials out (the runtime
 ///   refuses `connect_tcp`) and a browser does not listen, so they are useless.
 /// * Anything else (srflx/relay, or unknown) is returned unchanged.
-pub fn advertise_candidate(candidate: &str, adv: &Advertised) -> Vec<String> {
+pub(crate) fn advertise_candidate(candidate: &str, adv: &Advertised) -> Vec<String> {
     let f: Vec<&str> = candidate.split(' ').collect();
     if f.len() < 8 || f[6] != "typ" {
         return vec![candidate.to_owned()];

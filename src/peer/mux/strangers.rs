@@ -12,31 +12,32 @@ use std::time::Instant;
 
 /// Failed checks an address may make per second, and in a burst. A browser fails none, except
 /// the few in flight across an ICE restart.
-pub const FAILED_CHECKS_PER_S: f64 = 5.0;
-pub const FAILED_CHECKS_BURST: f64 = 20.0;
+pub(crate) const FAILED_CHECKS_PER_S: f64 = 5.0;
+pub(crate) const FAILED_CHECKS_BURST: f64 = 20.0;
 /// Addresses followed at most; when full, forgiven ones (full buckets) are forgotten first.
-pub const MAX_TRACKED: usize = 4096;
+pub(crate) const MAX_TRACKED: usize = 4096;
 
 #[derive(Debug, Default)]
-pub struct CheckFailures {
+pub(crate) struct CheckFailures {
     by_ip: HashMap<IpAddr, Bucket>,
     /// Checks dropped because their address was over budget.
-    pub refused: u64,
+    pub(crate) refused: u64,
     /// Failures not followed because the table was full of addresses still over budget.
-    pub untracked: u64,
+    pub(crate) untracked: u64,
 }
 
 impl CheckFailures {
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.by_ip.is_empty()
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.by_ip.len()
     }
 
     /// A check from `ip` failed (wrong or unknown credentials).
-    pub fn failed(&mut self, ip: IpAddr, now: Instant) {
+    pub(crate) fn failed(&mut self, ip: IpAddr, now: Instant) {
         if !self.by_ip.contains_key(&ip) && self.by_ip.len() >= MAX_TRACKED {
             self.forget_forgiven(now);
             if self.by_ip.len() >= MAX_TRACKED {
@@ -50,7 +51,7 @@ impl CheckFailures {
     }
 
     /// Whether a check from `ip` is dropped now (its address has no failures left); counted.
-    pub fn refuse(&mut self, ip: IpAddr, now: Instant) -> bool {
+    pub(crate) fn refuse(&mut self, ip: IpAddr, now: Instant) -> bool {
         let Some(bucket) = self.by_ip.get_mut(&ip) else { return false };
         let refused = bucket.available(now) < 1.0;
         if refused {
@@ -60,7 +61,7 @@ impl CheckFailures {
     }
 
     /// Forgets addresses whose bucket has refilled (nothing against them any more).
-    pub fn forget_forgiven(&mut self, now: Instant) {
+    pub(crate) fn forget_forgiven(&mut self, now: Instant) {
         self.by_ip.retain(|_, b| b.available(now) < FAILED_CHECKS_BURST);
     }
 }

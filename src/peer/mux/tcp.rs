@@ -34,14 +34,14 @@ const ACCEPT_QUEUE: usize = 16;
 /// The largest frame a routed connection may carry: browsers frame what they would send in
 /// one UDP datagram (≤ 1 500 bytes). A larger one closes the connection (RFC 4571 allows
 /// 64 KiB; no browser sends it, and the bridge would hold it in memory).
-pub const MAX_FRAME: usize = 2048;
+pub(crate) const MAX_FRAME: usize = 2048;
 /// A routed connection that carries no whole frame for this long is closed: a browser sends
 /// a consent check every few seconds (RFC 7675), so only a half-open or trickling one is.
-pub const ROUTED_IDLE: Duration = Duration::from_secs(30);
+pub(crate) const ROUTED_IDLE: Duration = Duration::from_secs(30);
 
 /// A connection the acceptor routed to one PC.
 #[derive(Debug)]
-pub struct Routed {
+pub(crate) struct Routed {
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
     /// Bytes already read (2-byte length + the first STUN frame), replayed to the driver.
@@ -213,7 +213,7 @@ async fn route(mux: &Mux, mut stream: tokio::net::TcpStream, peer: SocketAddr) -
 
 /// What a PC's driver gets from `Runtime::wrap_tcp_listener`.
 #[derive(Debug)]
-pub struct VirtualTcpListener {
+pub(crate) struct VirtualTcpListener {
     pub(super) mux: Arc<Mux>,
     pub(super) link: Arc<PcLink>,
     pub(super) label: SocketAddr,
@@ -259,7 +259,7 @@ impl AsyncTcpListener for VirtualTcpListener {
 ///   ICE/DTLS timers. Frames go to a bounded queue drained by a writer task; when it is full,
 ///   whole frames are dropped (framing stays intact; RTP sees loss, as on UDP).
 #[derive(Debug)]
-pub struct VirtualTcpStream {
+pub(crate) struct VirtualTcpStream {
     mux: Arc<Mux>,
     link: Arc<PcLink>,
     read: tokio::sync::Mutex<(Vec<u8>, usize, tokio::net::tcp::OwnedReadHalf)>,
@@ -374,7 +374,7 @@ impl AsyncTcpStream for VirtualTcpStream {
 impl PcLink {
     /// For a peer that reads the shared ports itself (the lean engine): ICE-TCP connections
     /// routed to this link arrive on the returned channel; serve each with [`serve_framed`].
-    pub fn accept_tcp(&self) -> mpsc::Receiver<Routed> {
+    pub(crate) fn accept_tcp(&self) -> mpsc::Receiver<Routed> {
         let (tx, rx) = mpsc::channel(ACCEPT_QUEUE);
         *self.tcp_accept_tx.lock().unwrap() = Some(tx);
         rx
@@ -386,7 +386,7 @@ impl PcLink {
 /// what the peer sends through the returned [`FrameWriter`] goes out as one frame each, by the
 /// same writer task as the PeerConnection engine's streams. The reader ends with the
 /// connection or `cancel`, the writer when the `FrameWriter` is dropped.
-pub fn serve_framed(mux: Arc<Mux>, link: Arc<PcLink>, routed: Routed, cancel: tokio_util::sync::CancellationToken) -> (SocketAddr, FrameWriter) {
+pub(crate) fn serve_framed(mux: Arc<Mux>, link: Arc<PcLink>, routed: Routed, cancel: tokio_util::sync::CancellationToken) -> (SocketAddr, FrameWriter) {
     serve_framed_idle(mux, link, routed, cancel, ROUTED_IDLE)
 }
 
@@ -440,7 +440,7 @@ fn serve_framed_idle(
 
 /// Writes frames to one ICE-TCP connection of a lean peer.
 #[derive(Debug, Clone)]
-pub struct FrameWriter {
+pub(crate) struct FrameWriter {
     mux: Arc<Mux>,
     link: Arc<PcLink>,
     tx: mpsc::Sender<Vec<u8>>,
@@ -448,12 +448,12 @@ pub struct FrameWriter {
 }
 
 impl FrameWriter {
-    pub fn is_closed(&self) -> bool {
+    pub(crate) fn is_closed(&self) -> bool {
         self.tx.is_closed() || self.failed.load(Ordering::Relaxed)
     }
 
     /// Queues `datagram` as one RFC 4571 frame; false once the connection is gone.
-    pub fn send(&self, datagram: &[u8]) -> bool {
+    pub(crate) fn send(&self, datagram: &[u8]) -> bool {
         let mut frame = Vec::with_capacity(2 + datagram.len());
         frame.extend_from_slice(&(datagram.len() as u16).to_be_bytes());
         frame.extend_from_slice(datagram);

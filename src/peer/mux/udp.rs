@@ -35,7 +35,7 @@ impl Mux {
     /// Error responses and indications teach nothing. `try_send_to`, not `poll_send_to`: many
     /// tasks share this socket and tokio keeps one send waker per socket. A full send buffer
     /// drops the datagram (UDP semantics) and counts it.
-    pub fn send_udp(&self, link: &Arc<PcLink>, to: SocketAddr, contents: &[u8]) -> io::Result<usize> {
+    pub(crate) fn send_udp(&self, link: &Arc<PcLink>, to: SocketAddr, contents: &[u8]) -> io::Result<usize> {
         match stun::classify(contents) {
             Kind::Stun { class: Class::Request, txid, .. } => self.remember_txid(txid, link),
             Kind::Stun { class: Class::Success, .. } => self.learn_addr(to, link),
@@ -133,7 +133,7 @@ pub(super) async fn demux_loop(mux: std::sync::Weak<Mux>, sock: Arc<tokio::net::
 
 /// What a PC's driver gets from `Runtime::wrap_udp_socket`: its queue on the shared socket.
 #[derive(Debug)]
-pub struct VirtualUdpSocket {
+pub(crate) struct VirtualUdpSocket {
     pub(super) mux: Arc<Mux>,
     pub(super) link: Arc<PcLink>,
     /// The ephemeral address the driver bound; the driver keys this socket by it.

@@ -22,10 +22,10 @@ use webrtc::peer_connection::{
     SettingEngineBuilder,
 };
 
-pub const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
+pub(crate) const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
 
 /// The id the remote SDP gives `uri` (`a=extmap:<id>[/<direction>] <uri>`), if any.
-pub fn extmap_id(sdp: &str, uri: &str) -> Option<u8> {
+pub(crate) fn extmap_id(sdp: &str, uri: &str) -> Option<u8> {
     sdp.lines().find_map(|line| {
         let rest = line.trim_end().strip_prefix("a=extmap:")?;
         let (id, ext_uri) = rest.split_once(' ')?;
@@ -34,7 +34,7 @@ pub fn extmap_id(sdp: &str, uri: &str) -> Option<u8> {
     })
 }
 
-pub fn opus() -> RTCRtpCodec {
+pub(crate) fn opus() -> RTCRtpCodec {
     RTCRtpCodec {
         mime_type: MIME_TYPE_OPUS.to_owned(),
         clock_rate: 48_000,
@@ -44,7 +44,7 @@ pub fn opus() -> RTCRtpCodec {
     }
 }
 
-pub fn vp8() -> RTCRtpCodec {
+pub(crate) fn vp8() -> RTCRtpCodec {
     let fb = |typ: &str, parameter: &str| RTCPFeedback { typ: typ.to_owned(), parameter: parameter.to_owned() };
     RTCRtpCodec {
         mime_type: MIME_TYPE_VP8.to_owned(),
@@ -56,7 +56,7 @@ pub fn vp8() -> RTCRtpCodec {
 }
 
 /// A PeerConnection on the shared ports; `link` is its entry in the mux.
-pub async fn build(
+pub(crate) async fn build(
     net: &MediaNetwork,
     handler: Arc<dyn PeerConnectionEventHandler>,
     keyframe_requests: mpsc::UnboundedSender<u32>,

@@ -20,17 +20,17 @@ use tracing::warn;
 
 /// Where it sits: between the pacer (3 000) and the NACK responder (4 000), so on the write
 /// walk (application to wire) it sees what the responder queued.
-pub const SLOT: usize = 3_500;
+pub(crate) const SLOT: usize = 3_500;
 
 /// Packets sent again that are remembered for the gap; beyond this the oldest are forgotten
 /// (at the budget's 240-packet burst, far more than the gap can hold).
 const REMEMBERED: usize = 1024;
 
 /// The interceptor: first transmissions and RTCP pass, retransmissions within the budget.
-pub type NackGuard = PassThrough<RetransmitGuard>;
+pub(crate) type NackGuard = PassThrough<RetransmitGuard>;
 
 /// Which retransmissions may go out: within the site's budget, each packet at most once a gap.
-pub struct RetransmitGuard {
+pub(crate) struct RetransmitGuard {
     budget: RetransmitBudget,
     /// (SSRC, sequence number) → when it was last sent again.
     resent: HashMap<(u32, u16), Instant>,
@@ -42,7 +42,7 @@ pub struct RetransmitGuard {
 }
 
 impl NackGuard {
-    pub fn guard(site_id: String, site: usize, board: Option<Arc<StatsBoard>>) -> Self {
+    pub(crate) fn guard(site_id: String, site: usize, board: Option<Arc<StatsBoard>>) -> Self {
         PassThrough::new(RetransmitGuard { site_id, budget: RetransmitBudget::default(), resent: HashMap::new(), order: VecDeque::new(), site, board })
     }
 }

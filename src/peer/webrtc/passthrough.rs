@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 /// What an interceptor does with the packets that pass it.
-pub trait Watch: Send + Sync {
+pub(crate) trait Watch: Send + Sync {
     /// A packet from the network on its way to the application (RTP or RTCP).
     fn on_read(&mut self, _msg: &TaggedPacket) {}
 
@@ -20,14 +20,14 @@ pub trait Watch: Send + Sync {
 }
 
 /// An interceptor made of a [`Watch`].
-pub struct PassThrough<W> {
-    pub watch: W,
+pub(crate) struct PassThrough<W> {
+    pub(crate) watch: W,
     read_queue: VecDeque<TaggedPacket>,
     write_queue: VecDeque<TaggedPacket>,
 }
 
 impl<W> PassThrough<W> {
-    pub fn new(watch: W) -> Self {
+    pub(crate) fn new(watch: W) -> Self {
         PassThrough { watch, read_queue: VecDeque::new(), write_queue: VecDeque::new() }
     }
 }

@@ -15,7 +15,7 @@ use tracing::debug;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::TrackLocal;
 
-pub enum SinkControl {
+pub(crate) enum SinkControl {
     /// Media may flow only while connected: before DTLS completes there are no SRTP keys.
     Connected(bool),
     Bind {
@@ -28,7 +28,7 @@ pub enum SinkControl {
     },
 }
 
-pub async fn run(
+pub(crate) async fn run(
     site: usize,
     board: Arc<StatsBoard>,
     router: Router,

@@ -11,15 +11,15 @@ use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication
 use tokio::sync::mpsc;
 
 /// The interceptor: every packet passes, keyframe requests are copied to the peer task.
-pub type KeyframeTap = PassThrough<KeyframeRequests>;
+pub(crate) type KeyframeTap = PassThrough<KeyframeRequests>;
 
 /// Copies the media SSRC of each PLI and FIR that passes into a channel.
-pub struct KeyframeRequests {
+pub(crate) struct KeyframeRequests {
     requests: mpsc::UnboundedSender<u32>,
 }
 
 impl KeyframeTap {
-    pub fn tap(requests: mpsc::UnboundedSender<u32>) -> Self {
+    pub(crate) fn tap(requests: mpsc::UnboundedSender<u32>) -> Self {
         PassThrough::new(KeyframeRequests { requests })
     }
 }

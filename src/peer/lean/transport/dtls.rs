@@ -78,20 +78,19 @@ impl Identity {
 }
 
 /// `sha-256 XX:XX:…` of a DER certificate, as SDP writes it.
-pub fn sha256_fingerprint(der: &[u8]) -> String {
+pub(crate) fn sha256_fingerprint(der: &[u8]) -> String {
     let hex: Vec<String> = Sha256::digest(der).iter().map(|b| format!("{b:02X}")).collect();
     format!("sha-256 {}", hex.join(":"))
 }
 
 /// The site's two SRTP contexts, keyed from its DTLS handshake.
-pub struct Srtp {
-    pub inbound: Context,
-    pub outbound: Context,
-    pub profile: ProtectionProfile,
+pub(crate) struct Srtp {
+    pub(crate) inbound: Context,
+    pub(crate) outbound: Context,
 }
 
 /// One site's DTLS association (server side) until it yields the SRTP keys.
-pub struct DtlsServer {
+pub(crate) struct DtlsServer {
     endpoint: Endpoint,
     provider: Arc<dyn RTCCryptoProvider>,
     /// The fingerprints the site's SDP announced, normalised (lowercase, `sha-256 aa:bb…`).
@@ -100,7 +99,7 @@ pub struct DtlsServer {
 }
 
 impl DtlsServer {
-    pub fn new(identity: &Identity, local_addr: SocketAddr, remote_fingerprints: Vec<String>) -> Self {
+    pub(crate) fn new(identity: &Identity, local_addr: SocketAddr, remote_fingerprints: Vec<String>) -> Self {
         let remote_fingerprints = remote_fingerprints.iter().map(|f| normalise(f)).collect();
         DtlsServer {
             endpoint: Endpoint::new(local_addr, TransportProtocol::UDP, Some(identity.config.clone())),
@@ -112,7 +111,7 @@ impl DtlsServer {
 
     /// Feeds one DTLS datagram from `from`. `Some(srtp)` once the handshake has completed and
     /// the peer's certificate matched its fingerprint.
-    pub fn read(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) -> Result<Option<Srtp>, DtlsError> {
+    pub(crate) fn read(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) -> Result<Option<Srtp>, DtlsError> {
         self.remote = Some(from);
         let events = self.endpoint.read(now, from, None, BytesMut::from(datagram)).map_err(protocol)?;
         for event in events {
@@ -124,16 +123,16 @@ impl DtlsServer {
     }
 
     /// The next DTLS datagram to send, with its destination.
-    pub fn poll_transmit(&mut self) -> Option<(SocketAddr, BytesMut)> {
+    pub(crate) fn poll_transmit(&mut self) -> Option<(SocketAddr, BytesMut)> {
         self.endpoint.poll_transmit().map(|m| (m.transport.peer_addr, m.message))
     }
 
     /// When the handshake next needs [`Self::handle_timeout`] (a flight to retransmit).
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         self.remote.and_then(|r| self.endpoint.poll_timeout(&r))
     }
 
-    pub fn handle_timeout(&mut self, now: Instant) -> Result<(), DtlsError> {
+    pub(crate) fn handle_timeout(&mut self, now: Instant) -> Result<(), DtlsError> {
         match self.remote {
             Some(r) => self.endpoint.handle_timeout(r, now).map_err(protocol),
             None => Ok(()),
@@ -166,18 +165,18 @@ impl DtlsServer {
             crypto,
         )
         .map_err(srtp)?;
-        Ok(Srtp { inbound, outbound, profile })
+        Ok(Srtp { inbound, outbound })
     }
 }
 
 /// `sha-256 AB:CD` and `SHA-256 ab:cd` are the same fingerprint.
-pub fn normalise(fingerprint: &str) -> String {
+pub(crate) fn normalise(fingerprint: &str) -> String {
     fingerprint.split_whitespace().collect::<Vec<_>>().join(" ").to_ascii_lowercase()
 }
 
 /// A set of fingerprints, normalised, sorted and without duplicates: two descriptions
 /// announce the same certificates when these are equal.
-pub fn fingerprint_set<'a>(fingerprints: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+pub(crate) fn fingerprint_set<'a>(fingerprints: impl IntoIterator<Item = &'a str>) -> Vec<String> {
     let mut v: Vec<String> = fingerprints.into_iter().map(normalise).collect();
     v.sort();
     v.dedup();

@@ -22,7 +22,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 /// How long the selected pair lives without a valid check from the browser (RFC 7675 §5.1).
-pub const CONSENT_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const CONSENT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One side's ICE username fragment and password (`a=ice-ufrag`, `a=ice-pwd`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,16 +84,12 @@ impl IceLite {
         IceLite { local, remote_ufrag: remote_ufrag.into(), selected: None, last_check: None, validated: Vec::new() }
     }
 
-    pub fn local(&self) -> &IceCredentials {
-        &self.local
-    }
-
-    pub fn remote_ufrag(&self) -> &str {
+    pub(crate) fn remote_ufrag(&self) -> &str {
         &self.remote_ufrag
     }
 
     /// Where media goes: the address of the browser's nominated (or first valid) check.
-    pub fn selected(&self) -> Option<SocketAddr> {
+    pub(crate) fn selected(&self) -> Option<SocketAddr> {
         self.selected
     }
 
@@ -114,12 +110,12 @@ impl IceLite {
     }
 
     /// True once a pair was selected and no valid check came for [`CONSENT_TIMEOUT`].
-    pub fn consent_expired(&self, now: Instant) -> bool {
+    pub(crate) fn consent_expired(&self, now: Instant) -> bool {
         self.last_check.is_some_and(|t| now.saturating_duration_since(t) >= CONSENT_TIMEOUT)
     }
 
     /// When consent runs out if no further check comes.
-    pub fn consent_deadline(&self) -> Option<Instant> {
+    pub(crate) fn consent_deadline(&self) -> Option<Instant> {
         self.last_check.map(|t| t + CONSENT_TIMEOUT)
     }
 

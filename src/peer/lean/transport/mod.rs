@@ -12,7 +12,7 @@
 //! SRTP are accepted only from the address ICE selected; everything refused comes back as a
 //! [`TransportError`] and leaves the transport as it was.
 
-pub mod dtls;
+pub(crate) mod dtls;
 pub mod ice_lite;
 
 use bytes::BytesMut;
@@ -117,12 +117,8 @@ impl Transport {
         }
     }
 
-    pub fn local_credentials(&self) -> &IceCredentials {
-        self.ice.local()
-    }
-
     /// The browser's ufrag of the current ICE generation.
-    pub fn remote_ufrag(&self) -> &str {
+    pub(crate) fn remote_ufrag(&self) -> &str {
         self.ice.remote_ufrag()
     }
 
@@ -131,13 +127,13 @@ impl Transport {
     }
 
     /// The address media is sent to, once a check selected one.
-    pub fn remote(&self) -> Option<SocketAddr> {
+    pub(crate) fn remote(&self) -> Option<SocketAddr> {
         self.ice.selected()
     }
 
     /// An ICE restart: new credentials on both sides. The DTLS association and its SRTP keys
     /// stay; media goes out again once the browser's checks select a pair.
-    pub fn restart_ice(&mut self, local: IceCredentials, remote_ufrag: impl Into<String>) {
+    pub(crate) fn restart_ice(&mut self, local: IceCredentials, remote_ufrag: impl Into<String>) {
         self.ice = IceLite::new(local, remote_ufrag);
         if self.state == TransportState::ConsentLost {
             self.state = TransportState::Connecting;
