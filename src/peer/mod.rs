@@ -29,7 +29,7 @@ pub(crate) mod webrtc;
 use crate::health::board::StatsBoard;
 use crate::media::router::Router;
 use crate::media::Kind;
-use crate::signal::protocol::{ErrorCode, IceCandidate, MediaState};
+use crate::signal::protocol::{IceCandidate, MediaState};
 use mux::Mux;
 use std::sync::Arc;
 use std::time::Duration;
@@ -78,6 +78,24 @@ pub(crate) enum PeerCommand {
     ContentTrack(String),
 }
 
+/// What was wrong with something a site sent its peer (an offer, an answer, a candidate).
+/// The peer says what; `signal` names it on the wire (`From<Fault> for ErrorCode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// More often than a page does it (offers a minute).
+    TooOften,
+    /// Out of turn: an offer while the bridge's own waits for its answer, an answer to nothing.
+    OutOfOrder,
+    /// SDP that cannot be parsed or applied, is too large, or announces another certificate.
+    BadSdp,
+    /// A candidate the ICE agent does not take.
+    BadCandidate,
+    /// Media in a codec the bridge does not forward.
+    UnsupportedCodec,
+    /// The bridge's own failure.
+    Internal,
+}
+
 /// What a peer tells its signalling session.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum PeerEvent {
@@ -97,7 +115,7 @@ pub(crate) enum PeerEvent {
         loss_bps: f64,
     },
     Refused {
-        code: ErrorCode,
+        fault: Fault,
         message: String,
         request: &'static str,
     },

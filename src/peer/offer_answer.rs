@@ -9,25 +9,25 @@
 
 use super::budget::{self, Budget, RenegotiationBudget};
 use super::lean::transport::dtls::fingerprint_set;
-use crate::signal::protocol::ErrorCode;
+use super::Fault;
 use std::time::Instant;
 
 /// Answers to the bridge's offer refused in a row before it stops offering again: a page that
 /// cannot answer the slots would otherwise be sent the same offer for ever.
 pub(crate) const MAX_REFUSED_ANSWERS: u8 = 3;
 
-/// Why a description from the site is not applied: the error code and message its page is
-/// sent, and the budget it went over (counted and logged once per connection, not per refusal).
+/// Why a description from the site is not applied: what was wrong with it and the message its
+/// page is sent, and the budget it went over (counted and logged once per connection, not per refusal).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Refusal {
-    pub(crate) code: ErrorCode,
+    pub(crate) fault: Fault,
     pub message: String,
     pub(crate) over: Option<(Budget, &'static str)>,
 }
 
 impl Refusal {
-    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Refusal { code, message: message.into(), over: None }
+    fn new(fault: Fault, message: impl Into<String>) -> Self {
+        Refusal { fault, message: message.into(), over: None }
     }
 }
 
@@ -67,19 +67,19 @@ impl OfferAnswer {
         if !self.renegotiations.allow(now) {
             let message = format!("too many offers: at most {} a minute", budget::RENEGOTIATIONS_PER_MINUTE);
             let what = "this site offers more often than a page renegotiates; the extra offers are refused";
-            return Err(Refusal { code: ErrorCode::RateLimited, message, over: Some((Budget::Renegotiations, what)) });
+            return Err(Refusal { fault: Fault::TooOften, message, over: Some((Budget::Renegotiations, what)) });
         }
         if self.awaiting_answer {
-            return Err(Refusal::new(ErrorCode::NegotiationFailed, "the server's offer is waiting for an answer; answer it before offering"));
+            return Err(Refusal::new(Fault::OutOfOrder, "the server's offer is waiting for an answer; answer it before offering"));
         }
         let sections = budget::sections(sdp);
         if sections > outputs + budget::MAX_SITE_SECTIONS {
             let message = format!("offer not accepted: {} m-sections; a site may send at most {}", sections - outputs, budget::MAX_SITE_SECTIONS);
             let what = "this site's offer has more m-sections than a page sends; it is refused";
-            return Err(Refusal { code: ErrorCode::SdpInvalid, message, over: Some((Budget::Sections, what)) });
+            return Err(Refusal { fault: Fault::BadSdp, message, over: Some((Budget::Sections, what)) });
         }
         if self.certificate_changed(sdp) {
-            return Err(Refusal::new(ErrorCode::SdpInvalid, "the offer announces another DTLS certificate than this session's (or none); join again"));
+            return Err(Refusal::new(Fault::BadSdp, "the offer announces another DTLS certificate than this session's (or none); join again"));
         }
         Ok(())
     }
@@ -104,7 +104,7 @@ impl OfferAnswer {
     /// The site sent an answer: whether one was awaited. Either way none is awaited afterwards.
     pub(crate) fn take_answer(&mut self) -> Result<(), Refusal> {
         if !std::mem::take(&mut self.awaiting_answer) {
-            return Err(Refusal::new(ErrorCode::NegotiationFailed, "no server offer is waiting for an answer"));
+            return Err(Refusal::new(Fault::OutOfOrder, "no server offer is waiting for an answer"));
         }
         Ok(())
     }
@@ -113,7 +113,7 @@ impl OfferAnswer {
     /// a refused answer ([`Self::answer_refused`]).
     pub(crate) fn check_answer(&self, sdp: &str) -> Result<(), Refusal> {
         if self.certificate_changed(sdp) {
-            return Err(Refusal::new(ErrorCode::SdpInvalid, "it announces another DTLS certificate than this session's (or none)"));
+            return Err(Refusal::new(Fault::BadSdp, "it announces another DTLS certificate than this session's (or none)"));
         }
         Ok(())
     }
@@ -160,9 +160,9 @@ mod tests {
         assert_eq!(oa.check_offer(&offer(CERT_A, 2), 0, t0), Ok(()));
         oa.offer_applied(&offer(CERT_A, 2));
         assert_eq!(oa.check_offer(&offer(CERT_A, 2), 0, t0), Ok(()), "the same certificate, again");
-        assert_eq!(oa.check_offer(&offer(CERT_B, 2), 0, t0).unwrap_err().code, ErrorCode::SdpInvalid);
-        assert_eq!(oa.check_offer(&offer("", 2), 0, t0).unwrap_err().code, ErrorCode::SdpInvalid, "no certificate at all");
-        assert_eq!(oa.check_answer(&offer("", 2)).unwrap_err().code, ErrorCode::SdpInvalid, "an answer without one");
+        assert_eq!(oa.check_offer(&offer(CERT_B, 2), 0, t0).unwrap_err().fault, Fault::BadSdp);
+        assert_eq!(oa.check_offer(&offer("", 2), 0, t0).unwrap_err().fault, Fault::BadSdp, "no certificate at all");
+        assert_eq!(oa.check_answer(&offer("", 2)).unwrap_err().fault, Fault::BadSdp, "an answer without one");
         assert_eq!(oa.check_answer(&offer("a=fingerprint:SHA-256 aa:bb:cc\r\n", 2)), Ok(()), "written another way, the same certificate");
     }
 
@@ -170,10 +170,10 @@ mod tests {
     fn no_offer_while_the_bridges_offer_waits_and_no_answer_without_one() {
         let mut oa = OfferAnswer::default();
         let t0 = Instant::now();
-        assert_eq!(oa.take_answer().unwrap_err().code, ErrorCode::NegotiationFailed, "nothing was offered");
+        assert_eq!(oa.take_answer().unwrap_err().fault, Fault::OutOfOrder, "nothing was offered");
         oa.offered();
         assert!(oa.awaiting_answer());
-        assert_eq!(oa.check_offer(&offer(CERT_A, 1), 0, t0).unwrap_err().code, ErrorCode::NegotiationFailed);
+        assert_eq!(oa.check_offer(&offer(CERT_A, 1), 0, t0).unwrap_err().fault, Fault::OutOfOrder);
         assert_eq!(oa.take_answer(), Ok(()));
         assert!(!oa.awaiting_answer());
         assert_eq!(oa.check_offer(&offer(CERT_A, 1), 0, t0), Ok(()), "answered: the site may offer again");
@@ -186,7 +186,7 @@ mod tests {
         let taken = (0..100).take_while(|_| oa.check_offer(&offer(CERT_A, 1), 0, t0).is_ok()).count();
         assert_eq!(taken, budget::RENEGOTIATION_BURST as usize);
         let refused = oa.check_offer(&offer(CERT_A, 1), 0, t0).unwrap_err();
-        assert_eq!((refused.code, refused.over.map(|(b, _)| b)), (ErrorCode::RateLimited, Some(Budget::Renegotiations)));
+        assert_eq!((refused.fault, refused.over.map(|(b, _)| b)), (Fault::TooOften, Some(Budget::Renegotiations)));
         assert_eq!(oa.offers_refused(), 2);
         assert_eq!(oa.check_offer(&offer(CERT_A, 1), 0, t0 + Duration::from_secs(60)), Ok(()), "a minute later");
     }
@@ -198,7 +198,7 @@ mod tests {
         let most = 16 + budget::MAX_SITE_SECTIONS;
         assert_eq!(oa.check_offer(&offer(CERT_A, most), 16, t0), Ok(()));
         let refused = oa.check_offer(&offer(CERT_A, most + 1), 16, t0).unwrap_err();
-        assert_eq!((refused.code, refused.over.map(|(b, _)| b)), (ErrorCode::SdpInvalid, Some(Budget::Sections)));
+        assert_eq!((refused.fault, refused.over.map(|(b, _)| b)), (Fault::BadSdp, Some(Budget::Sections)));
     }
 
     #[test]

@@ -683,6 +683,20 @@ impl From<crate::recording::RecordError> for ErrorCode {
     }
 }
 
+impl From<crate::peer::Fault> for ErrorCode {
+    fn from(f: crate::peer::Fault) -> Self {
+        use crate::peer::Fault as F;
+        match f {
+            F::TooOften => ErrorCode::RateLimited,
+            F::OutOfOrder => ErrorCode::NegotiationFailed,
+            F::BadSdp => ErrorCode::SdpInvalid,
+            F::BadCandidate => ErrorCode::BadCandidate,
+            F::UnsupportedCodec => ErrorCode::CodecUnsupported,
+            F::Internal => ErrorCode::Internal,
+        }
+    }
+}
+
 /// The conference's part of a client message: what a joined site asks the conference to do.
 /// The rest (joining, negotiation, pings, statistics) is the session's own and comes back as
 /// it was. `share_start`'s track id is for the site's peer, which the session tells.

@@ -230,7 +230,7 @@ impl Session {
             PeerEvent::LocalOffer(sdp) => ServerMessage::Offer { sdp },
             PeerEvent::LocalCandidate(candidate) => ServerMessage::Candidate { candidate },
             PeerEvent::State(state) => ServerMessage::Media { state },
-            PeerEvent::Refused { code, message, request } => ServerMessage::error(code, message, Some(request)),
+            PeerEvent::Refused { fault, message, request } => ServerMessage::error(fault.into(), message, Some(request)),
             PeerEvent::DownlinkLoss(loss) => {
                 if let Some(j) = &self.joined {
                     self.bridge.conference.link_quality(j.site, loss);

@@ -30,6 +30,7 @@ use super::budget;
 use super::inbound::Inbound;
 use super::offer_answer::{AfterRefusedAnswer, OfferAnswer, Refusal};
 use super::outputs::Outputs;
+use super::Fault;
 use super::{PeerCommand, PeerContext, PeerError, PeerEvent, PeerHandle, KEYFRAME_MIN_INTERVAL};
 use crate::health::board::Transport as Path;
 use crate::media::delay::DelayCounts;
@@ -38,7 +39,7 @@ use crate::media::{Kind, RtpPacket};
 use crate::peer::mux::tcp::{serve_framed, FrameWriter};
 use crate::peer::mux::{Datagram, PcLink};
 use crate::signal::protocol::IceCandidate;
-use crate::signal::protocol::{ErrorCode, MediaState};
+use crate::signal::protocol::MediaState;
 use candidates::RemoteCandidates;
 use congestion::TransportFeedback;
 use estimate::DownlinkEstimate;
@@ -357,15 +358,15 @@ impl LeanPeer {
         }
     }
 
-    fn refuse(&self, code: ErrorCode, message: String, request: &'static str) -> impl std::future::Future<Output = ()> + Send + 'static {
+    fn refuse(&self, fault: Fault, message: String, request: &'static str) -> impl std::future::Future<Output = ()> + Send + 'static {
         warn!(%message, "refused {request}");
-        self.emit(PeerEvent::Refused { code, message, request })
+        self.emit(PeerEvent::Refused { fault, message, request })
     }
 
     /// As [`Self::refuse`], without a log line: a budget's refusals are logged once by
     /// [`Self::over_budget`], not each time.
-    fn refuse_quietly(&self, code: ErrorCode, message: String, request: &'static str) -> impl std::future::Future<Output = ()> + Send + 'static {
-        self.emit(PeerEvent::Refused { code, message, request })
+    fn refuse_quietly(&self, fault: Fault, message: String, request: &'static str) -> impl std::future::Future<Output = ()> + Send + 'static {
+        self.emit(PeerEvent::Refused { fault, message, request })
     }
 
     /// Refuses what the offer/answer rules refused: a budget's refusals are counted and logged
@@ -374,9 +375,9 @@ impl LeanPeer {
         match r.over {
             Some((budget, what)) => {
                 self.over_budget(budget, 1, what);
-                self.refuse_quietly(r.code, r.message, request).await
+                self.refuse_quietly(r.fault, r.message, request).await
             }
-            None => self.refuse(r.code, r.message, request).await,
+            None => self.refuse(r.fault, r.message, request).await,
         }
     }
 
@@ -510,11 +511,11 @@ impl LeanPeer {
         }
         let offer = match RemoteDescription::parse(&sdp) {
             Ok(d) => d,
-            Err(e) => return self.refuse(ErrorCode::SdpInvalid, format!("offer not accepted: {e}"), "offer").await,
+            Err(e) => return self.refuse(Fault::BadSdp, format!("offer not accepted: {e}"), "offer").await,
         };
         let mut negotiation = self.negotiation.clone();
         if let Err(e) = negotiation.apply_offer(&offer) {
-            return self.refuse(ErrorCode::SdpInvalid, format!("offer not accepted: {e}"), "offer").await;
+            return self.refuse(Fault::BadSdp, format!("offer not accepted: {e}"), "offer").await;
         }
         self.negotiation = negotiation;
         // A browser that does not trickle lists its candidates in the offer.
@@ -528,7 +529,7 @@ impl LeanPeer {
             // health page names the cause on the site's frozen-video alarm.
             let message = format!("the bridge cannot receive {}; it forwards Opus, {}", refused.join("; "), codec_names(&self.ctx.video_codecs));
             self.ctx.board.set_media_refused(self.site, Some(message.clone()));
-            self.refuse(ErrorCode::CodecUnsupported, message, "offer").await;
+            self.refuse(Fault::UnsupportedCodec, message, "offer").await;
         } else {
             self.ctx.board.set_media_refused(self.site, None);
         }
@@ -552,7 +553,7 @@ impl LeanPeer {
         self.learn_streams();
         let answer = self.negotiation.answer(&self.local_transport());
         if let Err(e) = mux.register_local_sdp(&self.link, &answer) {
-            return self.refuse(ErrorCode::Internal, format!("media ports: {e}"), "offer").await;
+            return self.refuse(Fault::Internal, format!("media ports: {e}"), "offer").await;
         }
         self.emit(PeerEvent::LocalAnswer(answer)).await;
         if !self.answered_first_offer || restarted {
@@ -660,9 +661,9 @@ impl LeanPeer {
             }
             Err(e) => {
                 if self.offers.answer_refused() == AfterRefusedAnswer::GiveUp {
-                    return self.refuse(ErrorCode::SdpInvalid, format!("answer not accepted: {e}; not offering again, join again"), "answer").await;
+                    return self.refuse(Fault::BadSdp, format!("answer not accepted: {e}; not offering again, join again"), "answer").await;
                 }
-                self.refuse(ErrorCode::SdpInvalid, format!("answer not accepted: {e}; offering again"), "answer").await;
+                self.refuse(Fault::BadSdp, format!("answer not accepted: {e}; offering again"), "answer").await;
                 self.offer().await;
             }
         }

@@ -18,11 +18,12 @@ use super::budget;
 use super::inbound::Inbound;
 use super::mux;
 use super::offer_answer::{AfterRefusedAnswer, OfferAnswer, Refusal};
+use super::Fault;
 use super::{slot_id, PeerCommand, PeerContext, PeerError, PeerEvent, PeerHandle, Refusals, KEYFRAME_MIN_INTERVAL};
 use crate::health::board::Transport;
 use crate::media::codec::{Codec, PayloadTypes};
 use crate::media::Kind;
-use crate::signal::protocol::{ErrorCode, IceCandidate, MediaState};
+use crate::signal::protocol::{IceCandidate, MediaState};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
@@ -200,9 +201,9 @@ impl PeerTask {
         let _ = self.events.send(event).await;
     }
 
-    async fn refuse(&self, code: ErrorCode, message: String, request: &'static str) {
+    async fn refuse(&self, fault: Fault, message: String, request: &'static str) {
         warn!(%message, "refused {request}");
-        self.emit(PeerEvent::Refused { code, message, request }).await;
+        self.emit(PeerEvent::Refused { fault, message, request }).await;
     }
 
     /// Refuses what the offer/answer rules refused: a budget's refusals are counted and logged
@@ -211,9 +212,9 @@ impl PeerTask {
         match r.over {
             Some((budget, what)) => {
                 self.refusals.refuse(budget, 1, what);
-                self.emit(PeerEvent::Refused { code: r.code, message: r.message, request }).await;
+                self.emit(PeerEvent::Refused { fault: r.fault, message: r.message, request }).await;
             }
-            None => self.refuse(r.code, r.message, request).await,
+            None => self.refuse(r.fault, r.message, request).await,
         }
     }
 
@@ -262,7 +263,7 @@ impl PeerTask {
             ..Default::default()
         };
         if let Err(e) = self.pc.add_ice_candidate(init).await {
-            self.refuse(ErrorCode::BadCandidate, format!("ICE candidate not accepted: {e}"), "candidate").await;
+            self.refuse(Fault::BadCandidate, format!("ICE candidate not accepted: {e}"), "candidate").await;
         }
     }
 
@@ -299,17 +300,17 @@ impl PeerTask {
             if let Some(id) = connection::extmap_id(&sdp, connection::AUDIO_LEVEL_URI) {
                 self.audio_level_id.store(id, std::sync::atomic::Ordering::Relaxed);
             }
-            let offer = RTCSessionDescription::offer(sdp).map_err(|e| (ErrorCode::SdpInvalid, e.to_string()))?;
-            self.pc.set_remote_description(offer).await.map_err(|e| (ErrorCode::SdpInvalid, e.to_string()))?;
-            let answer = self.pc.create_answer(None).await.map_err(|e| (ErrorCode::NegotiationFailed, e.to_string()))?;
-            self.pc.set_local_description(answer).await.map_err(|e| (ErrorCode::NegotiationFailed, e.to_string()))?;
-            self.pc.local_description().await.ok_or((ErrorCode::Internal, "no local description".to_string()))
+            let offer = RTCSessionDescription::offer(sdp).map_err(|e| (Fault::BadSdp, e.to_string()))?;
+            self.pc.set_remote_description(offer).await.map_err(|e| (Fault::BadSdp, e.to_string()))?;
+            let answer = self.pc.create_answer(None).await.map_err(|e| (Fault::OutOfOrder, e.to_string()))?;
+            self.pc.set_local_description(answer).await.map_err(|e| (Fault::OutOfOrder, e.to_string()))?;
+            self.pc.local_description().await.ok_or((Fault::Internal, "no local description".to_string()))
         }
         .await;
         match result {
             Ok(answer) => {
                 if let Err(e) = self.ctx.network.mux.register_local_sdp(&self.link, &answer.sdp) {
-                    return self.refuse(ErrorCode::Internal, format!("media ports: {e}"), "offer").await;
+                    return self.refuse(Fault::Internal, format!("media ports: {e}"), "offer").await;
                 }
                 self.emit(PeerEvent::LocalAnswer(self.ctx.network.mux.advertise_sdp(&self.link, &answer.sdp))).await;
                 self.offers.offer_applied(&sdp_for_pin);
@@ -347,10 +348,10 @@ impl PeerTask {
                 }
             }
             Err(e) if self.offers.answer_refused() == AfterRefusedAnswer::GiveUp => {
-                self.refuse(ErrorCode::SdpInvalid, format!("answer not accepted: {e}; not offering again, join again"), "answer").await;
+                self.refuse(Fault::BadSdp, format!("answer not accepted: {e}; not offering again, join again"), "answer").await;
             }
             Err(e) => {
-                self.refuse(ErrorCode::SdpInvalid, format!("answer not accepted: {e}; offering again"), "answer").await;
+                self.refuse(Fault::BadSdp, format!("answer not accepted: {e}; offering again"), "answer").await;
                 self.offer().await;
             }
         }
