@@ -19,10 +19,13 @@
 //! the next layer, and the line's answer to that layer is what brings it down (see
 //! docs/architecture.md, "Downlink estimate"). Pure: every instant is passed in.
 
-use rtc::interceptor::{convert_twcc, History, LossController, OveruseDetector, PacketReport, RateCalculator, RateControlState, SlopeEstimator, Usage};
+use record::SentRecord;
+use rtc::interceptor::{convert_twcc, LossController, OveruseDetector, PacketReport, RateCalculator, RateControlState, SlopeEstimator, Usage};
 use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
+
+mod record;
 
 /// Where every site's estimate starts: what an office LAN takes easily, so a meeting opens on
 /// full layers and a weaker line is found within its first seconds.
@@ -219,7 +222,7 @@ pub(crate) struct EstimateView {
 /// The estimate towards one site, with the record of what was sent that the feedback is
 /// matched against.
 pub(crate) struct DownlinkEstimate {
-    history: History,
+    record: SentRecord,
     slope: SlopeEstimator,
     detector: OveruseDetector,
     delivered: RateCalculator,
@@ -248,7 +251,7 @@ impl DownlinkEstimate {
         let max_bps = max_bps.max(MIN_BPS);
         let initial = INITIAL_BPS.min(max_bps);
         DownlinkEstimate {
-            history: History::new(),
+            record: SentRecord::default(),
             slope: SlopeEstimator::new(),
             detector: OveruseDetector::new(),
             delivered: RateCalculator::new(Duration::from_millis(1000)),
@@ -276,26 +279,26 @@ impl DownlinkEstimate {
     /// was sent more than [`HORIZON`] ago and never reported on is forgotten here, so the record
     /// stays bounded whether or not the browser ever sends feedback.
     pub(crate) fn on_sent(&mut self, now: Instant, ssrc: u32, rtp_seq: u16, transport_seq: u16, bytes: usize) {
-        self.history.add_outgoing(ssrc, rtp_seq, true, transport_seq, bytes, now);
+        self.record.sent(ssrc, rtp_seq, transport_seq, bytes, now);
         if self.last_prune.is_none_or(|t| now.saturating_duration_since(t) >= PRUNE_EVERY) {
             self.last_prune = Some(now);
-            self.history.prune_before(now.checked_sub(HORIZON).unwrap_or(now));
+            self.record.forget_before(now.checked_sub(HORIZON).unwrap_or(now));
         }
     }
 
     #[cfg(test)]
     /// Packets sent and not yet reported on or forgotten.
     pub(crate) fn unreported(&self) -> usize {
-        self.history.len()
+        self.record.len()
     }
 
     /// The browser's word on what arrived, received at `now`.
     pub(crate) fn on_feedback(&mut self, now: Instant, feedback: &TransportLayerCc, rtt: Duration) {
         self.feedbacks += 1;
         for ack in convert_twcc(feedback) {
-            self.history.on_twcc_feedback(now, ack);
+            self.record.acknowledge(&ack);
         }
-        let reports = self.history.take_reports();
+        let reports = self.record.take_reports();
         self.on_reports(now, &reports, rtt);
     }
 
