@@ -43,13 +43,8 @@ async fn a_ward_on_a_one_megabit_line_keeps_every_picture_and_its_sound() {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let (_, tech) = bridge.tech("GET", "/api/tech", "").await;
-        let absent: Vec<String> = ["hq", "cua-nam", "hang-bai", WARD]
-            .iter()
-            .filter(|id| {
-                !tech["health"]["sites"].as_array().or(tech["sites"].as_array()).is_some_and(|a| a.iter().any(|s| s["id"] == **id && s["present"] == true))
-            })
-            .map(|id| id.to_string())
-            .collect();
+        let absent: Vec<String> =
+            ["hq", "cua-nam", "hang-bai", WARD].iter().filter(|id| site_row(&tech, id)["present"] != true).map(|id| id.to_string()).collect();
         if absent.is_empty() {
             break;
         }
@@ -126,7 +121,7 @@ async fn a_ward_on_a_one_megabit_line_keeps_every_picture_and_its_sound() {
     let mut unlimited = None;
     while lifted.elapsed() < Duration::from_secs(30) {
         let (_, v) = bridge.tech("GET", "/api/tech", "").await;
-        let w = v["health"]["sites"].as_array().or(v["sites"].as_array()).and_then(|s| s.iter().find(|x| x["id"] == WARD)).cloned().unwrap_or_default();
+        let w = site_row(&v, WARD);
         if w["limited_by"].is_null() && !w.is_null() {
             unlimited = Some(lifted.elapsed());
             println!("lifted: {}", summary(&w));
@@ -146,12 +141,17 @@ async fn a_ward_on_a_one_megabit_line_keeps_every_picture_and_its_sound() {
     let _ = std::fs::remove_dir_all(&scratch);
 }
 
+/// Site `id`'s row in a technicians' API reply (`Value::Null` if it has none).
+fn site_row(tech: &Value, id: &str) -> Value {
+    tech["health"]["sites"].as_array().or(tech["sites"].as_array()).and_then(|s| s.iter().find(|x| x["id"] == id)).cloned().unwrap_or_default()
+}
+
 /// The ward's row of the technicians' API once `ok` holds for it (bounded: 60 s).
 async fn wait_tech(bridge: &TestBridge, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
     let deadline = Deadline::after(Duration::from_secs(60), what);
     loop {
         let (_, v) = bridge.tech("GET", "/api/tech", "").await;
-        let ward = v["health"]["sites"].as_array().or(v["sites"].as_array()).and_then(|s| s.iter().find(|x| x["id"] == WARD)).cloned().unwrap_or_default();
+        let ward = site_row(&v, WARD);
         if ok(&ward) {
             return ward;
         }
