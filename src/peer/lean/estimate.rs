@@ -24,6 +24,7 @@ use rtc::interceptor::{convert_twcc, LossController, OveruseDetector, PacketRepo
 use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
+use tracing::debug;
 
 mod record;
 
@@ -44,10 +45,19 @@ const INCREASE_PER_S: f64 = 1.08;
 const DECREASE_FACTOR: f64 = 0.85;
 /// At most one change per this (a decrease is never held back).
 const CHANGE_INTERVAL: Duration = Duration::from_millis(200);
-/// An overuse while the line delivered less than this share of the target says little about
-/// the target (the bridge was sending far less: a meeting starting, a site paused, a busy
-/// receiver): the target is lowered by [`DECREASE_FACTOR`] itself, not to what was delivered.
+/// An overuse while the line delivered less than this share of the target, and about what the
+/// bridge sent, says little about the target (the bridge was sending far less: a meeting
+/// starting, a site paused, a busy receiver): the target is lowered by [`DECREASE_FACTOR`]
+/// itself, not to what was delivered.
 const FULL_SHARE: f64 = 0.5;
+/// The line delivered less than this share of what the bridge sent over the same second: it
+/// cannot carry what it is given, whatever the target, and what it delivered is its capacity.
+const DEFICIT_SHARE: f64 = 0.75;
+/// What the controller learnt of the line's capacity when it last backed off holds this long
+/// without another back-off; after that the line may have changed (a cap lifted) and the
+/// estimate climbs multiplicatively again. The bridge sends less than its target (it chooses
+/// layers below it), so the line rarely delivers enough to prove more capacity by itself.
+const CAPACITY_MEMORY: Duration = Duration::from_secs(5);
 /// A queue this long on the line is overuse whatever its trend: a drop-tail queue that stays
 /// full shows a flat delay (and a few per cent of loss the loss-based half holds on), so the
 /// trend alone would let the line stay congested.
@@ -83,21 +93,23 @@ pub(crate) struct RateControl {
     target: f64,
     state: RateControlState,
     last_change: Option<Instant>,
+    last_decrease: Option<Instant>,
     capacity: Option<Capacity>,
 }
 
 impl RateControl {
     pub(crate) fn new(initial: f64) -> Self {
-        RateControl { target: initial, state: RateControlState::default(), last_change: None, capacity: None }
+        RateControl { target: initial, state: RateControlState::default(), last_change: None, last_decrease: None, capacity: None }
     }
 
     pub(crate) fn target(&self) -> f64 {
         self.target
     }
 
-    /// Folds in the detector's verdict and the rate the line delivered (`None` when too little
-    /// arrived to say), with `rtt` the round trip (for the additive step).
-    pub(crate) fn update(&mut self, now: Instant, usage: Usage, delivered: Option<f64>, rtt: Duration) -> f64 {
+    /// Folds in the detector's verdict, the rate the line delivered (`None` when too little
+    /// arrived to say) and the rate the bridge sent over the last second, with `rtt` the round
+    /// trip (for the additive step).
+    pub(crate) fn update(&mut self, now: Instant, usage: Usage, delivered: Option<f64>, sent: f64, rtt: Duration) -> f64 {
         self.state = self.state.next(usage);
         let recent = self.last_change.is_some_and(|t| now.saturating_duration_since(t) < CHANGE_INTERVAL);
         if recent && self.state != RateControlState::Decrease {
@@ -110,21 +122,25 @@ impl RateControl {
                 self.capacity = None;
             }
         }
+        if self.last_decrease.is_some_and(|t| now.saturating_duration_since(t) > CAPACITY_MEMORY) {
+            self.capacity = None;
+        }
         match self.state {
             RateControlState::Hold => {}
             RateControlState::Decrease => {
                 let Some(d) = delivered else { return self.target };
                 // Once per interval: the line's answer to the last decrease is not in yet.
-                if recent && d >= self.target * 0.5 {
+                if recent {
                     return self.target;
                 }
-                if d >= self.target * FULL_SHARE {
+                if d >= self.target * FULL_SHARE || d < sent * DEFICIT_SHARE {
                     self.learn_capacity(d);
                     self.target = (d * DECREASE_FACTOR).min(self.target);
                 } else {
                     self.target *= DECREASE_FACTOR;
                 }
                 self.last_change = Some(now);
+                self.last_decrease = Some(now);
                 // Once backed off, hold until the detector sees the queue drain or settle.
                 self.state = RateControlState::Hold;
             }
@@ -202,6 +218,42 @@ impl QueueDelay {
     }
 }
 
+/// What the bridge sent the site over the last second, in tenths of a second: one addition
+/// per packet on the forwarding path.
+#[derive(Debug, Default)]
+struct SendRate {
+    epoch: Option<Instant>,
+    /// The tenth of a second (since `epoch`) the newest bucket holds.
+    tenth: u64,
+    bytes: [u64; 10],
+}
+
+impl SendRate {
+    fn add(&mut self, now: Instant, bytes: usize) {
+        let slot = self.advance(now);
+        self.bytes[slot] += bytes as u64;
+    }
+
+    /// Bit/s over the last second (the current tenth included).
+    fn bps(&mut self, now: Instant) -> f64 {
+        self.advance(now);
+        self.bytes.iter().sum::<u64>() as f64 * 8.0
+    }
+
+    /// Moves to the tenth `now` falls in, emptying the buckets passed over; its bucket's index.
+    fn advance(&mut self, now: Instant) -> usize {
+        let epoch = *self.epoch.get_or_insert(now);
+        let tenth = (now.saturating_duration_since(epoch).as_millis() / 100) as u64;
+        if tenth > self.tenth {
+            for t in (self.tenth + 1)..=tenth.min(self.tenth + 10) {
+                self.bytes[(t % 10) as usize] = 0;
+            }
+            self.tenth = tenth;
+        }
+        (self.tenth % 10) as usize
+    }
+}
+
 /// What the estimate stands on, for the health page and the log.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct EstimateView {
@@ -226,6 +278,7 @@ pub(crate) struct DownlinkEstimate {
     slope: SlopeEstimator,
     detector: OveruseDetector,
     delivered: RateCalculator,
+    sent: SendRate,
     delay: RateControl,
     loss: LossController,
     queue: QueueDelay,
@@ -237,6 +290,16 @@ pub(crate) struct DownlinkEstimate {
     /// Feedback packets taken, and packets reported on, for the closing log line.
     pub(crate) feedbacks: u64,
     pub(crate) reported: u64,
+    /// Why the delay-based estimate came down, for the closing log line: the delay trend, or a
+    /// long queue whatever the trend.
+    pub(crate) decreases: Decreases,
+}
+
+/// How often the delay-based estimate came down, by the rule that brought it down.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub(crate) struct Decreases {
+    pub(crate) trend: u64,
+    pub(crate) queue: u64,
 }
 
 impl Default for DownlinkEstimate {
@@ -255,6 +318,7 @@ impl DownlinkEstimate {
             slope: SlopeEstimator::new(),
             detector: OveruseDetector::new(),
             delivered: RateCalculator::new(Duration::from_millis(1000)),
+            sent: SendRate::default(),
             delay: RateControl::new(initial),
             loss: LossController::new(initial, MIN_BPS, max_bps),
             queue: QueueDelay::default(),
@@ -265,6 +329,7 @@ impl DownlinkEstimate {
             last_prune: None,
             feedbacks: 0,
             reported: 0,
+            decreases: Decreases::default(),
         }
     }
 
@@ -280,6 +345,7 @@ impl DownlinkEstimate {
     /// stays bounded whether or not the browser ever sends feedback.
     pub(crate) fn on_sent(&mut self, now: Instant, ssrc: u32, rtp_seq: u16, transport_seq: u16, bytes: usize) {
         self.record.sent(ssrc, rtp_seq, transport_seq, bytes, now);
+        self.sent.add(now, bytes);
         if self.last_prune.is_none_or(|t| now.saturating_duration_since(t) >= PRUNE_EVERY) {
             self.last_prune = Some(now);
             self.record.forget_before(now.checked_sub(HORIZON).unwrap_or(now));
@@ -316,13 +382,22 @@ impl DownlinkEstimate {
                 usage = self.detector.update(trend.at, trend.estimate_ms);
             }
         }
-        if self.queue.on_reports(reports).is_some_and(|q| q > QUEUE_OVERUSE) {
+        let by_trend = usage == Usage::Over;
+        let queue = self.queue.on_reports(reports);
+        if queue.is_some_and(|q| q > QUEUE_OVERUSE) {
             usage = Usage::Over;
         }
         self.usage = usage;
         let delivered = self.delivered.rate_bits_per_second(now);
         self.last_delivered = delivered;
-        self.delay.update(now, usage, delivered, rtt);
+        let before = self.delay.target;
+        let sent = self.sent.bps(now);
+        self.delay.update(now, usage, delivered, sent, rtt);
+        if self.delay.target < before {
+            let (rule, count) = if by_trend { ("trend", &mut self.decreases.trend) } else { ("queue", &mut self.decreases.queue) };
+            *count += 1;
+            debug!(rule, from_kbps = (before / 1000.0) as u64, to_kbps = (self.delay.target / 1000.0) as u64, delivered_kbps = delivered.map(|d| (d / 1000.0) as u64), queue = ?queue, "downlink estimate lowered");
+        }
         self.delay.target = self.delay.target.clamp(MIN_BPS, self.max_bps);
         let lost = reports.iter().filter(|r| !r.arrived).count();
         self.loss.update(now, lost, reports.len());

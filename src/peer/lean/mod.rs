@@ -344,6 +344,8 @@ impl LeanPeer {
             transport_feedback = self.feedback.sent,
             downlink_feedback = self.estimate.feedbacks,
             downlink_estimate_kbps = (self.estimate.bps() / 1000.0) as u64,
+            lowered_by_trend = self.estimate.decreases.trend,
+            lowered_by_queue = self.estimate.decreases.queue,
             nacked,
             recovered,
             "media connection closed"
@@ -900,13 +902,18 @@ impl LeanPeer {
             packet.header.set_extension(id, bytes::Bytes::copy_from_slice(&seq.to_be_bytes())).ok().map(|_| seq)
         });
         let Ok(n) = packet.marshal_to(&mut self.scratch) else { return false };
+        // The departure is taken before the datagram goes, never after: a bridge thread
+        // descheduled between the two would stamp one packet late, its delay would look
+        // shorter than the line's empty-queue delay, and every packet for the next ten seconds
+        // would seem to wait in a queue that is not there. Early, it only looks late once.
+        let departure = Instant::now();
         let sent = match t.protect_rtp(&self.scratch[..n]) {
             Ok((to, datagram)) => self.send_to(to, &datagram),
             Err(_) => false,
         };
         if let Some(seq) = numbered.filter(|_| sent) {
             // As the line counts it: with the SRTP tag and the UDP and IPv4 headers.
-            self.estimate.on_sent(Instant::now(), packet.header.ssrc, packet.header.sequence_number, seq, n + WIRE_OVERHEAD);
+            self.estimate.on_sent(departure, packet.header.ssrc, packet.header.sequence_number, seq, n + WIRE_OVERHEAD);
         }
         sent
     }
