@@ -81,7 +81,10 @@ async fn hq_and_two_wards_see_and_hear_each_other_in_chromium_with(bridge: &Test
             if SITES.iter().filter(|s| s.id != me).all(|s| stats.get(s.id).is_some_and(|(f, e)| *f > 0.0 && *e > 0.0)) {
                 break stats;
             }
-            deadline.tick().await;
+            if deadline.expired() {
+                println!("{me}'s page: {}", browsers[i].describe().await);
+            }
+            deadline.tick_showing(&stats).await;
         };
         println!("{me} receives (frames decoded, audio energy): {stats:?}");
     }

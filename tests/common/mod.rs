@@ -68,6 +68,11 @@ impl Deadline {
         Deadline { at: Instant::now() + timeout, what: what.into() }
     }
 
+    /// Whether the next tick will panic: the moment to gather what explains the failure.
+    pub fn expired(&self) -> bool {
+        Instant::now() >= self.at
+    }
+
     pub async fn tick(&self) {
         if Instant::now() >= self.at {
             panic!("timed out waiting for {}", self.what);
