@@ -66,6 +66,17 @@ impl Refusals {
             warn!(budget = budget.code(), "over budget: {what} (counted; logged once per connection)");
         }
     }
+
+    /// What the offer/answer rules refused, noted as both engines do: a budget's refusals are
+    /// counted and logged once ([`Refusals::refuse`]), the others logged each time. Returns
+    /// the event that tells the page.
+    pub(crate) fn note(&mut self, r: offer_answer::Refusal, request: &'static str) -> PeerEvent {
+        match r.over {
+            Some((budget, what)) => self.refuse(budget, 1, what),
+            None => warn!(message = %r.message, "refused {request}"),
+        }
+        PeerEvent::Refused { fault: r.fault, message: r.message, request }
+    }
 }
 
 /// What a signalling session asks of its peer.

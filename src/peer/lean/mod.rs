@@ -28,7 +28,7 @@ pub mod transport;
 
 use super::budget;
 use super::inbound::Inbound;
-use super::offer_answer::{AfterRefusedAnswer, OfferAnswer, Refusal};
+use super::offer_answer::{AfterRefusedAnswer, OfferAnswer};
 use super::outputs::Outputs;
 use super::Fault;
 use super::{PeerCommand, PeerContext, PeerError, PeerEvent, PeerHandle, KEYFRAME_MIN_INTERVAL};
@@ -365,24 +365,6 @@ impl LeanPeer {
         self.emit(PeerEvent::Refused { fault, message, request })
     }
 
-    /// As [`Self::refuse`], without a log line: a budget's refusals are logged once by
-    /// [`Self::over_budget`], not each time.
-    fn refuse_quietly(&self, fault: Fault, message: String, request: &'static str) -> impl std::future::Future<Output = ()> + Send + 'static {
-        self.emit(PeerEvent::Refused { fault, message, request })
-    }
-
-    /// Refuses what the offer/answer rules refused: a budget's refusals are counted and logged
-    /// once ([`Self::over_budget`]), the others logged each time.
-    async fn refuse_for(&mut self, r: Refusal, request: &'static str) {
-        match r.over {
-            Some((budget, what)) => {
-                self.over_budget(budget, 1, what);
-                self.refuse_quietly(r.fault, r.message, request).await
-            }
-            None => self.refuse(r.fault, r.message, request).await,
-        }
-    }
-
     /// `n` more of what the site asked for were refused by `budget`: counted on the health
     /// board (which raises the site's `over_budget` alarm), logged once per budget and
     /// connection, never per packet.
@@ -509,7 +491,8 @@ impl LeanPeer {
     async fn on_remote_offer(&mut self, sdp: String) {
         let outputs = self.negotiation.sections.iter().filter(|s| matches!(s.role, Role::Output(_))).count();
         if let Err(r) = self.offers.check_offer(&sdp, outputs, Instant::now()) {
-            return self.refuse_for(r, "offer").await;
+            let refused = self.refusals.note(r, "offer");
+            return self.emit(refused).await;
         }
         let offer = match RemoteDescription::parse(&sdp) {
             Ok(d) => d,
@@ -641,7 +624,8 @@ impl LeanPeer {
 
     async fn on_remote_answer(&mut self, sdp: String) {
         if let Err(r) = self.offers.take_answer() {
-            return self.refuse_for(r, "answer").await;
+            let refused = self.refusals.note(r, "answer");
+            return self.emit(refused).await;
         }
         let answer = self.offers.check_answer(&sdp).map_err(|r| r.message).and_then(|()| RemoteDescription::parse(&sdp).map_err(|e| e.to_string()));
         let applied = answer.and_then(|a| self.negotiation.apply_answer(&a).map_err(|e| e.to_string()));

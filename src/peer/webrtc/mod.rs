@@ -17,7 +17,7 @@ mod tap;
 use super::budget;
 use super::inbound::Inbound;
 use super::mux;
-use super::offer_answer::{AfterRefusedAnswer, OfferAnswer, Refusal};
+use super::offer_answer::{AfterRefusedAnswer, OfferAnswer};
 use super::Fault;
 use super::{slot_id, PeerCommand, PeerContext, PeerError, PeerEvent, PeerHandle, Refusals, KEYFRAME_MIN_INTERVAL};
 use crate::health::board::Transport;
@@ -206,18 +206,6 @@ impl PeerTask {
         self.emit(PeerEvent::Refused { fault, message, request }).await;
     }
 
-    /// Refuses what the offer/answer rules refused: a budget's refusals are counted and logged
-    /// once ([`Refusals::refuse`]), the others logged each time.
-    async fn refuse_for(&mut self, r: Refusal, request: &'static str) {
-        match r.over {
-            Some((budget, what)) => {
-                self.refusals.refuse(budget, 1, what);
-                self.emit(PeerEvent::Refused { fault: r.fault, message: r.message, request }).await;
-            }
-            None => self.refuse(r.fault, r.message, request).await,
-        }
-    }
-
     /// Whether the site may name one more remote candidate (one it named before is free).
     fn take_candidate(&mut self, candidate: &str) -> bool {
         let Some(key) = budget::candidate_address(candidate) else { return true };
@@ -269,7 +257,8 @@ impl PeerTask {
 
     async fn on_remote_offer(&mut self, sdp: String) {
         if let Err(r) = self.offers.check_offer(&sdp, self.outputs.len(), std::time::Instant::now()) {
-            return self.refuse_for(r, "offer").await;
+            let refused = self.refusals.note(r, "offer");
+            return self.emit(refused).await;
         }
         // Candidates written in the offer count like trickled ones; those over the budget are
         // taken out before webrtc-rs's ICE agent pairs them.
@@ -328,7 +317,8 @@ impl PeerTask {
 
     async fn on_remote_answer(&mut self, sdp: String) {
         if let Err(r) = self.offers.take_answer() {
-            return self.refuse_for(r, "answer").await;
+            let refused = self.refusals.note(r, "answer");
+            return self.emit(refused).await;
         }
         let result = match self.offers.check_answer(&sdp) {
             Err(r) => Err(r.message),
