@@ -221,7 +221,7 @@ pub(crate) async fn start(opts: Options) -> Result<Running, StartError> {
         board: Arc::new(StatsBoard::new(settings.sites.len())),
         slots: (settings.audio_slots, settings.video_slots),
         video_codecs: settings.video_codecs.clone(),
-        lines: settings.sites.iter().map(|s| s.line).collect(),
+        lines: Arc::new(crate::peer::ceilings::Ceilings::new(settings.sites.iter().map(|s| s.line))),
     };
     let health = health::monitor::spawn(
         MonitorParts {
@@ -233,6 +233,7 @@ pub(crate) async fn start(opts: Options) -> Result<Running, StartError> {
             thresholds: settings.thresholds,
             recording,
             composition: composer.failures(),
+            lines: peers.lines.clone(),
         },
         shutdown.clone(),
     );

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::browser::{fake_media, Browser};
+use common::browser::{click, fake_media, type_into, Browser};
 use common::{scratch_dir, Deadline, TestBridge};
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -180,16 +180,44 @@ async fn a_chromium_site_is_measured_on_the_technicians_page_and_passes_readines
     let absent = tech.eval("document.querySelector('#report li[data-site=\"cua-nam\"]').textContent").await.unwrap();
     assert!(absent.as_str().unwrap().contains("kết nối: điểm cầu chưa vào hội nghị"), "why an absent site fails, in Vietnamese: {absent}");
 
+    // Hàng Gai's line ceiling, set from its row: the form opens empty (none configured); the
+    // technicians' API has the new ceiling, and the outcome names the action and the site.
+    let form = "tr[data-site=\"hang-gai\"] details.line";
+    click(&mut tech, &format!("{form} summary")).await;
+    assert_eq!(tech.eval(&format!("document.querySelector('{form} input[name=\"down\"]').value")).await, Some(json!("")));
+    type_into(&mut tech, &format!("{form} input[name=\"down\"]"), "700").await;
+    click(&mut tech, &format!("{form} button[type=\"submit\"]")).await;
+    let deadline = Deadline::after(Duration::from_secs(10), "the ceiling set from /tech in the technicians' API");
+    loop {
+        let (_, v) = bridge.tech("GET", "/api/tech", "").await;
+        let line = v["sites"].as_array().and_then(|s| s.iter().find(|x| x["id"] == "hang-gai")).map(|s| s["line"].clone()).unwrap_or_default();
+        if line == json!({"down_kbps": 700, "up_kbps": null}) {
+            break;
+        }
+        deadline.tick_showing(&line).await;
+    }
+    let deadline = Deadline::after(Duration::from_secs(10), "the outcome of the ceiling on /tech");
+    loop {
+        let (state, said) =
+            (tech.eval("document.getElementById('feedback').dataset.state").await, tech.eval("document.querySelector('#feedback .text').textContent").await);
+        if state == Some(json!("ok"))
+            && said.as_ref().and_then(Value::as_str).is_some_and(|s| s.contains("giới hạn đường truyền") && s.contains("Cụm Hàng Gai"))
+        {
+            break;
+        }
+        deadline.tick_showing(&said).await;
+    }
+
     // The event log: Vietnamese sentences with site names, no codes or session ids, times on
     // a 24-hour clock in the meeting's zone (Kathmandu, UTC+05:45: not the browser's).
-    let deadline = Deadline::after(Duration::from_secs(10), "the technician's ICE restart in the event log");
+    let deadline = Deadline::after(Duration::from_secs(10), "the technician's ICE restart and ceiling in the event log");
     let lines = loop {
         let lines = tech
             .eval("[...document.querySelectorAll('#events li')].map(li => ({text: li.textContent, at: li.querySelector('time').dateTime, clock: li.querySelector('time').textContent}))")
             .await
             .unwrap();
-        if lines.as_array().unwrap().iter().any(|l| l["text"].as_str().unwrap().contains("Cụm Hàng Gai: kỹ thuật viên yêu cầu khởi động lại ICE"))
-        {
+        let has = |words: &str| lines.as_array().unwrap().iter().any(|l| l["text"].as_str().unwrap().contains(words));
+        if has("Cụm Hàng Gai: kỹ thuật viên yêu cầu khởi động lại ICE") && has("kỹ thuật viên đặt giới hạn đường truyền") {
             break lines;
         }
         deadline.tick_showing(&lines).await;
@@ -199,6 +227,7 @@ async fn a_chromium_site_is_measured_on_the_technicians_page_and_passes_readines
     println!("event log on /tech:\n  {}", texts.join("\n  "));
     assert!(texts.iter().any(|t| t.contains("Cụm Hàng Gai: vào hội nghị")), "{texts:?}");
     assert!(texts.iter().any(|t| t.contains("Cụm Hàng Gai: đã khởi động lại ICE")), "{texts:?}");
+    assert!(texts.iter().any(|t| t.contains("Cụm Hàng Gai: kỹ thuật viên đặt giới hạn đường truyền: nhận 700 kbit/s, gửi không giới hạn")), "{texts:?}");
     for line in lines {
         let text = line["text"].as_str().unwrap();
         assert!(!text.contains('_') && !text.contains("hang-gai"), "a code or an id on /tech: {text}");

@@ -164,18 +164,65 @@ function row(s) {
       b.addEventListener("click", () => act(s.id, action));
       actions.append(b);
     }
+    actions.append(lineForm(s.id));
     /** @type {HTMLElement} */ ($("sites").querySelector("tbody")).append(tr);
     rows.set(s.id, tr);
   }
   return tr;
 }
 
+/**
+ * The site's line ceilings, set live: what it receives and sends, kbit/s, empty for none. The
+ * fields take the current ceilings when opened, never while being typed in.
+ * @param {string} site
+ */
+function lineForm(site) {
+  const details = document.createElement("details");
+  details.className = "line";
+  details.innerHTML = `<summary></summary><form><label><span class="down-label"></span> <input name="down" type="number" min="200" step="50"></label>
+    <label><span class="up-label"></span> <input name="up" type="number" min="200" step="50"></label> <button type="submit"></button></form>`;
+  /** @type {HTMLElement} */ (details.querySelector("summary")).textContent = t("tech.line.summary");
+  /** @type {HTMLElement} */ (details.querySelector(".down-label")).textContent = t("tech.line.down");
+  /** @type {HTMLElement} */ (details.querySelector(".up-label")).textContent = t("tech.line.up");
+  /** @type {HTMLElement} */ (details.querySelector("button")).textContent = t("tech.line.set");
+  const form = /** @type {HTMLFormElement} */ (details.querySelector("form"));
+  const down = /** @type {HTMLInputElement} */ (form.elements.namedItem("down"));
+  const up = /** @type {HTMLInputElement} */ (form.elements.namedItem("up"));
+  for (const input of [down, up]) input.placeholder = t("tech.line.none");
+  details.addEventListener("toggle", () => {
+    if (!details.open) return;
+    const line = lastView?.sites?.find((/** @type {any} */ x) => x.id === site)?.line || {};
+    down.value = line.down_kbps ? String(line.down_kbps) : "";
+    up.value = line.up_kbps ? String(line.up_kbps) : "";
+  });
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    /** @param {HTMLInputElement} input */
+    const kbps = (input) => (input.value.trim() === "" ? null : Number(input.value));
+    const [downlink_kbps, uplink_kbps] = [kbps(down), kbps(up)];
+    const what = { action: t("tech.line.action"), site: nameOf(site) };
+    if ([downlink_kbps, uplink_kbps].some((k) => k !== null && !(Number.isInteger(k) && k >= 200))) {
+      showFeedback("error", t("tech.failed", { ...what, why: t("tech.line.bad") }));
+      return;
+    }
+    post("/api/tech/line", { site, downlink_kbps, uplink_kbps }, what);
+  });
+  return details;
+}
+
 /** @param {string} site @param {string} action */
-async function act(site, action) {
-  const what = { action: t(`tech.action.${action}`), site: nameOf(site) };
+function act(site, action) {
+  post("/api/tech/action", { site, action }, { action: t(`tech.action.${action}`), site: nameOf(site) });
+}
+
+/**
+ * A technician's request, its outcome on screen.
+ * @param {string} path @param {object} request @param {{action: string, site: string}} what
+ */
+async function post(path, request, what) {
   showFeedback("pending", t("tech.sending", what));
   try {
-    const r = await fetch("/api/tech/action", { method: "POST", headers, body: JSON.stringify({ site, action }) });
+    const r = await fetch(path, { method: "POST", headers, body: JSON.stringify(request) });
     const body = await r.json().catch(() => ({}));
     if (r.ok) showFeedback("ok", t("tech.done", what));
     else showFeedback("error", t("tech.failed", { ...what, why: say(`error.${body.code}`, body.message || r.statusText) }));

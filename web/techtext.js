@@ -135,6 +135,10 @@ export function eventText(e, w) {
       return t("tech.event.alarm_cleared", { alarm: alarm(p.alarm), seconds: num(p.seconds ?? 0) });
     case "mute":
       return t("tech.event.mute", { mic: onOff(Boolean(p.audio_muted)), camera: onOff(Boolean(p.video_muted)) });
+    case "tech_line": {
+      const ceiling = (/** @type {number|null|undefined} */ k) => (k ? `${num(k)} kbit/s` : t("tech.line.none"));
+      return t("tech.event.tech_line", { down: ceiling(p.down_kbps), up: ceiling(p.up_kbps) });
+    }
     case "layout":
       return t("tech.event.layout", { layout: say(t, `tech.layout.${p.layout}`, {}, String(p.layout)) });
     case "readiness_check": {

@@ -107,6 +107,11 @@ fn code_and_params(e: &Event) -> (&str, Value) {
             (code, json!({"text": detail, "to": p["to"]}))
         }
         "notice_acked" => ("notice_acked", none),
+        "tech_line" => {
+            // `downlink=<kbit/s|none> uplink=<kbit/s|none>`
+            let kbps = |name: &str| detail.split_whitespace().find_map(|w| w.strip_prefix(name)?.strip_prefix('=')?.parse::<u64>().ok());
+            ("tech_line", json!({"down_kbps": kbps("downlink"), "up_kbps": kbps("uplink")}))
+        }
         "help_requested" => ("help_requested", json!({"text": detail})),
         "help_done" => ("help_done", none),
         _ => ("other", json!({"kind": e.kind, "detail": detail})),
@@ -213,6 +218,7 @@ mod tests {
             ("tech_keyframe", ""),
             ("tech_restart_ice", ""),
             ("tech_drop", ""),
+            ("tech_line", "downlink=1000 uplink=none"),
             ("key_rotated", ""),
             ("readiness_check", "hq=pass hang-gai=fail"),
             ("user_changed", "kythuat (technician)"),

@@ -85,7 +85,8 @@ pub(crate) struct SiteHealth {
     /// nothing: every camera at the layer its tile wants).
     pub(crate) receiving: Vec<ReceivedCamera>,
     pub(crate) limited_by: Option<&'static str>,
-    /// The site's configured line ceilings, kbit/s (`[[sites]] downlink_kbps`, `uplink_kbps`).
+    /// The site's line ceilings, kbit/s: as configured (`[[sites]] downlink_kbps`,
+    /// `uplink_kbps`) or as a technician set them since (`POST /api/tech/line`).
     pub(crate) line: crate::config::LineLimits,
     /// How the site is connected, as the server's ICE sees it (host, srflx, prflx, relay).
     pub(crate) candidate: String,
@@ -269,6 +270,7 @@ struct Monitor {
     composition: watch::Receiver<Option<CompositionFailure>>,
     /// The bridge-wide `composition_failed` alarm: the failure it was raised for.
     composition_alarm: Option<CompositionFailure>,
+    lines: Arc<crate::peer::ceilings::Ceilings>,
     /// The bridge-wide `stranger_traffic` alarm.
     strangers: RefusalWatch,
 }
@@ -283,6 +285,8 @@ pub(crate) struct MonitorParts {
     pub(crate) recording: watch::Receiver<RecordingStatus>,
     /// The composer's last failure (cleared by its next success).
     pub(crate) composition: watch::Receiver<Option<CompositionFailure>>,
+    /// Each site's line ceilings, live.
+    pub(crate) lines: Arc<crate::peer::ceilings::Ceilings>,
 }
 
 pub(crate) fn spawn(parts: MonitorParts, cancel: CancellationToken) -> HealthHandle {
@@ -319,6 +323,7 @@ pub(crate) fn spawn(parts: MonitorParts, cancel: CancellationToken) -> HealthHan
         storage_alarm: None,
         composition: parts.composition,
         composition_alarm: None,
+        lines: parts.lines,
         strangers: RefusalWatch::default(),
     };
     let mut view_changes = m.view.clone();
@@ -783,7 +788,7 @@ impl Monitor {
                         })
                         .collect(),
                     limited_by: view.receiving.limited_by,
-                    line: site.line,
+                    line: self.lines.get(i),
                     downlink_bps: downlink_bps.filter(|_| present),
                     queue_ms: queue_ms.filter(|_| present),
                     candidate: candidate.clone(),

@@ -52,6 +52,7 @@ pub(crate) fn app(bridge: Arc<Bridge>) -> Router {
         .route("/api/tech/readiness", axum::routing::post(tech::readiness))
         .route("/api/tech/action", axum::routing::post(tech::action))
         .route("/api/tech/notice", axum::routing::post(tech::notice))
+        .route("/api/tech/line", axum::routing::post(tech::line))
         .route("/metrics", get(tech::metrics))
         .route("/api/conferences", get(records::list))
         .route("/api/conferences/{id}/minutes", get(records::minutes))

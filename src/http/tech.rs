@@ -202,6 +202,56 @@ pub(crate) async fn action(
     Ok(Done::ok())
 }
 
+/// A site's line ceilings, set live: kbit/s, `null` for none (as the line takes), absent for
+/// unchanged.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LineRequest {
+    site: String,
+    #[serde(default, deserialize_with = "given")]
+    downlink_kbps: Option<Option<u32>>,
+    #[serde(default, deserialize_with = "given")]
+    uplink_kbps: Option<Option<u32>>,
+}
+
+/// A field that is there, whether a number or `null` (absent stays `None` by `default`).
+fn given<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<u32>>, D::Error> {
+    <Option<u32> as serde::Deserialize>::deserialize(d).map(Some)
+}
+
+/// The most a ceiling may say: 1 Gbit/s (a typo of a few more digits is refused, not applied).
+const MAX_LINE_KBPS: u32 = 1_000_000;
+
+/// A technician sets what a site receives (the bridge's downlink estimate never exceeds it, so
+/// its layers are chosen within it) and sends (the REMB its browser is told) from the next
+/// second on, without a reconnect; the health view shows it. Until the bridge restarts.
+pub(crate) async fn line(
+    State(bridge): State<Arc<Bridge>>,
+    _: Require<Technicians>,
+    body: Result<Json<LineRequest>, JsonRejection>,
+) -> Result<Json<Done>, ApiError> {
+    let Some(req) = body.ok().map(|Json(r)| r).filter(|r| r.downlink_kbps.is_some() || r.uplink_kbps.is_some()) else {
+        return Err(ApiError::BadBody("{\"site\": \"…\", \"downlink_kbps\"?: kbit/s or null, \"uplink_kbps\"?: kbit/s or null}"));
+    };
+    let site = bridge.settings.site_index(&req.site).ok_or(ApiError::SiteUnknown)?;
+    let (min, max) = (crate::config::MIN_LINE_KBPS, MAX_LINE_KBPS);
+    if [req.downlink_kbps, req.uplink_kbps].into_iter().flatten().flatten().any(|k| !(min..=max).contains(&k)) {
+        return Err(ApiError::refused(
+            StatusCode::BAD_REQUEST,
+            "line_out_of_range",
+            format!("a ceiling is {min}…{max} kbit/s (a site's audio and a small picture at least), or null for none"),
+        ));
+    }
+    let was = bridge.peers.lines.get(site);
+    let line = crate::config::LineLimits { down_kbps: req.downlink_kbps.unwrap_or(was.down_kbps), up_kbps: req.uplink_kbps.unwrap_or(was.up_kbps) };
+    bridge.peers.lines.set(site, line);
+    let said = |k: Option<u32>| k.map_or("none".to_string(), |k| k.to_string());
+    let (down, up) = (said(line.down_kbps), said(line.up_kbps));
+    tracing::info!(site = %req.site, downlink_kbps = %down, uplink_kbps = %up, "a technician set the line ceilings of {}", bridge.settings.sites[site].name);
+    bridge.store.record(crate::store::journal::Entry::now(Some(&req.site), "tech_line", &format!("downlink={down} uplink={up}")));
+    Ok(Done::ok())
+}
+
 /// Prometheus text format; names `diemcau_<subsystem>_<name>_<unit>`, documented in
 /// docs/operations.md.
 pub(crate) async fn metrics(

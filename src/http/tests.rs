@@ -239,6 +239,7 @@ fn guarded_routes(f: &Fixture) -> Vec<Route> {
         route(Method::POST, "/api/tech/action", r#"{"site":"hang-gai","action":"keyframe"}"#, TECHNICIANS, (StatusCode::CONFLICT, "site_absent")),
         route(Method::POST, "/api/tech/action", r#"{"site":"hang-gai","action":"help_done"}"#, TECHNICIANS, (StatusCode::CONFLICT, "no_help_request")),
         route(Method::POST, "/api/tech/notice", r#"{"text":"Kiểm tra micro"}"#, TECHNICIANS, ok),
+        route(Method::POST, "/api/tech/line", r#"{"site":"hang-gai","downlink_kbps":null,"uplink_kbps":null}"#, TECHNICIANS, ok),
         route(Method::GET, "/metrics", "", TECHNICIANS, ok),
         route(Method::GET, "/api/conferences", "", RECORD_READERS, ok),
         route(Method::GET, &minutes, "", RECORD_READERS, ok),
@@ -432,6 +433,47 @@ async fn a_technicians_action_is_one_of_four_words_and_the_site_is_checked_first
     assert_eq!((notice.status, notice.code().as_str()), (StatusCode::NOT_FOUND, "site_unknown"));
     let sent = f.call(Req::post("/api/tech/notice", r#"{"text":"Kiểm tra micro"}"#).token(Some(tech))).await;
     assert_eq!(sent.keys(), ["notice", "ok"], "{}", sent.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_technician_sets_a_sites_line_ceilings_live_and_the_health_view_shows_them() {
+    let f = Fixture::start().await;
+    let tech = f.user_token("kythuat", 1).await;
+    let (f, tech) = (&f, tech.as_str());
+    let set = |body: &'static str| async move { f.call(Req::post("/api/tech/line", body).token(Some(tech))).await };
+    let line = || async move {
+        let view = f.call(Req::get("/api/tech").token(Some(tech))).await.json();
+        view["sites"].as_array().unwrap().iter().find(|s| s["id"] == "hang-gai").unwrap()["line"].clone()
+    };
+    assert_eq!(line().await, serde_json::json!({"down_kbps": null, "up_kbps": null}), "none configured");
+
+    let weak = set(r#"{"site":"hang-gai","downlink_kbps":1000,"uplink_kbps":500}"#).await;
+    assert_eq!((weak.status, weak.text.as_str()), (StatusCode::OK, r#"{"ok":true}"#));
+    assert_eq!(line().await, serde_json::json!({"down_kbps": 1000, "up_kbps": 500}));
+
+    // Out of range, unknown or malformed: refused, and the ceilings stay as they were.
+    let slow = set(r#"{"site":"hang-gai","downlink_kbps":64,"uplink_kbps":null}"#).await;
+    assert_eq!((slow.status, slow.code().as_str()), (StatusCode::BAD_REQUEST, "line_out_of_range"), "{}", slow.text);
+    let typo = set(r#"{"site":"hang-gai","downlink_kbps":50000000,"uplink_kbps":null}"#).await;
+    assert_eq!(typo.code(), "line_out_of_range", "{}", typo.text);
+    let unknown = set(r#"{"site":"ba-dinh","downlink_kbps":1000,"uplink_kbps":null}"#).await;
+    assert_eq!((unknown.status, unknown.code().as_str()), (StatusCode::NOT_FOUND, "site_unknown"));
+    for body in [
+        r#"{"site":"hang-gai","downlink_kbps":"1000","uplink_kbps":null}"#,
+        r#"{"site":"hang-gai","downlink_kbps":1000,"uplink_kbps":null,"x":1}"#,
+        r#"{"site":"hang-gai"}"#,
+    ] {
+        assert_eq!(set(body).await.code(), "invalid_message", "{body}");
+    }
+    assert_eq!(line().await, serde_json::json!({"down_kbps": 1000, "up_kbps": 500}), "unchanged by the refusals");
+
+    // One ceiling given: the other stays.
+    assert_eq!(set(r#"{"site":"hang-gai","uplink_kbps":800}"#).await.status, StatusCode::OK);
+    assert_eq!(line().await, serde_json::json!({"down_kbps": 1000, "up_kbps": 800}));
+
+    let lifted = set(r#"{"site":"hang-gai","downlink_kbps":null,"uplink_kbps":null}"#).await;
+    assert_eq!(lifted.status, StatusCode::OK);
+    assert_eq!(line().await, serde_json::json!({"down_kbps": null, "up_kbps": null}), "lifted: as the line takes");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

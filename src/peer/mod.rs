@@ -19,6 +19,7 @@
 //! its session.
 
 pub mod budget;
+pub(crate) mod ceilings;
 pub mod inbound;
 pub mod lean;
 pub mod mux;
@@ -151,8 +152,8 @@ pub(crate) struct PeerContext {
     pub(crate) slots: (usize, usize),
     /// The video codecs the meeting forwards (the lean engine; `webrtc` forwards VP8).
     pub(crate) video_codecs: Vec<crate::media::Codec>,
-    /// Each site's configured line ceilings, by site index (the lean engine).
-    pub(crate) lines: Arc<[crate::config::LineLimits]>,
+    /// Each site's line ceilings, live (the lean engine).
+    pub(crate) lines: Arc<ceilings::Ceilings>,
 }
 
 /// The session's handle; dropping it closes the peer.

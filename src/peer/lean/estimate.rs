@@ -320,7 +320,8 @@ impl DownlinkEstimate {
             delivered: RateCalculator::new(Duration::from_millis(1000)),
             sent: SendRate::default(),
             delay: RateControl::new(initial),
-            loss: LossController::new(initial, MIN_BPS, max_bps),
+            // The ceiling is applied in `bps`, so that lifting it lifts both halves.
+            loss: LossController::new(initial, MIN_BPS, MAX_BPS),
             queue: QueueDelay::default(),
             usage: Usage::Normal,
             next_seq: 0,
@@ -403,8 +404,8 @@ impl DownlinkEstimate {
         self.loss.update(now, lost, reports.len());
     }
 
-    #[cfg(test)]
-    /// A new ceiling (a technician's or the chair's limit for this site).
+    /// A new ceiling (a technician's limit for this site, or none: [`MAX_BPS`]). Lowered, it
+    /// holds from the next [`Self::bps`]; lifted, the estimate climbs from where it is.
     pub(crate) fn set_max(&mut self, max_bps: f64) {
         self.max_bps = max_bps.max(MIN_BPS);
     }

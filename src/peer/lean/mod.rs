@@ -137,7 +137,7 @@ pub(crate) async fn spawn(site: usize, ctx: PeerContext) -> Result<(PeerHandle, 
         sent: HashMap::new(),
         rtt: None,
         feedback: TransportFeedback::default(),
-        estimate: DownlinkEstimate::new(ctx.lines.get(site).and_then(|l| l.down_bps()).unwrap_or(estimate::MAX_BPS)),
+        estimate: DownlinkEstimate::new(ctx.lines.get(site).down_bps().unwrap_or(estimate::MAX_BPS)),
         estimate_ext: None,
         estimate_sent: None,
         repairs: HashMap::new(),
@@ -303,6 +303,8 @@ impl LeanPeer {
                 }
                 _ = report_tick.tick() => {
                     self.send_reports();
+                    // A technician may have changed the site's downlink ceiling since.
+                    self.estimate.set_max(self.ctx.lines.get(self.site).down_bps().unwrap_or(estimate::MAX_BPS));
                     self.report_estimate();
                     self.delays.flush_into(self.ctx.router.forwarding_delay());
                 }
@@ -949,7 +951,7 @@ impl LeanPeer {
         }
         let video: Vec<u32> = self.by_ssrc.iter().filter(|(_, &i)| self.streams[i].media == Media::Video).map(|(&ssrc, _)| ssrc).collect();
         if !video.is_empty() {
-            let ceiling = self.ctx.lines.get(self.site).and_then(|l| l.up_bps()).map_or(REMB_BPS, |up| REMB_BPS.min(up as f32));
+            let ceiling = self.ctx.lines.get(self.site).up_bps().map_or(REMB_BPS, |up| REMB_BPS.min(up as f32));
             if let Ok(b) = (ReceiverEstimatedMaximumBitrate { sender_ssrc: RTCP_SSRC, bitrate: ceiling, ssrcs: video }).marshal() {
                 compound.extend_from_slice(&b);
             }
