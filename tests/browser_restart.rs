@@ -2,7 +2,8 @@
 //! started again on the same data directory and port; the pages (one of them a kiosk room)
 //! reconnect by themselves and see and hear each other again, and the floor is where the
 //! chair left it. Opening the same site in a second browser takes the seat; the first page
-//! says why and stops reconnecting.
+//! says why and stops reconnecting. A page that could not start at all (a request that failed
+//! on a poor line) loads itself again and joins.
 
 mod common;
 
@@ -11,8 +12,12 @@ use common::{scratch_dir, Deadline, TestBridge};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
+/// One browser test at a time: two Chromiums at once on two cores starve each other.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_come_back_by_themselves_after_the_server_is_killed_and_restarted() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let mut bridge = TestBridge::start_default();
     let scratch = scratch_dir("rs");
     let sites = [("hq", (220, 30, 30), 440), ("hang-gai", (30, 200, 30), 660)];
@@ -91,5 +96,35 @@ async fn pages_come_back_by_themselves_after_the_server_is_killed_and_restarted(
     }
     drop(second);
     drop(browsers);
+    let _ = std::fs::remove_dir_all(&scratch);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_that_could_not_start_loads_itself_again_and_joins() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let bridge = TestBridge::start_default();
+    let scratch = scratch_dir("boot");
+    let mut ward = Browser::launch("hang-gai", &bridge.join_url("hang-gai"), &fake_media(&scratch, "hang-gai", (30, 200, 30), 660), &scratch).await;
+    // The line drops the page's strings: its modules cannot start, and the page stays blank.
+    ward.command("Network.enable", json!({})).await;
+    ward.command("Network.setBlockedURLs", json!({"urls": ["*/i18n/*"]})).await.expect("Chromium blocks the strings");
+    ward.reload().await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(ward.eval("document.getElementById('lang').textContent").await, Some(json!("")), "blank while the strings cannot load");
+    let reloads = ward.eval("sessionStorage.getItem('diemcau.reloads')").await;
+    assert_eq!(reloads, Some(serde_json::Value::Null), "not reloaded yet: the page gets 20 s");
+    // The line is back. Nobody touches the page: it loads itself again and joins.
+    ward.command("Network.setBlockedURLs", json!({"urls": []})).await;
+    let deadline = Deadline::after(Duration::from_secs(60), "the page to load itself again and join");
+    loop {
+        let (_, tech) = bridge.tech("GET", "/api/tech", "").await;
+        let present = tech["sites"].as_array().and_then(|s| s.iter().find(|x| x["id"] == "hang-gai")).is_some_and(|s| s["present"] == true);
+        if present {
+            break;
+        }
+        deadline.tick_showing(&ward.describe().await).await;
+    }
+    assert_eq!(ward.eval("sessionStorage.getItem('diemcau.reloads')").await, Some(serde_json::Value::Null), "started: the count is cleared");
+    drop(ward);
     let _ = std::fs::remove_dir_all(&scratch);
 }

@@ -56,6 +56,8 @@ document.body.dataset.role = isChair ? "chair" : "site";
 document.querySelectorAll("[data-role]").forEach((el) => {
   /** @type {HTMLElement} */ (el).hidden = /** @type {HTMLElement} */ (el).dataset.role !== document.body.dataset.role;
 });
+// Drawn: the boot watchdog (boot.js) need not reload the page.
+/** @type {any} */ (window).diemcauBooted?.();
 
 /** @type {Map<string, HTMLElement>} */
 const tiles = new Map();

@@ -17,6 +17,8 @@ const fragment = new URLSearchParams(location.hash.slice(1));
 if (location.hash) history.replaceState(null, "", location.pathname + location.search);
 await loadStrings();
 translatePage();
+// Drawn: the boot watchdog (boot.js) need not reload the page.
+/** @type {any} */ (window).diemcauBooted?.();
 $("lang").addEventListener("click", toggleLanguage);
 /** @type {Record<string, string>} */
 const headers = { authorization: "", "content-type": "application/json" };

@@ -329,7 +329,8 @@ impl Browser {
     /// line, whether it signed in and which sites it knows present, and the start of its text.
     pub async fn describe(&mut self) -> String {
         let js = "JSON.stringify({url: location.href, ready: document.readyState, status: document.getElementById('status')?.textContent ?? null, \
-                  present: (window.diemcau?.state?.()?.sites ?? []).filter(s => s.present).map(s => s.id), text: (document.body?.innerText ?? '').slice(0, 300)})";
+                  present: (window.diemcau?.state?.()?.sites ?? []).filter(s => s.present).map(s => s.id), text: (document.body?.innerText ?? '').slice(0, 300), \
+                  resources: performance.getEntriesByType('resource').map(e => `${e.name.split('/').pop()} ${Math.round(e.duration)} ms ${e.responseStatus ?? ''}`)})";
         let shown = self.eval(js).await;
         format!("{}: {}", self.name, shown.as_ref().and_then(Value::as_str).unwrap_or("(the page did not answer)"))
     }
