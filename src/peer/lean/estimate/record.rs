@@ -13,8 +13,9 @@ pub(crate) struct SentRecord {
     /// From the oldest packet not yet reported or forgotten; `None` for a number that was given
     /// out but whose packet was not sent.
     packets: VecDeque<Option<PacketReport>>,
-    /// The unwrapped number of the front of `packets`.
-    front: u64,
+    /// The unwrapped number of the front of `packets`; `None` until the first packet is sent
+    /// (the browser numbers nothing before it).
+    front: Option<u64>,
     /// The highest number the browser reported as arrived.
     highest_arrived: Option<u64>,
 }
@@ -27,8 +28,8 @@ impl SentRecord {
     }
 
     /// The unwrapped number of a 16-bit one, taken as the nearest to the newest recorded.
-    fn unwrap(&self, seq: u16) -> u64 {
-        let next = self.front + self.packets.len() as u64;
+    fn unwrap(&self, front: u64, seq: u16) -> u64 {
+        let next = front + self.packets.len() as u64;
         let next16 = next as u16;
         let behind = next16.wrapping_sub(seq);
         if behind <= u16::MAX / 2 {
@@ -40,14 +41,12 @@ impl SentRecord {
 
     /// A packet went out at `departure` numbered `seq`.
     pub(crate) fn sent(&mut self, ssrc: u32, rtp_seq: u16, seq: u16, size: usize, departure: Instant) {
-        if self.packets.is_empty() && self.highest_arrived.is_none() && self.front == 0 {
-            self.front = u64::from(seq);
-        }
-        let id = self.unwrap(seq);
-        if id < self.front {
+        let front = *self.front.get_or_insert(u64::from(seq));
+        let id = self.unwrap(front, seq);
+        if id < front {
             return; // older than what is kept: never numbered twice by the bridge
         }
-        let index = (id - self.front) as usize;
+        let index = (id - front) as usize;
         while self.packets.len() <= index {
             self.packets.push_back(None);
         }
@@ -67,8 +66,9 @@ impl SentRecord {
 
     /// The browser's word on one packet.
     pub(crate) fn acknowledge(&mut self, ack: &Acknowledgement) {
-        let id = self.unwrap(ack.sequence_number);
-        let Some(Some(p)) = id.checked_sub(self.front).and_then(|i| self.packets.get_mut(i as usize)) else { return };
+        let Some(front) = self.front else { return };
+        let id = self.unwrap(front, ack.sequence_number);
+        let Some(Some(p)) = id.checked_sub(front).and_then(|i| self.packets.get_mut(i as usize)) else { return };
         p.arrived = ack.arrived;
         p.arrival = ack.arrival;
         if ack.arrived {
@@ -79,11 +79,11 @@ impl SentRecord {
     /// Everything up to the highest packet reported as arrived, in send order (those before it
     /// not reported as arrived count as lost), taken out of the record.
     pub(crate) fn take_reports(&mut self) -> Vec<PacketReport> {
-        let Some(highest) = self.highest_arrived else { return Vec::new() };
+        let (Some(highest), Some(front)) = (self.highest_arrived, self.front.as_mut()) else { return Vec::new() };
         let mut reports = Vec::new();
-        while self.front <= highest {
+        while *front <= highest {
             let Some(p) = self.packets.pop_front() else { break };
-            self.front += 1;
+            *front += 1;
             reports.extend(p);
         }
         reports
@@ -92,12 +92,13 @@ impl SentRecord {
     /// Forgets the oldest packets sent before `cutoff` that the browser has not reported as
     /// arrived: it will not report on them now.
     pub(crate) fn forget_before(&mut self, cutoff: Instant) {
-        while let Some(front) = self.packets.front() {
-            match front {
+        let Some(front) = self.front.as_mut() else { return };
+        while let Some(oldest) = self.packets.front() {
+            match oldest {
                 Some(p) if p.arrived || p.departure >= cutoff => break,
                 _ => {
                     self.packets.pop_front();
-                    self.front += 1;
+                    *front += 1;
                 }
             }
         }
