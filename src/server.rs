@@ -41,6 +41,9 @@ pub(crate) struct Bridge {
     pub(crate) composer: Composer,
 }
 
+/// What the page of a site whose key was re-issued is told as its seat goes.
+const KEY_REISSUED: &str = "Khóa của điểm cầu đã được cấp lại; hãy dùng đường dẫn mới. / This site's key was re-issued; use the new link.";
+
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("config: {0}")]
@@ -238,7 +241,15 @@ pub(crate) async fn start(opts: Options) -> Result<Running, StartError> {
         shutdown.clone(),
     );
     let auth = Arc::new(Auth::new(settings.clone(), store.clone(), settings.limits)?);
-    auth.clone().watch_credentials(conference.clone(), shutdown.clone());
+    // A site whose key was re-issued loses its seat as well as its sessions: auth names it,
+    // the conference evicts it.
+    let mut reissued = auth.clone().watch_credentials(shutdown.clone());
+    let evicting = conference.clone();
+    tokio::spawn(async move {
+        while let Some(crate::auth::KeyReissued { site }) = reissued.recv().await {
+            evicting.evict(site, KEY_REISSUED.into()).await;
+        }
+    });
     let limits = &settings.limits;
     let conns = http::conns::ConnLimits::new(limits.connections_per_ip, limits.connections_total.min(open_files.saturating_sub(RESERVED_FILES) as usize));
     let bridge = Arc::new(Bridge {

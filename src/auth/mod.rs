@@ -14,7 +14,6 @@ pub(crate) mod tokens;
 pub(crate) mod turn;
 pub(crate) mod verifier;
 
-use crate::conference::ConferenceHandle;
 use crate::config::Settings;
 use crate::store::{now_ms, SessionRecord, Store, StoreError};
 use limits::{Gate, GateRefusal, Limits};
@@ -25,6 +24,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokens::{Issued, TokenError, Tokens};
 pub(crate) use tokens::{Principal, Role};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -283,9 +283,11 @@ impl Auth {
         info!(subject, is_site, tokens = n, "credentials changed: its sessions ended");
     }
 
-    /// Every 2 s: a site whose key hash changed (rotated) loses its sessions and its seat; a
-    /// user removed or given a new password loses theirs. Also forgets stale tokens.
-    pub(crate) fn watch_credentials(self: Arc<Self>, conference: ConferenceHandle, cancel: CancellationToken) {
+    /// Every 2 s: a site whose key hash changed (rotated) loses its sessions, and is named on
+    /// the returned channel for whoever owns its seat (the server hands it to the conference);
+    /// a user removed or given a new password loses theirs. Also forgets stale tokens.
+    pub(crate) fn watch_credentials(self: Arc<Self>, cancel: CancellationToken) -> mpsc::Receiver<KeyReissued> {
+        let (reissued, receiver) = mpsc::channel(64);
         tokio::spawn(async move {
             let mut known: Option<(HashMap<String, String>, HashMap<String, String>)> = None;
             let mut tick = tokio::time::interval(Duration::from_secs(2));
@@ -308,12 +310,7 @@ impl Auth {
                             warn!(site = %site, "the site's key was re-issued; ending its sessions");
                             self.revoke(site, true);
                             if let Some(i) = self.settings.site_index(site) {
-                                conference
-                                    .evict(
-                                        i,
-                                        "Khóa của điểm cầu đã được cấp lại; hãy dùng đường dẫn mới. / This site's key was re-issued; use the new link.".into(),
-                                    )
-                                    .await;
+                                let _ = reissued.send(KeyReissued { site: i }).await;
                             }
                         }
                     }
@@ -330,5 +327,13 @@ impl Auth {
                 st.gate.purge(t);
             }
         });
+        receiver
     }
+}
+
+/// A site whose key was re-issued while the bridge ran: its sessions are ended, and its seat
+/// must go too (its old link no longer signs in).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct KeyReissued {
+    pub(crate) site: usize,
 }
