@@ -119,6 +119,10 @@ struct Actor {
     locked: bool,
     speaker: SpeakerDetector,
     ticks: u64,
+    /// What each site's camera layers cost a receiver, measured once a second from the
+    /// router's byte counts (the last counts and when they were read).
+    layer_costs: view::LayerCosts,
+    layer_bytes: Option<(Vec<[u64; crate::media::LAYERS]>, i64)>,
     /// The site whose shared content everyone sees, if any.
     sharing: Option<usize>,
     /// The recorded conference running now: (id, started at).
@@ -180,6 +184,8 @@ pub fn spawn(settings: Arc<Settings>, store: Store, router: Router, recorder: Re
         locked: false,
         speaker: SpeakerDetector::default(),
         ticks: 0,
+        layer_costs: view::LayerCosts::default(),
+        layer_bytes: None,
         sharing: None,
         meeting: None,
         recording: RecordingStatus::default(),
@@ -357,6 +363,9 @@ impl Actor {
         }
         if self.seats.iter().all(|s| s.holder.is_none()) {
             return;
+        }
+        if self.ticks.is_multiple_of(4) {
+            self.measure_layers(now);
         }
         let levels = self.router.levels();
         // Who is heard in a large meeting follows the loudness.
@@ -1087,7 +1096,7 @@ impl Actor {
             let (new, pages) = if self.seats[r].holder.is_some() {
                 let pages = view::pages(&candidates, r, chair, shape);
                 let mut sel = view::select(&candidates, r, chair, self.sharing, self.seats[r].page, shape, &self.seats[r].selection);
-                let wanted = view::cost(&sel);
+                let wanted = view::cost(&sel, &self.layer_costs);
                 let mut limited_by = None;
                 if self.seats[r].constrained_until > now_ms() {
                     view::constrain(&mut sel);
@@ -1097,7 +1106,7 @@ impl Actor {
                     Some(bps) => self.fit_downlink(r, &mut sel, bps),
                     None => Vec::new(),
                 };
-                if view::cost(&sel) < wanted && limited_by.is_none() {
+                if view::cost(&sel, &self.layer_costs) < wanted && limited_by.is_none() {
                     limited_by = Some("estimate");
                 }
                 if limited_by != self.seats[r].limited_by {
@@ -1145,16 +1154,29 @@ impl Actor {
         }
     }
 
+    /// What each camera layer cost since the last reading, into [`Self::layer_costs`].
+    fn measure_layers(&mut self, now: i64) {
+        let bytes = self.router.video_layer_bytes();
+        if let Some((before, at)) = self.layer_bytes.as_ref().filter(|(_, at)| now > *at) {
+            let seconds = (now - at) as f64 / 1000.0;
+            let rates: Vec<[u64; crate::media::LAYERS]> =
+                bytes.iter().zip(before).map(|(b, a)| std::array::from_fn(|l| (b[l].saturating_sub(a[l]) as f64 * 8.0 / seconds) as u64)).collect();
+            self.layer_costs.update(&rates);
+        }
+        self.layer_bytes = Some((bytes, now));
+    }
+
     /// Fits what `r` receives into its downlink estimate. What the tiles want within 70 % of
     /// it is given at once; otherwise the layers are fitted into 85 % of it when that means
     /// less than now (at once), or into 70 % when it means more, no more than once per
     /// [`RAISE_EVERY_MS`]: a layer raised too eagerly congests the line it was meant to fill.
     fn fit_downlink(&mut self, r: usize, sel: &mut Selection, bps: f64) -> Vec<usize> {
         let now = now_ms();
-        let current = view::cost(&self.seats[r].selection);
+        let costs = &self.layer_costs;
+        let current = view::cost(&self.seats[r].selection, costs);
         let down = (bps * 0.85) as u64;
         let up = (bps * 0.70) as u64;
-        if view::cost(sel) <= up {
+        if view::cost(sel, costs) <= up {
             // Room to spare: every tile gets what it wants, at once (the chair gave the floor).
             return Vec::new();
         }
@@ -1168,12 +1190,12 @@ impl Actor {
         // Delay alone lowers layers, never pauses a camera: a receiving computer too busy to
         // take packets in time shows delay as a weak line does, but only a line that cannot
         // carry the low layers loses packets.
-        let low = view::cost_at_low(sel);
+        let low = view::cost_at_low(sel, costs);
         if self.seats[r].downlink_loss_bps * 0.85 >= low as f64 {
             budget = budget.max(low);
         }
-        let paused = view::fit(sel, budget);
-        if view::cost(sel) > current {
+        let paused = view::fit(sel, budget, costs);
+        if view::cost(sel, costs) > current {
             self.seats[r].raised_ms = now;
         }
         paused

@@ -123,32 +123,64 @@ pub(crate) fn constrain(selection: &mut Selection) {
     selection.video_layers.iter_mut().for_each(|l| *l = LOW);
 }
 
-/// What the web client's camera layers send at most (`web/bridge.js`), bit/s, by layer.
+/// What the web client's camera layers send at most (`web/bridge.js`), bit/s, by layer: a
+/// layer's cost until it has been measured.
 pub(crate) const CAMERA_LAYER_BPS: [u64; 3] = [150_000, 500_000, 1_500_000];
 /// A shared screen (its high layer) and one audio slot, with packet overhead.
 pub(crate) const CONTENT_BPS: u64 = 800_000;
 pub(crate) const AUDIO_BPS: u64 = 45_000;
+
+/// What each site's camera layers cost a receiver, bit/s: as measured at the bridge (a 640x360
+/// camera's layers run at about 200 k and 800 k, a still room's at far less), or the web
+/// client's ceiling for a layer not measured yet.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct LayerCosts {
+    measured: Vec<[Option<u64>; 3]>,
+}
+
+impl LayerCosts {
+    /// A site's camera `layer`.
+    pub(crate) fn camera(&self, site: usize, layer: u8) -> u64 {
+        let layer = (layer as usize).min(CAMERA_LAYER_BPS.len() - 1);
+        self.measured.get(site).and_then(|m| m[layer]).unwrap_or(CAMERA_LAYER_BPS[layer])
+    }
+
+    /// Folds in one measurement (bit/s per site and layer over the last interval; 0: nothing
+    /// arrived, which keeps what was known). A rise is taken at once, a fall slowly: a layer
+    /// that costs more than believed congests a line, one that costs less only wastes room.
+    pub(crate) fn update(&mut self, rates: &[[u64; 3]]) {
+        if self.measured.len() < rates.len() {
+            self.measured.resize(rates.len(), [None; 3]);
+        }
+        for (known, now) in self.measured.iter_mut().zip(rates) {
+            for (k, &bps) in known.iter_mut().zip(now) {
+                if bps == 0 {
+                    continue;
+                }
+                *k = Some(match *k {
+                    Some(old) if bps < old => (old * 4 + bps) / 5,
+                    _ => bps,
+                });
+            }
+        }
+    }
+}
 
 /// What a selection's audio and shared screen cost: what no fitting lowers.
 fn fixed_cost(selection: &Selection) -> u64 {
     selection.audio.iter().flatten().count() as u64 * AUDIO_BPS + selection.content.map_or(0, |_| CONTENT_BPS)
 }
 
-/// What a selection costs the receiver's downlink, bit/s, at the layers' ceilings.
-pub(crate) fn cost(selection: &Selection) -> u64 {
-    let video = selection
-        .video
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| s.is_some())
-        .map(|(slot, _)| CAMERA_LAYER_BPS[selection.layer(crate::media::Kind::Video, slot) as usize])
-        .sum::<u64>();
+/// What a selection costs the receiver's downlink, bit/s, at its layers' costs.
+pub(crate) fn cost(selection: &Selection, costs: &LayerCosts) -> u64 {
+    let video =
+        (0..selection.video.len()).filter_map(|slot| Some(costs.camera(selection.video[slot]?, selection.layer(crate::media::Kind::Video, slot)))).sum::<u64>();
     fixed_cost(selection) + video
 }
 
 /// What a selection costs with every camera at its low layer.
-pub(crate) fn cost_at_low(selection: &Selection) -> u64 {
-    fixed_cost(selection) + selection.video.iter().flatten().count() as u64 * CAMERA_LAYER_BPS[LOW as usize]
+pub(crate) fn cost_at_low(selection: &Selection, costs: &LayerCosts) -> u64 {
+    fixed_cost(selection) + selection.video.iter().flatten().map(|&site| costs.camera(site, LOW)).sum::<u64>()
 }
 
 /// Fits a selection into `budget` bit/s of downlink. Audio always stays (it is the last thing a
@@ -157,7 +189,7 @@ pub(crate) fn cost_at_low(selection: &Selection) -> u64 {
 /// raised towards the layer its tile wants, large tiles first. A camera that does not fit even
 /// at its low layer is paused: its slot is emptied and its site returned, so the page can say
 /// why it shows no picture.
-pub(crate) fn fit(selection: &mut Selection, budget: u64) -> Vec<usize> {
+pub(crate) fn fit(selection: &mut Selection, budget: u64, costs: &LayerCosts) -> Vec<usize> {
     let mut left = budget.saturating_sub(fixed_cost(selection));
     let wanted: Vec<(usize, u8)> = (0..selection.video.len())
         .filter(|&slot| selection.video[slot].is_some())
@@ -168,14 +200,17 @@ pub(crate) fn fit(selection: &mut Selection, budget: u64) -> Vec<usize> {
     order.sort_by_key(|&(slot, layer)| (std::cmp::Reverse(layer), slot));
     let mut given: Vec<Option<u8>> = vec![None; selection.video.len()];
     for &(slot, _) in &order {
-        if left >= CAMERA_LAYER_BPS[LOW as usize] {
-            left -= CAMERA_LAYER_BPS[LOW as usize];
+        let Some(site) = selection.video[slot] else { continue };
+        let low = costs.camera(site, LOW);
+        if left >= low {
+            left -= low;
             given[slot] = Some(LOW);
         }
     }
     for &(slot, want) in &order {
+        let Some(site) = selection.video[slot] else { continue };
         while let Some(layer) = given[slot].filter(|l| *l < want) {
-            let step = CAMERA_LAYER_BPS[layer as usize + 1] - CAMERA_LAYER_BPS[layer as usize];
+            let step = costs.camera(site, layer + 1).saturating_sub(costs.camera(site, layer));
             if left < step {
                 break;
             }
@@ -291,30 +326,58 @@ mod tests {
         let shape = Shape { audio_slots: 3, video_slots: 5, grid: false };
         let full = select(&sites, 1, 0, None, 0, shape, &Selection::default());
         let layer_of = |s: &Selection, site: usize| s.video.iter().position(|x| *x == Some(site)).map(|slot| s.video_layers[slot]);
+        let ceilings = LayerCosts::default();
         // Plenty: nothing changes.
         let mut s = full.clone();
-        assert!(fit(&mut s, 10_000_000).is_empty());
+        assert!(fit(&mut s, 10_000_000, &ceilings).is_empty());
         assert_eq!(s, full);
         // 1 Mbit/s: audio (135 k), five low layers (750 k): every picture moves, none sharp.
         let mut s = full.clone();
-        assert!(fit(&mut s, 1_000_000).is_empty());
+        assert!(fit(&mut s, 1_000_000, &ceilings).is_empty());
         assert!((0..6).filter(|&i| i != 1).all(|i| layer_of(&s, i) == Some(LOW)), "{s:?}");
-        assert!(cost(&s) <= 1_000_000);
+        assert!(cost(&s, &ceilings) <= 1_000_000);
         // 1.3 Mbit/s: the chair's stage is raised first.
         let mut s = full.clone();
-        fit(&mut s, 1_300_000);
+        fit(&mut s, 1_300_000, &ceilings);
         assert_eq!(layer_of(&s, 0), Some(MEDIUM), "{s:?}");
         // 500 kbit/s: audio, then as many low layers as fit, the stage first; the rest paused.
         let mut s = full.clone();
-        let paused = fit(&mut s, 500_000);
+        let paused = fit(&mut s, 500_000, &ceilings);
         assert_eq!(layer_of(&s, 0), Some(LOW), "HQ's picture stays: {s:?}");
         assert_eq!(paused.len(), 3, "{paused:?}");
         assert_eq!(s.audio, full.audio, "audio is never what suffers");
-        assert!(cost(&s) <= 500_000);
+        assert!(cost(&s, &ceilings) <= 500_000);
         // Less than audio itself: every picture paused, audio kept.
         let mut s = full.clone();
-        assert_eq!(fit(&mut s, 100_000).len(), 5);
+        assert_eq!(fit(&mut s, 100_000, &ceilings).len(), 5);
         assert_eq!(s.audio, full.audio);
+    }
+
+    #[test]
+    fn measured_layers_fit_more_than_their_ceilings_and_a_rise_is_taken_at_once() {
+        let sites = meeting(6);
+        let shape = Shape { audio_slots: 3, video_slots: 5, grid: false };
+        let full = select(&sites, 1, 0, None, 0, shape, &Selection::default());
+        let stage = |s: &Selection| s.video.iter().position(|x| *x == Some(0)).map(|slot| s.video_layers[slot]);
+        // 1.8 Mbit/s at the ceilings: audio 135 k, five lows 750 k, the stage to medium only.
+        let mut at_ceilings = full.clone();
+        fit(&mut at_ceilings, 1_800_000, &LayerCosts::default());
+        assert_eq!(stage(&at_ceilings), Some(MEDIUM));
+        // Measured, a 640x360 camera's layers run at 200 k and 800 k (no medium layer sent:
+        // its ceiling stands): the stage's high layer fits.
+        let mut costs = LayerCosts::default();
+        costs.update(&[[200_000, 0, 800_000]; 6]);
+        assert_eq!((costs.camera(0, LOW), costs.camera(0, MEDIUM), costs.camera(0, HIGH)), (200_000, 500_000, 800_000));
+        let mut measured = full.clone();
+        fit(&mut measured, 1_800_000, &costs);
+        assert_eq!(stage(&measured), Some(HIGH), "{measured:?}");
+        assert!(cost(&measured, &costs) <= 1_800_000);
+        // A fall is believed slowly, a rise at once; nothing arriving keeps what was known.
+        costs.update(&[[100_000, 0, 0]; 6]);
+        assert_eq!(costs.camera(0, LOW), 180_000);
+        assert_eq!(costs.camera(0, HIGH), 800_000);
+        costs.update(&[[300_000, 0, 0]; 6]);
+        assert_eq!(costs.camera(0, LOW), 300_000);
     }
 
     #[test]

@@ -111,7 +111,14 @@ struct Inner {
     next_generation: AtomicU64,
     /// Per site: smoothed audio loudness (f32 bits), written by the site's audio reader.
     levels: Box<[std::sync::atomic::AtomicU32]>,
+    /// Per site and camera layer: bytes received as a receiver gets them (with the RTP, SRTP,
+    /// UDP and IP overhead), written only by that site's reader: what each layer costs.
+    video_bytes: Box<[[AtomicU64; LAYERS]]>,
 }
+
+/// What a forwarded packet costs on the line beyond its payload: RTP header, SRTP tag, UDP and
+/// IPv4 headers.
+const PACKET_OVERHEAD: usize = 12 + 10 + 8 + 20;
 
 impl Router {
     pub fn new(site_count: usize) -> Self {
@@ -125,6 +132,7 @@ impl Router {
                 delay: Default::default(),
                 next_generation: AtomicU64::new(1),
                 levels: (0..site_count).map(|_| std::sync::atomic::AtomicU32::new(0)).collect(),
+                video_bytes: (0..site_count).map(|_| std::array::from_fn(|_| AtomicU64::new(0))).collect(),
             }),
         };
         router.publish_routes(&router.lock());
@@ -296,6 +304,11 @@ impl Router {
             counters.blocked_muted.fetch_add(1, Ordering::Relaxed);
             return;
         }
+        if kind == Kind::Video {
+            if let Some(bytes) = self.inner.video_bytes.get(source).and_then(|l| l.get(layer as usize)) {
+                bytes.fetch_add((packet.payload.len() + PACKET_OVERHEAD) as u64, Ordering::Relaxed);
+            }
+        }
         if let Some(rec) = &table.recorder {
             let best = table.recorded_layer.get(source).map_or(HIGH, |l| l[kind.index()]);
             if layer == best {
@@ -340,6 +353,11 @@ impl Router {
     /// Where the sending tasks add the delays of what they forwarded.
     pub(crate) fn forwarding_delay(&self) -> &super::delay::ForwardingDelay {
         &self.inner.delay
+    }
+
+    /// Bytes received so far per site and camera layer (see [`Inner::video_bytes`]).
+    pub(crate) fn video_layer_bytes(&self) -> Vec<[u64; LAYERS]> {
+        self.inner.video_bytes.iter().map(|l| std::array::from_fn(|i| l[i].load(Ordering::Relaxed))).collect()
     }
 
     pub(crate) fn counters(&self) -> CounterSnapshot {
