@@ -190,7 +190,7 @@ async fn a_chromium_site_is_measured_on_the_technicians_page_and_passes_readines
     let deadline = Deadline::after(Duration::from_secs(10), "the ceiling set from /tech in the technicians' API");
     loop {
         let (_, v) = bridge.tech("GET", "/api/tech", "").await;
-        let line = v["sites"].as_array().and_then(|s| s.iter().find(|x| x["id"] == "hang-gai")).map(|s| s["line"].clone()).unwrap_or_default();
+        let line = site(&v, "hang-gai")["line"].clone();
         if line == json!({"down_kbps": 700, "up_kbps": null}) {
             break;
         }

@@ -108,9 +108,9 @@ fn code_and_params(e: &Event) -> (&str, Value) {
         }
         "notice_acked" => ("notice_acked", none),
         "tech_line" => {
-            // `downlink=<kbit/s|none> uplink=<kbit/s|none>`
-            let kbps = |name: &str| detail.split_whitespace().find_map(|w| w.strip_prefix(name)?.strip_prefix('=')?.parse::<u64>().ok());
-            ("tech_line", json!({"down_kbps": kbps("downlink"), "up_kbps": kbps("uplink")}))
+            // The ceilings as params from the technicians' API (`null`: none).
+            let p: Value = e.params.as_deref().and_then(|p| serde_json::from_str(p).ok()).unwrap_or_default();
+            ("tech_line", json!({"down_kbps": p["down_kbps"], "up_kbps": p["up_kbps"]}))
         }
         "help_requested" => ("help_requested", json!({"text": detail})),
         "help_done" => ("help_done", none),
@@ -129,6 +129,14 @@ mod tests {
     fn read(kind: &str, detail: &str) -> (String, Value) {
         let e = entry(&ev(kind, detail));
         (e.code, Value::Object(e.params))
+    }
+
+    #[test]
+    fn a_technicians_ceilings_are_read_from_their_params() {
+        let mut e = ev("tech_line", "downlink 700 kbit/s, uplink none");
+        e.params = Some(r#"{"down_kbps":700,"up_kbps":null}"#.into());
+        let read = entry(&e);
+        assert_eq!((read.code.as_str(), Value::Object(read.params)), ("tech_line", json!({"down_kbps": 700, "up_kbps": null})));
     }
 
     #[test]
@@ -218,7 +226,7 @@ mod tests {
             ("tech_keyframe", ""),
             ("tech_restart_ice", ""),
             ("tech_drop", ""),
-            ("tech_line", "downlink=1000 uplink=none"),
+            ("tech_line", "downlink 1000 kbit/s, uplink none"),
             ("key_rotated", ""),
             ("readiness_check", "hq=pass hang-gai=fail"),
             ("user_changed", "kythuat (technician)"),

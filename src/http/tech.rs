@@ -245,10 +245,12 @@ pub(crate) async fn line(
     let was = bridge.peers.lines.get(site);
     let line = crate::config::LineLimits { down_kbps: req.downlink_kbps.unwrap_or(was.down_kbps), up_kbps: req.uplink_kbps.unwrap_or(was.up_kbps) };
     bridge.peers.lines.set(site, line);
-    let said = |k: Option<u32>| k.map_or("none".to_string(), |k| k.to_string());
+    let said = |k: Option<u32>| k.map_or("none".to_string(), |k| format!("{k} kbit/s"));
     let (down, up) = (said(line.down_kbps), said(line.up_kbps));
-    tracing::info!(site = %req.site, downlink_kbps = %down, uplink_kbps = %up, "a technician set the line ceilings of {}", bridge.settings.sites[site].name);
-    bridge.store.record(crate::store::journal::Entry::now(Some(&req.site), "tech_line", &format!("downlink={down} uplink={up}")));
+    tracing::info!(site = %req.site, downlink = %down, uplink = %up, "a technician set the line ceilings of {}", bridge.settings.sites[site].name);
+    let detail = format!("downlink {down}, uplink {up}");
+    let params = serde_json::to_string(&line).ok();
+    bridge.store.record(crate::store::journal::Entry::now(Some(&req.site), "tech_line", &detail).with_params(params));
     Ok(Done::ok())
 }
 
