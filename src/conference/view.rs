@@ -21,7 +21,7 @@ pub(crate) struct Candidate {
 }
 
 pub(crate) use crate::media::Selection;
-use crate::media::{HIGH, LOW, MEDIUM};
+use crate::media::{HIGH, LAYERS, LOW, MEDIUM};
 
 /// How many slots a receiver has, and how its page lays them out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,7 +125,7 @@ pub(crate) fn constrain(selection: &mut Selection) {
 
 /// What the web client's camera layers send at most (`web/bridge.js`), bit/s, by layer: a
 /// layer's cost until it has been measured.
-pub(crate) const CAMERA_LAYER_BPS: [u64; 3] = [150_000, 500_000, 1_500_000];
+pub(crate) const CAMERA_LAYER_BPS: [u64; LAYERS] = [150_000, 500_000, 1_500_000];
 /// A shared screen (its high layer) and one audio slot, with packet overhead.
 pub(crate) const CONTENT_BPS: u64 = 800_000;
 pub(crate) const AUDIO_BPS: u64 = 45_000;
@@ -135,7 +135,7 @@ pub(crate) const AUDIO_BPS: u64 = 45_000;
 /// client's ceiling for a layer not measured yet.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct LayerCosts {
-    measured: Vec<[Option<u64>; 3]>,
+    measured: Vec<[Option<u64>; LAYERS]>,
 }
 
 impl LayerCosts {
@@ -148,9 +148,9 @@ impl LayerCosts {
     /// Folds in one measurement (bit/s per site and layer over the last interval; 0: nothing
     /// arrived, which keeps what was known). A rise is taken at once, a fall slowly: a layer
     /// that costs more than believed congests a line, one that costs less only wastes room.
-    pub(crate) fn update(&mut self, rates: &[[u64; 3]]) {
+    pub(crate) fn update(&mut self, rates: &[[u64; LAYERS]]) {
         if self.measured.len() < rates.len() {
-            self.measured.resize(rates.len(), [None; 3]);
+            self.measured.resize(rates.len(), [None; LAYERS]);
         }
         for (known, now) in self.measured.iter_mut().zip(rates) {
             for (k, &bps) in known.iter_mut().zip(now) {

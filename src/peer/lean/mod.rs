@@ -892,12 +892,13 @@ impl LeanPeer {
         // descheduled between the two would stamp one packet late, its delay would look
         // shorter than the line's empty-queue delay, and every packet for the next ten seconds
         // would seem to wait in a queue that is not there. Early, it only looks late once.
-        let departure = Instant::now();
+        // Only a numbered packet needs one.
+        let numbered = numbered.map(|seq| (seq, Instant::now()));
         let sent = match t.protect_rtp(&self.scratch[..n]) {
             Ok((to, datagram)) => self.send_to(to, &datagram),
             Err(_) => false,
         };
-        if let Some(seq) = numbered.filter(|_| sent) {
+        if let Some((seq, departure)) = numbered.filter(|_| sent) {
             // As the line counts it: with the SRTP tag and the UDP and IPv4 headers.
             self.estimate.on_sent(departure, packet.header.ssrc, packet.header.sequence_number, seq, n + WIRE_OVERHEAD);
         }
