@@ -18,7 +18,7 @@ async fn decoded_codec(receiver: &mut Browser, site: &str) -> String {
         if let Some(codec) = v.as_ref().and_then(|v| v.as_str()).filter(|c| !c.is_empty()) {
             return codec.to_string();
         }
-        deadline.tick_showing(&v).await;
+        receiver.tick_explaining(&deadline, &v).await;
     }
 }
 

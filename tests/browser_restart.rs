@@ -30,7 +30,7 @@ async fn pages_come_back_by_themselves_after_the_server_is_killed_and_restarted(
     }
     let deadline = Deadline::after(Duration::from_secs(20), "the kiosk page to start");
     while browsers[1].eval("document.body.dataset.kiosk").await != Some(json!("1")) {
-        deadline.tick().await;
+        browsers[1].tick_explaining(&deadline, &"not a kiosk yet").await;
     }
     let flowing = |me: usize| {
         let other = sites[1 - me].0;
@@ -39,7 +39,7 @@ async fn pages_come_back_by_themselves_after_the_server_is_killed_and_restarted(
     for i in 0..2 {
         let deadline = Deadline::after(Duration::from_secs(60), format!("{} to receive the other", sites[i].0));
         while browsers[i].eval(&flowing(i)).await != Some(json!(true)) {
-            deadline.tick().await;
+            browsers[i].tick_explaining(&deadline, &"not flowing").await;
         }
     }
     browsers[0].eval("document.querySelector('#sites tr[data-site=\"hang-gai\"] button.give').click()").await;
@@ -70,12 +70,12 @@ async fn pages_come_back_by_themselves_after_the_server_is_killed_and_restarted(
             if again && browsers[i].eval(&flowing(i)).await == Some(json!(true)) {
                 break;
             }
-            deadline.tick().await;
+            browsers[i].tick_explaining(&deadline, &format!("reconnected: {again}")).await;
         }
         println!("{}: media back {:.1} s after the restart", sites[i].0, restarted.elapsed().as_secs_f64());
         let deadline = Deadline::after(Duration::from_secs(10), format!("{} to show the restored floor", sites[i].0));
         while browsers[i].eval("document.body.dataset.floor").await != Some(json!("hang-gai")) {
-            deadline.tick().await;
+            browsers[i].tick_explaining(&deadline, &"another floor").await;
         }
     }
 
@@ -85,14 +85,14 @@ async fn pages_come_back_by_themselves_after_the_server_is_killed_and_restarted(
     let mut second = Browser::launch("hang-gai-2", &bridge.join_url("hang-gai"), &media, &scratch).await;
     let deadline = Deadline::after(Duration::from_secs(30), "the first Hàng Gai page to be replaced");
     while browsers[1].eval("document.getElementById('status').dataset.phase").await != Some(json!("replaced")) {
-        deadline.tick().await;
+        browsers[1].tick_explaining(&deadline, &"not replaced").await;
     }
     let text = browsers[1].eval("document.getElementById('status').textContent").await;
     assert!(text.as_ref().and_then(|t| t.as_str()).is_some_and(|t| t.contains("nơi khác")), "{text:?}");
     assert_eq!(browsers[1].eval("window.diemcau.client.stopped").await, Some(json!(true)), "it does not reconnect");
     let deadline = Deadline::after(Duration::from_secs(30), "the second page to receive HQ");
     while second.eval("window.diemcau.stats().then(s => !!s.hq && s.hq.framesDecoded > 0)").await != Some(json!(true)) {
-        deadline.tick().await;
+        second.tick_explaining(&deadline, &"no HQ frames").await;
     }
     drop(second);
     drop(browsers);

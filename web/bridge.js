@@ -21,6 +21,8 @@ import { Signalling, FATAL_JOIN_CODES } from "./protocol.js";
 const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 10000];
 /** How often a site waiting at a locked conference asks again. */
 const LOCKED_RETRY_MS = 5000;
+/** Media not up on both sides this long after the offer: recover as from a drop. */
+const MEDIA_START_MS = 30000;
 
 /**
  * Simulcast layers for a camera, by its resolution: the bridge sends each receiver the layer
@@ -106,6 +108,8 @@ export class BridgeClient {
     this.iceTimer = undefined;
     /** @type {any} */
     this.rejoinTimer = undefined;
+    /** @type {any} media not up this long after the offer: recover */
+    this.startTimer = undefined;
     /** @type {any} */
     this.reportTimer = undefined;
     /** @type {Map<string, any>|null} */
@@ -275,11 +279,7 @@ export class BridgeClient {
         // on either side's trouble.
         this.serverMedia = m.state;
         if (m.state === "connected") {
-          if (["connected", "completed"].includes(this.pc?.iceConnectionState || "")) {
-            clearTimeout(this.iceTimer);
-            clearTimeout(this.rejoinTimer);
-            this.iceTimer = this.rejoinTimer = undefined;
-          }
+          if (["connected", "completed"].includes(this.pc?.iceConnectionState || "")) this.mediaUp();
           this.status("connected");
         } else if (m.state === "failed" || m.state === "disconnected") {
           this.status("media_" + m.state);
@@ -339,9 +339,7 @@ export class BridgeClient {
   async startMedia(iceServers) {
     this.status("negotiating");
     this.serverMedia = "connecting";
-    clearTimeout(this.iceTimer);
-    clearTimeout(this.rejoinTimer);
-    this.iceTimer = this.rejoinTimer = undefined;
+    this.mediaUp();
     // relayOnly: every path through the TURN server (a site behind the strictest firewall,
     // or a technician checking that the relay works).
     const pc = new RTCPeerConnection({ iceServers, bundlePolicy: "max-bundle", iceTransportPolicy: this.opts.relayOnly ? "relay" : "all" });
@@ -372,14 +370,23 @@ export class BridgeClient {
         this.status("media_disconnected");
         if (!this.iceTimer) this.iceTimer = setTimeout(() => this.recoverMedia(pc), st === "failed" ? 0 : 2000);
       } else if ((st === "connected" || st === "completed") && this.serverMedia === "connected") {
-        clearTimeout(this.iceTimer);
-        clearTimeout(this.rejoinTimer);
-        this.iceTimer = this.rejoinTimer = undefined;
+        this.mediaUp();
         if (this.phase === "media_disconnected") this.status("connected");
       }
     };
     this.contentTransceiver = null;
+    // Media that never comes up (no answer to the checks, a handshake stuck on either side)
+    // is recovered as a drop would be; the first "connected" from both sides clears this.
+    this.startTimer = setTimeout(() => { this.startTimer = undefined; this.recoverMedia(pc); }, MEDIA_START_MS);
     await this.negotiate();
+  }
+
+  /** Media is up on both sides (or a new connection starts): no recovery is pending. */
+  mediaUp() {
+    clearTimeout(this.iceTimer);
+    clearTimeout(this.rejoinTimer);
+    clearTimeout(this.startTimer);
+    this.iceTimer = this.rejoinTimer = this.startTimer = undefined;
   }
 
   /** @param {RTCPeerConnection} pc */
@@ -387,6 +394,12 @@ export class BridgeClient {
     this.iceTimer = undefined;
     const healthy = () => ["connected", "completed"].includes(pc.iceConnectionState) && this.serverMedia === "connected";
     if (pc !== this.pc || healthy()) return;
+    // The bridge's side failed (a handshake that never completed): it accepts nothing more
+    // on this connection, so no ICE restart can help. Join again with a fresh one.
+    if (this.serverMedia === "failed") {
+      this.sig?.close();
+      return;
+    }
     pc.restartIce();
     if (pc.signalingState === "stable") await this.negotiate();
     else this.wantOffer = true;

@@ -321,15 +321,26 @@ impl Browser {
             if r.get(other).is_some_and(|x| x.frames_decoded > 0.0 && x.audio_energy > 0.0) {
                 return;
             }
-            deadline.tick_showing(&r).await;
+            self.tick_explaining(&deadline, &r).await;
         }
+    }
+
+    /// As [`super::Deadline::tick_showing`], and once the deadline has passed the panic also
+    /// tells what the page shows ([`Browser::describe`]): why it did not get there.
+    pub async fn tick_explaining(&mut self, deadline: &super::Deadline, last: &dyn std::fmt::Debug) {
+        if deadline.expired() {
+            let shown = self.describe().await;
+            deadline.tick_showing(&format_args!("{last:?}\n{shown}")).await;
+        }
+        deadline.tick_showing(last).await;
     }
 
     /// What the page shows, for a failure message: its address, how far it loaded, its status
     /// line, whether it signed in and which sites it knows present, and the start of its text.
     pub async fn describe(&mut self) -> String {
         let js = "JSON.stringify({url: location.href, ready: document.readyState, status: document.getElementById('status')?.textContent ?? null, \
-                  present: (window.diemcau?.state?.()?.sites ?? []).filter(s => s.present).map(s => s.id), text: (document.body?.innerText ?? '').slice(0, 300), \
+                  present: (window.diemcau?.state?.()?.sites ?? []).filter(s => s.present).map(s => s.id), \
+                  media: {ice: window.diemcau?.client?.pc?.iceConnectionState ?? null, bridge: window.diemcau?.client?.serverMedia ?? null}, text: (document.body?.innerText ?? '').slice(0, 300), \
                   resources: performance.getEntriesByType('resource').map(e => `${e.name.split('/').pop()} ${Math.round(e.duration)} ms ${e.responseStatus ?? ''}`)})";
         let shown = self.eval(js).await;
         format!("{}: {}", self.name, shown.as_ref().and_then(Value::as_str).unwrap_or("(the page did not answer)"))
@@ -454,7 +465,7 @@ pub async fn until(page: &mut Browser, js: &str, want: Value, timeout: Duration,
         if v == want {
             return;
         }
-        deadline.tick_showing(&v).await;
+        page.tick_explaining(&deadline, &v).await;
     }
 }
 

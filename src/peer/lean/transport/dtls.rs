@@ -34,6 +34,8 @@ pub enum DtlsError {
     NoSrtpProfile,
     #[error("SRTP: {0}")]
     Srtp(String),
+    #[error("the DTLS handshake did not complete within {} s of the first connectivity check", super::HANDSHAKE_DEADLINE.as_secs())]
+    HandshakeTimeout,
 }
 
 /// The bridge's DTLS certificate and the server configuration built from it, shared by every

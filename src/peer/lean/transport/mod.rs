@@ -22,7 +22,13 @@ use ice_lite::IceLite;
 pub use ice_lite::{CheckError, IceCredentials};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// How long a selected pair may wait for the DTLS handshake to complete. A browser's
+/// retransmissions (1, 2, 4, 8 s apart) get through a lossy line well within it; past it the
+/// association is stuck, and failing it lets the page join again with a fresh one instead of
+/// waiting for media that never comes.
+pub(crate) const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(20);
 
 /// What the site's SDP says about its end of the transport.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,6 +108,9 @@ pub struct Transport {
     dtls: DtlsServer,
     srtp: Option<Srtp>,
     state: TransportState,
+    /// When the first check selected a pair; the handshake must complete by
+    /// [`HANDSHAKE_DEADLINE`] after it.
+    checked_at: Option<Instant>,
     outbox: VecDeque<(SocketAddr, BytesMut)>,
 }
 
@@ -113,6 +122,7 @@ impl Transport {
             dtls: DtlsServer::new(identity, local_addr, remote.fingerprints),
             srtp: None,
             state: TransportState::New,
+            checked_at: None,
             outbox: VecDeque::new(),
         }
     }
@@ -152,6 +162,7 @@ impl Transport {
                 if matches!(self.state, TransportState::New | TransportState::ConsentLost) {
                     self.state = if self.srtp.is_some() { TransportState::Connected } else { TransportState::Connecting };
                 }
+                self.checked_at.get_or_insert(now);
                 Ok(Received::Nothing)
             }
             Class::Dtls => {
@@ -205,15 +216,17 @@ impl Transport {
     /// When [`Self::handle_timeout`] is next due: a handshake retransmission or consent.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let consent = (self.state != TransportState::ConsentLost).then(|| self.ice.consent_deadline()).flatten();
-        [self.dtls.poll_timeout(), consent].into_iter().flatten().min()
+        [self.dtls.poll_timeout(), consent, self.handshake_deadline()].into_iter().flatten().min()
     }
 
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), TransportError> {
         if matches!(self.state, TransportState::Failed(_)) {
             return Ok(());
         }
-        if let Err(e) = self.dtls.handle_timeout(now) {
-            // Retransmissions exhausted: the browser is gone or cannot reach us.
+        let stuck = self.handshake_deadline().is_some_and(|at| now >= at);
+        if let Err(e) = if stuck { Err(DtlsError::HandshakeTimeout) } else { self.dtls.handle_timeout(now) } {
+            // Retransmissions exhausted (the browser is gone or cannot reach us), or a
+            // handshake that never completes.
             self.state = TransportState::Failed(e.clone());
             return Err(e.into());
         }
@@ -222,6 +235,11 @@ impl Transport {
             self.state = TransportState::ConsentLost;
         }
         Ok(())
+    }
+
+    /// While a checked pair waits for its keys: when the handshake must have completed.
+    fn handshake_deadline(&self) -> Option<Instant> {
+        self.checked_at.filter(|_| self.srtp.is_none()).map(|at| at + HANDSHAKE_DEADLINE)
     }
 
     /// DTLS and media are taken from the selected address or another that passed a check

@@ -237,3 +237,34 @@ fn datagrams_are_classified_by_their_first_bytes() {
     assert_eq!(classify(&[]), Class::Unknown);
     assert_eq!(classify(&[70]), Class::Unknown);
 }
+
+#[test]
+fn a_handshake_that_never_completes_fails_the_transport_at_the_deadline() {
+    let (mut t, mut browser) = checked(None, vec![SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm]);
+    let start = Instant::now();
+    // The browser's first flight arrives; the rest of the handshake is lost for good.
+    while let Some(m) = browser.dtls.poll_transmit() {
+        t.receive(start, BROWSER, &m.message).unwrap();
+    }
+    let mut now = start;
+    for _ in 0..100 {
+        let due = t.poll_timeout().expect("a retransmission or the deadline is due");
+        assert!(due <= start + HANDSHAKE_DEADLINE + Duration::from_millis(1), "the deadline is never passed by");
+        now = due.max(now);
+        while t.poll_transmit().is_some() {}
+        if let Err(e) = t.handle_timeout(now) {
+            assert_eq!(e, TransportError::Dtls(DtlsError::HandshakeTimeout), "{e}");
+            break;
+        }
+    }
+    assert_eq!(t.state(), &TransportState::Failed(DtlsError::HandshakeTimeout));
+    assert!(now >= start + HANDSHAKE_DEADLINE - Duration::from_millis(100), "not failed before its time");
+}
+
+#[test]
+fn a_completed_handshake_has_no_deadline() {
+    let (mut t, mut browser) = checked(None, vec![SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm]);
+    handshake(&mut t, &mut browser).unwrap();
+    assert!(t.handle_timeout(Instant::now() + HANDSHAKE_DEADLINE).is_ok(), "keyed: the deadline is gone");
+    assert!(matches!(t.state(), TransportState::Connected | TransportState::ConsentLost));
+}
