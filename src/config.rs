@@ -286,10 +286,22 @@ impl LineLimits {
     pub(crate) fn up_bps(&self) -> Option<f64> {
         self.up_kbps.map(|k| k as f64 * 1000.0)
     }
+
+    /// Ceilings from the config or a technician, each within [`LINE_KBPS`]; the first that is
+    /// not, as its field name (`downlink_kbps`, `uplink_kbps`) and value.
+    pub(crate) fn checked(down_kbps: Option<u32>, up_kbps: Option<u32>) -> Result<Self, (&'static str, u32)> {
+        for (field, kbps) in [("downlink_kbps", down_kbps), ("uplink_kbps", up_kbps)] {
+            if let Some(kbps) = kbps.filter(|k| !LINE_KBPS.contains(k)) {
+                return Err((field, kbps));
+            }
+        }
+        Ok(LineLimits { down_kbps, up_kbps })
+    }
 }
 
-/// The least a line ceiling may be: a site's audio and a small picture.
-pub(crate) const MIN_LINE_KBPS: u32 = 200;
+/// What a line ceiling may be, kbit/s: at least a site's audio and a small picture; at most
+/// 1 Gbit/s (a typo of a few more digits is refused, not applied).
+pub(crate) const LINE_KBPS: std::ops::RangeInclusive<u32> = 200..=1_000_000;
 
 /// Configuration after validation: what the rest of the server works with.
 #[derive(Debug, Clone)]
@@ -354,8 +366,8 @@ pub enum ConfigError {
     ChairCount(usize),
     #[error("site {0:?} has a key shorter than 16 characters")]
     WeakKey(String),
-    #[error("site {site}: {field} = {kbps} is below {min} kbit/s, too little for audio and a small picture")]
-    LineTooSlow { site: String, field: &'static str, kbps: u32, min: u32 },
+    #[error("site {site}: {field} = {kbps} kbit/s is out of range: a ceiling is {}…{} kbit/s (audio and a small picture at least)", LINE_KBPS.start(), LINE_KBPS.end())]
+    LineOutOfRange { site: String, field: &'static str, kbps: u32 },
     #[error("tls: give both cert and key, or neither")]
     TlsHalf,
     #[error("media.video_codecs: {0:?} is not a video codec the bridge forwards (\"vp8\", \"h264\"; at least one)")]
@@ -459,12 +471,10 @@ impl Config {
                 }
                 fixed_keys.push((s.id.clone(), key));
             }
-            for (field, kbps) in [("downlink_kbps", s.downlink_kbps), ("uplink_kbps", s.uplink_kbps)] {
-                if let Some(kbps) = kbps.filter(|k| *k < MIN_LINE_KBPS) {
-                    return Err(ConfigError::LineTooSlow { site: s.id, field, kbps, min: MIN_LINE_KBPS });
-                }
-            }
-            let line = LineLimits { down_kbps: s.downlink_kbps, up_kbps: s.uplink_kbps };
+            let line = match LineLimits::checked(s.downlink_kbps, s.uplink_kbps) {
+                Ok(line) => line,
+                Err((field, kbps)) => return Err(ConfigError::LineOutOfRange { site: s.id, field, kbps }),
+            };
             sites.push(Site { id: s.id, name: s.name, role, line });
         }
         let chairs = sites.iter().filter(|s| s.role == SiteRole::Chair).count();
@@ -730,16 +740,17 @@ mod tests {
     }
 
     #[test]
-    fn a_weak_lines_ceilings_are_read_and_too_little_is_refused() {
+    fn a_weak_lines_ceilings_are_read_and_too_little_or_too_much_is_refused() {
         let text = MINIMAL.replace("role = \"site\"", "role = \"site\"\ndownlink_kbps = 1000\nuplink_kbps = 500");
         let s = Settings::from_toml(&text).unwrap();
         let ward = s.sites.iter().find(|x| x.id == "hang-gai").unwrap();
         assert_eq!((ward.line.down_bps(), ward.line.up_bps()), (Some(1_000_000.0), Some(500_000.0)));
         let text = MINIMAL.replace("role = \"site\"", "role = \"site\"\ndownlink_kbps = 64");
-        assert_eq!(
-            Settings::from_toml(&text).unwrap_err(),
-            ConfigError::LineTooSlow { site: "hang-gai".into(), field: "downlink_kbps", kbps: 64, min: MIN_LINE_KBPS }
-        );
+        assert_eq!(Settings::from_toml(&text).unwrap_err(), ConfigError::LineOutOfRange { site: "hang-gai".into(), field: "downlink_kbps", kbps: 64 });
+        let text = MINIMAL.replace("role = \"site\"", "role = \"site\"\nuplink_kbps = 20000000");
+        let typo = Settings::from_toml(&text).unwrap_err();
+        assert_eq!(typo, ConfigError::LineOutOfRange { site: "hang-gai".into(), field: "uplink_kbps", kbps: 20_000_000 });
+        assert!(typo.to_string().contains("200…1000000 kbit/s"), "{typo}");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 use super::auth::{Require, Technicians};
 use super::error::ApiError;
 use crate::auth::AuthError;
+use crate::config::LineLimits;
 use crate::health::journal::JournalEntry;
 use crate::health::monitor::{HealthView, SiteReadiness};
 use crate::media::delay;
@@ -219,9 +220,6 @@ fn given<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<u32>>, 
     <Option<u32> as serde::Deserialize>::deserialize(d).map(Some)
 }
 
-/// The most a ceiling may say: 1 Gbit/s (a typo of a few more digits is refused, not applied).
-const MAX_LINE_KBPS: u32 = 1_000_000;
-
 /// A technician sets what a site receives (the bridge's downlink estimate never exceeds it, so
 /// its layers are chosen within it) and sends (the REMB its browser is told) from the next
 /// second on, without a reconnect; the health view shows it. Until the bridge restarts.
@@ -234,16 +232,15 @@ pub(crate) async fn line(
         return Err(ApiError::BadBody("{\"site\": \"…\", \"downlink_kbps\"?: kbit/s or null, \"uplink_kbps\"?: kbit/s or null}"));
     };
     let site = bridge.settings.site_index(&req.site).ok_or(ApiError::SiteUnknown)?;
-    let (min, max) = (crate::config::MIN_LINE_KBPS, MAX_LINE_KBPS);
-    if [req.downlink_kbps, req.uplink_kbps].into_iter().flatten().flatten().any(|k| !(min..=max).contains(&k)) {
-        return Err(ApiError::refused(
+    let was = bridge.peers.lines.get(site);
+    let line = LineLimits::checked(req.downlink_kbps.unwrap_or(was.down_kbps), req.uplink_kbps.unwrap_or(was.up_kbps)).map_err(|(field, kbps)| {
+        let range = crate::config::LINE_KBPS;
+        ApiError::refused(
             StatusCode::BAD_REQUEST,
             "line_out_of_range",
-            format!("a ceiling is {min}…{max} kbit/s (a site's audio and a small picture at least), or null for none"),
-        ));
-    }
-    let was = bridge.peers.lines.get(site);
-    let line = crate::config::LineLimits { down_kbps: req.downlink_kbps.unwrap_or(was.down_kbps), up_kbps: req.uplink_kbps.unwrap_or(was.up_kbps) };
+            format!("{field} = {kbps}: a ceiling is {}…{} kbit/s (a site's audio and a small picture at least), or null for none", range.start(), range.end()),
+        )
+    })?;
     bridge.peers.lines.set(site, line);
     let said = |k: Option<u32>| k.map_or("none".to_string(), |k| format!("{k} kbit/s"));
     let (down, up) = (said(line.down_kbps), said(line.up_kbps));

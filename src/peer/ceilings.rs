@@ -25,7 +25,7 @@ impl Ceilings {
         self.sites.get(site).map_or(LineLimits::default(), |(down, up)| LineLimits { down_kbps: read(down), up_kbps: read(up) })
     }
 
-    /// New ceilings for a site (checked by the caller against [`crate::config::MIN_LINE_KBPS`]).
+    /// New ceilings for a site (checked by the caller: [`LineLimits::checked`]).
     pub(crate) fn set(&self, site: usize, line: LineLimits) {
         if let Some((down, up)) = self.sites.get(site) {
             down.store(line.down_kbps.unwrap_or(0), Ordering::Relaxed);
