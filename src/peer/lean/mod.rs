@@ -672,7 +672,13 @@ impl LeanPeer {
                 self.refused += 1;
                 // The first few, then one in a thousand: a flood must not flood the log.
                 if self.refused <= 5 || self.refused.is_multiple_of(1000) {
-                    debug!(refused = self.refused, "datagram from {from} refused: {e}");
+                    if matches!(e, transport::TransportError::Dtls(_)) {
+                        // The handshake's own trouble: what a technician needs when a site
+                        // stays `connecting`.
+                        info!(refused = self.refused, "handshake datagram from {from} refused: {e}");
+                    } else {
+                        debug!(refused = self.refused, "datagram from {from} refused: {e}");
+                    }
                 }
             }
         }
