@@ -161,7 +161,7 @@ async fn a_ward_on_a_one_megabit_line_keeps_every_picture_and_its_sound() {
 
 /// Site `id`'s row in a technicians' API reply (`Value::Null` if it has none).
 fn site_row(tech: &Value, id: &str) -> Value {
-    tech["health"]["sites"].as_array().or(tech["sites"].as_array()).and_then(|s| s.iter().find(|x| x["id"] == id)).cloned().unwrap_or_default()
+    common::site_row(tech, id).cloned().unwrap_or_default()
 }
 
 /// The ward's row of the technicians' API once `ok` holds for it (bounded: 60 s).

@@ -8,14 +8,10 @@
 mod common;
 
 use common::browser::{click, fake_media, type_into, Browser};
-use common::{scratch_dir, Deadline, TestBridge};
+use common::{scratch_dir, site, Deadline, TestBridge};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-
-fn site<'a>(view: &'a Value, id: &str) -> &'a Value {
-    view["sites"].as_array().unwrap().iter().find(|s| s["id"] == id).unwrap()
-}
 
 /// The default config with `[conference] time_zone` set, in a fresh data directory.
 fn config_in_zone(zone: &str) -> (PathBuf, PathBuf) {

@@ -118,7 +118,7 @@ async fn a_page_that_could_not_start_loads_itself_again_and_joins() {
     let deadline = Deadline::after(Duration::from_secs(60), "the page to load itself again and join");
     loop {
         let (_, tech) = bridge.tech("GET", "/api/tech", "").await;
-        let present = tech["sites"].as_array().and_then(|s| s.iter().find(|x| x["id"] == "hang-gai")).is_some_and(|s| s["present"] == true);
+        let present = common::site_row(&tech, "hang-gai").is_some_and(|s| s["present"] == true);
         if present {
             break;
         }

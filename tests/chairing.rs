@@ -5,13 +5,9 @@ mod common;
 
 use common::sim::Sim;
 use common::ws::{state_where, Client};
-use common::{wait_until, TestBridge};
+use common::{site, wait_until, TestBridge};
 use serde_json::{json, Value};
 use std::time::Duration;
-
-fn site<'a>(state: &'a Value, id: &str) -> &'a Value {
-    state["sites"].as_array().unwrap().iter().find(|s| s["id"] == id).unwrap()
-}
 
 fn latest_state(sim: &Sim) -> Value {
     sim.messages.lock().unwrap().iter().rev().find(|m| m["type"] == "state").cloned().unwrap_or(Value::Null)

@@ -7,13 +7,9 @@
 mod common;
 
 use common::sim::Sim;
-use common::{wait_until, TestBridge};
+use common::{site, wait_until, TestBridge};
 use serde_json::Value;
 use std::time::{Duration, Instant};
-
-fn site<'a>(view: &'a Value, id: &str) -> &'a Value {
-    view["sites"].as_array().unwrap().iter().find(|s| s["id"] == id).unwrap()
-}
 
 fn alarms_of(view: &Value, id: &str) -> Vec<String> {
     site(view, id)["alarms"].as_array().unwrap().iter().map(|a| a["alarm"].as_str().unwrap().to_string()).collect()

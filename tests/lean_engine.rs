@@ -80,7 +80,7 @@ async fn the_health_page_shows_each_sites_round_trip_from_its_reports() {
     let _ward = Sim::join(&bridge.cert_pem(), bridge.port, "hang-gai", bridge.key("hang-gai")).await;
     let rtt = wait_until(Duration::from_secs(20), "a round-trip time for Hàng Gai on the technicians' API", || async {
         let (_, v) = bridge.tech("GET", "/api/tech", "").await;
-        let site = v["sites"].as_array()?.iter().find(|s| s["id"] == "hang-gai")?.clone();
+        let site = common::site_row(&v, "hang-gai")?.clone();
         site["rtt_ms"].as_f64().filter(|r| *r > 0.0)
     })
     .await;

@@ -5,13 +5,9 @@
 mod common;
 
 use common::ws::Client;
-use common::{scratch_dir, TestBridge};
+use common::{scratch_dir, site, TestBridge};
 use serde_json::{json, Value};
 use std::path::PathBuf;
-
-fn site<'a>(state: &'a Value, id: &str) -> &'a Value {
-    state["sites"].as_array().unwrap().iter().find(|s| s["id"] == id).unwrap()
-}
 
 /// The next `state` for which `pred` holds (bounded by the client's 10 s receive timeout).
 async fn state_where(c: &mut Client, what: &str, pred: impl Fn(&Value) -> bool) -> Value {

@@ -89,6 +89,18 @@ impl Deadline {
     }
 }
 
+/// `id`'s row in anything that lists `sites` by `id` (the conference state, `/api/health`, a
+/// technicians' reply, whose health may sit under `health`), if it is there.
+pub fn site_row<'a>(view: &'a serde_json::Value, id: &str) -> Option<&'a serde_json::Value> {
+    let sites = view["sites"].as_array().or(view["health"]["sites"].as_array())?;
+    sites.iter().find(|s| s["id"] == id)
+}
+
+/// As [`site_row`], for a site the test knows is listed: panics naming it otherwise.
+pub fn site<'a>(view: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    site_row(view, id).unwrap_or_else(|| panic!("no site {id:?} in {view}"))
+}
+
 /// A fresh directory under /tmp. Kept short: Chromium puts a UNIX socket a few levels below
 /// its profile, and socket paths over 107 bytes make it abort at start (SIGTRAP).
 pub fn scratch_dir(name: &str) -> PathBuf {
@@ -343,7 +355,7 @@ impl TestBridge {
         let deadline = Deadline::after(Duration::from_secs(15), format!("the bridge to report {site}'s path as {path}"));
         loop {
             let (_, v) = self.tech("GET", "/api/tech", "").await;
-            let seen = v["sites"].as_array().and_then(|s| s.iter().find(|x| x["id"] == site)).map(|x| x["path"].clone());
+            let seen = site_row(&v, site).map(|x| x["path"].clone());
             if seen.as_ref().and_then(|p| p.as_str()) == Some(path) {
                 return;
             }
