@@ -105,9 +105,10 @@ async fn a_page_that_could_not_start_loads_itself_again_and_joins() {
     let bridge = TestBridge::start_default();
     let scratch = scratch_dir("boot");
     let mut ward = Browser::launch("hang-gai", &bridge.join_url("hang-gai"), &fake_media(&scratch, "hang-gai", (30, 200, 30), 660), &scratch).await;
-    // The line drops the page's strings: its modules cannot start, and the page stays blank.
+    // The line drops every script file and the page's strings after the document: its
+    // modules cannot start, and the page stays blank.
     ward.command("Network.enable", json!({})).await;
-    ward.command("Network.setBlockedURLs", json!({"urls": ["*/i18n/*"]})).await.expect("Chromium blocks the strings");
+    ward.command("Network.setBlockedURLs", json!({"urls": ["*.js", "*/i18n/*"]})).await.expect("Chromium blocks the scripts");
     ward.reload().await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(ward.eval("document.getElementById('lang').textContent").await, Some(json!("")), "blank while the strings cannot load");

@@ -3,8 +3,8 @@
 // not load on a poor line or a busy PC — says so and loads itself again, at most three times in
 // a row (counted for this tab); then it asks for a manual reload. The page's own module calls
 // `diemcauBooted()` once it has drawn itself, before it asks for the camera (a prompt a person
-// takes time over is not a failed start). A classic script, so it runs even when a module
-// cannot load.
+// takes time over is not a failed start). The bridge writes this file into each page's HTML
+// (src/http/boot.rs), so it runs whenever the document arrived, even if no script file can load.
 (function () {
   const KEY = "diemcau.reloads";
   let started = false;

@@ -8,6 +8,7 @@
 //! [`error::ApiError`], whose reply is the `{code, message}` JSON every endpoint uses.
 
 pub(crate) mod auth;
+mod boot;
 pub(crate) mod conns;
 pub(crate) mod error;
 pub(crate) mod records;
@@ -73,7 +74,11 @@ fn asset(path: &str) -> Response {
     match Assets::get(path) {
         Some(file) => {
             let mime = mime_guess::from_path(path).first_or_octet_stream();
-            let mut resp = (StatusCode::OK, file.data.into_owned()).into_response();
+            let body = match path.ends_with(".html") {
+                true => boot::inline(&String::from_utf8_lossy(&file.data)).into_bytes(),
+                false => file.data.into_owned(),
+            };
+            let mut resp = (StatusCode::OK, body).into_response();
             let ct = if mime.type_() == "text" || mime.subtype() == "javascript" || mime.subtype() == "json" {
                 format!("{}; charset=utf-8", mime.essence_str())
             } else {

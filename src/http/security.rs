@@ -1,5 +1,6 @@
 //! Transport hardening for every response: HSTS (the bridge serves HTTPS only), a
-//! Content-Security-Policy that allows nothing but the bridge's own scripts, styles and
+//! Content-Security-Policy that allows nothing but the bridge's own scripts (and the boot
+//! watchdog written into each page, by its hash: [`super::boot`]), styles and
 //! media, no framing, no referrer, camera and microphone for this origin only; `no-store` on
 //! the API. And the Origin check that keeps other web sites' pages from using a signed-in
 //! browser's WebSocket or session (cross-site WebSocket hijacking, CSRF).
@@ -24,7 +25,9 @@ pub(crate) async fn headers(request: Request, next: Next) -> Response {
         h.entry(name).or_insert(HeaderValue::from_static(value));
     };
     set(h, header::STRICT_TRANSPORT_SECURITY, "max-age=31536000");
-    set(h, header::CONTENT_SECURITY_POLICY, CSP);
+    if let Ok(csp) = HeaderValue::from_str(super::boot::csp()) {
+        h.entry(header::CONTENT_SECURITY_POLICY).or_insert(csp);
+    }
     set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     set(h, header::X_FRAME_OPTIONS, "DENY");
     set(h, header::REFERRER_POLICY, "no-referrer");
