@@ -341,7 +341,8 @@ impl Browser {
         let js = "JSON.stringify({url: location.href, ready: document.readyState, status: document.getElementById('status')?.textContent ?? null, \
                   present: (window.diemcau?.state?.()?.sites ?? []).filter(s => s.present).map(s => s.id), \
                   media: {ice: window.diemcau?.client?.pc?.iceConnectionState ?? null, bridge: window.diemcau?.client?.serverMedia ?? null}, text: (document.body?.innerText ?? '').slice(0, 300), \
-                  resources: performance.getEntriesByType('resource').map(e => `${e.name.split('/').pop()} ${Math.round(e.duration)} ms ${e.responseStatus ?? ''}`)})";
+                  reloads: sessionStorage.getItem('diemcau.reloads'), via: performance.getEntriesByType('navigation')[0]?.nextHopProtocol ?? null, \
+                  resources: performance.getEntriesByType('resource').map(e => `${e.name.split('/').pop()} ${Math.round(e.duration)} ms ${e.responseStatus ?? ''} ${e.nextHopProtocol}`)})";
         let shown = self.eval(js).await;
         format!("{}: {}", self.name, shown.as_ref().and_then(Value::as_str).unwrap_or("(the page did not answer)"))
     }
