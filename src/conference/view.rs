@@ -135,55 +135,32 @@ pub(crate) const AUDIO_BPS: u64 = 45_000;
 /// client's ceiling for a layer not measured yet.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct LayerCosts {
-    measured: Vec<[Recent; LAYERS]>,
-}
-
-/// How many one-second measurements a layer's cost is the mean of.
-const COST_WINDOW: usize = 5;
-
-/// The last [`COST_WINDOW`] measurements of one layer (seconds in which nothing arrived are
-/// not among them).
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-struct Recent {
-    rates: [u64; COST_WINDOW],
-    filled: usize,
-    next: usize,
-}
-
-impl Recent {
-    fn push(&mut self, bps: u64) {
-        self.rates[self.next] = bps;
-        self.next = (self.next + 1) % COST_WINDOW;
-        self.filled = (self.filled + 1).min(COST_WINDOW);
-    }
-
-    fn mean(&self) -> Option<u64> {
-        (self.filled > 0).then(|| self.rates.iter().sum::<u64>() / self.filled as u64)
-    }
+    measured: Vec<[Option<u64>; LAYERS]>,
 }
 
 impl LayerCosts {
     /// A site's camera `layer`.
     pub(crate) fn camera(&self, site: usize, layer: u8) -> u64 {
         let layer = (layer as usize).min(CAMERA_LAYER_BPS.len() - 1);
-        self.measured.get(site).and_then(|m| m[layer].mean()).unwrap_or(CAMERA_LAYER_BPS[layer])
+        self.measured.get(site).and_then(|m| m[layer]).unwrap_or(CAMERA_LAYER_BPS[layer])
     }
 
-    /// Folds in one measurement (bit/s per site and layer over the last second; 0: nothing
-    /// arrived, which keeps what was known). A layer costs the mean of its last
-    /// [`COST_WINDOW`] seconds: what its line must carry. The keyframe a receiver asks for when
-    /// it moves up to a layer is a one-second burst that window spreads, not a doubling that
-    /// would move the receiver back down at once; a camera that really sends more is believed
-    /// within the window.
+    /// Folds in one measurement (bit/s per site and layer over the last interval; 0: nothing
+    /// arrived, which keeps what was known). A rise is taken at once, a fall slowly: a layer
+    /// that costs more than believed congests a line, one that costs less only wastes room.
     pub(crate) fn update(&mut self, rates: &[[u64; LAYERS]]) {
         if self.measured.len() < rates.len() {
-            self.measured.resize(rates.len(), [Recent::default(); LAYERS]);
+            self.measured.resize(rates.len(), [None; LAYERS]);
         }
         for (known, now) in self.measured.iter_mut().zip(rates) {
-            for (recent, &bps) in known.iter_mut().zip(now) {
-                if bps > 0 {
-                    recent.push(bps);
+            for (k, &bps) in known.iter_mut().zip(now) {
+                if bps == 0 {
+                    continue;
                 }
+                *k = Some(match *k {
+                    Some(old) if bps < old => (old * 4 + bps) / 5,
+                    _ => bps,
+                });
             }
         }
     }
@@ -395,21 +372,12 @@ mod tests {
         fit(&mut measured, 1_800_000, &costs);
         assert_eq!(stage(&measured), Some(HIGH), "{measured:?}");
         assert!(cost(&measured, &costs) <= 1_800_000);
-        // A layer costs the mean of its last five measured seconds; nothing arriving keeps
-        // what was known.
-        for _ in 0..4 {
-            costs.update(&[[200_000, 0, 800_000]; 6]);
-        }
-        costs.update(&[[0, 0, 1_600_000]; 6]);
-        assert_eq!(costs.camera(0, HIGH), 960_000, "a keyframe's second is spread, not taken as the layer's rate");
-        assert_eq!(costs.camera(0, LOW), 200_000, "a second with nothing keeps what was known");
-        let mut again = measured.clone();
-        fit(&mut again, 2_000_000, &costs);
-        assert_eq!(stage(&again), Some(HIGH), "a receiver with room for the layer's mean keeps it through the keyframe it asked for");
-        for _ in 0..5 {
-            costs.update(&[[300_000, 0, 0]; 6]);
-        }
-        assert_eq!(costs.camera(0, LOW), 300_000, "a lasting change is believed within the window");
+        // A fall is believed slowly, a rise at once; nothing arriving keeps what was known.
+        costs.update(&[[100_000, 0, 0]; 6]);
+        assert_eq!(costs.camera(0, LOW), 180_000);
+        assert_eq!(costs.camera(0, HIGH), 800_000);
+        costs.update(&[[300_000, 0, 0]; 6]);
+        assert_eq!(costs.camera(0, LOW), 300_000);
     }
 
     #[test]
