@@ -3,6 +3,7 @@
 //! load (a connection that broke right after the document; CI saw a page stay blank for good
 //! that way). The Content-Security-Policy allows that one inline script by its hash.
 
+use axum::http::HeaderValue;
 use base64::Engine;
 use sha2::{Digest, Sha256};
 use std::sync::LazyLock;
@@ -13,8 +14,9 @@ const TAG: &str = r#"<script src="/boot.js"></script>"#;
 struct Boot {
     /// `<script>…</script>` with boot.js's text.
     inline: String,
-    /// The CSP for the bridge's pages: its own scripts and this one.
-    csp: String,
+    /// The CSP for the bridge's pages: its own scripts and this one (made once, sent with
+    /// every response).
+    csp: HeaderValue,
 }
 
 static BOOT: LazyLock<Boot> = LazyLock::new(|| {
@@ -22,7 +24,8 @@ static BOOT: LazyLock<Boot> = LazyLock::new(|| {
     let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(script.as_bytes()));
     Boot {
         inline: format!("<script>{script}</script>"),
-        csp: super::security::CSP.replacen("script-src 'self'", &format!("script-src 'self' 'sha256-{hash}'"), 1),
+        csp: HeaderValue::from_str(&super::security::CSP.replacen("script-src 'self'", &format!("script-src 'self' 'sha256-{hash}'"), 1))
+            .expect("a CSP of ASCII and a base64 hash is a valid header"),
     }
 });
 
@@ -32,7 +35,7 @@ pub(crate) fn inline(html: &str) -> String {
 }
 
 /// The policy for the bridge's pages, with the watchdog's hash.
-pub(crate) fn csp() -> &'static str {
+pub(crate) fn csp() -> &'static HeaderValue {
     &BOOT.csp
 }
 
@@ -51,7 +54,8 @@ mod tests {
             let script = &served[start..start + served[start..].find("</script>").unwrap()];
             assert!(script.contains("diemcauBooted"), "{page}: the watchdog itself");
             let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(script.as_bytes()));
-            assert!(csp().contains(&format!("script-src 'self' 'sha256-{hash}';")), "the policy allows that script and no other: {}", csp());
+            let csp = csp().to_str().unwrap();
+            assert!(csp.contains(&format!("script-src 'self' 'sha256-{hash}';")), "the policy allows that script and no other: {csp}");
         }
     }
 }

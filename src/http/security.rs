@@ -25,9 +25,7 @@ pub(crate) async fn headers(request: Request, next: Next) -> Response {
         h.entry(name).or_insert(HeaderValue::from_static(value));
     };
     set(h, header::STRICT_TRANSPORT_SECURITY, "max-age=31536000");
-    if let Ok(csp) = HeaderValue::from_str(super::boot::csp()) {
-        h.entry(header::CONTENT_SECURITY_POLICY).or_insert(csp);
-    }
+    h.entry(header::CONTENT_SECURITY_POLICY).or_insert_with(|| super::boot::csp().clone());
     set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     set(h, header::X_FRAME_OPTIONS, "DENY");
     set(h, header::REFERRER_POLICY, "no-referrer");
