@@ -42,6 +42,11 @@ pub(crate) struct Bridge {
 }
 
 /// What the page of a site whose key was re-issued is told as its seat goes.
+/// What the bridge logs when `RUST_LOG` says nothing: its own lines at info, the media
+/// libraries' only when they matter (their DTLS extension warnings would fill a log). The test
+/// bridges log the same.
+pub const DEFAULT_LOG_FILTER: &str = "info,webrtc=warn,rtc=warn,rtc_ice=error,rtc_dtls=error,rtc_srtp=warn";
+
 const KEY_REISSUED: &str = "Khóa của điểm cầu đã được cấp lại; hãy dùng đường dẫn mới. / This site's key was re-issued; use the new link.";
 
 #[derive(Debug, thiserror::Error)]
@@ -95,10 +100,7 @@ pub fn init_logging() {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,webrtc=warn,rtc=warn,rtc_ice=error,rtc_dtls=error,rtc_srtp=warn".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| DEFAULT_LOG_FILTER.into()))
         .init();
 }
 

@@ -229,10 +229,7 @@ impl TestBridge {
             .arg("--data")
             .arg(&data)
             .args(if port != 0 { vec!["--media-port", "0"] } else { vec![] })
-            .env(
-                "RUST_LOG",
-                std::env::var("DIEMCAU_TEST_LOG").unwrap_or_else(|_| "info,webrtc=warn,rtc=warn,rtc_ice=error,rtc_dtls=error,rtc_srtp=warn".into()),
-            )
+            .env("RUST_LOG", std::env::var("DIEMCAU_TEST_LOG").unwrap_or_else(|_| diemcau::server::DEFAULT_LOG_FILTER.into()))
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
