@@ -195,6 +195,11 @@ pub(crate) struct MediaConfig {
     /// forwards VP8 only.
     #[serde(default)]
     pub(crate) video_codecs: Option<Vec<String>>,
+    /// Redundant audio (RFC 2198): browsers that offer it send each Opus frame twice, in
+    /// consecutive packets, so one lost packet costs no sound (default true; the lean
+    /// engine). Receivers that do not take it get plain Opus.
+    #[serde(default)]
+    pub(crate) audio_red: Option<bool>,
 }
 
 /// The media engine: the bridge's own lean path (ICE-lite, DTLS-SRTP and forwarding without
@@ -319,6 +324,8 @@ pub struct Settings {
     pub(crate) media_engine: MediaEngine,
     /// The video codecs the meeting forwards, in the bridge's order for its offers.
     pub(crate) video_codecs: Vec<crate::media::Codec>,
+    /// Negotiate redundant audio (RFC 2198) with browsers that offer it.
+    pub(crate) audio_red: bool,
     pub(crate) title: String,
     pub(crate) max_floor_holders: usize,
     pub(crate) seat_grace_ms: i64,
@@ -557,6 +564,7 @@ impl Config {
             ice_tcp: self.media.ice_tcp.unwrap_or(true),
             media_engine: self.media.engine,
             video_codecs,
+            audio_red: self.media.audio_red.unwrap_or(true),
             title: self.conference.title,
             max_floor_holders: self.conference.max_floor_holders,
             seat_grace_ms: self.conference.seat_grace_s.min(86_400) as i64 * 1000,

@@ -226,6 +226,7 @@ pub(crate) async fn start(opts: Options) -> Result<Running, StartError> {
         board: Arc::new(StatsBoard::new(settings.sites.len())),
         slots: (settings.audio_slots, settings.video_slots),
         video_codecs: settings.video_codecs.clone(),
+        audio_red: settings.audio_red,
         lines: Arc::new(crate::peer::ceilings::Ceilings::new(settings.sites.iter().map(|s| s.line))),
     };
     let health = health::monitor::spawn(

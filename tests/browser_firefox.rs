@@ -2,7 +2,8 @@
 //! ward (its camera offered `bundle-only`, in two simulcast layers), a Chromium ward and HQ
 //! on Chromium each decode every other page's video and hear its audio; when the chair gives
 //! the Firefox ward the floor from its page, every viewer switches to the ward's full layer and
-//! goes on decoding (the bridge continues the VP8 picture numbering across the switch). Then
+//! goes on decoding (the bridge continues the VP8 picture numbering across the switch).
+//! Chromium sends redundant audio; Firefox, which does not take it, hears it as plain Opus. Then
 //! the roles turn: Firefox as HQ, seen and heard by a Chromium ward, and seeing it.
 
 mod common;
@@ -64,6 +65,20 @@ async fn a_firefox_ward_is_seen_and_heard_by_chromium_pages_and_sees_them_across
     println!("firefox: {}", pages[1].eval("navigator.userAgent").await.unwrap_or_default());
     everyone_receives_everyone(&mut pages).await;
     let [hq, firefox, chromium] = &mut pages;
+    // Audio: the Chromium pages send redundant Opus (RFC 2198), Firefox plain Opus, as the
+    // technicians see it. Firefox, which does not take redundancy, has heard them all along
+    // (above): it is sent the Opus each packet carries.
+    let deadline = Deadline::after(Duration::from_secs(30), "the bridge to measure each site's audio redundancy");
+    loop {
+        let (_, tech) = bridge.tech("GET", "/api/tech", "").await;
+        let red = |id: &str| common::site(&tech, id)["audio_in"]["redundant_percent"].as_f64().unwrap_or(-1.0);
+        let shares = [red("hq"), red("cua-nam"), red("hang-gai")];
+        if shares[0] > 90.0 && shares[1] > 90.0 && shares[2] == 0.0 {
+            println!("redundant audio: hq {:.0} %, cua-nam {:.0} %, hang-gai (Firefox) {:.0} %", shares[0], shares[1], shares[2]);
+            break;
+        }
+        deadline.tick_showing(&shares).await;
+    }
     // Both wards send simulcast: Firefox's layers reach the bridge by RID like Chromium's.
     wait_layers(firefox).await;
     wait_layers(chromium).await;

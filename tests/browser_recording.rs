@@ -1,7 +1,8 @@
 //! Recording real media from headless Chromium: the chair starts recording from its page,
 //! every page shows the indicator, and the files written from the forwarded RTP are accepted
 //! by a real decoder (Debian's `ffprobe`) with the expected codec and a duration within 10 %
-//! of the time recorded.
+//! of the time recorded. Each site's audio decodes (`ffmpeg`) to its own microphone's tone:
+//! Chromium sends redundant Opus (RFC 2198), and the file holds the Opus it carries.
 
 mod common;
 
@@ -28,6 +29,19 @@ fn probe(path: &std::path::Path) -> (String, f64) {
     let secs = |x: &Value| x.as_str().and_then(|s| s.parse::<f64>().ok());
     let duration = secs(&v["format"]["duration"]).or_else(|| secs(&v["streams"][0]["duration"])).unwrap_or(0.0);
     (codec, duration)
+}
+
+/// The pitch of a recorded Opus file's sound, Hz: `ffmpeg` decodes it (errors fail the test)
+/// and the middle of it is read by its zero crossings (the fake microphones play sine tones).
+fn pitch(path: &std::path::Path) -> f64 {
+    let out = Command::new("ffmpeg").args(["-v", "error", "-i"]).arg(path).args(["-f", "s16le", "-ac", "1", "-ar", "48000", "-"]).output().expect("ffmpeg");
+    assert!(out.status.success() && out.stderr.is_empty(), "{} decodes cleanly: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+    let samples: Vec<i16> = out.stdout.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect();
+    // Two seconds from the middle, away from the start's silence.
+    let middle = samples.len() / 2;
+    let window = &samples[middle.saturating_sub(48_000)..(middle + 48_000).min(samples.len())];
+    let crossings = window.windows(2).filter(|w| (w[0] < 0) != (w[1] < 0)).count();
+    crossings as f64 / 2.0 / (window.len() as f64 / 48_000.0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -73,6 +87,12 @@ async fn recorded_files_of_real_media_decode_with_the_recorded_duration() {
             println!("{site} {kind}: {probed}, {duration:.2} s of {recorded:.2} s recorded ({} units, {} lost)", t["units"], t["lost_packets"]);
             assert_eq!(probed, codec, "{site} {kind}");
             assert!((duration - recorded).abs() <= recorded * 0.10, "{site} {kind}: {duration:.2} s in the file, {recorded:.2} s recorded");
+            if kind == "audio" {
+                let tone = SITES.iter().find(|(id, _, _)| *id == site).unwrap().2 as f64;
+                let heard = pitch(&dir.join(t["file"].as_str().unwrap()));
+                println!("{site} audio: {heard:.0} Hz (its microphone plays {tone} Hz)");
+                assert!((heard - tone).abs() <= tone * 0.05, "{site}'s recorded audio is its own tone: {heard:.0} Hz, not {tone} Hz");
+            }
             if kind == "video" {
                 assert_eq!((t["width"].as_u64(), t["height"].as_u64()), (Some(320), Some(240)), "the fake camera's size: {t}");
             }

@@ -550,7 +550,8 @@ export class BridgeClient {
 
   /**
    * Receive statistics per remote site, from the browser's own getStats().
-   * @returns {Promise<Record<string, {codec: string, framesDecoded: number, frameWidth: number, frameHeight: number,
+   * `audioCodec` is what the last audio packet carried: `audio/red` (Opus with redundancy) or `audio/opus`.
+   * @returns {Promise<Record<string, {codec: string, audioCodec: string, framesDecoded: number, frameWidth: number, frameHeight: number,
    *   framesPerSecond: number, totalAudioEnergy: number, totalSamplesReceived: number,
    *   audioLevel: number, audioPacketsReceived: number, packetsLost: number, packetsReceived: number, jitterMs: number}>>}
    */
@@ -579,7 +580,7 @@ export class BridgeClient {
       if (s.type !== "inbound-rtp" || !s.mid) return;
       const site = this.siteOf(this.slotByMid.get(s.mid));
       if (!site) return;
-      const r = (out[site] ||= { codec: "", framesDecoded: 0, frameWidth: 0, frameHeight: 0, framesPerSecond: 0,
+      const r = (out[site] ||= { codec: "", audioCodec: "", framesDecoded: 0, frameWidth: 0, frameHeight: 0, framesPerSecond: 0,
         totalAudioEnergy: 0, totalSamplesReceived: 0, audioLevel: 0, audioPacketsReceived: 0, packetsLost: 0, packetsReceived: 0, jitterMs: 0 });
       r.packetsLost += s.packetsLost || 0;
       r.packetsReceived += s.packetsReceived || 0;
@@ -591,6 +592,7 @@ export class BridgeClient {
         r.frameHeight = s.frameHeight || 0;
         r.framesPerSecond = s.framesPerSecond || 0;
       } else {
+        r.audioCodec = report.get(s.codecId)?.mimeType || "";
         r.totalAudioEnergy = s.totalAudioEnergy || 0;
         r.totalSamplesReceived = s.totalSamplesReceived || 0;
         r.audioLevel = s.audioLevel || 0;

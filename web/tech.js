@@ -303,7 +303,10 @@ async function refresh() {
     /** @type {HTMLElement} */ (tr.querySelector(".downlink")).title = (s.receiving || []).map((/** @type {{site: string, layer: string}} */ c) => `${nameOf(c.site)}: ${t(`tech.layer.${c.layer}`)}`).join("\n");
     tr.dataset.limited = s.limited_by || "";
     cell("video", live ? `${num(s.video_in.frames_per_second, 1)} ${t("tech.fps")}${s.video_in.width ? ` · ${s.video_in.width}×${s.video_in.height}` : ""}` : dash);
-    cell("audio", live ? num(s.audio_level, 2) : dash);
+    // "+RED": the site's browser sends each sound twice (RFC 2198), so one lost packet is not heard.
+    const redundant = s.audio_in.redundant_percent > 50;
+    cell("audio", live ? `${num(s.audio_level, 2)}${redundant ? ` · ${t("tech.red")}` : ""}` : dash);
+    /** @type {HTMLElement} */ (tr.querySelector(".audio")).title = live && redundant ? t("tech.red_title") : "";
     const hist = s.history;
     for (const series of SERIES) {
       const line = /** @type {HTMLElement} */ (tr.querySelector(`.spark-line[data-series="${series.key}"]`));

@@ -29,6 +29,8 @@ pub(crate) struct InboundSnapshot {
     pub(crate) frames_per_second: f64,
     pub(crate) width: u16,
     pub(crate) height: u16,
+    /// Audio: the share of the last interval's packets that carried redundancy (RFC 2198).
+    pub(crate) redundant_percent: f64,
     /// When the last packet arrived (kept per packet by the board, see [`StatsBoard::touch`]).
     #[serde(skip)]
     pub(crate) last_packet: Option<Instant>,
@@ -53,6 +55,9 @@ pub(crate) struct InboundMeter {
     recovered_at_last: u64,
     size: (u16, u16),
     last_packet: Option<Instant>,
+    /// Packets since the last snapshot, and how many of them carried redundant audio.
+    interval_packets: u64,
+    interval_redundant: u64,
 }
 
 impl InboundMeter {
@@ -69,7 +74,14 @@ impl InboundMeter {
             recovered_at_last: 0,
             size: (0, 0),
             last_packet: None,
+            interval_packets: 0,
+            interval_redundant: 0,
         }
+    }
+
+    /// The next packet measured carries redundant audio.
+    pub(crate) fn note_redundant(&mut self) {
+        self.interval_redundant += 1;
     }
 
     /// Records one packet; returns a snapshot when one is due (about once a second).
@@ -81,6 +93,7 @@ impl InboundMeter {
         let late = self.stats.extended_highest_seq().is_some_and(|hi| (hi as u16).wrapping_sub(h.sequence_number) as i16 > 0);
         self.stats.on_packet(h.sequence_number, h.timestamp, t, packet.payload.len(), late);
         self.rate.record(t, packet.payload.len() + 12);
+        self.interval_packets += 1;
         if self.kind != Kind::Audio {
             if h.marker {
                 self.frames.on_frame_end(t);
@@ -105,6 +118,9 @@ impl InboundMeter {
         self.recovered_at_last = self.stats.recovered();
         let raw_lost = interval.lost + recovered;
         let loss = if interval.expected == 0 { 0.0 } else { (raw_lost as f64 * 100.0 / interval.expected as f64).min(100.0) };
+        let redundant_percent =
+            if self.interval_packets == 0 { 0.0 } else { (self.interval_redundant as f64 * 100.0 / self.interval_packets as f64).min(100.0) };
+        (self.interval_packets, self.interval_redundant) = (0, 0);
         InboundSnapshot {
             live: true,
             packets_total: self.stats.received(),
@@ -118,6 +134,7 @@ impl InboundMeter {
             frames_per_second: if self.kind == Kind::Audio { 0.0 } else { self.frames.frames_per_second(t) },
             width: self.size.0,
             height: self.size.1,
+            redundant_percent,
             last_packet: self.last_packet,
         }
     }

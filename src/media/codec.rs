@@ -15,13 +15,17 @@ pub enum Codec {
     Vp8,
     /// Constrained baseline (or baseline) H.264, packetization mode 1 (RFC 6184).
     H264,
+    /// Opus with redundancy (RFC 2198, `audio/red`; see [`super::red`]): a way of carrying
+    /// Opus, negotiated beside it.
+    Red,
 }
 
 /// Number of [`Codec`]s, for per-codec arrays.
-pub(crate) const CODECS: usize = 3;
+pub(crate) const CODECS: usize = 4;
 
 impl Codec {
     pub const VIDEO: [Codec; 2] = [Codec::Vp8, Codec::H264];
+    pub(crate) const ALL: [Codec; CODECS] = [Codec::Opus, Codec::Vp8, Codec::H264, Codec::Red];
 
     /// The payload type a forwarded packet of this codec carries inside the bridge; also the
     /// number the bridge offers for it in its own offers.
@@ -30,6 +34,7 @@ impl Codec {
             Codec::Opus => 111,
             Codec::Vp8 => 96,
             Codec::H264 => 102,
+            Codec::Red => 63,
         }
     }
 
@@ -39,6 +44,7 @@ impl Codec {
             111 => Some(Codec::Opus),
             96 => Some(Codec::Vp8),
             102 => Some(Codec::H264),
+            63 => Some(Codec::Red),
             _ => None,
         }
     }
@@ -49,13 +55,13 @@ impl Codec {
 
     pub const fn clock_rate(self) -> u32 {
         match self {
-            Codec::Opus => 48_000,
-            _ => 90_000,
+            Codec::Opus | Codec::Red => 48_000,
+            Codec::Vp8 | Codec::H264 => 90_000,
         }
     }
 
     pub(crate) fn is_video(self) -> bool {
-        self != Codec::Opus
+        matches!(self, Codec::Vp8 | Codec::H264)
     }
 
     /// The name in configuration, logs and the health page.
@@ -64,15 +70,17 @@ impl Codec {
             Codec::Opus => "opus",
             Codec::Vp8 => "vp8",
             Codec::H264 => "h264",
+            Codec::Red => "red",
         }
     }
 
-    /// The codec a configuration or log name means (`vp8`, `h264`, `opus`; any case).
+    /// The codec a configuration or log name means (`vp8`, `h264`, `opus`, `red`; any case).
     pub(crate) fn parse(name: &str) -> Option<Codec> {
         match name.to_ascii_lowercase().as_str() {
             "opus" => Some(Codec::Opus),
             "vp8" => Some(Codec::Vp8),
             "h264" | "h.264" => Some(Codec::H264),
+            "red" => Some(Codec::Red),
             _ => None,
         }
     }
@@ -81,7 +89,7 @@ impl Codec {
     /// start. Audio always can.
     pub fn starts_keyframe(self, payload: &[u8]) -> bool {
         match self {
-            Codec::Opus => true,
+            Codec::Opus | Codec::Red => true,
             Codec::Vp8 => vp8::descriptor(payload).is_some_and(|d| d.starts_frame() && vp8::is_keyframe(&payload[d.len..])),
             Codec::H264 => h264::starts_keyframe(payload),
         }
@@ -113,7 +121,7 @@ impl PayloadTypes {
 
     /// The codecs accepted, in [`Codec`] order.
     pub(crate) fn codecs(&self) -> impl Iterator<Item = Codec> + '_ {
-        [Codec::Opus, Codec::Vp8, Codec::H264].into_iter().filter(|c| self.get(*c).is_some())
+        Codec::ALL.into_iter().filter(|c| self.get(*c).is_some())
     }
 }
 
@@ -123,7 +131,7 @@ mod tests {
 
     #[test]
     fn internal_payload_types_name_their_codec_and_nothing_else() {
-        for c in [Codec::Opus, Codec::Vp8, Codec::H264] {
+        for c in Codec::ALL {
             assert_eq!(Codec::of_internal_pt(c.internal_pt()), Some(c));
             assert_eq!(Codec::parse(c.as_str()), Some(c));
         }

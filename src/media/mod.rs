@@ -12,6 +12,7 @@
 pub mod codec;
 pub mod delay;
 pub mod h264;
+pub mod red;
 pub mod rewrite;
 pub mod router;
 pub mod speaker;

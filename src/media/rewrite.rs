@@ -10,7 +10,7 @@
 //! old one to discard.
 
 use super::codec::{Codec, PayloadTypes};
-use super::{vp8, RtpPacket};
+use super::{red, vp8, RtpPacket};
 use rtc::rtp::header::Header;
 use std::time::Instant;
 
@@ -96,9 +96,29 @@ impl Rewriter {
 
     /// Rewrites a forwarded packet (its payload type is the bridge's internal one, see
     /// [`Codec::internal_pt`]) for this output; false if the receiver did not accept the
-    /// packet's codec on this slot (the packet must not be sent).
+    /// packet's codec on this slot (the packet must not be sent). Redundant audio goes to a
+    /// receiver that did not accept it as the plain Opus it carries.
     pub fn rewrite(&mut self, packet: &mut RtpPacket, now: Instant) -> bool {
-        let codec = Codec::of_internal_pt(packet.header.payload_type);
+        let mut codec = Codec::of_internal_pt(packet.header.payload_type);
+        // Padding alone (an empty payload) passes as it is, numbered as the receiver takes it.
+        if codec == Some(Codec::Red) {
+            let opus = self.payload_types.get(Codec::Opus);
+            match (self.payload_types.get(Codec::Red), opus) {
+                (Some(_), Some(opus)) if !packet.payload.is_empty() => {
+                    if red::renumber(&mut packet.payload, Codec::Opus.internal_pt(), opus).is_err() {
+                        return false;
+                    }
+                }
+                (Some(_), _) => {}
+                (None, _) => {
+                    if !packet.payload.is_empty() {
+                        let Ok(primary) = red::primary(&packet.payload) else { return false };
+                        packet.payload = packet.payload.slice(primary);
+                    }
+                    codec = Some(Codec::Opus);
+                }
+            }
+        }
         let Some(pt) = codec.and_then(|c| self.payload_types.get(c)) else { return false };
         self.rewrite_header(&mut packet.header, pt, now);
         if codec == Some(Codec::Vp8) {
@@ -185,6 +205,35 @@ mod tests {
         assert_eq!((h.ssrc, h.payload_type, h.sequence_number, h.timestamp), (0xAAAA, 120, 100, 300_000));
         assert!(!h.extension && h.extensions.is_empty());
         assert_eq!(numbers(&p), (7, 3), "the first source's pictures keep their numbers");
+    }
+
+    #[test]
+    fn redundant_audio_reaches_each_receiver_in_the_form_it_accepted() {
+        let t0 = Instant::now();
+        let forwarded = || {
+            let mut p = RtpPacket::default();
+            (p.header.ssrc, p.header.sequence_number, p.header.timestamp, p.header.payload_type) = (1, 40, 9600, Codec::Red.internal_pt());
+            p.payload = bytes::Bytes::from(red::encode(&[(111, 960, b"old")], 111, b"now"));
+            p
+        };
+        // Firefox accepted Opus alone (at 109): it gets the primary as plain Opus.
+        let mut firefox = Rewriter::new(7, PayloadTypes::single(Codec::Opus, 109), 48_000);
+        let mut p = forwarded();
+        assert!(firefox.rewrite(&mut p, t0));
+        assert_eq!((p.header.payload_type, p.header.sequence_number, p.header.timestamp, &p.payload[..]), (109, 40, 9600, &b"now"[..]));
+        // A receiver that accepted both, numbering Opus 109 and RED 121: the packet as sent,
+        // its blocks renumbered.
+        let mut both = PayloadTypes::single(Codec::Opus, 109);
+        both.set(Codec::Red, 121);
+        let mut chromium = Rewriter::new(8, both, 48_000);
+        let mut p = forwarded();
+        assert!(chromium.rewrite(&mut p, t0));
+        assert_eq!(p.header.payload_type, 121);
+        assert_eq!(&p.payload[..], &red::encode(&[(109, 960, b"old")], 109, b"now")[..]);
+        // A malformed one is sent to no one.
+        let mut bad = forwarded();
+        bad.payload = bytes::Bytes::from_static(&[0x80 | 111, 0, 0]);
+        assert!(!firefox.rewrite(&mut bad.clone(), t0) && !chromium.rewrite(&mut bad, t0));
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! its simulcast layers (registered as sources, paused when the publisher stops sending one),
 //! its meters for the health page, and for audio the level that drives the active speaker.
 //! Each packet leaves with the bridge's own payload type for its codec
-//! ([`Codec::internal_pt`]) and without the publisher's header extensions.
+//! ([`Codec::internal_pt`]) and without the publisher's header extensions. Redundant audio
+//! (RFC 2198) leaves as [`Codec::Red`] with its blocks renumbered to the bridge's Opus; a
+//! malformed one, or one carrying anything but the stream's Opus, is dropped.
 //!
 //! A layer is live while it carries media: packets of padding alone (which a browser may go
 //! on sending on a layer it has paused, or to probe its uplink) do not keep it live.
@@ -15,7 +17,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
-use tracing::info;
+use tracing::{info, warn};
 
 /// A simulcast layer silent this long while another layer of the same track flows counts as
 /// paused: a browser drops its upper layers when its uplink or CPU cannot carry them, and
@@ -36,6 +38,13 @@ struct LayerState {
     live: bool,
 }
 
+/// How one publisher numbers redundant audio: the RED format and the Opus in its blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RedFormat {
+    pub(crate) pt: u8,
+    pub(crate) opus: u8,
+}
+
 /// Moves one received stream's packets to the router, layer by layer, and measures them.
 pub struct Inbound {
     site: usize,
@@ -46,6 +55,10 @@ pub struct Inbound {
     /// The negotiated id of the RFC 6464 audio-level extension (0 = not negotiated).
     level_id: Arc<AtomicU8>,
     codec: Codec,
+    /// The publisher's payload types of redundant audio and of the Opus inside it.
+    red: Option<RedFormat>,
+    /// Redundant-audio packets dropped as malformed or foreign (logged at the first).
+    bad_red: u64,
     /// By SSRC.
     layers: HashMap<u32, LayerState>,
     /// When the layers are next checked for a pause.
@@ -55,7 +68,26 @@ pub struct Inbound {
 
 impl Inbound {
     pub fn new(site: usize, kind: Kind, generation: u64, router: Router, board: Arc<StatsBoard>, level_id: Arc<AtomicU8>, codec: Codec) -> Self {
-        Inbound { site, kind, generation, router, board, level_id, codec, layers: HashMap::new(), next_layer_check: Instant::now(), loudness: 0.0 }
+        Inbound {
+            site,
+            kind,
+            generation,
+            router,
+            board,
+            level_id,
+            codec,
+            red: None,
+            bad_red: 0,
+            layers: HashMap::new(),
+            next_layer_check: Instant::now(),
+            loudness: 0.0,
+        }
+    }
+
+    /// The publisher's numbering of redundant audio, when it was negotiated (renegotiation
+    /// may change it).
+    pub(crate) fn set_red(&mut self, red: Option<RedFormat>) {
+        self.red = red;
     }
 
     pub(crate) fn kind(&self) -> Kind {
@@ -122,6 +154,9 @@ impl Inbound {
             }
         }
         let Some(state) = self.layers.get_mut(&packet.header.ssrc) else { return };
+        if self.red.is_some_and(|r| r.pt == packet.header.payload_type) && !packet.payload.is_empty() {
+            state.meter.note_redundant();
+        }
         if let Some(snapshot) = state.meter.on_packet(&packet, now) {
             if best.is_none_or(|b| layer >= b) {
                 self.board.publish_inbound(site, kind, snapshot);
@@ -142,8 +177,21 @@ impl Inbound {
     /// To the router: in the bridge's numbering, without the publisher's extensions (their ids
     /// mean nothing on the receivers' legs), stripped once before the packet is copied per
     /// receiver.
-    fn forward(&self, mut packet: crate::media::RtpPacket, layer: Layer, received: Instant) {
-        packet.header.payload_type = self.codec.internal_pt();
+    fn forward(&mut self, mut packet: crate::media::RtpPacket, layer: Layer, received: Instant) {
+        packet.header.payload_type = match self.red {
+            Some(red) if packet.header.payload_type == red.pt && packet.payload.is_empty() => Codec::Red.internal_pt(),
+            Some(red) if packet.header.payload_type == red.pt => match crate::media::red::renumber(&mut packet.payload, red.opus, Codec::Opus.internal_pt()) {
+                Ok(()) => Codec::Red.internal_pt(),
+                Err(e) => {
+                    self.bad_red += 1;
+                    if self.bad_red == 1 {
+                        warn!(site = self.site, error = %e, "a redundant-audio packet is malformed; such packets are dropped");
+                    }
+                    return;
+                }
+            },
+            _ => self.codec.internal_pt(),
+        };
         packet.header.extension = false;
         packet.header.extensions.clear();
         self.router.forward(self.site, self.generation, self.kind, layer, packet, received);
@@ -224,5 +272,37 @@ mod tests {
         assert_eq!(mic.layers.len(), MAX_LAYERS);
         let forwarded: Vec<u32> = std::iter::from_fn(|| viewer.try_recv().ok()).map(|p| p.packet.header.ssrc).collect();
         assert_eq!(forwarded.len(), MAX_LAYERS, "only the open layers' packets are forwarded ({} were)", forwarded.len());
+    }
+
+    #[test]
+    fn redundant_audio_is_forwarded_in_the_bridges_numbering_and_a_malformed_one_dropped() {
+        let router = Router::new(2);
+        let mut viewer = router.register_sink(HQ, router.next_generation());
+        router.set_selections(vec![Selection { audio: vec![Some(WARD)], ..Default::default() }, Selection::default()]);
+        let board = Arc::new(StatsBoard::new(2));
+        let mut mic = Inbound::new(WARD, Kind::Audio, router.next_generation(), router.clone(), board, Arc::default(), Codec::Opus);
+        // This publisher numbers RED 100 and its Opus 109.
+        mic.set_red(Some(RedFormat { pt: 100, opus: 109 }));
+        let t0 = Instant::now();
+        let _ = mic.open_layer(5, None, t0);
+        let send = |mic: &mut Inbound, seq: u16, pt: u8, payload: Vec<u8>| {
+            let mut p = RtpPacket::default();
+            (p.header.ssrc, p.header.sequence_number, p.header.payload_type) = (5, seq, pt);
+            p.payload = bytes::Bytes::from(payload);
+            mic.on_packet(p, t0);
+        };
+        send(&mut mic, 1, 100, crate::media::red::encode(&[(109, 960, b"old")], 109, b"now"));
+        send(&mut mic, 2, 109, b"plain".to_vec());
+        send(&mut mic, 3, 100, vec![0x80 | 109, 0, 0]);
+        send(&mut mic, 4, 100, crate::media::red::encode(&[(101, 960, b"dtmf")], 109, b"now"));
+        let got: Vec<_> = std::iter::from_fn(|| viewer.try_recv().ok())
+            .map(|p| (p.packet.header.sequence_number, p.packet.header.payload_type, p.packet.payload.to_vec()))
+            .collect();
+        let red = crate::media::red::encode(&[(111, 960, b"old")], 111, b"now");
+        assert_eq!(
+            got,
+            vec![(1, Codec::Red.internal_pt(), red), (2, Codec::Opus.internal_pt(), b"plain".to_vec())],
+            "the truncated and the foreign RED are dropped"
+        );
     }
 }

@@ -152,6 +152,8 @@ pub(crate) struct PeerContext {
     pub(crate) slots: (usize, usize),
     /// The video codecs the meeting forwards (the lean engine; `webrtc` forwards VP8).
     pub(crate) video_codecs: Vec<crate::media::Codec>,
+    /// Negotiate redundant audio with browsers that offer it (the lean engine).
+    pub(crate) audio_red: bool,
     /// Each site's line ceilings, live (the lean engine).
     pub(crate) lines: Arc<ceilings::Ceilings>,
 }

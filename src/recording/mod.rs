@@ -439,7 +439,14 @@ impl Session {
         self.index.started_ms + at.saturating_duration_since(self.started).as_millis() as i64
     }
 
-    fn on_packet(&mut self, p: SinkPacket, now: Instant, site_ids: &[String], router: &Router) -> Result<(), RecordFailure> {
+    fn on_packet(&mut self, mut p: SinkPacket, now: Instant, site_ids: &[String], router: &Router) -> Result<(), RecordFailure> {
+        // Redundant audio is written as the Opus it carries.
+        if p.packet.header.payload_type == Codec::Red.internal_pt() {
+            match crate::media::red::into_primary(p.packet) {
+                Some(opus) => p.packet = opus,
+                None => return Ok(()),
+            }
+        }
         let key = (p.source, p.kind);
         let ssrc = p.packet.header.ssrc;
         let new_segment = match self.streams.get(&key) {

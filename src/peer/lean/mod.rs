@@ -27,7 +27,7 @@ pub mod sending;
 pub mod transport;
 
 use super::budget;
-use super::inbound::Inbound;
+use super::inbound::{Inbound, RedFormat};
 use super::offer_answer::{AfterRefusedAnswer, OfferAnswer};
 use super::outputs::Outputs;
 use super::Fault;
@@ -107,7 +107,7 @@ pub(crate) async fn spawn(site: usize, ctx: PeerContext) -> Result<(PeerHandle, 
         generation,
         link: link.clone(),
         events: events_tx,
-        negotiation: Negotiation::new(&ctx.video_codecs),
+        negotiation: Negotiation::new(&ctx.video_codecs).with_audio_red(ctx.audio_red),
         ice: IceCredentials::random(),
         transport: None,
         offers: OfferAnswer::default(),
@@ -159,6 +159,8 @@ struct Stream {
     ssrcs: Vec<u32>,
     payload_type: u8,
     codec: crate::media::Codec,
+    /// Redundant audio (RFC 2198), when negotiated.
+    red: Option<RedFormat>,
     /// Simulcast layers negotiated (by RID); a new SSRC waits for a packet naming its RID.
     simulcast: bool,
     media: Media,
@@ -563,6 +565,7 @@ impl LeanPeer {
         self.feedback.set_extension(transport_cc);
         for (mid, section) in self.negotiation.inbound() {
             let (mid_ext, rid_ext) = (section.extmap(sdp::MID_URI), section.extmap(sdp::RID_URI));
+            let red = section.red.map(|pt| RedFormat { pt, opus: section.payload_type });
             if let Some(level) = section.extmap(sdp::AUDIO_LEVEL_URI) {
                 self.audio_level_id.store(level, std::sync::atomic::Ordering::Relaxed);
             }
@@ -572,6 +575,10 @@ impl LeanPeer {
                     s.ssrcs = section.ssrcs.clone();
                     s.payload_type = section.payload_type;
                     s.codec = section.codec;
+                    s.red = red;
+                    if let Some(inbound) = s.inbound.as_mut() {
+                        inbound.set_red(red);
+                    }
                     s.simulcast = !section.rids.is_empty();
                     (s.mid_ext, s.rid_ext) = (mid_ext, rid_ext);
                     s.track_id = section.track_id.clone();
@@ -582,6 +589,7 @@ impl LeanPeer {
                     ssrcs: section.ssrcs.clone(),
                     payload_type: section.payload_type,
                     codec: section.codec,
+                    red,
                     simulcast: !section.rids.is_empty(),
                     media,
                     mid_ext,
@@ -746,7 +754,7 @@ impl LeanPeer {
             return by_mid;
         }
         let pt = packet.header.payload_type;
-        let mut same_pt = self.streams.iter().enumerate().filter(|(_, s)| s.payload_type == pt && s.ssrcs.is_empty());
+        let mut same_pt = self.streams.iter().enumerate().filter(|(_, s)| (s.payload_type == pt || s.red.is_some_and(|r| r.pt == pt)) && s.ssrcs.is_empty());
         match (same_pt.next(), same_pt.next()) {
             (Some((i, _)), None) => Some(i),
             _ => None,
@@ -771,7 +779,9 @@ impl LeanPeer {
             };
             let codec = s.codec;
             info!(codec = codec.as_str(), "receiving {}", kind.as_str());
-            let inbound = Inbound::new(self.site, kind, self.generation, self.ctx.router.clone(), self.ctx.board.clone(), self.audio_level_id.clone(), codec);
+            let mut inbound =
+                Inbound::new(self.site, kind, self.generation, self.ctx.router.clone(), self.ctx.board.clone(), self.audio_level_id.clone(), codec);
+            inbound.set_red(s.red);
             self.streams[index].inbound = Some(inbound);
         }
         self.streams[index].inbound.as_mut()

@@ -3,13 +3,15 @@
 //!
 //! A site's session has two kinds of m-section. The browser's own (camera, microphone,
 //! content) come from its offers: the bridge answers them `recvonly` with the one codec it
-//! forwards for that stream (Opus for audio; for video the first of VP8 and H.264 in the
-//! browser's own order of preference that the meeting allows), the header extensions it
-//! reads (audio level, mid, rid, transport-wide sequence) and the simulcast layers the
-//! browser announced. RTX, FEC, RED and every other codec are left out of the answer, which
-//! declines them. A `bundle-only` section (port 0, RFC 8843 §7.3.1: Firefox writes every
+//! forwards for that stream (Opus for audio, with redundant Opus (RFC 2198 `red`) listed
+//! first when the browser offers it, so that it sends that; for video the first of VP8 and
+//! H.264 in the browser's own order of preference that the meeting allows), the header
+//! extensions it reads (audio level, mid, rid, transport-wide sequence) and the simulcast
+//! layers the browser announced. RTX, FEC and every other codec are left out of the answer,
+//! which declines them. A `bundle-only` section (port 0, RFC 8843 §7.3.1: Firefox writes every
 //! section after the first so) is a section like any other. The bridge's output slots come
-//! from its own offer: `sendonly`, one SSRC each, every forwarded codec of their kind, the
+//! from its own offer: `sendonly`, one SSRC each, every forwarded codec of their kind (for
+//! audio, Opus and redundant Opus), the
 //! slot's id (`a0`, `v3`, `c0`) as stream id and as mid. Anything else (a data channel, a
 //! camera with no codec the bridge forwards, a section the browser does not send on) is
 //! refused with port 0, and the reason is kept ([`Refusal`]) so that a technician can read
@@ -20,6 +22,7 @@
 
 use crate::media::codec::{Codec, PayloadTypes};
 use crate::media::Kind;
+use std::borrow::Cow;
 use std::fmt::Write;
 
 pub(crate) const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
@@ -56,6 +59,7 @@ impl RemoteCodec {
     pub fn codec(&self) -> Option<Codec> {
         match (self.name.as_str(), self.clock_rate) {
             ("opus", 48_000) => Some(Codec::Opus),
+            ("red", 48_000) => Some(Codec::Red),
             ("vp8", 90_000) => Some(Codec::Vp8),
             ("h264", 90_000) if self.fmtp_value("packetization-mode") == Some("1") && self.h264_profile().is_some_and(|p| p >> 8 == 0x42) => Some(Codec::H264),
             _ => None,
@@ -194,6 +198,13 @@ impl RemoteSection {
             return Some(of_codec.find(|c| c.constrained_baseline()).unwrap_or(first));
         }
         Some(first)
+    }
+
+    /// The browser's redundant-audio format (RFC 2198) that carries `primary` and nothing
+    /// else: `a=rtpmap:<pt> red/48000/2` with `a=fmtp:<pt> <primary>/<primary>`.
+    fn red_for(&self, primary: u8) -> Option<u8> {
+        let carries_only_primary = |fmtp: &str| !fmtp.is_empty() && fmtp.split('/').all(|pt| pt.trim().parse() == Ok(primary));
+        self.preference().find(|c| c.codec() == Some(Codec::Red) && carries_only_primary(&c.fmtp)).map(|c| c.pt)
     }
 
     /// The payload types an answer to the bridge's offer accepted, per forwarded codec.
@@ -352,6 +363,9 @@ impl Parsing {
 pub struct Inbound {
     pub(crate) codec: Codec,
     pub payload_type: u8,
+    /// For audio, the browser's payload type of Opus with redundancy (RFC 2198), when it
+    /// offered it and the bridge takes it: the answer lists it first, so the browser sends it.
+    pub(crate) red: Option<u8>,
     /// The browser's `a=fmtp` for it (echoed in the answer).
     pub(crate) fmtp: String,
     /// The extensions the bridge reads, at the browser's ids.
@@ -448,6 +462,9 @@ pub struct Negotiation {
     /// of its numbers to another codec (in a bundle one number means one codec).
     browser_pts: PayloadTypes,
     used_pts: Vec<u8>,
+    /// Opus with redundancy is received from browsers that offer it and offered to every
+    /// receiver (`[media] audio_red`).
+    audio_red: bool,
     session_id: u64,
     version: u64,
 }
@@ -466,9 +483,16 @@ impl Negotiation {
             video_codecs,
             browser_pts: PayloadTypes::default(),
             used_pts: Vec::new(),
+            audio_red: true,
             session_id: rand::random::<u32>() as u64,
             version: 1,
         }
+    }
+
+    /// Whether Opus with redundancy is negotiated (by default it is).
+    pub fn with_audio_red(mut self, on: bool) -> Self {
+        self.audio_red = on;
+        self
     }
 
     /// Takes a browser offer: sections already negotiated keep their place (and an output
@@ -487,13 +511,14 @@ impl Negotiation {
                 }
                 if let Role::Inbound(inbound) = &mut section.role {
                     let keep = [inbound.codec];
-                    if let Ok(updated) = inbound_of(remote, &keep).or_else(|_| inbound_of(remote, &self.video_codecs)) {
+                    let red = self.audio_red;
+                    if let Ok(updated) = inbound_of(remote, &keep, red).or_else(|_| inbound_of(remote, &self.video_codecs, red)) {
                         *inbound = updated;
                     }
                 }
                 continue;
             }
-            let role = match inbound_of(remote, &self.video_codecs) {
+            let role = match inbound_of(remote, &self.video_codecs, self.audio_red) {
                 Ok(_) if !remote.browser_sends() => Role::Rejected(Refusal::NotSending),
                 Ok(inbound) => Role::Inbound(inbound),
                 Err(refusal) => Role::Rejected(refusal),
@@ -527,7 +552,7 @@ impl Negotiation {
                     self.used_pts.push(c.pt);
                 }
             }
-            for codec in [Codec::Opus, Codec::Vp8, Codec::H264] {
+            for codec in Codec::ALL {
                 if self.browser_pts.get(codec).is_none() {
                     if let Some(c) = remote.choose(&[codec]) {
                         self.browser_pts.set(codec, c.pt);
@@ -549,7 +574,7 @@ impl Negotiation {
 
     /// Appends output slots to be offered next.
     pub fn add_output(&mut self, kind: Kind, slot: usize, ssrc: u32) {
-        let codecs: Vec<Codec> = if kind == Kind::Audio { vec![Codec::Opus] } else { self.video_codecs.clone() };
+        let codecs = self.codecs_of(kind);
         let mut payload_types = PayloadTypes::default();
         let mut taken = Vec::new();
         for c in &codecs {
@@ -607,10 +632,18 @@ impl Negotiation {
         self.write(local, "passive")
     }
 
+    /// What an output slot of `kind` offers, in the bridge's order of preference.
+    fn codecs_of(&self, kind: Kind) -> Vec<Codec> {
+        match kind {
+            Kind::Audio if self.audio_red => vec![Codec::Opus, Codec::Red],
+            Kind::Audio => vec![Codec::Opus],
+            Kind::Video | Kind::Content => self.video_codecs.clone(),
+        }
+    }
+
     /// An output slot's codecs with their payload types, in the bridge's order of preference.
     fn output_codecs(&self, o: &Output) -> Vec<(Codec, u8)> {
-        let order: &[Codec] = if o.kind == Kind::Audio { &[Codec::Opus] } else { &self.video_codecs };
-        order.iter().filter_map(|c| Some((*c, o.payload_types.get(*c)?))).collect()
+        self.codecs_of(o.kind).into_iter().filter_map(|c| Some((c, o.payload_types.get(c)?))).collect()
     }
 
     pub fn inbound(&self) -> impl Iterator<Item = (&str, &Inbound)> {
@@ -633,13 +666,26 @@ impl Negotiation {
         let output_transport_cc = self.transport_cc_id();
         for s in &self.sections {
             // (codec, payload type, fmtp) of every format the section carries.
-            let formats: Vec<(Codec, u8, &str)> = match &s.role {
+            let formats: Vec<(Codec, u8, Cow<str>)> = match &s.role {
                 Role::Rejected(_) => {
                     let _ = write!(sdp, "m={} 0 {} {}\r\nc=IN IP4 0.0.0.0\r\na=mid:{}\r\na=inactive\r\n", s.media, s.protocol, s.formats, s.mid);
                     continue;
                 }
-                Role::Inbound(i) => vec![(i.codec, i.payload_type, i.fmtp.as_str())],
-                Role::Output(o) => self.output_codecs(o).into_iter().map(|(c, pt)| (c, pt, default_fmtp(c))).collect(),
+                // Redundant audio first: the browser sends the first format of the answer.
+                Role::Inbound(i) => i
+                    .red
+                    .map(|red| (Codec::Red, red, red_fmtp(i.payload_type)))
+                    .into_iter()
+                    .chain([(i.codec, i.payload_type, Cow::from(i.fmtp.as_str()))])
+                    .collect(),
+                Role::Output(o) => self
+                    .output_codecs(o)
+                    .into_iter()
+                    .map(|(c, pt)| match (c, o.payload_types.get(Codec::Opus)) {
+                        (Codec::Red, Some(opus)) => (c, pt, red_fmtp(opus)),
+                        _ => (c, pt, Cow::from(default_fmtp(c))),
+                    })
+                    .collect(),
             };
             let pts: Vec<String> = formats.iter().map(|(_, pt, _)| pt.to_string()).collect();
             let _ = write!(sdp, "m={} 9 UDP/TLS/RTP/SAVPF {}\r\nc=IN IP4 0.0.0.0\r\n", s.media, pts.join(" "));
@@ -696,11 +742,17 @@ impl Negotiation {
     }
 }
 
+/// The `a=fmtp` of redundant audio whose blocks are all the Opus at `opus` (one redundant
+/// block and the primary: RFC 2198 §5).
+fn red_fmtp(opus: u8) -> Cow<'static, str> {
+    Cow::from(format!("{opus}/{opus}"))
+}
+
 /// The `a=fmtp` the bridge writes for a codec of its own offer.
 fn default_fmtp(codec: Codec) -> &'static str {
     match codec {
         Codec::Opus => "minptime=10;useinbandfec=1",
-        Codec::Vp8 => "",
+        Codec::Vp8 | Codec::Red => "",
         Codec::H264 => H264_FMTP,
     }
 }
@@ -712,6 +764,7 @@ fn write_codec(sdp: &mut String, codec: Codec, pt: u8, fmtp: &str, inbound: bool
         Codec::Opus => write!(sdp, "a=rtpmap:{pt} opus/48000/2\r\n"),
         Codec::Vp8 => write!(sdp, "a=rtpmap:{pt} VP8/90000\r\n"),
         Codec::H264 => write!(sdp, "a=rtpmap:{pt} H264/90000\r\n"),
+        Codec::Red => write!(sdp, "a=rtpmap:{pt} red/48000/2\r\n"),
     };
     if !fmtp.is_empty() {
         let _ = write!(sdp, "a=fmtp:{pt} {fmtp}\r\n");
@@ -725,7 +778,7 @@ fn write_codec(sdp: &mut String, codec: Codec, pt: u8, fmtp: &str, inbound: bool
             let _ = write!(sdp, "a=rtcp-fb:{pt} goog-remb\r\n");
         }
     }
-    if transport_cc {
+    if transport_cc && codec != Codec::Red {
         // Arrivals are reported both ways: the bridge tells the browser what of its packets
         // arrived (its estimate of its uplink), the browser tells the bridge (the downlink's).
         let _ = write!(sdp, "a=rtcp-fb:{pt} transport-cc\r\n");
@@ -735,7 +788,7 @@ fn write_codec(sdp: &mut String, codec: Codec, pt: u8, fmtp: &str, inbound: bool
 /// The bridge's view of a browser section it may receive: the codec it would take (Opus for
 /// audio; for video the browser's most preferred of `video_codecs`) and the extensions it
 /// reads; or why it cannot be received.
-fn inbound_of(remote: &RemoteSection, video_codecs: &[Codec]) -> Result<Inbound, Refusal> {
+fn inbound_of(remote: &RemoteSection, video_codecs: &[Codec], audio_red: bool) -> Result<Inbound, Refusal> {
     let (allowed, wanted): (&[Codec], &[&str]) = match remote.media {
         Media::Audio => (&[Codec::Opus], &[AUDIO_LEVEL_URI, MID_URI, TRANSPORT_CC_URI]),
         Media::Video => (video_codecs, &[MID_URI, RID_URI, TRANSPORT_CC_URI]),
@@ -753,7 +806,17 @@ fn inbound_of(remote: &RemoteSection, video_codecs: &[Codec]) -> Result<Inbound,
     let codec = chosen.codec().expect("chosen among forwarded codecs");
     let extmaps = remote.extmaps.iter().filter(|(_, uri)| wanted.contains(&uri.as_str())).cloned().collect();
     let fmtp = if codec == Codec::H264 { chosen.fmtp.clone() } else { String::new() };
-    Ok(Inbound { codec, payload_type: chosen.pt, fmtp, extmaps, rids: remote.rids.clone(), ssrcs: remote.ssrcs.clone(), track_id: remote.track_id.clone() })
+    let red = if codec == Codec::Opus && audio_red { remote.red_for(chosen.pt) } else { None };
+    Ok(Inbound {
+        codec,
+        payload_type: chosen.pt,
+        red,
+        fmtp,
+        extmaps,
+        rids: remote.rids.clone(),
+        ssrcs: remote.ssrcs.clone(),
+        track_id: remote.track_id.clone(),
+    })
 }
 
 #[cfg(test)]

@@ -52,8 +52,10 @@ fn the_answer_receives_opus_and_simulcast_vp8_as_ice_lite_dtls_server() {
     let sdp = n.answer(&local());
     assert!(sdp.contains("a=ice-lite\r\n") && sdp.contains("a=group:BUNDLE 0 1\r\n"), "{sdp}");
     let audio = section(&sdp, "0");
-    assert!(audio.starts_with("m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"), "only Opus: {audio}");
+    assert!(audio.starts_with("m=audio 9 UDP/TLS/RTP/SAVPF 63 111\r\n"), "Opus, with redundancy first (what Chromium sends): {audio}");
     for line in [
+        "a=rtpmap:63 red/48000/2\r\na=fmtp:63 111/111\r\n",
+        "a=rtpmap:111 opus/48000/2",
         "a=recvonly",
         "a=setup:passive",
         "a=ice-ufrag:brdg",
@@ -111,17 +113,25 @@ fn the_bridges_offer_keeps_the_browsers_sections_and_adds_send_only_slots() {
     }
 
     // The browser answers: receives each slot (here at other payload types), DTLS client.
+    let audio_slot = section(&offer, "a0");
+    for line in ["m=audio 9 UDP/TLS/RTP/SAVPF 111 63\r\n", "a=rtpmap:63 red/48000/2\r\na=fmtp:63 111/111\r\n", "a=rtcp-fb:111 transport-cc"] {
+        assert!(audio_slot.contains(line), "Opus and redundant Opus are offered: {line} in {audio_slot}");
+    }
     let answer = offer
         .replace("a=sendonly", "a=recvonly")
         .replace("a=setup:passive", "a=setup:active")
-        .replace(" 111\r\n", " 109\r\n")
-        .replace("a=rtpmap:111", "a=rtpmap:109");
+        .replace("SAVPF 111 63\r\n", "SAVPF 109 63\r\n")
+        .replace("a=rtpmap:111", "a=rtpmap:109")
+        .replace("a=fmtp:63 111/111", "a=fmtp:63 109/109");
     let accepted = n.apply_answer(&RemoteDescription::parse(&answer).unwrap()).unwrap();
     let got: Vec<_> =
         accepted.iter().map(|o| (o.kind, o.slot, o.ssrc, o.payload_types.codecs().map(|c| (c, o.payload_types.get(c).unwrap())).collect::<Vec<_>>())).collect();
     // H.264 is offered at Chromium's own number for constrained baseline (109 in this offer).
     let video = vec![(Codec::Vp8, 96), (Codec::H264, 109)];
-    assert_eq!(got, vec![(Kind::Audio, 0, 1111, vec![(Codec::Opus, 109)]), (Kind::Video, 0, 2222, video.clone()), (Kind::Content, 0, 3333, video)]);
+    assert_eq!(
+        got,
+        vec![(Kind::Audio, 0, 1111, vec![(Codec::Opus, 109), (Codec::Red, 63)]), (Kind::Video, 0, 2222, video.clone()), (Kind::Content, 0, 3333, video)]
+    );
     assert!(accepted.iter().all(|o| o.transport_cc == Some(3)), "the answer keeps the extension: {accepted:?}");
 }
 
@@ -197,16 +207,26 @@ const OFFERS: [(&str, &str); 5] = [
     ("safari", include_str!("testdata/safari_offer.sdp")),
 ];
 
-/// What the bridge's answer must accept from each browser's first offer: (browser, Opus
-/// payload type, video codec, its payload type, simulcast layers).
-const EXPECTED: [(&str, u8, Codec, u8, &[&str]); 5] = [
-    ("chromium156", 111, Codec::Vp8, 96, &["l", "h"]),
-    ("chromium150", 111, Codec::Vp8, 96, &["l", "h"]),
-    ("firefox153", 109, Codec::Vp8, 120, &["l", "h"]),
-    ("firefox140", 109, Codec::Vp8, 120, &["l", "h"]),
+/// What the bridge's answer must accept from one browser's first offer.
+struct Expected {
+    browser: &'static str,
+    opus: u8,
+    /// Redundant Opus's payload type, when the browser offers it.
+    red: Option<u8>,
+    video: Codec,
+    video_pt: u8,
+    rids: &'static [&'static str],
+}
+
+const EXPECTED: [Expected; 5] = [
+    Expected { browser: "chromium156", opus: 111, red: Some(63), video: Codec::Vp8, video_pt: 96, rids: &["l", "h"] },
+    Expected { browser: "chromium150", opus: 111, red: Some(63), video: Codec::Vp8, video_pt: 96, rids: &["l", "h"] },
+    // Firefox offers no redundant audio: it sends plain Opus, and is sent it.
+    Expected { browser: "firefox153", opus: 109, red: None, video: Codec::Vp8, video_pt: 120, rids: &["l", "h"] },
+    Expected { browser: "firefox140", opus: 109, red: None, video: Codec::Vp8, video_pt: 120, rids: &["l", "h"] },
     // Safari prefers H.264; its first entry is High profile (640c1f), the bridge takes its
     // constrained baseline (98).
-    ("safari", 111, Codec::H264, 98, &[]),
+    Expected { browser: "safari", opus: 111, red: Some(63), video: Codec::H264, video_pt: 98, rids: &[] },
 ];
 
 fn answered(offer: &str) -> (Negotiation, String) {
@@ -218,12 +238,19 @@ fn answered(offer: &str) -> (Negotiation, String) {
 
 #[test]
 fn every_browsers_first_offer_is_answered_with_its_microphone_and_camera_received() {
-    for ((browser, offer), (name, opus, codec, video_pt, rids)) in OFFERS.iter().zip(EXPECTED) {
-        assert_eq!(*browser, name);
+    for ((browser, offer), e) in OFFERS.iter().zip(EXPECTED) {
+        assert_eq!(*browser, e.browser);
+        let Expected { opus, red, video: codec, video_pt, rids, .. } = e;
         let (n, answer) = answered(offer);
-        let inbound: Vec<_> = n.inbound().map(|(mid, i)| (mid.to_owned(), i.codec, i.payload_type, i.rids.clone())).collect();
+        let inbound: Vec<_> = n.inbound().map(|(mid, i)| (mid.to_owned(), i.codec, i.payload_type, i.red, i.rids.clone())).collect();
         let rids: Vec<String> = rids.iter().map(|r| r.to_string()).collect();
-        assert_eq!(inbound, vec![("0".into(), Codec::Opus, opus, vec![]), ("1".into(), codec, video_pt, rids.clone())], "{browser}");
+        assert_eq!(inbound, vec![("0".into(), Codec::Opus, opus, red, vec![]), ("1".into(), codec, video_pt, None, rids.clone())], "{browser}");
+        let audio = section(&answer, "0");
+        let formats = match red {
+            Some(red) => format!("{red} {opus}"),
+            None => opus.to_string(),
+        };
+        assert!(audio.starts_with(&format!("m=audio 9 UDP/TLS/RTP/SAVPF {formats}\r\n")), "{browser}: redundant Opus first when offered:\n{audio}");
         assert!(answer.contains("a=group:BUNDLE 0 1\r\n"), "{browser}: both sections bundled:\n{answer}");
         let video = section(&answer, "1");
         assert!(video.starts_with(&format!("m=video 9 UDP/TLS/RTP/SAVPF {video_pt}\r\n")), "{browser}: one codec, no RTX, FEC or RED:\n{video}");
@@ -352,4 +379,36 @@ fn simulcast_order_paused_layers_and_the_older_rid_syntax_are_read() {
     assert_eq!(offer("a=simulcast:send l;~m;h"), vec!["l", "m", "h"], "a layer that starts paused is still received");
     assert_eq!(offer("a=simulcast:send rid=l;h"), vec!["l", "h"], "the draft's rid= prefix");
     assert_eq!(offer("a=simulcast:send l;x;h"), vec!["l", "h"], "a layer with no a=rid line is not");
+}
+
+#[test]
+fn redundant_audio_can_be_turned_off() {
+    let mut n = Negotiation::default().with_audio_red(false);
+    n.apply_offer(&RemoteDescription::parse(CHROMIUM_OFFER).unwrap()).unwrap();
+    let answer = n.answer(&local());
+    assert!(section(&answer, "0").starts_with("m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"), "only Opus: {answer}");
+    assert!(!answer.contains("red/48000"), "{answer}");
+    n.add_output(Kind::Audio, 0, 1111);
+    let offer = n.offer(&local());
+    assert!(section(&offer, "a0").starts_with("m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n") && !offer.contains("red/48000"), "{offer}");
+}
+
+#[test]
+fn redundancy_that_carries_anything_but_the_chosen_opus_is_not_taken() {
+    // RED listing another codec's blocks (here telephone events at 110) is declined.
+    let offer = CHROMIUM_OFFER.replace("a=fmtp:63 111/111", "a=fmtp:63 111/110");
+    let (n, answer) = answered(&offer);
+    assert_eq!(n.inbound().next().map(|(_, i)| i.red), Some(None));
+    assert!(section(&answer, "0").starts_with("m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"), "{answer}");
+}
+
+#[test]
+fn firefox_is_offered_redundant_audio_at_a_number_it_does_not_use() {
+    let offer = include_str!("testdata/firefox153_offer.sdp");
+    let mut n = Negotiation::default();
+    n.apply_offer(&RemoteDescription::parse(offer).unwrap()).unwrap();
+    n.add_output(Kind::Audio, 0, 1111);
+    let slot = section(&n.offer(&local()), "a0").to_owned();
+    assert!(slot.starts_with("m=audio 9 UDP/TLS/RTP/SAVPF 109 63\r\n"), "Firefox's own Opus number, RED at the bridge's: {slot}");
+    assert!(slot.contains("a=fmtp:63 109/109\r\n"), "{slot}");
 }
