@@ -8,6 +8,7 @@
 //!   cargo bench --bench network                                   # every scenario, 60 s each
 //!   cargo bench --bench network -- --scenario cap1m --seconds 20  # one (repeatable flag)
 //!   cargo bench --bench network -- --list
+//!   cargo bench --bench network -- --no-red ...                   # without redundant audio
 //!
 //! Needs root (network namespaces, tc, nftables) and Chromium (tests/lab/install-chromium.sh).
 //!
@@ -141,11 +142,13 @@ struct Args {
     scenarios: Vec<Scenario>,
     seconds: u64,
     selftest: bool,
+    /// `--no-red`: the bridge negotiates no redundant audio (`[media] audio_red = false`).
+    no_red: bool,
 }
 
 fn args() -> Args {
     let argv: Vec<String> = std::env::args().skip(1).collect();
-    let mut a = Args { scenarios: Vec::new(), seconds: 60, selftest: false };
+    let mut a = Args { scenarios: Vec::new(), seconds: 60, selftest: false, no_red: false };
     let mut i = 0;
     while i < argv.len() {
         match argv[i].as_str() {
@@ -160,6 +163,7 @@ fn args() -> Args {
                 i += 1;
             }
             "--selftest" => a.selftest = true,
+            "--no-red" => a.no_red = true,
             "--list" => {
                 for s in SCENARIOS {
                     println!("{:<18} {:?} {:?}", s.name, s.dir, s.kind);
@@ -207,7 +211,7 @@ impl Meeting {
 async fn run(args: Args) {
     let udp = free_udp_port();
     let mut line = Line::new(udp).await;
-    let bridge = line::start_bridge(udp);
+    let bridge = line::start_bridge_with(udp, if args.no_red { "audio_red = false" } else { "" });
     line.expose_tcp(bridge.port).await;
     let scratch = scratch_dir("net");
     let mut meeting = Meeting { pages: Vec::new(), full: [0.0; 2] };
@@ -240,7 +244,12 @@ async fn run(args: Args) {
         let out = page.eval(STATS_JS).await.map(|v| v["out"].clone()).unwrap_or_default();
         println!("{} sends {out}", page.name);
     }
-    println!("network bench: HQ + 5 wards in Chromium; {WARD} on a shaped line (veth {BRIDGE_IP} <-> {}); {} s per scenario", line::WARD_IP, args.seconds);
+    let red = if args.no_red { "off" } else { "on" };
+    println!(
+        "network bench: HQ + 5 wards in Chromium; {WARD} on a shaped line (veth {BRIDGE_IP} <-> {}); {} s per scenario; redundant audio {red}",
+        line::WARD_IP,
+        args.seconds
+    );
     let mut rows = Vec::new();
     for s in &args.scenarios {
         let row = scenario(&mut meeting, &line, *s, args.seconds).await;

@@ -131,10 +131,15 @@ fn run_in_fresh_netns(tag: &str, args: Vec<std::ffi::OsString>, envs: &[(&str, &
 /// reach that address over their own loopback, unshaped), and no ICE-TCP, so the ward's media
 /// takes the shaped UDP path and a cut of UDP is a cut of its media.
 pub fn start_bridge(udp_port: u16) -> super::TestBridge {
+    start_bridge_with(udp_port, "")
+}
+
+/// [`start_bridge`] with more `[media]` settings (`extra_media`, TOML lines).
+pub fn start_bridge_with(udp_port: u16, extra_media: &str) -> super::TestBridge {
     let (config, data) = super::TestBridge::config_with("");
     let text = std::fs::read_to_string(&config).unwrap().replacen("bind_ip = \"\"", "bind_ip = \"0.0.0.0\"", 1).replacen(
         "public_ip = \"\"",
-        &format!("public_ip = \"{BRIDGE_IP}\"\nudp_port = {udp_port}\nice_tcp = false"),
+        &format!("public_ip = \"{BRIDGE_IP}\"\nudp_port = {udp_port}\nice_tcp = false\n{extra_media}"),
         1,
     );
     std::fs::write(&config, text).unwrap();
