@@ -1,4 +1,5 @@
-//! A ward on an office line whose downlink is capped to 1 Mbit/s (issue #20): the bridge's
+//! A ward on an office line (issue #20). At 5 % loss, what its page asks for again comes on
+//! retransmission streams (RFC 4588). Its downlink capped to 1 Mbit/s, the bridge's
 //! estimate of that line falls below the cap, the technicians' API says the ward's layers are
 //! limited by it, and the ward's own Chromium page keeps decoding every camera it receives and
 //! hearing HQ; when the cap is lifted, it keeps seeing and hearing HQ (how soon its layers
@@ -68,6 +69,21 @@ async fn a_ward_on_a_one_megabit_line_keeps_every_picture_and_its_sound() {
     })
     .await;
     println!("before the cap: {}", summary(&before));
+
+    // 5 % loss on the line for a while: what the ward's page asks for again comes back on each
+    // video slot's own retransmission stream (RFC 4588), which its browser counts as repairs.
+    let repaired = repairs(&mut ward).await;
+    line.loss(Dir::Down, 5);
+    let deadline = Deadline::after(Duration::from_secs(30), "the ward's page to count retransmissions on their own streams");
+    loop {
+        let now = repairs(&mut ward).await;
+        if now > repaired {
+            println!("5 % loss: {} video packets repaired by retransmission streams", now - repaired);
+            break;
+        }
+        ward.tick_explaining(&deadline, &now).await;
+    }
+    line.loss(Dir::Down, 0);
 
     line.cap(Dir::Down, 1000);
     let capped = wait_tech(&bridge, "the estimate to find the 1 Mbit/s cap and limit the ward's layers", |w| {
@@ -186,6 +202,14 @@ fn summary(ward: &Value) -> String {
 /// placeholder's text.
 const TILES_JS: &str = "(() => { const o = {}; document.querySelectorAll('.tile[data-site]').forEach((t) => { \
     o[t.dataset.site] = { paused: t.dataset.paused || 'false', text: (t.querySelector('.placeholder') || {}).textContent || '' }; }); return o; })()";
+
+/// Video packets the page received on retransmission streams (`retransmittedPacketsReceived`,
+/// which counts only RFC 4588 repairs), over every remote camera.
+async fn repairs(page: &mut Browser) -> f64 {
+    let js = "window.diemcau.client.pc.getStats().then((r) => { let n = 0; \
+              r.forEach((s) => { if (s.type === 'inbound-rtp' && s.kind === 'video') n += s.retransmittedPacketsReceived || 0; }); return n; })";
+    page.eval(js).await.and_then(|v| v.as_f64()).unwrap_or(0.0)
+}
 
 /// HQ's audio on the ward's page: (totalSamplesReceived, concealedSamples).
 async fn audio(page: &mut Browser) -> (f64, f64) {

@@ -38,11 +38,13 @@ struct LayerState {
     live: bool,
 }
 
-/// How one publisher numbers redundant audio: the RED format and the Opus in its blocks.
+/// How one publisher numbers its audio: Opus, and redundant Opus when negotiated. A packet
+/// with any other number is dropped: nothing else was negotiated, and forwarded as Opus it
+/// would be noise to every receiver and a broken recording.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct RedFormat {
-    pub(crate) pt: u8,
+pub(crate) struct AudioFormats {
     pub(crate) opus: u8,
+    pub(crate) red: Option<u8>,
 }
 
 /// Moves one received stream's packets to the router, layer by layer, and measures them.
@@ -55,10 +57,12 @@ pub struct Inbound {
     /// The negotiated id of the RFC 6464 audio-level extension (0 = not negotiated).
     level_id: Arc<AtomicU8>,
     codec: Codec,
-    /// The publisher's payload types of redundant audio and of the Opus inside it.
-    red: Option<RedFormat>,
-    /// Redundant-audio packets dropped as malformed or foreign (logged at the first).
-    bad_red: u64,
+    /// Audio: the publisher's payload types (the lean engine; `None`: every packet is taken
+    /// as the stream's codec).
+    audio: Option<AudioFormats>,
+    /// Audio packets dropped: of a payload type not negotiated, or malformed redundancy
+    /// (logged at the first).
+    dropped_audio: u64,
     /// By SSRC.
     layers: HashMap<u32, LayerState>,
     /// When the layers are next checked for a pause.
@@ -76,18 +80,17 @@ impl Inbound {
             board,
             level_id,
             codec,
-            red: None,
-            bad_red: 0,
+            audio: None,
+            dropped_audio: 0,
             layers: HashMap::new(),
             next_layer_check: Instant::now(),
             loudness: 0.0,
         }
     }
 
-    /// The publisher's numbering of redundant audio, when it was negotiated (renegotiation
-    /// may change it).
-    pub(crate) fn set_red(&mut self, red: Option<RedFormat>) {
-        self.red = red;
+    /// The publisher's numbering of its audio (renegotiation may change it).
+    pub(crate) fn set_audio_formats(&mut self, formats: Option<AudioFormats>) {
+        self.audio = formats;
     }
 
     pub(crate) fn kind(&self) -> Kind {
@@ -154,7 +157,7 @@ impl Inbound {
             }
         }
         let Some(state) = self.layers.get_mut(&packet.header.ssrc) else { return };
-        if self.red.is_some_and(|r| r.pt == packet.header.payload_type) && !packet.payload.is_empty() {
+        if self.audio.is_some_and(|f| f.red == Some(packet.header.payload_type)) && !packet.payload.is_empty() {
             state.meter.note_redundant();
         }
         if let Some(snapshot) = state.meter.on_packet(&packet, now) {
@@ -178,23 +181,26 @@ impl Inbound {
     /// mean nothing on the receivers' legs), stripped once before the packet is copied per
     /// receiver.
     fn forward(&mut self, mut packet: crate::media::RtpPacket, layer: Layer, received: Instant) {
-        packet.header.payload_type = match self.red {
-            Some(red) if packet.header.payload_type == red.pt && packet.payload.is_empty() => Codec::Red.internal_pt(),
-            Some(red) if packet.header.payload_type == red.pt => match crate::media::red::renumber(&mut packet.payload, red.opus, Codec::Opus.internal_pt()) {
+        let pt = packet.header.payload_type;
+        packet.header.payload_type = match self.audio {
+            Some(f) if f.red == Some(pt) && packet.payload.is_empty() => Codec::Red.internal_pt(),
+            Some(f) if f.red == Some(pt) => match crate::media::red::renumber(&mut packet.payload, f.opus, Codec::Opus.internal_pt()) {
                 Ok(()) => Codec::Red.internal_pt(),
-                Err(e) => {
-                    self.bad_red += 1;
-                    if self.bad_red == 1 {
-                        warn!(site = self.site, error = %e, "a redundant-audio packet is malformed; such packets are dropped");
-                    }
-                    return;
-                }
+                Err(e) => return self.drop_audio(&e.to_string()),
             },
+            Some(f) if pt != f.opus => return self.drop_audio(&format!("payload type {pt} was not negotiated")),
             _ => self.codec.internal_pt(),
         };
         packet.header.extension = false;
         packet.header.extensions.clear();
         self.router.forward(self.site, self.generation, self.kind, layer, packet, received);
+    }
+
+    fn drop_audio(&mut self, why: &str) {
+        self.dropped_audio += 1;
+        if self.dropped_audio == 1 {
+            warn!(site = self.site, why, "an audio packet cannot be forwarded; such packets are dropped");
+        }
     }
 
     /// The stream ended: its sources leave the router, its meters the health page.
@@ -282,7 +288,7 @@ mod tests {
         let board = Arc::new(StatsBoard::new(2));
         let mut mic = Inbound::new(WARD, Kind::Audio, router.next_generation(), router.clone(), board, Arc::default(), Codec::Opus);
         // This publisher numbers RED 100 and its Opus 109.
-        mic.set_red(Some(RedFormat { pt: 100, opus: 109 }));
+        mic.set_audio_formats(Some(AudioFormats { opus: 109, red: Some(100) }));
         let t0 = Instant::now();
         let _ = mic.open_layer(5, None, t0);
         let send = |mic: &mut Inbound, seq: u16, pt: u8, payload: Vec<u8>| {
@@ -295,6 +301,7 @@ mod tests {
         send(&mut mic, 2, 109, b"plain".to_vec());
         send(&mut mic, 3, 100, vec![0x80 | 109, 0, 0]);
         send(&mut mic, 4, 100, crate::media::red::encode(&[(101, 960, b"dtmf")], 109, b"now"));
+        send(&mut mic, 5, 0, b"pcmu".to_vec());
         let got: Vec<_> = std::iter::from_fn(|| viewer.try_recv().ok())
             .map(|p| (p.packet.header.sequence_number, p.packet.header.payload_type, p.packet.payload.to_vec()))
             .collect();
@@ -302,7 +309,7 @@ mod tests {
         assert_eq!(
             got,
             vec![(1, Codec::Red.internal_pt(), red), (2, Codec::Opus.internal_pt(), b"plain".to_vec())],
-            "the truncated and the foreign RED are dropped"
+            "the truncated RED, the RED of something else and the packet of a codec never negotiated are dropped"
         );
     }
 }

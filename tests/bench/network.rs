@@ -114,7 +114,7 @@ struct Sample {
 }
 
 /// Per inbound stream, by site: video `f` framesDecoded, `fz` totalFreezesDuration, `w`/`h`
-/// frame size, `vb` bytes; audio `cs` concealedSamples, `ts` totalSamplesReceived, `ap`
+/// frame size, `vb` bytes, `rtx` retransmittedPacketsReceived (repairs on an RTX stream); audio `cs` concealedSamples, `ts` totalSamplesReceived, `ap`
 /// packets. And the transport's bytes/packets each way, and the outbound video layers.
 const STATS_JS: &str = r#"(async () => {
   const c = window.diemcau && window.diemcau.client;
@@ -128,7 +128,7 @@ const STATS_JS: &str = r#"(async () => {
     const site = c.siteOf(c.slotByMid.get(s.mid));
     if (!site) return;
     const x = (o.sites[site] ||= {});
-    if (s.kind === 'video') Object.assign(x, { f: s.framesDecoded || 0, fz: s.totalFreezesDuration || 0, w: s.frameWidth || 0, h: s.frameHeight || 0, vb: s.bytesReceived || 0 });
+    if (s.kind === 'video') Object.assign(x, { f: s.framesDecoded || 0, fz: s.totalFreezesDuration || 0, w: s.frameWidth || 0, h: s.frameHeight || 0, vb: s.bytesReceived || 0, rtx: s.retransmittedPacketsReceived || 0 });
     else Object.assign(x, { cs: s.concealedSamples || 0, ts: s.totalSamplesReceived || 0, ap: s.packetsReceived || 0 });
   });
   return o;
@@ -376,7 +376,7 @@ async fn scenario(meeting: &mut Meeting, line: &Line, s: Scenario, seconds: u64)
         "seconds": (end.at - before.at).as_secs_f64(), "settled_before": pre,
         "stage_site": stage, "stage_width_before": width, "wire_kbps_before": kbps_before, "stage_sender_layers_before": sender_layers, "wire_kbps": kbps,
         "worst_freeze_site": worst, "freeze_s_per_min": freeze_per_min, "audio_concealed_percent": concealed,
-        "video_stalled_2s_slices": stalls,
+        "video_stalled_2s_slices": stalls, "video_retransmissions_received": delta("rtx"),
         "line": {"queue_sent_packets": counters.shaped_packets, "queue_sent_bytes": counters.shaped_bytes, "queue_drops": counters.queue_drops,
                  "loss_drops": counters.lost, "cut_drops": counters.cut},
     });

@@ -1,9 +1,11 @@
 //! The packets recently sent into one output slot, kept to answer the receiver's NACKs
-//! (RFC 4585 §6.2.1) by sending them again. No RTX stream is negotiated, so a retransmission
-//! is the packet itself (same SSRC and sequence number), as webrtc-rs's responder does.
+//! (RFC 4585 §6.2.1) by sending them again: on the slot's retransmission stream when the
+//! receiver accepted one ([`super::rtx`]), else as the packet itself (same SSRC and sequence
+//! number), as webrtc-rs's responder does.
 //! A slot's history holds references: the payload is the router's shared `Bytes`, so keeping
 //! it costs a header per packet, not a copy.
 
+use super::rtx::RtxStream;
 use crate::media::RtpPacket;
 use std::time::{Duration, Instant};
 
@@ -14,11 +16,13 @@ pub(crate) const HISTORY: usize = 512;
 pub struct History {
     /// Each packet with when it was last sent again.
     ring: Vec<Option<(RtpPacket, Option<Instant>)>>,
+    /// Where retransmissions go, if the receiver accepted a stream for them.
+    rtx: Option<RtxStream>,
 }
 
 impl Default for History {
     fn default() -> Self {
-        History { ring: vec![None; HISTORY] }
+        History { ring: vec![None; HISTORY], rtx: None }
     }
 }
 
@@ -33,6 +37,23 @@ impl History {
     /// The packet sent with `seq`, if it is still kept.
     pub(crate) fn get(&self, seq: u16) -> Option<&RtpPacket> {
         self.ring[seq as usize % HISTORY].as_ref().map(|(p, _)| p).filter(|p| p.header.sequence_number == seq)
+    }
+
+    /// The receiver's (re)negotiated retransmission stream, or none.
+    pub(crate) fn set_rtx(&mut self, rtx: Option<RtxStream>) {
+        self.rtx = rtx;
+    }
+
+    /// What to send for a NACK of `seq` (see [`History::resend`]): the packet wrapped for
+    /// the retransmission stream when there is one (padding alone is then not sent again),
+    /// else the packet itself.
+    pub(crate) fn retransmission(&mut self, seq: u16, now: Instant, gap: Duration) -> Option<RtpPacket> {
+        let packet = self.resend(seq, now, gap)?.clone();
+        match self.rtx.as_mut() {
+            Some(_) if packet.payload.is_empty() => None,
+            Some(rtx) => Some(rtx.wrap(&packet).unwrap_or(packet)),
+            None => Some(packet),
+        }
     }
 
     /// The packet to send again for a NACK of `seq`, unless it was sent again less than `gap`

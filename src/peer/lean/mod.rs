@@ -10,8 +10,9 @@
 //! LSR/DLSR), the arrival of every packet it numbers ([`congestion`], transport-cc
 //! feedback for its delay-based estimate) and a bandwidth ceiling (REMB, [`REMB_BPS`]). ICE over TCP: connections the shared TCP port routes
 //! here carry RFC 4571 frames that are handled like datagrams from the connection's address.
-//! A browser's NACK for a video slot is answered from that slot's [`history`] (the packet
-//! again, same SSRC and sequence number; no RTX). Each output slot sends sender reports
+//! A browser's NACK for a video slot is answered from that slot's [`history`]: on the slot's
+//! retransmission stream (RFC 4588, [`rtx`]) when the browser accepted one, else the packet
+//! again with its own SSRC and sequence number. Each output slot sends sender reports
 //! ([`sending`]); the browser's reports on them give the round-trip time on the health page.
 //! What the browser's uplink lost of its video is asked for again ([`repair`], NACK). The
 //! remote candidate type comes from the candidates the browser trickles ([`candidates`]).
@@ -22,12 +23,13 @@ pub(crate) mod estimate;
 pub mod history;
 pub mod reception;
 pub mod repair;
+mod rtx;
 pub mod sdp;
 pub mod sending;
 pub mod transport;
 
 use super::budget;
-use super::inbound::{Inbound, RedFormat};
+use super::inbound::{AudioFormats, Inbound};
 use super::offer_answer::{AfterRefusedAnswer, OfferAnswer};
 use super::outputs::Outputs;
 use super::Fault;
@@ -159,8 +161,8 @@ struct Stream {
     ssrcs: Vec<u32>,
     payload_type: u8,
     codec: crate::media::Codec,
-    /// Redundant audio (RFC 2198), when negotiated.
-    red: Option<RedFormat>,
+    /// Audio: Opus's payload type, and redundant audio's (RFC 2198) when negotiated.
+    audio: Option<AudioFormats>,
     /// Simulcast layers negotiated (by RID); a new SSRC waits for a packet naming its RID.
     simulcast: bool,
     media: Media,
@@ -565,7 +567,7 @@ impl LeanPeer {
         self.feedback.set_extension(transport_cc);
         for (mid, section) in self.negotiation.inbound() {
             let (mid_ext, rid_ext) = (section.extmap(sdp::MID_URI), section.extmap(sdp::RID_URI));
-            let red = section.red.map(|pt| RedFormat { pt, opus: section.payload_type });
+            let audio = (section.codec == crate::media::Codec::Opus).then_some(AudioFormats { opus: section.payload_type, red: section.red });
             if let Some(level) = section.extmap(sdp::AUDIO_LEVEL_URI) {
                 self.audio_level_id.store(level, std::sync::atomic::Ordering::Relaxed);
             }
@@ -575,9 +577,9 @@ impl LeanPeer {
                     s.ssrcs = section.ssrcs.clone();
                     s.payload_type = section.payload_type;
                     s.codec = section.codec;
-                    s.red = red;
+                    s.audio = audio;
                     if let Some(inbound) = s.inbound.as_mut() {
-                        inbound.set_red(red);
+                        inbound.set_audio_formats(audio);
                     }
                     s.simulcast = !section.rids.is_empty();
                     (s.mid_ext, s.rid_ext) = (mid_ext, rid_ext);
@@ -589,7 +591,7 @@ impl LeanPeer {
                     ssrcs: section.ssrcs.clone(),
                     payload_type: section.payload_type,
                     codec: section.codec,
-                    red,
+                    audio,
                     simulcast: !section.rids.is_empty(),
                     media,
                     mid_ext,
@@ -605,14 +607,18 @@ impl LeanPeer {
     async fn add_slots(&mut self) {
         let (audio, video) = self.ctx.slots;
         let wanted = (0..audio).map(|i| (Kind::Audio, i)).chain((0..video).map(|i| (Kind::Video, i))).chain([(Kind::Content, 0)]);
+        let mut taken: std::collections::HashSet<u32> = self.output_ssrcs.keys().copied().collect();
+        let mut new_ssrc = || loop {
+            let s = rand::random::<u32>();
+            if s > RTCP_SSRC && taken.insert(s) {
+                break s;
+            }
+        };
         for (kind, slot) in wanted {
-            let ssrc = loop {
-                let s = rand::random::<u32>();
-                if s > RTCP_SSRC && !self.output_ssrcs.contains_key(&s) {
-                    break s;
-                }
-            };
-            self.negotiation.add_output(kind, slot, ssrc);
+            let ssrc = new_ssrc();
+            // Video slots have a second SSRC for retransmissions (RFC 4588).
+            let rtx_ssrc = kind.is_video().then(&mut new_ssrc);
+            self.negotiation.add_output_repaired(kind, slot, ssrc, rtx_ssrc);
             self.output_ssrcs.insert(ssrc, (kind, slot));
             if kind.is_video() {
                 self.histories.insert(ssrc, History::default());
@@ -649,6 +655,9 @@ impl LeanPeer {
                         self.estimate_ext = o.transport_cc;
                     }
                     let clock_rate = if o.kind == Kind::Audio { 48_000 } else { 90_000 };
+                    if let (Some(history), Some(rtx_ssrc)) = (self.histories.get_mut(&o.ssrc), o.rtx_ssrc) {
+                        history.set_rtx(rtx::RtxStream::new(rtx_ssrc, o.payload_types, o.rtx));
+                    }
                     self.outputs.bind(o.kind, o.slot, (), o.ssrc, o.payload_types, clock_rate);
                     if o.kind.is_video() && connected {
                         self.ctx.router.request_slot_keyframe(self.site, o.kind, o.slot);
@@ -754,7 +763,8 @@ impl LeanPeer {
             return by_mid;
         }
         let pt = packet.header.payload_type;
-        let mut same_pt = self.streams.iter().enumerate().filter(|(_, s)| (s.payload_type == pt || s.red.is_some_and(|r| r.pt == pt)) && s.ssrcs.is_empty());
+        let mut same_pt =
+            self.streams.iter().enumerate().filter(|(_, s)| (s.payload_type == pt || s.audio.is_some_and(|f| f.red == Some(pt))) && s.ssrcs.is_empty());
         match (same_pt.next(), same_pt.next()) {
             (Some((i, _)), None) => Some(i),
             _ => None,
@@ -781,7 +791,7 @@ impl LeanPeer {
             info!(codec = codec.as_str(), "receiving {}", kind.as_str());
             let mut inbound =
                 Inbound::new(self.site, kind, self.generation, self.ctx.router.clone(), self.ctx.board.clone(), self.audio_level_id.clone(), codec);
-            inbound.set_red(s.red);
+            inbound.set_audio_formats(s.audio);
             self.streams[index].inbound = Some(inbound);
         }
         self.streams[index].inbound.as_mut()
@@ -841,11 +851,11 @@ impl LeanPeer {
         let mut again = Vec::new();
         let refused_before = self.retransmit_budget.refused;
         for seq in seqs {
-            let Some(packet) = history.resend(seq, now, gap) else { continue };
+            let Some(packet) = history.retransmission(seq, now, gap) else { continue };
             if !self.retransmit_budget.allow(packet.payload.len() + 12, now) {
                 break;
             }
-            again.push(packet.clone());
+            again.push(packet);
         }
         let refused = self.retransmit_budget.refused - refused_before;
         if refused > 0 {

@@ -11,7 +11,8 @@
 //! which declines them. A `bundle-only` section (port 0, RFC 8843 §7.3.1: Firefox writes every
 //! section after the first so) is a section like any other. The bridge's output slots come
 //! from its own offer: `sendonly`, one SSRC each, every forwarded codec of their kind (for
-//! audio, Opus and redundant Opus), the
+//! audio, Opus and redundant Opus; for video each codec with its retransmission format, RFC
+//! 4588 `rtx`, and a second SSRC in an `a=ssrc-group:FID` for the retransmissions), the
 //! slot's id (`a0`, `v3`, `c0`) as stream id and as mid. Anything else (a data channel, a
 //! camera with no codec the bridge forwards, a section the browser does not send on) is
 //! refused with port 0, and the reason is kept ([`Refusal`]) so that a technician can read
@@ -64,6 +65,11 @@ impl RemoteCodec {
             ("h264", 90_000) if self.fmtp_value("packetization-mode") == Some("1") && self.h264_profile().is_some_and(|p| p >> 8 == 0x42) => Some(Codec::H264),
             _ => None,
         }
+    }
+
+    /// For `rtx`: the payload type it repairs (`apt`).
+    fn apt(&self) -> Option<u8> {
+        (self.name == "rtx").then(|| self.fmtp_value("apt")?.parse().ok()).flatten()
     }
 
     fn fmtp_value(&self, key: &str) -> Option<&str> {
@@ -204,16 +210,39 @@ impl RemoteSection {
     /// else: `a=rtpmap:<pt> red/48000/2` with `a=fmtp:<pt> <primary>/<primary>`.
     fn red_for(&self, primary: u8) -> Option<u8> {
         let carries_only_primary = |fmtp: &str| !fmtp.is_empty() && fmtp.split('/').all(|pt| pt.trim().parse() == Ok(primary));
-        self.preference().find(|c| c.codec() == Some(Codec::Red) && carries_only_primary(&c.fmtp)).map(|c| c.pt)
+        self.preference().find(|c| c.codec() == Some(Codec::Red) && c.pt != primary && carries_only_primary(&c.fmtp)).map(|c| c.pt)
+    }
+
+    /// The retransmission (RFC 4588 `rtx`) payload type this section gives each codec of
+    /// `codecs` (by their numbers here).
+    fn rtx_for(&self, codecs: &PayloadTypes) -> PayloadTypes {
+        let mut rtx = PayloadTypes::default();
+        for c in self.codecs.iter().filter(|c| c.clock_rate == 90_000) {
+            let Some(apt) = c.apt() else { continue };
+            if let Some(codec) = codecs.codecs().find(|codec| codecs.get(*codec) == Some(apt)) {
+                if rtx.get(codec).is_none() {
+                    rtx.set(codec, c.pt);
+                }
+            }
+        }
+        rtx
     }
 
     /// The payload types an answer to the bridge's offer accepted, per forwarded codec.
+    /// Redundant audio counts only with the Opus it carries.
     fn accepted(&self) -> PayloadTypes {
         let mut p = PayloadTypes::default();
         for c in self.preference() {
             if let Some(codec) = c.codec().filter(|codec| p.get(*codec).is_none()) {
                 p.set(codec, c.pt);
             }
+        }
+        if p.get(Codec::Opus).is_none() && p.get(Codec::Red).is_some() {
+            let mut without = PayloadTypes::default();
+            for codec in p.codecs().filter(|c| *c != Codec::Red) {
+                without.set(codec, p.get(codec).expect("listed"));
+            }
+            return without;
         }
         p
     }
@@ -390,6 +419,11 @@ pub struct Output {
     pub(crate) ssrc: u32,
     /// Per codec: as offered until the browser's answer says otherwise.
     pub payload_types: PayloadTypes,
+    /// Video: the SSRC of the slot's retransmission stream (RFC 4588), when it has one.
+    pub(crate) rtx_ssrc: Option<u32>,
+    /// Per codec, the payload type its retransmissions go out with (empty: none accepted;
+    /// then a lost packet is sent again as it was, on the slot's own SSRC).
+    pub rtx: PayloadTypes,
     /// The browser's answer to an offer of this slot has been applied.
     pub(crate) accepted: bool,
     /// The id the browser's answer gave the transport-wide sequence number on this slot: the
@@ -461,6 +495,8 @@ pub struct Negotiation {
     /// offers use: the bridge's offers number codecs as the browser does, and never give one
     /// of its numbers to another codec (in a bundle one number means one codec).
     browser_pts: PayloadTypes,
+    /// The browser's own retransmission payload type for each codec.
+    browser_rtx: PayloadTypes,
     used_pts: Vec<u8>,
     /// Opus with redundancy is received from browsers that offer it and offered to every
     /// receiver (`[media] audio_red`).
@@ -482,6 +518,7 @@ impl Negotiation {
             sections: Vec::new(),
             video_codecs,
             browser_pts: PayloadTypes::default(),
+            browser_rtx: PayloadTypes::default(),
             used_pts: Vec::new(),
             audio_red: true,
             session_id: rand::random::<u32>() as u64,
@@ -552,28 +589,73 @@ impl Negotiation {
                     self.used_pts.push(c.pt);
                 }
             }
-            for codec in Codec::ALL {
+            for codec in [Codec::Opus, Codec::Vp8, Codec::H264] {
                 if self.browser_pts.get(codec).is_none() {
                     if let Some(c) = remote.choose(&[codec]) {
                         self.browser_pts.set(codec, c.pt);
                     }
                 }
             }
+            // Redundant audio only as a carrier of the browser's Opus (its fmtp says so).
+            if let (None, Some(opus)) = (self.browser_pts.get(Codec::Red), self.browser_pts.get(Codec::Opus)) {
+                if let Some(red) = remote.red_for(opus) {
+                    self.browser_pts.set(Codec::Red, red);
+                }
+            }
+            let rtx = remote.rtx_for(&self.browser_pts);
+            for codec in rtx.codecs() {
+                if self.browser_rtx.get(codec).is_none() {
+                    self.browser_rtx.set(codec, rtx.get(codec).expect("listed"));
+                }
+            }
         }
     }
 
+    fn outputs(&self) -> impl Iterator<Item = &Output> {
+        self.sections.iter().filter_map(|s| match &s.role {
+            Role::Output(o) => Some(o),
+            _ => None,
+        })
+    }
+
+    /// True if nothing has `pt` yet: not the browser (any number in its offers), not this
+    /// slot (`taken`), not any output slot offered before (codecs and retransmissions).
+    fn is_free(&self, pt: u8, taken: &[u8]) -> bool {
+        let browsers = Codec::ALL.iter().any(|c| self.browser_pts.get(*c) == Some(pt) || self.browser_rtx.get(*c) == Some(pt));
+        let assigned = self.outputs().any(|o| Codec::ALL.iter().any(|c| o.payload_types.get(*c) == Some(pt) || o.rtx.get(*c) == Some(pt)));
+        !self.used_pts.contains(&pt) && !taken.contains(&pt) && !browsers && !assigned
+    }
+
     /// The payload type the bridge offers `codec` at: the browser's own number for it, else
-    /// the bridge's if the browser gives that number to nothing, else a free dynamic one.
+    /// the one earlier slots were offered, else the bridge's own number if it is free, else a
+    /// free dynamic one that is no other codec's number inside the bridge. In a bundle one
+    /// number means one thing.
     fn offered_pt(&self, codec: Codec, taken: &[u8]) -> u8 {
-        if let Some(pt) = self.browser_pts.get(codec) {
+        if let Some(pt) = self.browser_pts.get(codec).or_else(|| self.outputs().find_map(|o| o.payload_types.get(codec))) {
             return pt;
         }
-        let free = |pt: &u8| !self.used_pts.contains(pt) && !taken.contains(pt) && !self.browser_pts.codecs().any(|c| self.browser_pts.get(c) == Some(*pt));
-        std::iter::once(codec.internal_pt()).chain(96..=127).find(free).unwrap_or(codec.internal_pt())
+        let ours = |pt: &u8| self.is_free(*pt, taken) && Codec::of_internal_pt(*pt).is_none_or(|c| c == codec);
+        std::iter::once(codec.internal_pt()).chain(96..=127).chain(35..=63).find(ours).unwrap_or(codec.internal_pt())
+    }
+
+    /// The payload type the bridge offers retransmissions of `codec` at: the browser's own
+    /// number for them, else the one earlier slots were offered, else a free dynamic number
+    /// that is no codec's number inside the bridge.
+    fn offered_rtx_pt(&self, codec: Codec, taken: &[u8]) -> Option<u8> {
+        if let Some(pt) = self.browser_rtx.get(codec).or_else(|| self.outputs().find_map(|o| o.rtx.get(codec))) {
+            return Some(pt);
+        }
+        (96..=127).chain(35..=63).find(|pt| self.is_free(*pt, taken) && Codec::of_internal_pt(*pt).is_none())
     }
 
     /// Appends output slots to be offered next.
     pub fn add_output(&mut self, kind: Kind, slot: usize, ssrc: u32) {
+        self.add_output_repaired(kind, slot, ssrc, None);
+    }
+
+    /// [`Negotiation::add_output`] with, for video, a retransmission stream (RFC 4588) on
+    /// `rtx_ssrc`: each video codec is offered with its `rtx` format.
+    pub fn add_output_repaired(&mut self, kind: Kind, slot: usize, ssrc: u32, rtx_ssrc: Option<u32>) {
         let codecs = self.codecs_of(kind);
         let mut payload_types = PayloadTypes::default();
         let mut taken = Vec::new();
@@ -582,9 +664,19 @@ impl Negotiation {
             taken.push(pt);
             payload_types.set(*c, pt);
         }
+        let mut rtx = PayloadTypes::default();
+        let rtx_ssrc = rtx_ssrc.filter(|_| kind.is_video());
+        if rtx_ssrc.is_some() {
+            for c in &codecs {
+                if let Some(pt) = self.offered_rtx_pt(*c, &taken) {
+                    taken.push(pt);
+                    rtx.set(*c, pt);
+                }
+            }
+        }
         let mid = crate::peer::slot_id(kind, slot);
         let formats = codecs.iter().filter_map(|c| payload_types.get(*c)).map(|pt| pt.to_string()).collect::<Vec<_>>().join(" ");
-        let output = Output { kind, slot, ssrc, payload_types, accepted: false, transport_cc: None };
+        let output = Output { kind, slot, ssrc, payload_types, rtx_ssrc, rtx, accepted: false, transport_cc: None };
         self.sections.push(Section { mid, media: Media::from(kind), protocol: "UDP/TLS/RTP/SAVPF".into(), formats, role: Role::Output(output) });
     }
 
@@ -605,6 +697,7 @@ impl Negotiation {
                 }
                 let pts = remote.accepted();
                 if !pts.is_empty() {
+                    output.rtx = if output.rtx_ssrc.is_some() { remote.rtx_for(&pts) } else { PayloadTypes::default() };
                     output.payload_types = pts;
                     output.transport_cc = remote.extmap(TRANSPORT_CC_URI);
                     output.accepted = true;
@@ -687,7 +780,12 @@ impl Negotiation {
                     })
                     .collect(),
             };
-            let pts: Vec<String> = formats.iter().map(|(_, pt, _)| pt.to_string()).collect();
+            // (rtx payload type, the payload type it repairs) of an output's retransmissions.
+            let repairs: Vec<(u8, u8)> = match &s.role {
+                Role::Output(o) if o.rtx_ssrc.is_some() => formats.iter().filter_map(|(c, pt, _)| Some((o.rtx.get(*c)?, *pt))).collect(),
+                _ => Vec::new(),
+            };
+            let pts: Vec<String> = formats.iter().map(|(_, pt, _)| *pt).chain(repairs.iter().map(|(rtx, _)| *rtx)).map(|pt| pt.to_string()).collect();
             let _ = write!(sdp, "m={} 9 UDP/TLS/RTP/SAVPF {}\r\nc=IN IP4 0.0.0.0\r\n", s.media, pts.join(" "));
             if std::mem::take(&mut first) {
                 for c in &local.candidates {
@@ -725,6 +823,9 @@ impl Negotiation {
             for (codec, pt, fmtp) in &formats {
                 write_codec(&mut sdp, *codec, *pt, fmtp, inbound, transport_cc);
             }
+            for (rtx, apt) in &repairs {
+                let _ = write!(sdp, "a=rtpmap:{rtx} rtx/90000\r\na=fmtp:{rtx} apt={apt}\r\n");
+            }
             match &s.role {
                 Role::Inbound(i) if !i.rids.is_empty() => {
                     for rid in &i.rids {
@@ -733,7 +834,13 @@ impl Negotiation {
                     let _ = write!(sdp, "a=simulcast:recv {}\r\n", i.rids.join(";"));
                 }
                 Role::Output(o) => {
-                    let _ = write!(sdp, "a=ssrc:{0} cname:diemcau\r\na=ssrc:{0} msid:{1} {1}\r\n", o.ssrc, s.mid);
+                    let rtx_ssrc = o.rtx_ssrc.filter(|_| !repairs.is_empty());
+                    if let Some(rtx) = rtx_ssrc {
+                        let _ = write!(sdp, "a=ssrc-group:FID {} {rtx}\r\n", o.ssrc);
+                    }
+                    for ssrc in std::iter::once(o.ssrc).chain(rtx_ssrc) {
+                        let _ = write!(sdp, "a=ssrc:{ssrc} cname:diemcau\r\na=ssrc:{ssrc} msid:{0} {0}\r\n", s.mid);
+                    }
                 }
                 _ => {}
             }

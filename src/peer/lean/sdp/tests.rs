@@ -412,3 +412,80 @@ fn firefox_is_offered_redundant_audio_at_a_number_it_does_not_use() {
     assert!(slot.starts_with("m=audio 9 UDP/TLS/RTP/SAVPF 109 63\r\n"), "Firefox's own Opus number, RED at the bridge's: {slot}");
     assert!(slot.contains("a=fmtp:63 109/109\r\n"), "{slot}");
 }
+
+#[test]
+fn video_slots_offer_retransmissions_on_a_second_ssrc_at_the_browsers_rtx_numbers() {
+    let mut n = Negotiation::default();
+    n.apply_offer(&RemoteDescription::parse(CHROMIUM_OFFER).unwrap()).unwrap();
+    n.add_output_repaired(Kind::Audio, 0, 1111, Some(1112));
+    n.add_output_repaired(Kind::Video, 0, 2222, Some(2223));
+    n.add_output_repaired(Kind::Video, 1, 3333, Some(3334));
+    let offer = n.offer(&local());
+    let v0 = section(&offer, "v0");
+    // Chromium repairs VP8 (96) with 97 and constrained-baseline H.264 (109) with 114.
+    for line in [
+        "m=video 9 UDP/TLS/RTP/SAVPF 96 109 97 114\r\n",
+        "a=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=96\r\n",
+        "a=rtpmap:114 rtx/90000\r\na=fmtp:114 apt=109\r\n",
+        "a=ssrc-group:FID 2222 2223\r\n",
+        "a=ssrc:2223 cname:diemcau\r\na=ssrc:2223 msid:v0 v0\r\n",
+    ] {
+        assert!(v0.contains(line), "{line} in {v0}");
+    }
+    assert!(section(&offer, "v1").contains("a=ssrc-group:FID 3333 3334\r\n"));
+    let a0 = section(&offer, "a0");
+    assert!(!a0.contains("rtx") && !a0.contains("FID") && !a0.contains("1112"), "audio has no retransmission stream: {a0}");
+
+    // Chromium answers with the offer's numbers: the slots' retransmission formats are taken.
+    let answer = offer.replace("a=sendonly", "a=recvonly").replace("a=setup:passive", "a=setup:active");
+    let accepted = n.apply_answer(&RemoteDescription::parse(&answer).unwrap()).unwrap();
+    let v0 = accepted.iter().find(|o| o.kind == Kind::Video && o.slot == 0).unwrap();
+    assert_eq!((v0.rtx.get(Codec::Vp8), v0.rtx.get(Codec::H264), v0.rtx_ssrc), (Some(97), Some(114), Some(2223)));
+
+    // An answer without them leaves the slot without retransmission formats, and the next
+    // offer does not offer them again.
+    let plain: String = answer.split("\r\n").filter(|l| !l.contains("rtx/90000") && !l.contains(" apt=")).map(|l| format!("{l}\r\n")).collect();
+    let accepted = n.apply_answer(&RemoteDescription::parse(&plain).unwrap()).unwrap();
+    assert!(accepted.iter().all(|o| o.rtx.is_empty()), "{accepted:?}");
+    let again = n.offer(&local());
+    assert!(!again.contains("rtx/90000") && !again.contains("FID"), "{again}");
+}
+
+#[test]
+fn retransmission_numbers_the_browser_never_gave_are_free_and_the_same_in_every_slot() {
+    // A browser that offers no rtx of its own: the bridge picks numbers nothing else has.
+    let offer: String = CHROMIUM_OFFER.split("\r\n").filter(|l| !l.contains("rtx/90000") && !l.contains(" apt=")).map(|l| format!("{l}\r\n")).collect();
+    let remote = RemoteDescription::parse(&offer).unwrap();
+    let mut n = Negotiation::default();
+    n.apply_offer(&remote).unwrap();
+    n.add_output_repaired(Kind::Audio, 0, 1, None);
+    for slot in 0..3 {
+        n.add_output_repaired(Kind::Video, slot, 10 + slot as u32, Some(20 + slot as u32));
+    }
+    let outputs: Vec<&Output> = n
+        .sections
+        .iter()
+        .filter_map(|s| match &s.role {
+            Role::Output(o) => Some(o),
+            _ => None,
+        })
+        .collect();
+    let video: Vec<&&Output> = outputs.iter().filter(|o| o.kind == Kind::Video).collect();
+    let (vp8, h264) = (video[0].rtx.get(Codec::Vp8).unwrap(), video[0].rtx.get(Codec::H264).unwrap());
+    assert!(video.iter().all(|o| o.rtx.get(Codec::Vp8) == Some(vp8) && o.rtx.get(Codec::H264) == Some(h264)), "one number, one meaning in the bundle");
+    let browsers: Vec<u8> = remote.sections.iter().flat_map(|s| s.codecs.iter().map(|c| c.pt)).collect();
+    let bridges: Vec<u8> = outputs.iter().flat_map(|o| Codec::ALL.into_iter().filter_map(|c| o.payload_types.get(c))).collect();
+    for pt in [vp8, h264] {
+        assert!(!browsers.contains(&pt) && !bridges.contains(&pt), "{pt} is free");
+    }
+    assert_ne!(vp8, h264);
+}
+
+#[test]
+fn firefox_repairs_vp8_with_its_own_number() {
+    let mut n = Negotiation::default();
+    n.apply_offer(&RemoteDescription::parse(include_str!("testdata/firefox153_offer.sdp")).unwrap()).unwrap();
+    n.add_output_repaired(Kind::Video, 0, 2222, Some(2223));
+    let v0 = section(&n.offer(&local()), "v0").to_owned();
+    assert!(v0.contains("a=rtpmap:124 rtx/90000\r\na=fmtp:124 apt=120\r\n"), "{v0}");
+}

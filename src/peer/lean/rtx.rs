@@ -1,0 +1,69 @@
+//! Retransmissions on a stream of their own (RFC 4588): a video slot whose receiver accepted
+//! `rtx` gets what it asks for again on the slot's second SSRC, each packet numbered in that
+//! stream's own sequence, with the original sequence number (OSN) first in its payload. The
+//! receiver then counts a repair as a repair, not as a late packet of the stream, so its loss,
+//! jitter and bandwidth statistics stay those of the line.
+
+use crate::media::codec::PayloadTypes;
+use crate::media::RtpPacket;
+
+/// One video slot's retransmission stream.
+#[derive(Debug)]
+pub(crate) struct RtxStream {
+    ssrc: u32,
+    /// The receiver's number for each codec on the slot, and for its retransmissions.
+    payload_types: PayloadTypes,
+    rtx: PayloadTypes,
+    next_seq: u16,
+}
+
+impl RtxStream {
+    /// The stream, if the receiver accepted a retransmission format for any codec.
+    pub(crate) fn new(ssrc: u32, payload_types: PayloadTypes, rtx: PayloadTypes) -> Option<RtxStream> {
+        (!rtx.is_empty()).then(|| RtxStream { ssrc, payload_types, rtx, next_seq: rand::random() })
+    }
+
+    /// `packet` (as it was sent on the slot) as a retransmission on this stream; `None` if
+    /// its codec has no retransmission format here.
+    pub(crate) fn wrap(&mut self, packet: &RtpPacket) -> Option<RtpPacket> {
+        let pt = packet.header.payload_type;
+        let codec = self.payload_types.codecs().find(|c| self.payload_types.get(*c) == Some(pt))?;
+        let rtx_pt = self.rtx.get(codec)?;
+        let mut repair = packet.clone();
+        let osn = packet.header.sequence_number;
+        repair.header.ssrc = self.ssrc;
+        repair.header.payload_type = rtx_pt;
+        repair.header.sequence_number = self.next_seq;
+        self.next_seq = self.next_seq.wrapping_add(1);
+        let mut payload = bytes::BytesMut::with_capacity(packet.payload.len() + 2);
+        payload.extend_from_slice(&osn.to_be_bytes());
+        payload.extend_from_slice(&packet.payload);
+        repair.payload = payload.freeze();
+        Some(repair)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::Codec;
+
+    #[test]
+    fn a_repair_carries_the_original_number_first_on_its_own_stream() {
+        let mut pts = PayloadTypes::single(Codec::Vp8, 96);
+        pts.set(Codec::H264, 102);
+        let mut stream = RtxStream::new(0xBEEF, pts, PayloadTypes::single(Codec::Vp8, 97)).unwrap();
+        let mut p = RtpPacket::default();
+        (p.header.ssrc, p.header.payload_type, p.header.sequence_number, p.header.timestamp, p.header.marker) = (7, 96, 0x1234, 90_000, true);
+        p.payload = bytes::Bytes::from_static(&[0x10, 0x02, 0xAA]);
+        let first = stream.wrap(&p).unwrap();
+        let h = &first.header;
+        assert_eq!((h.ssrc, h.payload_type, h.timestamp, h.marker), (0xBEEF, 97, 90_000, true), "same timestamp and marker, the stream's own SSRC and format");
+        assert_eq!(&first.payload[..], &[0x12, 0x34, 0x10, 0x02, 0xAA]);
+        let second = stream.wrap(&p).unwrap();
+        assert_eq!(second.header.sequence_number, first.header.sequence_number.wrapping_add(1), "the stream numbers its own packets");
+        p.header.payload_type = 102;
+        assert!(stream.wrap(&p).is_none(), "H.264 has no retransmission format here: sent again as it was");
+        assert!(RtxStream::new(1, pts, PayloadTypes::default()).is_none(), "no format accepted: no stream");
+    }
+}
