@@ -39,20 +39,25 @@ impl History {
         self.ring[seq as usize % HISTORY].as_ref().map(|(p, _)| p).filter(|p| p.header.sequence_number == seq)
     }
 
-    /// The receiver's (re)negotiated retransmission stream, or none.
+    /// The receiver's (re)negotiated retransmission stream, or none. The same stream
+    /// renegotiated goes on with its numbering (a jump back would fall in the receiver's
+    /// replay window).
     pub(crate) fn set_rtx(&mut self, rtx: Option<RtxStream>) {
-        self.rtx = rtx;
+        self.rtx = match (self.rtx.take(), rtx) {
+            (Some(old), Some(new)) => Some(new.continuing(&old)),
+            (_, new) => new,
+        };
     }
 
     /// What to send for a NACK of `seq` (see [`History::resend`]): the packet wrapped for
-    /// the retransmission stream when there is one (padding alone is then not sent again),
-    /// else the packet itself.
-    pub(crate) fn retransmission(&mut self, seq: u16, now: Instant, gap: Duration) -> Option<RtpPacket> {
+    /// the retransmission stream when there is one (padding too: a receiver fills the gap in
+    /// the sequence with it), else the packet itself. `allow` is asked first, with the size
+    /// that would be sent: a refused packet takes no number of the retransmission stream.
+    pub(crate) fn retransmission(&mut self, seq: u16, now: Instant, gap: Duration, allow: impl FnOnce(usize) -> bool) -> Option<RtpPacket> {
         let packet = self.resend(seq, now, gap)?.clone();
         match self.rtx.as_mut() {
-            Some(_) if packet.payload.is_empty() => None,
-            Some(rtx) => Some(rtx.wrap(&packet).unwrap_or(packet)),
-            None => Some(packet),
+            Some(rtx) if rtx.repairs(&packet) => allow(packet.payload.len() + 2 + 12).then(|| rtx.wrap(&packet)).flatten(),
+            _ => allow(packet.payload.len() + 12).then_some(packet),
         }
     }
 
@@ -118,5 +123,40 @@ mod tests {
         assert_eq!(requested(100, 0).collect::<Vec<_>>(), vec![100]);
         assert_eq!(requested(100, 0b101).collect::<Vec<_>>(), vec![100, 101, 103]);
         assert_eq!(requested(65_535, 1 << 15).collect::<Vec<_>>(), vec![65_535, 15], "wrapping");
+    }
+
+    #[test]
+    fn with_a_retransmission_stream_packets_and_padding_go_on_it_within_the_budget() {
+        use crate::media::codec::{Codec, PayloadTypes};
+        let t0 = Instant::now();
+        let gap = Duration::from_millis(100);
+        let vp8 = |seq: u16, payload: &'static [u8]| {
+            let mut p = packet(seq);
+            (p.header.ssrc, p.header.payload_type, p.header.padding) = (5, 96, payload.is_empty());
+            p.payload = bytes::Bytes::from_static(payload);
+            p
+        };
+        let mut h = History::default();
+        for (seq, payload) in [(1, &b"frame"[..]), (2, &b""[..]), (3, &b"more"[..])] {
+            h.push(&vp8(seq, payload));
+        }
+        // Without a stream: the packet itself, refused when the budget says no.
+        assert_eq!(h.retransmission(1, t0, gap, |_| true).map(|p| p.header.ssrc), Some(5));
+        assert!(h.retransmission(3, t0, gap, |_| false).is_none());
+        h.set_rtx(super::super::rtx::RtxStream::new(9, PayloadTypes::single(Codec::Vp8, 96), PayloadTypes::single(Codec::Vp8, 97)));
+        let later = t0 + gap;
+        let mut sizes = Vec::new();
+        let frame = h.retransmission(1, later, gap, |n| {
+            sizes.push(n);
+            true
+        });
+        let frame = frame.unwrap();
+        assert_eq!((frame.header.ssrc, frame.header.payload_type, &frame.payload[..]), (9, 97, &[0, 1, b'f', b'r', b'a', b'm', b'e'][..]));
+        assert_eq!(sizes, vec![12 + 2 + 5], "the budget is asked with what goes on the wire");
+        let padding = h.retransmission(2, later, gap, |_| true).unwrap();
+        assert_eq!((padding.header.ssrc, &padding.payload[..]), (9, &[0, 2][..]), "padding fills its gap too");
+        assert!(h.retransmission(3, later + gap, gap, |_| false).is_none(), "over budget: not sent");
+        let next = h.retransmission(3, later + gap * 2, gap, |_| true).unwrap();
+        assert_eq!(next.header.sequence_number, padding.header.sequence_number.wrapping_add(1), "a refused packet took no number");
     }
 }

@@ -850,12 +850,19 @@ impl LeanPeer {
         let seqs: Vec<u16> = nack.nacks.iter().flat_map(|p| history::requested(p.packet_id, p.lost_packets)).take(MAX_RETRANSMIT_PER_NACK).collect();
         let mut again = Vec::new();
         let refused_before = self.retransmit_budget.refused;
+        let budget = &mut self.retransmit_budget;
         for seq in seqs {
-            let Some(packet) = history.retransmission(seq, now, gap) else { continue };
-            if !self.retransmit_budget.allow(packet.payload.len() + 12, now) {
+            let mut over = false;
+            let allow = |bytes: usize| {
+                over = !budget.allow(bytes, now);
+                !over
+            };
+            if let Some(packet) = history.retransmission(seq, now, gap, allow) {
+                again.push(packet);
+            }
+            if over {
                 break;
             }
-            again.push(packet);
         }
         let refused = self.retransmit_budget.refused - refused_before;
         if refused > 0 {

@@ -23,12 +23,30 @@ impl RtxStream {
         (!rtx.is_empty()).then(|| RtxStream { ssrc, payload_types, rtx, next_seq: rand::random() })
     }
 
+    /// This stream renegotiated: `old`'s numbering goes on if the SSRC is the same.
+    pub(crate) fn continuing(mut self, old: &RtxStream) -> RtxStream {
+        if old.ssrc == self.ssrc {
+            self.next_seq = old.next_seq;
+        }
+        self
+    }
+
+    /// The retransmission format of `packet`'s codec, if it has one here.
+    fn rtx_pt(&self, packet: &RtpPacket) -> Option<u8> {
+        let pt = packet.header.payload_type;
+        let codec = self.payload_types.codecs().find(|c| self.payload_types.get(*c) == Some(pt))?;
+        self.rtx.get(codec)
+    }
+
+    /// True if `packet` goes again on this stream (its codec has a retransmission format).
+    pub(crate) fn repairs(&self, packet: &RtpPacket) -> bool {
+        self.rtx_pt(packet).is_some()
+    }
+
     /// `packet` (as it was sent on the slot) as a retransmission on this stream; `None` if
     /// its codec has no retransmission format here.
     pub(crate) fn wrap(&mut self, packet: &RtpPacket) -> Option<RtpPacket> {
-        let pt = packet.header.payload_type;
-        let codec = self.payload_types.codecs().find(|c| self.payload_types.get(*c) == Some(pt))?;
-        let rtx_pt = self.rtx.get(codec)?;
+        let rtx_pt = self.rtx_pt(packet)?;
         let mut repair = packet.clone();
         let osn = packet.header.sequence_number;
         repair.header.ssrc = self.ssrc;
@@ -65,5 +83,7 @@ mod tests {
         p.header.payload_type = 102;
         assert!(stream.wrap(&p).is_none(), "H.264 has no retransmission format here: sent again as it was");
         assert!(RtxStream::new(1, pts, PayloadTypes::default()).is_none(), "no format accepted: no stream");
+        let again = RtxStream::new(0xBEEF, pts, PayloadTypes::single(Codec::Vp8, 97)).unwrap().continuing(&stream);
+        assert_eq!(again.next_seq, stream.next_seq, "renegotiated, the same stream goes on with its numbers");
     }
 }
