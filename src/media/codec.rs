@@ -111,6 +111,10 @@ impl PayloadTypes {
         self.0[codec.index()] = Some(pt);
     }
 
+    pub(crate) fn clear(&mut self, codec: Codec) {
+        self.0[codec.index()] = None;
+    }
+
     pub fn get(&self, codec: Codec) -> Option<u8> {
         self.0[codec.index()]
     }

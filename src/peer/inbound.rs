@@ -261,13 +261,19 @@ mod tests {
         assert_eq!(std::iter::from_fn(|| viewer.try_recv().ok()).last().map(|p| p.layer), Some(HIGH));
     }
 
-    #[test]
-    fn a_stream_opens_a_few_layers_and_drops_the_packets_of_more_ssrcs() {
+    /// The ward's microphone as an [`Inbound`], and HQ's queue of what the router forwards of it.
+    fn ward_mic_heard_by_hq() -> (mpsc::Receiver<crate::media::router::SinkPacket>, Inbound) {
         let router = Router::new(2);
-        let mut viewer = router.register_sink(HQ, router.next_generation());
+        let viewer = router.register_sink(HQ, router.next_generation());
         router.set_selections(vec![Selection { audio: vec![Some(WARD)], ..Default::default() }, Selection::default()]);
         let board = Arc::new(StatsBoard::new(2));
-        let mut mic = Inbound::new(WARD, Kind::Audio, router.next_generation(), router.clone(), board, Arc::default(), Codec::Opus);
+        let mic = Inbound::new(WARD, Kind::Audio, router.next_generation(), router.clone(), board, Arc::default(), Codec::Opus);
+        (viewer, mic)
+    }
+
+    #[test]
+    fn a_stream_opens_a_few_layers_and_drops_the_packets_of_more_ssrcs() {
+        let (mut viewer, mut mic) = ward_mic_heard_by_hq();
         let t0 = Instant::now();
         // A hostile page sends each packet with a new SSRC on its one audio stream.
         for ssrc in 1..=100u32 {
@@ -282,11 +288,7 @@ mod tests {
 
     #[test]
     fn redundant_audio_is_forwarded_in_the_bridges_numbering_and_a_malformed_one_dropped() {
-        let router = Router::new(2);
-        let mut viewer = router.register_sink(HQ, router.next_generation());
-        router.set_selections(vec![Selection { audio: vec![Some(WARD)], ..Default::default() }, Selection::default()]);
-        let board = Arc::new(StatsBoard::new(2));
-        let mut mic = Inbound::new(WARD, Kind::Audio, router.next_generation(), router.clone(), board, Arc::default(), Codec::Opus);
+        let (mut viewer, mut mic) = ward_mic_heard_by_hq();
         // This publisher numbers RED 100 and its Opus 109.
         mic.set_audio_formats(Some(AudioFormats { opus: 109, red: Some(100) }));
         let t0 = Instant::now();

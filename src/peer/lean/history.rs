@@ -55,9 +55,9 @@ impl History {
     /// that would be sent: a refused packet takes no number of the retransmission stream.
     pub(crate) fn retransmission(&mut self, seq: u16, now: Instant, gap: Duration, allow: impl FnOnce(usize) -> bool) -> Option<RtpPacket> {
         let packet = self.resend(seq, now, gap)?.clone();
-        match self.rtx.as_mut() {
-            Some(rtx) if rtx.repairs(&packet) => allow(packet.payload.len() + 2 + 12).then(|| rtx.wrap(&packet)).flatten(),
-            _ => allow(packet.payload.len() + 12).then_some(packet),
+        match self.rtx.as_mut().and_then(|rtx| Some((rtx.rtx_pt(&packet)?, rtx))) {
+            Some((rtx_pt, rtx)) => allow(packet.payload.len() + 2 + 12).then(|| rtx.wrap(&packet, rtx_pt)),
+            None => allow(packet.payload.len() + 12).then_some(packet),
         }
     }
 

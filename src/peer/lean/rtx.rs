@@ -31,22 +31,17 @@ impl RtxStream {
         self
     }
 
-    /// The retransmission format of `packet`'s codec, if it has one here.
-    fn rtx_pt(&self, packet: &RtpPacket) -> Option<u8> {
+    /// The retransmission format of `packet`'s codec, if it has one here: then `packet` goes
+    /// again on this stream ([`RtxStream::wrap`]).
+    pub(crate) fn rtx_pt(&self, packet: &RtpPacket) -> Option<u8> {
         let pt = packet.header.payload_type;
         let codec = self.payload_types.codecs().find(|c| self.payload_types.get(*c) == Some(pt))?;
         self.rtx.get(codec)
     }
 
-    /// True if `packet` goes again on this stream (its codec has a retransmission format).
-    pub(crate) fn repairs(&self, packet: &RtpPacket) -> bool {
-        self.rtx_pt(packet).is_some()
-    }
-
-    /// `packet` (as it was sent on the slot) as a retransmission on this stream; `None` if
-    /// its codec has no retransmission format here.
-    pub(crate) fn wrap(&mut self, packet: &RtpPacket) -> Option<RtpPacket> {
-        let rtx_pt = self.rtx_pt(packet)?;
+    /// `packet` (as it was sent on the slot) as a retransmission on this stream, in its
+    /// codec's retransmission format `rtx_pt` ([`RtxStream::rtx_pt`]).
+    pub(crate) fn wrap(&mut self, packet: &RtpPacket, rtx_pt: u8) -> RtpPacket {
         let mut repair = packet.clone();
         let osn = packet.header.sequence_number;
         repair.header.ssrc = self.ssrc;
@@ -57,7 +52,7 @@ impl RtxStream {
         payload.extend_from_slice(&osn.to_be_bytes());
         payload.extend_from_slice(&packet.payload);
         repair.payload = payload.freeze();
-        Some(repair)
+        repair
     }
 }
 
@@ -74,14 +69,14 @@ mod tests {
         let mut p = RtpPacket::default();
         (p.header.ssrc, p.header.payload_type, p.header.sequence_number, p.header.timestamp, p.header.marker) = (7, 96, 0x1234, 90_000, true);
         p.payload = bytes::Bytes::from_static(&[0x10, 0x02, 0xAA]);
-        let first = stream.wrap(&p).unwrap();
+        let first = stream.wrap(&p, stream.rtx_pt(&p).unwrap());
         let h = &first.header;
         assert_eq!((h.ssrc, h.payload_type, h.timestamp, h.marker), (0xBEEF, 97, 90_000, true), "same timestamp and marker, the stream's own SSRC and format");
         assert_eq!(&first.payload[..], &[0x12, 0x34, 0x10, 0x02, 0xAA]);
-        let second = stream.wrap(&p).unwrap();
+        let second = stream.wrap(&p, 97);
         assert_eq!(second.header.sequence_number, first.header.sequence_number.wrapping_add(1), "the stream numbers its own packets");
         p.header.payload_type = 102;
-        assert!(stream.wrap(&p).is_none(), "H.264 has no retransmission format here: sent again as it was");
+        assert_eq!(stream.rtx_pt(&p), None, "H.264 has no retransmission format here: sent again as it was");
         assert!(RtxStream::new(1, pts, PayloadTypes::default()).is_none(), "no format accepted: no stream");
         let again = RtxStream::new(0xBEEF, pts, PayloadTypes::single(Codec::Vp8, 97)).unwrap().continuing(&stream);
         assert_eq!(again.next_seq, stream.next_seq, "renegotiated, the same stream goes on with its numbers");

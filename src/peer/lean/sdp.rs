@@ -237,12 +237,8 @@ impl RemoteSection {
                 p.set(codec, c.pt);
             }
         }
-        if p.get(Codec::Opus).is_none() && p.get(Codec::Red).is_some() {
-            let mut without = PayloadTypes::default();
-            for codec in p.codecs().filter(|c| *c != Codec::Red) {
-                without.set(codec, p.get(codec).expect("listed"));
-            }
-            return without;
+        if p.get(Codec::Opus).is_none() {
+            p.clear(Codec::Red);
         }
         p
     }
