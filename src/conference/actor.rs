@@ -11,7 +11,7 @@ use super::JoinRefused;
 use crate::config::Settings;
 use crate::domain::{AgendaItem, AgendaKind, Layout, SiteRole};
 use crate::floor::{Floor, FloorEvent, RequestId};
-use crate::media::router::Router;
+use crate::media::router::{Received, Router};
 use crate::media::speaker::SpeakerDetector;
 use crate::media::Selection;
 use crate::recording::{RecState, Recorder, RecordingStatus};
@@ -121,8 +121,8 @@ struct Actor {
     ticks: u64,
     /// What each site's camera layers cost a receiver, measured once a second from the
     /// router's byte counts (the last counts and when they were read).
-    layer_costs: view::LayerCosts,
-    layer_bytes: Option<(Vec<[u64; crate::media::LAYERS]>, i64)>,
+    media_costs: view::MediaCosts,
+    received_bytes: Option<(Vec<Received>, i64)>,
     /// The site whose shared content everyone sees, if any.
     sharing: Option<usize>,
     /// The recorded conference running now: (id, started at).
@@ -184,8 +184,8 @@ pub fn spawn(settings: Arc<Settings>, store: Store, router: Router, recorder: Re
         locked: false,
         speaker: SpeakerDetector::default(),
         ticks: 0,
-        layer_costs: view::LayerCosts::default(),
-        layer_bytes: None,
+        media_costs: view::MediaCosts::default(),
+        received_bytes: None,
         sharing: None,
         meeting: None,
         recording: RecordingStatus::default(),
@@ -365,7 +365,7 @@ impl Actor {
             return;
         }
         if self.ticks.is_multiple_of(4) {
-            self.measure_layers(now);
+            self.measure_costs(now);
         }
         let levels = self.router.levels();
         // Who is heard in a large meeting follows the loudness.
@@ -1096,7 +1096,7 @@ impl Actor {
             let (new, pages) = if self.seats[r].holder.is_some() {
                 let pages = view::pages(&candidates, r, chair, shape);
                 let mut sel = view::select(&candidates, r, chair, self.sharing, self.seats[r].page, shape, &self.seats[r].selection);
-                let wanted = view::cost(&sel, &self.layer_costs);
+                let wanted = view::cost(&sel, &self.media_costs);
                 let mut limited_by = None;
                 if self.seats[r].constrained_until > now_ms() {
                     view::constrain(&mut sel);
@@ -1106,7 +1106,7 @@ impl Actor {
                     Some(bps) => self.fit_downlink(r, &mut sel, bps),
                     None => Vec::new(),
                 };
-                if view::cost(&sel, &self.layer_costs) < wanted && limited_by.is_none() {
+                if view::cost(&sel, &self.media_costs) < wanted && limited_by.is_none() {
                     limited_by = Some("estimate");
                 }
                 if limited_by != self.seats[r].limited_by {
@@ -1154,16 +1154,20 @@ impl Actor {
         }
     }
 
-    /// What each camera layer cost since the last reading, into [`Self::layer_costs`].
-    fn measure_layers(&mut self, now: i64) {
-        let bytes = self.router.video_layer_bytes();
-        if let Some((before, at)) = self.layer_bytes.as_ref().filter(|(_, at)| now > *at) {
-            let seconds = (now - at) as f64 / 1000.0;
-            let rates: Vec<[u64; crate::media::LAYERS]> =
-                bytes.iter().zip(before).map(|(b, a)| std::array::from_fn(|l| (b[l].saturating_sub(a[l]) as f64 * 8.0 / seconds) as u64)).collect();
-            self.layer_costs.update(&rates);
+    /// What each site's audio and camera layers cost since the last reading, into
+    /// [`Self::media_costs`].
+    fn measure_costs(&mut self, now: i64) {
+        let bytes = self.router.received_bytes();
+        if let Some((before, at)) = self.received_bytes.as_ref().filter(|(_, at)| now > *at) {
+            let bps = |b: u64, a: u64| (b.saturating_sub(a) as f64 * 8.0 * 1000.0 / (now - at) as f64) as u64;
+            let rates: Vec<Received> = bytes
+                .iter()
+                .zip(before)
+                .map(|(b, a)| Received { audio: bps(b.audio, a.audio), video: std::array::from_fn(|l| bps(b.video[l], a.video[l])) })
+                .collect();
+            self.media_costs.update(&rates);
         }
-        self.layer_bytes = Some((bytes, now));
+        self.received_bytes = Some((bytes, now));
     }
 
     /// Fits what `r` receives into its downlink estimate. What the tiles want within 70 % of
@@ -1172,7 +1176,7 @@ impl Actor {
     /// [`RAISE_EVERY_MS`]: a layer raised too eagerly congests the line it was meant to fill.
     fn fit_downlink(&mut self, r: usize, sel: &mut Selection, bps: f64) -> Vec<usize> {
         let now = now_ms();
-        let costs = &self.layer_costs;
+        let costs = &self.media_costs;
         let current = view::cost(&self.seats[r].selection, costs);
         let down = (bps * 0.85) as u64;
         let up = (bps * 0.70) as u64;

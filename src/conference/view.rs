@@ -20,6 +20,7 @@ pub(crate) struct Candidate {
     pub(crate) holds_floor: bool,
 }
 
+use crate::media::router::Received;
 pub(crate) use crate::media::Selection;
 use crate::media::{HIGH, LAYERS, LOW, MEDIUM};
 
@@ -128,59 +129,76 @@ pub(crate) fn constrain(selection: &mut Selection) {
 pub(crate) const CAMERA_LAYER_BPS: [u64; LAYERS] = [150_000, 500_000, 1_500_000];
 /// A shared screen (its high layer) and one audio slot, with packet overhead.
 pub(crate) const CONTENT_BPS: u64 = 800_000;
-pub(crate) const AUDIO_BPS: u64 = 45_000;
+/// One site's audio until it has been measured: Opus at 32 kbit/s in 50 packets a second, and
+/// their 50 bytes of headers each. Redundant audio (RED) nearly doubles the payload.
+pub(crate) const AUDIO_BPS: u64 = 64_000;
 
-/// What each site's camera layers cost a receiver, bit/s: as measured at the bridge (a 640x360
-/// camera's layers run at about 200 k and 800 k, a still room's at far less), or the web
-/// client's ceiling for a layer not measured yet.
+/// What each site's audio and camera layers cost a receiver, bit/s: as measured at the bridge
+/// (a 640x360 camera's layers run at about 200 k and 800 k, a still room's at far less; Opus
+/// with redundancy at about 90 k), or the ceiling for a stream not measured yet. A receiver
+/// that takes no redundancy gets less audio than this: the estimate errs on the safe side.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct LayerCosts {
-    measured: Vec<[Option<u64>; LAYERS]>,
+pub(crate) struct MediaCosts {
+    measured: Vec<Measured>,
 }
 
-impl LayerCosts {
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Measured {
+    audio: Option<u64>,
+    video: [Option<u64>; LAYERS],
+}
+
+impl MediaCosts {
     /// A site's camera `layer`.
     pub(crate) fn camera(&self, site: usize, layer: u8) -> u64 {
         let layer = (layer as usize).min(CAMERA_LAYER_BPS.len() - 1);
-        self.measured.get(site).and_then(|m| m[layer]).unwrap_or(CAMERA_LAYER_BPS[layer])
+        self.measured.get(site).and_then(|m| m.video[layer]).unwrap_or(CAMERA_LAYER_BPS[layer])
     }
 
-    /// Folds in one measurement (bit/s per site and layer over the last interval; 0: nothing
-    /// arrived, which keeps what was known). A rise is taken at once, a fall slowly: a layer
+    /// A site's audio.
+    pub(crate) fn audio(&self, site: usize) -> u64 {
+        self.measured.get(site).and_then(|m| m.audio).unwrap_or(AUDIO_BPS)
+    }
+
+    /// Folds in one measurement (bit/s per site and stream over the last interval; 0: nothing
+    /// arrived, which keeps what was known). A rise is taken at once, a fall slowly: a stream
     /// that costs more than believed congests a line, one that costs less only wastes room.
-    pub(crate) fn update(&mut self, rates: &[[u64; LAYERS]]) {
+    pub(crate) fn update(&mut self, rates: &[Received]) {
         if self.measured.len() < rates.len() {
-            self.measured.resize(rates.len(), [None; LAYERS]);
+            self.measured.resize(rates.len(), Measured::default());
         }
-        for (known, now) in self.measured.iter_mut().zip(rates) {
-            for (k, &bps) in known.iter_mut().zip(now) {
-                if bps == 0 {
-                    continue;
-                }
-                *k = Some(match *k {
+        let fold = |known: &mut Option<u64>, bps: u64| {
+            if bps > 0 {
+                *known = Some(match *known {
                     Some(old) if bps < old => (old * 4 + bps) / 5,
                     _ => bps,
                 });
+            }
+        };
+        for (known, now) in self.measured.iter_mut().zip(rates) {
+            fold(&mut known.audio, now.audio);
+            for (k, &bps) in known.video.iter_mut().zip(&now.video) {
+                fold(k, bps);
             }
         }
     }
 }
 
 /// What a selection's audio and shared screen cost: what no fitting lowers.
-fn fixed_cost(selection: &Selection) -> u64 {
-    selection.audio.iter().flatten().count() as u64 * AUDIO_BPS + selection.content.map_or(0, |_| CONTENT_BPS)
+fn fixed_cost(selection: &Selection, costs: &MediaCosts) -> u64 {
+    selection.audio.iter().flatten().map(|&site| costs.audio(site)).sum::<u64>() + selection.content.map_or(0, |_| CONTENT_BPS)
 }
 
-/// What a selection costs the receiver's downlink, bit/s, at its layers' costs.
-pub(crate) fn cost(selection: &Selection, costs: &LayerCosts) -> u64 {
+/// What a selection costs the receiver's downlink, bit/s, at its streams' costs.
+pub(crate) fn cost(selection: &Selection, costs: &MediaCosts) -> u64 {
     let video =
         (0..selection.video.len()).filter_map(|slot| Some(costs.camera(selection.video[slot]?, selection.layer(crate::media::Kind::Video, slot)))).sum::<u64>();
-    fixed_cost(selection) + video
+    fixed_cost(selection, costs) + video
 }
 
 /// What a selection costs with every camera at its low layer.
-pub(crate) fn cost_at_low(selection: &Selection, costs: &LayerCosts) -> u64 {
-    fixed_cost(selection) + selection.video.iter().flatten().map(|&site| costs.camera(site, LOW)).sum::<u64>()
+pub(crate) fn cost_at_low(selection: &Selection, costs: &MediaCosts) -> u64 {
+    fixed_cost(selection, costs) + selection.video.iter().flatten().map(|&site| costs.camera(site, LOW)).sum::<u64>()
 }
 
 /// Fits a selection into `budget` bit/s of downlink. Audio always stays (it is the last thing a
@@ -189,8 +207,8 @@ pub(crate) fn cost_at_low(selection: &Selection, costs: &LayerCosts) -> u64 {
 /// raised towards the layer its tile wants, large tiles first. A camera that does not fit even
 /// at its low layer is paused: its slot is emptied and its site returned, so the page can say
 /// why it shows no picture.
-pub(crate) fn fit(selection: &mut Selection, budget: u64, costs: &LayerCosts) -> Vec<usize> {
-    let mut left = budget.saturating_sub(fixed_cost(selection));
+pub(crate) fn fit(selection: &mut Selection, budget: u64, costs: &MediaCosts) -> Vec<usize> {
+    let mut left = budget.saturating_sub(fixed_cost(selection, costs));
     let wanted: Vec<(usize, u8)> = (0..selection.video.len())
         .filter(|&slot| selection.video[slot].is_some())
         .map(|slot| (slot, selection.layer(crate::media::Kind::Video, slot)))
@@ -326,12 +344,12 @@ mod tests {
         let shape = Shape { audio_slots: 3, video_slots: 5, grid: false };
         let full = select(&sites, 1, 0, None, 0, shape, &Selection::default());
         let layer_of = |s: &Selection, site: usize| s.video.iter().position(|x| *x == Some(site)).map(|slot| s.video_layers[slot]);
-        let ceilings = LayerCosts::default();
+        let ceilings = MediaCosts::default();
         // Plenty: nothing changes.
         let mut s = full.clone();
         assert!(fit(&mut s, 10_000_000, &ceilings).is_empty());
         assert_eq!(s, full);
-        // 1 Mbit/s: audio (135 k), five low layers (750 k): every picture moves, none sharp.
+        // 1 Mbit/s: audio (192 k), five low layers (750 k): every picture moves, none sharp.
         let mut s = full.clone();
         assert!(fit(&mut s, 1_000_000, &ceilings).is_empty());
         assert!((0..6).filter(|&i| i != 1).all(|i| layer_of(&s, i) == Some(LOW)), "{s:?}");
@@ -359,25 +377,48 @@ mod tests {
         let shape = Shape { audio_slots: 3, video_slots: 5, grid: false };
         let full = select(&sites, 1, 0, None, 0, shape, &Selection::default());
         let stage = |s: &Selection| s.video.iter().position(|x| *x == Some(0)).map(|slot| s.video_layers[slot]);
-        // 1.8 Mbit/s at the ceilings: audio 135 k, five lows 750 k, the stage to medium only.
+        // 1.8 Mbit/s at the ceilings: audio 192 k, five lows 750 k, the stage to medium only.
         let mut at_ceilings = full.clone();
-        fit(&mut at_ceilings, 1_800_000, &LayerCosts::default());
+        fit(&mut at_ceilings, 1_800_000, &MediaCosts::default());
         assert_eq!(stage(&at_ceilings), Some(MEDIUM));
         // Measured, a 640x360 camera's layers run at 200 k and 800 k (no medium layer sent:
         // its ceiling stands): the stage's high layer fits.
-        let mut costs = LayerCosts::default();
-        costs.update(&[[200_000, 0, 800_000]; 6]);
+        let mut costs = MediaCosts::default();
+        costs.update(&[Received { audio: 0, video: [200_000, 0, 800_000] }; 6]);
         assert_eq!((costs.camera(0, LOW), costs.camera(0, MEDIUM), costs.camera(0, HIGH)), (200_000, 500_000, 800_000));
         let mut measured = full.clone();
         fit(&mut measured, 1_800_000, &costs);
         assert_eq!(stage(&measured), Some(HIGH), "{measured:?}");
         assert!(cost(&measured, &costs) <= 1_800_000);
         // A fall is believed slowly, a rise at once; nothing arriving keeps what was known.
-        costs.update(&[[100_000, 0, 0]; 6]);
+        costs.update(&[Received { audio: 0, video: [100_000, 0, 0] }; 6]);
         assert_eq!(costs.camera(0, LOW), 180_000);
         assert_eq!(costs.camera(0, HIGH), 800_000);
-        costs.update(&[[300_000, 0, 0]; 6]);
+        costs.update(&[Received { audio: 0, video: [300_000, 0, 0] }; 6]);
         assert_eq!(costs.camera(0, LOW), 300_000);
+    }
+
+    #[test]
+    fn measured_audio_with_redundancy_leaves_less_room_for_pictures() {
+        let sites = meeting(6);
+        let shape = Shape { audio_slots: 5, video_slots: 5, grid: false };
+        let full = select(&sites, 1, 0, None, 0, shape, &Selection::default());
+        let mut costs = MediaCosts::default();
+        costs.update(&[Received { audio: 0, video: [200_000, 0, 800_000] }; 6]);
+        // Five sites' audio believed at 64 k: 320 k, five lows 1 M, the stage's high 600 k more.
+        let mut s = full.clone();
+        assert!(fit(&mut s, 1_950_000, &costs).is_empty());
+        assert_eq!(s.video_layers.iter().filter(|l| **l == HIGH).count(), 1, "{s:?}");
+        // Measured with redundancy, each site's audio costs 90 k: 130 k more, and the stage
+        // goes no higher than medium.
+        costs.update(&[Received { audio: 90_000, video: [0; LAYERS] }; 6]);
+        assert_eq!(costs.audio(0), 90_000);
+        let mut s = full.clone();
+        assert!(fit(&mut s, 1_950_000, &costs).is_empty());
+        assert_eq!(s.video_layers.iter().filter(|l| **l == HIGH).count(), 0, "{s:?}");
+        assert_eq!(s.video_layers.iter().filter(|l| **l == MEDIUM).count(), 1, "{s:?}");
+        assert!(cost(&s, &costs) <= 1_950_000);
+        assert_eq!(s.audio, full.audio);
     }
 
     #[test]

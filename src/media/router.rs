@@ -111,9 +111,24 @@ struct Inner {
     next_generation: AtomicU64,
     /// Per site: smoothed audio loudness (f32 bits), written by the site's audio reader.
     levels: Box<[std::sync::atomic::AtomicU32]>,
-    /// Per site and camera layer: bytes received as a receiver gets them (with the RTP, SRTP,
-    /// UDP and IP overhead), written only by that site's reader: what each layer costs.
-    video_bytes: Box<[[AtomicU64; LAYERS]]>,
+    /// Per site: bytes received as a receiver gets them (with the RTP, SRTP, UDP and IP
+    /// overhead), written only by that site's readers: what its audio and camera layers cost.
+    received: Box<[ReceivedBytes]>,
+}
+
+/// One site's bytes received so far, by stream.
+#[derive(Default)]
+struct ReceivedBytes {
+    audio: AtomicU64,
+    video: [AtomicU64; LAYERS],
+}
+
+/// What arrived from one site, by stream: bytes so far ([`Router::received_bytes`]) or bit/s
+/// over an interval.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Received {
+    pub(crate) audio: u64,
+    pub(crate) video: [u64; LAYERS],
 }
 
 /// What a forwarded packet costs on the line beyond its payload: RTP header, SRTP tag, UDP and
@@ -132,7 +147,7 @@ impl Router {
                 delay: Default::default(),
                 next_generation: AtomicU64::new(1),
                 levels: (0..site_count).map(|_| std::sync::atomic::AtomicU32::new(0)).collect(),
-                video_bytes: (0..site_count).map(|_| std::array::from_fn(|_| AtomicU64::new(0))).collect(),
+                received: (0..site_count).map(|_| ReceivedBytes::default()).collect(),
             }),
         };
         router.publish_routes(&router.lock());
@@ -304,10 +319,13 @@ impl Router {
             counters.blocked_muted.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        if kind == Kind::Video {
-            if let Some(bytes) = self.inner.video_bytes.get(source).and_then(|l| l.get(layer as usize)) {
-                bytes.fetch_add((packet.payload.len() + PACKET_OVERHEAD) as u64, Ordering::Relaxed);
-            }
+        if let Some(received) = self.inner.received.get(source) {
+            let bytes = match kind {
+                Kind::Audio => Some(&received.audio),
+                Kind::Video => received.video.get(layer as usize),
+                Kind::Content => None,
+            };
+            bytes.map(|b| b.fetch_add((packet.payload.len() + PACKET_OVERHEAD) as u64, Ordering::Relaxed));
         }
         if let Some(rec) = &table.recorder {
             let best = table.recorded_layer.get(source).map_or(HIGH, |l| l[kind.index()]);
@@ -355,9 +373,10 @@ impl Router {
         &self.inner.delay
     }
 
-    /// Bytes received so far per site and camera layer (see [`Inner::video_bytes`]).
-    pub(crate) fn video_layer_bytes(&self) -> Vec<[u64; LAYERS]> {
-        self.inner.video_bytes.iter().map(|l| std::array::from_fn(|i| l[i].load(Ordering::Relaxed))).collect()
+    /// Bytes received so far per site, by stream (see [`Inner::received`]).
+    pub(crate) fn received_bytes(&self) -> Vec<Received> {
+        let load = |b: &AtomicU64| b.load(Ordering::Relaxed);
+        self.inner.received.iter().map(|r| Received { audio: load(&r.audio), video: std::array::from_fn(|l| load(&r.video[l])) }).collect()
     }
 
     pub(crate) fn counters(&self) -> CounterSnapshot {
