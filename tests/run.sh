@@ -8,6 +8,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# A run on a clean clone builds once: incremental state would only take disk (36 test
+# binaries; a CI machine once ran out of space linking them).
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+
 lab=tests/lab
 packages="ffmpeg fonts-dejavu-core coturn nftables firefox-esr"
 if [ "$(id -u)" -eq 0 ]; then
