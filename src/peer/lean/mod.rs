@@ -21,6 +21,7 @@ pub mod candidates;
 pub mod congestion;
 pub(crate) mod estimate;
 pub mod history;
+mod numbering;
 pub mod reception;
 pub mod repair;
 mod rtx;
@@ -140,8 +141,7 @@ pub(crate) async fn spawn(site: usize, ctx: PeerContext) -> Result<(PeerHandle, 
         rtt: None,
         feedback: TransportFeedback::default(),
         estimate: DownlinkEstimate::new(ctx.lines.get(site).down_bps().unwrap_or(estimate::MAX_BPS)),
-        estimate_ext: None,
-        numbered: Default::default(),
+        numbering: Default::default(),
         estimate_sent: None,
         repairs: HashMap::new(),
         remote_candidates: RemoteCandidates::default(),
@@ -228,13 +228,8 @@ struct LeanPeer {
     /// How much the site's downlink takes, from the browser's word on the bridge's numbered
     /// packets.
     estimate: DownlinkEstimate,
-    /// The id the bridge numbers its packets to the site with, once the browser accepted it.
-    estimate_ext: Option<u8>,
-    /// The output streams (media and retransmission SSRCs) whose slot accepted the numbering.
-    /// Only theirs are numbered: a browser reports on the numbers it read, and one that takes
-    /// no numbering on audio (Firefox) would report every audio packet's number between two
-    /// video packets' as lost.
-    numbered: std::collections::HashSet<u32>,
+    /// Which output streams the bridge numbers for the estimate, and with which id.
+    numbering: numbering::Numbering,
     /// The estimate last told to the conference, and when.
     estimate_sent: Option<(f64, Instant)>,
     /// What the browser's uplink lost of each video stream it sends, to ask for again.
@@ -657,15 +652,7 @@ impl LeanPeer {
                 debug!(accepted = accepted.len(), "answer applied");
                 let connected = self.state == Some(MediaState::Connected);
                 for o in accepted {
-                    let streams = std::iter::once(o.ssrc).chain(o.rtx_ssrc);
-                    if o.transport_cc.is_some() {
-                        self.estimate_ext = o.transport_cc;
-                        self.numbered.extend(streams);
-                    } else {
-                        for ssrc in streams {
-                            self.numbered.remove(&ssrc);
-                        }
-                    }
+                    self.numbering.accept(&o);
                     let clock_rate = if o.kind == Kind::Audio { 48_000 } else { 90_000 };
                     if let (Some(history), Some(rtx_ssrc)) = (self.histories.get_mut(&o.ssrc), o.rtx_ssrc) {
                         history.set_rtx(rtx::RtxStream::new(rtx_ssrc, o.payload_types, o.rtx));
@@ -928,7 +915,7 @@ impl LeanPeer {
     /// encrypts and sends it.
     fn protect_and_send(&mut self, packet: &mut RtpPacket) -> bool {
         let Some(t) = self.transport.as_mut() else { return false };
-        let numbered = self.estimate_ext.filter(|_| self.numbered.contains(&packet.header.ssrc)).and_then(|id| {
+        let numbered = self.numbering.id_for(packet.header.ssrc).and_then(|id| {
             let seq = self.estimate.stamp();
             packet.header.set_extension(id, bytes::Bytes::copy_from_slice(&seq.to_be_bytes())).ok().map(|_| seq)
         });
@@ -953,7 +940,7 @@ impl LeanPeer {
     /// The downlink estimate to the health board, and to the conference when it moved (it
     /// fits the layers this site receives into it).
     fn report_estimate(&mut self) {
-        if self.estimate_ext.is_none() || self.estimate.feedbacks == 0 {
+        if !self.numbering.is_on() || self.estimate.feedbacks == 0 {
             return;
         }
         let now = Instant::now();
