@@ -53,12 +53,19 @@ impl History {
     /// the retransmission stream when there is one (padding too: a receiver fills the gap in
     /// the sequence with it), else the packet itself. `allow` is asked first, with the size
     /// that would be sent: a refused packet takes no number of the retransmission stream.
-    pub(crate) fn retransmission(&mut self, seq: u16, now: Instant, gap: Duration, allow: impl FnOnce(usize) -> bool) -> Option<RtpPacket> {
-        let packet = self.resend(seq, now, gap)?.clone();
-        match self.rtx.as_mut().and_then(|rtx| Some((rtx.rtx_pt(&packet)?, rtx))) {
-            Some((rtx_pt, rtx)) => allow(packet.payload.len() + 2 + 12).then(|| rtx.wrap(&packet, rtx_pt)),
-            None => allow(packet.payload.len() + 12).then_some(packet),
+    pub(crate) fn retransmission(&mut self, seq: u16, now: Instant, gap: Duration, allow: impl FnOnce(usize) -> bool) -> Retransmission {
+        let Some(packet) = self.resend(seq, now, gap).cloned() else { return Retransmission::Skipped };
+        let (size, rtx) = match self.rtx.as_mut().and_then(|rtx| Some((rtx.rtx_pt(&packet)?, rtx))) {
+            Some((rtx_pt, rtx)) => (packet.payload.len() + 2 + 12, Some((rtx_pt, rtx))),
+            None => (packet.payload.len() + 12, None),
+        };
+        if !allow(size) {
+            return Retransmission::OverBudget;
         }
+        Retransmission::Send(match rtx {
+            Some((rtx_pt, rtx)) => rtx.wrap(&packet, rtx_pt),
+            None => packet,
+        })
     }
 
     /// The packet to send again for a NACK of `seq`, unless it was sent again less than `gap`
@@ -70,6 +77,27 @@ impl History {
         }
         *last = Some(now);
         Some(packet)
+    }
+}
+
+/// The answer to one NACKed sequence number.
+#[derive(Debug)]
+pub(crate) enum Retransmission {
+    /// Send this.
+    Send(RtpPacket),
+    /// Nothing to send: no longer kept, or already sent again within the gap.
+    Skipped,
+    /// The site's budget refused it (and would refuse the rest of this NACK).
+    OverBudget,
+}
+
+impl Retransmission {
+    #[cfg(test)]
+    fn packet(self) -> Option<RtpPacket> {
+        match self {
+            Retransmission::Send(p) => Some(p),
+            _ => None,
+        }
     }
 }
 
@@ -141,8 +169,9 @@ mod tests {
             h.push(&vp8(seq, payload));
         }
         // Without a stream: the packet itself, refused when the budget says no.
-        assert_eq!(h.retransmission(1, t0, gap, |_| true).map(|p| p.header.ssrc), Some(5));
-        assert!(h.retransmission(3, t0, gap, |_| false).is_none());
+        assert_eq!(h.retransmission(1, t0, gap, |_| true).packet().map(|p| p.header.ssrc), Some(5));
+        assert!(matches!(h.retransmission(3, t0, gap, |_| false), Retransmission::OverBudget));
+        assert!(matches!(h.retransmission(7, t0, gap, |_| true), Retransmission::Skipped), "never sent");
         h.set_rtx(super::super::rtx::RtxStream::new(9, PayloadTypes::single(Codec::Vp8, 96), PayloadTypes::single(Codec::Vp8, 97)));
         let later = t0 + gap;
         let mut sizes = Vec::new();
@@ -150,13 +179,13 @@ mod tests {
             sizes.push(n);
             true
         });
-        let frame = frame.unwrap();
+        let frame = frame.packet().unwrap();
         assert_eq!((frame.header.ssrc, frame.header.payload_type, &frame.payload[..]), (9, 97, &[0, 1, b'f', b'r', b'a', b'm', b'e'][..]));
         assert_eq!(sizes, vec![12 + 2 + 5], "the budget is asked with what goes on the wire");
-        let padding = h.retransmission(2, later, gap, |_| true).unwrap();
+        let padding = h.retransmission(2, later, gap, |_| true).packet().unwrap();
         assert_eq!((padding.header.ssrc, &padding.payload[..]), (9, &[0, 2][..]), "padding fills its gap too");
-        assert!(h.retransmission(3, later + gap, gap, |_| false).is_none(), "over budget: not sent");
-        let next = h.retransmission(3, later + gap * 2, gap, |_| true).unwrap();
+        assert!(matches!(h.retransmission(3, later + gap, gap, |_| false), Retransmission::OverBudget), "over budget: not sent");
+        let next = h.retransmission(3, later + gap * 2, gap, |_| true).packet().unwrap();
         assert_eq!(next.header.sequence_number, padding.header.sequence_number.wrapping_add(1), "a refused packet took no number");
     }
 }

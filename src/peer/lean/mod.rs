@@ -851,16 +851,10 @@ impl LeanPeer {
         let refused_before = self.retransmit_budget.refused;
         let budget = &mut self.retransmit_budget;
         for seq in seqs {
-            let mut over = false;
-            let allow = |bytes: usize| {
-                over = !budget.allow(bytes, now);
-                !over
-            };
-            if let Some(packet) = history.retransmission(seq, now, gap, allow) {
-                again.push(packet);
-            }
-            if over {
-                break;
+            match history.retransmission(seq, now, gap, |bytes| budget.allow(bytes, now)) {
+                history::Retransmission::Send(packet) => again.push(packet),
+                history::Retransmission::Skipped => {}
+                history::Retransmission::OverBudget => break,
             }
         }
         let refused = self.retransmit_budget.refused - refused_before;
