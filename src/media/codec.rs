@@ -119,6 +119,11 @@ impl PayloadTypes {
         self.0[codec.index()]
     }
 
+    /// The codec numbered `pt` here, if any.
+    pub(crate) fn codec_of(&self, pt: u8) -> Option<Codec> {
+        Codec::ALL.into_iter().find(|c| self.get(*c) == Some(pt))
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.0.iter().all(Option::is_none)
     }
@@ -148,6 +153,7 @@ mod tests {
         let mut p = PayloadTypes::single(Codec::Vp8, 120);
         p.set(Codec::H264, 126);
         assert_eq!((p.get(Codec::Vp8), p.get(Codec::H264), p.get(Codec::Opus)), (Some(120), Some(126), None));
+        assert_eq!((p.codec_of(126), p.codec_of(111)), (Some(Codec::H264), None));
         assert_eq!(p.codecs().collect::<Vec<_>>(), vec![Codec::Vp8, Codec::H264]);
         assert!(PayloadTypes::default().is_empty());
     }

@@ -34,9 +34,7 @@ impl RtxStream {
     /// The retransmission format of `packet`'s codec, if it has one here: then `packet` goes
     /// again on this stream ([`RtxStream::wrap`]).
     pub(crate) fn rtx_pt(&self, packet: &RtpPacket) -> Option<u8> {
-        let pt = packet.header.payload_type;
-        let codec = self.payload_types.codecs().find(|c| self.payload_types.get(*c) == Some(pt))?;
-        self.rtx.get(codec)
+        self.rtx.get(self.payload_types.codec_of(packet.header.payload_type)?)
     }
 
     /// `packet` (as it was sent on the slot) as a retransmission on this stream, in its

@@ -219,7 +219,7 @@ impl RemoteSection {
         let mut rtx = PayloadTypes::default();
         for c in self.codecs.iter().filter(|c| c.clock_rate == 90_000) {
             let Some(apt) = c.apt() else { continue };
-            if let Some(codec) = codecs.codecs().find(|codec| codecs.get(*codec) == Some(apt)) {
+            if let Some(codec) = codecs.codec_of(apt) {
                 if rtx.get(codec).is_none() {
                     rtx.set(codec, c.pt);
                 }
@@ -617,8 +617,8 @@ impl Negotiation {
     /// True if nothing has `pt` yet: not the browser (any number in its offers), not this
     /// slot (`taken`), not any output slot offered before (codecs and retransmissions).
     fn is_free(&self, pt: u8, taken: &[u8]) -> bool {
-        let browsers = Codec::ALL.iter().any(|c| self.browser_pts.get(*c) == Some(pt) || self.browser_rtx.get(*c) == Some(pt));
-        let assigned = self.outputs().any(|o| Codec::ALL.iter().any(|c| o.payload_types.get(*c) == Some(pt) || o.rtx.get(*c) == Some(pt)));
+        let browsers = self.browser_pts.codec_of(pt).is_some() || self.browser_rtx.codec_of(pt).is_some();
+        let assigned = self.outputs().any(|o| o.payload_types.codec_of(pt).is_some() || o.rtx.codec_of(pt).is_some());
         !self.used_pts.contains(&pt) && !taken.contains(&pt) && !browsers && !assigned
     }
 
