@@ -325,7 +325,9 @@ impl Router {
                 Kind::Video => received.video.get(layer as usize),
                 Kind::Content => None,
             };
-            bytes.map(|b| b.fetch_add((packet.payload.len() + PACKET_OVERHEAD) as u64, Ordering::Relaxed));
+            if let Some(b) = bytes {
+                b.fetch_add((packet.payload.len() + PACKET_OVERHEAD) as u64, Ordering::Relaxed);
+            }
         }
         if let Some(rec) = &table.recorder {
             let best = table.recorded_layer.get(source).map_or(HIGH, |l| l[kind.index()]);

@@ -63,7 +63,7 @@ impl History {
             return Retransmission::OverBudget;
         }
         Retransmission::Send(match rtx {
-            Some((rtx_pt, rtx)) => rtx.wrap(&packet, rtx_pt),
+            Some((rtx_pt, rtx)) => rtx.wrap(packet, rtx_pt),
             None => packet,
         })
     }

@@ -39,18 +39,17 @@ impl RtxStream {
 
     /// `packet` (as it was sent on the slot) as a retransmission on this stream, in its
     /// codec's retransmission format `rtx_pt` ([`RtxStream::rtx_pt`]).
-    pub(crate) fn wrap(&mut self, packet: &RtpPacket, rtx_pt: u8) -> RtpPacket {
-        let mut repair = packet.clone();
+    pub(crate) fn wrap(&mut self, mut packet: RtpPacket, rtx_pt: u8) -> RtpPacket {
         let osn = packet.header.sequence_number;
-        repair.header.ssrc = self.ssrc;
-        repair.header.payload_type = rtx_pt;
-        repair.header.sequence_number = self.next_seq;
+        packet.header.ssrc = self.ssrc;
+        packet.header.payload_type = rtx_pt;
+        packet.header.sequence_number = self.next_seq;
         self.next_seq = self.next_seq.wrapping_add(1);
         let mut payload = bytes::BytesMut::with_capacity(packet.payload.len() + 2);
         payload.extend_from_slice(&osn.to_be_bytes());
         payload.extend_from_slice(&packet.payload);
-        repair.payload = payload.freeze();
-        repair
+        packet.payload = payload.freeze();
+        packet
     }
 }
 
@@ -67,11 +66,11 @@ mod tests {
         let mut p = RtpPacket::default();
         (p.header.ssrc, p.header.payload_type, p.header.sequence_number, p.header.timestamp, p.header.marker) = (7, 96, 0x1234, 90_000, true);
         p.payload = bytes::Bytes::from_static(&[0x10, 0x02, 0xAA]);
-        let first = stream.wrap(&p, stream.rtx_pt(&p).unwrap());
+        let first = stream.wrap(p.clone(), stream.rtx_pt(&p).unwrap());
         let h = &first.header;
         assert_eq!((h.ssrc, h.payload_type, h.timestamp, h.marker), (0xBEEF, 97, 90_000, true), "same timestamp and marker, the stream's own SSRC and format");
         assert_eq!(&first.payload[..], &[0x12, 0x34, 0x10, 0x02, 0xAA]);
-        let second = stream.wrap(&p, 97);
+        let second = stream.wrap(p.clone(), 97);
         assert_eq!(second.header.sequence_number, first.header.sequence_number.wrapping_add(1), "the stream numbers its own packets");
         p.header.payload_type = 102;
         assert_eq!(stream.rtx_pt(&p), None, "H.264 has no retransmission format here: sent again as it was");
