@@ -124,10 +124,18 @@ impl PayloadTypes {
         Codec::ALL.into_iter().find(|c| self.get(*c) == Some(pt))
     }
 
+    /// Takes `other`'s number for each codec this has none for.
+    pub(crate) fn fill_missing(&mut self, other: &PayloadTypes) {
+        for (mine, theirs) in self.0.iter_mut().zip(other.0) {
+            *mine = mine.or(theirs);
+        }
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.0.iter().all(Option::is_none)
     }
 
+    #[cfg(test)]
     /// The codecs accepted, in [`Codec`] order.
     pub(crate) fn codecs(&self) -> impl Iterator<Item = Codec> + '_ {
         Codec::ALL.into_iter().filter(|c| self.get(*c).is_some())
@@ -154,6 +162,9 @@ mod tests {
         p.set(Codec::H264, 126);
         assert_eq!((p.get(Codec::Vp8), p.get(Codec::H264), p.get(Codec::Opus)), (Some(120), Some(126), None));
         assert_eq!((p.codec_of(126), p.codec_of(111)), (Some(Codec::H264), None));
+        let mut browser = PayloadTypes::single(Codec::Vp8, 96);
+        browser.fill_missing(&p);
+        assert_eq!((browser.get(Codec::Vp8), browser.get(Codec::H264)), (Some(96), Some(126)), "a number it had is kept");
         assert_eq!(p.codecs().collect::<Vec<_>>(), vec![Codec::Vp8, Codec::H264]);
         assert!(PayloadTypes::default().is_empty());
     }

@@ -598,12 +598,7 @@ impl Negotiation {
                     self.browser_pts.set(Codec::Red, red);
                 }
             }
-            let rtx = remote.rtx_for(&self.browser_pts);
-            for codec in rtx.codecs() {
-                if self.browser_rtx.get(codec).is_none() {
-                    self.browser_rtx.set(codec, rtx.get(codec).expect("listed"));
-                }
-            }
+            self.browser_rtx.fill_missing(&remote.rtx_for(&self.browser_pts));
         }
     }
 
