@@ -40,13 +40,17 @@ enum Command {
     },
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     // Files and folders the bridge creates (keys, the store, recordings) are its own alone,
     // whatever the umask it was started with.
     // SAFETY: umask only sets the process's file-creation mask.
     unsafe { libc::umask(0o077) };
+    // Before the runtime starts its threads, so that none has an arena of its own yet.
     keep_large_blocks_off_the_heap();
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     diemcau::server::init_logging();
     let Cli { command, config, data } = Cli::parse();
     let name = |n: Option<String>| n.ok_or_else(|| anyhow::anyhow!("give a name"));
@@ -75,11 +79,23 @@ async fn main() -> anyhow::Result<()> {
 /// live heap flat; docs/performance.md, "Soak"). A fixed threshold keeps every block from
 /// 128 KiB up in its own mapping, given back to the system when freed. Media buffers are far
 /// smaller, so the forwarding path is untouched.
+///
+/// glibc also gives every thread that allocates its own arena (up to 8 per core), and each
+/// arena keeps its own high-water mark of free space inside pages still partly in use, which
+/// no `malloc_trim` returns. Peers are built and packets freed on whichever runtime or
+/// blocking-pool thread runs them, so those holes were spread over nine arenas and grew a
+/// little with each reconnect. Two arenas, one per core of the machine the bridge is sized
+/// for, let the threads reuse each other's free space.
 fn keep_large_blocks_off_the_heap() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets an allocator parameter; any value is valid for M_MMAP_THRESHOLD
-    // up to 32 MiB, and it is called before the bridge allocates anything large.
+    // SAFETY: mallopt only sets allocator parameters; any value is valid for M_MMAP_THRESHOLD
+    // up to 32 MiB and for M_ARENA_MAX, and it is called before the runtime starts a thread.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+        libc::mallopt(libc::M_ARENA_MAX, ARENAS);
     }
 }
+
+/// How many malloc arenas the bridge's threads share (see `keep_large_blocks_off_the_heap`).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const ARENAS: libc::c_int = 2;
