@@ -9,8 +9,15 @@
 //!   cargo bench --bench network -- --scenario cap1m --seconds 20  # one (repeatable flag)
 //!   cargo bench --bench network -- --list
 //!   cargo bench --bench network -- --no-red ...                   # without redundant audio
+//!   cargo bench --bench network -- --replay ...                   # four wards replayed
 //!
 //! Needs root (network namespaces, tc, nftables) and Chromium (tests/lab/install-chromium.sh).
+//!
+//! `--replay`: the four other wards are simulated sites (webrtc-rs) replaying VP8 simulcast
+//! and Opus encoded once with ffmpeg (`tests/common/replay.rs`: the same layers and rates as
+//! a page's camera) instead of Chromiums encoding their cameras; only HQ and the measured ward
+//! run in Chromium. Six encoding browsers saturate a 2-core machine, and then the bench
+//! measures the machine, not the line (docs/performance.md).
 //!
 //! Scenarios: `cap1m` (downlink capped to 1 Mbit/s for `--seconds`, then lifted), `loss5`
 //! (5 % random loss), `delay200loss2` (200 ms added delay + 2 % loss), `cut5` (all UDP dropped
@@ -56,8 +63,11 @@ mod common;
 
 use common::browser::{busy_camera, Browser};
 use common::line::{self, Dir, Line, BRIDGE_IP};
+use common::replay::Recording;
+use common::sim::Sim;
 use common::{scratch_dir, Deadline};
 use serde_json::{json, Value};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The meeting: HQ (the chair) and five wards, each with its own colour and tone.
@@ -144,11 +154,13 @@ struct Args {
     selftest: bool,
     /// `--no-red`: the bridge negotiates no redundant audio (`[media] audio_red = false`).
     no_red: bool,
+    /// `--replay`: the wards other than the measured one replay recorded media.
+    replay: bool,
 }
 
 fn args() -> Args {
     let argv: Vec<String> = std::env::args().skip(1).collect();
-    let mut a = Args { scenarios: Vec::new(), seconds: 60, selftest: false, no_red: false };
+    let mut a = Args { scenarios: Vec::new(), seconds: 60, selftest: false, no_red: false, replay: false };
     let mut i = 0;
     while i < argv.len() {
         match argv[i].as_str() {
@@ -164,6 +176,7 @@ fn args() -> Args {
             }
             "--selftest" => a.selftest = true,
             "--no-red" => a.no_red = true,
+            "--replay" => a.replay = true,
             "--list" => {
                 for s in SCENARIOS {
                     println!("{:<18} {:?} {:?}", s.name, s.dir, s.kind);
@@ -198,6 +211,8 @@ fn free_udp_port() -> u16 {
 
 struct Meeting {
     pages: Vec<Browser>,
+    /// The replaying wards (`--replay`), held for the run.
+    replays: Vec<Sim>,
     /// The widest the stage video has been seen, per direction (down, up): "full layers".
     full: [f64; 2],
 }
@@ -214,8 +229,14 @@ async fn run(args: Args) {
     let bridge = line::start_bridge_with(udp, if args.no_red { "audio_red = false" } else { "" });
     line.expose_tcp(bridge.port).await;
     let scratch = scratch_dir("net");
-    let mut meeting = Meeting { pages: Vec::new(), full: [0.0; 2] };
+    let mut meeting = Meeting { pages: Vec::new(), replays: Vec::new(), full: [0.0; 2] };
     for (site, rgb, tone) in SITES {
+        if args.replay && site != WARD && site != "hq" {
+            let recording = Arc::new(Recording::encode(&scratch, site, rgb, tone));
+            println!("{site} replays VP8 layers of {:.0?} kbit/s and Opus", recording.layer_kbps());
+            meeting.replays.push(Sim::join_replaying(&bridge.cert_pem(), bridge.port, site, bridge.key(site), recording, &BRIDGE_IP.to_string()).await);
+            continue;
+        }
         let media = busy_camera(&scratch, site, rgb, tone);
         let page = if site == WARD {
             let url = format!("https://{BRIDGE_IP}:{}/site/{site}#key={}", bridge.port, bridge.key(site));
@@ -245,8 +266,9 @@ async fn run(args: Args) {
         println!("{} sends {out}", page.name);
     }
     let red = if args.no_red { "off" } else { "on" };
+    let wards = if args.replay { "HQ and 1 ward in Chromium, 4 wards replayed" } else { "HQ + 5 wards in Chromium" };
     println!(
-        "network bench: HQ + 5 wards in Chromium; {WARD} on a shaped line (veth {BRIDGE_IP} <-> {}); {} s per scenario; redundant audio {red}",
+        "network bench: {wards}; {WARD} on a shaped line (veth {BRIDGE_IP} <-> {}); {} s per scenario; redundant audio {red}",
         line::WARD_IP,
         args.seconds
     );
@@ -380,6 +402,7 @@ async fn scenario(meeting: &mut Meeting, line: &Line, s: Scenario, seconds: u64)
         "line": {"queue_sent_packets": counters.shaped_packets, "queue_sent_bytes": counters.shaped_bytes, "queue_drops": counters.queue_drops,
                  "loss_drops": counters.lost, "cut_drops": counters.cut},
     });
+    out["replayed_wards"] = json!(meeting.replays.len());
     let decoding = if stalls == 0 { "yes".to_string() } else { format!("no ({stalls} stalled 2 s slices)") };
     let conceal_goal = match s.kind {
         Kind::Cap(_) => 1.0,

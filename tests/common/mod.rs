@@ -5,6 +5,7 @@
 pub mod browser;
 pub mod drain;
 pub mod line;
+pub mod replay;
 pub mod sim;
 pub mod ws;
 

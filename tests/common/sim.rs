@@ -1,10 +1,13 @@
 //! A simulated site on webrtc-rs: joins over the real signalling, publishes synthetic Opus
 //! and VP8 RTP, and counts the packets it receives per (site, kind).
 
+use super::replay::{self, Recording};
 use super::ws::Client;
 use futures::{SinkExt, StreamExt};
 use rtc::media_stream::MediaStreamTrack;
-use rtc::rtp_transceiver::rtp_sender::{RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
+};
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -39,6 +42,37 @@ fn apply_view(slots: &Slots, v: &Value) {
     }
     if let Some(site) = v["content"].as_str() {
         map.insert("c0".into(), format!("{site}.content"));
+    }
+}
+
+/// What a simulated site sends.
+#[derive(Clone)]
+pub enum Publish {
+    /// Synthetic RTP nobody can decode: 50 Opus-sized audio packets a second and `video_pps`
+    /// 1000-byte video packets on one SSRC. Cheap, for counting what the bridge forwards.
+    Synthetic { video_pps: u32 },
+    /// Real VP8 in two simulcast layers and real Opus, recorded once and replayed
+    /// (`replay.rs`): what a browser's camera sends, without a browser's encoding.
+    Replay(Arc<Recording>),
+}
+
+/// When the media tasks send: connected and not stopped; audio unless turned off.
+struct Gates {
+    cancel: CancellationToken,
+    connected: Arc<Mutex<bool>>,
+    send_audio: Arc<std::sync::atomic::AtomicBool>,
+    send_all: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl replay::Gate for Gates {
+    fn open(&self) -> bool {
+        *self.connected.lock().unwrap() && self.send_all.load(std::sync::atomic::Ordering::Relaxed)
+    }
+    fn audio(&self) -> bool {
+        self.send_audio.load(std::sync::atomic::Ordering::Relaxed)
+    }
+    fn stopped(&self) -> bool {
+        self.cancel.is_cancelled()
     }
 }
 
@@ -159,6 +193,17 @@ pub async fn client_pc(handler: Arc<dyn PeerConnectionEventHandler>) -> Arc<dyn 
 
 /// A client PeerConnection on loopback, on `runtime` if given (else webrtc-rs's tokio one).
 pub async fn client_pc_on(handler: Arc<dyn PeerConnectionEventHandler>, runtime: Option<Arc<dyn webrtc::runtime::Runtime>>) -> Arc<dyn PeerConnection> {
+    client_pc_with(handler, runtime, false, "127.0.0.1").await
+}
+
+/// As [`client_pc_on`], its media socket on `ip`; with `simulcast`, video also offers the MID
+/// and RID header extensions that name a simulcast layer in each packet (as browsers do).
+pub async fn client_pc_with(
+    handler: Arc<dyn PeerConnectionEventHandler>,
+    runtime: Option<Arc<dyn webrtc::runtime::Runtime>>,
+    simulcast: bool,
+    ip: &str,
+) -> Arc<dyn PeerConnection> {
     // Opus and VP8 as webrtc-rs registers them by default, without RTX: its NACK generator
     // sees a repair only on the RTX stream and would ask again for what came back. Browsers
     // take the bridge's retransmission streams (browser_downlink); a simulated site gets the
@@ -168,6 +213,11 @@ pub async fn client_pc_on(handler: Arc<dyn PeerConnectionEventHandler>, runtime:
     let vp8 = RTCRtpCodec { rtcp_feedback: vec![fb("goog-remb", ""), fb("ccm", "fir"), fb("nack", ""), fb("nack", "pli")], ..vp8() };
     me.register_codec(RTCRtpCodecParameters { rtp_codec: opus(), payload_type: 111 }, RtpCodecKind::Audio).unwrap();
     me.register_codec(RTCRtpCodecParameters { rtp_codec: vp8, payload_type: 96 }, RtpCodecKind::Video).unwrap();
+    if simulcast {
+        for uri in [replay::MID_URI, replay::RID_URI] {
+            me.register_header_extension(RTCRtpHeaderExtensionCapability { uri: uri.to_owned() }, RtpCodecKind::Video, None).unwrap();
+        }
+    }
     let registry = register_default_interceptors(Registry::new(), &mut me).unwrap();
     let mut builder = PeerConnectionBuilder::new()
         .with_configuration(RTCConfigurationBuilder::new().build())
@@ -175,7 +225,7 @@ pub async fn client_pc_on(handler: Arc<dyn PeerConnectionEventHandler>, runtime:
         .with_setting_engine(SettingEngineBuilder::new().with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled).build())
         .with_interceptor_registry(registry)
         .with_handler(handler)
-        .with_udp_addrs(vec!["127.0.0.1:0".to_string()]);
+        .with_udp_addrs(vec![format!("{ip}:0")]);
     if let Some(rt) = runtime {
         builder = builder.with_runtime(rt);
     }
@@ -210,6 +260,46 @@ pub fn local_track(site: &str, kind: RtpCodecKind, codec: rtc::rtp_transceiver::
     )))
 }
 
+/// A video track sending two simulcast layers (`replay::LAYERS`), one SSRC each.
+fn simulcast_track(site: &str, ssrcs: [u32; 2]) -> Arc<TrackLocalStaticRTP> {
+    let encodings = replay::LAYERS
+        .iter()
+        .zip(ssrcs)
+        .map(|((rid, ..), ssrc)| RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters { rid: rid.to_string(), ssrc: Some(ssrc), ..Default::default() },
+            codec: vp8(),
+            ..Default::default()
+        })
+        .collect();
+    Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+        site.to_string(),
+        format!("{site}-video"),
+        format!("{site}-video"),
+        RtpCodecKind::Video,
+        encodings,
+    )))
+}
+
+/// The `a=mid` of an offer's video section.
+fn video_mid(sdp: &str) -> String {
+    let video = sdp.split("m=").find(|m| m.starts_with("video")).expect("a video section");
+    video.lines().find_map(|l| l.strip_prefix("a=mid:")).expect("a=mid in the video section").trim().to_string()
+}
+
+/// How a simulated site's media reaches the bridge.
+struct Link<'a> {
+    /// Through `tests/lab/udp-relay.py`, dropping this percent each way.
+    loss: Option<f64>,
+    /// Its sockets on this runtime (one that drops packets, say), else webrtc-rs's tokio one.
+    runtime: Option<Arc<dyn webrtc::runtime::Runtime>>,
+    /// The address its media socket binds.
+    ip: &'a str,
+}
+
+impl Link<'static> {
+    const LOOPBACK: Link<'static> = Link { loss: None, runtime: None, ip: "127.0.0.1" };
+}
+
 impl Sim {
     /// Joins `site` and starts publishing once media connects. Panics if the join is refused.
     pub async fn join(cert_pem: &Path, port: u16, site: &str, key: &str) -> Sim {
@@ -225,25 +315,26 @@ impl Sim {
     /// dropping `loss` percent of packets in each direction (the server's candidates are
     /// rewritten to point at a relay in front of them).
     pub async fn join_with(cert_pem: &Path, port: u16, site: &str, key: &str, video_pps: u32, loss: Option<f64>) -> Sim {
-        Self::join_on(cert_pem, port, site, key, video_pps, loss, None).await
+        Self::join_on(cert_pem, port, site, key, Publish::Synthetic { video_pps }, Link { loss, ..Link::LOOPBACK }).await
+    }
+
+    /// Joins `site` replaying `recording` (real VP8 simulcast and Opus) once media connects,
+    /// its media socket on `ip`: the address the bridge's candidates name when it has a public
+    /// address of its own on this host (from loopback, its replies would come from 127.0.0.1,
+    /// an address ICE never checked, and DTLS would never complete).
+    pub async fn join_replaying(cert_pem: &Path, port: u16, site: &str, key: &str, recording: Arc<Recording>, ip: &str) -> Sim {
+        Self::join_on(cert_pem, port, site, key, Publish::Replay(recording), Link { ip, ..Link::LOOPBACK }).await
     }
 
     /// As [`Sim::join`], losing `percent` of the media the bridge sends it on its own socket
     /// (its downlink; STUN, DTLS and RTCP pass, so joining is never hit).
     pub async fn join_losing_downlink(cert_pem: &Path, port: u16, site: &str, key: &str, percent: f64) -> Sim {
         let runtime = Arc::new(super::drain::DrainRuntime::dropping(Arc::default(), percent));
-        Self::join_on(cert_pem, port, site, key, 100, None, Some(runtime)).await
+        Self::join_on(cert_pem, port, site, key, Publish::Synthetic { video_pps: 100 }, Link { runtime: Some(runtime), ..Link::LOOPBACK }).await
     }
 
-    async fn join_on(
-        cert_pem: &Path,
-        port: u16,
-        site: &str,
-        key: &str,
-        video_pps: u32,
-        loss: Option<f64>,
-        runtime: Option<Arc<dyn webrtc::runtime::Runtime>>,
-    ) -> Sim {
+    async fn join_on(cert_pem: &Path, port: u16, site: &str, key: &str, publish: Publish, link: Link<'_>) -> Sim {
+        let Link { loss, runtime, ip } = link;
         let relays: Arc<Mutex<Vec<std::process::Child>>> = Arc::default();
         let mut client = Client::connect(cert_pem, port).await;
         let joined = client.join(site, key).await;
@@ -257,11 +348,12 @@ impl Sim {
         let (outgoing, mut outgoing_rx) = mpsc::unbounded_channel::<Value>();
 
         let handler = Arc::new(Handler { outgoing: outgoing.clone(), counts: counts.clone(), slots: slots.clone(), connected: connected.clone() });
-        let pc = client_pc_on(handler, runtime).await;
-        let (opus, vp8) = (opus(), vp8());
+        let replaying = matches!(publish, Publish::Replay(_));
+        let pc = client_pc_with(handler, runtime, replaying, ip).await;
         let (audio_ssrc, video_ssrc) = (rand::random::<u32>(), rand::random::<u32>());
-        let audio = local_track(site, RtpCodecKind::Audio, opus, audio_ssrc);
-        let video = local_track(site, RtpCodecKind::Video, vp8, video_ssrc);
+        let layer_ssrcs = [video_ssrc, rand::random::<u32>()];
+        let audio = local_track(site, RtpCodecKind::Audio, opus(), audio_ssrc);
+        let video = if replaying { simulcast_track(site, layer_ssrcs) } else { local_track(site, RtpCodecKind::Video, vp8(), video_ssrc) };
         for t in [audio.clone(), video.clone()] {
             pc.add_transceiver_from_track(
                 t as Arc<dyn TrackLocal>,
@@ -339,9 +431,18 @@ impl Sim {
                 }
             });
         }
-        // Media: 50 audio packets/s, 30 video packets/s, once connected; bounded by `cancel`.
         let send_audio = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let send_all = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let video_pps = match publish {
+            Publish::Synthetic { video_pps } => video_pps,
+            Publish::Replay(recording) => {
+                let gates = Gates { cancel: cancel.clone(), connected: connected.clone(), send_audio: send_audio.clone(), send_all: send_all.clone() };
+                let mid = video_mid(&first_offer);
+                tokio::spawn(replay::publish(recording, (audio, audio_ssrc), (video, layer_ssrcs, mid), Arc::new(gates)));
+                return Sim { site: site.to_string(), counts, messages, first_offer, connected, send_audio, send_all, cancel, outgoing };
+            }
+        };
+        // Media: 50 audio packets/s, `video_pps` video packets/s, once connected; bounded by `cancel`.
         {
             let (cancel, connected, send_audio, send_all) = (cancel.clone(), connected.clone(), send_audio.clone(), send_all.clone());
             tokio::spawn(async move {

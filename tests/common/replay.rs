@@ -1,0 +1,199 @@
+//! A camera and microphone recorded once and replayed by a simulated site (`Sim` with
+//! `Publish::Replay`): real VP8 in two simulcast layers and real Opus, so that a browser
+//! receiving them decodes pictures and plays sound, while the sending site spends no CPU on
+//! encoding. Six browsers that each encode a camera saturate a small machine; with the
+//! cameras replayed, a bench measures the line instead of the machine (issue #20).
+//!
+//! The layers are what the web page's simulcast sends from a 640x360 camera (`l` 320x180 at
+//! 200 kbit/s, `h` 640x360 at 800 kbit/s, 15 frames/s), each encoded at a constant rate
+//! with a keyframe every second (a replay cannot answer a keyframe request; the bridge's
+//! layer switches wait for the next one). The picture is the site's colour under per-frame
+//! noise, as `browser::busy_camera` gives a browser, so every layer runs at its rate.
+
+use bytes::Bytes;
+use rtc::media::io::ivf_reader::IVFReader;
+use rtc::media::io::ogg_reader::OggReader;
+use rtc::rtp::codec::vp8::Vp8Payloader;
+use rtc::rtp::extension::HeaderExtension;
+use rtc::rtp::packetizer::Payloader;
+use rtc::shared::marshal::{Marshal, MarshalSize};
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_local::TrackLocal;
+
+/// The simulcast layers: RID, frame size, constant bitrate.
+pub const LAYERS: [(&str, &str, &str); 2] = [("l", "320x180", "200k"), ("h", "640x360", "800k")];
+const FPS: u64 = 15;
+const SECONDS: u32 = 10;
+/// RTP payload size a frame is cut to (as browsers do, below any path's MTU).
+const MTU: usize = 1100;
+pub const MID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
+pub const RID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
+
+/// One site's recorded media, held in memory and replayed in a loop.
+pub struct Recording {
+    /// Per layer (in `LAYERS` order), its frames; the first of each is a keyframe.
+    layers: Vec<Vec<Bytes>>,
+    /// Opus packets of 20 ms.
+    audio: Vec<Bytes>,
+}
+
+impl Recording {
+    /// Encodes 10 s of the site's camera (its colour, noisy) and microphone (a tone of
+    /// `tone` Hz) with ffmpeg into `dir`, and reads them back. Panics when ffmpeg fails.
+    pub fn encode(dir: &Path, site: &str, rgb: (u8, u8, u8), tone: u32) -> Recording {
+        let colour = format!("0x{:02X}{:02X}{:02X}", rgb.0, rgb.1, rgb.2);
+        let camera = format!("color=c={colour}:s=640x360:r={FPS},noise=alls=40:allf=t");
+        let layers = LAYERS
+            .iter()
+            .map(|(rid, size, rate)| {
+                let file = dir.join(format!("{site}-{rid}.ivf"));
+                #[rustfmt::skip]
+                ffmpeg(&[
+                    "-f", "lavfi", "-i", &camera, "-t", &SECONDS.to_string(), "-vf", &format!("scale={size}"),
+                    "-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-b:v", rate, "-minrate", rate, "-maxrate", rate,
+                    "-bufsize", rate, "-qmin", "4", "-qmax", "63", "-g", &FPS.to_string(), "-keyint_min", &FPS.to_string(),
+                    "-lag-in-frames", "0", "-auto-alt-ref", "0", "-error-resilient", "1", path(&file),
+                ]);
+                read_ivf(&file)
+            })
+            .collect();
+        let file = dir.join(format!("{site}.ogg"));
+        #[rustfmt::skip]
+        ffmpeg(&[
+            "-f", "lavfi", "-i", &format!("sine=frequency={tone}:sample_rate=48000"), "-t", &SECONDS.to_string(),
+            "-c:a", "libopus", "-b:a", "32k", "-application", "voip", "-frame_duration", "20", "-page_duration", "20000", path(&file),
+        ]);
+        Recording { layers, audio: read_ogg(&file) }
+    }
+
+    /// The rate of each layer as recorded (kbit/s of payload), for a bench to print.
+    pub fn layer_kbps(&self) -> Vec<f64> {
+        let secs = |frames: usize| frames as f64 / FPS as f64;
+        self.layers.iter().map(|l| l.iter().map(|f| f.len()).sum::<usize>() as f64 * 8.0 / secs(l.len()) / 1000.0).collect()
+    }
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("a UTF-8 scratch path")
+}
+
+fn ffmpeg(args: &[&str]) {
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y"])
+        .args(args)
+        .output()
+        .expect("run ffmpeg (tests/lab/install-chromium.sh installs it)");
+    assert!(out.status.success(), "ffmpeg {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn read_ivf(file: &Path) -> Vec<Bytes> {
+    let (mut reader, _) = IVFReader::new(std::fs::File::open(file).unwrap()).expect("an IVF header");
+    let frames: Vec<Bytes> = std::iter::from_fn(|| reader.parse_next_frame().ok().map(|(f, _)| f.freeze())).collect();
+    assert!(frames.len() as u64 >= FPS * SECONDS as u64 - 1, "{}: {} frames", file.display(), frames.len());
+    frames
+}
+
+fn read_ogg(file: &Path) -> Vec<Bytes> {
+    let (mut reader, _) = OggReader::new(std::fs::File::open(file).unwrap(), true).expect("an Ogg Opus header");
+    let packets: Vec<Bytes> = std::iter::from_fn(|| reader.parse_next_page().ok().map(|(p, _)| p.freeze())).filter(|p| !p.starts_with(b"OpusTags")).collect();
+    assert!(packets.len() >= 50 * SECONDS as usize - 2, "{}: {} packets", file.display(), packets.len());
+    packets
+}
+
+/// An SDES header extension's value (a MID or a RID), for `write_rtp_with_extensions`.
+struct Sdes(Bytes);
+
+impl MarshalSize for Sdes {
+    fn marshal_size(&self) -> usize {
+        self.0.len()
+    }
+}
+
+impl Marshal for Sdes {
+    fn marshal_to(&self, buf: &mut [u8]) -> rtc::shared::error::Result<usize> {
+        buf[..self.0.len()].copy_from_slice(&self.0);
+        Ok(self.0.len())
+    }
+}
+
+fn sdes(uri: &'static str, value: &str) -> HeaderExtension {
+    HeaderExtension::Custom { uri: uri.into(), extension: Box::new(Sdes(Bytes::copy_from_slice(value.as_bytes()))) }
+}
+
+/// When a replaying site sends: while `open()` (connected, not stopped), audio while `audio()`.
+pub trait Gate: Send + Sync + 'static {
+    fn open(&self) -> bool;
+    fn audio(&self) -> bool;
+    fn stopped(&self) -> bool;
+}
+
+/// Sends `recording` in a loop on `video` (one SSRC per layer in `ssrcs`, each packet naming
+/// its RID and the section's `mid`) and `audio`, paced at the recording's own rate, while the
+/// gate is open; returns when it is stopped.
+pub async fn publish(
+    recording: Arc<Recording>,
+    audio: (Arc<TrackLocalStaticRTP>, u32),
+    video: (Arc<TrackLocalStaticRTP>, [u32; 2], String),
+    gate: Arc<dyn Gate>,
+) {
+    let sound = {
+        let (recording, gate) = (recording.clone(), gate.clone());
+        tokio::spawn(async move {
+            let (track, ssrc) = audio;
+            let mut tick = tokio::time::interval(Duration::from_millis(20));
+            let (mut seq, mut ts) = (0u16, 0u32);
+            for packet in recording.audio.iter().cycle() {
+                tick.tick().await;
+                if gate.stopped() {
+                    break;
+                }
+                if gate.open() && gate.audio() {
+                    let _ = track.write_rtp(rtp(111, ssrc, seq, ts, seq == 0, packet.clone())).await;
+                }
+                (seq, ts) = (seq.wrapping_add(1), ts.wrapping_add(960));
+            }
+        })
+    };
+    let (track, ssrcs, mid) = video;
+    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / FPS));
+    let mut payloader = Vp8Payloader::default();
+    payloader.enable_picture_id = true;
+    let mut payloaders = [payloader; 2];
+    let (mut seq, mut ts) = ([0u16; 2], 0u32);
+    let frames = recording.layers.iter().map(Vec::len).min().unwrap_or(0);
+    for frame in (0..frames).cycle() {
+        tick.tick().await;
+        if gate.stopped() {
+            break;
+        }
+        if gate.open() {
+            for (layer, ((rid, ..), ssrc)) in LAYERS.iter().zip(ssrcs).enumerate() {
+                let payloads = payloaders[layer].payload(MTU, &recording.layers[layer][frame]).unwrap_or_default();
+                let last = payloads.len().saturating_sub(1);
+                for (i, payload) in payloads.into_iter().enumerate() {
+                    let packet = rtp(96, ssrc, seq[layer], ts, i == last, payload);
+                    let _ = track.write_rtp_with_extensions(packet, &[sdes(MID_URI, &mid), sdes(RID_URI, rid)]).await;
+                    seq[layer] = seq[layer].wrapping_add(1);
+                }
+            }
+        }
+        ts = ts.wrapping_add((90_000 / FPS) as u32);
+    }
+    let _ = sound.await;
+}
+
+fn rtp(payload_type: u8, ssrc: u32, sequence_number: u16, timestamp: u32, marker: bool, payload: Bytes) -> rtc::rtp::Packet {
+    let mut p = rtc::rtp::Packet::default();
+    p.header.version = 2;
+    p.header.payload_type = payload_type;
+    p.header.ssrc = ssrc;
+    p.header.sequence_number = sequence_number;
+    p.header.timestamp = timestamp;
+    p.header.marker = marker;
+    p.payload = payload;
+    p
+}
