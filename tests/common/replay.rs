@@ -5,10 +5,14 @@
 //! cameras replayed, a bench measures the line instead of the machine (issue #20).
 //!
 //! The layers are what the web page's simulcast sends from a 640x360 camera (`l` 320x180 at
-//! 200 kbit/s, `h` 640x360 at 800 kbit/s, 15 frames/s), each encoded at a constant rate
-//! with a keyframe every second (a replay cannot answer a keyframe request; the bridge's
-//! layer switches wait for the next one). The picture is the site's colour under per-frame
-//! noise, as `browser::busy_camera` gives a browser, so every layer runs at its rate.
+//! 200 kbit/s, `h` 640x360 at 800 kbit/s, 15 frames/s), each encoded at a constant rate with
+//! one keyframe per 10 s loop, as a camera sends few keyframes unasked. A keyframe request
+//! (PLI or FIR) is answered as an encoder would: the layer's next frame goes out intra-coded,
+//! from a second, all-keyframe recording of the same pictures (a keyframe about five frames'
+//! worth). The P-frames after it were encoded against the original, so the picture drifts a
+//! little until the loop's next keyframe; a decoder does not notice. The picture is the site's
+//! colour under per-frame noise, as `browser::busy_camera` gives a browser, so every layer
+//! runs at its rate.
 
 use bytes::Bytes;
 use rtc::media::io::ivf_reader::IVFReader;
@@ -24,8 +28,15 @@ use std::time::Duration;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::TrackLocal;
 
-/// The simulcast layers: RID, frame size, constant bitrate.
-pub const LAYERS: [(&str, &str, &str); 2] = [("l", "320x180", "200k"), ("h", "640x360", "800k")];
+/// The simulcast layers: RID, frame size, constant bitrate (kbit/s).
+pub const LAYERS: [(&str, &str, u32); 2] = [("l", "320x180", 200), ("h", "640x360", 800)];
+/// A keyframe sent on request costs about this many frames at the layer's rate (libvpx gives
+/// a keyframe twice its share of the rate asked: an all-keyframe encode at 2.5 times the
+/// layer's rate measured 8.5 kB per 320x180 frame and 35 kB per 640x360 one, five times the
+/// layers' mean frames of 1.7 and 6.6 kB).
+const KEYFRAME_FRAMES: u32 = 5;
+/// Keyframe requests closer together than this get one keyframe (an encoder's own limit).
+const KEYFRAME_GAP: Duration = Duration::from_millis(300);
 const FPS: u64 = 15;
 const SECONDS: u32 = 10;
 /// RTP payload size a frame is cut to (as browsers do, below any path's MTU).
@@ -37,6 +48,8 @@ pub const RID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
 pub struct Recording {
     /// Per layer (in `LAYERS` order), its frames; the first of each is a keyframe.
     layers: Vec<Vec<Bytes>>,
+    /// Per layer, the same pictures each coded as a keyframe, sent when one is asked for.
+    keyframes: Vec<Vec<Bytes>>,
     /// Opus packets of 20 ms.
     audio: Vec<Bytes>,
 }
@@ -47,27 +60,28 @@ impl Recording {
     pub fn encode(dir: &Path, site: &str, rgb: (u8, u8, u8), tone: u32) -> Recording {
         let colour = format!("0x{:02X}{:02X}{:02X}", rgb.0, rgb.1, rgb.2);
         let camera = format!("color=c={colour}:s=640x360:r={FPS},noise=alls=40:allf=t");
-        let layers = LAYERS
-            .iter()
-            .map(|(rid, size, rate)| {
-                let file = dir.join(format!("{site}-{rid}.ivf"));
-                #[rustfmt::skip]
-                ffmpeg(&[
-                    "-f", "lavfi", "-i", &camera, "-t", &SECONDS.to_string(), "-vf", &format!("scale={size}"),
-                    "-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-b:v", rate, "-minrate", rate, "-maxrate", rate,
-                    "-bufsize", rate, "-qmin", "4", "-qmax", "63", "-g", &FPS.to_string(), "-keyint_min", &FPS.to_string(),
-                    "-lag-in-frames", "0", "-auto-alt-ref", "0", "-error-resilient", "1", path(&file),
-                ]);
-                read_ivf(&file)
-            })
-            .collect();
+        let encode = |name: String, size: &str, kbps: u32, gop: u64| {
+            let (file, rate, gop) = (dir.join(name), format!("{kbps}k"), gop.to_string());
+            #[rustfmt::skip]
+            ffmpeg(&[
+                "-f", "lavfi", "-i", &camera, "-t", &SECONDS.to_string(), "-vf", &format!("scale={size}"),
+                "-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-b:v", &rate, "-minrate", &rate, "-maxrate", &rate,
+                "-bufsize", &rate, "-qmin", "4", "-qmax", "63", "-g", &gop, "-keyint_min", &gop,
+                "-lag-in-frames", "0", "-auto-alt-ref", "0", "-error-resilient", "1", path(&file),
+            ]);
+            read_ivf(&file)
+        };
+        let all = FPS * SECONDS as u64;
+        let layers = LAYERS.iter().map(|(rid, size, kbps)| encode(format!("{site}-{rid}.ivf"), size, *kbps, all)).collect();
+        let keyframes = LAYERS.iter().map(|(rid, size, kbps)| encode(format!("{site}-{rid}-key.ivf"), size, kbps * KEYFRAME_FRAMES / 2, 1)).collect();
         let file = dir.join(format!("{site}.ogg"));
         #[rustfmt::skip]
         ffmpeg(&[
             "-f", "lavfi", "-i", &format!("sine=frequency={tone}:sample_rate=48000"), "-t", &SECONDS.to_string(),
-            "-c:a", "libopus", "-b:a", "32k", "-application", "voip", "-frame_duration", "20", "-page_duration", "20000", path(&file),
+            "-c:a", "libopus", "-b:a", "32k", "-application", "voip", "-frame_duration", "20", "-fec", "1", "-packet_loss", "10",
+            "-page_duration", "20000", path(&file),
         ]);
-        Recording { layers, audio: read_ogg(&file) }
+        Recording { layers, keyframes, audio: read_ogg(&file) }
     }
 
     /// The rate of each layer as recorded (kbit/s of payload), for a bench to print.
@@ -124,11 +138,33 @@ fn sdes(uri: &'static str, value: &str) -> HeaderExtension {
     HeaderExtension::Custom { uri: uri.into(), extension: Box::new(Sdes(Bytes::copy_from_slice(value.as_bytes()))) }
 }
 
-/// When a replaying site sends: while `open()` (connected, not stopped), audio while `audio()`.
+/// When a replaying site sends: while `open()` (connected, not stopped), audio while `audio()`;
+/// `red()`: the bridge's answer took redundant audio (asked once the site is connected).
 pub trait Gate: Send + Sync + 'static {
     fn open(&self) -> bool;
     fn audio(&self) -> bool;
     fn stopped(&self) -> bool;
+    fn red(&self) -> bool;
+}
+
+/// The payload type the replay offers redundant audio (RFC 2198) on, over Opus at 111.
+pub const RED_PT: u8 = 63;
+
+/// One RED packet's payload: the previous Opus packet (sent 960 samples earlier) as the
+/// redundant block, then this one as the primary, as Chromium sends them.
+fn red_payload(previous: Option<&Bytes>, primary: &Bytes) -> Bytes {
+    let mut out = Vec::with_capacity(5 + previous.map_or(0, |p| p.len()) + primary.len());
+    if let Some(p) = previous.filter(|p| p.len() < 1024) {
+        let (offset, len) = (960u32, p.len() as u32);
+        out.push(0x80 | 111);
+        out.extend_from_slice(&((offset << 10) | len).to_be_bytes()[1..]);
+    }
+    out.push(111);
+    if let Some(p) = previous.filter(|p| p.len() < 1024) {
+        out.extend_from_slice(p);
+    }
+    out.extend_from_slice(primary);
+    out.into()
 }
 
 /// Sends `recording` in a loop on `video` (one SSRC per layer in `ssrcs`, each packet naming
@@ -146,19 +182,31 @@ pub async fn publish(
             let (track, ssrc) = audio;
             let mut tick = tokio::time::interval(Duration::from_millis(20));
             let (mut seq, mut ts) = (0u16, 0u32);
+            let (mut red, mut previous) = (None, None);
             for packet in recording.audio.iter().cycle() {
                 tick.tick().await;
                 if gate.stopped() {
                     break;
                 }
                 if gate.open() && gate.audio() {
-                    let _ = track.write_rtp(rtp(111, ssrc, seq, ts, seq == 0, packet.clone())).await;
+                    let p = if *red.get_or_insert_with(|| gate.red()) {
+                        rtp(RED_PT, ssrc, seq, ts, seq == 0, red_payload(previous, packet))
+                    } else {
+                        rtp(111, ssrc, seq, ts, seq == 0, packet.clone())
+                    };
+                    let _ = track.write_rtp(p).await;
+                    previous = Some(packet);
+                } else {
+                    previous = None;
                 }
                 (seq, ts) = (seq.wrapping_add(1), ts.wrapping_add(960));
             }
         })
     };
     let (track, ssrcs, mid) = video;
+    let asked = Arc::new(KeyframeAsked::default());
+    let requests = tokio::spawn(listen_for_keyframe_requests(track.clone(), ssrcs, asked.clone()));
+    let mut last_keyframe = [None::<std::time::Instant>; 2];
     let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / FPS));
     let mut payloader = Vp8Payloader::default();
     payloader.enable_picture_id = true;
@@ -172,7 +220,12 @@ pub async fn publish(
         }
         if gate.open() {
             for (layer, ((rid, ..), ssrc)) in LAYERS.iter().zip(ssrcs).enumerate() {
-                let payloads = payloaders[layer].payload(MTU, &recording.layers[layer][frame]).unwrap_or_default();
+                let key = asked.take(layer) && last_keyframe[layer].is_none_or(|t| t.elapsed() >= KEYFRAME_GAP);
+                if key {
+                    last_keyframe[layer] = Some(std::time::Instant::now());
+                }
+                let coded = if key { &recording.keyframes[layer][frame] } else { &recording.layers[layer][frame] };
+                let payloads = payloaders[layer].payload(MTU, coded).unwrap_or_default();
                 let last = payloads.len().saturating_sub(1);
                 for (i, payload) in payloads.into_iter().enumerate() {
                     let packet = rtp(96, ssrc, seq[layer], ts, i == last, payload);
@@ -183,7 +236,100 @@ pub async fn publish(
         }
         ts = ts.wrapping_add((90_000 / FPS) as u32);
     }
+    requests.abort();
     let _ = sound.await;
+}
+
+/// Which layers a keyframe was asked for since their last frame went out.
+#[derive(Default)]
+struct KeyframeAsked([std::sync::atomic::AtomicBool; 2]);
+
+impl KeyframeAsked {
+    fn ask(&self, layer: usize) {
+        self.0[layer].store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+    fn take(&self, layer: usize) -> bool {
+        self.0[layer].swap(false, std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// Notes each PLI or FIR for one of `ssrcs` (the layers, in order) that reaches the track
+/// (the [`KeyframeRequests`] interceptor lets them through to it).
+async fn listen_for_keyframe_requests(track: Arc<TrackLocalStaticRTP>, ssrcs: [u32; 2], asked: Arc<KeyframeAsked>) {
+    use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+    use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+    use webrtc::media_stream::track_local::TrackLocalEvent;
+    while let Some(TrackLocalEvent::OnRtcpPacket(packets)) = track.poll().await {
+        for packet in &packets {
+            let any = packet.as_any();
+            let media: Vec<u32> = if let Some(pli) = any.downcast_ref::<PictureLossIndication>() {
+                vec![pli.media_ssrc]
+            } else if let Some(fir) = any.downcast_ref::<FullIntraRequest>() {
+                fir.fir.iter().map(|e| e.ssrc).collect()
+            } else {
+                continue;
+            };
+            for (layer, ssrc) in ssrcs.iter().enumerate() {
+                if media.contains(ssrc) {
+                    asked.ask(layer);
+                }
+            }
+        }
+    }
+}
+
+/// An interceptor that lets keyframe requests (PLI, FIR) through to the sending track: inbound
+/// RTCP otherwise ends in the interceptor chain, which cannot answer them. Registered last, so
+/// every other interceptor has seen the packet; it changes nothing else.
+pub struct KeyframeRequests {
+    reads: std::collections::VecDeque<rtc::interceptor::TaggedPacket>,
+    writes: std::collections::VecDeque<rtc::interceptor::TaggedPacket>,
+}
+
+impl KeyframeRequests {
+    pub fn new() -> Self {
+        KeyframeRequests { reads: Default::default(), writes: Default::default() }
+    }
+}
+
+impl rtc::sansio::Protocol<rtc::interceptor::TaggedPacket, rtc::interceptor::TaggedPacket, ()> for KeyframeRequests {
+    type Rout = rtc::interceptor::TaggedPacket;
+    type Wout = rtc::interceptor::TaggedPacket;
+    type Eout = ();
+    type Error = rtc::shared::error::Error;
+    type Time = std::time::Instant;
+
+    fn handle_read(&mut self, mut msg: rtc::interceptor::TaggedPacket) -> Result<(), Self::Error> {
+        use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+        use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+        if let rtc::interceptor::Packet::Rtcp(packets) = &msg.message.packet {
+            if packets.iter().any(|p| p.as_any().is::<PictureLossIndication>() || p.as_any().is::<FullIntraRequest>()) {
+                msg.message.add(rtc::interceptor::Attribute::DeliverToApplication);
+            }
+        }
+        self.reads.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_read(&mut self) -> Option<Self::Rout> {
+        self.reads.pop_front()
+    }
+
+    fn handle_write(&mut self, msg: rtc::interceptor::TaggedPacket) -> Result<(), Self::Error> {
+        self.writes.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_write(&mut self) -> Option<Self::Wout> {
+        self.writes.pop_front()
+    }
+}
+
+impl rtc::interceptor::Interceptor for KeyframeRequests {
+    fn bind_local_stream(&mut self, _: &rtc::interceptor::StreamInfo) {}
+    fn unbind_local_stream(&mut self, _: &rtc::interceptor::StreamInfo) {}
+    fn bind_remote_stream(&mut self, _: &rtc::interceptor::StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _: &rtc::interceptor::StreamInfo) {}
 }
 
 fn rtp(payload_type: u8, ssrc: u32, sequence_number: u16, timestamp: u32, marker: bool, payload: Bytes) -> rtc::rtp::Packet {

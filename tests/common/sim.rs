@@ -58,6 +58,7 @@ pub enum Publish {
 
 /// When the media tasks send: connected and not stopped; audio unless turned off.
 struct Gates {
+    messages: Arc<Mutex<Vec<Value>>>,
     cancel: CancellationToken,
     connected: Arc<Mutex<bool>>,
     send_audio: Arc<std::sync::atomic::AtomicBool>,
@@ -73,6 +74,11 @@ impl replay::Gate for Gates {
     }
     fn stopped(&self) -> bool {
         self.cancel.is_cancelled()
+    }
+    fn red(&self) -> bool {
+        let messages = self.messages.lock().unwrap();
+        let answer = messages.iter().rev().find(|m| m["type"] == "answer");
+        answer.and_then(|a| a["sdp"].as_str()).is_some_and(|sdp| sdp.contains(&format!("a=rtpmap:{} red/48000", replay::RED_PT)))
     }
 }
 
@@ -214,11 +220,17 @@ pub async fn client_pc_with(
     me.register_codec(RTCRtpCodecParameters { rtp_codec: opus(), payload_type: 111 }, RtpCodecKind::Audio).unwrap();
     me.register_codec(RTCRtpCodecParameters { rtp_codec: vp8, payload_type: 96 }, RtpCodecKind::Video).unwrap();
     if simulcast {
+        let red = RTCRtpCodec { mime_type: "audio/red".into(), clock_rate: 48_000, channels: 2, sdp_fmtp_line: "111/111".into(), rtcp_feedback: vec![] };
+        me.register_codec(RTCRtpCodecParameters { rtp_codec: red, payload_type: replay::RED_PT }, RtpCodecKind::Audio).unwrap();
         for uri in [replay::MID_URI, replay::RID_URI] {
             me.register_header_extension(RTCRtpHeaderExtensionCapability { uri: uri.to_owned() }, RtpCodecKind::Video, None).unwrap();
         }
     }
-    let registry = register_default_interceptors(Registry::new(), &mut me).unwrap();
+    let mut registry = register_default_interceptors(Registry::new(), &mut me).unwrap();
+    if simulcast {
+        // Last in the chain (the default ones sit at 13 000 and below): keyframe requests reach the replay.
+        registry = registry.with(rtc::interceptor::Slot::from(14_000), replay::KeyframeRequests::new());
+    }
     let mut builder = PeerConnectionBuilder::new()
         .with_configuration(RTCConfigurationBuilder::new().build())
         .with_media_engine(me)
@@ -436,7 +448,13 @@ impl Sim {
         let video_pps = match publish {
             Publish::Synthetic { video_pps } => video_pps,
             Publish::Replay(recording) => {
-                let gates = Gates { cancel: cancel.clone(), connected: connected.clone(), send_audio: send_audio.clone(), send_all: send_all.clone() };
+                let gates = Gates {
+                    messages: messages.clone(),
+                    cancel: cancel.clone(),
+                    connected: connected.clone(),
+                    send_audio: send_audio.clone(),
+                    send_all: send_all.clone(),
+                };
                 let mid = video_mid(&first_offer);
                 tokio::spawn(replay::publish(recording, (audio, audio_ssrc), (video, layer_ssrcs, mid), Arc::new(gates)));
                 return Sim { site: site.to_string(), counts, messages, first_offer, connected, send_audio, send_all, cancel, outgoing };
