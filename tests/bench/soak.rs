@@ -81,6 +81,11 @@ fn args() -> Args {
 struct Sample {
     t_s: f64,
     rss_kib: u64,
+    /// The RSS split: anonymous memory (the heap and the arenas: where a leak would show) and
+    /// file pages (the binary's code and data as they are touched, shared with any other
+    /// process running the same binary).
+    rss_anon_kib: u64,
+    rss_file_kib: u64,
     pss_kib: u64,
     fds: i64,
     threads: i64,
@@ -97,11 +102,12 @@ struct Sample {
 }
 
 impl Sample {
-    const HEADER: &'static str = "sample,t_s,rss_kib,pss_kib,fds,threads,tasks,cpu_s,out_pps,min_site_rx_pps,actions,reconnects,failures";
+    const HEADER: &'static str =
+        "sample,t_s,rss_kib,pss_kib,fds,threads,tasks,cpu_s,out_pps,min_site_rx_pps,actions,reconnects,failures,rss_anon_kib,rss_file_kib";
 
     fn csv(&self) -> String {
         format!(
-            "sample,{:.0},{},{},{},{},{},{:.1},{:.0},{:.0},{},{},{}",
+            "sample,{:.0},{},{},{},{},{},{:.1},{:.0},{:.0},{},{},{},{},{}",
             self.t_s,
             self.rss_kib,
             self.pss_kib,
@@ -113,7 +119,9 @@ impl Sample {
             self.min_site_rx_pps,
             self.actions,
             self.reconnects,
-            self.failures
+            self.failures,
+            self.rss_anon_kib,
+            self.rss_file_kib
         )
     }
 }
@@ -200,6 +208,7 @@ async fn sampler(bridge: Arc<TestBridge>, shared: Arc<Shared>, every: Duration, 
         }
         let (cpu_s, rss_kib) = proc_usage(pid);
         let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
         let text = metrics_text(&bridge).await;
         if text.is_none() {
             shared.fail(t0, "GET /metrics failed".into());
@@ -227,6 +236,8 @@ async fn sampler(bridge: Arc<TestBridge>, shared: Arc<Shared>, every: Duration, 
         let s = Sample {
             t_s,
             rss_kib,
+            rss_anon_kib: kib_field(&status, "RssAnon:"),
+            rss_file_kib: kib_field(&status, "RssFile:"),
             pss_kib: kib_field(&rollup, "Pss:"),
             fds: count_dir(format!("/proc/{pid}/fd")),
             threads: count_dir(format!("/proc/{pid}/task")),
@@ -517,6 +528,9 @@ async fn run(a: Args) {
         "rss_kib": {"warm_up_end": warm.rss_kib, "end": last.rss_kib, "max_after_warm_up": after.iter().map(|s| s.rss_kib).max(), "first": samples[0].rss_kib},
         "rss_growth_percent": rss_growth,
         "rss_slope_kib_per_hour_after_warm_up": slope,
+        "rss_anon_kib": {"warm_up_end": warm.rss_anon_kib, "end": last.rss_anon_kib},
+        "rss_anon_growth_percent": growth(warm.rss_anon_kib, last.rss_anon_kib),
+        "rss_file_kib": {"warm_up_end": warm.rss_file_kib, "end": last.rss_file_kib},
         "pss_kib": {"warm_up_end": warm.pss_kib, "end": last.pss_kib},
         "pss_growth_percent": growth(warm.pss_kib, last.pss_kib),
         "fds": {"warm_up_end": warm.fds, "end": last.fds, "min": fds.0, "max": fds.1},
