@@ -1,6 +1,7 @@
-//! Benchmark (issue #20): one ward on an ordinary office line. HQ and five wards join in real
-//! headless Chromium (fake cameras of distinct colours, fake microphones of distinct tones);
-//! the measured ward, Cụm Hàng Gai, holds the floor and runs in a namespace of its own behind
+//! Benchmark (issue #20): one ward on an ordinary office line. HQ and the measured ward join in
+//! real headless Chromium (fake cameras of distinct colours, fake microphones of distinct
+//! tones), the four other wards as simulated sites replaying recorded VP8 simulcast and Opus
+//! (below); the measured ward, Cụm Hàng Gai, holds the floor and runs in a namespace of its own behind
 //! a shaped line (`tests/common/line.rs`); everyone else is on the bridge's unshaped loopback.
 //! Each scenario impairs that ward's line one way, samples the browsers' own `getStats()`
 //! every 500 ms and prints one row, the issue's goal beside each figure, and a `JSON` line.
@@ -9,15 +10,16 @@
 //!   cargo bench --bench network -- --scenario cap1m --seconds 20  # one (repeatable flag)
 //!   cargo bench --bench network -- --list
 //!   cargo bench --bench network -- --no-red ...                   # without redundant audio
-//!   cargo bench --bench network -- --replay ...                   # four wards replayed
+//!   cargo bench --bench network -- --all-chromium ...             # six Chromiums, no replay
 //!
 //! Needs root (network namespaces, tc, nftables) and Chromium (tests/lab/install-chromium.sh).
 //!
-//! `--replay`: the four other wards are simulated sites (webrtc-rs) replaying VP8 simulcast
-//! and Opus encoded once with ffmpeg (`tests/common/replay.rs`: the same layers and rates as
-//! a page's camera) instead of Chromiums encoding their cameras; only HQ and the measured ward
-//! run in Chromium. Six encoding browsers saturate a 2-core machine, and then the bench
-//! measures the machine, not the line (docs/performance.md).
+//! The four other wards are simulated sites (webrtc-rs) replaying VP8 simulcast and Opus
+//! encoded once with ffmpeg (`tests/common/replay.rs`: the same layers and rates as a page's
+//! camera, keyframes on request, redundant audio as Chromium sends it), so that only HQ and
+//! the measured ward encode in Chromium: six encoding browsers saturate a 2-core machine, and
+//! then the bench measures the machine, not the line (docs/performance.md). `--all-chromium`
+//! runs all six sites in Chromium, as the bench did before 2026-12-05.
 //!
 //! Scenarios: `cap1m` (downlink capped to 1 Mbit/s for `--seconds`, then lifted), `loss5`
 //! (5 % random loss), `delay200loss2` (200 ms added delay + 2 % loss), `cut5` (all UDP dropped
@@ -55,8 +57,9 @@
 //! (`l` 320x180 ≤ 200 kbit/s, `h` 640x360 ≤ 800 kbit/s; three layers start at 960x540, see
 //! `web/bridge.js`). This kernel has no netem: delay comes from a userspace relay in the bridge's
 //! namespace (through which the ward's UDP always passes, with no delay outside the delay
-//! scenarios). ICE-TCP is off in this bench so that a cut of UDP is a cut of the media. Six
-//! Chromiums on a small machine load it: figures are upper bounds of what a real ward sees.
+//! scenarios). ICE-TCP is off in this bench so that a cut of UDP is a cut of the media. The
+//! replayed cameras send constant-rate layers of one 10 s loop; a real camera's rate follows
+//! its scene.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -154,13 +157,13 @@ struct Args {
     selftest: bool,
     /// `--no-red`: the bridge negotiates no redundant audio (`[media] audio_red = false`).
     no_red: bool,
-    /// `--replay`: the wards other than the measured one replay recorded media.
+    /// The wards other than the measured one replay recorded media (unless `--all-chromium`).
     replay: bool,
 }
 
 fn args() -> Args {
     let argv: Vec<String> = std::env::args().skip(1).collect();
-    let mut a = Args { scenarios: Vec::new(), seconds: 60, selftest: false, no_red: false, replay: false };
+    let mut a = Args { scenarios: Vec::new(), seconds: 60, selftest: false, no_red: false, replay: true };
     let mut i = 0;
     while i < argv.len() {
         match argv[i].as_str() {
@@ -176,7 +179,7 @@ fn args() -> Args {
             }
             "--selftest" => a.selftest = true,
             "--no-red" => a.no_red = true,
-            "--replay" => a.replay = true,
+            "--all-chromium" => a.replay = false,
             "--list" => {
                 for s in SCENARIOS {
                     println!("{:<18} {:?} {:?}", s.name, s.dir, s.kind);
@@ -211,7 +214,7 @@ fn free_udp_port() -> u16 {
 
 struct Meeting {
     pages: Vec<Browser>,
-    /// The replaying wards (`--replay`), held for the run.
+    /// The replaying wards, held for the run.
     replays: Vec<Sim>,
     /// The widest the stage video has been seen, per direction (down, up): "full layers".
     full: [f64; 2],
