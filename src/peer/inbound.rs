@@ -47,6 +47,13 @@ pub(crate) struct AudioFormats {
     pub(crate) red: Option<u8>,
 }
 
+impl AudioFormats {
+    /// Whether `pt` is this site's redundant audio (RFC 2198).
+    pub(crate) fn is_red(&self, pt: u8) -> bool {
+        self.red == Some(pt)
+    }
+}
+
 /// Moves one received stream's packets to the router, layer by layer, and measures them.
 pub struct Inbound {
     site: usize,
@@ -157,7 +164,7 @@ impl Inbound {
             }
         }
         let Some(state) = self.layers.get_mut(&packet.header.ssrc) else { return };
-        if self.audio.is_some_and(|f| f.red == Some(packet.header.payload_type)) && !packet.payload.is_empty() {
+        if self.audio.is_some_and(|f| f.is_red(packet.header.payload_type)) && !packet.payload.is_empty() {
             state.meter.note_redundant();
         }
         if let Some(snapshot) = state.meter.on_packet(&packet, now) {
@@ -183,8 +190,8 @@ impl Inbound {
     fn forward(&mut self, mut packet: crate::media::RtpPacket, layer: Layer, received: Instant) {
         let pt = packet.header.payload_type;
         packet.header.payload_type = match self.audio {
-            Some(f) if f.red == Some(pt) && packet.payload.is_empty() => Codec::Red.internal_pt(),
-            Some(f) if f.red == Some(pt) => match crate::media::red::renumber(&mut packet.payload, f.opus, Codec::Opus.internal_pt()) {
+            Some(f) if f.is_red(pt) && packet.payload.is_empty() => Codec::Red.internal_pt(),
+            Some(f) if f.is_red(pt) => match crate::media::red::renumber(&mut packet.payload, f.opus, Codec::Opus.internal_pt()) {
                 Ok(()) => Codec::Red.internal_pt(),
                 Err(e) => return self.drop_audio(&e.to_string()),
             },

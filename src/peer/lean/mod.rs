@@ -763,7 +763,7 @@ impl LeanPeer {
         }
         let pt = packet.header.payload_type;
         let mut same_pt =
-            self.streams.iter().enumerate().filter(|(_, s)| (s.payload_type == pt || s.audio.is_some_and(|f| f.red == Some(pt))) && s.ssrcs.is_empty());
+            self.streams.iter().enumerate().filter(|(_, s)| (s.payload_type == pt || s.audio.is_some_and(|f| f.is_red(pt))) && s.ssrcs.is_empty());
         match (same_pt.next(), same_pt.next()) {
             (Some((i, _)), None) => Some(i),
             _ => None,
