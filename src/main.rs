@@ -45,8 +45,6 @@ fn main() -> anyhow::Result<()> {
     // whatever the umask it was started with.
     // SAFETY: umask only sets the process's file-creation mask.
     unsafe { libc::umask(0o077) };
-    // Before the runtime starts its threads, so that none has an arena of its own yet.
-    keep_large_blocks_off_the_heap();
     tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run())
 }
 
@@ -72,30 +70,12 @@ async fn run() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Every sign-in checks its key with Argon2id, which takes a 7 MiB block and frees it. glibc
-/// raises its mmap threshold the first time such a block is freed, so later ones come from a
-/// thread's malloc arena and stay resident once freed: the bridge's RSS grew by a block each
-/// time a sign-in ran on a thread (or arena) that had none yet (+8 % in an hour's soak, its
-/// live heap flat; docs/performance.md, "Soak"). A fixed threshold keeps every block from
-/// 128 KiB up in its own mapping, given back to the system when freed. Media buffers are far
-/// smaller, so the forwarding path is untouched.
-///
-/// glibc also gives every thread that allocates its own arena (up to 8 per core), and each
-/// arena keeps its own high-water mark of free space inside pages still partly in use, which
-/// no `malloc_trim` returns. Peers are built and packets freed on whichever runtime or
-/// blocking-pool thread runs them, so those holes were spread over nine arenas and grew a
-/// little with each reconnect. Two arenas, one per core of the machine the bridge is sized
-/// for, let the threads reuse each other's free space.
-fn keep_large_blocks_off_the_heap() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets allocator parameters; any value is valid for M_MMAP_THRESHOLD
-    // up to 32 MiB and for M_ARENA_MAX, and it is called before the runtime starts a thread.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
-        libc::mallopt(libc::M_ARENA_MAX, ARENAS);
-    }
-}
-
-/// How many malloc arenas the bridge's threads share (see `keep_large_blocks_off_the_heap`).
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-const ARENAS: libc::c_int = 2;
+/// The bridge allocates with jemalloc, not glibc's malloc. Over an hour's meeting glibc kept
+/// the free space of every peer built and dropped (each reconnect: its NACK rings, SRTP
+/// contexts and buffers, built on whichever thread ran it) inside pages still partly in use,
+/// per thread arena, where no `malloc_trim` reaches: the RSS grew 8–10 % an hour with the live
+/// heap flat (docs/performance.md, "Soak"). jemalloc keeps allocations of one size together
+/// and gives dirty pages back to the system after about ten seconds unused.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
