@@ -116,7 +116,6 @@ pub async fn serve(opts: Options) -> Result<(), StartError> {
     let running = start(opts).await?;
     let shutdown = running.shutdown.clone();
     let conference = running.bridge.conference.clone();
-    tokio::spawn(give_back_free_heap(shutdown.clone()));
     tokio::spawn(async move {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
         tokio::select! {
@@ -128,37 +127,6 @@ pub async fn serve(opts: Options) -> Result<(), StartError> {
         shutdown.cancel();
     });
     running.wait().await.map_err(|e| StartError::Serve(e.to_string()))
-}
-
-/// How often the free pages inside the malloc arenas go back to the system.
-const HEAP_TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(20);
-
-/// Until `shutdown`, every [`HEAP_TRIM_EVERY`] gives back to the system the whole pages that
-/// lie free inside glibc's malloc arenas. glibc only ever shrinks an arena from its top; a
-/// page freed below a block still in use stays resident. Each runtime thread allocates from
-/// an arena of its own, so reconnects (a peer's rings and buffers) and bursts left more and
-/// more free-but-resident memory in one arena or another: in the soak the RSS grew by 7–9 MiB
-/// an hour while the live heap stayed flat (heaptrack), with a third of the arenas free
-/// (docs/performance.md, "Soak"). A trim costs about the pages it gives back; the soak's CPU
-/// figure did not move.
-async fn give_back_free_heap(shutdown: CancellationToken) {
-    let mut every = tokio::time::interval(HEAP_TRIM_EVERY);
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = every.tick() => release_free_heap(),
-        }
-    }
-}
-
-/// Gives the free pages inside every malloc arena back to the system (`malloc_trim`).
-pub(crate) fn release_free_heap() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only releases memory malloc holds free; no live block moves.
-    unsafe {
-        libc::malloc_trim(0);
-    }
 }
 
 pub(crate) async fn start(opts: Options) -> Result<Running, StartError> {
@@ -289,35 +257,4 @@ pub(crate) async fn start(opts: Options) -> Result<Running, StartError> {
     let tcp = mux.tcp_addr.map(|a| format!(", ICE-TCP {a}")).unwrap_or_default();
     info!(version = crate::VERSION, "bridge listening on https://{addr} (media on UDP {}{tcp})", mux.udp_addr);
     Ok(Running { bridge, shutdown, server })
-}
-
-#[cfg(all(test, target_os = "linux", target_env = "gnu"))]
-mod tests {
-    /// Resident anonymous memory of this process, in KiB.
-    fn rss_anon_kib() -> u64 {
-        let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-        let line = status.lines().find(|l| l.starts_with("RssAnon:")).expect("RssAnon line");
-        line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).expect("RssAnon in kB")
-    }
-
-    #[test]
-    fn free_pages_below_live_blocks_go_back_to_the_system() {
-        // 32 MiB in 2 KiB blocks, one block in 32 kept: the rest is free but lies below live
-        // blocks, so glibc cannot shrink the arena from its top and keeps it all resident.
-        const BLOCK: usize = 2048;
-        const BLOCKS: usize = 16 * 1024;
-        let mut blocks: Vec<Option<Vec<u8>>> = (0..BLOCKS).map(|i| Some(vec![i as u8; BLOCK])).collect();
-        for (i, b) in blocks.iter_mut().enumerate() {
-            if i % 32 != 31 {
-                *b = None;
-            }
-        }
-        let before = rss_anon_kib();
-        super::release_free_heap();
-        let after = rss_anon_kib();
-        // About 31 MiB lie free; other tests allocate meanwhile, so ask for half of it.
-        assert!(before.saturating_sub(after) > 16 * 1024, "RssAnon {before} KiB before the trim, {after} KiB after");
-        assert_eq!(blocks.iter().flatten().count(), BLOCKS / 32, "the live blocks stay");
-        assert!(blocks.iter().flatten().all(|b| b.len() == BLOCK));
-    }
 }
