@@ -40,15 +40,12 @@ enum Command {
     },
 }
 
-fn main() -> anyhow::Result<()> {
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
     // Files and folders the bridge creates (keys, the store, recordings) are its own alone,
     // whatever the umask it was started with.
     // SAFETY: umask only sets the process's file-creation mask.
     unsafe { libc::umask(0o077) };
-    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run())
-}
-
-async fn run() -> anyhow::Result<()> {
     diemcau::server::init_logging();
     let Cli { command, config, data } = Cli::parse();
     let name = |n: Option<String>| n.ok_or_else(|| anyhow::anyhow!("give a name"));
