@@ -100,9 +100,10 @@ pub fn into_primary(mut packet: RtpPacket) -> Option<RtpPacket> {
     Some(packet)
 }
 
-/// A RED payload: `(pt, ts_offset, data)` redundant blocks, then the primary.
-#[cfg(test)]
-pub(crate) fn encode(redundant: &[(u8, u16, &[u8])], primary_pt: u8, primary: &[u8]) -> Vec<u8> {
+/// A RED payload: `(pt, ts_offset, data)` redundant blocks, then the primary. Each block's
+/// data must be under 1 024 bytes (its length has 10 bits). The bridge only reads RED; tests
+/// and simulated sites write it with this.
+pub fn encode(redundant: &[(u8, u16, &[u8])], primary_pt: u8, primary: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     for (pt, offset, data) in redundant {
         let len = data.len() as u16;

@@ -153,18 +153,8 @@ pub const RED_PT: u8 = 63;
 /// One RED packet's payload: the previous Opus packet (sent 960 samples earlier) as the
 /// redundant block, then this one as the primary, as Chromium sends them.
 fn red_payload(previous: Option<&Bytes>, primary: &Bytes) -> Bytes {
-    let mut out = Vec::with_capacity(5 + previous.map_or(0, |p| p.len()) + primary.len());
-    if let Some(p) = previous.filter(|p| p.len() < 1024) {
-        let (offset, len) = (960u32, p.len() as u32);
-        out.push(0x80 | 111);
-        out.extend_from_slice(&((offset << 10) | len).to_be_bytes()[1..]);
-    }
-    out.push(111);
-    if let Some(p) = previous.filter(|p| p.len() < 1024) {
-        out.extend_from_slice(p);
-    }
-    out.extend_from_slice(primary);
-    out.into()
+    let redundant: Vec<(u8, u16, &[u8])> = previous.filter(|p| p.len() < 1024).map(|p| (111, 960, &p[..])).into_iter().collect();
+    diemcau::media::red::encode(&redundant, 111, primary).into()
 }
 
 /// Sends `recording` in a loop on `video` (one SSRC per layer in `ssrcs`, each packet naming
@@ -253,22 +243,27 @@ impl KeyframeAsked {
     }
 }
 
+/// The SSRCs a PLI or FIR asks a keyframe of (none for any other RTCP packet).
+fn keyframe_asked_of(packet: &dyn rtc::rtcp::Packet) -> Vec<u32> {
+    use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+    use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+    let any = packet.as_any();
+    if let Some(pli) = any.downcast_ref::<PictureLossIndication>() {
+        vec![pli.media_ssrc]
+    } else if let Some(fir) = any.downcast_ref::<FullIntraRequest>() {
+        fir.fir.iter().map(|e| e.ssrc).collect()
+    } else {
+        Vec::new()
+    }
+}
+
 /// Notes each PLI or FIR for one of `ssrcs` (the layers, in order) that reaches the track
 /// (the [`KeyframeRequests`] interceptor lets them through to it).
 async fn listen_for_keyframe_requests(track: Arc<TrackLocalStaticRTP>, ssrcs: [u32; 2], asked: Arc<KeyframeAsked>) {
-    use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
-    use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
     use webrtc::media_stream::track_local::TrackLocalEvent;
     while let Some(TrackLocalEvent::OnRtcpPacket(packets)) = track.poll().await {
         for packet in &packets {
-            let any = packet.as_any();
-            let media: Vec<u32> = if let Some(pli) = any.downcast_ref::<PictureLossIndication>() {
-                vec![pli.media_ssrc]
-            } else if let Some(fir) = any.downcast_ref::<FullIntraRequest>() {
-                fir.fir.iter().map(|e| e.ssrc).collect()
-            } else {
-                continue;
-            };
+            let media = keyframe_asked_of(packet.as_ref());
             for (layer, ssrc) in ssrcs.iter().enumerate() {
                 if media.contains(ssrc) {
                     asked.ask(layer);
@@ -300,10 +295,8 @@ impl rtc::sansio::Protocol<rtc::interceptor::TaggedPacket, rtc::interceptor::Tag
     type Time = std::time::Instant;
 
     fn handle_read(&mut self, mut msg: rtc::interceptor::TaggedPacket) -> Result<(), Self::Error> {
-        use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
-        use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
         if let rtc::interceptor::Packet::Rtcp(packets) = &msg.message.packet {
-            if packets.iter().any(|p| p.as_any().is::<PictureLossIndication>() || p.as_any().is::<FullIntraRequest>()) {
+            if packets.iter().any(|p| !keyframe_asked_of(p.as_ref()).is_empty()) {
                 msg.message.add(rtc::interceptor::Attribute::DeliverToApplication);
             }
         }
