@@ -140,11 +140,17 @@ struct Actor {
 
 /// A page that reports this much video loss gets low simulcast layers only…
 const CONSTRAINED_LOSS_PERCENT: f64 = 8.0;
-/// …for this long after its last such report (its reports come every 3 s).
+/// …for this long after its last such report (its reports come every 3 s). Only a site whose
+/// downlink is not estimated: an estimate answers loss itself (its loss-based half), and knows
+/// when the line recovers, where this rule would hold the layers down 20 s after a cap lifts.
 const CONSTRAINED_FOR_MS: i64 = 20_000;
 
 /// The layers a site receives are raised to fit its downlink estimate at most this often.
 const RAISE_EVERY_MS: i64 = 3_000;
+/// Layers are raised to fit within this share of a site's downlink estimate, and lowered to
+/// fit within [`LOWER_SHARE`] of it ([`Actor::fit_downlink`]).
+const RAISE_SHARE: f64 = 0.70;
+const LOWER_SHARE: f64 = 0.85;
 
 /// A site that asked to join the locked conference shows as waiting this long after its last
 /// try (its page tries again every few seconds).
@@ -296,7 +302,7 @@ impl Actor {
                     let newly = self.seats[site].constrained_until < now;
                     self.seats[site].constrained_until = now + CONSTRAINED_FOR_MS;
                     // Already constrained: its views have the small layers; only the time moves.
-                    if newly {
+                    if newly && self.seats[site].downlink_bps.is_none() {
                         info!(site = %self.id(site), "{} loses {loss_percent:.1} % of its video: small layers for it", self.name(site));
                         self.update_views(&self.router.levels());
                     }
@@ -1098,7 +1104,7 @@ impl Actor {
                 let mut sel = view::select(&candidates, r, chair, self.sharing, self.seats[r].page, shape, &self.seats[r].selection);
                 let wanted = view::cost(&sel, &self.media_costs);
                 let mut limited_by = None;
-                if self.seats[r].constrained_until > now_ms() {
+                if self.seats[r].constrained_until > now_ms() && self.seats[r].downlink_bps.is_none() {
                     view::constrain(&mut sel);
                     limited_by = Some("loss");
                 }
@@ -1109,6 +1115,9 @@ impl Actor {
                 if view::cost(&sel, &self.media_costs) < wanted && limited_by.is_none() {
                     limited_by = Some("estimate");
                 }
+                // Held back by its estimate: the site's peer probes the line for what the
+                // tiles want (the estimate that would give it at once).
+                self.router.set_wanted_downlink(r, (limited_by == Some("estimate")).then_some(wanted as f64 / RAISE_SHARE));
                 if limited_by != self.seats[r].limited_by {
                     let kbps = self.seats[r].downlink_bps.map_or(0, |b| (b / 1000.0) as u64);
                     match limited_by {
@@ -1123,6 +1132,7 @@ impl Actor {
                 }
                 (sel, pages)
             } else {
+                self.router.set_wanted_downlink(r, None);
                 (Selection::default(), 0)
             };
             if new == self.seats[r].selection && pages == self.seats[r].pages && !paused_changed {
@@ -1178,8 +1188,8 @@ impl Actor {
         let now = now_ms();
         let costs = &self.media_costs;
         let current = view::cost(&self.seats[r].selection, costs);
-        let down = (bps * 0.85) as u64;
-        let up = (bps * 0.70) as u64;
+        let down = (bps * LOWER_SHARE) as u64;
+        let up = (bps * RAISE_SHARE) as u64;
         if view::cost(sel, costs) <= up {
             // Room to spare: every tile gets what it wants, at once (the chair gave the floor).
             return Vec::new();

@@ -13,7 +13,7 @@
 use super::{Kind, Layer, RtpPacket, Selection, HIGH, KINDS, LAYERS};
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
@@ -114,6 +114,10 @@ struct Inner {
     /// Per site: bytes received as a receiver gets them (with the RTP, SRTP, UDP and IP
     /// overhead), written only by that site's readers: what its audio and camera layers cost.
     received: Box<[ReceivedBytes]>,
+    /// Per site: the downlink estimate (kbit/s) its tiles want while its estimate holds them
+    /// back, 0 while it does not: written by the conference as it fits the site's layers, read
+    /// by the site's peer, which probes the line towards it.
+    wanted_downlink: Box<[AtomicU32]>,
 }
 
 /// One site's bytes received so far, by stream.
@@ -148,6 +152,7 @@ impl Router {
                 next_generation: AtomicU64::new(1),
                 levels: (0..site_count).map(|_| std::sync::atomic::AtomicU32::new(0)).collect(),
                 received: (0..site_count).map(|_| ReceivedBytes::default()).collect(),
+                wanted_downlink: (0..site_count).map(|_| AtomicU32::new(0)).collect(),
             }),
         };
         router.publish_routes(&router.lock());
@@ -373,6 +378,20 @@ impl Router {
     /// Where the sending tasks add the delays of what they forwarded.
     pub(crate) fn forwarding_delay(&self) -> &super::delay::ForwardingDelay {
         &self.inner.delay
+    }
+
+    /// The conference found `site`'s tiles want an estimate of `bps` (bit/s), more than it has;
+    /// `None`: they have what they want.
+    pub(crate) fn set_wanted_downlink(&self, site: usize, bps: Option<f64>) {
+        if let Some(w) = self.inner.wanted_downlink.get(site) {
+            w.store(bps.map_or(0, |b| (b / 1000.0).clamp(1.0, u32::MAX as f64) as u32), Ordering::Relaxed);
+        }
+    }
+
+    /// What `site`'s tiles want of its downlink estimate, bit/s, while it holds them back.
+    pub(crate) fn wanted_downlink(&self, site: usize) -> Option<f64> {
+        let kbps = self.inner.wanted_downlink.get(site)?.load(Ordering::Relaxed);
+        (kbps > 0).then(|| f64::from(kbps) * 1000.0)
     }
 
     /// Bytes received so far per site, by stream (see [`Inner::received`]).

@@ -14,10 +14,12 @@
 //!
 //! The filtering of the delay trend, the overuse detector and the loss controller are
 //! rtc-interceptor's; what to do with their verdicts is decided here, because an SFU's sending
-//! rate is not its own to set: the conference can only choose layers, so the estimate keeps
-//! climbing on a quiet line (up to [`MAX_BPS`] or a site's ceiling) for the conference to try
-//! the next layer, and the line's answer to that layer is what brings it down (see
-//! docs/architecture.md, "Downlink estimate"). Pure: every instant is passed in.
+//! rate is not its own to set: the conference can only choose layers, below the estimate, so
+//! the line never shows by itself that it could take more. The estimate climbs on a quiet line
+//! only to half again what the line delivered (as libwebrtc's does); beyond that, while the
+//! conference says the tiles want more, the bridge probes the line ([`probe`]) and a probe the
+//! line carried raises the estimate at once (see docs/architecture.md, "Downlink estimate").
+//! Pure: every instant is passed in.
 
 use record::SentRecord;
 use rtc::interceptor::{convert_twcc, LossController, OveruseDetector, PacketReport, RateCalculator, RateControlState, SlopeEstimator, Usage};
@@ -26,6 +28,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 use tracing::debug;
 
+pub(crate) mod probe;
 mod record;
 
 /// Where every site's estimate starts: what an office LAN takes easily, so a meeting opens on
@@ -41,6 +44,13 @@ const HORIZON: Duration = Duration::from_secs(2);
 const PRUNE_EVERY: Duration = Duration::from_secs(1);
 /// The multiplicative climb per second, far from the line's known capacity.
 const INCREASE_PER_S: f64 = 1.08;
+/// Loss below this is a line's nature: a probe's finding is taken.
+const LOW_LOSS: f64 = 0.02;
+/// The loss-based half stays at this share of what the line delivered, or above.
+const LOSS_FLOOR_OF_DELIVERED: f64 = 0.5;
+/// Only a probe sent at this multiple of the capacity the line was last found full at, or
+/// more, may raise the estimate past what backing off from it gave (twice that, as probes go).
+const PROBE_PAST_CAPACITY: f64 = 2.0 * DECREASE_FACTOR;
 /// On overuse the target drops to this share of what the line delivered.
 const DECREASE_FACTOR: f64 = 0.85;
 /// At most one change per this (a decrease is never held back).
@@ -64,6 +74,11 @@ const CAPACITY_MEMORY: Duration = Duration::from_secs(5);
 const QUEUE_OVERUSE: Duration = Duration::from_millis(60);
 /// The line's empty-queue delay is the least seen over this (in one-second buckets).
 const BASE_DELAY_WINDOW: usize = 10;
+/// A quiet line lets the estimate climb to this multiple of what it delivered (plus
+/// [`CLIMB_MARGIN_BPS`]), not beyond: the bridge sends below its estimate, so more is a guess
+/// until a probe tests it.
+const CLIMB_OVER_DELIVERED: f64 = 1.5;
+const CLIMB_MARGIN_BPS: f64 = 10_000.0;
 
 /// The line's capacity as last found by backing off: the mean and variance of the delivered
 /// rates at the decreases (in kbit/s, as libwebrtc keeps them, so the variance is well scaled).
@@ -147,7 +162,7 @@ impl RateControl {
             RateControlState::Increase => {
                 let elapsed = self.last_change.map_or(CHANGE_INTERVAL, |t| now.saturating_duration_since(t)).min(Duration::from_secs(1));
                 let near = self.capacity.is_some_and(|c| self.target >= c.lower_bps());
-                self.target = if near {
+                let raised = if near {
                     // About one packet more per response time: approach the known capacity
                     // rather than overshoot it.
                     let response = rtt + Duration::from_millis(100);
@@ -155,10 +170,29 @@ impl RateControl {
                 } else {
                     self.target * INCREASE_PER_S.powf(elapsed.as_secs_f64())
                 };
+                // Never far above what the line has shown it carries (never lowered by this).
+                let proven = delivered.map_or(f64::INFINITY, |d| d * CLIMB_OVER_DELIVERED + CLIMB_MARGIN_BPS);
+                self.target = raised.min(proven.max(self.target));
                 self.last_change = Some(now);
             }
         }
         self.target
+    }
+
+    /// The line's capacity as the controller last found it by backing off, while it
+    /// remembers it (bit/s).
+    pub(crate) fn capacity(&self) -> Option<f64> {
+        self.capacity.map(|c| c.mean_kbps * 1000.0)
+    }
+
+    /// A probe found the line takes `bps`: the target rises to it, and what was learnt of the
+    /// capacity from below it no longer holds.
+    pub(crate) fn probed(&mut self, now: Instant, bps: f64) {
+        if bps > self.target {
+            self.target = bps;
+            self.capacity = self.capacity.filter(|c| bps <= c.upper_bps());
+            self.last_change = Some(now);
+        }
     }
 
     fn learn_capacity(&mut self, delivered_bps: f64) {
@@ -283,6 +317,10 @@ pub(crate) struct DownlinkEstimate {
     loss: LossController,
     queue: QueueDelay,
     usage: Usage,
+    /// The least the loss-based half says: a share of what the line delivered lately.
+    loss_floor: f64,
+    /// Tests of the line above what the bridge sends.
+    pub(crate) prober: probe::Prober,
     next_seq: u16,
     max_bps: f64,
     last_delivered: Option<f64>,
@@ -324,6 +362,8 @@ impl DownlinkEstimate {
             loss: LossController::new(initial, MIN_BPS, MAX_BPS),
             queue: QueueDelay::default(),
             usage: Usage::Normal,
+            loss_floor: MIN_BPS,
+            prober: probe::Prober::default(),
             next_seq: 0,
             max_bps,
             last_delivered: None,
@@ -347,6 +387,7 @@ impl DownlinkEstimate {
     pub(crate) fn on_sent(&mut self, now: Instant, ssrc: u32, rtp_seq: u16, transport_seq: u16, bytes: usize) {
         self.record.sent(ssrc, rtp_seq, transport_seq, bytes, now);
         self.sent.add(now, bytes);
+        self.prober.on_sent(now, bytes);
         if self.last_prune.is_none_or(|t| now.saturating_duration_since(t) >= PRUNE_EVERY) {
             self.last_prune = Some(now);
             self.record.forget_before(now.checked_sub(HORIZON).unwrap_or(now));
@@ -393,7 +434,13 @@ impl DownlinkEstimate {
         self.last_delivered = delivered;
         let before = self.delay.target;
         let sent = self.sent.bps(now);
-        self.delay.update(now, usage, delivered, sent, rtt);
+        // A probe's own queue is not congestion: a probe the line could not carry queues about
+        // its own length, which alone would read as overuse (measured on a 1 Mbit/s line: a
+        // decrease within half a second of most failed probes). While what it sent, and what
+        // waited behind it, is reported on, the delay-based half holds.
+        if !reports.iter().any(|r| self.prober.queued_by_probe(r.departure)) {
+            self.delay.update(now, usage, delivered, sent, rtt);
+        }
         if self.delay.target < before {
             let (rule, count) = if by_trend { ("trend", &mut self.decreases.trend) } else { ("queue", &mut self.decreases.queue) };
             *count += 1;
@@ -402,6 +449,60 @@ impl DownlinkEstimate {
         self.delay.target = self.delay.target.clamp(MIN_BPS, self.max_bps);
         let lost = reports.iter().filter(|r| !r.arrived).count();
         self.loss.update(now, lost, reports.len());
+        // Loss from a queue the line could not drain says the line carries about what it
+        // delivered, not a fraction of it: the loss-based half does not fall below half of
+        // that (measured on a 1 Mbit/s line: one overflow took it to 200 kbit/s in 2 s, and
+        // the stage's camera, which only the loss-based half may pause, was paused each time).
+        self.loss_floor = delivered.map_or(MIN_BPS, |d| d * LOSS_FLOOR_OF_DELIVERED);
+        if let Some(outcome) = self.prober.on_reports(now, reports) {
+            self.on_probe(now, outcome);
+        }
+    }
+
+    /// What a probe found: a rate the line carried raises both halves of the estimate to it,
+    /// unless the queue is growing now or loss is more than a line's nature.
+    fn on_probe(&mut self, now: Instant, outcome: probe::Outcome) {
+        let before = self.bps();
+        let quiet = self.usage != Usage::Over && self.loss.average_loss().is_none_or(|l| l < LOW_LOSS);
+        // A probe not far above the capacity the line was last found full at may have been
+        // carried by a shaper's burst allowance (a 4 kB burst passes 400 kbit/s more for 80 ms):
+        // it raises the estimate back to where backing off from that capacity put it, not
+        // beyond (a line held at its capacity has no room left for a keyframe's burst).
+        let known = self.delay.capacity().filter(|&c| outcome.sent_bps < c * PROBE_PAST_CAPACITY).map(|c| c * DECREASE_FACTOR);
+        if let Some(bps) = outcome.carried().filter(|_| quiet).map(|b| b.min(self.max_bps).min(known.unwrap_or(f64::INFINITY))) {
+            self.delay.probed(now, bps);
+            if self.loss.target() < bps {
+                self.loss = LossController::new(bps, MIN_BPS, MAX_BPS);
+            }
+        }
+        debug!(
+            sent_kbps = (outcome.sent_bps / 1000.0) as u64,
+            found_kbps = outcome.bps.map(|b| (b / 1000.0) as u64),
+            queued = ?outcome.queued,
+            quiet,
+            from_kbps = (before / 1000.0) as u64,
+            to_kbps = (self.bps() / 1000.0) as u64,
+            "downlink probed"
+        );
+    }
+
+    /// Starts a probe if one is due: the site's tiles want an estimate of `wanted` bit/s, or
+    /// have what they want (`None`). True if a cluster starts now; its padding is then due every
+    /// [`probe::STEP`] ([`Self::padding_due`]).
+    pub(crate) fn start_probe(&mut self, now: Instant, wanted: Option<f64>) -> bool {
+        let quiet = self.usage != Usage::Over && self.feedbacks > 0;
+        let bps = self.bps();
+        quiet && self.prober.start(now, bps, wanted, self.max_bps)
+    }
+
+    /// A probe cluster is being sent.
+    pub(crate) fn probing(&self, now: Instant) -> bool {
+        self.prober.sending(now)
+    }
+
+    /// The padding (bytes on the line) the probe being sent owes now.
+    pub(crate) fn padding_due(&self, now: Instant) -> usize {
+        self.prober.padding_due(now)
     }
 
     /// A new ceiling (a technician's limit for this site, or none: [`MAX_BPS`]). Lowered, it
@@ -411,14 +512,19 @@ impl DownlinkEstimate {
     }
 
     pub(crate) fn bps(&self) -> f64 {
-        self.delay.target().min(self.loss.target()).clamp(MIN_BPS, self.max_bps)
+        self.delay.target().min(self.loss_bps()).clamp(MIN_BPS, self.max_bps)
+    }
+
+    /// The loss-based half, at its floor or above.
+    fn loss_bps(&self) -> f64 {
+        self.loss.target().max(self.loss_floor)
     }
 
     pub(crate) fn view(&self) -> EstimateView {
         EstimateView {
             bps: self.bps(),
             delay_bps: self.delay.target(),
-            loss_bps: self.loss.target(),
+            loss_bps: self.loss_bps(),
             delivered_bps: self.last_delivered,
             loss: self.loss.average_loss(),
             overusing: self.usage == Usage::Over,

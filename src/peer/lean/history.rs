@@ -18,11 +18,13 @@ pub struct History {
     ring: Vec<Option<(RtpPacket, Option<Instant>)>>,
     /// Where retransmissions go, if the receiver accepted a stream for them.
     rtx: Option<RtxStream>,
+    /// The payload type and timestamp of the newest packet sent.
+    last: Option<(u8, u32)>,
 }
 
 impl Default for History {
     fn default() -> Self {
-        History { ring: vec![None; HISTORY], rtx: None }
+        History { ring: vec![None; HISTORY], rtx: None, last: None }
     }
 }
 
@@ -30,7 +32,20 @@ impl History {
     /// Remembers a packet as it was sent (after the slot's rewrite).
     pub fn push(&mut self, packet: &RtpPacket) {
         let seq = packet.header.sequence_number;
+        self.last = Some((packet.header.payload_type, packet.header.timestamp));
         self.ring[seq as usize % HISTORY] = Some((packet.clone(), None));
+    }
+
+    /// Whether [`History::padding`] has a stream to pad on.
+    pub(crate) fn can_pad(&self) -> bool {
+        self.last.is_some() && self.rtx.is_some()
+    }
+
+    /// A packet of padding alone on the retransmission stream, for a probe of the line: none
+    /// without a stream, or before the slot has sent anything.
+    pub(crate) fn padding(&mut self) -> Option<RtpPacket> {
+        let (pt, timestamp) = self.last?;
+        self.rtx.as_mut()?.padding(pt, timestamp)
     }
 
     #[cfg(test)]
@@ -187,5 +202,12 @@ mod tests {
         assert!(matches!(h.retransmission(3, later + gap, gap, |_| false), Retransmission::OverBudget), "over budget: not sent");
         let next = h.retransmission(3, later + gap * 2, gap, |_| true).packet().unwrap();
         assert_eq!(next.header.sequence_number, padding.header.sequence_number.wrapping_add(1), "a refused packet took no number");
+        let probe = h.padding().unwrap();
+        assert_eq!(
+            (probe.header.ssrc, probe.header.payload_type, probe.header.sequence_number),
+            (9, 97, next.header.sequence_number.wrapping_add(1)),
+            "a probe's padding, on the stream"
+        );
+        assert!(History::default().padding().is_none(), "nothing sent yet, no stream: no padding");
     }
 }

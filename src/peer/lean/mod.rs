@@ -92,6 +92,11 @@ const ESTIMATE_EVENT_EVERY: Duration = Duration::from_secs(2);
 const WIRE_OVERHEAD: usize = 38;
 /// The round trip assumed until the browser's reports measure it.
 const DEFAULT_RTT: Duration = Duration::from_millis(50);
+/// Padding octets per packet of a probe (the most one packet can say it carries), and what
+/// such a packet takes on the line: an RTP header with the transport-wide number, the SRTP tag,
+/// UDP and IPv4.
+const PADDING: u8 = 255;
+const PADDING_ON_THE_LINE: usize = PADDING as usize + 20 + WIRE_OVERHEAD;
 /// The SSRC the bridge's own RTCP (keyframe requests) goes out with.
 const RTCP_SSRC: u32 = 1;
 
@@ -257,6 +262,8 @@ impl LeanPeer {
         feedback_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut repair_tick = tokio::time::interval(repair::INTERVAL);
         repair_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut probe_tick = tokio::time::interval(estimate::probe::STEP);
+        probe_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut tcp_connections = self.ctx.network.mux.tcp_addr.map(|_| link.accept_tcp());
         // The transport's next timer (a handshake retransmission, consent), re-armed only when
         // it changes: not once per forwarded packet.
@@ -311,10 +318,12 @@ impl LeanPeer {
                     // A technician may have changed the site's downlink ceiling since.
                     self.estimate.set_max(self.ctx.lines.get(self.site).down_bps().unwrap_or(estimate::MAX_BPS));
                     self.report_estimate();
+                    self.start_probe();
                     self.delays.flush_into(self.ctx.router.forwarding_delay());
                 }
                 _ = feedback_tick.tick(), if self.feedback.negotiated() => self.send_feedback(),
                 _ = repair_tick.tick(), if self.repairs.values().any(|r| r.missing() > 0) => self.send_nacks(),
+                _ = probe_tick.tick(), if self.estimate.probing(Instant::now()) => self.send_padding(),
                 _ = stats_tick.tick() => {
                     self.ctx.board.note_strangers_refused(self.ctx.network.mux.strangers_refused());
                     if self.state == Some(MediaState::Connected) {
@@ -353,6 +362,8 @@ impl LeanPeer {
             downlink_estimate_kbps = (self.estimate.bps() / 1000.0) as u64,
             lowered_by_trend = self.estimate.decreases.trend,
             lowered_by_queue = self.estimate.decreases.queue,
+            probes = self.estimate.prober.sent,
+            probes_carried = self.estimate.prober.carried,
             nacked,
             recovered,
             "media connection closed"
@@ -905,15 +916,55 @@ impl LeanPeer {
         }
     }
 
+    /// Probes the site's downlink if its tiles want more than its estimate allows (the
+    /// conference says so through the router) and a probe is due. Only a site whose packets
+    /// the browser reports on, with a retransmission stream to pad on, is probed.
+    fn start_probe(&mut self) {
+        if !self.numbering.is_on() || !self.histories.values().any(History::can_pad) {
+            return;
+        }
+        let wanted = self.ctx.router.wanted_downlink(self.site);
+        if self.estimate.start_probe(Instant::now(), wanted) {
+            self.send_padding();
+        }
+    }
+
+    /// What the probe being sent owes in padding now, on a numbered retransmission stream.
+    fn send_padding(&mut self) {
+        let mut owed = self.estimate.padding_due(Instant::now());
+        let numbering = &self.numbering;
+        let Some(ssrc) = self.histories.iter().find(|(ssrc, h)| h.can_pad() && numbering.id_for(**ssrc).is_some()).map(|(ssrc, _)| *ssrc) else { return };
+        while owed > 0 {
+            let Some(mut packet) = self.histories.get_mut(&ssrc).and_then(History::padding) else { return };
+            if !self.protect_and_send_padded(&mut packet, PADDING) {
+                return;
+            }
+            owed = owed.saturating_sub(PADDING_ON_THE_LINE);
+        }
+    }
+
     /// Numbers the packet for the downlink estimate (once the browser reports arrivals),
     /// encrypts and sends it.
     fn protect_and_send(&mut self, packet: &mut RtpPacket) -> bool {
+        self.protect_and_send_padded(packet, 0)
+    }
+
+    /// [`Self::protect_and_send`], with `padding` octets after the payload (RFC 3550 §5.1: the
+    /// last says how many).
+    fn protect_and_send_padded(&mut self, packet: &mut RtpPacket, padding: u8) -> bool {
         let Some(t) = self.transport.as_mut() else { return false };
         let numbered = self.numbering.id_for(packet.header.ssrc).and_then(|id| {
             let seq = self.estimate.stamp();
             packet.header.set_extension(id, bytes::Bytes::copy_from_slice(&seq.to_be_bytes())).ok().map(|_| seq)
         });
-        let Ok(n) = packet.marshal_to(&mut self.scratch) else { return false };
+        let Ok(mut n) = packet.marshal_to(&mut self.scratch) else { return false };
+        if padding > 0 {
+            let Some(tail) = self.scratch.get_mut(n..n + padding as usize) else { return false };
+            tail.fill(0);
+            tail[padding as usize - 1] = padding;
+            self.scratch[0] |= 0x20;
+            n += padding as usize;
+        }
         // The departure is taken before the datagram goes, never after: a bridge thread
         // descheduled between the two would stamp one packet late, its delay would look
         // shorter than the line's empty-queue delay, and every packet for the next ten seconds

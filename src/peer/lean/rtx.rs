@@ -37,6 +37,19 @@ impl RtxStream {
         self.rtx.get(self.payload_types.codec_of(packet.header.payload_type)?)
     }
 
+    /// A packet of padding alone on this stream, in the retransmission format of the codec
+    /// with `media_pt`, at `timestamp`: what a probe of the line is topped up with (the browser
+    /// counts its arrival for the estimate and discards it). Its padding octets are added as it
+    /// is serialised (`LeanPeer::send_padding`); the payload is empty.
+    pub(crate) fn padding(&mut self, media_pt: u8, timestamp: u32) -> Option<RtpPacket> {
+        let mut packet = RtpPacket::default();
+        let h = &mut packet.header;
+        (h.version, h.ssrc, h.payload_type, h.timestamp) = (2, self.ssrc, self.rtx.get(self.payload_types.codec_of(media_pt)?)?, timestamp);
+        h.sequence_number = self.next_seq;
+        self.next_seq = self.next_seq.wrapping_add(1);
+        Some(packet)
+    }
+
     /// `packet` (as it was sent on the slot) as a retransmission on this stream, in its
     /// codec's retransmission format `rtx_pt` ([`RtxStream::rtx_pt`]).
     pub(crate) fn wrap(&mut self, mut packet: RtpPacket, rtx_pt: u8) -> RtpPacket {
@@ -74,6 +87,11 @@ mod tests {
         assert_eq!(second.header.sequence_number, first.header.sequence_number.wrapping_add(1), "the stream numbers its own packets");
         p.header.payload_type = 102;
         assert_eq!(stream.rtx_pt(&p), None, "H.264 has no retransmission format here: sent again as it was");
+        let padding = stream.padding(96, 90_000).unwrap();
+        let h = &padding.header;
+        assert_eq!((h.ssrc, h.payload_type, h.timestamp, h.sequence_number), (0xBEEF, 97, 90_000, second.header.sequence_number.wrapping_add(1)));
+        assert!(padding.payload.is_empty(), "padding alone");
+        assert!(stream.padding(102, 0).is_none(), "no retransmission format for H.264: no padding on this stream");
         assert!(RtxStream::new(1, pts, PayloadTypes::default()).is_none(), "no format accepted: no stream");
         let again = RtxStream::new(0xBEEF, pts, PayloadTypes::single(Codec::Vp8, 97)).unwrap().continuing(&stream);
         assert_eq!(again.next_seq, stream.next_seq, "renegotiated, the same stream goes on with its numbers");

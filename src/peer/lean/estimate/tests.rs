@@ -12,6 +12,8 @@ use std::collections::VecDeque;
 const EXT: u8 = 5;
 const PACKET: usize = 1200;
 const ONE_WAY: Duration = Duration::from_millis(20);
+/// A probe's padding packet on the line.
+const PADDING: usize = 313;
 
 /// One office line towards a site.
 struct Line {
@@ -33,7 +35,7 @@ impl Line {
         Line { capacity, loss_per_mille: 0, cut: false, free_at: t0, in_flight: VecDeque::new(), sent: 0 }
     }
 
-    fn send(&mut self, now: Instant, header: Header) {
+    fn send(&mut self, now: Instant, header: Header, size: usize) {
         self.sent += 1;
         // A deterministic pseudo-random pattern: packet n is lost when its hash falls low.
         let h = (self.sent.wrapping_mul(2_654_435_761) >> 7) % 1000;
@@ -44,7 +46,7 @@ impl Line {
         if start.saturating_duration_since(now) > Duration::from_millis(200) {
             return; // the queue is full: dropped
         }
-        self.free_at = start + Duration::from_secs_f64(PACKET as f64 * 8.0 / self.capacity);
+        self.free_at = start + Duration::from_secs_f64(size as f64 * 8.0 / self.capacity);
         self.in_flight.push_back((self.free_at + ONE_WAY, header));
     }
 }
@@ -60,6 +62,13 @@ struct Sim {
     /// Bits owed to the line at the current sending rate.
     credit: f64,
     seq: u16,
+    /// The conference chooses among these rates (bit/s, cameras' layers), the highest within
+    /// 70 % of the estimate; without them it sends 90 % of the estimate.
+    layers: Option<&'static [f64]>,
+    /// The bridge probes the line while the layers it sends are below what is wanted (on its
+    /// report tick, every 250 ms).
+    probing: bool,
+    ms: u64,
 }
 
 impl Sim {
@@ -67,12 +76,42 @@ impl Sim {
         let now = Instant::now();
         let mut browser = TransportFeedback::default();
         browser.set_extension(Some(EXT));
-        Sim { now, estimate: DownlinkEstimate::default(), line: Line::new(capacity, now), browser, wanted, credit: 0.0, seq: 0 }
+        Sim {
+            now,
+            estimate: DownlinkEstimate::default(),
+            line: Line::new(capacity, now),
+            browser,
+            wanted,
+            credit: 0.0,
+            seq: 0,
+            layers: None,
+            probing: false,
+            ms: 0,
+        }
+    }
+
+    /// A conference that sends in `layers`, and probes the line when `probing`.
+    fn layered(capacity: f64, layers: &'static [f64], probing: bool) -> Self {
+        let wanted = *layers.last().unwrap();
+        Sim { layers: Some(layers), probing, ..Sim::new(capacity, wanted) }
     }
 
     /// The conference sends at most 90 % of the estimate (it picks layers that fit).
     fn sending_rate(&self) -> f64 {
-        self.wanted.min(self.estimate.bps() * 0.9)
+        match self.layers {
+            Some(layers) => layers.iter().copied().rfind(|&l| l <= self.estimate.bps() * 0.7).unwrap_or(layers[0]),
+            None => self.wanted.min(self.estimate.bps() * 0.9),
+        }
+    }
+
+    /// One packet of `size` bytes through the line, numbered.
+    fn send(&mut self, size: usize) {
+        let transport_seq = self.estimate.stamp();
+        self.seq = self.seq.wrapping_add(1);
+        let mut header = Header { version: 2, ssrc: 9, sequence_number: self.seq, ..Default::default() };
+        header.set_extension(EXT, bytes::Bytes::copy_from_slice(&transport_seq.to_be_bytes())).unwrap();
+        self.estimate.on_sent(self.now, 9, self.seq, transport_seq, size);
+        self.line.send(self.now, header, size);
     }
 
     fn run(&mut self, span: Duration) {
@@ -82,12 +121,19 @@ impl Sim {
             self.credit += self.sending_rate() / 1000.0;
             while self.credit >= (PACKET * 8) as f64 {
                 self.credit -= (PACKET * 8) as f64;
-                let transport_seq = self.estimate.stamp();
-                self.seq = self.seq.wrapping_add(1);
-                let mut header = Header { version: 2, ssrc: 9, sequence_number: self.seq, ..Default::default() };
-                header.set_extension(EXT, bytes::Bytes::copy_from_slice(&transport_seq.to_be_bytes())).unwrap();
-                self.estimate.on_sent(self.now, 9, self.seq, transport_seq, PACKET);
-                self.line.send(self.now, header);
+                self.send(PACKET);
+            }
+            self.ms += 1;
+            if self.probing && self.ms.is_multiple_of(250) {
+                let wanted = (self.sending_rate() < self.wanted).then_some(self.wanted / 0.7);
+                self.estimate.start_probe(self.now, wanted);
+            }
+            if self.estimate.probing(self.now) {
+                let mut owed = self.estimate.padding_due(self.now);
+                while owed > 0 {
+                    self.send(PADDING);
+                    owed = owed.saturating_sub(PADDING);
+                }
             }
             while self.line.in_flight.front().is_some_and(|(at, _)| *at <= self.now) {
                 let (at, header) = self.line.in_flight.pop_front().unwrap();
@@ -185,14 +231,14 @@ fn the_controller_backs_off_to_below_what_was_delivered_and_then_climbs_gently_n
 }
 
 #[test]
-fn a_bridge_that_sends_little_is_not_held_to_what_it_sends() {
+fn a_bridge_that_sends_little_is_neither_held_to_what_it_sends_nor_raised_blind() {
     let t0 = Instant::now();
     let rtt = Duration::from_millis(50);
     let mut rc = RateControl::new(3_000_000.0);
     for i in 1..6 {
         rc.update(t0 + Duration::from_millis(300 * i), Usage::Normal, Some(100_000.0), 100_000.0, rtt);
     }
-    assert!(rc.target() > 3_000_000.0, "audio alone says nothing of what the line takes: {}", rc.target());
+    assert_eq!(rc.target(), 3_000_000.0, "audio alone says nothing of what the line takes, more or less");
     let before = rc.target();
     rc.update(t0 + Duration::from_secs(3), Usage::Over, Some(100_000.0), 100_000.0, rtt);
     assert_eq!(rc.target(), before * 0.85, "a jitter spike while sending little lowers it gently, not to 85 kbit/s");
@@ -238,15 +284,88 @@ fn what_was_learnt_of_the_capacity_is_forgotten_when_the_line_stays_quiet() {
     let rtt = Duration::from_millis(50);
     let mut rc = RateControl::new(2_000_000.0);
     rc.update(t0, Usage::Over, Some(1_000_000.0), 1_000_000.0, rtt);
-    // Quiet for long, the bridge sending 70 % of the target as it chooses layers below it.
+    // Quiet for long, the bridge sending 80 % of the target as it chooses layers below it.
     let mut at = Duration::from_secs(1);
     while at <= CAPACITY_MEMORY + Duration::from_secs(2) {
-        let sent = rc.target() * 0.7;
+        let sent = rc.target() * 0.8;
         rc.update(t0 + at, Usage::Normal, Some(sent), sent, rtt);
         at += Duration::from_secs(1);
     }
     let before = rc.target();
-    let sent = before * 0.7;
+    let sent = before * 0.8;
     rc.update(t0 + at, Usage::Normal, Some(sent), sent, rtt);
     assert!(rc.target() >= before * 1.07, "multiplicative again ({before} → {})", rc.target());
+}
+
+/// A ward's cameras as the conference forwards them: audio alone, then a low layer each, a
+/// stage at medium, everything at full (bit/s).
+const LAYERS: &[f64] = &[400_000.0, 1_000_000.0, 1_700_000.0, 3_000_000.0];
+
+#[test]
+fn under_a_cap_the_estimate_no_longer_climbs_blind_into_a_raised_layer() {
+    for probing in [false, true] {
+        let mut sim = Sim::layered(1_000_000.0, LAYERS, probing);
+        sim.run(Duration::from_secs(10));
+        let decreases = sim.estimate.decreases.trend + sim.estimate.decreases.queue;
+        let trace = sim.trace(60, Duration::from_millis(500));
+        let backed_off = sim.estimate.decreases.trend + sim.estimate.decreases.queue - decreases;
+        println!("probing {probing}: estimate every 500 ms (kbit/s) {trace:?}, backed off {backed_off} times in 30 s");
+        assert!(trace.iter().all(|&k| k <= 1_500), "never far above the line's 1 Mbit/s: {trace:?}");
+        assert!(backed_off <= 2, "a raised layer did not overflow the line every few seconds: {backed_off} back-offs in 30 s");
+    }
+}
+
+#[test]
+fn when_the_cap_is_lifted_a_probe_finds_the_room_within_seconds() {
+    let mut sim = Sim::layered(1_000_000.0, LAYERS, true);
+    sim.run(Duration::from_secs(20));
+    let capped = sim.estimate.bps();
+    sim.line.capacity = 50_000_000.0;
+    let trace = sim.trace(20, Duration::from_millis(500));
+    println!("capped at {capped:.0}; then every 500 ms (kbit/s): {trace:?}, probes {} (carried {})", sim.estimate.prober.sent, sim.estimate.prober.carried);
+    let full = trace.iter().position(|&k| k as f64 * 700.0 >= *LAYERS.last().unwrap());
+    assert!(full.is_some_and(|i| i < 12), "room for every layer within 6 s: {trace:?}");
+
+    let mut blind = Sim::layered(1_000_000.0, LAYERS, false);
+    blind.run(Duration::from_secs(20));
+    blind.line.capacity = 50_000_000.0;
+    let trace = blind.trace(20, Duration::from_millis(500));
+    assert!(trace.iter().all(|&k| k as f64 * 700.0 < *LAYERS.last().unwrap()), "without a probe, the line never shows its room: {trace:?}");
+}
+
+#[test]
+fn an_overflowing_queue_takes_the_loss_based_half_no_lower_than_half_what_the_line_delivered() {
+    // Two seconds of a line that delivers 1 Mbit/s and drops a third of what it is sent.
+    let t0 = Instant::now();
+    let mut estimate = DownlinkEstimate::default();
+    let rtt = Duration::from_millis(40);
+    let mut id = 0;
+    for batch in 1..=20u64 {
+        let now = t0 + Duration::from_millis(100 * batch);
+        let reports: Vec<PacketReport> = (0..15)
+            .map(|k| {
+                id += 1;
+                let departure = now - Duration::from_millis(100) + Duration::from_millis(k * 6);
+                let arrived = k % 3 != 0;
+                let arrival = arrived.then(|| departure.duration_since(t0) + Duration::from_millis(20 + k));
+                PacketReport {
+                    ssrc: 9,
+                    id,
+                    rtp_sequence_number: id as u16,
+                    is_twcc: true,
+                    twcc_sequence_number: id as u16,
+                    size: PACKET,
+                    arrived,
+                    departure,
+                    arrival,
+                    ecn: Default::default(),
+                }
+            })
+            .collect();
+        estimate.on_reports(now, &reports, rtt);
+    }
+    let view = estimate.view();
+    let delivered = view.delivered_bps.unwrap();
+    assert!(estimate.loss.target() < delivered * 0.5, "a third lost for 2 s takes the loss controller itself far down: {}", estimate.loss.target());
+    assert!(view.loss_bps >= delivered * 0.5, "held at half of the {delivered:.0} bit/s delivered: {}", view.loss_bps);
 }
