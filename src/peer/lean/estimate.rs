@@ -7,8 +7,9 @@
 //! - **delay-based**: the trend of the delay between groups of packets (a queue growing on the
 //!   line shows there before any packet is lost) drives an additive-increase,
 //!   multiplicative-decrease controller ([`RateControl`]): it climbs 8 % a second while the line
-//!   is quiet, more gently once near the capacity it last backed off from, and backs off to
-//!   85 % of what the line delivered as soon as the queue grows;
+//!   is quiet (to 1.5 times what the line delivered, when the line can be probed), more gently
+//!   once near the capacity it last backed off from, and backs off to 85 % of what the line
+//!   delivered as soon as the queue grows;
 //! - **loss-based**: more than 10 % lost lowers it in proportion, less than 2 % lets it climb,
 //!   in between it holds (a few per cent of random loss is a line's nature, not congestion).
 //!
@@ -65,7 +66,8 @@ const FULL_SHARE: f64 = 0.5;
 const DEFICIT_SHARE: f64 = 0.75;
 /// What the controller learnt of the line's capacity when it last backed off holds this long
 /// without another back-off; after that the line may have changed (a cap lifted) and the
-/// estimate climbs multiplicatively again. The bridge sends less than its target (it chooses
+/// estimate climbs multiplicatively again, as far as the line has shown it carries, and
+/// probes may raise it past that capacity. The bridge sends less than its target (it chooses
 /// layers below it), so the line rarely delivers enough to prove more capacity by itself.
 const CAPACITY_MEMORY: Duration = Duration::from_secs(5);
 /// A queue this long on the line is overuse whatever its trend: a drop-tail queue that stays
@@ -110,11 +112,14 @@ pub(crate) struct RateControl {
     last_change: Option<Instant>,
     last_decrease: Option<Instant>,
     capacity: Option<Capacity>,
+    /// The climb stops at [`CLIMB_OVER_DELIVERED`] times what the line delivered (the line
+    /// can be probed for more).
+    bounded: bool,
 }
 
 impl RateControl {
     pub(crate) fn new(initial: f64) -> Self {
-        RateControl { target: initial, state: RateControlState::default(), last_change: None, last_decrease: None, capacity: None }
+        RateControl { target: initial, state: RateControlState::default(), last_change: None, last_decrease: None, capacity: None, bounded: true }
     }
 
     pub(crate) fn target(&self) -> f64 {
@@ -170,8 +175,9 @@ impl RateControl {
                 } else {
                     self.target * INCREASE_PER_S.powf(elapsed.as_secs_f64())
                 };
-                // Never far above what the line has shown it carries (never lowered by this).
-                let proven = delivered.map_or(f64::INFINITY, |d| d * CLIMB_OVER_DELIVERED + CLIMB_MARGIN_BPS);
+                // Never far above what the line has shown it carries (never lowered by this),
+                // when probes can show it more.
+                let proven = delivered.filter(|_| self.bounded).map_or(f64::INFINITY, |d| d * CLIMB_OVER_DELIVERED + CLIMB_MARGIN_BPS);
                 self.target = raised.min(proven.max(self.target));
                 self.last_change = Some(now);
             }
@@ -447,8 +453,9 @@ impl DownlinkEstimate {
             debug!(rule, from_kbps = (before / 1000.0) as u64, to_kbps = (self.delay.target / 1000.0) as u64, delivered_kbps = delivered.map(|d| (d / 1000.0) as u64), queue = ?queue, "downlink estimate lowered");
         }
         self.delay.target = self.delay.target.clamp(MIN_BPS, self.max_bps);
-        let lost = reports.iter().filter(|r| !r.arrived).count();
-        self.loss.update(now, lost, reports.len());
+        // Nor is what a probe the line could not carry lost to the line's nature.
+        let (lost, total) = reports.iter().filter(|r| !self.prober.queued_by_probe(r.departure)).fold((0, 0), |(l, t), r| (l + usize::from(!r.arrived), t + 1));
+        self.loss.update(now, lost, total);
         // Loss from a queue the line could not drain says the line carries about what it
         // delivered, not a fraction of it: the loss-based half does not fall below half of
         // that (measured on a 1 Mbit/s line: one overflow took it to 200 kbit/s in 2 s, and
@@ -464,6 +471,7 @@ impl DownlinkEstimate {
     fn on_probe(&mut self, now: Instant, outcome: probe::Outcome) {
         let before = self.bps();
         let quiet = self.usage != Usage::Over && self.loss.average_loss().is_none_or(|l| l < LOW_LOSS);
+        let was = (self.delay.target(), self.loss.target());
         // A probe not far above the capacity the line was last found full at may have been
         // carried by a shaper's burst allowance (a 4 kB burst passes 400 kbit/s more for 80 ms):
         // it raises the estimate back to where backing off from that capacity put it, not
@@ -474,6 +482,11 @@ impl DownlinkEstimate {
             if self.loss.target() < bps {
                 self.loss = LossController::new(bps, MIN_BPS, MAX_BPS);
             }
+        }
+        if outcome.carried().is_some() && was == (self.delay.target(), self.loss.target()) {
+            // Carried, but nothing came of it (loss, a queue, a capacity remembered): the next
+            // probe waits as after one the line could not carry, not 400 ms.
+            self.prober.wait(now);
         }
         debug!(
             sent_kbps = (outcome.sent_bps / 1000.0) as u64,
@@ -495,6 +508,13 @@ impl DownlinkEstimate {
         quiet && self.prober.start(now, bps, wanted, self.max_bps)
     }
 
+    /// Whether the site's line can be probed (a stream to pad on, over UDP). A line that
+    /// cannot climbs by itself, multiplicatively, as before probing: else its layers could
+    /// never rise again after a fall.
+    pub(crate) fn set_can_probe(&mut self, can: bool) {
+        self.delay.bounded = can;
+    }
+
     /// A probe cluster is being sent.
     pub(crate) fn probing(&self, now: Instant) -> bool {
         self.prober.sending(now)
@@ -506,7 +526,8 @@ impl DownlinkEstimate {
     }
 
     /// A new ceiling (a technician's limit for this site, or none: [`MAX_BPS`]). Lowered, it
-    /// holds from the next [`Self::bps`]; lifted, the estimate climbs from where it is.
+    /// holds from the next [`Self::bps`]; lifted, the estimate climbs (or is probed) from where
+    /// it is.
     pub(crate) fn set_max(&mut self, max_bps: f64) {
         self.max_bps = max_bps.max(MIN_BPS);
     }

@@ -36,9 +36,9 @@ impl History {
         self.ring[seq as usize % HISTORY] = Some((packet.clone(), None));
     }
 
-    /// Whether [`History::padding`] has a stream to pad on.
+    /// Whether [`History::padding`] has a stream, and a format on it, to pad with.
     pub(crate) fn can_pad(&self) -> bool {
-        self.last.is_some() && self.rtx.is_some()
+        self.last.zip(self.rtx.as_ref()).is_some_and(|((pt, _), rtx)| rtx.format_for(pt).is_some())
     }
 
     /// A packet of padding alone on the retransmission stream, for a probe of the line: none

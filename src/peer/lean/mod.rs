@@ -919,8 +919,13 @@ impl LeanPeer {
     /// Probes the site's downlink if its tiles want more than its estimate allows (the
     /// conference says so through the router) and a probe is due. Only a site whose packets
     /// the browser reports on, with a retransmission stream to pad on, is probed.
+    /// Over ICE-TCP the padding would queue behind the media in the connection's own buffer and
+    /// measure nothing of the line; without a stream to pad on there is nothing to probe with.
+    /// Either way the estimate climbs by itself again ([`DownlinkEstimate::set_can_probe`]).
     fn start_probe(&mut self) {
-        if !self.numbering.is_on() || !self.histories.values().any(History::can_pad) {
+        let can = self.numbering.is_on() && self.path() == Some(Path::Udp) && self.paddable().is_some();
+        self.estimate.set_can_probe(can);
+        if !can {
             return;
         }
         let wanted = self.ctx.router.wanted_downlink(self.site);
@@ -929,11 +934,16 @@ impl LeanPeer {
         }
     }
 
+    /// A video slot whose packets the browser reports on, with a retransmission stream and a
+    /// format on it to pad with.
+    fn paddable(&self) -> Option<u32> {
+        self.histories.iter().find(|(ssrc, h)| h.can_pad() && self.numbering.id_for(**ssrc).is_some()).map(|(ssrc, _)| *ssrc)
+    }
+
     /// What the probe being sent owes in padding now, on a numbered retransmission stream.
     fn send_padding(&mut self) {
         let mut owed = self.estimate.padding_due(Instant::now());
-        let numbering = &self.numbering;
-        let Some(ssrc) = self.histories.iter().find(|(ssrc, h)| h.can_pad() && numbering.id_for(**ssrc).is_some()).map(|(ssrc, _)| *ssrc) else { return };
+        let Some(ssrc) = self.paddable() else { return };
         while owed > 0 {
             let Some(mut packet) = self.histories.get_mut(&ssrc).and_then(History::padding) else { return };
             if !self.protect_and_send_padded(&mut packet, PADDING) {

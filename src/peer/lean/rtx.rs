@@ -37,14 +37,19 @@ impl RtxStream {
         self.rtx.get(self.payload_types.codec_of(packet.header.payload_type)?)
     }
 
+    /// The retransmission format for the codec with `media_pt`, if the receiver took one.
+    pub(crate) fn format_for(&self, media_pt: u8) -> Option<u8> {
+        self.rtx.get(self.payload_types.codec_of(media_pt)?)
+    }
+
     /// A packet of padding alone on this stream, in the retransmission format of the codec
     /// with `media_pt`, at `timestamp`: what a probe of the line is topped up with (the browser
     /// counts its arrival for the estimate and discards it). Its padding octets are added as it
-    /// is serialised (`LeanPeer::send_padding`); the payload is empty.
+    /// is serialised (`LeanPeer::protect_and_send_padded`); the payload is empty.
     pub(crate) fn padding(&mut self, media_pt: u8, timestamp: u32) -> Option<RtpPacket> {
         let mut packet = RtpPacket::default();
         let h = &mut packet.header;
-        (h.version, h.ssrc, h.payload_type, h.timestamp) = (2, self.ssrc, self.rtx.get(self.payload_types.codec_of(media_pt)?)?, timestamp);
+        (h.version, h.ssrc, h.payload_type, h.timestamp) = (2, self.ssrc, self.format_for(media_pt)?, timestamp);
         h.sequence_number = self.next_seq;
         self.next_seq = self.next_seq.wrapping_add(1);
         Some(packet)

@@ -4,9 +4,10 @@
 //! site's tiles want more than its estimate allows, the bridge instead sends a short cluster at
 //! twice the estimate (its media topped up with padding on a retransmission stream, which the
 //! browser discards) and reads in the browser's transport-cc feedback how fast the line
-//! delivered it: the rate of a probe the line carried is a rate it can take; one it could not
-//! carry arrives at the line's own rate. In the spirit of libwebrtc's probe controller and
-//! probe bitrate estimator. Pure: every instant is passed in.
+//! delivered it: the rate of a probe the line carried is a rate it can take. A cluster goes at
+//! twice the estimate or what the tiles want, whichever is less, and at least 1.15 times the
+//! estimate. In the spirit of libwebrtc's probe controller and probe bitrate estimator. Pure:
+//! every instant is passed in.
 
 use rtc::interceptor::PacketReport;
 use std::time::{Duration, Instant};
@@ -124,6 +125,12 @@ impl Prober {
     /// A cluster is being sent: its padding is due every [`STEP`].
     pub(crate) fn sending(&self, now: Instant) -> bool {
         self.cluster.as_ref().is_some_and(|c| now < c.end)
+    }
+
+    /// The estimate took nothing from the last probe: the next waits [`EVERY`].
+    pub(crate) fn wait(&mut self, now: Instant) {
+        self.next = Some(now + EVERY);
+        self.carried = self.carried.saturating_sub(1);
     }
 
     /// A packet that went out at `departure` may have waited in a queue the latest probe made
@@ -264,7 +271,7 @@ mod tests {
         assert_eq!(little.padding_due(t0), 718, "a little more wanted: probed at 1.15 Mbit/s, a step that tells something");
         assert!(p.start(t0, 1_000_000.0, Some(3_000_000.0), 20e6));
         assert!(!p.start(t0 + STEP, 1_000_000.0, Some(3_000_000.0), 20e6), "one cluster at a time");
-        // At twice the estimate: 2 Mbit/s for 60 ms is 15 000 bytes, media counted.
+        // At twice the estimate, 2 Mbit/s: 1 250 bytes in the first 5 ms step, media counted.
         assert_eq!(p.padding_due(t0), 1_250, "the first step's share");
         p.on_sent(t0, 1_000);
         assert_eq!(p.padding_due(t0), 250, "media sent within the cluster counts");
@@ -286,6 +293,12 @@ mod tests {
         assert_eq!(outcome.carried(), Some(bps.min(2_000_000.0)), "carried, at most at the rate it was sent at");
         assert!(p.start(t0 + DURATION + AGAIN, 2_000_000.0, Some(5_000_000.0), 20e6), "again soon, higher");
         assert_eq!((p.sent, p.carried), (2, 1));
+        let t1 = t0 + DURATION + AGAIN;
+        let outcome = p.on_reports(t1 + DURATION, &through(t1, 40, 50e6)).unwrap();
+        assert!(outcome.carried().is_some());
+        p.wait(t1 + DURATION);
+        assert!(!p.start(t1 + DURATION + AGAIN, 4_000_000.0, Some(5_000_000.0), 20e6), "the estimate took nothing from it: not again soon");
+        assert_eq!(p.carried, 1, "and it is not counted as carried");
     }
 
     #[test]
