@@ -192,13 +192,15 @@ impl RateControl {
     }
 
     /// A probe found the line takes `bps`: the target rises to it, and what was learnt of the
-    /// capacity from below it no longer holds.
-    pub(crate) fn probed(&mut self, now: Instant, bps: f64) {
-        if bps > self.target {
-            self.target = bps;
-            self.capacity = self.capacity.filter(|c| bps <= c.upper_bps());
-            self.last_change = Some(now);
+    /// capacity from below it no longer holds. True if it rose.
+    pub(crate) fn probed(&mut self, now: Instant, bps: f64) -> bool {
+        if bps <= self.target {
+            return false;
         }
+        self.target = bps;
+        self.capacity = self.capacity.filter(|c| bps <= c.upper_bps());
+        self.last_change = Some(now);
+        true
     }
 
     fn learn_capacity(&mut self, delivered_bps: f64) {
@@ -444,7 +446,14 @@ impl DownlinkEstimate {
         // its own length, which alone would read as overuse (measured on a 1 Mbit/s line: a
         // decrease within half a second of most failed probes). While what it sent, and what
         // waited behind it, is reported on, the delay-based half holds.
-        if !reports.iter().any(|r| self.prober.queued_by_probe(r.departure)) {
+        // Nor is what a probe the line could not carry lost to the line's nature: the loss is
+        // counted over the other packets.
+        let (mut lost, mut total) = (0, 0);
+        for r in reports.iter().filter(|r| !self.prober.queued_by_probe(r.departure)) {
+            lost += usize::from(!r.arrived);
+            total += 1;
+        }
+        if total == reports.len() {
             self.delay.update(now, usage, delivered, sent, rtt);
         }
         if self.delay.target < before {
@@ -453,8 +462,6 @@ impl DownlinkEstimate {
             debug!(rule, from_kbps = (before / 1000.0) as u64, to_kbps = (self.delay.target / 1000.0) as u64, delivered_kbps = delivered.map(|d| (d / 1000.0) as u64), queue = ?queue, "downlink estimate lowered");
         }
         self.delay.target = self.delay.target.clamp(MIN_BPS, self.max_bps);
-        // Nor is what a probe the line could not carry lost to the line's nature.
-        let (lost, total) = reports.iter().filter(|r| !self.prober.queued_by_probe(r.departure)).fold((0, 0), |(l, t), r| (l + usize::from(!r.arrived), t + 1));
         self.loss.update(now, lost, total);
         // Loss from a queue the line could not drain says the line carries about what it
         // delivered, not a fraction of it: the loss-based half does not fall below half of
@@ -471,19 +478,20 @@ impl DownlinkEstimate {
     fn on_probe(&mut self, now: Instant, outcome: probe::Outcome) {
         let before = self.bps();
         let quiet = self.usage != Usage::Over && self.loss.average_loss().is_none_or(|l| l < LOW_LOSS);
-        let was = (self.delay.target(), self.loss.target());
         // A probe not far above the capacity the line was last found full at may have been
         // carried by a shaper's burst allowance (a 4 kB burst passes 400 kbit/s more for 80 ms):
         // it raises the estimate back to where backing off from that capacity put it, not
         // beyond (a line held at its capacity has no room left for a keyframe's burst).
         let known = self.delay.capacity().filter(|&c| outcome.sent_bps < c * PROBE_PAST_CAPACITY).map(|c| c * DECREASE_FACTOR);
+        let mut raised = false;
         if let Some(bps) = outcome.carried().filter(|_| quiet).map(|b| b.min(self.max_bps).min(known.unwrap_or(f64::INFINITY))) {
-            self.delay.probed(now, bps);
+            raised = self.delay.probed(now, bps);
             if self.loss.target() < bps {
                 self.loss = LossController::new(bps, MIN_BPS, MAX_BPS);
+                raised = true;
             }
         }
-        if outcome.carried().is_some() && was == (self.delay.target(), self.loss.target()) {
+        if outcome.carried().is_some() && !raised {
             // Carried, but nothing came of it (loss, a queue, a capacity remembered): the next
             // probe waits as after one the line could not carry, not 400 ms.
             self.prober.wait(now);

@@ -34,7 +34,7 @@ impl RtxStream {
     /// The retransmission format of `packet`'s codec, if it has one here: then `packet` goes
     /// again on this stream ([`RtxStream::wrap`]).
     pub(crate) fn rtx_pt(&self, packet: &RtpPacket) -> Option<u8> {
-        self.rtx.get(self.payload_types.codec_of(packet.header.payload_type)?)
+        self.format_for(packet.header.payload_type)
     }
 
     /// The retransmission format for the codec with `media_pt`, if the receiver took one.
