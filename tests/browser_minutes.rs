@@ -22,9 +22,9 @@ use std::time::{Duration, Instant};
 
 /// The seat hold of this meeting (the default config says 60 s).
 const HOLD_S: u64 = 30;
-/// How far a length in the minutes may be from the test's own clock: the server stamps the
-/// events it handles, the test stamps what its pages show, a page's poll apart.
-const SLACK_S: f64 = 1.5;
+/// How far a length in the minutes may stray outside what the test's clock allows: the server
+/// stamps events on the wall clock in milliseconds, the test on its monotonic clock.
+const SLACK_S: f64 = 0.25;
 /// How long Hàng Gai's PC stays off: longer than the brief dropouts the minutes leave out.
 const AWAY: Duration = Duration::from_millis(diemcau::records::minutes::BRIEF_MS as u64 + 2_000);
 
@@ -47,8 +47,29 @@ async fn enter_counts(page: &mut Browser, counts: [u32; 3]) {
     until(page, "document.querySelector('#vote-panel .vote-sent')?.dataset.sent", json!("true"), Duration::from_secs(10), "its counts sent").await;
 }
 
-fn near(what: &str, got: f64, clocked: f64) {
-    assert!((got - clocked).abs() <= SLACK_S, "{what}: the minutes say {got:.1} s, the test clocked {clocked:.1} s");
+/// What the test's clock knows of a stretch the server timed. The server stamped its start
+/// after the test sent the click that began it (`asked`) and before a page showed it (`seen`);
+/// likewise its end, between `ending` and `ended`. So its length lies between the two bounds,
+/// however slowly a loaded machine runs the pages in between.
+struct Clocked {
+    shortest: f64,
+    longest: f64,
+}
+
+impl Clocked {
+    fn between(asked: Instant, seen: Instant, ending: Instant, ended: Instant) -> Clocked {
+        Clocked { shortest: ending.saturating_duration_since(seen).as_secs_f64(), longest: ended.duration_since(asked).as_secs_f64() }
+    }
+}
+
+impl std::fmt::Display for Clocked {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "{:.1}–{:.1} s", self.shortest, self.longest)
+    }
+}
+
+fn near(what: &str, got: f64, clocked: &Clocked) {
+    assert!(got >= clocked.shortest - SLACK_S && got <= clocked.longest + SLACK_S, "{what}: the minutes say {got:.1} s, the test clocked {clocked}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -75,14 +96,16 @@ async fn a_meeting_run_through_its_pages_has_minutes_that_match_what_happened() 
     }
 
     // --- HQ's report, then Hàng Gai's speech: the programme gives it the floor.
+    let report_asked = Instant::now();
     click(&mut hq, "#next-item").await;
     until(&mut hq, "window.diemcau.state().agenda.current?.index", json!(0), Duration::from_secs(5), "the report running").await;
-    let report = Instant::now();
+    let report_seen = Instant::now();
     tokio::time::sleep(Duration::from_secs(3)).await;
+    let gai_asked = Instant::now();
     click(&mut hq, "#next-item").await;
     until(&mut hq, HOLDER, json!("hang-gai"), Duration::from_secs(5), "Hàng Gai given the floor by the programme").await;
-    let report_s = report.elapsed().as_secs_f64();
-    let gai_spoke = Instant::now();
+    let gai_seen = Instant::now();
+    let report = Clocked::between(report_asked, report_seen, gai_asked, gai_seen);
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     // --- Hàng Gai's browser dies while it speaks; its seat and the floor are held; the PC
@@ -90,10 +113,10 @@ async fn a_meeting_run_through_its_pages_has_minutes_that_match_what_happened() 
     // Clocked as the kill is sent: the server sees the socket close at once, while the test
     // then waits for the browser's processes to go, which takes seconds on a loaded machine.
     let crashed = Instant::now();
-    let first_speech_s = gai_spoke.elapsed().as_secs_f64();
     gai.crash();
     until(&mut hq, "window.diemcau.state().sites.find(s => s.id === 'hang-gai').reconnecting", json!(true), Duration::from_secs(15), "Hàng Gai's seat held")
         .await;
+    let first_speech = Clocked::between(gai_asked, gai_seen, crashed, Instant::now());
     until(
         &mut hq,
         "[...document.querySelectorAll('#chair-alarms li')].some(li => li.dataset.site === 'hang-gai')",
@@ -104,6 +127,7 @@ async fn a_meeting_run_through_its_pages_has_minutes_that_match_what_happened() 
     .await;
     // Away long enough to be an incident worth filing (the minutes leave out shorter ones).
     tokio::time::sleep((crashed + AWAY).saturating_duration_since(Instant::now())).await;
+    let relaunched = Instant::now();
     let mut gai = Browser::launch("hang-gai", &bridge.join_url("hang-gai"), &gai_media, &scratch).await;
     until(
         &mut hq,
@@ -118,9 +142,10 @@ async fn a_meeting_run_through_its_pages_has_minutes_that_match_what_happened() 
     assert_eq!(hq.eval(HOLDER).await, Some(json!("hang-gai")), "Hàng Gai came back holding the floor");
     gai.eval("document.getElementById('devices-close')?.click()").await;
     tokio::time::sleep(Duration::from_secs(2)).await;
+    let revoked = Instant::now();
     click(&mut hq, "#sites tr[data-site=\"hang-gai\"] button.revoke").await;
     until(&mut hq, HOLDER, Value::Null, Duration::from_secs(5), "the floor back with the chair").await;
-    let second_speech_s = back.elapsed().as_secs_f64();
+    let second_speech = Clocked::between(relaunched, back, revoked, Instant::now());
 
     // --- A vote, counted in each room's own form.
     type_into(&mut hq, "#chair-vote form input", "Thông qua Nghị quyết quý IV?").await;
@@ -180,34 +205,36 @@ async fn a_meeting_run_through_its_pages_has_minutes_that_match_what_happened() 
         "Cửa Nam in the queue",
     )
     .await;
+    let granted = Instant::now();
     click(&mut hq, "#queue li[data-site=\"cua-nam\"] button.grant").await;
     until(&mut nam, HOLDER, json!("cua-nam"), Duration::from_secs(5), "Cửa Nam holding the floor").await;
     let nam_spoke = Instant::now();
     tokio::time::sleep(Duration::from_secs(2)).await;
+    let released = Instant::now();
     click(&mut nam, "#release").await;
     until(&mut nam, HOLDER, Value::Null, Duration::from_secs(5), "the floor given back").await;
-    let nam_speech_s = nam_spoke.elapsed().as_secs_f64();
+    let nam_speech = Clocked::between(granted, nam_spoke, released, Instant::now());
 
     // --- The chair ends the meeting before the last two items.
     let id = hq.eval("window.diemcau.state().meeting.id").await.and_then(|v| v.as_i64()).expect("the meeting's id on the chair's page");
     click(&mut hq, "#meeting").await;
     until(&mut hq, "window.diemcau.state().meeting", Value::Null, Duration::from_secs(5), "the meeting ended").await;
-    println!("clocked: report {report_s:.1} s, Hàng Gai {first_speech_s:.1} s + {second_speech_s:.1} s (held {held_s:.1} s), Cửa Nam {nam_speech_s:.1} s");
+    println!("clocked: report {report}, Hàng Gai {first_speech} + {second_speech} (held {held_s:.1} s), Cửa Nam {nam_speech}");
 
     let m = bridge.get_json(&format!("/api/conferences/{id}/minutes")).await;
     let titles = |v: &Value| v.as_array().unwrap().iter().map(|p| p["title"].as_str().unwrap().to_owned()).collect::<Vec<_>>();
     assert_eq!(titles(&m["programme"]), ["Báo cáo tình hình thực hiện nhiệm vụ", "Phát biểu của Cụm Hàng Gai"], "{m}");
-    near("the report item", m["programme"][0]["actual_seconds"].as_f64().unwrap(), report_s);
+    near("the report item", m["programme"][0]["actual_seconds"].as_f64().unwrap(), &report);
     assert_eq!(titles(&m["not_reached"]), ["Phát biểu của Cụm Cửa Nam", "Phát biểu chỉ đạo của đồng chí Bí thư Quận ủy"]);
 
     let speeches: Vec<(String, f64)> =
         m["speakers"].as_array().unwrap().iter().map(|s| (s["site"].as_str().unwrap().to_owned(), s["seconds"].as_f64().unwrap())).collect();
     let sites: Vec<&str> = speeches.iter().map(|(s, _)| s.as_str()).collect();
     assert_eq!(sites, ["hq", "hang-gai", "hang-gai", "cua-nam"], "{}", m["speakers"]);
-    near("HQ's report", speeches[0].1, report_s);
-    near("Hàng Gai before its browser died", speeches[1].1, first_speech_s);
-    near("Hàng Gai after it came back", speeches[2].1, second_speech_s);
-    near("Cửa Nam", speeches[3].1, nam_speech_s);
+    near("HQ's report", speeches[0].1, &report);
+    near("Hàng Gai before its browser died", speeches[1].1, &first_speech);
+    near("Hàng Gai after it came back", speeches[2].1, &second_speech);
+    near("Cửa Nam", speeches[3].1, &nam_speech);
     assert_eq!(m["speakers"][1]["item"], "Phát biểu của Cụm Hàng Gai");
 
     let requests = m["requests"].as_array().unwrap();
@@ -228,9 +255,11 @@ async fn a_meeting_run_through_its_pages_has_minutes_that_match_what_happened() 
     assert_eq!(attendance("cua-nam")["headcount"], 9);
     assert_eq!(attendance("cua-nam")["attendees"], "Phường Cửa Nam");
 
-    let lost: Vec<&Value> = m["notable_incidents"].as_array().unwrap().iter().filter(|i| i["site"] == "hang-gai").collect();
+    // Only the drop is asserted: on a loaded machine the pages' own RTT may rise past its
+    // alarm too, which the minutes rightly file.
+    let lost: Vec<&Value> = m["notable_incidents"].as_array().unwrap().iter().filter(|i| i["site"] == "hang-gai" && i["alarm"] == "site_dropped").collect();
     assert_eq!(lost.len(), 1, "Hàng Gai's lost connection, once: {}", m["notable_incidents"]);
-    assert_eq!(lost[0]["alarm"], "site_dropped");
+    assert!(lost[0]["cleared_ms"].is_i64(), "cleared when Hàng Gai came back: {}", lost[0]);
 
     // The page to print: in Vietnamese, dated, the items not reached marked, the incident in
     // words, and the signature block.
