@@ -11,6 +11,7 @@
 
 mod common;
 
+use common::rtp;
 use common::sim::{client_pc, local_track, opus, Sim};
 use common::ws::Client;
 use common::{proc_usage, wait_until, TestBridge};
@@ -366,13 +367,7 @@ impl Hostile {
                 let mut sent = 0u64;
                 while !stop.is_cancelled() {
                     tick.tick().await;
-                    let mut p = rtc::rtp::Packet::default();
-                    p.header.version = 2;
-                    p.header.payload_type = 111;
-                    p.header.ssrc = ssrcs[sent as usize % ssrcs.len()];
-                    p.header.sequence_number = sent as u16;
-                    p.header.timestamp = sent as u32 * 960;
-                    p.payload = bytes::Bytes::from(vec![0xF8; 60]);
+                    let p = rtp::packet(111, ssrcs[sent as usize % ssrcs.len()], sent as u16, sent as u32 * 960, false, vec![0xF8; 60]);
                     if audio.write_rtp(p).await.is_ok() {
                         sent += 1;
                     }

@@ -28,6 +28,7 @@ mod common;
 mod meeting;
 
 use common::drain::{DrainRuntime, Drained};
+use common::rtp;
 use common::sim::{candidate_init, client_pc_on, local_track, opus, vp8};
 use common::ws::Client;
 use common::{proc_usage, TestBridge};
@@ -251,21 +252,13 @@ struct MediaPacket {
 impl MediaPacket {
     /// The RTP packet from site `index`, stamped with the time now.
     fn build(&self, index: usize, ssrc: u32) -> rtc::rtp::Packet {
-        let mut p = rtc::rtp::Packet::default();
-        p.header.version = 2;
-        p.header.payload_type = self.pt;
-        p.header.ssrc = ssrc;
-        p.header.sequence_number = self.seq as u16;
-        p.header.timestamp = self.ts;
-        p.header.marker = self.marker;
         let mut b = vec![0u8; self.size];
         b[..2].copy_from_slice(&self.first);
         b[HEADER_AT..HEADER_AT + 2].copy_from_slice(&(index as u16).to_be_bytes());
         b[HEADER_AT + 2] = self.kind;
         b[HEADER_AT + 3..HEADER_AT + 7].copy_from_slice(&self.seq.to_be_bytes());
         b[HEADER_AT + 7..HEADER_AT + 15].copy_from_slice(&now_us().to_be_bytes());
-        p.payload = bytes::Bytes::from(b);
-        p
+        rtp::packet(self.pt, ssrc, self.seq as u16, self.ts, self.marker, b)
     }
 }
 

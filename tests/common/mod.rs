@@ -6,6 +6,7 @@ pub mod browser;
 pub mod drain;
 pub mod line;
 pub mod replay;
+pub mod rtp;
 pub mod sim;
 pub mod ws;
 

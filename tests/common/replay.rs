@@ -14,6 +14,7 @@
 //! colour under per-frame noise, as `browser::busy_camera` gives a browser, so every layer
 //! runs at its rate.
 
+use super::rtp;
 use bytes::Bytes;
 use rtc::media::io::ivf_reader::IVFReader;
 use rtc::media::io::ogg_reader::OggReader;
@@ -180,9 +181,9 @@ pub async fn publish(
                 }
                 if gate.open() && gate.audio() {
                     let p = if *red.get_or_insert_with(|| gate.red()) {
-                        rtp(RED_PT, ssrc, seq, ts, seq == 0, red_payload(previous, packet))
+                        rtp::packet(RED_PT, ssrc, seq, ts, seq == 0, red_payload(previous, packet))
                     } else {
-                        rtp(111, ssrc, seq, ts, seq == 0, packet.clone())
+                        rtp::packet(111, ssrc, seq, ts, seq == 0, packet.clone())
                     };
                     let _ = track.write_rtp(p).await;
                     previous = Some(packet);
@@ -218,7 +219,7 @@ pub async fn publish(
                 let payloads = payloaders[layer].payload(MTU, coded).unwrap_or_default();
                 let last = payloads.len().saturating_sub(1);
                 for (i, payload) in payloads.into_iter().enumerate() {
-                    let packet = rtp(96, ssrc, seq[layer], ts, i == last, payload);
+                    let packet = rtp::packet(96, ssrc, seq[layer], ts, i == last, payload);
                     let _ = track.write_rtp_with_extensions(packet, &[sdes(MID_URI, &mid), sdes(RID_URI, rid)]).await;
                     seq[layer] = seq[layer].wrapping_add(1);
                 }
@@ -323,16 +324,4 @@ impl rtc::interceptor::Interceptor for KeyframeRequests {
     fn unbind_local_stream(&mut self, _: &rtc::interceptor::StreamInfo) {}
     fn bind_remote_stream(&mut self, _: &rtc::interceptor::StreamInfo) {}
     fn unbind_remote_stream(&mut self, _: &rtc::interceptor::StreamInfo) {}
-}
-
-fn rtp(payload_type: u8, ssrc: u32, sequence_number: u16, timestamp: u32, marker: bool, payload: Bytes) -> rtc::rtp::Packet {
-    let mut p = rtc::rtp::Packet::default();
-    p.header.version = 2;
-    p.header.payload_type = payload_type;
-    p.header.ssrc = ssrc;
-    p.header.sequence_number = sequence_number;
-    p.header.timestamp = timestamp;
-    p.header.marker = marker;
-    p.payload = payload;
-    p
 }

@@ -2,6 +2,7 @@
 //! and VP8 RTP, and counts the packets it receives per (site, kind).
 
 use super::replay::{self, Recording};
+use super::rtp;
 use super::ws::Client;
 use futures::{SinkExt, StreamExt};
 use rtc::media_stream::MediaStreamTrack;
@@ -473,29 +474,14 @@ impl Sim {
                         continue;
                     }
                     if send_audio.load(std::sync::atomic::Ordering::Relaxed) {
-                        let mut p = rtc::rtp::Packet::default();
-                        p.header.version = 2;
-                        p.header.payload_type = 111;
-                        p.header.ssrc = audio_ssrc;
-                        p.header.sequence_number = aseq;
-                        p.header.timestamp = ats;
-                        p.payload = bytes::Bytes::from(vec![0xF8; 60]);
-                        let _ = audio.write_rtp(p).await;
+                        let _ = audio.write_rtp(rtp::packet(111, audio_ssrc, aseq, ats, false, vec![0xF8; 60])).await;
                     }
                     aseq = aseq.wrapping_add(1);
                     ats = ats.wrapping_add(960);
                     video_credit += video_pps;
                     while video_credit >= 50 {
                         video_credit -= 50;
-                        let mut p = rtc::rtp::Packet::default();
-                        p.header.version = 2;
-                        p.header.payload_type = 96;
-                        p.header.ssrc = video_ssrc;
-                        p.header.sequence_number = vseq;
-                        p.header.timestamp = vts;
-                        p.header.marker = video_credit < 50;
-                        p.payload = bytes::Bytes::from(vec![0x10; 1000]);
-                        let _ = video.write_rtp(p).await;
+                        let _ = video.write_rtp(rtp::packet(96, video_ssrc, vseq, vts, video_credit < 50, vec![0x10; 1000])).await;
                         vseq = vseq.wrapping_add(1);
                     }
                     vts = vts.wrapping_add(1800);
