@@ -167,14 +167,26 @@ struct Stream {
     ssrcs: Vec<u32>,
     payload_type: u8,
     codec: crate::media::Codec,
-    /// Audio: Opus's payload type, and redundant audio's (RFC 2198) when negotiated.
-    audio: Option<AudioFormats>,
+    /// Redundant audio's payload type (RFC 2198), when negotiated beside Opus.
+    red: Option<u8>,
     /// Simulcast layers negotiated (by RID); a new SSRC waits for a packet naming its RID.
     simulcast: bool,
     media: Media,
     mid_ext: Option<u8>,
     rid_ext: Option<u8>,
     track_id: Option<String>,
+}
+
+impl Stream {
+    /// Audio: Opus's payload type and redundant audio's, as the stream's [`Inbound`] checks them.
+    fn audio(&self) -> Option<AudioFormats> {
+        (self.codec == crate::media::Codec::Opus).then_some(AudioFormats { opus: self.payload_type, red: self.red })
+    }
+
+    /// Whether a packet of payload type `pt` may be this stream's.
+    fn carries(&self, pt: u8) -> bool {
+        self.payload_type == pt || self.red == Some(pt)
+    }
 }
 
 struct LeanPeer {
@@ -579,7 +591,6 @@ impl LeanPeer {
         self.feedback.set_extension(transport_cc);
         for (mid, section) in self.negotiation.inbound() {
             let (mid_ext, rid_ext) = (section.extmap(sdp::MID_URI), section.extmap(sdp::RID_URI));
-            let audio = (section.codec == crate::media::Codec::Opus).then_some(AudioFormats { opus: section.payload_type, red: section.red });
             if let Some(level) = section.extmap(sdp::AUDIO_LEVEL_URI) {
                 self.audio_level_id.store(level, std::sync::atomic::Ordering::Relaxed);
             }
@@ -589,7 +600,8 @@ impl LeanPeer {
                     s.ssrcs = section.ssrcs.clone();
                     s.payload_type = section.payload_type;
                     s.codec = section.codec;
-                    s.audio = audio;
+                    s.red = section.red;
+                    let audio = s.audio();
                     if let Some(inbound) = s.inbound.as_mut() {
                         inbound.set_audio_formats(audio);
                     }
@@ -603,7 +615,7 @@ impl LeanPeer {
                     ssrcs: section.ssrcs.clone(),
                     payload_type: section.payload_type,
                     codec: section.codec,
-                    audio,
+                    red: section.red,
                     simulcast: !section.rids.is_empty(),
                     media,
                     mid_ext,
@@ -773,8 +785,7 @@ impl LeanPeer {
             return by_mid;
         }
         let pt = packet.header.payload_type;
-        let mut same_pt =
-            self.streams.iter().enumerate().filter(|(_, s)| (s.payload_type == pt || s.audio.is_some_and(|f| f.is_red(pt))) && s.ssrcs.is_empty());
+        let mut same_pt = self.streams.iter().enumerate().filter(|(_, s)| s.carries(pt) && s.ssrcs.is_empty());
         match (same_pt.next(), same_pt.next()) {
             (Some((i, _)), None) => Some(i),
             _ => None,
@@ -801,7 +812,7 @@ impl LeanPeer {
             info!(codec = codec.as_str(), "receiving {}", kind.as_str());
             let mut inbound =
                 Inbound::new(self.site, kind, self.generation, self.ctx.router.clone(), self.ctx.board.clone(), self.audio_level_id.clone(), codec);
-            inbound.set_audio_formats(s.audio);
+            inbound.set_audio_formats(s.audio());
             self.streams[index].inbound = Some(inbound);
         }
         self.streams[index].inbound.as_mut()
