@@ -11,6 +11,9 @@
 //!  |1| block PT |  ts offset  | length |    |0| block PT |
 //! ```
 //! then each redundant block's data in order, then the primary's data.
+//!
+//! A packet of padding alone (no payload: Chromium pads its audio stream so when it probes
+//! the line) has no blocks; it is well formed, renumbers to itself and carries no frame.
 
 use super::{Codec, RtpPacket};
 use std::ops::Range;
@@ -40,6 +43,9 @@ struct Layout {
 impl Layout {
     fn read(payload: &[u8]) -> Result<Layout, RedError> {
         let mut layout = Layout { headers: [0; MAX_REDUNDANT + 1], count: 0, primary: 0..0 };
+        if payload.is_empty() {
+            return Ok(layout);
+        }
         let (mut at, mut redundant_bytes) = (0usize, 0usize);
         loop {
             let first = *payload.get(at).ok_or(RedError::Truncated)?;
@@ -69,7 +75,7 @@ impl Layout {
     }
 }
 
-/// The primary block's data, if `payload` is well formed.
+/// The primary block's data, if `payload` is well formed (empty for padding alone).
 pub fn primary(payload: &[u8]) -> Result<Range<usize>, RedError> {
     Layout::read(payload).map(|l| l.primary)
 }
@@ -92,8 +98,12 @@ pub fn renumber(payload: &mut bytes::Bytes, from: u8, to: u8) -> Result<(), RedE
 }
 
 /// A forwarded RED packet (the bridge's payload types) as the plain Opus packet it carries:
-/// the primary block alone, same sequence number and timestamp. `None` if it is malformed.
+/// the primary block alone, same sequence number and timestamp. `None` if it is malformed,
+/// or padding alone (there is no frame to keep).
 pub fn into_primary(mut packet: RtpPacket) -> Option<RtpPacket> {
+    if packet.payload.is_empty() {
+        return None;
+    }
     let range = primary(&packet.payload).ok()?;
     packet.payload = packet.payload.slice(range);
     packet.header.payload_type = Codec::Opus.internal_pt();
@@ -154,9 +164,20 @@ mod tests {
     }
 
     #[test]
+    fn padding_alone_passes_renumbered_as_it_is_and_carries_no_frame() {
+        let mut padding = bytes::Bytes::new();
+        renumber(&mut padding, 109, 111).unwrap();
+        assert!(padding.is_empty());
+        assert_eq!(primary(&padding), Ok(0..0));
+        let mut p = RtpPacket::default();
+        p.header.payload_type = Codec::Red.internal_pt();
+        assert!(into_primary(p).is_none(), "nothing to record");
+    }
+
+    #[test]
     fn malformed_or_foreign_payloads_are_refused() {
         let good = red(&[(111, 960, b"old")], 111, b"now");
-        assert_eq!(primary(&[]), Err(RedError::Truncated), "empty");
+        assert_eq!(primary(&good[..1]), Err(RedError::Truncated), "a redundant header alone");
         assert_eq!(primary(&good[..3]), Err(RedError::Truncated), "header cut");
         assert_eq!(primary(&good[..6]), Err(RedError::Truncated), "redundant block longer than the packet");
         let endless = vec![0x80 | 111; 4 * (MAX_REDUNDANT + 2)];

@@ -102,19 +102,16 @@ impl Rewriter {
         let mut codec = Codec::of_internal_pt(packet.header.payload_type);
         // Padding alone (an empty payload) passes as it is, numbered as the receiver takes it.
         if codec == Some(Codec::Red) {
-            let opus = self.payload_types.get(Codec::Opus);
-            match (self.payload_types.get(Codec::Red), opus) {
-                (Some(_), Some(opus)) if !packet.payload.is_empty() => {
+            match (self.payload_types.get(Codec::Red), self.payload_types.get(Codec::Opus)) {
+                (Some(_), Some(opus)) => {
                     if red::renumber(&mut packet.payload, Codec::Opus.internal_pt(), opus).is_err() {
                         return false;
                     }
                 }
-                (Some(_), _) => {}
+                (Some(_), None) => {}
                 (None, _) => {
-                    if !packet.payload.is_empty() {
-                        let Ok(primary) = red::primary(&packet.payload) else { return false };
-                        packet.payload = packet.payload.slice(primary);
-                    }
+                    let Ok(primary) = red::primary(&packet.payload) else { return false };
+                    packet.payload = packet.payload.slice(primary);
                     codec = Some(Codec::Opus);
                 }
             }
@@ -234,6 +231,13 @@ mod tests {
         let mut bad = forwarded();
         bad.payload = bytes::Bytes::from_static(&[0x80 | 111, 0, 0]);
         assert!(!firefox.rewrite(&mut bad.clone(), t0) && !chromium.rewrite(&mut bad, t0));
+        // Padding alone passes to both, as padding in the form each accepted.
+        for (receiver, pt) in [(&mut firefox, 109), (&mut chromium, 121)] {
+            let mut padding = forwarded();
+            padding.payload = bytes::Bytes::new();
+            assert!(receiver.rewrite(&mut padding, t0));
+            assert_eq!((padding.header.payload_type, padding.payload.len()), (pt, 0));
+        }
     }
 
     #[test]

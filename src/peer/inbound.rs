@@ -190,7 +190,6 @@ impl Inbound {
     fn forward(&mut self, mut packet: crate::media::RtpPacket, layer: Layer, received: Instant) {
         let pt = packet.header.payload_type;
         packet.header.payload_type = match self.audio {
-            Some(f) if f.is_red(pt) && packet.payload.is_empty() => Codec::Red.internal_pt(),
             Some(f) if f.is_red(pt) => match crate::media::red::renumber(&mut packet.payload, f.opus, Codec::Opus.internal_pt()) {
                 Ok(()) => Codec::Red.internal_pt(),
                 Err(e) => return self.drop_audio(&e.to_string()),
