@@ -339,6 +339,8 @@ pub(crate) struct DownlinkEstimate {
     /// Why the delay-based estimate came down, for the closing log line: the delay trend, or a
     /// long queue whatever the trend.
     pub(crate) decreases: Decreases,
+    /// Probes the estimate rose by (of those the line carried), for the closing log line.
+    pub(crate) raised_by_probes: u64,
 }
 
 /// How often the delay-based estimate came down, by the rule that brought it down.
@@ -379,6 +381,7 @@ impl DownlinkEstimate {
             feedbacks: 0,
             reported: 0,
             decreases: Decreases::default(),
+            raised_by_probes: 0,
         }
     }
 
@@ -491,7 +494,9 @@ impl DownlinkEstimate {
                 raised = true;
             }
         }
-        if outcome.carried().is_some() && !raised {
+        if raised {
+            self.raised_by_probes += 1;
+        } else if outcome.carried().is_some() {
             // Carried, but nothing came of it (loss, a queue, a capacity remembered): the next
             // probe waits as after one the line could not carry, not 400 ms.
             self.prober.wait(now);

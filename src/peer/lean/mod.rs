@@ -376,6 +376,7 @@ impl LeanPeer {
             lowered_by_queue = self.estimate.decreases.queue,
             probes = self.estimate.prober.sent,
             probes_carried = self.estimate.prober.carried,
+            raised_by_probes = self.estimate.raised_by_probes,
             nacked,
             recovered,
             "media connection closed"

@@ -329,9 +329,14 @@ fn when_the_cap_is_lifted_a_probe_finds_the_room_within_seconds() {
     let capped = sim.estimate.bps();
     sim.line.capacity = 50_000_000.0;
     let trace = sim.trace(20, Duration::from_millis(500));
-    println!("capped at {capped:.0}; then every 500 ms (kbit/s): {trace:?}, probes {} (carried {})", sim.estimate.prober.sent, sim.estimate.prober.carried);
+    let e = &sim.estimate;
+    println!(
+        "capped at {capped:.0}; then every 500 ms (kbit/s): {trace:?}, probes {} (carried {}, raised {})",
+        e.prober.sent, e.prober.carried, e.raised_by_probes
+    );
     let full = trace.iter().position(|&k| k as f64 * 700.0 >= *LAYERS.last().unwrap());
     assert!(full.is_some_and(|i| i < 12), "room for every layer within 6 s: {trace:?}");
+    assert!(e.raised_by_probes >= 1 && e.raised_by_probes <= e.prober.carried, "the probes the line carried raised it");
 
     let mut blind = Sim::layered(1_000_000.0, LAYERS, false);
     blind.run(Duration::from_secs(20));
