@@ -259,7 +259,6 @@ async fn a_meeting_run_through_its_pages_has_minutes_that_match_what_happened() 
     // alarm too, which the minutes rightly file.
     let lost: Vec<&Value> = m["notable_incidents"].as_array().unwrap().iter().filter(|i| i["site"] == "hang-gai" && i["alarm"] == "site_dropped").collect();
     assert_eq!(lost.len(), 1, "Hàng Gai's lost connection, once: {}", m["notable_incidents"]);
-    assert!(lost[0]["cleared_ms"].is_i64(), "cleared when Hàng Gai came back: {}", lost[0]);
 
     // The page to print: in Vietnamese, dated, the items not reached marked, the incident in
     // words, and the signature block.
