@@ -190,7 +190,7 @@ pub fn rtp(data: &[u8]) {
     router.set_selections(vec![selection, Selection::default()]);
     let board = Arc::new(StatsBoard::new(2));
     let level = Arc::new(AtomicU8::new(AUDIO_LEVEL_ID));
-    let mut inbound = Inbound::new(site, kind, router.next_generation(), router.clone(), board, level, codec);
+    let mut inbound = Inbound::new(site, kind, router.next_generation(), router.clone(), board, level, codec, std::time::Instant::now());
     let mut feedback = TransportFeedback::default();
     feedback.set_extension(Some(TRANSPORT_CC_ID));
     let mut rewriter = Rewriter::new(0x0b0b, PayloadTypes::single(codec, 96), codec.clock_rate());

@@ -78,7 +78,8 @@ pub struct Inbound {
 }
 
 impl Inbound {
-    pub fn new(site: usize, kind: Kind, generation: u64, router: Router, board: Arc<StatsBoard>, level_id: Arc<AtomicU8>, codec: Codec) -> Self {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(site: usize, kind: Kind, generation: u64, router: Router, board: Arc<StatsBoard>, level_id: Arc<AtomicU8>, codec: Codec, now: Instant) -> Self {
         Inbound {
             site,
             kind,
@@ -90,7 +91,7 @@ impl Inbound {
             audio: None,
             dropped_audio: 0,
             layers: HashMap::new(),
-            next_layer_check: Instant::now(),
+            next_layer_check: now,
             loudness: 0.0,
         }
     }
@@ -245,7 +246,7 @@ mod tests {
         let mut viewer = router.register_sink(HQ, router.next_generation());
         router.set_selections(vec![Selection { video: vec![Some(WARD)], video_layers: vec![HIGH], ..Default::default() }, Selection::default()]);
         let board = Arc::new(StatsBoard::new(2));
-        let mut camera = Inbound::new(WARD, Kind::Video, router.next_generation(), router.clone(), board, Arc::default(), Codec::Vp8);
+        let mut camera = Inbound::new(WARD, Kind::Video, router.next_generation(), router.clone(), board, Arc::default(), Codec::Vp8, Instant::now());
         let t0 = Instant::now();
         let (low, high) = (10, 20);
         let _kf = (camera.open_layer(low, Some("l"), t0), camera.open_layer(high, Some("h"), t0));
@@ -273,7 +274,7 @@ mod tests {
         let viewer = router.register_sink(HQ, router.next_generation());
         router.set_selections(vec![Selection { audio: vec![Some(WARD)], ..Default::default() }, Selection::default()]);
         let board = Arc::new(StatsBoard::new(2));
-        let mic = Inbound::new(WARD, Kind::Audio, router.next_generation(), router.clone(), board, Arc::default(), Codec::Opus);
+        let mic = Inbound::new(WARD, Kind::Audio, router.next_generation(), router.clone(), board, Arc::default(), Codec::Opus, Instant::now());
         (viewer, mic)
     }
 

@@ -106,14 +106,13 @@ impl<W> Outputs<W> {
     /// The packet rewritten for its slot and the slot's writer, or `None` when the slot is not
     /// bound, the site not connected, or the slot waits for a keyframe (asked for again from
     /// `router` when the wait is long).
-    pub(crate) fn prepare(&mut self, p: SinkPacket, router: &Router) -> Option<(&W, crate::media::RtpPacket)> {
+    pub(crate) fn prepare(&mut self, p: SinkPacket, router: &Router, now: Instant) -> Option<(&W, crate::media::RtpPacket)> {
         let SinkPacket { source, kind, layer, slot, mut packet, .. } = p;
         let connected = self.connected;
         let Some(b) = self.slots[kind.index()].get_mut(slot as usize).and_then(Option::as_mut).filter(|_| connected) else {
             self.unbound += 1;
             return None;
         };
-        let now = Instant::now();
         let Some(codec) = Codec::of_internal_pt(packet.header.payload_type) else {
             self.unsupported += 1;
             return None;

@@ -45,7 +45,7 @@ impl RtxStream {
     /// A packet of padding alone on this stream, in the retransmission format of the codec
     /// with `media_pt`, at `timestamp`: what a probe of the line is topped up with (the browser
     /// counts its arrival for the estimate and discards it). Its padding octets are added as it
-    /// is serialised (`LeanPeer::protect_and_send_padded`); the payload is empty.
+    /// is serialised (`Session::protect_and_send_padded`); the payload is empty.
     pub(crate) fn padding(&mut self, media_pt: u8, timestamp: u32) -> Option<RtpPacket> {
         let mut packet = RtpPacket::default();
         let h = &mut packet.header;

@@ -454,7 +454,16 @@ impl PeerTask {
         // decides the codec.
         let codec = if kind == Kind::Audio { Codec::Opus } else { Codec::Vp8 };
         info!("receiving {}", kind.as_str());
-        let inbound = Inbound::new(self.site, kind, self.generation, self.ctx.router.clone(), self.ctx.board.clone(), self.audio_level_id.clone(), codec);
+        let inbound = Inbound::new(
+            self.site,
+            kind,
+            self.generation,
+            self.ctx.router.clone(),
+            self.ctx.board.clone(),
+            self.audio_level_id.clone(),
+            codec,
+            std::time::Instant::now(),
+        );
         let reader = Reader { inbound, cancel: self.cancel.clone() };
         tokio::spawn(reader.run(track).in_current_span());
     }

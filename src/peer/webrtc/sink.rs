@@ -47,7 +47,7 @@ pub(crate) async fn run(
             },
             p = packets.recv() => {
                 let Some(p) = p else { break };
-                let Some((track, packet)) = outputs.prepare(p, &router) else { continue };
+                let Some((track, packet)) = outputs.prepare(p, &router, std::time::Instant::now()) else { continue };
                 let bytes = packet.payload.len() + 12;
                 match track.clone().write_rtp(packet).await {
                     Ok(()) => {

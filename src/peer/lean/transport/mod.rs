@@ -269,4 +269,6 @@ impl Transport {
 }
 
 #[cfg(test)]
+pub(crate) mod test_browser;
+#[cfg(test)]
 mod tests;
