@@ -124,9 +124,9 @@ pub fn sdp(data: &[u8]) {
         }
         let answer = negotiation.answer(local);
         let _ = RemoteDescription::parse(&answer);
-        negotiation.add_output(Kind::Audio, 0, 0x1111);
-        negotiation.add_output(Kind::Video, 0, 0x2222);
-        negotiation.add_output(Kind::Content, 0, 0x3333);
+        negotiation.add_output(Kind::Audio, 0, diemcau::media::Ssrc(0x1111));
+        negotiation.add_output(Kind::Video, 0, diemcau::media::Ssrc(0x2222));
+        negotiation.add_output(Kind::Content, 0, diemcau::media::Ssrc(0x3333));
         let _ = negotiation.offer(local);
     }
     // The same text as the browser's answer to the bridge's offer, and as a re-offer.

@@ -196,7 +196,7 @@ async fn chromium_exchanges_media_with_the_bridges_own_transport() {
     // has its own tests: browser_firefox, browser_recording).
     let mut negotiation = Negotiation::new(&[Codec::Vp8]).with_audio_red(false);
     negotiation.apply_offer(&offer).unwrap();
-    let audio_pt = negotiation.inbound().find(|(mid, _)| *mid == offer.sections[0].mid).expect("the microphone is received").1.payload_type;
+    let audio_pt = negotiation.inbound().find(|(mid, _)| **mid == offer.sections[0].mid).expect("the microphone is received").1.payload_type.0;
     let pts: Pts = Arc::new(std::sync::Mutex::new((audio_pt, 0, 0)));
     let counts = Arc::new(Counts::default());
     let cancel = CancellationToken::new();
@@ -205,8 +205,8 @@ async fn chromium_exchanges_media_with_the_bridges_own_transport() {
     let set = format!("window.pc.setRemoteDescription({{type: 'answer', sdp: {}}}).then(() => true)", Value::String(negotiation.answer(&local)));
     assert_eq!(browser.eval(&set).await, Some(Value::Bool(true)), "Chromium accepted the ICE-lite answer");
 
-    negotiation.add_output(Kind::Audio, 0, AUDIO_SSRC);
-    negotiation.add_output(Kind::Video, 0, VIDEO_SSRC);
+    negotiation.add_output(Kind::Audio, 0, diemcau::media::Ssrc(AUDIO_SSRC));
+    negotiation.add_output(Kind::Video, 0, diemcau::media::Ssrc(VIDEO_SSRC));
     let slots = format!(
         "window.pc.setRemoteDescription({{type: 'offer', sdp: {}}}).then(() => window.pc.createAnswer()).then((a) => window.pc.setLocalDescription(a)).then(() => window.pc.localDescription.sdp)",
         Value::String(negotiation.offer(&local))

@@ -36,9 +36,11 @@ pub(crate) struct InboundSnapshot {
     pub(crate) last_packet: Option<Instant>,
 }
 
-/// How a site's media travels to the bridge (reported by the peer, from the media ports).
+/// The path a site's media takes to the bridge: the shared UDP port, or an ICE-TCP
+/// connection (learnt by the media ports from what the site last sent media on). Not to be
+/// confused with `peer::lean::transport::Transport`, the ICE-lite and DTLS-SRTP state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Transport {
+pub(crate) enum Path {
     Udp = 0,
     Tcp = 1,
 }
@@ -249,7 +251,7 @@ impl StatsBoard {
 
     /// The server's view of a site's path: ICE RTT, the remote candidate type (empty when
     /// webrtc-rs has no entry for it, as for peer-reflexive remotes) and the transport.
-    pub(crate) fn set_connection(&self, site: usize, rtt_ms: Option<f64>, candidate: &str, transport: Option<Transport>) {
+    pub(crate) fn set_connection(&self, site: usize, rtt_ms: Option<f64>, candidate: &str, transport: Option<Path>) {
         if let Some(s) = self.sites.get(site) {
             s.rtt_ms.store(rtt_ms.map(|r| r as f32).unwrap_or(0.0).to_bits(), Ordering::Relaxed);
             *s.candidate.lock().expect("board mutex poisoned") = candidate.to_string();
@@ -308,10 +310,10 @@ impl StatsBoard {
         self.strangers_refused.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn transport(&self, site: usize) -> Option<Transport> {
+    pub(crate) fn transport(&self, site: usize) -> Option<Path> {
         match self.sites.get(site)?.transport.load(Ordering::Relaxed) {
-            1 => Some(Transport::Udp),
-            2 => Some(Transport::Tcp),
+            1 => Some(Path::Udp),
+            2 => Some(Path::Tcp),
             _ => None,
         }
     }

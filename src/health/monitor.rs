@@ -10,7 +10,7 @@
 //! touches media or sockets.
 
 use super::alarms::{ActiveAlarm, AlarmChange, AlarmEngine, Reason, RefusalChange, RefusalWatch, SiteSnapshot, Thresholds, VideoCause};
-use super::board::{Budget, InboundSnapshot, StatsBoard, Transport};
+use super::board::{Budget, InboundSnapshot, Path, StatsBoard};
 use crate::conference::SiteView;
 use crate::config::Settings;
 use crate::domain::SiteRole;
@@ -794,8 +794,8 @@ impl Monitor {
                     candidate: candidate.clone(),
                     path: match (candidate.as_str(), self.board.transport(i)) {
                         ("relay", _) => "relay",
-                        (_, Some(Transport::Tcp)) => "tcp",
-                        (_, Some(Transport::Udp)) => "udp",
+                        (_, Some(Path::Tcp)) => "tcp",
+                        (_, Some(Path::Udp)) => "udp",
                         _ => "",
                     },
                     audio_level: levels.get(i).copied().unwrap_or(0.0) as f64,

@@ -12,6 +12,7 @@
 pub mod codec;
 pub mod delay;
 pub mod h264;
+pub mod ids;
 pub mod red;
 pub mod rewrite;
 pub mod router;
@@ -19,6 +20,7 @@ pub mod speaker;
 pub mod vp8;
 
 pub use codec::Codec;
+pub use ids::{Mid, Pt, Ssrc};
 pub use rtc::rtp::Packet as RtpPacket;
 
 /// The media a site sends: microphone, camera, and shared content (slides, a screen).

@@ -11,7 +11,7 @@
 
 use crate::health::board::{InboundMeter, StatsBoard};
 use crate::media::router::Router;
-use crate::media::{layer_of_rid, speaker, Codec, Kind, Layer, HIGH};
+use crate::media::{layer_of_rid, speaker, Codec, Kind, Layer, Pt, HIGH};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
@@ -43,13 +43,13 @@ struct LayerState {
 /// would be noise to every receiver and a broken recording.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct AudioFormats {
-    pub(crate) opus: u8,
-    pub(crate) red: Option<u8>,
+    pub(crate) opus: Pt,
+    pub(crate) red: Option<Pt>,
 }
 
 impl AudioFormats {
     /// Whether `pt` is this site's redundant audio (RFC 2198).
-    pub(crate) fn is_red(&self, pt: u8) -> bool {
+    pub(crate) fn is_red(&self, pt: Pt) -> bool {
         self.red == Some(pt)
     }
 }
@@ -165,7 +165,7 @@ impl Inbound {
             }
         }
         let Some(state) = self.layers.get_mut(&packet.header.ssrc) else { return };
-        if self.audio.is_some_and(|f| f.is_red(packet.header.payload_type)) && !packet.payload.is_empty() {
+        if self.audio.is_some_and(|f| f.is_red(Pt::of(&packet.header))) && !packet.payload.is_empty() {
             state.meter.note_redundant();
         }
         if let Some(snapshot) = state.meter.on_packet(&packet, now) {
@@ -189,9 +189,9 @@ impl Inbound {
     /// mean nothing on the receivers' legs), stripped once before the packet is copied per
     /// receiver.
     fn forward(&mut self, mut packet: crate::media::RtpPacket, layer: Layer, received: Instant) {
-        let pt = packet.header.payload_type;
+        let pt = Pt::of(&packet.header);
         packet.header.payload_type = match self.audio {
-            Some(f) if f.is_red(pt) => match crate::media::red::renumber(&mut packet.payload, f.opus, Codec::Opus.internal_pt()) {
+            Some(f) if f.is_red(pt) => match crate::media::red::renumber(&mut packet.payload, f.opus.0, Codec::Opus.internal_pt()) {
                 Ok(()) => Codec::Red.internal_pt(),
                 Err(e) => return self.drop_audio(&e.to_string()),
             },
@@ -297,7 +297,7 @@ mod tests {
     fn redundant_audio_is_forwarded_in_the_bridges_numbering_and_a_malformed_one_dropped() {
         let (mut viewer, mut mic) = ward_mic_heard_by_hq();
         // This publisher numbers RED 100 and its Opus 109.
-        mic.set_audio_formats(Some(AudioFormats { opus: 109, red: Some(100) }));
+        mic.set_audio_formats(Some(AudioFormats { opus: Pt(109), red: Some(Pt(100)) }));
         let t0 = Instant::now();
         let _ = mic.open_layer(5, None, t0);
         let send = |mic: &mut Inbound, seq: u16, pt: u8, payload: Vec<u8>| {

@@ -4,8 +4,8 @@
 //! session asks ([`Output`]) and sleeps until the session's next timeout or input.
 
 use super::session::{Output, Session};
-use crate::health::board::Transport as Path;
 use crate::media::router::SinkPacket;
+use crate::media::Ssrc;
 use crate::peer::mux::tcp::{serve_framed, FrameWriter};
 use crate::peer::mux::{Datagram, Mux, PcLink};
 use crate::peer::{Fault, PeerCommand, PeerEvent, KEYFRAME_MIN_INTERVAL};
@@ -30,7 +30,7 @@ pub(super) struct Driver {
     pub(super) events: mpsc::Sender<PeerEvent>,
     pub(super) cancel: CancellationToken,
     /// Keyframe requests for the publisher, by media SSRC (from each layer's request task).
-    pub(super) plis: (mpsc::UnboundedSender<u32>, mpsc::UnboundedReceiver<u32>),
+    pub(super) plis: (mpsc::UnboundedSender<Ssrc>, mpsc::UnboundedReceiver<Ssrc>),
     /// ICE-TCP connections by remote address.
     pub(super) tcp: HashMap<SocketAddr, FrameWriter>,
     /// The ports refused the last description's credentials: its event is not passed on.
@@ -58,7 +58,7 @@ impl Driver {
                     None => break,
                 },
                 _ = std::future::poll_fn(|cx| link.poll_datagrams(cx, &mut datagrams, BATCH)) => {
-                    self.session.set_path(path(&link));
+                    self.session.set_path(link.path());
                     let now = Instant::now();
                     for d in datagrams.drain(..) {
                         self.session.handle_datagram(now, d.from, &d.data, d.at);
@@ -84,7 +84,7 @@ impl Driver {
                     self.tcp.insert(peer, writer);
                 }
                 _ = &mut timer => {
-                    self.session.set_path(path(&link));
+                    self.session.set_path(link.path());
                     self.session.handle_timeout(Instant::now());
                 }
                 _ = strangers.tick() => self.board.note_strangers_refused(self.mux.strangers_refused()),
@@ -143,18 +143,10 @@ impl Driver {
     }
 }
 
-/// Over UDP or ICE-TCP, from what the site last sent media on.
-fn path(link: &PcLink) -> Option<Path> {
-    link.transport().map(|t| match t {
-        crate::peer::mux::Transport::Udp => Path::Udp,
-        crate::peer::mux::Transport::Tcp => Path::Tcp,
-    })
-}
-
 /// Passes the router's keyframe requests for one layer to the peer, at most one per
 /// [`KEYFRAME_MIN_INTERVAL`]; the channel holds one pending request, so a burst collapses
 /// into one more PLI.
-async fn request_keyframes(media_ssrc: u32, mut requests: mpsc::Receiver<()>, plis: mpsc::UnboundedSender<u32>, cancel: CancellationToken) {
+async fn request_keyframes(media_ssrc: Ssrc, mut requests: mpsc::Receiver<()>, plis: mpsc::UnboundedSender<Ssrc>, cancel: CancellationToken) {
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,

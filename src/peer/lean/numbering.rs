@@ -5,6 +5,7 @@
 //! which the estimate would take for a lossy line.
 
 use super::sdp::Output;
+use crate::media::Ssrc;
 use std::collections::HashSet;
 
 #[derive(Debug, Default)]
@@ -12,7 +13,7 @@ pub(crate) struct Numbering {
     /// The extension id, once any slot accepted it (one id for the whole bundle).
     id: Option<u8>,
     /// The media and retransmission SSRCs of the slots that accepted it.
-    streams: HashSet<u32>,
+    streams: HashSet<Ssrc>,
 }
 
 impl Numbering {
@@ -38,7 +39,7 @@ impl Numbering {
     }
 
     /// The extension id a packet of `ssrc` is numbered with, if it is numbered.
-    pub(crate) fn id_for(&self, ssrc: u32) -> Option<u8> {
+    pub(crate) fn id_for(&self, ssrc: Ssrc) -> Option<u8> {
         self.id.filter(|_| self.streams.contains(&ssrc))
     }
 }
@@ -51,7 +52,16 @@ mod tests {
     use crate::peer::lean::sdp::{Media, RemoteDescription, TRANSPORT_CC_URI};
 
     fn slot(kind: Kind, ssrc: u32, rtx_ssrc: Option<u32>, transport_cc: Option<u8>) -> Output {
-        Output { kind, slot: 0, ssrc, payload_types: PayloadTypes::default(), rtx_ssrc, rtx: PayloadTypes::default(), accepted: true, transport_cc }
+        Output {
+            kind,
+            slot: 0,
+            ssrc: Ssrc(ssrc),
+            payload_types: PayloadTypes::default(),
+            rtx_ssrc: rtx_ssrc.map(Ssrc),
+            rtx: PayloadTypes::default(),
+            accepted: true,
+            transport_cc,
+        }
     }
 
     #[test]
@@ -72,11 +82,11 @@ mod tests {
             n.accept(&o);
         }
         assert!(n.is_on());
-        assert_eq!(n.id_for(1111), None, "its audio is not numbered: its feedback would call it lost");
-        assert_eq!([n.id_for(2221), n.id_for(2231), n.id_for(3331), n.id_for(3341)], [Some(7); 4]);
-        assert_eq!(n.id_for(4444), None, "a stream no slot has");
+        assert_eq!(n.id_for(Ssrc(1111)), None, "its audio is not numbered: its feedback would call it lost");
+        assert_eq!([n.id_for(Ssrc(2221)), n.id_for(Ssrc(2231)), n.id_for(Ssrc(3331)), n.id_for(Ssrc(3341))], [Some(7); 4]);
+        assert_eq!(n.id_for(Ssrc(4444)), None, "a stream no slot has");
         // A later answer that drops it from a slot: that slot's streams are no longer numbered.
         n.accept(&slot(Kind::Video, 2221, Some(2231), None));
-        assert_eq!((n.id_for(2221), n.id_for(2231), n.id_for(3331)), (None, None, Some(7)));
+        assert_eq!((n.id_for(Ssrc(2221)), n.id_for(Ssrc(2231)), n.id_for(Ssrc(3331))), (None, None, Some(7)));
     }
 }

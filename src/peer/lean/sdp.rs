@@ -22,7 +22,7 @@
 //! `passive` there while it goes on as the DTLS client it already is.
 
 use crate::media::codec::{Codec, PayloadTypes};
-use crate::media::Kind;
+use crate::media::{Kind, Mid, Pt, Ssrc};
 use std::borrow::Cow;
 use std::fmt::Write;
 
@@ -39,7 +39,7 @@ pub enum SdpError {
     #[error("the description has no {0}")]
     Missing(&'static str),
     #[error("m-section {index} has mid {found:?} where {expected:?} was negotiated")]
-    Reordered { index: usize, expected: String, found: String },
+    Reordered { index: usize, expected: Mid, found: Mid },
     #[error("the description has fewer m-sections than were negotiated")]
     Shrunk,
 }
@@ -147,7 +147,7 @@ impl std::fmt::Display for Media {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RemoteSection {
     pub(crate) media: Media,
-    pub mid: String,
+    pub mid: Mid,
     pub(crate) port: u16,
     pub(crate) direction: String,
     pub(crate) protocol: String,
@@ -162,7 +162,7 @@ pub struct RemoteSection {
     /// included, `~` removed), each with an `a=rid ... send` line.
     pub(crate) rids: Vec<String>,
     /// Primary SSRCs (`a=ssrc`, without the retransmission SSRCs of `a=ssrc-group:FID`).
-    pub(crate) ssrcs: Vec<u32>,
+    pub(crate) ssrcs: Vec<Ssrc>,
     /// The track id of `a=msid:<stream> <track>`.
     pub(crate) track_id: Option<String>,
     pub(crate) setup: Option<String>,
@@ -282,7 +282,7 @@ impl RemoteDescription {
             let Some(p) = current.as_mut() else { continue };
             let s = &mut p.section;
             match name {
-                "mid" => s.mid = value.to_owned(),
+                "mid" => s.mid = Mid::new(value),
                 "sendonly" | "recvonly" | "sendrecv" | "inactive" => s.direction = name.to_owned(),
                 "bundle-only" => s.bundle_only = true,
                 "setup" => s.setup = Some(value.to_owned()),
@@ -334,7 +334,7 @@ impl RemoteDescription {
                     }
                 }
                 "ssrc" => {
-                    if let Some(ssrc) = value.split(' ').next().and_then(|v| v.parse().ok()) {
+                    if let Some(ssrc) = value.split(' ').next().and_then(|v| v.parse().ok()).map(Ssrc) {
                         if !s.ssrcs.contains(&ssrc) {
                             s.ssrcs.push(ssrc);
                         }
@@ -345,7 +345,7 @@ impl RemoteDescription {
         }
         d.sections.extend(current.take().map(Parsing::finish));
         for s in &mut d.sections {
-            s.ssrcs.retain(|x| !fid_repairs.contains(x));
+            s.ssrcs.retain(|x| !fid_repairs.contains(&x.0));
         }
         if d.ufrag.is_empty() || d.pwd.is_empty() {
             return Err(SdpError::Missing("ICE credentials (a=ice-ufrag, a=ice-pwd)"));
@@ -387,16 +387,16 @@ impl Parsing {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inbound {
     pub(crate) codec: Codec,
-    pub payload_type: u8,
+    pub payload_type: Pt,
     /// For audio, the browser's payload type of Opus with redundancy (RFC 2198), when it
     /// offered it and the bridge takes it: the answer lists it first, so the browser sends it.
-    pub(crate) red: Option<u8>,
+    pub(crate) red: Option<Pt>,
     /// The browser's `a=fmtp` for it (echoed in the answer).
     pub(crate) fmtp: String,
     /// The extensions the bridge reads, at the browser's ids.
     pub(crate) extmaps: Vec<(u8, String)>,
     pub(crate) rids: Vec<String>,
-    pub(crate) ssrcs: Vec<u32>,
+    pub(crate) ssrcs: Vec<Ssrc>,
     pub(crate) track_id: Option<String>,
 }
 
@@ -412,11 +412,11 @@ impl Inbound {
 pub struct Output {
     pub kind: Kind,
     pub(crate) slot: usize,
-    pub(crate) ssrc: u32,
+    pub(crate) ssrc: Ssrc,
     /// Per codec: as offered until the browser's answer says otherwise.
     pub payload_types: PayloadTypes,
     /// Video: the SSRC of the slot's retransmission stream (RFC 4588), when it has one.
-    pub(crate) rtx_ssrc: Option<u32>,
+    pub(crate) rtx_ssrc: Option<Ssrc>,
     /// Per codec, the payload type its retransmissions go out with (empty: none accepted;
     /// then a lost packet is sent again as it was, on the slot's own SSRC).
     pub rtx: PayloadTypes,
@@ -464,7 +464,7 @@ impl Role {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Section {
-    pub(crate) mid: String,
+    pub(crate) mid: Mid,
     pub(crate) media: Media,
     pub(crate) protocol: String,
     pub(crate) formats: String,
@@ -640,13 +640,13 @@ impl Negotiation {
     }
 
     /// Appends output slots to be offered next.
-    pub fn add_output(&mut self, kind: Kind, slot: usize, ssrc: u32) {
+    pub fn add_output(&mut self, kind: Kind, slot: usize, ssrc: Ssrc) {
         self.add_output_repaired(kind, slot, ssrc, None);
     }
 
     /// [`Negotiation::add_output`] with, for video, a retransmission stream (RFC 4588) on
     /// `rtx_ssrc`: each video codec is offered with its `rtx` format.
-    pub fn add_output_repaired(&mut self, kind: Kind, slot: usize, ssrc: u32, rtx_ssrc: Option<u32>) {
+    pub fn add_output_repaired(&mut self, kind: Kind, slot: usize, ssrc: Ssrc, rtx_ssrc: Option<Ssrc>) {
         let codecs = self.codecs_of(kind);
         let mut payload_types = PayloadTypes::default();
         let mut taken = Vec::new();
@@ -665,7 +665,7 @@ impl Negotiation {
                 }
             }
         }
-        let mid = crate::peer::slot_id(kind, slot);
+        let mid = Mid::new(crate::peer::slot_id(kind, slot));
         let formats = codecs.iter().filter_map(|c| payload_types.get(*c)).map(|pt| pt.to_string()).collect::<Vec<_>>().join(" ");
         let output = Output { kind, slot, ssrc, payload_types, rtx_ssrc, rtx, accepted: false, transport_cc: None };
         self.sections.push(Section { mid, media: Media::from(kind), protocol: "UDP/TLS/RTP/SAVPF".into(), formats, role: Role::Output(output) });
@@ -730,9 +730,9 @@ impl Negotiation {
         self.codecs_of(o.kind).into_iter().filter_map(|c| Some((c, o.payload_types.get(c)?))).collect()
     }
 
-    pub fn inbound(&self) -> impl Iterator<Item = (&str, &Inbound)> {
+    pub fn inbound(&self) -> impl Iterator<Item = (&Mid, &Inbound)> {
         self.sections.iter().filter_map(|s| match &s.role {
-            Role::Inbound(i) => Some((s.mid.as_str(), i)),
+            Role::Inbound(i) => Some((&s.mid, i)),
             _ => None,
         })
     }
@@ -758,9 +758,9 @@ impl Negotiation {
                 // Redundant audio first: the browser sends the first format of the answer.
                 Role::Inbound(i) => i
                     .red
-                    .map(|red| (Codec::Red, red, red_fmtp(i.payload_type)))
+                    .map(|red| (Codec::Red, red.0, red_fmtp(i.payload_type.0)))
                     .into_iter()
-                    .chain([(i.codec, i.payload_type, Cow::from(i.fmtp.as_str()))])
+                    .chain([(i.codec, i.payload_type.0, Cow::from(i.fmtp.as_str()))])
                     .collect(),
                 Role::Output(o) => self
                     .output_codecs(o)
@@ -904,10 +904,10 @@ fn inbound_of(remote: &RemoteSection, video_codecs: &[Codec], audio_red: bool) -
     let codec = chosen.codec().expect("chosen among forwarded codecs");
     let extmaps = remote.extmaps.iter().filter(|(_, uri)| wanted.contains(&uri.as_str())).cloned().collect();
     let fmtp = if codec == Codec::H264 { chosen.fmtp.clone() } else { String::new() };
-    let red = if codec == Codec::Opus && audio_red { remote.red_for(chosen.pt) } else { None };
+    let red = if codec == Codec::Opus && audio_red { remote.red_for(chosen.pt).map(Pt) } else { None };
     Ok(Inbound {
         codec,
-        payload_type: chosen.pt,
+        payload_type: Pt(chosen.pt),
         red,
         fmtp,
         extmaps,

@@ -61,12 +61,7 @@ pub(crate) struct MuxConfig {
     pub(crate) advertise_ips: Vec<std::net::IpAddr>,
 }
 
-/// How a PeerConnection's media currently travels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Transport {
-    Udp,
-    Tcp,
-}
+pub(crate) use crate::health::board::Path;
 
 /// One datagram for a PC, from the shared ports, with the time it was taken off the socket
 /// (where the bridge's forwarding delay starts).
@@ -94,22 +89,22 @@ pub(crate) struct PcLink {
     /// Ufrags registered for this PC (current last).
     ufrags: Mutex<Vec<String>>,
     closed: AtomicBool,
-    /// 1 + the transport of the last media (non-STUN) packet this PC sent; 0 = none yet.
-    transport: std::sync::atomic::AtomicU8,
+    /// 1 + the path of the last media (non-STUN) packet this PC sent; 0 = none yet.
+    path: std::sync::atomic::AtomicU8,
 }
 
 impl PcLink {
     /// Over UDP or ICE-TCP, from what the PC last sent media on.
-    pub(crate) fn transport(&self) -> Option<Transport> {
-        match self.transport.load(Ordering::Relaxed) {
-            1 => Some(Transport::Udp),
-            2 => Some(Transport::Tcp),
+    pub(crate) fn path(&self) -> Option<Path> {
+        match self.path.load(Ordering::Relaxed) {
+            1 => Some(Path::Udp),
+            2 => Some(Path::Tcp),
             _ => None,
         }
     }
 
-    fn sent_media(&self, t: Transport) {
-        self.transport.store(if t == Transport::Udp { 1 } else { 2 }, Ordering::Relaxed);
+    fn sent_media(&self, path: Path) {
+        self.path.store(if path == Path::Udp { 1 } else { 2 }, Ordering::Relaxed);
     }
 
     pub(crate) fn udp_label(&self) -> Option<SocketAddr> {
@@ -346,7 +341,7 @@ impl Mux {
             tcp_routed: Default::default(),
             ufrags: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
-            transport: Default::default(),
+            path: Default::default(),
         })
     }
 

@@ -307,7 +307,7 @@ fn spawn_writer(mut write_half: tokio::net::tcp::OwnedWriteHalf, closed: tokio_u
 /// UDP). `Err` once the connection is gone.
 fn queue_frame(mux: &Mux, link: &PcLink, tx: &mpsc::Sender<Vec<u8>>, failed: &AtomicBool, frame: Vec<u8>) -> io::Result<()> {
     if frame.len() > 2 && matches!(stun::classify(&frame[2..]), Kind::Other) {
-        link.sent_media(super::Transport::Tcp);
+        link.sent_media(super::Path::Tcp);
     }
     if failed.load(Ordering::Relaxed) {
         return Err(io::Error::new(io::ErrorKind::BrokenPipe, "ICE-TCP connection failed"));

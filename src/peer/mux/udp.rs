@@ -41,7 +41,7 @@ impl Mux {
             Kind::Stun { class: Class::Success, .. } => self.learn_addr(to, link),
             Kind::Other => {
                 self.learn_addr(to, link);
-                link.sent_media(super::Transport::Udp);
+                link.sent_media(super::Path::Udp);
             }
             _ => {}
         }

@@ -20,7 +20,6 @@ use super::mux;
 use super::offer_answer::{AfterRefusedAnswer, OfferAnswer};
 use super::Fault;
 use super::{slot_id, PeerCommand, PeerContext, PeerError, PeerEvent, PeerHandle, Refusals, KEYFRAME_MIN_INTERVAL};
-use crate::health::board::Transport;
 use crate::media::codec::{Codec, PayloadTypes};
 use crate::media::Kind;
 use crate::signal::protocol::{IceCandidate, MediaState};
@@ -395,10 +394,7 @@ impl PeerTask {
         if !self.connected {
             return;
         }
-        let transport = self.link.transport().map(|t| match t {
-            mux::Transport::Udp => Transport::Udp,
-            mux::Transport::Tcp => Transport::Tcp,
-        });
+        let transport = self.link.path();
         let report = self.pc.get_stats(std::time::Instant::now(), webrtc::peer_connection::StatsSelector::None).await;
         let pair = report
             .candidate_pairs()

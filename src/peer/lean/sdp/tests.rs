@@ -32,7 +32,7 @@ fn chromiums_offer_is_read_codec_extensions_layers_and_all() {
         ("audio", "0", "sendonly", Some(111))
     );
     assert_eq!(audio.extmap(AUDIO_LEVEL_URI), Some(1));
-    assert_eq!(audio.ssrcs, vec![2631279610]);
+    assert_eq!(audio.ssrcs, vec![Ssrc(2631279610)]);
     assert_eq!(audio.track_id.as_deref(), Some("870df94b-f9f8-4865-baf5-abb9a0032759"));
     assert_eq!((video.mid.as_str(), video.choose(&Codec::VIDEO).map(|c| c.pt)), ("1", Some(96)), "VP8 comes first in Chromium's order");
     assert_eq!(
@@ -85,17 +85,17 @@ fn the_answer_receives_opus_and_simulcast_vp8_as_ice_lite_dtls_server() {
     }
     assert!(audio.contains("a=rtcp-fb:111 transport-cc\r\n") && video.contains("a=rtcp-fb:96 transport-cc\r\n"), "{sdp}");
     assert!(!video.contains("abs-send-time") && !video.contains("a=candidate"), "unread extensions are not accepted; candidates once");
-    let inbound: Vec<_> = n.inbound().map(|(mid, i)| (mid.to_owned(), i.payload_type)).collect();
-    assert_eq!(inbound, vec![("0".to_owned(), 111), ("1".to_owned(), 96)]);
+    let inbound: Vec<_> = n.inbound().map(|(mid, i)| (mid.as_str(), i.payload_type)).collect();
+    assert_eq!(inbound, vec![("0", Pt(111)), ("1", Pt(96))]);
 }
 
 #[test]
 fn the_bridges_offer_keeps_the_browsers_sections_and_adds_send_only_slots() {
     let mut n = Negotiation::default();
     n.apply_offer(&RemoteDescription::parse(CHROMIUM_OFFER).unwrap()).unwrap();
-    n.add_output(Kind::Audio, 0, 1111);
-    n.add_output(Kind::Video, 0, 2222);
-    n.add_output(Kind::Content, 0, 3333);
+    n.add_output(Kind::Audio, 0, Ssrc(1111));
+    n.add_output(Kind::Video, 0, Ssrc(2222));
+    n.add_output(Kind::Content, 0, Ssrc(3333));
     let offer = n.offer(&local());
     assert!(offer.contains("a=group:BUNDLE 0 1 a0 v0 c0\r\n"), "{offer}");
     let slot = section(&offer, "v0");
@@ -124,8 +124,10 @@ fn the_bridges_offer_keeps_the_browsers_sections_and_adds_send_only_slots() {
         .replace("a=rtpmap:111", "a=rtpmap:109")
         .replace("a=fmtp:63 111/111", "a=fmtp:63 109/109");
     let accepted = n.apply_answer(&RemoteDescription::parse(&answer).unwrap()).unwrap();
-    let got: Vec<_> =
-        accepted.iter().map(|o| (o.kind, o.slot, o.ssrc, o.payload_types.codecs().map(|c| (c, o.payload_types.get(c).unwrap())).collect::<Vec<_>>())).collect();
+    let got: Vec<_> = accepted
+        .iter()
+        .map(|o| (o.kind, o.slot, o.ssrc.0, o.payload_types.codecs().map(|c| (c, o.payload_types.get(c).unwrap())).collect::<Vec<_>>()))
+        .collect();
     // H.264 is offered at Chromium's own number for constrained baseline (109 in this offer).
     let video = vec![(Codec::Vp8, 96), (Codec::H264, 109)];
     assert_eq!(
@@ -139,7 +141,7 @@ fn the_bridges_offer_keeps_the_browsers_sections_and_adds_send_only_slots() {
 fn an_answer_that_drops_sections_is_refused() {
     let mut n = Negotiation::default();
     n.apply_offer(&RemoteDescription::parse(CHROMIUM_OFFER).unwrap()).unwrap();
-    n.add_output(Kind::Audio, 0, 1);
+    n.add_output(Kind::Audio, 0, Ssrc(1));
     let offer = n.offer(&local());
     let first_two = offer[..offer.find("a=mid:a0").unwrap()].rsplit_once("m=").unwrap().0.replace("a=setup:passive", "a=setup:active");
     assert_eq!(n.apply_answer(&RemoteDescription::parse(&first_two).unwrap()), Err(SdpError::Shrunk));
@@ -150,14 +152,14 @@ fn a_re_offer_keeps_the_order_adds_content_and_refuses_what_is_not_forwarded() {
     let mut n = Negotiation::default();
     let first = RemoteDescription::parse(CHROMIUM_OFFER).unwrap();
     n.apply_offer(&first).unwrap();
-    n.add_output(Kind::Audio, 0, 1);
+    n.add_output(Kind::Audio, 0, Ssrc(1));
     // The browser's next offer: its two sections, our slot (now received by it), its shared
     // screen, and a data channel.
     let mut again = first.clone();
     let opus = RemoteCodec { pt: 111, name: "opus".into(), clock_rate: 48_000, fmtp: String::new() };
     again.sections.push(RemoteSection {
         media: Media::Audio,
-        mid: "a0".into(),
+        mid: Mid::new("a0"),
         port: 9,
         direction: "recvonly".into(),
         formats: "111".into(),
@@ -165,12 +167,12 @@ fn a_re_offer_keeps_the_order_adds_content_and_refuses_what_is_not_forwarded() {
         ..Default::default()
     });
     let mut screen = first.sections[1].clone();
-    screen.mid = "2".into();
+    screen.mid = Mid::new("2");
     screen.rids.clear();
     again.sections.push(screen);
     again.sections.push(RemoteSection {
         media: Media::Other("application".into()),
-        mid: "3".into(),
+        mid: Mid::new("3"),
         port: 9,
         protocol: "UDP/DTLS/SCTP".into(),
         formats: "webrtc-datachannel".into(),
@@ -242,7 +244,7 @@ fn every_browsers_first_offer_is_answered_with_its_microphone_and_camera_receive
         assert_eq!(*browser, e.browser);
         let Expected { opus, red, video: codec, video_pt, rids, .. } = e;
         let (n, answer) = answered(offer);
-        let inbound: Vec<_> = n.inbound().map(|(mid, i)| (mid.to_owned(), i.codec, i.payload_type, i.red, i.rids.clone())).collect();
+        let inbound: Vec<_> = n.inbound().map(|(mid, i)| (mid.to_string(), i.codec, i.payload_type.0, i.red.map(|r| r.0), i.rids.clone())).collect();
         let rids: Vec<String> = rids.iter().map(|r| r.to_string()).collect();
         assert_eq!(inbound, vec![("0".into(), Codec::Opus, opus, red, vec![]), ("1".into(), codec, video_pt, None, rids.clone())], "{browser}");
         let audio = section(&answer, "0");
@@ -275,7 +277,7 @@ fn firefoxs_bundle_only_camera_is_received_with_its_layers_ssrcs() {
     let offer = RemoteDescription::parse(OFFERS[2].1).unwrap();
     assert_eq!((offer.sections[1].port, offer.sections[1].bundle_only), (0, true), "Firefox writes its camera bundle-only");
     let (_, camera) = n.inbound().nth(1).unwrap();
-    assert_eq!(camera.ssrcs, vec![1965811387, 1763001991], "one SSRC per layer; the RTX ones (FID) left out");
+    assert_eq!(camera.ssrcs, vec![Ssrc(1965811387), Ssrc(1763001991)], "one SSRC per layer; the RTX ones (FID) left out");
     assert_eq!(camera.extmap(RID_URI), Some(9), "its rid extension is declared `9/sendonly`");
     assert!(section(&answer, "1").contains("a=extmap:9 urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id\r\n"), "{answer}");
     // A browser that does not trickle has its candidates in the offer.
@@ -289,7 +291,7 @@ fn the_bridges_slots_number_codecs_as_the_browser_does_and_never_collide_with_it
     for (browser, vp8, h264) in expected {
         let offer = OFFERS.iter().find(|(b, _)| *b == browser).unwrap().1;
         let (mut n, _) = answered(offer);
-        n.add_output(Kind::Video, 0, 2222);
+        n.add_output(Kind::Video, 0, Ssrc(2222));
         let slot = section(&n.offer(&local()), "v0").to_owned();
         let remote = RemoteDescription::parse(offer).unwrap();
         let browser_codec = |pt: u8| remote.sections.iter().flat_map(|s| &s.codecs).find(|c| c.pt == pt).map(|c| c.name.clone());
@@ -315,7 +317,7 @@ fn a_meeting_of_vp8_only_answers_safari_with_vp8() {
     let mut n = Negotiation::new(&[Codec::Vp8]);
     n.apply_offer(&RemoteDescription::parse(OFFERS[4].1).unwrap()).unwrap();
     let (_, camera) = n.inbound().nth(1).unwrap();
-    assert_eq!((camera.codec, camera.payload_type), (Codec::Vp8, 106));
+    assert_eq!((camera.codec, camera.payload_type), (Codec::Vp8, Pt(106)));
 }
 
 #[test]
@@ -336,7 +338,7 @@ fn each_browser_renegotiates_with_its_shared_screen_received_and_the_slots_kept(
         let (mut n, _) = answered(offer);
         // The slots the recorded answer answers (testdata/README.md).
         for (kind, slot, ssrc) in [(Kind::Audio, 0, 1111), (Kind::Audio, 1, 1112), (Kind::Video, 0, 2221), (Kind::Video, 1, 2222), (Kind::Content, 0, 3331)] {
-            n.add_output(kind, slot, ssrc);
+            n.add_output(kind, slot, Ssrc(ssrc));
         }
         let _ = n.offer(&local());
         let accepted = n.apply_answer(&RemoteDescription::parse(answer).unwrap()).unwrap_or_else(|e| panic!("{browser}: {e}"));
@@ -346,7 +348,7 @@ fn each_browser_renegotiates_with_its_shared_screen_received_and_the_slots_kept(
             assert!(o.payload_types.get(want).is_some(), "{browser}: {o:?}");
         }
         n.apply_offer(&RemoteDescription::parse(offer2).unwrap()).unwrap_or_else(|e| panic!("{browser}: {e}"));
-        let inbound: Vec<&str> = n.inbound().map(|(mid, _)| mid).collect();
+        let inbound: Vec<&str> = n.inbound().map(|(mid, _)| mid.as_str()).collect();
         assert_eq!(inbound, vec!["0", "1", "2"], "{browser}: the screen (mid 2) is received beside microphone and camera");
         let sdp = n.answer(&local());
         assert!(sdp.contains("a=group:BUNDLE 0 1 a0 a1 v0 v1 c0 2\r\n"), "{browser}: {sdp}");
@@ -388,7 +390,7 @@ fn redundant_audio_can_be_turned_off() {
     let answer = n.answer(&local());
     assert!(section(&answer, "0").starts_with("m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"), "only Opus: {answer}");
     assert!(!answer.contains("red/48000"), "{answer}");
-    n.add_output(Kind::Audio, 0, 1111);
+    n.add_output(Kind::Audio, 0, Ssrc(1111));
     let offer = n.offer(&local());
     assert!(section(&offer, "a0").starts_with("m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n") && !offer.contains("red/48000"), "{offer}");
 }
@@ -407,7 +409,7 @@ fn firefox_is_offered_redundant_audio_at_a_number_it_does_not_use() {
     let offer = include_str!("testdata/firefox153_offer.sdp");
     let mut n = Negotiation::default();
     n.apply_offer(&RemoteDescription::parse(offer).unwrap()).unwrap();
-    n.add_output(Kind::Audio, 0, 1111);
+    n.add_output(Kind::Audio, 0, Ssrc(1111));
     let slot = section(&n.offer(&local()), "a0").to_owned();
     assert!(slot.starts_with("m=audio 9 UDP/TLS/RTP/SAVPF 109 63\r\n"), "Firefox's own Opus number, RED at the bridge's: {slot}");
     assert!(slot.contains("a=fmtp:63 109/109\r\n"), "{slot}");
@@ -417,9 +419,9 @@ fn firefox_is_offered_redundant_audio_at_a_number_it_does_not_use() {
 fn video_slots_offer_retransmissions_on_a_second_ssrc_at_the_browsers_rtx_numbers() {
     let mut n = Negotiation::default();
     n.apply_offer(&RemoteDescription::parse(CHROMIUM_OFFER).unwrap()).unwrap();
-    n.add_output_repaired(Kind::Audio, 0, 1111, Some(1112));
-    n.add_output_repaired(Kind::Video, 0, 2222, Some(2223));
-    n.add_output_repaired(Kind::Video, 1, 3333, Some(3334));
+    n.add_output_repaired(Kind::Audio, 0, Ssrc(1111), Some(Ssrc(1112)));
+    n.add_output_repaired(Kind::Video, 0, Ssrc(2222), Some(Ssrc(2223)));
+    n.add_output_repaired(Kind::Video, 1, Ssrc(3333), Some(Ssrc(3334)));
     let offer = n.offer(&local());
     let v0 = section(&offer, "v0");
     // Chromium repairs VP8 (96) with 97 and constrained-baseline H.264 (109) with 114.
@@ -440,7 +442,7 @@ fn video_slots_offer_retransmissions_on_a_second_ssrc_at_the_browsers_rtx_number
     let answer = offer.replace("a=sendonly", "a=recvonly").replace("a=setup:passive", "a=setup:active");
     let accepted = n.apply_answer(&RemoteDescription::parse(&answer).unwrap()).unwrap();
     let v0 = accepted.iter().find(|o| o.kind == Kind::Video && o.slot == 0).unwrap();
-    assert_eq!((v0.rtx.get(Codec::Vp8), v0.rtx.get(Codec::H264), v0.rtx_ssrc), (Some(97), Some(114), Some(2223)));
+    assert_eq!((v0.rtx.get(Codec::Vp8), v0.rtx.get(Codec::H264), v0.rtx_ssrc), (Some(97), Some(114), Some(Ssrc(2223))));
 
     // An answer without them leaves the slot without retransmission formats, and the next
     // offer does not offer them again.
@@ -458,9 +460,9 @@ fn retransmission_numbers_the_browser_never_gave_are_free_and_the_same_in_every_
     let remote = RemoteDescription::parse(&offer).unwrap();
     let mut n = Negotiation::default();
     n.apply_offer(&remote).unwrap();
-    n.add_output_repaired(Kind::Audio, 0, 1, None);
+    n.add_output_repaired(Kind::Audio, 0, Ssrc(1), None);
     for slot in 0..3 {
-        n.add_output_repaired(Kind::Video, slot, 10 + slot as u32, Some(20 + slot as u32));
+        n.add_output_repaired(Kind::Video, slot, Ssrc(10 + slot as u32), Some(Ssrc(20 + slot as u32)));
     }
     let outputs: Vec<&Output> = n
         .sections
@@ -485,7 +487,7 @@ fn retransmission_numbers_the_browser_never_gave_are_free_and_the_same_in_every_
 fn firefox_repairs_vp8_with_its_own_number() {
     let mut n = Negotiation::default();
     n.apply_offer(&RemoteDescription::parse(include_str!("testdata/firefox153_offer.sdp")).unwrap()).unwrap();
-    n.add_output_repaired(Kind::Video, 0, 2222, Some(2223));
+    n.add_output_repaired(Kind::Video, 0, Ssrc(2222), Some(Ssrc(2223)));
     let v0 = section(&n.offer(&local()), "v0").to_owned();
     assert!(v0.contains("a=rtpmap:124 rtx/90000\r\na=fmtp:124 apt=120\r\n"), "{v0}");
 }

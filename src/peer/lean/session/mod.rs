@@ -33,10 +33,10 @@ use super::repair::{self, Repair};
 use super::sdp::{Media, Negotiation};
 use super::sending::Sent;
 use super::transport::{IceCredentials, Identity, Transport, TransportState};
-use crate::health::board::{StatsBoard, Transport as Path};
+use crate::health::board::{Path, StatsBoard};
 use crate::media::delay::DelayCounts;
 use crate::media::router::Router;
-use crate::media::Kind;
+use crate::media::{Kind, Mid, Pt, Ssrc};
 use crate::peer::budget;
 use crate::peer::ceilings::Ceilings;
 use crate::peer::inbound::{AudioFormats, Inbound};
@@ -121,20 +121,20 @@ pub(crate) enum Output {
     /// The router's keyframe requests for the site's layer with this SSRC: each to come back
     /// as [`Session::handle_keyframe_request`], at most one per
     /// [`crate::peer::KEYFRAME_MIN_INTERVAL`].
-    KeyframeRequests(u32, mpsc::Receiver<()>),
+    KeyframeRequests(Ssrc, mpsc::Receiver<()>),
 }
 
 /// One m-section the browser sends on.
 struct Stream {
-    mid: String,
+    mid: Mid,
     /// Decided at the stream's first packet (content or camera is known by then).
     inbound: Option<Inbound>,
     /// SSRCs the SDP announced for it.
-    ssrcs: Vec<u32>,
-    payload_type: u8,
+    ssrcs: Vec<Ssrc>,
+    payload_type: Pt,
     codec: crate::media::Codec,
     /// Redundant audio's payload type (RFC 2198), when negotiated beside Opus.
-    red: Option<u8>,
+    red: Option<Pt>,
     /// Simulcast layers negotiated (by RID); a new SSRC waits for a packet naming its RID.
     simulcast: bool,
     media: Media,
@@ -150,7 +150,7 @@ impl Stream {
     }
 
     /// Whether a packet of payload type `pt` may be this stream's.
-    fn carries(&self, pt: u8) -> bool {
+    fn carries(&self, pt: Pt) -> bool {
         self.payload_type == pt || self.red == Some(pt)
     }
 }
@@ -187,19 +187,19 @@ pub(crate) struct Session {
     path: Option<Path>,
     outputs: Outputs<()>,
     /// Output SSRC → (kind, slot), for keyframe requests from the browser.
-    output_ssrcs: HashMap<u32, (Kind, usize)>,
+    output_ssrcs: HashMap<Ssrc, (Kind, usize)>,
     streams: Vec<Stream>,
     /// Inbound SSRC → index in `streams`.
-    by_ssrc: HashMap<u32, usize>,
+    by_ssrc: HashMap<Ssrc, usize>,
     content_track: Option<String>,
-    camera_mid: Option<String>,
+    camera_mid: Option<Mid>,
     audio_level_id: Arc<AtomicU8>,
     /// Where each forwarded packet is serialised before encryption.
     scratch: Vec<u8>,
     /// Datagrams the transport refused (logged, counted).
     refused: u64,
     /// Per SSRC the browser sends, for the receiver reports.
-    receptions: HashMap<u32, Reception>,
+    receptions: HashMap<Ssrc, Reception>,
     /// The session's first moment, on the monotonic clock and the wall clock: NTP times in
     /// reports are read from `now` through them, so time comes only from the inputs.
     epoch: Instant,
@@ -208,7 +208,7 @@ pub(crate) struct Session {
     next_report: Instant,
     due: Due,
     /// What each video slot sent lately, by its SSRC, for NACKs.
-    histories: HashMap<u32, History>,
+    histories: HashMap<Ssrc, History>,
     retransmitted: u64,
     /// What this site's NACKs may make the bridge send again.
     retransmit_budget: budget::RetransmitBudget,
@@ -217,7 +217,7 @@ pub(crate) struct Session {
     /// What the budgets refused: counted on the board, logged once per budget and connection.
     refusals: Refusals,
     /// What each output slot sent, by its SSRC, for the sender reports.
-    sent: HashMap<u32, Sent>,
+    sent: HashMap<Ssrc, Sent>,
     /// Round-trip time from the browser's reports on the bridge's sender reports (smoothed).
     rtt: Option<Duration>,
     /// Arrival times of the browser's numbered packets, for its congestion control.
@@ -230,7 +230,7 @@ pub(crate) struct Session {
     /// The estimate last told to the conference, and when.
     estimate_sent: Option<(f64, Instant)>,
     /// What the browser's uplink lost of each video stream it sends, to ask for again.
-    repairs: HashMap<u32, Repair>,
+    repairs: HashMap<Ssrc, Repair>,
     /// The candidates the browser trickled, which name the type of the address it uses.
     remote_candidates: RemoteCandidates,
     /// How long each forwarded packet was in the bridge, until added to the router's total.

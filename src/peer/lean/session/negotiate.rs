@@ -2,7 +2,7 @@
 //! answer applied, and the streams the browser sends learnt from what was negotiated.
 
 use super::{Output, Session, Stream, RTCP_SSRC};
-use crate::media::Kind;
+use crate::media::{Kind, Ssrc};
 use crate::peer::budget::Budget;
 use crate::peer::lean::history::History;
 use crate::peer::lean::rtx::RtxStream;
@@ -86,7 +86,7 @@ impl Session {
         if !self.answered_first_offer || restarted {
             // The candidates are in the answer; trickled too, for pages (and relays in front
             // of the bridge) that read candidates from the signalling.
-            let mid = self.negotiation.sections.iter().find(|s| !s.role.is_rejected()).map(|s| s.mid.clone());
+            let mid = self.negotiation.sections.iter().find(|s| !s.role.is_rejected()).map(|s| s.mid.to_string());
             for candidate in self.local_transport().candidates {
                 let c = IceCandidate { candidate, sdp_mid: mid.clone(), sdp_m_line_index: Some(0), username_fragment: Some(self.ice.ufrag.clone()) };
                 self.emit(PeerEvent::LocalCandidate(c));
@@ -115,8 +115,8 @@ impl Session {
             if let Some(level) = section.extmap(sdp::AUDIO_LEVEL_URI) {
                 self.audio_level_id.store(level, std::sync::atomic::Ordering::Relaxed);
             }
-            let media = self.negotiation.sections.iter().find(|s| s.mid == mid).map(|s| s.media.clone()).unwrap_or_default();
-            match self.streams.iter_mut().find(|s| s.mid == mid) {
+            let media = self.negotiation.sections.iter().find(|s| s.mid == *mid).map(|s| s.media.clone()).unwrap_or_default();
+            match self.streams.iter_mut().find(|s| s.mid == *mid) {
                 Some(s) => {
                     s.ssrcs = section.ssrcs.clone();
                     s.payload_type = section.payload_type;
@@ -131,7 +131,7 @@ impl Session {
                     s.track_id = section.track_id.clone();
                 }
                 None => self.streams.push(Stream {
-                    mid: mid.to_owned(),
+                    mid: mid.clone(),
                     inbound: None,
                     ssrcs: section.ssrcs.clone(),
                     payload_type: section.payload_type,
@@ -152,10 +152,10 @@ impl Session {
     fn add_slots(&mut self) {
         let (audio, video) = self.ctx.slots;
         let wanted = (0..audio).map(|i| (Kind::Audio, i)).chain((0..video).map(|i| (Kind::Video, i))).chain([(Kind::Content, 0)]);
-        let mut taken: std::collections::HashSet<u32> = self.output_ssrcs.keys().copied().collect();
+        let mut taken: std::collections::HashSet<Ssrc> = self.output_ssrcs.keys().copied().collect();
         let mut new_ssrc = || loop {
-            let s = rand::random::<u32>();
-            if s > RTCP_SSRC && taken.insert(s) {
+            let s = Ssrc(rand::random::<u32>());
+            if s.0 > RTCP_SSRC && taken.insert(s) {
                 break s;
             }
         };
@@ -168,7 +168,7 @@ impl Session {
             if kind.is_video() {
                 self.histories.insert(ssrc, History::default());
             }
-            self.sent.insert(ssrc, Sent::new(ssrc, if kind == Kind::Audio { 48_000 } else { 90_000 }));
+            self.sent.insert(ssrc, Sent::new(ssrc.0, if kind == Kind::Audio { 48_000 } else { 90_000 }));
         }
         info!(outputs = self.output_ssrcs.len(), "offering the output slots");
         self.offer();
@@ -197,9 +197,9 @@ impl Session {
                     self.numbering.accept(&o);
                     let clock_rate = if o.kind == Kind::Audio { 48_000 } else { 90_000 };
                     if let (Some(history), Some(rtx_ssrc)) = (self.histories.get_mut(&o.ssrc), o.rtx_ssrc) {
-                        history.set_rtx(RtxStream::new(rtx_ssrc, o.payload_types, o.rtx));
+                        history.set_rtx(RtxStream::new(rtx_ssrc.0, o.payload_types, o.rtx));
                     }
-                    self.outputs.bind(o.kind, o.slot, (), o.ssrc, o.payload_types, clock_rate);
+                    self.outputs.bind(o.kind, o.slot, (), o.ssrc.0, o.payload_types, clock_rate);
                     if o.kind.is_video() && connected {
                         self.ctx.router.request_slot_keyframe(self.site, o.kind, o.slot);
                     }

@@ -3,7 +3,7 @@
 //! NACKs to answer and keyframe requests for the router.
 
 use super::{Output, Session, DEFAULT_RTT, LOSS_EVENT_INTERVAL};
-use crate::media::{Kind, RtpPacket};
+use crate::media::{Kind, Pt, RtpPacket, Ssrc};
 use crate::peer::budget::Budget;
 use crate::peer::inbound::Inbound;
 use crate::peer::lean::reception::Reception;
@@ -64,7 +64,7 @@ impl Session {
         // Every numbered packet counts for congestion control, whichever stream it is. Arrival
         // is when the mux took the datagram off the socket.
         self.feedback.on_packet(received, &packet.header);
-        let ssrc = packet.header.ssrc;
+        let ssrc = Ssrc::of(&packet.header);
         let index = match self.by_ssrc.get(&ssrc) {
             Some(&i) => i,
             None => match self.stream_of(&packet) {
@@ -80,26 +80,26 @@ impl Session {
         };
         let clock_rate = if self.streams[index].media == Media::Audio { 48_000 } else { 90_000 };
         let epoch = self.epoch;
-        let reception = self.receptions.entry(ssrc).or_insert_with(|| Reception::new(ssrc, clock_rate, epoch));
+        let reception = self.receptions.entry(ssrc).or_insert_with(|| Reception::new(ssrc.0, clock_rate, epoch));
         reception.on_packet(packet.header.sequence_number, packet.header.timestamp, received);
         if self.streams[index].media == Media::Video {
-            self.repairs.entry(ssrc).or_insert_with(|| Repair::new(ssrc)).on_packet(packet.header.sequence_number, received);
+            self.repairs.entry(ssrc).or_insert_with(|| Repair::new(ssrc.0)).on_packet(packet.header.sequence_number, received);
         }
         let rid = self.streams[index].rid_ext.and_then(|id| packet.header.get_extension(id)).map(|r| String::from_utf8_lossy(&r).into_owned());
         let simulcast = self.streams[index].simulcast && self.streams[index].rid_ext.is_some();
         let Some(inbound) = self.inbound_for(index, received) else { return };
-        if !inbound.has_layer(ssrc) && inbound.is_full() {
+        if !inbound.has_layer(ssrc.0) && inbound.is_full() {
             self.ssrc_budget.refused += 1;
             return self.refusals.refuse(Budget::Ssrcs, 1, "this site sends more SSRCs on one stream than its layers; their packets are dropped");
         }
         let Some(inbound) = self.inbound_for(index, received) else { return };
-        if !inbound.has_layer(ssrc) {
+        if !inbound.has_layer(ssrc.0) {
             if simulcast && rid.is_none() {
                 // Which layer this is shows in a later packet (browsers name the RID until
                 // the bridge's reports reach them); guessing would mislabel it for good.
                 return;
             }
-            if let Some(requests) = inbound.open_layer(ssrc, rid.as_deref(), received) {
+            if let Some(requests) = inbound.open_layer(ssrc.0, rid.as_deref(), received) {
                 self.out.push_back(Output::KeyframeRequests(ssrc, requests));
             }
         }
@@ -110,15 +110,16 @@ impl Session {
     /// Which stream a packet with a new SSRC belongs to: the SDP's SSRCs, else its mid header
     /// extension, else the one stream with its payload type.
     fn stream_of(&self, packet: &RtpPacket) -> Option<usize> {
-        let ssrc = packet.header.ssrc;
+        let ssrc = Ssrc::of(&packet.header);
         if let Some(i) = self.streams.iter().position(|s| s.ssrcs.contains(&ssrc)) {
             return Some(i);
         }
-        let by_mid = self.streams.iter().position(|s| s.mid_ext.and_then(|id| packet.header.get_extension(id)).is_some_and(|m| m.as_ref() == s.mid.as_bytes()));
+        let by_mid =
+            self.streams.iter().position(|s| s.mid_ext.and_then(|id| packet.header.get_extension(id)).is_some_and(|m| m.as_ref() == s.mid.as_str().as_bytes()));
         if by_mid.is_some() {
             return by_mid;
         }
-        let pt = packet.header.payload_type;
+        let pt = Pt::of(&packet.header);
         let mut same_pt = self.streams.iter().enumerate().filter(|(_, s)| s.carries(pt) && s.ssrcs.is_empty());
         match (same_pt.next(), same_pt.next()) {
             (Some((i, _)), None) => Some(i),
@@ -161,12 +162,12 @@ impl Session {
         for p in &packets {
             let any = p.as_any();
             let wants = |ssrc: u32| {
-                if let Some(&(kind, slot)) = self.output_ssrcs.get(&ssrc) {
+                if let Some(&(kind, slot)) = self.output_ssrcs.get(&Ssrc(ssrc)) {
                     self.ctx.router.request_slot_keyframe(self.site, kind, slot);
                 }
             };
             if let Some(sr) = any.downcast_ref::<SenderReport>() {
-                if let Some(r) = self.receptions.get_mut(&sr.ssrc) {
+                if let Some(r) = self.receptions.get_mut(&Ssrc(sr.ssrc)) {
                     r.on_sender_report(sr.ntp_time, now);
                 }
                 blocks.extend(sr.reports.iter().cloned());
@@ -199,7 +200,7 @@ impl Session {
     /// slot, the share of what the bridge sent that the report says was lost on the way.
     fn on_reception_report(&mut self, now: Instant, report: &ReceptionReport) -> Option<f64> {
         let wall = self.wall(now);
-        let sent = self.sent.get_mut(&report.ssrc)?;
+        let sent = self.sent.get_mut(&Ssrc(report.ssrc))?;
         if let Some(rtt) = sending::round_trip(report, wall) {
             self.rtt = Some(match self.rtt {
                 Some(old) => old.mul_f64(0.875) + rtt.mul_f64(0.125),
@@ -207,6 +208,6 @@ impl Session {
             });
         }
         let loss = sent.downlink_loss(report);
-        loss.filter(|_| self.histories.contains_key(&report.ssrc))
+        loss.filter(|_| self.histories.contains_key(&Ssrc(report.ssrc)))
     }
 }

@@ -7,9 +7,9 @@ use super::{
     WIRE_OVERHEAD,
 };
 use super::{EARLY_REPORTS_FOR, EARLY_REPORT_INTERVAL};
-use crate::health::board::Transport as Path;
+use crate::health::board::Path;
 use crate::media::router::SinkPacket;
-use crate::media::RtpPacket;
+use crate::media::{RtpPacket, Ssrc};
 use crate::peer::budget::{self, Budget};
 use crate::peer::lean::estimate;
 use crate::peer::lean::history::{self, History, Retransmission};
@@ -40,10 +40,11 @@ impl Session {
             self.delays.record(now.saturating_duration_since(received));
             self.outputs.written += 1;
             self.ctx.board.add_outbound(self.site, packet.payload.len() + 12);
-            if let Some(h) = self.histories.get_mut(&packet.header.ssrc) {
+            let ssrc = Ssrc::of(&packet.header);
+            if let Some(h) = self.histories.get_mut(&ssrc) {
                 h.push(&packet);
             }
-            if let Some(sent) = self.sent.get_mut(&packet.header.ssrc) {
+            if let Some(sent) = self.sent.get_mut(&ssrc) {
                 sent.on_packet(packet.header.sequence_number, packet.header.timestamp, packet.payload.len(), now);
             }
         } else {
@@ -52,10 +53,10 @@ impl Session {
     }
 
     /// The router asks the site for a keyframe of its layer with this SSRC (PLI).
-    pub(crate) fn handle_keyframe_request(&mut self, now: Instant, media_ssrc: u32) {
-        if let Ok(pli) = (PictureLossIndication { sender_ssrc: RTCP_SSRC, media_ssrc }).marshal() {
+    pub(crate) fn handle_keyframe_request(&mut self, now: Instant, media_ssrc: Ssrc) {
+        if let Ok(pli) = (PictureLossIndication { sender_ssrc: RTCP_SSRC, media_ssrc: media_ssrc.0 }).marshal() {
             if self.send_rtcp(&pli, "keyframe request") {
-                debug!(media_ssrc, "asked the publisher for a keyframe");
+                debug!(%media_ssrc, "asked the publisher for a keyframe");
             }
         }
         self.after(now);
@@ -66,7 +67,7 @@ impl Session {
     /// turn the bridge into an amplifier against the site's own downlink or anyone else's).
     pub(super) fn retransmit(&mut self, now: Instant, nack: &TransportLayerNack) {
         let gap = self.rtt.map_or(budget::RESEND_GAP, |r| r.max(budget::RESEND_GAP));
-        let Some(history) = self.histories.get_mut(&nack.media_ssrc) else { return };
+        let Some(history) = self.histories.get_mut(&Ssrc(nack.media_ssrc)) else { return };
         let seqs: Vec<u16> = nack.nacks.iter().flat_map(|p| history::requested(p.packet_id, p.lost_packets)).take(MAX_RETRANSMIT_PER_NACK).collect();
         let mut again = Vec::new();
         let refused_before = self.retransmit_budget.refused;
@@ -119,7 +120,7 @@ impl Session {
 
     /// A video slot whose packets the browser reports on, with a retransmission stream and a
     /// format on it to pad with.
-    fn paddable(&self) -> Option<u32> {
+    fn paddable(&self) -> Option<Ssrc> {
         self.histories.iter().find(|(ssrc, h)| h.can_pad() && self.numbering.id_for(**ssrc).is_some()).map(|(ssrc, _)| *ssrc)
     }
 
@@ -146,7 +147,7 @@ impl Session {
     /// last says how many).
     fn protect_and_send_padded(&mut self, now: Instant, packet: &mut RtpPacket, padding: u8) -> bool {
         let Some(t) = self.transport.as_mut() else { return false };
-        let numbered = self.numbering.id_for(packet.header.ssrc).and_then(|id| {
+        let numbered = self.numbering.id_for(Ssrc::of(&packet.header)).and_then(|id| {
             let seq = self.estimate.stamp();
             packet.header.set_extension(id, bytes::Bytes::copy_from_slice(&seq.to_be_bytes())).ok().map(|_| seq)
         });
@@ -216,7 +217,7 @@ impl Session {
         if compound.is_empty() {
             return;
         }
-        let video: Vec<u32> = self.by_ssrc.iter().filter(|(_, &i)| self.streams[i].media == Media::Video).map(|(&ssrc, _)| ssrc).collect();
+        let video: Vec<u32> = self.by_ssrc.iter().filter(|(_, &i)| self.streams[i].media == Media::Video).map(|(ssrc, _)| ssrc.0).collect();
         if !video.is_empty() {
             let ceiling = self.ctx.lines.get(self.site).up_bps().map_or(REMB_BPS, |up| REMB_BPS.min(up as f32));
             if let Ok(b) = (ReceiverEstimatedMaximumBitrate { sender_ssrc: RTCP_SSRC, bitrate: ceiling, ssrcs: video }).marshal() {

@@ -46,7 +46,7 @@ struct Site {
     /// RTCP compounds the browser received (decrypted), with when.
     rtcp: Vec<(Instant, Vec<u8>)>,
     /// Layers whose keyframe requests the session handed the driver.
-    keyframe_layers: Vec<u32>,
+    keyframe_layers: Vec<Ssrc>,
     checks_failed: Vec<SocketAddr>,
 }
 
@@ -259,7 +259,7 @@ impl Site {
 
     /// The SSRC the bridge's first video slot goes out with.
     fn v0(&self) -> u32 {
-        self.session.output_ssrcs.iter().find(|(_, &slot)| slot == (Kind::Video, 0)).map(|(&ssrc, _)| ssrc).unwrap()
+        self.session.output_ssrcs.iter().find(|(_, &slot)| slot == (Kind::Video, 0)).map(|(ssrc, _)| ssrc.0).unwrap()
     }
 
     /// The router gives the ward's first video slot HQ's camera packet `seq` (a keyframe).
@@ -331,7 +331,7 @@ fn ssrcs_are_learnt_from_the_sdp_and_the_mid_and_a_flood_stops_at_the_budget() {
     site.send_rtp(&rtp(MIC, 111, 1, &[0xF8]));
     site.send_rtp(&camera(1));
     assert_eq!(site.session.by_ssrc.len(), 2, "the microphone by its SDP SSRC, the camera by its mid");
-    assert_eq!(site.keyframe_layers, vec![CAMERA], "the camera's layer takes the router's keyframe requests");
+    assert_eq!(site.keyframe_layers, vec![Ssrc(CAMERA)], "the camera's layer takes the router's keyframe requests");
     // An SSRC neither the SDP nor a mid names, in a payload type two streams could carry.
     site.send_rtp(&rtp(0x5EED, 111, 1, &[0xF8]));
     assert_eq!(site.session.by_ssrc.len(), 2, "a packet that names no stream is not followed");
@@ -345,7 +345,7 @@ fn ssrcs_are_learnt_from_the_sdp_and_the_mid_and_a_flood_stops_at_the_budget() {
     let refused = site.board.refused(WARD).iter().find(|(b, _)| *b == Budget::Ssrcs).map(|(_, n)| *n).unwrap();
     assert!(refused >= (100 + 2 - MAX_SSRCS) as u64, "each refusal is counted on the board: {refused}");
     site.send_rtp(&rtp(MIC, 111, 2, &[0xF8]));
-    assert_eq!(site.session.receptions.get_mut(&MIC).unwrap().report(site.now).last_sequence_number, 2, "the microphone carries on");
+    assert_eq!(site.session.receptions.get_mut(&Ssrc(MIC)).unwrap().report(site.now).last_sequence_number, 2, "the microphone carries on");
 }
 
 #[test]
@@ -409,7 +409,7 @@ fn what_the_uplink_lost_of_the_camera_is_asked_for_again_until_it_comes() {
     let before = site.received::<TransportLayerNack>().len();
     site.advance(Duration::from_secs(1));
     assert_eq!(site.received::<TransportLayerNack>().len(), before, "once it came, nothing more is asked");
-    let repair = &site.session.repairs[&CAMERA];
+    let repair = &site.session.repairs[&Ssrc(CAMERA)];
     assert_eq!((repair.recovered, repair.missing()), (1, 0));
 }
 
@@ -417,7 +417,7 @@ fn what_the_uplink_lost_of_the_camera_is_asked_for_again_until_it_comes() {
 fn the_routers_keyframe_request_reaches_the_camera_as_a_pli() {
     let mut site = Site::connected();
     site.send_rtp(&camera(1));
-    site.session.handle_keyframe_request(site.now, CAMERA);
+    site.session.handle_keyframe_request(site.now, Ssrc(CAMERA));
     site.deliver();
     let plis = site.received::<PictureLossIndication>();
     assert_eq!(plis.iter().map(|(_, p)| (p.sender_ssrc, p.media_ssrc)).collect::<Vec<_>>(), vec![(RTCP_SSRC, CAMERA)]);
