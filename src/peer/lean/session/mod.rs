@@ -163,8 +163,8 @@ struct Due {
     feedback: Instant,
     /// NACKs for what the browser's uplink lost.
     nacks: Instant,
-    /// The next packets of a probe.
-    padding: Instant,
+    /// The next packets of the probe being sent; none between probes.
+    padding: Option<Instant>,
     /// The connection (round trip, path) to the health board.
     connection: Instant,
 }
@@ -267,7 +267,7 @@ impl Session {
             wall_epoch: SystemTime::now(),
             connected_at: None,
             next_report: now,
-            due: Due { reports: now, feedback: now, nacks: now, padding: now, connection: now },
+            due: Due { reports: now, feedback: now, nacks: now, padding: None, connection: now },
             histories: HashMap::new(),
             retransmitted: 0,
             retransmit_budget: budget::RetransmitBudget::default(),
@@ -307,9 +307,8 @@ impl Session {
         if self.repairs.values().any(|r| r.missing() > 0) {
             next = next.min(self.due.nacks);
         }
-        // The cluster being sent still owes padding when its next step is due.
-        if self.estimate.probing(self.due.padding) {
-            next = next.min(self.due.padding);
+        if let Some(padding) = self.due.padding {
+            next = next.min(padding);
         }
         match self.transport.as_ref().and_then(Transport::poll_timeout) {
             Some(t) => next.min(t),
@@ -344,9 +343,14 @@ impl Session {
             self.due.nacks = now + repair::INTERVAL;
             self.send_nacks(now);
         }
-        if self.due.padding <= now && self.estimate.probing(now) {
-            self.due.padding = now + estimate::probe::STEP;
-            self.send_padding(now);
+        // Each step of a probe either sends and names the next, or finds the probe over: a
+        // moment once due is never due again.
+        if self.due.padding.is_some_and(|due| due <= now) {
+            self.due.padding = None;
+            if self.estimate.probing(now) {
+                self.due.padding = Some(now + estimate::probe::STEP);
+                self.send_padding(now);
+            }
         }
         if self.due.connection <= now {
             self.due.connection = now + CONNECTION_INTERVAL;

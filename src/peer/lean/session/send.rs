@@ -113,7 +113,7 @@ impl Session {
         }
         let wanted = self.ctx.router.wanted_downlink(self.site);
         if self.estimate.start_probe(now, wanted) {
-            self.due.padding = now + estimate::probe::STEP;
+            self.due.padding = Some(now + estimate::probe::STEP);
             self.send_padding(now);
         }
     }

@@ -240,6 +240,8 @@ impl Site {
             self.now = due.max(self.now);
             self.session.handle_timeout(self.now);
             self.deliver();
+            // A moment once handled is never due again: a driver would spin on it.
+            assert!(self.session.poll_timeout() > self.now, "still due after its timeout was handled");
         }
         panic!("the session wanted more than {MAX_STEPS} wakes in {d:?}");
     }
