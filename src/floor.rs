@@ -122,6 +122,22 @@ pub(crate) enum FloorEvent {
     },
 }
 
+impl FloorEvent {
+    /// A floor request's step: the request, its site and the step's name (`requested`,
+    /// `granted`, …); `None` for the programme's own events.
+    pub(crate) fn request_step(&self) -> Option<(RequestId, SiteIndex, &'static str)> {
+        Some(match *self {
+            FloorEvent::Requested { id, site } => (id, site, "requested"),
+            FloorEvent::Cancelled { id, site } => (id, site, "cancelled"),
+            FloorEvent::Granted { id, site } => (id, site, "granted"),
+            FloorEvent::Denied { id, site } => (id, site, "denied"),
+            FloorEvent::Revoked { id, site } => (id, site, "revoked"),
+            FloorEvent::Released { id, site } => (id, site, "released"),
+            _ => return None,
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum FloorError {
     NotChair,

@@ -5,6 +5,7 @@
 
 use super::handle::{Action, Command, ConferenceHandle, Receiving, Refused, Seat, SiteView};
 use super::notice::{self, HelpRequest, Notices, Sender};
+use super::published::{CurrentItem, Farewell, PageView, Published, Recording, SeatSnapshot, Snapshot};
 use super::view::{self, Candidate, Shape};
 use super::vote::Votes;
 use super::JoinRefused;
@@ -16,10 +17,8 @@ use crate::media::speaker::SpeakerDetector;
 use crate::media::Selection;
 use crate::recording::{RecState, Recorder, RecordingStatus};
 use crate::signal::outbox::{NotQueued, Outbox};
-use crate::signal::protocol::{
-    AgendaItemSpec, AgendaView, CurrentItemView, ErrorCode, FloorEventKind, FloorHolderView, FloorView, HelpView, MeetingView, NoticeView, Outgoing,
-    QueueEntryView, RecordingView, ServerMessage, SiteLevel, SitePresence, TallyView, VoteView,
-};
+use crate::signal::protocol::{AgendaItemSpec, ErrorCode, Outgoing};
+use crate::signal::render::{self, Sites};
 use crate::store::journal::Entry;
 use crate::store::{now_ms, Store};
 use std::sync::Arc;
@@ -244,9 +243,7 @@ impl Actor {
             }
             Command::Leave { site, session, lost } => self.leave(site, session, lost),
             Command::Shutdown { reply } => {
-                self.send_all(ServerMessage::Restarting {
-                    message: "Máy chủ đang khởi động lại; trang sẽ tự kết nối lại. / The server is restarting; this page reconnects by itself.".into(),
-                });
+                self.send_all(Published::Restarting);
                 // Saved as it was before the files are closed: a recording running now
                 // continues after the restart.
                 let json = self.persisted_json();
@@ -279,7 +276,7 @@ impl Actor {
                 let _ = reply.send(result);
             }
             Command::Presence { reply } => {
-                let _ = reply.send(self.presence());
+                let _ = reply.send(self.seat_snapshots());
             }
             Command::TechNotice { to, text, reply } => {
                 let sent = self.send_notice(self.floor.chair(), Sender::Technician, to, &text);
@@ -322,7 +319,7 @@ impl Actor {
             Command::Evict { site, message } => {
                 let seat = &mut self.seats[site];
                 if let Some(h) = &seat.holder {
-                    h.outbox.close_with(ServerMessage::Revoked { message });
+                    h.outbox.close_with(render::farewell(&Farewell::Revoked(message)));
                     let session = h.session;
                     self.leave(site, session, false);
                 } else if seat.held_until.take().is_some() {
@@ -380,13 +377,8 @@ impl Actor {
         let before = self.speaker.current();
         let active = self.speaker.update(now, &levels, &eligible);
         if active != before || self.ticks.is_multiple_of(2) {
-            let levels = levels
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| eligible[*i])
-                .map(|(i, l)| SiteLevel { site: self.id(i).to_string(), level: (l * 100.0).round() / 100.0 })
-                .collect();
-            self.send_all(ServerMessage::Speaking { active: active.map(|i| self.id(i).to_string()), levels });
+            let levels = levels.iter().enumerate().filter(|(i, _)| eligible[*i]).map(|(i, l)| (i, *l)).collect();
+            self.send_all(Published::Speaking { active, levels });
         }
     }
 
@@ -441,9 +433,7 @@ impl Actor {
         self.seats[site].pages = 0;
         let replaced_previous = if let Some(old) = previous {
             info!(site = %self.id(site), %session, "{} joined again from a new session; the old session is replaced", self.name(site));
-            old.outbox.close_with(ServerMessage::Replaced {
-                message: "Điểm cầu này vừa được kết nối từ một phiên khác. / This site joined from another session.".into(),
-            });
+            old.outbox.close_with(render::farewell(&Farewell::Replaced));
             true
         } else {
             if held {
@@ -898,17 +888,17 @@ impl Actor {
     /// restores the mute it had; everyone is told; the event log records it.
     fn apply_floor_events(&mut self, events: &[FloorEvent]) {
         for ev in events {
-            let (kind, id, site) = match *ev {
-                FloorEvent::Requested { id, site } => (FloorEventKind::Requested, id, site),
-                FloorEvent::Cancelled { id, site } => (FloorEventKind::Cancelled, id, site),
-                FloorEvent::Granted { id, site } => (FloorEventKind::Granted, id, site),
-                FloorEvent::Denied { id, site } => (FloorEventKind::Denied, id, site),
-                FloorEvent::Revoked { id, site } => (FloorEventKind::Revoked, id, site),
-                FloorEvent::Released { id, site } => (FloorEventKind::Released, id, site),
+            let (id, site, step) = match *ev {
+                FloorEvent::Requested { .. }
+                | FloorEvent::Cancelled { .. }
+                | FloorEvent::Granted { .. }
+                | FloorEvent::Denied { .. }
+                | FloorEvent::Revoked { .. }
+                | FloorEvent::Released { .. } => ev.request_step().expect("a request's step"),
                 FloorEvent::ItemStarted { index } => {
                     // index, planned minutes and title: the minutes report needs all three.
                     let (title, planned) = self.floor.agenda().get(index).map(|i| (i.title.clone(), i.planned_minutes)).unwrap_or_default();
-                    let spec = self.programme().into_iter().nth(index);
+                    let spec = render::programme(self.floor.agenda(), &self.sites()).into_iter().nth(index);
                     let params = spec.map(|i| serde_json::json!({"kind": i.kind, "site": i.site}).to_string());
                     self.log_with(self.floor.chair(), "agenda_item_started", &format!("{index}\t{planned}\t{title}"), params);
                     continue;
@@ -925,13 +915,13 @@ impl Actor {
                 FloorEvent::PresenceChanged { .. } => continue,
             };
             let seat = &mut self.seats[site];
-            match kind {
-                FloorEventKind::Granted => {
+            match ev {
+                FloorEvent::Granted { .. } => {
                     seat.mute_before_floor.get_or_insert(seat.mute);
                     seat.mute.audio = false;
                     seat.mute.hard = false;
                 }
-                FloorEventKind::Revoked | FloorEventKind::Released => {
+                FloorEvent::Revoked { .. } | FloorEvent::Released { .. } => {
                     if let Some(before) = seat.mute_before_floor.take() {
                         seat.mute.audio = before.audio;
                         seat.mute.hard = before.hard;
@@ -943,11 +933,11 @@ impl Actor {
                 }
                 _ => {}
             }
-            info!(site = %self.id(site), request = id.0, "floor {kind:?}");
-            let topic = self.floor.request_by_id(id).and_then(|r| r.topic.clone()).filter(|_| kind == FloorEventKind::Requested);
+            info!(site = %self.id(site), request = id.0, "floor {step}");
+            let topic = self.floor.request_by_id(id).and_then(|r| r.topic.clone()).filter(|_| step == "requested");
             let params = topic.map(|t| serde_json::json!({"topic": t}).to_string());
-            self.log_with(site, &format!("floor_{}", format!("{kind:?}").to_lowercase()), &id.0.to_string(), params);
-            self.send_all(ServerMessage::Floor { event: kind, request: id.0, site: self.id(site).to_string() });
+            self.log_with(site, &format!("floor_{step}"), &id.0.to_string(), params);
+            self.send_all(Published::Floor(*ev));
         }
     }
 
@@ -959,15 +949,16 @@ impl Actor {
         self.router.set_policy(policy);
     }
 
-    fn presence(&self) -> Vec<SitePresence> {
-        self.settings
-            .sites
+    /// Site ids and names, for what `signal` renders.
+    fn sites(&self) -> Sites<'_> {
+        Sites(&self.settings.sites)
+    }
+
+    /// Every seat as the pages and the REST API see it.
+    fn seat_snapshots(&self) -> Vec<SeatSnapshot> {
+        self.seats
             .iter()
-            .zip(&self.seats)
-            .map(|(s, seat)| SitePresence {
-                id: s.id.clone(),
-                name: s.name.clone(),
-                role: s.role,
+            .map(|seat| SeatSnapshot {
                 present: seat.holder.is_some(),
                 since_ms: seat.since_ms,
                 audio_muted: seat.mute.audio,
@@ -976,102 +967,55 @@ impl Actor {
                 reconnecting: seat.holder.is_none() && seat.held_until.is_some(),
                 held_until_ms: seat.held_until.filter(|_| seat.holder.is_none()),
                 waiting: self.locked && seat.knocked_ms.is_some(),
-                help: seat.help.as_ref().map(|h| HelpView { since_ms: h.since_ms, text: h.text.clone() }),
+                help: seat.help.clone(),
             })
-            .collect()
-    }
-
-    /// The programme as sent and shown.
-    fn programme(&self) -> Vec<AgendaItemSpec> {
-        self.floor
-            .agenda()
-            .iter()
-            .map(|i| AgendaItemSpec { title: i.title.clone(), kind: i.kind, site: i.site.map(|s| self.id(s).to_string()), planned_minutes: i.planned_minutes })
             .collect()
     }
 
     /// Records the planned programme, so the minutes list every item, reached or not.
     fn log_programme(&self, site: usize) {
-        let params = serde_json::json!({"items": self.programme()}).to_string();
+        let params = serde_json::json!({"items": render::programme(self.floor.agenda(), &self.sites())}).to_string();
         self.log_with(site, "programme", &format!("{} items", self.floor.agenda().len()), Some(params));
     }
 
-    fn state(&self) -> ServerMessage {
+    /// The whole conference, as every page shows it.
+    fn snapshot(&self) -> Snapshot {
         let now = now_ms();
-        let floor = FloorView {
-            holders: self
-                .floor
-                .holders()
-                .into_iter()
-                .map(|h| FloorHolderView { site: self.id(h.site).to_string(), request: h.request.0, since_ms: h.since_ms })
-                .collect(),
-            queue: self
-                .floor
-                .queue(now)
-                .into_iter()
-                .map(|q| QueueEntryView {
-                    position: q.position,
-                    request: q.id.0,
-                    site: self.id(q.site).to_string(),
-                    topic: q.topic,
-                    since_ms: now - q.waiting_ms,
-                })
-                .collect(),
-        };
-        let items = self.programme();
-        let current = self.floor.current_item(now).map(|c| CurrentItemView {
+        let current = self.floor.current_item(now).map(|c| CurrentItem {
             index: c.index,
             started_ms: c.started_ms,
             planned_ms: c.planned_ms,
             speaker_absent: c.item.kind == AgendaKind::Speech
                 && c.item.site.is_some_and(|s| s != self.floor.chair() && !self.floor.is_present(s) && !self.floor.holders().iter().any(|h| h.site == s)),
         });
-        ServerMessage::State {
-            sites: self.presence(),
-            floor,
+        Snapshot {
+            now_ms: now,
+            seats: self.seat_snapshots(),
+            holders: self.floor.holders(),
+            queue: self.floor.queue(now),
             layout: self.layout,
             locked: self.locked,
-            sharing: self.sharing.map(|i| self.id(i).to_string()),
-            meeting: self.meeting.map(|(id, started_ms)| MeetingView { id, started_ms }),
+            sharing: self.sharing,
+            meeting: self.meeting,
             recording: match self.recording.state {
                 RecState::Idle => None,
-                state => Some(RecordingView {
-                    state: if state == RecState::Recording { "recording" } else { "failed" }.into(),
+                state => Some(Recording {
+                    failed: state != RecState::Recording,
                     started_ms: self.recording.started_ms.unwrap_or(0),
                     error: self.recording.error.clone(),
                 }),
             },
-            agenda: AgendaView { items, current },
-            vote: self.votes.current().map(|v| VoteView {
-                id: v.id,
-                question: v.question.clone(),
-                options: v.options.clone(),
-                open: v.is_open(),
-                opened_ms: v.opened_ms,
-                closed_ms: v.closed_ms,
-                tallies: v.tallies.iter().map(|(s, counts)| TallyView { site: self.id(*s).to_string(), counts: counts.clone() }).collect(),
-                totals: v.totals(),
-            }),
-            notices: self
-                .notices
-                .latest()
-                .map(|n| NoticeView {
-                    id: n.id,
-                    from: n.from,
-                    to: n.to.map(|i| self.id(i).to_string()),
-                    text: n.text.clone(),
-                    sent_ms: n.sent_ms,
-                    acked: n.acked.iter().map(|i| self.id(*i).to_string()).collect(),
-                })
-                .collect(),
-            server_now_ms: now,
+            agenda: self.floor.agenda().to_vec(),
+            current,
+            vote: self.votes.current().cloned(),
+            notices: self.notices.latest().cloned().collect(),
         }
     }
 
     /// Pushes the state to every session. A full outbox loses this copy only: the next
     /// change sends the whole state again.
     fn broadcast_state(&mut self) {
-        self.send_all(self.state());
+        self.send_all(Published::State(Box::new(self.snapshot())));
         self.publish_view();
         let levels = self.router.levels();
         self.update_views(&levels);
@@ -1146,17 +1090,10 @@ impl Actor {
             }
             if let Some(h) = &self.seats[r].holder {
                 let page = self.seats[r].page;
-                let id = |s: &Option<usize>| s.map(|i| self.settings.sites[i].id.clone());
                 let sel = &self.seats[r].selection;
-                let msg = ServerMessage::View {
-                    video: sel.video.iter().map(id).collect(),
-                    audio: sel.audio.iter().map(id).collect(),
-                    content: id(&sel.content),
-                    page,
-                    pages,
-                    paused: self.seats[r].paused.iter().map(|&i| self.settings.sites[i].id.clone()).collect(),
-                };
-                h.outbox.set_view(msg);
+                let view =
+                    PageView { video: sel.video.clone(), audio: sel.audio.clone(), content: sel.content, page, pages, paused: self.seats[r].paused.clone() };
+                h.outbox.set_view(render::view(&view, &self.sites()));
             }
         }
         if changed {
@@ -1247,13 +1184,13 @@ impl Actor {
     /// Sends `msg` to every present page, serialised once. The state and the speaking levels
     /// replace what a page has not read yet (it always gets the newest); anything else queues,
     /// and a page too far behind loses it (logged, unless its session has already ended).
-    fn send_all(&self, msg: ServerMessage) {
-        let out = Outgoing::shared(&msg);
+    fn send_all(&self, p: Published) {
+        let out = Outgoing::shared(&render::message(&p, &self.sites()));
         for (i, seat) in self.seats.iter().enumerate() {
             let Some(h) = &seat.holder else { continue };
-            match &msg {
-                ServerMessage::State { .. } => h.outbox.set_state(out.clone()),
-                ServerMessage::Speaking { .. } => h.outbox.set_speaking(out.clone()),
+            match &p {
+                Published::State(_) => h.outbox.set_state(out.clone()),
+                Published::Speaking { .. } => h.outbox.set_speaking(out.clone()),
                 _ => {
                     if h.outbox.send(out.clone()) == Err(NotQueued::Full) {
                         warn!(site = %self.settings.sites[i].id, "signalling outbox full; a message was skipped (the page still gets the next state)");

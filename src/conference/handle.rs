@@ -1,8 +1,9 @@
 //! The cheap, clonable API to the conference actor.
 
+use super::published::SeatSnapshot;
 use crate::domain::Layout;
 use crate::signal::outbox::Outbox;
-use crate::signal::protocol::{AgendaItemSpec, ErrorCode, ServerMessage, SitePresence};
+use crate::signal::protocol::{AgendaItemSpec, ErrorCode, ServerMessage};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
@@ -29,7 +30,7 @@ pub(super) enum Command {
         reply: oneshot::Sender<Result<(), Refused>>,
     },
     Presence {
-        reply: oneshot::Sender<Vec<SitePresence>>,
+        reply: oneshot::Sender<Vec<SeatSnapshot>>,
     },
     /// Sends a message to the session holding `site`'s seat; with `close`, that session is
     /// closed afterwards (a technician dropping a stuck session).
@@ -304,8 +305,8 @@ impl ConferenceHandle {
         rx.await.unwrap_or(false)
     }
 
-    /// Every configured site with its presence.
-    pub(crate) async fn presence(&self) -> Vec<SitePresence> {
+    /// Every configured site's seat, in the configuration's order.
+    pub(crate) async fn presence(&self) -> Vec<SeatSnapshot> {
         let (reply, rx) = oneshot::channel();
         if self.tx.send(Command::Presence { reply }).await.is_err() {
             return Vec::new();

@@ -167,10 +167,8 @@ async fn health(State(bridge): State<Arc<Bridge>>, overseer: Option<auth::Requir
         return Json(summary).into_response();
     }
     let alarms = view.as_ref().map(|v| v.alarms.clone()).unwrap_or_default();
-    let sites = bridge
-        .conference
-        .presence()
-        .await
+    let seats = bridge.conference.presence().await;
+    let sites = crate::signal::render::presence(&seats, &crate::signal::render::Sites(&bridge.settings.sites))
         .into_iter()
         .map(|presence| {
             let health = view.as_ref().and_then(|v| v.sites.iter().find(|h| h.id == presence.id));

@@ -49,12 +49,13 @@ pub(crate) async fn view(State(bridge): State<Arc<Bridge>>, _: Require<Technicia
     let store = bridge.store.clone();
     let events = tokio::task::spawn_blocking(move || store.recent_events(40)).await.ok().and_then(Result::ok).unwrap_or_default();
     let events = events.iter().map(crate::health::journal::entry).collect();
+    let seats = bridge.conference.presence().await;
     let mut help: Vec<_> = bridge
-        .conference
-        .presence()
-        .await
-        .into_iter()
-        .filter_map(|p| p.help.map(|h| HelpCall { site: p.id, name: p.name, since_ms: h.since_ms, text: h.text }))
+        .settings
+        .sites
+        .iter()
+        .zip(seats)
+        .filter_map(|(s, seat)| seat.help.map(|h| HelpCall { site: s.id.clone(), name: s.name.clone(), since_ms: h.since_ms, text: h.text }))
         .collect();
     help.sort_by_key(|h| h.since_ms);
     Ok(Json(TechView { health, events, help, time_zone: bridge.settings.time_zone.clone() }))

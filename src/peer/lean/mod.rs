@@ -65,7 +65,7 @@ pub(crate) async fn spawn(site: usize, ctx: PeerContext) -> Result<(PeerHandle, 
         candidates: local_candidates(&mux),
     };
     let driver = driver::Driver {
-        session: Session::new(site, generation, surroundings, Instant::now()),
+        session: Session::new(site, generation, surroundings, Instant::now(), std::time::SystemTime::now()),
         mux,
         link,
         board: ctx.board.clone(),

@@ -240,8 +240,9 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    /// The session of `site`, whose packets the router knows as `generation`'s.
-    pub(crate) fn new(site: usize, generation: u64, ctx: Surroundings, now: Instant) -> Self {
+    /// The session of `site`, whose packets the router knows as `generation`'s; `now` and
+    /// `wall` are the same moment on the monotonic clock and the wall clock.
+    pub(crate) fn new(site: usize, generation: u64, ctx: Surroundings, now: Instant, wall: SystemTime) -> Self {
         Session {
             site,
             generation,
@@ -264,7 +265,7 @@ impl Session {
             refused: 0,
             receptions: HashMap::new(),
             epoch: now,
-            wall_epoch: SystemTime::now(),
+            wall_epoch: wall,
             connected_at: None,
             next_report: now,
             due: Due { reports: now, feedback: now, nacks: now, padding: None, connection: now },

@@ -98,7 +98,7 @@ impl Site {
             udp_addr: BRIDGE,
             candidates: vec![format!("candidate:1 1 udp 2130706431 {} {} typ host", BRIDGE.ip(), BRIDGE.port())],
         };
-        let session = Session::new(WARD, router.next_generation(), ctx, now);
+        let session = Session::new(WARD, router.next_generation(), ctx, now, SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000));
         let (browser, config) = Browser::new(vec![SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm]);
         let mut site = Site {
             session,
