@@ -27,6 +27,13 @@ impl Bucket {
         self.at = Some(now);
     }
 
+    /// A new rate and burst from now on (what was saved up is kept, up to the new burst).
+    pub(crate) fn set_rate(&mut self, rate: f64, burst: f64, now: Instant) {
+        self.refill(now);
+        (self.rate, self.burst) = (rate, burst);
+        self.tokens = self.tokens.min(burst);
+    }
+
     /// The tokens there are now.
     pub(crate) fn available(&mut self, now: Instant) -> f64 {
         self.refill(now);

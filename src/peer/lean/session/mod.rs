@@ -65,6 +65,11 @@ const EARLY_REPORTS_FOR: Duration = Duration::from_secs(3);
 const CONNECTION_INTERVAL: Duration = Duration::from_secs(2);
 /// Packets sent again for one NACK at most (a burst of loss asks for many at once).
 const MAX_RETRANSMIT_PER_NACK: usize = 64;
+/// What repairs may take of the downlink estimate, and how long of it they may save up: the
+/// layers are fitted into 70–85 % of it, so repairs beyond the rest only overflow the queue
+/// whose losses they answer.
+const REPAIR_SHARE: f64 = 0.2;
+const REPAIR_SAVED: f64 = 0.25;
 /// At most one report of the downlink's video loss to the session per this.
 const LOSS_EVENT_INTERVAL: Duration = Duration::from_millis(500);
 /// The downlink estimate goes to the conference when it moved by this share, or after
@@ -210,6 +215,9 @@ pub(crate) struct Session {
     /// What each video slot sent lately, by its SSRC, for NACKs.
     histories: HashMap<Ssrc, History>,
     retransmitted: u64,
+    /// What repairs may take of the downlink estimate (bytes), and how many it held back.
+    repair_share: budget::Bucket,
+    repairs_held: u64,
     /// What this site's NACKs may make the bridge send again.
     retransmit_budget: budget::RetransmitBudget,
     /// How many SSRCs this site's packets may make the bridge follow.
@@ -271,6 +279,8 @@ impl Session {
             due: Due { reports: now, feedback: now, nacks: now, padding: None, connection: now },
             histories: HashMap::new(),
             retransmitted: 0,
+            repair_share: budget::Bucket::new(f64::MAX, f64::MAX),
+            repairs_held: 0,
             retransmit_budget: budget::RetransmitBudget::default(),
             ssrc_budget: budget::SsrcBudget::default(),
             refusals: Refusals::new(site, ctx.board.clone()),
@@ -448,6 +458,7 @@ impl Session {
             failed = o.failed,
             unsupported = o.unsupported,
             retransmitted = self.retransmitted,
+            repairs_held = self.repairs_held,
             nack_refused = self.retransmit_budget.refused,
             ssrc_refused = self.ssrc_budget.refused,
             offers_refused = self.offers.offers_refused(),

@@ -6,7 +6,7 @@ use super::{
     Output, Session, ESTIMATE_CHANGE, ESTIMATE_EVENT_EVERY, MAX_RETRANSMIT_PER_NACK, PADDING, PADDING_ON_THE_LINE, REMB_BPS, REPORT_INTERVAL, RTCP_SSRC,
     WIRE_OVERHEAD,
 };
-use super::{EARLY_REPORTS_FOR, EARLY_REPORT_INTERVAL};
+use super::{EARLY_REPORTS_FOR, EARLY_REPORT_INTERVAL, REPAIR_SAVED, REPAIR_SHARE};
 use crate::health::board::Path;
 use crate::media::router::SinkPacket;
 use crate::media::{RtpPacket, Ssrc};
@@ -71,14 +71,28 @@ impl Session {
         let seqs: Vec<u16> = nack.nacks.iter().flat_map(|p| history::requested(p.packet_id, p.lost_packets)).take(MAX_RETRANSMIT_PER_NACK).collect();
         let mut again = Vec::new();
         let refused_before = self.retransmit_budget.refused;
-        let allowance = &mut self.retransmit_budget;
+        // Where the browser reports on the downlink, repairs take no more than their share of
+        // its estimate: one that would not fit waits for the browser's next ask.
+        let share = self.numbering.is_on().then(|| self.estimate.bps() * REPAIR_SHARE / 8.0);
+        if let Some(rate) = share {
+            self.repair_share.set_rate(rate, rate * REPAIR_SAVED, now);
+        }
+        let (allowance, fits, mut held) = (&mut self.retransmit_budget, &mut self.repair_share, false);
         for seq in seqs {
-            match history.retransmission(seq, now, gap, |bytes| allowance.allow(bytes, now)) {
+            let admit = |bytes: usize| {
+                if share.is_some() && !fits.take(bytes as f64, now) {
+                    held = true;
+                    return false;
+                }
+                allowance.allow(bytes, now)
+            };
+            match history.retransmission(seq, now, gap, admit) {
                 Retransmission::Send(packet) => again.push(packet),
                 Retransmission::Skipped => {}
                 Retransmission::OverBudget => break,
             }
         }
+        self.repairs_held += u64::from(held);
         let refused = self.retransmit_budget.refused - refused_before;
         if refused > 0 {
             self.ctx.board.refuse(self.site, Budget::Nacks, refused);

@@ -119,6 +119,11 @@ impl Site {
 
     /// The ward offers as Chromium does, checks, shakes hands and answers the bridge's slots.
     fn connected() -> Site {
+        Site::connected_answering(|_, answer| answer.to_owned())
+    }
+
+    /// [`Site::connected`], the recorded answer changed by `edit(bridge's offer, answer)`.
+    fn connected_answering(edit: impl Fn(&str, &str) -> String) -> Site {
         let mut site = Site::offered();
         let answer = site.answer();
         let (ufrag, pwd) = (attribute(&answer, "a=ice-ufrag:"), attribute(&answer, "a=ice-pwd:"));
@@ -126,7 +131,8 @@ impl Site {
         site.browser.dtls.connect(site.now, BRIDGE, site.config.clone(), None).unwrap();
         site.shake_hands();
         assert_eq!(site.states().last(), Some(&MediaState::Connected), "{:?}", site.events);
-        let answer = with_fingerprint(ANSWER, &site.browser.fingerprint);
+        let offer = site.events.iter().find_map(|e| if let PeerEvent::LocalOffer(o) = e { Some(o.clone()) } else { None }).expect("the slots are offered");
+        let answer = edit(&offer, &with_fingerprint(ANSWER, &site.browser.fingerprint));
         site.command(PeerCommand::RemoteAnswer(answer));
         site
     }
@@ -266,7 +272,14 @@ impl Site {
 
     /// The router gives the ward's first video slot HQ's camera packet `seq` (a keyframe).
     fn forward_to_v0(&mut self, seq: u16) {
-        let packet = rtp(0x4051, Codec::Vp8.internal_pt(), seq, &[0x10, 0x00, 0x9d, 0x01, 0x2a, seq as u8]);
+        self.forward_sized_to_v0(seq, 6);
+    }
+
+    /// [`Site::forward_to_v0`] with a payload of `len` bytes.
+    fn forward_sized_to_v0(&mut self, seq: u16, len: usize) {
+        let mut payload = vec![seq as u8; len.max(5)];
+        payload[..5].copy_from_slice(&[0x10, 0x00, 0x9d, 0x01, 0x2a]);
+        let packet = rtp(0x4051, Codec::Vp8.internal_pt(), seq, &payload);
         let p = SinkPacket { source: 0, kind: Kind::Video, layer: crate::media::HIGH, slot: 0, packet, received: self.now };
         self.session.handle_packet(self.now, p);
         self.deliver();
@@ -444,4 +457,42 @@ fn before_the_keys_nothing_is_forwarded_and_the_wake_ups_stay_few() {
     // few handshake timers. A duty whose moment was not moved on would wake it without end.
     let duties = 40 + (10_000 / congestion::FEEDBACK_INTERVAL.as_millis()) as usize + 5 + 10;
     assert!(wakes <= duties, "an idle session wakes for its periodic duties, not in a loop: {wakes} wakes in 10 s");
+}
+
+#[test]
+fn repairs_take_no_more_than_their_share_of_the_downlink_estimate() {
+    // The answer keeps the bridge's transport-wide numbering on v0: the browser reports on the
+    // downlink, so the bridge has an estimate of it to share.
+    let mut site = Site::connected_answering(|offer, answer| {
+        let v0 = &offer[offer.find("a=mid:v0").unwrap()..];
+        let id = v0.lines().find_map(|l| l.strip_suffix(&format!(" {}", crate::peer::lean::sdp::TRANSPORT_CC_URI))).unwrap();
+        answer.replacen("a=mid:v0\r\n", &format!("a=mid:v0\r\n{id} {}\r\n", crate::peer::lean::sdp::TRANSPORT_CC_URI), 1)
+    });
+    assert!(site.session.numbering.is_on(), "the numbering was accepted");
+    for seq in 0..300u16 {
+        site.forward_sized_to_v0(seq, 1000);
+    }
+    let v0 = site.v0();
+    let first = site.rtp.iter().find(|(_, p)| p.header.ssrc == v0).unwrap().1.header.sequence_number;
+    let sent_before = site.rtp.len();
+    let start = site.now;
+    // The browser asks for everything again, four times over 400 ms.
+    for _ in 0..4 {
+        for block in 0..18u16 {
+            let nack = TransportLayerNack {
+                sender_ssrc: 7,
+                media_ssrc: v0,
+                nacks: vec![NackPair { packet_id: first.wrapping_add(block * 17), lost_packets: 0xFFFF }],
+            };
+            site.send_rtcp(&nack);
+        }
+        site.advance(budget::RESEND_GAP);
+    }
+    let repaired: usize = site.rtp[sent_before..].iter().filter(|(_, p)| p.header.ssrc == v0).map(|(_, p)| p.payload.len()).sum();
+    let rate = site.session.estimate.bps() * REPAIR_SHARE / 8.0;
+    let allowed = rate * (REPAIR_SAVED + (site.now - start).as_secs_f64()) + 1100.0;
+    assert!(repaired > 0 && (repaired as f64) <= allowed, "{repaired} bytes sent again; the share allows {allowed:.0}");
+    assert!(site.session.repairs_held > 0, "what did not fit was held");
+    let refused = site.board.refused(WARD).iter().find(|(b, _)| *b == Budget::Nacks).map(|(_, n)| *n).unwrap();
+    assert_eq!(refused, 0, "held for the line, not refused as a hostile site's flood (no over-budget alarm)");
 }
