@@ -35,14 +35,15 @@ pub enum AgendaKind {
     Directive,
 }
 
-/// One programme item, its site by index.
+/// One programme item, its site by index; as the chair or the config gives it, before the
+/// site is looked up, by its id (`AgendaItem<String>`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct AgendaItem {
+pub struct AgendaItem<S = SiteIndex> {
     pub(crate) title: String,
     // Saved states from before this type existed spell the kind `"Report"`.
     #[serde(deserialize_with = "kind_any_case")]
     pub(crate) kind: AgendaKind,
-    pub(crate) site: Option<SiteIndex>,
+    pub(crate) site: Option<S>,
     pub(crate) planned_minutes: u32,
 }
 

@@ -1190,7 +1190,7 @@ mod tests {
             InvalidAgenda("item 1: empty title".into()),
             AgendaFinished,
         ];
-        // Their wire codes are `signal::protocol`'s one list (`From<FloorError> for ErrorCode`).
+        // Their wire codes are `signal::protocol`'s one list (`From<&FloorError> for ErrorCode`).
         for err in all {
             assert!(!err.to_string().is_empty());
         }

@@ -119,8 +119,10 @@ fn action() -> impl Strategy<Value = Action> {
             (".{0,20}", prop_oneof![Just(AgendaKind::Report), Just(AgendaKind::Speech), Just(AgendaKind::Directive)], proptest::option::of(site), 0u32..30),
             0..4
         )
-        .prop_map(|items| Action::SetAgenda {
-            items: items.into_iter().map(|(title, kind, site, planned_minutes)| AgendaItemSpec { title, kind, site, planned_minutes }).collect()
+        .prop_map(|items| {
+            // As a page sends it: the wire's items become the conference's.
+            let items = items.into_iter().map(|(title, kind, site, planned_minutes)| AgendaItemSpec { title, kind, site, planned_minutes }).collect();
+            Action::try_from(ClientMessage::SetAgenda { items }).expect("a conference action")
         }),
         Just(Action::NextItem),
         any::<bool>().prop_map(|locked| Action::Lock { locked }),
@@ -191,7 +193,7 @@ async fn run_steps(steps: Vec<(usize, Action)>) -> Result<(), TestCaseError> {
             let chair_cmd = chair_only(&action);
             let r = conf.act(site, seats[site].0, action).await;
             if site != 0 && chair_cmd {
-                prop_assert_eq!(r.map_err(|e| e.code), Err(ErrorCode::NotChair), "a ward's chair command");
+                prop_assert_eq!(r.map_err(|e| ErrorCode::from(&e)), Err(ErrorCode::NotChair), "a ward's chair command");
             }
             while let Some(out) = seats[0].1.try_recv() {
                 // What goes to every page arrives as its JSON text: read it as a page would.

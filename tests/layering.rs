@@ -1,6 +1,6 @@
 //! What the code claims of its own layout (docs/architecture.md), checked on the source:
-//! the conference publishes in its own terms and never writes the wire's messages; one
-//! site's lean media session does no I/O of its own and reads no clock.
+//! the conference takes and publishes in its own terms and never reads or writes the wire's
+//! messages or codes; one site's lean media session does no I/O of its own and reads no clock.
 
 use std::path::Path;
 
@@ -37,8 +37,9 @@ fn offending(files: &[(String, String)], words: &[&str]) -> Vec<String> {
 
 #[test]
 fn the_conference_never_writes_a_wire_message_itself() {
-    // `signal::render` writes what the conference publishes (`conference::published`).
-    let wire = ["ServerMessage::", "ServerMessage {", "SitePresence", "FloorEventKind", "StateView", "serde_json::to_string(&ServerMessage"];
+    // `signal::render` writes what the conference publishes (`conference::published`);
+    // `signal::protocol` turns a page's message into an `Action` and a `Reason` into its code.
+    let wire = ["ServerMessage", "ClientMessage", "ErrorCode", "AgendaItemSpec", "SitePresence", "FloorEventKind", "StateView"];
     let found = offending(&sources("src/conference"), &wire);
     assert!(found.is_empty(), "the conference builds wire messages:\n{}", found.join("\n"));
 }

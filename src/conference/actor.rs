@@ -3,9 +3,9 @@
 //! media router as a forwarding policy, so a muted site's audio is dropped by the server,
 //! not merely hidden by a page.
 
-use super::handle::{Action, Command, ConferenceHandle, Receiving, Refused, Seat, SiteView};
+use super::handle::{Action, Command, ConferenceHandle, Reason, Receiving, Refused, Seat, SiteView};
 use super::notice::{self, HelpRequest, Notices, Sender};
-use super::published::{CurrentItem, Farewell, PageView, Published, Recording, SeatSnapshot, Snapshot};
+use super::published::{CurrentItem, Farewell, Order, PageView, Published, Recording, SeatSnapshot, Snapshot};
 use super::view::{self, Candidate, Shape};
 use super::vote::Votes;
 use super::JoinRefused;
@@ -17,7 +17,7 @@ use crate::media::speaker::SpeakerDetector;
 use crate::media::Selection;
 use crate::recording::{RecState, Recorder, RecordingStatus};
 use crate::signal::outbox::{NotQueued, Outbox};
-use crate::signal::protocol::{AgendaItemSpec, ErrorCode, Outgoing};
+use crate::signal::protocol::Outgoing;
 use crate::signal::render::{self, Sites};
 use crate::store::journal::Entry;
 use crate::store::{now_ms, Store};
@@ -330,14 +330,15 @@ impl Actor {
                     self.broadcast_state();
                 }
             }
-            Command::Notify { site, msg, close, reply } => {
+            Command::Order { site, order, reply } => {
                 let seat = &mut self.seats[site];
+                let close = order == Order::Drop;
                 let sent = seat.holder.as_ref().is_some_and(|h| {
                     if close {
-                        h.outbox.close_with(*msg);
+                        h.outbox.close_with(render::order(order));
                         true
                     } else {
-                        h.outbox.send(*msg).is_ok()
+                        h.outbox.send(render::order(order)).is_ok()
                     }
                 });
                 if sent && close {
@@ -625,14 +626,12 @@ impl Actor {
     }
 
     fn site_index(&self, id: &str) -> Result<usize, Refused> {
-        self.settings
-            .site_index(id)
-            .ok_or_else(|| Refused::new(ErrorCode::SiteUnknown, format!("no site with id {:?}", id.chars().take(64).collect::<String>())))
+        self.settings.site_index(id).ok_or_else(|| Refused::new(Reason::SiteUnknown, format!("no site with id {:?}", id.chars().take(64).collect::<String>())))
     }
 
     fn act(&mut self, site: usize, session: Uuid, action: Action) -> Result<(), Refused> {
         if self.seats[site].holder.as_ref().is_none_or(|h| h.session != session) {
-            return Err(Refused::new(ErrorCode::NotJoined, "this session no longer holds the site's seat"));
+            return Err(Refused::new(Reason::NotJoined, "this session no longer holds the site's seat"));
         }
         let is_chair = self.settings.sites[site].role == SiteRole::Chair;
         let chair_only = matches!(
@@ -658,14 +657,14 @@ impl Actor {
         );
         if chair_only && !is_chair {
             warn!(site = %self.id(site), ?action, "refused: chair command from a site");
-            return Err(Refused::new(ErrorCode::NotChair, "only the chair (HQ) may do this"));
+            return Err(Refused::new(Reason::NotChair, "only the chair (HQ) may do this"));
         }
         let now = now_ms();
         let events = match action {
             Action::Mute { audio, video } => {
                 let mute = &mut self.seats[site].mute;
                 if audio == Some(false) && mute.hard {
-                    return Err(Refused::new(ErrorCode::HardMuted, "the chair has muted this site; ask for the floor to speak"));
+                    return Err(Refused::new(Reason::HardMuted, "the chair has muted this site; ask for the floor to speak"));
                 }
                 mute.audio = audio.unwrap_or(mute.audio);
                 mute.video = video.unwrap_or(mute.video);
@@ -689,7 +688,7 @@ impl Actor {
             Action::MuteSite { site: target, muted } => {
                 let target = self.site_index(&target)?;
                 if self.settings.sites[target].role == SiteRole::Chair {
-                    return Err(Refused::new(ErrorCode::InvalidTarget, "the chair's own site cannot be hard-muted"));
+                    return Err(Refused::new(Reason::InvalidTarget, "the chair's own site cannot be hard-muted"));
                 }
                 self.seats[target].mute.hard = muted;
                 self.log(target, if muted { "hard_mute" } else { "hard_mute_released" }, "by the chair");
@@ -736,7 +735,7 @@ impl Actor {
             }
             Action::ShareStart => {
                 if !is_chair && !self.floor.holders().iter().any(|h| h.site == site) {
-                    return Err(Refused::new(ErrorCode::NotHolder, "only the chair or the site holding the floor may share"));
+                    return Err(Refused::new(Reason::NotHolder, "only the chair or the site holding the floor may share"));
                 }
                 self.sharing = Some(site);
                 self.log(site, "share_start", "");
@@ -756,7 +755,7 @@ impl Actor {
                         self.log(site, "conference_started", &c.id.to_string());
                         self.log_programme(site);
                     }
-                    Err(e) => return Err(Refused::new(ErrorCode::Internal, format!("cannot record the conference: {e}"))),
+                    Err(e) => return Err(Refused::new(Reason::Failed, format!("cannot record the conference: {e}"))),
                 }
                 vec![]
             }
@@ -807,7 +806,7 @@ impl Actor {
             }
             Action::Attendance { attendees, headcount } => {
                 if self.meeting.is_none() {
-                    return Err(Refused::new(ErrorCode::NoConference, "the chair has not started the conference yet"));
+                    return Err(Refused::new(Reason::NoConference, "the chair has not started the conference yet"));
                 }
                 if let Some(h) = headcount {
                     self.seats[site].headcount = Some(h.clamp(0, u32::MAX as i64) as u32);
@@ -872,12 +871,12 @@ impl Actor {
         Ok(())
     }
 
-    fn agenda_item(&self, spec: AgendaItemSpec) -> Result<AgendaItem, Refused> {
+    fn agenda_item(&self, spec: AgendaItem<String>) -> Result<AgendaItem, Refused> {
         let site = match &spec.site {
             Some(id) => Some(
                 self.settings
                     .site_index(id)
-                    .ok_or_else(|| Refused::new(ErrorCode::InvalidAgenda, format!("programme item {:?} names unknown site {id:?}", spec.title)))?,
+                    .ok_or_else(|| Refused::new(Reason::InvalidAgenda, format!("programme item {:?} names unknown site {id:?}", spec.title)))?,
             ),
             None => None,
         };

@@ -1,9 +1,12 @@
 //! The cheap, clonable API to the conference actor.
 
-use super::published::SeatSnapshot;
-use crate::domain::Layout;
+use super::notice::NoticeError;
+use super::published::{Order, SeatSnapshot};
+use super::vote::VoteError;
+use crate::domain::{AgendaItem, Layout};
+use crate::floor::FloorError;
+use crate::recording::RecordError;
 use crate::signal::outbox::Outbox;
-use crate::signal::protocol::{AgendaItemSpec, ErrorCode, ServerMessage};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
@@ -32,12 +35,10 @@ pub(super) enum Command {
     Presence {
         reply: oneshot::Sender<Vec<SeatSnapshot>>,
     },
-    /// Sends a message to the session holding `site`'s seat; with `close`, that session is
-    /// closed afterwards (a technician dropping a stuck session).
-    Notify {
+    /// A technician's order to the session holding `site`'s seat.
+    Order {
         site: usize,
-        msg: Box<ServerMessage>,
-        close: bool,
+        order: Order,
         reply: oneshot::Sender<bool>,
     },
     /// The site's credentials were revoked: its session is told why and its seat released
@@ -105,8 +106,9 @@ pub enum Action {
     SetLayout {
         layout: Layout,
     },
+    /// Chair: the programme, each item's site by its id (the conference resolves it).
     SetAgenda {
-        items: Vec<AgendaItemSpec>,
+        items: Vec<AgendaItem<String>>,
     },
     NextItem,
     Lock {
@@ -180,20 +182,75 @@ pub enum JoinRefused {
 /// An action the conference refused; nothing changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refused {
-    pub code: ErrorCode,
+    pub(crate) reason: Reason,
     pub(crate) message: String,
 }
 
+/// Why the conference refused, in its own terms; `signal` names each on the wire
+/// (`From<&Reason> for ErrorCode`, one list).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Reason {
+    /// The conference is not running (shutting down).
+    Stopped,
+    /// The conference could not do it (say, create the recording's folder).
+    Failed,
+    SiteUnknown,
+    /// The session no longer holds its site's seat.
+    NotJoined,
+    NotChair,
+    /// The chair muted the site; it cannot unmute itself.
+    HardMuted,
+    /// The action cannot apply to the site named (the chair's own).
+    InvalidTarget,
+    /// Only the chair or the floor holder may do this.
+    NotHolder,
+    /// The chair has not started the conference.
+    NoConference,
+    /// A programme item names an unknown site.
+    InvalidAgenda,
+    Floor(FloorError),
+    Vote(VoteError),
+    Notice(NoticeError),
+    Recording(RecordError),
+}
+
 impl Refused {
-    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Refused { code, message: message.into() }
+    pub(crate) fn new(reason: Reason, message: impl Into<String>) -> Self {
+        Refused { reason, message: message.into() }
     }
 
-    /// A refusal by the floor, a vote, a notice or the recorder: its own words, and the code
-    /// the wire gives it (`signal::protocol`, one list per error type).
-    pub(crate) fn of<E: Into<ErrorCode> + std::fmt::Display>(e: E) -> Self {
+    /// A refusal by the floor, a vote, a notice or the recorder, in its own words.
+    pub(crate) fn of<E: Into<Reason> + std::fmt::Display>(e: E) -> Self {
         let message = e.to_string();
-        Refused { code: e.into(), message }
+        Refused { reason: e.into(), message }
+    }
+
+    pub(crate) fn stopped() -> Self {
+        Refused::new(Reason::Stopped, "the conference is not running")
+    }
+}
+
+impl From<FloorError> for Reason {
+    fn from(e: FloorError) -> Self {
+        Reason::Floor(e)
+    }
+}
+
+impl From<VoteError> for Reason {
+    fn from(e: VoteError) -> Self {
+        Reason::Vote(e)
+    }
+}
+
+impl From<NoticeError> for Reason {
+    fn from(e: NoticeError) -> Self {
+        Reason::Notice(e)
+    }
+}
+
+impl From<RecordError> for Reason {
+    fn from(e: RecordError) -> Self {
+        Reason::Recording(e)
     }
 }
 
@@ -252,10 +309,9 @@ impl ConferenceHandle {
 
     /// Asks the conference to do something on behalf of `site` (held by `session`).
     pub async fn act(&self, site: usize, session: Uuid, action: Action) -> Result<(), Refused> {
-        let stopped = || Refused::new(ErrorCode::Internal, "the conference is not running");
         let (reply, rx) = oneshot::channel();
-        self.tx.send(Command::Act { site, session, action, reply }).await.map_err(|_| stopped())?;
-        rx.await.map_err(|_| stopped())?
+        self.tx.send(Command::Act { site, session, action, reply }).await.map_err(|_| Refused::stopped())?;
+        rx.await.map_err(|_| Refused::stopped())?
     }
 
     /// A live view of presence, mutes and floor, for the health monitor.
@@ -263,10 +319,11 @@ impl ConferenceHandle {
         self.view.clone()
     }
 
-    /// Sends `msg` to the site's current session; false if the site is not present.
-    pub(crate) async fn notify(&self, site: usize, msg: ServerMessage, close: bool) -> bool {
+    /// Gives a technician's `order` to the site's current session; false if the site is not
+    /// present.
+    pub(crate) async fn order(&self, site: usize, order: Order) -> bool {
         let (reply, rx) = oneshot::channel();
-        if self.tx.send(Command::Notify { site, msg: Box::new(msg), close, reply }).await.is_err() {
+        if self.tx.send(Command::Order { site, order, reply }).await.is_err() {
             return false;
         }
         rx.await.unwrap_or(false)
@@ -290,10 +347,9 @@ impl ConferenceHandle {
 
     /// A technician's written notice to `to` (or every site); its id.
     pub(crate) async fn tech_notice(&self, to: Option<usize>, text: String) -> Result<u64, Refused> {
-        let stopped = || Refused::new(ErrorCode::Internal, "the conference is not running");
         let (reply, rx) = oneshot::channel();
-        self.tx.send(Command::TechNotice { to, text, reply }).await.map_err(|_| stopped())?;
-        rx.await.map_err(|_| stopped())?
+        self.tx.send(Command::TechNotice { to, text, reply }).await.map_err(|_| Refused::stopped())?;
+        rx.await.map_err(|_| Refused::stopped())?
     }
 
     /// A technician marks the site's help request handled; false if there was none.

@@ -14,4 +14,5 @@ pub(crate) mod view;
 pub(crate) mod vote;
 
 pub use actor::spawn;
+pub(crate) use handle::Reason;
 pub use handle::{Action, ConferenceHandle, JoinRefused, Receiving, Refused, Seat, SiteView};

@@ -102,4 +102,15 @@ pub(crate) enum Farewell {
     Revoked(String),
     /// The site joined again from another session.
     Replaced,
+    /// A technician reset the session; the page rejoins at once.
+    Dropped,
+}
+
+/// What a technician has the bridge tell one site's page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Order {
+    /// Restart ICE: the page renegotiates on a fresh path.
+    RestartIce,
+    /// End the session ([`Farewell::Dropped`]); the seat is held for the page's return.
+    Drop,
 }

@@ -7,6 +7,7 @@
 
 use crate::auth::AuthError;
 use crate::conference::Refused;
+use crate::signal::protocol::ErrorCode;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -71,7 +72,7 @@ impl IntoResponse for ApiError {
             ApiError::Auth(e) => refuse(super::auth::status(e), e.code(), &e.to_string()),
             ApiError::BadOrigin(message) => refuse(StatusCode::FORBIDDEN, "bad_origin", message),
             ApiError::BadBody(expected) => refuse(StatusCode::BAD_REQUEST, "invalid_message", &format!("expected {expected}")),
-            ApiError::Conference(r) => refuse(StatusCode::BAD_REQUEST, r.code, &r.message),
+            ApiError::Conference(r) => refuse(StatusCode::BAD_REQUEST, ErrorCode::from(&r), &r.message),
             ApiError::SiteUnknown => refuse(StatusCode::NOT_FOUND, "site_unknown", "no such site"),
             ApiError::SiteAbsent => refuse(StatusCode::CONFLICT, "site_absent", "the site is not connected"),
             ApiError::Internal(message) => refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal", message),

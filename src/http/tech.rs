@@ -7,13 +7,13 @@
 use super::auth::{Require, Technicians};
 use super::error::ApiError;
 use crate::auth::AuthError;
+use crate::conference::published::Order;
 use crate::config::LineLimits;
 use crate::health::journal::JournalEntry;
 use crate::health::monitor::{HealthView, SiteReadiness};
 use crate::media::delay;
 use crate::media::Kind;
 use crate::server::Bridge;
-use crate::signal::protocol::ServerMessage;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -176,11 +176,8 @@ pub(crate) async fn action(
             return Err(ApiError::refused(StatusCode::BAD_REQUEST, "unknown_action", "action must be keyframe, restart_ice, drop or help_done"));
         }
         TechAction::Keyframe => None,
-        TechAction::RestartIce => Some((ServerMessage::RestartIce {}, false)),
-        TechAction::Drop => {
-            let message = "Kỹ thuật viên đã ngắt phiên này để kết nối lại. / A technician reset this session.".to_string();
-            Some((ServerMessage::Dropped { message }, true))
-        }
+        TechAction::RestartIce => Some(Order::RestartIce),
+        TechAction::Drop => Some(Order::Drop),
     };
     let present = bridge.conference.presence().await.get(site).is_some_and(|p| p.present);
     if !present {
@@ -192,7 +189,7 @@ pub(crate) async fn action(
             bridge.peers.router.request_keyframe(site, Kind::Video);
             true
         }
-        Some((msg, close)) => bridge.conference.notify(site, msg, close).await,
+        Some(order) => bridge.conference.order(site, order).await,
     };
     if !done {
         return Err(ApiError::SiteAbsent);

@@ -67,7 +67,7 @@ pub(crate) struct RecordingStatus {
     pub(crate) error: Option<String>,
 }
 
-#[derive(Debug, thiserror::Error, PartialEq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub(crate) enum RecordError {
     #[error("a recording is already running")]
     AlreadyRecording,

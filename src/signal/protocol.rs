@@ -249,6 +249,12 @@ pub struct AgendaItemSpec {
     pub planned_minutes: u32,
 }
 
+impl From<AgendaItemSpec> for crate::domain::AgendaItem<String> {
+    fn from(i: AgendaItemSpec) -> Self {
+        crate::domain::AgendaItem { title: i.title, kind: i.kind, site: i.site, planned_minutes: i.planned_minutes }
+    }
+}
+
 /// An ICE candidate in the browser's `RTCIceCandidateInit` shape: the four fields of
 /// `RTCIceCandidate.toJSON()` and nothing else, so a typo or an extra field is refused like
 /// anywhere else in a message.
@@ -628,8 +634,35 @@ impl From<crate::auth::AuthError> for ErrorCode {
 
 // What the conference and its parts refuse, as the wire names it: one list per error type.
 
-impl From<crate::floor::FloorError> for ErrorCode {
-    fn from(e: crate::floor::FloorError) -> Self {
+impl From<&crate::conference::Refused> for ErrorCode {
+    fn from(r: &crate::conference::Refused) -> Self {
+        (&r.reason).into()
+    }
+}
+
+impl From<&crate::conference::Reason> for ErrorCode {
+    fn from(r: &crate::conference::Reason) -> Self {
+        use crate::conference::Reason as R;
+        match r {
+            R::Stopped | R::Failed => ErrorCode::Internal,
+            R::SiteUnknown => ErrorCode::SiteUnknown,
+            R::NotJoined => ErrorCode::NotJoined,
+            R::NotChair => ErrorCode::NotChair,
+            R::HardMuted => ErrorCode::HardMuted,
+            R::InvalidTarget => ErrorCode::InvalidTarget,
+            R::NotHolder => ErrorCode::NotHolder,
+            R::NoConference => ErrorCode::NoConference,
+            R::InvalidAgenda => ErrorCode::InvalidAgenda,
+            R::Floor(e) => e.into(),
+            R::Vote(e) => e.into(),
+            R::Notice(e) => e.into(),
+            R::Recording(e) => e.into(),
+        }
+    }
+}
+
+impl From<&crate::floor::FloorError> for ErrorCode {
+    fn from(e: &crate::floor::FloorError) -> Self {
         use crate::floor::FloorError as F;
         match e {
             F::NotChair => ErrorCode::NotChair,
@@ -649,8 +682,8 @@ impl From<crate::floor::FloorError> for ErrorCode {
     }
 }
 
-impl From<crate::conference::vote::VoteError> for ErrorCode {
-    fn from(e: crate::conference::vote::VoteError) -> Self {
+impl From<&crate::conference::vote::VoteError> for ErrorCode {
+    fn from(e: &crate::conference::vote::VoteError) -> Self {
         use crate::conference::vote::VoteError as V;
         match e {
             V::NotOpen | V::WrongVote => ErrorCode::VoteNotOpen,
@@ -662,8 +695,8 @@ impl From<crate::conference::vote::VoteError> for ErrorCode {
     }
 }
 
-impl From<crate::conference::notice::NoticeError> for ErrorCode {
-    fn from(e: crate::conference::notice::NoticeError) -> Self {
+impl From<&crate::conference::notice::NoticeError> for ErrorCode {
+    fn from(e: &crate::conference::notice::NoticeError) -> Self {
         use crate::conference::notice::NoticeError as N;
         match e {
             N::BadText => ErrorCode::InvalidNotice,
@@ -672,8 +705,8 @@ impl From<crate::conference::notice::NoticeError> for ErrorCode {
     }
 }
 
-impl From<crate::recording::RecordError> for ErrorCode {
-    fn from(e: crate::recording::RecordError) -> Self {
+impl From<&crate::recording::RecordError> for ErrorCode {
+    fn from(e: &crate::recording::RecordError) -> Self {
         use crate::recording::RecordError as R;
         match e {
             R::AlreadyRecording => ErrorCode::RecordingActive,
@@ -717,7 +750,7 @@ impl TryFrom<ClientMessage> for crate::conference::Action {
             ClientMessage::MuteSite { site, muted } => A::MuteSite { site, muted },
             ClientMessage::MuteAll { muted } => A::MuteAll { muted },
             ClientMessage::SetLayout { layout } => A::SetLayout { layout },
-            ClientMessage::SetAgenda { items } => A::SetAgenda { items },
+            ClientMessage::SetAgenda { items } => A::SetAgenda { items: items.into_iter().map(Into::into).collect() },
             ClientMessage::NextItem {} => A::NextItem,
             ClientMessage::Lock { locked } => A::Lock { locked },
             ClientMessage::Admit { site } => A::Admit { site },
@@ -879,7 +912,34 @@ mod tests {
         ];
         let protocol = include_str!("../../docs/protocol.md");
         for (err, code) in all {
-            assert_eq!(serde_json::to_value(ErrorCode::from(err)).unwrap(), code);
+            assert_eq!(serde_json::to_value(ErrorCode::from(&err)).unwrap(), code);
+            assert!(protocol.contains(&format!("`{code}`")), "docs/protocol.md lists {code}");
+        }
+    }
+
+    #[test]
+    fn the_conference_s_refusals_carry_the_documented_codes() {
+        use crate::conference::Reason::*;
+        let all = [
+            (Stopped, "internal"),
+            (Failed, "internal"),
+            (SiteUnknown, "site_unknown"),
+            (NotJoined, "not_joined"),
+            (NotChair, "not_chair"),
+            (HardMuted, "hard_muted"),
+            (InvalidTarget, "invalid_target"),
+            (NotHolder, "not_holder"),
+            (NoConference, "no_conference"),
+            (InvalidAgenda, "invalid_agenda"),
+            // A part's refusal keeps the part's own code.
+            (Floor(crate::floor::FloorError::AlreadyQueued), "already_queued"),
+            (Vote(crate::conference::vote::VoteError::HeadcountNeeded), "headcount_needed"),
+            (Notice(crate::conference::notice::NoticeError::BadText), "invalid_notice"),
+            (Recording(crate::recording::RecordError::AlreadyRecording), "recording_active"),
+        ];
+        let protocol = include_str!("../../docs/protocol.md");
+        for (reason, code) in all {
+            assert_eq!(serde_json::to_value(ErrorCode::from(&reason)).unwrap(), code, "{reason:?}");
             assert!(protocol.contains(&format!("`{code}`")), "docs/protocol.md lists {code}");
         }
     }

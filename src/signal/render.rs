@@ -7,7 +7,7 @@ use super::protocol::{
     AgendaItemSpec, AgendaView, CurrentItemView, FloorEventKind, FloorHolderView, FloorView, HelpView, MeetingView, NoticeView, QueueEntryView, RecordingView,
     ServerMessage, SiteLevel, SitePresence, TallyView, VoteView,
 };
-use crate::conference::published::{Farewell, PageView, Published, SeatSnapshot, Snapshot};
+use crate::conference::published::{Farewell, Order, PageView, Published, SeatSnapshot, Snapshot};
 use crate::config::Site;
 use crate::domain::AgendaItem;
 use crate::floor::FloorEvent;
@@ -72,6 +72,17 @@ pub(crate) fn farewell(f: &Farewell) -> ServerMessage {
         Farewell::Replaced => ServerMessage::Replaced {
             message: "Điểm cầu này vừa được kết nối từ một phiên khác. / This site joined from another session.".into(),
         },
+        Farewell::Dropped => {
+            ServerMessage::Dropped { message: "Kỹ thuật viên đã ngắt phiên này để kết nối lại. / A technician reset this session.".into() }
+        }
+    }
+}
+
+/// A technician's order as the page is told it.
+pub(crate) fn order(o: Order) -> ServerMessage {
+    match o {
+        Order::RestartIce => ServerMessage::RestartIce {},
+        Order::Drop => farewell(&Farewell::Dropped),
     }
 }
 

@@ -261,8 +261,9 @@ impl Session {
         match self.bridge.conference.act(j.site, self.session, action).await {
             Ok(()) => vec![],
             Err(r) => {
-                warn!(code = ?r.code, "refused {kind}: {}", super::protocol::for_log(&r.message));
-                vec![ServerMessage::error(r.code, r.message, Some(kind))]
+                let code = ErrorCode::from(&r);
+                warn!(?code, "refused {kind}: {}", super::protocol::for_log(&r.message));
+                vec![ServerMessage::error(code, r.message, Some(kind))]
             }
         }
     }
