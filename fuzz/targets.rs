@@ -15,7 +15,7 @@ use diemcau::health::board::StatsBoard;
 use diemcau::media::codec::PayloadTypes;
 use diemcau::media::rewrite::Rewriter;
 use diemcau::media::router::Router;
-use diemcau::media::{h264, speaker, vp8, Codec, Kind, RtpPacket, Selection};
+use diemcau::media::{h264, speaker, vp8, Codec, Kind, RtpPacket, Selection, Ssrc};
 use diemcau::peer::budget::RetransmitBudget;
 use diemcau::peer::inbound::Inbound;
 use diemcau::peer::lean::candidates::RemoteCandidates;
@@ -193,9 +193,9 @@ pub fn rtp(data: &[u8]) {
     let mut inbound = Inbound::new(site, kind, router.next_generation(), router.clone(), board, level, codec, std::time::Instant::now());
     let mut feedback = TransportFeedback::default();
     feedback.set_extension(Some(TRANSPORT_CC_ID));
-    let mut rewriter = Rewriter::new(0x0b0b, PayloadTypes::single(codec, 96), codec.clock_rate());
-    let mut receptions: HashMap<u32, Reception> = HashMap::new();
-    let mut repairs: HashMap<u32, Repair> = HashMap::new();
+    let mut rewriter = Rewriter::new(Ssrc(0x0b0b), PayloadTypes::single(codec, 96), codec.clock_rate());
+    let mut receptions: HashMap<Ssrc, Reception> = HashMap::new();
+    let mut repairs: HashMap<Ssrc, Repair> = HashMap::new();
     let t0 = Instant::now();
     let mut now = t0;
     for record in records(rest) {
@@ -203,7 +203,7 @@ pub fn rtp(data: &[u8]) {
         let mut bytes = Bytes::copy_from_slice(record);
         let Ok(packet) = RtpPacket::unmarshal(&mut bytes) else { continue };
         feedback.on_packet(now, &packet.header);
-        let (ssrc, seq) = (packet.header.ssrc, packet.header.sequence_number);
+        let (ssrc, seq) = (Ssrc::of(&packet.header), packet.header.sequence_number);
         receptions.entry(ssrc).or_insert_with(|| Reception::new(ssrc, codec.clock_rate(), t0)).on_packet(seq, packet.header.timestamp, now);
         if kind.is_video() {
             repairs.entry(ssrc).or_insert_with(|| Repair::new(ssrc)).on_packet(seq, now);
@@ -229,7 +229,7 @@ pub fn rtp(data: &[u8]) {
         let _ = r.report(now).marshal();
     }
     for r in repairs.values_mut() {
-        if let Some(nack) = r.due(now, Some(Duration::from_millis(50)), 1) {
+        if let Some(nack) = r.due(now, Some(Duration::from_millis(50)), Ssrc(1)) {
             let _ = nack.marshal();
         }
     }
@@ -253,7 +253,7 @@ pub fn rtcp(data: &[u8]) {
         let _ = p.marshal();
         let any = p.as_any();
         if let Some(sr) = any.downcast_ref::<SenderReport>() {
-            Reception::new(sr.ssrc, 90_000, t0).on_sender_report(sr.ntp_time, t0);
+            Reception::new(Ssrc(sr.ssrc), 90_000, t0).on_sender_report(sr.ntp_time, t0);
             blocks.extend(sr.reports.iter().cloned());
         } else if let Some(rr) = any.downcast_ref::<ReceiverReport>() {
             blocks.extend(rr.reports.iter().cloned());
@@ -285,7 +285,7 @@ pub fn rtcp(data: &[u8]) {
     }
     for block in &blocks {
         let _ = sending::round_trip(block, wall);
-        let mut sent = Sent::new(block.ssrc, 90_000);
+        let mut sent = Sent::new(Ssrc(block.ssrc), 90_000);
         sent.on_packet(1, 0, 1000, t0);
         sent.on_packet(2, 3000, 1000, t0 + Duration::from_millis(33));
         let _ = sent.downlink_loss(block);
@@ -295,7 +295,7 @@ pub fn rtcp(data: &[u8]) {
 
 /// A receiver's rewriter that has forwarded one VP8 packet of another source (SSRC 0), and when.
 static VP8_SWITCHED: LazyLock<(Rewriter, Instant)> = LazyLock::new(|| {
-    let mut rewriter = Rewriter::new(7, PayloadTypes::single(Codec::Vp8, 96), 90_000);
+    let mut rewriter = Rewriter::new(Ssrc(7), PayloadTypes::single(Codec::Vp8, 96), 90_000);
     let now = Instant::now();
     let mut first = RtpPacket::default();
     first.header.payload_type = Codec::Vp8.internal_pt();

@@ -10,6 +10,7 @@
 //! old one to discard.
 
 use super::codec::{Codec, PayloadTypes};
+use super::ids::Ssrc;
 use super::{red, vp8, RtpPacket};
 use rtc::rtp::header::Header;
 use std::time::Instant;
@@ -17,10 +18,10 @@ use std::time::Instant;
 /// The state of one output stream (one slot towards one receiver).
 #[derive(Debug, Clone)]
 pub struct Rewriter {
-    ssrc: u32,
+    ssrc: Ssrc,
     payload_types: PayloadTypes,
     clock_rate: u32,
-    source_ssrc: Option<u32>,
+    source_ssrc: Option<Ssrc>,
     seq_delta: u16,
     ts_delta: u32,
     /// Highest sequence number written, its timestamp and when it was written.
@@ -72,7 +73,7 @@ impl PictureNumbers {
 }
 
 impl Rewriter {
-    pub fn new(ssrc: u32, payload_types: PayloadTypes, clock_rate: u32) -> Self {
+    pub fn new(ssrc: Ssrc, payload_types: PayloadTypes, clock_rate: u32) -> Self {
         Self {
             ssrc,
             payload_types,
@@ -85,7 +86,7 @@ impl Rewriter {
         }
     }
 
-    pub(crate) fn ssrc(&self) -> u32 {
+    pub(crate) fn ssrc(&self) -> Ssrc {
         self.ssrc
     }
 
@@ -125,10 +126,10 @@ impl Rewriter {
     }
 
     fn rewrite_header(&mut self, h: &mut Header, pt: u8, now: Instant) {
-        if self.source_ssrc != Some(h.ssrc) {
+        if self.source_ssrc != Some(Ssrc::of(h)) {
             self.switch_source(h, now);
         }
-        h.ssrc = self.ssrc;
+        h.ssrc = self.ssrc.0;
         h.payload_type = pt;
         h.sequence_number = h.sequence_number.wrapping_add(self.seq_delta);
         h.timestamp = h.timestamp.wrapping_add(self.ts_delta);
@@ -148,7 +149,7 @@ impl Rewriter {
     }
 
     fn switch_source(&mut self, h: &Header, now: Instant) {
-        self.source_ssrc = Some(h.ssrc);
+        self.source_ssrc = Some(Ssrc::of(h));
         self.pictures.pending = true;
         match self.last_out {
             // First source: pass numbers through unchanged.
@@ -195,7 +196,7 @@ mod tests {
     #[test]
     fn first_source_keeps_its_numbers_but_gets_the_output_ssrc_and_payload_type() {
         let t0 = Instant::now();
-        let mut rw = Rewriter::new(0xAAAA, vp8_only(120), 90_000);
+        let mut rw = Rewriter::new(Ssrc(0xAAAA), vp8_only(120), 90_000);
         let mut p = vp8_packet(0x1234, 100, 7, 3);
         assert!(rw.rewrite(&mut p, t0));
         let h = &p.header;
@@ -214,7 +215,7 @@ mod tests {
             p
         };
         // Firefox accepted Opus alone (at 109): it gets the primary as plain Opus.
-        let mut firefox = Rewriter::new(7, PayloadTypes::single(Codec::Opus, 109), 48_000);
+        let mut firefox = Rewriter::new(Ssrc(7), PayloadTypes::single(Codec::Opus, 109), 48_000);
         let mut p = forwarded();
         assert!(firefox.rewrite(&mut p, t0));
         assert_eq!((p.header.payload_type, p.header.sequence_number, p.header.timestamp, &p.payload[..]), (109, 40, 9600, &b"now"[..]));
@@ -222,7 +223,7 @@ mod tests {
         // its blocks renumbered.
         let mut both = PayloadTypes::single(Codec::Opus, 109);
         both.set(Codec::Red, 121);
-        let mut chromium = Rewriter::new(8, both, 48_000);
+        let mut chromium = Rewriter::new(Ssrc(8), both, 48_000);
         let mut p = forwarded();
         assert!(chromium.rewrite(&mut p, t0));
         assert_eq!(p.header.payload_type, 121);
@@ -243,7 +244,7 @@ mod tests {
     #[test]
     fn a_new_publisher_continues_the_sequence_after_the_old_one() {
         let t0 = Instant::now();
-        let mut rw = Rewriter::new(7, PayloadTypes::single(Codec::Opus, 111), 48_000);
+        let mut rw = Rewriter::new(Ssrc(7), PayloadTypes::single(Codec::Opus, 111), 48_000);
         let mut rewrite = |h: &mut Header, at| rw.rewrite_header(h, 111, at);
         for i in 0..10u16 {
             let mut h = header(1, 65530u16.wrapping_add(i), 1000 + 960 * i as u32);
@@ -264,7 +265,7 @@ mod tests {
     #[test]
     fn a_late_reordered_packet_does_not_move_the_continuation_point() {
         let t0 = Instant::now();
-        let mut rw = Rewriter::new(7, vp8_only(96), 90_000);
+        let mut rw = Rewriter::new(Ssrc(7), vp8_only(96), 90_000);
         for seq in [10u16, 12, 11] {
             let mut h = header(1, seq, seq as u32 * 3000);
             rw.rewrite_header(&mut h, 96, t0);
@@ -276,7 +277,7 @@ mod tests {
 
     #[test]
     fn payload_type_follows_renegotiation_and_the_packets_codec() {
-        let mut rw = Rewriter::new(7, vp8_only(96), 90_000);
+        let mut rw = Rewriter::new(Ssrc(7), vp8_only(96), 90_000);
         let mut both = vp8_only(98);
         both.set(Codec::H264, 127);
         rw.set_payload_types(both);
@@ -291,7 +292,7 @@ mod tests {
 
     #[test]
     fn a_codec_the_receiver_did_not_accept_is_not_sent() {
-        let mut rw = Rewriter::new(7, vp8_only(96), 90_000);
+        let mut rw = Rewriter::new(Ssrc(7), vp8_only(96), 90_000);
         let mut h264 =
             RtpPacket { header: Header { payload_type: Codec::H264.internal_pt(), ..header(1, 2, 2) }, payload: bytes::Bytes::from_static(&[0x41, 0x9a]) };
         assert!(!rw.rewrite(&mut h264, Instant::now()));
@@ -300,7 +301,7 @@ mod tests {
     #[test]
     fn vp8_pictures_continue_across_a_switch_so_the_decoder_takes_the_new_keyframe() {
         let t0 = Instant::now();
-        let mut rw = Rewriter::new(7, vp8_only(96), 90_000);
+        let mut rw = Rewriter::new(Ssrc(7), vp8_only(96), 90_000);
         // The first source's pictures 30 000..=30 002 (TL0PICIDX 40..=42), two packets each.
         for (i, pid) in [30_000u16, 30_000, 30_001, 30_001, 30_002, 30_002].into_iter().enumerate() {
             let mut p = vp8_packet(1, 100 + i as u16, pid, 40 + (pid - 30_000) as u8);
@@ -318,7 +319,7 @@ mod tests {
         rw.rewrite(&mut after, t0);
         assert_eq!(numbers(&after), (30_004, 44));
         // Wraps in 15 bits: a source at 0x7fff continues from there.
-        let mut rw = Rewriter::new(7, vp8_only(96), 90_000);
+        let mut rw = Rewriter::new(Ssrc(7), vp8_only(96), 90_000);
         let mut p = vp8_packet(1, 1, 0x7fff, 0);
         rw.rewrite(&mut p, t0);
         let mut q = vp8_packet(2, 1, 500, 0);

@@ -11,6 +11,7 @@
 
 use crate::health::board::{InboundMeter, StatsBoard};
 use crate::media::router::Router;
+use crate::media::Ssrc;
 use crate::media::{layer_of_rid, speaker, Codec, Kind, Layer, Pt, HIGH};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -71,7 +72,7 @@ pub struct Inbound {
     /// (logged at the first).
     dropped_audio: u64,
     /// By SSRC.
-    layers: HashMap<u32, LayerState>,
+    layers: HashMap<Ssrc, LayerState>,
     /// When the layers are next checked for a pause.
     next_layer_check: Instant,
     loudness: f32,
@@ -105,7 +106,7 @@ impl Inbound {
         self.kind
     }
 
-    pub fn has_layer(&self, ssrc: u32) -> bool {
+    pub fn has_layer(&self, ssrc: Ssrc) -> bool {
         self.layers.contains_key(&ssrc)
     }
 
@@ -118,12 +119,12 @@ impl Inbound {
     /// [`MAX_LAYERS`] already (then its packets are dropped). For video, returns the
     /// channel on which the router asks this layer for keyframes; the engine turns those into
     /// PLIs to the publisher.
-    pub fn open_layer(&mut self, ssrc: u32, rid: Option<&str>, now: Instant) -> Option<mpsc::Receiver<()>> {
+    pub fn open_layer(&mut self, ssrc: Ssrc, rid: Option<&str>, now: Instant) -> Option<mpsc::Receiver<()>> {
         if self.layers.contains_key(&ssrc) || self.is_full() {
             return None;
         }
         let layer = if self.kind == Kind::Video { layer_of_rid(rid) } else { HIGH };
-        info!(ssrc, rid, layer, "receiving {} layer", self.kind.as_str());
+        info!(ssrc = ssrc.0, rid, layer, "receiving {} layer", self.kind.as_str());
         let (kf_tx, kf_rx) = mpsc::channel(1);
         self.layers.insert(ssrc, LayerState { layer, meter: InboundMeter::new(self.kind, self.codec), last_packet: now, live: true });
         self.router.register_source(self.site, self.kind, layer, self.generation, kf_tx);
@@ -148,7 +149,7 @@ impl Inbound {
         self.board.touch(site, kind, now);
         // The statistics follow the best layer arriving (the one a large tile shows).
         let best = self.layers.values().filter(|l| now.duration_since(l.last_packet).as_secs() < 2).map(|l| l.layer).max();
-        let Some(state) = self.layers.get_mut(&packet.header.ssrc) else { return };
+        let Some(state) = self.layers.get_mut(&Ssrc::of(&packet.header)) else { return };
         let layer = state.layer;
         // Padding alone is measured and forwarded (receivers would count a gap in the numbers
         // as loss), but says nothing of whether the layer carries a picture.
@@ -164,7 +165,7 @@ impl Inbound {
                 self.check_layers(now);
             }
         }
-        let Some(state) = self.layers.get_mut(&packet.header.ssrc) else { return };
+        let Some(state) = self.layers.get_mut(&Ssrc::of(&packet.header)) else { return };
         if self.audio.is_some_and(|f| f.is_red(Pt::of(&packet.header))) && !packet.payload.is_empty() {
             state.meter.note_redundant();
         }
@@ -249,7 +250,7 @@ mod tests {
         let mut camera = Inbound::new(WARD, Kind::Video, router.next_generation(), router.clone(), board, Arc::default(), Codec::Vp8, Instant::now());
         let t0 = Instant::now();
         let (low, high) = (10, 20);
-        let _kf = (camera.open_layer(low, Some("l"), t0), camera.open_layer(high, Some("h"), t0));
+        let _kf = (camera.open_layer(Ssrc(low), Some("l"), t0), camera.open_layer(Ssrc(high), Some("h"), t0));
         // Both layers carry pictures at first: the viewer's large tile gets the high one.
         camera.on_packet(packet(low, 1, &[0x10, 0x00]), t0);
         camera.on_packet(packet(high, 1, &[0x10, 0x00]), t0);
@@ -284,7 +285,7 @@ mod tests {
         let t0 = Instant::now();
         // A hostile page sends each packet with a new SSRC on its one audio stream.
         for ssrc in 1..=100u32 {
-            let _ = mic.open_layer(ssrc, None, t0);
+            let _ = mic.open_layer(Ssrc(ssrc), None, t0);
             mic.on_packet(packet(ssrc, 1, &[0xF8, 0x00]), t0);
         }
         assert!(mic.is_full());
@@ -299,7 +300,7 @@ mod tests {
         // This publisher numbers RED 100 and its Opus 109.
         mic.set_audio_formats(Some(AudioFormats { opus: Pt(109), red: Some(Pt(100)) }));
         let t0 = Instant::now();
-        let _ = mic.open_layer(5, None, t0);
+        let _ = mic.open_layer(Ssrc(5), None, t0);
         let send = |mic: &mut Inbound, seq: u16, pt: u8, payload: Vec<u8>| {
             let mut p = RtpPacket::default();
             (p.header.ssrc, p.header.sequence_number, p.header.payload_type) = (5, seq, pt);

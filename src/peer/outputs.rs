@@ -13,6 +13,7 @@
 use crate::media::codec::{Codec, PayloadTypes};
 use crate::media::rewrite::Rewriter;
 use crate::media::router::{Router, SinkPacket};
+use crate::media::Ssrc;
 use crate::media::{Kind, KINDS};
 use std::time::{Duration, Instant};
 use tracing::debug;
@@ -92,7 +93,7 @@ impl<W> Outputs<W> {
     /// Binds a slot to its writer, SSRC and the payload types the browser accepted (per
     /// codec). Rebinding the same SSRC keeps the stream continuous (only the payload types
     /// may change).
-    pub(crate) fn bind(&mut self, kind: Kind, slot: usize, writer: W, ssrc: u32, payload_types: PayloadTypes, clock_rate: u32) {
+    pub(crate) fn bind(&mut self, kind: Kind, slot: usize, writer: W, ssrc: Ssrc, payload_types: PayloadTypes, clock_rate: u32) {
         let slots = &mut self.slots[kind.index()];
         if slots.len() <= slot {
             slots.resize_with(slot + 1, || None);

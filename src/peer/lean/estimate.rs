@@ -22,6 +22,7 @@
 //! line carried raises the estimate at once (see docs/architecture.md, "Downlink estimate").
 //! Pure: every instant is passed in.
 
+use crate::media::Ssrc;
 use record::SentRecord;
 use rtc::interceptor::{convert_twcc, LossController, OveruseDetector, PacketReport, RateCalculator, RateControlState, SlopeEstimator, Usage};
 use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
@@ -395,7 +396,7 @@ impl DownlinkEstimate {
     /// Records a packet that went out at `now` with the number [`Self::stamp`] gave it. What
     /// was sent more than [`HORIZON`] ago and never reported on is forgotten here, so the record
     /// stays bounded whether or not the browser ever sends feedback.
-    pub(crate) fn on_sent(&mut self, now: Instant, ssrc: u32, rtp_seq: u16, transport_seq: u16, bytes: usize) {
+    pub(crate) fn on_sent(&mut self, now: Instant, ssrc: Ssrc, rtp_seq: u16, transport_seq: u16, bytes: usize) {
         self.record.sent(ssrc, rtp_seq, transport_seq, bytes, now);
         self.sent.add(now, bytes);
         self.prober.on_sent(now, bytes);

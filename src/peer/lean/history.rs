@@ -187,7 +187,7 @@ mod tests {
         assert_eq!(h.retransmission(1, t0, gap, |_| true).packet().map(|p| p.header.ssrc), Some(5));
         assert!(matches!(h.retransmission(3, t0, gap, |_| false), Retransmission::OverBudget));
         assert!(matches!(h.retransmission(7, t0, gap, |_| true), Retransmission::Skipped), "never sent");
-        h.set_rtx(super::super::rtx::RtxStream::new(9, PayloadTypes::single(Codec::Vp8, 96), PayloadTypes::single(Codec::Vp8, 97)));
+        h.set_rtx(super::super::rtx::RtxStream::new(crate::media::Ssrc(9), PayloadTypes::single(Codec::Vp8, 96), PayloadTypes::single(Codec::Vp8, 97)));
         let later = t0 + gap;
         let mut sizes = Vec::new();
         let frame = h.retransmission(1, later, gap, |n| {

@@ -3,6 +3,7 @@
 //! uses the loss in them for its bandwidth estimate and the LSR/DLSR for its round-trip time.
 //! Pure: arrival times are passed in.
 
+use crate::media::Ssrc;
 use rtc::rtcp::reception_report::ReceptionReport;
 use std::time::Instant;
 
@@ -44,7 +45,7 @@ impl SeqRange {
 
 #[derive(Debug, Clone)]
 pub struct Reception {
-    ssrc: u32,
+    ssrc: Ssrc,
     clock_rate: f64,
     /// The clock arrival times are measured against (any fixed instant).
     epoch: Instant,
@@ -60,7 +61,7 @@ pub struct Reception {
 }
 
 impl Reception {
-    pub fn new(ssrc: u32, clock_rate: u32, epoch: Instant) -> Self {
+    pub fn new(ssrc: Ssrc, clock_rate: u32, epoch: Instant) -> Self {
         Reception {
             ssrc,
             clock_rate: clock_rate as f64,
@@ -110,7 +111,7 @@ impl Reception {
             None => (0, 0),
         };
         ReceptionReport {
-            ssrc: self.ssrc,
+            ssrc: self.ssrc.0,
             fraction_lost,
             total_lost: (lost as i32 as u32) & 0x00FF_FFFF,
             last_sequence_number: self.seqs.extended_max(),
@@ -133,7 +134,7 @@ mod tests {
     #[test]
     fn a_clean_stream_reports_no_loss_and_its_highest_sequence_number() {
         let t0 = Instant::now();
-        let mut r = Reception::new(7, 90_000, t0);
+        let mut r = Reception::new(Ssrc(7), 90_000, t0);
         for i in 0..100u16 {
             // 30 packets a second, timestamps in step with arrival: no jitter.
             r.on_packet(1000 + i, 3000 * i as u32, at(t0, i as u64 * 100 / 3));
@@ -146,7 +147,7 @@ mod tests {
     #[test]
     fn a_quarter_lost_in_one_interval_reads_as_a_fraction_of_64_of_256() {
         let t0 = Instant::now();
-        let mut r = Reception::new(1, 48_000, t0);
+        let mut r = Reception::new(Ssrc(1), 48_000, t0);
         for i in 0..100u16 {
             r.on_packet(i, 960 * i as u32, at(t0, i as u64 * 20));
         }
@@ -166,7 +167,7 @@ mod tests {
     #[test]
     fn sequence_numbers_wrap_into_the_extended_highest_and_reordering_is_not_loss() {
         let t0 = Instant::now();
-        let mut r = Reception::new(1, 48_000, t0);
+        let mut r = Reception::new(Ssrc(1), 48_000, t0);
         for (n, seq) in [65533u16, 65534, 65535, 1, 0, 2].into_iter().enumerate() {
             r.on_packet(seq, 960 * n as u32, at(t0, n as u64 * 20));
         }
@@ -178,7 +179,7 @@ mod tests {
     #[test]
     fn the_last_sender_report_is_echoed_with_the_delay_since_it_arrived() {
         let t0 = Instant::now();
-        let mut r = Reception::new(1, 90_000, t0);
+        let mut r = Reception::new(Ssrc(1), 90_000, t0);
         r.on_packet(1, 0, t0);
         assert_eq!(r.report(t0).last_sender_report, 0, "none yet");
         r.on_sender_report(0x1234_5678_9ABC_DEF0, at(t0, 100));
@@ -190,7 +191,7 @@ mod tests {
     #[test]
     fn arrival_that_wanders_shows_as_jitter() {
         let t0 = Instant::now();
-        let mut r = Reception::new(1, 90_000, t0);
+        let mut r = Reception::new(Ssrc(1), 90_000, t0);
         for i in 0..200u16 {
             let wobble = if i % 2 == 0 { 0 } else { 10 };
             r.on_packet(i, 3000 * i as u32, at(t0, i as u64 * 33 + wobble));

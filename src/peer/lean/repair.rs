@@ -7,6 +7,7 @@
 //! Pure: arrival and tick times are passed in. Per stream the hot path is one comparison
 //! while nothing is missing.
 
+use crate::media::Ssrc;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::{nack_pairs_from_sequence_numbers, TransportLayerNack};
 use std::time::{Duration, Instant};
 
@@ -40,7 +41,7 @@ struct Missing {
 /// The missing packets of one stream the browser sends.
 #[derive(Debug, Clone)]
 pub struct Repair {
-    ssrc: u32,
+    ssrc: Ssrc,
     highest: Option<u16>,
     missing: Vec<Missing>,
     /// Sequence numbers asked for, and how many of those arrived afterwards.
@@ -49,7 +50,7 @@ pub struct Repair {
 }
 
 impl Repair {
-    pub fn new(ssrc: u32) -> Self {
+    pub fn new(ssrc: Ssrc) -> Self {
         Repair { ssrc, highest: None, missing: Vec::new(), asked: 0, recovered: 0 }
     }
 
@@ -89,7 +90,7 @@ impl Repair {
     }
 
     /// The NACK due at `now` (`rtt` is the site's round trip, when known), from `sender_ssrc`.
-    pub fn due(&mut self, now: Instant, rtt: Option<Duration>, sender_ssrc: u32) -> Option<TransportLayerNack> {
+    pub fn due(&mut self, now: Instant, rtt: Option<Duration>, sender: Ssrc) -> Option<TransportLayerNack> {
         if self.missing.is_empty() {
             return None;
         }
@@ -111,7 +112,7 @@ impl Repair {
             return None;
         }
         self.asked += seqs.len() as u64;
-        Some(TransportLayerNack { sender_ssrc, media_ssrc: self.ssrc, nacks: nack_pairs_from_sequence_numbers(&seqs) })
+        Some(TransportLayerNack { sender_ssrc: sender.0, media_ssrc: self.ssrc.0, nacks: nack_pairs_from_sequence_numbers(&seqs) })
     }
 
     pub(crate) fn missing(&self) -> usize {
@@ -128,7 +129,7 @@ mod tests {
     }
 
     fn stream(seqs: impl IntoIterator<Item = u16>, at: Instant) -> Repair {
-        let mut r = Repair::new(7);
+        let mut r = Repair::new(Ssrc(7));
         for s in seqs {
             r.on_packet(s, at);
         }
@@ -140,18 +141,18 @@ mod tests {
         let t = Instant::now();
         let mut r = stream(65_530..=65_535, t);
         (0..10).for_each(|s| r.on_packet(s, t));
-        assert_eq!(r.due(t + Duration::from_millis(100), None, 1).map(|n| asked(&n)), None);
+        assert_eq!(r.due(t + Duration::from_millis(100), None, Ssrc(1)).map(|n| asked(&n)), None);
     }
 
     #[test]
     fn a_gap_is_asked_for_after_the_reordering_wait_and_again_after_a_round_trip() {
         let t = Instant::now();
         let mut r = stream([10, 11, 14], t);
-        assert!(r.due(t + Duration::from_millis(1), None, 1).is_none(), "within the reordering wait");
-        let nack = r.due(t + Duration::from_millis(6), None, 1).expect("asked");
+        assert!(r.due(t + Duration::from_millis(1), None, Ssrc(1)).is_none(), "within the reordering wait");
+        let nack = r.due(t + Duration::from_millis(6), None, Ssrc(1)).expect("asked");
         assert_eq!((nack.media_ssrc, asked(&nack)), (7, vec![12, 13]));
-        assert!(r.due(t + Duration::from_millis(30), Some(Duration::from_millis(80)), 1).is_none(), "not before a round trip");
-        let again = r.due(t + Duration::from_millis(90), Some(Duration::from_millis(80)), 1).expect("asked again");
+        assert!(r.due(t + Duration::from_millis(30), Some(Duration::from_millis(80)), Ssrc(1)).is_none(), "not before a round trip");
+        let again = r.due(t + Duration::from_millis(90), Some(Duration::from_millis(80)), Ssrc(1)).expect("asked again");
         assert_eq!(asked(&again), vec![12, 13]);
         assert_eq!(r.asked, 4);
     }
@@ -161,17 +162,17 @@ mod tests {
         let t = Instant::now();
         let mut r = stream([1, 4], t);
         r.on_packet(2, t + Duration::from_millis(2));
-        assert_eq!(asked(&r.due(t + Duration::from_millis(10), None, 1).unwrap()), vec![3]);
+        assert_eq!(asked(&r.due(t + Duration::from_millis(10), None, Ssrc(1)).unwrap()), vec![3]);
         r.on_packet(3, t + Duration::from_millis(20));
         assert_eq!((r.missing(), r.recovered), (0, 1));
-        assert!(r.due(t + Duration::from_millis(200), None, 1).is_none());
+        assert!(r.due(t + Duration::from_millis(200), None, Ssrc(1)).is_none());
     }
 
     #[test]
     fn a_packet_is_given_up_after_a_few_asks() {
         let t = Instant::now();
         let mut r = stream([1, 3], t);
-        let asks = (1..20).filter(|i| r.due(t + Duration::from_millis(60 * i), None, 1).is_some()).count();
+        let asks = (1..20).filter(|i| r.due(t + Duration::from_millis(60 * i), None, Ssrc(1)).is_some()).count();
         assert_eq!(asks as u8, MAX_ASKS);
         assert_eq!(r.missing(), 0);
     }
@@ -180,16 +181,16 @@ mod tests {
     fn a_jump_is_a_new_stream_not_loss_and_a_wrap_is_not_a_gap() {
         let t = Instant::now();
         let mut r = stream([100, 101, 5000, 5001], t);
-        assert!(r.due(t + Duration::from_millis(10), None, 1).is_none());
+        assert!(r.due(t + Duration::from_millis(10), None, Ssrc(1)).is_none());
         let mut w = stream([65_534, 65_535, 1], t);
-        assert_eq!(asked(&w.due(t + Duration::from_millis(10), None, 1).unwrap()), vec![0]);
+        assert_eq!(asked(&w.due(t + Duration::from_millis(10), None, Ssrc(1)).unwrap()), vec![0]);
     }
 
     #[test]
     fn nack_pairs_carry_the_following_sixteen_in_the_bitmask() {
         let t = Instant::now();
         let mut r = stream([0, 20], t);
-        let nack = r.due(t + Duration::from_millis(10), None, 1).unwrap();
+        let nack = r.due(t + Duration::from_millis(10), None, Ssrc(1)).unwrap();
         assert_eq!(nack.nacks.len(), 2, "1..=17 in the first pair, 18 and 19 in the second");
         assert_eq!(asked(&nack), (1..20).collect::<Vec<u16>>());
     }

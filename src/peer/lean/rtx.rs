@@ -6,11 +6,12 @@
 
 use crate::media::codec::PayloadTypes;
 use crate::media::RtpPacket;
+use crate::media::Ssrc;
 
 /// One video slot's retransmission stream.
 #[derive(Debug)]
 pub(crate) struct RtxStream {
-    ssrc: u32,
+    ssrc: Ssrc,
     /// The receiver's number for each codec on the slot, and for its retransmissions.
     payload_types: PayloadTypes,
     rtx: PayloadTypes,
@@ -19,7 +20,7 @@ pub(crate) struct RtxStream {
 
 impl RtxStream {
     /// The stream, if the receiver accepted a retransmission format for any codec.
-    pub(crate) fn new(ssrc: u32, payload_types: PayloadTypes, rtx: PayloadTypes) -> Option<RtxStream> {
+    pub(crate) fn new(ssrc: Ssrc, payload_types: PayloadTypes, rtx: PayloadTypes) -> Option<RtxStream> {
         (!rtx.is_empty()).then(|| RtxStream { ssrc, payload_types, rtx, next_seq: rand::random() })
     }
 
@@ -49,7 +50,7 @@ impl RtxStream {
     pub(crate) fn padding(&mut self, media_pt: u8, timestamp: u32) -> Option<RtpPacket> {
         let mut packet = RtpPacket::default();
         let h = &mut packet.header;
-        (h.version, h.ssrc, h.payload_type, h.timestamp) = (2, self.ssrc, self.format_for(media_pt)?, timestamp);
+        (h.version, h.ssrc, h.payload_type, h.timestamp) = (2, self.ssrc.0, self.format_for(media_pt)?, timestamp);
         h.sequence_number = self.next_seq;
         self.next_seq = self.next_seq.wrapping_add(1);
         Some(packet)
@@ -59,7 +60,7 @@ impl RtxStream {
     /// codec's retransmission format `rtx_pt` ([`RtxStream::rtx_pt`]).
     pub(crate) fn wrap(&mut self, mut packet: RtpPacket, rtx_pt: u8) -> RtpPacket {
         let osn = packet.header.sequence_number;
-        packet.header.ssrc = self.ssrc;
+        packet.header.ssrc = self.ssrc.0;
         packet.header.payload_type = rtx_pt;
         packet.header.sequence_number = self.next_seq;
         self.next_seq = self.next_seq.wrapping_add(1);
@@ -80,7 +81,7 @@ mod tests {
     fn a_repair_carries_the_original_number_first_on_its_own_stream() {
         let mut pts = PayloadTypes::single(Codec::Vp8, 96);
         pts.set(Codec::H264, 102);
-        let mut stream = RtxStream::new(0xBEEF, pts, PayloadTypes::single(Codec::Vp8, 97)).unwrap();
+        let mut stream = RtxStream::new(Ssrc(0xBEEF), pts, PayloadTypes::single(Codec::Vp8, 97)).unwrap();
         let mut p = RtpPacket::default();
         (p.header.ssrc, p.header.payload_type, p.header.sequence_number, p.header.timestamp, p.header.marker) = (7, 96, 0x1234, 90_000, true);
         p.payload = bytes::Bytes::from_static(&[0x10, 0x02, 0xAA]);
@@ -97,8 +98,8 @@ mod tests {
         assert_eq!((h.ssrc, h.payload_type, h.timestamp, h.sequence_number), (0xBEEF, 97, 90_000, second.header.sequence_number.wrapping_add(1)));
         assert!(padding.payload.is_empty(), "padding alone");
         assert!(stream.padding(102, 0).is_none(), "no retransmission format for H.264: no padding on this stream");
-        assert!(RtxStream::new(1, pts, PayloadTypes::default()).is_none(), "no format accepted: no stream");
-        let again = RtxStream::new(0xBEEF, pts, PayloadTypes::single(Codec::Vp8, 97)).unwrap().continuing(&stream);
+        assert!(RtxStream::new(Ssrc(1), pts, PayloadTypes::default()).is_none(), "no format accepted: no stream");
+        let again = RtxStream::new(Ssrc(0xBEEF), pts, PayloadTypes::single(Codec::Vp8, 97)).unwrap().continuing(&stream);
         assert_eq!(again.next_seq, stream.next_seq, "renegotiated, the same stream goes on with its numbers");
     }
 }

@@ -4,6 +4,7 @@
 //! video slots (how much the site's downlink drops). Pure: times are passed in.
 
 use super::reception::SeqRange;
+use crate::media::Ssrc;
 use rtc::rtcp::reception_report::ReceptionReport;
 use rtc::rtcp::sender_report::SenderReport;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -27,7 +28,7 @@ pub(crate) fn ntp_middle(ntp: u64) -> u32 {
 /// What one output slot has sent.
 #[derive(Debug, Clone)]
 pub struct Sent {
-    ssrc: u32,
+    ssrc: Ssrc,
     clock_rate: f64,
     /// Packets sent (again on a NACK not counted), for the sender report (which carries the
     /// low 32 bits) and the gaps below.
@@ -44,7 +45,7 @@ pub struct Sent {
 }
 
 impl Sent {
-    pub fn new(ssrc: u32, clock_rate: u32) -> Self {
+    pub fn new(ssrc: Ssrc, clock_rate: u32) -> Self {
         Sent { ssrc, clock_rate: clock_rate as f64, packets: 0, octets: 0, last: None, seqs: SeqRange::default(), last_report: None }
     }
 
@@ -83,7 +84,7 @@ impl Sent {
         let (timestamp, at) = self.last?;
         let since = now.saturating_duration_since(at).as_secs_f64();
         Some(SenderReport {
-            ssrc: self.ssrc,
+            ssrc: self.ssrc.0,
             ntp_time: ntp_time(wall),
             rtp_time: timestamp.wrapping_add((since * self.clock_rate) as u32),
             packet_count: self.packets as u32,
@@ -112,7 +113,7 @@ mod tests {
     #[test]
     fn downlink_loss_is_what_the_receiver_lost_less_the_gaps_the_bridge_left_itself() {
         let t0 = Instant::now();
-        let mut s = Sent::new(7, 90_000);
+        let mut s = Sent::new(Ssrc(7), 90_000);
         let report = |highest: u32, total_lost: u32| ReceptionReport { ssrc: 7, total_lost, last_sequence_number: highest, ..Default::default() };
         (0..100u16).for_each(|q| s.on_packet(q, 0, 1000, t0));
         assert_eq!(s.downlink_loss(&report(99, 0)), None, "the first report is the baseline");
@@ -128,7 +129,7 @@ mod tests {
     #[test]
     fn sequence_numbers_that_wrap_are_not_gaps() {
         let t0 = Instant::now();
-        let mut s = Sent::new(7, 90_000);
+        let mut s = Sent::new(Ssrc(7), 90_000);
         (65_000..=65_535u16).chain(0..500).for_each(|q| s.on_packet(q, 0, 1000, t0));
         assert_eq!(s.gaps(), 0);
     }
@@ -145,7 +146,7 @@ mod tests {
     #[test]
     fn a_sender_report_moves_the_last_timestamp_on_by_the_time_since_and_counts_what_was_sent() {
         let t0 = Instant::now();
-        let mut s = Sent::new(42, 90_000);
+        let mut s = Sent::new(Ssrc(42), 90_000);
         assert!(s.report(t0, SystemTime::now()).is_none(), "nothing sent yet");
         s.on_packet(1, 1_000, 1_000, t0);
         s.on_packet(2, 1_000, 800, t0);

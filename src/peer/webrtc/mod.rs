@@ -21,7 +21,7 @@ use super::offer_answer::{AfterRefusedAnswer, OfferAnswer};
 use super::Fault;
 use super::{slot_id, PeerCommand, PeerContext, PeerError, PeerEvent, PeerHandle, Refusals, KEYFRAME_MIN_INTERVAL};
 use crate::media::codec::{Codec, PayloadTypes};
-use crate::media::Kind;
+use crate::media::{Kind, Ssrc};
 use crate::signal::protocol::{IceCandidate, MediaState};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
@@ -584,7 +584,7 @@ impl Reader {
             match event {
                 Some(TrackRemoteEvent::OnOpen(init)) => self.open_layer(&track, init.ssrc, init.rid.as_deref()),
                 Some(TrackRemoteEvent::OnRtpPacket(packet)) => {
-                    if !self.inbound.has_layer(packet.header.ssrc) {
+                    if !self.inbound.has_layer(Ssrc::of(&packet.header)) {
                         let rid = track.rid(packet.header.ssrc).await;
                         self.open_layer(&track, packet.header.ssrc, rid.as_deref());
                     }
@@ -599,7 +599,7 @@ impl Reader {
     }
 
     fn open_layer(&mut self, track: &Arc<dyn TrackRemote>, ssrc: u32, rid: Option<&str>) {
-        if let Some(requests) = self.inbound.open_layer(ssrc, rid, std::time::Instant::now()) {
+        if let Some(requests) = self.inbound.open_layer(Ssrc(ssrc), rid, std::time::Instant::now()) {
             tokio::spawn(request_keyframes(track.clone(), ssrc, requests, self.cancel.clone()).in_current_span());
         }
     }

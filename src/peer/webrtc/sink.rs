@@ -6,7 +6,7 @@
 use crate::health::board::StatsBoard;
 use crate::media::codec::PayloadTypes;
 use crate::media::router::{Router, SinkPacket};
-use crate::media::Kind;
+use crate::media::{Kind, Ssrc};
 use crate::peer::outputs::Outputs;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -43,7 +43,7 @@ pub(crate) async fn run(
             _ = cancel.cancelled() => break,
             Some(ctl) = control.recv() => match ctl {
                 SinkControl::Connected(c) => outputs.set_connected(c),
-                SinkControl::Bind { kind, slot, track, ssrc, payload_types, clock_rate } => outputs.bind(kind, slot, track, ssrc, payload_types, clock_rate),
+                SinkControl::Bind { kind, slot, track, ssrc, payload_types, clock_rate } => outputs.bind(kind, slot, track, Ssrc(ssrc), payload_types, clock_rate),
             },
             p = packets.recv() => {
                 let Some(p) = p else { break };

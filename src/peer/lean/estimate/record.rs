@@ -3,6 +3,7 @@
 //! in send order indexed by the number's distance from its front: one push per packet sent, one
 //! lookup per packet reported, no hashing on the forwarding path.
 
+use crate::media::Ssrc;
 use rtc::interceptor::{Acknowledgement, PacketReport};
 use rtc::rtcp::transport_feedbacks::cc_feedback_report::Ecn;
 use std::collections::VecDeque;
@@ -40,7 +41,7 @@ impl SentRecord {
     }
 
     /// A packet went out at `departure` numbered `seq`.
-    pub(crate) fn sent(&mut self, ssrc: u32, rtp_seq: u16, seq: u16, size: usize, departure: Instant) {
+    pub(crate) fn sent(&mut self, ssrc: Ssrc, rtp_seq: u16, seq: u16, size: usize, departure: Instant) {
         let front = *self.front.get_or_insert(u64::from(seq));
         let id = self.unwrap(front, seq);
         if id < front {
@@ -51,7 +52,7 @@ impl SentRecord {
             self.packets.push_back(None);
         }
         self.packets[index] = Some(PacketReport {
-            ssrc,
+            ssrc: ssrc.0,
             id,
             rtp_sequence_number: rtp_seq,
             is_twcc: true,
@@ -120,7 +121,7 @@ mod tests {
         let mut r = SentRecord::default();
         let first = u16::MAX - 2;
         for k in 0..6u16 {
-            r.sent(7, k, first.wrapping_add(k), 1000, t0 + Duration::from_millis(u64::from(k)));
+            r.sent(Ssrc(7), k, first.wrapping_add(k), 1000, t0 + Duration::from_millis(u64::from(k)));
         }
         // The browser reports the 1st, 2nd, 4th and 6th (numbers 65533, 65534, 0, 2).
         for (k, seq) in [(0u64, first), (1, first.wrapping_add(1)), (3, first.wrapping_add(3)), (5, first.wrapping_add(5))] {
@@ -138,8 +139,8 @@ mod tests {
     fn a_number_given_out_but_not_sent_leaves_a_gap_that_reports_nothing() {
         let t0 = Instant::now();
         let mut r = SentRecord::default();
-        r.sent(7, 1, 10, 1000, t0);
-        r.sent(7, 2, 12, 1000, t0); // 11 was stamped, and the send failed
+        r.sent(Ssrc(7), 1, 10, 1000, t0);
+        r.sent(Ssrc(7), 2, 12, 1000, t0); // 11 was stamped, and the send failed
         r.acknowledge(&arrived(12, 5));
         let seen: Vec<u16> = r.take_reports().iter().map(|p| p.twcc_sequence_number).collect();
         assert_eq!(seen, vec![10, 12]);
@@ -150,7 +151,7 @@ mod tests {
         let t0 = Instant::now();
         let mut r = SentRecord::default();
         for k in 0..1000u16 {
-            r.sent(7, k, k, 1000, t0 + Duration::from_millis(u64::from(k)));
+            r.sent(Ssrc(7), k, k, 1000, t0 + Duration::from_millis(u64::from(k)));
         }
         r.forget_before(t0 + Duration::from_millis(600));
         assert_eq!(r.len(), 400);

@@ -110,7 +110,7 @@ impl Sim {
         self.seq = self.seq.wrapping_add(1);
         let mut header = Header { version: 2, ssrc: 9, sequence_number: self.seq, ..Default::default() };
         header.set_extension(EXT, bytes::Bytes::copy_from_slice(&transport_seq.to_be_bytes())).unwrap();
-        self.estimate.on_sent(self.now, 9, self.seq, transport_seq, size);
+        self.estimate.on_sent(self.now, Ssrc(9), self.seq, transport_seq, size);
         self.line.send(self.now, header, size);
     }
 
@@ -258,7 +258,7 @@ fn a_browser_that_never_reports_does_not_grow_the_record_of_what_was_sent() {
     let t0 = Instant::now();
     for i in 0..10_000u32 {
         let seq = estimate.stamp();
-        estimate.on_sent(t0 + Duration::from_millis(u64::from(i)), 9, i as u16, seq, PACKET);
+        estimate.on_sent(t0 + Duration::from_millis(u64::from(i)), Ssrc(9), i as u16, seq, PACKET);
     }
     assert!(estimate.unreported() <= 3_100, "{} packets still recorded", estimate.unreported());
 }

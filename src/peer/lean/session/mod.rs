@@ -87,7 +87,7 @@ const DEFAULT_RTT: Duration = Duration::from_millis(50);
 const PADDING: u8 = 255;
 const PADDING_ON_THE_LINE: usize = PADDING as usize + 20 + WIRE_OVERHEAD;
 /// The SSRC the bridge's own RTCP (keyframe requests) goes out with.
-const RTCP_SSRC: u32 = 1;
+const RTCP_SSRC: Ssrc = Ssrc(1);
 
 /// What the session reaches of the bridge: in-process state and settings, no sockets.
 #[derive(Clone)]

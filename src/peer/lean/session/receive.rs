@@ -80,26 +80,26 @@ impl Session {
         };
         let clock_rate = if self.streams[index].media == Media::Audio { 48_000 } else { 90_000 };
         let epoch = self.epoch;
-        let reception = self.receptions.entry(ssrc).or_insert_with(|| Reception::new(ssrc.0, clock_rate, epoch));
+        let reception = self.receptions.entry(ssrc).or_insert_with(|| Reception::new(ssrc, clock_rate, epoch));
         reception.on_packet(packet.header.sequence_number, packet.header.timestamp, received);
         if self.streams[index].media == Media::Video {
-            self.repairs.entry(ssrc).or_insert_with(|| Repair::new(ssrc.0)).on_packet(packet.header.sequence_number, received);
+            self.repairs.entry(ssrc).or_insert_with(|| Repair::new(ssrc)).on_packet(packet.header.sequence_number, received);
         }
         let rid = self.streams[index].rid_ext.and_then(|id| packet.header.get_extension(id)).map(|r| String::from_utf8_lossy(&r).into_owned());
         let simulcast = self.streams[index].simulcast && self.streams[index].rid_ext.is_some();
         let Some(inbound) = self.inbound_for(index, received) else { return };
-        if !inbound.has_layer(ssrc.0) && inbound.is_full() {
+        if !inbound.has_layer(ssrc) && inbound.is_full() {
             self.ssrc_budget.refused += 1;
             return self.refusals.refuse(Budget::Ssrcs, 1, "this site sends more SSRCs on one stream than its layers; their packets are dropped");
         }
         let Some(inbound) = self.inbound_for(index, received) else { return };
-        if !inbound.has_layer(ssrc.0) {
+        if !inbound.has_layer(ssrc) {
             if simulcast && rid.is_none() {
                 // Which layer this is shows in a later packet (browsers name the RID until
                 // the bridge's reports reach them); guessing would mislabel it for good.
                 return;
             }
-            if let Some(requests) = inbound.open_layer(ssrc.0, rid.as_deref(), received) {
+            if let Some(requests) = inbound.open_layer(ssrc, rid.as_deref(), received) {
                 self.out.push_back(Output::KeyframeRequests(ssrc, requests));
             }
         }

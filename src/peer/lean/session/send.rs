@@ -54,7 +54,7 @@ impl Session {
 
     /// The router asks the site for a keyframe of its layer with this SSRC (PLI).
     pub(crate) fn handle_keyframe_request(&mut self, now: Instant, media_ssrc: Ssrc) {
-        if let Ok(pli) = (PictureLossIndication { sender_ssrc: RTCP_SSRC, media_ssrc: media_ssrc.0 }).marshal() {
+        if let Ok(pli) = (PictureLossIndication { sender_ssrc: RTCP_SSRC.0, media_ssrc: media_ssrc.0 }).marshal() {
             if self.send_rtcp(&pli, "keyframe request") {
                 debug!(%media_ssrc, "asked the publisher for a keyframe");
             }
@@ -181,7 +181,7 @@ impl Session {
         // would seem to wait in a queue that is not there. Early, it only looks late once.
         if let Some(seq) = numbered {
             // As the line counts it: with the SRTP tag and the UDP and IPv4 headers.
-            self.estimate.on_sent(now, packet.header.ssrc, packet.header.sequence_number, seq, n + WIRE_OVERHEAD);
+            self.estimate.on_sent(now, Ssrc::of(&packet.header), packet.header.sequence_number, seq, n + WIRE_OVERHEAD);
         }
         true
     }
@@ -223,7 +223,7 @@ impl Session {
         let mut reports: Vec<_> = self.receptions.values_mut().map(|r| r.report(now)).collect();
         while !reports.is_empty() {
             let rest = reports.split_off(reports.len().min(31));
-            let rr = ReceiverReport { ssrc: RTCP_SSRC, reports: std::mem::replace(&mut reports, rest), profile_extensions: Default::default() };
+            let rr = ReceiverReport { ssrc: RTCP_SSRC.0, reports: std::mem::replace(&mut reports, rest), profile_extensions: Default::default() };
             if let Ok(b) = rr.marshal() {
                 compound.extend_from_slice(&b);
             }
@@ -234,7 +234,7 @@ impl Session {
         let video: Vec<u32> = self.by_ssrc.iter().filter(|(_, &i)| self.streams[i].media == Media::Video).map(|(ssrc, _)| ssrc.0).collect();
         if !video.is_empty() {
             let ceiling = self.ctx.lines.get(self.site).up_bps().map_or(REMB_BPS, |up| REMB_BPS.min(up as f32));
-            if let Ok(b) = (ReceiverEstimatedMaximumBitrate { sender_ssrc: RTCP_SSRC, bitrate: ceiling, ssrcs: video }).marshal() {
+            if let Ok(b) = (ReceiverEstimatedMaximumBitrate { sender_ssrc: RTCP_SSRC.0, bitrate: ceiling, ssrcs: video }).marshal() {
                 compound.extend_from_slice(&b);
             }
         }

@@ -435,7 +435,7 @@ fn the_routers_keyframe_request_reaches_the_camera_as_a_pli() {
     site.session.handle_keyframe_request(site.now, Ssrc(CAMERA));
     site.deliver();
     let plis = site.received::<PictureLossIndication>();
-    assert_eq!(plis.iter().map(|(_, p)| (p.sender_ssrc, p.media_ssrc)).collect::<Vec<_>>(), vec![(RTCP_SSRC, CAMERA)]);
+    assert_eq!(plis.iter().map(|(_, p)| (p.sender_ssrc, p.media_ssrc)).collect::<Vec<_>>(), vec![(RTCP_SSRC.0, CAMERA)]);
 }
 
 #[test]
