@@ -79,12 +79,17 @@ impl Session {
         }
         let (allowance, fits, mut held) = (&mut self.retransmit_budget, &mut self.repair_share, false);
         for seq in seqs {
+            // The budget first: it counts what the site asks for, so a flood of NACKs is
+            // refused (and reported) as such even where the line's share would hold it anyway.
             let admit = |bytes: usize| {
+                if !allowance.allow(bytes, now) {
+                    return false;
+                }
                 if share.is_some() && !fits.take(bytes as f64, now) {
                     held = true;
                     return false;
                 }
-                allowance.allow(bytes, now)
+                true
             };
             match history.retransmission(seq, now, gap, admit) {
                 Retransmission::Send(packet) => again.push(packet),

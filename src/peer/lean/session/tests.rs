@@ -496,3 +496,25 @@ fn repairs_take_no_more_than_their_share_of_the_downlink_estimate() {
     let refused = site.board.refused(WARD).iter().find(|(b, _)| *b == Budget::Nacks).map(|(_, n)| *n).unwrap();
     assert_eq!(refused, 0, "held for the line, not refused as a hostile site's flood (no over-budget alarm)");
 }
+
+#[test]
+fn a_flood_of_nacks_is_refused_as_such_where_the_line_s_share_would_hold_it_too() {
+    let mut site = Site::connected_answering(|offer, answer| {
+        let v0 = &offer[offer.find("a=mid:v0").unwrap()..];
+        let id = v0.lines().find_map(|l| l.strip_suffix(&format!(" {}", crate::peer::lean::sdp::TRANSPORT_CC_URI))).unwrap();
+        answer.replacen("a=mid:v0\r\n", &format!("a=mid:v0\r\n{id} {}\r\n", crate::peer::lean::sdp::TRANSPORT_CC_URI), 1)
+    });
+    for seq in 0..300u16 {
+        site.forward_sized_to_v0(seq, 1000);
+    }
+    let v0 = site.v0();
+    let first = site.rtp.iter().find(|(_, p)| p.header.ssrc == v0).unwrap().1.header.sequence_number;
+    // A hostile site: a thousand NACKs in one second, each for a different packet.
+    for i in 0..1000u16 {
+        let nack = TransportLayerNack { sender_ssrc: 7, media_ssrc: v0, nacks: vec![NackPair { packet_id: first.wrapping_add(i % 300), lost_packets: 0 }] };
+        site.send_rtcp(&nack);
+        site.advance(Duration::from_millis(1));
+    }
+    let refused = site.board.refused(WARD).iter().find(|(b, _)| *b == Budget::Nacks).map(|(_, n)| *n).unwrap_or(0);
+    assert!(refused > 0, "the flood was not counted against the site's NACK budget (so no over-budget alarm)");
+}
