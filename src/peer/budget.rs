@@ -59,6 +59,13 @@ pub(crate) const RETRANSMIT_PACKETS_PER_S: f64 = 120.0;
 pub(crate) const RETRANSMIT_PACKETS_BURST: f64 = 240.0;
 pub(crate) const RETRANSMIT_BYTES_PER_S: f64 = 150_000.0;
 pub(crate) const RETRANSMIT_BYTES_BURST: f64 = 300_000.0;
+/// NACK messages a receiver may send a second, whatever they ask for. Chromium asks for a
+/// stream's missing packets when it sees a gap and again every 20 ms while they are due; on a
+/// line capped to 1 Mbit/s under five cameras, its NACKs came at 70–100 a second, most of
+/// them held for the line's share. Faster is a flood, counted and refused as such even where
+/// the share would hold every repair it asks for (a hostile peer's 300 a second, say).
+pub(crate) const NACKS_PER_S: f64 = 200.0;
+pub(crate) const NACKS_BURST: f64 = 200.0;
 /// A packet is sent again at most once per this (or per round trip, if longer): NACKs that
 /// repeat within it ask for what is already on its way.
 pub(crate) const RESEND_GAP: Duration = Duration::from_millis(100);
@@ -67,6 +74,7 @@ pub(crate) const RESEND_GAP: Duration = Duration::from_millis(100);
 pub struct RetransmitBudget {
     packets: Bucket,
     bytes: Bucket,
+    nacks: Bucket,
     /// Asked for but not sent: over budget, or sent again too recently.
     pub(crate) refused: u64,
     /// Whether the log has said so (once per connection).
@@ -78,6 +86,7 @@ impl Default for RetransmitBudget {
         RetransmitBudget {
             packets: Bucket::new(RETRANSMIT_PACKETS_PER_S, RETRANSMIT_PACKETS_BURST),
             bytes: Bucket::new(RETRANSMIT_BYTES_PER_S, RETRANSMIT_BYTES_BURST),
+            nacks: Bucket::new(NACKS_PER_S, NACKS_BURST),
             refused: 0,
             logged: false,
         }
@@ -85,6 +94,16 @@ impl Default for RetransmitBudget {
 }
 
 impl RetransmitBudget {
+    /// May the site's NACK that asks for `asked` packets be answered at all? If not, they
+    /// are all counted as refused.
+    pub(crate) fn hear(&mut self, asked: usize, now: Instant) -> bool {
+        let ok = self.nacks.take(1.0, now);
+        if !ok {
+            self.refused += asked as u64;
+        }
+        ok
+    }
+
     /// May one more packet of `size` bytes be sent again now?
     pub fn allow(&mut self, size: usize, now: Instant) -> bool {
         // Both buckets must have room; the bytes are only taken when the packet goes.
@@ -207,6 +226,20 @@ mod tests {
             total += (0..1275).filter(|_| r.allow(1000, t0 + Duration::from_millis(100 * tick))).count();
         }
         assert!((1150..=1250).contains(&total), "{total} sent in 10 s at 120/s (150 kB/s)");
+    }
+
+    #[test]
+    fn nacks_faster_than_a_browser_sends_them_are_not_heard() {
+        let t0 = Instant::now();
+        let mut r = RetransmitBudget::default();
+        // A browser on a full line: 100 NACKs a second for 10 s, each for 3 packets.
+        let heard = (0..1000u64).filter(|i| r.hear(3, t0 + Duration::from_millis(10 * i))).count();
+        assert_eq!((heard, r.refused), (1000, 0));
+        // A flood: one every millisecond for a second, each for 68.
+        let t1 = t0 + Duration::from_secs(20);
+        let heard = (0..1000u64).filter(|i| r.hear(68, t1 + Duration::from_millis(*i))).count();
+        assert!((395..=405).contains(&heard), "{heard} heard: the burst and a second's rate");
+        assert_eq!(r.refused, (1000 - heard as u64) * 68, "every packet of an unheard NACK counts as refused");
     }
 
     #[test]

@@ -72,24 +72,22 @@ impl Session {
         let mut again = Vec::new();
         let refused_before = self.retransmit_budget.refused;
         // Where the browser reports on the downlink, repairs take no more than their share of
-        // its estimate: one that would not fit waits for the browser's next ask.
+        // its estimate: one that would not fit waits for the browser's next ask. The share
+        // is asked before the budget, so an honest site on a full line is not taken for a
+        // flood; the rate of NACKs is the budget's first word, so a flood still is.
         let share = self.numbering.is_on().then(|| self.estimate.bps() * REPAIR_SHARE / 8.0);
         if let Some(rate) = share {
             self.repair_share.set_rate(rate, rate * REPAIR_SAVED, now);
         }
+        let seqs = if self.retransmit_budget.hear(seqs.len(), now) { seqs } else { Vec::new() };
         let (allowance, fits, mut held) = (&mut self.retransmit_budget, &mut self.repair_share, false);
         for seq in seqs {
-            // The budget first: it counts what the site asks for, so a flood of NACKs is
-            // refused (and reported) as such even where the line's share would hold it anyway.
             let admit = |bytes: usize| {
-                if !allowance.allow(bytes, now) {
-                    return false;
-                }
                 if share.is_some() && !fits.take(bytes as f64, now) {
                     held = true;
                     return false;
                 }
-                true
+                allowance.allow(bytes, now)
             };
             match history.retransmission(seq, now, gap, admit) {
                 Retransmission::Send(packet) => again.push(packet),
