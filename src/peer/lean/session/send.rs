@@ -137,7 +137,7 @@ impl Session {
 
     /// A video slot whose packets the browser reports on, with a retransmission stream and a
     /// format on it to pad with.
-    fn paddable(&self) -> Option<Ssrc> {
+    pub(super) fn paddable(&self) -> Option<Ssrc> {
         self.histories.iter().find(|(ssrc, h)| h.can_pad() && self.numbering.id_for(**ssrc).is_some()).map(|(ssrc, _)| *ssrc)
     }
 

@@ -518,3 +518,69 @@ fn a_flood_of_nacks_is_refused_as_such_where_the_line_s_share_would_hold_it_too(
     let refused = site.board.refused(WARD).iter().find(|(b, _)| *b == Budget::Nacks).map(|(_, n)| *n).unwrap_or(0);
     assert!(refused > 0, "the flood was not counted against the site's NACK budget (so no over-budget alarm)");
 }
+
+/// The recorded answer, accepting the bridge's transport-wide numbering and its
+/// retransmission stream on v0 (Chromium 156 accepts both; the recording predates the RTX offer).
+fn answer_with_numbering_and_rtx_on_v0(offer: &str, answer: &str) -> String {
+    let offered = &offer[offer.find("a=mid:v0").unwrap()..];
+    let offered = &offered[..offered.find("\r\nm=").unwrap_or(offered.len())];
+    let cc = offered.lines().find(|l| l.ends_with(crate::peer::lean::sdp::TRANSPORT_CC_URI)).unwrap();
+    let rtx = offered.lines().find_map(|l| l.strip_prefix("a=rtpmap:")?.strip_suffix(" rtx/90000")).expect("the bridge offers RTX on v0");
+    let apt = offered.lines().find_map(|l| l.strip_prefix(&format!("a=fmtp:{rtx} apt="))).unwrap();
+    let mut sections: Vec<String> = answer.split("m=").map(str::to_owned).collect();
+    let v0 = sections.iter_mut().find(|s| s.contains("a=mid:v0\r\n")).unwrap();
+    *v0 = v0
+        .replacen(&format!("SAVPF {apt}\r\n"), &format!("SAVPF {apt} {rtx}\r\n"), 1)
+        .replacen("a=mid:v0\r\n", &format!("a=mid:v0\r\n{cc}\r\n"), 1)
+        .replacen(&format!("a=rtpmap:{apt} VP8/90000\r\n"), &format!("a=rtpmap:{apt} VP8/90000\r\na=rtpmap:{rtx} rtx/90000\r\na=fmtp:{rtx} apt={apt}\r\n"), 1);
+    sections.join("m=")
+}
+
+#[test]
+fn a_site_whose_tiles_want_more_than_its_estimate_is_probed_with_padding_on_the_retransmission_stream() {
+    let mut site = Site::connected_answering(answer_with_numbering_and_rtx_on_v0);
+    assert!(site.session.numbering.is_on(), "numbering accepted on v0");
+    // The driver tells the session which path the browser's datagrams came by.
+    site.session.set_path(Some(Path::Udp));
+    let v0 = site.v0();
+    // The browser reports every packet's arrival, as Chromium's transport-cc feedback does.
+    let offer = site.events.iter().find_map(|e| if let PeerEvent::LocalOffer(o) = e { Some(o.clone()) } else { None }).unwrap();
+    let id = offer.lines().find_map(|l| l.strip_prefix("a=extmap:")?.strip_suffix(&format!(" {}", crate::peer::lean::sdp::TRANSPORT_CC_URI))?.parse().ok());
+    let mut reports = crate::peer::lean::congestion::TransportFeedback::default();
+    reports.set_extension(id);
+    let mut seen = 0;
+    let mut padding_between = |site: &mut Site, seconds: u16, first_seq: u16| {
+        for k in 0..seconds * 30 {
+            site.forward_sized_to_v0(first_seq + k, 1000);
+            site.advance(Duration::from_millis(33));
+            for (at, p) in &site.rtp[seen..] {
+                reports.on_packet(*at, &p.header);
+            }
+            seen = site.rtp.len();
+            let bytes = reports.due(site.now);
+            let mut buf = bytes.as_slice();
+            while let Ok(fb) = rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc::unmarshal(&mut buf) {
+                site.send_rtcp(&fb);
+            }
+        }
+        // Padding alone, numbered for the browser's reports: what the estimate learns from.
+        let padded = |(_, p): &&(Instant, RtpPacket)| {
+            p.header.ssrc != v0 && p.header.padding && p.payload.is_empty() && id.is_some_and(|id| p.header.get_extension(id).is_some())
+        };
+        site.rtp.iter().filter(padded).count()
+    };
+    // Two seconds of HQ's camera, 250 kbit/s: nobody wants more, so nothing probes.
+    assert_eq!(padding_between(&mut site, 2, 0), 0, "padding while the tiles want nothing more");
+    assert!(site.session.estimate.feedbacks > 0, "the browser's reports reached the estimate");
+    assert!(site.session.paddable().is_some(), "v0 has a retransmission stream to pad on");
+    // The conference says the ward's tiles want 5 Mbit/s. Over ICE-TCP the padding would
+    // queue behind the media in the connection's own buffer: nothing probes.
+    site.session.ctx.router.set_wanted_downlink(WARD, Some(5_000_000.0));
+    site.session.set_path(Some(Path::Tcp));
+    assert_eq!(padding_between(&mut site, 2, 60), 0, "padding over TCP");
+    // Over UDP the line is probed for it, with padding alone on the retransmission stream.
+    site.session.set_path(Some(Path::Udp));
+    let padded = padding_between(&mut site, 2, 120);
+    assert!(padded > 0, "no padding on the retransmission stream");
+    assert!(site.session.estimate.prober.sent > 0, "the probes were counted");
+}
