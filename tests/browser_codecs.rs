@@ -1,4 +1,4 @@
-//! H.264 beside VP8 on the default engine: a ward whose page prefers H.264 (`?codec=h264`,
+//! H.264 beside VP8 on the lean engine (the webrtc engine forwards VP8 only): a ward whose page prefers H.264 (`?codec=h264`,
 //! as a room PC with a hardware decoder would) sends H.264, HQ sends VP8, and each Chromium
 //! page decodes the other in the codec it was sent, through the same output slots. With
 //! `[media] video_codecs = ["vp8"]` the same page is answered with VP8.
@@ -27,7 +27,8 @@ static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ward_that_prefers_h264_sends_it_and_every_page_decodes_both_codecs() {
     let _one = ONE_AT_A_TIME.lock().await;
-    let bridge = TestBridge::start_default();
+    // The lean engine's: the webrtc engine forwards VP8 only (docs/architecture.md).
+    let bridge = TestBridge::start_default_on("lean");
     let scratch = scratch_dir("h264");
     let mut hq = Browser::launch_builtin("hq", &bridge.join_url("hq"), &scratch).await;
     let ward_url = bridge.join_url("hang-bai").replacen("#key=", "?codec=h264#key=", 1);

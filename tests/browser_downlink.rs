@@ -31,7 +31,8 @@ async fn a_ward_on_a_one_megabit_line_keeps_every_picture_and_its_sound() {
     }
     let udp = std::net::UdpSocket::bind("0.0.0.0:0").unwrap().local_addr().unwrap().port();
     let mut line = Line::new(udp).await;
-    let bridge = line::start_bridge(udp);
+    // The lean engine's: the webrtc engine has no downlink estimate (docs/architecture.md).
+    let bridge = line::start_bridge_with(udp, "engine = \"lean\"");
     line.expose_tcp(bridge.port).await;
     let scratch = scratch_dir("downlink");
     let mut pages = Vec::new();

@@ -129,12 +129,8 @@ fn run_in_fresh_netns(tag: &str, args: Vec<std::ffi::OsString>, envs: &[(&str, &
 /// A bridge of the default config for a meeting with a [`Line`]: media on every address of
 /// this namespace on `udp_port`, advertised at the bridge's end of the line (the other sites
 /// reach that address over their own loopback, unshaped), and no ICE-TCP, so the ward's media
-/// takes the shaped UDP path and a cut of UDP is a cut of its media.
-pub fn start_bridge(udp_port: u16) -> super::TestBridge {
-    start_bridge_with(udp_port, "")
-}
-
-/// [`start_bridge`] with more `[media]` settings (`extra_media`, TOML lines).
+/// takes the shaped UDP path and a cut of UDP is a cut of its media; `extra_media`: more
+/// `[media]` settings (TOML lines).
 pub fn start_bridge_with(udp_port: u16, extra_media: &str) -> super::TestBridge {
     let (config, data) = super::TestBridge::config_with("");
     let text = std::fs::read_to_string(&config).unwrap().replacen("bind_ip = \"\"", "bind_ip = \"0.0.0.0\"", 1).replacen(

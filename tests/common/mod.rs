@@ -116,11 +116,19 @@ pub fn scratch_dir(name: &str) -> PathBuf {
 /// copy of `config` with `[media] engine` set, in `data`. Unset, or a config that names its
 /// engine already ([`TestBridge::start_default_on`]): the config as it is.
 pub fn with_engine_from_env(config: PathBuf, data: &Path) -> PathBuf {
-    let explicit = std::fs::read_to_string(&config).is_ok_and(|c| c.contains("\n[media]\nengine = "));
+    let explicit = std::fs::read_to_string(&config).is_ok_and(|c| names_engine(&c));
     match std::env::var("DIEMCAU_TEST_ENGINE") {
         Ok(engine) if !engine.is_empty() && !explicit => with_engine(config, data, &engine),
         _ => config,
     }
+}
+
+/// Whether the config's `[media]` section says which engine, on any of its lines.
+fn names_engine(config: &str) -> bool {
+    let Some(at) = config.find("\n[media]\n") else { return false };
+    let section = &config[at + "\n[media]\n".len()..];
+    let section = &section[..section.find("\n[").unwrap_or(section.len())];
+    section.lines().any(|l| l.trim_start().starts_with("engine ="))
 }
 
 /// A copy of `config` in `data` whose `[media]` section says `engine = "<engine>"`.
