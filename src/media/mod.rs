@@ -111,6 +111,15 @@ impl Kind {
         }
     }
 
+    /// The RTP clock of the kind's codecs: Opus's, else VP8's and H.264's.
+    pub(crate) fn clock_rate(self) -> u32 {
+        if self == Kind::Audio {
+            crate::media::Codec::Opus.clock_rate()
+        } else {
+            crate::media::Codec::Vp8.clock_rate()
+        }
+    }
+
     /// Video-like kinds need keyframes.
     pub fn is_video(self) -> bool {
         matches!(self, Kind::Video | Kind::Content)

@@ -168,7 +168,7 @@ impl Session {
             if kind.is_video() {
                 self.histories.insert(ssrc, History::default());
             }
-            self.sent.insert(ssrc, Sent::new(ssrc, if kind == Kind::Audio { 48_000 } else { 90_000 }));
+            self.sent.insert(ssrc, Sent::new(ssrc, kind.clock_rate()));
         }
         info!(outputs = self.output_ssrcs.len(), "offering the output slots");
         self.offer();
@@ -195,11 +195,10 @@ impl Session {
                 let connected = self.state == Some(MediaState::Connected);
                 for o in accepted {
                     self.numbering.accept(&o);
-                    let clock_rate = if o.kind == Kind::Audio { 48_000 } else { 90_000 };
                     if let (Some(history), Some(rtx_ssrc)) = (self.histories.get_mut(&o.ssrc), o.rtx_ssrc) {
                         history.set_rtx(RtxStream::new(rtx_ssrc, o.payload_types, o.rtx));
                     }
-                    self.outputs.bind(o.kind, o.slot, (), o.ssrc, o.payload_types, clock_rate);
+                    self.outputs.bind(o.kind, o.slot, (), o.ssrc, o.payload_types, o.kind.clock_rate());
                     if o.kind.is_video() && connected {
                         self.ctx.router.request_slot_keyframe(self.site, o.kind, o.slot);
                     }

@@ -78,7 +78,7 @@ impl Session {
                 None => return,
             },
         };
-        let clock_rate = if self.streams[index].media == Media::Audio { 48_000 } else { 90_000 };
+        let clock_rate = self.streams[index].codec.clock_rate();
         let epoch = self.epoch;
         let reception = self.receptions.entry(ssrc).or_insert_with(|| Reception::new(ssrc, clock_rate, epoch));
         reception.on_packet(packet.header.sequence_number, packet.header.timestamp, received);
@@ -87,12 +87,15 @@ impl Session {
         }
         let rid = self.streams[index].rid_ext.and_then(|id| packet.header.get_extension(id)).map(|r| String::from_utf8_lossy(&r).into_owned());
         let simulcast = self.streams[index].simulcast && self.streams[index].rid_ext.is_some();
-        let Some(inbound) = self.inbound_for(index, received) else { return };
+        if self.inbound_for(index, received).is_none() {
+            return;
+        }
+        // The stream's own field: the budgets and outputs beside it stay at hand.
+        let Some(inbound) = self.streams[index].inbound.as_mut() else { return };
         if !inbound.has_layer(ssrc) && inbound.is_full() {
             self.ssrc_budget.refused += 1;
             return self.refusals.refuse(Budget::Ssrcs, 1, "this site sends more SSRCs on one stream than its layers; their packets are dropped");
         }
-        let Some(inbound) = self.inbound_for(index, received) else { return };
         if !inbound.has_layer(ssrc) {
             if simulcast && rid.is_none() {
                 // Which layer this is shows in a later packet (browsers name the RID until
@@ -103,7 +106,6 @@ impl Session {
                 self.out.push_back(Output::KeyframeRequests(ssrc, requests));
             }
         }
-        let Some(inbound) = self.inbound_for(index, received) else { return };
         inbound.on_packet(packet, received);
     }
 

@@ -98,15 +98,8 @@ impl Session {
         self.repairs_held += u64::from(held);
         let refused = self.retransmit_budget.refused - refused_before;
         if refused > 0 {
-            self.ctx.board.refuse(self.site, Budget::Nacks, refused);
-        }
-        if self.retransmit_budget.refused > 0 && !self.retransmit_budget.logged {
-            self.retransmit_budget.logged = true;
-            warn!(
-                budget = "nacks",
-                budget_per_s = budget::RETRANSMIT_PACKETS_PER_S,
-                "over budget: this site asks for more retransmissions than its budget; the rest are not sent (counted as nack_refused)"
-            );
+            let what = "this site asks for more retransmissions than its budget (200 NACKs, 120 packets a second); the rest are not sent (nack_refused)";
+            self.refusals.refuse(Budget::Nacks, refused, what);
         }
         for mut packet in again {
             if self.protect_and_send(now, &mut packet) {
