@@ -122,17 +122,37 @@ pub(crate) enum FloorEvent {
     },
 }
 
+/// A step of a floor request. Its serde name (`requested`, `granted`, …) is the protocol's
+/// `floor` event and the event log's `floor_<step>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestStep {
+    Requested,
+    Cancelled,
+    Granted,
+    Denied,
+    Revoked,
+    Released,
+}
+
+impl RequestStep {
+    /// The step's name, as its serde form gives it.
+    pub(crate) fn name(self) -> String {
+        serde_json::to_value(self).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+    }
+}
+
 impl FloorEvent {
-    /// A floor request's step: the request, its site and the step's name (`requested`,
-    /// `granted`, …); `None` for the programme's own events.
-    pub(crate) fn request_step(&self) -> Option<(RequestId, SiteIndex, &'static str)> {
+    /// A floor request's step: the request, its site and the step; `None` for the
+    /// programme's own events.
+    pub(crate) fn request_step(&self) -> Option<(RequestId, SiteIndex, RequestStep)> {
         Some(match *self {
-            FloorEvent::Requested { id, site } => (id, site, "requested"),
-            FloorEvent::Cancelled { id, site } => (id, site, "cancelled"),
-            FloorEvent::Granted { id, site } => (id, site, "granted"),
-            FloorEvent::Denied { id, site } => (id, site, "denied"),
-            FloorEvent::Revoked { id, site } => (id, site, "revoked"),
-            FloorEvent::Released { id, site } => (id, site, "released"),
+            FloorEvent::Requested { id, site } => (id, site, RequestStep::Requested),
+            FloorEvent::Cancelled { id, site } => (id, site, RequestStep::Cancelled),
+            FloorEvent::Granted { id, site } => (id, site, RequestStep::Granted),
+            FloorEvent::Denied { id, site } => (id, site, RequestStep::Denied),
+            FloorEvent::Revoked { id, site } => (id, site, RequestStep::Revoked),
+            FloorEvent::Released { id, site } => (id, site, RequestStep::Released),
             _ => return None,
         })
     }

@@ -11,7 +11,7 @@ use super::vote::Votes;
 use super::JoinRefused;
 use crate::config::Settings;
 use crate::domain::{AgendaItem, AgendaKind, Layout, SiteRole};
-use crate::floor::{Floor, FloorEvent, RequestId};
+use crate::floor::{Floor, FloorEvent, RequestId, RequestStep};
 use crate::media::router::{Received, Router};
 use crate::media::speaker::SpeakerDetector;
 use crate::media::Selection;
@@ -887,31 +887,9 @@ impl Actor {
     /// restores the mute it had; everyone is told; the event log records it.
     fn apply_floor_events(&mut self, events: &[FloorEvent]) {
         for ev in events {
-            let (id, site, step) = match *ev {
-                FloorEvent::Requested { .. }
-                | FloorEvent::Cancelled { .. }
-                | FloorEvent::Granted { .. }
-                | FloorEvent::Denied { .. }
-                | FloorEvent::Revoked { .. }
-                | FloorEvent::Released { .. } => ev.request_step().expect("a request's step"),
-                FloorEvent::ItemStarted { index } => {
-                    // index, planned minutes and title: the minutes report needs all three.
-                    let (title, planned) = self.floor.agenda().get(index).map(|i| (i.title.clone(), i.planned_minutes)).unwrap_or_default();
-                    let spec = render::programme(self.floor.agenda(), &self.sites()).into_iter().nth(index);
-                    let params = spec.map(|i| serde_json::json!({"kind": i.kind, "site": i.site}).to_string());
-                    self.log_with(self.floor.chair(), "agenda_item_started", &format!("{index}\t{planned}\t{title}"), params);
-                    continue;
-                }
-                FloorEvent::SpeakerAbsent { index, site } => {
-                    info!(site = %self.id(site), "programme item {} is {}'s speech, but it is not connected: nobody is given the floor", index + 1, self.name(site));
-                    self.log(site, "agenda_speaker_absent", &index.to_string());
-                    continue;
-                }
-                FloorEvent::ItemEnded { index } => {
-                    self.log(self.floor.chair(), "agenda_item_ended", &index.to_string());
-                    continue;
-                }
-                FloorEvent::PresenceChanged { .. } => continue,
+            let Some((id, site, step)) = ev.request_step() else {
+                self.log_programme_event(ev);
+                continue;
             };
             let seat = &mut self.seats[site];
             match ev {
@@ -932,11 +910,37 @@ impl Actor {
                 }
                 _ => {}
             }
-            info!(site = %self.id(site), request = id.0, "floor {step}");
-            let topic = self.floor.request_by_id(id).and_then(|r| r.topic.clone()).filter(|_| step == "requested");
+            let step_name = step.name();
+            info!(site = %self.id(site), request = id.0, "floor {step_name}");
+            let topic = self.floor.request_by_id(id).and_then(|r| r.topic.clone()).filter(|_| step == RequestStep::Requested);
             let params = topic.map(|t| serde_json::json!({"topic": t}).to_string());
-            self.log_with(site, &format!("floor_{step}"), &id.0.to_string(), params);
+            self.log_with(site, &format!("floor_{step_name}"), &id.0.to_string(), params);
             self.send_all(Published::Floor(*ev));
+        }
+    }
+
+    /// The event log's record of the programme's own floor events (not a request's steps).
+    fn log_programme_event(&self, ev: &FloorEvent) {
+        match *ev {
+            FloorEvent::ItemStarted { index } => {
+                // index, planned minutes and title: the minutes report needs all three.
+                let item = self.floor.agenda().get(index);
+                let (title, planned) = item.map(|i| (i.title.clone(), i.planned_minutes)).unwrap_or_default();
+                let params = item.map(|i| serde_json::json!({"kind": i.kind, "site": i.site.map(|s| self.id(s))}).to_string());
+                self.log_with(self.floor.chair(), "agenda_item_started", &format!("{index}\t{planned}\t{title}"), params);
+            }
+            FloorEvent::SpeakerAbsent { index, site } => {
+                info!(site = %self.id(site), "programme item {} is {}'s speech, but it is not connected: nobody is given the floor", index + 1, self.name(site));
+                self.log(site, "agenda_speaker_absent", &index.to_string());
+            }
+            FloorEvent::ItemEnded { index } => self.log(self.floor.chair(), "agenda_item_ended", &index.to_string()),
+            FloorEvent::PresenceChanged { .. } => {}
+            FloorEvent::Requested { .. }
+            | FloorEvent::Cancelled { .. }
+            | FloorEvent::Granted { .. }
+            | FloorEvent::Denied { .. }
+            | FloorEvent::Revoked { .. }
+            | FloorEvent::Released { .. } => {}
         }
     }
 

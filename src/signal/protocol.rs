@@ -541,16 +541,8 @@ pub(crate) struct CurrentItemView {
     pub(crate) speaker_absent: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FloorEventKind {
-    Requested,
-    Cancelled,
-    Granted,
-    Denied,
-    Revoked,
-    Released,
-}
+/// A floor request's step, as the floor keeps it (its serde names are the protocol's).
+pub use crate::floor::RequestStep as FloorEventKind;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

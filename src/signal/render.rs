@@ -4,13 +4,12 @@
 //! every page; it never builds a [`ServerMessage`] itself.
 
 use super::protocol::{
-    AgendaItemSpec, AgendaView, CurrentItemView, FloorEventKind, FloorHolderView, FloorView, HelpView, MeetingView, NoticeView, QueueEntryView, RecordingView,
-    ServerMessage, SiteLevel, SitePresence, TallyView, VoteView,
+    AgendaItemSpec, AgendaView, CurrentItemView, FloorHolderView, FloorView, HelpView, MeetingView, NoticeView, QueueEntryView, RecordingView, ServerMessage,
+    SiteLevel, SitePresence, TallyView, VoteView,
 };
 use crate::conference::published::{Farewell, Order, PageView, Published, SeatSnapshot, Snapshot};
 use crate::config::Site;
 use crate::domain::AgendaItem;
-use crate::floor::FloorEvent;
 
 /// Site ids and names by index, as the configuration lists them.
 pub(crate) struct Sites<'a>(pub(crate) &'a [Site]);
@@ -30,26 +29,13 @@ pub(crate) fn message(p: &Published, sites: &Sites) -> ServerMessage {
             levels: levels.iter().map(|&(i, level)| SiteLevel { site: sites.id(i), level: (level * 100.0).round() / 100.0 }).collect(),
         },
         Published::Floor(event) => {
-            let (event, request, site) = floor_event(event).expect("only a floor request's steps are published");
+            let (request, site, event) = event.request_step().expect("only a floor request's steps are published");
             ServerMessage::Floor { event, request: request.0, site: sites.id(site) }
         }
         Published::Restarting => ServerMessage::Restarting {
             message: "Máy chủ đang khởi động lại; trang sẽ tự kết nối lại. / The server is restarting; this page reconnects by itself.".into(),
         },
     }
-}
-
-/// A floor request's step as the wire names it; `None` for the programme's own events.
-pub(crate) fn floor_event(event: &FloorEvent) -> Option<(FloorEventKind, crate::floor::RequestId, usize)> {
-    Some(match *event {
-        FloorEvent::Requested { id, site } => (FloorEventKind::Requested, id, site),
-        FloorEvent::Cancelled { id, site } => (FloorEventKind::Cancelled, id, site),
-        FloorEvent::Granted { id, site } => (FloorEventKind::Granted, id, site),
-        FloorEvent::Denied { id, site } => (FloorEventKind::Denied, id, site),
-        FloorEvent::Revoked { id, site } => (FloorEventKind::Revoked, id, site),
-        FloorEvent::Released { id, site } => (FloorEventKind::Released, id, site),
-        _ => return None,
-    })
 }
 
 /// One page's slots.
