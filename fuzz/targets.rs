@@ -13,7 +13,7 @@
 use bytes::Bytes;
 use diemcau::health::board::StatsBoard;
 use diemcau::media::codec::PayloadTypes;
-use diemcau::media::rewrite::Rewriter;
+use diemcau::media::rewrite::{Rewriter, Written};
 use diemcau::media::router::Router;
 use diemcau::media::{h264, speaker, vp8, Codec, Kind, RtpPacket, Selection, Ssrc};
 use diemcau::peer::budget::RetransmitBudget;
@@ -300,7 +300,7 @@ static VP8_SWITCHED: LazyLock<(Rewriter, Instant)> = LazyLock::new(|| {
     let mut first = RtpPacket::default();
     first.header.payload_type = Codec::Vp8.internal_pt();
     first.payload = Bytes::from_static(&[0x90, 0xc0, 0x80, 0x05, 0x09]);
-    assert!(rewriter.rewrite(&mut first, now));
+    assert!(rewriter.rewrite(&mut first, now).sent());
     (rewriter, now)
 });
 
@@ -328,8 +328,16 @@ pub fn vp8(data: &[u8]) {
     packet.header.payload_type = Codec::Vp8.internal_pt();
     packet.header.ssrc = 99;
     packet.payload = Bytes::copy_from_slice(data);
-    assert!(rewriter.rewrite(&mut packet, now + Duration::from_millis(40)));
+    let mut thinned = (rewriter.clone(), packet.clone());
+    assert!(rewriter.rewrite(&mut packet, now + Duration::from_millis(40)).sent(), "every frame goes where every frame is wanted");
     assert_eq!(packet.payload.len(), data.len(), "rewriting keeps the payload's length");
+    // Towards a receiver sent the base temporal layer alone: sent whole or not at all.
+    thinned.0.set_temporal(0);
+    match thinned.0.rewrite(&mut thinned.1, now + Duration::from_millis(40)) {
+        Written::Sent => assert_eq!(thinned.1.payload.len(), data.len()),
+        Written::Thinned => assert!(vp8::numbering(data).and_then(|n| n.temporal).is_some_and(|t| t.layer > 0), "only an upper temporal layer is thinned"),
+        Written::Refused => panic!("a VP8 packet refused"),
+    }
 }
 
 /// An H.264 RTP payload: where a key frame starts, and the recorder's Annex B assembly.

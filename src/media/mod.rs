@@ -17,6 +17,7 @@ pub mod red;
 pub mod rewrite;
 pub mod router;
 pub mod speaker;
+pub mod temporal;
 pub mod vp8;
 
 pub use codec::Codec;
@@ -59,6 +60,9 @@ pub struct Selection {
     pub video: Vec<Option<usize>>,
     /// Per video slot; missing entries mean [`HIGH`].
     pub video_layers: Vec<Layer>,
+    /// Per video slot, the highest temporal layer sent ([`temporal::ALL`]: every frame);
+    /// missing entries mean all.
+    pub video_temporal: Vec<u8>,
     pub content: Option<usize>,
 }
 
@@ -69,6 +73,14 @@ impl Selection {
             Kind::Audio => self.audio.clone(),
             Kind::Video => self.video.clone(),
             Kind::Content => vec![self.content],
+        }
+    }
+
+    /// The highest temporal layer one slot takes.
+    pub(crate) fn temporal(&self, kind: Kind, slot: usize) -> u8 {
+        match kind {
+            Kind::Video => self.video_temporal.get(slot).copied().unwrap_or(temporal::ALL),
+            _ => temporal::ALL,
         }
     }
 

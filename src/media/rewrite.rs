@@ -7,10 +7,12 @@
 //! timestamps are shifted so the receiver's jitter buffer sees one continuous stream instead
 //! of a jump it would treat as loss; for VP8 the PictureID and TL0PICIDX continue too, so the
 //! receiver's decoder takes the new source's keyframe as the next picture rather than as an
-//! old one to discard.
+//! old one to discard. A receiver given fewer temporal layers ([`super::temporal`]) gets its
+//! VP8 with the dropped frames' numbers closed up.
 
 use super::codec::{Codec, PayloadTypes};
 use super::ids::Ssrc;
+use super::temporal::{self, Thinning, Verdict};
 use super::{red, vp8, RtpPacket};
 use rtc::rtp::header::Header;
 use std::time::Instant;
@@ -27,6 +29,27 @@ pub struct Rewriter {
     /// Highest sequence number written, its timestamp and when it was written.
     last_out: Option<(u16, u32, Instant)>,
     pictures: PictureNumbers,
+    /// The highest temporal layer this receiver wants now, and the thinning of its source.
+    temporal: u8,
+    thinning: Thinning,
+}
+
+/// What [`Rewriter::rewrite`] made of a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum Written {
+    /// Rewritten: send it.
+    Sent,
+    /// The receiver did not accept its codec on this slot (or it is malformed).
+    Refused,
+    /// Of a temporal layer this receiver is not sent now.
+    Thinned,
+}
+
+impl Written {
+    pub fn sent(self) -> bool {
+        self == Written::Sent
+    }
 }
 
 /// VP8 picture numbering across source changes.
@@ -43,10 +66,10 @@ struct PictureNumbers {
 const PICTURE_ID_SPACE: u16 = 0x8000;
 
 impl PictureNumbers {
-    /// Renumbers one VP8 payload; a copy only when the numbers change.
-    fn rewrite(&mut self, packet: &mut RtpPacket) {
-        let Some(n) = vp8::numbering(&packet.payload) else { return };
-        let Some(pid) = n.picture_id else { return };
+    /// Renumbers one VP8 payload (whose numbering reads `n`), `back` pictures earlier for
+    /// the frames thinned before it; a copy only when the numbers change.
+    fn rewrite(&mut self, packet: &mut RtpPacket, n: vp8::Numbering, back: u16) {
+        let Some(pid) = n.picture_id.map(|p| (p + PICTURE_ID_SPACE - back % PICTURE_ID_SPACE) % PICTURE_ID_SPACE) else { return };
         let tl0 = n.tl0.unwrap_or(0);
         if std::mem::take(&mut self.pending) {
             if let Some((last_pid, last_tl0)) = self.last {
@@ -64,7 +87,7 @@ impl PictureNumbers {
         if newer {
             self.last = Some((out_pid, out_tl0));
         }
-        if self.picture_delta != 0 || self.tl0_delta != 0 {
+        if self.picture_delta != 0 || self.tl0_delta != 0 || back != 0 {
             let mut payload = bytes::BytesMut::from(&packet.payload[..]);
             n.write(&mut payload, out_pid, out_tl0);
             packet.payload = payload.freeze();
@@ -83,7 +106,14 @@ impl Rewriter {
             ts_delta: 0,
             last_out: None,
             pictures: PictureNumbers::default(),
+            temporal: temporal::ALL,
+            thinning: Thinning::default(),
         }
+    }
+
+    /// The highest temporal layer to send from now on ([`temporal::ALL`]: every frame).
+    pub fn set_temporal(&mut self, layer: u8) {
+        self.temporal = layer;
     }
 
     pub(crate) fn ssrc(&self) -> Ssrc {
@@ -99,39 +129,55 @@ impl Rewriter {
     /// [`Codec::internal_pt`]) for this output; false if the receiver did not accept the
     /// packet's codec on this slot (the packet must not be sent). Redundant audio goes to a
     /// receiver that did not accept it as the plain Opus it carries.
-    pub fn rewrite(&mut self, packet: &mut RtpPacket, now: Instant) -> bool {
+    pub fn rewrite(&mut self, packet: &mut RtpPacket, now: Instant) -> Written {
         let mut codec = Codec::of_internal_pt(packet.header.payload_type);
         // Padding alone (an empty payload) passes as it is, numbered as the receiver takes it.
         if codec == Some(Codec::Red) {
             match (self.payload_types.get(Codec::Red), self.payload_types.get(Codec::Opus)) {
                 (Some(_), Some(opus)) => {
                     if red::renumber(&mut packet.payload, Codec::Opus.internal_pt(), opus).is_err() {
-                        return false;
+                        return Written::Refused;
                     }
                 }
                 (Some(_), None) => {}
                 (None, _) => {
-                    let Ok(primary) = red::primary(&packet.payload) else { return false };
+                    let Ok(primary) = red::primary(&packet.payload) else { return Written::Refused };
                     packet.payload = packet.payload.slice(primary);
                     codec = Some(Codec::Opus);
                 }
             }
         }
-        let Some(pt) = codec.and_then(|c| self.payload_types.get(c)) else { return false };
-        self.rewrite_header(&mut packet.header, pt, now);
-        if codec == Some(Codec::Vp8) {
-            self.pictures.rewrite(packet);
+        let Some(pt) = codec.and_then(|c| self.payload_types.get(c)) else { return Written::Refused };
+        if self.source_ssrc != Some(Ssrc::of(&packet.header)) {
+            self.switch_source(&packet.header, now);
         }
-        true
+        let numbering = if codec == Some(Codec::Vp8) { vp8::numbering(&packet.payload) } else { None };
+        let (seq_back, picture_back) = match numbering.map(|n| self.thinning.admit(packet.header.sequence_number, &n, self.temporal)) {
+            Some(Verdict::Drop) => return Written::Thinned,
+            Some(Verdict::Send { seq_back, picture_back }) => (seq_back, picture_back),
+            None => (self.thinning.pass(packet.header.sequence_number), 0),
+        };
+        self.write_header(&mut packet.header, pt, seq_back, now);
+        if let Some(n) = numbering {
+            self.pictures.rewrite(packet, n, picture_back);
+        }
+        Written::Sent
     }
 
+    #[cfg(test)]
     fn rewrite_header(&mut self, h: &mut Header, pt: u8, now: Instant) {
         if self.source_ssrc != Some(Ssrc::of(h)) {
             self.switch_source(h, now);
         }
+        self.write_header(h, pt, 0, now);
+    }
+
+    /// Writes the output's numbers into a header of the current source, `seq_back` packets
+    /// earlier for the packets thinned before it.
+    fn write_header(&mut self, h: &mut Header, pt: u8, seq_back: u16, now: Instant) {
         h.ssrc = self.ssrc.0;
         h.payload_type = pt;
-        h.sequence_number = h.sequence_number.wrapping_add(self.seq_delta);
+        h.sequence_number = h.sequence_number.wrapping_add(self.seq_delta).wrapping_sub(seq_back);
         h.timestamp = h.timestamp.wrapping_add(self.ts_delta);
         h.extension = false;
         h.extension_profile = 0;
@@ -151,6 +197,7 @@ impl Rewriter {
     fn switch_source(&mut self, h: &Header, now: Instant) {
         self.source_ssrc = Some(Ssrc::of(h));
         self.pictures.pending = true;
+        self.thinning = Thinning::default();
         match self.last_out {
             // First source: pass numbers through unchanged.
             None => {
@@ -198,7 +245,7 @@ mod tests {
         let t0 = Instant::now();
         let mut rw = Rewriter::new(Ssrc(0xAAAA), vp8_only(120), 90_000);
         let mut p = vp8_packet(0x1234, 100, 7, 3);
-        assert!(rw.rewrite(&mut p, t0));
+        assert!(rw.rewrite(&mut p, t0).sent());
         let h = &p.header;
         assert_eq!((h.ssrc, h.payload_type, h.sequence_number, h.timestamp), (0xAAAA, 120, 100, 300_000));
         assert!(!h.extension && h.extensions.is_empty());
@@ -217,7 +264,7 @@ mod tests {
         // Firefox accepted Opus alone (at 109): it gets the primary as plain Opus.
         let mut firefox = Rewriter::new(Ssrc(7), PayloadTypes::single(Codec::Opus, 109), 48_000);
         let mut p = forwarded();
-        assert!(firefox.rewrite(&mut p, t0));
+        assert!(firefox.rewrite(&mut p, t0).sent());
         assert_eq!((p.header.payload_type, p.header.sequence_number, p.header.timestamp, &p.payload[..]), (109, 40, 9600, &b"now"[..]));
         // A receiver that accepted both, numbering Opus 109 and RED 121: the packet as sent,
         // its blocks renumbered.
@@ -225,18 +272,18 @@ mod tests {
         both.set(Codec::Red, 121);
         let mut chromium = Rewriter::new(Ssrc(8), both, 48_000);
         let mut p = forwarded();
-        assert!(chromium.rewrite(&mut p, t0));
+        assert!(chromium.rewrite(&mut p, t0).sent());
         assert_eq!(p.header.payload_type, 121);
         assert_eq!(&p.payload[..], &red::encode(&[(109, 960, b"old")], 109, b"now")[..]);
         // A malformed one is sent to no one.
         let mut bad = forwarded();
         bad.payload = bytes::Bytes::from_static(&[0x80 | 111, 0, 0]);
-        assert!(!firefox.rewrite(&mut bad.clone(), t0) && !chromium.rewrite(&mut bad, t0));
+        assert!(!firefox.rewrite(&mut bad.clone(), t0).sent() && !chromium.rewrite(&mut bad, t0).sent());
         // Padding alone passes to both, as padding in the form each accepted.
         for (receiver, pt) in [(&mut firefox, 109), (&mut chromium, 121)] {
             let mut padding = forwarded();
             padding.payload = bytes::Bytes::new();
-            assert!(receiver.rewrite(&mut padding, t0));
+            assert!(receiver.rewrite(&mut padding, t0).sent());
             assert_eq!((padding.header.payload_type, padding.payload.len()), (pt, 0));
         }
     }
@@ -282,11 +329,11 @@ mod tests {
         both.set(Codec::H264, 127);
         rw.set_payload_types(both);
         let mut p = vp8_packet(1, 1, 1, 1);
-        assert!(rw.rewrite(&mut p, Instant::now()));
+        assert!(rw.rewrite(&mut p, Instant::now()).sent());
         assert_eq!(p.header.payload_type, 98);
         let mut h264 =
             RtpPacket { header: Header { payload_type: Codec::H264.internal_pt(), ..header(1, 2, 2) }, payload: bytes::Bytes::from_static(&[0x41, 0x9a]) };
-        assert!(rw.rewrite(&mut h264, Instant::now()));
+        assert!(rw.rewrite(&mut h264, Instant::now()).sent());
         assert_eq!(h264.header.payload_type, 127);
     }
 
@@ -295,7 +342,37 @@ mod tests {
         let mut rw = Rewriter::new(Ssrc(7), vp8_only(96), 90_000);
         let mut h264 =
             RtpPacket { header: Header { payload_type: Codec::H264.internal_pt(), ..header(1, 2, 2) }, payload: bytes::Bytes::from_static(&[0x41, 0x9a]) };
-        assert!(!rw.rewrite(&mut h264, Instant::now()));
+        assert!(!rw.rewrite(&mut h264, Instant::now()).sent());
+    }
+
+    #[test]
+    fn a_receiver_sent_the_base_layer_alone_sees_one_stream_without_holes_across_a_switch() {
+        let t0 = Instant::now();
+        let mut rw = Rewriter::new(Ssrc(7), vp8_only(96), 90_000);
+        rw.set_temporal(0);
+        // Chromium's pattern of temporal layers 0, 2, 1, 2: one packet per frame.
+        let frame = |ssrc: u32, seq: u16, pid: u16| {
+            let [hi, lo] = pid.to_be_bytes();
+            let tid = [0x00, 0x80, 0x40, 0x80][pid as usize % 4];
+            RtpPacket { header: header(ssrc, seq, seq as u32 * 3000), payload: bytes::Bytes::from(vec![0x90, 0xE0, 0x80 | hi, lo, (pid / 4) as u8, tid, 0xAA]) }
+        };
+        let mut out = Vec::new();
+        for i in 0..8u16 {
+            let mut p = frame(1, 100 + i, 500 + i);
+            match rw.rewrite(&mut p, t0) {
+                Written::Sent => out.push((p.header.sequence_number, numbers(&p).0)),
+                w => assert_eq!(w, Written::Thinned),
+            }
+        }
+        assert_eq!(out, vec![(100, 500), (101, 501)], "frames 500 and 504, numbered on");
+        // Another source (a switch on its keyframe): it continues after the last written.
+        for i in 0..4u16 {
+            let mut p = frame(2, 9000 + i, 20 + i);
+            if rw.rewrite(&mut p, t0).sent() {
+                out.push((p.header.sequence_number, numbers(&p).0));
+            }
+        }
+        assert_eq!(out[2..], [(102, 502)]);
     }
 
     #[test]
@@ -305,25 +382,25 @@ mod tests {
         // The first source's pictures 30 000..=30 002 (TL0PICIDX 40..=42), two packets each.
         for (i, pid) in [30_000u16, 30_000, 30_001, 30_001, 30_002, 30_002].into_iter().enumerate() {
             let mut p = vp8_packet(1, 100 + i as u16, pid, 40 + (pid - 30_000) as u8);
-            rw.rewrite(&mut p, t0);
+            assert!(rw.rewrite(&mut p, t0).sent());
             assert_eq!(numbers(&p), (pid, 40 + (pid - 30_000) as u8), "unchanged before any switch");
         }
         // Another site (or layer) whose numbering is far behind: it continues at 30 003 / 43.
         let mut next = vp8_packet(2, 9, 12, 250);
-        rw.rewrite(&mut next, t0);
+        assert!(rw.rewrite(&mut next, t0).sent());
         assert_eq!(numbers(&next), (30_003, 43));
         let mut same_picture = vp8_packet(2, 10, 12, 250);
-        rw.rewrite(&mut same_picture, t0);
+        assert!(rw.rewrite(&mut same_picture, t0).sent());
         assert_eq!(numbers(&same_picture), (30_003, 43));
         let mut after = vp8_packet(2, 11, 13, 251);
-        rw.rewrite(&mut after, t0);
+        assert!(rw.rewrite(&mut after, t0).sent());
         assert_eq!(numbers(&after), (30_004, 44));
         // Wraps in 15 bits: a source at 0x7fff continues from there.
         let mut rw = Rewriter::new(Ssrc(7), vp8_only(96), 90_000);
         let mut p = vp8_packet(1, 1, 0x7fff, 0);
-        rw.rewrite(&mut p, t0);
+        assert!(rw.rewrite(&mut p, t0).sent());
         let mut q = vp8_packet(2, 1, 500, 0);
-        rw.rewrite(&mut q, t0);
+        assert!(rw.rewrite(&mut q, t0).sent());
         assert_eq!(numbers(&q).0, 0, "after 0x7fff comes 0");
     }
 }

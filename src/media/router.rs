@@ -5,12 +5,14 @@
 //! unregister cannot remove its successor. The conference decides which source each of a
 //! receiver's output slots carries and which simulcast layer it wants ([`Selection`]); the
 //! router turns those decisions into, per source and kind, the list of (receiver, slot,
-//! layer) it goes to — the wanted layer if the publisher sends it, else the nearest one. The packet path
+//! layer, temporal layers) it goes to — the wanted layer if the publisher sends it, else the
+//! nearest one; the receiver's output drops the temporal layers it does not take. The packet path
 //! (`forward`) loads the current [`RouteTable`] once and offers the packet to each of those
 //! receivers' bounded queues with `try_send`: a slow receiver loses its own packets
 //! (counted), it never slows the publisher or the other receivers.
 
-use super::{Kind, Layer, RtpPacket, Selection, HIGH, KINDS, LAYERS};
+use super::temporal::{self, TEMPORAL_LAYERS};
+use super::{vp8, Codec, Kind, Layer, RtpPacket, Selection, HIGH, KINDS, LAYERS};
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -27,6 +29,8 @@ pub struct SinkPacket {
     pub(crate) kind: Kind,
     /// The simulcast layer it belongs to ([`HIGH`] without simulcast).
     pub(crate) layer: Layer,
+    /// The highest temporal layer the receiver's slot takes now ([`temporal::ALL`]: all).
+    pub(crate) temporal: u8,
     /// The receiver's output slot of that kind (0 for the recorder).
     pub(crate) slot: u8,
     pub packet: RtpPacket,
@@ -34,13 +38,23 @@ pub struct SinkPacket {
     pub(crate) received: std::time::Instant,
 }
 
+/// One receiver's slot that a source's stream is forwarded to, and what of it.
+#[derive(Debug, Clone, Copy)]
+struct Target {
+    receiver: usize,
+    slot: u8,
+    layer: Layer,
+    /// The highest temporal layer it takes.
+    temporal: u8,
+}
+
 /// The immutable snapshot the packet path reads.
 #[derive(Debug, Default)]
 pub(crate) struct RouteTable {
     /// Receiving queues by site.
     sinks: Vec<Option<mpsc::Sender<SinkPacket>>>,
-    /// By source site and kind: the (receiver site, slot, layer) it is forwarded to.
-    targets: Vec<[Vec<(usize, u8, Layer)>; KINDS]>,
+    /// By source site and kind: where it is forwarded to.
+    targets: Vec<[Vec<Target>; KINDS]>,
     /// By source site and kind: the best layer it publishes, which is what is recorded (kept
     /// while that layer pauses: one file holds one stream's timing).
     recorded_layer: Vec<[Layer; KINDS]>,
@@ -125,6 +139,8 @@ struct Inner {
 struct ReceivedBytes {
     audio: AtomicU64,
     video: [AtomicU64; LAYERS],
+    /// Of the video, what came in VP8 frames numbered with a temporal layer, by layer.
+    temporal: [[AtomicU64; TEMPORAL_LAYERS]; LAYERS],
 }
 
 /// What arrived from one site, by stream: bytes so far ([`Router::received_bytes`]) or bit/s
@@ -133,6 +149,8 @@ struct ReceivedBytes {
 pub(crate) struct Received {
     pub(crate) audio: u64,
     pub(crate) video: [u64; LAYERS],
+    /// Of `video`, what came in frames of each temporal layer (0 when not numbered so).
+    pub(crate) temporal: [[u64; TEMPORAL_LAYERS]; LAYERS],
 }
 
 /// What a forwarded packet costs on the line beyond its payload: RTP header, SRTP tag, UDP and
@@ -325,20 +343,27 @@ impl Router {
             return;
         }
         if let Some(received) = self.inner.received.get(source) {
+            let size = (packet.payload.len() + PACKET_OVERHEAD) as u64;
             let bytes = match kind {
                 Kind::Audio => Some(&received.audio),
                 Kind::Video => received.video.get(layer as usize),
                 Kind::Content => None,
             };
             if let Some(b) = bytes {
-                b.fetch_add((packet.payload.len() + PACKET_OVERHEAD) as u64, Ordering::Relaxed);
+                b.fetch_add(size, Ordering::Relaxed);
+            }
+            if kind == Kind::Video && Codec::of_internal_pt(packet.header.payload_type) == Some(Codec::Vp8) {
+                let t = vp8::numbering(&packet.payload).and_then(|n| n.temporal).map(|t| t.layer as usize);
+                if let Some(b) = t.and_then(|t| received.temporal.get(layer as usize)?.get(t)) {
+                    b.fetch_add(size, Ordering::Relaxed);
+                }
             }
         }
         if let Some(rec) = &table.recorder {
             let best = table.recorded_layer.get(source).map_or(HIGH, |l| l[kind.index()]);
             if layer == best {
-                if let Err(std::sync::mpsc::TrySendError::Full(_)) = rec.try_send(SinkPacket { source, kind, layer, slot: 0, packet: packet.clone(), received })
-                {
+                let p = SinkPacket { source, kind, layer, temporal: temporal::ALL, slot: 0, packet: packet.clone(), received };
+                if let Err(std::sync::mpsc::TrySendError::Full(_)) = rec.try_send(p) {
                     counters.recorder_dropped.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -346,12 +371,12 @@ impl Router {
         let Some(targets) = table.targets.get(source) else { return };
         let mut forwarded = 0;
         let mut dropped = 0;
-        for &(receiver, slot, wanted) in &targets[kind.index()] {
-            if wanted != layer {
+        for t in &targets[kind.index()] {
+            if t.layer != layer {
                 continue;
             }
-            let Some(Some(tx)) = table.sinks.get(receiver) else { continue };
-            match tx.try_send(SinkPacket { source, kind, layer, slot, packet: packet.clone(), received }) {
+            let Some(Some(tx)) = table.sinks.get(t.receiver) else { continue };
+            match tx.try_send(SinkPacket { source, kind, layer, temporal: t.temporal, slot: t.slot, packet: packet.clone(), received }) {
                 Ok(()) => forwarded += 1,
                 Err(mpsc::error::TrySendError::Full(_)) => dropped += 1,
                 Err(mpsc::error::TrySendError::Closed(_)) => {}
@@ -397,7 +422,15 @@ impl Router {
     /// Bytes received so far per site, by stream (see [`Inner::received`]).
     pub(crate) fn received_bytes(&self) -> Vec<Received> {
         let load = |b: &AtomicU64| b.load(Ordering::Relaxed);
-        self.inner.received.iter().map(|r| Received { audio: load(&r.audio), video: std::array::from_fn(|l| load(&r.video[l])) }).collect()
+        self.inner
+            .received
+            .iter()
+            .map(|r| Received {
+                audio: load(&r.audio),
+                video: std::array::from_fn(|l| load(&r.video[l])),
+                temporal: std::array::from_fn(|l| std::array::from_fn(|t| load(&r.temporal[l][t]))),
+            })
+            .collect()
     }
 
     pub(crate) fn counters(&self) -> CounterSnapshot {
@@ -427,13 +460,14 @@ impl Router {
                 generations[*site] = *generation;
             }
         }
-        let mut targets: Vec<[Vec<(usize, u8, Layer)>; KINDS]> = (0..n).map(|_| Default::default()).collect();
+        let mut targets: Vec<[Vec<Target>; KINDS]> = (0..n).map(|_| Default::default()).collect();
         for (receiver, sel) in c.selections.iter().enumerate() {
             for kind in [Kind::Audio, Kind::Video, Kind::Content] {
                 for (slot, source) in sel.slots(kind).iter().enumerate() {
                     if let Some(source) = source.filter(|s| *s < n && *s != receiver) {
                         let layer = effective_layer(c, source, kind, sel.layer(kind, slot));
-                        targets[source][kind.index()].push((receiver, slot as u8, layer));
+                        let temporal = sel.temporal(kind, slot);
+                        targets[source][kind.index()].push(Target { receiver, slot: slot as u8, layer, temporal });
                     }
                 }
             }

@@ -55,15 +55,31 @@ pub struct Numbering {
     /// The PictureID has 15 bits (M set), not 7.
     pub wide: bool,
     pub tl0: Option<u8>,
+    /// The temporal layer of the frame (TID), if the sender numbers them.
+    pub temporal: Option<Temporal>,
+    /// The packet starts a frame (S set, partition 0).
+    pub starts_frame: bool,
     /// Offsets of the two fields in the payload.
     picture_id_at: usize,
     tl0_at: usize,
 }
 
+/// A frame's place among temporal layers (RFC 7741 §4.2): layer 0 is the base a decoder
+/// needs; a sender using three layers (Chromium's simulcast) codes every other frame on layer 2
+/// and every fourth on layer 1, each referring only to lower layers, so a receiver may be
+/// sent layer 0 alone (a quarter of the frames) or layers 0 and 1 (half).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Temporal {
+    /// TID: 0, 1 or 2.
+    pub layer: u8,
+    /// Y: this frame refers only to layer 0, so a receiver may start taking its layer here.
+    pub sync: bool,
+}
+
 /// Reads the picture numbering of a payload; `None` if the descriptor is cut short.
 pub fn numbering(payload: &[u8]) -> Option<Numbering> {
-    descriptor(payload)?;
-    let mut n = Numbering::default();
+    let d = descriptor(payload)?;
+    let mut n = Numbering { starts_frame: d.starts_frame(), ..Numbering::default() };
     if payload[0] & 0x80 == 0 {
         return Some(n);
     }
@@ -78,6 +94,11 @@ pub fn numbering(payload: &[u8]) -> Option<Numbering> {
     if ext & 0x40 != 0 {
         n.tl0_at = at;
         n.tl0 = Some(payload[at]);
+        at += 1;
+    }
+    if ext & 0x20 != 0 {
+        let t = payload[at];
+        n.temporal = Some(Temporal { layer: t >> 6, sync: t & 0x20 != 0 });
     }
     Some(n)
 }
@@ -156,8 +177,23 @@ mod tests {
         n.write(&mut q, 0x0181, 9);
         assert_eq!(q, vec![0x90, 0x80, 0x01, 0xAA]);
         // No extension: nothing to number.
-        assert_eq!(numbering(&[0x10, 0xAA]), Some(Numbering::default()));
+        assert_eq!(numbering(&[0x10, 0xAA]), Some(Numbering { starts_frame: true, ..Numbering::default() }));
         assert_eq!(numbering(&[0x90, 0x80]), None);
+    }
+
+    #[test]
+    fn the_temporal_layer_and_its_sync_flag_are_read_as_chromium_writes_them() {
+        // As captured from Chromium's simulcast: X; I, L, T; 15-bit PictureID; TL0PICIDX; TID/Y.
+        let layer = |b: u8| numbering(&[0x90, 0xE0, 0xB9, 0x3A, 0x68, b, 0xAA]).unwrap().temporal.unwrap();
+        assert_eq!(layer(0x00), Temporal { layer: 0, sync: false });
+        assert_eq!(layer(0x60), Temporal { layer: 1, sync: true });
+        assert_eq!(layer(0x80), Temporal { layer: 2, sync: false });
+        assert_eq!(layer(0xA0), Temporal { layer: 2, sync: true });
+        // Without T, no temporal layer; a continuation packet does not start a frame.
+        let n = numbering(&[0xA0, 0xC0, 0xB9, 0x3A, 0x68, 0xAA]).unwrap();
+        assert_eq!((n.temporal, n.starts_frame), (None, false));
+        // T announced but the byte missing: cut short.
+        assert_eq!(numbering(&[0x90, 0xE0, 0xB9, 0x3A, 0x68]), None);
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //! the connection is not up are dropped (counted).
 
 use crate::media::codec::{Codec, PayloadTypes};
-use crate::media::rewrite::Rewriter;
+use crate::media::rewrite::{Rewriter, Written};
 use crate::media::router::{Router, SinkPacket};
 use crate::media::Ssrc;
 use crate::media::{Kind, KINDS};
@@ -72,6 +72,8 @@ pub(crate) struct Outputs<W> {
     pub(crate) failed: u64,
     /// Packets of a codec the receiver did not accept on that slot.
     pub(crate) unsupported: u64,
+    /// Packets of temporal layers the receiver was not sent (its downlink could not carry them).
+    pub(crate) thinned: u64,
 }
 
 pub(crate) struct Binding<W> {
@@ -82,7 +84,7 @@ pub(crate) struct Binding<W> {
 
 impl<W> Outputs<W> {
     pub(crate) fn new(site: usize) -> Self {
-        Outputs { site, slots: Default::default(), connected: false, written: 0, unbound: 0, held: 0, failed: 0, unsupported: 0 }
+        Outputs { site, slots: Default::default(), connected: false, written: 0, unbound: 0, held: 0, failed: 0, unsupported: 0, thinned: 0 }
     }
 
     /// Media may flow only while connected: before DTLS completes there are no SRTP keys.
@@ -108,7 +110,7 @@ impl<W> Outputs<W> {
     /// bound, the site not connected, or the slot waits for a keyframe (asked for again from
     /// `router` when the wait is long).
     pub(crate) fn prepare(&mut self, p: SinkPacket, router: &Router, now: Instant) -> Option<(&W, crate::media::RtpPacket)> {
-        let SinkPacket { source, kind, layer, slot, mut packet, .. } = p;
+        let SinkPacket { source, kind, layer, temporal, slot, mut packet, .. } = p;
         let connected = self.connected;
         let Some(b) = self.slots[kind.index()].get_mut(slot as usize).and_then(Option::as_mut).filter(|_| connected) else {
             self.unbound += 1;
@@ -131,9 +133,17 @@ impl<W> Outputs<W> {
                 return None;
             }
         }
-        if !b.rewriter.rewrite(&mut packet, now) {
-            self.unsupported += 1;
-            return None;
+        b.rewriter.set_temporal(temporal);
+        match b.rewriter.rewrite(&mut packet, now) {
+            Written::Sent => {}
+            Written::Refused => {
+                self.unsupported += 1;
+                return None;
+            }
+            Written::Thinned => {
+                self.thinned += 1;
+                return None;
+            }
         }
         Some((&b.writer, packet))
     }

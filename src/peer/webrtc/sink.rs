@@ -59,6 +59,6 @@ pub(crate) async fn run(
             }
         }
     }
-    let Outputs { written, unbound, failed, held, unsupported, .. } = outputs;
-    debug!(written, unbound, failed, held, unsupported, "sink stopped");
+    let Outputs { written, unbound, failed, held, unsupported, thinned, .. } = outputs;
+    debug!(written, unbound, failed, held, unsupported, thinned, "sink stopped");
 }

@@ -457,6 +457,7 @@ impl Session {
             held = o.held,
             failed = o.failed,
             unsupported = o.unsupported,
+            thinned = o.thinned,
             retransmitted = self.retransmitted,
             repairs_held = self.repairs_held,
             nack_refused = self.retransmit_budget.refused,
