@@ -24,7 +24,7 @@ use crate::store::{now_ms, Store};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 use uuid::Uuid;
 
 struct Holder {
@@ -1074,8 +1074,14 @@ impl Actor {
                 }
                 self.seats[r].limited_by = limited_by;
                 if paused != self.seats[r].paused {
+                    let names: Vec<&str> = paused.iter().map(|&p| self.name(p)).collect();
+                    let kbps = self.seats[r].downlink_bps.map_or(0, |b| (b / 1000.0) as u64);
+                    info!(site = %self.id(r), kbps, paused = ?names, "{}'s line pauses {} camera(s)", self.name(r), names.len());
                     self.seats[r].paused = paused;
                     paused_changed = true;
+                }
+                if sel.video_temporal != self.seats[r].selection.video_temporal {
+                    debug!(site = %self.id(r), layers = ?sel.video_layers, temporal = ?sel.video_temporal, "{} receives fewer frames of some cameras", self.name(r));
                 }
                 (sel, pages)
             } else {
@@ -1113,7 +1119,11 @@ impl Actor {
             let rates: Vec<Received> = bytes
                 .iter()
                 .zip(before)
-                .map(|(b, a)| Received { audio: bps(b.audio, a.audio), video: std::array::from_fn(|l| bps(b.video[l], a.video[l])) })
+                .map(|(b, a)| Received {
+                    audio: bps(b.audio, a.audio),
+                    video: std::array::from_fn(|l| bps(b.video[l], a.video[l])),
+                    temporal: std::array::from_fn(|l| std::array::from_fn(|t| bps(b.temporal[l][t], a.temporal[l][t]))),
+                })
                 .collect();
             self.media_costs.update(&rates);
         }
@@ -1141,10 +1151,10 @@ impl Actor {
         } else {
             up.max(current)
         };
-        // Delay alone lowers layers, never pauses a camera: a receiving computer too busy to
-        // take packets in time shows delay as a weak line does, but only a line that cannot
-        // carry the low layers loses packets.
-        let low = view::cost_at_low(sel, costs);
+        // Delay alone lowers layers and frames, never pauses a camera: a receiving computer
+        // too busy to take packets in time shows delay as a weak line does, but only a line
+        // that cannot carry the least of every camera loses packets.
+        let low = view::cost_at_least(sel, costs);
         if self.seats[r].downlink_loss_bps * 0.85 >= low as f64 {
             budget = budget.max(low);
         }

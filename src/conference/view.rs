@@ -21,8 +21,9 @@ pub(crate) struct Candidate {
 }
 
 use crate::media::router::Received;
+use crate::media::temporal::{self, TEMPORAL_LAYERS};
 pub(crate) use crate::media::Selection;
-use crate::media::{HIGH, LAYERS, LOW, MEDIUM};
+use crate::media::{Kind, HIGH, LAYERS, LOW, MEDIUM};
 
 /// How many slots a receiver has, and how its page lays them out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,7 +117,7 @@ pub(crate) fn select(sites: &[Candidate], receiver: usize, chair: usize, sharing
             None => HIGH,
         })
         .collect();
-    Selection { audio: assign(&previous.audio, &audio, shape.audio_slots), video, video_layers, content }
+    Selection { audio: assign(&previous.audio, &audio, shape.audio_slots), video, video_layers, video_temporal: Vec::new(), content }
 }
 
 /// A receiver whose downlink loses packets gets the low layer in every video slot.
@@ -146,6 +147,9 @@ pub(crate) struct MediaCosts {
 struct Measured {
     audio: Option<u64>,
     video: [Option<u64>; LAYERS],
+    /// Per layer, what its frames of each temporal layer carry, bit/s (none: the camera does
+    /// not number temporal layers, and its frames cannot be thinned).
+    temporal: [[Option<u64>; TEMPORAL_LAYERS]; LAYERS],
 }
 
 impl MediaCosts {
@@ -153,6 +157,28 @@ impl MediaCosts {
     pub(crate) fn camera(&self, site: usize, layer: u8) -> u64 {
         let layer = (layer as usize).min(CAMERA_LAYER_BPS.len() - 1);
         self.measured.get(site).and_then(|m| m.video[layer]).unwrap_or(CAMERA_LAYER_BPS[layer])
+    }
+
+    /// A site's camera `layer` sent up to temporal layer `up_to`: the layer's cost times the
+    /// share its lower temporal layers carry. A camera whose frames carry no temporal layers
+    /// costs the whole layer whatever is asked.
+    pub(crate) fn camera_at(&self, site: usize, layer: u8, up_to: u8) -> u64 {
+        let whole = self.camera(site, layer);
+        if up_to >= temporal::ALL {
+            return whole;
+        }
+        let Some(t) = self.measured.get(site).and_then(|m| m.temporal.get(layer as usize)) else { return whole };
+        let all: u64 = t.iter().flatten().sum();
+        let part: u64 = t.iter().take(up_to as usize + 1).flatten().sum();
+        if all == 0 {
+            return whole;
+        }
+        (whole as u128 * part as u128 / all as u128) as u64
+    }
+
+    /// Whether a site's camera `layer` can be sent with fewer frames.
+    pub(crate) fn thinnable(&self, site: usize, layer: u8) -> bool {
+        self.camera_at(site, layer, 0) < self.camera(site, layer)
     }
 
     /// A site's audio.
@@ -180,6 +206,11 @@ impl MediaCosts {
             for (k, &bps) in known.video.iter_mut().zip(&now.video) {
                 fold(k, bps);
             }
+            for (k, now) in known.temporal.iter_mut().zip(&now.temporal) {
+                for (k, &bps) in k.iter_mut().zip(now) {
+                    fold(k, bps);
+                }
+            }
         }
     }
 }
@@ -191,63 +222,92 @@ fn fixed_cost(selection: &Selection, costs: &MediaCosts) -> u64 {
 
 /// What a selection costs the receiver's downlink, bit/s, at its streams' costs.
 pub(crate) fn cost(selection: &Selection, costs: &MediaCosts) -> u64 {
-    let video =
-        (0..selection.video.len()).filter_map(|slot| Some(costs.camera(selection.video[slot]?, selection.layer(crate::media::Kind::Video, slot)))).sum::<u64>();
+    let video = (0..selection.video.len())
+        .filter_map(|slot| Some(costs.camera_at(selection.video[slot]?, selection.layer(Kind::Video, slot), selection.temporal(Kind::Video, slot))))
+        .sum::<u64>();
     fixed_cost(selection, costs) + video
 }
 
-/// What a selection costs with every camera at its low layer.
-pub(crate) fn cost_at_low(selection: &Selection, costs: &MediaCosts) -> u64 {
-    fixed_cost(selection, costs) + selection.video.iter().flatten().map(|&site| costs.camera(site, LOW)).sum::<u64>()
+/// What a selection costs with every camera at its least: its low layer, at a quarter of its
+/// frames where it can be thinned.
+pub(crate) fn cost_at_least(selection: &Selection, costs: &MediaCosts) -> u64 {
+    fixed_cost(selection, costs) + selection.video.iter().flatten().map(|&site| costs.camera_at(site, LOW, 0)).sum::<u64>()
 }
 
 /// Fits a selection into `budget` bit/s of downlink. Audio always stays (it is the last thing a
 /// meeting may lose), then the shared screen; then every camera gets its low layer, the large
-/// tiles first, so every picture keeps moving before any gets sharper; then each camera is
-/// raised towards the layer its tile wants, large tiles first. A camera that does not fit even
-/// at its low layer is paused: its slot is emptied and its site returned, so the page can say
-/// why it shows no picture.
+/// tiles first — at a quarter of its frames where its frames carry temporal layers — so every
+/// picture keeps moving; then the large tiles get every frame, then the thumbnails half their
+/// frames, then all; then each camera is raised towards the layer its tile wants, large tiles first. A
+/// camera that does not fit even so is paused: its slot is emptied and its site returned, so
+/// the page can say why it shows no picture.
 pub(crate) fn fit(selection: &mut Selection, budget: u64, costs: &MediaCosts) -> Vec<usize> {
     let mut left = budget.saturating_sub(fixed_cost(selection, costs));
-    let wanted: Vec<(usize, u8)> = (0..selection.video.len())
-        .filter(|&slot| selection.video[slot].is_some())
-        .map(|slot| (slot, selection.layer(crate::media::Kind::Video, slot)))
-        .collect();
+    let wanted: Vec<(usize, u8)> =
+        (0..selection.video.len()).filter(|&slot| selection.video[slot].is_some()).map(|slot| (slot, selection.layer(Kind::Video, slot))).collect();
     // Large tiles first; among equals, slot order.
     let mut order = wanted.clone();
     order.sort_by_key(|&(slot, layer)| (std::cmp::Reverse(layer), slot));
-    let mut given: Vec<Option<u8>> = vec![None; selection.video.len()];
+    // Per slot: the (layer, highest temporal layer) given.
+    let mut given: Vec<Option<(u8, u8)>> = vec![None; selection.video.len()];
     for &(slot, _) in &order {
         let Some(site) = selection.video[slot] else { continue };
-        let low = costs.camera(site, LOW);
-        if left >= low {
-            left -= low;
-            given[slot] = Some(LOW);
+        let start = if costs.thinnable(site, LOW) { 0 } else { temporal::ALL };
+        let cost = costs.camera_at(site, LOW, start);
+        if left >= cost {
+            left -= cost;
+            given[slot] = Some((LOW, start));
+        }
+    }
+    // Every frame for the large tiles, then half and all for the thumbnails, all together.
+    let large: Vec<(usize, u8)> = order.iter().copied().filter(|&(_, want)| want > LOW).collect();
+    for (slots, steps) in [(&large, temporal::ALL..=temporal::ALL), (&order, 1..=temporal::ALL)] {
+        for up_to in steps {
+            for &(slot, _) in slots {
+                let Some(site) = selection.video[slot] else { continue };
+                let Some((LOW, t)) = given[slot] else { continue };
+                if t >= up_to {
+                    continue;
+                }
+                let step = costs.camera_at(site, LOW, up_to).saturating_sub(costs.camera_at(site, LOW, t));
+                if left >= step {
+                    left -= step;
+                    given[slot] = Some((LOW, up_to));
+                }
+            }
         }
     }
     for &(slot, want) in &order {
         let Some(site) = selection.video[slot] else { continue };
-        while let Some(layer) = given[slot].filter(|l| *l < want) {
+        while let Some(layer) = given[slot].filter(|&(l, t)| l < want && t == temporal::ALL).map(|(l, _)| l) {
             let step = costs.camera(site, layer + 1).saturating_sub(costs.camera(site, layer));
             if left < step {
                 break;
             }
             left -= step;
-            given[slot] = Some(layer + 1);
+            given[slot] = Some((layer + 1, temporal::ALL));
         }
     }
     if selection.video_layers.len() < selection.video.len() {
         selection.video_layers.resize(selection.video.len(), HIGH);
     }
+    selection.video_temporal = vec![temporal::ALL; selection.video.len()];
     let mut paused = Vec::new();
     for (slot, _) in wanted {
         match given[slot] {
-            Some(layer) => selection.video_layers[slot] = layer,
+            Some((layer, up_to)) => {
+                selection.video_layers[slot] = layer;
+                selection.video_temporal[slot] = up_to;
+            }
             None => {
                 paused.extend(selection.video[slot].take());
                 selection.video_layers[slot] = HIGH;
             }
         }
+    }
+    if selection.video_temporal.iter().all(|&t| t == temporal::ALL) {
+        // Every frame everywhere: as `select` leaves it, so an unchanged view compares equal.
+        selection.video_temporal.clear();
     }
     paused
 }
@@ -384,17 +444,17 @@ mod tests {
         // Measured, a 640x360 camera's layers run at 200 k and 800 k (no medium layer sent:
         // its ceiling stands): the stage's high layer fits.
         let mut costs = MediaCosts::default();
-        costs.update(&[Received { audio: 0, video: [200_000, 0, 800_000] }; 6]);
+        costs.update(&[Received { audio: 0, video: [200_000, 0, 800_000], ..Default::default() }; 6]);
         assert_eq!((costs.camera(0, LOW), costs.camera(0, MEDIUM), costs.camera(0, HIGH)), (200_000, 500_000, 800_000));
         let mut measured = full.clone();
         fit(&mut measured, 1_800_000, &costs);
         assert_eq!(stage(&measured), Some(HIGH), "{measured:?}");
         assert!(cost(&measured, &costs) <= 1_800_000);
         // A fall is believed slowly, a rise at once; nothing arriving keeps what was known.
-        costs.update(&[Received { audio: 0, video: [100_000, 0, 0] }; 6]);
+        costs.update(&[Received { audio: 0, video: [100_000, 0, 0], ..Default::default() }; 6]);
         assert_eq!(costs.camera(0, LOW), 180_000);
         assert_eq!(costs.camera(0, HIGH), 800_000);
-        costs.update(&[Received { audio: 0, video: [300_000, 0, 0] }; 6]);
+        costs.update(&[Received { audio: 0, video: [300_000, 0, 0], ..Default::default() }; 6]);
         assert_eq!(costs.camera(0, LOW), 300_000);
     }
 
@@ -404,14 +464,14 @@ mod tests {
         let shape = Shape { audio_slots: 5, video_slots: 5, grid: false };
         let full = select(&sites, 1, 0, None, 0, shape, &Selection::default());
         let mut costs = MediaCosts::default();
-        costs.update(&[Received { audio: 0, video: [200_000, 0, 800_000] }; 6]);
+        costs.update(&[Received { audio: 0, video: [200_000, 0, 800_000], ..Default::default() }; 6]);
         // Five sites' audio believed at 64 k: 320 k, five lows 1 M, the stage's high 600 k more.
         let mut s = full.clone();
         assert!(fit(&mut s, 1_950_000, &costs).is_empty());
         assert_eq!(s.video_layers.iter().filter(|l| **l == HIGH).count(), 1, "{s:?}");
         // Measured with redundancy, each site's audio costs 90 k: 130 k more, and the stage
         // goes no higher than medium.
-        costs.update(&[Received { audio: 90_000, video: [0; LAYERS] }; 6]);
+        costs.update(&[Received { audio: 90_000, ..Default::default() }; 6]);
         assert_eq!(costs.audio(0), 90_000);
         let mut s = full.clone();
         assert!(fit(&mut s, 1_950_000, &costs).is_empty());
@@ -419,6 +479,41 @@ mod tests {
         assert_eq!(s.video_layers.iter().filter(|l| **l == MEDIUM).count(), 1, "{s:?}");
         assert!(cost(&s, &costs) <= 1_950_000);
         assert_eq!(s.audio, full.audio);
+    }
+
+    #[test]
+    fn where_the_low_layers_do_not_fit_whole_every_picture_moves_at_fewer_frames() {
+        let sites = meeting(6);
+        let shape = Shape { audio_slots: 5, video_slots: 5, grid: false };
+        let full = select(&sites, 3, 0, None, 0, shape, &Selection::default());
+        // As measured of Chromium's 640x360 cameras: the low layer 200 k, of which frames of
+        // temporal layer 0 carry 90 k, layer 1 30 k, layer 2 80 k; audio with redundancy 90 k.
+        let mut costs = MediaCosts::default();
+        let thinnable = Received { audio: 90_000, video: [200_000, 0, 800_000], temporal: [[90_000, 30_000, 80_000], [0; 3], [0; 3]] };
+        costs.update(&[thinnable; 6]);
+        assert_eq!((costs.camera_at(1, LOW, 0), costs.camera_at(1, LOW, 1), costs.camera_at(1, LOW, temporal::ALL)), (90_000, 120_000, 200_000));
+        // 1.05 Mbit/s: audio 450 k; five whole low layers (1 M) do not fit, five quarter-rate
+        // ones (450 k) do, and the stage (HQ, slot 0) gets every frame first.
+        let mut s = full.clone();
+        assert!(fit(&mut s, 1_050_000, &costs).is_empty(), "no picture paused: {s:?}");
+        assert!(s.video_layers.iter().all(|l| *l == LOW), "{s:?}");
+        assert_eq!(s.video_temporal[0], temporal::ALL, "HQ's stage moves at every frame: {s:?}");
+        assert!(s.video_temporal[1..].iter().all(|t| *t < temporal::ALL), "{s:?}");
+        assert!(cost(&s, &costs) <= 1_050_000, "{}", cost(&s, &costs));
+        // A camera that numbers no temporal layers (H.264, or a sender without them) cannot be
+        // thinned: it costs its whole layer or is paused.
+        let mut costs = MediaCosts::default();
+        let whole = Received { temporal: [[0; 3]; LAYERS], ..thinnable };
+        costs.update(&[thinnable, thinnable, thinnable, thinnable, whole, whole]);
+        assert!(!costs.thinnable(4, LOW) && costs.thinnable(0, LOW));
+        let mut s = full.clone();
+        let paused = fit(&mut s, 1_000_000, &costs);
+        assert!(!paused.is_empty() && paused.iter().all(|p| *p >= 4), "only the cameras that cannot be thinned pause: {paused:?} {s:?}");
+        assert!(cost(&s, &costs) <= 1_000_000);
+        // Room again: every frame everywhere, as `select` had it.
+        let mut s = full.clone();
+        fit(&mut s, 10_000_000, &costs);
+        assert!(s.video_temporal.is_empty());
     }
 
     #[test]
