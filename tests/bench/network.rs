@@ -395,13 +395,22 @@ async fn scenario(meeting: &mut Meeting, line: &Line, s: Scenario, seconds: u64)
     let delta = |k: &str| sites.iter().map(|x| num(&end.viewer, &["sites", x, k]) - num(&before.viewer, &["sites", x, k])).sum::<f64>();
     let concealed = if delta("ts") > 0.0 { 100.0 * delta("cs") / delta("ts") } else { f64::NAN };
     let stalls = samples.windows(5).step_by(4).filter(|w| !decodes(&w[0], &w[4], &sites)).count();
+    // Per site: its stalled slices, and the frames it decoded per second during the impairment.
+    let by_site: serde_json::Map<String, Value> = sites
+        .iter()
+        .map(|x| {
+            let stalled = samples.windows(5).step_by(4).filter(|w| !decodes(&w[0], &w[4], &[x])).count();
+            let fps = (num(&end.viewer, &["sites", x, "f"]) - num(&before.viewer, &["sites", x, "f"])) / (minutes * 60.0).max(1e-9);
+            (x.to_string(), json!({"stalled_2s_slices": stalled, "fps": (fps * 10.0).round() / 10.0}))
+        })
+        .collect();
     let kbps = wire_kbps(&before, &end, s.dir);
     let mut out = json!({
         "scenario": s.name, "direction": if s.dir == Dir::Down { "down" } else { "up" }, "impairment": format!("{:?}", s.kind),
         "seconds": (end.at - before.at).as_secs_f64(), "settled_before": pre,
         "stage_site": stage, "stage_width_before": width, "wire_kbps_before": kbps_before, "stage_sender_layers_before": sender_layers, "wire_kbps": kbps,
         "worst_freeze_site": worst, "freeze_s_per_min": freeze_per_min, "audio_concealed_percent": concealed,
-        "video_stalled_2s_slices": stalls, "video_retransmissions_received": delta("rtx"),
+        "video_stalled_2s_slices": stalls, "video_by_site": by_site, "video_retransmissions_received": delta("rtx"),
         "line": {"queue_sent_packets": counters.shaped_packets, "queue_sent_bytes": counters.shaped_bytes, "queue_drops": counters.queue_drops,
                  "loss_drops": counters.lost, "cut_drops": counters.cut},
     });

@@ -13,14 +13,19 @@
 //! little until the loop's next keyframe; a decoder does not notice. The picture is the site's
 //! colour under per-frame noise, as `browser::busy_camera` gives a browser, so every layer
 //! runs at its rate.
+//!
+//! Each layer is coded in three temporal layers as Chromium codes its simulcast (libvpx's
+//! pattern 0, 2, 1, 2: layer 0 at 40 % of the rate, layer 1 at 20 %, layer 2 at 40 %), and
+//! each packet's VP8 descriptor numbers them (TID, layer sync, TL0PICIDX), so a bridge may send
+//! a receiver a quarter or half of the frames. Frames 1 and 2 of each four refer only to
+//! frame 0, so they are marked as layer syncs; a keyframe sent on request is numbered as a
+//! layer-0 frame.
 
 use super::rtp;
 use bytes::Bytes;
 use rtc::media::io::ivf_reader::IVFReader;
 use rtc::media::io::ogg_reader::OggReader;
-use rtc::rtp::codec::vp8::Vp8Payloader;
 use rtc::rtp::extension::HeaderExtension;
-use rtc::rtp::packetizer::Payloader;
 use rtc::shared::marshal::{Marshal, MarshalSize};
 use std::path::Path;
 use std::process::Command;
@@ -42,6 +47,10 @@ const FPS: u64 = 15;
 const SECONDS: u32 = 10;
 /// RTP payload size a frame is cut to (as browsers do, below any path's MTU).
 const MTU: usize = 1100;
+/// The temporal layer of each frame in a group of four (libvpx's and Chromium's pattern).
+const TEMPORAL_PATTERN: [u8; 4] = [0, 2, 1, 2];
+/// Cumulative share of a layer's rate up to each temporal layer, percent.
+const TEMPORAL_RATE: [u32; 3] = [40, 60, 100];
 pub const MID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
 pub const RID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
 
@@ -63,12 +72,17 @@ impl Recording {
         let camera = format!("color=c={colour}:s=640x360:r={FPS},noise=alls=40:allf=t");
         let encode = |name: String, size: &str, kbps: u32, gop: u64| {
             let (file, rate, gop) = (dir.join(name), format!("{kbps}k"), gop.to_string());
+            let rates: Vec<String> = TEMPORAL_RATE.iter().map(|p| (kbps * p / 100).to_string()).collect();
+            let temporal = format!(
+                "ts_number_layers=3:ts_target_bitrate={}:ts_rate_decimator=4,2,1:ts_periodicity=4:ts_layer_id=0,2,1,2:ts_layering_mode=3",
+                rates.join(",")
+            );
             #[rustfmt::skip]
             ffmpeg(&[
                 "-f", "lavfi", "-i", &camera, "-t", &SECONDS.to_string(), "-vf", &format!("scale={size}"),
                 "-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-b:v", &rate, "-minrate", &rate, "-maxrate", &rate,
                 "-bufsize", &rate, "-qmin", "4", "-qmax", "63", "-g", &gop, "-keyint_min", &gop,
-                "-lag-in-frames", "0", "-auto-alt-ref", "0", "-error-resilient", "1", path(&file),
+                "-lag-in-frames", "0", "-auto-alt-ref", "0", "-error-resilient", "1", "-ts-parameters", &temporal, path(&file),
             ]);
             read_ivf(&file)
         };
@@ -199,9 +213,7 @@ pub async fn publish(
     let requests = tokio::spawn(listen_for_keyframe_requests(track.clone(), ssrcs, asked.clone()));
     let mut last_keyframe = [None::<std::time::Instant>; 2];
     let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / FPS));
-    let mut payloader = Vp8Payloader::default();
-    payloader.enable_picture_id = true;
-    let mut payloaders = [payloader; 2];
+    let mut numbering = [Numbering::default(); 2];
     let (mut seq, mut ts) = ([0u16; 2], 0u32);
     let frames = recording.layers.iter().map(Vec::len).min().unwrap_or(0);
     for frame in (0..frames).cycle() {
@@ -216,7 +228,7 @@ pub async fn publish(
                     last_keyframe[layer] = Some(std::time::Instant::now());
                 }
                 let coded = if key { &recording.keyframes[layer][frame] } else { &recording.layers[layer][frame] };
-                let payloads = payloaders[layer].payload(MTU, coded).unwrap_or_default();
+                let payloads = numbering[layer].packetize(coded, if key { 0 } else { frame });
                 let last = payloads.len().saturating_sub(1);
                 for (i, payload) in payloads.into_iter().enumerate() {
                     let packet = rtp::packet(96, ssrc, seq[layer], ts, i == last, payload);
@@ -229,6 +241,41 @@ pub async fn publish(
     }
     requests.abort();
     let _ = sound.await;
+}
+
+/// One layer's VP8 picture numbering (RFC 7741 §4.2): 15-bit PictureID, TL0PICIDX and the
+/// temporal layer of each frame.
+#[derive(Debug, Clone, Copy, Default)]
+struct Numbering {
+    picture_id: u16,
+    tl0: u8,
+}
+
+impl Numbering {
+    /// Cuts one coded frame (the `index`th of the recording: its place in the temporal
+    /// pattern; a keyframe counts as index 0) into payloads, each with its descriptor.
+    fn packetize(&mut self, frame: &Bytes, index: usize) -> Vec<Bytes> {
+        let tid = TEMPORAL_PATTERN[index % 4];
+        // Frames 1 and 2 of a group refer only to frame 0: a receiver may start their layers there.
+        let sync = matches!(index % 4, 1 | 2);
+        if tid == 0 {
+            self.tl0 = self.tl0.wrapping_add(1);
+        }
+        let [hi, lo] = self.picture_id.to_be_bytes();
+        let chunk = MTU - 6;
+        let payloads = frame
+            .chunks(chunk)
+            .enumerate()
+            .map(|(i, data)| {
+                let mut p = Vec::with_capacity(6 + data.len());
+                p.extend_from_slice(&[if i == 0 { 0x90 } else { 0x80 }, 0xE0, 0x80 | hi, lo, self.tl0, (tid << 6) | if sync { 0x20 } else { 0 }]);
+                p.extend_from_slice(data);
+                Bytes::from(p)
+            })
+            .collect();
+        self.picture_id = (self.picture_id + 1) & 0x7fff;
+        payloads
+    }
 }
 
 /// Which layers a keyframe was asked for since their last frame went out.
