@@ -112,15 +112,27 @@ function niceTop(x) {
 }
 
 /**
+ * One received camera in words: "thấp", or "thấp, ¼ khung hình" when the site's line gets only
+ * some of its frames.
+ * @param {{layer: string, frames?: string}} c
+ */
+function cameraText(c) {
+  const layer = t(`tech.layer.${c.layer}`);
+  return c.frames && c.frames !== "all" && c.layer !== "paused" ? `${layer}, ${t(`tech.frames.${c.frames}`)}` : layer;
+}
+
+/**
  * The bridge's estimate of a site's downlink, the layers it receives and why not more: "1,2 Mbit/s ·
- * 1 cao, 3 thấp · giới hạn theo ước tính".
+ * 1 cao, 3 thấp, ¼ khung hình · giới hạn theo ước tính".
  * @param {any} s
  */
 function downlinkText(s) {
-  /** @type {Record<string, number>} */
-  const counts = {};
-  for (const c of s.receiving || []) counts[c.layer] = (counts[c.layer] || 0) + 1;
-  const layers = ["high", "medium", "low", "paused"].filter((l) => counts[l]).map((l) => `${counts[l]} ${t(`tech.layer.${l}`)}`).join(", ");
+  /** @type {Map<string, number>} */
+  const counts = new Map();
+  const order = ["high", "medium", "low", "paused"];
+  const cameras = [...(s.receiving || [])].sort((/** @type {any} */ a, /** @type {any} */ b) => order.indexOf(a.layer) - order.indexOf(b.layer));
+  for (const c of cameras) counts.set(cameraText(c), (counts.get(cameraText(c)) || 0) + 1);
+  const layers = [...counts].map(([text, n]) => `${n} ${text}`).join("; ");
   const parts = [s.downlink_bps ? rate(s.downlink_bps, num) : t("tech.no_estimate")];
   if (layers) parts.push(layers);
   if (s.limited_by) parts.push(t(`tech.limited.${s.limited_by}`));
@@ -300,7 +312,7 @@ async function refresh() {
     cell("jitter", live ? `${num(Math.max(s.audio_in.jitter_ms, s.video_in.jitter_ms), 1)} ms` : dash);
     cell("rtt", live && s.rtt_ms !== null ? `${num(s.rtt_ms)} ms` : dash);
     cell("downlink", s.connection === "connected" ? downlinkText(s) : dash);
-    /** @type {HTMLElement} */ (tr.querySelector(".downlink")).title = (s.receiving || []).map((/** @type {{site: string, layer: string}} */ c) => `${nameOf(c.site)}: ${t(`tech.layer.${c.layer}`)}`).join("\n");
+    /** @type {HTMLElement} */ (tr.querySelector(".downlink")).title = (s.receiving || []).map((/** @type {{site: string, layer: string, frames?: string}} */ c) => `${nameOf(c.site)}: ${cameraText(c)}`).join("\n");
     tr.dataset.limited = s.limited_by || "";
     cell("video", live ? `${num(s.video_in.frames_per_second, 1)} ${t("tech.fps")}${s.video_in.width ? ` · ${s.video_in.width}×${s.video_in.height}` : ""}` : dash);
     // "+RED": the site's browser sends each sound twice (RFC 2198), so one lost packet is not heard.

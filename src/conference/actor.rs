@@ -1183,7 +1183,10 @@ impl Actor {
                         .video
                         .iter()
                         .enumerate()
-                        .filter_map(|(slot, site)| Some(((*site)?, Some(s.selection.layer(crate::media::Kind::Video, slot)))))
+                        .filter_map(|(slot, site)| {
+                            let kind = crate::media::Kind::Video;
+                            Some(((*site)?, Some((s.selection.layer(kind, slot), s.selection.temporal(kind, slot)))))
+                        })
                         .chain(s.paused.iter().map(|&p| (p, None)))
                         .collect(),
                     limited_by: s.limited_by,

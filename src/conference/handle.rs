@@ -269,11 +269,11 @@ pub struct SiteView {
     pub(crate) receiving: Receiving,
 }
 
-/// The cameras one site receives: per site shown, its layer (`None`: paused, its line cannot
-/// take even the low layer), and what limited them.
+/// The cameras one site receives: per site shown, its layer and the highest temporal layer of
+/// it sent (`None`: paused, its line cannot take even the least of it), and what limited them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Receiving {
-    pub(crate) cameras: Vec<(usize, Option<crate::media::Layer>)>,
+    pub(crate) cameras: Vec<(usize, Option<(crate::media::Layer, u8)>)>,
     /// `estimate` (the downlink estimate), `loss` (the page reported heavy loss) or `None`:
     /// every camera at the layer its tile wants.
     pub(crate) limited_by: Option<&'static str>,

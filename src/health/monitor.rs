@@ -80,9 +80,9 @@ pub(crate) struct SiteHealth {
     /// bridge's packets wait in the line's queue, ms.
     pub(crate) downlink_bps: Option<f64>,
     pub(crate) queue_ms: Option<f64>,
-    /// The cameras it receives and at which layer (`low`, `medium`, `high`, or `paused`: its
-    /// line cannot take even the low one), and what limited them (`estimate`, `loss`, or
-    /// nothing: every camera at the layer its tile wants).
+    /// The cameras it receives, at which layer (`low`, `medium`, `high`, or `paused`: its
+    /// line cannot take even the least of it) and how many of its frames, and what limited
+    /// them (`estimate`, `loss`, or nothing: every camera at the layer its tile wants).
     pub(crate) receiving: Vec<ReceivedCamera>,
     pub(crate) limited_by: Option<&'static str>,
     /// The site's line ceilings, kbit/s: as configured (`[[sites]] downlink_kbps`,
@@ -106,6 +106,9 @@ pub(crate) struct SiteHealth {
 pub(crate) struct ReceivedCamera {
     pub(crate) site: String,
     pub(crate) layer: &'static str,
+    /// How many of the layer's frames: `all`, `half` or `quarter` (a line that cannot take
+    /// the low layer whole gets fewer frames before the camera is paused).
+    pub(crate) frames: &'static str,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -781,9 +784,14 @@ impl Monitor {
                             site: self.settings.sites[from].id.clone(),
                             layer: match layer {
                                 None => "paused",
-                                Some(crate::media::LOW) => "low",
-                                Some(crate::media::MEDIUM) => "medium",
+                                Some((crate::media::LOW, _)) => "low",
+                                Some((crate::media::MEDIUM, _)) => "medium",
                                 Some(_) => "high",
+                            },
+                            frames: match layer.map(|(_, t)| t) {
+                                Some(0) => "quarter",
+                                Some(1) => "half",
+                                _ => "all",
                             },
                         })
                         .collect(),
