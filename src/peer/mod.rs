@@ -45,6 +45,31 @@ use tracing::warn;
 /// be ignored (seen: a recording's first keyframe took a second); 350 ms clears it.
 pub(crate) const KEYFRAME_MIN_INTERVAL: Duration = Duration::from_millis(350);
 
+/// Passes the router's keyframe requests for one published layer on to its publisher, at most
+/// one per [`KEYFRAME_MIN_INTERVAL`]: the channel holds one pending request, so a burst
+/// collapses into one more request. `ask` sends one (a PLI, however the engine sends it); it
+/// returns false when the publisher can no longer be asked, which ends the pacing, as do
+/// `cancel` and the router dropping its side. Both engines pace with this.
+pub(crate) async fn pace_keyframe_requests<F, Fut>(mut requests: mpsc::Receiver<()>, cancel: CancellationToken, mut ask: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            r = requests.recv() => if r.is_none() { break },
+        }
+        if !ask().await {
+            break;
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = tokio::time::sleep(KEYFRAME_MIN_INTERVAL) => {}
+        }
+    }
+}
+
 /// What a site's budgets refused on its connection: counted on the health board (which raises
 /// the site's `over_budget` alarm), logged once per budget and connection, never per packet.
 /// Both engines report through one.
@@ -203,4 +228,59 @@ pub(crate) fn slot_id(kind: Kind, slot: usize) -> String {
         Kind::Content => 'c',
     };
     format!("{prefix}{slot}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+    use std::time::Instant;
+
+    /// Waits (at most 5 s) until `asks` holds `n` entries.
+    async fn until(asks: &Mutex<Vec<Instant>>, n: usize) {
+        for _ in 0..500 {
+            if asks.lock().unwrap().len() >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("{n} keyframe requests were not asked within 5 s");
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_keyframe_requests_is_asked_once_more_after_the_interval_and_then_no_more() {
+        let (tx, rx) = mpsc::channel(1);
+        let asks = Arc::new(Mutex::new(Vec::new()));
+        let seen = asks.clone();
+        let pacing = tokio::spawn(pace_keyframe_requests(rx, CancellationToken::new(), move || {
+            seen.lock().unwrap().push(Instant::now());
+            std::future::ready(true)
+        }));
+        tx.try_send(()).unwrap();
+        until(&asks, 1).await;
+        // Ten receivers ask while the publisher was just asked: the channel holds one of them.
+        let held = (0..10).filter(|_| tx.try_send(()).is_ok()).count();
+        assert_eq!(held, 1);
+        until(&asks, 2).await;
+        let at = asks.lock().unwrap().clone();
+        assert!(at[1] - at[0] >= KEYFRAME_MIN_INTERVAL, "the second ask waits the interval: {:?}", at[1] - at[0]);
+        tokio::time::sleep(KEYFRAME_MIN_INTERVAL * 2).await;
+        assert_eq!(asks.lock().unwrap().len(), 2, "the burst was one request");
+        // The router dropping its side ends the pacing.
+        drop(tx);
+        tokio::time::timeout(Duration::from_secs(5), pacing).await.expect("pacing ends with its channel").unwrap();
+    }
+
+    #[tokio::test]
+    async fn pacing_ends_when_the_publisher_can_no_longer_be_asked_or_the_peer_stops() {
+        let (tx, rx) = mpsc::channel(1);
+        let gone = tokio::spawn(pace_keyframe_requests(rx, CancellationToken::new(), || std::future::ready(false)));
+        tx.try_send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), gone).await.expect("a failed ask ends the pacing").unwrap();
+        let (_tx, rx) = mpsc::channel::<()>(1);
+        let cancel = CancellationToken::new();
+        let stopped = tokio::spawn(pace_keyframe_requests(rx, cancel.clone(), || std::future::ready(true)));
+        cancel.cancel();
+        tokio::time::timeout(Duration::from_secs(5), stopped).await.expect("the peer's cancel ends the pacing").unwrap();
+    }
 }

@@ -8,7 +8,7 @@ use crate::media::router::SinkPacket;
 use crate::media::Ssrc;
 use crate::peer::mux::tcp::{serve_framed, FrameWriter};
 use crate::peer::mux::{Datagram, Mux, PcLink};
-use crate::peer::{Fault, PeerCommand, PeerEvent, KEYFRAME_MIN_INTERVAL};
+use crate::peer::{pace_keyframe_requests, Fault, PeerCommand, PeerEvent};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -122,7 +122,7 @@ impl Driver {
                 Output::CheckFailed(from) => self.mux.check_failed(from),
                 Output::KeyframeRequests(ssrc, requests) => {
                     let (plis, cancel) = (self.plis.0.clone(), self.cancel.clone());
-                    tokio::spawn(request_keyframes(ssrc, requests, plis, cancel).in_current_span());
+                    tokio::spawn(pace_keyframe_requests(requests, cancel, move || std::future::ready(plis.send(ssrc).is_ok())).in_current_span());
                 }
             }
         }
@@ -139,25 +139,6 @@ impl Driver {
         }
         if let Err(e) = self.mux.send_udp(&self.link, to, datagram) {
             debug!("send to {to}: {e}");
-        }
-    }
-}
-
-/// Passes the router's keyframe requests for one layer to the peer, at most one per
-/// [`KEYFRAME_MIN_INTERVAL`]; the channel holds one pending request, so a burst collapses
-/// into one more PLI.
-async fn request_keyframes(media_ssrc: Ssrc, mut requests: mpsc::Receiver<()>, plis: mpsc::UnboundedSender<Ssrc>, cancel: CancellationToken) {
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => break,
-            r = requests.recv() => if r.is_none() { break },
-        }
-        if plis.send(media_ssrc).is_err() {
-            break;
-        }
-        tokio::select! {
-            _ = cancel.cancelled() => break,
-            _ = tokio::time::sleep(KEYFRAME_MIN_INTERVAL) => {}
         }
     }
 }

@@ -19,7 +19,7 @@ use super::inbound::Inbound;
 use super::mux;
 use super::offer_answer::{AfterRefusedAnswer, OfferAnswer};
 use super::Fault;
-use super::{slot_id, PeerCommand, PeerContext, PeerError, PeerEvent, PeerHandle, Refusals, KEYFRAME_MIN_INTERVAL};
+use super::{pace_keyframe_requests, slot_id, PeerCommand, PeerContext, PeerError, PeerEvent, PeerHandle, Refusals};
 use crate::media::codec::{Codec, PayloadTypes};
 use crate::media::{Kind, Ssrc};
 use crate::signal::protocol::{IceCandidate, MediaState};
@@ -600,27 +600,23 @@ impl Reader {
 
     fn open_layer(&mut self, track: &Arc<dyn TrackRemote>, ssrc: u32, rid: Option<&str>) {
         if let Some(requests) = self.inbound.open_layer(Ssrc(ssrc), rid, std::time::Instant::now()) {
-            tokio::spawn(request_keyframes(track.clone(), ssrc, requests, self.cancel.clone()).in_current_span());
-        }
-    }
-}
-
-/// Sends a PLI to the publisher for each request, at most one per [`KEYFRAME_MIN_INTERVAL`];
-/// the channel holds one pending request, so a burst collapses into one more PLI.
-async fn request_keyframes(track: Arc<dyn TrackRemote>, media_ssrc: u32, mut requests: mpsc::Receiver<()>, cancel: CancellationToken) {
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => break,
-            r = requests.recv() => if r.is_none() { break },
-        }
-        if let Err(e) = track.write_rtcp(vec![Box::new(PictureLossIndication { sender_ssrc: 0, media_ssrc })]).await {
-            debug!("keyframe request not sent: {e}");
-            break;
-        }
-        debug!(media_ssrc, "asked the publisher for a keyframe");
-        tokio::select! {
-            _ = cancel.cancelled() => break,
-            _ = tokio::time::sleep(KEYFRAME_MIN_INTERVAL) => {}
+            let track = track.clone();
+            let ask = move || {
+                let track = track.clone();
+                async move {
+                    match track.write_rtcp(vec![Box::new(PictureLossIndication { sender_ssrc: 0, media_ssrc: ssrc })]).await {
+                        Ok(_) => {
+                            debug!(media_ssrc = ssrc, "asked the publisher for a keyframe");
+                            true
+                        }
+                        Err(e) => {
+                            debug!("keyframe request not sent: {e}");
+                            false
+                        }
+                    }
+                }
+            };
+            tokio::spawn(pace_keyframe_requests(requests, self.cancel.clone(), ask).in_current_span());
         }
     }
 }
