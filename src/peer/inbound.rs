@@ -22,8 +22,18 @@ use tracing::{info, warn};
 
 /// A simulcast layer silent this long while another layer of the same track flows counts as
 /// paused: a browser drops its upper layers when its uplink or CPU cannot carry them, and
-/// the slots showing that layer move to one that flows (and back when it returns).
-pub(crate) const LAYER_PAUSE: Duration = Duration::from_millis(1500);
+/// the slots showing that layer move to one that flows (and back when it returns). Nine frame
+/// intervals of a 15 frames/s camera: the tiles showing it are frozen until then (it was
+/// 1.5 s until 2026-12-06; the layer that checks must itself be flowing, see `on_packet`).
+pub(crate) const LAYER_PAUSE: Duration = Duration::from_millis(600);
+/// A paused layer counts as flowing again once it has carried pictures this long without a
+/// gap of [`LAYER_PAUSE`]: a browser whose uplink sits at the edge turns its upper layer off
+/// and on every few seconds, and each move of a tile between layers waits for a keyframe.
+const LAYER_RETURN: Duration = Duration::from_secs(2);
+/// A layer paused again within this of its return waits twice as long the next time, up to
+/// [`LAYER_RETURN_MAX`].
+const FLAP_WINDOW: Duration = Duration::from_secs(30);
+const LAYER_RETURN_MAX: Duration = Duration::from_secs(6);
 /// Layers (SSRCs) one received stream may open: three simulcast layers and one spare, for an
 /// SSRC a browser changes. Each costs a source in the router (its route table rebuilt under
 /// the control lock) and a keyframe task; a page that sends more SSRCs on one stream is
@@ -37,6 +47,12 @@ struct LayerState {
     last_packet: Instant,
     /// False while the publisher has paused this layer (see [`LAYER_PAUSE`]).
     live: bool,
+    /// Paused, but carrying pictures again since then (see [`LAYER_RETURN`]).
+    returning_since: Option<Instant>,
+    /// How long it must flow before it counts as live again.
+    return_after: Duration,
+    /// When it last came back.
+    returned_at: Option<Instant>,
 }
 
 /// How one publisher numbers its audio: Opus, and redundant Opus when negotiated. A packet
@@ -126,7 +142,9 @@ impl Inbound {
         let layer = if self.kind == Kind::Video { layer_of_rid(rid) } else { HIGH };
         info!(ssrc = ssrc.0, rid, layer, "receiving {} layer", self.kind.as_str());
         let (kf_tx, kf_rx) = mpsc::channel(1);
-        self.layers.insert(ssrc, LayerState { layer, meter: InboundMeter::new(self.kind, self.codec), last_packet: now, live: true });
+        let meter = InboundMeter::new(self.kind, self.codec);
+        let state = LayerState { layer, meter, last_packet: now, live: true, returning_since: None, return_after: LAYER_RETURN, returned_at: None };
+        self.layers.insert(ssrc, state);
         self.router.register_source(self.site, self.kind, layer, self.generation, kf_tx);
         self.kind.is_video().then_some(kf_rx)
     }
@@ -136,7 +154,11 @@ impl Inbound {
         self.next_layer_check = now + LAYER_PAUSE / 6;
         for l in self.layers.values_mut().filter(|l| l.live && now.duration_since(l.last_packet) >= LAYER_PAUSE) {
             l.live = false;
-            info!(layer = l.layer, "{} layer paused by the publisher", self.kind.as_str());
+            let flapping = l.returned_at.is_some_and(|t| now.duration_since(t) < FLAP_WINDOW);
+            l.return_after = if flapping { (l.return_after * 2).min(LAYER_RETURN_MAX) } else { LAYER_RETURN };
+            l.returning_since = None;
+            let return_after_s = l.return_after.as_secs();
+            info!(layer = l.layer, return_after_s, "{} layer paused by the publisher", self.kind.as_str());
             self.router.set_layer_live(self.site, self.kind, l.layer, self.generation, false);
         }
     }
@@ -154,12 +176,17 @@ impl Inbound {
         // Padding alone is measured and forwarded (receivers would count a gap in the numbers
         // as loss), but says nothing of whether the layer carries a picture.
         if !packet.payload.is_empty() {
-            let steady = now.duration_since(state.last_packet) < LAYER_PAUSE / 3;
+            let gap = now.duration_since(state.last_packet);
+            let steady = gap < LAYER_PAUSE / 3;
             state.last_packet = now;
             if !state.live {
-                state.live = true;
-                info!(layer, "{} layer flows again", kind.as_str());
-                self.router.set_layer_live(site, kind, layer, self.generation, true);
+                let since = state.returning_since.filter(|_| gap < LAYER_PAUSE).unwrap_or(now);
+                state.returning_since = Some(since);
+                if now.duration_since(since) >= state.return_after {
+                    (state.live, state.returning_since, state.returned_at) = (true, None, Some(now));
+                    info!(layer, "{} layer flows again", kind.as_str());
+                    self.router.set_layer_live(site, kind, layer, self.generation, true);
+                }
             }
             if steady && self.layers.len() > 1 && now >= self.next_layer_check {
                 self.check_layers(now);
@@ -263,10 +290,53 @@ mod tests {
         }
         let layers: Vec<_> = std::iter::from_fn(|| viewer.try_recv().ok()).filter(|p| !p.packet.payload.is_empty()).map(|p| p.layer).collect();
         assert_eq!(layers.last(), Some(&LOW), "after the pause the viewer gets the low layer's pictures ({layers:?})");
-        // Pictures on the high layer again: it is live again.
-        let at = t0 + Duration::from_millis(2100);
-        camera.on_packet(packet(high, 50, &[0x10, 0x00]), at);
+        // Pictures on the high layer again: live again once they have flowed for a while.
+        let back = t0 + Duration::from_millis(2100);
+        let flows = |camera: &mut Inbound, from: Instant, seq: u16, for_: Duration| {
+            let steps = (for_.as_millis() / 50) as u16;
+            for i in 0..=steps {
+                let at = from + Duration::from_millis(50 * i as u64);
+                camera.on_packet(packet(high, seq + i, &[0x10, 0x00]), at);
+                camera.on_packet(packet(low, seq + i, &[0x10, 0x00]), at);
+            }
+        };
+        flows(&mut camera, back, 50, LAYER_RETURN - Duration::from_millis(100));
+        let layers: Vec<_> = std::iter::from_fn(|| viewer.try_recv().ok()).map(|p| p.layer).collect();
+        assert!(layers.iter().all(|l| *l == LOW), "not before it has flowed {LAYER_RETURN:?}");
+        flows(&mut camera, back + LAYER_RETURN - Duration::from_millis(50), 100, Duration::from_millis(100));
         assert_eq!(std::iter::from_fn(|| viewer.try_recv().ok()).last().map(|p| p.layer), Some(HIGH));
+    }
+
+    #[test]
+    fn a_layer_that_keeps_stopping_must_flow_longer_each_time_before_tiles_go_back_to_it() {
+        let router = Router::new(2);
+        let mut viewer = router.register_sink(HQ, router.next_generation());
+        router.set_selections(vec![Selection { video: vec![Some(WARD)], video_layers: vec![HIGH], ..Default::default() }, Selection::default()]);
+        let board = Arc::new(StatsBoard::new(2));
+        let mut camera = Inbound::new(WARD, Kind::Video, router.next_generation(), router.clone(), board, Arc::default(), Codec::Vp8, Instant::now());
+        let t0 = Instant::now();
+        let _kf = (camera.open_layer(Ssrc(10), Some("l"), t0), camera.open_layer(Ssrc(20), Some("h"), t0));
+        let mut seq = 0u16;
+        // Every 50 ms for `ms`: the low layer's pictures, and the high one's if `high`.
+        let mut run = |camera: &mut Inbound, from: Duration, ms: u64, high: bool| {
+            for i in 0..ms / 50 {
+                let at = t0 + from + Duration::from_millis(50 * i);
+                seq += 1;
+                if high {
+                    camera.on_packet(packet(20, seq, &[0x10, 0x00]), at);
+                }
+                camera.on_packet(packet(10, seq, &[0x10, 0x00]), at);
+            }
+            std::iter::from_fn(|| viewer.try_recv().ok()).last().map(|p| p.layer)
+        };
+        assert_eq!(run(&mut camera, Duration::ZERO, 1000, true), Some(HIGH));
+        // The uplink at its edge: the high layer stops for a second, comes back, stops again.
+        assert_eq!(run(&mut camera, Duration::from_millis(1000), 1000, false), Some(LOW), "paused after 0.6 s");
+        assert_eq!(run(&mut camera, Duration::from_millis(2000), 2500, true), Some(HIGH), "back after 2 s of pictures");
+        assert_eq!(run(&mut camera, Duration::from_millis(4500), 1000, false), Some(LOW));
+        // Paused again within 30 s of its return: 2 s of pictures are no longer enough; 4 s are.
+        assert_eq!(run(&mut camera, Duration::from_millis(5500), 3000, true), Some(LOW), "a flapping layer waits longer");
+        assert_eq!(run(&mut camera, Duration::from_millis(8500), 1500, true), Some(HIGH));
     }
 
     /// The ward's microphone as an [`Inbound`], and HQ's queue of what the router forwards of it.
