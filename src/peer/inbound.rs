@@ -268,13 +268,20 @@ mod tests {
         p
     }
 
-    #[test]
-    fn a_layer_that_carries_only_padding_is_paused_and_the_viewer_gets_one_with_pictures() {
+    /// The ward's camera as an [`Inbound`], and HQ's queue of what the router forwards of it
+    /// to a large tile (one that wants the high layer).
+    fn ward_camera_seen_large_by_hq() -> (mpsc::Receiver<crate::media::router::SinkPacket>, Inbound) {
         let router = Router::new(2);
-        let mut viewer = router.register_sink(HQ, router.next_generation());
+        let viewer = router.register_sink(HQ, router.next_generation());
         router.set_selections(vec![Selection { video: vec![Some(WARD)], video_layers: vec![HIGH], ..Default::default() }, Selection::default()]);
         let board = Arc::new(StatsBoard::new(2));
-        let mut camera = Inbound::new(WARD, Kind::Video, router.next_generation(), router.clone(), board, Arc::default(), Codec::Vp8, Instant::now());
+        let camera = Inbound::new(WARD, Kind::Video, router.next_generation(), router.clone(), board, Arc::default(), Codec::Vp8, Instant::now());
+        (viewer, camera)
+    }
+
+    #[test]
+    fn a_layer_that_carries_only_padding_is_paused_and_the_viewer_gets_one_with_pictures() {
+        let (mut viewer, mut camera) = ward_camera_seen_large_by_hq();
         let t0 = Instant::now();
         let (low, high) = (10, 20);
         let _kf = (camera.open_layer(Ssrc(low), Some("l"), t0), camera.open_layer(Ssrc(high), Some("h"), t0));
@@ -309,11 +316,7 @@ mod tests {
 
     #[test]
     fn a_layer_that_keeps_stopping_must_flow_longer_each_time_before_tiles_go_back_to_it() {
-        let router = Router::new(2);
-        let mut viewer = router.register_sink(HQ, router.next_generation());
-        router.set_selections(vec![Selection { video: vec![Some(WARD)], video_layers: vec![HIGH], ..Default::default() }, Selection::default()]);
-        let board = Arc::new(StatsBoard::new(2));
-        let mut camera = Inbound::new(WARD, Kind::Video, router.next_generation(), router.clone(), board, Arc::default(), Codec::Vp8, Instant::now());
+        let (mut viewer, mut camera) = ward_camera_seen_large_by_hq();
         let t0 = Instant::now();
         let _kf = (camera.open_layer(Ssrc(10), Some("l"), t0), camera.open_layer(Ssrc(20), Some("h"), t0));
         let mut seq = 0u16;
