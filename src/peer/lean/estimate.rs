@@ -30,7 +30,9 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 use tracing::debug;
 
+mod line_rate;
 pub(crate) mod probe;
+mod random_loss;
 mod record;
 
 /// Where every site's estimate starts: what an office LAN takes easily, so a meeting opens on
@@ -76,6 +78,10 @@ const DEFICIT_SHARE: f64 = 0.75;
 /// Probes find a lifted cap within seconds; a memory of 5 s let the estimate climb 8 %/s
 /// between decreases on a capped line, to 1.4 times it every 8 s (`cap1m`, 2026-12-06).
 const CAPACITY_MEMORY: Duration = Duration::from_secs(20);
+/// A probe that found the line no faster than this multiple of the remembered capacity
+/// confirms it: a shaper's burst allowance makes a failed probe read a little fast (on a
+/// 1 Mbit/s line, up to 1.16 Mbit/s), and a cap lifted by more than this shows in the probe.
+const CONFIRMED_WITHIN: f64 = 1.25;
 /// A queue this long on the line is overuse whatever its trend: a drop-tail queue that stays
 /// full shows a flat delay (and a few per cent of loss the loss-based half holds on), so the
 /// trend alone would let the line stay congested.
@@ -181,14 +187,26 @@ impl RateControl {
                 } else {
                     self.target * INCREASE_PER_S.powf(elapsed.as_secs_f64())
                 };
-                // Never far above what the line has shown it carries (never lowered by this),
-                // when probes can show it more.
+                // Never far above what the line has shown it carries, nor past the capacity it
+                // was last found full at (never lowered by this), when probes can show it more:
+                // the bridge sends below its target, so a climb past the capacity is a guess
+                // the conference would fill, and overflow the line with (on `cap1m` the climb
+                // went on, one packet per response time, to 1.3 times the line every 13 s).
                 let proven = delivered.filter(|_| self.bounded).map_or(f64::INFINITY, |d| d * CLIMB_OVER_DELIVERED + CLIMB_MARGIN_BPS);
-                self.target = raised.min(proven.max(self.target));
+                let known = self.capacity.filter(|_| self.bounded).map_or(f64::INFINITY, |c| c.upper_bps());
+                self.target = raised.min(proven.min(known).max(self.target));
                 self.last_change = Some(now);
             }
         }
         self.target
+    }
+
+    /// A probe sent well past the remembered capacity found the line no faster than that
+    /// capacity: the line is still what it was, and the memory starts again.
+    pub(crate) fn confirm_capacity(&mut self, now: Instant, found_bps: f64) {
+        if self.capacity.is_some_and(|c| found_bps <= c.mean_kbps * 1000.0 * CONFIRMED_WITHIN) {
+            self.last_decrease = Some(now);
+        }
     }
 
     /// The line's capacity as the controller last found it by backing off, while it
@@ -317,6 +335,8 @@ pub(crate) struct EstimateView {
     pub(crate) overusing: bool,
     /// How long packets wait in the line's queue lately.
     pub(crate) queue: Option<Duration>,
+    /// The line loses packets at random, not only to its own queue.
+    pub(crate) lossy: bool,
 }
 
 /// The estimate towards one site, with the record of what was sent that the feedback is
@@ -331,6 +351,8 @@ pub(crate) struct DownlinkEstimate {
     loss: LossController,
     queue: QueueDelay,
     usage: Usage,
+    random_loss: random_loss::RandomLoss,
+    line_rate: line_rate::LineRate,
     /// The least the loss-based half says: a share of what the line delivered lately.
     loss_floor: f64,
     /// Tests of the line above what the bridge sends.
@@ -378,6 +400,8 @@ impl DownlinkEstimate {
             loss: LossController::new(initial, MIN_BPS, MAX_BPS),
             queue: QueueDelay::default(),
             usage: Usage::Normal,
+            random_loss: random_loss::RandomLoss::default(),
+            line_rate: line_rate::LineRate::default(),
             loss_floor: MIN_BPS,
             prober: probe::Prober::default(),
             next_seq: 0,
@@ -443,12 +467,20 @@ impl DownlinkEstimate {
         }
         let by_trend = usage == Usage::Over;
         let queue = self.queue.on_reports(reports);
-        if queue.is_some_and(|q| q > QUEUE_OVERUSE) {
+        self.line_rate.on_reports(reports);
+        let full = queue.is_some_and(|q| q > QUEUE_OVERUSE);
+        if full {
             usage = Usage::Over;
         }
         self.usage = usage;
         let delivered = self.delivered.rate_bits_per_second(now);
         self.last_delivered = delivered;
+        // A line with a long queue delivers its own rate now: what it delivered over the last
+        // second may still hold the second before a cap.
+        let line = match (delivered, self.line_rate.bps()) {
+            (Some(d), Some(l)) if full => Some(d.min(l)),
+            _ => delivered,
+        };
         let before = self.delay.target;
         let sent = self.sent.bps(now);
         // A probe's own queue is not congestion: a probe the line could not carry queues about
@@ -463,15 +495,16 @@ impl DownlinkEstimate {
             total += 1;
         }
         if total == reports.len() {
-            self.delay.update(now, usage, delivered, sent, rtt);
+            self.delay.update(now, usage, line, sent, rtt);
         }
         if self.delay.target < before {
             let (rule, count) = if by_trend { ("trend", &mut self.decreases.trend) } else { ("queue", &mut self.decreases.queue) };
             *count += 1;
-            debug!(rule, from_kbps = (before / 1000.0) as u64, to_kbps = (self.delay.target / 1000.0) as u64, delivered_kbps = delivered.map(|d| (d / 1000.0) as u64), queue = ?queue, "downlink estimate lowered");
+            debug!(rule, from_kbps = (before / 1000.0) as u64, to_kbps = (self.delay.target / 1000.0) as u64, delivered_kbps = delivered.map(|d| (d / 1000.0) as u64), line_kbps = line.map(|d| (d / 1000.0) as u64), queue = ?queue, "downlink estimate lowered");
         }
         self.delay.target = self.delay.target.clamp(MIN_BPS, self.max_bps);
         self.loss.update(now, lost, total);
+        self.random_loss.on_reports(now, lost, total, usage != Usage::Over);
         // Loss from a queue the line could not drain says the line carries about what it
         // delivered, not a fraction of it: the loss-based half does not fall below half of
         // that (measured on a 1 Mbit/s line: one overflow took it to 200 kbit/s in 2 s, and
@@ -498,6 +531,11 @@ impl DownlinkEstimate {
             if self.loss.target() < bps {
                 self.loss = LossController::new(bps, MIN_BPS, MAX_BPS);
                 raised = true;
+            }
+        }
+        if let (None, Some(found), Some(c)) = (outcome.carried(), outcome.bps, self.delay.capacity()) {
+            if outcome.sent_bps >= c * PROBE_PAST_CAPACITY {
+                self.delay.confirm_capacity(now, found);
             }
         }
         if raised {
@@ -573,6 +611,7 @@ impl DownlinkEstimate {
             loss: self.loss.average_loss(),
             overusing: self.usage == Usage::Over,
             queue: self.queue.last,
+            lossy: self.random_loss.lossy(),
         }
     }
 }

@@ -176,7 +176,9 @@ fn a_line_capped_at_one_megabit_is_found_within_seconds_and_held_below_it() {
 
 #[test]
 fn when_the_cap_is_lifted_the_estimate_climbs_back_to_what_the_layers_want() {
-    let mut sim = Sim::new(1_000_000.0, 2_500_000.0);
+    // Held below what its tiles want, the site's line is probed (as the bridge does): the
+    // climb stops at the capacity it remembers until a probe shows more.
+    let mut sim = Sim { probing: true, ..Sim::new(1_000_000.0, 2_500_000.0) };
     sim.run(Duration::from_secs(20));
     let capped = sim.estimate.bps();
     sim.line.capacity = 50_000_000.0;
@@ -302,6 +304,37 @@ fn what_was_learnt_of_the_capacity_is_forgotten_when_the_line_stays_quiet() {
     let sent = before * 0.8;
     rc.update(t0 + at, Usage::Normal, Some(sent), sent, rtt);
     assert!(rc.target() >= before * 1.07, "multiplicative again ({before} → {})", rc.target());
+}
+
+#[test]
+fn a_remembered_capacity_bounds_the_climb_and_a_probe_the_line_could_not_carry_renews_it() {
+    let t0 = Instant::now();
+    let rtt = Duration::from_millis(50);
+    // Backed off a 1 Mbit/s line, then quiet, the bridge sending 80 % of the target (as the
+    // conference fits layers below it): the climb stops at what the capacity's spread allows.
+    let climb = |rc: &mut RateControl, from: u64, to: u64| {
+        for s in from..to {
+            let sent = rc.target() * 0.8;
+            rc.update(t0 + Duration::from_secs(s), Usage::Normal, Some(sent), sent, rtt);
+        }
+    };
+    let mut renewed = RateControl::new(2_000_000.0);
+    renewed.update(t0, Usage::Over, Some(1_000_000.0), 1_000_000.0, rtt);
+    let mut forgotten = renewed.clone();
+    climb(&mut renewed, 1, 15);
+    assert!(renewed.target() > 1_000_000.0 && renewed.target() < 1_100_000.0, "climbed to the capacity, no further: {}", renewed.target());
+    // A probe at 1.8 Mbit/s found the line at 1.1: still the same line.
+    renewed.confirm_capacity(t0 + Duration::from_secs(15), 1_100_000.0);
+    climb(&mut renewed, 15, 30);
+    assert!(renewed.target() < 1_100_000.0, "30 s after the back-off, still at the capacity: {}", renewed.target());
+    climb(&mut forgotten, 1, 30);
+    assert!(forgotten.target() > 1_200_000.0, "unconfirmed, the memory lapses and the climb goes on: {}", forgotten.target());
+    // A probe that found far more is no confirmation: the cap may have been lifted.
+    let mut lifted = RateControl::new(2_000_000.0);
+    lifted.update(t0, Usage::Over, Some(1_000_000.0), 1_000_000.0, rtt);
+    lifted.confirm_capacity(t0 + Duration::from_secs(15), 1_800_000.0);
+    climb(&mut lifted, 1, 30);
+    assert!(lifted.target() > 1_200_000.0, "{}", lifted.target());
 }
 
 /// A ward's cameras as the conference forwards them: audio alone, then a low layer each, a
