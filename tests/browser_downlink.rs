@@ -5,7 +5,8 @@
 //! hearing HQ; when the cap is lifted, it keeps seeing and hearing HQ (how soon its layers
 //! are unlimited again is printed, and measured by the network bench); and a technician's
 //! ceiling, set live, holds its estimate and layers under it, where every camera keeps moving
-//! on fewer of its frames rather than any being paused.
+//! on fewer of its frames rather than any being paused; lower still, its audio goes without
+//! its redundancy, and it keeps hearing HQ.
 //!
 //! HQ and two wards run in headless Chromium on the bridge's loopback; Cụm Hàng Gai runs in a
 //! namespace of its own behind a veth pair whose bridge side is shaped (`tests/common/line.rs`:
@@ -180,6 +181,24 @@ async fn a_ward_on_a_one_megabit_line_keeps_every_picture_and_its_sound() {
         "under the ceiling the ward still sees every camera move ({OTHERS:?}: {f0:?} → {f1:?} frames) and hears HQ ({a0} → {a1} samples)"
     );
 
+    // Lower still, 500 kbit/s: three sites' plain audio (~55 k each) and three quarter-rate low
+    // layers (~90 k each) are all the line is given. The line loses nothing at random, so the
+    // audio's redundancy gives way to the pictures: the ward's Chromium, which accepted
+    // redundant audio, is sent the plain Opus inside it mid-stream, and keeps hearing HQ.
+    let (status, reply) = bridge.tech("POST", "/api/tech/line", &format!(r#"{{"site":"{WARD}","downlink_kbps":500}}"#)).await;
+    assert_eq!(status, 200, "{reply}");
+    let plain = wait_tech(&bridge, "the ward's audio sent without its redundancy under a 500 kbit/s ceiling", |w| {
+        w["line"]["down_kbps"] == 500 && w["audio_plain"] == true
+    })
+    .await;
+    println!("a technician's ceiling of 500 kbit/s: {}", summary(&plain));
+    let a0 = audio(&mut ward).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let a1 = audio(&mut ward).await;
+    let (samples, concealed) = (a1.0 - a0.0, a1.1 - a0.1);
+    println!("HQ's audio without redundancy: {samples} samples, {concealed} concealed ({:.2} %)", 100.0 * concealed / samples.max(1.0));
+    assert!(samples > 0.0 && concealed < samples * 0.2, "HQ's sound keeps coming as plain Opus: {concealed} of {samples} samples concealed");
+
     drop(ward);
     drop(pages);
     drop(line);
@@ -205,7 +224,10 @@ async fn wait_tech(bridge: &TestBridge, what: &str, ok: impl Fn(&Value) -> bool)
 }
 
 fn summary(ward: &Value) -> String {
-    format!("estimate {} bit/s, queue {} ms, limited by {}, receiving {}", ward["downlink_bps"], ward["queue_ms"], ward["limited_by"], ward["receiving"])
+    format!(
+        "estimate {} bit/s, queue {} ms, limited by {}, audio without redundancy {}, receiving {}",
+        ward["downlink_bps"], ward["queue_ms"], ward["limited_by"], ward["audio_plain"], ward["receiving"]
+    )
 }
 
 /// Per remote site, its tile on the page: `paused` (the line cannot take its camera) and the

@@ -136,6 +136,7 @@ function downlinkText(s) {
   const parts = [s.downlink_bps ? rate(s.downlink_bps, num) : t("tech.no_estimate")];
   if (layers) parts.push(layers);
   if (s.limited_by) parts.push(t(`tech.limited.${s.limited_by}`));
+  if (s.audio_plain) parts.push(t("tech.audio_plain"));
   if (s.line && s.line.down_kbps) parts.push(t("tech.line_ceiling", { rate: rate(s.line.down_kbps * 1000, num) }));
   return parts.join(" · ");
 }

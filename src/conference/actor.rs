@@ -6,7 +6,7 @@
 use super::handle::{Action, Command, ConferenceHandle, Reason, Receiving, Refused, Seat, SiteView};
 use super::notice::{self, HelpRequest, Notices, Sender};
 use super::published::{CurrentItem, Farewell, Order, PageView, Published, Recording, SeatSnapshot, Snapshot};
-use super::view::{self, Candidate, Shape};
+use super::view::{self, Candidate, Redundancy, Shape};
 use super::vote::Votes;
 use super::JoinRefused;
 use crate::config::Settings;
@@ -64,6 +64,9 @@ struct SeatState {
     /// its loss-based half (only loss may pause a camera).
     downlink_bps: Option<f64>,
     downlink_loss_bps: f64,
+    /// The site's downlink loses packets at random (not to its own queue): the audio it
+    /// receives keeps its redundancy however tight the line ([`view::Redundancy`]).
+    downlink_lossy: bool,
     /// When (Unix ms) the layers this site receives were last raised to fit the estimate.
     raised_ms: i64,
     /// Sites whose camera this site's line cannot take now.
@@ -305,9 +308,18 @@ impl Actor {
                     }
                 }
             }
-            Command::LinkEstimate { site, bps, loss_bps } => {
+            Command::LinkEstimate { site, bps, loss_bps, lossy } => {
                 if self.seats[site].holder.is_some() {
                     self.seats[site].downlink_loss_bps = loss_bps;
+                    if lossy != self.seats[site].downlink_lossy {
+                        let what = if lossy {
+                            "loses packets at random: its audio keeps its redundancy"
+                        } else {
+                            "loses nothing at random: its audio's redundancy gives way to pictures when the line is tight"
+                        };
+                        info!(site = %self.id(site), "{}'s line {what}", self.name(site));
+                    }
+                    self.seats[site].downlink_lossy = lossy;
                     let before = self.seats[site].downlink_bps.replace(bps);
                     if before.is_none() {
                         info!(site = %self.id(site), kbps = (bps / 1000.0) as u64, "{}'s downlink is estimated: the layers it receives fit it", self.name(site));
@@ -470,6 +482,7 @@ impl Actor {
         }
         seat.holder = None;
         seat.downlink_bps = None;
+        seat.downlink_lossy = false;
         self.floor.set_present(site, false, now);
         if self.sharing == Some(site) {
             self.sharing = None;
@@ -1080,8 +1093,9 @@ impl Actor {
                     self.seats[r].paused = paused;
                     paused_changed = true;
                 }
-                if sel.video_temporal != self.seats[r].selection.video_temporal {
-                    debug!(site = %self.id(r), layers = ?sel.video_layers, temporal = ?sel.video_temporal, "{} receives fewer frames of some cameras", self.name(r));
+                let before = &self.seats[r].selection;
+                if sel.video_temporal != before.video_temporal || sel.audio_plain != before.audio_plain {
+                    debug!(site = %self.id(r), layers = ?sel.video_layers, temporal = ?sel.video_temporal, audio_plain = sel.audio_plain, "{}'s line is fitted: its layers, frames and audio", self.name(r));
                 }
                 (sel, pages)
             } else {
@@ -1121,6 +1135,7 @@ impl Actor {
                 .zip(before)
                 .map(|(b, a)| Received {
                     audio: bps(b.audio, a.audio),
+                    audio_redundant: bps(b.audio_redundant, a.audio_redundant),
                     video: std::array::from_fn(|l| bps(b.video[l], a.video[l])),
                     temporal: std::array::from_fn(|l| std::array::from_fn(|t| bps(b.temporal[l][t], a.temporal[l][t]))),
                 })
@@ -1154,11 +1169,12 @@ impl Actor {
         // Delay alone lowers layers and frames, never pauses a camera: a receiving computer
         // too busy to take packets in time shows delay as a weak line does, but only a line
         // that cannot carry the least of every camera loses packets.
-        let low = view::cost_at_least(sel, costs);
+        let redundancy = if self.seats[r].downlink_lossy { Redundancy::Kept } else { Redundancy::Spared };
+        let low = view::cost_at_least(sel, redundancy, costs);
         if self.seats[r].downlink_loss_bps * 0.85 >= low as f64 {
             budget = budget.max(low);
         }
-        let paused = view::fit(sel, budget, costs);
+        let paused = view::fit(sel, budget, redundancy, costs);
         if view::cost(sel, costs) > current {
             self.seats[r].raised_ms = now;
         }
@@ -1190,6 +1206,7 @@ impl Actor {
                         .chain(s.paused.iter().map(|&p| (p, None)))
                         .collect(),
                     limited_by: s.limited_by,
+                    audio_plain: s.selection.audio_plain,
                 },
             })
             .collect();

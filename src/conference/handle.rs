@@ -53,11 +53,12 @@ pub(super) enum Command {
         loss_percent: f64,
     },
     /// The bridge's estimate of how much the site's downlink takes (bit/s), and its
-    /// loss-based half.
+    /// loss-based half; whether the line loses packets at random.
     LinkEstimate {
         site: usize,
         bps: f64,
         loss_bps: f64,
+        lossy: bool,
     },
     /// A technician's written notice to one site (or every site); its id.
     TechNotice {
@@ -277,6 +278,8 @@ pub struct Receiving {
     /// `estimate` (the downlink estimate), `loss` (the page reported heavy loss) or `None`:
     /// every camera at the layer its tile wants.
     pub(crate) limited_by: Option<&'static str>,
+    /// Its audio goes without its redundancy: the line is tight and loses nothing at random.
+    pub(crate) audio_plain: bool,
 }
 
 #[derive(Clone)]
@@ -336,8 +339,8 @@ impl ConferenceHandle {
     }
 
     /// The site's downlink estimate (dropped if the conference is behind: it comes again).
-    pub(crate) fn link_estimate(&self, site: usize, bps: f64, loss_bps: f64) {
-        let _ = self.tx.try_send(Command::LinkEstimate { site, bps, loss_bps });
+    pub(crate) fn link_estimate(&self, site: usize, bps: f64, loss_bps: f64, lossy: bool) {
+        let _ = self.tx.try_send(Command::LinkEstimate { site, bps, loss_bps, lossy });
     }
 
     /// Ends the site's session and releases its seat: its key was re-issued.

@@ -117,7 +117,7 @@ pub(crate) fn select(sites: &[Candidate], receiver: usize, chair: usize, sharing
             None => HIGH,
         })
         .collect();
-    Selection { audio: assign(&previous.audio, &audio, shape.audio_slots), video, video_layers, video_temporal: Vec::new(), content }
+    Selection { audio: assign(&previous.audio, &audio, shape.audio_slots), video, video_layers, video_temporal: Vec::new(), content, audio_plain: false }
 }
 
 /// A receiver whose downlink loses packets gets the low layer in every video slot.
@@ -146,6 +146,8 @@ pub(crate) struct MediaCosts {
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 struct Measured {
     audio: Option<u64>,
+    /// Of `audio`, what its redundant blocks carry (RFC 2198).
+    audio_redundant: Option<u64>,
     video: [Option<u64>; LAYERS],
     /// Per layer, what its frames of each temporal layer carry, bit/s (none: the camera does
     /// not number temporal layers, and its frames cannot be thinned).
@@ -181,9 +183,15 @@ impl MediaCosts {
         self.camera_at(site, layer, 0) < self.camera(site, layer)
     }
 
-    /// A site's audio.
+    /// A site's audio, as it arrives (with its redundancy, if it carries any).
     pub(crate) fn audio(&self, site: usize) -> u64 {
         self.measured.get(site).and_then(|m| m.audio).unwrap_or(AUDIO_BPS)
+    }
+
+    /// A site's audio sent as plain Opus: without its redundant blocks.
+    pub(crate) fn audio_plain(&self, site: usize) -> u64 {
+        let redundant = self.measured.get(site).and_then(|m| m.audio_redundant).unwrap_or(0);
+        self.audio(site).saturating_sub(redundant)
     }
 
     /// Folds in one measurement (bit/s per site and stream over the last interval; 0: nothing
@@ -203,6 +211,7 @@ impl MediaCosts {
         };
         for (known, now) in self.measured.iter_mut().zip(rates) {
             fold(&mut known.audio, now.audio);
+            fold(&mut known.audio_redundant, now.audio_redundant);
             for (k, &bps) in known.video.iter_mut().zip(&now.video) {
                 fold(k, bps);
             }
@@ -215,9 +224,22 @@ impl MediaCosts {
     }
 }
 
-/// What a selection's audio and shared screen cost: what no fitting lowers.
+/// What a selection's audio and shared screen cost: what no fitting lowers but the audio's
+/// redundancy.
 fn fixed_cost(selection: &Selection, costs: &MediaCosts) -> u64 {
-    selection.audio.iter().flatten().map(|&site| costs.audio(site)).sum::<u64>() + selection.content.map_or(0, |_| CONTENT_BPS)
+    let audio = |&site: &usize| if selection.audio_plain { costs.audio_plain(site) } else { costs.audio(site) };
+    selection.audio.iter().flatten().map(audio).sum::<u64>() + selection.content.map_or(0, |_| CONTENT_BPS)
+}
+
+/// How a receiver's line treats audio redundancy when what its tiles want does not fit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Redundancy {
+    /// The line loses packets at random: redundancy is what keeps its audio whole, and is
+    /// part of the audio that always stays.
+    Kept,
+    /// The line loses nothing but to its own queue: redundancy would repair nothing and feed
+    /// the queue, so it is given only after every camera's least.
+    Spared,
 }
 
 /// What a selection costs the receiver's downlink, bit/s, at its streams' costs.
@@ -230,18 +252,21 @@ pub(crate) fn cost(selection: &Selection, costs: &MediaCosts) -> u64 {
 
 /// What a selection costs with every camera at its least: its low layer, at a quarter of its
 /// frames where it can be thinned.
-pub(crate) fn cost_at_least(selection: &Selection, costs: &MediaCosts) -> u64 {
-    fixed_cost(selection, costs) + selection.video.iter().flatten().map(|&site| costs.camera_at(site, LOW, 0)).sum::<u64>()
+pub(crate) fn cost_at_least(selection: &Selection, redundancy: Redundancy, costs: &MediaCosts) -> u64 {
+    let least = Selection { audio_plain: redundancy == Redundancy::Spared, ..selection.clone() };
+    fixed_cost(&least, costs) + selection.video.iter().flatten().map(|&site| costs.camera_at(site, LOW, 0)).sum::<u64>()
 }
 
 /// Fits a selection into `budget` bit/s of downlink. Audio always stays (it is the last thing a
 /// meeting may lose), then the shared screen; then every camera gets its low layer, the large
 /// tiles first — at a quarter of its frames where its frames carry temporal layers — so every
-/// picture keeps moving; then the large tiles get every frame, then the thumbnails half their
-/// frames, then all; then each camera is raised towards the layer its tile wants, large tiles first. A
-/// camera that does not fit even so is paused: its slot is emptied and its site returned, so
-/// the page can say why it shows no picture.
-pub(crate) fn fit(selection: &mut Selection, budget: u64, costs: &MediaCosts) -> Vec<usize> {
+/// picture keeps moving; then the audio's redundancy, where it is [`Redundancy::Spared`];
+/// then the large tiles get every frame, then the thumbnails half their frames, then all; then
+/// each camera is raised towards the layer its tile wants, large tiles first. A camera that
+/// does not fit even so is paused: its slot is emptied and its site returned, so the page can
+/// say why it shows no picture.
+pub(crate) fn fit(selection: &mut Selection, budget: u64, redundancy: Redundancy, costs: &MediaCosts) -> Vec<usize> {
+    selection.audio_plain = redundancy == Redundancy::Spared;
     let mut left = budget.saturating_sub(fixed_cost(selection, costs));
     let wanted: Vec<(usize, u8)> =
         (0..selection.video.len()).filter(|&slot| selection.video[slot].is_some()).map(|slot| (slot, selection.layer(Kind::Video, slot))).collect();
@@ -257,6 +282,16 @@ pub(crate) fn fit(selection: &mut Selection, budget: u64, costs: &MediaCosts) ->
         if left >= cost {
             left -= cost;
             given[slot] = Some((LOW, start));
+        }
+    }
+    if selection.audio_plain {
+        let plain = fixed_cost(selection, costs);
+        selection.audio_plain = false;
+        let step = fixed_cost(selection, costs) - plain;
+        if left >= step {
+            left -= step;
+        } else {
+            selection.audio_plain = true;
         }
     }
     // Every frame for the large tiles, then half and all for the thumbnails, all together.
@@ -407,27 +442,27 @@ mod tests {
         let ceilings = MediaCosts::default();
         // Plenty: nothing changes.
         let mut s = full.clone();
-        assert!(fit(&mut s, 10_000_000, &ceilings).is_empty());
+        assert!(fit(&mut s, 10_000_000, Redundancy::Kept, &ceilings).is_empty());
         assert_eq!(s, full);
         // 1 Mbit/s: audio (192 k), five low layers (750 k): every picture moves, none sharp.
         let mut s = full.clone();
-        assert!(fit(&mut s, 1_000_000, &ceilings).is_empty());
+        assert!(fit(&mut s, 1_000_000, Redundancy::Kept, &ceilings).is_empty());
         assert!((0..6).filter(|&i| i != 1).all(|i| layer_of(&s, i) == Some(LOW)), "{s:?}");
         assert!(cost(&s, &ceilings) <= 1_000_000);
         // 1.3 Mbit/s: the chair's stage is raised first.
         let mut s = full.clone();
-        fit(&mut s, 1_300_000, &ceilings);
+        fit(&mut s, 1_300_000, Redundancy::Kept, &ceilings);
         assert_eq!(layer_of(&s, 0), Some(MEDIUM), "{s:?}");
         // 500 kbit/s: audio, then as many low layers as fit, the stage first; the rest paused.
         let mut s = full.clone();
-        let paused = fit(&mut s, 500_000, &ceilings);
+        let paused = fit(&mut s, 500_000, Redundancy::Kept, &ceilings);
         assert_eq!(layer_of(&s, 0), Some(LOW), "HQ's picture stays: {s:?}");
         assert_eq!(paused.len(), 3, "{paused:?}");
         assert_eq!(s.audio, full.audio, "audio is never what suffers");
         assert!(cost(&s, &ceilings) <= 500_000);
         // Less than audio itself: every picture paused, audio kept.
         let mut s = full.clone();
-        assert_eq!(fit(&mut s, 100_000, &ceilings).len(), 5);
+        assert_eq!(fit(&mut s, 100_000, Redundancy::Kept, &ceilings).len(), 5);
         assert_eq!(s.audio, full.audio);
     }
 
@@ -439,7 +474,7 @@ mod tests {
         let stage = |s: &Selection| s.video.iter().position(|x| *x == Some(0)).map(|slot| s.video_layers[slot]);
         // 1.8 Mbit/s at the ceilings: audio 192 k, five lows 750 k, the stage to medium only.
         let mut at_ceilings = full.clone();
-        fit(&mut at_ceilings, 1_800_000, &MediaCosts::default());
+        fit(&mut at_ceilings, 1_800_000, Redundancy::Kept, &MediaCosts::default());
         assert_eq!(stage(&at_ceilings), Some(MEDIUM));
         // Measured, a 640x360 camera's layers run at 200 k and 800 k (no medium layer sent:
         // its ceiling stands): the stage's high layer fits.
@@ -447,7 +482,7 @@ mod tests {
         costs.update(&[Received { audio: 0, video: [200_000, 0, 800_000], ..Default::default() }; 6]);
         assert_eq!((costs.camera(0, LOW), costs.camera(0, MEDIUM), costs.camera(0, HIGH)), (200_000, 500_000, 800_000));
         let mut measured = full.clone();
-        fit(&mut measured, 1_800_000, &costs);
+        fit(&mut measured, 1_800_000, Redundancy::Kept, &costs);
         assert_eq!(stage(&measured), Some(HIGH), "{measured:?}");
         assert!(cost(&measured, &costs) <= 1_800_000);
         // A fall is believed slowly, a rise at once; nothing arriving keeps what was known.
@@ -467,14 +502,14 @@ mod tests {
         costs.update(&[Received { audio: 0, video: [200_000, 0, 800_000], ..Default::default() }; 6]);
         // Five sites' audio believed at 64 k: 320 k, five lows 1 M, the stage's high 600 k more.
         let mut s = full.clone();
-        assert!(fit(&mut s, 1_950_000, &costs).is_empty());
+        assert!(fit(&mut s, 1_950_000, Redundancy::Kept, &costs).is_empty());
         assert_eq!(s.video_layers.iter().filter(|l| **l == HIGH).count(), 1, "{s:?}");
         // Measured with redundancy, each site's audio costs 90 k: 130 k more, and the stage
         // goes no higher than medium.
         costs.update(&[Received { audio: 90_000, ..Default::default() }; 6]);
         assert_eq!(costs.audio(0), 90_000);
         let mut s = full.clone();
-        assert!(fit(&mut s, 1_950_000, &costs).is_empty());
+        assert!(fit(&mut s, 1_950_000, Redundancy::Kept, &costs).is_empty());
         assert_eq!(s.video_layers.iter().filter(|l| **l == HIGH).count(), 0, "{s:?}");
         assert_eq!(s.video_layers.iter().filter(|l| **l == MEDIUM).count(), 1, "{s:?}");
         assert!(cost(&s, &costs) <= 1_950_000);
@@ -489,13 +524,13 @@ mod tests {
         // As measured of Chromium's 640x360 cameras: the low layer 200 k, of which frames of
         // temporal layer 0 carry 90 k, layer 1 30 k, layer 2 80 k; audio with redundancy 90 k.
         let mut costs = MediaCosts::default();
-        let thinnable = Received { audio: 90_000, video: [200_000, 0, 800_000], temporal: [[90_000, 30_000, 80_000], [0; 3], [0; 3]] };
+        let thinnable = Received { audio: 90_000, video: [200_000, 0, 800_000], temporal: [[90_000, 30_000, 80_000], [0; 3], [0; 3]], ..Default::default() };
         costs.update(&[thinnable; 6]);
         assert_eq!((costs.camera_at(1, LOW, 0), costs.camera_at(1, LOW, 1), costs.camera_at(1, LOW, temporal::ALL)), (90_000, 120_000, 200_000));
         // 1.05 Mbit/s: audio 450 k; five whole low layers (1 M) do not fit, five quarter-rate
         // ones (450 k) do, and the stage (HQ, slot 0) gets every frame first.
         let mut s = full.clone();
-        assert!(fit(&mut s, 1_050_000, &costs).is_empty(), "no picture paused: {s:?}");
+        assert!(fit(&mut s, 1_050_000, Redundancy::Kept, &costs).is_empty(), "no picture paused: {s:?}");
         assert!(s.video_layers.iter().all(|l| *l == LOW), "{s:?}");
         assert_eq!(s.video_temporal[0], temporal::ALL, "HQ's stage moves at every frame: {s:?}");
         assert!(s.video_temporal[1..].iter().all(|t| *t < temporal::ALL), "{s:?}");
@@ -507,13 +542,45 @@ mod tests {
         costs.update(&[thinnable, thinnable, thinnable, thinnable, whole, whole]);
         assert!(!costs.thinnable(4, LOW) && costs.thinnable(0, LOW));
         let mut s = full.clone();
-        let paused = fit(&mut s, 1_000_000, &costs);
+        let paused = fit(&mut s, 1_000_000, Redundancy::Kept, &costs);
         assert!(!paused.is_empty() && paused.iter().all(|p| *p >= 4), "only the cameras that cannot be thinned pause: {paused:?} {s:?}");
         assert!(cost(&s, &costs) <= 1_000_000);
         // Room again: every frame everywhere, as `select` had it.
         let mut s = full.clone();
-        fit(&mut s, 10_000_000, &costs);
+        fit(&mut s, 10_000_000, Redundancy::Kept, &costs);
         assert!(s.video_temporal.is_empty());
+    }
+
+    #[test]
+    fn a_tight_line_that_loses_nothing_spares_the_redundancy_for_the_pictures() {
+        let sites = meeting(6);
+        let shape = Shape { audio_slots: 5, video_slots: 5, grid: false };
+        let full = select(&sites, 3, 0, None, 0, shape, &Selection::default());
+        // Audio 90 k a site, 35 k of it redundancy; low layers as measured of Chromium.
+        let mut costs = MediaCosts::default();
+        let site = Received { audio: 90_000, audio_redundant: 35_000, video: [200_000, 0, 800_000], temporal: [[90_000, 30_000, 80_000], [0; 3], [0; 3]] };
+        costs.update(&[site; 6]);
+        assert_eq!(costs.audio_plain(1), 55_000);
+        // 800 kbit/s: five sites' redundant audio (450 k) and five quarter-rate cameras (450 k)
+        // do not fit; where the line loses packets at random, redundancy stays and a camera
+        // pauses.
+        let mut kept = full.clone();
+        assert!(!fit(&mut kept, 800_000, Redundancy::Kept, &costs).is_empty());
+        assert!(!kept.audio_plain);
+        // On a line that loses nothing, plain audio (275 k) leaves every picture moving.
+        let mut spared = full.clone();
+        assert!(fit(&mut spared, 800_000, Redundancy::Spared, &costs).is_empty(), "{spared:?}");
+        assert!(spared.audio_plain, "{spared:?}");
+        assert_eq!(spared.audio, full.audio, "every site is still heard");
+        assert!(cost(&spared, &costs) <= 800_000, "{}", cost(&spared, &costs));
+        assert_eq!(cost_at_least(&full, Redundancy::Spared, &costs), 5 * 55_000 + 5 * 90_000);
+        // 1.2 Mbit/s: every camera's least and the redundancy fit, and the redundancy comes
+        // before more frames.
+        let mut roomier = full.clone();
+        assert!(fit(&mut roomier, 1_200_000, Redundancy::Spared, &costs).is_empty());
+        assert!(!roomier.audio_plain, "{roomier:?}");
+        assert!(roomier.video_temporal.iter().any(|t| *t > 0), "{roomier:?}");
+        assert!(cost(&roomier, &costs) <= 1_200_000);
     }
 
     #[test]

@@ -85,6 +85,9 @@ pub(crate) struct SiteHealth {
     /// them (`estimate`, `loss`, or nothing: every camera at the layer its tile wants).
     pub(crate) receiving: Vec<ReceivedCamera>,
     pub(crate) limited_by: Option<&'static str>,
+    /// The audio it receives goes without its redundancy (RFC 2198): its line is too tight
+    /// for everything and loses nothing at random, so the room goes to the pictures.
+    pub(crate) audio_plain: bool,
     /// The site's line ceilings, kbit/s: as configured (`[[sites]] downlink_kbps`,
     /// `uplink_kbps`) or as a technician set them since (`POST /api/tech/line`).
     pub(crate) line: crate::config::LineLimits,
@@ -796,6 +799,7 @@ impl Monitor {
                         })
                         .collect(),
                     limited_by: view.receiving.limited_by,
+                    audio_plain: view.receiving.audio_plain,
                     line: self.lines.get(i),
                     downlink_bps: downlink_bps.filter(|_| present),
                     queue_ms: queue_ms.filter(|_| present),

@@ -64,6 +64,10 @@ pub struct Selection {
     /// missing entries mean all.
     pub video_temporal: Vec<u8>,
     pub content: Option<usize>,
+    /// Redundant audio (RFC 2198) goes to this receiver as the plain Opus it carries: its line
+    /// is too tight for everything and loses nothing at random, so the redundancy would only
+    /// take room from the pictures (`conference::view::fit`).
+    pub audio_plain: bool,
 }
 
 impl Selection {

@@ -32,6 +32,8 @@ pub struct Rewriter {
     /// The highest temporal layer this receiver wants now, and the thinning of its source.
     temporal: u8,
     thinning: Thinning,
+    /// Redundant audio goes out as the plain Opus it carries, though the receiver takes both.
+    plain: bool,
 }
 
 /// What [`Rewriter::rewrite`] made of a packet.
@@ -108,12 +110,19 @@ impl Rewriter {
             pictures: PictureNumbers::default(),
             temporal: temporal::ALL,
             thinning: Thinning::default(),
+            plain: false,
         }
     }
 
     /// The highest temporal layer to send from now on ([`temporal::ALL`]: every frame).
     pub fn set_temporal(&mut self, layer: u8) {
         self.temporal = layer;
+    }
+
+    /// Whether redundant audio goes out as the plain Opus it carries from now on, to a
+    /// receiver that accepted both (one that did not always gets plain Opus).
+    pub fn set_plain(&mut self, plain: bool) {
+        self.plain = plain;
     }
 
     pub(crate) fn ssrc(&self) -> Ssrc {
@@ -128,19 +137,20 @@ impl Rewriter {
     /// Rewrites a forwarded packet (its payload type is the bridge's internal one, see
     /// [`Codec::internal_pt`]) for this output; false if the receiver did not accept the
     /// packet's codec on this slot (the packet must not be sent). Redundant audio goes to a
-    /// receiver that did not accept it as the plain Opus it carries.
+    /// receiver that did not accept it, or one set [`Self::set_plain`], as the plain Opus it
+    /// carries.
     pub fn rewrite(&mut self, packet: &mut RtpPacket, now: Instant) -> Written {
         let mut codec = Codec::of_internal_pt(packet.header.payload_type);
         // Padding alone (an empty payload) passes as it is, numbered as the receiver takes it.
         if codec == Some(Codec::Red) {
             match (self.payload_types.get(Codec::Red), self.payload_types.get(Codec::Opus)) {
-                (Some(_), Some(opus)) => {
+                (Some(_), Some(opus)) if !self.plain => {
                     if red::renumber(&mut packet.payload, Codec::Opus.internal_pt(), opus).is_err() {
                         return Written::Refused;
                     }
                 }
                 (Some(_), None) => {}
-                (None, _) => {
+                _ => {
                     let Ok(primary) = red::primary(&packet.payload) else { return Written::Refused };
                     packet.payload = packet.payload.slice(primary);
                     codec = Some(Codec::Opus);
@@ -286,6 +296,34 @@ mod tests {
             assert!(receiver.rewrite(&mut padding, t0).sent());
             assert_eq!((padding.header.payload_type, padding.payload.len()), (pt, 0));
         }
+    }
+
+    #[test]
+    fn a_receiver_set_plain_gets_the_primary_and_its_sequence_runs_on() {
+        let t0 = Instant::now();
+        let forwarded = |seq: u16| {
+            let mut p = RtpPacket::default();
+            (p.header.ssrc, p.header.sequence_number, p.header.timestamp, p.header.payload_type) = (1, seq, 960 * seq as u32, Codec::Red.internal_pt());
+            p.payload = bytes::Bytes::from(red::encode(&[(111, 960, b"old")], 111, b"now"));
+            p
+        };
+        let mut both = PayloadTypes::single(Codec::Opus, 109);
+        both.set(Codec::Red, 121);
+        let mut rw = Rewriter::new(Ssrc(8), both, 48_000);
+        let sent = |rw: &mut Rewriter, seq| {
+            let mut p = forwarded(seq);
+            assert!(rw.rewrite(&mut p, t0).sent());
+            (p.header.payload_type, p.header.sequence_number, p.payload.len())
+        };
+        let red_len = red::encode(&[(109, 960, b"old")], 109, b"now").len();
+        assert_eq!(sent(&mut rw, 40), (121, 40, red_len));
+        // The line grew tight: the same stream, plain, one packet after the other.
+        rw.set_plain(true);
+        assert_eq!(sent(&mut rw, 41), (109, 41, 3));
+        assert_eq!(sent(&mut rw, 42), (109, 42, 3));
+        // And back to redundancy when the line has room again.
+        rw.set_plain(false);
+        assert_eq!(sent(&mut rw, 43), (121, 43, red_len));
     }
 
     #[test]

@@ -33,6 +33,8 @@ pub struct SinkPacket {
     pub(crate) temporal: u8,
     /// The receiver's output slot of that kind (0 for the recorder).
     pub(crate) slot: u8,
+    /// Audio: redundant audio goes out as the plain Opus it carries ([`Selection::audio_plain`]).
+    pub(crate) plain: bool,
     pub packet: RtpPacket,
     /// When its datagram was taken off the media port (where the forwarding delay starts).
     pub(crate) received: std::time::Instant,
@@ -46,6 +48,8 @@ struct Target {
     layer: Layer,
     /// The highest temporal layer it takes.
     temporal: u8,
+    /// Redundant audio as the plain Opus it carries.
+    plain: bool,
 }
 
 /// The immutable snapshot the packet path reads.
@@ -138,6 +142,8 @@ struct Inner {
 #[derive(Default)]
 struct ReceivedBytes {
     audio: AtomicU64,
+    /// Of the audio, what its redundant blocks carry (RFC 2198): what plain Opus saves.
+    audio_redundant: AtomicU64,
     video: [AtomicU64; LAYERS],
     /// Of the video, what came in VP8 frames numbered with a temporal layer, by layer.
     temporal: [[AtomicU64; TEMPORAL_LAYERS]; LAYERS],
@@ -148,6 +154,8 @@ struct ReceivedBytes {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Received {
     pub(crate) audio: u64,
+    /// Of `audio`, what its redundant blocks carry.
+    pub(crate) audio_redundant: u64,
     pub(crate) video: [u64; LAYERS],
     /// Of `video`, what came in frames of each temporal layer (0 when not numbered so).
     pub(crate) temporal: [[u64; TEMPORAL_LAYERS]; LAYERS],
@@ -352,6 +360,11 @@ impl Router {
             if let Some(b) = bytes {
                 b.fetch_add(size, Ordering::Relaxed);
             }
+            if kind == Kind::Audio && Codec::of_internal_pt(packet.header.payload_type) == Some(Codec::Red) {
+                if let Ok(primary) = super::red::primary(&packet.payload) {
+                    received.audio_redundant.fetch_add((packet.payload.len() - primary.len()) as u64, Ordering::Relaxed);
+                }
+            }
             if kind == Kind::Video && Codec::of_internal_pt(packet.header.payload_type) == Some(Codec::Vp8) {
                 let t = vp8::numbering(&packet.payload).and_then(|n| n.temporal).map(|t| t.layer as usize);
                 if let Some(b) = t.and_then(|t| received.temporal.get(layer as usize)?.get(t)) {
@@ -362,7 +375,7 @@ impl Router {
         if let Some(rec) = &table.recorder {
             let best = table.recorded_layer.get(source).map_or(HIGH, |l| l[kind.index()]);
             if layer == best {
-                let p = SinkPacket { source, kind, layer, temporal: temporal::ALL, slot: 0, packet: packet.clone(), received };
+                let p = SinkPacket { source, kind, layer, temporal: temporal::ALL, slot: 0, plain: false, packet: packet.clone(), received };
                 if let Err(std::sync::mpsc::TrySendError::Full(_)) = rec.try_send(p) {
                     counters.recorder_dropped.fetch_add(1, Ordering::Relaxed);
                 }
@@ -376,7 +389,7 @@ impl Router {
                 continue;
             }
             let Some(Some(tx)) = table.sinks.get(t.receiver) else { continue };
-            match tx.try_send(SinkPacket { source, kind, layer, temporal: t.temporal, slot: t.slot, packet: packet.clone(), received }) {
+            match tx.try_send(SinkPacket { source, kind, layer, temporal: t.temporal, slot: t.slot, plain: t.plain, packet: packet.clone(), received }) {
                 Ok(()) => forwarded += 1,
                 Err(mpsc::error::TrySendError::Full(_)) => dropped += 1,
                 Err(mpsc::error::TrySendError::Closed(_)) => {}
@@ -427,6 +440,7 @@ impl Router {
             .iter()
             .map(|r| Received {
                 audio: load(&r.audio),
+                audio_redundant: load(&r.audio_redundant),
                 video: std::array::from_fn(|l| load(&r.video[l])),
                 temporal: std::array::from_fn(|l| std::array::from_fn(|t| load(&r.temporal[l][t]))),
             })
@@ -467,7 +481,8 @@ impl Router {
                     if let Some(source) = source.filter(|s| *s < n && *s != receiver) {
                         let layer = effective_layer(c, source, kind, sel.layer(kind, slot));
                         let temporal = sel.temporal(kind, slot);
-                        targets[source][kind.index()].push(Target { receiver, slot: slot as u8, layer, temporal });
+                        let plain = kind == Kind::Audio && sel.audio_plain;
+                        targets[source][kind.index()].push(Target { receiver, slot: slot as u8, layer, temporal, plain });
                     }
                 }
             }

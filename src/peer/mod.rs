@@ -150,6 +150,9 @@ pub(crate) enum PeerEvent {
     DownlinkEstimate {
         bps: f64,
         loss_bps: f64,
+        /// The line loses packets at random, not only to its own queue (see
+        /// `conference::view::Redundancy`).
+        lossy: bool,
     },
     Refused {
         fault: Fault,

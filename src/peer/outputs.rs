@@ -110,7 +110,7 @@ impl<W> Outputs<W> {
     /// bound, the site not connected, or the slot waits for a keyframe (asked for again from
     /// `router` when the wait is long).
     pub(crate) fn prepare(&mut self, p: SinkPacket, router: &Router, now: Instant) -> Option<(&W, crate::media::RtpPacket)> {
-        let SinkPacket { source, kind, layer, temporal, slot, mut packet, .. } = p;
+        let SinkPacket { source, kind, layer, temporal, slot, plain, mut packet, .. } = p;
         let connected = self.connected;
         let Some(b) = self.slots[kind.index()].get_mut(slot as usize).and_then(Option::as_mut).filter(|_| connected) else {
             self.unbound += 1;
@@ -134,6 +134,7 @@ impl<W> Outputs<W> {
             }
         }
         b.rewriter.set_temporal(temporal);
+        b.rewriter.set_plain(plain);
         match b.rewriter.rewrite(&mut packet, now) {
             Written::Sent => {}
             Written::Refused => {

@@ -237,9 +237,9 @@ impl Session {
                 }
                 return vec![];
             }
-            PeerEvent::DownlinkEstimate { bps, loss_bps } => {
+            PeerEvent::DownlinkEstimate { bps, loss_bps, lossy } => {
                 if let Some(j) = &self.joined {
-                    self.bridge.conference.link_estimate(j.site, bps, loss_bps);
+                    self.bridge.conference.link_estimate(j.site, bps, loss_bps, lossy);
                 }
                 return vec![];
             }

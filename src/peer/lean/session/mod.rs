@@ -236,7 +236,7 @@ pub(crate) struct Session {
     /// Which output streams the bridge numbers for the estimate, and with which id.
     numbering: Numbering,
     /// The estimate last told to the conference, and when.
-    estimate_sent: Option<(f64, Instant)>,
+    estimate_sent: Option<(f64, bool, Instant)>,
     /// What the browser's uplink lost of each video stream it sends, to ask for again.
     repairs: HashMap<Ssrc, Repair>,
     /// The candidates the browser trickled, which name the type of the address it uses.

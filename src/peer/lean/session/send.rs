@@ -192,13 +192,13 @@ impl Session {
         self.ctx.board.set_downlink(self.site, Some(view.bps), view.queue);
         let due = match self.estimate_sent {
             None => true,
-            Some((bps, at)) => (view.bps - bps).abs() >= bps * ESTIMATE_CHANGE || now.duration_since(at) >= ESTIMATE_EVENT_EVERY,
+            Some((bps, lossy, at)) => (view.bps - bps).abs() >= bps * ESTIMATE_CHANGE || lossy != view.lossy || now.duration_since(at) >= ESTIMATE_EVENT_EVERY,
         };
         if due {
             debug!(kbps = (view.bps / 1000.0) as u64, delay_kbps = (view.delay_bps / 1000.0) as u64, loss_kbps = (view.loss_bps / 1000.0) as u64, queue = ?view.queue, "downlink estimate");
-            let event = PeerEvent::DownlinkEstimate { bps: view.bps, loss_bps: view.loss_bps };
+            let event = PeerEvent::DownlinkEstimate { bps: view.bps, loss_bps: view.loss_bps, lossy: view.lossy };
             self.out.push_back(Output::Event { event, droppable: true });
-            self.estimate_sent = Some((view.bps, now));
+            self.estimate_sent = Some((view.bps, view.lossy, now));
         }
     }
 

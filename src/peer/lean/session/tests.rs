@@ -280,8 +280,16 @@ impl Site {
         let mut payload = vec![seq as u8; len.max(5)];
         payload[..5].copy_from_slice(&[0x10, 0x00, 0x9d, 0x01, 0x2a]);
         let packet = rtp(0x4051, Codec::Vp8.internal_pt(), seq, &payload);
-        let p =
-            SinkPacket { source: 0, kind: Kind::Video, layer: crate::media::HIGH, temporal: crate::media::temporal::ALL, slot: 0, packet, received: self.now };
+        let p = SinkPacket {
+            source: 0,
+            kind: Kind::Video,
+            layer: crate::media::HIGH,
+            temporal: crate::media::temporal::ALL,
+            slot: 0,
+            plain: false,
+            packet,
+            received: self.now,
+        };
         self.session.handle_packet(self.now, p);
         self.deliver();
     }
