@@ -16,6 +16,9 @@ pub(crate) const WINDOW: Duration = Duration::from_secs(10);
 /// A line losing this share of its packets, or more, with its queue short, is lossy: about the
 /// share at which plain Opus conceals audibly (1 % of 20 ms frames is a gap every 2 s).
 pub(crate) const LOSSY_SHARE: f64 = 0.01;
+/// A lossy line is lossy until it loses less than this share: one near the threshold does not
+/// flip its verdict (and its audio) back and forth (seen twice within a second at 1 %).
+pub(crate) const CLEAR_SHARE: f64 = 0.005;
 /// Fewer packets than this in the window say nothing either way (a site that receives almost
 /// nothing); the line keeps its last verdict.
 const ENOUGH_PACKETS: u32 = 200;
@@ -46,12 +49,13 @@ impl RandomLoss {
         }
         let (lost, total) = self.slices.iter().fold((0, 0), |(l, t), s| (l + s.1, t + s.2));
         if total >= ENOUGH_PACKETS {
-            self.lossy = f64::from(lost) >= f64::from(total) * LOSSY_SHARE;
+            let share = f64::from(lost) / f64::from(total);
+            self.lossy = share >= if self.lossy { CLEAR_SHARE } else { LOSSY_SHARE };
         }
     }
 
     /// The line lost at least [`LOSSY_SHARE`] of its packets with its queue short, over the
-    /// last [`WINDOW`].
+    /// last [`WINDOW`] (and, once lossy, at least [`CLEAR_SHARE`]).
     pub(crate) fn lossy(&self) -> bool {
         self.lossy
     }
@@ -100,6 +104,18 @@ mod tests {
         assert!(r.lossy(), "half the window still at 5 %: 2.5 %");
         feed(&mut r, t, 6, 0, true);
         assert!(!r.lossy());
+    }
+
+    #[test]
+    fn a_lossy_line_near_the_threshold_stays_lossy() {
+        let mut r = RandomLoss::default();
+        let t = feed(&mut r, Instant::now(), 12, 50, true);
+        assert!(r.lossy(), "2 %");
+        let t = feed(&mut r, t, 12, 150, true);
+        assert!(r.lossy(), "0.7 %: under the threshold, over the clearing share");
+        let mut fresh = RandomLoss::default();
+        feed(&mut fresh, t, 12, 150, true);
+        assert!(!fresh.lossy(), "0.7 % alone is not lossy");
     }
 
     #[test]
