@@ -401,7 +401,15 @@ async fn scenario(meeting: &mut Meeting, line: &Line, s: Scenario, seconds: u64)
         .map(|x| {
             let stalled = samples.windows(5).step_by(4).filter(|w| !decodes(&w[0], &w[4], &[x])).count();
             let fps = (num(&end.viewer, &["sites", x, "f"]) - num(&before.viewer, &["sites", x, "f"])) / (minutes * 60.0).max(1e-9);
-            (x.to_string(), json!({"stalled_2s_slices": stalled, "fps": (fps * 10.0).round() / 10.0}))
+            // Its freezes, and how much of them fell in the impairment's first 10 s (the
+            // transition) rather than after (the steady state).
+            let fz = |v: &Sample| num(&v.viewer, &["sites", x, "fz"]);
+            let tenth = samples.iter().find(|v| v.at.duration_since(before.at) >= Duration::from_secs(10)).unwrap_or(&end);
+            let round = |s: f64| (s * 100.0).round() / 100.0;
+            (
+                x.to_string(),
+                json!({"stalled_2s_slices": stalled, "fps": (fps * 10.0).round() / 10.0, "freeze_s": round(fz(&end) - fz(&before)), "freeze_first_10s": round(fz(tenth) - fz(&before))}),
+            )
         })
         .collect();
     let kbps = wire_kbps(&before, &end, s.dir);
