@@ -201,17 +201,24 @@ impl MediaCosts {
         if self.measured.len() < rates.len() {
             self.measured.resize(rates.len(), Measured::default());
         }
+        let take = |known: &mut Option<u64>, bps: u64| {
+            *known = Some(match *known {
+                Some(old) if bps < old => (old * 4 + bps) / 5,
+                _ => bps,
+            });
+        };
         let fold = |known: &mut Option<u64>, bps: u64| {
             if bps > 0 {
-                *known = Some(match *known {
-                    Some(old) if bps < old => (old * 4 + bps) / 5,
-                    _ => bps,
-                });
+                take(known, bps);
             }
         };
         for (known, now) in self.measured.iter_mut().zip(rates) {
             fold(&mut known.audio, now.audio);
-            fold(&mut known.audio_redundant, now.audio_redundant);
+            // Whenever audio arrived, its redundancy was measured: none is a measurement (a
+            // site whose new page sends plain Opus), not a silence.
+            if now.audio > 0 {
+                take(&mut known.audio_redundant, now.audio_redundant);
+            }
             for (k, &bps) in known.video.iter_mut().zip(&now.video) {
                 fold(k, bps);
             }
@@ -561,6 +568,13 @@ mod tests {
         let site = Received { audio: 90_000, audio_redundant: 35_000, video: [200_000, 0, 800_000], temporal: [[90_000, 30_000, 80_000], [0; 3], [0; 3]] };
         costs.update(&[site; 6]);
         assert_eq!(costs.audio_plain(1), 55_000);
+        // A site whose page now sends plain Opus (Firefox in its place): its plain audio stays
+        // costed near what it is, not at what is left after its old redundancy.
+        let mut changed = costs.clone();
+        for _ in 0..10 {
+            changed.update(&[Received { audio: 55_000, audio_redundant: 0, ..site }; 6]);
+        }
+        assert!(changed.audio_plain(1) >= 50_000, "{}", changed.audio_plain(1));
         // 800 kbit/s: five sites' redundant audio (450 k) and five quarter-rate cameras (450 k)
         // do not fit; where the line loses packets at random, redundancy stays and a camera
         // pauses.
