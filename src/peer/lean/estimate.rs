@@ -616,5 +616,23 @@ impl DownlinkEstimate {
     }
 }
 
+/// A report on one packet of `size` bytes sent at `departure`, arrived `arrival_ms` into the
+/// receiver's clock or lost (`None`): for the estimate's tests and its parts'.
+#[cfg(test)]
+fn report(departure: Instant, arrival_ms: Option<f64>, size: usize) -> PacketReport {
+    PacketReport {
+        ssrc: 1,
+        id: 0,
+        rtp_sequence_number: 0,
+        is_twcc: true,
+        twcc_sequence_number: 0,
+        size,
+        arrived: arrival_ms.is_some(),
+        departure,
+        arrival: arrival_ms.map(|ms| Duration::from_secs_f64(ms / 1000.0)),
+        ecn: Default::default(),
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -58,19 +58,9 @@ mod tests {
     use super::*;
     use std::time::Instant;
 
-    fn report(arrival_ms: f64, size: usize) -> PacketReport {
-        PacketReport {
-            ssrc: 1,
-            id: 0,
-            rtp_sequence_number: 0,
-            is_twcc: true,
-            twcc_sequence_number: 0,
-            size,
-            arrived: true,
-            departure: Instant::now(),
-            arrival: Some(Duration::from_secs_f64(arrival_ms / 1000.0)),
-            ecn: rtc::rtcp::transport_feedbacks::cc_feedback_report::Ecn::NotEct,
-        }
+    /// A packet that arrived `arrival_ms` into the receiver's clock.
+    fn arrived(arrival_ms: f64, size: usize) -> PacketReport {
+        crate::peer::lean::estimate::report(Instant::now(), Some(arrival_ms), size)
     }
 
     #[test]
@@ -78,7 +68,7 @@ mod tests {
         let mut r = LineRate::default();
         // 1 Mbit/s: a 1 250-byte packet every 10 ms, reported in batches of ten.
         for batch in 0..5 {
-            let reports: Vec<_> = (0..10).map(|i| report(f64::from(batch * 10 + i) * 10.0, 1250)).collect();
+            let reports: Vec<_> = (0..10).map(|i| arrived(f64::from(batch * 10 + i) * 10.0, 1250)).collect();
             r.on_reports(&reports);
         }
         let bps = r.bps().unwrap();
@@ -88,9 +78,9 @@ mod tests {
     #[test]
     fn too_few_arrivals_say_nothing_and_losses_are_not_arrivals() {
         let mut r = LineRate::default();
-        r.on_reports(&[report(0.0, 1250), report(10.0, 1250)]);
+        r.on_reports(&[arrived(0.0, 1250), arrived(10.0, 1250)]);
         assert_eq!(r.bps(), None);
-        let lost = PacketReport { arrived: false, arrival: None, ..report(0.0, 1250) };
+        let lost = PacketReport { arrived: false, arrival: None, ..arrived(0.0, 1250) };
         r.on_reports(&vec![lost; 20]);
         assert_eq!(r.bps(), None);
     }

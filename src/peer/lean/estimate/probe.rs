@@ -227,22 +227,7 @@ fn delivered(reports: &[PacketReport]) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rtc::rtcp::transport_feedbacks::cc_feedback_report::Ecn;
-
-    fn report(departure: Instant, arrival_ms: Option<f64>, size: usize) -> PacketReport {
-        PacketReport {
-            ssrc: 1,
-            id: 0,
-            rtp_sequence_number: 0,
-            is_twcc: true,
-            twcc_sequence_number: 0,
-            size,
-            arrived: arrival_ms.is_some(),
-            departure,
-            arrival: arrival_ms.map(|ms| Duration::from_secs_f64(ms / 1000.0)),
-            ecn: Ecn::NotEct,
-        }
-    }
+    use crate::peer::lean::estimate::report;
 
     /// A cluster of `n` packets of 1 000 bytes sent evenly over 80 ms (`n` × 100 kbit/s)
     /// through a line of `line_bps` with an empty queue, then one packet after it.
