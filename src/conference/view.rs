@@ -231,10 +231,10 @@ impl MediaCosts {
     }
 }
 
-/// What a selection's audio and shared screen cost: what no fitting lowers but the audio's
-/// redundancy.
-fn fixed_cost(selection: &Selection, costs: &MediaCosts) -> u64 {
-    let audio = |&site: &usize| if selection.audio_plain { costs.audio_plain(site) } else { costs.audio(site) };
+/// What a selection's audio and shared screen cost, its audio `plain` or as sent: what no
+/// fitting lowers but the audio's redundancy.
+fn fixed_cost(selection: &Selection, plain: bool, costs: &MediaCosts) -> u64 {
+    let audio = |&site: &usize| if plain { costs.audio_plain(site) } else { costs.audio(site) };
     selection.audio.iter().flatten().map(audio).sum::<u64>() + selection.content.map_or(0, |_| CONTENT_BPS)
 }
 
@@ -254,14 +254,13 @@ pub(crate) fn cost(selection: &Selection, costs: &MediaCosts) -> u64 {
     let video = (0..selection.video.len())
         .filter_map(|slot| Some(costs.camera_at(selection.video[slot]?, selection.layer(Kind::Video, slot), selection.temporal(Kind::Video, slot))))
         .sum::<u64>();
-    fixed_cost(selection, costs) + video
+    fixed_cost(selection, selection.audio_plain, costs) + video
 }
 
 /// What a selection costs with every camera at its least: its low layer, at a quarter of its
 /// frames where it can be thinned.
 pub(crate) fn cost_at_least(selection: &Selection, redundancy: Redundancy, costs: &MediaCosts) -> u64 {
-    let least = Selection { audio_plain: redundancy == Redundancy::Spared, ..selection.clone() };
-    fixed_cost(&least, costs) + selection.video.iter().flatten().map(|&site| costs.camera_at(site, LOW, 0)).sum::<u64>()
+    fixed_cost(selection, redundancy == Redundancy::Spared, costs) + selection.video.iter().flatten().map(|&site| costs.camera_at(site, LOW, 0)).sum::<u64>()
 }
 
 /// Fits a selection into `budget` bit/s of downlink. Audio always stays (it is the last thing a
@@ -274,7 +273,7 @@ pub(crate) fn cost_at_least(selection: &Selection, redundancy: Redundancy, costs
 /// say why it shows no picture.
 pub(crate) fn fit(selection: &mut Selection, budget: u64, redundancy: Redundancy, costs: &MediaCosts) -> Vec<usize> {
     selection.audio_plain = redundancy == Redundancy::Spared;
-    let mut left = budget.saturating_sub(fixed_cost(selection, costs));
+    let mut left = budget.saturating_sub(fixed_cost(selection, selection.audio_plain, costs));
     let wanted: Vec<(usize, u8)> =
         (0..selection.video.len()).filter(|&slot| selection.video[slot].is_some()).map(|slot| (slot, selection.layer(Kind::Video, slot))).collect();
     // Large tiles first; among equals, slot order.
@@ -292,13 +291,10 @@ pub(crate) fn fit(selection: &mut Selection, budget: u64, redundancy: Redundancy
         }
     }
     if selection.audio_plain {
-        let plain = fixed_cost(selection, costs);
-        selection.audio_plain = false;
-        let step = fixed_cost(selection, costs) - plain;
+        let step = fixed_cost(selection, false, costs) - fixed_cost(selection, true, costs);
         if left >= step {
             left -= step;
-        } else {
-            selection.audio_plain = true;
+            selection.audio_plain = false;
         }
     }
     // Every frame for the large tiles, then half and all for the thumbnails, all together.
